@@ -1,0 +1,82 @@
+// Command sprout is the whole Sprout system in one binary: an OpenTelemetry Collector distribution whose
+// components include trace, metrics and log stores with Tempo-, Prometheus- and Loki-compatible APIs.
+//
+// With no flags it runs the embedded all-in-one config; --config replaces it (a file path, or sprout:NAME for an
+// embedded example). The Collector's own subcommands are all here: `components`, `validate`, `print-config`.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/httpprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/sprout-otel/sprout/internal/distribution"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	set := otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{
+			Command:     "sprout",
+			Description: "Sprout: traces, metrics and logs in one binary, built on the OpenTelemetry Collector",
+			Version:     version,
+		},
+		Factories: distribution.Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs: []string{distribution.DefaultConfigURI},
+				ProviderFactories: []confmap.ProviderFactory{
+					envprovider.NewFactory(),
+					fileprovider.NewFactory(),
+					httpprovider.NewFactory(),
+					yamlprovider.NewFactory(),
+					distribution.NewEmbeddedProviderFactory(),
+				},
+				DefaultScheme: "env",
+			},
+		},
+	}
+	watchShutdownDeadline()
+	cmd := otelcol.NewCommand(set)
+	if err := cmd.Execute(); err != nil {
+		// cobra has printed the error already.
+		os.Exit(1)
+	}
+}
+
+// watchShutdownDeadline bounds graceful shutdown. ECS sends SIGTERM and SIGKILLs 30 s later (stopTimeout); a
+// shutdown that overruns is cut here first, at SPROUT_SHUTDOWN_TIMEOUT (default 25s), with a message, so that the
+// operator learns which deadline was missed. Acknowledged data is already in the write-ahead logs, so exiting
+// here loses nothing that was acknowledged.
+func watchShutdownDeadline() {
+	timeout := 25 * time.Second
+	if v := os.Getenv("SPROUT_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "SPROUT_SHUTDOWN_TIMEOUT: %q is not a duration: %v\n", v, err)
+			os.Exit(2)
+		}
+		timeout = d
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-ch
+		time.Sleep(timeout)
+		fmt.Fprintf(os.Stderr, "sprout: still shutting down %s after %v; exiting (SPROUT_SHUTDOWN_TIMEOUT=%s)\n", timeout, sig, strconv.Quote(timeout.String()))
+		os.Exit(1)
+	}()
+}

@@ -1,0 +1,34 @@
+package apiserver
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/confignet"
+	"go.opentelemetry.io/collector/extension"
+)
+
+// Type is the extension's name in configuration.
+var Type = component.MustNewType("sprout_api")
+
+// DefaultPort is the query, push and UI port (Tempo's default HTTP port).
+const DefaultPort = 3200
+
+// NewFactory returns the factory of the `sprout_api` extension.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(Type, createDefaultConfig, create, component.StabilityLevelAlpha)
+}
+
+func createDefaultConfig() component.Config {
+	sc := confighttp.NewDefaultServerConfig()
+	sc.NetAddr = confignet.AddrConfig{Transport: confignet.TransportTypeTCP, Endpoint: "localhost:3200"}
+	// Long-running queries and tail streams must not be cut by the default write timeout.
+	sc.WriteTimeout = 0
+	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second}
+}
+
+func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newServer(cfg.(*Config), set), nil
+}

@@ -1,0 +1,274 @@
+// Package apiserver is the `sprout_api` extension: the one HTTP port on which Sprout serves its
+// Tempo-, Prometheus- and Loki-compatible query APIs, its push endpoints, its own /metrics and /ready, and the UI.
+//
+// The stores do not open ports of their own. Each store extension finds this server through the Collector host
+// at start and mounts its routes on it, so that adding a store is a component plus a line of config. The server
+// owns listening, tenancy resolution, panic recovery and request metrics; it must not know any store's API.
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// Server is the running `sprout_api` extension.
+type Server struct {
+	cfg    *Config
+	logger *zap.Logger
+	build  component.BuildInfo
+	tel    component.TelemetrySettings
+
+	mux      *http.ServeMux
+	reg      *prometheus.Registry
+	srv      *http.Server
+	listener net.Listener
+	done     chan struct{}
+
+	pipelinesReady atomic.Bool
+	mu             sync.Mutex
+	checks         map[string]func() error
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newServer(cfg *Config, set extension.Settings) *Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Server{
+		cfg:    cfg,
+		logger: set.Logger,
+		build:  set.BuildInfo,
+		tel:    set.TelemetrySettings,
+		mux:    http.NewServeMux(),
+		reg:    reg,
+		checks: map[string]func() error{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sprout_http_requests_total", Help: "HTTP requests served by the API port, by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sprout_http_request_duration_seconds", Help: "Time to serve HTTP requests on the API port, by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"route"}),
+	}
+	reg.MustRegister(s.requests, s.duration)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.HandleFunc("GET /ready", s.handleReady)
+	s.mux.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
+	return s
+}
+
+// FromHost finds the `sprout_api` extension with the given id among the host's extensions.
+func FromHost(host component.Host, id component.ID) (*Server, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("extension %q is not configured: add it under extensions and service.extensions", id)
+	}
+	s, ok := ext.(*Server)
+	if !ok {
+		return nil, fmt.Errorf("extension %q is not a %s extension", id, Type)
+	}
+	return s, nil
+}
+
+// Handle mounts h on pattern (a net/http ServeMux pattern such as "GET /api/traces/{id}").
+func (s *Server) Handle(pattern string, h http.Handler) {
+	route := pattern
+	if i := strings.IndexByte(route, ' '); i >= 0 {
+		route = route[i+1:]
+	}
+	s.mux.Handle(pattern, s.instrument(route, h))
+}
+
+// HandleFunc mounts f on pattern.
+func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.Handle(pattern, f) }
+
+// Registerer is where components register their Prometheus metrics; they are served on /metrics.
+func (s *Server) Registerer() prometheus.Registerer { return s.reg }
+
+// Gatherer exposes the registry, for tests and for self-scraping into the metrics store.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.reg }
+
+// AddReadinessCheck adds a check that /ready runs; a non-nil error makes /ready answer 503 with its text.
+func (s *Server) AddReadinessCheck(name string, check func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = check
+}
+
+// MultitenancyEnabled reports whether requests must carry X-Scope-OrgID.
+func (s *Server) MultitenancyEnabled() bool { return s.cfg.MultitenancyEnabled }
+
+// Tenant resolves the tenant of r, or answers 401 itself (as Tempo, Mimir and Loki do) and returns false.
+func (s *Server) Tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, err := tenant.FromRequest(r, s.cfg.MultitenancyEnabled)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return "", false
+	}
+	return id, true
+}
+
+// BuildInfo is the binary's name and version.
+func (s *Server) BuildInfo() component.BuildInfo { return s.build }
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Start implements component.Component.
+func (s *Server) Start(ctx context.Context, host component.Host) error {
+	ln, err := s.cfg.ToListener(ctx)
+	if err != nil {
+		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
+	}
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.mux))
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("sprout_api: build server: %w", err)
+	}
+	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("API server stopped", zap.Error(err))
+		}
+	}()
+	s.logger.Info("Sprout API listening", zap.String("endpoint", ln.Addr().String()))
+	return nil
+}
+
+// Shutdown implements component.Component: it stops accepting and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	if s.cfg.ShutdownTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	<-s.done
+	return err
+}
+
+// Ready implements extensioncapabilities.PipelineWatcher: all pipelines are running.
+func (s *Server) Ready() error { s.pipelinesReady.Store(true); return nil }
+
+// NotReady implements extensioncapabilities.PipelineWatcher: receivers are about to stop.
+func (s *Server) NotReady() error { s.pipelinesReady.Store(false); return nil }
+
+func (s *Server) readiness() []string {
+	var problems []string
+	if !s.pipelinesReady.Load() {
+		problems = append(problems, "pipelines: not started")
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.checks))
+	for n := range s.checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	checks := make([]func() error, len(names))
+	for i, n := range names {
+		checks[i] = s.checks[n]
+	}
+	s.mu.Unlock()
+	for i, c := range checks {
+		if err := c(); err != nil {
+			problems = append(problems, names[i]+": "+err.Error())
+		}
+	}
+	return problems
+}
+
+// handleReady answers like Tempo's and Loki's /ready: 200 "ready", or 503 with the reason.
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if p := s.readiness(); len(p) > 0 {
+		http.Error(w, "not ready: "+strings.Join(p, "; "), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"version":      s.build.Version,
+		"ready":        len(s.readiness()) == 0,
+		"problems":     s.readiness(),
+		"multitenancy": s.cfg.MultitenancyEnabled,
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.code = code; r.ResponseWriter.WriteHeader(code) }
+
+// Flush keeps streaming responses (tail, long queries) working through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer (hijacking for WebSockets).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		s.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// recoverer turns a handler panic into a 500 that names it, and logs the stack: one bad request must never take
+// the process (and everyone's unflushed data) down.
+func (s *Server) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger.Error("panic in HTTP handler", zap.String("path", r.URL.Path), zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+				http.Error(w, fmt.Sprintf("internal error: %v", v), http.StatusInternalServerError)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,83 @@
+// Package tenant resolves which tenant a write or a query belongs to.
+//
+// Sprout keys every store by tenant from the first byte it writes, the way Tempo, Mimir and Loki do with the
+// X-Scope-OrgID header, so that turning multi-tenancy on later needs no data migration. With multi-tenancy off
+// (the default) every request belongs to Default.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/collector/client"
+)
+
+// Header is the HTTP (and gRPC metadata) key that names the tenant.
+const Header = "X-Scope-OrgID"
+
+// Default is the tenant used when multi-tenancy is off.
+const Default = "single-tenant"
+
+// ErrMissing is returned when multi-tenancy is on and a request names no tenant.
+var ErrMissing = errors.New("no org id: the " + Header + " header is required when multi-tenancy is enabled")
+
+type ctxKey struct{}
+
+// WithTenant returns a context carrying the tenant id.
+func WithTenant(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the tenant of ctx. It looks at a value set by WithTenant first, then at the Collector's
+// client metadata (set by receivers with include_metadata: true), and falls back to Default.
+func FromContext(ctx context.Context) string {
+	if id, ok := ctx.Value(ctxKey{}).(string); ok && id != "" {
+		return id
+	}
+	info := client.FromContext(ctx)
+	for _, k := range []string{Header, strings.ToLower(Header)} {
+		if v := info.Metadata.Get(k); len(v) > 0 && v[0] != "" {
+			return v[0]
+		}
+	}
+	return Default
+}
+
+// Validate checks that a tenant id is safe to use as a path element in the data directory and in bucket keys.
+// The rules follow Mimir's: at most 150 bytes of letters, digits and !-_.*'(), and not "." or "..".
+func Validate(id string) error {
+	if id == "" {
+		return ErrMissing
+	}
+	if len(id) > 150 {
+		return fmt.Errorf("tenant id is %d bytes long, the limit is 150", len(id))
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("tenant id %q is not allowed", id)
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("!-_.*'()", r):
+		default:
+			return fmt.Errorf("tenant id %q contains unsupported character %q", id, r)
+		}
+	}
+	return nil
+}
+
+// FromRequest resolves the tenant of an HTTP request. With multi-tenancy off it always returns Default, so a
+// stray header cannot split a single-tenant installation's data.
+func FromRequest(r *http.Request, multitenancy bool) (string, error) {
+	if !multitenancy {
+		return Default, nil
+	}
+	id := r.Header.Get(Header)
+	if err := Validate(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}

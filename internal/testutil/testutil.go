@@ -1,0 +1,139 @@
+// Package testutil holds helpers shared by Sprout's tests: free ports, polling with a deadline, and real peer
+// servers (an S3-compatible server) started as child processes. It is imported only from _test files.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Eventually polls cond every 50 ms until it returns nil or the deadline passes, then fails with its last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RequireBinary finds a program on PATH (or in $GOPATH/bin). When it is missing the test is skipped on a
+// developer machine, but fails under CI (CI=true), where .ci/run must have installed it.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("HOME"), "go", "bin"), "/root/go/bin"} {
+		if dir == "" {
+			continue
+		}
+		if p := filepath.Join(dir, name); fileExists(p) {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; .ci/run must install it", name)
+	}
+	t.Skipf("%s is not installed (see .ci/run for how to install it)", name)
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// S3Server is a real S3-compatible server (versitygw, storing objects as files) running as a child process.
+type S3Server struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Dir       string
+	cmd       *exec.Cmd
+	bin       string
+	t         testing.TB
+}
+
+// StartS3 starts versitygw on a free loopback port with a fresh root directory, and stops it when the test ends.
+func StartS3(t testing.TB) *S3Server {
+	t.Helper()
+	s := &S3Server{
+		bin:       RequireBinary(t, "versitygw"),
+		AccessKey: "sprout-test",
+		SecretKey: "sprout-test-secret",
+		Dir:       t.TempDir(),
+		t:         t,
+	}
+	s.Endpoint = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start (re)starts the server process on the same endpoint and directory.
+func (s *S3Server) Start() {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, "--port", s.Endpoint, "posix", s.Dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start versitygw: %v", err)
+	}
+	s.cmd = cmd
+	Eventually(s.t, 15*time.Second, func() error {
+		resp, err := http.Get("http://" + s.Endpoint + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// Stop kills the server; the stored objects stay in Dir.
+func (s *S3Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// MakeBucket creates a bucket through the S3 API.
+func (s *S3Server) MakeBucket(name string) {
+	s.t.Helper()
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: false, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		s.t.Fatalf("s3 client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{}); err != nil {
+		s.t.Fatalf("make bucket %s: %v", name, err)
+	}
+}
