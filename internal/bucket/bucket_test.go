@@ -184,4 +184,3 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
-
