@@ -1,0 +1,160 @@
+// Package e2e runs the real sprout binary, built once per test run, against real peers: Prometheus from
+// Debian, the Collector's own OTLP receiver, the OpenTelemetry Go SDK and stand-ins only for what cannot run
+// here (the ECS task metadata endpoint).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+var sproutBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if p := os.Getenv("SPROUT_BIN"); p != "" {
+		sproutBin = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "sprout-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	sproutBin = filepath.Join(dir, "sprout")
+	args := []string{"build", "-o", sproutBin}
+	if raceEnabled {
+		// Same flags as the test binary, so the build reuses its compiled packages.
+		args = append(args, "-race")
+	}
+	args = append(args, "../../cmd/sprout")
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sprout: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "built sprout in %s\n", time.Since(start).Round(time.Second))
+	return m.Run()
+}
+
+// proc is a running sprout process.
+type proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startSprout runs the binary with args and extra environment; its output is printed if the test fails.
+func startSprout(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(sproutBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sprout: %v", err)
+	}
+	p := &proc{t: t, cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("sprout output:\n%s", tail(logs.String(), 8000))
+		}
+	})
+	return p
+}
+
+// exited reports whether the process has exited, and its error.
+func (p *proc) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+func (p *proc) kill() {
+	if ok, _ := p.exited(); ok {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.done <- nil
+}
+
+// stop sends SIGTERM and waits up to timeout for a clean exit.
+func (p *proc) stop(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("sprout did not exit within %s of SIGTERM", timeout)
+	}
+}
+
+// waitHTTP polls url until it answers 200.
+func (p *proc) waitHTTP(url string, timeout time.Duration) {
+	p.t.Helper()
+	testutil.Eventually(p.t, timeout, func() error {
+		if ok, err := p.exited(); ok {
+			p.t.Fatalf("sprout exited early (%v):\n%s", err, tail(p.logs.String(), 4000))
+		}
+		return httpOK(url)
+	})
+}
+
+func httpOK(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
