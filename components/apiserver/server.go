@@ -250,7 +250,7 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		h.ServeHTTP(rec, r)
+		s.recoverer(h).ServeHTTP(rec, r)
 		s.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		s.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})

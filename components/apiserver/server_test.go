@@ -1,0 +1,154 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confignet"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+type host struct{ ext map[component.ID]component.Component }
+
+func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
+
+func start(t *testing.T, mutate func(*Config)) *Server {
+	t.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr = confignet.AddrConfig{Transport: confignet.TransportTypeTCP, Endpoint: "127.0.0.1:0"}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(Type), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ext.(*Server)
+	if err := s.Start(context.Background(), host{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
+}
+
+func get(t *testing.T, url string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestReadiness(t *testing.T) {
+	s := start(t, nil)
+	base := "http://" + s.Addr()
+	if code, body := get(t, base+"/ready", nil); code != 503 || !strings.Contains(body, "pipelines") {
+		t.Fatalf("before pipelines: %d %q", code, body)
+	}
+	_ = s.Ready()
+	if code, _ := get(t, base+"/ready", nil); code != 200 {
+		t.Fatalf("after pipelines: %d", code)
+	}
+	var storeErr error = errors.New("replaying WAL")
+	s.AddReadinessCheck("traces", func() error { return storeErr })
+	if code, body := get(t, base+"/ready", nil); code != 503 || !strings.Contains(body, "traces: replaying WAL") {
+		t.Fatalf("store not ready: %d %q", code, body)
+	}
+	storeErr = nil
+	if code, _ := get(t, base+"/ready", nil); code != 200 {
+		t.Fatalf("store ready: %d", code)
+	}
+	_ = s.NotReady()
+	if code, _ := get(t, base+"/ready", nil); code != 503 {
+		t.Fatalf("shutting down: %d", code)
+	}
+}
+
+func TestRoutesMetricsAndPanics(t *testing.T) {
+	s := start(t, nil)
+	base := "http://" + s.Addr()
+	s.HandleFunc("GET /api/echo", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "echo") })
+	s.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	if code, body := get(t, base+"/api/echo", nil); code != 200 || body != "echo" {
+		t.Fatalf("echo: %d %q", code, body)
+	}
+	if code, body := get(t, base+"/boom", nil); code != 500 || !strings.Contains(body, "kaboom") {
+		t.Fatalf("panic: %d %q", code, body)
+	}
+	// The server survived the panic.
+	if code, _ := get(t, base+"/api/echo", nil); code != 200 {
+		t.Fatal("server down after panic")
+	}
+	_, metrics := get(t, base+"/metrics", nil)
+	for _, want := range []string{`sprout_http_requests_total{code="200",route="/api/echo"} 2`, `sprout_http_requests_total{code="500",route="/boom"} 1`, "go_goroutines"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestTenant(t *testing.T) {
+	for _, mt := range []bool{false, true} {
+		t.Run(fmt.Sprint("multitenancy=", mt), func(t *testing.T) {
+			s := start(t, func(c *Config) { c.MultitenancyEnabled = mt })
+			s.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+				if id, ok := s.Tenant(w, r); ok {
+					_, _ = io.WriteString(w, id)
+				}
+			})
+			base := "http://" + s.Addr()
+			code, body := get(t, base+"/whoami", nil)
+			if mt && code != 401 {
+				t.Fatalf("no header with multitenancy: %d %q", code, body)
+			}
+			if !mt && (code != 200 || body != tenant.Default) {
+				t.Fatalf("single tenant: %d %q", code, body)
+			}
+			code, body = get(t, base+"/whoami", map[string]string{tenant.Header: "team-a"})
+			want := tenant.Default
+			if mt {
+				want = "team-a"
+			}
+			if code != 200 || body != want {
+				t.Fatalf("with header: %d %q want %q", code, body, want)
+			}
+		})
+	}
+}
+
+func TestFromHost(t *testing.T) {
+	s := start(t, nil)
+	id := component.NewID(Type)
+	if got, err := FromHost(host{map[component.ID]component.Component{id: s}}, id); err != nil || got != s {
+		t.Fatalf("FromHost: %v", err)
+	}
+	if _, err := FromHost(host{}, id); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = "nonsense"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Fatalf("want endpoint error, got %v", err)
+	}
+}
