@@ -72,9 +72,9 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 		}, []string{"route"}),
 	}
 	reg.MustRegister(s.requests, s.duration)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s.mux.HandleFunc("GET /ready", s.handleReady)
-	s.mux.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
+	s.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.HandleFunc("GET /ready", s.handleReady)
+	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
 	return s
 }
 
