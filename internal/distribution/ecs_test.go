@@ -2,8 +2,6 @@ package distribution
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,26 +15,14 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
-// serveECSMetadata stands in for ECS: it serves the task metadata endpoint v4 from the documented example
-// responses in testdata/ecs, and points ECS_CONTAINER_METADATA_URI_V4 at it, as the ECS agent does in a task.
+// serveECSMetadata stands in for ECS, which cannot run here: the task metadata endpoint v4 serves the
+// documented example responses in testdata/ecs.
 func serveECSMetadata(t *testing.T) {
-	t.Helper()
-	container, err := os.ReadFile(filepath.Join("testdata", "ecs", "container.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := os.ReadFile(filepath.Join("testdata", "ecs", "task.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v4/abc", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(container) })
-	mux.HandleFunc("GET /v4/abc/task", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(task) })
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	t.Setenv("ECS_CONTAINER_METADATA_URI_V4", srv.URL+"/v4/abc")
+	t.Setenv("ECS_CONTAINER_METADATA_URI_V4", testutil.ServeECSMetadata(t, filepath.Join("testdata", "ecs")))
 }
 
 // seedProcessor builds the named processor from the seed's own collector config file, so the test runs the

@@ -137,3 +137,29 @@ func (s *S3Server) MakeBucket(name string) {
 		s.t.Fatalf("make bucket %s: %v", name, err)
 	}
 }
+
+// ServeECSMetadata stands in for the ECS task metadata endpoint v4, which cannot run outside ECS: it serves
+// dir/container.json at the container path and dir/task.json at .../task, and returns the URL to put in
+// ECS_CONTAINER_METADATA_URI_V4.
+func ServeECSMetadata(t testing.TB, dir string) string {
+	t.Helper()
+	container, err := os.ReadFile(filepath.Join(dir, "container.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := os.ReadFile(filepath.Join(dir, "task.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v4/task-meta", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(container) })
+	mux.HandleFunc("GET /v4/task-meta/task", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(task) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/v4/task-meta"
+}

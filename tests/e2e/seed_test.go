@@ -71,27 +71,7 @@ func seedWithEndpoints(t *testing.T) string {
 // serveECS stands in for the ECS task metadata endpoint v4, which cannot run here, with the documented
 // Fargate example responses kept in internal/distribution/testdata/ecs.
 func serveECS(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "internal", "distribution", "testdata", "ecs")
-	container, err := os.ReadFile(filepath.Join(dir, "container.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := os.ReadFile(filepath.Join(dir, "task.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v4/x", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(container) })
-	mux.HandleFunc("GET /v4/x/task", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(task) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String() + "/v4/x"
+	return testutil.ServeECSMetadata(t, filepath.Join("..", "..", "internal", "distribution", "testdata", "ecs"))
 }
 
 // startOTLPSink runs the Collector's own OTLP receiver as the stand-in for Tempo's OTLP gRPC endpoint.
