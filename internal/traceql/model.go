@@ -12,13 +12,15 @@ import (
 
 // Resource is the resource shared by the spans of one ResourceSpans; built once per batch or block row group.
 type Resource struct {
+	Resource    pcommon.Resource
+	SchemaURL   string
 	Attrs       pcommon.Map
 	ServiceName string
 }
 
 // NewResource wraps a pdata resource and caches its service.name.
 func NewResource(r pcommon.Resource) *Resource {
-	res := &Resource{Attrs: r.Attributes()}
+	res := &Resource{Resource: r, Attrs: r.Attributes()}
 	if v, ok := res.Attrs.Get("service.name"); ok {
 		res.ServiceName = v.AsString()
 	}
