@@ -30,6 +30,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/pprofextension"
+	"github.com/sprout-otel/sprout/components/tracestoreext"
 )
 
 // Components returns every factory linked into the binary. Deprecated aliases (`otlp`, `resourcedetection`,
@@ -63,6 +64,7 @@ func Components() (otelcol.Factories, error) {
 		otlphttpexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		debugexporter.NewFactory(),
+		tracestoreext.NewExporterFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -71,6 +73,7 @@ func Components() (otelcol.Factories, error) {
 		healthcheckextension.NewFactory(),
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
+		tracestoreext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -25,7 +25,8 @@ type Config struct {
 	// DataDir holds the WAL, per tenant: <data_dir>/<tenant>/wal/.
 	DataDir string    `mapstructure:"data_dir"`
 	WAL     WALConfig `mapstructure:"wal"`
-	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: <data_dir>/blocks on disk.
+	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: the filesystem under
+	// <data_dir>/blocks.
 	Storage bucket.Config `mapstructure:"storage"`
 
 	// TraceIdlePeriod: a trace that received no span for this long is complete and moves to the next block.
@@ -84,9 +85,7 @@ func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir: dataDir,
 		WAL:     WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
-		Storage: bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{
-			Dir: filepath.Join(dataDir, "blocks"),
-		}},
+		Storage: bucket.Config{Backend: bucket.BackendFilesystem},
 		TraceIdlePeriod:    10 * time.Second,
 		MaxBlockDuration:   5 * time.Minute,
 		MaxBlockBytes:      100 << 20,
@@ -105,6 +104,15 @@ func DefaultConfig(dataDir string) Config {
 			MaxSearchLimit:     10000,
 		},
 	}
+}
+
+// storage returns the bucket configuration with its default filled in: the filesystem under <data_dir>/blocks.
+func (c *Config) storage() bucket.Config {
+	b := c.Storage
+	if (b.Backend == "" || b.Backend == bucket.BackendFilesystem) && b.Filesystem.Dir == "" {
+		b.Filesystem.Dir = filepath.Join(c.DataDir, "blocks")
+	}
+	return b
 }
 
 // Validate names the first field that is wrong.
@@ -150,7 +158,8 @@ func (c *Config) Validate() error {
 	if c.Limits.DefaultSearchLimit <= 0 || c.Limits.MaxSearchLimit < c.Limits.DefaultSearchLimit {
 		return errors.New("limits.default_search_limit: must be positive and at most limits.max_search_limit")
 	}
-	if err := c.Storage.Validate(); err != nil {
+	st := c.storage()
+	if err := st.Validate(); err != nil {
 		return fmt.Errorf("storage.%w", err)
 	}
 	return nil

@@ -70,7 +70,7 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("trace store: create data_dir: %w", err)
 	}
-	bkt, err := bucket.New(ctx, cfg.Storage, logger)
+	bkt, err := bucket.New(ctx, cfg.storage(), logger)
 	if err != nil {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
