@@ -31,6 +31,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/pprofextension"
+	"github.com/sprout-otel/sprout/components/tracestoreext"
 )
 
 // Components returns every factory linked into the binary. Deprecated aliases (`otlp`, `resourcedetection`,
@@ -64,6 +65,7 @@ func Components() (otelcol.Factories, error) {
 		otlphttpexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		debugexporter.NewFactory(),
+		tracestoreext.NewExporterFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -73,6 +75,7 @@ func Components() (otelcol.Factories, error) {
 		basicauthextension.NewFactory(),
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
+		tracestoreext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

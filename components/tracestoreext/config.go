@@ -1,0 +1,45 @@
+package tracestoreext
+
+import (
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/tracestore"
+)
+
+// Config is the `sprout_traces` extension's configuration: the trace store's, plus the API server to mount on.
+type Config struct {
+	tracestore.Config `mapstructure:",squash"`
+	// API is the sprout_api extension that serves the Tempo HTTP API.
+	API component.ID `mapstructure:"api"`
+}
+
+// Validate names the field that is wrong.
+func (c *Config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if c.API.Type().String() == "" {
+		return errors.New("api: must name a sprout_api extension")
+	}
+	return nil
+}
+
+// ExporterConfig is the `sprout_traces` exporter's configuration.
+type ExporterConfig struct {
+	// Store is the sprout_traces extension the exporter writes into.
+	Store component.ID `mapstructure:"store"`
+}
+
+// Validate names the field that is wrong.
+func (c *ExporterConfig) Validate() error {
+	if c.Store.Type() != Type {
+		return fmt.Errorf("store: %q is not a %s extension", c.Store, Type)
+	}
+	return nil
+}
+
+var _ = apiserver.Type

@@ -1,0 +1,228 @@
+package traceql
+
+import "regexp"
+
+// Op is an operator of the language.
+type Op string
+
+// Operators.
+const (
+	OpEq      Op = "="
+	OpNeq     Op = "!="
+	OpGt      Op = ">"
+	OpGte     Op = ">="
+	OpLt      Op = "<"
+	OpLte     Op = "<="
+	OpRe      Op = "=~"
+	OpNre     Op = "!~"
+	OpAnd     Op = "&&"
+	OpOr      Op = "||"
+	OpNot     Op = "!"
+	OpNeg     Op = "neg"
+	OpAdd     Op = "+"
+	OpSub     Op = "-"
+	OpMul     Op = "*"
+	OpDiv     Op = "/"
+	OpMod     Op = "%"
+	OpPow     Op = "^"
+	OpChild   Op = ">"  // spanset: right spans whose parent is on the left
+	OpDesc    Op = ">>" // spanset: right spans with an ancestor on the left
+	OpParent  Op = "<"  // spanset: right spans that are the parent of a left span
+	OpAnc     Op = "<<" // spanset: right spans that are an ancestor of a left span
+	OpSibling Op = "~"  // spanset: right spans with a sibling on the left
+	OpNChild  Op = "!>" // negated structural operators
+	OpNDesc   Op = "!>>"
+	OpNParent Op = "!<"
+	OpNAnc    Op = "!<<"
+	OpNSib    Op = "!~"
+)
+
+// Intrinsic is a built-in span or trace field.
+type Intrinsic uint8
+
+// Intrinsics.
+const (
+	IntrinsicNone Intrinsic = iota
+	IntrinsicName
+	IntrinsicStatus
+	IntrinsicStatusMessage
+	IntrinsicKind
+	IntrinsicDuration
+	IntrinsicRootName
+	IntrinsicRootServiceName
+	IntrinsicTraceDuration
+	IntrinsicSpanID
+	IntrinsicTraceID
+	IntrinsicParentID
+	IntrinsicEventName
+	IntrinsicInstrumentationName
+	IntrinsicInstrumentationVersion
+)
+
+var intrinsicNames = map[string]Intrinsic{
+	"name": IntrinsicName, "status": IntrinsicStatus, "statusMessage": IntrinsicStatusMessage,
+	"kind": IntrinsicKind, "duration": IntrinsicDuration, "rootName": IntrinsicRootName,
+	"rootServiceName": IntrinsicRootServiceName, "traceDuration": IntrinsicTraceDuration,
+}
+
+// scope:name forms.
+var scopedIntrinsics = map[string]Intrinsic{
+	"span:name": IntrinsicName, "span:status": IntrinsicStatus, "span:statusMessage": IntrinsicStatusMessage,
+	"span:kind": IntrinsicKind, "span:duration": IntrinsicDuration, "span:id": IntrinsicSpanID,
+	"span:parentID": IntrinsicParentID, "trace:rootName": IntrinsicRootName,
+	"trace:rootService": IntrinsicRootServiceName, "trace:duration": IntrinsicTraceDuration,
+	"trace:id": IntrinsicTraceID, "event:name": IntrinsicEventName,
+	"instrumentation:name": IntrinsicInstrumentationName, "instrumentation:version": IntrinsicInstrumentationVersion,
+}
+
+// IntrinsicTags are the intrinsic names offered by the tags API.
+var IntrinsicTags = []string{"duration", "event:name", "kind", "name", "rootName", "rootServiceName", "span:duration",
+	"span:kind", "span:name", "span:status", "span:statusMessage", "status", "statusMessage", "trace:duration",
+	"trace:rootName", "trace:rootService", "traceDuration"}
+
+// LookupIntrinsic resolves an intrinsic written bare ("name") or scoped ("span:name").
+func LookupIntrinsic(s string) (Intrinsic, bool) {
+	if i, ok := intrinsicNames[s]; ok {
+		return i, true
+	}
+	i, ok := scopedIntrinsics[s]
+	return i, ok
+}
+
+// AttrScope is where an attribute is looked up.
+type AttrScope uint8
+
+// Attribute scopes.
+const (
+	ScopeAny AttrScope = iota // .foo: span first, then resource
+	ScopeSpan
+	ScopeResource
+	ScopeEvent
+	ScopeLink
+	ScopeInstrumentation
+	ScopeParent // parent.foo is parsed; it is not supported by the evaluator and never matches
+)
+
+// Attribute is an attribute reference or an intrinsic.
+type Attribute struct {
+	Scope     AttrScope
+	Name      string
+	Intrinsic Intrinsic
+	Text      string // as written in the query
+}
+
+// FieldExpr is an expression evaluated against one span.
+type FieldExpr interface{ fieldExpr() }
+
+// BinaryExpr is a binary operation on span fields.
+type BinaryExpr struct {
+	Op   Op
+	L, R FieldExpr
+	re   *regexp.Regexp // compiled when R is a static string and Op is =~ or !~
+}
+
+// UnaryExpr is ! or unary minus.
+type UnaryExpr struct {
+	Op Op
+	E  FieldExpr
+}
+
+// StaticExpr is a literal.
+type StaticExpr struct{ V Static }
+
+func (*BinaryExpr) fieldExpr() {}
+func (*UnaryExpr) fieldExpr()  {}
+func (*StaticExpr) fieldExpr() {}
+func (*Attribute) fieldExpr()  {}
+
+// SpansetExpr produces spansets from input spansets.
+type SpansetExpr interface{ spansetExpr() }
+
+// SpansetFilter is { expr }.
+type SpansetFilter struct{ Expr FieldExpr }
+
+// SpansetOp combines two spanset expressions with a logical or structural operator.
+type SpansetOp struct {
+	Op   Op
+	L, R SpansetExpr
+}
+
+// Pipeline is a sequence of stages separated by |.
+type Pipeline struct{ Stages []Stage }
+
+func (*SpansetFilter) spansetExpr() {}
+func (*SpansetOp) spansetExpr()     {}
+func (*Pipeline) spansetExpr()      {}
+
+// Stage is one element of a pipeline.
+type Stage interface{ stage() }
+
+// SpansetStage is a spanset expression used as a pipeline stage.
+type SpansetStage struct{ E SpansetExpr }
+
+// ScalarFilter keeps the spansets for which L op R holds, e.g. count() > 2.
+type ScalarFilter struct {
+	Op   Op
+	L, R ScalarExpr
+}
+
+// SelectStage is select(a, b, ...).
+type SelectStage struct{ Attrs []Attribute }
+
+// ByStage is by(expr): it splits each spanset by the value of expr.
+type ByStage struct {
+	E    FieldExpr
+	Text string
+}
+
+// CoalesceStage is coalesce(): it merges all spansets of a trace into one.
+type CoalesceStage struct{}
+
+// MetricsStage is a TraceQL metrics function, only valid as the last stage.
+type MetricsStage struct {
+	Fn        string // rate, count_over_time, quantile_over_time, min_over_time, max_over_time, avg_over_time, sum_over_time
+	Attr      *Attribute
+	Quantiles []float64
+	By        []Attribute
+}
+
+func (*SpansetStage) stage()  {}
+func (*ScalarFilter) stage()  {}
+func (*SelectStage) stage()   {}
+func (*ByStage) stage()       {}
+func (*CoalesceStage) stage() {}
+func (*MetricsStage) stage()  {}
+
+// ScalarExpr is an expression over a spanset: an aggregate, a literal or arithmetic on them.
+type ScalarExpr interface{ scalarExpr() }
+
+// Aggregate is count(), avg(x), min(x), max(x), sum(x).
+type Aggregate struct {
+	Fn string
+	E  FieldExpr
+}
+
+// ScalarStatic is a literal in a scalar expression.
+type ScalarStatic struct{ V Static }
+
+// ScalarBinary is arithmetic between scalar expressions.
+type ScalarBinary struct {
+	Op   Op
+	L, R ScalarExpr
+}
+
+func (*Aggregate) scalarExpr()    {}
+func (*ScalarStatic) scalarExpr() {}
+func (*ScalarBinary) scalarExpr() {}
+
+// Query is a parsed TraceQL query.
+type Query struct {
+	Text    string
+	Root    *Pipeline
+	Metrics *MetricsStage // non-nil for a metrics query
+	attrs   []Attribute
+}
+
+// Attributes returns the non-intrinsic attributes the query's conditions refer to, in the order written; the
+// search API returns them with each matched span, as Tempo does.
+func (q *Query) Attributes() []Attribute { return q.attrs }

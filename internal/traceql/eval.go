@@ -1,0 +1,571 @@
+package traceql
+
+import (
+	"math"
+	"sort"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Eval runs the query over one trace and returns the spansets it produces; an empty result means the trace does
+// not match. Metrics stages are ignored here (see Query.Metrics); Eval returns the spansets they would consume.
+func (q *Query) Eval(t *Trace) []Spanset {
+	all := make([]*Span, len(t.Spans))
+	for i := range t.Spans {
+		all[i] = &t.Spans[i]
+	}
+	in := []Spanset{{Spans: all}}
+	return evalPipeline(q.Root, t, in)
+}
+
+func evalPipeline(pl *Pipeline, t *Trace, in []Spanset) []Spanset {
+	cur := in
+	for _, st := range pl.Stages {
+		if len(cur) == 0 {
+			return nil
+		}
+		switch s := st.(type) {
+		case *SpansetStage:
+			cur = evalSpanset(s.E, t, cur)
+		case *ScalarFilter:
+			out := cur[:0:0]
+			for _, ss := range cur {
+				l := evalScalar(s.L, t, ss)
+				r := evalScalar(s.R, t, ss)
+				if cmpHolds(s.Op, l, r) {
+					ss.Scalar = l
+					if isAgg(s.R) && !isAgg(s.L) {
+						ss.Scalar = r
+					}
+					out = append(out, ss)
+				}
+			}
+			cur = out
+		case *SelectStage:
+			for i := range cur {
+				cur[i].Select = append(append([]Attribute(nil), cur[i].Select...), s.Attrs...)
+			}
+		case *ByStage:
+			var out []Spanset
+			for _, ss := range cur {
+				groups := map[string]int{}
+				for _, sp := range ss.Spans {
+					v := evalField(s.E, t, sp)
+					k := v.key()
+					gi, ok := groups[k]
+					if !ok {
+						gi = len(out)
+						groups[k] = gi
+						gb := append(append([]GroupValue(nil), ss.GroupBy...), GroupValue{Name: s.Text, Value: v})
+						out = append(out, Spanset{GroupBy: gb, Select: ss.Select})
+					}
+					out[gi].Spans = append(out[gi].Spans, sp)
+				}
+			}
+			cur = out
+		case *CoalesceStage:
+			merged := Spanset{}
+			for _, ss := range cur {
+				merged.Spans = union(merged.Spans, ss.Spans)
+				merged.Select = append(merged.Select, ss.Select...)
+			}
+			cur = []Spanset{merged}
+		case *MetricsStage:
+			// evaluated by the caller over the spansets
+		}
+	}
+	return cur
+}
+
+func isAgg(e ScalarExpr) bool { _, ok := e.(*Aggregate); return ok }
+
+func evalSpanset(e SpansetExpr, t *Trace, in []Spanset) []Spanset {
+	switch x := e.(type) {
+	case *SpansetFilter:
+		var out []Spanset
+		for _, ss := range in {
+			var kept []*Span
+			for _, sp := range ss.Spans {
+				if x.Expr == nil || truthy(evalField(x.Expr, t, sp)) {
+					kept = append(kept, sp)
+				}
+			}
+			if len(kept) > 0 {
+				out = append(out, Spanset{Spans: kept, GroupBy: ss.GroupBy, Select: ss.Select, Scalar: ss.Scalar})
+			}
+		}
+		return out
+	case *Pipeline:
+		return evalPipeline(x, t, in)
+	case *SpansetOp:
+		var out []Spanset
+		for _, ss := range in {
+			one := []Spanset{ss}
+			l := evalSpanset(x.L, t, one)
+			r := evalSpanset(x.R, t, one)
+			switch x.Op {
+			case OpAnd:
+				if len(l) > 0 && len(r) > 0 {
+					out = append(out, Spanset{Spans: union(flatten(l), flatten(r)), GroupBy: ss.GroupBy, Select: mergeSelect(l, r)})
+				}
+			case OpOr:
+				if len(l) > 0 || len(r) > 0 {
+					out = append(out, Spanset{Spans: union(flatten(l), flatten(r)), GroupBy: ss.GroupBy, Select: mergeSelect(l, r)})
+				}
+			default:
+				if len(r) == 0 {
+					continue
+				}
+				if got := structural(x.Op, t, flatten(l), flatten(r)); len(got) > 0 {
+					out = append(out, Spanset{Spans: got, GroupBy: ss.GroupBy, Select: mergeSelect(l, r)})
+				}
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func mergeSelect(l, r []Spanset) []Attribute {
+	var out []Attribute
+	for _, s := range l {
+		out = append(out, s.Select...)
+	}
+	for _, s := range r {
+		out = append(out, s.Select...)
+	}
+	return out
+}
+
+func flatten(ss []Spanset) []*Span {
+	if len(ss) == 1 {
+		return ss[0].Spans
+	}
+	var out []*Span
+	for _, s := range ss {
+		out = union(out, s.Spans)
+	}
+	return out
+}
+
+// union merges two span lists without duplicates, in trace order.
+func union(a, b []*Span) []*Span {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	seen := make(map[int32]bool, len(a)+len(b))
+	out := make([]*Span, 0, len(a)+len(b))
+	for _, s := range a {
+		if !seen[s.index] {
+			seen[s.index] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range b {
+		if !seen[s.index] {
+			seen[s.index] = true
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
+	return out
+}
+
+// structural returns the spans of r that stand in relation op to some span of l.
+func structural(op Op, t *Trace, l, r []*Span) []*Span {
+	inL := make(map[int32]bool, len(l))
+	for _, s := range l {
+		inL[s.index] = true
+	}
+	// For < and <<: the set of parents / ancestors of spans in l.
+	var parentsOfL, ancestorsOfL, parentsWithLChild map[int32]bool
+	switch op {
+	case OpParent, OpNParent:
+		parentsOfL = map[int32]bool{}
+		for _, s := range l {
+			if s.parent >= 0 {
+				parentsOfL[s.parent] = true
+			}
+		}
+	case OpAnc, OpNAnc:
+		ancestorsOfL = map[int32]bool{}
+		for _, s := range l {
+			for p, n := s.parent, 0; p >= 0 && n < len(t.Spans); p, n = t.Spans[p].parent, n+1 {
+				if ancestorsOfL[p] {
+					break
+				}
+				ancestorsOfL[p] = true
+			}
+		}
+	case OpSibling, OpNSib:
+		parentsWithLChild = map[int32]bool{}
+		for _, s := range l {
+			if s.parent >= 0 {
+				parentsWithLChild[s.parent] = true
+			}
+		}
+	}
+	var out []*Span
+	for _, s := range r {
+		var hit bool
+		switch op {
+		case OpChild, OpNChild:
+			hit = s.parent >= 0 && inL[s.parent]
+		case OpDesc, OpNDesc:
+			for p, n := s.parent, 0; p >= 0 && n < len(t.Spans); p, n = t.Spans[p].parent, n+1 {
+				if inL[p] {
+					hit = true
+					break
+				}
+			}
+		case OpParent, OpNParent:
+			hit = parentsOfL[s.index]
+		case OpAnc, OpNAnc:
+			hit = ancestorsOfL[s.index]
+		case OpSibling, OpNSib:
+			if s.parent >= 0 && parentsWithLChild[s.parent] {
+				// a sibling is another span under the same parent
+				for _, o := range l {
+					if o.parent == s.parent && o.index != s.index {
+						hit = true
+						break
+					}
+				}
+			}
+		}
+		switch op {
+		case OpNChild, OpNDesc, OpNParent, OpNAnc, OpNSib:
+			hit = !hit
+		}
+		if hit {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func truthy(v Static) bool { return v.Type == TypeBool && v.B }
+
+// Field returns the value of an attribute or intrinsic of s (nil when absent).
+func Field(a *Attribute, t *Trace, s *Span) Static {
+	if a.Intrinsic != IntrinsicNone {
+		return intrinsic(a.Intrinsic, t, s)
+	}
+	switch a.Scope {
+	case ScopeSpan:
+		return lookup(s.Span.Attributes(), a.Name)
+	case ScopeResource:
+		return lookup(s.Resource.Attrs, a.Name)
+	case ScopeAny:
+		if v := lookup(s.Span.Attributes(), a.Name); v.Type != TypeNil {
+			return v
+		}
+		return lookup(s.Resource.Attrs, a.Name)
+	case ScopeInstrumentation:
+		return lookup(s.Scope.Attributes(), a.Name)
+	case ScopeEvent:
+		evs := s.Span.Events()
+		for i := 0; i < evs.Len(); i++ {
+			if v := lookup(evs.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				return v
+			}
+		}
+	case ScopeLink:
+		ls := s.Span.Links()
+		for i := 0; i < ls.Len(); i++ {
+			if v := lookup(ls.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				return v
+			}
+		}
+	case ScopeParent:
+		if p := t.Parent(s); p != nil {
+			if v := lookup(p.Span.Attributes(), a.Name); v.Type != TypeNil {
+				return v
+			}
+			return lookup(p.Resource.Attrs, a.Name)
+		}
+	}
+	return Static{}
+}
+
+func lookup(m pcommon.Map, k string) Static {
+	v, ok := m.Get(k)
+	if !ok {
+		return Static{}
+	}
+	return FromPdata(v)
+}
+
+func intrinsic(in Intrinsic, t *Trace, s *Span) Static {
+	switch in {
+	case IntrinsicName:
+		return NewString(s.Span.Name())
+	case IntrinsicStatus:
+		return Static{Type: TypeStatus, N: int64(s.Span.Status().Code())}
+	case IntrinsicStatusMessage:
+		return NewString(s.Span.Status().Message())
+	case IntrinsicKind:
+		return Static{Type: TypeKind, N: int64(s.Span.Kind())}
+	case IntrinsicDuration:
+		return Static{Type: TypeDuration, N: int64(s.DurationNanos())}
+	case IntrinsicRootName:
+		return NewString(t.RootName)
+	case IntrinsicRootServiceName:
+		return NewString(t.RootServiceName)
+	case IntrinsicTraceDuration:
+		return Static{Type: TypeDuration, N: int64(t.DurationNanos())}
+	case IntrinsicSpanID:
+		return NewString(s.Span.SpanID().String())
+	case IntrinsicParentID:
+		return NewString(s.Span.ParentSpanID().String())
+	case IntrinsicTraceID:
+		return NewString(t.ID.String())
+	case IntrinsicEventName:
+		if s.Span.Events().Len() > 0 {
+			return NewString(s.Span.Events().At(0).Name())
+		}
+	case IntrinsicInstrumentationName:
+		return NewString(s.Scope.Name())
+	case IntrinsicInstrumentationVersion:
+		return NewString(s.Scope.Version())
+	}
+	return Static{}
+}
+
+func evalField(e FieldExpr, t *Trace, s *Span) Static {
+	switch x := e.(type) {
+	case *StaticExpr:
+		return x.V
+	case *Attribute:
+		return Field(x, t, s)
+	case *UnaryExpr:
+		v := evalField(x.E, t, s)
+		switch x.Op {
+		case OpNot:
+			if v.Type == TypeBool {
+				return NewBool(!v.B)
+			}
+		case OpNeg:
+			switch v.Type {
+			case TypeInt, TypeDuration:
+				v.N = -v.N
+				return v
+			case TypeFloat:
+				v.F = -v.F
+				return v
+			}
+		}
+		return Static{}
+	case *BinaryExpr:
+		switch x.Op {
+		case OpAnd:
+			l := evalField(x.L, t, s)
+			if !truthy(l) {
+				return NewBool(false)
+			}
+			return NewBool(truthy(evalField(x.R, t, s)))
+		case OpOr:
+			if truthy(evalField(x.L, t, s)) {
+				return NewBool(true)
+			}
+			return NewBool(truthy(evalField(x.R, t, s)))
+		}
+		l := evalField(x.L, t, s)
+		r := evalField(x.R, t, s)
+		switch x.Op {
+		case OpRe, OpNre:
+			if l.Type == TypeNil {
+				return NewBool(false)
+			}
+			str := l.S
+			if l.Type != TypeString {
+				str = l.String()
+			}
+			m := x.re != nil && x.re.MatchString(str)
+			if x.Op == OpNre {
+				m = !m
+			}
+			return NewBool(m)
+		case OpAdd, OpSub, OpMul, OpDiv, OpMod, OpPow:
+			return arith(x.Op, l, r)
+		}
+		return NewBool(cmpHolds(x.Op, l, r))
+	}
+	return Static{}
+}
+
+// cmpHolds applies a comparison. Comparing with nil tests presence: x = nil is true when x is absent, x != nil
+// when it is present. Any other comparison with an absent or mismatched value is false.
+func cmpHolds(op Op, l, r Static) bool {
+	if r.Type == TypeNil || l.Type == TypeNil {
+		if r.Type != TypeNil && l.Type == TypeNil {
+			// an absent attribute matches no comparison with a value, not even !=
+			return false
+		}
+		switch op {
+		case OpEq:
+			return l.Type == TypeNil
+		case OpNeq:
+			return l.Type != TypeNil
+		}
+		return false
+	}
+	c, ok := compare(l, r)
+	if !ok {
+		return false
+	}
+	switch op {
+	case OpEq:
+		return c == 0
+	case OpNeq:
+		return c != 0
+	case OpGt:
+		return c > 0
+	case OpGte:
+		return c >= 0
+	case OpLt:
+		return c < 0
+	case OpLte:
+		return c <= 0
+	}
+	return false
+}
+
+func arith(op Op, l, r Static) Static {
+	if !l.Type.numeric() || !r.Type.numeric() {
+		if op == OpAdd && l.Type == TypeString && r.Type == TypeString {
+			return NewString(l.S + r.S)
+		}
+		return Static{}
+	}
+	typ := TypeInt
+	if l.Type == TypeDuration || r.Type == TypeDuration {
+		typ = TypeDuration
+	}
+	if l.Type == TypeFloat || r.Type == TypeFloat || op == OpPow {
+		x, y := l.Float(), r.Float()
+		var f float64
+		switch op {
+		case OpAdd:
+			f = x + y
+		case OpSub:
+			f = x - y
+		case OpMul:
+			f = x * y
+		case OpDiv:
+			if y == 0 {
+				return Static{}
+			}
+			f = x / y
+		case OpMod:
+			if y == 0 {
+				return Static{}
+			}
+			f = math.Mod(x, y)
+		case OpPow:
+			f = math.Pow(x, y)
+		}
+		if typ == TypeDuration {
+			return Static{Type: TypeDuration, N: int64(f)}
+		}
+		return NewFloat(f)
+	}
+	a, b := l.N, r.N
+	var n int64
+	switch op {
+	case OpAdd:
+		n = a + b
+	case OpSub:
+		n = a - b
+	case OpMul:
+		n = a * b
+	case OpDiv:
+		if b == 0 {
+			return Static{}
+		}
+		n = a / b
+	case OpMod:
+		if b == 0 {
+			return Static{}
+		}
+		n = a % b
+	}
+	return Static{Type: typ, N: n}
+}
+
+func evalScalar(e ScalarExpr, t *Trace, ss Spanset) Static {
+	switch x := e.(type) {
+	case *ScalarStatic:
+		return x.V
+	case *ScalarBinary:
+		return arith(x.Op, evalScalar(x.L, t, ss), evalScalar(x.R, t, ss))
+	case *Aggregate:
+		if x.Fn == "count" {
+			return NewInt(int64(len(ss.Spans)))
+		}
+		var (
+			n     int
+			sum   float64
+			best  Static
+			isDur bool
+			isInt = true
+		)
+		for _, sp := range ss.Spans {
+			v := evalField(x.E, t, sp)
+			if !v.Type.numeric() {
+				continue
+			}
+			isDur = v.Type == TypeDuration
+			if v.Type == TypeFloat {
+				isInt = false
+			}
+			f := v.Float()
+			sum += f
+			switch x.Fn {
+			case "min":
+				if n == 0 || f < best.Float() {
+					best = v
+				}
+			case "max":
+				if n == 0 || f > best.Float() {
+					best = v
+				}
+			}
+			n++
+		}
+		if n == 0 {
+			return Static{}
+		}
+		switch x.Fn {
+		case "min", "max":
+			return best
+		case "sum":
+			if isDur {
+				return Static{Type: TypeDuration, N: int64(sum)}
+			}
+			if isInt {
+				return NewInt(int64(sum))
+			}
+			return NewFloat(sum)
+		case "avg":
+			avg := sum / float64(n)
+			if isDur {
+				return Static{Type: TypeDuration, N: int64(avg)}
+			}
+			return NewFloat(avg)
+		}
+	}
+	return Static{}
+}
+
+// AttributeName is how an attribute is named in results: the key for attributes, the intrinsic's name otherwise.
+func (a Attribute) AttributeName() string {
+	if a.Intrinsic != IntrinsicNone {
+		return strings.TrimPrefix(strings.TrimPrefix(a.Name, "span:"), "trace:")
+	}
+	return a.Name
+}

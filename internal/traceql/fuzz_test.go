@@ -1,0 +1,27 @@
+package traceql
+
+import "testing"
+
+// FuzzParse checks that no query text makes the parser or the evaluator panic, and that every error carries a
+// position.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{ name = "x" }`, `{ .a = 1 && span.b =~ "c.*" } >> { resource.service.name != nil }`,
+		`{ } | count() > 2 | select(span.x)`, `{ duration > 1.5s } ~ { kind = server }`,
+		`({ a.b = 1 } | avg(duration) > 1ms) || { status = error }`, `{ } | rate() by (name)`,
+		"{ span.\"a b\" = `raw` }", `{ -1 < span.x ^ 2 }`, `{ } !<< { }`,
+	} {
+		f.Add(s)
+	}
+	tr := testTrace()
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := Parse(s)
+		if err != nil {
+			if pe, ok := err.(*ParseError); !ok || pe.Pos.Line < 1 || pe.Pos.Col < 1 {
+				t.Fatalf("error without a position: %v", err)
+			}
+			return
+		}
+		q.Eval(tr)
+	})
+}

@@ -1,0 +1,166 @@
+package tracestore
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/bucket"
+)
+
+// WAL sync policies.
+const (
+	// SyncAlways fsyncs the WAL before a write is acknowledged: acknowledged spans survive power loss.
+	SyncAlways = "always"
+	// SyncBatch writes every record to the OS before the write is acknowledged (so it survives kill -9 of the
+	// process) and fsyncs at most every wal.sync_interval (so power loss can cost up to that interval).
+	SyncBatch = "batch"
+	// SyncNone writes to the OS before acknowledging and never fsyncs; the OS flushes when it likes.
+	SyncNone = "none"
+)
+
+// Config is the trace store's configuration.
+type Config struct {
+	// DataDir holds the WAL, per tenant: <data_dir>/<tenant>/wal/.
+	DataDir string    `mapstructure:"data_dir"`
+	WAL     WALConfig `mapstructure:"wal"`
+	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: the filesystem under
+	// <data_dir>/blocks.
+	Storage bucket.Config `mapstructure:"storage"`
+
+	// TraceIdlePeriod: a trace that received no span for this long is complete and moves to the next block.
+	TraceIdlePeriod time.Duration `mapstructure:"trace_idle_period"`
+	// MaxBlockDuration bounds how long complete traces wait in memory before their block is written, and how long
+	// a trace that keeps receiving spans stays live before it is cut anyway.
+	MaxBlockDuration time.Duration `mapstructure:"max_block_duration"`
+	// MaxBlockBytes writes a block as soon as this many bytes of complete traces are waiting.
+	MaxBlockBytes int64 `mapstructure:"max_block_bytes"`
+	// FlushAllOnShutdown writes every live trace to a block on shutdown (the seed's ingester.flush_all_on_shutdown).
+	// Off, live traces stay in the WAL and are replayed at the next start.
+	FlushAllOnShutdown bool `mapstructure:"flush_all_on_shutdown"`
+
+	Compaction CompactionConfig `mapstructure:"compaction"`
+	Limits     LimitsConfig     `mapstructure:"limits"`
+}
+
+// WALConfig configures the write-ahead log.
+type WALConfig struct {
+	// Sync is always, batch (default) or none; see the constants.
+	Sync string `mapstructure:"sync"`
+	// SyncInterval is the fsync period of the batch policy.
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// SegmentBytes starts a new WAL segment file once the current one is this large.
+	SegmentBytes int64 `mapstructure:"segment_bytes"`
+}
+
+// CompactionConfig configures block merging and retention.
+type CompactionConfig struct {
+	// Interval between compaction and retention passes.
+	Interval time.Duration `mapstructure:"interval"`
+	// BlockRetention deletes blocks whose newest span is older than this (the seed's compactor block_retention).
+	BlockRetention time.Duration `mapstructure:"block_retention"`
+	// MaxBlockBytes: blocks smaller than this are merged; merging stops once an output block reaches it.
+	MaxBlockBytes int64 `mapstructure:"max_block_bytes"`
+	// MinInputBlocks is how many small blocks must exist before they are merged.
+	MinInputBlocks int `mapstructure:"min_input_blocks"`
+}
+
+// LimitsConfig holds the per-tenant limits; every refusal names the limit it hit.
+type LimitsConfig struct {
+	// MaxBytesPerTrace refuses spans that would grow a live trace beyond this size (0 = unlimited).
+	MaxBytesPerTrace int64 `mapstructure:"max_bytes_per_trace"`
+	// MaxSearchDuration refuses searches whose start..end window is longer (0 = unlimited).
+	MaxSearchDuration time.Duration `mapstructure:"max_search_duration"`
+	// QueryTimeout bounds every query.
+	QueryTimeout time.Duration `mapstructure:"query_timeout"`
+	// DefaultSearchLimit is the number of traces a search returns when the request has no limit.
+	DefaultSearchLimit int `mapstructure:"default_search_limit"`
+	// MaxSearchLimit caps the limit a request may ask for.
+	MaxSearchLimit int `mapstructure:"max_search_limit"`
+}
+
+// DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir: dataDir,
+		WAL:     WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
+		Storage: bucket.Config{Backend: bucket.BackendFilesystem},
+		TraceIdlePeriod:    10 * time.Second,
+		MaxBlockDuration:   5 * time.Minute,
+		MaxBlockBytes:      100 << 20,
+		FlushAllOnShutdown: true,
+		Compaction: CompactionConfig{
+			Interval:       time.Minute,
+			BlockRetention: 720 * time.Hour,
+			MaxBlockBytes:  64 << 20,
+			MinInputBlocks: 4,
+		},
+		Limits: LimitsConfig{
+			MaxBytesPerTrace:   5 << 20,
+			MaxSearchDuration:  0,
+			QueryTimeout:       30 * time.Second,
+			DefaultSearchLimit: 20,
+			MaxSearchLimit:     10000,
+		},
+	}
+}
+
+// storage returns the bucket configuration with its default filled in: the filesystem under <data_dir>/blocks.
+func (c *Config) storage() bucket.Config {
+	b := c.Storage
+	if (b.Backend == "" || b.Backend == bucket.BackendFilesystem) && b.Filesystem.Dir == "" {
+		b.Filesystem.Dir = filepath.Join(c.DataDir, "blocks")
+	}
+	return b
+}
+
+// Validate names the first field that is wrong.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: must be set")
+	}
+	switch c.WAL.Sync {
+	case SyncAlways, SyncBatch, SyncNone:
+	default:
+		return fmt.Errorf("wal.sync: %q is not one of always, batch, none", c.WAL.Sync)
+	}
+	if c.WAL.Sync == SyncBatch && c.WAL.SyncInterval <= 0 {
+		return errors.New("wal.sync_interval: must be positive with wal.sync: batch")
+	}
+	if c.WAL.SegmentBytes < 1<<20 {
+		return errors.New("wal.segment_bytes: must be at least 1 MiB")
+	}
+	if c.TraceIdlePeriod <= 0 {
+		return errors.New("trace_idle_period: must be positive")
+	}
+	if c.MaxBlockDuration < c.TraceIdlePeriod {
+		return errors.New("max_block_duration: must be at least trace_idle_period")
+	}
+	if c.MaxBlockBytes <= 0 {
+		return errors.New("max_block_bytes: must be positive")
+	}
+	if c.Compaction.Interval <= 0 {
+		return errors.New("compaction.interval: must be positive")
+	}
+	if c.Compaction.BlockRetention < 0 {
+		return errors.New("compaction.block_retention: must not be negative (0 keeps blocks forever)")
+	}
+	if c.Compaction.MinInputBlocks < 2 {
+		return errors.New("compaction.min_input_blocks: must be at least 2")
+	}
+	if c.Limits.MaxBytesPerTrace < 0 {
+		return errors.New("limits.max_bytes_per_trace: must not be negative")
+	}
+	if c.Limits.QueryTimeout <= 0 {
+		return errors.New("limits.query_timeout: must be positive")
+	}
+	if c.Limits.DefaultSearchLimit <= 0 || c.Limits.MaxSearchLimit < c.Limits.DefaultSearchLimit {
+		return errors.New("limits.default_search_limit: must be positive and at most limits.max_search_limit")
+	}
+	st := c.storage()
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("storage.%w", err)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package tracestore
+
+import "go.opentelemetry.io/collector/config/configopaque"
+
+func configopaqueString(s string) configopaque.String { return configopaque.String(s) }

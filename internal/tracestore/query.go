@@ -1,0 +1,520 @@
+package tracestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/traceql"
+)
+
+// ErrNotFound is returned for an unknown trace id.
+var ErrNotFound = errors.New("trace not found")
+
+// TimeRange bounds a query; zero values are open.
+type TimeRange struct{ Start, End time.Time }
+
+func (r TimeRange) overlaps(startNs, endNs uint64) bool {
+	if !r.Start.IsZero() && endNs < uint64(r.Start.UnixNano()) {
+		return false
+	}
+	if !r.End.IsZero() && startNs > uint64(r.End.UnixNano()) {
+		return false
+	}
+	return true
+}
+
+func (s *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Limits.QueryTimeout)
+}
+
+func (s *Store) timeoutErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &LimitError{Limit: "query_timeout", Msg: fmt.Sprintf("query did not finish within %s", s.cfg.Limits.QueryTimeout)}
+	}
+	return err
+}
+
+// TraceByID returns every span of a trace (deduplicated), from memory and blocks.
+func (s *Store) TraceByID(ctx context.Context, tenantID string, id pcommon.TraceID, tr TimeRange) (ptrace.Traces, error) {
+	in := s.lookupInstance(tenantID)
+	if in == nil {
+		return ptrace.Traces{}, ErrNotFound
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	spans := in.memTrace(id)
+	for _, b := range in.blockList() {
+		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			continue
+		}
+		found, err := in.findInBlock(ctx, b, id)
+		if err != nil {
+			return ptrace.Traces{}, s.timeoutErr(err)
+		}
+		spans = append(spans, found...)
+	}
+	if len(spans) == 0 {
+		return ptrace.Traces{}, ErrNotFound
+	}
+	return assemble(dedupe(spans)), nil
+}
+
+func dedupe(spans []traceql.Span) []traceql.Span {
+	seen := make(map[pcommon.SpanID]struct{}, len(spans))
+	out := spans[:0:0]
+	for _, sp := range spans {
+		id := sp.Span.SpanID()
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// assemble rebuilds OTLP from spans, grouping them by resource and scope, spans by start time.
+func assemble(spans []traceql.Span) ptrace.Traces {
+	sort.SliceStable(spans, func(i, j int) bool { return spans[i].Span.StartTimestamp() < spans[j].Span.StartTimestamp() })
+	td := ptrace.NewTraces()
+	type key struct {
+		res   *traceql.Resource
+		scope pcommon.InstrumentationScope
+	}
+	rsOf := map[*traceql.Resource]ptrace.ResourceSpans{}
+	ssOf := map[key]ptrace.ScopeSpans{}
+	for _, sp := range spans {
+		rs, ok := rsOf[sp.Resource]
+		if !ok {
+			rs = td.ResourceSpans().AppendEmpty()
+			sp.Resource.Resource.CopyTo(rs.Resource())
+			rs.SetSchemaUrl(sp.Resource.SchemaURL)
+			rsOf[sp.Resource] = rs
+		}
+		k := key{sp.Resource, sp.Scope}
+		ss, ok := ssOf[k]
+		if !ok {
+			ss = rs.ScopeSpans().AppendEmpty()
+			sp.Scope.CopyTo(ss.Scope())
+			ssOf[k] = ss
+		}
+		sp.Span.CopyTo(ss.Spans().AppendEmpty())
+	}
+	return td
+}
+
+// SearchRequest is a TraceQL search.
+type SearchRequest struct {
+	Query           *traceql.Query
+	Range           TimeRange
+	MinDuration     time.Duration
+	MaxDuration     time.Duration
+	Limit           int
+	SpansPerSpanSet int
+}
+
+// SearchResult is the answer of a search, in Tempo's terms.
+type SearchResult struct {
+	Traces  []TraceMatch
+	Metrics SearchMetrics
+}
+
+// TraceMatch is one trace found by a search.
+type TraceMatch struct {
+	TraceID         pcommon.TraceID
+	RootServiceName string
+	RootTraceName   string
+	StartUnixNano   uint64
+	DurationNanos   uint64
+	SpanSets        []MatchedSpanSet
+}
+
+// MatchedSpanSet is one spanset of a trace match, cut to spss spans.
+type MatchedSpanSet struct {
+	Spans   []MatchedSpan
+	Matched int
+	Scalar  traceql.Static
+	GroupBy []traceql.GroupValue
+}
+
+// MatchedSpan is a span of a spanset with the attributes the query named.
+type MatchedSpan struct {
+	SpanID        pcommon.SpanID
+	Name          string
+	StartUnixNano uint64
+	DurationNanos uint64
+	Attributes    []MatchedAttr
+}
+
+// MatchedAttr is an attribute value shown with a matched span.
+type MatchedAttr struct {
+	Key   string
+	Value pcommon.Value
+}
+
+// SearchMetrics counts what a search looked at.
+type SearchMetrics struct {
+	InspectedTraces int
+	InspectedSpans  int
+	InspectedBytes  int64
+	TotalBlocks     int
+	CompletedJobs   int
+	TotalJobs       int
+}
+
+// Search runs a TraceQL search over memory first (the newest traces) and then blocks, newest first.
+func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) (*SearchResult, error) {
+	if err := s.checkRange(req.Range); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		req.Limit = s.cfg.Limits.DefaultSearchLimit
+	}
+	if req.Limit > s.cfg.Limits.MaxSearchLimit {
+		return nil, &LimitError{Limit: "max_search_limit", Msg: fmt.Sprintf("limit %d is larger than %d", req.Limit, s.cfg.Limits.MaxSearchLimit)}
+	}
+	if req.SpansPerSpanSet <= 0 {
+		req.SpansPerSpanSet = 3
+	}
+	res := &SearchResult{Traces: []TraceMatch{}}
+	in := s.lookupInstance(tenantID)
+	if in == nil {
+		return res, nil
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	seen := map[pcommon.TraceID]bool{}
+	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64) bool {
+		if !req.Range.overlaps(startNs, endNs) || seen[id] {
+			return true
+		}
+		res.Metrics.InspectedTraces++
+		res.Metrics.InspectedSpans += len(spans)
+		t := traceql.NewTrace(id, spans)
+		d := time.Duration(t.DurationNanos())
+		if (req.MinDuration > 0 && d < req.MinDuration) || (req.MaxDuration > 0 && d > req.MaxDuration) {
+			return true
+		}
+		sets := req.Query.Eval(t)
+		if len(sets) == 0 {
+			return true
+		}
+		seen[id] = true
+		res.Traces = append(res.Traces, s.match(t, sets, req))
+		return len(res.Traces) < req.Limit
+	}
+	mem := in.snapshot()
+	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
+	for _, lt := range mem {
+		for _, sp := range lt.spans {
+			res.Metrics.InspectedBytes += spanSize(sp.Span)
+		}
+		if !visit(lt.id, lt.spans, lt.startNs, lt.endNs) {
+			return finish(res), nil
+		}
+	}
+	blocks := in.blockList()
+	res.Metrics.TotalBlocks = len(blocks)
+	res.Metrics.TotalJobs = len(blocks) + 1
+	res.Metrics.CompletedJobs = 1
+	for i := len(blocks) - 1; i >= 0; i-- {
+		b := blocks[i]
+		if !req.Range.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			res.Metrics.CompletedJobs++
+			continue
+		}
+		more := true
+		err := in.scanBlock(ctx, b, func(id pcommon.TraceID, spans []traceql.Span) bool {
+			var st, en uint64
+			for k, sp := range spans {
+				if a := uint64(sp.Span.StartTimestamp()); k == 0 || a < st {
+					st = a
+				}
+				if e := uint64(sp.Span.EndTimestamp()); e > en {
+					en = e
+				}
+			}
+			more = visit(id, dedupe(spans), st, en)
+			return more
+		})
+		if err != nil {
+			return nil, s.timeoutErr(err)
+		}
+		res.Metrics.InspectedBytes += b.meta.Size
+		res.Metrics.CompletedJobs++
+		if !more {
+			break
+		}
+	}
+	return finish(res), nil
+}
+
+func finish(res *SearchResult) *SearchResult {
+	sort.SliceStable(res.Traces, func(i, j int) bool { return res.Traces[i].StartUnixNano > res.Traces[j].StartUnixNano })
+	return res
+}
+
+func (s *Store) checkRange(r TimeRange) error {
+	if max := s.cfg.Limits.MaxSearchDuration; max > 0 && !r.Start.IsZero() && !r.End.IsZero() && r.End.Sub(r.Start) > max {
+		return &LimitError{Limit: "max_search_duration", Msg: fmt.Sprintf("search window %s is longer than %s", r.End.Sub(r.Start), max)}
+	}
+	return nil
+}
+
+func (s *Store) match(t *traceql.Trace, sets []traceql.Spanset, req SearchRequest) TraceMatch {
+	m := TraceMatch{TraceID: t.ID, RootServiceName: t.RootServiceName, RootTraceName: t.RootName,
+		StartUnixNano: t.StartUnixNano, DurationNanos: t.DurationNanos()}
+	if m.RootServiceName == "" && t.Root == nil {
+		m.RootServiceName = "<root span not yet received>"
+	}
+	attrs := req.Query.Attributes()
+	for _, set := range sets {
+		ms := MatchedSpanSet{Matched: len(set.Spans), Scalar: set.Scalar, GroupBy: set.GroupBy}
+		want := append(append([]traceql.Attribute(nil), attrs...), set.Select...)
+		for i, sp := range set.Spans {
+			if i >= req.SpansPerSpanSet {
+				break
+			}
+			mspan := MatchedSpan{SpanID: sp.Span.SpanID(), Name: sp.Span.Name(), StartUnixNano: sp.StartUnixNano(), DurationNanos: sp.DurationNanos()}
+			done := map[string]bool{}
+			for _, a := range want {
+				if done[a.Text] {
+					continue
+				}
+				done[a.Text] = true
+				if v, ok := attrValue(&a, t, sp); ok {
+					mspan.Attributes = append(mspan.Attributes, MatchedAttr{Key: a.AttributeName(), Value: v})
+				}
+			}
+			ms.Spans = append(ms.Spans, mspan)
+		}
+		m.SpanSets = append(m.SpanSets, ms)
+	}
+	return m
+}
+
+// attrValue is the raw pdata value of an attribute (keeping its type), or an intrinsic rendered as a value.
+func attrValue(a *traceql.Attribute, t *traceql.Trace, sp *traceql.Span) (pcommon.Value, bool) {
+	if a.Intrinsic == traceql.IntrinsicNone {
+		var maps []pcommon.Map
+		switch a.Scope {
+		case traceql.ScopeSpan:
+			maps = []pcommon.Map{sp.Span.Attributes()}
+		case traceql.ScopeResource:
+			maps = []pcommon.Map{sp.Resource.Attrs}
+		case traceql.ScopeAny:
+			maps = []pcommon.Map{sp.Span.Attributes(), sp.Resource.Attrs}
+		}
+		for _, m := range maps {
+			if v, ok := m.Get(a.Name); ok {
+				return v, true
+			}
+		}
+		return pcommon.Value{}, false
+	}
+	st := traceql.Field(a, t, sp)
+	v := pcommon.NewValueEmpty()
+	switch st.Type {
+	case traceql.TypeNil:
+		return v, false
+	case traceql.TypeInt, traceql.TypeDuration:
+		v.SetInt(st.N)
+	case traceql.TypeFloat:
+		v.SetDouble(st.F)
+	case traceql.TypeBool:
+		v.SetBool(st.B)
+	case traceql.TypeString:
+		v.SetStr(st.S)
+	default:
+		v.SetStr(st.String())
+	}
+	return v, true
+}
+
+// Tags returns attribute keys by scope ("span", "resource") seen in the time range.
+func (s *Store) Tags(ctx context.Context, tenantID string, tr TimeRange) (map[string][]string, error) {
+	out := map[string]map[string]bool{"span": {}, "resource": {}}
+	in := s.lookupInstance(tenantID)
+	if in != nil {
+		for _, lt := range in.snapshot() {
+			if !tr.overlaps(lt.startNs, lt.endNs) {
+				continue
+			}
+			for _, sp := range lt.spans {
+				sp.Span.Attributes().Range(func(k string, _ pcommon.Value) bool { out["span"][k] = true; return true })
+				sp.Resource.Attrs.Range(func(k string, _ pcommon.Value) bool { out["resource"][k] = true; return true })
+			}
+		}
+		for _, b := range in.blockList() {
+			if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+				continue
+			}
+			for scope, keys := range b.meta.Tags {
+				if out[scope] == nil {
+					out[scope] = map[string]bool{}
+				}
+				for k := range keys {
+					out[scope][k] = true
+				}
+			}
+		}
+	}
+	res := map[string][]string{}
+	for scope, keys := range out {
+		list := make([]string, 0, len(keys))
+		for k := range keys {
+			list = append(list, k)
+		}
+		sort.Strings(list)
+		res[scope] = list
+	}
+	return res, nil
+}
+
+// TagValue is a value of a tag with its TraceQL type name.
+type TagValue struct {
+	Type  string
+	Value string
+}
+
+// TagValues returns the values of a tag. The tag is a TraceQL attribute or intrinsic (resource.service.name,
+// span.http.method, .foo, name, status, kind); a bare name without a dot scope is looked up in both scopes. With
+// a query, only spans matching it count.
+func (s *Store) TagValues(ctx context.Context, tenantID, tag string, q *traceql.Query, tr TimeRange, limit int) ([]TagValue, error) {
+	attr, err := parseTag(tag)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkRange(tr); err != nil {
+		return nil, err
+	}
+	vals := map[TagValue]bool{}
+	add := func(v TagValue) bool {
+		vals[v] = true
+		return limit <= 0 || len(vals) < limit
+	}
+	in := s.lookupInstance(tenantID)
+	if in == nil {
+		return []TagValue{}, nil
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	filtered := q != nil && !isMatchAll(q)
+	visit := func(id pcommon.TraceID, spans []traceql.Span) bool {
+		t := traceql.NewTrace(id, spans)
+		var candidates []*traceql.Span
+		if filtered {
+			for _, set := range q.Eval(t) {
+				candidates = append(candidates, set.Spans...)
+			}
+		} else {
+			for i := range t.Spans {
+				candidates = append(candidates, &t.Spans[i])
+			}
+		}
+		for _, sp := range candidates {
+			v := traceql.Field(&attr, t, sp)
+			if v.Type == traceql.TypeNil {
+				continue
+			}
+			tv := TagValue{Type: v.Type.String(), Value: v.String()}
+			if v.Type == traceql.TypeString {
+				tv.Value = v.S
+			}
+			if v.Type == traceql.TypeStatus || v.Type == traceql.TypeKind {
+				tv.Type = "keyword"
+			}
+			if !add(tv) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, lt := range in.snapshot() {
+		if tr.overlaps(lt.startNs, lt.endNs) && !visit(lt.id, lt.spans) {
+			return sortValues(vals), nil
+		}
+	}
+	blocks := in.blockList()
+	for i := len(blocks) - 1; i >= 0; i-- {
+		b := blocks[i]
+		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			continue
+		}
+		if !filtered && attr.Intrinsic == traceql.IntrinsicNone && attr.Scope != traceql.ScopeAny {
+			// attribute values are summarised in meta.json; no need to read the block
+			scope := "span"
+			if attr.Scope == traceql.ScopeResource {
+				scope = "resource"
+			}
+			for _, v := range b.meta.Tags[scope][attr.Name] {
+				if !add(TagValue{Type: "string", Value: v}) {
+					return sortValues(vals), nil
+				}
+			}
+			continue
+		}
+		more := true
+		err := in.scanBlock(ctx, b, func(id pcommon.TraceID, spans []traceql.Span) bool {
+			more = visit(id, spans)
+			return more
+		})
+		if err != nil {
+			return nil, s.timeoutErr(err)
+		}
+		if !more {
+			break
+		}
+	}
+	return sortValues(vals), nil
+}
+
+func isMatchAll(q *traceql.Query) bool {
+	if len(q.Root.Stages) != 1 {
+		return false
+	}
+	st, ok := q.Root.Stages[0].(*traceql.SpansetStage)
+	if !ok {
+		return false
+	}
+	f, ok := st.E.(*traceql.SpansetFilter)
+	return ok && f.Expr == nil
+}
+
+func sortValues(m map[TagValue]bool) []TagValue {
+	out := make([]TagValue, 0, len(m))
+	for v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Value != out[j].Value {
+			return out[i].Value < out[j].Value
+		}
+		return out[i].Type < out[j].Type
+	})
+	return out
+}
+
+// parseTag reads a tag name as the tag values API receives it.
+func parseTag(tag string) (traceql.Attribute, error) {
+	if tag == "" {
+		return traceql.Attribute{}, fmt.Errorf("%w: empty tag name", ErrBadData)
+	}
+	if in, ok := traceql.LookupIntrinsic(tag); ok {
+		return traceql.Attribute{Intrinsic: in, Name: tag, Text: tag}, nil
+	}
+	for prefix, scope := range map[string]traceql.AttrScope{"span.": traceql.ScopeSpan, "resource.": traceql.ScopeResource, ".": traceql.ScopeAny} {
+		if rest, ok := strings.CutPrefix(tag, prefix); ok && rest != "" {
+			return traceql.Attribute{Scope: scope, Name: rest, Text: tag}, nil
+		}
+	}
+	// v1 API: a bare attribute name, looked up on spans and resources
+	return traceql.Attribute{Scope: traceql.ScopeAny, Name: tag, Text: tag}, nil
+}

@@ -1,0 +1,347 @@
+// Package tracestore is Sprout's trace store (Tempo's role): it takes OTLP traces from the pipeline, makes each
+// batch durable in a per-tenant write-ahead log before it is acknowledged, keeps live traces in memory where
+// search and lookup by id see them at once, cuts complete traces into parquet blocks with a trace-id bloom filter
+// and index, uploads the blocks through the bucket layer, compacts and expires them, and answers Tempo's HTTP
+// query API with TraceQL.
+//
+// It owns the on-disk and in-bucket formats of traces. It must not know about the Collector: the component in
+// components/tracestoreext adapts it to the pipeline and mounts its HTTP API.
+package tracestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/traceql"
+)
+
+// ErrBadData marks a write that can never succeed (malformed, over a limit): retrying it is pointless.
+var ErrBadData = errors.New("bad trace data")
+
+// LimitError is a refusal because of a configured limit; its message names the limit.
+type LimitError struct {
+	Limit string
+	Msg   string
+}
+
+func (e *LimitError) Error() string { return e.Msg + " (limit " + e.Limit + ")" }
+
+// Is makes LimitError match ErrBadData: the pipeline must not retry it.
+func (e *LimitError) Is(target error) bool { return target == ErrBadData }
+
+// Store is the trace store of every tenant.
+type Store struct {
+	cfg    Config
+	logger *zap.Logger
+	bkt    bucket.Bucket
+	m      *storeMetrics
+	now    func() time.Time
+
+	mu      sync.RWMutex
+	tenants map[string]*instance
+
+	flushMu sync.Mutex // one block write or compaction at a time per store
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// Open opens the store: it connects the bucket, loads the block lists, and replays every tenant's WAL.
+func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("trace store config: %w", err)
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("trace store: create data_dir: %w", err)
+	}
+	bkt, err := bucket.New(ctx, cfg.storage(), logger)
+	if err != nil {
+		return nil, fmt.Errorf("trace store: %w", err)
+	}
+	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now,
+		tenants: map[string]*instance{}, stop: make(chan struct{})}
+	if err := s.loadTenants(ctx); err != nil {
+		_ = bkt.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start runs the background loops: cutting and flushing, WAL fsync (batch policy), compaction and retention.
+func (s *Store) Start() {
+	s.wg.Add(2)
+	go s.cutLoop()
+	go s.compactLoop()
+	if s.cfg.WAL.Sync == SyncBatch {
+		s.wg.Add(1)
+		go s.syncLoop()
+	}
+}
+
+// loadTenants finds tenants with a WAL on disk or blocks in the bucket.
+func (s *Store) loadTenants(ctx context.Context) error {
+	names := map[string]bool{}
+	ents, err := os.ReadDir(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("trace store: read data_dir: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() && tenant.Validate(e.Name()) == nil {
+			if _, err := os.Stat(filepath.Join(s.cfg.DataDir, e.Name(), "wal")); err == nil {
+				names[e.Name()] = true
+			}
+		}
+	}
+	err = s.bkt.Iter(ctx, "", func(name string) error {
+		t := trimSlash(name)
+		if tenant.Validate(t) == nil {
+			names[t] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trace store: list tenants in bucket: %w", err)
+	}
+	for n := range names {
+		if _, err := s.instance(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// instance returns the tenant's instance, opening it (block list, WAL replay) on first use.
+func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
+	s.mu.RLock()
+	in := s.tenants[id]
+	s.mu.RUnlock()
+	if in != nil {
+		return in, nil
+	}
+	if err := tenant.Validate(id); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadData, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in := s.tenants[id]; in != nil {
+		return in, nil
+	}
+	if s.closed {
+		return nil, errors.New("trace store is shut down")
+	}
+	in, err := openInstance(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	s.tenants[id] = in
+	return in, nil
+}
+
+// lookupInstance returns the tenant's instance if it exists (queries never create tenants).
+func (s *Store) lookupInstance(id string) *instance {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[id]
+}
+
+func (s *Store) instances() []*instance {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*instance, 0, len(s.tenants))
+	for _, in := range s.tenants {
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].tenant < out[j].tenant })
+	return out
+}
+
+// Push writes a batch for a tenant. When it returns nil every span is in the WAL. Spans over a limit are
+// refused with a *LimitError (and the rest of the batch is written); malformed data gives an error wrapping
+// ErrBadData.
+func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) error {
+	in, err := s.instance(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	return in.push(td)
+}
+
+// Shutdown stops the loops and, with flush_all_on_shutdown, writes every live trace to a block. Whatever cannot
+// be flushed in time stays in the WAL for the next start.
+func (s *Store) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	var errs []error
+	for _, in := range s.instances() {
+		if s.cfg.FlushAllOnShutdown {
+			in.cut(s.now(), true)
+			if err := in.flush(ctx, true); err != nil {
+				errs = append(errs, fmt.Errorf("tenant %s: flush on shutdown: %w", in.tenant, err))
+			}
+		}
+		if err := in.wal.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.bkt.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases files without flushing (tests use it to simulate a crash after the fact).
+func (s *Store) closeNoFlush() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	for _, in := range s.instances() {
+		_ = in.wal.Close()
+	}
+	_ = s.bkt.Close()
+}
+
+func (s *Store) cutLoop() {
+	defer s.wg.Done()
+	every := s.cfg.TraceIdlePeriod / 4
+	if every > time.Second {
+		every = time.Second
+	}
+	if every < 10*time.Millisecond {
+		every = 10 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.CutAndFlush(context.Background(), false)
+		}
+	}
+}
+
+// CutAndFlush moves complete traces out of the live set and writes a block when one is due; force writes
+// every live trace now. The cut loop calls it; tests and the /flush endpoint call it directly.
+func (s *Store) CutAndFlush(ctx context.Context, force bool) error {
+	var errs []error
+	for _, in := range s.instances() {
+		in.cut(s.now(), force)
+		if err := in.flush(ctx, force); err != nil {
+			s.logger.Error("Writing trace block failed; traces stay in the WAL and will be retried", zap.String("tenant", in.tenant), zap.Error(err))
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.WAL.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for _, in := range s.instances() {
+				if err := in.wal.Sync(); err != nil {
+					s.logger.Error("WAL fsync failed", zap.String("tenant", in.tenant), zap.Error(err))
+				}
+			}
+		}
+	}
+}
+
+func (s *Store) compactLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.Compaction.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			if err := s.Compact(ctx); err != nil {
+				s.logger.Error("Compaction failed", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// ParseTraceID accepts 1 to 32 hex digits (shorter ids are left-padded with zeros, as Tempo does).
+func ParseTraceID(s string) (pcommon.TraceID, error) {
+	var id pcommon.TraceID
+	if len(s) == 0 || len(s) > 32 {
+		return id, fmt.Errorf("trace id %q must be 1 to 32 hex digits", s)
+	}
+	padded := strings.Repeat("0", 32-len(s)) + s
+	for i := 0; i < 16; i++ {
+		hi, ok1 := unhex(padded[2*i])
+		lo, ok2 := unhex(padded[2*i+1])
+		if !ok1 || !ok2 {
+			return id, fmt.Errorf("trace id %q is not hexadecimal", s)
+		}
+		id[i] = hi<<4 | lo
+	}
+	return id, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// traceIDString renders a trace id the way Tempo's search does: hex without leading zeros.
+func traceIDString(id pcommon.TraceID) string {
+	s := id.String()
+	for len(s) > 1 && s[0] == '0' {
+		s = s[1:]
+	}
+	return s
+}
+
+var _ = traceql.Parse
