@@ -128,10 +128,10 @@ export function criticalPath(tree: Tree): Map<string, Segment[]> {
 export function selfTime(n: Node): number {
   const iv = n.children.map((c) => [Math.max(c.span.start, n.span.start), Math.min(c.span.end, n.span.end)] as [number, number])
     .filter(([a, b]) => b > a).sort((a, b) => a[0] - b[0]);
-  let covered = 0, cs = -Infinity, ce = -Infinity;
+  let covered = 0, cs = NaN, ce = NaN;
   for (const [a, b] of iv) {
-    if (a > ce) { covered += Math.max(0, ce - cs); cs = a; ce = b; } else ce = Math.max(ce, b);
+    if (Number.isNaN(cs)) { cs = a; ce = b; } else if (a > ce) { covered += ce - cs; cs = a; ce = b; } else ce = Math.max(ce, b);
   }
-  covered += Math.max(0, ce - cs);
+  if (!Number.isNaN(cs)) covered += ce - cs;
   return Math.max(0, n.span.end - n.span.start - covered);
 }
