@@ -31,7 +31,7 @@ function App() {
     <div class="app" onClick={onLinkClick}>
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
-        <a class="brand" href={link('traces', undefined, {}, route)}>🌱 Sprout</a>
+        <a class="brand" href={link('traces', undefined, {}, route)}><svg viewBox="0 0 16 16" width="18" height="18" aria-hidden="true"><path fill="#3fb950" d="M8 15V8C8 4 5 2 1 2c0 4 3 6 7 6 0-4 3-6 7-6 0 4-3 6-7 6" /></svg> Sprout</a>
         <nav aria-label="Sections">
           {NAV.map(([p, l]) => <a href={link(p, undefined, {}, route)} aria-current={section === p ? 'page' : undefined}>{l}</a>)}
         </nav>
