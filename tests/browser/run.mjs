@@ -164,8 +164,8 @@ async function main() {
     await shot('01-traces');
     await a.click();
     await traceRendered(traceId);
-    await page.locator('.wf-row.error').first().waitFor(timeout);
-    await page.locator('.wf-row.error').first().click();
+    await page.locator('.wf-row.span-error').first().waitFor(timeout);
+    await page.locator('.wf-row.span-error').first().click();
     await page.locator('.span-details').waitFor(timeout);
     await page.locator('.span-details', { hasText: 'payment failed' }).waitFor(timeout);
     await shot('02-trace');

@@ -158,7 +158,7 @@ function Waterfall({ trace, rows, collapsed, cp, selected, find, onToggle, onSel
           const s = n.span;
           const segs = cp?.get(s.spanId);
           const match = find && (s.name.toLowerCase().includes(find) || s.service.toLowerCase().includes(find) || s.spanId.includes(find));
-          const cls = 'wf-row' + (s.error ? ' error' : '') + (n === selected ? ' selected' : '') + (match ? ' match' : '') + (segs ? ' on-cp' : '');
+          const cls = 'wf-row' + (s.error ? ' span-error' : '') + (n === selected ? ' selected' : '') + (match ? ' match' : '') + (segs ? ' on-cp' : '');
           const hue = serviceHue(s.service);
           return (
             <div class={cls} role="treeitem" aria-level={n.depth + 1} aria-selected={n === selected} aria-expanded={n.children.length ? !collapsed.has(s.spanId) : undefined}
@@ -177,7 +177,7 @@ function Waterfall({ trace, rows, collapsed, cp, selected, find, onToggle, onSel
               <div class="wf-time">
                 <div class="bar" style={{ left: `${(s.start / dur) * 100}%`, width: `${Math.max(0.1, ((s.end - s.start) / dur) * 100)}%`, background: s.error ? undefined : `hsl(${hue} 65% 50%)` }} />
                 {segs?.map((g) => <div class="cp" style={{ left: `${(g.start / dur) * 100}%`, width: `${Math.max(0.05, ((g.end - g.start) / dur) * 100)}%` }} />)}
-                <span class="dur" style={{ left: `min(calc(${(s.end / dur) * 100}% + 4px), calc(100% - 70px))` }}>{fmtDuration(s.end - s.start)}</span>
+                <span class="dur" style={{ left: `calc(${(s.end / dur) * 100}% + 4px)` }}>{fmtDuration(s.end - s.start)}</span>
               </div>
             </div>
           );
