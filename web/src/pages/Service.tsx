@@ -22,7 +22,7 @@ export function redQueries(service: string, rw: string) {
   };
 }
 
-interface Red { rate: Series[]; errors: Series[]; latency: Series[]; ops: { name: string; kind: string; rate: number; err: number; p95: number }[] }
+interface Red { rate: Series[]; errors: Series[]; latency: Series[]; latencyNames: string[]; ops: { name: string; kind: string; rate: number; err: number; p95: number }[] }
 
 export function ServicePage({ route, tick }: { route: Route; tick: number }) {
   const svc = route.arg ?? '';
@@ -45,6 +45,7 @@ export function ServicePage({ route, tick }: { route: Route; tick: number }) {
     return {
       rate, errors,
       latency: [...toMs(p50), ...toMs(p95), ...toMs(p99)],
+      latencyNames: [...p50.map(() => 'p50'), ...p95.map(() => 'p95'), ...p99.map(() => 'p99')],
       ops: orate.map((v) => ({ name: v.labels.span_name ?? '', kind: (v.labels.span_kind ?? '').replace('SPAN_KIND_', ''), rate: v.value, err: errBy.get(k(v.labels)) ?? 0, p95: p95By.get(k(v.labels)) ?? NaN }))
         .sort((a, b) => b.rate - a.rate),
     };
@@ -64,7 +65,7 @@ export function ServicePage({ route, tick }: { route: Route; tick: number }) {
         <div class="red">
           <div class="card"><h2>Rate (req/s)</h2><Chart series={d.rate} names={['requests/s']} height={180} /></div>
           <div class="card"><h2>Errors (req/s)</h2><Chart series={d.errors.length ? d.errors : [{ labels: {}, points: d.rate[0].points.map(([t]) => [t, 0]) }]} names={['errors/s']} colors={['#ef4444']} height={180} /></div>
-          <div class="card"><h2>Duration (ms)</h2><Chart series={d.latency} names={['p50', 'p95', 'p99']} height={180} /></div>
+          <div class="card"><h2>Duration (ms)</h2><Chart series={d.latency} names={d.latencyNames} height={180} /></div>
         </div>
       )}
       {d && d.ops.length > 0 && (
