@@ -32,6 +32,7 @@ import (
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
+	"github.com/sprout-otel/sprout/components/uiext"
 )
 
 // Components returns every factory linked into the binary. Deprecated aliases (`otlp`, `resourcedetection`,
@@ -76,6 +77,7 @@ func Components() (otelcol.Factories, error) {
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
 		tracestoreext.NewFactory(),
+		uiext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

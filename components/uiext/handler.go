@@ -1,0 +1,201 @@
+package uiext
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+)
+
+// contentTypes is fixed rather than taken from the OS's mime tables, so that a machine's /etc/mime.types can
+// never serve the bundle as text/plain (which nosniff would then refuse to run).
+var contentTypes = map[string]string{
+	".html":  "text/html; charset=utf-8",
+	".js":    "text/javascript; charset=utf-8",
+	".mjs":   "text/javascript; charset=utf-8",
+	".css":   "text/css; charset=utf-8",
+	".json":  "application/json",
+	".svg":   "image/svg+xml",
+	".png":   "image/png",
+	".ico":   "image/x-icon",
+	".woff2": "font/woff2",
+	".txt":   "text/plain; charset=utf-8",
+	".map":   "application/json",
+}
+
+var compressible = map[string]bool{".html": true, ".js": true, ".mjs": true, ".css": true, ".json": true, ".svg": true, ".map": true, ".txt": true}
+
+type file struct {
+	body  []byte
+	gz    []byte // nil when compressing does not pay
+	ctype string
+	etag  string
+}
+
+// Handler serves the UI. It is built once at start: every file is read (and gzipped) into memory, so serving
+// never touches the embedded FS and never compresses per request.
+type Handler struct {
+	files  map[string]*file // by path relative to dist, e.g. "assets/index-abc.js"
+	index  *file
+	config []byte
+	csp    string
+}
+
+// NewHandler reads the UI from fsys (the built dist/ directory) and prepares its responses.
+func NewHandler(fsys fs.FS, cfg *Config) (*Handler, error) {
+	h := &Handler{files: map[string]*file{}}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		h.files[p] = newFile(p, b)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sprout_ui: read UI assets: %w", err)
+	}
+	h.index = h.files["index.html"]
+	if h.index == nil {
+		return nil, fmt.Errorf("sprout_ui: the UI build has no index.html (run `npm ci && npm run build` in web/)")
+	}
+	h.config, err = json.Marshal(map[string]string{
+		"tempo_url": cfg.TempoURL, "prometheus_url": cfg.PrometheusURL, "loki_url": cfg.LokiURL, "org_id": cfg.OrgID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.csp = contentSecurityPolicy(cfg)
+	return h, nil
+}
+
+func newFile(p string, b []byte) *file {
+	ext := path.Ext(p)
+	f := &file{body: b, ctype: contentTypes[ext]}
+	if f.ctype == "" {
+		f.ctype = http.DetectContentType(b)
+	}
+	sum := sha256.Sum256(b)
+	f.etag = `"` + hex.EncodeToString(sum[:8]) + `"`
+	if compressible[ext] && len(b) > 512 {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		if buf.Len() < len(b)*9/10 {
+			f.gz = buf.Bytes()
+		}
+	}
+	return f
+}
+
+// contentSecurityPolicy allows scripts, styles and fonts from this origin only, and queries to this origin plus
+// the configured API origins. No inline scripts: the bundle is an external module.
+func contentSecurityPolicy(cfg *Config) string {
+	connect := map[string]bool{"'self'": true}
+	for _, u := range []string{cfg.TempoURL, cfg.PrometheusURL, cfg.LokiURL} {
+		if p, err := url.Parse(u); err == nil && p.Scheme != "" && p.Host != "" {
+			connect[p.Scheme+"://"+p.Host] = true
+		}
+	}
+	srcs := make([]string, 0, len(connect))
+	for s := range connect {
+		srcs = append(srcs, s)
+	}
+	sort.Strings(srcs)
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+		"connect-src " + strings.Join(srcs, " ") + "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
+
+// Register mounts the UI's routes with mount (the API server's Handle).
+func (h *Handler) Register(mount func(pattern string, handler http.Handler)) {
+	mount("GET /{$}", http.HandlerFunc(h.serveIndex))
+	mount("GET /ui/config.json", http.HandlerFunc(h.serveConfig))
+	mount("GET /ui/", h)
+}
+
+func (h *Handler) securityHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", h.csp)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "same-origin")
+}
+
+// ServeHTTP serves /ui/...: a built file if there is one; 404 for a missing asset (a stale hashed name must not
+// turn into HTML); otherwise index.html, so that every UI route (/ui/trace/<id>, /ui/logs?...) loads the app.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rel := strings.TrimPrefix(path.Clean(r.URL.Path), "/ui")
+	rel = strings.TrimPrefix(rel, "/")
+	if f, ok := h.files[rel]; ok && rel != "index.html" {
+		cache := "no-cache"
+		if strings.HasPrefix(rel, "assets/") {
+			cache = "public, max-age=31536000, immutable" // names carry content hashes
+		}
+		h.serveFile(w, r, f, cache)
+		return
+	}
+	if rel != "index.html" && (strings.HasPrefix(rel, "assets/") || path.Ext(rel) != "") {
+		h.securityHeaders(w)
+		http.Error(w, "not found: "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	h.serveIndex(w, r)
+}
+
+func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
+	h.serveFile(w, r, h.index, "no-cache")
+}
+
+func (h *Handler) serveConfig(w http.ResponseWriter, _ *http.Request) {
+	h.securityHeaders(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(h.config)
+}
+
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *file, cache string) {
+	h.securityHeaders(w)
+	hd := w.Header()
+	hd.Set("Content-Type", f.ctype)
+	hd.Set("Cache-Control", cache)
+	hd.Set("ETag", f.etag)
+	if f.gz != nil {
+		hd.Set("Vary", "Accept-Encoding")
+	}
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, f.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body := f.body
+	if f.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		hd.Set("Content-Encoding", "gzip")
+		body = f.gz
+	}
+	hd.Set("Content-Length", fmt.Sprint(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+func acceptsGzip(ae string) bool {
+	for _, part := range strings.Split(ae, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") || strings.TrimSpace(name) == "*" {
+			return !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") || strings.Contains(params, "q=0.")
+		}
+	}
+	return false
+}

@@ -1,0 +1,302 @@
+// Browser test of Sprout's UI against a running sprout: sends traces, logs and metrics over OTLP/HTTP, waits
+// until the query APIs return them, then drives Debian's Chromium through the UI's flows. Screenshots go to
+// $ARTIFACTS (default artifacts/browser). Prints "N passed, M failed" and exits non-zero on any failure.
+//
+//   SPROUT_URL   UI + query APIs        (default http://localhost:3200)
+//   OTLP_URL     OTLP/HTTP receiver     (default http://localhost:4318)
+//   CHROMIUM     browser executable     (default /usr/bin/chromium)
+//   ARTIFACTS    screenshot directory   (default artifacts/browser)
+//   WAIT_SECONDS how long data may take to become queryable (default 90)
+//   BIG_SPANS    spans in the large trace for the render measurement (default 10000)
+import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+
+const require = createRequire(new URL('../../web/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const SPROUT = (process.env.SPROUT_URL || 'http://localhost:3200').replace(/\/$/, '');
+const OTLP = (process.env.OTLP_URL || 'http://localhost:4318').replace(/\/$/, '');
+const ART = process.env.ARTIFACTS || 'artifacts/browser';
+const WAIT = Number(process.env.WAIT_SECONDS || 90) * 1000;
+const BIG = Number(process.env.BIG_SPANS || 10000);
+mkdirSync(ART, { recursive: true });
+
+const hex = (n) => randomBytes(n).toString('hex');
+const ns = (ms) => (BigInt(Math.round(ms * 1000)) * 1000n).toString();
+const kv = (o) => Object.entries(o).map(([key, v]) => ({ key, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: String(v) } }));
+const run = hex(3);
+const SVC = { fe: `ui-test-frontend`, api: `ui-test-api`, db: `ui-test-db` };
+const METRIC = 'sprout_ui_test_requests_total';
+
+async function post(path, body) {
+  const r = await fetch(OTLP + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
+}
+
+// A three-service trace with an error in the database call, its logs, and a counter whose exemplar points at it.
+function seedTrace(traceId, t0) {
+  const id = { fe: hex(8), feClient: hex(8), api: hex(8), apiDb: hex(8), db: hex(8), apiWork: hex(8) };
+  const span = (spanId, parentSpanId, name, kind, start, end, attrs = {}, status = {}) => ({
+    traceId, spanId, parentSpanId, name, kind, startTimeUnixNano: ns(t0 + start), endTimeUnixNano: ns(t0 + end), attributes: kv(attrs), status,
+    events: name === 'SELECT orders' ? [{ timeUnixNano: ns(t0 + 60), name: 'exception', attributes: kv({ 'exception.message': 'deadlock detected' }) }] : [],
+  });
+  const res = (svc) => ({ attributes: kv({ 'service.name': svc, 'sprout.test.run': run }) });
+  const traces = { resourceSpans: [
+    { resource: res(SVC.fe), scopeSpans: [{ scope: { name: 'ui-test' }, spans: [
+      span(id.fe, '', 'GET /checkout', 2, 0, 120, { 'http.method': 'GET', 'http.route': '/checkout' }),
+      span(id.feClient, id.fe, 'POST /api/pay', 3, 5, 110, { 'http.method': 'POST' }),
+    ] }] },
+    { resource: res(SVC.api), scopeSpans: [{ scope: { name: 'ui-test' }, spans: [
+      span(id.api, id.feClient, 'POST /api/pay', 2, 10, 105, { 'http.method': 'POST', 'http.route': '/api/pay' }, { code: 2, message: 'payment failed' }),
+      span(id.apiWork, id.api, 'validate', 1, 12, 30),
+      span(id.apiDb, id.api, 'SELECT orders', 3, 35, 100, { 'db.system': 'postgresql' }, { code: 2 }),
+    ] }] },
+    { resource: res(SVC.db), scopeSpans: [{ scope: { name: 'ui-test' }, spans: [
+      span(id.db, id.apiDb, 'SELECT orders', 2, 40, 95, { 'db.system': 'postgresql' }, { code: 2, message: 'deadlock detected' }),
+    ] }] },
+  ] };
+  const rec = (svc, spanId, at, sev, num, body) => ({ timeUnixNano: ns(t0 + at), observedTimeUnixNano: ns(t0 + at), severityText: sev, severityNumber: num, body: { stringValue: body }, traceId, spanId, attributes: kv({ 'test.run': run }) });
+  const logs = { resourceLogs: [
+    { resource: res(SVC.fe), scopeLogs: [{ scope: { name: 'ui-test' }, logRecords: [rec(SVC.fe, id.fe, 1, 'INFO', 9, 'checkout started')] }] },
+    { resource: res(SVC.api), scopeLogs: [{ scope: { name: 'ui-test' }, logRecords: [
+      rec(SVC.api, id.api, 11, 'INFO', 9, 'charging card'),
+      rec(SVC.api, id.apiDb, 101, 'ERROR', 17, 'payment failed: deadlock detected'),
+      rec(SVC.api, id.api, 104, 'WARN', 13, 'retry budget exhausted'),
+    ] }] },
+  ] };
+  const points = [0, 1, 2].map((i) => ({
+    startTimeUnixNano: ns(t0 - 60000), timeUnixNano: ns(t0 + i * 1000), asDouble: 10 * (i + 1), attributes: kv({ route: '/api/pay' }),
+    exemplars: [{ timeUnixNano: ns(t0 + i * 1000), asDouble: 10 * (i + 1), traceId, spanId: id.api }],
+  }));
+  const metrics = { resourceMetrics: [{ resource: res(SVC.api), scopeMetrics: [{ scope: { name: 'ui-test' }, metrics: [
+    { name: METRIC, description: 'UI test counter', sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: points } },
+  ] }] }] };
+  return { traces, logs, metrics };
+}
+
+// A wide and deep trace of BIG spans (fan-out of 10 per level), sent in batches.
+async function seedBigTrace(traceId, t0) {
+  const spans = [];
+  for (let i = 0; i < BIG; i++) {
+    const parent = i === 0 ? '' : spans[Math.floor((i - 1) / 10)].spanId;
+    const start = i === 0 ? 0 : (i % 10) * 2 + Math.floor(i / 10) % 50;
+    spans.push({ traceId, spanId: hex(8), parentSpanId: parent, name: `op-${i % 37}`, kind: 1, startTimeUnixNano: ns(t0 + start), endTimeUnixNano: ns(t0 + start + 5 + (i % 13)), attributes: kv({ i }), status: i % 97 === 0 ? { code: 2 } : {} });
+  }
+  spans[0].endTimeUnixNano = ns(t0 + 200);
+  for (let i = 0; i < spans.length; i += 2000) {
+    await post('/v1/traces', { resourceSpans: [{ resource: { attributes: kv({ 'service.name': 'ui-test-big' }) }, scopeSpans: [{ scope: { name: 'ui-test' }, spans: spans.slice(i, i + 2000) }] }] });
+  }
+}
+
+async function getJSON(path) {
+  const r = await fetch(SPROUT + path);
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${(await r.text()).slice(0, 200)}`);
+  return r.json();
+}
+
+async function eventually(what, f) {
+  const deadline = Date.now() + WAIT;
+  let last;
+  while (Date.now() < deadline) {
+    try { if (await f()) return; last = 'not yet'; } catch (e) { last = e.message; }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`${what} not queryable after ${WAIT / 1000}s: ${last}`);
+}
+
+const results = [];
+async function step(name, f) {
+  const t = Date.now();
+  try { await f(); results.push([name, true]); console.log(`ok - ${name} (${Date.now() - t} ms)`); } catch (e) { results.push([name, false]); console.log(`not ok - ${name}: ${e.message.split('\n')[0]}`); }
+}
+
+async function main() {
+  const traceId = hex(16), bigId = hex(16);
+  const t0 = Date.now() - 60_000;
+  const seed = seedTrace(traceId, t0);
+  await step('send OTLP traces, logs and metrics', async () => {
+    await post('/v1/traces', seed.traces);
+    await post('/v1/logs', seed.logs);
+    await post('/v1/metrics', seed.metrics);
+    await seedBigTrace(bigId, t0);
+  });
+  const nowS = () => Math.floor(Date.now() / 1000);
+  await step('data is queryable through the APIs', async () => {
+    await eventually('trace by id', async () => (await getJSON(`/api/v2/traces/${traceId}`)).trace?.resourceSpans?.length > 0);
+    await eventually('trace search', async () => (await getJSON(`/api/search?q=${encodeURIComponent(`{ resource.service.name = "${SVC.fe}" }`)}&start=${nowS() - 3600}&end=${nowS()}&limit=100`)).traces?.some((t) => t.traceID === traceId || t.traceID?.replace(/^0+/, '') === traceId.replace(/^0+/, '')));
+    await eventually('logs of the trace', async () => (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(`{service_name=~".+"} | trace_id="${traceId}"`)}&start=${(nowS() - 3600)}000000000&end=${nowS() + 60}000000000&limit=10`)).data?.result?.length > 0);
+    await eventually('test metric', async () => (await getJSON(`/api/v1/query?query=${METRIC}`)).data?.result?.length > 0);
+  });
+
+  const userDir = mkdtempSync(join(tmpdir(), 'sprout-ui-chromium-'));
+  // A fresh profile each run (launchPersistentContext owns --user-data-dir).
+  const ctx = await chromium.launchPersistentContext(userDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 900 },
+    colorScheme: 'dark',
+  });
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  const consoleErrors = [], external = [];
+  // The bad-query steps provoke a 400 on purpose; Chromium logs each failed fetch as a console error.
+  let expect400 = false;
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expect400 && /status of 400/.test(m.text())) return;
+    consoleErrors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  page.on('request', (r) => { const u = r.url(); if (!u.startsWith(SPROUT) && !u.startsWith('data:')) external.push(u); });
+  const shot = (name) => page.screenshot({ path: join(ART, `${name}.png`) });
+  const goto = (path) => page.goto(SPROUT + path, { waitUntil: 'domcontentloaded' });
+  const traceRendered = (id) => page.waitForSelector(`body[data-trace-rendered="${id}"]`, { timeout: 20000 });
+  const timeout = { timeout: 20000 };
+
+  await step('search a trace and open it', async () => {
+    await goto(`/ui/traces?from=now-1h&to=now&q=${encodeURIComponent(`{ resource.service.name = "${SVC.fe}" }`)}`);
+    const a = page.locator(`a.trace-link[href*="${traceId}"]`);
+    await a.waitFor(timeout);
+    await shot('01-traces');
+    await a.click();
+    await traceRendered(traceId);
+    await page.locator('.wf-row.span-error').first().waitFor(timeout);
+    await page.locator('.wf-row.span-error').first().click();
+    await page.locator('.span-details').waitFor(timeout);
+    await page.locator('.span-details', { hasText: 'payment failed' }).waitFor(timeout);
+    await shot('02-trace');
+  });
+
+  await step('jump to the trace logs and back', async () => {
+    await page.getByRole('button', { name: 'Logs for this trace' }).click();
+    await page.locator('.trace-logs .logline').first().waitFor(timeout);
+    await shot('03-trace-logs');
+    await page.locator('.trace-logs header a').click();
+    await page.locator('.loglines .logline.lvl-error').first().waitFor(timeout);
+    await shot('04-logs-of-trace');
+    await page.locator('.loglines .logline .logrow').first().click();
+    await page.locator('a.log-trace-link').first().click();
+    await traceRendered(traceId);
+    if (!page.url().includes(`/ui/trace/${traceId}`)) throw new Error(`log link went to ${page.url()}`);
+    await page.goBack();
+    await page.locator('.loglines .logline').first().waitFor(timeout);
+    await page.goBack(); await page.goBack();
+    await traceRendered(traceId);
+  });
+
+  await step('service graph and RED view', async () => {
+    await goto('/ui/graph?from=now-1h&to=now');
+    const node = page.locator(`g.node[data-service="${SVC.api}"]`);
+    await node.waitFor(timeout);
+    await shot('05-service-graph');
+    await node.click();
+    await page.locator('h1', { hasText: `Service ${SVC.api}` }).waitFor(timeout);
+    await page.locator('.red .uplot').first().waitFor(timeout);
+    await page.locator(`a.button[href*="resource.service.name"]`).first().waitFor(timeout);
+    await shot('06-red-view');
+  });
+
+  await step('PromQL query and exemplar to trace', async () => {
+    await goto(`/ui/metrics?from=now-1h&to=now&q=${encodeURIComponent(METRIC)}`);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const ex = page.locator(`button.exemplar[data-trace-id="${traceId}"]`).first();
+    await ex.waitFor(timeout);
+    await shot('07-metrics');
+    await ex.click();
+    await traceRendered(traceId);
+  });
+
+  await step('PromQL autocomplete and error with position', async () => {
+    await goto('/ui/metrics?from=now-1h&to=now');
+    const box = page.getByRole('textbox', { name: 'promql query' });
+    await box.click();
+    await box.pressSequentially(METRIC.slice(0, 12));
+    await page.locator('#ac-list li', { hasText: METRIC }).first().waitFor(timeout);
+    await shot('08-promql-autocomplete');
+    await box.fill('sum(rate(');
+    await box.press('Escape');
+    expect400 = true;
+    await box.press('Enter');
+    await page.locator('.error .error-msg').waitFor(timeout);
+    expect400 = false;
+    await shot('09-promql-error');
+  });
+
+  await step('LogQL query with volume, levels and a bad query', async () => {
+    await goto(`/ui/logs?from=now-1h&to=now&q=${encodeURIComponent(`{service_name="${SVC.api}"}`)}`);
+    await page.locator('.loglines .logline.lvl-warn').first().waitFor(timeout);
+    await page.locator('.volume .uplot').waitFor(timeout);
+    await page.locator('.loglines .logrow').first().click();
+    await shot('10-logs');
+    expect400 = true;
+    await goto(`/ui/logs?from=now-1h&to=now&q=${encodeURIComponent('{service_name="x"')}`);
+    await page.locator('.error .error-msg').waitFor(timeout);
+    expect400 = false;
+    await shot('11-logql-error');
+  });
+
+  const perf = {};
+  await step(`render a ${BIG}-span trace`, async () => {
+    await eventually('big trace', async () => {
+      const b = await getJSON(`/api/v2/traces/${bigId}`);
+      let n = 0; for (const rs of b.trace?.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) n += ss.spans?.length ?? 0;
+      return n >= BIG;
+    });
+    await goto(`/ui/trace/${bigId}`);
+    await traceRendered(bigId);
+    const r = await page.evaluate(() => window.__sproutTraceRender);
+    if (!r || r.spans !== BIG) throw new Error(`rendered ${JSON.stringify(r)}`);
+    perf.traceRenderMs = Math.round(r.ms);
+    // Scroll through the whole waterfall and measure the frames.
+    perf.scrollMs = await page.evaluate(async () => {
+      const el = document.querySelector('.waterfall');
+      const t = performance.now();
+      for (let i = 0; i < 50; i++) { el.scrollTop = (el.scrollHeight * i) / 50; await new Promise((r) => requestAnimationFrame(() => r())); }
+      return Math.round(performance.now() - t);
+    });
+    perf.domRows = await page.locator('.wf-row').count();
+    await shot('12-big-trace');
+    console.log(`# ${BIG}-span trace: render ${perf.traceRenderMs} ms (fetch done → first paint), 50 scroll frames ${perf.scrollMs} ms, ${perf.domRows} rows in DOM`);
+  });
+
+  await step('light theme', async () => {
+    await goto(`/ui/trace/${traceId}`);
+    await traceRendered(traceId);
+    await page.getByRole('button', { name: /Switch to light theme/ }).click();
+    await shot('13-trace-light');
+  });
+
+  await step('initial JavaScript under 300 KB compressed', async () => {
+    const html = await (await fetch(SPROUT + '/ui/')).text();
+    let total = 0;
+    for (const m of html.matchAll(/(?:src|href)="(\/ui\/assets\/[^"]+\.(?:js|css))"/g)) {
+      const r = await fetch(SPROUT + m[1], { headers: { 'Accept-Encoding': 'gzip' } });
+      const buf = Buffer.from(await r.arrayBuffer()); // undici decodes; measure the wire size from the header if given
+      const wire = Number(r.headers.get('content-length')) || buf.length;
+      if (m[1].endsWith('.js')) total += wire;
+    }
+    perf.initialJsGzipBytes = total;
+    console.log(`# initial JS on the wire: ${total} bytes`);
+    if (total > 300 * 1024) throw new Error(`${total} bytes`);
+  });
+
+  await step('no console errors and no external requests', async () => {
+    if (consoleErrors.length) throw new Error(`console errors:\n${consoleErrors.join('\n')}`);
+    if (external.length) throw new Error(`external requests: ${external.join(', ')}`);
+  });
+  if (consoleErrors.length) console.log(consoleErrors.map((e) => '#   ' + e).join('\n'));
+
+  writeFileSync(join(ART, 'perf.json'), JSON.stringify(perf, null, 2));
+  await ctx.close();
+  rmSync(userDir, { recursive: true, force: true });
+}
+
+main().catch((e) => { console.log(`not ok - setup: ${e.stack}`); results.push(['setup', false]); }).finally(() => {
+  const failed = results.filter((r) => !r[1]).length;
+  console.log(`${results.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+});

@@ -1,0 +1,106 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { Exemplar, Series } from '../parse';
+import { seriesName } from '../parse';
+
+export const PALETTE = ['#3b82f6', '#22c55e', '#f59e0b', '#ef4444', '#a855f7', '#14b8a6', '#ec4899', '#84cc16', '#f97316', '#6366f1'];
+
+interface Props {
+  series: Series[];
+  exemplars?: Exemplar[];
+  onExemplar?: (e: Exemplar) => void;
+  bars?: boolean;
+  height?: number;
+  names?: string[];
+  colors?: string[];
+  stacked?: boolean;
+}
+
+/** Aligns series on one sorted time axis (uPlot's data model); missing points are null. Times in seconds. */
+export function align(series: Series[]): (number | null)[][] {
+  const ts = new Set<number>();
+  for (const s of series) for (const p of s.points) ts.add(p[0]);
+  const xs = [...ts].sort((a, b) => a - b);
+  const idx = new Map(xs.map((x, i) => [x, i]));
+  const out: (number | null)[][] = [xs.map((x) => x / 1000)];
+  for (const s of series) {
+    const ys: (number | null)[] = new Array(xs.length).fill(null);
+    for (const [t, v] of s.points) ys[idx.get(t)!] = Number.isFinite(v) ? v : null;
+    out.push(ys);
+  }
+  return out;
+}
+
+function cssVar(name: string): string { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+
+/** A time-series chart (uPlot). Exemplars are buttons laid over the plot, so they can be focused and clicked. */
+export function Chart({ series, exemplars, onExemplar, bars, height = 260, names, colors }: Props) {
+  const el = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const exRef = useRef({ exemplars, onExemplar });
+  exRef.current = { exemplars, onExemplar };
+
+  useEffect(() => {
+    const host = el.current!;
+    const data = align(series);
+    const fg = cssVar('--fg') || '#ccc', grid = cssVar('--grid') || '#333';
+    const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    const barsPath = uPlot.paths.bars!({ size: [0.8, 40], align: 1 });
+    const placeExemplars = (u: uPlot) => {
+      let layer = u.over.querySelector<HTMLDivElement>('.ex-layer');
+      if (!layer) { layer = document.createElement('div'); layer.className = 'ex-layer'; u.over.appendChild(layer); }
+      layer.textContent = '';
+      const { exemplars: ex, onExemplar: click } = exRef.current;
+      if (!ex) return;
+      const [x0, x1] = [u.scales.x.min ?? 0, u.scales.x.max ?? 0];
+      for (const e of ex.slice(0, 500)) {
+        const t = e.timeMs / 1000;
+        if (t < x0 || t > x1 || !Number.isFinite(e.value)) continue;
+        const b = document.createElement('button');
+        b.className = 'exemplar';
+        b.style.left = `${u.valToPos(t, 'x')}px`;
+        b.style.top = `${u.valToPos(e.value, 'y')}px`;
+        b.title = `Exemplar ${e.value} at ${new Date(e.timeMs).toISOString()}${e.traceId ? `\ntrace ${e.traceId}` : ''}`;
+        b.setAttribute('aria-label', `exemplar trace ${e.traceId || 'none'}`);
+        b.dataset.traceId = e.traceId;
+        b.onclick = () => click?.(e);
+        layer.appendChild(b);
+      }
+    };
+    // Exemplars share the y scale: widen it so that they are visible even above the series.
+    const exVals = (exemplars ?? []).map((e) => e.value).filter(Number.isFinite);
+    const opts: uPlot.Options = {
+      width: host.clientWidth || 800,
+      height,
+      legend: { show: series.length <= 12 },
+      cursor: { drag: { x: true, y: false } },
+      scales: {
+        x: { time: true },
+        y: { range: (_u, min, max) => {
+          const lo = Math.min(min ?? 0, ...exVals, bars ? 0 : Infinity), hi = Math.max(max ?? 1, ...exVals);
+          const pad = (hi - lo) * 0.05 || 1;
+          return [bars ? lo : lo - pad, hi + pad];
+        } },
+      },
+      axes: [axis, { ...axis, size: 60 }],
+      series: [{}, ...series.map((s, i) => ({
+        label: names?.[i] ?? seriesName(s.labels),
+        stroke: colors?.[i] ?? PALETTE[i % PALETTE.length],
+        fill: bars ? (colors?.[i] ?? PALETTE[i % PALETTE.length]) + 'aa' : undefined,
+        width: bars ? 0 : 1.5,
+        paths: bars ? barsPath : undefined,
+        points: { show: false },
+        spanGaps: false,
+      }))],
+      hooks: { draw: [placeExemplars] },
+    };
+    const u = new uPlot(opts, data as uPlot.AlignedData, host);
+    plot.current = u;
+    const ro = new ResizeObserver(() => { if (host.clientWidth) u.setSize({ width: host.clientWidth, height }); });
+    ro.observe(host);
+    return () => { ro.disconnect(); u.destroy(); plot.current = null; };
+  }, [series, exemplars, bars, height]);
+
+  return <div class="chart" ref={el} />;
+}

@@ -1,0 +1,73 @@
+// Service graph assembly and layout from the generator's metrics: edges (client → server) with rate, error
+// rate and latency; nodes placed in columns by their distance from the callers that nobody calls.
+
+export interface Edge { client: string; server: string; rate: number; failed: number; p95: number }
+export interface GNode { id: string; x: number; y: number; col: number; inRate: number; inFailed: number; outRate: number }
+
+type Vec = { labels: Record<string, string>; value: number }[];
+
+export function buildEdges(total: Vec, failed: Vec, p95: Vec): Edge[] {
+  const key = (l: Record<string, string>) => `${l.client ?? ''}\u0000${l.server ?? ''}`;
+  const m = new Map<string, Edge>();
+  for (const v of total) {
+    if (!v.labels.client && !v.labels.server) continue;
+    m.set(key(v.labels), { client: v.labels.client || 'user', server: v.labels.server || '?', rate: v.value, failed: 0, p95: NaN });
+  }
+  for (const v of failed) { const e = m.get(key(v.labels)); if (e) e.failed = v.value; }
+  for (const v of p95) { const e = m.get(key(v.labels)); if (e) e.p95 = v.value; }
+  return [...m.values()].sort((a, b) => a.client.localeCompare(b.client) || a.server.localeCompare(b.server));
+}
+
+export const COL_W = 220, ROW_H = 90, NODE_W = 150, NODE_H = 48;
+
+/** Longest-path layering from the roots (breaking cycles), then rows in order of first appearance. */
+export function layout(edges: Edge[]): GNode[] {
+  const nodes = new Map<string, GNode>();
+  const get = (id: string) => {
+    let n = nodes.get(id);
+    if (!n) { n = { id, x: 0, y: 0, col: 0, inRate: 0, inFailed: 0, outRate: 0 }; nodes.set(id, n); }
+    return n;
+  };
+  for (const e of edges) {
+    get(e.client).outRate += e.rate;
+    const s = get(e.server);
+    s.inRate += e.rate; s.inFailed += e.failed;
+  }
+  const out = new Map<string, string[]>();
+  const indeg = new Map<string, number>();
+  for (const n of nodes.keys()) { out.set(n, []); indeg.set(n, 0); }
+  for (const e of edges) {
+    if (e.client === e.server) continue;
+    out.get(e.client)!.push(e.server);
+    indeg.set(e.server, indeg.get(e.server)! + 1);
+  }
+  // Kahn's algorithm; nodes left in cycles are released one at a time (lowest in-degree first).
+  const done = new Set<string>();
+  let queue = [...nodes.keys()].filter((n) => indeg.get(n) === 0).sort();
+  while (done.size < nodes.size) {
+    if (!queue.length) {
+      const rest = [...nodes.keys()].filter((n) => !done.has(n)).sort((a, b) => indeg.get(a)! - indeg.get(b)! || a.localeCompare(b));
+      queue = [rest[0]];
+    }
+    const next: string[] = [];
+    for (const n of queue) {
+      if (done.has(n)) continue;
+      done.add(n);
+      for (const m of out.get(n)!) {
+        if (done.has(m)) continue;
+        get(m).col = Math.max(get(m).col, get(n).col + 1);
+        indeg.set(m, indeg.get(m)! - 1);
+        if (indeg.get(m) === 0) next.push(m);
+      }
+    }
+    queue = next.sort();
+  }
+  const rows = new Map<number, number>();
+  for (const n of [...nodes.values()].sort((a, b) => a.col - b.col || a.id.localeCompare(b.id))) {
+    const r = rows.get(n.col) ?? 0;
+    rows.set(n.col, r + 1);
+    n.x = 20 + n.col * COL_W;
+    n.y = 20 + r * ROW_H;
+  }
+  return [...nodes.values()];
+}

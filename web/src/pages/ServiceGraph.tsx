@@ -1,0 +1,95 @@
+import { prom } from '../api';
+import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { buildEdges, layout, NODE_H, NODE_W, type Edge } from '../graph';
+import { parsePromVector } from '../parse';
+import { navigate } from '../router';
+import { fmtDuration, fmtPct, fmtRate } from '../time';
+import { link, type Route } from '../url';
+
+export function windowOf(p: Record<string, string>): string {
+  const r = range(p);
+  return `${Math.max(60, Math.round((r.end - r.start) / 1000))}s`;
+}
+
+export function graphQueries(w: string) {
+  return {
+    total: `sum by (client, server) (rate(traces_service_graph_request_total[${w}]))`,
+    failed: `sum by (client, server) (rate(traces_service_graph_request_failed_total[${w}]))`,
+    p95: `histogram_quantile(0.95, sum by (client, server, le) (rate(traces_service_graph_request_server_seconds_bucket[${w}])))`,
+  };
+}
+
+export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
+  const p = route.params;
+  const w = windowOf(p);
+  const res = useAsync<Edge[]>(`${p.from}|${p.to}`, async (signal) => {
+    const r = range(p);
+    const time = Math.floor(r.end / 1000);
+    const q = graphQueries(w);
+    const [t, f, l] = await Promise.all([q.total, q.failed, q.p95].map((query) => prom('/api/v1/query', { query, time }, signal)));
+    return buildEdges(parsePromVector(t), parsePromVector(f), parsePromVector(l).map((v) => ({ ...v, value: v.value * 1000 })));
+  }, tick);
+  const edges = res.data ?? [];
+  const nodes = layout(edges);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const width = Math.max(400, ...nodes.map((n) => n.x + NODE_W + 40));
+  const height = Math.max(200, ...nodes.map((n) => n.y + NODE_H + 40));
+  const open = (svc: string) => navigate(link('service', svc, {}, route));
+
+  return (
+    <section class="page" aria-labelledby="h-graph">
+      <h1 id="h-graph">Service graph</h1>
+      <p class="muted">Requests between services over the selected range (rate per second, error ratio, p95 server latency). Select a service for its RED view.</p>
+      <ErrorBox error={res.error} />
+      {res.loading && !res.data && <Loading />}
+      {res.data && !edges.length && <Empty>No service graph metrics in this range. They come from the span-metrics generator (<code>traces_service_graph_request_total</code>); send traces that cross services.</Empty>}
+      {edges.length > 0 && (
+        <>
+          <div class="graph-wrap">
+            <svg class="graph" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label="Service graph">
+              <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead" /></marker></defs>
+              {edges.map((e) => {
+                const a = byId.get(e.client)!, b = byId.get(e.server)!;
+                const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
+                const back = x2 <= x1;
+                const d = back || a === b
+                  ? `M${a.x + NODE_W / 2},${a.y + NODE_H} C${a.x + NODE_W / 2},${a.y + NODE_H + 40} ${b.x + NODE_W / 2},${b.y + NODE_H + 40} ${b.x + NODE_W / 2},${b.y + NODE_H}`
+                  : `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}`;
+                const err = e.rate > 0 ? e.failed / e.rate : 0;
+                return (
+                  <g class={'edge' + (err > 0.05 ? ' bad' : err > 0 ? ' warn' : '')}>
+                    <path d={d} marker-end="url(#arrow)" />
+                    <text x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 6} text-anchor="middle">{fmtRate(e.rate)}/s · {fmtPct(err)}</text>
+                  </g>
+                );
+              })}
+              {nodes.map((n) => {
+                const err = n.inRate > 0 ? n.inFailed / n.inRate : 0;
+                return (
+                  <g class={'node' + (err > 0.05 ? ' bad' : err > 0 ? ' warn' : '')} transform={`translate(${n.x},${n.y})`} tabIndex={0} role="link" aria-label={`service ${n.id}`} data-service={n.id}
+                    onClick={() => open(n.id)} onKeyDown={(e) => { if (e.key === 'Enter') open(n.id); }}>
+                    <rect width={NODE_W} height={NODE_H} rx="8" />
+                    <text x={NODE_W / 2} y="19" text-anchor="middle" class="node-name">{n.id.length > 20 ? n.id.slice(0, 19) + '…' : n.id}</text>
+                    <text x={NODE_W / 2} y="37" text-anchor="middle" class="node-stats">{n.inRate ? `${fmtRate(n.inRate)}/s · ${fmtPct(err)} err` : 'caller'}</text>
+                  </g>
+                );
+              })}
+            </svg>
+          </div>
+          <table class="grid">
+            <thead><tr><th>Client</th><th>Server</th><th class="num">Rate</th><th class="num">Error rate</th><th class="num">p95 latency</th></tr></thead>
+            <tbody>{edges.map((e) => (
+              <tr>
+                <td><a href={link('service', e.client, {}, route)}>{e.client}</a></td>
+                <td><a href={link('service', e.server, {}, route)}>{e.server}</a></td>
+                <td class="num">{fmtRate(e.rate)}/s</td>
+                <td class={'num' + (e.failed ? ' err' : '')}>{fmtPct(e.rate ? e.failed / e.rate : 0)}</td>
+                <td class="num">{fmtDuration(e.p95)}</td>
+              </tr>
+            ))}</tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
