@@ -89,6 +89,9 @@ type series struct {
 	sum    float64
 	count  uint64
 	ex     exemplar // the newest observation since the last emission
+	// linked are the series that always share this one's labels and updates (latency and size for calls,
+	// server and client seconds for request_total): one key lookup serves all three.
+	linked [2]*series
 }
 
 type edgeKey struct {
@@ -165,17 +168,73 @@ func (g *Generator) set(ts *tenantState, m int, v float64, now int64) {
 	}
 }
 
-func (g *Generator) observe(ts *tenantState, m int, v float64, now int64, traceID [16]byte, spanID [8]byte) {
-	s := g.lookup(ts, m, now)
-	if s == nil {
-		return
-	}
-	b := g.buckets[m]
+func (g *Generator) observeSeries(s *series, v float64, now int64, traceID [16]byte, spanID [8]byte) {
+	b := g.buckets[s.metric]
 	i, _ := slices.BinarySearch(b, v) // le semantics: v == bound falls into that bound's bucket
 	s.counts[i]++
 	s.sum += v
 	s.count++
 	s.ex = exemplar{set: true, value: v, ts: now, traceID: traceID, spanID: spanID}
+}
+
+// lookupLinked finds the series of metric m with labels g.scratch together with its two linked series of
+// metrics a and b. Creating the group takes three slots of max_active_series, all or nothing.
+func (g *Generator) lookupLinked(ts *tenantState, m, a, b int, now int64) *series {
+	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
+	g.keyBuf = buf
+	if s, ok := ts.series[string(buf)]; ok && s.linked[0] != nil {
+		s.updated, s.linked[0].updated, s.linked[1].updated = now, now, now
+		return s
+	}
+	if g.cfg.MaxActiveSeries > 0 && g.active+3 > g.cfg.MaxActiveSeries {
+		g.refused += 3
+		return nil
+	}
+	s := g.getOrCreate(ts, m, now)
+	s.linked[0] = g.getOrCreate(ts, a, now)
+	s.linked[1] = g.getOrCreate(ts, b, now)
+	return s
+}
+
+// getOrCreate returns the series of metric m with labels g.scratch, creating it without a limit check.
+func (g *Generator) getOrCreate(ts *tenantState, m int, now int64) *series {
+	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
+	g.keyBuf = buf
+	if s, ok := ts.series[string(buf)]; ok {
+		s.updated = now
+		return s
+	}
+	s := &series{metric: uint8(m), labels: slices.Clone(g.scratch), start: now, updated: now}
+	if metricKinds[m] == kindHistogram {
+		s.counts = make([]uint64, len(g.buckets[m])+1)
+	}
+	ts.series[string(buf)] = s
+	g.active++
+	return s
+}
+
+// relink restores the links of a tenant's series after a checkpoint load. A group missing a member (its
+// histogram buckets changed in the config) is dropped whole, so that it restarts consistently.
+func (g *Generator) relink(ts *tenantState) {
+	for key, s := range ts.series {
+		var a, b int
+		switch s.metric {
+		case mCalls:
+			a, b = mLatency, mSize
+		case mSGRequest:
+			a, b = mSGServer, mSGClient
+		default:
+			continue
+		}
+		la := ts.series[string(appendSeriesKey(nil, a, s.labels))]
+		lb := ts.series[string(appendSeriesKey(nil, b, s.labels))]
+		if la == nil || lb == nil {
+			delete(ts.series, key)
+			g.active--
+			continue
+		}
+		s.linked = [2]*series{la, lb}
+	}
 }
 
 // pair appends a label unless its value is empty: Prometheus treats an empty label as an absent one, and
@@ -228,9 +287,11 @@ func (g *Generator) apply(b *batch) {
 		f := &b.spans[i]
 		if g.spanMetrics {
 			g.spanMetricLabels(b, f)
-			g.add(ts, mCalls, 1, now)
-			g.observe(ts, mLatency, float64(f.duration)/1e9, now, f.traceID, f.spanID)
-			g.add(ts, mSize, float64(f.size), now)
+			if s := g.lookupLinked(ts, mCalls, mLatency, mSize, now); s != nil {
+				s.value++
+				g.observeSeries(s.linked[0], float64(f.duration)/1e9, now, f.traceID, f.spanID)
+				s.linked[1].value += float64(f.size)
+			}
 		}
 		if g.serviceGraphs {
 			g.graphSpan(ts, f, now)
@@ -349,12 +410,14 @@ func (g *Generator) complete(ts *tenantState, e *edge, conn string, now int64) {
 	g.pair("client", e.client)
 	g.pair("connection_type", conn)
 	g.pair("server", e.server)
-	g.add(ts, mSGRequest, 1, now)
+	if s := g.lookupLinked(ts, mSGRequest, mSGServer, mSGClient, now); s != nil {
+		s.value++
+		g.observeSeries(s.linked[0], float64(e.serverDur)/1e9, now, e.traceID, e.spanID)
+		g.observeSeries(s.linked[1], float64(e.clientDur)/1e9, now, e.traceID, e.spanID)
+	}
 	if e.failed {
 		g.add(ts, mSGFailed, 1, now)
 	}
-	g.observe(ts, mSGServer, float64(e.serverDur)/1e9, now, e.traceID, e.spanID)
-	g.observe(ts, mSGClient, float64(e.clientDur)/1e9, now, e.traceID, e.spanID)
 }
 
 // tick expires edges that waited too long and series that went stale. Like apply it is logged and replayed,

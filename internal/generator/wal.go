@@ -352,6 +352,7 @@ func (g *Generator) decodeCheckpoint(p []byte) (uint64, error) {
 		}
 		g.tenants[id] = ts
 		g.active += len(ts.series)
+		g.relink(ts)
 	}
 	if d.err != nil {
 		return 0, d.err

@@ -192,6 +192,36 @@ func TestCloseCheckpointsAndTruncatesLog(t *testing.T) {
 	equalValues(t, values(t, g2, t0.Add(2*time.Minute)), before)
 }
 
+// TestBucketChangeRestartsGroups: after a restart with other buckets the old latency counts cannot be mapped,
+// so the whole span-metrics group restarts while the service graph keeps counting.
+func TestBucketChangeRestartsGroups(t *testing.T) {
+	cfg := walConfig(t)
+	g1 := mustNew(t, cfg)
+	if err := g1.Consume(tenantA, t0, shopTrace(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SpanMetrics.HistogramBuckets = []float64{0.1, 1}
+	g2 := mustNew(t, cfg)
+	defer g2.Close()
+	if err := g2.Consume(tenantA, t0.Add(time.Second), shopTrace(2)); err != nil {
+		t.Fatal(err)
+	}
+	got := values(t, g2, t0.Add(time.Second))
+	calls := ser("traces_spanmetrics_calls_total", "service", "backend", "span_name", "GET /api", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_ERROR")
+	if got[calls] != 1 {
+		t.Errorf("%s = %v, want 1 (restarted)", calls, got[calls])
+	}
+	if v := got[ser("traces_service_graph_request_total", "client", "frontend", "server", "backend")]; v != 2 {
+		t.Errorf("request_total = %v, want 2 (kept)", v)
+	}
+	if _, ok := got[ser("traces_spanmetrics_latency_bucket", "service", "backend", "span_name", "GET /api", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_ERROR", "le", "0.1")]; !ok {
+		t.Errorf("new buckets not in use")
+	}
+}
+
 func TestCorruptCheckpointFailsClearly(t *testing.T) {
 	cfg := walConfig(t)
 	if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, checkpointName), []byte("garbage"), 0o644); err != nil {
