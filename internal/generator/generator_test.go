@@ -2,6 +2,7 @@ package generator
 
 import (
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -350,6 +351,10 @@ func TestActiveSeriesLimit(t *testing.T) {
 			t.Fatalf("after batch %d: %d active series, limit %d", b, a, cfg.MaxActiveSeries)
 		}
 	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("after %d distinct span names: heap in use %.1f MiB with %d active series", total, float64(ms.HeapInuse)/(1<<20), g.Stats().ActiveSeries)
 	st := g.Stats()
 	// Each span name needs 3 series (calls, latency, size), taken all or nothing: 1666 names fit.
 	wantActive := cfg.MaxActiveSeries / 3 * 3
