@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/generatorconnector"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
 	"github.com/sprout-otel/sprout/components/uiext"
@@ -82,6 +83,8 @@ func Components() (otelcol.Factories, error) {
 	if err != nil {
 		return f, err
 	}
-	f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory]()
+	f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
+		generatorconnector.NewFactory(),
+	)
 	return f, err
 }

@@ -1,0 +1,154 @@
+package generatorconnector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/generator"
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// tickInterval is how often pending edges are checked for expiry. It bounds how late past `wait` an unpaired
+// span is resolved, not the metrics' resolution.
+const tickInterval = time.Second
+
+type generatorConnector struct {
+	cfg    *Config
+	logger *zap.Logger
+	next   consumer.Metrics
+
+	gen        *generator.Generator
+	stop       chan struct{}
+	done       chan struct{}
+	collectors []prometheus.Collector
+	reg        prometheus.Registerer
+	flushMu    sync.Mutex // one emission at a time: the loop's and Shutdown's
+	now        func() time.Time
+}
+
+func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *generatorConnector {
+	return &generatorConnector{cfg: cfg, logger: set.Logger, next: next, now: time.Now}
+}
+
+func (c *generatorConnector) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+func (c *generatorConnector) Start(_ context.Context, host component.Host) error {
+	gen, err := generator.New(c.cfg.Config, c.logger)
+	if err != nil {
+		return err
+	}
+	c.gen = gen
+	if srv, err := apiserver.FromHost(host, c.cfg.API); err != nil {
+		c.logger.Warn("sprout_generator: API extension not found, running without its own metrics", zap.Error(err))
+	} else {
+		c.register(srv.Registerer())
+	}
+	c.stop = make(chan struct{})
+	c.done = make(chan struct{})
+	go c.loop()
+	return nil
+}
+
+func (c *generatorConnector) register(reg prometheus.Registerer) {
+	stat := func() generator.Stats { return c.gen.Stats() }
+	c.collectors = []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sprout_generator_active_series", Help: "Series the metrics generator holds in memory.",
+		}, func() float64 { return float64(stat().ActiveSeries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sprout_generator_series_refused_total",
+			Help: "Series updates refused because max_active_series was reached.",
+		}, func() float64 { return float64(stat().RefusedSeries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sprout_generator_pending_edges", Help: "Service-graph half edges waiting for their other half.",
+		}, func() float64 { return float64(stat().PendingEdges) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sprout_generator_wal_bytes", Help: "Bytes in the generator's WAL since its last checkpoint.",
+		}, func() float64 { return float64(stat().WALSizeBytes) }),
+	}
+	c.reg = reg
+	for _, col := range c.collectors {
+		if err := reg.Register(col); err != nil {
+			// A second sprout_generator instance: the first one's figures are served.
+			c.logger.Debug("sprout_generator: metric already registered", zap.Error(err))
+		}
+	}
+}
+
+func (c *generatorConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	return c.gen.Consume(tenant.FromContext(ctx), c.now(), td)
+}
+
+func (c *generatorConnector) loop() {
+	defer close(c.done)
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	flush := time.NewTicker(c.cfg.FlushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+			if err := c.gen.Tick(c.now()); err != nil && !errors.Is(err, generator.ErrClosed) {
+				c.logger.Error("sprout_generator: tick failed", zap.Error(err))
+			}
+		case <-flush.C:
+			c.flush(context.Background())
+		}
+	}
+}
+
+// flush hands every tenant's cumulative metrics downstream. A failed hand-off loses nothing but exemplars:
+// the next flush carries the same cumulative values.
+func (c *generatorConnector) flush(ctx context.Context) {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	for _, tm := range c.gen.Collect(c.now()) {
+		tctx := client.NewContext(ctx, client.Info{
+			Metadata: client.NewMetadata(map[string][]string{tenant.Header: {tm.Tenant}}),
+		})
+		tctx = tenant.WithTenant(tctx, tm.Tenant)
+		if err := c.next.ConsumeMetrics(tctx, tm.Metrics); err != nil {
+			c.logger.Warn("sprout_generator: downstream refused generated metrics",
+				zap.String("tenant", tm.Tenant), zap.Error(err))
+		}
+	}
+}
+
+func (c *generatorConnector) Shutdown(ctx context.Context) error {
+	if c.gen == nil {
+		return nil
+	}
+	if c.stop != nil {
+		close(c.stop)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// Downstream components shut down after this one, so a last emission still reaches them.
+	c.flush(ctx)
+	if c.reg != nil {
+		for _, col := range c.collectors {
+			c.reg.Unregister(col)
+		}
+	}
+	err := c.gen.Close()
+	c.gen = nil
+	return err
+}

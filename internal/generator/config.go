@@ -1,0 +1,232 @@
+package generator
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Processor names, as Tempo's overrides spell them.
+const (
+	ProcessorServiceGraphs = "service-graphs"
+	ProcessorSpanMetrics   = "span-metrics"
+)
+
+// SyncPolicy says when the generator's WAL is fsynced.
+const (
+	// SyncAlways fsyncs every batch before ConsumeTraces returns: an accepted batch survives a power cut.
+	SyncAlways = "always"
+	// SyncNone leaves flushing to the operating system: an accepted batch survives a process crash (kill -9),
+	// not a power cut. Cheaper on slow disks.
+	SyncNone = "none"
+)
+
+// Config configures the generator. The defaults are Tempo's, so that dashboards written against Tempo's
+// generated metrics see the same names, labels and buckets.
+type Config struct {
+	// Processors lists the enabled processors: "service-graphs", "span-metrics" (default both).
+	Processors []string `mapstructure:"processors"`
+
+	SpanMetrics   SpanMetricsConfig   `mapstructure:"span_metrics"`
+	ServiceGraphs ServiceGraphsConfig `mapstructure:"service_graphs"`
+
+	// MaxActiveSeries bounds the number of series held in memory over all tenants and processors. A span that
+	// would create a series beyond it is still counted elsewhere but its series is refused and counted in
+	// sprout_generator_series_refused_total. 0 means no limit (not recommended).
+	MaxActiveSeries int `mapstructure:"max_active_series"`
+
+	// StaleAfter drops a series that has not been updated for this long, freeing its slot (Tempo: 15m).
+	StaleAfter time.Duration `mapstructure:"stale_after"`
+
+	// FlushInterval is how often the cumulative points are emitted downstream (Tempo's collection interval).
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+
+	WAL WALConfig `mapstructure:"wal"`
+}
+
+// SpanMetricsConfig configures the span-metrics processor.
+type SpanMetricsConfig struct {
+	// Dimensions are extra labels taken from span attributes, or from resource attributes when the span has
+	// none of that name. The label name is the attribute name made Prometheus-safe (dots become underscores).
+	Dimensions []string `mapstructure:"dimensions"`
+	// HistogramBuckets are the latency histogram's upper bounds in seconds.
+	HistogramBuckets []float64 `mapstructure:"histogram_buckets"`
+	// IntrinsicDimensions turns the built-in labels on and off.
+	IntrinsicDimensions IntrinsicDimensions `mapstructure:"intrinsic_dimensions"`
+	// EnableTargetInfo emits traces_target_info{job,instance,<resource attributes>} and adds job and instance
+	// labels to the span metrics, so that resource attributes can be joined in PromQL.
+	EnableTargetInfo bool `mapstructure:"enable_target_info"`
+}
+
+// IntrinsicDimensions selects which of Tempo's built-in span-metrics labels are emitted.
+type IntrinsicDimensions struct {
+	Service       bool `mapstructure:"service"`
+	SpanName      bool `mapstructure:"span_name"`
+	SpanKind      bool `mapstructure:"span_kind"`
+	StatusCode    bool `mapstructure:"status_code"`
+	StatusMessage bool `mapstructure:"status_message"`
+}
+
+// ServiceGraphsConfig configures the service-graphs processor.
+type ServiceGraphsConfig struct {
+	// HistogramBuckets are the request latency histograms' upper bounds in seconds.
+	HistogramBuckets []float64 `mapstructure:"histogram_buckets"`
+	// Wait is how long one half of an edge waits for the other before it expires.
+	Wait time.Duration `mapstructure:"wait"`
+	// MaxItems bounds the number of half-edges waiting per tenant; spans beyond it are dropped and counted in
+	// traces_service_graph_dropped_spans_total.
+	MaxItems int `mapstructure:"max_items"`
+	// PeerAttributes name the attributes, in order of preference, that name an uninstrumented server when a
+	// client span expires unpaired (a virtual node).
+	PeerAttributes []string `mapstructure:"peer_attributes"`
+	// DatabaseNameAttributes name the attributes that make a client span a database call: the edge completes
+	// at once with server = the attribute's value and connection_type="database".
+	DatabaseNameAttributes []string `mapstructure:"database_name_attributes"`
+}
+
+// WALConfig configures the generator's write-ahead log.
+type WALConfig struct {
+	// Dir holds the WAL and checkpoints, one subdirectory per tenant is not needed: records carry the tenant.
+	// Empty disables durability (state lives only in memory).
+	Dir string `mapstructure:"dir"`
+	// Sync is "always" (fsync per batch, the default) or "none".
+	Sync string `mapstructure:"sync"`
+	// CheckpointInterval is how often the whole state is written to a checkpoint and the log truncated.
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+}
+
+// DefaultSpanMetricsBuckets are Tempo's span-metrics latency buckets: 2ms doubling to 16.384s.
+func DefaultSpanMetricsBuckets() []float64 {
+	b := make([]float64, 14)
+	v := 0.002
+	for i := range b {
+		b[i] = v
+		v *= 2
+	}
+	return b
+}
+
+// DefaultServiceGraphBuckets are Tempo's service-graph latency buckets: 0.1s doubling to 12.8s.
+func DefaultServiceGraphBuckets() []float64 {
+	return []float64{0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8}
+}
+
+// DefaultConfig returns the defaults; WAL.Dir is left for the caller (the connector sets it under the data dir).
+func DefaultConfig() Config {
+	return Config{
+		Processors: []string{ProcessorServiceGraphs, ProcessorSpanMetrics},
+		SpanMetrics: SpanMetricsConfig{
+			HistogramBuckets: DefaultSpanMetricsBuckets(),
+			IntrinsicDimensions: IntrinsicDimensions{
+				Service: true, SpanName: true, SpanKind: true, StatusCode: true,
+			},
+		},
+		ServiceGraphs: ServiceGraphsConfig{
+			HistogramBuckets:       DefaultServiceGraphBuckets(),
+			Wait:                   10 * time.Second,
+			MaxItems:               10000,
+			PeerAttributes:         []string{"peer.service", "db.name", "db.system", "server.address", "net.peer.name"},
+			DatabaseNameAttributes: []string{"db.name", "db.namespace"},
+		},
+		MaxActiveSeries: 100000,
+		StaleAfter:      15 * time.Minute,
+		FlushInterval:   15 * time.Second,
+		WAL: WALConfig{
+			Sync:               SyncAlways,
+			CheckpointInterval: time.Minute,
+		},
+	}
+}
+
+// Validate names the field that is wrong and why.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Processors) == 0 {
+		errs = append(errs, errors.New("processors: at least one of service-graphs, span-metrics is required"))
+	}
+	for _, p := range c.Processors {
+		if p != ProcessorServiceGraphs && p != ProcessorSpanMetrics {
+			errs = append(errs, fmt.Errorf("processors: unknown processor %q (want service-graphs or span-metrics)", p))
+		}
+	}
+	if err := validBuckets(c.SpanMetrics.HistogramBuckets); err != nil {
+		errs = append(errs, fmt.Errorf("span_metrics.histogram_buckets: %w", err))
+	}
+	if err := validBuckets(c.ServiceGraphs.HistogramBuckets); err != nil {
+		errs = append(errs, fmt.Errorf("service_graphs.histogram_buckets: %w", err))
+	}
+	seen := map[string]string{}
+	for _, d := range c.SpanMetrics.Dimensions {
+		if d == "" {
+			errs = append(errs, errors.New("span_metrics.dimensions: empty attribute name"))
+			continue
+		}
+		l := SanitizeLabelName(d)
+		if prev, ok := seen[l]; ok {
+			errs = append(errs, fmt.Errorf("span_metrics.dimensions: %q and %q both become label %q", prev, d, l))
+		}
+		if slices.Contains(reservedSpanMetricLabels, l) {
+			errs = append(errs, fmt.Errorf("span_metrics.dimensions: %q becomes label %q, which is a built-in label", d, l))
+		}
+		seen[l] = d
+	}
+	if c.ServiceGraphs.Wait <= 0 {
+		errs = append(errs, errors.New("service_graphs.wait: must be positive"))
+	}
+	if c.ServiceGraphs.MaxItems <= 0 {
+		errs = append(errs, errors.New("service_graphs.max_items: must be positive"))
+	}
+	if c.MaxActiveSeries < 0 {
+		errs = append(errs, errors.New("max_active_series: must not be negative (0 means unlimited)"))
+	}
+	if c.StaleAfter <= 0 {
+		errs = append(errs, errors.New("stale_after: must be positive"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, errors.New("flush_interval: must be positive"))
+	}
+	if c.WAL.Sync != SyncAlways && c.WAL.Sync != SyncNone {
+		errs = append(errs, fmt.Errorf("wal.sync: %q is not one of always, none", c.WAL.Sync))
+	}
+	if c.WAL.CheckpointInterval <= 0 {
+		errs = append(errs, errors.New("wal.checkpoint_interval: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) enabled(p string) bool { return slices.Contains(c.Processors, p) }
+
+func validBuckets(b []float64) error {
+	if len(b) == 0 {
+		return errors.New("at least one bucket is required")
+	}
+	if !sort.Float64sAreSorted(b) {
+		return errors.New("buckets must be in increasing order")
+	}
+	for i := 1; i < len(b); i++ {
+		if b[i] == b[i-1] {
+			return fmt.Errorf("bucket %v appears twice", b[i])
+		}
+	}
+	return nil
+}
+
+var reservedSpanMetricLabels = []string{"service", "span_name", "span_kind", "status_code", "status_message", "job", "instance", "le", "__name__"}
+
+// SanitizeLabelName makes an attribute name a valid Prometheus label name the way Tempo and the OTLP
+// translator do: every character other than [a-zA-Z0-9_] becomes '_', and a leading digit gets a '_' prefix.
+func SanitizeLabelName(s string) string {
+	out := strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+	if out != "" && out[0] >= '0' && out[0] <= '9' {
+		return "_" + out
+	}
+	return out
+}

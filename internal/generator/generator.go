@@ -1,0 +1,279 @@
+// Package generator derives Tempo's span metrics and service graph metrics from spans.
+//
+// It owns the cumulative state of those metrics (series, pending service-graph edges), its bound
+// (max_active_series, max_items, staleness) and its durability (a WAL of accepted batches plus periodic
+// checkpoints, see wal.go). It emits cumulative OTLP metrics whose names and labels, after the standard
+// OTLP-to-Prometheus translation, are exactly Tempo's. It must not know where the metrics go: the Collector
+// connector in components/generatorconnector hands them to the next pipeline.
+package generator
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+)
+
+// Generator is safe for concurrent use.
+type Generator struct {
+	cfg    Config
+	logger *zap.Logger
+
+	spanMetrics, serviceGraphs, targetInfo bool
+	dimLabels                              []string
+	buckets                                [numMetrics][]float64
+
+	mu        sync.Mutex
+	tenants   map[string]*tenantState
+	active    int
+	refused   uint64
+	wal       *wal // nil when durability is off
+	lastCkpt  int64
+	closed    bool
+	scratch   []labelPair
+	keyBuf    []byte
+	encodeBuf encoder
+}
+
+// Stats are the generator's own gauges and counters, for its /metrics.
+type Stats struct {
+	ActiveSeries   int
+	RefusedSeries  uint64
+	PendingEdges   int
+	WALSizeBytes   int64
+	TenantsTracked int
+}
+
+// TenantMetrics is one tenant's cumulative metrics at an emission.
+type TenantMetrics struct {
+	Tenant  string
+	Metrics pmetric.Metrics
+}
+
+// New builds a generator and, when cfg.WAL.Dir is set, restores the state its WAL holds.
+func New(cfg Config, logger *zap.Logger) (*Generator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	g := &Generator{
+		cfg:           cfg,
+		logger:        logger,
+		spanMetrics:   cfg.enabled(ProcessorSpanMetrics),
+		serviceGraphs: cfg.enabled(ProcessorServiceGraphs),
+		tenants:       map[string]*tenantState{},
+	}
+	g.targetInfo = g.spanMetrics && cfg.SpanMetrics.EnableTargetInfo
+	for _, d := range cfg.SpanMetrics.Dimensions {
+		g.dimLabels = append(g.dimLabels, SanitizeLabelName(d))
+	}
+	g.buckets[mLatency] = cfg.SpanMetrics.HistogramBuckets
+	g.buckets[mSGServer] = cfg.ServiceGraphs.HistogramBuckets
+	g.buckets[mSGClient] = cfg.ServiceGraphs.HistogramBuckets
+	if cfg.WAL.Dir != "" {
+		if err := g.openWAL(); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// ErrClosed is returned by Consume after Close.
+var ErrClosed = errors.New("generator is closed")
+
+// Consume accepts one batch of spans of a tenant at time now. When it returns nil the batch is in the WAL
+// (fsynced under sync "always") and in the state; when it returns an error the batch was not applied.
+func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) error {
+	if td.SpanCount() == 0 {
+		return nil
+	}
+	b := g.extract(tenantID, now.UnixNano(), td)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if g.wal != nil {
+		g.encodeBuf.b = g.encodeBuf.b[:0]
+		encodeBatch(&g.encodeBuf, b)
+		if err := g.wal.appendRecord(g.encodeBuf.b); err != nil {
+			return err
+		}
+	}
+	g.apply(b)
+	return nil
+}
+
+// Tick expires service-graph edges that waited longer than wait, drops stale series, and checkpoints the
+// state when the checkpoint interval has passed. The connector calls it every second or so.
+func (g *Generator) Tick(now time.Time) error {
+	ns := now.UnixNano()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if g.wal != nil {
+		g.encodeBuf.b = g.encodeBuf.b[:0]
+		encodeTick(&g.encodeBuf, ns)
+		if err := g.wal.appendRecord(g.encodeBuf.b); err != nil {
+			return err
+		}
+	}
+	g.tick(ns)
+	if g.wal != nil {
+		if g.lastCkpt == 0 {
+			g.lastCkpt = ns
+		}
+		if ns-g.lastCkpt >= int64(g.cfg.WAL.CheckpointInterval) {
+			if err := g.checkpointLocked(); err != nil {
+				return err
+			}
+			g.lastCkpt = ns
+		}
+	}
+	return nil
+}
+
+// Checkpoint writes the state and truncates the log now.
+func (g *Generator) Checkpoint() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wal == nil || g.closed {
+		return nil
+	}
+	return g.checkpointLocked()
+}
+
+// Close checkpoints and closes the WAL. Consume and Tick fail afterwards.
+func (g *Generator) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	if g.wal == nil {
+		return nil
+	}
+	err := g.checkpointLocked()
+	return errors.Join(err, g.wal.close())
+}
+
+// Stats reads the generator's own figures.
+func (g *Generator) Stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := Stats{ActiveSeries: g.active, RefusedSeries: g.refused, TenantsTracked: len(g.tenants)}
+	for _, ts := range g.tenants {
+		s.PendingEdges += len(ts.edges)
+	}
+	if g.wal != nil {
+		s.WALSizeBytes = g.wal.size
+	}
+	return s
+}
+
+// Collect returns every tenant's cumulative metrics as of now, with an empty resource so that the OTLP
+// translation adds no job/instance labels, and the exemplars recorded since the previous Collect.
+func (g *Generator) Collect(now time.Time) []TenantMetrics {
+	ts := pcommon.NewTimestampFromTime(now)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := make([]string, 0, len(g.tenants))
+	for id, t := range g.tenants {
+		if len(t.series) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	out := make([]TenantMetrics, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, TenantMetrics{Tenant: id, Metrics: g.emit(g.tenants[id], ts)})
+	}
+	return out
+}
+
+func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
+	var byMetric [numMetrics][]*series
+	for _, s := range t.series {
+		byMetric[s.metric] = append(byMetric[s.metric], s)
+	}
+	for m := range numMetrics {
+		list := byMetric[m]
+		if len(list) == 0 {
+			continue
+		}
+		met := sm.Metrics().AppendEmpty()
+		met.SetName(metricNames[m])
+		switch metricKinds[m] {
+		case kindCounter:
+			sum := met.SetEmptySum()
+			sum.SetIsMonotonic(true)
+			sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps := sum.DataPoints()
+			dps.EnsureCapacity(len(list))
+			for _, s := range list {
+				dp := dps.AppendEmpty()
+				putLabels(dp.Attributes(), s.labels)
+				dp.SetStartTimestamp(pcommon.Timestamp(s.start))
+				dp.SetTimestamp(now)
+				dp.SetDoubleValue(s.value)
+			}
+		case kindGauge:
+			dps := met.SetEmptyGauge().DataPoints()
+			dps.EnsureCapacity(len(list))
+			for _, s := range list {
+				dp := dps.AppendEmpty()
+				putLabels(dp.Attributes(), s.labels)
+				dp.SetTimestamp(now)
+				dp.SetDoubleValue(s.value)
+			}
+		case kindHistogram:
+			h := met.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps := h.DataPoints()
+			dps.EnsureCapacity(len(list))
+			for _, s := range list {
+				dp := dps.AppendEmpty()
+				putLabels(dp.Attributes(), s.labels)
+				dp.SetStartTimestamp(pcommon.Timestamp(s.start))
+				dp.SetTimestamp(now)
+				dp.ExplicitBounds().FromRaw(g.buckets[m])
+				dp.BucketCounts().FromRaw(s.counts)
+				dp.SetSum(s.sum)
+				dp.SetCount(s.count)
+				if s.ex.set {
+					ex := dp.Exemplars().AppendEmpty()
+					ex.SetDoubleValue(s.ex.value)
+					ex.SetTimestamp(pcommon.Timestamp(s.ex.ts))
+					ex.SetTraceID(s.ex.traceID)
+					ex.SetSpanID(s.ex.spanID)
+					s.ex = exemplar{}
+				}
+			}
+		}
+	}
+	return md
+}
+
+func putLabels(m pcommon.Map, labels []labelPair) {
+	m.EnsureCapacity(len(labels))
+	for _, l := range labels {
+		m.PutStr(l.name, l.value)
+	}
+}
+
+func (g *Generator) String() string {
+	return fmt.Sprintf("generator(processors=%v)", g.cfg.Processors)
+}

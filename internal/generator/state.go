@@ -1,0 +1,475 @@
+package generator
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+type metricKind uint8
+
+const (
+	kindCounter metricKind = iota
+	kindHistogram
+	kindGauge
+)
+
+// Metric ids. The order is the order of emission and part of the checkpoint format: append only.
+const (
+	mCalls = iota
+	mLatency
+	mSize
+	mTargetInfo
+	mSGRequest
+	mSGFailed
+	mSGServer
+	mSGClient
+	mSGUnpaired
+	mSGDropped
+	numMetrics
+)
+
+// Metric names are the final Prometheus names. Counters already end in _total: the OTLP translation with
+// suffixes strips and re-appends "total", and one without suffixes keeps the name, so both give Tempo's names.
+// Units stay empty so that no unit suffix (_seconds) is appended to names that do not carry one in Tempo.
+var metricNames = [numMetrics]string{
+	mCalls:      "traces_spanmetrics_calls_total",
+	mLatency:    "traces_spanmetrics_latency",
+	mSize:       "traces_spanmetrics_size_total",
+	mTargetInfo: "traces_target_info",
+	mSGRequest:  "traces_service_graph_request_total",
+	mSGFailed:   "traces_service_graph_request_failed_total",
+	mSGServer:   "traces_service_graph_request_server_seconds",
+	mSGClient:   "traces_service_graph_request_client_seconds",
+	mSGUnpaired: "traces_service_graph_unpaired_spans_total",
+	mSGDropped:  "traces_service_graph_dropped_spans_total",
+}
+
+var metricKinds = [numMetrics]metricKind{
+	mCalls: kindCounter, mLatency: kindHistogram, mSize: kindCounter, mTargetInfo: kindGauge,
+	mSGRequest: kindCounter, mSGFailed: kindCounter, mSGServer: kindHistogram, mSGClient: kindHistogram,
+	mSGUnpaired: kindCounter, mSGDropped: kindCounter,
+}
+
+// Connection types, Tempo's values of the connection_type label. Plain client/server edges carry none.
+const (
+	connVirtualNode = "virtual_node"
+	connMessaging   = "messaging_system"
+	connDatabase    = "database"
+)
+
+// userNode is the client of a root server span: the outside world, as Tempo names it.
+const userNode = "user"
+
+type labelPair struct{ name, value string }
+
+func sortPairs(p []labelPair) {
+	slices.SortFunc(p, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
+}
+
+type exemplar struct {
+	set     bool
+	value   float64
+	ts      int64
+	traceID [16]byte
+	spanID  [8]byte
+}
+
+// series is one cumulative time series.
+type series struct {
+	metric  uint8
+	labels  []labelPair
+	start   int64 // unix ns of creation: the OTLP start timestamp
+	updated int64 // unix ns of the last update, for staleness
+	value   float64
+	// histograms: per-bucket (not cumulative) counts, len(buckets)+1, as OTLP carries them.
+	counts []uint64
+	sum    float64
+	count  uint64
+	ex     exemplar // the newest observation since the last emission
+	// linked are the series that always share this one's labels and updates (latency and size for calls,
+	// server and client seconds for request_total): one key lookup serves all three.
+	linked [2]*series
+}
+
+type edgeKey struct {
+	trace [16]byte
+	span  [8]byte
+}
+
+// edge is a half-seen request between two services, waiting for its other half.
+type edge struct {
+	created    int64
+	client     string
+	server     string
+	clientDur  int64
+	serverDur  int64
+	failed     bool
+	messaging  bool
+	peer       string
+	hasClient  bool
+	hasServer  bool
+	traceID    [16]byte
+	spanID     [8]byte // the server span's if seen, else the client's: the exemplar's span
+	serverSeen bool
+}
+
+type tenantState struct {
+	series map[string]*series
+	edges  map[edgeKey]*edge
+}
+
+func newTenantState() *tenantState {
+	return &tenantState{series: map[string]*series{}, edges: map[edgeKey]*edge{}}
+}
+
+func (g *Generator) tenantState(id string) *tenantState {
+	ts := g.tenants[id]
+	if ts == nil {
+		ts = newTenantState()
+		g.tenants[id] = ts
+	}
+	return ts
+}
+
+// lookup finds or creates the series of metric m with labels g.scratch. It returns nil when the series would
+// exceed max_active_series; the refusal is counted.
+func (g *Generator) lookup(ts *tenantState, m int, now int64) *series {
+	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
+	g.keyBuf = buf
+	if s, ok := ts.series[string(buf)]; ok {
+		s.updated = now
+		return s
+	}
+	if g.cfg.MaxActiveSeries > 0 && g.active >= g.cfg.MaxActiveSeries {
+		g.refused++
+		return nil
+	}
+	s := &series{metric: uint8(m), labels: slices.Clone(g.scratch), start: now, updated: now}
+	if metricKinds[m] == kindHistogram {
+		s.counts = make([]uint64, len(g.buckets[m])+1)
+	}
+	ts.series[string(bytes.Clone(buf))] = s
+	g.active++
+	return s
+}
+
+func (g *Generator) add(ts *tenantState, m int, v float64, now int64) {
+	if s := g.lookup(ts, m, now); s != nil {
+		s.value += v
+	}
+}
+
+func (g *Generator) set(ts *tenantState, m int, v float64, now int64) {
+	if s := g.lookup(ts, m, now); s != nil {
+		s.value = v
+	}
+}
+
+func (g *Generator) observeSeries(s *series, v float64, now int64, traceID [16]byte, spanID [8]byte) {
+	b := g.buckets[s.metric]
+	i, _ := slices.BinarySearch(b, v) // le semantics: v == bound falls into that bound's bucket
+	s.counts[i]++
+	s.sum += v
+	s.count++
+	s.ex = exemplar{set: true, value: v, ts: now, traceID: traceID, spanID: spanID}
+}
+
+// lookupLinked finds the series of metric m with labels g.scratch together with its two linked series of
+// metrics a and b. Creating the group takes three slots of max_active_series, all or nothing.
+func (g *Generator) lookupLinked(ts *tenantState, m, a, b int, now int64) *series {
+	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
+	g.keyBuf = buf
+	if s, ok := ts.series[string(buf)]; ok && s.linked[0] != nil {
+		s.updated, s.linked[0].updated, s.linked[1].updated = now, now, now
+		return s
+	}
+	if g.cfg.MaxActiveSeries > 0 && g.active+3 > g.cfg.MaxActiveSeries {
+		g.refused += 3
+		return nil
+	}
+	s := g.getOrCreate(ts, m, now)
+	s.linked[0] = g.getOrCreate(ts, a, now)
+	s.linked[1] = g.getOrCreate(ts, b, now)
+	return s
+}
+
+// getOrCreate returns the series of metric m with labels g.scratch, creating it without a limit check.
+func (g *Generator) getOrCreate(ts *tenantState, m int, now int64) *series {
+	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
+	g.keyBuf = buf
+	if s, ok := ts.series[string(buf)]; ok {
+		s.updated = now
+		return s
+	}
+	s := &series{metric: uint8(m), labels: slices.Clone(g.scratch), start: now, updated: now}
+	if metricKinds[m] == kindHistogram {
+		s.counts = make([]uint64, len(g.buckets[m])+1)
+	}
+	ts.series[string(buf)] = s
+	g.active++
+	return s
+}
+
+// relink restores the links of a tenant's series after a checkpoint load. A group missing a member (its
+// histogram buckets changed in the config) is dropped whole, so that it restarts consistently.
+func (g *Generator) relink(ts *tenantState) {
+	for key, s := range ts.series {
+		var a, b int
+		switch s.metric {
+		case mCalls:
+			a, b = mLatency, mSize
+		case mSGRequest:
+			a, b = mSGServer, mSGClient
+		default:
+			continue
+		}
+		la := ts.series[string(appendSeriesKey(nil, a, s.labels))]
+		lb := ts.series[string(appendSeriesKey(nil, b, s.labels))]
+		if la == nil || lb == nil {
+			delete(ts.series, key)
+			g.active--
+			continue
+		}
+		s.linked = [2]*series{la, lb}
+	}
+}
+
+// pair appends a label unless its value is empty: Prometheus treats an empty label as an absent one, and
+// keeping it out of the key keeps "absent" and "empty" the same series.
+func (g *Generator) pair(name, value string) {
+	if value != "" {
+		g.scratch = append(g.scratch, labelPair{name, value})
+	}
+}
+
+var spanKindNames = [...]string{
+	"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
+	"SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER",
+}
+
+var statusCodeNames = [...]string{"STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"}
+
+func spanKindName(k uint8) string {
+	if int(k) < len(spanKindNames) {
+		return spanKindNames[k]
+	}
+	return spanKindNames[0]
+}
+
+func statusCodeName(c uint8) string {
+	if int(c) < len(statusCodeNames) {
+		return statusCodeNames[c]
+	}
+	return statusCodeNames[0]
+}
+
+// apply folds one accepted batch into the state. It must be deterministic in (state, batch): the WAL replays
+// batches through it after a restart.
+func (g *Generator) apply(b *batch) {
+	ts := g.tenantState(b.tenant)
+	now := b.now
+	if g.targetInfo {
+		for _, r := range b.resources {
+			if len(r.attrs) == 0 {
+				continue // as in the OTLP translation: job and instance alone say nothing
+			}
+			g.scratch = g.scratch[:0]
+			g.pair("instance", r.instance)
+			g.pair("job", r.job)
+			g.scratch = append(g.scratch, r.attrs...)
+			g.set(ts, mTargetInfo, 1, now)
+		}
+	}
+	for i := range b.spans {
+		f := &b.spans[i]
+		if g.spanMetrics {
+			g.spanMetricLabels(b, f)
+			if s := g.lookupLinked(ts, mCalls, mLatency, mSize, now); s != nil {
+				s.value++
+				g.observeSeries(s.linked[0], float64(f.duration)/1e9, now, f.traceID, f.spanID)
+				s.linked[1].value += float64(f.size)
+			}
+		}
+		if g.serviceGraphs {
+			g.graphSpan(ts, f, now)
+		}
+	}
+}
+
+func (g *Generator) spanMetricLabels(b *batch, f *spanFact) {
+	g.scratch = g.scratch[:0]
+	id := g.cfg.SpanMetrics.IntrinsicDimensions
+	if id.Service {
+		g.pair("service", f.service)
+	}
+	if id.SpanName {
+		g.pair("span_name", f.name)
+	}
+	if id.SpanKind {
+		g.pair("span_kind", spanKindName(f.kind))
+	}
+	if id.StatusCode {
+		g.pair("status_code", statusCodeName(f.status))
+	}
+	if id.StatusMessage {
+		g.pair("status_message", f.statusMsg)
+	}
+	for d, name := range g.dimLabels {
+		if d < len(f.dims) {
+			g.pair(name, f.dims[d])
+		}
+	}
+	if g.targetInfo && f.resource >= 0 && int(f.resource) < len(b.resources) {
+		r := b.resources[f.resource]
+		g.pair("job", r.job)
+		g.pair("instance", r.instance)
+	}
+}
+
+func (g *Generator) graphSpan(ts *tenantState, f *spanFact, now int64) {
+	failed := f.status == uint8(ptrace.StatusCodeError)
+	var zeroSpan [8]byte
+	switch ptrace.SpanKind(f.kind) {
+	case ptrace.SpanKindServer, ptrace.SpanKindConsumer:
+		messaging := ptrace.SpanKind(f.kind) == ptrace.SpanKindConsumer
+		if f.parentID == zeroSpan {
+			// A root server span has no client to wait for: the caller is outside the traced system.
+			g.complete(ts, &edge{
+				client: userNode, server: f.service, clientDur: f.duration, serverDur: f.duration,
+				failed: failed, traceID: f.traceID, spanID: f.spanID,
+			}, connVirtualNode, now)
+			return
+		}
+		e := g.upsertEdge(ts, edgeKey{f.traceID, f.parentID}, now, "", f.service)
+		if e == nil {
+			return
+		}
+		e.server, e.serverDur, e.hasServer, e.serverSeen = f.service, f.duration, true, true
+		e.failed = e.failed || failed
+		e.messaging = e.messaging || messaging
+		e.traceID, e.spanID = f.traceID, f.spanID
+		g.tryComplete(ts, edgeKey{f.traceID, f.parentID}, e, now)
+	case ptrace.SpanKindClient, ptrace.SpanKindProducer:
+		messaging := ptrace.SpanKind(f.kind) == ptrace.SpanKindProducer
+		if !messaging && f.db != "" {
+			// A database is not traced itself: the client span is the whole edge.
+			g.complete(ts, &edge{
+				client: f.service, server: f.db, clientDur: f.duration, serverDur: f.duration,
+				failed: failed, traceID: f.traceID, spanID: f.spanID,
+			}, connDatabase, now)
+			return
+		}
+		e := g.upsertEdge(ts, edgeKey{f.traceID, f.spanID}, now, f.service, "")
+		if e == nil {
+			return
+		}
+		e.client, e.clientDur, e.hasClient, e.peer = f.service, f.duration, true, f.peer
+		e.failed = e.failed || failed
+		e.messaging = e.messaging || messaging
+		e.traceID = f.traceID
+		if !e.serverSeen {
+			e.spanID = f.spanID
+		}
+		g.tryComplete(ts, edgeKey{f.traceID, f.spanID}, e, now)
+	}
+}
+
+func (g *Generator) upsertEdge(ts *tenantState, k edgeKey, now int64, client, server string) *edge {
+	if e, ok := ts.edges[k]; ok {
+		return e
+	}
+	if len(ts.edges) >= g.cfg.ServiceGraphs.MaxItems {
+		g.scratch = g.scratch[:0]
+		g.pair("client", client)
+		g.pair("server", server)
+		g.add(ts, mSGDropped, 1, now)
+		return nil
+	}
+	e := &edge{created: now}
+	ts.edges[k] = e
+	return e
+}
+
+func (g *Generator) tryComplete(ts *tenantState, k edgeKey, e *edge, now int64) {
+	if !e.hasClient || !e.hasServer {
+		return
+	}
+	delete(ts.edges, k)
+	conn := ""
+	if e.messaging {
+		conn = connMessaging
+	}
+	g.complete(ts, e, conn, now)
+}
+
+func (g *Generator) complete(ts *tenantState, e *edge, conn string, now int64) {
+	g.scratch = g.scratch[:0]
+	g.pair("client", e.client)
+	g.pair("connection_type", conn)
+	g.pair("server", e.server)
+	if s := g.lookupLinked(ts, mSGRequest, mSGServer, mSGClient, now); s != nil {
+		s.value++
+		g.observeSeries(s.linked[0], float64(e.serverDur)/1e9, now, e.traceID, e.spanID)
+		g.observeSeries(s.linked[1], float64(e.clientDur)/1e9, now, e.traceID, e.spanID)
+	}
+	if e.failed {
+		g.add(ts, mSGFailed, 1, now)
+	}
+}
+
+// tick expires edges that waited too long and series that went stale. Like apply it is logged and replayed,
+// so it must be deterministic: expired edges are handled in key order, not map order.
+func (g *Generator) tick(now int64) {
+	wait := int64(g.cfg.ServiceGraphs.Wait)
+	stale := int64(g.cfg.StaleAfter)
+	ids := make([]string, 0, len(g.tenants))
+	for id := range g.tenants {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		ts := g.tenants[id]
+		var expired []edgeKey
+		for k, e := range ts.edges {
+			if now-e.created >= wait {
+				expired = append(expired, k)
+			}
+		}
+		slices.SortFunc(expired, func(a, b edgeKey) int {
+			if c := bytes.Compare(a.trace[:], b.trace[:]); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.span[:], b.span[:])
+		})
+		for _, k := range expired {
+			e := ts.edges[k]
+			delete(ts.edges, k)
+			g.expire(ts, e, now)
+		}
+		for key, s := range ts.series {
+			if now-s.updated >= stale {
+				delete(ts.series, key)
+				g.active--
+			}
+		}
+	}
+}
+
+func (g *Generator) expire(ts *tenantState, e *edge, now int64) {
+	if e.hasClient && e.peer != "" {
+		// The server is not instrumented but the client named it: a virtual node.
+		e.server, e.serverDur = e.peer, e.clientDur
+		g.complete(ts, e, connVirtualNode, now)
+		return
+	}
+	g.scratch = g.scratch[:0]
+	if e.hasClient {
+		g.pair("client", e.client)
+	} else {
+		g.pair("server", e.server)
+	}
+	g.add(ts, mSGUnpaired, 1, now)
+}

@@ -1,0 +1,260 @@
+package generator
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+func walConfig(t testing.TB) Config {
+	cfg := DefaultConfig()
+	cfg.WAL.Dir = t.TempDir()
+	return cfg
+}
+
+func values(t testing.TB, g *Generator, now time.Time) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for k, s := range collectOne(t, g, now, tenantA) {
+		out[k] = s.v
+	}
+	return out
+}
+
+// crash abandons g the way kill -9 would: no Close, no checkpoint. Only the file handle is released so the
+// test does not leak it.
+func crash(g *Generator) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = g.wal.close()
+	g.closed = true
+}
+
+func equalValues(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d series, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestRestartWithoutShutdownContinuesCounters(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		checkpoint bool
+		sync       string
+	}{
+		{"log only", false, SyncAlways},
+		{"checkpoint then log", true, SyncAlways},
+		{"sync none", true, SyncNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := walConfig(t)
+			cfg.WAL.Sync = tc.sync
+			g1 := mustNew(t, cfg)
+			if err := g1.Consume(tenantA, t0, shopTrace(1)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.checkpoint {
+				if err := g1.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := g1.Consume(tenantA, t0.Add(time.Second), shopTrace(2)); err != nil {
+				t.Fatal(err)
+			}
+			if err := g1.Tick(t0.Add(10500 * time.Millisecond)); err != nil { // expires trace 1's client halves only
+				t.Fatal(err)
+			}
+			before := values(t, g1, t0.Add(13*time.Second))
+			pending := g1.Stats().PendingEdges
+			crash(g1)
+
+			g2 := mustNew(t, cfg)
+			defer g2.Close()
+			equalValues(t, values(t, g2, t0.Add(13*time.Second)), before)
+			if p := g2.Stats().PendingEdges; p != pending || p != 2 {
+				t.Errorf("pending edges after restart = %d, want %d (trace 2's clients)", p, pending)
+			}
+
+			// Counters continue from where they were.
+			if err := g2.Consume(tenantA, t0.Add(20*time.Second), shopTrace(3)); err != nil {
+				t.Fatal(err)
+			}
+			after := values(t, g2, t0.Add(21*time.Second))
+			k := ser("traces_service_graph_request_total", "client", "frontend", "server", "backend")
+			if before[k] != 2 || after[k] != 3 {
+				t.Errorf("%s: before crash %v, after restart and one more trace %v; want 2 then 3", k, before[k], after[k])
+			}
+		})
+	}
+}
+
+// TestPendingEdgeSurvivesRestart: the client half arrives before the crash, the server half after it.
+func TestPendingEdgeSurvivesRestart(t *testing.T) {
+	cfg := walConfig(t)
+	g1 := mustNew(t, cfg)
+	client := buildTraces(1, span{svc: "a", name: "call", kind: ptrace.SpanKindClient, id: 1, parent: 9, dur: time.Millisecond})
+	server := buildTraces(1, span{svc: "b", name: "serve", kind: ptrace.SpanKindServer, id: 2, parent: 1, dur: time.Millisecond})
+	if err := g1.Consume(tenantA, t0, client); err != nil {
+		t.Fatal(err)
+	}
+	crash(g1)
+	g2 := mustNew(t, cfg)
+	defer g2.Close()
+	if err := g2.Consume(tenantA, t0.Add(time.Second), server); err != nil {
+		t.Fatal(err)
+	}
+	got := values(t, g2, t0.Add(2*time.Second))
+	if v := got[ser("traces_service_graph_request_total", "client", "a", "server", "b")]; v != 1 {
+		t.Errorf("edge a->b = %v, want 1", v)
+	}
+}
+
+func TestTornTailIsCut(t *testing.T) {
+	cfg := walConfig(t)
+	g1 := mustNew(t, cfg)
+	if err := g1.Consume(tenantA, t0, shopTrace(1)); err != nil {
+		t.Fatal(err)
+	}
+	before := values(t, g1, t0)
+	crash(g1)
+	path := filepath.Join(cfg.WAL.Dir, walName(0))
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record header promising more bytes than follow: a write cut short by the crash.
+	if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	g2 := mustNew(t, cfg)
+	equalValues(t, values(t, g2, t0), before)
+	// New records go after the cut, and replay again.
+	if err := g2.Consume(tenantA, t0, shopTrace(2)); err != nil {
+		t.Fatal(err)
+	}
+	crash(g2)
+	g3 := mustNew(t, cfg)
+	defer g3.Close()
+	if v := values(t, g3, t0)[ser("traces_service_graph_request_total", "client", "frontend", "server", "backend")]; v != 2 {
+		t.Errorf("after torn tail and another batch: request_total = %v, want 2", v)
+	}
+}
+
+func TestCloseCheckpointsAndTruncatesLog(t *testing.T) {
+	cfg := walConfig(t)
+	cfg.WAL.CheckpointInterval = time.Minute
+	g1 := mustNew(t, cfg)
+	for i := range 5 {
+		if err := g1.Consume(tenantA, t0.Add(time.Duration(i)*time.Second), shopTrace(byte(i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g1.Stats().WALSizeBytes == 0 {
+		t.Fatal("nothing in the wal")
+	}
+	// A tick past the checkpoint interval checkpoints and starts an empty log.
+	if err := g1.Tick(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := g1.Tick(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if s := g1.Stats().WALSizeBytes; s != 0 {
+		t.Errorf("wal size after checkpoint = %d, want 0", s)
+	}
+	before := values(t, g1, t0.Add(2*time.Minute))
+	if err := g1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(cfg.WAL.Dir)
+	var logs int
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".log" {
+			logs++
+		}
+	}
+	if logs != 1 {
+		t.Errorf("%d log files after close, want 1", logs)
+	}
+	g2 := mustNew(t, cfg)
+	defer g2.Close()
+	equalValues(t, values(t, g2, t0.Add(2*time.Minute)), before)
+}
+
+// TestBucketChangeRestartsGroups: after a restart with other buckets the old latency counts cannot be mapped,
+// so the whole span-metrics group restarts while the service graph keeps counting.
+func TestBucketChangeRestartsGroups(t *testing.T) {
+	cfg := walConfig(t)
+	g1 := mustNew(t, cfg)
+	if err := g1.Consume(tenantA, t0, shopTrace(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SpanMetrics.HistogramBuckets = []float64{0.1, 1}
+	g2 := mustNew(t, cfg)
+	defer g2.Close()
+	if err := g2.Consume(tenantA, t0.Add(time.Second), shopTrace(2)); err != nil {
+		t.Fatal(err)
+	}
+	got := values(t, g2, t0.Add(time.Second))
+	calls := ser("traces_spanmetrics_calls_total", "service", "backend", "span_name", "GET /api", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_ERROR")
+	if got[calls] != 1 {
+		t.Errorf("%s = %v, want 1 (restarted)", calls, got[calls])
+	}
+	if v := got[ser("traces_service_graph_request_total", "client", "frontend", "server", "backend")]; v != 2 {
+		t.Errorf("request_total = %v, want 2 (kept)", v)
+	}
+	if _, ok := got[ser("traces_spanmetrics_latency_bucket", "service", "backend", "span_name", "GET /api", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_ERROR", "le", "0.1")]; !ok {
+		t.Errorf("new buckets not in use")
+	}
+}
+
+func TestCorruptCheckpointFailsClearly(t *testing.T) {
+	cfg := walConfig(t)
+	if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, checkpointName), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(cfg, nil)
+	if err == nil {
+		t.Fatal("New accepted a corrupt checkpoint")
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	g := mustNew(f, testConfig())
+	var e encoder
+	encodeBatch(&e, g.extract(tenantA, t0.UnixNano(), shopTrace(1)))
+	f.Add(append([]byte(nil), e.b...))
+	e.b = e.b[:0]
+	encodeTick(&e, 12345)
+	f.Add(append([]byte(nil), e.b...))
+	f.Add([]byte{recBatch, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		b, _, err := decodeRecord(p)
+		if err != nil || b == nil {
+			return
+		}
+		// Whatever decodes must apply without panicking and re-encode to the same bytes.
+		g := mustNew(t, testConfig())
+		g.apply(b)
+		var e encoder
+		encodeBatch(&e, b)
+		if string(e.b) != string(p) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
