@@ -75,7 +75,9 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-type host struct{ exts map[component.ID]component.Component }
+type host struct {
+	exts map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
