@@ -3,8 +3,10 @@ package tracestoreext
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/tracestore"
@@ -15,6 +17,18 @@ type Config struct {
 	tracestore.Config `mapstructure:",squash"`
 	// API is the sprout_api extension that serves the Tempo HTTP API.
 	API component.ID `mapstructure:"api"`
+}
+
+// Unmarshal keeps the block directory under data_dir (<data_dir>/blocks) when only data_dir is configured.
+func (c *Config) Unmarshal(conf *confmap.Conf) error {
+	derived := filepath.Join(c.DataDir, "blocks")
+	if err := conf.Unmarshal(c); err != nil {
+		return err
+	}
+	if d := c.Storage.Filesystem.Dir; d == "" || d == derived {
+		c.Storage.Filesystem.Dir = filepath.Join(c.DataDir, "blocks")
+	}
+	return nil
 }
 
 // Validate names the field that is wrong.

@@ -5,6 +5,7 @@ package tracestoreext
 
 import (
 	"context"
+	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
@@ -30,7 +31,10 @@ func NewExporterFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Config: tracestore.DefaultConfig("./data/traces"), API: component.NewID(apiserver.Type)}
+	cfg := &Config{Config: tracestore.DefaultConfig("./data/traces"), API: component.NewID(apiserver.Type)}
+	// Set here, not only derived at open: the Collector validates the nested bucket config as it stands.
+	cfg.Storage.Filesystem.Dir = filepath.Join(cfg.DataDir, "blocks")
+	return cfg
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -36,14 +37,14 @@ func TestConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: "sprout_traces", check: func(t *testing.T, c *Config) {
-			if c.DataDir != "./data/traces" || c.WAL.Sync != "batch" || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown {
+			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Sync != "batch" || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown {
 				t.Fatalf("defaults: %+v", c.Config)
 			}
 		}},
 		{id: "sprout_traces/custom", check: func(t *testing.T, c *Config) {
 			if c.DataDir != "/var/lib/sprout/traces" || c.WAL.Sync != "always" || c.TraceIdlePeriod != 5*time.Second ||
 				c.Compaction.BlockRetention != 48*time.Hour || c.Limits.MaxBytesPerTrace != 1000000 ||
-				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" {
+				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" || c.Storage.Filesystem.Dir != "/var/lib/sprout/traces/blocks" {
 				t.Fatalf("custom: %+v", c)
 			}
 		}},
@@ -60,7 +61,8 @@ func TestConfig(t *testing.T) {
 			if err := sub.Unmarshal(cfg); err != nil {
 				t.Fatal(err)
 			}
-			err = cfg.Validate()
+			// what the Collector does: validate every nested config that has a Validate method
+			err = confmap.Validate(cfg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -75,7 +77,9 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-type host struct{ exts map[component.ID]component.Component }
+type host struct {
+	exts map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 

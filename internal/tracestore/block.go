@@ -257,6 +257,9 @@ func (in *instance) writeBlock(ctx context.Context, spans []traceql.Span, level 
 			noteTags("resource", s.Resource.Attrs)
 		}
 		if len(rows) == cap(rows) {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("write block: %w", err) // shutdown deadline: the traces stay in the WAL
+			}
 			if err := flushRows(); err != nil {
 				return nil, fmt.Errorf("write parquet: %w", err)
 			}

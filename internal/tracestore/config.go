@@ -83,9 +83,9 @@ type LimitsConfig struct {
 // DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
 func DefaultConfig(dataDir string) Config {
 	return Config{
-		DataDir: dataDir,
-		WAL:     WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
-		Storage: bucket.Config{Backend: bucket.BackendFilesystem},
+		DataDir:            dataDir,
+		WAL:                WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
+		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		TraceIdlePeriod:    10 * time.Second,
 		MaxBlockDuration:   5 * time.Minute,
 		MaxBlockBytes:      100 << 20,

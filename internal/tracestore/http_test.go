@@ -112,7 +112,9 @@ func TestHTTPGolden(t *testing.T) {
 	}
 }
 
-func urlq(s string) string { return strings.NewReplacer(" ", "%20", "{", "%7B", "}", "%7D", "\"", "%22", "&", "%26", "=", "%3D", "|", "%7C", ">", "%3E").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer(" ", "%20", "{", "%7B", "}", "%7D", "\"", "%22", "&", "%26", "=", "%3D", "|", "%7C", ">", "%3E").Replace(s)
+}
 
 func TestHTTPTraceProtobuf(t *testing.T) {
 	s, srv := newAPI(t)

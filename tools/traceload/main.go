@@ -32,9 +32,9 @@ const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Expor
 // rawCodec sends pre-encoded bytes as they are and discards the reply.
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Marshal(v any) ([]byte, error)   { return *(v.(*[]byte)), nil }
 func (rawCodec) Unmarshal(_ []byte, _ any) error { return nil }
-func (rawCodec) Name() string                     { return "proto" }
+func (rawCodec) Name() string                    { return "proto" }
 
 var _ encoding.Codec = rawCodec{}
 
