@@ -94,6 +94,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	cfg := createDefaultConfig().(*Config)
 	cfg.DataDir = t.TempDir()
+	cfg.Storage.Filesystem.Dir = "" // derived from data_dir, as Unmarshal does for a config file
 	cfg.WAL.Sync = tracestore.SyncNone
 	cfg.Limits.MaxBytesPerTrace = 2000
 	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(Type), cfg)
