@@ -81,8 +81,9 @@ type Alertmanager struct {
 	inhibitor *inhibit.Inhibitor
 	conf      *config.Config
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
 }
 
 // LoadConfig reads the Alertmanager configuration the options name, so that a bad one fails at start with the
@@ -235,7 +236,9 @@ func (am *Alertmanager) Handler() http.Handler { return am.api.Handler }
 func (am *Alertmanager) Config() *config.Config { return am.conf }
 
 // Stop stops dispatching and writes the final silence and notification log snapshots.
-func (am *Alertmanager) Stop() {
+func (am *Alertmanager) Stop() { am.stopOnce.Do(am.stopNow) }
+
+func (am *Alertmanager) stopNow() {
 	am.mu.Lock()
 	d, ih := am.disp, am.inhibitor
 	am.mu.Unlock()
@@ -248,10 +251,6 @@ func (am *Alertmanager) Stop() {
 	if am.alerts != nil {
 		am.alerts.Close()
 	}
-	select {
-	case <-am.stop:
-	default:
-		close(am.stop)
-	}
+	close(am.stop)
 	am.wg.Wait()
 }

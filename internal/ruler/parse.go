@@ -48,10 +48,16 @@ func ParseRuleFile(source string, content []byte, logger *slog.Logger) (*rulefmt
 	return kept, prefix(source, errs)
 }
 
+// prefix names the source in each error and drops repeats (the YAML decoder can report one problem twice).
 func prefix(source string, errs []error) []error {
-	out := make([]error, len(errs))
-	for i, err := range errs {
-		out[i] = fmt.Errorf("rule file %s: %w", source, err)
+	out := make([]error, 0, len(errs))
+	seen := map[string]bool{}
+	for _, err := range errs {
+		if seen[err.Error()] {
+			continue
+		}
+		seen[err.Error()] = true
+		out = append(out, fmt.Errorf("rule file %s: %w", source, err))
 	}
 	return out
 }
