@@ -42,7 +42,9 @@ func newRulerExtension(cfg *Config, set extension.Settings) *rulerExtension {
 }
 
 // Dependencies makes the Collector start the API server and the metrics store before the ruler.
-func (e *rulerExtension) Dependencies() []component.ID { return []component.ID{e.cfg.API, e.cfg.Metrics} }
+func (e *rulerExtension) Dependencies() []component.ID {
+	return []component.ID{e.cfg.API, e.cfg.Metrics}
+}
 
 // Start implements component.Component.
 func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
@@ -169,4 +171,3 @@ func (e *rulerExtension) shutdown() {
 		_ = e.bkt.Close()
 	}
 }
-

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/bucket"
 )
 
 // Type is the extension's name in configuration.
@@ -30,6 +31,7 @@ func createDefaultConfig() component.Config {
 		PollInterval:       time.Minute,
 		ResendDelay:        time.Minute,
 		ExternalURL:        "http://localhost:3200",
+		Storage:            bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: "./data/ruler/bucket"}},
 		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour},
 	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/pprofextension"
+	"github.com/sprout-otel/sprout/components/rulerext"
 )
 
 // Components returns every factory linked into the binary. Deprecated aliases (`otlp`, `resourcedetection`,
@@ -71,6 +72,7 @@ func Components() (otelcol.Factories, error) {
 		healthcheckextension.NewFactory(),
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
+		rulerext.NewFactory(),
 	)
 	if err != nil {
 		return f, err
