@@ -322,7 +322,9 @@ type recordingRule struct {
 func writeJSON(w http.ResponseWriter, code int, v promResponse) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as Prometheus: a query's ">" stays ">"
+	_ = enc.Encode(v)
 }
 
 func toPromAlerts(as []*rules.Alert) []*promAlert {

@@ -3,6 +3,7 @@ package ruler_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -619,5 +621,56 @@ func TestAmtoolAgainstEmbeddedAlertmanager(t *testing.T) {
 	out, err := exec.Command(amtool, "--alertmanager.url="+em2.srv.URL+"/alertmanager", "silence", "query").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), id) {
 		t.Fatalf("after restart, amtool silence query: %v\n%s", err, out)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// normalizeTimes replaces the values that change from run to run in Prometheus API JSON.
+var timeFields = regexp.MustCompile(`"(lastEvaluation|activeAt|evaluationTime)":("[^"]*"|[0-9.e-]+)`)
+
+func TestPrometheusAPIGolden(t *testing.T) {
+	store := newTestStore(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "g.yaml"), `
+groups:
+  - name: golden
+    interval: 100ms
+    rules:
+      - record: golden:one
+        expr: vector(1)
+        labels: {source: test}
+      - alert: GoldenPending
+        expr: vector(1) > 0
+        for: 1h
+        labels: {severity: info}
+        annotations: {summary: "value {{ $value }}"}
+`)
+	r := newRuler(t, ruler.Options{RulePath: dir, Store: store})
+	srv := httptest.NewServer(routes(r))
+	defer srv.Close()
+	var rulesBody string
+	tu.Eventually(t, 10*time.Second, func() error {
+		rulesBody = get(t, srv.URL+"/api/v1/rules", http.StatusOK)
+		if strings.Count(rulesBody, `"health":"ok"`) != 2 || !strings.Contains(rulesBody, `"state":"pending"`) {
+			return fmt.Errorf("rules not evaluated yet: %s", rulesBody)
+		}
+		return nil
+	})
+	alertsBody := get(t, srv.URL+"/api/v1/alerts", http.StatusOK)
+	for name, body := range map[string]string{"rules.json": rulesBody, "alerts.json": alertsBody} {
+		got := timeFields.ReplaceAllString(strings.ReplaceAll(body, dir, "RULE_PATH"), `"$1":"X"`)
+		path := filepath.Join("testdata", "golden", name)
+		if *update {
+			writeFile(t, path, got)
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("%s differs from %s:\n got: %s\nwant: %s", name, path, got, want)
+		}
 	}
 }
