@@ -47,7 +47,9 @@ func (f *fakeMetrics) Tenant(_ context.Context, id string) (storage.Storage, err
 
 func (f *fakeMetrics) QueryEngine() *promql.Engine { return f.engine }
 
-type host struct{ exts map[component.ID]component.Component }
+type host struct {
+	exts map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
