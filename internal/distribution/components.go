@@ -32,6 +32,7 @@ import (
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/generatorconnector"
 	"github.com/sprout-otel/sprout/components/pprofextension"
+	"github.com/sprout-otel/sprout/components/rulerext"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
 	"github.com/sprout-otel/sprout/components/uiext"
 )
@@ -79,6 +80,7 @@ func Components() (otelcol.Factories, error) {
 		apiserver.NewFactory(),
 		tracestoreext.NewFactory(),
 		uiext.NewFactory(),
+		rulerext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

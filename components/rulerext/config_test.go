@@ -1,0 +1,71 @@
+package rulerext
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id      component.ID
+		check   func(t *testing.T, c *Config)
+		wantErr string
+	}{
+		{id: component.NewID(Type), check: func(t *testing.T, c *Config) {
+			if c.Metrics.String() != "sprout_metrics" || c.API.String() != "sprout_api" || !c.Alertmanager.Enabled {
+				t.Errorf("defaults = %+v", c)
+			}
+			if got := c.bucketConfig().Filesystem.Dir; got != "./data/ruler/bucket" {
+				t.Errorf("default bucket dir = %q", got)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "full"), check: func(t *testing.T, c *Config) {
+			if c.RulePath != "/etc/sprout/rules" || c.EvaluationInterval != 30*time.Second || c.Storage.S3.Bucket != "rules" ||
+				!strings.Contains(c.Alertmanager.Config, "receiver: ops") || c.Metrics.Name() != "main" {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "external"), check: func(t *testing.T, c *Config) {
+			if c.AlertmanagerURL != "http://alertmanager:9093" || c.Alertmanager.Enabled {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "bad_interval"), wantErr: "evaluation_interval: must be positive"},
+		{id: component.NewIDWithName(Type, "bad_am_url"), wantErr: "alertmanager_url:"},
+		{id: component.NewIDWithName(Type, "both_am_configs"), wantErr: "set config_file or config, not both"},
+		{id: component.NewIDWithName(Type, "bad_storage"), wantErr: `storage: backend: unknown backend "gcs"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			sub, err := cm.Sub(tt.id.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sub.Unmarshal(cfg); err != nil {
+				t.Fatal(err)
+			}
+			err = confmap.Validate(cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}

@@ -1,0 +1,173 @@
+// Package rulerext is the `sprout_ruler` extension: Sprout's ruler and Alertmanager roles. It evaluates
+// recording and alerting rules against the `sprout_metrics` store, serves the Mimir/Cortex ruler API and
+// Prometheus' rules and alerts API on `sprout_api`, and runs an embedded Alertmanager (its v2 API under
+// /alertmanager) or sends alerts to an external one.
+package rulerext
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/alerting"
+	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/ruler"
+)
+
+// AlertmanagerPrefix is where the embedded Alertmanager is served: amtool --alertmanager.url=http://host:3200/alertmanager.
+const AlertmanagerPrefix = "/alertmanager"
+
+type rulerExtension struct {
+	cfg    *Config
+	logger *zap.Logger
+
+	ruler  *ruler.Ruler
+	am     *alerting.Alertmanager
+	sender *ruler.AlertmanagerSender
+	bkt    bucket.Bucket
+}
+
+func newRulerExtension(cfg *Config, set extension.Settings) *rulerExtension {
+	return &rulerExtension{cfg: cfg, logger: set.Logger}
+}
+
+// Dependencies makes the Collector start the API server and the metrics store before the ruler.
+func (e *rulerExtension) Dependencies() []component.ID {
+	return []component.ID{e.cfg.API, e.cfg.Metrics}
+}
+
+// Start implements component.Component.
+func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.Metrics]
+	if !ok {
+		return fmt.Errorf("sprout_ruler: metrics extension %q is not configured: add it under extensions and service.extensions", e.cfg.Metrics)
+	}
+	store, ok := ext.(ruler.Store)
+	if !ok {
+		return fmt.Errorf("sprout_ruler: extension %q is not a metrics store (it has no Tenant and QueryEngine methods)", e.cfg.Metrics)
+	}
+	srv, err := apiserver.FromHost(host, e.cfg.API)
+	if err != nil {
+		e.logger.Warn("sprout_ruler runs without HTTP APIs", zap.Error(err))
+		srv = nil
+	}
+	var reg prometheus.Registerer = prometheus.NewRegistry()
+	if srv != nil {
+		reg = srv.Registerer()
+	}
+	slogger := slog.New(zapslog.NewHandler(e.logger.Core()))
+
+	if err := e.startAlerting(srv, reg, slogger); err != nil {
+		e.shutdown()
+		return err
+	}
+
+	e.bkt, err = bucket.New(ctx, e.cfg.bucketConfig(), e.logger)
+	if err != nil {
+		e.shutdown()
+		return fmt.Errorf("sprout_ruler: rule storage: %w", err)
+	}
+	var notifier ruler.Notifier
+	if e.sender != nil {
+		notifier = e.sender
+	}
+	e.ruler, err = ruler.New(ruler.Options{
+		RulePath:           e.cfg.RulePath,
+		Rules:              ruler.NewRuleStore(e.bkt),
+		Store:              store,
+		Notifier:           notifier,
+		EvaluationInterval: e.cfg.EvaluationInterval,
+		PollInterval:       e.cfg.PollInterval,
+		ResendDelay:        e.cfg.ResendDelay,
+		ExternalURL:        e.cfg.ExternalURL,
+		Logger:             slogger.With("component", "ruler"),
+		Registerer:         reg,
+	})
+	if err != nil {
+		e.shutdown()
+		return err
+	}
+	if err := e.ruler.Start(ctx); err != nil {
+		e.shutdown()
+		return fmt.Errorf("sprout_ruler: load rules: %w", err)
+	}
+	if srv != nil {
+		for _, rt := range e.ruler.Routes(srv.Tenant) {
+			handle(srv, e.logger, rt.Pattern, rt.Handler)
+		}
+	}
+	return nil
+}
+
+func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Registerer, slogger *slog.Logger) error {
+	var err error
+	if e.cfg.Alertmanager.Enabled {
+		e.am, err = alerting.New(alerting.Options{
+			ConfigFile:  e.cfg.Alertmanager.ConfigFile,
+			ConfigYAML:  e.cfg.Alertmanager.Config,
+			DataDir:     filepath.Join(e.cfg.DataDir, "alertmanager"),
+			Retention:   e.cfg.Alertmanager.Retention,
+			ExternalURL: strings.TrimRight(e.cfg.ExternalURL, "/") + AlertmanagerPrefix,
+			Logger:      slogger.With("component", "alertmanager"),
+			Registerer:  reg,
+		})
+		if err != nil {
+			return fmt.Errorf("sprout_ruler: %w", err)
+		}
+		if srv != nil {
+			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, e.am.Handler()))
+		}
+	}
+	switch {
+	case e.cfg.AlertmanagerURL != "":
+		e.sender, err = ruler.NewAlertmanagerSender(e.cfg.AlertmanagerURL, nil, slogger.With("component", "notifier"), reg)
+	case e.am != nil:
+		e.sender, err = ruler.NewAlertmanagerSender("http://embedded"+AlertmanagerPrefix, ruler.HandlerClient(http.StripPrefix(AlertmanagerPrefix, e.am.Handler())), slogger.With("component", "notifier"), reg)
+	default:
+		e.logger.Warn("sprout_ruler: no Alertmanager (alertmanager.enabled is false and alertmanager_url is empty); alerts are evaluated but not sent")
+	}
+	return err
+}
+
+// handle mounts a route, and turns a pattern another component already registered into a logged warning
+// instead of the ServeMux panic, so that overlapping APIs (e.g. a metrics store that also serves
+// /api/v1/rules) fail soft and visibly.
+func handle(srv *apiserver.Server, logger *zap.Logger, pattern string, h http.Handler) {
+	defer func() {
+		if v := recover(); v != nil {
+			logger.Warn("sprout_ruler: route not registered, another component serves it", zap.String("pattern", pattern), zap.Any("conflict", v))
+		}
+	}()
+	srv.Handle(pattern, h)
+}
+
+// Shutdown implements component.Component.
+func (e *rulerExtension) Shutdown(context.Context) error {
+	e.shutdown()
+	return nil
+}
+
+func (e *rulerExtension) shutdown() {
+	if e.ruler != nil {
+		e.ruler.Stop()
+	}
+	if e.sender != nil {
+		e.sender.Stop()
+	}
+	if e.am != nil {
+		e.am.Stop()
+	}
+	if e.bkt != nil {
+		_ = e.bkt.Close()
+	}
+}

@@ -1,0 +1,145 @@
+package rulerext
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+// fakeMetrics stands in for the sprout_metrics extension: a TSDB per tenant and a PromQL engine.
+type fakeMetrics struct {
+	component.StartFunc
+	component.ShutdownFunc
+	dir    string
+	engine *promql.Engine
+	mu     sync.Mutex
+	dbs    map[string]*tsdb.DB
+}
+
+func (f *fakeMetrics) Tenant(_ context.Context, id string) (storage.Storage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if db, ok := f.dbs[id]; ok {
+		return db, nil
+	}
+	db, err := tsdb.Open(filepath.Join(f.dir, id), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		return nil, err
+	}
+	f.dbs[id] = db
+	return db, nil
+}
+
+func (f *fakeMetrics) QueryEngine() *promql.Engine { return f.engine }
+
+type host struct {
+	exts map[component.ID]component.Component
+}
+
+func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
+	ctx := context.Background()
+	port := testutil.FreePort(t)
+	apiCfg := apiserver.NewFactory().CreateDefaultConfig().(*apiserver.Config)
+	apiCfg.NetAddr.Endpoint = fmt.Sprintf("127.0.0.1:%d", port)
+	api, err := apiserver.NewFactory().Create(ctx, extensiontest.NewNopSettings(apiserver.Type), apiCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := &fakeMetrics{dir: t.TempDir(), engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute}), dbs: map[string]*tsdb.DB{}}
+	t.Cleanup(func() {
+		for _, db := range metrics.dbs {
+			_ = db.Close()
+		}
+	})
+	h := host{exts: map[component.ID]component.Component{
+		component.NewID(apiserver.Type): api,
+		component.NewID(MetricsType):    metrics,
+	}}
+	if err := api.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = api.Shutdown(ctx) })
+	// Another component already serves Prometheus' alerts API: the ruler must not panic, only skip it.
+	api.(*apiserver.Server).HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics store") })
+
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.DataDir = t.TempDir()
+	cfg.Storage.Filesystem.Dir = filepath.Join(cfg.DataDir, "bucket")
+	cfg.EvaluationInterval = 100 * time.Millisecond
+	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(Type), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ext.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ext.Shutdown(ctx) })
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	call := func(method, path, body string, want int) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+		}
+		return string(b)
+	}
+	call("POST", "/prometheus/config/v1/rules/app", "name: always\ninterval: 100ms\nrules:\n  - alert: Always\n    expr: vector(1)\n", http.StatusAccepted)
+	call("POST", "/prometheus/config/v1/rules/app", "name: [", http.StatusBadRequest)
+	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"name":"Always"`) {
+		t.Fatalf("rules = %s", b)
+	}
+	if b := call("GET", "/api/v1/alerts", "", http.StatusOK); b != "metrics store" {
+		t.Fatalf("the pre-registered route was replaced: %s", b)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		req, _ := http.NewRequest("GET", base+"/alertmanager/api/v2/alerts", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), `"alertname":"Always"`) {
+			return fmt.Errorf("embedded Alertmanager alerts = %d %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+	call("GET", "/alertmanager/api/v2/status", "", http.StatusOK)
+}
+
+func TestExtensionNeedsMetricsStore(t *testing.T) {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.DataDir = t.TempDir()
+	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(Type), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ext.Start(context.Background(), host{exts: map[component.ID]component.Component{}})
+	if err == nil || !strings.Contains(err.Error(), `metrics extension "sprout_metrics" is not configured`) {
+		t.Fatalf("Start() = %v", err)
+	}
+}

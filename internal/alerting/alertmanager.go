@@ -1,0 +1,256 @@
+// Package alerting is Sprout's embedded Alertmanager: Prometheus' Alertmanager libraries (routing, grouping,
+// inhibition, silences, the notification log and its receivers) wired into one in-process instance whose v2 API
+// is served on Sprout's API port, with silences and the notification log snapshotted under a data directory.
+//
+// It owns the Alertmanager's lifecycle and configuration. It must not evaluate rules (that is internal/ruler) and
+// must not open a port of its own; callers mount Handler where they like.
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/alert"
+	apiv2 "github.com/prometheus/alertmanager/api/v2"
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/eventrecorder"
+	"github.com/prometheus/alertmanager/featurecontrol"
+	"github.com/prometheus/alertmanager/inhibit"
+	"github.com/prometheus/alertmanager/marker"
+	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/provider/mem"
+	"github.com/prometheus/alertmanager/silence"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/alertmanager/timeinterval"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+)
+
+// DefaultConfig routes every alert to a receiver without integrations: alerts are kept, shown by the API and can
+// be silenced, but nothing is sent until a real configuration is given.
+const DefaultConfig = `
+route:
+  receiver: default
+  group_by: [alertname]
+receivers:
+  - name: default
+`
+
+// Options configure an embedded Alertmanager.
+type Options struct {
+	// ConfigFile is an Alertmanager configuration file. It wins over ConfigYAML.
+	ConfigFile string
+	// ConfigYAML is an inline Alertmanager configuration; DefaultConfig when both are empty.
+	ConfigYAML string
+	// DataDir keeps the silences and nflog snapshots.
+	DataDir string
+	// Retention is how long silences and notification log entries are kept after they expire (default 120h).
+	Retention time.Duration
+	// MaintenanceInterval is how often state is garbage-collected and snapshotted (default 15m).
+	MaintenanceInterval time.Duration
+	// ExternalURL is the URL under which the Alertmanager is reachable, used in notification templates.
+	ExternalURL string
+	Logger      *slog.Logger
+	// Registerer receives the Alertmanager's own metrics (alertmanager_notifications_failed_total and friends).
+	Registerer prometheus.Registerer
+}
+
+// Alertmanager is a running embedded Alertmanager.
+type Alertmanager struct {
+	logger   *slog.Logger
+	alerts   *mem.Alerts
+	silences *silence.Silences
+	nflog    *nflog.Log
+	api      *apiv2.API
+	marker   marker.GroupMarker
+
+	mu        sync.Mutex
+	disp      *dispatch.Dispatcher
+	inhibitor *inhibit.Inhibitor
+	conf      *config.Config
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// LoadConfig reads the Alertmanager configuration the options name, so that a bad one fails at start with the
+// file (or "inline config") in the message.
+func LoadConfig(o Options) (*config.Config, error) {
+	if o.ConfigFile != "" {
+		c, err := config.LoadFile(o.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager config %s: %w", o.ConfigFile, err)
+		}
+		return c, nil
+	}
+	s := o.ConfigYAML
+	if strings.TrimSpace(s) == "" {
+		s = DefaultConfig
+	}
+	c, err := config.Load(s)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager inline config: %w", err)
+	}
+	return c, nil
+}
+
+// New starts an embedded Alertmanager. Stop it with Stop.
+func New(o Options) (*Alertmanager, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Retention <= 0 {
+		o.Retention = 120 * time.Hour
+	}
+	if o.MaintenanceInterval <= 0 {
+		o.MaintenanceInterval = 15 * time.Minute
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("alertmanager: data dir must be set")
+	}
+	conf, err := LoadConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("alertmanager: create data dir: %w", err)
+	}
+	extURL, err := url.Parse(o.ExternalURL)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: external url %q: %w", o.ExternalURL, err)
+	}
+	ff, err := featurecontrol.NewFlags(o.Logger, "")
+	if err != nil {
+		return nil, err
+	}
+	var rec eventrecorder.Recorder // the zero value records nothing
+	reg := o.Registerer
+
+	am := &Alertmanager{logger: o.Logger, marker: marker.NewGroupMarker(), stop: make(chan struct{})}
+
+	nflogFile := filepath.Join(o.DataDir, "nflog")
+	am.nflog, err = nflog.New(nflog.Options{SnapshotFile: nflogFile, Retention: o.Retention, Logger: o.Logger.With("component", "nflog"), Metrics: reg})
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: notification log %s: %w", nflogFile, err)
+	}
+	silFile := filepath.Join(o.DataDir, "silences")
+	am.silences, err = silence.New(silence.Options{SnapshotFile: silFile, Retention: o.Retention, Logger: o.Logger.With("component", "silences"), Metrics: reg, EventRecorder: rec})
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: silences %s: %w", silFile, err)
+	}
+	am.wg.Add(2)
+	go func() { defer am.wg.Done(); am.nflog.Maintenance(o.MaintenanceInterval, nflogFile, am.stop, nil) }()
+	go func() { defer am.wg.Done(); am.silences.Maintenance(o.MaintenanceInterval, silFile, am.stop, nil) }()
+
+	silencer := silence.NewSilencer(am.silences, o.Logger, rec)
+	am.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, silencer, o.Logger, rec, reg, ff)
+	if err != nil {
+		am.Stop()
+		return nil, fmt.Errorf("alertmanager: alert store: %w", err)
+	}
+
+	groupFn := func(ctx context.Context, rf func(*dispatch.Route) bool, af func(*alert.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
+		am.mu.Lock()
+		d := am.disp
+		am.mu.Unlock()
+		return d.Groups(ctx, rf, af)
+	}
+	am.api, err = apiv2.NewAPI(am.alerts, groupFn, am.marker.Muted, am.silences, nil, o.Logger.With("component", "api"), reg)
+	if err != nil {
+		am.Stop()
+		return nil, fmt.Errorf("alertmanager: api: %w", err)
+	}
+
+	tmpl, err := template.FromGlobs(conf.Templates)
+	if err != nil {
+		am.Stop()
+		return nil, fmt.Errorf("alertmanager: templates: %w", err)
+	}
+	tmpl.ExternalURL = extURL
+
+	routes := dispatch.NewRoute(conf.Route, nil)
+	active := map[string]struct{}{}
+	routes.Walk(func(r *dispatch.Route) { active[r.RouteOpts.Receiver] = struct{}{} })
+	receivers := make(map[string][]notify.Integration, len(active))
+	for _, rcv := range conf.Receivers {
+		if _, ok := active[rcv.Name]; !ok {
+			continue
+		}
+		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, o.Logger)
+		if err != nil {
+			am.Stop()
+			return nil, fmt.Errorf("alertmanager: receiver %q: %w", rcv.Name, err)
+		}
+		receivers[rcv.Name] = ints
+	}
+	intervals := map[string][]timeinterval.TimeInterval{}
+	for _, ti := range conf.MuteTimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+	for _, ti := range conf.TimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+
+	am.inhibitor = inhibit.NewInhibitor(am.alerts, conf.InhibitRules, o.Logger, rec)
+	// The pipeline's RetryStage retries a failing integration with exponential back-off until the group's
+	// timeout, and counts each failure in alertmanager_notifications_failed_total.
+	pipeline := notify.NewPipelineBuilder(reg, ff, rec).New(receivers, func() time.Duration { return 0 }, am.inhibitor,
+		silencer, timeinterval.NewIntervener(intervals), am.marker, am.nflog, nil)
+	am.api.Update(conf, func(ctx context.Context, ls model.LabelSet) {
+		am.inhibitor.Mutes(ctx, ls)
+		silencer.Mutes(ctx, ls)
+	})
+	timeout := func(d time.Duration) time.Duration { return max(d, notify.MinTimeout) }
+	am.disp = dispatch.NewDispatcher(am.alerts, routes, pipeline, am.marker, timeout, 30*time.Second, nil, o.Logger,
+		rec, dispatch.NewDispatcherMetrics(false, reg, ff))
+	am.conf = conf
+
+	go am.inhibitor.Run()
+	am.inhibitor.WaitForLoading()
+	go am.disp.Run(time.Now())
+	am.disp.WaitForLoading()
+	return am, nil
+}
+
+// Handler serves the Alertmanager v2 API with paths starting at /api/v2/. Mount it under a prefix with
+// http.StripPrefix (Sprout serves it under /alertmanager, so amtool's --alertmanager.url ends in /alertmanager).
+func (am *Alertmanager) Handler() http.Handler { return am.api.Handler }
+
+// Config is the configuration the Alertmanager runs with.
+func (am *Alertmanager) Config() *config.Config { return am.conf }
+
+// Stop stops dispatching and writes the final silence and notification log snapshots.
+func (am *Alertmanager) Stop() { am.stopOnce.Do(am.stopNow) }
+
+func (am *Alertmanager) stopNow() {
+	am.mu.Lock()
+	d, ih := am.disp, am.inhibitor
+	am.mu.Unlock()
+	if d != nil {
+		d.Stop()
+	}
+	if ih != nil {
+		ih.Stop()
+	}
+	if am.alerts != nil {
+		am.alerts.Close()
+	}
+	close(am.stop)
+	am.wg.Wait()
+}
