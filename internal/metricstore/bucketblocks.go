@@ -50,10 +50,12 @@ func (t *Tenant) SyncBucket(ctx context.Context) error {
 	if t.blocks == nil {
 		return nil
 	}
-	return t.blocks.sync(ctx)
+	return t.blocks.sync(ctx, true)
 }
 
-func (bb *bucketBlocks) sync(ctx context.Context) error {
+// sync refreshes the list of bucket blocks and, with applyRetention, deletes the expired ones. Queries list
+// without deleting; only the retention loop (SyncBucket) deletes.
+func (bb *bucketBlocks) sync(ctx context.Context, applyRetention bool) error {
 	bkt := bb.t.store.bkt
 	found := map[ulid.ULID]tsdb.BlockMeta{}
 	bb.mu.Lock()
@@ -90,7 +92,7 @@ func (bb *bucketBlocks) sync(ctx context.Context) error {
 		return fmt.Errorf("list bucket blocks: %w", err)
 	}
 	var expired []ulid.ULID
-	if ret := bb.t.store.cfg.Storage.CompactorBlocksRetentionPeriod; ret > 0 {
+	if ret := bb.t.store.cfg.Storage.CompactorBlocksRetentionPeriod; ret > 0 && applyRetention {
 		cutoff := time.Now().Add(-ret).UnixMilli()
 		for id, m := range found {
 			if m.MaxTime < cutoff {
@@ -152,7 +154,7 @@ func (bb *bucketBlocks) candidates(mint, maxt int64) []tsdb.BlockMeta {
 	bb.mu.Unlock()
 	if !synced {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := bb.sync(ctx); err != nil {
+		if err := bb.sync(ctx, false); err != nil {
 			bb.t.store.logger.Warn("sync bucket blocks", zap.String("tenant", bb.t.id), zap.Error(err))
 		}
 		cancel()

@@ -35,18 +35,24 @@ func openTestStore(t testing.TB, cfg Config) (*Store, *httptest.Server) {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return serveStore(t, s)
+}
+
+// serveStore serves s's API on an httptest server closed when the test ends.
+func serveStore(t testing.TB, s *Store) (*Store, *httptest.Server) {
+	t.Helper()
 	mux := http.NewServeMux()
 	h := s.Handler(nil)
 	for _, p := range Routes() {
 		mux.Handle(p, h)
 	}
 	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		if err := s.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	t.Cleanup(srv.Close)
 	return s, srv
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -174,17 +175,19 @@ func uploadFile(ctx context.Context, bkt bucket.Bucket, src, key string) error {
 	return bkt.Upload(ctx, key, f)
 }
 
-// blocksToDelete is tsdb's retention, except that a block whose data is not in the bucket yet is kept.
+// blocksToDelete is local retention with a bucket behind it: blocks compacted into others go, and blocks whose
+// newest sample is older than `retention` (by the wall clock, as Mimir's ingesters do) go once their data is in
+// the bucket. A block not shipped yet is kept whatever its age.
 func (t *Tenant) blocksToDelete(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
-	db := t.dbp.Load()
-	if db == nil {
-		return nil
-	}
-	del := tsdb.DefaultBlocksToDelete(db)(blocks)
+	del := map[ulid.ULID]struct{}{}
+	cutoff := time.Now().Add(-t.store.cfg.Retention).UnixMilli()
 	for _, b := range blocks {
 		m := b.Meta()
-		if _, ok := del[m.ULID]; ok && !m.Compaction.Deletable && !t.shipper.covered(m) {
-			delete(del, m.ULID)
+		switch {
+		case m.Compaction.Deletable:
+			del[m.ULID] = struct{}{}
+		case t.store.cfg.Retention > 0 && m.MaxTime < cutoff && t.shipper.covered(m):
+			del[m.ULID] = struct{}{}
 		}
 	}
 	return del

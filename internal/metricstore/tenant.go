@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
@@ -34,7 +33,6 @@ type Tenant struct {
 	store *Store
 	dir   string
 	db    *tsdb.DB
-	dbp   atomic.Pointer[tsdb.DB] // db, for callbacks tsdb may run before Open returns
 	stats *tsdb.DBStats
 
 	limits  *limiter
@@ -84,7 +82,6 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 		return nil, err
 	}
 	t.db = db
-	t.dbp.Store(db)
 	t.sink = db
 	t.limits.enforce.Store(true) // after WAL replay: replayed series were accepted once already.
 
