@@ -88,8 +88,8 @@ type OTLPConfig struct {
 	PromoteScopeMetadata              bool     `mapstructure:"promote_scope_metadata"`
 }
 
-// DefaultConfig returns the laptop defaults: data under ./data/metrics, blocks shipped to a filesystem bucket,
-// 30 days in the bucket (the seed's Mimir setting), one day on local disk.
+// DefaultConfig returns the laptop defaults: data under ./data/metrics, blocks shipped to a filesystem bucket
+// under ./data/metrics-bucket, 30 days in the bucket (the seed's Mimir setting), one day on local disk.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:       "./data/metrics",
@@ -99,7 +99,7 @@ func DefaultConfig() Config {
 		LookbackDelta: 5 * time.Minute,
 		Storage: StorageConfig{
 			Enabled:                        true,
-			Config:                         bucket.Config{Backend: bucket.BackendFilesystem},
+			Config:                         bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: "./data/metrics-bucket"}},
 			CompactorBlocksRetentionPeriod: 30 * 24 * time.Hour,
 			ShipInterval:                   time.Minute,
 			SyncInterval:                   5 * time.Minute,

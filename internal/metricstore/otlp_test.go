@@ -71,10 +71,10 @@ func TestAppendOTLPTranslatesAsPrometheus(t *testing.T) {
 	}
 	for q, want := range map[string]string{
 		`http_server_requests_total{job="checkout",instance="i-1",http_route="/pay",deployment_environment="prod"}`: "7",
-		`queue_depth{job="checkout"}`: "3.5",
+		`queue_depth{job="checkout"}`:                 "3.5",
 		`http_server_duration_seconds_bucket{le="1"}`: "3",
-		`http_server_duration_seconds_count`:         "4",
-		`target_info{deployment_environment="prod"}`: "1",
+		`http_server_duration_seconds_count`:          "4",
+		`target_info{deployment_environment="prod"}`:  "1",
 	} {
 		got := instant(t, srv.URL, q, now)
 		if len(got) != 1 {
