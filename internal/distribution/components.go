@@ -31,6 +31,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/generatorconnector"
+	"github.com/sprout-otel/sprout/components/metricstoreext"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 	"github.com/sprout-otel/sprout/components/rulerext"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
@@ -69,6 +70,7 @@ func Components() (otelcol.Factories, error) {
 		prometheusremotewriteexporter.NewFactory(),
 		debugexporter.NewFactory(),
 		tracestoreext.NewExporterFactory(),
+		metricstoreext.NewExporterFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -81,6 +83,7 @@ func Components() (otelcol.Factories, error) {
 		tracestoreext.NewFactory(),
 		uiext.NewFactory(),
 		rulerext.NewFactory(),
+		metricstoreext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -1,0 +1,53 @@
+package metricstoreext
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/metricstore"
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// metricsExporter writes pipeline metrics into the `sprout_metrics` extension's store, into the tenant named by
+// the request's X-Scope-OrgID metadata. A nil return means the batch is in the tenant's WAL.
+type metricsExporter struct {
+	cfg    *ExporterConfig
+	logger *zap.Logger
+	ext    *Extension
+}
+
+func (e *metricsExporter) start(_ context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.MetricsStore]
+	if !ok {
+		return fmt.Errorf("metrics_store: extension %q is not configured: add it under extensions and service.extensions", e.cfg.MetricsStore)
+	}
+	se, ok := ext.(*Extension)
+	if !ok {
+		return fmt.Errorf("metrics_store: extension %q is not a %s extension", e.cfg.MetricsStore, Type)
+	}
+	e.ext = se
+	return nil
+}
+
+func (e *metricsExporter) push(ctx context.Context, md pmetric.Metrics) error {
+	store := e.ext.Store()
+	if store == nil {
+		return errNotStarted
+	}
+	t, err := store.Tenant(ctx, tenant.FromContext(ctx))
+	if err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	if err := t.AppendOTLP(ctx, md, e.cfg.ResourceToTelemetryConversion.Enabled); err != nil {
+		if metricstore.IsPermanent(err) {
+			return consumererror.NewPermanent(err)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package metricstoreext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/metricstore"
+)
+
+// Extension is the running `sprout_metrics` extension. Besides the Collector's lifecycle it offers the ruler
+// what it needs: Tenant (a tenant's queryable and appendable storage), QueryEngine, and hooks to serve
+// /api/v1/rules and /api/v1/alerts from the ruler's state (SetRulesRetriever, SetAlertmanagerRetriever).
+type Extension struct {
+	cfg *Config
+	set extension.Settings
+
+	mu     sync.Mutex
+	store  *metricstore.Store
+	srv    *apiserver.Server
+	rules  metricstore.RulesRetrieverFunc
+	ams    metricstore.AlertmanagerRetrieverFunc
+	ruleMu bool // rules routes mounted
+}
+
+func newExtension(cfg *Config, set extension.Settings) *Extension {
+	return &Extension{cfg: cfg, set: set}
+}
+
+// Start opens the store (replaying WALs) and mounts the API.
+func (e *Extension) Start(ctx context.Context, host component.Host) error {
+	srv, err := apiserver.FromHost(host, e.cfg.API)
+	if err != nil {
+		e.set.Logger.Warn("sprout_metrics runs without its HTTP API", zap.Error(err))
+		srv = nil
+	}
+	opts := metricstore.Options{Logger: e.set.Logger, Version: e.set.BuildInfo.Version}
+	if srv != nil {
+		opts.Registerer, opts.Gatherer = srv.Registerer(), srv.Gatherer()
+	}
+	store, err := metricstore.Open(ctx, e.cfg.Config, opts)
+	if err != nil {
+		return fmt.Errorf("sprout_metrics: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.store, e.srv = store, srv
+	if e.rules != nil {
+		store.SetRulesRetriever(e.rules)
+	}
+	if e.ams != nil {
+		store.SetAlertmanagerRetriever(e.ams)
+	}
+	if srv != nil {
+		h := store.Handler(srv.Tenant)
+		for _, p := range metricstore.Routes() {
+			srv.Handle(p, h)
+		}
+		if e.rules != nil {
+			e.mountRulesLocked()
+		}
+		srv.AddReadinessCheck("metrics", func() error { return nil })
+	}
+	return nil
+}
+
+func (e *Extension) mountRulesLocked() {
+	if e.ruleMu || e.srv == nil {
+		return
+	}
+	h := e.store.Handler(e.srv.Tenant)
+	for _, p := range metricstore.RulesRoutes() {
+		e.srv.Handle(p, h)
+	}
+	e.ruleMu = true
+}
+
+// Shutdown closes the store; heads stay in their WALs.
+func (e *Extension) Shutdown(context.Context) error {
+	e.mu.Lock()
+	store := e.store
+	e.store = nil
+	e.mu.Unlock()
+	if store == nil {
+		return nil
+	}
+	return store.Close()
+}
+
+// Store is the running store, or nil before Start.
+func (e *Extension) Store() *metricstore.Store {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.store
+}
+
+var errNotStarted = errors.New("sprout_metrics extension is not started")
+
+// Tenant returns the tenant's storage: queries span the head, local blocks and bucket blocks; appends go
+// through the tenant's limits into its WAL (and on to remote write). Do not Close it: the store owns it.
+func (e *Extension) Tenant(ctx context.Context, id string) (storage.Storage, error) {
+	s := e.Store()
+	if s == nil {
+		return nil, errNotStarted
+	}
+	return s.Tenant(ctx, id)
+}
+
+// QueryEngine is the PromQL engine the store's API uses (with its limits: max samples, timeout).
+func (e *Extension) QueryEngine() *promql.Engine {
+	s := e.Store()
+	if s == nil {
+		return nil
+	}
+	return s.Engine()
+}
+
+// SetRulesRetriever makes the store serve /api/v1/rules and /api/v1/alerts (and the /prometheus prefixed
+// paths) with Prometheus' own rendering of f's rules. Without a call those paths are left unregistered, so a
+// ruler may mount handlers of its own there instead; do one or the other, not both.
+func (e *Extension) SetRulesRetriever(f func(ctx context.Context, tenant string) v1.RulesRetriever) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rules = f
+	if e.store != nil {
+		e.store.SetRulesRetriever(f)
+		e.mountRulesLocked()
+	}
+}
+
+// SetAlertmanagerRetriever makes /api/v1/alertmanagers list f's Alertmanagers.
+func (e *Extension) SetAlertmanagerRetriever(f func(ctx context.Context, tenant string) v1.AlertmanagerRetriever) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ams = f
+	if e.store != nil {
+		e.store.SetAlertmanagerRetriever(f)
+	}
+}

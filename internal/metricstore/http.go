@@ -1,0 +1,187 @@
+package metricstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// apiPaths are the Prometheus HTTP API paths Sprout serves, relative to /api/v1. Each is served by the tenant's
+// instance of Prometheus' own API implementation, except metadata (see metadataStore).
+var apiPaths = []string{
+	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
+	"/labels", "/label/{name}/values", "/series", "/metadata",
+	"/status/buildinfo", "/status/runtimeinfo", "/status/flags", "/status/config", "/status/tsdb",
+	"/status/tsdb/blocks", "/status/walreplay",
+	"/targets", "/targets/metadata", "/scrape_pools", "/alertmanagers",
+	"/read", "/write", "/otlp/v1/metrics",
+}
+
+// rulesPaths are served only when a rules retriever is set (by the ruler), so that the ruler may instead mount
+// its own handlers on these paths.
+var rulesPaths = []string{"/rules", "/alerts"}
+
+// Prefixes under which the API is mounted: Prometheus' own, and Mimir's.
+var apiPrefixes = []string{"/api/v1", "/prometheus/api/v1"}
+
+// Routes returns the net/http ServeMux patterns of the store's API: the Prometheus API under /api/v1 and
+// /prometheus/api/v1, Mimir's push path /api/v1/push and Mimir's OTLP path /otlp/v1/metrics.
+func Routes() []string {
+	var out []string
+	for _, pre := range apiPrefixes {
+		for _, p := range apiPaths {
+			out = append(out, pre+p)
+		}
+	}
+	return append(out, "/api/v1/push", "/otlp/v1/metrics")
+}
+
+// RulesRoutes returns the patterns of /api/v1/rules and /api/v1/alerts under both prefixes.
+func RulesRoutes() []string {
+	var out []string
+	for _, pre := range apiPrefixes {
+		for _, p := range rulesPaths {
+			out = append(out, pre+p)
+		}
+	}
+	return out
+}
+
+// TenantResolver names the tenant of a request, or answers it (401) and returns false.
+type TenantResolver func(w http.ResponseWriter, r *http.Request) (string, bool)
+
+// Handler serves Routes() and RulesRoutes() for the tenant resolve names. With a nil resolver every request
+// belongs to tenant.Default.
+func (s *Store) Handler(resolve TenantResolver) http.Handler {
+	if resolve == nil {
+		resolve = func(http.ResponseWriter, *http.Request) (string, bool) { return tenant.Default, true }
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := canonicalPath(r.URL.Path)
+		id, ok := resolve(w, r)
+		if !ok {
+			return
+		}
+		t, err := s.Tenant(r.Context(), id)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if tenant.Validate(id) != nil || strings.HasPrefix(id, ".") {
+				status = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), status)
+			return
+		}
+		t.serve(w, r, path)
+	})
+}
+
+// canonicalPath maps Mimir's paths onto Prometheus' ones.
+func canonicalPath(p string) string {
+	p = strings.TrimPrefix(p, "/prometheus")
+	switch p {
+	case "/api/v1/push":
+		return "/api/v1/write"
+	case "/otlp/v1/metrics":
+		return "/api/v1/otlp/v1/metrics"
+	}
+	return p
+}
+
+func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
+	if path == "/api/v1/metadata" {
+		t.serveMetadata(w, r)
+		return
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = path, ""
+	r2.URL = &u
+	if path != "/api/v1/write" && path != "/api/v1/otlp/v1/metrics" {
+		t.router.ServeHTTP(w, r2)
+		return
+	}
+	// Writes: Prometheus' handlers answer 500 to errors they do not know; a refusal by a limit must answer the
+	// limit's status (400 or 429) instead, so the response is held until the handler is done.
+	ctx, ref := withRefusal(r.Context())
+	rec := &bufferedResponse{header: http.Header{}}
+	t.router.ServeHTTP(rec, r2.WithContext(ctx))
+	if le := ref.get(); le != nil {
+		http.Error(w, le.Error(), le.Status)
+		return
+	}
+	if rec.status == http.StatusBadRequest {
+		rec.explainDecodeError(path)
+	}
+	rec.writeTo(w)
+}
+
+// explainDecodeError names what could not be decoded: the upstream handlers answer with the bare decoder
+// message ("s2: corrupt input", "unexpected EOF").
+func (b *bufferedResponse) explainDecodeError(path string) {
+	msg := b.body.String()
+	var prefix string
+	switch {
+	case strings.HasPrefix(msg, "s2: ") || strings.HasPrefix(msg, "snappy: "):
+		prefix = "decode snappy-compressed request body: "
+	case strings.HasPrefix(msg, "proto:") || strings.HasPrefix(msg, "unexpected EOF") || strings.Contains(msg, "cannot parse invalid wire-format data"):
+		if path == "/api/v1/write" {
+			prefix = "decode remote write protobuf message: "
+		} else {
+			prefix = "decode OTLP protobuf message: "
+		}
+	default:
+		return
+	}
+	b.body.Reset()
+	b.body.WriteString(prefix + msg)
+}
+
+// bufferedResponse holds a (small) write response.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) writeTo(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
+}
+
+// writeAPIData and writeAPIError answer with Prometheus' JSON envelope.
+func writeAPIData(w http.ResponseWriter, data any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": data})
+}
+
+func writeAPIError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": typ, "error": msg})
+}
+
+var errClosed = errors.New("metrics store is closed")

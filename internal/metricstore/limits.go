@@ -1,0 +1,240 @@
+package metricstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"golang.org/x/time/rate"
+)
+
+// LimitError is a write or query refused by a per-tenant limit. Limit is the configuration key that was hit,
+// so the message tells the operator what to raise.
+type LimitError struct {
+	Limit  string
+	Status int // 400 for data that will never be accepted, 429 for rate
+	msg    string
+}
+
+func (e *LimitError) Error() string { return e.msg }
+
+func limitErr(limit string, status int, format string, args ...any) *LimitError {
+	return &LimitError{Limit: limit, Status: status, msg: fmt.Sprintf(format, args...) + " (limit: " + limit + ")"}
+}
+
+// limiter enforces the tenant's limits. Series and label limits are checked when the head is about to create
+// a series (tsdb's SeriesLifecycleCallback), so existing series cost nothing; the rate is checked per commit.
+type limiter struct {
+	cfg     Limits
+	t       *Tenant
+	rate    *rate.Limiter
+	enforce atomic.Bool
+}
+
+func newLimiter(cfg Limits, t *Tenant) *limiter {
+	l := &limiter{cfg: cfg, t: t}
+	if cfg.IngestionRate > 0 {
+		l.rate = rate.NewLimiter(rate.Limit(cfg.IngestionRate), max(cfg.IngestionBurstSize, 1))
+	}
+	return l
+}
+
+// PreCreation implements tsdb.SeriesLifecycleCallback.
+func (l *limiter) PreCreation(ls labels.Labels) error {
+	if !l.enforce.Load() {
+		return nil
+	}
+	if n := l.cfg.MaxLabelNamesPerSeries; n > 0 && ls.Len() > n {
+		return limitErr("max_label_names_per_series", http.StatusBadRequest,
+			"received a series whose number of labels exceeds the limit (actual: %d, limit: %d) series: '%s'", ls.Len(), n, truncate(ls.String(), 200))
+	}
+	var err error
+	ls.Range(func(lb labels.Label) {
+		if err != nil {
+			return
+		}
+		if n := l.cfg.MaxLabelNameLength; n > 0 && len(lb.Name) > n {
+			err = limitErr("max_label_name_length", http.StatusBadRequest,
+				"received a series whose label name length exceeds the limit, label: '%s' series: '%s'", truncate(lb.Name, 200), truncate(ls.String(), 200))
+		}
+		if n := l.cfg.MaxLabelValueLength; n > 0 && len(lb.Value) > n {
+			err = limitErr("max_label_value_length", http.StatusBadRequest,
+				"received a series whose label value length of %d exceeds the limit of %d, label: '%s', value: '%s' (truncated) series: '%s'", len(lb.Value), n, lb.Name, truncate(lb.Value, 200), truncate(ls.String(), 200))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if n := l.cfg.MaxGlobalSeriesPerUser; n > 0 && l.t.db != nil && l.t.db.Head().NumSeries() >= uint64(n) {
+		return limitErr("max_global_series_per_user", http.StatusBadRequest,
+			"per-user series limit of %d exceeded, series %s was refused", n, truncate(ls.String(), 200))
+	}
+	return nil
+}
+
+// PostCreation implements tsdb.SeriesLifecycleCallback.
+func (*limiter) PostCreation(labels.Labels) {}
+
+// PostDeletion implements tsdb.SeriesLifecycleCallback.
+func (*limiter) PostDeletion(map[chunks.HeadSeriesRef]labels.Labels) {}
+
+// allow takes n samples from the tenant's ingestion budget.
+func (l *limiter) allow(n int) error {
+	if l.rate == nil || n == 0 {
+		return nil
+	}
+	if !l.rate.AllowN(time.Now(), n) {
+		return limitErr("ingestion_rate", http.StatusTooManyRequests,
+			"the request has been rejected because the tenant exceeded the ingestion rate limit, set to %g items/s with a maximum allowed burst of %d; this request had %d samples",
+			l.cfg.IngestionRate, l.cfg.IngestionBurstSize, n)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// refusal carries the limit error of one HTTP write through the remote-write and OTLP handlers (which answer
+// 500 for errors they do not know) back to Sprout's handler, which answers with the limit's status instead.
+type refusal struct {
+	mu  sync.Mutex
+	err *LimitError
+}
+
+type refusalKey struct{}
+
+func withRefusal(ctx context.Context) (context.Context, *refusal) {
+	r := &refusal{}
+	return context.WithValue(ctx, refusalKey{}, r), r
+}
+
+func noteRefusal(ctx context.Context, err error) {
+	var le *LimitError
+	if err == nil || !errors.As(err, &le) {
+		return
+	}
+	if r, ok := ctx.Value(refusalKey{}).(*refusal); ok {
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = le
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *refusal) get() *LimitError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// limitedAppender is the tenant's storage.Appender: it counts samples for the rate limit, records metadata,
+// notes limit refusals, and wakes the remote-write queues after a commit.
+type limitedAppender struct {
+	storage.Appender
+	t   *Tenant
+	ctx context.Context
+	n   int
+}
+
+func (a *limitedAppender) Append(ref storage.SeriesRef, l labels.Labels, ts int64, v float64) (storage.SeriesRef, error) {
+	r, err := a.Appender.Append(ref, l, ts, v)
+	if err != nil {
+		noteRefusal(a.ctx, err)
+		return r, err
+	}
+	a.n++
+	return r, nil
+}
+
+func (a *limitedAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, ts int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	r, err := a.Appender.AppendHistogram(ref, l, ts, h, fh)
+	if err != nil {
+		noteRefusal(a.ctx, err)
+		return r, err
+	}
+	a.n++
+	return r, nil
+}
+
+func (a *limitedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	return a.Appender.AppendExemplar(ref, l, e)
+}
+
+func (a *limitedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
+	a.t.meta.add(l.Get(labels.MetricName), m)
+	return a.Appender.UpdateMetadata(ref, l, m)
+}
+
+func (a *limitedAppender) Commit() error {
+	if err := a.t.limits.allow(a.n); err != nil {
+		noteRefusal(a.ctx, err)
+		_ = a.Appender.Rollback()
+		return err
+	}
+	if err := a.Appender.Commit(); err != nil {
+		return err
+	}
+	if a.t.remote != nil && a.n > 0 {
+		a.t.remote.Notify()
+	}
+	return nil
+}
+
+// limitedAppenderV2 is limitedAppender for storage.AppenderV2 (OTLP and the ruler's newer paths).
+type limitedAppenderV2 struct {
+	storage.AppenderV2
+	t   *Tenant
+	ctx context.Context
+	n   int
+}
+
+func (a *limitedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, ts int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if !opts.Metadata.IsEmpty() {
+		name := opts.MetricFamilyName
+		if name == "" {
+			name = ls.Get(labels.MetricName)
+		}
+		a.t.meta.add(name, opts.Metadata)
+	}
+	r, err := a.AppenderV2.Append(ref, ls, st, ts, v, h, fh, opts)
+	if err != nil {
+		var partial *storage.AppendPartialError
+		if !errors.As(err, &partial) {
+			noteRefusal(a.ctx, err)
+			return r, err
+		}
+		// Only exemplars or metadata failed; the sample is in (as Prometheus' OTLP path treats it).
+	}
+	a.n++
+	return r, nil
+}
+
+func (a *limitedAppenderV2) Commit() error {
+	if err := a.t.limits.allow(a.n); err != nil {
+		noteRefusal(a.ctx, err)
+		_ = a.AppenderV2.Rollback()
+		return err
+	}
+	if err := a.AppenderV2.Commit(); err != nil {
+		return err
+	}
+	if a.t.remote != nil && a.n > 0 {
+		a.t.remote.Notify()
+	}
+	return nil
+}

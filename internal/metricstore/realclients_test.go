@@ -1,0 +1,93 @@
+package metricstore
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+// TestPrometheusRemoteWritesIntoSprout runs the real Prometheus 2.42: it scrapes itself and remote-writes to
+// Sprout; the series must arrive with values, and promtool must read them back through Sprout's API.
+func TestPrometheusRemoteWritesIntoSprout(t *testing.T) {
+	promBin := testutil.RequireBinary(t, "prometheus")
+	promtool := testutil.RequireBinary(t, "promtool")
+	_, srv := openTestStore(t, testConfig(t))
+
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ["127.0.0.1:%d"]}]
+remote_write:
+  - url: %s/api/v1/write
+    queue_config: {batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 500ms}
+`, port, srv.URL)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", logs.String())
+		}
+	})
+
+	testutil.Eventually(t, 30*time.Second, func() error {
+		got := instant(t, srv.URL, `up{job="prometheus"}`, time.Now())
+		for k, v := range got {
+			if strings.Contains(k, "instance:127.0.0.1") && v == "1" {
+				return nil
+			}
+		}
+		return fmt.Errorf("up from Prometheus not yet in Sprout: %v", got)
+	})
+	testutil.Eventually(t, 30*time.Second, func() error {
+		got := instant(t, srv.URL, `prometheus_build_info`, time.Now())
+		for k, v := range got {
+			if strings.Contains(k, "version:2.42.0") && v == "1" {
+				return nil
+			}
+		}
+		return fmt.Errorf("prometheus_build_info not yet in Sprout: %v", got)
+	})
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"instant", []string{"query", "instant", srv.URL, `up{job="prometheus"}`}, `up{instance="127.0.0.1:`},
+		{"instant via Mimir prefix", []string{"query", "instant", srv.URL + "/prometheus", `count(prometheus_build_info)`}, `=> 1 @`},
+		{"range", []string{"query", "range", "--start=" + time.Now().Add(-time.Minute).Format(time.RFC3339),
+			"--end=" + time.Now().Add(time.Minute).Format(time.RFC3339), "--step=5s", srv.URL, `max(up)`}, "1 @["},
+		{"labels", []string{"query", "labels", srv.URL, "job"}, "prometheus"},
+		{"series", []string{"query", "series", "--match=up", srv.URL}, `job="prometheus"`},
+	} {
+		t.Run("promtool "+tc.name, func(t *testing.T) {
+			out, err := exec.Command(promtool, tc.args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("promtool %v: %v\n%s\nwant output containing %q", tc.args, err, out, tc.want)
+			}
+		})
+	}
+	out, err := exec.Command(promtool, "query", "instant", srv.URL, `sum(rate(x[5m])`).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad_data") {
+		t.Errorf("promtool with bad PromQL: %v %s, want a bad_data error", err, out)
+	}
+}

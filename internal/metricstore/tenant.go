@@ -1,0 +1,300 @@
+package metricstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/grafana/regexp"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	promremote "github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// Tenant is one tenant's metrics: its TSDB, the blocks it has in the bucket, its remote-write queues and its
+// instance of Prometheus' HTTP API. It implements storage.Storage: queries span the head, local blocks and
+// bucket blocks; appends go through the tenant's limits into the WAL (and so to remote write).
+type Tenant struct {
+	id    string
+	store *Store
+	dir   string
+	db    *tsdb.DB
+	stats *tsdb.DBStats
+
+	limits  *limiter
+	remote  *promremote.Storage // nil without remote_write
+	sink    storage.Storage     // db, or a fanout of db and remote
+	blocks  *bucketBlocks       // nil without a bucket
+	shipper *shipper            // nil without a bucket
+	meta    *metadataStore
+
+	api    *v1.API
+	router *route.Router
+}
+
+var _ storage.Storage = (*Tenant)(nil)
+
+func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
+	dir := s.tenantDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, s.reg)
+	logger := s.slog.With("tenant", id)
+	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: newMetadataStore()}
+	t.limits = newLimiter(s.cfg.Limits, t)
+
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = s.cfg.Retention.Milliseconds()
+	opts.MinBlockDuration = s.cfg.BlockDuration.Milliseconds()
+	opts.MaxBlockDuration = max(s.cfg.BlockDuration, s.cfg.Retention/10).Milliseconds()
+	opts.OutOfOrderTimeWindow = s.cfg.OutOfOrderTimeWindow.Milliseconds()
+	opts.EnableExemplarStorage = s.cfg.MaxExemplars > 0
+	opts.MaxExemplars = s.cfg.MaxExemplars
+	opts.EnableMetadataWALRecords = true
+	opts.SeriesLifecycleCallback = t.limits
+	opts.WALCompression = "snappy"
+	if s.bkt != nil {
+		var err error
+		if t.shipper, err = newShipper(t); err != nil {
+			return nil, err
+		}
+		t.blocks = newBucketBlocks(t)
+		// Keep blocks whose data is not in the bucket yet, whatever local retention says.
+		opts.BlocksToDelete = t.blocksToDelete
+	}
+	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, t.stats)
+	if err != nil {
+		return nil, err
+	}
+	t.db = db
+	t.sink = db
+	t.limits.enforce.Store(true) // after WAL replay: replayed series were accepted once already.
+
+	if len(s.rw) > 0 {
+		rs := promremote.NewStorage(logger.With("component", "remote"), reg, db.StartTime, dir, time.Minute, noScrapeManager{}, false)
+		cfg := &config.Config{
+			GlobalConfig:       config.DefaultGlobalConfig,
+			RemoteWriteConfigs: s.rw,
+		}
+		cfg.GlobalConfig.ExternalLabels = labels.FromMap(s.cfg.ExternalLabels)
+		if err := rs.ApplyConfig(cfg); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("remote_write: %w", err)
+		}
+		t.remote = rs
+		t.sink = storage.NewFanout(logger, db, rs)
+	}
+	t.buildAPI(reg)
+	return t, nil
+}
+
+// ID is the tenant's id.
+func (t *Tenant) ID() string { return t.id }
+
+// DB is the tenant's TSDB, for tests and tools.
+func (t *Tenant) DB() *tsdb.DB { return t.db }
+
+// Querier implements storage.Queryable over the head, the local blocks and the bucket blocks.
+func (t *Tenant) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := t.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	if t.blocks == nil {
+		return q, nil
+	}
+	bq := t.blocks.queriers(mint, maxt)
+	if len(bq) == 0 {
+		return q, nil
+	}
+	return storage.NewMergeQuerier([]storage.Querier{q}, bq, storage.ChainedSeriesMerge), nil
+}
+
+// ChunkQuerier implements storage.ChunkQueryable over the head, the local blocks and the bucket blocks.
+func (t *Tenant) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	q, err := t.db.ChunkQuerier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	if t.blocks == nil {
+		return q, nil
+	}
+	bq := t.blocks.chunkQueriers(mint, maxt)
+	if len(bq) == 0 {
+		return q, nil
+	}
+	return storage.NewMergeChunkQuerier([]storage.ChunkQuerier{q}, bq, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+// ExemplarQuerier implements storage.ExemplarQueryable (exemplars live in memory, as in Prometheus).
+func (t *Tenant) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+	return t.db.ExemplarQuerier(ctx)
+}
+
+// Appender implements storage.Appendable: appends are checked against the tenant's limits and go to the WAL
+// on Commit (and from there to remote write).
+func (t *Tenant) Appender(ctx context.Context) storage.Appender {
+	return &limitedAppender{Appender: t.sink.Appender(ctx), t: t, ctx: ctx}
+}
+
+// AppenderV2 implements storage.AppendableV2.
+func (t *Tenant) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &limitedAppenderV2{AppenderV2: t.sink.AppenderV2(ctx), t: t, ctx: ctx}
+}
+
+// StartTime implements storage.Storage: the oldest timestamp, including the bucket.
+func (t *Tenant) StartTime() (int64, error) {
+	st, err := t.db.StartTime()
+	if err != nil {
+		return 0, err
+	}
+	if t.blocks != nil {
+		if bt, ok := t.blocks.minTime(); ok && bt < st {
+			st = bt
+		}
+	}
+	return st, nil
+}
+
+// Close implements storage.Storage; it does nothing, as the Store owns the tenant's lifetime.
+func (t *Tenant) Close() error { return nil }
+
+func (t *Tenant) close() error {
+	var errs []error
+	if t.remote != nil {
+		errs = append(errs, t.remote.Close())
+	}
+	if t.blocks != nil {
+		errs = append(errs, t.blocks.close())
+	}
+	errs = append(errs, t.db.Close())
+	return errors.Join(errs...)
+}
+
+func (t *Tenant) buildAPI(reg prometheus.Registerer) {
+	s := t.store
+	configFunc := func() config.Config {
+		c := config.DefaultConfig
+		c.OTLPConfig = s.otlp
+		return c
+	}
+	start := time.Now()
+	t.api = v1.NewAPI(
+		s.engine,
+		t, t, t, t,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(ctx context.Context) v1.AlertmanagerRetriever {
+			if f := s.ams.Load(); f != nil {
+				return (*f)(ctx, t.id)
+			}
+			return noAlertmanagers{}
+		},
+		configFunc,
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		adminStats{t},
+		t.dir,
+		false, // admin APIs
+		false, // search APIs
+		0,
+		s.slog.With("tenant", t.id, "component", "api"),
+		func(ctx context.Context) v1.RulesRetriever {
+			if f := s.rules.Load(); f != nil {
+				return (*f)(ctx, t.id)
+			}
+			return noRules{}
+		},
+		50_000_000, 10, 1<<20, // remote read: sample limit, concurrency, frame size (Prometheus' defaults)
+		false,
+		regexp.MustCompile(".*"),
+		func() (v1.RuntimeInfo, error) {
+			return v1.RuntimeInfo{
+				StartTime: start, ServerTime: time.Now(), ReloadConfigSuccess: true, LastConfigTime: start,
+				GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+				StorageRetention: s.cfg.Retention.String(),
+			}, nil
+		},
+		&v1.PrometheusVersion{Version: PrometheusVersion, Revision: "sprout", Branch: s.version, GoVersion: runtime.Version()},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		s.gath,
+		reg,
+		nil,
+		true, // remote write receiver
+		remote.MessageTypes{remote.WriteV1MessageType, remote.WriteV2MessageType},
+		true, false, false, // OTLP receiver; no delta conversion
+		false,
+		s.cfg.LookbackDelta,
+		false,
+		true, // keep remote write 2.0 metadata
+		nil,
+		nil,
+		v1.OpenAPIOptions{},
+		nil,
+	)
+	t.router = route.New()
+	t.api.Register(t.router.WithPrefix("/api/v1"))
+}
+
+// PrometheusVersion is the Prometheus release whose libraries Sprout's metrics store runs on; it is what
+// /api/v1/status/buildinfo reports as "version", so that clients enable the features that release has.
+const PrometheusVersion = "3.13.2"
+
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                       { return []string{} }
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return map[string]int{} }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("no scrape pools in Sprout")
+}
+
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+type noScrapeManager struct{}
+
+func (noScrapeManager) Get() (*scrape.Manager, error) {
+	return nil, errors.New("sprout has no scrape manager: metadata comes with remote write 2.0")
+}
+
+// adminStats adapts the tenant's TSDB to what /api/v1/status/tsdb needs.
+type adminStats struct{ t *Tenant }
+
+func (a adminStats) CleanTombstones() error { return a.t.db.CleanTombstones() }
+func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	return a.t.db.Delete(ctx, mint, maxt, ms...)
+}
+func (a adminStats) Snapshot(dir string, withHead bool) error { return a.t.db.Snapshot(dir, withHead) }
+func (a adminStats) Stats(name string, limit int) (*tsdb.Stats, error) {
+	return a.t.db.Head().Stats(name, limit), nil
+}
+func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return a.t.stats.Head.WALReplayStatus.GetWALReplayStatus(), nil
+}
+func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) { return a.t.db.BlockMetas(), nil }
