@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/logstoreext"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 )
 
@@ -63,6 +64,7 @@ func Components() (otelcol.Factories, error) {
 		otlphttpexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		debugexporter.NewFactory(),
+		logstoreext.NewExporterFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -71,6 +73,7 @@ func Components() (otelcol.Factories, error) {
 		healthcheckextension.NewFactory(),
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
+		logstoreext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -36,6 +36,8 @@ type PushStream struct {
 type PushError struct {
 	Status int
 	Msg    string
+	// Retryable is set when nothing of the push was accepted and sending it again later may succeed (rate limit).
+	Retryable bool
 }
 
 func (e *PushError) Error() string { return e.Msg }
@@ -346,7 +348,7 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 	}
 	if td.limiter != nil && total > 0 && !td.limiter.AllowN(now, total) {
 		s.m.discarded.WithLabelValues(tenantID, "rate_limited").Add(float64(lines))
-		return &PushError{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf(
+		return &PushError{Status: http.StatusTooManyRequests, Retryable: true, Msg: fmt.Sprintf(
 			"Ingestion rate limit exceeded for user %s (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased (ingestion_rate_mb)",
 			tenantID, int(lim.IngestionRateMB*(1<<20)), lines, total)}
 	}
