@@ -24,7 +24,9 @@ import (
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
-type host struct{ exts map[component.ID]component.Component }
+type host struct {
+	exts map[component.ID]component.Component
+}
 
 func (h *host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
