@@ -18,7 +18,7 @@ import (
 type Config struct {
 	logstore.Config `mapstructure:",squash"`
 	// Storage is where chunks and the index go; by default a filesystem bucket under data_dir/bucket.
-	Storage bucket.Config `mapstructure:"storage"`
+	Storage StorageConfig `mapstructure:"storage"`
 	// API is the sprout_api extension whose port serves the Loki API.
 	API component.ID `mapstructure:"api"`
 }
@@ -35,8 +35,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// StorageConfig is a bucket.Config whose filesystem directory may be left empty (it defaults under data_dir);
+// it is a distinct type so that the Collector does not validate it before that default is applied.
+type StorageConfig bucket.Config
+
 func (c *Config) bucketConfig() bucket.Config {
-	b := c.Storage
+	b := bucket.Config(c.Storage)
 	if (b.Backend == "" || b.Backend == bucket.BackendFilesystem) && b.Filesystem.Dir == "" {
 		b.Filesystem.Dir = filepath.Join(c.Dir, "bucket")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confignet"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
@@ -32,7 +33,7 @@ func (h *host) GetExtensions() map[component.ID]component.Component { return h.e
 
 func TestConfigValidate(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	if err := cfg.Validate(); err != nil {
+	if err := confmap.Validate(cfg); err != nil {
 		t.Fatalf("default config invalid: %v", err)
 	}
 	cfg.WAL.Fsync = "sometimes"
@@ -137,7 +138,7 @@ func TestLoadConfig(t *testing.T) {
 			if err := sub.Unmarshal(cfg); err != nil {
 				t.Fatal(err)
 			}
-			err = cfg.Validate()
+			err = confmap.Validate(cfg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("want error %q, got %v", tc.wantErr, err)

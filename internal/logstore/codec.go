@@ -126,7 +126,14 @@ type walStream struct {
 const recEntries = 1
 
 func encodeWALRecord(r *walRecord) []byte {
-	e := encbuf{b: make([]byte, 0, 256)}
+	size := 64 + len(r.tenant)
+	for _, s := range r.streams {
+		size += 64 + len(s.labels.String())
+		for _, en := range s.entries {
+			size += len(en.Line) + 16 + en.Metadata.Len()*48
+		}
+	}
+	e := encbuf{b: make([]byte, 0, size)}
 	e.b = append(e.b, recEntries)
 	e.str(r.tenant)
 	e.uvarint(uint64(len(r.streams)))
