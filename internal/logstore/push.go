@@ -1,7 +1,6 @@
 package logstore
 
 import (
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buger/jsonparser"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -25,58 +25,155 @@ const MaxPushSize = 100 << 20
 // DecodePushJSON decodes Loki's JSON push body:
 // {"streams":[{"stream":{"k":"v"},"values":[["<unix ns>","line",{"trace_id":"..."}]]}]}.
 func DecodePushJSON(body []byte) ([]PushStream, error) {
-	var req struct {
-		Streams []struct {
-			Stream map[string]string `json:"stream"`
-			Labels string            `json:"labels"`
-			Values []json.RawMessage `json:"values"`
-		} `json:"streams"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
+	if !json.Valid(body) {
+		// Let encoding/json name the problem and its offset.
+		var v any
+		err := json.Unmarshal(body, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
 		return nil, fmt.Errorf("decode JSON push: %w", err)
 	}
-	out := make([]PushStream, 0, len(req.Streams))
-	for i, s := range req.Streams {
-		var lbs labels.Labels
-		if s.Stream != nil {
-			lbs = labels.FromMap(s.Stream)
-		} else if s.Labels != "" {
-			var err error
-			if lbs, err = ParseLabels(s.Labels); err != nil {
-				return nil, fmt.Errorf("stream %d: %w", i, err)
-			}
+	streamsRaw, typ, _, err := jsonparser.Get(body, "streams")
+	if err != nil || typ != jsonparser.Array {
+		if typ == jsonparser.NotExist || errors.Is(err, jsonparser.KeyPathNotFoundError) {
+			return nil, errors.New("decode JSON push: no \"streams\" array")
 		}
-		ps := PushStream{Labels: lbs, Entries: make([]logql.Entry, 0, len(s.Values))}
-		for j, raw := range s.Values {
-			var v []json.RawMessage
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, fmt.Errorf("stream %d value %d: want [\"<unix epoch in nanoseconds>\", \"<log line>\"]: %w", i, j, err)
-			}
-			if len(v) < 2 || len(v) > 3 {
-				return nil, fmt.Errorf("stream %d value %d: want 2 or 3 elements, got %d", i, j, len(v))
-			}
-			ts, err := parseJSONTimestamp(v[0])
+		return nil, errors.New("decode JSON push: \"streams\" must be an array")
+	}
+	var out []PushStream
+	var firstErr error
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	i := -1
+	_, _ = jsonparser.ArrayEach(streamsRaw, func(sv []byte, st jsonparser.ValueType, _ int, _ error) {
+		i++
+		if firstErr != nil {
+			return
+		}
+		if st != jsonparser.Object {
+			fail(fmt.Errorf("stream %d: must be an object", i))
+			return
+		}
+		var ps PushStream
+		if lv, lt, _, err := jsonparser.Get(sv, "stream"); err == nil && lt == jsonparser.Object {
+			m, err := stringMap(lv)
 			if err != nil {
-				return nil, fmt.Errorf("stream %d value %d: %w", i, j, err)
+				fail(fmt.Errorf("stream %d: labels: %w", i, err))
+				return
 			}
-			var line string
-			if err := json.Unmarshal(v[1], &line); err != nil {
-				return nil, fmt.Errorf("stream %d value %d: log line must be a string: %w", i, j, err)
+			ps.Labels = labels.FromMap(m)
+		} else if ls, err := jsonparser.GetString(sv, "labels"); err == nil {
+			if ps.Labels, err = ParseLabels(ls); err != nil {
+				fail(fmt.Errorf("stream %d: %w", i, err))
+				return
 			}
-			e := logql.Entry{Timestamp: ts, Line: line, Metadata: labels.EmptyLabels()}
-			if len(v) == 3 {
-				var md map[string]string
-				if err := json.Unmarshal(v[2], &md); err != nil {
-					return nil, fmt.Errorf("stream %d value %d: structured metadata must be an object of strings: %w", i, j, err)
+		} else {
+			ps.Labels = labels.EmptyLabels()
+		}
+		j := -1
+		_, _ = jsonparser.ArrayEach(sv, func(vv []byte, vt jsonparser.ValueType, _ int, _ error) {
+			j++
+			if firstErr != nil {
+				return
+			}
+			if vt != jsonparser.Array {
+				fail(fmt.Errorf("stream %d value %d: want [\"<unix epoch in nanoseconds>\", \"<log line>\"]", i, j))
+				return
+			}
+			e := logql.Entry{Metadata: labels.EmptyLabels()}
+			k := -1
+			_, _ = jsonparser.ArrayEach(vv, func(x []byte, xt jsonparser.ValueType, _ int, _ error) {
+				k++
+				if firstErr != nil {
+					return
 				}
-				e.Metadata = metadataFromMap(md)
+				switch k {
+				case 0:
+					ts, err := parseTimestampBytes(x, xt)
+					if err != nil {
+						fail(fmt.Errorf("stream %d value %d: %w", i, j, err))
+					}
+					e.Timestamp = ts
+				case 1:
+					if xt != jsonparser.String {
+						fail(fmt.Errorf("stream %d value %d: log line must be a string", i, j))
+						return
+					}
+					line, err := jsonparser.ParseString(x)
+					if err != nil {
+						fail(fmt.Errorf("stream %d value %d: log line: %w", i, j, err))
+					}
+					e.Line = line
+				case 2:
+					if xt != jsonparser.Object {
+						fail(fmt.Errorf("stream %d value %d: structured metadata must be an object of strings", i, j))
+						return
+					}
+					m, err := stringMap(x)
+					if err != nil {
+						fail(fmt.Errorf("stream %d value %d: structured metadata: %w", i, j, err))
+						return
+					}
+					e.Metadata = metadataFromMap(m)
+				default:
+					fail(fmt.Errorf("stream %d value %d: want 2 or 3 elements", i, j))
+				}
+			})
+			if k < 1 && firstErr == nil {
+				fail(fmt.Errorf("stream %d value %d: want 2 or 3 elements, got %d", i, j, k+1))
 			}
 			ps.Entries = append(ps.Entries, e)
-		}
+		}, "values")
 		out = append(out, ps)
+	})
+	if firstErr != nil {
+		return nil, fmt.Errorf("decode JSON push: %w", firstErr)
 	}
 	return out, nil
+}
+
+func stringMap(obj []byte) (map[string]string, error) {
+	m := map[string]string{}
+	err := jsonparser.ObjectEach(obj, func(k, v []byte, vt jsonparser.ValueType, _ int) error {
+		if vt != jsonparser.String {
+			return fmt.Errorf("value of %q must be a string", k)
+		}
+		key, err := jsonparser.ParseString(k)
+		if err != nil {
+			return err
+		}
+		val, err := jsonparser.ParseString(v)
+		if err != nil {
+			return err
+		}
+		m[key] = val
+		return nil
+	})
+	return m, err
+}
+
+func parseTimestampBytes(x []byte, xt jsonparser.ValueType) (int64, error) {
+	s := string(x)
+	if xt == jsonparser.String {
+		var err error
+		if s, err = jsonparser.ParseString(x); err != nil {
+			return 0, err
+		}
+	} else if xt != jsonparser.Number {
+		return 0, fmt.Errorf("timestamp %s: want a string of unix epoch nanoseconds", s)
+	}
+	ts, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		if t, err2 := time.Parse(time.RFC3339Nano, s); err2 == nil {
+			return t.UnixNano(), nil
+		}
+		return 0, fmt.Errorf("timestamp %q: want a string of unix epoch nanoseconds", s)
+	}
+	return ts, nil
 }
 
 func metadataFromMap(md map[string]string) labels.Labels {
@@ -89,21 +186,6 @@ func metadataFromMap(md map[string]string) labels.Labels {
 	}
 	b.Sort()
 	return b.Labels()
-}
-
-func parseJSONTimestamp(raw json.RawMessage) (int64, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		s = string(raw) // a bare number
-	}
-	ts, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		if t, err2 := time.Parse(time.RFC3339Nano, s); err2 == nil {
-			return t.UnixNano(), nil
-		}
-		return 0, fmt.Errorf("timestamp %s: want a string of unix epoch nanoseconds", string(raw))
-	}
-	return ts, nil
 }
 
 // DecodePushProto decodes Loki's snappy-compressed protobuf push body (logproto.PushRequest).
