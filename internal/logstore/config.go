@@ -39,6 +39,8 @@ type Config struct {
 	Retention time.Duration `mapstructure:"retention_period"`
 	// CompactionInterval is how often small chunks of a stream are merged and the index is consolidated.
 	CompactionInterval time.Duration `mapstructure:"compaction_interval"`
+	// MaxHeadBytes requests an early flush when the heads of all streams hold more line bytes than this.
+	MaxHeadBytes int `mapstructure:"max_head_bytes"`
 	// ChunkCacheSize bounds the decoded chunks kept in memory, in bytes.
 	ChunkCacheSize int `mapstructure:"chunk_cache_size"`
 
@@ -81,6 +83,7 @@ func DefaultConfig() Config {
 		Retention:          720 * time.Hour,
 		CompactionInterval: 10 * time.Minute,
 		ChunkCacheSize:     256 << 20,
+		MaxHeadBytes:       256 << 20,
 		Limits:             DefaultLimits(),
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,9 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 	started  bool
+	// headBytes is the line bytes in all heads; over MaxHeadBytes a flush is requested early.
+	headBytes atomic.Int64
+	flushNow  chan struct{}
 	closeErr error
 	closed   sync.Once
 	now      func() time.Time
@@ -138,7 +142,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newChunkCache(cfg.ChunkCacheSize),
 		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries}},
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},
-		stop: make(chan struct{}), done: make(chan struct{}), now: opts.Now,
+		stop: make(chan struct{}), done: make(chan struct{}), now: opts.Now, flushNow: make(chan struct{}, 1),
 	}
 	s.initMetrics(opts.Registerer)
 	if err := s.loadIndex(ctx); err != nil {
@@ -160,7 +164,9 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		for _, ws := range r.streams {
 			st := td.getOrCreate(ws.labels)
 			st.mu.Lock()
+			before := st.headBytes
 			st.append(ws.entries, s.now())
+			s.headBytes.Add(int64(st.headBytes - before))
 			st.mu.Unlock()
 		}
 		return nil
@@ -215,6 +221,10 @@ func (s *Store) loop() {
 			return
 		case <-flush.C:
 			if err := s.Flush(context.Background(), false); err != nil {
+				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
+			}
+		case <-s.flushNow:
+			if err := s.flush(context.Background(), false, true); err != nil {
 				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
 			}
 		case <-compact.C:
@@ -435,6 +445,12 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 				st.mu.Lock()
 				st.append(ws.entries, now)
 				st.mu.Unlock()
+			}
+			if max := s.cfg.MaxHeadBytes; max > 0 && s.headBytes.Add(int64(accBytes)) > int64(max) {
+				select {
+				case s.flushNow <- struct{}{}:
+				default:
+				}
 			}
 		}
 		s.ingestMu.RUnlock()
@@ -753,7 +769,10 @@ func sortedKeys(m map[string]struct{}) []string {
 
 // Flush cuts heads that are due (all of them when force is set) into chunks in the bucket, writes their index,
 // and checkpoints the WAL so that it only holds what is not yet in the bucket.
-func (s *Store) Flush(ctx context.Context, force bool) error {
+func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ctx, force, false) }
+
+// flush is Flush; under memory pressure heads of a quarter of the target size are cut too.
+func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	s.ingestMu.Lock()
 	seg, err := s.wal.rotate()
 	type marked struct {
@@ -785,7 +804,7 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 	for _, m := range all {
 		st := m.st
 		st.mu.Lock()
-		due := st.mark > 0 && (force || st.headBytes >= s.cfg.ChunkTargetSize || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
+		due := st.mark > 0 && (force || st.headBytes >= s.cfg.ChunkTargetSize || pressure && st.headBytes >= s.cfg.ChunkTargetSize/4 || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
 		var es []logql.Entry
 		if due {
 			es = append([]logql.Entry(nil), st.head[:st.mark]...)
@@ -806,10 +825,12 @@ func (s *Store) Flush(ctx context.Context, force bool) error {
 		rest := make([]logql.Entry, len(st.head)-st.mark)
 		copy(rest, st.head[st.mark:])
 		st.head = rest
+		s.headBytes.Add(-int64(st.headBytes))
 		st.headBytes = 0
 		for _, e := range rest {
 			st.headBytes += len(e.Line)
 		}
+		s.headBytes.Add(int64(st.headBytes))
 		st.headFirst = now
 		st.mark = 0
 		st.chunks = append(st.chunks, metas...)

@@ -651,3 +651,23 @@ func FuzzDecodePushProto(f *testing.F) {
 		_, _ = decodePushRequest(b)
 	})
 }
+
+func TestHeadMemoryPressureFlush(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxHeadBytes = 10 << 10; c.ChunkTargetSize = 4096 })
+	e.store.Start()
+	defer e.close()
+	for i := 0; i < 50; i++ {
+		if err := e.store.Push(context.Background(), tenant.Default, []PushStream{{Labels: labels.FromStrings("app", "p"), Entries: []logql.Entry{{Timestamp: ts(i), Line: strings.Repeat("x", 500) + fmt.Sprint(i)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := e.store.headBytes.Load(); n > 10<<10 {
+			return fmt.Errorf("heads still hold %d bytes", n)
+		}
+		return nil
+	})
+	if _, sr := e.queryRange(`{app="p"}`); countLines(sr) != 50 {
+		t.Fatalf("%d lines", countLines(sr))
+	}
+}

@@ -38,6 +38,7 @@ func main() {
 		random    = flag.Bool("random", false, "random line content (incompressible) instead of repetitive log lines")
 		tenantID  = flag.String("tenant", "", "X-Scope-OrgID to send")
 		batches   = flag.Int("batches", 256, "distinct pre-encoded batches per worker")
+		once      = flag.Bool("once", false, "send each pre-encoded batch once and stop (for bytes-per-line measurements)")
 	)
 	flag.Parse()
 	start := time.Now().Add(-time.Minute)
@@ -79,7 +80,7 @@ func main() {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := 0; time.Now().Before(deadline); i++ {
+			for i := 0; time.Now().Before(deadline) && (!*once || i < len(pre[w])); i++ {
 				bd := pre[w][i%len(pre[w])]
 				req, _ := http.NewRequest("POST", *url, bytes.NewReader(bd.data))
 				if *format == "protobuf" {
