@@ -83,7 +83,7 @@ func DefaultConfig() Config {
 		Retention:          720 * time.Hour,
 		CompactionInterval: 10 * time.Minute,
 		ChunkCacheSize:     256 << 20,
-		MaxHeadBytes:       256 << 20,
+		MaxHeadBytes:       64 << 20,
 		Limits:             DefaultLimits(),
 	}
 }
