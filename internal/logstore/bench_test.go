@@ -129,8 +129,14 @@ func filledStore(b *testing.B) (*Store, int64) {
 }
 
 func BenchmarkQueryLineFilter(b *testing.B) {
+	for _, q := range []string{`{service_name="svc-3"} |= "level=error"`, `{env="prod"} |= "level=error"`} {
+		b.Run(q, func(b *testing.B) { benchQuery(b, q) })
+	}
+}
+
+func benchQuery(b *testing.B, q string) {
 	s, base := filledStore(b)
-	sel, _ := logql.ParseLogSelector(`{service_name="svc-3"} |= "level=error"`)
+	sel, _ := logql.ParseLogSelector(q)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var st logql.Stats

@@ -48,40 +48,49 @@ func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
 	return lbs, es, nil
 }
 
-// bloom is a fixed-size bloom filter with k=7 probes from one 64-bit hash (about 1% false positives at 10 bits
-// per element).
+// bloom is a fixed-size bloom filter of a chunk's trace ids. Its first byte is the number of probes, so the
+// parameters can change without breaking stored indexes. At 20 bits and 14 probes per id the false-positive
+// rate is under 0.01 %, so a trace-id lookup over thousands of chunks decodes almost only the chunks that hold
+// the trace.
 type bloom []byte
 
-const bloomK = 7
+const (
+	bloomBitsPerKey = 20
+	bloomK          = 14
+)
 
 func newBloom(n int) bloom {
-	bits := n * 10
+	bits := n * bloomBitsPerKey
 	if bits < 64 {
 		bits = 64
 	}
-	return make(bloom, (bits+7)/8)
+	b := make(bloom, 1+(bits+7)/8)
+	b[0] = bloomK
+	return b
 }
 
 func (b bloom) add(s string) {
 	h := xxhash.Sum64String(s)
-	h1, h2 := uint32(h), uint32(h>>32)
-	m := uint32(len(b) * 8)
-	for i := uint32(0); i < bloomK; i++ {
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	bits := b[1:]
+	m := uint32(len(bits) * 8)
+	for i := uint32(0); i < uint32(b[0]); i++ {
 		p := (h1 + i*h2) % m
-		b[p/8] |= 1 << (p % 8)
+		bits[p/8] |= 1 << (p % 8)
 	}
 }
 
 func (b bloom) has(s string) bool {
-	if len(b) == 0 {
+	if len(b) < 2 {
 		return true
 	}
 	h := xxhash.Sum64String(s)
-	h1, h2 := uint32(h), uint32(h>>32)
-	m := uint32(len(b) * 8)
-	for i := uint32(0); i < bloomK; i++ {
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	bits := b[1:]
+	m := uint32(len(bits) * 8)
+	for i := uint32(0); i < uint32(b[0]); i++ {
 		p := (h1 + i*h2) % m
-		if b[p/8]&(1<<(p%8)) == 0 {
+		if bits[p/8]&(1<<(p%8)) == 0 {
 			return false
 		}
 	}
