@@ -59,15 +59,15 @@ type Store struct {
 	tailMu  sync.Mutex
 	tailers map[*Tailer]struct{}
 
-	stop     chan struct{}
-	done     chan struct{}
-	started  bool
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
 	// headBytes is the line bytes in all heads; over MaxHeadBytes a flush is requested early.
 	headBytes atomic.Int64
 	flushNow  chan struct{}
-	closeErr error
-	closed   sync.Once
-	now      func() time.Time
+	closeErr  error
+	closed    sync.Once
+	now       func() time.Time
 
 	m storeMetrics
 }
