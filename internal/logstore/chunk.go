@@ -38,7 +38,7 @@ func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
 	if err != nil {
 		return labels.EmptyLabels(), nil, fmt.Errorf("decompress chunk: %w", err)
 	}
-	d := decbuf{b: raw}
+	d := decbuf{s: string(raw)}
 	var sb labels.ScratchBuilder
 	lbs := d.labels(&sb)
 	es := d.entries(&sb)

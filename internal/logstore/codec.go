@@ -33,8 +33,10 @@ func (e *encbuf) entries(es []logql.Entry) {
 	}
 }
 
+// decbuf reads what encbuf wrote. It works on a string so that the lines and label values it returns are
+// substrings of one allocation, not one allocation each.
 type decbuf struct {
-	b   []byte
+	s   string
 	err error
 }
 
@@ -42,26 +44,36 @@ func (d *decbuf) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
+	var x uint64
+	var shift uint
+	for i := 0; i < len(d.s); i++ {
+		c := d.s[i]
+		if i == binary.MaxVarintLen64 {
+			d.err = errShort
+			return 0
+		}
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				d.err = errShort
+				return 0
+			}
+			d.s = d.s[i+1:]
+			return x | uint64(c)<<shift
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
 	}
-	d.b = d.b[n:]
-	return v
+	d.err = errShort
+	return 0
 }
 
 func (d *decbuf) varint() int64 {
-	if d.err != nil {
-		return 0
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
 	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	return x
 }
 
 func (d *decbuf) str() string {
@@ -69,12 +81,12 @@ func (d *decbuf) str() string {
 	if d.err != nil {
 		return ""
 	}
-	if l > uint64(len(d.b)) {
+	if l > uint64(len(d.s)) {
 		d.err = errShort
 		return ""
 	}
-	s := string(d.b[:l])
-	d.b = d.b[l:]
+	s := d.s[:l]
+	d.s = d.s[l:]
 	return s
 }
 
@@ -88,7 +100,7 @@ func (d *decbuf) count(max int) int {
 }
 
 func (d *decbuf) labels(sb *labels.ScratchBuilder) labels.Labels {
-	n := d.count(len(d.b))
+	n := d.count(len(d.s))
 	if n == 0 {
 		return labels.EmptyLabels()
 	}
@@ -101,13 +113,30 @@ func (d *decbuf) labels(sb *labels.ScratchBuilder) labels.Labels {
 }
 
 func (d *decbuf) entries(sb *labels.ScratchBuilder) []logql.Entry {
-	n := d.count(len(d.b))
+	n := d.count(len(d.s))
 	es := make([]logql.Entry, 0, n)
 	var prev int64
+	var prevMeta labels.Labels
+	var prevRaw string
 	for i := 0; i < n && d.err == nil; i++ {
 		prev += d.varint()
 		line := d.str()
-		es = append(es, logql.Entry{Timestamp: prev, Line: line, Metadata: d.labels(sb)})
+		// Consecutive lines often carry the same metadata (one trace's lines): reuse the previous Labels.
+		before := d.s
+		for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
+			d.str()
+		}
+		raw := before[:len(before)-len(d.s)]
+		md := prevMeta
+		if i == 0 || raw != prevRaw {
+			md2 := decbuf{s: raw}
+			md = md2.labels(sb)
+			if md2.err != nil {
+				d.err = md2.err
+			}
+		}
+		prevMeta, prevRaw = md, raw
+		es = append(es, logql.Entry{Timestamp: prev, Line: line, Metadata: md})
 	}
 	return es
 }
@@ -148,10 +177,10 @@ func decodeWALRecord(b []byte) (*walRecord, error) {
 	if len(b) == 0 || b[0] != recEntries {
 		return nil, errors.New("unknown WAL record type")
 	}
-	d := decbuf{b: b[1:]}
+	d := decbuf{s: string(b[1:])}
 	var sb labels.ScratchBuilder
 	r := &walRecord{tenant: d.str()}
-	n := d.count(len(d.b))
+	n := d.count(len(d.s))
 	for i := 0; i < n && d.err == nil; i++ {
 		lbs := d.labels(&sb)
 		r.streams = append(r.streams, walStream{labels: lbs, entries: d.entries(&sb)})
