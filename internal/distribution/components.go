@@ -32,6 +32,7 @@ import (
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/generatorconnector"
 	"github.com/sprout-otel/sprout/components/metricstoreext"
+	"github.com/sprout-otel/sprout/components/logstoreext"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 	"github.com/sprout-otel/sprout/components/rulerext"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
@@ -71,6 +72,7 @@ func Components() (otelcol.Factories, error) {
 		debugexporter.NewFactory(),
 		tracestoreext.NewExporterFactory(),
 		metricstoreext.NewExporterFactory(),
+		logstoreext.NewExporterFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -84,6 +86,7 @@ func Components() (otelcol.Factories, error) {
 		uiext.NewFactory(),
 		rulerext.NewFactory(),
 		metricstoreext.NewFactory(),
+		logstoreext.NewFactory(),
 	)
 	if err != nil {
 		return f, err

@@ -1,0 +1,45 @@
+package logstoreext
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/extension"
+
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/logstore"
+)
+
+// Type is the name of both the extension and the exporter.
+var Type = component.MustNewType("sprout_logs")
+
+// NewFactory returns the `sprout_logs` extension factory.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(Type, createDefaultConfig, createExtension, component.StabilityLevelAlpha)
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{Config: logstore.DefaultConfig(), API: component.NewID(apiserver.Type)}
+}
+
+func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newExtension(cfg.(*Config), set), nil
+}
+
+// NewExporterFactory returns the `sprout_logs` exporter factory.
+func NewExporterFactory() exporter.Factory {
+	return exporter.NewFactory(Type, func() component.Config {
+		return &ExporterConfig{Store: component.NewID(Type)}
+	}, exporter.WithLogs(createLogsExporter, component.StabilityLevelAlpha))
+}
+
+func createLogsExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+	e := &logsExporter{cfg: cfg.(*ExporterConfig), logger: set.Logger}
+	return exporterhelper.NewLogs(ctx, set, cfg, e.push,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+}

@@ -1,0 +1,779 @@
+package logql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// SelectParams says which entries a query needs from the store.
+type SelectParams struct {
+	Matchers []*labels.Matcher
+	// Start and End bound entry timestamps in nanoseconds: Start <= ts < End.
+	Start, End int64
+	// TraceID, when set, means only entries whose structured metadata has trace_id equal to it can match; a
+	// store with a trace-id index uses it to skip everything else.
+	TraceID string
+}
+
+// Querier is what the engine needs from a store.
+type Querier interface {
+	// SelectLogs calls fn for each matching entry; entries of one stream come in ascending time order.
+	// Returning an error from fn stops the walk and returns that error.
+	SelectLogs(ctx context.Context, p SelectParams, fn func(stream labels.Labels, e Entry) error) error
+}
+
+// Direction of a log query.
+type Direction int
+
+// Directions.
+const (
+	Backward Direction = iota
+	Forward
+)
+
+// Stats are the figures a query reports, a subset of Loki's `stats.summary`.
+type Stats struct {
+	TotalLinesProcessed  int64
+	TotalBytesProcessed  int64
+	TotalEntriesReturned int64
+	ExecTime             time.Duration
+}
+
+// ResultEntry is a log line in a query result.
+type ResultEntry struct {
+	Timestamp int64
+	Line      string
+	// Metadata and Parsed are filled only for categorized results.
+	Metadata labels.Labels
+	Parsed   labels.Labels
+}
+
+// Stream is one stream of a log query result.
+type Stream struct {
+	Labels  labels.Labels
+	Entries []ResultEntry
+}
+
+// Sample is one value of a series at one time.
+type Sample struct {
+	Labels labels.Labels
+	T      int64 // ns
+	V      float64
+}
+
+// Point is one value of a series.
+type Point struct {
+	T int64 // ns
+	V float64
+}
+
+// Series is a metric series of a range query result.
+type Series struct {
+	Labels labels.Labels
+	Points []Point
+}
+
+// Limits bound what one query may do.
+type Limits struct {
+	MaxSeries int // default 500, as Loki's max_query_series
+	MaxPoints int // per query: steps × series; default 11000 steps as in Prometheus
+}
+
+// Engine evaluates LogQL over a Querier.
+type Engine struct {
+	Limits Limits
+}
+
+// ErrLimit is wrapped by errors caused by query limits.
+var ErrLimit = errors.New("query limit")
+
+// TraceIDHint returns the trace id a log selector filters on when the filter runs before any stage that could
+// create a trace_id label, so a store may answer from its trace-id index; "" otherwise.
+func TraceIDHint(sel *LogSelectorExpr) string {
+	for _, st := range sel.Stages {
+		switch s := st.(type) {
+		case *LineFilter:
+			continue
+		case *LabelFilterStage:
+			if v := traceIDInFilter(s.Filter); v != "" {
+				return v
+			}
+			continue
+		}
+		return ""
+	}
+	return ""
+}
+
+func traceIDInFilter(f LabelFilter) string {
+	switch f := f.(type) {
+	case *StringLabelFilter:
+		if f.M.Name == "trace_id" && f.M.Type == labels.MatchEqual && f.M.Value != "" {
+			return f.M.Value
+		}
+	case *BinaryLabelFilter:
+		if f.And {
+			if v := traceIDInFilter(f.Left); v != "" {
+				return v
+			}
+			return traceIDInFilter(f.Right)
+		}
+	}
+	return ""
+}
+
+// LogQuery is a log query's parameters.
+type LogQuery struct {
+	Expr       *LogSelectorExpr
+	Start, End int64 // ns, [start, end)
+	Limit      int
+	Direction  Direction
+	// Categorize returns stream labels only as stream keys, and structured metadata and parsed labels per entry.
+	Categorize bool
+}
+
+type resEntry struct {
+	ts           int64
+	line         string
+	key          labels.Labels
+	meta, parsed labels.Labels
+}
+
+// SelectLogs runs a log query.
+func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Stats) ([]Stream, error) {
+	begin := time.Now()
+	if lq.Limit <= 0 {
+		lq.Limit = 100
+	}
+	p := NewPipeline(lq.Expr.Stages)
+	var kept []resEntry
+	before := func(a, b resEntry) bool {
+		if lq.Direction == Forward {
+			return a.ts < b.ts
+		}
+		return a.ts > b.ts
+	}
+	trim := func() {
+		sort.SliceStable(kept, func(i, j int) bool { return before(kept[i], kept[j]) })
+		if len(kept) > lq.Limit {
+			kept = kept[:lq.Limit]
+		}
+	}
+	sp := SelectParams{Matchers: lq.Expr.Matchers, Start: lq.Start, End: lq.End, TraceID: TraceIDHint(lq.Expr)}
+	err := q.SelectLogs(ctx, sp, func(stream labels.Labels, en Entry) error {
+		st.TotalLinesProcessed++
+		st.TotalBytesProcessed += int64(len(en.Line))
+		line, ok := p.Process(en.Timestamp, en.Line, stream, en.Metadata)
+		if !ok {
+			return nil
+		}
+		re := resEntry{ts: en.Timestamp, line: line}
+		if lq.Categorize {
+			re.key, re.meta, re.parsed = p.Builder().Categorized()
+		} else {
+			re.key = p.Builder().Labels()
+		}
+		kept = append(kept, re)
+		if len(kept) >= 2*lq.Limit+64 {
+			trim()
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	trim()
+	byKey := map[string]*Stream{}
+	var out []*Stream
+	for _, re := range kept {
+		k := re.key.String()
+		s := byKey[k]
+		if s == nil {
+			s = &Stream{Labels: re.key}
+			byKey[k] = s
+			out = append(out, s)
+		}
+		s.Entries = append(s.Entries, ResultEntry{Timestamp: re.ts, Line: re.line, Metadata: re.meta, Parsed: re.parsed})
+	}
+	res := make([]Stream, len(out))
+	for i, s := range out {
+		res[i] = *s
+	}
+	sort.Slice(res, func(i, j int) bool { return labels.Compare(res[i].Labels, res[j].Labels) < 0 })
+	st.TotalEntriesReturned = int64(len(kept))
+	st.ExecTime = time.Since(begin)
+	return res, nil
+}
+
+// vectorResult is a sample expression evaluated at every step.
+type vectorResult struct {
+	scalar bool
+	vecs   [][]Sample // per step
+}
+
+type evaluator struct {
+	e          *Engine
+	q          Querier
+	ctx        context.Context
+	start, end int64
+	step       int64
+	steps      int
+	st         *Stats
+}
+
+// EvalRange evaluates a metric query at every step from start to end inclusive (all in ns). A step of 0
+// evaluates once, at start (an instant query). The result is a matrix; for an instant query callers take each
+// series' single point. isScalar reports a result that is a plain number.
+func (e *Engine) EvalRange(ctx context.Context, q Querier, expr SampleExpr, start, end, step int64, st *Stats) (res []Series, isScalar bool, err error) {
+	begin := time.Now()
+	defer func() { st.ExecTime = time.Since(begin) }()
+	steps := 1
+	if step > 0 {
+		if end < start {
+			return nil, false, fmt.Errorf("invalid query, end (%d) is before start (%d)", end, start)
+		}
+		steps = int((end-start)/step) + 1
+	}
+	maxPoints := e.Limits.MaxPoints
+	if maxPoints <= 0 {
+		maxPoints = 11000
+	}
+	if steps > maxPoints {
+		return nil, false, fmt.Errorf("%w: exceeded maximum resolution of %d points per timeseries; try decreasing the query resolution (?step=XX)", ErrLimit, maxPoints)
+	}
+	ev := &evaluator{e: e, q: q, ctx: ctx, start: start, end: end, step: step, steps: steps, st: st}
+	vr, err := ev.eval(expr)
+	if err != nil {
+		return nil, false, err
+	}
+	bySeries := map[string]*Series{}
+	var order []*Series
+	for i, vec := range vr.vecs {
+		t := start + int64(i)*step
+		for _, s := range vec {
+			k := s.Labels.String()
+			se := bySeries[k]
+			if se == nil {
+				se = &Series{Labels: s.Labels}
+				bySeries[k] = se
+				order = append(order, se)
+			}
+			se.Points = append(se.Points, Point{T: t, V: s.V})
+		}
+	}
+	maxSeries := e.Limits.MaxSeries
+	if maxSeries <= 0 {
+		maxSeries = 500
+	}
+	if len(order) > maxSeries {
+		return nil, false, fmt.Errorf("%w: maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with a sum by (...)", ErrLimit, maxSeries)
+	}
+	res = make([]Series, len(order))
+	for i, s := range order {
+		res[i] = *s
+	}
+	sort.Slice(res, func(i, j int) bool { return labels.Compare(res[i].Labels, res[j].Labels) < 0 })
+	return res, vr.scalar, nil
+}
+
+func (ev *evaluator) stepTime(i int) int64 { return ev.start + int64(i)*ev.step }
+
+func (ev *evaluator) eval(expr SampleExpr) (*vectorResult, error) {
+	if err := ev.ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch x := expr.(type) {
+	case *LiteralExpr:
+		vr := &vectorResult{scalar: true, vecs: make([][]Sample, ev.steps)}
+		for i := range vr.vecs {
+			vr.vecs[i] = []Sample{{Labels: labels.EmptyLabels(), V: x.Val}}
+		}
+		return vr, nil
+	case *VectorExpr:
+		vr := &vectorResult{vecs: make([][]Sample, ev.steps)}
+		for i := range vr.vecs {
+			vr.vecs[i] = []Sample{{Labels: labels.EmptyLabels(), V: x.Val}}
+		}
+		return vr, nil
+	case *RangeAggregation:
+		return ev.evalRange(x)
+	case *VectorAggregation:
+		return ev.evalVectorAgg(x)
+	case *BinaryExpr:
+		return ev.evalBinary(x)
+	}
+	return nil, fmt.Errorf("unsupported expression %s", expr.String())
+}
+
+type seriesAcc struct {
+	labels labels.Labels
+	pts    []Point
+}
+
+func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
+	rng, off := int64(ra.Range), int64(ra.Offset)
+	selStart := ev.start - off - rng
+	selEnd := ev.end - off + 1
+	p := NewPipeline(ra.Selector.Stages)
+	series := map[uint64]*seriesAcc{}
+	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector)}
+	maxSeries := ev.e.Limits.MaxSeries
+	if maxSeries <= 0 {
+		maxSeries = 500
+	}
+	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
+		ev.st.TotalLinesProcessed++
+		ev.st.TotalBytesProcessed += int64(len(en.Line))
+		line, ok := p.Process(en.Timestamp, en.Line, stream, en.Metadata)
+		if !ok {
+			return nil
+		}
+		b := p.Builder()
+		var v float64
+		switch {
+		case ra.Unwrap != nil:
+			raw, ok := b.Get(ra.Unwrap.Label)
+			var err error
+			if !ok {
+				err = fmt.Errorf("label %q not found", ra.Unwrap.Label)
+			} else {
+				v, err = unwrapValue(raw, ra.Unwrap.Conv)
+			}
+			b.Del(ra.Unwrap.Label)
+			if err != nil {
+				b.setErr(errSample, err.Error())
+			}
+		case ra.Op == "bytes_over_time" || ra.Op == "bytes_rate":
+			v = float64(len(line))
+		default:
+			v = 1
+		}
+		var lbs labels.Labels
+		if ra.Grouping != nil {
+			lbs = applyGrouping(b.Labels(), ra.Grouping)
+		} else {
+			lbs = b.Labels()
+		}
+		h := lbs.Hash()
+		acc := series[h]
+		if acc == nil {
+			if len(series) >= 10*maxSeries+1000 {
+				return fmt.Errorf("%w: maximum number of series (%d) reached for a single query", ErrLimit, maxSeries)
+			}
+			acc = &seriesAcc{labels: lbs}
+			series[h] = acc
+		}
+		acc.pts = append(acc.pts, Point{T: en.Timestamp, V: v})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	vr := &vectorResult{vecs: make([][]Sample, ev.steps)}
+	accs := make([]*seriesAcc, 0, len(series))
+	for _, a := range series {
+		sort.SliceStable(a.pts, func(i, j int) bool { return a.pts[i].T < a.pts[j].T })
+		accs = append(accs, a)
+	}
+	for i := 0; i < ev.steps; i++ {
+		t := ev.stepTime(i) - off
+		lo, hi := t-rng, t // window (lo, hi]
+		for _, a := range accs {
+			from := sort.Search(len(a.pts), func(k int) bool { return a.pts[k].T > lo })
+			to := sort.Search(len(a.pts), func(k int) bool { return a.pts[k].T > hi })
+			if from >= to {
+				continue
+			}
+			v := rangeFn(ra, a.pts[from:to])
+			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})
+		}
+		if ra.Op == "absent_over_time" {
+			if len(vr.vecs[i]) == 0 {
+				vr.vecs[i] = []Sample{{Labels: absentLabels(ra.Selector), V: 1}}
+			} else {
+				vr.vecs[i] = nil
+			}
+		}
+	}
+	return vr, nil
+}
+
+func absentLabels(sel *LogSelectorExpr) labels.Labels {
+	b := labels.NewScratchBuilder(len(sel.Matchers))
+	for _, m := range sel.Matchers {
+		if m.Type == labels.MatchEqual {
+			b.Add(m.Name, m.Value)
+		}
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func unwrapValue(raw, conv string) (float64, error) {
+	switch conv {
+	case "bytes":
+		n, err := parseBytes(raw)
+		if err != nil {
+			if f, err2 := strconv.ParseFloat(raw, 64); err2 == nil {
+				return f, nil
+			}
+		}
+		return float64(n), err
+	case "duration", "duration_seconds":
+		d, err := parseDuration(raw)
+		return d.Seconds(), err
+	}
+	return strconv.ParseFloat(raw, 64)
+}
+
+func rangeFn(ra *RangeAggregation, pts []Point) float64 {
+	secs := ra.Range.Seconds()
+	switch ra.Op {
+	case "count_over_time", "absent_over_time":
+		return float64(len(pts))
+	case "rate":
+		if ra.Unwrap != nil {
+			return sumPts(pts) / secs
+		}
+		return float64(len(pts)) / secs
+	case "bytes_over_time", "sum_over_time":
+		return sumPts(pts)
+	case "bytes_rate":
+		return sumPts(pts) / secs
+	case "avg_over_time":
+		return sumPts(pts) / float64(len(pts))
+	case "min_over_time":
+		m := math.Inf(1)
+		for _, p := range pts {
+			m = math.Min(m, p.V)
+		}
+		return m
+	case "max_over_time":
+		m := math.Inf(-1)
+		for _, p := range pts {
+			m = math.Max(m, p.V)
+		}
+		return m
+	case "first_over_time":
+		return pts[0].V
+	case "last_over_time":
+		return pts[len(pts)-1].V
+	case "stddev_over_time", "stdvar_over_time":
+		mean := sumPts(pts) / float64(len(pts))
+		var sq float64
+		for _, p := range pts {
+			sq += (p.V - mean) * (p.V - mean)
+		}
+		v := sq / float64(len(pts))
+		if ra.Op == "stddev_over_time" {
+			return math.Sqrt(v)
+		}
+		return v
+	case "quantile_over_time":
+		vals := make([]float64, len(pts))
+		for i, p := range pts {
+			vals[i] = p.V
+		}
+		return quantile(ra.Param, vals)
+	case "rate_counter":
+		var inc float64
+		for i := 1; i < len(pts); i++ {
+			d := pts[i].V - pts[i-1].V
+			if d < 0 {
+				d = pts[i].V
+			}
+			inc += d
+		}
+		return inc / secs
+	}
+	return 0
+}
+
+func sumPts(pts []Point) float64 {
+	var s float64
+	for _, p := range pts {
+		s += p.V
+	}
+	return s
+}
+
+// quantile is Prometheus' linear-interpolation quantile.
+func quantile(q float64, vals []float64) float64 {
+	if len(vals) == 0 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	if q < 0 {
+		return math.Inf(-1)
+	}
+	if q > 1 {
+		return math.Inf(1)
+	}
+	sort.Float64s(vals)
+	n := float64(len(vals))
+	rank := q * (n - 1)
+	lo := math.Max(0, math.Floor(rank))
+	hi := math.Min(n-1, lo+1)
+	w := rank - lo
+	return vals[int(lo)]*(1-w) + vals[int(hi)]*w
+}
+
+func applyGrouping(lbs labels.Labels, g *Grouping) labels.Labels {
+	if g == nil {
+		return labels.EmptyLabels()
+	}
+	b := labels.NewBuilder(lbs)
+	if g.Without {
+		b.Del(g.Names...)
+		b.Del(ErrorLabel, ErrorDetailsLabel)
+	} else {
+		b.Keep(g.Names...)
+	}
+	return b.Labels()
+}
+
+func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error) {
+	in, err := ev.eval(va.Inner)
+	if err != nil {
+		return nil, err
+	}
+	out := &vectorResult{vecs: make([][]Sample, ev.steps)}
+	for i, vec := range in.vecs {
+		if va.Op == "sort" || va.Op == "sort_desc" {
+			v := append([]Sample(nil), vec...)
+			sort.SliceStable(v, func(a, b int) bool {
+				if va.Op == "sort" {
+					return v[a].V < v[b].V
+				}
+				return v[a].V > v[b].V
+			})
+			out.vecs[i] = v
+			continue
+		}
+		type group struct {
+			lbs           labels.Labels
+			sum, cnt, min float64
+			max, m2, mean float64
+			members       []Sample
+		}
+		groups := map[uint64]*group{}
+		var order []*group
+		for _, s := range vec {
+			gl := applyGrouping(s.Labels, va.Grouping)
+			if va.Grouping == nil {
+				gl = labels.EmptyLabels()
+			}
+			h := gl.Hash()
+			g := groups[h]
+			if g == nil {
+				g = &group{lbs: gl, min: math.Inf(1), max: math.Inf(-1)}
+				groups[h] = g
+				order = append(order, g)
+			}
+			g.sum += s.V
+			g.cnt++
+			g.min = math.Min(g.min, s.V)
+			g.max = math.Max(g.max, s.V)
+			d := s.V - g.mean
+			g.mean += d / g.cnt
+			g.m2 += d * (s.V - g.mean)
+			if va.Op == "topk" || va.Op == "bottomk" {
+				g.members = append(g.members, s)
+			}
+		}
+		for _, g := range order {
+			var v float64
+			switch va.Op {
+			case "sum":
+				v = g.sum
+			case "avg":
+				v = g.sum / g.cnt
+			case "min":
+				v = g.min
+			case "max":
+				v = g.max
+			case "count":
+				v = g.cnt
+			case "stdvar":
+				v = g.m2 / g.cnt
+			case "stddev":
+				v = math.Sqrt(g.m2 / g.cnt)
+			case "topk", "bottomk":
+				m := g.members
+				sort.SliceStable(m, func(a, b int) bool {
+					if va.Op == "topk" {
+						return m[a].V > m[b].V
+					}
+					return m[a].V < m[b].V
+				})
+				if len(m) > va.Param {
+					m = m[:va.Param]
+				}
+				out.vecs[i] = append(out.vecs[i], m...)
+				continue
+			}
+			out.vecs[i] = append(out.vecs[i], Sample{Labels: g.lbs, V: v})
+		}
+	}
+	return out, nil
+}
+
+// scalarOp applies op; for comparisons without bool, keep reports whether the left value survives.
+func scalarOp(op string, a, b float64, returnBool bool) (float64, bool) {
+	cmp := func(c bool) (float64, bool) {
+		if returnBool {
+			if c {
+				return 1, true
+			}
+			return 0, true
+		}
+		return a, c
+	}
+	switch op {
+	case "+":
+		return a + b, true
+	case "-":
+		return a - b, true
+	case "*":
+		return a * b, true
+	case "/":
+		return a / b, true
+	case "%":
+		return math.Mod(a, b), true
+	case "^":
+		return math.Pow(a, b), true
+	case "==":
+		return cmp(a == b)
+	case "!=":
+		return cmp(a != b)
+	case ">":
+		return cmp(a > b)
+	case ">=":
+		return cmp(a >= b)
+	case "<":
+		return cmp(a < b)
+	case "<=":
+		return cmp(a <= b)
+	}
+	return 0, false
+}
+
+func matchSignature(lbs labels.Labels, be *BinaryExpr) string {
+	switch {
+	case be.On:
+		return labels.NewBuilder(lbs).Keep(be.MatchLabels...).Labels().String()
+	case be.Ignoring:
+		return labels.NewBuilder(lbs).Del(be.MatchLabels...).Labels().String()
+	}
+	return lbs.String()
+}
+
+func (ev *evaluator) evalBinary(be *BinaryExpr) (*vectorResult, error) {
+	l, err := ev.eval(be.LHS)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ev.eval(be.RHS)
+	if err != nil {
+		return nil, err
+	}
+	out := &vectorResult{scalar: l.scalar && r.scalar, vecs: make([][]Sample, ev.steps)}
+	isSet := be.Op == "and" || be.Op == "or" || be.Op == "unless"
+	if isSet && (l.scalar || r.scalar) {
+		return nil, fmt.Errorf("set operator %q not allowed in binary scalar expression", be.Op)
+	}
+	for i := 0; i < ev.steps; i++ {
+		lv, rv := l.vecs[i], r.vecs[i]
+		switch {
+		case l.scalar && r.scalar:
+			v, _ := scalarOp(be.Op, lv[0].V, rv[0].V, true)
+			out.vecs[i] = []Sample{{Labels: labels.EmptyLabels(), V: v}}
+		case r.scalar:
+			for _, s := range lv {
+				if v, keep := scalarOp(be.Op, s.V, rv[0].V, be.ReturnBool); keep {
+					out.vecs[i] = append(out.vecs[i], Sample{Labels: s.Labels, V: v})
+				}
+			}
+		case l.scalar:
+			for _, s := range rv {
+				v, keep := scalarOp(be.Op, lv[0].V, s.V, be.ReturnBool)
+				if keep {
+					if !be.ReturnBool && isComparison(be.Op) {
+						v = s.V
+					}
+					out.vecs[i] = append(out.vecs[i], Sample{Labels: s.Labels, V: v})
+				}
+			}
+		case isSet:
+			rsig := map[string]bool{}
+			for _, s := range rv {
+				rsig[matchSignature(s.Labels, be)] = true
+			}
+			switch be.Op {
+			case "and":
+				for _, s := range lv {
+					if rsig[matchSignature(s.Labels, be)] {
+						out.vecs[i] = append(out.vecs[i], s)
+					}
+				}
+			case "unless":
+				for _, s := range lv {
+					if !rsig[matchSignature(s.Labels, be)] {
+						out.vecs[i] = append(out.vecs[i], s)
+					}
+				}
+			case "or":
+				out.vecs[i] = append(out.vecs[i], lv...)
+				lsig := map[string]bool{}
+				for _, s := range lv {
+					lsig[matchSignature(s.Labels, be)] = true
+				}
+				for _, s := range rv {
+					if !lsig[matchSignature(s.Labels, be)] {
+						out.vecs[i] = append(out.vecs[i], s)
+					}
+				}
+			}
+		default:
+			rm := map[string]Sample{}
+			for _, s := range rv {
+				sig := matchSignature(s.Labels, be)
+				if _, dup := rm[sig]; dup {
+					return nil, fmt.Errorf("found duplicate series for the match group %s on the right hand-side of the operation: many-to-one matching must be explicit", sig)
+				}
+				rm[sig] = s
+			}
+			for _, s := range lv {
+				sig := matchSignature(s.Labels, be)
+				o, ok := rm[sig]
+				if !ok {
+					continue
+				}
+				v, keep := scalarOp(be.Op, s.V, o.V, be.ReturnBool)
+				if !keep {
+					continue
+				}
+				lbs := s.Labels
+				if be.On {
+					lbs = labels.NewBuilder(lbs).Keep(be.MatchLabels...).Labels()
+				}
+				out.vecs[i] = append(out.vecs[i], Sample{Labels: lbs, V: v})
+			}
+		}
+	}
+	return out, nil
+}
+
+func isComparison(op string) bool {
+	switch op {
+	case "==", "!=", ">", ">=", "<", "<=":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,164 @@
+package logstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/logql"
+)
+
+func benchStore(b *testing.B, fsync string) *Store {
+	dir := b.TempDir()
+	bkt, err := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = filepath.Join(dir, "data")
+	cfg.WAL.Fsync = fsync
+	cfg.Limits.IngestionRateMB = 0
+	cfg.Limits.RejectOldSamples = false
+	cfg.Limits.CreationGracePeriod = 100 * 365 * 24 * time.Hour
+	cfg.FlushCheckPeriod = time.Hour
+	s, err := Open(context.Background(), cfg, bkt, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// benchBatch is 500 lines of about 200 bytes over 10 streams, with trace ids in structured metadata.
+func benchBatch(seq int, base int64) []PushStream {
+	out := make([]PushStream, 10)
+	for s := range out {
+		out[s].Labels = labels.FromStrings("service_name", fmt.Sprint("svc-", s), "env", "prod")
+		for i := 0; i < 50; i++ {
+			n := seq*500 + s*50 + i
+			lvl := "info"
+			if n%97 == 0 {
+				lvl = "error"
+			}
+			line := fmt.Sprintf("ts=2026-03-01T12:00:00Z level=%s caller=handler.go:%d msg=\"request served\" method=GET path=/api/v1/items/%d status=200 duration=%dms user=u%d", lvl, n%400, n, n%997, n%5000)
+			out[s].Entries = append(out[s].Entries, logql.Entry{Timestamp: base + int64(n)*int64(time.Millisecond), Line: line,
+				Metadata: labels.FromStrings("trace_id", fmt.Sprintf("%032x", n/10), "span_id", fmt.Sprintf("%016x", n))})
+		}
+	}
+	return out
+}
+
+func BenchmarkPush(b *testing.B) {
+	for _, fsync := range []string{FsyncNever, FsyncAlways} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			s := benchStore(b, fsync)
+			base := time.Now().Add(-time.Hour).UnixNano()
+			batches := make([][]PushStream, 64)
+			for i := range batches {
+				batches[i] = benchBatch(i, base)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if err := s.Push(context.Background(), "bench", batches[i%len(batches)]); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+			b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
+
+// benchLines is the store size for the query benchmarks; LOGSTORE_BENCH_LINES overrides it (docs/logs.md
+// records a 10M-line run).
+func benchLines() int {
+	if v, err := strconv.Atoi(os.Getenv("LOGSTORE_BENCH_LINES")); err == nil && v > 0 {
+		return v
+	}
+	return 200_000
+}
+
+var filledStores = map[int]*Store{}
+
+func filledStore(b *testing.B) (*Store, int64) {
+	n := benchLines()
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	if s, ok := filledStores[n]; ok {
+		return s, base
+	}
+	dir, _ := os.MkdirTemp("", "logstore-bench")
+	bkt, _ := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
+	cfg := DefaultConfig()
+	cfg.Dir = filepath.Join(dir, "data")
+	cfg.WAL.Fsync = FsyncNever
+	cfg.Limits.IngestionRateMB = 0
+	cfg.Limits.RejectOldSamples = false
+	cfg.Limits.CreationGracePeriod = 100 * 365 * 24 * time.Hour
+	s, err := Open(context.Background(), cfg, bkt, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i*500 < n; i++ {
+		if err := s.Push(context.Background(), "bench", benchBatch(i, base)); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			if err := s.Flush(context.Background(), false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := s.Flush(context.Background(), true); err != nil {
+		b.Fatal(err)
+	}
+	filledStores[n] = s
+	return s, base
+}
+
+func BenchmarkQueryLineFilter(b *testing.B) {
+	for _, q := range []string{`{service_name="svc-3"} |= "level=error"`, `{env="prod"} |= "level=error"`} {
+		b.Run(q, func(b *testing.B) { benchQuery(b, q) })
+	}
+}
+
+func benchQuery(b *testing.B, q string) {
+	s, base := filledStore(b)
+	sel, _ := logql.ParseLogSelector(q)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100}, &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res))
+		}
+		b.ReportMetric(float64(st.TotalLinesProcessed), "lines/op")
+	}
+}
+
+func BenchmarkTraceIDLookup(b *testing.B) {
+	s, base := filledStore(b)
+	n := benchLines()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("%032x", (i*7919)%(n/10))
+		sel, _ := logql.ParseLogSelector(`{service_name=~".+"} | trace_id="` + id + `"`)
+		var st logql.Stats
+		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100}, &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res), id)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package logstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/sprout-otel/sprout/internal/logql"
+)
+
+// A chunk object is "SPLC" | version | zstd(labels, entries). Entries are in time order. The index (chunkMeta)
+// keeps its time range, counts and a bloom filter of its trace ids.
+var chunkMagic = []byte("SPLC\x01")
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
+	e := encbuf{b: make([]byte, 0, 64+len(es)*32)}
+	e.labels(lbs)
+	e.entries(es)
+	out := append([]byte(nil), chunkMagic...)
+	return zenc.EncodeAll(e.b, out)
+}
+
+func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
+	if !bytes.HasPrefix(b, chunkMagic) {
+		return labels.EmptyLabels(), nil, errors.New("not a Sprout log chunk (bad magic)")
+	}
+	raw, err := zdec.DecodeAll(b[len(chunkMagic):], nil)
+	if err != nil {
+		return labels.EmptyLabels(), nil, fmt.Errorf("decompress chunk: %w", err)
+	}
+	d := decbuf{s: string(raw)}
+	var sb labels.ScratchBuilder
+	lbs := d.labels(&sb)
+	es := d.entries(&sb)
+	if d.err != nil {
+		return lbs, nil, fmt.Errorf("decode chunk: %w", d.err)
+	}
+	return lbs, es, nil
+}
+
+// bloom is a fixed-size bloom filter of a chunk's trace ids. Its first byte is the number of probes, so the
+// parameters can change without breaking stored indexes. At 20 bits and 14 probes per id the false-positive
+// rate is under 0.01 %, so a trace-id lookup over thousands of chunks decodes almost only the chunks that hold
+// the trace.
+type bloom []byte
+
+const (
+	bloomBitsPerKey = 20
+	bloomK          = 14
+)
+
+func newBloom(n int) bloom {
+	bits := n * bloomBitsPerKey
+	if bits < 64 {
+		bits = 64
+	}
+	b := make(bloom, 1+(bits+7)/8)
+	b[0] = bloomK
+	return b
+}
+
+func (b bloom) add(s string) {
+	h := xxhash.Sum64String(s)
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	bits := b[1:]
+	m := uint32(len(bits) * 8)
+	for i := uint32(0); i < uint32(b[0]); i++ {
+		p := (h1 + i*h2) % m
+		bits[p/8] |= 1 << (p % 8)
+	}
+}
+
+func (b bloom) has(s string) bool {
+	if len(b) < 2 {
+		return true
+	}
+	h := xxhash.Sum64String(s)
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	bits := b[1:]
+	m := uint32(len(bits) * 8)
+	for i := uint32(0); i < uint32(b[0]); i++ {
+		p := (h1 + i*h2) % m
+		if bits[p/8]&(1<<(p%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkCache keeps decoded chunks, bounded by their line bytes, with CLOCK-style eviction.
+type chunkCache struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	items map[string]*cacheItem
+	order []string
+}
+
+type cacheItem struct {
+	es   []logql.Entry
+	size int
+	used bool
+}
+
+func newChunkCache(max int) *chunkCache { return &chunkCache{max: max, items: map[string]*cacheItem{}} }
+
+func (c *chunkCache) get(k string) ([]logql.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[k]
+	if !ok {
+		return nil, false
+	}
+	it.used = true
+	return it.es, true
+}
+
+func (c *chunkCache) put(k string, es []logql.Entry, size int) {
+	if size > c.max/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	for c.size+size > c.max && len(c.order) > 0 {
+		victim := c.order[0]
+		c.order = c.order[1:]
+		it := c.items[victim]
+		if it == nil {
+			continue
+		}
+		if it.used {
+			it.used = false
+			c.order = append(c.order, victim)
+			continue
+		}
+		c.size -= it.size
+		delete(c.items, victim)
+	}
+	c.items[k] = &cacheItem{es: es, size: size}
+	c.order = append(c.order, k)
+	c.size += size
+}
+
+func (c *chunkCache) drop(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, ok := c.items[k]; ok {
+		c.size -= it.size
+		delete(c.items, k)
+	}
+}

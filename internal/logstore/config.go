@@ -1,0 +1,136 @@
+// Package logstore is Sprout's log store, in Loki's role: per-tenant streams of log lines with structured
+// metadata, a write-ahead log that makes every acknowledged push survive a crash, in-memory head chunks,
+// compressed chunks and their index (label postings and a trace-id index) in object storage, retention and
+// compaction, and a Loki-compatible HTTP API (push, query, labels, series, tail, index stats).
+//
+// It owns the on-disk and in-bucket formats. It must not know about the Collector: components/logstoreext
+// bridges pipelines and the API port to it.
+package logstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Fsync policies of the WAL.
+const (
+	FsyncAlways   = "always"   // fsync before acknowledging (group commit across concurrent pushes)
+	FsyncInterval = "interval" // write before acknowledging (survives kill -9), fsync every FsyncInterval
+	FsyncNever    = "never"    // write before acknowledging, let the OS flush
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds the WAL; chunks go to the bucket.
+	Dir string `mapstructure:"data_dir"`
+
+	WAL WALConfig `mapstructure:"wal"`
+
+	// ChunkTargetSize is the uncompressed size at which a stream's head is cut into a chunk.
+	ChunkTargetSize int `mapstructure:"chunk_target_size"`
+	// MaxChunkAge cuts a head once its oldest line has waited this long.
+	MaxChunkAge time.Duration `mapstructure:"max_chunk_age"`
+	// ChunkIdlePeriod cuts a head that has received nothing for this long.
+	ChunkIdlePeriod time.Duration `mapstructure:"chunk_idle_period"`
+	// FlushCheckPeriod is how often heads are checked for cutting and the WAL is checkpointed.
+	FlushCheckPeriod time.Duration `mapstructure:"flush_check_period"`
+	// Retention deletes chunks whose newest line is older than this; 0 keeps everything.
+	Retention time.Duration `mapstructure:"retention_period"`
+	// CompactionInterval is how often small chunks of a stream are merged and the index is consolidated.
+	CompactionInterval time.Duration `mapstructure:"compaction_interval"`
+	// MaxHeadBytes requests an early flush when the heads of all streams hold more line bytes than this.
+	MaxHeadBytes int `mapstructure:"max_head_bytes"`
+	// ChunkCacheSize bounds the decoded chunks kept in memory, in bytes.
+	ChunkCacheSize int `mapstructure:"chunk_cache_size"`
+
+	Limits Limits `mapstructure:"limits"`
+}
+
+// WALConfig is the write-ahead log's durability policy.
+type WALConfig struct {
+	Fsync         string        `mapstructure:"fsync"`
+	FsyncInterval time.Duration `mapstructure:"fsync_interval"`
+	SegmentSize   int64         `mapstructure:"segment_size"`
+}
+
+// Limits are per-tenant ingestion limits, named as Loki's limits_config.
+type Limits struct {
+	IngestionRateMB         float64       `mapstructure:"ingestion_rate_mb"`
+	IngestionBurstSizeMB    float64       `mapstructure:"ingestion_burst_size_mb"`
+	MaxLineSize             int           `mapstructure:"max_line_size"`
+	MaxLineSizeTruncate     bool          `mapstructure:"max_line_size_truncate"`
+	MaxGlobalStreamsPerUser int           `mapstructure:"max_global_streams_per_user"`
+	RejectOldSamples        bool          `mapstructure:"reject_old_samples"`
+	RejectOldSamplesMaxAge  time.Duration `mapstructure:"reject_old_samples_max_age"`
+	CreationGracePeriod     time.Duration `mapstructure:"creation_grace_period"`
+	MaxLabelNamesPerSeries  int           `mapstructure:"max_label_names_per_series"`
+	MaxLabelNameLength      int           `mapstructure:"max_label_name_length"`
+	MaxLabelValueLength     int           `mapstructure:"max_label_value_length"`
+	MaxEntriesLimitPerQuery int           `mapstructure:"max_entries_limit_per_query"`
+	MaxQuerySeries          int           `mapstructure:"max_query_series"`
+}
+
+// DefaultConfig returns laptop-friendly defaults (Loki's limit defaults, 720h retention).
+func DefaultConfig() Config {
+	return Config{
+		Dir:                "./data/logs",
+		WAL:                WALConfig{Fsync: FsyncAlways, FsyncInterval: time.Second, SegmentSize: 128 << 20},
+		ChunkTargetSize:    1536 << 10,
+		MaxChunkAge:        2 * time.Hour,
+		ChunkIdlePeriod:    30 * time.Minute,
+		FlushCheckPeriod:   30 * time.Second,
+		Retention:          720 * time.Hour,
+		CompactionInterval: 10 * time.Minute,
+		ChunkCacheSize:     256 << 20,
+		MaxHeadBytes:       64 << 20,
+		Limits:             DefaultLimits(),
+	}
+}
+
+// DefaultLimits are Loki's defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		IngestionRateMB:         4,
+		IngestionBurstSizeMB:    6,
+		MaxLineSize:             256 << 10,
+		MaxGlobalStreamsPerUser: 5000,
+		RejectOldSamples:        true,
+		RejectOldSamplesMaxAge:  7 * 24 * time.Hour,
+		CreationGracePeriod:     10 * time.Minute,
+		MaxLabelNamesPerSeries:  15,
+		MaxLabelNameLength:      1024,
+		MaxLabelValueLength:     2048,
+		MaxEntriesLimitPerQuery: 5000,
+		MaxQuerySeries:          500,
+	}
+}
+
+// Validate names the field that is wrong.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("data_dir: must be set")
+	}
+	switch c.WAL.Fsync {
+	case FsyncAlways, FsyncNever:
+	case FsyncInterval:
+		if c.WAL.FsyncInterval <= 0 {
+			return errors.New("wal.fsync_interval: must be positive when wal.fsync is interval")
+		}
+	default:
+		return fmt.Errorf("wal.fsync: unknown policy %q (want %s, %s or %s)", c.WAL.Fsync, FsyncAlways, FsyncInterval, FsyncNever)
+	}
+	if c.ChunkTargetSize < 1024 {
+		return fmt.Errorf("chunk_target_size: %d is too small (minimum 1024 bytes)", c.ChunkTargetSize)
+	}
+	if c.MaxChunkAge <= 0 || c.ChunkIdlePeriod <= 0 || c.FlushCheckPeriod <= 0 {
+		return errors.New("max_chunk_age, chunk_idle_period and flush_check_period: must be positive")
+	}
+	if c.Retention < 0 {
+		return errors.New("retention_period: must not be negative (0 keeps everything)")
+	}
+	if c.Limits.MaxLineSize < 0 || c.Limits.MaxGlobalStreamsPerUser < 0 || c.Limits.IngestionRateMB < 0 {
+		return errors.New("limits: must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package logstore
+
+import "runtime"
+
+func goVersion() string { return runtime.Version() }
