@@ -15,16 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/otelcol"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/sprout-otel/sprout/internal/configcheck"
 	"github.com/sprout-otel/sprout/internal/distribution"
 )
-
-// pending are Sprout's own components built on parallel branches. A config that needs one of them is skipped
-// on a developer machine until it is linked in; under CI (CI=true) a missing component fails the test.
-var pending = []string{"sprout_traces", "sprout_metrics", "sprout_logs", "sprout_generator", "sprout_ruler", "sprout_ui"}
 
 // TestConfigsValidate runs every example config through the code path of `sprout validate` (otelcol.NewCollector
 // with the distribution's settings, then DryRun), reading it as the binary does: by its embedded sprout:NAME.
@@ -43,22 +38,17 @@ func TestConfigsValidate(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			if missing := missingComponents(t, f, factories); len(missing) > 0 {
-				for _, m := range missing {
-					if !slices.Contains(pending, m) {
-						t.Fatalf("%s uses component %q, which is not in the distribution", f, m)
-					}
+			cfg := readYAML(t, f)
+			if missing := configcheck.Missing(cfg, factories); len(missing) > 0 {
+				if !configcheck.OnlyPending(missing) {
+					t.Fatalf("%s uses components %v, which are not in the distribution", f, missing)
 				}
 				if os.Getenv("CI") != "" {
 					t.Fatalf("%s needs components not linked into sprout: %v", f, missing)
 				}
 				// Until then, validate everything else in the file: the upstream components' settings.
 				stripped := filepath.Join(t.TempDir(), name+".yaml")
-				b, err := yaml.Marshal(withoutComponents(readYAML(t, f), missing))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(stripped, b, 0o600); err != nil {
+				if err := configcheck.Write(stripped, configcheck.Without(cfg, missing)); err != nil {
 					t.Fatal(err)
 				}
 				dryRun(t, "file:"+stripped)
@@ -82,52 +72,6 @@ func dryRun(t *testing.T, uri string) {
 	}
 }
 
-// withoutComponents removes the named component types from a config and from the service that uses them. A
-// pipeline left without exporters gets `debug`; one left without receivers is dropped.
-func withoutComponents(cfg map[string]any, types []string) map[string]any {
-	gone := func(id string) bool { typ, _, _ := strings.Cut(id, "/"); return slices.Contains(types, typ) }
-	for _, section := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
-		if m, ok := cfg[section].(map[string]any); ok {
-			for id := range m {
-				if gone(id) {
-					delete(m, id)
-				}
-			}
-		}
-	}
-	filter := func(v any) []any {
-		var out []any
-		l, _ := v.([]any)
-		for _, x := range l {
-			if s, _ := x.(string); !gone(s) {
-				out = append(out, x)
-			}
-		}
-		return out
-	}
-	svc := cfg["service"].(map[string]any)
-	svc["extensions"] = filter(svc["extensions"])
-	pipelines := svc["pipelines"].(map[string]any)
-	for id, p := range pipelines {
-		pm := p.(map[string]any)
-		pm["receivers"], pm["exporters"] = filter(pm["receivers"]), filter(pm["exporters"])
-		if len(pm["receivers"].([]any)) == 0 {
-			delete(pipelines, id)
-			continue
-		}
-		if len(pm["exporters"].([]any)) == 0 {
-			pm["exporters"] = []any{"debug"}
-			exps, _ := cfg["exporters"].(map[string]any)
-			if exps == nil {
-				exps = map[string]any{}
-				cfg["exporters"] = exps
-			}
-			exps["debug"] = nil
-		}
-	}
-	return cfg
-}
-
 // TestDefaultConfigIsAllInOne: `sprout` with no flags must keep running the all-in-one config.
 func TestDefaultConfigIsAllInOne(t *testing.T) {
 	set := distribution.Settings("test")
@@ -139,41 +83,11 @@ func TestDefaultConfigIsAllInOne(t *testing.T) {
 	}
 }
 
-// missingComponents lists the component types a config names that the distribution lacks.
-func missingComponents(t *testing.T, path string, f otelcol.Factories) []string {
-	t.Helper()
-	cfg := readYAML(t, path)
-	var missing []string
-	check := func(section string, has func(component.Type) bool) {
-		m, _ := cfg[section].(map[string]any)
-		for id := range m {
-			typ, _, _ := strings.Cut(id, "/")
-			ct, err := component.NewType(typ)
-			if err != nil || !has(ct) {
-				if !slices.Contains(missing, typ) {
-					missing = append(missing, typ)
-				}
-			}
-		}
-	}
-	check("receivers", func(c component.Type) bool { _, ok := f.Receivers[c]; return ok })
-	check("processors", func(c component.Type) bool { _, ok := f.Processors[c]; return ok })
-	check("exporters", func(c component.Type) bool { _, ok := f.Exporters[c]; return ok })
-	check("connectors", func(c component.Type) bool { _, ok := f.Connectors[c]; return ok })
-	check("extensions", func(c component.Type) bool { _, ok := f.Extensions[c]; return ok })
-	slices.Sort(missing)
-	return missing
-}
-
 func readYAML(t *testing.T, path string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	m, err := configcheck.Read(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return m
 }
