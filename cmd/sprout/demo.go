@@ -58,7 +58,7 @@ services over OTLP gRPC until interrupted (or for --duration). Open the printed 
 	f.StringVar(&o.metricsAddr, "metrics-addr", envOr("SPROUT_DEMO_METRICS", "localhost:8080"), "listen address of the demo's Prometheus /metrics endpoint (sets SPROUT_DEMO_METRICS)")
 	f.DurationVar(&o.readyWithin, "ready-timeout", time.Minute, "how long to wait for Sprout's /ready")
 	f.BoolVar(&o.workloadOnly, "workload-only", false, "run only the demo services, like an instrumented app (for the compose and ECS examples)")
-	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317"), "with --workload-only: OTLP gRPC endpoint to send to (default $OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317"), "with --workload-only: OTLP gRPC endpoint to send to ($OTEL_EXPORTER_OTLP_ENDPOINT when set)")
 	return cmd
 }
 
