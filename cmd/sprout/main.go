@@ -2,7 +2,8 @@
 // components include trace, metrics and log stores with Tempo-, Prometheus- and Loki-compatible APIs.
 //
 // With no flags it runs the embedded all-in-one config; --config replaces it (a file path, or sprout:NAME for an
-// embedded example). The Collector's own subcommands are all here: `components`, `validate`, `print-config`.
+// embedded example). The Collector's own subcommands are all here: `components`, `validate`, `print-config`;
+// Sprout adds `demo` (all-in-one plus a demo workload) and `healthcheck` (a probe for images without curl).
 package main
 
 import (
@@ -13,12 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/envprovider"
-	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
-	"go.opentelemetry.io/collector/confmap/provider/httpprovider"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/sprout-otel/sprout/internal/distribution"
@@ -28,29 +23,9 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	set := otelcol.CollectorSettings{
-		BuildInfo: component.BuildInfo{
-			Command:     "sprout",
-			Description: "Sprout: traces, metrics and logs in one binary, built on the OpenTelemetry Collector",
-			Version:     version,
-		},
-		Factories: distribution.Components,
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{
-			ResolverSettings: confmap.ResolverSettings{
-				URIs: []string{distribution.DefaultConfigURI},
-				ProviderFactories: []confmap.ProviderFactory{
-					envprovider.NewFactory(),
-					fileprovider.NewFactory(),
-					httpprovider.NewFactory(),
-					yamlprovider.NewFactory(),
-					distribution.NewEmbeddedProviderFactory(),
-				},
-				DefaultScheme: "env",
-			},
-		},
-	}
 	watchShutdownDeadline()
-	cmd := otelcol.NewCommand(set)
+	cmd := otelcol.NewCommand(distribution.Settings(version))
+	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand())
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
