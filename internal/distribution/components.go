@@ -31,8 +31,8 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/generatorconnector"
-	"github.com/sprout-otel/sprout/components/metricstoreext"
 	"github.com/sprout-otel/sprout/components/logstoreext"
+	"github.com/sprout-otel/sprout/components/metricstoreext"
 	"github.com/sprout-otel/sprout/components/pprofextension"
 	"github.com/sprout-otel/sprout/components/rulerext"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
