@@ -213,11 +213,12 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		res.Traces = append(res.Traces, s.match(t, sets, req))
 		return len(res.Traces) < req.Limit
 	}
+	pf := req.Query.Prefilter()
 	mem := in.snapshot()
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
 	for _, lt := range mem {
-		if !req.Range.overlaps(lt.startNs, lt.endNs) {
+		if !req.Range.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
 			continue
 		}
 		res.Metrics.InspectedBytes += lt.bytes
@@ -240,7 +241,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			continue
 		}
 		more := true
-		err := in.scanBlock(ctx, b, func(id pcommon.TraceID, spans []traceql.Span) bool {
+		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
 			var st, en uint64
 			for k, sp := range spans {
 				if a := uint64(sp.Span.StartTimestamp()); k == 0 || a < st {
