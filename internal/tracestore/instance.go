@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -103,7 +104,7 @@ type record struct {
 }
 
 func parseRecord(payload []byte) (*record, error) {
-	rec := &record{}
+	rec := &record{spans: make([]recordSpan, 0, countRecordSpans(payload))}
 	err := walkRecord(payload, func(tid pcommon.TraceID, sp *liveSpan) {
 		rec.spans = append(rec.spans, recordSpan{tid: tid, sp: *sp})
 	})
@@ -220,6 +221,11 @@ func dropTraces(td ptrace.Traces, over map[pcommon.TraceID]bool) ptrace.Traces {
 
 // apply adds a parsed record (owned by the store) to the live traces; seq is the WAL segment it is in.
 func (in *instance) apply(rec *record, seq uint64, now time.Time) {
+	// Spans per trace in this record, so that each trace's span slice grows once.
+	per := make(map[pcommon.TraceID]int, len(rec.spans)/4+1)
+	for i := range rec.spans {
+		per[rec.spans[i].tid]++
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for i := range rec.spans {
@@ -229,6 +235,10 @@ func (in *instance) apply(rec *record, seq uint64, now time.Time) {
 		if lt == nil {
 			lt = &liveTrace{id: rs.tid, firstIn: now, startNs: uint64(sp.start)}
 			in.live[rs.tid] = lt
+		}
+		if n := per[rs.tid]; n > 0 {
+			lt.spans = slices.Grow(lt.spans, n)
+			per[rs.tid] = 0
 		}
 		lt.spans = append(lt.spans, *sp)
 		sz := sp.size()

@@ -359,3 +359,25 @@ func anyString(data []byte, field int, val uint64) string {
 	}
 	return ""
 }
+
+// countRecordSpans counts the spans of an encoded TracesData without parsing them (0 when malformed).
+func countRecordSpans(payload []byte) int {
+	n := 0
+	_ = eachField(payload, func(f wireField) error {
+		if f.num != 1 || f.typ != wireBytes {
+			return nil
+		}
+		return eachField(f.data, func(g wireField) error {
+			if g.num != 2 || g.typ != wireBytes {
+				return nil
+			}
+			return eachField(g.data, func(h wireField) error {
+				if h.num == 2 && h.typ == wireBytes {
+					n++
+				}
+				return nil
+			})
+		})
+	})
+	return n
+}
