@@ -387,4 +387,3 @@ func metricsOf(m SearchMetrics) metricsJSON {
 	return metricsJSON{InspectedTraces: m.InspectedTraces, InspectedBytes: strconv.FormatInt(m.InspectedBytes, 10),
 		InspectedSpans: strconv.Itoa(m.InspectedSpans), TotalBlocks: m.TotalBlocks}
 }
-
