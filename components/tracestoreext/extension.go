@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -106,6 +108,11 @@ func (x *traceExporter) push(ctx context.Context, td ptrace.Traces) error {
 	err := st.Push(ctx, tenant.FromContext(ctx), td)
 	if err != nil && errors.Is(err, tracestore.ErrBadData) {
 		return consumererror.NewPermanent(err)
+	}
+	var busy *tracestore.BusyError
+	if errors.As(err, &busy) {
+		// Retryable: the OTLP receiver answers gRPC RESOURCE_EXHAUSTED / HTTP 429 and the client backs off.
+		return status.Error(codes.ResourceExhausted, err.Error())
 	}
 	return err
 }

@@ -9,7 +9,7 @@ func FuzzParse(f *testing.F) {
 		`{}`, `{ name = "x" }`, `{ .a = 1 && span.b =~ "c.*" } >> { resource.service.name != nil }`,
 		`{ } | count() > 2 | select(span.x)`, `{ duration > 1.5s } ~ { kind = server }`,
 		`({ a.b = 1 } | avg(duration) > 1ms) || { status = error }`, `{ } | rate() by (name)`,
-		"{ span.\"a b\" = `raw` }", `{ -1 < span.x ^ 2 }`, `{ } !<< { }`,
+		"{ span.\"a b\" = `raw` }", `{ -1 < span.x ^ 2 }`, `{ } !<< { }`, `{ resource.service.name = "frontend" && duration > 50ms }`, `{ name = "a" } || { kind = client }`,
 	} {
 		f.Add(s)
 	}
@@ -22,6 +22,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		q.Eval(tr)
+		if len(q.Eval(tr)) > 0 && !prefilterPasses(q.Prefilter(), tr) {
+			t.Fatalf("%q matches the trace but its prefilter rules it out", s)
+		}
 	})
 }

@@ -3,6 +3,7 @@ package traceql
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -236,6 +237,13 @@ func (p *parser) parseMetrics() (Stage, error) {
 					v = q.f
 				case tInt:
 					v = float64(q.i)
+				case tAttr:
+					// .99 lexes as an unscoped attribute; here it is the quantile 0.99, as in Tempo's examples.
+					f, err := strconv.ParseFloat("0."+q.text, 64)
+					if q.scope != "" || err != nil || strings.ContainsAny(q.text, "eE+-_") {
+						return nil, p.errAt(q, "expected a quantile between 0 and 1, found %s", q)
+					}
+					v = f
 				default:
 					return nil, p.errAt(q, "expected a quantile between 0 and 1, found %s", q)
 				}

@@ -203,9 +203,12 @@ func TestScalarAndSelect(t *testing.T) {
 }
 
 func TestMetricsParse(t *testing.T) {
-	q, err := Parse(`{ kind = server } | quantile_over_time(duration, .5, 0.99) by (resource.service.name, name)`)
-	if err == nil {
-		t.Fatalf("'.5' must not parse as a number (it is an attribute), got %+v", q.Metrics)
+	q, err := Parse(`{ kind = server } | quantile_over_time(duration, .5, .99) by (resource.service.name)`)
+	if err != nil || len(q.Metrics.Quantiles) != 2 || q.Metrics.Quantiles[0] != 0.5 || q.Metrics.Quantiles[1] != 0.99 {
+		t.Fatalf("'.5, .99' are quantiles in quantile_over_time: %v %+v", err, q)
+	}
+	if _, err := Parse(`{ } | quantile_over_time(duration, .foo)`); err == nil {
+		t.Fatal("'.foo' is not a quantile")
 	}
 	q, err = Parse(`{ kind = server } | quantile_over_time(duration, 0.5, 0.99) by (resource.service.name, name)`)
 	if err != nil {

@@ -3,7 +3,6 @@ package tracestore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/oklog/ulid/v2"
 	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -106,209 +104,6 @@ type block struct {
 
 func (in *instance) blockPrefix(id string) string { return bucket.Join(in.tenant, "blocks", id) + "/" }
 
-// spansOf flattens traces for writing.
-func spansOf(traces []*liveTrace) []traceql.Span {
-	n := 0
-	for _, lt := range traces {
-		n += len(lt.spans)
-	}
-	out := make([]traceql.Span, 0, n)
-	for _, lt := range traces {
-		out = append(out, lt.spans...)
-	}
-	return out
-}
-
-type encoder struct {
-	m     ptrace.ProtoMarshaler
-	res   map[*traceql.Resource][]byte
-	scope map[pcommon.InstrumentationScope][]byte
-}
-
-func (e *encoder) resource(r *traceql.Resource) []byte {
-	if b, ok := e.res[r]; ok {
-		return b
-	}
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	r.Resource.CopyTo(rs.Resource())
-	rs.SetSchemaUrl(r.SchemaURL)
-	b, _ := e.m.MarshalTraces(td)
-	e.res[r] = b
-	return b
-}
-
-func (e *encoder) scopeBytes(s pcommon.InstrumentationScope) []byte {
-	if b, ok := e.scope[s]; ok {
-		return b
-	}
-	td := ptrace.NewTraces()
-	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty()
-	s.CopyTo(ss.Scope())
-	b, _ := e.m.MarshalTraces(td)
-	e.scope[s] = b
-	return b
-}
-
-func (e *encoder) span(sp ptrace.Span) []byte {
-	td := ptrace.NewTraces()
-	sp.CopyTo(td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty())
-	b, _ := e.m.MarshalTraces(td)
-	return b
-}
-
-func spanKey(s *traceql.Span) [24]byte {
-	var k [24]byte
-	tid := s.Span.TraceID()
-	sid := s.Span.SpanID()
-	copy(k[:16], tid[:])
-	copy(k[16:], sid[:])
-	return k
-}
-
-// writeBlock sorts and deduplicates spans (same trace and span id: retries), writes them as a block and uploads
-// it. It returns the block, registered nowhere yet.
-func (in *instance) writeBlock(ctx context.Context, spans []traceql.Span, level int) (*block, error) {
-	sort.SliceStable(spans, func(i, j int) bool {
-		a, b := spans[i].Span.TraceID(), spans[j].Span.TraceID()
-		if c := bytes.Compare(a[:], b[:]); c != 0 {
-			return c < 0
-		}
-		return spans[i].Span.StartTimestamp() < spans[j].Span.StartTimestamp()
-	})
-	// dedupe
-	seen := make(map[[24]byte]struct{}, len(spans))
-	uniq := spans[:0:0]
-	for i := range spans {
-		k := spanKey(&spans[i])
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-		uniq = append(uniq, spans[i])
-	}
-	spans = uniq
-	if len(spans) == 0 {
-		return nil, errors.New("no spans to write")
-	}
-	enc := &encoder{res: map[*traceql.Resource][]byte{}, scope: map[pcommon.InstrumentationScope][]byte{}}
-	var (
-		buf   bytes.Buffer
-		index []indexEntry
-		meta  = blockMeta{Format: blockFormat, Tenant: in.tenant, Level: level, CreatedAt: in.s.now().UTC(),
-			Tags: map[string]map[string][]string{"span": {}, "resource": {}}}
-		tagSeen = map[string]bool{}
-	)
-	w := parquet.NewGenericWriter[spanRow](&buf, parquet.Compression(&parquet.Zstd), parquet.MaxRowsPerRowGroup(rowsPerGroup))
-	rows := make([]spanRow, 0, 1024)
-	flushRows := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		_, err := w.Write(rows)
-		rows = rows[:0]
-		return err
-	}
-	noteTags := func(scope string, m pcommon.Map) {
-		m.Range(func(k string, v pcommon.Value) bool {
-			vals := meta.Tags[scope][k]
-			if vals == nil {
-				vals = []string{}
-			}
-			sv := v.AsString()
-			key := scope + "\x00" + k + "\x00" + sv
-			if len(vals) < maxTagValues && len(sv) <= maxValueBytes && !tagSeen[key] {
-				tagSeen[key] = true
-				vals = append(vals, sv)
-			}
-			meta.Tags[scope][k] = vals
-			return true
-		})
-	}
-	seenRes := map[*traceql.Resource]bool{}
-	for i := range spans {
-		s := &spans[i]
-		sp := s.Span
-		tid := sp.TraceID()
-		if n := len(index); n == 0 || index[n-1].id != tid {
-			index = append(index, indexEntry{id: tid, first: uint32(i)})
-		}
-		index[len(index)-1].count++
-		st, en := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
-		if i == 0 || st < meta.StartUnixNano {
-			meta.StartUnixNano = st
-		}
-		if en > meta.EndUnixNano {
-			meta.EndUnixNano = en
-		}
-		if st > meta.EndUnixNano {
-			meta.EndUnixNano = st
-		}
-		sid, pid := sp.SpanID(), sp.ParentSpanID()
-		rows = append(rows, spanRow{
-			TraceID: append([]byte(nil), tid[:]...), SpanID: append([]byte(nil), sid[:]...),
-			ParentID: parentBytes(pid), Start: int64(st), Duration: int64(s.DurationNanos()),
-			Name: sp.Name(), Service: s.Resource.ServiceName, Kind: int32(sp.Kind()), StatusCode: int32(sp.Status().Code()),
-			Resource: enc.resource(s.Resource), Scope: enc.scopeBytes(s.Scope), Span: enc.span(sp),
-		})
-		noteTags("span", sp.Attributes())
-		if !seenRes[s.Resource] {
-			seenRes[s.Resource] = true
-			noteTags("resource", s.Resource.Attrs)
-		}
-		if len(rows) == cap(rows) {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("write block: %w", err) // shutdown deadline: the traces stay in the WAL
-			}
-			if err := flushRows(); err != nil {
-				return nil, fmt.Errorf("write parquet: %w", err)
-			}
-		}
-	}
-	if err := flushRows(); err != nil {
-		return nil, fmt.Errorf("write parquet: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("write parquet: %w", err)
-	}
-	id := ulid.MustNew(ulid.Timestamp(in.s.now()), rand.Reader).String()
-	meta.ULID = id
-	meta.Traces = len(index)
-	meta.Spans = len(spans)
-	meta.MinTraceID = index[0].id.String()
-	meta.MaxTraceID = index[len(index)-1].id.String()
-	meta.Size = int64(buf.Len())
-
-	bloom := newBloom(len(index), bloomFPRate)
-	idx := make([]byte, 0, len(indexMagic)+4+len(index)*indexEntrySz)
-	idx = append(idx, indexMagic...)
-	idx = binary.LittleEndian.AppendUint32(idx, uint32(len(index)))
-	for _, e := range index {
-		bloom.add(e.id)
-		idx = append(idx, e.id[:]...)
-		idx = binary.LittleEndian.AppendUint32(idx, e.first)
-		idx = binary.LittleEndian.AppendUint32(idx, e.count)
-	}
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return nil, err
-	}
-	prefix := in.blockPrefix(id)
-	data := buf.Bytes()
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{dataFile, data}, {indexFile, idx}, {bloomFile, bloom.marshal()}, {metaFile, metaJSON}} {
-		if err := in.s.bkt.Upload(ctx, prefix+f.name, bytes.NewReader(f.b)); err != nil {
-			return nil, fmt.Errorf("upload block %s/%s: %w", id, f.name, err)
-		}
-	}
-	in.s.m.blocksWritten.Inc()
-	in.s.m.blockBytes.Add(float64(len(data)))
-	// The block is opened from the bucket on first read, like any other: the bucket is the source of truth.
-	return &block{meta: meta, minID: index[0].id, maxID: index[len(index)-1].id}, nil
-}
-
 func parentBytes(id pcommon.SpanID) []byte {
 	if id.IsEmpty() {
 		return nil
@@ -378,28 +173,31 @@ func (in *instance) open(ctx context.Context, b *block) error {
 		return nil
 	}
 	prefix := in.blockPrefix(b.meta.ULID)
-	raw, err := bucket.ReadAll(ctx, in.s.bkt, prefix+indexFile)
-	if err != nil {
-		return fmt.Errorf("block %s: read index: %w", b.meta.ULID, err)
-	}
-	idx, err := parseIndex(raw)
-	if err != nil {
-		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
-	}
-	raw, err = bucket.ReadAll(ctx, in.s.bkt, prefix+bloomFile)
-	if err != nil {
-		return fmt.Errorf("block %s: read bloom filter: %w", b.meta.ULID, err)
-	}
-	bf, err := unmarshalBloom(raw)
-	if err != nil {
-		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+	if b.index == nil || b.bloom == nil {
+		raw, err := bucket.ReadAll(ctx, in.s.bkt, prefix+indexFile)
+		if err != nil {
+			return fmt.Errorf("block %s: read index: %w", b.meta.ULID, err)
+		}
+		idx, err := parseIndex(raw)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		raw, err = bucket.ReadAll(ctx, in.s.bkt, prefix+bloomFile)
+		if err != nil {
+			return fmt.Errorf("block %s: read bloom filter: %w", b.meta.ULID, err)
+		}
+		bf, err := unmarshalBloom(raw)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		b.index, b.bloom = idx, bf
 	}
 	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile}
 	f, err := parquet.OpenFile(ra, b.meta.Size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return fmt.Errorf("block %s: open parquet: %w", b.meta.ULID, err)
 	}
-	b.index, b.bloom, b.file, b.opened = idx, bf, f, true
+	b.file, b.opened = f, true
 	return nil
 }
 
@@ -434,27 +232,32 @@ func newDecoder() *decoder {
 }
 
 func (d *decoder) decode(r *spanRow) (traceql.Span, error) {
-	res, ok := d.res[string(r.Resource)]
+	return d.decodeParts(r.Resource, r.Scope, r.Span)
+}
+
+// decodeParts decodes a span from its column encodings (resource, scope, span).
+func (d *decoder) decodeParts(resEnc, scopeEnc, spanEnc []byte) (traceql.Span, error) {
+	res, ok := d.res[string(resEnc)]
 	if !ok {
-		td, err := d.u.UnmarshalTraces(r.Resource)
+		td, err := d.u.UnmarshalTraces(resEnc)
 		if err != nil || td.ResourceSpans().Len() != 1 {
 			return traceql.Span{}, fmt.Errorf("corrupt resource column: %v", err)
 		}
 		rs := td.ResourceSpans().At(0)
 		res = traceql.NewResource(rs.Resource())
 		res.SchemaURL = rs.SchemaUrl()
-		d.res[string(r.Resource)] = res
+		d.res[string(resEnc)] = res
 	}
-	sc, ok := d.scope[string(r.Scope)]
+	sc, ok := d.scope[string(scopeEnc)]
 	if !ok {
-		td, err := d.u.UnmarshalTraces(r.Scope)
+		td, err := d.u.UnmarshalTraces(scopeEnc)
 		if err != nil || td.ResourceSpans().Len() != 1 || td.ResourceSpans().At(0).ScopeSpans().Len() != 1 {
 			return traceql.Span{}, fmt.Errorf("corrupt scope column: %v", err)
 		}
 		sc = td.ResourceSpans().At(0).ScopeSpans().At(0).Scope()
-		d.scope[string(r.Scope)] = sc
+		d.scope[string(scopeEnc)] = sc
 	}
-	td, err := d.u.UnmarshalTraces(r.Span)
+	td, err := d.u.UnmarshalTraces(spanEnc)
 	if err != nil || td.SpanCount() != 1 {
 		return traceql.Span{}, fmt.Errorf("corrupt span column: %v", err)
 	}

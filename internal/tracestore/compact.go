@@ -1,15 +1,19 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.uber.org/zap"
 
-	"github.com/sprout-otel/sprout/internal/traceql"
+	"go.uber.org/zap"
 )
 
 // Compact runs one retention and compaction pass over every tenant.
@@ -75,8 +79,8 @@ func (in *instance) deleteBlock(ctx context.Context, b *block) error {
 // uploaded before the inputs are deleted; a crash in between leaves duplicates, which queries and the next
 // compaction remove.
 func (in *instance) compact(ctx context.Context) error {
-	in.s.flushMu.Lock()
-	defer in.s.flushMu.Unlock()
+	in.s.compactMu.Lock()
+	defer in.s.compactMu.Unlock()
 	max := in.s.cfg.Compaction.MaxBlockBytes
 	var inputs []*block
 	var total int64
@@ -94,21 +98,7 @@ func (in *instance) compact(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	var spans []traceql.Span
-	level := 0
-	for _, b := range inputs {
-		if b.meta.Level > level {
-			level = b.meta.Level
-		}
-		err := in.scanBlock(ctx, b, func(_ pcommon.TraceID, s []traceql.Span) bool {
-			spans = append(spans, s...)
-			return true
-		})
-		if err != nil {
-			return err
-		}
-	}
-	nb, err := in.writeBlock(ctx, spans, level+1)
+	nb, spansIn, err := in.mergeBlocks(ctx, inputs)
 	if err != nil {
 		return err
 	}
@@ -133,7 +123,125 @@ func (in *instance) compact(ctx context.Context) error {
 	}
 	in.s.m.compactions.Inc()
 	in.s.logger.Info("Compacted trace blocks", zap.String("tenant", in.tenant), zap.Int("inputs", len(inputs)),
-		zap.Int("spans_in", len(spans)), zap.Int("spans_out", nb.meta.Spans), zap.String("block", nb.meta.ULID),
+		zap.Int("spans_in", spansIn), zap.Int("spans_out", nb.meta.Spans), zap.String("block", nb.meta.ULID),
 		zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// mergeCursor reads a block's rows in order, a chunk at a time.
+type mergeCursor struct {
+	r    *parquet.GenericReader[spanRow]
+	buf  []spanRow
+	i, n int
+	done bool
+	err  error
+}
+
+func (c *mergeCursor) head() *spanRow {
+	for !c.done && c.i >= c.n {
+		clear(c.buf)
+		n, err := c.r.Read(c.buf)
+		c.i, c.n = 0, n
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				c.err = err
+			}
+			if n == 0 {
+				c.done = true
+			}
+		}
+		if n == 0 && err == nil {
+			c.done = true
+		}
+	}
+	if c.done && c.i >= c.n {
+		return nil
+	}
+	return &c.buf[c.i]
+}
+
+func cloneRow(r *spanRow) spanRow {
+	c := *r
+	c.TraceID = bytes.Clone(r.TraceID)
+	c.SpanID = bytes.Clone(r.SpanID)
+	c.ParentID = bytes.Clone(r.ParentID)
+	c.Resource = bytes.Clone(r.Resource)
+	c.Scope = bytes.Clone(r.Scope)
+	c.Span = bytes.Clone(r.Span)
+	c.Name = strings.Clone(r.Name)
+	c.Service = strings.Clone(r.Service)
+	return c
+}
+
+// mergeBlocks streams the rows of sorted input blocks into one block (a k-way merge by trace id), keeping one
+// trace in memory at a time and dropping duplicate spans. It returns the block and the number of input spans.
+func (in *instance) mergeBlocks(ctx context.Context, inputs []*block) (*block, int, error) {
+	level := 0
+	var curs []*mergeCursor
+	defer func() {
+		for _, c := range curs {
+			_ = c.r.Close()
+		}
+	}()
+	for _, b := range inputs {
+		if b.meta.Level > level {
+			level = b.meta.Level
+		}
+		if err := in.open(ctx, b); err != nil {
+			return nil, 0, err
+		}
+		curs = append(curs, &mergeCursor{r: parquet.NewGenericReader[spanRow](b.file), buf: make([]spanRow, 256)})
+	}
+	bw, err := in.newBlockWriter(ctx, level+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer bw.abort()
+	for _, b := range inputs {
+		bw.tags.merge(b.meta.Tags)
+	}
+	spansIn := 0
+	var trace []spanRow
+	seen := map[string]struct{}{}
+	for {
+		var min []byte
+		for _, c := range curs {
+			if h := c.head(); h != nil && (min == nil || bytes.Compare(h.TraceID, min) < 0) {
+				min = h.TraceID
+			}
+			if c.err != nil {
+				return nil, 0, fmt.Errorf("compaction: read block: %w", c.err)
+			}
+		}
+		if min == nil {
+			break
+		}
+		min = bytes.Clone(min)
+		trace = trace[:0]
+		for _, c := range curs {
+			for h := c.head(); h != nil && bytes.Equal(h.TraceID, min); h = c.head() {
+				trace = append(trace, cloneRow(h))
+				c.i++
+			}
+			if c.err != nil {
+				return nil, 0, fmt.Errorf("compaction: read block: %w", c.err)
+			}
+		}
+		spansIn += len(trace)
+		sort.SliceStable(trace, func(a, b int) bool { return trace[a].Start < trace[b].Start })
+		clear(seen)
+		var tid pcommon.TraceID
+		copy(tid[:], min)
+		for _, r := range trace {
+			if _, dup := seen[string(r.SpanID)]; dup {
+				continue
+			}
+			seen[string(r.SpanID)] = struct{}{}
+			if err := bw.add(tid, r); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	nb, err := bw.finish()
+	return nb, spansIn, err
 }

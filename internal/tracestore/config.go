@@ -34,8 +34,15 @@ type Config struct {
 	// MaxBlockDuration bounds how long complete traces wait in memory before their block is written, and how long
 	// a trace that keeps receiving spans stays live before it is cut anyway.
 	MaxBlockDuration time.Duration `mapstructure:"max_block_duration"`
-	// MaxBlockBytes writes a block as soon as this many bytes of complete traces are waiting.
+	// MaxBlockBytes writes a block as soon as this many bytes of complete traces are waiting, and caps the span
+	// data of one block written from memory.
 	MaxBlockBytes int64 `mapstructure:"max_block_bytes"`
+	// FlushInterval is the longest a complete trace waits in memory before its block is written.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// MaxLiveBytes bounds the span bytes held in memory (live and waiting for a block). Past half of it every
+	// live trace is cut and written; at it, writes are refused with a retryable error (gRPC RESOURCE_EXHAUSTED,
+	// HTTP 429) until a block is written. 0 disables the bound.
+	MaxLiveBytes int64 `mapstructure:"max_live_bytes"`
 	// FlushAllOnShutdown writes every live trace to a block on shutdown (the seed's ingester.flush_all_on_shutdown).
 	// Off, live traces stay in the WAL and are replayed at the next start.
 	FlushAllOnShutdown bool `mapstructure:"flush_all_on_shutdown"`
@@ -88,7 +95,9 @@ func DefaultConfig(dataDir string) Config {
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		TraceIdlePeriod:    10 * time.Second,
 		MaxBlockDuration:   5 * time.Minute,
-		MaxBlockBytes:      100 << 20,
+		MaxBlockBytes:      32 << 20,
+		FlushInterval:      15 * time.Second,
+		MaxLiveBytes:       192 << 20,
 		FlushAllOnShutdown: true,
 		Compaction: CompactionConfig{
 			Interval:       time.Minute,
@@ -139,6 +148,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBlockBytes <= 0 {
 		return errors.New("max_block_bytes: must be positive")
+	}
+	if c.FlushInterval <= 0 {
+		return errors.New("flush_interval: must be positive")
+	}
+	if c.MaxLiveBytes < 0 {
+		return errors.New("max_live_bytes: must not be negative (0 disables the bound)")
 	}
 	if c.Compaction.Interval <= 0 {
 		return errors.New("compaction.interval: must be positive")

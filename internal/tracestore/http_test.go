@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -100,6 +102,10 @@ func TestHTTPGolden(t *testing.T) {
 		{"tag_values_v2_q", "/api/v2/search/tag/name/values?q=" + urlq(`{ status = error }`)},
 		{"tag_values_v2_status", "/api/v2/search/tag/status/values"},
 		{"tag_values_v2_int", "/api/v2/search/tag/span.http.status_code/values"},
+		{"metrics_rate_by", "/api/metrics/query_range?q=" + urlq(`{ } | rate() by (resource.service.name)`) + metricsRange + "&step=30s"},
+		{"metrics_count", "/api/metrics/query_range?q=" + urlq(`{ status = error } | count_over_time()`) + metricsRange + "&step=1m"},
+		{"metrics_quantile", "/api/metrics/query_range?q=" + urlq(`{ resource.service.name = "backend" } | quantile_over_time(duration, .5, .99) by (name)`) + metricsRange + "&step=60"},
+		{"metrics_instant", "/api/metrics/query?q=" + urlq(`{ } | count_over_time() by (kind)`) + metricsRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,6 +117,8 @@ func TestHTTPGolden(t *testing.T) {
 		})
 	}
 }
+
+var metricsRange = fmt.Sprintf("&start=%d&end=%d", baseTime.Add(-time.Minute).Unix(), baseTime.Add(time.Minute).Unix())
 
 func urlq(s string) string {
 	return strings.NewReplacer(" ", "%20", "{", "%7B", "}", "%7D", "\"", "%22", "&", "%26", "=", "%3D", "|", "%7C", ">", "%3E").Replace(s)
@@ -157,6 +165,10 @@ func TestHTTPErrors(t *testing.T) {
 		{"/api/v2/search/tags?scope=nope", 400, "invalid scope", nil},
 		{"/api/v2/search/tag/name/values?q=" + urlq(`{ name = `), 400, "parse error", nil},
 		{"/api/search", 401, "no org id", []string{"X-Scope-OrgID", "forbidden"}},
+		{"/api/metrics/query_range?q=" + urlq(`{ }`), 400, "a metrics query ends in", nil},
+		{"/api/metrics/query_range?q=" + urlq(`{ } | rate()`) + "&step=soon", 400, "invalid step", nil},
+		{"/api/metrics/query_range?q=" + urlq(`{ } | rate()`) + "&start=1&end=100000&step=1s", 400, "max_metrics_steps", nil},
+		{"/api/metrics/query?q=" + urlq(`{ } | rate(`), 400, "parse error", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -18,7 +19,7 @@ import (
 // liveTrace is a trace whose spans are still arriving (or waiting for their block) in memory.
 type liveTrace struct {
 	id       pcommon.TraceID
-	spans    []traceql.Span
+	spans    []liveSpan
 	bytes    int64
 	firstIn  time.Time // wall time of the first span's arrival
 	lastIn   time.Time // wall time of the latest span's arrival
@@ -38,6 +39,7 @@ type instance struct {
 	pending      []*liveTrace // complete, waiting for the next block
 	pendingBytes int64
 	pendingSince time.Time
+	liveBytes    int64          // bytes of the traces in live
 	segRefs      map[uint64]int // traces in live or pending with records in each WAL segment
 	blocks       []*block       // sorted by end time, newest last
 }
@@ -56,12 +58,12 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 	now := s.now()
 	for _, seq := range seqs {
 		n, torn, err := replaySegment(filepath.Join(dir, segName(seq)), func(payload []byte) error {
-			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(payload)
+			rec, err := parseRecord(payload)
 			if err != nil {
 				return nil // a record that passed its CRC but does not decode: skip it, keep the rest
 			}
-			spans += td.SpanCount()
-			in.apply(td, seq, now)
+			spans += len(rec.spans)
+			in.apply(rec, seq, now)
 			return nil
 		})
 		if err != nil {
@@ -90,40 +92,71 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 	return in, nil
 }
 
-// spanSize estimates the encoded size of a span, for the per-trace byte limit.
-func spanSize(sp ptrace.Span) int64 {
-	n := int64(64 + len(sp.Name()) + len(sp.Status().Message()))
-	sp.Attributes().Range(func(k string, v pcommon.Value) bool {
-		n += int64(len(k) + 10)
-		if v.Type() == pcommon.ValueTypeStr {
-			n += int64(len(v.Str()))
-		} else if v.Type() == pcommon.ValueTypeBytes || v.Type() == pcommon.ValueTypeSlice || v.Type() == pcommon.ValueTypeMap {
-			n += int64(len(v.AsString()))
-		}
-		return true
-	})
-	evs := sp.Events()
-	for i := 0; i < evs.Len(); i++ {
-		n += int64(32 + len(evs.At(i).Name()) + 32*evs.At(i).Attributes().Len())
-	}
-	n += int64(48 * sp.Links().Len())
-	return n
+// recordSpan is one span of a parsed WAL record.
+type recordSpan struct {
+	tid pcommon.TraceID
+	sp  liveSpan
 }
+
+// record is a parsed WAL record: its spans point into the record's bytes.
+type record struct {
+	spans []recordSpan
+}
+
+func parseRecord(payload []byte) (*record, error) {
+	rec := &record{spans: make([]recordSpan, 0, countRecordSpans(payload))}
+	err := walkRecord(payload, func(tid pcommon.TraceID, sp *liveSpan) {
+		rec.spans = append(rec.spans, recordSpan{tid: tid, sp: *sp})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// BusyError refuses a write because the traces in memory reached limits.max_live_bytes; it is temporary: the
+// client should retry after the store has written its next block.
+type BusyError struct{ Msg string }
+
+func (e *BusyError) Error() string { return e.Msg + " (limit max_live_bytes)" }
 
 func (in *instance) push(td ptrace.Traces) error {
 	if td.SpanCount() == 0 {
 		return nil
 	}
-	var limitErr error
-	if max := in.s.cfg.Limits.MaxBytesPerTrace; max > 0 {
-		td, limitErr = in.enforceTraceSize(td, max)
-		if td.SpanCount() == 0 {
-			return limitErr
+	if max := in.s.cfg.MaxLiveBytes; max > 0 {
+		in.mu.RLock()
+		held := in.liveBytes + in.pendingBytes
+		in.mu.RUnlock()
+		if held >= max {
+			in.s.m.refused.WithLabelValues("max_live_bytes").Add(float64(td.SpanCount()))
+			in.s.kick()
+			return &BusyError{Msg: fmt.Sprintf("tenant %s holds %d bytes of traces not yet in a block; retry later", in.tenant, held)}
 		}
 	}
 	payload, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	if err != nil {
 		return fmt.Errorf("%w: encode batch: %v", ErrBadData, err)
+	}
+	rec, err := parseRecord(payload)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadData, err)
+	}
+	var limitErr error
+	if max := in.s.cfg.Limits.MaxBytesPerTrace; max > 0 {
+		var over map[pcommon.TraceID]bool
+		if over, limitErr = in.overLimit(rec, max); len(over) > 0 {
+			td = dropTraces(td, over)
+			if td.SpanCount() == 0 {
+				return limitErr
+			}
+			if payload, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(td); err != nil {
+				return fmt.Errorf("%w: encode batch: %v", ErrBadData, err)
+			}
+			if rec, err = parseRecord(payload); err != nil {
+				return fmt.Errorf("%w: %v", ErrBadData, err)
+			}
+		}
 	}
 	seq, err := in.wal.Append(payload)
 	if err != nil {
@@ -131,30 +164,19 @@ func (in *instance) push(td ptrace.Traces) error {
 		return fmt.Errorf("tenant %s: %w", in.tenant, err)
 	}
 	in.s.m.walBytes.Add(float64(len(payload)))
-	// Keep a private copy: the pipeline's batch may be reused once we return.
-	own, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(payload)
-	if err != nil {
-		return fmt.Errorf("decode own WAL record: %w", err)
-	}
-	in.apply(own, seq, in.s.now())
-	in.s.m.spansIn.Add(float64(own.SpanCount()))
+	// The live spans point into payload, which the store owns: the pipeline's batch may be reused once we return.
+	in.apply(rec, seq, in.s.now())
+	in.s.m.spansIn.Add(float64(len(rec.spans)))
 	return limitErr
 }
 
-// enforceTraceSize drops the spans of traces that would grow beyond max bytes and reports them.
-func (in *instance) enforceTraceSize(td ptrace.Traces, max int64) (ptrace.Traces, error) {
+// overLimit finds the traces that would grow beyond max bytes with this record.
+func (in *instance) overLimit(rec *record, max int64) (map[pcommon.TraceID]bool, error) {
 	add := map[pcommon.TraceID]int64{}
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		sss := rss.At(i).ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			sps := sss.At(j).Spans()
-			for k := 0; k < sps.Len(); k++ {
-				add[sps.At(k).TraceID()] += spanSize(sps.At(k))
-			}
-		}
+	for i := range rec.spans {
+		add[rec.spans[i].tid] += rec.spans[i].sp.size()
 	}
-	over := map[pcommon.TraceID]bool{}
+	var over map[pcommon.TraceID]bool
 	in.mu.RLock()
 	for id, n := range add {
 		cur := int64(0)
@@ -162,78 +184,91 @@ func (in *instance) enforceTraceSize(td ptrace.Traces, max int64) (ptrace.Traces
 			cur = lt.bytes
 		}
 		if cur+n > max {
+			if over == nil {
+				over = map[pcommon.TraceID]bool{}
+			}
 			over[id] = true
 		}
 	}
 	in.mu.RUnlock()
 	if len(over) == 0 {
-		return td, nil
+		return nil, nil
 	}
+	refused := 0
+	for i := range rec.spans {
+		if over[rec.spans[i].tid] {
+			refused++
+		}
+	}
+	in.s.m.refused.WithLabelValues("max_bytes_per_trace").Add(float64(refused))
+	return over, &LimitError{Limit: "max_bytes_per_trace",
+		Msg: fmt.Sprintf("refused %d spans of %d traces: a trace may hold at most %d bytes", refused, len(over), max)}
+}
+
+// dropTraces returns a copy of td without the spans of the given traces.
+func dropTraces(td ptrace.Traces, over map[pcommon.TraceID]bool) ptrace.Traces {
 	kept := ptrace.NewTraces()
 	td.CopyTo(kept)
-	refused := 0
 	kept.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-				if over[sp.TraceID()] {
-					refused++
-					return true
-				}
-				return false
-			})
+			ss.Spans().RemoveIf(func(sp ptrace.Span) bool { return over[sp.TraceID()] })
 			return ss.Spans().Len() == 0
 		})
 		return rs.ScopeSpans().Len() == 0
 	})
-	in.s.m.refused.WithLabelValues("max_bytes_per_trace").Add(float64(refused))
-	return kept, &LimitError{Limit: "max_bytes_per_trace",
-		Msg: fmt.Sprintf("refused %d spans of %d traces: a trace may hold at most %d bytes", refused, len(over), max)}
+	return kept
 }
 
-// apply adds a decoded batch (owned by the store) to the live traces; seq is the WAL segment it is in.
-func (in *instance) apply(td ptrace.Traces, seq uint64, now time.Time) {
+// apply adds a parsed record (owned by the store) to the live traces; seq is the WAL segment it is in.
+func (in *instance) apply(rec *record, seq uint64, now time.Time) {
+	// Spans per trace in this record, so that each trace's span slice grows once.
+	per := make(map[pcommon.TraceID]int, len(rec.spans)/4+1)
+	for i := range rec.spans {
+		per[rec.spans[i].tid]++
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		res := traceql.NewResource(rs.Resource())
-		res.SchemaURL = rs.SchemaUrl()
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			sps := ss.Spans()
-			for k := 0; k < sps.Len(); k++ {
-				sp := sps.At(k)
-				id := sp.TraceID()
-				lt := in.live[id]
-				if lt == nil {
-					lt = &liveTrace{id: id, firstIn: now, startNs: uint64(sp.StartTimestamp())}
-					in.live[id] = lt
-				}
-				lt.spans = append(lt.spans, traceql.Span{Span: sp, Resource: res, Scope: ss.Scope()})
-				lt.bytes += spanSize(sp)
-				lt.lastIn = now
-				if st := uint64(sp.StartTimestamp()); st < lt.startNs {
-					lt.startNs = st
-				}
-				if en := uint64(sp.EndTimestamp()); en > lt.endNs {
-					lt.endNs = en
-				}
-				if n := len(lt.segments); n == 0 || lt.segments[n-1] != seq {
-					lt.segments = append(lt.segments, seq)
-					in.segRefs[seq]++
-				}
-			}
+	for i := range rec.spans {
+		rs := &rec.spans[i]
+		sp := &rs.sp
+		lt := in.live[rs.tid]
+		if lt == nil {
+			lt = &liveTrace{id: rs.tid, firstIn: now, startNs: uint64(sp.start)}
+			in.live[rs.tid] = lt
+		}
+		if n := per[rs.tid]; n > 0 {
+			lt.spans = slices.Grow(lt.spans, n)
+			per[rs.tid] = 0
+		}
+		lt.spans = append(lt.spans, *sp)
+		sz := sp.size()
+		lt.bytes += sz
+		in.liveBytes += sz
+		lt.lastIn = now
+		if st := uint64(sp.start); st < lt.startNs {
+			lt.startNs = st
+		}
+		if en := uint64(sp.end); en > lt.endNs {
+			lt.endNs = en
+		}
+		if n := len(lt.segments); n == 0 || lt.segments[n-1] != seq {
+			lt.segments = append(lt.segments, seq)
+			in.segRefs[seq]++
 		}
 	}
 	in.s.m.liveTraces.Set(float64(len(in.live)))
+	in.s.m.liveBytes.Set(float64(in.liveBytes + in.pendingBytes))
 }
 
-// cut moves complete traces (idle, or live for longer than max_block_duration) to the pending block.
+// cut moves complete traces (idle, or live for longer than max_block_duration) to the pending block. When the
+// traces in memory hold more than half of max_live_bytes, every live trace is cut: a trace still receiving
+// spans then spans more than one block, which queries merge.
 func (in *instance) cut(now time.Time, all bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if max := in.s.cfg.MaxLiveBytes; max > 0 && in.liveBytes+in.pendingBytes > max/2 {
+		all = true
+	}
 	for id, lt := range in.live {
 		if all || now.Sub(lt.lastIn) >= in.s.cfg.TraceIdlePeriod || now.Sub(lt.firstIn) >= in.s.cfg.MaxBlockDuration {
 			delete(in.live, id)
@@ -242,29 +277,53 @@ func (in *instance) cut(now time.Time, all bool) {
 			}
 			in.pending = append(in.pending, lt)
 			in.pendingBytes += lt.bytes
+			in.liveBytes -= lt.bytes
 		}
 	}
 	in.s.m.liveTraces.Set(float64(len(in.live)))
 }
 
-// flush writes the pending traces to a block when due (or when force), then drops the WAL segments that hold
-// nothing else.
+// flushDue says whether the pending traces should be written now.
+func (in *instance) flushDue(force bool) bool {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if len(in.pending) == 0 {
+		return false
+	}
+	return force || in.pendingBytes >= in.s.cfg.MaxBlockBytes || in.s.now().Sub(in.pendingSince) >= in.s.cfg.FlushInterval ||
+		(in.s.cfg.MaxLiveBytes > 0 && in.liveBytes+in.pendingBytes > in.s.cfg.MaxLiveBytes/2)
+}
+
+// flush writes the pending traces to blocks when due (or when force), then drops the WAL segments that hold
+// nothing else. Blocks are cut at max_block_bytes of span data.
 func (in *instance) flush(ctx context.Context, force bool) error {
 	in.s.flushMu.Lock()
 	defer in.s.flushMu.Unlock()
-	in.mu.RLock()
-	due := len(in.pending) > 0 && (force || in.pendingBytes >= in.s.cfg.MaxBlockBytes ||
-		in.s.now().Sub(in.pendingSince) >= in.s.cfg.MaxBlockDuration-in.s.cfg.TraceIdlePeriod)
-	batch := append([]*liveTrace(nil), in.pending...)
-	in.mu.RUnlock()
-	if !due {
-		return nil
+	for in.flushDue(force) {
+		if err := in.flushOnce(ctx); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (in *instance) flushOnce(ctx context.Context) error {
+	in.mu.RLock()
+	var batch []*liveTrace
+	var size int64
+	for _, lt := range in.pending {
+		batch = append(batch, lt)
+		size += lt.bytes
+		if size >= in.s.cfg.MaxBlockBytes {
+			break
+		}
+	}
+	in.mu.RUnlock()
 	// A new segment for what comes next, so that the segments behind this block can be deleted.
 	if _, err := in.wal.Rotate(); err != nil {
 		return err
 	}
-	b, err := in.writeBlock(ctx, spansOf(batch), 0)
+	b, err := in.writeLiveBlock(ctx, batch)
 	if err != nil {
 		return err
 	}
@@ -291,6 +350,7 @@ func (in *instance) flush(ctx context.Context, force bool) error {
 	if len(in.pending) > 0 {
 		in.pendingSince = in.s.now()
 	}
+	in.s.m.liveBytes.Set(float64(in.liveBytes + in.pendingBytes))
 	cur := in.wal.Current()
 	var free []uint64
 	for seq, n := range in.segRefs {
@@ -300,8 +360,6 @@ func (in *instance) flush(ctx context.Context, force bool) error {
 		}
 	}
 	in.mu.Unlock()
-	// Segments without references older than every referenced one may go; others too, since each record's
-	// traces are all in blocks now.
 	sort.Slice(free, func(i, j int) bool { return free[i] < free[j] })
 	for _, seq := range free {
 		if err := in.wal.Remove(seq); err != nil {
@@ -345,10 +403,10 @@ func (in *instance) snapshot() []*liveTrace {
 }
 
 // memTrace returns the spans in memory for one trace id.
-func (in *instance) memTrace(id pcommon.TraceID) []traceql.Span {
+func (in *instance) memTrace(id pcommon.TraceID) []liveSpan {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	var out []traceql.Span
+	var out []liveSpan
 	if lt := in.live[id]; lt != nil {
 		out = append(out, lt.spans...)
 	}
@@ -358,6 +416,20 @@ func (in *instance) memTrace(id pcommon.TraceID) []traceql.Span {
 		}
 	}
 	return out
+}
+
+// decodeLive turns live spans into the evaluator's spans.
+func decodeLive(dec *decoder, spans []liveSpan) ([]traceql.Span, error) {
+	out := make([]traceql.Span, 0, len(spans))
+	for i := range spans {
+		ls := &spans[i]
+		s, err := dec.decodeParts(ls.res.enc, ls.scope.enc, wrapSpan(nil, ls.raw))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func (in *instance) blockList() []*block {

@@ -8,6 +8,7 @@ type storeMetrics struct {
 	walErrors     prometheus.Counter
 	refused       *prometheus.CounterVec
 	liveTraces    prometheus.Gauge
+	liveBytes     prometheus.Gauge
 	blocks        prometheus.Gauge
 	blocksWritten prometheus.Counter
 	blockBytes    prometheus.Counter
@@ -22,6 +23,7 @@ func newStoreMetrics() *storeMetrics {
 		walErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_wal_errors_total", Help: "Failed WAL appends (the batch was refused)."}),
 		refused:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sprout_traces_spans_refused_total", Help: "Spans refused by a limit."}, []string{"limit"}),
 		liveTraces:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "sprout_traces_live_traces", Help: "Traces receiving spans in memory (last tenant updated)."}),
+		liveBytes:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sprout_traces_live_bytes", Help: "Span bytes in memory, live and waiting for a block (last tenant updated)."}),
 		blocks:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "sprout_traces_blocks", Help: "Blocks in the bucket (last tenant updated)."}),
 		blocksWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_blocks_written_total", Help: "Blocks written, by flushes and compactions."}),
 		blockBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_block_bytes_written_total", Help: "Parquet bytes written to the bucket."}),
@@ -33,5 +35,5 @@ func newStoreMetrics() *storeMetrics {
 // Collectors returns the store's metrics for registration.
 func (s *Store) Collectors() []prometheus.Collector {
 	m := s.m
-	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted}
+	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted}
 }

@@ -49,7 +49,10 @@ func (s *Store) TraceByID(ctx context.Context, tenantID string, id pcommon.Trace
 	}
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
-	spans := in.memTrace(id)
+	spans, err := decodeLive(newDecoder(), in.memTrace(id))
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
 	for _, b := range in.blockList() {
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
@@ -210,13 +213,20 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		res.Traces = append(res.Traces, s.match(t, sets, req))
 		return len(res.Traces) < req.Limit
 	}
+	pf := req.Query.Prefilter()
 	mem := in.snapshot()
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
+	dec := newDecoder()
 	for _, lt := range mem {
-		for _, sp := range lt.spans {
-			res.Metrics.InspectedBytes += spanSize(sp.Span)
+		if !req.Range.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
+			continue
 		}
-		if !visit(lt.id, lt.spans, lt.startNs, lt.endNs) {
+		res.Metrics.InspectedBytes += lt.bytes
+		spans, err := decodeLive(dec, lt.spans)
+		if err != nil {
+			return nil, err
+		}
+		if !visit(lt.id, spans, lt.startNs, lt.endNs) {
 			return finish(res), nil
 		}
 	}
@@ -231,7 +241,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			continue
 		}
 		more := true
-		err := in.scanBlock(ctx, b, func(id pcommon.TraceID, spans []traceql.Span) bool {
+		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
 			var st, en uint64
 			for k, sp := range spans {
 				if a := uint64(sp.Span.StartTimestamp()); k == 0 || a < st {
@@ -347,9 +357,20 @@ func (s *Store) Tags(ctx context.Context, tenantID string, tr TimeRange) (map[st
 			if !tr.overlaps(lt.startNs, lt.endNs) {
 				continue
 			}
-			for _, sp := range lt.spans {
-				sp.Span.Attributes().Range(func(k string, _ pcommon.Value) bool { out["span"][k] = true; return true })
-				sp.Resource.Attrs.Range(func(k string, _ pcommon.Value) bool { out["resource"][k] = true; return true })
+			for i := range lt.spans {
+				sp := &lt.spans[i]
+				_ = eachAttr(sp.raw, 9, func(k, _ []byte, _ int, _ uint64) error {
+					if !out["span"][string(k)] {
+						out["span"][string(k)] = true
+					}
+					return nil
+				})
+				_ = eachAttr(sp.res.attrs, 1, func(k, _ []byte, _ int, _ uint64) error {
+					if !out["resource"][string(k)] {
+						out["resource"][string(k)] = true
+					}
+					return nil
+				})
 			}
 		}
 		for _, b := range in.blockList() {
@@ -437,8 +458,16 @@ func (s *Store) TagValues(ctx context.Context, tenantID, tag string, q *traceql.
 		}
 		return true
 	}
+	dec := newDecoder()
 	for _, lt := range in.snapshot() {
-		if tr.overlaps(lt.startNs, lt.endNs) && !visit(lt.id, lt.spans) {
+		if !tr.overlaps(lt.startNs, lt.endNs) {
+			continue
+		}
+		spans, err := decodeLive(dec, lt.spans)
+		if err != nil {
+			return nil, err
+		}
+		if !visit(lt.id, spans) {
 			return sortValues(vals), nil
 		}
 	}

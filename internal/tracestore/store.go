@@ -53,10 +53,12 @@ type Store struct {
 	mu      sync.RWMutex
 	tenants map[string]*instance
 
-	flushMu sync.Mutex // one block write or compaction at a time per store
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closed  bool
+	flushMu   sync.Mutex // one block write from memory at a time per store
+	compactMu sync.Mutex // one compaction at a time per store (it runs beside flushes)
+	wake      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closed    bool
 }
 
 // Open opens the store: it connects the bucket, loads the block lists, and replays every tenant's WAL.
@@ -75,7 +77,7 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now,
-		tenants: map[string]*instance{}, stop: make(chan struct{})}
+		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if err := s.loadTenants(ctx); err != nil {
 		_ = bkt.Close()
 		return nil, err
@@ -251,6 +253,8 @@ func (s *Store) cutLoop() {
 			return
 		case <-t.C:
 			s.CutAndFlush(context.Background(), false)
+		case <-s.wake:
+			s.CutAndFlush(context.Background(), false)
 		}
 	}
 }
@@ -267,6 +271,14 @@ func (s *Store) CutAndFlush(ctx context.Context, force bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kick asks the cut loop to run now (memory is at its bound).
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Store) syncLoop() {
@@ -297,6 +309,13 @@ func (s *Store) compactLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			go func() {
+				select {
+				case <-s.stop:
+					cancel() // shutdown must not wait for a long merge; its inputs are still in place
+				case <-ctx.Done():
+				}
+			}()
 			if err := s.Compact(ctx); err != nil {
 				s.logger.Error("Compaction failed", zap.Error(err))
 			}
