@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -54,7 +55,11 @@ func decompressChunk(b []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("decompress chunk: %w", err)
 	}
-	return string(raw), nil
+	if len(raw) == 0 {
+		return "", nil
+	}
+	// raw is never written again: share it instead of copying it.
+	return unsafe.String(&raw[0], len(raw)), nil
 }
 
 // decodeSelected decodes the entries of a chunk payload that p selects: in its time range, with its trace id,
