@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,6 +21,46 @@ type SelectParams struct {
 	// TraceID, when set, means only entries whose structured metadata has trace_id equal to it can match; a
 	// store with a trace-id index uses it to skip everything else.
 	TraceID string
+	// LineFilter, when set, is a pure function the store may apply to lines before handing them over (in
+	// parallel, before decoding structured metadata). The engine applies its whole pipeline anyway.
+	LineFilter func(line string) bool
+	// Skipped, when set, is called by the store with the lines and bytes it read but dropped by LineFilter, so
+	// that stats still count every line read. It may be called concurrently.
+	Skipped func(lines, bytes int64)
+}
+
+// LinePrefilter returns the conjunction of the line filters that open a pipeline, or nil if it opens with
+// another stage. It is safe for concurrent use.
+func LinePrefilter(stages []Stage) func(string) bool {
+	var fns []stageFn
+	for _, st := range stages {
+		f, ok := st.(*LineFilter)
+		if !ok {
+			break
+		}
+		fns = append(fns, lineFilterFn(f))
+	}
+	if len(fns) == 0 {
+		return nil
+	}
+	return func(line string) bool {
+		for _, f := range fns {
+			if _, ok := f(0, line, nil); !ok {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// skipCounter collects what a store read but dropped with SelectParams.LineFilter, from its workers.
+type skipCounter struct{ lines, bytes atomic.Int64 }
+
+func (c *skipCounter) add(lines, bytes int64) { c.lines.Add(lines); c.bytes.Add(bytes) }
+
+func (c *skipCounter) into(st *Stats) {
+	st.TotalLinesProcessed += c.lines.Load()
+	st.TotalBytesProcessed += c.bytes.Load()
 }
 
 // Querier is what the engine needs from a store.
@@ -166,7 +207,11 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 			kept = kept[:lq.Limit]
 		}
 	}
-	sp := SelectParams{Matchers: lq.Expr.Matchers, Start: lq.Start, End: lq.End, TraceID: TraceIDHint(lq.Expr)}
+	sp := SelectParams{Matchers: lq.Expr.Matchers, Start: lq.Start, End: lq.End, TraceID: TraceIDHint(lq.Expr),
+		LineFilter: LinePrefilter(lq.Expr.Stages)}
+	var sc skipCounter
+	sp.Skipped = sc.add
+	defer sc.into(st)
 	err := q.SelectLogs(ctx, sp, func(stream labels.Labels, en Entry) error {
 		st.TotalLinesProcessed++
 		st.TotalBytesProcessed += int64(len(en.Line))
@@ -323,7 +368,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	selEnd := ev.end - off + 1
 	p := NewPipeline(ra.Selector.Stages)
 	series := map[uint64]*seriesAcc{}
-	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector)}
+	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector),
+		LineFilter: LinePrefilter(ra.Selector.Stages)}
+	var sc skipCounter
+	sp.Skipped = sc.add
+	defer sc.into(ev.st)
 	maxSeries := ev.e.Limits.MaxSeries
 	if maxSeries <= 0 {
 		maxSeries = 500

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -31,14 +32,11 @@ func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
 }
 
 func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
-	if !bytes.HasPrefix(b, chunkMagic) {
-		return labels.EmptyLabels(), nil, errors.New("not a Sprout log chunk (bad magic)")
-	}
-	raw, err := zdec.DecodeAll(b[len(chunkMagic):], nil)
+	raw, err := decompressChunk(b)
 	if err != nil {
-		return labels.EmptyLabels(), nil, fmt.Errorf("decompress chunk: %w", err)
+		return labels.EmptyLabels(), nil, err
 	}
-	d := decbuf{s: string(raw)}
+	d := decbuf{s: raw}
 	var sb labels.ScratchBuilder
 	lbs := d.labels(&sb)
 	es := d.entries(&sb)
@@ -46,6 +44,71 @@ func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
 		return lbs, nil, fmt.Errorf("decode chunk: %w", d.err)
 	}
 	return lbs, es, nil
+}
+
+// decompressChunk returns a chunk's payload as one string, which decoded entries then share.
+func decompressChunk(b []byte) (string, error) {
+	if !bytes.HasPrefix(b, chunkMagic) {
+		return "", errors.New("not a Sprout log chunk (bad magic)")
+	}
+	raw, err := zdec.DecodeAll(b[len(chunkMagic):], nil)
+	if err != nil {
+		return "", fmt.Errorf("decompress chunk: %w", err)
+	}
+	if len(raw) == 0 {
+		return "", nil
+	}
+	// raw is never written again: share it instead of copying it.
+	return unsafe.String(&raw[0], len(raw)), nil
+}
+
+// decodeSelected decodes the entries of a chunk payload that p selects: in its time range, with its trace id,
+// passing its line filter. Structured metadata is only built for the entries returned; lines dropped by the
+// line filter are reported through p.Skipped.
+func decodeSelected(raw string, p *logql.SelectParams) ([]logql.Entry, error) {
+	d := decbuf{s: raw}
+	for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
+		d.str() // stream labels
+	}
+	n := d.count(len(d.s))
+	var es []logql.Entry
+	var sb labels.ScratchBuilder
+	var prev, skippedLines, skippedBytes int64
+	var prevMeta labels.Labels
+	prevRaw := "\xff"
+	for i := 0; i < n && d.err == nil; i++ {
+		prev += d.varint()
+		line := d.str()
+		before := d.s
+		traceID := ""
+		for k, nl := 0, d.count(len(d.s)); k < nl && d.err == nil; k++ {
+			name, val := d.str(), d.str()
+			if name == "trace_id" {
+				traceID = val
+			}
+		}
+		if prev < p.Start || prev >= p.End || (p.TraceID != "" && traceID != p.TraceID) {
+			continue
+		}
+		if p.LineFilter != nil && !p.LineFilter(line) {
+			skippedLines++
+			skippedBytes += int64(len(line))
+			continue
+		}
+		rawMeta := before[:len(before)-len(d.s)]
+		if rawMeta != prevRaw {
+			md := decbuf{s: rawMeta}
+			prevMeta, prevRaw = md.labels(&sb), rawMeta
+		}
+		es = append(es, logql.Entry{Timestamp: prev, Line: line, Metadata: prevMeta})
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode chunk: %w", d.err)
+	}
+	if p.Skipped != nil && skippedLines > 0 {
+		p.Skipped(skippedLines, skippedBytes)
+	}
+	return es, nil
 }
 
 // bloom is a fixed-size bloom filter of a chunk's trace ids. Its first byte is the number of probes, so the
@@ -97,7 +160,7 @@ func (b bloom) has(s string) bool {
 	return true
 }
 
-// chunkCache keeps decoded chunks, bounded by their line bytes, with CLOCK-style eviction.
+// chunkCache keeps decompressed chunk payloads, bounded by their line bytes, with CLOCK-style eviction.
 type chunkCache struct {
 	mu    sync.Mutex
 	max   int
@@ -107,25 +170,25 @@ type chunkCache struct {
 }
 
 type cacheItem struct {
-	es   []logql.Entry
+	raw  string
 	size int
 	used bool
 }
 
 func newChunkCache(max int) *chunkCache { return &chunkCache{max: max, items: map[string]*cacheItem{}} }
 
-func (c *chunkCache) get(k string) ([]logql.Entry, bool) {
+func (c *chunkCache) get(k string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[k]
 	if !ok {
-		return nil, false
+		return "", false
 	}
 	it.used = true
-	return it.es, true
+	return it.raw, true
 }
 
-func (c *chunkCache) put(k string, es []logql.Entry, size int) {
+func (c *chunkCache) put(k string, raw string, size int) {
 	if size > c.max/4 {
 		return
 	}
@@ -149,7 +212,7 @@ func (c *chunkCache) put(k string, es []logql.Entry, size int) {
 		c.size -= it.size
 		delete(c.items, victim)
 	}
-	c.items[k] = &cacheItem{es: es, size: size}
+	c.items[k] = &cacheItem{raw: raw, size: size}
 	c.order = append(c.order, k)
 	c.size += size
 }

@@ -41,3 +41,19 @@ func TestChunkRoundTrip(t *testing.T) {
 		t.Fatal("corrupt chunk decoded")
 	}
 }
+
+// FuzzDecodeStored feeds arbitrary bytes to the WAL record and chunk payload decoders, which read files that a
+// crash or a bad disk may have damaged.
+func FuzzDecodeStored(f *testing.F) {
+	es := []logql.Entry{{Timestamp: 1, Line: "a", Metadata: labels.FromStrings("trace_id", "t")}, {Timestamp: 2, Line: "b", Metadata: labels.FromStrings("trace_id", "t")}}
+	f.Add(encodeWALRecord(&walRecord{tenant: "x", streams: []walStream{{labels: labels.FromStrings("a", "b"), entries: es}}}))
+	var e encbuf
+	e.labels(labels.FromStrings("a", "b"))
+	e.entries(es)
+	f.Add(e.b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeWALRecord(b)
+		_, _ = decodeSelected(string(b), &logql.SelectParams{End: 1 << 62, TraceID: "t", LineFilter: func(string) bool { return true }})
+		_, _, _ = decodeChunk(append(append([]byte(nil), chunkMagic...), b...))
+	})
+}

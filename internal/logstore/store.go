@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"path"
 	"runtime"
@@ -596,7 +597,11 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				}
 				go func(j *chunkJob) {
 					defer func() { <-sem }()
-					es, err := q.s.loadChunk(ctx, j.meta)
+					raw, err := q.s.loadChunkRaw(ctx, j.meta)
+					var es []logql.Entry
+					if err == nil {
+						es, err = decodeSelected(raw, &p)
+					}
 					j.res <- chunkResult{es: es, err: err}
 				}(j)
 			}
@@ -638,26 +643,35 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	return nil
 }
 
-func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, error) {
-	if es, ok := s.cache.get(c.Key); ok {
-		return es, nil
+// loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
+func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
+	if raw, ok := s.cache.get(c.Key); ok {
+		return raw, nil
 	}
 	rc, err := s.bkt.Get(ctx, c.Key)
 	if err != nil {
-		return nil, fmt.Errorf("get chunk %s: %w", c.Key, err)
+		return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
 	}
 	defer rc.Close()
-	buf := make([]byte, 0, c.Size)
-	b, err := readAll(rc, buf)
+	b, err := readAll(rc, make([]byte, 0, c.Size))
 	if err != nil {
-		return nil, fmt.Errorf("read chunk %s: %w", c.Key, err)
+		return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
 	}
-	_, es, err := decodeChunk(b)
+	raw, err := decompressChunk(b)
 	if err != nil {
-		return nil, fmt.Errorf("chunk %s: %w", c.Key, err)
+		return "", fmt.Errorf("chunk %s: %w", c.Key, err)
 	}
-	s.cache.put(c.Key, es, c.Bytes+len(es)*64)
-	return es, nil
+	s.cache.put(c.Key, raw, len(raw))
+	return raw, nil
+}
+
+// loadChunk returns every entry of a chunk.
+func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, error) {
+	raw, err := s.loadChunkRaw(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSelected(raw, &logql.SelectParams{Start: math.MinInt64, End: math.MaxInt64})
 }
 
 // Labels returns label names of a tenant's streams with data in [start, end).
