@@ -1,6 +1,7 @@
 package metricstoreext
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -85,8 +88,27 @@ func TestExporterToAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	q := url.Values{"query": {`orders{job="app"}`}, "time": {now.Format(time.RFC3339)}}
-	for _, tc := range []struct{ org, want string }{{"team-a", `"9"`}, {"team-b", `[]`}} {
+	// Remote write through sprout_api, whose HTTP server decompresses snappy bodies itself.
+	wr := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "pushed"}},
+		Samples: []prompb.Sample{{Value: 3, Timestamp: now.UnixMilli()}}}}}
+	raw, _ := wr.Marshal()
+	req, _ := http.NewRequest("POST", "http://"+apiCfg.NetAddr.Endpoint+"/api/v1/push", bytes.NewReader(snappy.Encode(nil, raw)))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("X-Scope-OrgID", "team-a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("remote write through sprout_api: %d %s", resp.StatusCode, b)
+	}
+
+	q := url.Values{"query": {`orders{job="app"} + on() group_left pushed`}, "time": {now.Format(time.RFC3339)}}
+	for _, tc := range []struct{ org, want string }{{"team-a", `"12"`}, {"team-b", `[]`}} {
 		req, _ := http.NewRequest("GET", "http://"+apiCfg.NetAddr.Endpoint+"/prometheus/api/v1/query?"+q.Encode(), nil)
 		req.Header.Set("X-Scope-OrgID", tc.org)
 		resp, err := http.DefaultClient.Do(req)
@@ -106,7 +128,7 @@ func TestExporterToAPI(t *testing.T) {
 		}
 	}
 	// Without X-Scope-OrgID the API answers 401, as Mimir does with multi-tenancy on.
-	resp, err := http.Get("http://" + apiCfg.NetAddr.Endpoint + "/api/v1/labels")
+	resp, err = http.Get("http://" + apiCfg.NetAddr.Endpoint + "/api/v1/labels")
 	if err != nil {
 		t.Fatal(err)
 	}

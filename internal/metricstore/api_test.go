@@ -32,6 +32,11 @@ func TestRemoteWriteV1AndQuery(t *testing.T) {
 	if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, req)); code != 204 {
 		t.Fatalf("POST /api/v1/write: %d %s", code, body)
 	}
+	// Behind sprout_api (confighttp), the body arrives already decompressed and without Content-Encoding.
+	raw, _ := (&prompb.WriteRequest{Timeseries: req.Timeseries[2:]}).Marshal()
+	if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, raw, "Content-Encoding", ""); code != 204 {
+		t.Fatalf("POST decompressed body: %d %s", code, body)
+	}
 	// Mimir's path takes the same payload; resending identical samples is not an error.
 	if code, body := post(t, srv.URL+"/api/v1/push", contentTypeV1, encodeV1(t, &prompb.WriteRequest{Timeseries: req.Timeseries[1:2]})); code != 204 {
 		t.Fatalf("POST /api/v1/push: %d %s", code, body)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Storage.Enabled = false
+	cfg.Storage.Filesystem.Dir = filepath.Join(cfg.DataDir, ".bucket")
 	return cfg
 }
 

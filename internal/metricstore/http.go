@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+
+	"github.com/klauspost/compress/snappy"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -104,6 +107,19 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	if path != "/api/v1/write" && path != "/api/v1/otlp/v1/metrics" {
 		t.router.ServeHTTP(w, r2)
 		return
+	}
+	if path == "/api/v1/write" && r.Header.Get("Content-Encoding") == "" {
+		// The body arrives decompressed when the server in front (sprout_api's confighttp) already undid the
+		// snappy encoding; Prometheus' handler only takes snappy, so encode it again (cheap next to decoding).
+		body, err := io.ReadAll(r2.Body)
+		if err != nil {
+			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r2.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, body)))
+		r2.ContentLength = -1
+		r2.Header = r.Header.Clone()
+		r2.Header.Set("Content-Encoding", "snappy")
 	}
 	// Writes: Prometheus' handlers answer 500 to errors they do not know; a refusal by a limit must answer the
 	// limit's status (400 or 429) instead, so the response is held until the handler is done.

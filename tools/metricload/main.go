@@ -72,8 +72,11 @@ func main() {
 						failures.Add(1)
 						continue
 					}
-					_, _ = io.Copy(io.Discard, resp.Body)
+					body, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
+					if resp.StatusCode/100 != 2 && failures.Load() == 0 {
+						fmt.Fprintf(os.Stderr, "first failure: %d %s\n", resp.StatusCode, body)
+					}
 					mine = append(mine, time.Since(t0))
 					requests.Add(1)
 					if resp.StatusCode/100 == 2 {
