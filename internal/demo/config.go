@@ -41,6 +41,8 @@ type Config struct {
 	BatchTimeout time.Duration
 	// Seed makes the random choices reproducible; 0 picks a time-based seed.
 	Seed int64
+	// ShutdownTimeout bounds the final flush when Run ends.
+	ShutdownTimeout time.Duration
 }
 
 // Defaults fills the zero fields with the values `sprout demo` uses.
@@ -56,6 +58,9 @@ func (c *Config) Defaults() {
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.Seed == 0 {
 		c.Seed = time.Now().UnixNano()

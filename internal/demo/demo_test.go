@@ -348,7 +348,7 @@ func keys[V any](m map[string]V) []string {
 // within its flush deadline.
 func TestRunStopsWithoutEndpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := New(ctx, Config{Endpoint: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), Rate: 100, BatchTimeout: 50 * time.Millisecond})
+	w, err := New(ctx, Config{Endpoint: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), Rate: 100, BatchTimeout: 50 * time.Millisecond, ShutdownTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 const instrumentationScope = "github.com/sprout-otel/sprout/internal/demo"
 
 // exportTimeout bounds one export attempt, so that shutdown against an unreachable endpoint ends in time.
-const exportTimeout = 5 * time.Second
+const exportTimeout = 5 * time.Second // also capped by the shutdown deadline's context
 
 // service is one instrumented demo service: its own providers, resource, and instruments, exactly as a separate
 // process instrumented with the SDK would have.

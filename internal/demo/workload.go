@@ -105,7 +105,7 @@ func (w *Workload) MetricsURL() string {
 // Requests is the number of frontend requests simulated so far.
 func (w *Workload) Requests() int64 { return w.requests.Load() }
 
-// Run sends traffic until ctx ends, then flushes every pipeline (bounded by a 10 s deadline) and returns.
+// Run sends traffic until ctx ends, then flushes every pipeline (bounded by Config.ShutdownTimeout) and returns.
 func (w *Workload) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	if w.server != nil {
@@ -130,7 +130,7 @@ loop:
 			timer.Reset(time.Duration(w.rng.ExpFloat64() / w.cfg.Rate * float64(time.Second)))
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
 	defer cancel()
 	return w.shutdown(sctx)
 }
