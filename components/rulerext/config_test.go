@@ -25,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 			if c.Metrics.String() != "sprout_metrics" || c.API.String() != "sprout_api" || !c.Alertmanager.Enabled {
 				t.Errorf("defaults = %+v", c)
 			}
-			if got := c.bucketConfig().Filesystem.Dir; got != "./data/ruler/bucket" {
+			if got := c.bucketConfig().Filesystem.Dir; got != filepath.Join("data", "ruler", "bucket") {
 				t.Errorf("default bucket dir = %q", got)
 			}
 		}},

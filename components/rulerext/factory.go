@@ -31,7 +31,7 @@ func createDefaultConfig() component.Config {
 		PollInterval:       time.Minute,
 		ResendDelay:        time.Minute,
 		ExternalURL:        "http://localhost:3200",
-		Storage:            bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: "./data/ruler/bucket"}},
+		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour},
 	}
 }

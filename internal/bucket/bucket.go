@@ -70,9 +70,8 @@ type S3Config struct {
 func (c *Config) Validate() error {
 	switch c.Backend {
 	case "", BackendFilesystem:
-		if c.Filesystem.Dir == "" {
-			return errors.New("filesystem.dir: must be set for the filesystem backend")
-		}
+		// An empty filesystem.dir is valid here: each store fills in a directory under its own data_dir
+		// before it opens the bucket, and New refuses one that is still empty.
 	case BackendS3:
 		if c.S3.Bucket == "" {
 			return errors.New("s3.bucket: must be set for the s3 backend")
@@ -119,6 +118,9 @@ func New(ctx context.Context, cfg Config, logger *zap.Logger) (Bucket, error) {
 		bkt objstore.Bucket
 		err error
 	)
+	if (cfg.Backend == "" || cfg.Backend == BackendFilesystem) && cfg.Filesystem.Dir == "" {
+		return nil, errors.New("bucket config: filesystem.dir: must be set for the filesystem backend")
+	}
 	switch cfg.Backend {
 	case BackendS3:
 		bkt, err = s3.NewBucketWithConfig(kitLogger{logger}, s3.Config{

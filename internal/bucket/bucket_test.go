@@ -156,6 +156,16 @@ func TestUnwritableDir(t *testing.T) {
 	}
 }
 
+func TestEmptyDirRefusedAtOpen(t *testing.T) {
+	if err := (&bucket.Config{}).Validate(); err != nil {
+		t.Fatalf("an empty filesystem.dir is filled in by the store, so Validate accepts it: %v", err)
+	}
+	_, err := bucket.New(context.Background(), bucket.Config{}, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "filesystem.dir") {
+		t.Fatalf("want an error naming filesystem.dir, got %v", err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -163,7 +173,6 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{"ok fs", bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: "d"}}, ""},
-		{"no dir", bucket.Config{}, "filesystem.dir"},
 		{"bad backend", bucket.Config{Backend: "gcs"}, "backend"},
 		{"no bucket", bucket.Config{Backend: "s3", S3: bucket.S3Config{Endpoint: "e"}}, "s3.bucket"},
 		{"scheme", bucket.Config{Backend: "s3", S3: bucket.S3Config{Bucket: "b", Endpoint: "http://e"}}, "s3.endpoint"},
