@@ -224,6 +224,13 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 			dps := sum.DataPoints()
 			dps.EnsureCapacity(len(list))
 			for _, s := range list {
+				if g.needsZero(s, now) {
+					zero := dps.AppendEmpty()
+					putLabels(zero.Attributes(), s.labels)
+					zero.SetStartTimestamp(pcommon.Timestamp(s.start))
+					zero.SetTimestamp(zeroAt(s, now))
+					zero.SetDoubleValue(0)
+				}
 				dp := dps.AppendEmpty()
 				putLabels(dp.Attributes(), s.labels)
 				dp.SetStartTimestamp(pcommon.Timestamp(s.start))
@@ -245,6 +252,14 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 			dps := h.DataPoints()
 			dps.EnsureCapacity(len(list))
 			for _, s := range list {
+				if g.needsZero(s, now) {
+					zero := dps.AppendEmpty()
+					putLabels(zero.Attributes(), s.labels)
+					zero.SetStartTimestamp(pcommon.Timestamp(s.start))
+					zero.SetTimestamp(zeroAt(s, now))
+					zero.ExplicitBounds().FromRaw(g.buckets[m])
+					zero.BucketCounts().FromRaw(make([]uint64, len(s.counts)))
+				}
 				dp := dps.AppendEmpty()
 				putLabels(dp.Attributes(), s.labels)
 				dp.SetStartTimestamp(pcommon.Timestamp(s.start))
@@ -265,6 +280,24 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 		}
 	}
 	return md
+}
+
+// needsZero reports whether s goes out for the first time, and marks it as gone out.
+func (g *Generator) needsZero(s *series, now pcommon.Timestamp) bool {
+	if s.emitted {
+		return false
+	}
+	s.emitted = true
+	return true
+}
+
+// zeroAt is when a new series' zero point sits: at its creation, or a millisecond before this emission for
+// a series created in it (an edge completed by expiry), so that it always precedes the value.
+func zeroAt(s *series, now pcommon.Timestamp) pcommon.Timestamp {
+	if start := pcommon.Timestamp(s.start); start < now-pcommon.Timestamp(time.Millisecond) {
+		return start
+	}
+	return now - pcommon.Timestamp(time.Millisecond)
 }
 
 func putLabels(m pcommon.Map, labels []labelPair) {

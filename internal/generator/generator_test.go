@@ -369,8 +369,9 @@ func TestActiveSeriesLimit(t *testing.T) {
 	for _, tm := range tms {
 		n += tm.Metrics.DataPointCount()
 	}
-	if n != wantActive {
-		t.Errorf("emitted %d points, want %d", n, wantActive)
+	// Each new series goes out with a zero point before its value (TestFirstEmissionStartsAtZero).
+	if n != 2*wantActive {
+		t.Errorf("emitted %d points, want %d", n, 2*wantActive)
 	}
 	// Staleness frees the slots for new series.
 	if err := g.Tick(t0.Add(cfg.StaleAfter)); err != nil {
@@ -446,5 +447,39 @@ func TestDefaultBuckets(t *testing.T) {
 	want := []float64{0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384}
 	if got := DefaultSpanMetricsBuckets(); !reflect.DeepEqual(got, want) {
 		t.Errorf("span metrics buckets = %v, want %v", got, want)
+	}
+}
+
+// TestFirstEmissionStartsAtZero checks that a new counter or histogram goes out with a zero point at its
+// creation before its first value, so that rate() and increase() see the first requests (a lone first sample
+// is only a baseline to PromQL), and that later emissions carry one point per series.
+func TestFirstEmissionStartsAtZero(t *testing.T) {
+	g := mustNew(t, testConfig())
+	if err := g.Consume(tenantA, t0, shopTrace(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Tick(t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	first := collectOne(t, g, t0.Add(time.Minute), tenantA)
+	calls := first[ser("traces_spanmetrics_calls_total", "service", "frontend", "span_name", "GET /", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_UNSET")]
+	edge := first[ser("traces_service_graph_request_total", "client", "frontend", "server", "backend")]
+	for name, s := range map[string]promSample{"calls": calls, "edge": edge} {
+		if s.points != 2 || s.first != 0 || s.v < 1 {
+			t.Errorf("%s: first emission = %d points, first %v, last %v; want a zero point then the value", name, s.points, s.first, s.v)
+		}
+	}
+	for k, s := range first {
+		if strings.HasSuffix(s.name, "_count") && s.points != 2 {
+			t.Errorf("%s: %d points in the first emission, want 2", k, s.points)
+		}
+	}
+	if err := g.Consume(tenantA, t0.Add(time.Minute), shopTrace(2)); err != nil {
+		t.Fatal(err)
+	}
+	for k, s := range collectOne(t, g, t0.Add(2*time.Minute), tenantA) {
+		if s.points != 1 {
+			t.Errorf("%s: %d points in a later emission, want 1", k, s.points)
+		}
 	}
 }

@@ -79,21 +79,32 @@ type promSample struct {
 	ls        labels.Labels
 	v         float64
 	exemplars []promexemplar.Exemplar
+	t         int64   // timestamp of the newest point
+	points    int     // how many points the series had in this emission
+	first     float64 // the value of its first point
 }
 
 type captureAppender struct{ samples map[string]promSample }
 
-func (a *captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, _ int64, v float64, h *histogram.Histogram,
+func (a *captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram,
 	fh *histogram.FloatHistogram, opts storage.AppendV2Options,
 ) (storage.SeriesRef, error) {
 	if h != nil || fh != nil {
 		return 0, fmt.Errorf("unexpected native histogram sample for %s", ls)
 	}
 	k := ls.String()
-	if _, dup := a.samples[k]; dup {
-		return 0, fmt.Errorf("duplicate series %s", k)
+	if prev, dup := a.samples[k]; dup {
+		// A series may carry a zero point at its start before its value; anything else is a duplicate.
+		if t <= prev.t {
+			return 0, fmt.Errorf("duplicate series %s at %d (previous point at %d)", k, t, prev.t)
+		}
+		prev.v, prev.t, prev.points = v, t, prev.points+1
+		prev.exemplars = append(prev.exemplars, opts.Exemplars...)
+		a.samples[k] = prev
+		return 1, nil
 	}
-	a.samples[k] = promSample{name: ls.Get("__name__"), ls: ls.Copy(), v: v, exemplars: append([]promexemplar.Exemplar(nil), opts.Exemplars...)}
+	a.samples[k] = promSample{name: ls.Get("__name__"), ls: ls.Copy(), v: v, t: t, points: 1, first: v,
+		exemplars: append([]promexemplar.Exemplar(nil), opts.Exemplars...)}
 	return 1, nil
 }
 func (a *captureAppender) Commit() error   { return nil }

@@ -89,6 +89,10 @@ type series struct {
 	sum    float64
 	count  uint64
 	ex     exemplar // the newest observation since the last emission
+	// emitted is set once the series has gone out; until then emit writes a zero point at its start first,
+	// so that rate() and increase() count the first observations (a counter's first sample is otherwise only
+	// a baseline), as Tempo's generator does.
+	emitted bool
 	// linked are the series that always share this one's labels and updates (latency and size for calls,
 	// server and client seconds for request_total): one key lookup serves all three.
 	linked [2]*series

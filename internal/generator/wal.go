@@ -161,6 +161,13 @@ func (g *Generator) openWAL() error {
 	}
 	g.wal = &wal{dir: dir, seq: seq, f: f, size: end, sync: g.cfg.WAL.Sync == SyncAlways}
 	removeOtherLogs(dir, seq, g.logger)
+	// Restored series were emitted before the restart, so their zero point is already stored; emitting it
+	// again would land before samples the metrics store already has.
+	for _, t := range g.tenants {
+		for _, s := range t.series {
+			s.emitted = true
+		}
+	}
 	if replayed > 0 || len(cp) > 0 {
 		g.logger.Info("generator state restored", zap.Int("replayed_records", replayed),
 			zap.Int("active_series", g.active))
