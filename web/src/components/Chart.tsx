@@ -70,13 +70,15 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
     };
     // Exemplars share the y scale: widen it so that they are visible even above the series.
     const exVals = (exemplars ?? []).map((e) => e.value).filter(Number.isFinite);
+    // And the time scale: an exemplar can fall between the query's first step and the series' first point.
+    const exTimes = (exemplars ?? []).map((e) => e.timeMs / 1000).filter(Number.isFinite);
     const opts: uPlot.Options = {
       width: host.clientWidth || 800,
       height,
       legend: { show: series.length <= 12 },
       cursor: { drag: { x: true, y: false } },
       scales: {
-        x: { time: true },
+        x: { time: true, range: (_u, min, max) => [Math.min(min ?? Infinity, ...exTimes), Math.max(max ?? -Infinity, ...exTimes)] },
         y: { range: (_u, min, max) => {
           const lo = Math.min(min ?? 0, ...exVals, bars ? 0 : Infinity), hi = Math.max(max ?? 1, ...exVals);
           const pad = (hi - lo) * 0.05 || 1;
