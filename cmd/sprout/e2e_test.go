@@ -203,6 +203,9 @@ func startCollector(t *testing.T, uri, readyURL string) {
 	t.Helper()
 	set := distribution.Settings("test", uri)
 	set.DisableGracefulShutdown = true
+	// Several Collectors run in this one test process; each would replace gRPC's global logger while the
+	// others' servers log through it (a data race inside the Collector), so none of them sets it.
+	set.SkipSettingGRPCLogger = true
 	col, err := otelcol.NewCollector(set)
 	if err != nil {
 		t.Fatal(err)
