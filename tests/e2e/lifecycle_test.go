@@ -80,3 +80,36 @@ func TestBadConfigExits(t *testing.T) {
 		}
 	}
 }
+
+// TestUnwritableDataDir starts the default config on a data directory that cannot be created: the binary must
+// exit non-zero with a message that names the directory, not panic.
+func TestUnwritableDataDir(t *testing.T) {
+	env, _ := defaultEnv(t)
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(blocker, "data") // a path under a regular file: not creatable, even as root
+	env = append(env, "SPROUT_DATA="+bad)
+	cmd := exec.Command(sproutBin)
+	cmd.Env = append(os.Environ(), env...)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("sprout kept running on an unwritable data directory")
+	}
+	if err == nil {
+		t.Fatal("exit 0 on an unwritable data directory")
+	}
+	if !strings.Contains(string(out), bad) {
+		t.Errorf("output does not name %s:\n%s", bad, tail(string(out), 1500))
+	}
+	if strings.Contains(string(out), "panic:") {
+		t.Errorf("panicked:\n%s", tail(string(out), 3000))
+	}
+}
