@@ -154,7 +154,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	s.wal = w
 	start := time.Now()
-	n, err := w.replay(func(b []byte) error {
+	n, damaged, err := w.replay(func(b []byte) error {
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -174,6 +174,9 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	if err != nil {
 		_ = w.close()
 		return nil, err
+	}
+	for _, d := range damaged {
+		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
 	}
 	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
 	return s, nil
