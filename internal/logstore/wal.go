@@ -132,20 +132,37 @@ func (w *wal) append(payload []byte) error {
 	_, _ = w.w.Write(hdr[:])
 	_, _ = w.w.Write(payload)
 	// The write reaches the kernel before we answer: this survives kill -9 of the process.
-	err := w.w.Flush()
+	if err := w.w.Flush(); err != nil {
+		// A full disk (or any write error) may leave part of the record in the file, and bufio keeps the error
+		// for every later write. Cut the file back to the last whole record and reset the buffer, so that the
+		// WAL takes writes again once there is space and replay never stops at this record.
+		w.recoverLocked()
+		w.mu.Unlock()
+		return fmt.Errorf("write WAL: %w", err)
+	}
 	n := uint64(len(payload) + 8)
 	w.size += int64(n)
 	w.writ += n
 	mine := w.writ
 	f := w.f
 	w.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write WAL: %w", err)
-	}
 	if w.cfg.Fsync == FsyncAlways {
 		return w.syncUpTo(mine, f)
 	}
 	return nil
+}
+
+// recoverLocked undoes a failed append: it truncates the segment to its last whole record, or, if that fails,
+// moves on to a new segment (the partial record then ends the old one, with nothing acknowledged after it).
+func (w *wal) recoverLocked() {
+	w.w.Reset(w.f)
+	if err := w.f.Truncate(w.size); err == nil {
+		return
+	}
+	old := w.f
+	if err := w.openSegment(w.seq + 1); err == nil {
+		_ = old.Close()
+	}
 }
 
 // syncUpTo fsyncs unless another caller's fsync already covered offset: concurrent pushes share one fsync.

@@ -24,7 +24,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // This file holds the writers and readers the fault, tenancy and security tests share: each writer records
@@ -213,7 +215,7 @@ func (c *client) sendTraces(ctx context.Context, addr, prefix string, cycle int,
 		if err == nil {
 			a.add(&a.traces, hex.EncodeToString(tid[:]))
 		} else {
-			a.refuse("traces: " + grpcCode(err))
+			a.refuse("traces: " + grpcCode(err) + grpcMessage(err))
 			pause(ctx, 20*time.Millisecond)
 		}
 	}
@@ -225,6 +227,15 @@ func pause(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// grpcMessage is the start of the status message of a refusal the server answered (not of a dead connection).
+func grpcMessage(err error) string {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() == codes.Unavailable && strings.Contains(st.Message(), "connection") {
+		return ""
+	}
+	return " " + firstLine(st.Message())
 }
 
 func grpcCode(err error) string {
