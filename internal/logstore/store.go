@@ -56,6 +56,8 @@ type Store struct {
 	mu       sync.RWMutex
 	tenants  map[string]*tenantDB
 
+	damaged sync.Map // chunk key -> struct{}: chunks already reported undecodable
+
 	tailMu  sync.Mutex
 	tailers map[*Tailer]struct{}
 
@@ -615,6 +617,13 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(r.err)) {
 					continue // deleted by retention or compaction while we looked
 				}
+				if errors.Is(r.err, errDamagedChunk) {
+					// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
+					if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
+						q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(r.err))
+					}
+					continue
+				}
 				return r.err
 			}
 			for _, e := range r.es {
@@ -641,6 +650,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	return nil
 }
 
+// errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
+var errDamagedChunk = errors.New("damaged chunk")
+
 func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, error) {
 	if es, ok := s.cache.get(c.Key); ok {
 		return es, nil
@@ -657,7 +669,7 @@ func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, err
 	}
 	_, es, err := decodeChunk(b)
 	if err != nil {
-		return nil, fmt.Errorf("chunk %s: %w", c.Key, err)
+		return nil, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
 	s.cache.put(c.Key, es, c.Bytes+len(es)*64)
 	return es, nil
