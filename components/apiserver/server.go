@@ -146,11 +146,12 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.mux))
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(restoreSnappy(s.mux)))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)
 	}
+	srv.Handler = hideSnappy(srv.Handler)
 	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -226,6 +227,34 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		"ready":        len(s.readiness()) == 0,
 		"problems":     s.readiness(),
 		"multitenancy": s.cfg.MultitenancyEnabled,
+	})
+}
+
+// snappyHeader carries "Content-Encoding: snappy" past the Collector's HTTP server middleware.
+const snappyHeader = "X-Sprout-Content-Encoding-Snappy"
+
+// hideSnappy hides "Content-Encoding: snappy" from the Collector's decompression middleware, which would decode
+// the body and drop the header: Prometheus remote write (and Loki's protobuf push) send snappy block bodies that
+// their handlers decode themselves, and treat a body without the header as snappy too, so a body decoded twice
+// fails with "s2: corrupt input". restoreSnappy puts the header back inside.
+func hideSnappy(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del(snappyHeader)
+		if strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
+			r.Header.Del("Content-Encoding")
+			r.Header.Set(snappyHeader, "1")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func restoreSnappy(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(snappyHeader) != "" {
+			r.Header.Del(snappyHeader)
+			r.Header.Set("Content-Encoding", "snappy")
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

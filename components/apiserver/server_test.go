@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/snappy"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confignet"
 	"go.opentelemetry.io/collector/extension/extensiontest"
@@ -16,7 +19,9 @@ import (
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
-type host struct{ ext map[component.ID]component.Component }
+type host struct {
+	ext map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
 
@@ -150,5 +155,48 @@ func TestValidate(t *testing.T) {
 	cfg.NetAddr.Endpoint = "nonsense"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "endpoint") {
 		t.Fatalf("want endpoint error, got %v", err)
+	}
+}
+
+// TestSnappyBodyReachesHandler checks that a remote write body (Content-Encoding: snappy, block format) reaches
+// the handler still compressed and with its header, while gzip is still decoded by the Collector's middleware:
+// Prometheus' write handler decodes snappy itself and fails on a body decoded twice.
+func TestSnappyBodyReachesHandler(t *testing.T) {
+	s := start(t, nil)
+	base := "http://" + s.Addr()
+	s.HandleFunc("POST /api/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, r.Header.Get("Content-Encoding")+"|"+r.Header.Get(snappyHeader)+"|"+string(b))
+	})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("plain"))
+	_ = zw.Close()
+	for _, tc := range []struct {
+		name, enc string
+		body      []byte
+		hdr       map[string]string
+		want      string
+	}{
+		{"snappy kept", "snappy", snappy.Encode(nil, []byte("hello hello hello")), nil, "snappy||" + string(snappy.Encode(nil, []byte("hello hello hello")))},
+		{"gzip decoded", "gzip", gz.Bytes(), nil, "||plain"},
+		{"private header from a client is dropped", "", []byte("raw"), map[string]string{snappyHeader: "1"}, "||raw"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/echo", bytes.NewReader(tc.body))
+		if tc.enc != "" {
+			req.Header.Set("Content-Encoding", tc.enc)
+		}
+		for k, v := range tc.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != tc.want {
+			t.Errorf("%s: %d %q, want %q", tc.name, resp.StatusCode, b, tc.want)
+		}
 	}
 }

@@ -57,6 +57,8 @@ type Store struct {
 	mu       sync.RWMutex
 	tenants  map[string]*tenantDB
 
+	damaged sync.Map // chunk key -> struct{}: chunks already reported undecodable
+
 	tailMu  sync.Mutex
 	tailers map[*Tailer]struct{}
 
@@ -155,7 +157,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	s.wal = w
 	start := time.Now()
-	n, err := w.replay(func(b []byte) error {
+	n, damaged, err := w.replay(func(b []byte) error {
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -175,6 +177,9 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	if err != nil {
 		_ = w.close()
 		return nil, err
+	}
+	for _, d := range damaged {
+		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
 	}
 	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
 	return s, nil
@@ -600,7 +605,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 					raw, err := q.s.loadChunkRaw(ctx, j.meta)
 					var es []logql.Entry
 					if err == nil {
-						es, err = decodeSelected(raw, &p)
+						if es, err = decodeSelected(raw, &p); err != nil {
+							err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+						}
 					}
 					j.res <- chunkResult{es: es, err: err}
 				}(j)
@@ -616,6 +623,13 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 			if r.err != nil {
 				if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(r.err)) {
 					continue // deleted by retention or compaction while we looked
+				}
+				if errors.Is(r.err, errDamagedChunk) {
+					// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
+					if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
+						q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(r.err))
+					}
+					continue
 				}
 				return r.err
 			}
@@ -643,6 +657,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	return nil
 }
 
+// errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
+var errDamagedChunk = errors.New("damaged chunk")
+
 // loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
 func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
 	if raw, ok := s.cache.get(c.Key); ok {
@@ -659,7 +676,7 @@ func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) 
 	}
 	raw, err := decompressChunk(b)
 	if err != nil {
-		return "", fmt.Errorf("chunk %s: %w", c.Key, err)
+		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
 	s.cache.put(c.Key, raw, len(raw))
 	return raw, nil

@@ -132,20 +132,37 @@ func (w *wal) append(payload []byte) error {
 	_, _ = w.w.Write(hdr[:])
 	_, _ = w.w.Write(payload)
 	// The write reaches the kernel before we answer: this survives kill -9 of the process.
-	err := w.w.Flush()
+	if err := w.w.Flush(); err != nil {
+		// A full disk (or any write error) may leave part of the record in the file, and bufio keeps the error
+		// for every later write. Cut the file back to the last whole record and reset the buffer, so that the
+		// WAL takes writes again once there is space and replay never stops at this record.
+		w.recoverLocked()
+		w.mu.Unlock()
+		return fmt.Errorf("write WAL: %w", err)
+	}
 	n := uint64(len(payload) + 8)
 	w.size += int64(n)
 	w.writ += n
 	mine := w.writ
 	f := w.f
 	w.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write WAL: %w", err)
-	}
 	if w.cfg.Fsync == FsyncAlways {
 		return w.syncUpTo(mine, f)
 	}
 	return nil
+}
+
+// recoverLocked undoes a failed append: it truncates the segment to its last whole record, or, if that fails,
+// moves on to a new segment (the partial record then ends the old one, with nothing acknowledged after it).
+func (w *wal) recoverLocked() {
+	w.w.Reset(w.f)
+	if err := w.f.Truncate(w.size); err == nil {
+		return
+	}
+	old := w.f
+	if err := w.openSegment(w.seq + 1); err == nil {
+		_ = old.Close()
+	}
 }
 
 // syncUpTo fsyncs unless another caller's fsync already covered offset: concurrent pushes share one fsync.
@@ -265,12 +282,14 @@ func (w *wal) writeCheckpoint(n int, records [][]byte) error {
 	return nil
 }
 
-// replay calls fn with every record of the latest checkpoint and the segments after it. A torn or corrupt tail
-// (from a crash mid-write) ends that segment's replay; it is not an error.
-func (w *wal) replay(fn func([]byte) error) (records int, err error) {
+// replay calls fn with every record of the latest checkpoint and the segments after it. A torn tail (from a
+// crash mid-write) ends that segment's replay; it is not an error. A complete record that fails its checksum is
+// damage on disk: it also ends that file's replay (the next files still replay) and is returned in damaged, for
+// the store to report.
+func (w *wal) replay(fn func([]byte) error) (records int, damaged []string, err error) {
 	segs, cp, err := w.listing()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	files := []string{}
 	if cp > 0 {
@@ -282,43 +301,53 @@ func (w *wal) replay(fn func([]byte) error) (records int, err error) {
 		}
 	}
 	for _, name := range files {
-		n, err := replayFile(filepath.Join(w.dir, name), fn)
+		p := filepath.Join(w.dir, name)
+		n, end, corrupt, err := replayFile(p, fn)
 		records += n
 		if err != nil {
-			return records, fmt.Errorf("replay %s: %w", name, err)
+			return records, damaged, fmt.Errorf("replay %s: %w", name, err)
+		}
+		if corrupt {
+			var lost int64
+			if fi, err := os.Stat(p); err == nil {
+				lost = fi.Size() - end
+			}
+			damaged = append(damaged, fmt.Sprintf("%s: record at offset %d fails its checksum, %d bytes after it not replayed", p, end, lost))
 		}
 	}
-	return records, nil
+	return records, damaged, nil
 }
 
-func replayFile(path string, fn func([]byte) error) (int, error) {
+// replayFile returns the records replayed, the offset where replay stopped, and whether it stopped at a
+// complete but corrupt record (rather than at the end or at a torn last record).
+func replayFile(path string, fn func([]byte) error) (n int, end int64, corrupt bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, false, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
-	n := 0
 	var hdr [8]byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return n, nil
+			return n, end, false, nil
 		}
 		l := binary.LittleEndian.Uint32(hdr[:4])
 		if l > 1<<30 {
-			return n, nil
+			return n, end, true, nil
 		}
 		buf := make([]byte, l)
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return n, nil
+			return n, end, false, nil
 		}
 		if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return n, nil
+			return n, end, true, nil
 		}
 		if err := fn(buf); err != nil {
-			return n, err
+			return n, end, false, err
 		}
 		n++
+		end += 8 + int64(l)
 	}
 }
 

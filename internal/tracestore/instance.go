@@ -3,6 +3,7 @@ package tracestore
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -57,7 +58,8 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 	var records, spans int
 	now := s.now()
 	for _, seq := range seqs {
-		n, torn, err := replaySegment(filepath.Join(dir, segName(seq)), func(payload []byte) error {
+		segPath := filepath.Join(dir, segName(seq))
+		n, end, tail, err := replaySegment(segPath, func(payload []byte) error {
 			rec, err := parseRecord(payload)
 			if err != nil {
 				return nil // a record that passed its CRC but does not decode: skip it, keep the rest
@@ -70,7 +72,16 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 			return nil, fmt.Errorf("tenant %s: replay WAL segment %d: %w", id, seq, err)
 		}
 		records += n
-		if torn {
+		switch tail {
+		case tailCorrupt:
+			var lost int64
+			if fi, err := os.Stat(segPath); err == nil {
+				lost = fi.Size() - end
+			}
+			s.logger.Error("WAL segment is corrupt: a record fails its checksum; the records after it in this segment are not replayed",
+				zap.String("tenant", id), zap.Uint64("segment", seq), zap.Int64("offset", end), zap.Int64("bytes_not_replayed", lost),
+				zap.Int("records_replayed", n))
+		case tailTorn:
 			s.logger.Warn("WAL segment ends in a partial record (the write in progress when the process stopped); it was never acknowledged",
 				zap.String("tenant", id), zap.Uint64("segment", seq))
 		}

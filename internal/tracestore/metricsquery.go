@@ -161,7 +161,9 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 			return true
 		})
 		if err != nil {
-			return nil, s.timeoutErr(err)
+			if err = s.skipDamaged(in.tenant, b, err); err != nil {
+				return nil, s.timeoutErr(err)
+			}
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
@@ -32,6 +33,21 @@ func (r TimeRange) overlaps(startNs, endNs uint64) bool {
 
 func (s *Store) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.cfg.Limits.QueryTimeout)
+}
+
+// skipDamaged decides what a query does with an error reading block b: a time-out or cancellation ends the
+// query; anything else (a checksum mismatch, an undecodable page, a missing object) means the block is damaged,
+// and the query goes on without it, so that one bad block cannot take every query down. The first failure of
+// each block is logged as an error.
+func (s *Store) skipDamaged(tenantID string, b *block, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if _, seen := s.damaged.LoadOrStore(b.meta.ULID, struct{}{}); !seen {
+		s.logger.Error("Trace block is unreadable; queries skip it", zap.String("tenant", tenantID),
+			zap.String("block", b.meta.ULID), zap.Error(err))
+	}
+	return nil
 }
 
 func (s *Store) timeoutErr(err error) error {
@@ -59,7 +75,9 @@ func (s *Store) TraceByID(ctx context.Context, tenantID string, id pcommon.Trace
 		}
 		found, err := in.findInBlock(ctx, b, id)
 		if err != nil {
-			return ptrace.Traces{}, s.timeoutErr(err)
+			if err = s.skipDamaged(in.tenant, b, err); err != nil {
+				return ptrace.Traces{}, s.timeoutErr(err)
+			}
 		}
 		spans = append(spans, found...)
 	}
@@ -255,7 +273,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			return more
 		})
 		if err != nil {
-			return nil, s.timeoutErr(err)
+			if err = s.skipDamaged(in.tenant, b, err); err != nil {
+				return nil, s.timeoutErr(err)
+			}
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
 		res.Metrics.CompletedJobs++
@@ -496,7 +516,9 @@ func (s *Store) TagValues(ctx context.Context, tenantID, tag string, q *traceql.
 			return more
 		})
 		if err != nil {
-			return nil, s.timeoutErr(err)
+			if err = s.skipDamaged(in.tenant, b, err); err != nil {
+				return nil, s.timeoutErr(err)
+			}
 		}
 		if !more {
 			break

@@ -53,6 +53,8 @@ type Store struct {
 	mu      sync.RWMutex
 	tenants map[string]*instance
 
+	damaged sync.Map // block ULID -> struct{}: blocks already reported unreadable
+
 	flushMu   sync.Mutex // one block write from memory at a time per store
 	compactMu sync.Mutex // one compaction at a time per store (it runs beside flushes)
 	wake      chan struct{}

@@ -21,8 +21,10 @@ import (
 //	uint32 little-endian payload length | uint32 little-endian CRC-32C of the payload | payload
 //
 // A payload is an OTLP ExportTraceServiceRequest (TracesData) in protobuf. A record is appended with one write(2)
-// before the batch is acknowledged. At replay a short or corrupt record ends the segment: it can only be the
-// tail being written when the process died, and that batch was never acknowledged.
+// before the batch is acknowledged. At replay a short record ends the segment: it can only be the tail
+// being written when the process died, and that batch was never acknowledged. A complete record with a bad CRC
+// is damage on disk: it also ends the segment's replay (later segments still replay), and is logged as an error
+// that names the segment, the offset and how many bytes were not replayed.
 
 const (
 	walHeaderSize = 8
@@ -74,12 +76,20 @@ func listSegments(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// replaySegment calls fn for every intact record of a segment. It returns the number of records and whether the
-// segment ended in a torn or corrupt record.
-func replaySegment(path string, fn func(payload []byte) error) (n int, torn bool, err error) {
+// Segment tails found at replay.
+const (
+	tailClean   = ""
+	tailTorn    = "torn"    // an incomplete last record: the write in progress when the process died, never acknowledged
+	tailCorrupt = "corrupt" // a complete record whose CRC does not match, or an absurd length: damage on disk
+)
+
+// replaySegment calls fn for every intact record of a segment. It returns the number of records, the offset
+// where replay stopped and how the segment ended: cleanly, in a torn last record, or in a corrupt one (whose
+// bytes from end on are not replayed).
+func replaySegment(path string, fn func(payload []byte) error) (n int, end int64, tail string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false, err
+		return 0, 0, tailClean, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
@@ -87,26 +97,27 @@ func replaySegment(path string, fn func(payload []byte) error) (n int, torn bool
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return n, false, nil
+				return n, end, tailClean, nil
 			}
-			return n, true, nil
+			return n, end, tailTorn, nil
 		}
 		size := binary.LittleEndian.Uint32(hdr[0:4])
 		sum := binary.LittleEndian.Uint32(hdr[4:8])
 		if size > maxRecordSize {
-			return n, true, nil
+			return n, end, tailCorrupt, nil
 		}
 		payload := make([]byte, size)
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return n, true, nil
+			return n, end, tailTorn, nil
 		}
 		if crc32.Checksum(payload, crcTable) != sum {
-			return n, true, nil
+			return n, end, tailCorrupt, nil
 		}
 		if err := fn(payload); err != nil {
-			return n, false, err
+			return n, end, tailClean, err
 		}
 		n++
+		end += walHeaderSize + int64(size)
 	}
 }
 
