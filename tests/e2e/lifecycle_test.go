@@ -106,8 +106,8 @@ func TestUnwritableDataDir(t *testing.T) {
 	if err == nil {
 		t.Fatal("exit 0 on an unwritable data directory")
 	}
-	if !strings.Contains(string(out), bad) {
-		t.Errorf("output does not name %s:\n%s", bad, tail(string(out), 1500))
+	if !strings.Contains(string(out), blocker) {
+		t.Errorf("output does not name %s:\n%s", blocker, tail(string(out), 1500))
 	}
 	if strings.Contains(string(out), "panic:") {
 		t.Errorf("panicked:\n%s", tail(string(out), 3000))

@@ -14,9 +14,9 @@ function valueItems(ctx: Extract<Context, { kind: 'value' }>, values: string[], 
   return rank(values, ctx.prefix).map((v) => ({ text: v, insert: ctx.quoted ? quoteValue(v) + '"' : v, detail }));
 }
 
-export async function suggestTraceQL(ctx: Context, signal: AbortSignal): Promise<Suggestion[]> {
+export async function suggestTraceQL(ctx: Context, _signal?: AbortSignal): Promise<Suggestion[]> {
   if (ctx.kind === 'label') {
-    const scopes = await cached('tempo:tags', async () => parseTempoTags(await tempo('/api/v2/search/tags', secs(), signal)));
+    const scopes = await cached('tempo:tags', async () => parseTempoTags(await tempo('/api/v2/search/tags', secs())));
     const all: Suggestion[] = [];
     for (const s of scopes) {
       for (const t of s.tags) {
@@ -31,7 +31,7 @@ export async function suggestTraceQL(ctx: Context, signal: AbortSignal): Promise
   if (ctx.kind === 'value') {
     if (ctx.label === 'status') return valueItems(ctx, ['error', 'ok', 'unset']);
     if (ctx.label === 'kind') return valueItems(ctx, ['server', 'client', 'producer', 'consumer', 'internal', 'unspecified']);
-    const vals = await cached(`tempo:values:${ctx.label}`, async () => parseTempoTagValues(await tempo(`/api/v2/search/tag/${encodeURIComponent(ctx.label)}/values`, secs(), signal)));
+    const vals = await cached(`tempo:values:${ctx.label}`, async () => parseTempoTagValues(await tempo(`/api/v2/search/tag/${encodeURIComponent(ctx.label)}/values`, secs())));
     const q = vals.filter((v) => (ctx.quoted ? v.type === 'string' : true));
     return rank(q.map((v) => v.value), ctx.prefix).map((v) => {
       const t = q.find((x) => x.value === v)!.type;
@@ -42,31 +42,33 @@ export async function suggestTraceQL(ctx: Context, signal: AbortSignal): Promise
   return [];
 }
 
-export async function suggestPromQL(ctx: Context, signal: AbortSignal): Promise<Suggestion[]> {
+// The fetches behind cached() are shared by every keystroke, so they must not carry one keystroke's abort
+// signal: the next keystroke would abort the request that it is itself waiting for, and no list would show.
+export async function suggestPromQL(ctx: Context, _signal?: AbortSignal): Promise<Suggestion[]> {
   if (ctx.kind === 'metric') {
-    const names = await cached('prom:names', async () => parseStringList(await prom('/api/v1/label/__name__/values', secs(), signal)));
+    const names = await cached('prom:names', async () => parseStringList(await prom('/api/v1/label/__name__/values', secs())));
     const fns = rank(PROMQL_FUNCTIONS, ctx.prefix, 10).filter((f) => ctx.prefix && f.startsWith(ctx.prefix));
     return [...fns.map((f) => ({ text: f, insert: f === 'by' || f === 'without' ? f + ' (' : f + '(', detail: 'function' })), ...rank(names, ctx.prefix).map((n) => ({ text: n, insert: n, detail: 'metric' }))];
   }
   if (ctx.kind === 'label') {
     const key = `prom:labels:${ctx.metric}`;
-    const names = await cached(key, async () => parseStringList(await prom('/api/v1/labels', { ...secs(), 'match[]': ctx.metric || undefined }, signal)));
+    const names = await cached(key, async () => parseStringList(await prom('/api/v1/labels', { ...secs(), 'match[]': ctx.metric || undefined })));
     return rank(names.filter((n) => n !== '__name__'), ctx.prefix).map((n) => ({ text: n, insert: n, detail: 'label' }));
   }
   if (ctx.kind === 'value') {
-    const vals = await cached(`prom:values:${ctx.label}:${ctx.metric}`, async () => parseStringList(await prom(`/api/v1/label/${encodeURIComponent(ctx.label)}/values`, { ...secs(), 'match[]': ctx.metric || undefined }, signal)));
+    const vals = await cached(`prom:values:${ctx.label}:${ctx.metric}`, async () => parseStringList(await prom(`/api/v1/label/${encodeURIComponent(ctx.label)}/values`, { ...secs(), 'match[]': ctx.metric || undefined })));
     return valueItems(ctx, vals);
   }
   return [];
 }
 
-export async function suggestLogQL(ctx: Context, signal: AbortSignal): Promise<Suggestion[]> {
+export async function suggestLogQL(ctx: Context, _signal?: AbortSignal): Promise<Suggestion[]> {
   if (ctx.kind === 'label') {
-    const names = await cached('loki:labels', async () => parseStringList(await loki('/loki/api/v1/labels', secs(), signal)));
+    const names = await cached('loki:labels', async () => parseStringList(await loki('/loki/api/v1/labels', secs())));
     return rank(names, ctx.prefix).map((n) => ({ text: n, insert: n, detail: 'label' }));
   }
   if (ctx.kind === 'value') {
-    const vals = await cached(`loki:values:${ctx.label}`, async () => parseStringList(await loki(`/loki/api/v1/label/${encodeURIComponent(ctx.label)}/values`, secs(), signal)));
+    const vals = await cached(`loki:values:${ctx.label}`, async () => parseStringList(await loki(`/loki/api/v1/label/${encodeURIComponent(ctx.label)}/values`, secs())));
     return valueItems(ctx, vals);
   }
   return [];
