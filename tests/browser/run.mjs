@@ -130,6 +130,9 @@ async function main() {
     await eventually('trace search', async () => (await getJSON(`/api/search?q=${encodeURIComponent(`{ resource.service.name = "${SVC.fe}" }`)}&start=${nowS() - 3600}&end=${nowS()}&limit=100`)).traces?.some((t) => t.traceID === traceId || t.traceID?.replace(/^0+/, '') === traceId.replace(/^0+/, '')));
     await eventually('logs of the trace', async () => (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(`{service_name=~".+"} | trace_id="${traceId}"`)}&start=${(nowS() - 3600)}000000000&end=${nowS() + 60}000000000&limit=10`)).data?.result?.length > 0);
     await eventually('test metric', async () => (await getJSON(`/api/v1/query?query=${METRIC}`)).data?.result?.length > 0);
+    // The generator emits its metrics periodically; the service graph page reads them once when it opens.
+    const edge = `sum(rate(traces_service_graph_request_total{server="${SVC.api}"}[5m])) > 0`;
+    await eventually('service graph metrics', async () => (await getJSON(`/api/v1/query?query=${encodeURIComponent(edge)}`)).data?.result?.length > 0);
   });
 
   const userDir = mkdtempSync(join(tmpdir(), 'sprout-ui-chromium-'));
