@@ -60,6 +60,8 @@ type client struct {
 	user, pass string
 	tlsConfig  *tls.Config
 	http       *http.Client
+	// pace is the pause between a writer's requests (0: as fast as the server answers).
+	pace time.Duration
 }
 
 func (c *client) httpClient() *http.Client {
@@ -212,6 +214,7 @@ func (c *client) sendTraces(ctx context.Context, addr, prefix string, cycle int,
 		rctx, cancel := context.WithTimeout(c.grpcContext(context.Background()), 5*time.Second)
 		_, err := cl.Export(rctx, ptraceotlp.NewExportRequestFromTraces(td))
 		cancel()
+		pause(ctx, c.pace)
 		if err == nil {
 			a.add(&a.traces, hex.EncodeToString(tid[:]))
 		} else {
@@ -223,6 +226,9 @@ func (c *client) sendTraces(ctx context.Context, addr, prefix string, cycle int,
 
 // pause waits d or until ctx ends: back-off after a refusal, so a dead server is not hammered.
 func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
@@ -266,6 +272,7 @@ func (c *client) sendSamples(ctx context.Context, api, metric string, cycle int,
 			Labels:  []prompb.Label{{Name: "__name__", Value: metric}, {Name: "i", Value: id}},
 			Samples: []prompb.Sample{{Value: float64(i), Timestamp: time.Now().UnixMilli()}},
 		})
+		pause(ctx, c.pace)
 		if code/100 == 2 {
 			a.add(&a.samples, id)
 		} else {
@@ -286,6 +293,7 @@ func (c *client) sendLines(ctx context.Context, api, job string, cycle int, a *a
 	for i := 0; ctx.Err() == nil; i++ {
 		line := fmt.Sprintf("%s cycle %d line %d", job, cycle, i)
 		code, body := c.pushLine(api, job, line)
+		pause(ctx, c.pace)
 		if code/100 == 2 {
 			a.add(&a.lines, line)
 		} else {
