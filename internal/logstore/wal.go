@@ -326,6 +326,10 @@ func replayFile(path string, fn func([]byte) error) (n int, end int64, corrupt b
 		return 0, 0, false, err
 	}
 	defer f.Close()
+	var size int64 = -1
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var hdr [8]byte
 	for {
@@ -335,6 +339,9 @@ func replayFile(path string, fn func([]byte) error) (n int, end int64, corrupt b
 		l := binary.LittleEndian.Uint32(hdr[:4])
 		if l > 1<<30 {
 			return n, end, true, nil
+		}
+		if size >= 0 && int64(l) > size-end-8 {
+			return n, end, false, nil // runs past the end of the file: a torn tail; do not allocate for it
 		}
 		buf := make([]byte, l)
 		if _, err := io.ReadFull(r, buf); err != nil {

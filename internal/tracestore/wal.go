@@ -92,6 +92,10 @@ func replaySegment(path string, fn func(payload []byte) error) (n int, end int64
 		return 0, 0, tailClean, err
 	}
 	defer f.Close()
+	var fileSize int64 = -1
+	if fi, err := f.Stat(); err == nil {
+		fileSize = fi.Size()
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var hdr [walHeaderSize]byte
 	for {
@@ -105,6 +109,9 @@ func replaySegment(path string, fn func(payload []byte) error) (n int, end int64
 		sum := binary.LittleEndian.Uint32(hdr[4:8])
 		if size > maxRecordSize {
 			return n, end, tailCorrupt, nil
+		}
+		if fileSize >= 0 && int64(size) > fileSize-end-walHeaderSize {
+			return n, end, tailTorn, nil // runs past the end of the file; do not allocate for it
 		}
 		payload := make([]byte, size)
 		if _, err := io.ReadFull(r, payload); err != nil {
