@@ -59,17 +59,17 @@ type client struct {
 	tenant     string
 	user, pass string
 	tlsConfig  *tls.Config
+	once       sync.Once
 	http       *http.Client
 	// pace is the pause between a writer's requests (0: as fast as the server answers).
 	pace time.Duration
 }
 
 func (c *client) httpClient() *http.Client {
-	if c.http != nil {
-		return c.http
-	}
-	tr := &http.Transport{TLSClientConfig: c.tlsConfig, MaxIdleConnsPerHost: 8}
-	c.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	c.once.Do(func() {
+		tr := &http.Transport{TLSClientConfig: c.tlsConfig, MaxIdleConnsPerHost: 8}
+		c.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	})
 	return c.http
 }
 
