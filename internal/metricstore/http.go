@@ -130,6 +130,10 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		http.Error(w, le.Error(), le.Status)
 		return
 	}
+	if rec.status == http.StatusInternalServerError && path == "/api/v1/otlp/v1/metrics" && strings.Contains(rec.body.String(), "unsupported metric type") {
+		// A metric with no data (type Empty) is the sender's mistake, and a 500 would make it retry forever.
+		rec.status = http.StatusBadRequest
+	}
 	if rec.status == http.StatusBadRequest {
 		rec.explainDecodeError(path)
 	}
