@@ -28,16 +28,15 @@ type Route struct {
 // maxRuleGroupBytes bounds an uploaded rule group.
 const maxRuleGroupBytes = 1 << 20
 
-// Routes returns the ruler's HTTP routes: the Mimir/Cortex ruler configuration API under
-// /prometheus/config/v1/rules and /api/v1/rules/{namespace}, and Prometheus' rules and alerts API under
-// /api/v1 and /prometheus/api/v1.
+// Routes returns the ruler's HTTP routes: the Mimir/Cortex ruler configuration API for PromQL rules under
+// /prometheus/config/v1/rules and /api/v1/rules/{namespace}, Loki's for LogQL rules under /loki/api/v1/rules,
+// and Prometheus' rules and alerts API (both languages, each group marked with its language) under /api/v1
+// and /prometheus/api/v1.
 func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
-	h := &apiHandler{r: r, tenant: tenantOf}
 	var out []Route
 	add := func(p string, f http.HandlerFunc) { out = append(out, Route{Pattern: p, Handler: f}) }
-	for _, base := range []string{"/prometheus/config/v1/rules", "/api/v1/rules"} {
-		if base == "/prometheus/config/v1/rules" {
-			// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives only under the Mimir prefix.
+	config := func(h *configAPI, base string, list bool) {
+		if list {
 			add("GET "+base, h.listRules)
 		}
 		add("GET "+base+"/{namespace}", h.getNamespace)
@@ -46,6 +45,13 @@ func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 		add("DELETE "+base+"/{namespace}", h.deleteNamespace)
 		add("DELETE "+base+"/{namespace}/{group}", h.deleteGroup)
 	}
+	mimir := &configAPI{r: r, lang: PromQL, tenant: tenantOf}
+	config(mimir, "/prometheus/config/v1/rules", true)
+	// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives only under the Mimir prefix.
+	config(mimir, "/api/v1/rules", false)
+	// Loki answers 404 to a listing without groups, as cortextool expects of it.
+	config(&configAPI{r: r, lang: LogQL, tenant: tenantOf, emptyListNotFound: true}, "/loki/api/v1/rules", true)
+	h := &apiHandler{r: r, tenant: tenantOf}
 	for _, base := range []string{"/api/v1", "/prometheus/api/v1"} {
 		add("GET "+base+"/rules", h.promRules)
 		add("GET "+base+"/alerts", h.promAlerts)
@@ -56,6 +62,15 @@ func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 type apiHandler struct {
 	r      *Ruler
 	tenant TenantFunc
+}
+
+// configAPI is the rule configuration API of one language: Mimir's and Cortex's for PromQL, Loki's for LogQL.
+// They differ only in their paths, the store behind them and how an empty listing is answered.
+type configAPI struct {
+	r                 *Ruler
+	lang              Lang
+	tenant            TenantFunc
+	emptyListNotFound bool
 }
 
 // successBody is what Mimir answers to a rule group set or delete.
@@ -71,28 +86,52 @@ func writeYAML(w http.ResponseWriter, v any) {
 	_, _ = w.Write(b)
 }
 
-func (h *apiHandler) store(w http.ResponseWriter) (*RuleStore, bool) {
-	if h.r.opts.Rules == nil {
-		http.Error(w, "the ruler has no rule storage configured", http.StatusNotImplemented)
-		return nil, false
-	}
-	return h.r.opts.Rules, true
+func writeAccepted(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, successBody)
 }
 
-func (h *apiHandler) names(w http.ResponseWriter, req *http.Request, withGroup bool) (ns, group string, ok bool) {
-	ns = req.PathValue("namespace")
-	if err := ValidateName("namespace", ns); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return "", "", false
+// configReq is a config API request whose tenant, path names and rule store are resolved.
+type configReq struct {
+	tenant, ns, group string
+	st                *RuleStore
+}
+
+// Path names a request carries.
+const (
+	noNames = iota
+	namespaceOnly
+	namespaceAndGroup
+)
+
+// prepare resolves the tenant, the path names the route has and the rule store, or answers the request
+// itself (401, 400 for a bad name, 501 without a store) and returns false.
+func (h *configAPI) prepare(w http.ResponseWriter, req *http.Request, names int) (configReq, bool) {
+	var c configReq
+	var ok bool
+	if c.tenant, ok = h.tenant(w, req); !ok {
+		return c, false
 	}
-	if withGroup {
-		group = req.PathValue("group")
-		if err := ValidateName("group", group); err != nil {
+	if names >= namespaceOnly {
+		c.ns = req.PathValue("namespace")
+		if err := ValidateName("namespace", c.ns); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
-			return "", "", false
+			return c, false
 		}
 	}
-	return ns, group, true
+	if names == namespaceAndGroup {
+		c.group = req.PathValue("group")
+		if err := ValidateName("group", c.group); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return c, false
+		}
+	}
+	if c.st = h.r.ruleStore(h.lang); c.st == nil {
+		http.Error(w, fmt.Sprintf("the ruler has no %s rule storage configured", h.lang), http.StatusNotImplemented)
+		return c, false
+	}
+	return c, true
 }
 
 func storeError(w http.ResponseWriter, err error) {
@@ -103,62 +142,44 @@ func storeError(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
-func (h *apiHandler) listRules(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
+func (h *configAPI) listRules(w http.ResponseWriter, req *http.Request) {
+	c, ok := h.prepare(w, req, noNames)
 	if !ok {
 		return
 	}
-	st, ok := h.store(w)
-	if !ok {
-		return
-	}
-	nss, err := st.Namespaces(req.Context(), id, "")
-	if err != nil {
+	nss, err := c.st.Namespaces(req.Context(), c.tenant, "")
+	switch {
+	case err != nil:
 		storeError(w, err)
-		return
-	}
-	writeYAML(w, nss)
-}
-
-func (h *apiHandler) getNamespace(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
-	if !ok {
-		return
-	}
-	ns, _, ok := h.names(w, req, false)
-	if !ok {
-		return
-	}
-	st, ok := h.store(w)
-	if !ok {
-		return
-	}
-	nss, err := st.Namespaces(req.Context(), id, ns)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	if len(nss[ns]) == 0 {
+	case len(nss) == 0 && h.emptyListNotFound:
 		storeError(w, ErrNotFound)
-		return
+	default:
+		writeYAML(w, nss)
 	}
-	writeYAML(w, map[string][]rulefmt.RuleGroup{ns: nss[ns]})
 }
 
-func (h *apiHandler) getGroup(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
+func (h *configAPI) getNamespace(w http.ResponseWriter, req *http.Request) {
+	c, ok := h.prepare(w, req, namespaceOnly)
 	if !ok {
 		return
 	}
-	ns, group, ok := h.names(w, req, true)
+	nss, err := c.st.Namespaces(req.Context(), c.tenant, c.ns)
+	switch {
+	case err != nil:
+		storeError(w, err)
+	case len(nss[c.ns]) == 0:
+		storeError(w, ErrNotFound)
+	default:
+		writeYAML(w, map[string][]rulefmt.RuleGroup{c.ns: nss[c.ns]})
+	}
+}
+
+func (h *configAPI) getGroup(w http.ResponseWriter, req *http.Request) {
+	c, ok := h.prepare(w, req, namespaceAndGroup)
 	if !ok {
 		return
 	}
-	st, ok := h.store(w)
-	if !ok {
-		return
-	}
-	g, err := st.GetGroup(req.Context(), id, ns, group)
+	g, err := c.st.GetGroup(req.Context(), c.tenant, c.ns, c.group)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -166,16 +187,8 @@ func (h *apiHandler) getGroup(w http.ResponseWriter, req *http.Request) {
 	writeYAML(w, g)
 }
 
-func (h *apiHandler) setGroup(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
-	if !ok {
-		return
-	}
-	ns, _, ok := h.names(w, req, false)
-	if !ok {
-		return
-	}
-	st, ok := h.store(w)
+func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
+	c, ok := h.prepare(w, req, namespaceOnly)
 	if !ok {
 		return
 	}
@@ -188,76 +201,39 @@ func (h *apiHandler) setGroup(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, fmt.Sprintf("rule group is larger than %d bytes", maxRuleGroupBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
-	g, err := ParseGroup(body)
+	g, err := ParseGroupLang(h.lang, body)
+	if err == nil {
+		err = ValidateName("group", g.Name)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := ValidateName("group", g.Name); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if err := st.SetGroup(req.Context(), id, ns, g); err != nil {
-		storeError(w, err)
-		return
-	}
-	h.resync(req, id)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, successBody)
+	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g))
 }
 
-// resync applies an API change at once; if that fails the next poll retries it.
-func (h *apiHandler) resync(req *http.Request, id string) {
-	if err := h.r.SyncTenant(req.Context(), id); err != nil {
-		h.r.opts.Logger.Error("applying uploaded rules failed; retried at the next poll", "tenant", id, "err", err)
+func (h *configAPI) deleteNamespace(w http.ResponseWriter, req *http.Request) {
+	if c, ok := h.prepare(w, req, namespaceOnly); ok {
+		h.changed(w, req, c, c.st.DeleteNamespace(req.Context(), c.tenant, c.ns))
 	}
 }
 
-func (h *apiHandler) deleteNamespace(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
-	if !ok {
-		return
+func (h *configAPI) deleteGroup(w http.ResponseWriter, req *http.Request) {
+	if c, ok := h.prepare(w, req, namespaceAndGroup); ok {
+		h.changed(w, req, c, c.st.DeleteGroup(req.Context(), c.tenant, c.ns, c.group))
 	}
-	ns, _, ok := h.names(w, req, false)
-	if !ok {
-		return
-	}
-	st, ok := h.store(w)
-	if !ok {
-		return
-	}
-	if err := st.DeleteNamespace(req.Context(), id, ns); err != nil {
-		storeError(w, err)
-		return
-	}
-	h.resync(req, id)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, successBody)
 }
 
-func (h *apiHandler) deleteGroup(w http.ResponseWriter, req *http.Request) {
-	id, ok := h.tenant(w, req)
-	if !ok {
-		return
-	}
-	ns, group, ok := h.names(w, req, true)
-	if !ok {
-		return
-	}
-	st, ok := h.store(w)
-	if !ok {
-		return
-	}
-	if err := st.DeleteGroup(req.Context(), id, ns, group); err != nil {
+// changed answers a stored change (202) and applies it at once; if applying fails the next poll retries it.
+func (h *configAPI) changed(w http.ResponseWriter, req *http.Request, c configReq, err error) {
+	if err != nil {
 		storeError(w, err)
 		return
 	}
-	h.resync(req, id)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, successBody)
+	if err := h.r.SyncTenant(req.Context(), c.tenant); err != nil {
+		h.r.opts.Logger.Error("applying uploaded rules failed; retried at the next poll", "tenant", c.tenant, "err", err)
+	}
+	writeAccepted(w)
 }
 
 // Prometheus' /api/v1/rules and /api/v1/alerts response shapes.
@@ -274,8 +250,10 @@ type ruleDiscovery struct {
 }
 
 type ruleGroup struct {
-	Name           string    `json:"name"`
-	File           string    `json:"file"`
+	Name string `json:"name"`
+	File string `json:"file"`
+	// Language is promql or logql: Sprout serves the rules of its Mimir and Loki roles from one endpoint.
+	Language       Lang      `json:"language"`
 	Rules          []any     `json:"rules"`
 	Interval       float64   `json:"interval"`
 	Limit          int       `json:"limit"`
@@ -368,7 +346,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 			continue
 		}
 		rg := &ruleGroup{
-			Name: g.Name(), File: g.File(), Interval: g.Interval().Seconds(), Limit: g.Limit(),
+			Name: g.Name(), File: g.File(), Language: g.Lang, Interval: g.Interval().Seconds(), Limit: g.Limit(),
 			EvaluationTime: g.GetEvaluationTime().Seconds(), LastEvaluation: g.GetLastEvaluation(), Rules: []any{},
 		}
 		for _, rule := range g.Rules() {
@@ -381,7 +359,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 					continue
 				}
 				rg.Rules = append(rg.Rules, alertingRule{
-					State: rule.State().String(), Name: rule.Name(), Query: rule.Query().String(),
+					State: rule.State().String(), Name: rule.Name(), Query: RuleQuery(rule),
 					Duration: rule.HoldDuration().Seconds(), KeepFiringFor: rule.KeepFiringFor().Seconds(),
 					Labels: rule.Labels(), Annotations: rule.Annotations(), Alerts: toPromAlerts(rule.ActiveAlerts()),
 					Health: rule.Health(), LastError: errString(rule.LastError()),
@@ -393,7 +371,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 					continue
 				}
 				rg.Rules = append(rg.Rules, recordingRule{
-					Name: rule.Name(), Query: rule.Query().String(), Labels: rule.Labels(), Health: rule.Health(),
+					Name: rule.Name(), Query: RuleQuery(rule), Labels: rule.Labels(), Health: rule.Health(),
 					LastError: errString(rule.LastError()), EvaluationTime: rule.GetEvaluationDuration().Seconds(),
 					LastEvaluation: rule.GetEvaluationTimestamp(), Type: "recording",
 				})

@@ -20,10 +20,16 @@ var promqlParser = parser.NewParser(parser.Options{})
 // file that is not valid YAML, or that has a file-level problem (a repeated or empty group name), yields no
 // groups. The returned groups are never nil.
 func ParseRuleFile(source string, content []byte, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
+	return ParseRuleFileLang(PromQL, source, content, logger)
+}
+
+// ParseRuleFileLang is ParseRuleFile for rule files in the given language: for LogQL, every expression must be
+// a LogQL metric query, and an invalid one is reported with its position in the query.
+func ParseRuleFileLang(lang Lang, source string, content []byte, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	rgs, errs := rulefmt.Parse(content, false, model.UTF8Validation, promqlParser, logger)
+	rgs, errs := rulefmt.Parse(content, false, model.UTF8Validation, parserFor(lang), logger)
 	if rgs == nil {
 		return &rulefmt.RuleGroups{}, prefix(source, errs)
 	}
@@ -63,7 +69,10 @@ func prefix(source string, errs []error) []error {
 }
 
 // ParseGroup parses and validates one rule group in YAML, the body of a ruler API upload.
-func ParseGroup(content []byte) (rulefmt.RuleGroup, error) {
+func ParseGroup(content []byte) (rulefmt.RuleGroup, error) { return ParseGroupLang(PromQL, content) }
+
+// ParseGroupLang is ParseGroup for a group in the given language.
+func ParseGroupLang(lang Lang, content []byte) (rulefmt.RuleGroup, error) {
 	var g rulefmt.RuleGroup
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	dec.KnownFields(true)
@@ -78,7 +87,7 @@ func ParseGroup(content []byte) (rulefmt.RuleGroup, error) {
 	if err != nil {
 		return g, fmt.Errorf("encode rule group: %w", err)
 	}
-	if _, errs := rulefmt.Parse(doc, false, model.UTF8Validation, promqlParser, slog.New(slog.DiscardHandler)); len(errs) > 0 {
+	if _, errs := rulefmt.Parse(doc, false, model.UTF8Validation, parserFor(lang), slog.New(slog.DiscardHandler)); len(errs) > 0 {
 		return g, fmt.Errorf("invalid rule group %q: %w", g.Name, errors.Join(errs...))
 	}
 	return g, nil

@@ -53,6 +53,13 @@ type Options struct {
 	RulePath string
 	// Rules holds the groups uploaded over the ruler API. Nil: the API is read-only and empty.
 	Rules *RuleStore
+	// LogQLRulePath is a directory of LogQL rule files laid out as RulePath is (Loki's local rule storage:
+	// <dir>/<tenant>/*.yaml). Empty: <RulePath>/logql when RulePath is set.
+	LogQLRulePath string
+	// LogQLRules holds the LogQL groups uploaded over Loki's ruler API. Nil: that API is read-only and empty.
+	LogQLRules *RuleStore
+	// Logs evaluates LogQL rules; nil makes every LogQL rule fail with an error saying so.
+	Logs  LogStore
 	Store Store
 	// Notifier gets the alerts; nil drops them (rules still evaluate and write ALERTS).
 	Notifier Notifier
@@ -76,11 +83,17 @@ type Ruler struct {
 	loadErrors *prometheus.GaugeVec
 
 	mu      sync.Mutex
-	tenants map[string]*tenantRules
+	tenants map[tenantKey]*tenantRules
 
 	syncMu sync.Mutex // one sync at a time
 	stop   chan struct{}
 	wg     sync.WaitGroup
+}
+
+// tenantKey names one rule manager: a tenant's rules of one language.
+type tenantKey struct {
+	lang Lang
+	id   string
 }
 
 type tenantRules struct {
@@ -108,6 +121,9 @@ func New(o Options) (*Ruler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.LogQLRulePath == "" && o.RulePath != "" {
+		o.LogQLRulePath = filepath.Join(o.RulePath, logqlDir)
+	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
@@ -116,9 +132,9 @@ func New(o Options) (*Ruler, error) {
 		metrics: rules.NewGroupMetrics(o.Registerer),
 		loadErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sprout_ruler_rule_load_errors",
-			Help: "Rule groups or files that could not be loaded at the last sync, by tenant.",
-		}, []string{"tenant"}),
-		tenants: map[string]*tenantRules{},
+			Help: "Rule groups or files that could not be loaded at the last sync, by tenant and query language.",
+		}, []string{"tenant", "language"}),
+		tenants: map[tenantKey]*tenantRules{},
 		stop:    make(chan struct{}),
 	}
 	if err := o.Registerer.Register(r.loadErrors); err != nil {
@@ -201,14 +217,19 @@ func (r *Ruler) Sync(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	ids := make([]string, 0, len(srcs))
-	for id := range srcs {
-		ids = append(ids, id)
+	keys := make([]tenantKey, 0, len(srcs))
+	for k := range srcs {
+		keys = append(keys, k)
 	}
-	sort.Strings(ids)
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].id != keys[j].id {
+			return keys[i].id < keys[j].id
+		}
+		return keys[i].lang < keys[j].lang
+	})
 	var errs []error
-	for _, id := range ids {
-		if err := r.apply(ctx, id, srcs[id]); err != nil {
+	for _, k := range keys {
+		if err := r.apply(ctx, k, srcs[k]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -223,51 +244,89 @@ func (r *Ruler) SyncTenant(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return r.apply(ctx, id, srcs[id])
+	var errs []error
+	for _, l := range Langs {
+		k := tenantKey{lang: l, id: id}
+		if err := r.apply(ctx, k, srcs[k]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-func (r *Ruler) collect(ctx context.Context) (map[string][]source, error) {
-	srcs := map[string][]source{}
+func (r *Ruler) collect(ctx context.Context) (map[tenantKey][]source, error) {
+	srcs := map[tenantKey][]source{}
 	if r.opts.RulePath != "" {
-		if err := r.collectFiles(srcs); err != nil {
+		if err := r.collectFiles(srcs, PromQL, r.opts.RulePath); err != nil {
 			return nil, err
 		}
 	}
-	if r.opts.Rules != nil {
-		tenants, err := r.opts.Rules.Tenants(ctx)
-		if err != nil {
+	if r.opts.LogQLRulePath != "" {
+		if err := r.collectFiles(srcs, LogQL, r.opts.LogQLRulePath); err != nil {
 			return nil, err
 		}
-		for _, id := range tenants {
-			nss, err := r.opts.Rules.Namespaces(ctx, id, "")
-			if err != nil {
-				return nil, err
-			}
-			for ns, groups := range nss {
-				b, err := yaml.Marshal(rulefmt.RuleGroups{Groups: groups})
-				if err != nil {
-					return nil, fmt.Errorf("encode namespace %s of tenant %s: %w", ns, id, err)
-				}
-				srcs[id] = append(srcs[id], source{id: ns, content: b})
-			}
+	}
+	for _, l := range Langs {
+		if err := r.collectStore(ctx, srcs, l, r.ruleStore(l)); err != nil {
+			return nil, err
 		}
 	}
 	return srcs, nil
 }
+
+// ruleStore is the store of API-managed rules of a language, nil if none.
+func (r *Ruler) ruleStore(l Lang) *RuleStore {
+	if l == LogQL {
+		return r.opts.LogQLRules
+	}
+	return r.opts.Rules
+}
+
+func (r *Ruler) collectStore(ctx context.Context, srcs map[tenantKey][]source, l Lang, st *RuleStore) error {
+	if st == nil {
+		return nil
+	}
+	tenants, err := st.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range tenants {
+		nss, err := st.Namespaces(ctx, id, "")
+		if err != nil {
+			return err
+		}
+		for ns, groups := range nss {
+			b, err := yaml.Marshal(rulefmt.RuleGroups{Groups: groups})
+			if err != nil {
+				return fmt.Errorf("encode namespace %s of tenant %s: %w", ns, id, err)
+			}
+			k := tenantKey{lang: l, id: id}
+			srcs[k] = append(srcs[k], source{id: ns, content: b})
+		}
+	}
+	return nil
+}
+
+// logqlDir is the subdirectory of rule_path that holds LogQL rule files (unless logql_rule_path is set).
+const logqlDir = "logql"
 
 func isRuleFile(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
 	return ext == ".yaml" || ext == ".yml"
 }
 
-func (r *Ruler) collectFiles(srcs map[string][]source) error {
-	entries, err := os.ReadDir(r.opts.RulePath)
+// collectFiles reads a rule directory: <dir>/*.yaml for the default tenant and <dir>/<tenant>/*.yaml. In the
+// PromQL directory, the LogQL subdirectory is not a tenant.
+func (r *Ruler) collectFiles(srcs map[tenantKey][]source, l Lang, dir string) error {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			r.opts.Logger.Warn("rule_path does not exist; no rule files loaded", "rule_path", r.opts.RulePath)
+			if l == PromQL {
+				r.opts.Logger.Warn("rule_path does not exist; no rule files loaded", "rule_path", dir)
+			}
 			return nil
 		}
-		return fmt.Errorf("read rule_path %s: %w", r.opts.RulePath, err)
+		return fmt.Errorf("read rule directory %s: %w", dir, err)
 	}
 	add := func(id, path string) {
 		b, err := os.ReadFile(path)
@@ -275,14 +334,18 @@ func (r *Ruler) collectFiles(srcs map[string][]source) error {
 			r.opts.Logger.Error("cannot read rule file", "file", path, "err", err)
 			return
 		}
-		srcs[id] = append(srcs[id], source{id: path, content: b})
+		k := tenantKey{lang: l, id: id}
+		srcs[k] = append(srcs[k], source{id: path, content: b})
 	}
 	for _, e := range entries {
-		p := filepath.Join(r.opts.RulePath, e.Name())
+		p := filepath.Join(dir, e.Name())
 		switch {
 		case !e.IsDir() && isRuleFile(e.Name()):
 			add(tenant.Default, p)
 		case e.IsDir():
+			if l == PromQL && filepath.Clean(p) == filepath.Clean(r.opts.LogQLRulePath) {
+				continue
+			}
 			if err := tenant.Validate(e.Name()); err != nil {
 				r.opts.Logger.Warn("skipping rule directory that is not a valid tenant id", "dir", p, "err", err)
 				continue
@@ -303,26 +366,27 @@ func (r *Ruler) collectFiles(srcs map[string][]source) error {
 
 // apply parses a tenant's sources and hands the groups that are valid to its rule manager, creating or
 // stopping the manager as needed.
-func (r *Ruler) apply(ctx context.Context, id string, srcs []source) error {
+func (r *Ruler) apply(ctx context.Context, k tenantKey, srcs []source) error {
+	id := k.id
 	r.mu.Lock()
-	t := r.tenants[id]
+	t := r.tenants[k]
 	r.mu.Unlock()
 	if len(srcs) == 0 {
 		if t != nil {
 			t.close()
 			r.mu.Lock()
-			delete(r.tenants, id)
+			delete(r.tenants, k)
 			r.mu.Unlock()
-			r.loadErrors.DeleteLabelValues(id)
+			r.loadErrors.DeleteLabelValues(id, string(k.lang))
 		}
 		return nil
 	}
-	logger := r.opts.Logger.With("tenant", id)
+	logger := r.opts.Logger.With("tenant", id, "language", string(k.lang))
 	groups := make(map[string]*rulefmt.RuleGroups, len(srcs))
 	files := make([]string, 0, len(srcs))
 	var loadErrs []error
 	for _, s := range srcs {
-		rgs, errs := ParseRuleFile(s.id, s.content, logger)
+		rgs, errs := ParseRuleFileLang(k.lang, s.id, s.content, logger)
 		loadErrs = append(loadErrs, errs...)
 		groups[s.id] = rgs
 		files = append(files, s.id)
@@ -330,7 +394,7 @@ func (r *Ruler) apply(ctx context.Context, id string, srcs []source) error {
 	sort.Strings(files)
 	if t == nil {
 		var err error
-		if t, err = r.newTenant(ctx, id, logger); err != nil {
+		if t, err = r.newTenant(ctx, k, logger); err != nil {
 			return err
 		}
 	}
@@ -339,10 +403,10 @@ func (r *Ruler) apply(ctx context.Context, id string, srcs []source) error {
 			logger.Error("rule group not loaded; the tenant's other groups keep running", "err", e)
 		}
 	}
-	r.loadErrors.WithLabelValues(id).Set(float64(len(loadErrs)))
+	r.loadErrors.WithLabelValues(id, string(k.lang)).Set(float64(len(loadErrs)))
 	t.loader.set(groups)
 	if err := t.mgr.Update(r.opts.EvaluationInterval, files, labels.EmptyLabels(), r.opts.ExternalURL, nil); err != nil {
-		return fmt.Errorf("tenant %s: apply rules: %w", id, err)
+		return fmt.Errorf("tenant %s: apply %s rules: %w", id, k.lang, err)
 	}
 	r.mu.Lock()
 	t.errs = loadErrs
@@ -362,21 +426,28 @@ func sameErrors(a, b []error) bool {
 	return true
 }
 
-func (r *Ruler) newTenant(ctx context.Context, id string, logger *slog.Logger) (*tenantRules, error) {
+func (r *Ruler) newTenant(ctx context.Context, k tenantKey, logger *slog.Logger) (*tenantRules, error) {
+	id := k.id
 	st, err := r.opts.Store.Tenant(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: open metrics storage: %w", id, err)
 	}
 	mctx, cancel := context.WithCancel(tenant.WithTenant(context.Background(), id))
-	loader := &memLoader{}
+	loader := &memLoader{parser: parserFor(k.lang)}
+	queryFunc := rules.EngineQueryFunc(r.opts.Store.QueryEngine(), st)
+	genURL := generatorURL
+	if k.lang == LogQL {
+		queryFunc = logqlQueryFunc(r.opts.Logs, id)
+		genURL = logqlGeneratorURL
+	}
 	notify := func(_ context.Context, expr string, alerts ...*rules.Alert) {
 		if r.opts.Notifier != nil && len(alerts) > 0 {
-			r.opts.Notifier.Notify(id, alerts, generatorURL(r.opts.ExternalURL, expr))
+			r.opts.Notifier.Notify(id, alerts, genURL(r.opts.ExternalURL, expr))
 		}
 	}
 	mgr := rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
-		QueryFunc:            rules.EngineQueryFunc(r.opts.Store.QueryEngine(), st),
+		QueryFunc:            queryFunc,
 		NotifyFunc:           notify,
 		Context:              mctx,
 		Appendable:           st,
@@ -392,7 +463,7 @@ func (r *Ruler) newTenant(ctx context.Context, id string, logger *slog.Logger) (
 	t := &tenantRules{mgr: mgr, loader: loader, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(t.done); mgr.Run() }()
 	r.mu.Lock()
-	r.tenants[id] = t
+	r.tenants[k] = t
 	r.mu.Unlock()
 	return t, nil
 }
@@ -401,9 +472,15 @@ func generatorURL(base, expr string) string {
 	return strings.TrimRight(base, "/") + "/graph?g0.expr=" + url.QueryEscape(expr) + "&g0.tab=1"
 }
 
+// logqlGeneratorURL links a LogQL alert to the log store's query API, which answers the rule's query.
+func logqlGeneratorURL(base, expr string) string {
+	return strings.TrimRight(base, "/") + "/loki/api/v1/query?query=" + url.QueryEscape(unquoteLogQL(expr))
+}
+
 // memLoader hands the rules manager groups that were already parsed and filtered, so that one bad group never
 // makes the manager reject a whole update.
 type memLoader struct {
+	parser parser.Parser
 	mu     sync.Mutex
 	groups map[string]*rulefmt.RuleGroups
 }
@@ -423,27 +500,41 @@ func (l *memLoader) Load(identifier string, _ bool, _ model.ValidationScheme) (*
 	return &rulefmt.RuleGroups{}, nil
 }
 
-func (*memLoader) Parse(query string) (parser.Expr, error) { return promqlParser.ParseExpr(query) }
+func (l *memLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
+
+// Group is a running rule group and the language of its expressions.
+type Group struct {
+	*rules.Group
+	Lang Lang
+}
 
 // TenantRules is a snapshot of one tenant's rule state for the APIs.
 type TenantRules struct {
-	Groups []*rules.Group
+	Groups []Group
 	Errors []error
 }
 
-// Rules returns the tenant's running groups and the errors of its last load.
+// Rules returns the tenant's running groups of every language (PromQL first) and the errors of their last load.
 func (r *Ruler) Rules(id string) TenantRules {
-	r.mu.Lock()
-	t := r.tenants[id]
-	r.mu.Unlock()
-	if t == nil {
-		return TenantRules{}
+	var out TenantRules
+	for _, l := range Langs {
+		r.mu.Lock()
+		t := r.tenants[tenantKey{lang: l, id: id}]
+		var errs []error
+		if t != nil {
+			errs = t.errs
+		}
+		r.mu.Unlock()
+		if t == nil {
+			continue
+		}
+		for _, g := range t.mgr.RuleGroups() {
+			out.Groups = append(out.Groups, Group{Group: g, Lang: l})
+		}
+		out.Errors = append(out.Errors, errs...)
 	}
-	r.mu.Lock()
-	errs := t.errs
-	r.mu.Unlock()
-	return TenantRules{Groups: t.mgr.RuleGroups(), Errors: errs}
+	return out
 }
 
-// RuleStore is the store of API-managed rules, nil if none.
+// RuleStore is the store of API-managed PromQL rules, nil if none.
 func (r *Ruler) RuleStore() *RuleStore { return r.opts.Rules }

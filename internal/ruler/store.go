@@ -19,16 +19,20 @@ import (
 var ErrNotFound = errors.New("no rule groups found")
 
 // RuleStore keeps rule groups uploaded over the ruler API in the bucket, one object per group under
-// rules/<tenant>/<namespace>/<group> (names path-escaped), so they survive restarts and are shared by every
+// <prefix>/<tenant>/<namespace>/<group> (names path-escaped), so they survive restarts and are shared by every
 // Sprout that reads the bucket.
 type RuleStore struct {
-	bkt bucket.Bucket
+	bkt    bucket.Bucket
+	prefix string
 }
 
-// NewRuleStore returns a store over bkt.
-func NewRuleStore(bkt bucket.Bucket) *RuleStore { return &RuleStore{bkt: bkt} }
+// NewRuleStore returns the store of PromQL rule groups over bkt, under rules/.
+func NewRuleStore(bkt bucket.Bucket) *RuleStore { return &RuleStore{bkt: bkt, prefix: "rules"} }
 
-const rulesPrefix = "rules"
+// NewLogQLRuleStore returns the store of LogQL rule groups (Loki's ruler API) over bkt, under rules-logql/.
+func NewLogQLRuleStore(bkt bucket.Bucket) *RuleStore {
+	return &RuleStore{bkt: bkt, prefix: "rules-logql"}
+}
 
 // ValidateName checks a namespace or group name for use as a key segment.
 func ValidateName(kind, name string) error {
@@ -43,8 +47,8 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-func groupKey(tenantID, ns, group string) string {
-	return strings.Join([]string{rulesPrefix, tenantID, url.PathEscape(ns), url.PathEscape(group)}, "/")
+func (s *RuleStore) groupKey(tenantID, ns, group string) string {
+	return strings.Join([]string{s.prefix, tenantID, url.PathEscape(ns), url.PathEscape(group)}, "/")
 }
 
 // SetGroup stores (creates or replaces) a group.
@@ -53,7 +57,7 @@ func (s *RuleStore) SetGroup(ctx context.Context, tenantID, ns string, g rulefmt
 	if err != nil {
 		return fmt.Errorf("encode rule group %q: %w", g.Name, err)
 	}
-	key := groupKey(tenantID, ns, g.Name)
+	key := s.groupKey(tenantID, ns, g.Name)
 	if err := s.bkt.Upload(ctx, key, strings.NewReader(string(b))); err != nil {
 		return fmt.Errorf("store rule group %s: %w", key, err)
 	}
@@ -63,7 +67,7 @@ func (s *RuleStore) SetGroup(ctx context.Context, tenantID, ns string, g rulefmt
 // GetGroup reads one group.
 func (s *RuleStore) GetGroup(ctx context.Context, tenantID, ns, group string) (rulefmt.RuleGroup, error) {
 	var g rulefmt.RuleGroup
-	key := groupKey(tenantID, ns, group)
+	key := s.groupKey(tenantID, ns, group)
 	b, err := bucket.ReadAll(ctx, s.bkt, key)
 	if err != nil {
 		if s.bkt.IsObjNotFoundErr(err) {
@@ -79,7 +83,7 @@ func (s *RuleStore) GetGroup(ctx context.Context, tenantID, ns, group string) (r
 
 // DeleteGroup removes one group; ErrNotFound if it is not stored.
 func (s *RuleStore) DeleteGroup(ctx context.Context, tenantID, ns, group string) error {
-	key := groupKey(tenantID, ns, group)
+	key := s.groupKey(tenantID, ns, group)
 	if ok, err := s.bkt.Exists(ctx, key); err != nil {
 		return fmt.Errorf("check rule group %s: %w", key, err)
 	} else if !ok {
@@ -111,13 +115,13 @@ func (s *RuleStore) DeleteNamespace(ctx context.Context, tenantID, ns string) er
 // Namespaces reads a tenant's groups by namespace, each namespace's groups sorted by name. With only set, it
 // reads that namespace alone.
 func (s *RuleStore) Namespaces(ctx context.Context, tenantID, only string) (map[string][]rulefmt.RuleGroup, error) {
-	dir := rulesPrefix + "/" + tenantID + "/"
+	dir := s.prefix + "/" + tenantID + "/"
 	if only != "" {
 		dir += url.PathEscape(only) + "/"
 	}
 	out := map[string][]rulefmt.RuleGroup{}
 	err := s.bkt.Iter(ctx, dir, func(name string) error {
-		rest := strings.TrimPrefix(name, rulesPrefix+"/"+tenantID+"/")
+		rest := strings.TrimPrefix(name, s.prefix+"/"+tenantID+"/")
 		nsEsc, groupEsc, ok := strings.Cut(rest, "/")
 		if !ok || groupEsc == "" || strings.HasSuffix(groupEsc, "/") {
 			return nil
@@ -149,8 +153,8 @@ func (s *RuleStore) Namespaces(ctx context.Context, tenantID, only string) (map[
 // Tenants lists the tenants that have stored rules.
 func (s *RuleStore) Tenants(ctx context.Context) ([]string, error) {
 	var out []string
-	err := s.bkt.Iter(ctx, rulesPrefix+"/", func(name string) error {
-		t := strings.TrimSuffix(strings.TrimPrefix(name, rulesPrefix+"/"), "/")
+	err := s.bkt.Iter(ctx, s.prefix+"/", func(name string) error {
+		t := strings.TrimSuffix(strings.TrimPrefix(name, s.prefix+"/"), "/")
 		if t != "" && !strings.Contains(t, "/") {
 			out = append(out, t)
 		}
