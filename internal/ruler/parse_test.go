@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sprout-otel/sprout/internal/logql"
 )
 
 func TestParseGroup(t *testing.T) {
@@ -81,4 +83,27 @@ func BenchmarkParseRuleFile(b *testing.B) {
 	for b.Loop() {
 		ParseRuleFile("mixed.yaml", content, nil)
 	}
+}
+
+// FuzzParseLogQLRuleFile checks LogQL rule files: no input makes the parser panic, and every expression it keeps
+// is a LogQL metric query.
+func FuzzParseLogQLRuleFile(f *testing.F) {
+	seeds(f)
+	for _, p := range []string{"errors.yaml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "logql", p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rgs, _ := ParseRuleFileLang(LogQL, "fuzz.yaml", b, nil)
+		for _, g := range rgs.Groups {
+			for _, r := range g.Rules {
+				if _, err := logql.ParseSampleExpr(r.Expr); err != nil {
+					t.Fatalf("kept a rule whose expression is not a LogQL metric query: %q: %v", r.Expr, err)
+				}
+			}
+		}
+	})
 }

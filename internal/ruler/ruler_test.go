@@ -452,7 +452,7 @@ func TestFailingReceiverIsRetriedAndCounted(t *testing.T) {
 func routes(r *ruler.Ruler) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range r.Routes(func(w http.ResponseWriter, req *http.Request) (string, bool) {
-		id, err := tenant.FromRequest(req, false)
+		id, err := tenant.FromRequest(req, req.Header.Get(tenant.Header) != "")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return "", false
