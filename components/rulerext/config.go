@@ -37,11 +37,26 @@ type Config struct {
 	// The filesystem directory defaults to <data_dir>/bucket.
 	Storage bucket.Config `mapstructure:"storage"`
 
+	// LogQL configures LogQL rules over the log store (Loki's ruler role).
+	LogQL LogQLConfig `mapstructure:"logql"`
+
 	// AlertmanagerURL sends alerts to an external Alertmanager (its base URL, e.g. http://alertmanager:9093 or
 	// http://mimir:8080/alertmanager) instead of the embedded one.
 	AlertmanagerURL string `mapstructure:"alertmanager_url"`
 	// Alertmanager is the embedded Alertmanager.
 	Alertmanager AlertmanagerConfig `mapstructure:"alertmanager"`
+}
+
+// LogQLConfig configures LogQL rules: alerting and recording rule groups whose expressions are LogQL metric
+// queries, evaluated against the log store. They come from <rule_path>/logql (Loki's local rule storage layout:
+// <dir>/<tenant>/*.yaml, <dir>/*.yaml for the default tenant) and from Loki's ruler API, /loki/api/v1/rules.
+type LogQLConfig struct {
+	// Enabled evaluates LogQL rules; it makes the ruler depend on the log store extension.
+	Enabled bool `mapstructure:"enabled"`
+	// Logs is the sprout_logs extension whose store LogQL rules query.
+	Logs component.ID `mapstructure:"logs"`
+	// RulePath is the directory of LogQL rule files; empty: <rule_path>/logql.
+	RulePath string `mapstructure:"rule_path"`
 }
 
 // AlertmanagerConfig configures the embedded Alertmanager.

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -38,6 +39,19 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(Type, "external"), check: func(t *testing.T, c *Config) {
 			if c.AlertmanagerURL != "http://alertmanager:9093" || c.Alertmanager.Enabled {
 				t.Errorf("config = %+v", c)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "logql"), check: func(t *testing.T, c *Config) {
+			if !c.LogQL.Enabled || c.LogQL.Logs.String() != "sprout_logs/main" || c.LogQL.RulePath != "/etc/loki/rules" {
+				t.Errorf("logql = %+v", c.LogQL)
+			}
+			if deps := newRulerExtension(c, extensiontest.NewNopSettings(Type)).Dependencies(); len(deps) != 3 || deps[2].String() != "sprout_logs/main" {
+				t.Errorf("dependencies = %v", deps)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "no_logql"), check: func(t *testing.T, c *Config) {
+			if deps := newRulerExtension(c, extensiontest.NewNopSettings(Type)).Dependencies(); len(deps) != 2 {
+				t.Errorf("dependencies without LogQL = %v", deps)
 			}
 		}},
 		{id: component.NewIDWithName(Type, "bad_interval"), wantErr: "evaluation_interval: must be positive"},

@@ -21,6 +21,7 @@ import (
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/alerting"
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/logstore"
 	"github.com/sprout-otel/sprout/internal/ruler"
 )
 
@@ -43,7 +44,30 @@ func newRulerExtension(cfg *Config, set extension.Settings) *rulerExtension {
 
 // Dependencies makes the Collector start the API server and the metrics store before the ruler.
 func (e *rulerExtension) Dependencies() []component.ID {
-	return []component.ID{e.cfg.API, e.cfg.Metrics}
+	deps := []component.ID{e.cfg.API, e.cfg.Metrics}
+	if e.cfg.LogQL.Enabled {
+		deps = append(deps, e.cfg.LogQL.Logs)
+	}
+	return deps
+}
+
+// logStoreExtension is what the sprout_logs extension offers the ruler.
+type logStoreExtension interface {
+	Store() *logstore.Store
+}
+
+// logStore finds the log store LogQL rules query; nil (LogQL rules then report that they cannot run) when
+// LogQL rules are disabled or the extension is missing.
+func (e *rulerExtension) logStore(host component.Host) ruler.LogStore {
+	if !e.cfg.LogQL.Enabled {
+		return nil
+	}
+	ext, ok := host.GetExtensions()[e.cfg.LogQL.Logs].(logStoreExtension)
+	if !ok || ext.Store() == nil {
+		e.logger.Warn("sprout_ruler: the log store extension is not configured or not started; LogQL rules will fail until it is", zap.String("logs", e.cfg.LogQL.Logs.String()))
+		return nil
+	}
+	return ext.Store()
 }
 
 // Start implements component.Component.
@@ -84,6 +108,9 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 	e.ruler, err = ruler.New(ruler.Options{
 		RulePath:           e.cfg.RulePath,
 		Rules:              ruler.NewRuleStore(e.bkt),
+		LogQLRulePath:      e.cfg.LogQL.RulePath,
+		LogQLRules:         ruler.NewLogQLRuleStore(e.bkt),
+		Logs:               e.logStore(host),
 		Store:              store,
 		Notifier:           notifier,
 		EvaluationInterval: e.cfg.EvaluationInterval,

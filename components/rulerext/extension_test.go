@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/logstoreext"
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
@@ -68,14 +69,25 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 			_ = db.Close()
 		}
 	})
+	logsCfg := logstoreext.NewFactory().CreateDefaultConfig().(*logstoreext.Config)
+	logsCfg.Dir = t.TempDir()
+	logs, err := logstoreext.NewFactory().Create(ctx, extensiontest.NewNopSettings(logstoreext.Type), logsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := host{exts: map[component.ID]component.Component{
 		component.NewID(apiserver.Type): api,
 		component.NewID(MetricsType):    metrics,
+		component.NewID(LogsType):       logs,
 	}}
 	if err := api.Start(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = api.Shutdown(ctx) })
+	if err := logs.Start(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logs.Shutdown(ctx) })
 	// Another component already serves Prometheus' alerts API: the ruler must not panic, only skip it.
 	api.(*apiserver.Server).HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics store") })
 
@@ -129,6 +141,30 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 		return nil
 	})
 	call("GET", "/alertmanager/api/v2/status", "", http.StatusOK)
+
+	// A LogQL rule uploaded over Loki's ruler API fires once a matching line is pushed over Loki's push API.
+	call("POST", "/loki/api/v1/rules/logs", "name: errors\ninterval: 100ms\nrules:\n  - alert: LogErrors\n    expr: sum by (app) (count_over_time({app=\"shop\"} |= \"error\" [5m])) > 0\n", http.StatusAccepted)
+	push := fmt.Sprintf(`{"streams":[{"stream":{"app":"shop"},"values":[["%d","disk error"]]}]}`, time.Now().UnixNano())
+	req, _ := http.NewRequest("POST", base+"/loki/api/v1/push", strings.NewReader(push))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("push = %d", resp.StatusCode)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		b := call("GET", "/alertmanager/api/v2/alerts", "", http.StatusOK)
+		if !strings.Contains(b, `"alertname":"LogErrors"`) || !strings.Contains(b, `"app":"shop"`) {
+			return fmt.Errorf("embedded Alertmanager alerts = %s", b)
+		}
+		return nil
+	})
+	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"language":"logql"`) || !strings.Contains(b, `"language":"promql"`) {
+		t.Fatalf("rules view does not show both languages: %s", b)
+	}
 }
 
 func TestExtensionNeedsMetricsStore(t *testing.T) {

@@ -14,6 +14,9 @@ import (
 // Type is the extension's name in configuration.
 var Type = component.MustNewType("sprout_ruler")
 
+// LogsType is the type of the log store extension LogQL rules are evaluated against.
+var LogsType = component.MustNewType("sprout_logs")
+
 // MetricsType is the type of the metrics store extension the ruler evaluates against.
 var MetricsType = component.MustNewType("sprout_metrics")
 
@@ -32,6 +35,7 @@ func createDefaultConfig() component.Config {
 		ResendDelay:        time.Minute,
 		ExternalURL:        "http://localhost:3200",
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
+		LogQL:              LogQLConfig{Enabled: true, Logs: component.NewID(LogsType)},
 		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour},
 	}
 }
