@@ -72,11 +72,17 @@ type Alertmanager struct {
 	logger   *slog.Logger
 	alerts   *mem.Alerts
 	silences *silence.Silences
+	silencer *silence.Silencer
 	nflog    *nflog.Log
 	api      *apiv2.API
 	marker   marker.GroupMarker
+	extURL   *url.URL
+	rec      eventrecorder.Recorder
 
-	mu        sync.Mutex
+	pipelines   *notify.PipelineBuilder
+	dispMetrics *dispatch.DispatcherMetrics
+
+	mu        sync.Mutex // guards the running configuration; ApplyConfig holds it throughout
 	disp      *dispatch.Dispatcher
 	inhibitor *inhibit.Inhibitor
 	conf      *config.Config
@@ -107,8 +113,17 @@ func LoadConfig(o Options) (*config.Config, error) {
 	return c, nil
 }
 
-// New starts an embedded Alertmanager. Stop it with Stop.
+// New starts an embedded Alertmanager with the configuration the options name. Stop it with Stop.
 func New(o Options) (*Alertmanager, error) {
+	conf, err := LoadConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithConfig(o, conf)
+}
+
+// NewWithConfig starts an embedded Alertmanager with conf (the options' config fields are not read).
+func NewWithConfig(o Options, conf *config.Config) (*Alertmanager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,10 +139,6 @@ func New(o Options) (*Alertmanager, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("alertmanager: data dir must be set")
 	}
-	conf, err := LoadConfig(o)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("alertmanager: create data dir: %w", err)
 	}
@@ -139,10 +150,9 @@ func New(o Options) (*Alertmanager, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec eventrecorder.Recorder // the zero value records nothing
 	reg := o.Registerer
 
-	am := &Alertmanager{logger: o.Logger, marker: marker.NewGroupMarker(), stop: make(chan struct{})}
+	am := &Alertmanager{logger: o.Logger, marker: marker.NewGroupMarker(), stop: make(chan struct{}), extURL: extURL}
 
 	nflogFile := filepath.Join(o.DataDir, "nflog")
 	am.nflog, err = nflog.New(nflog.Options{SnapshotFile: nflogFile, Retention: o.Retention, Logger: o.Logger.With("component", "nflog"), Metrics: reg})
@@ -150,7 +160,7 @@ func New(o Options) (*Alertmanager, error) {
 		return nil, fmt.Errorf("alertmanager: notification log %s: %w", nflogFile, err)
 	}
 	silFile := filepath.Join(o.DataDir, "silences")
-	am.silences, err = silence.New(silence.Options{SnapshotFile: silFile, Retention: o.Retention, Logger: o.Logger.With("component", "silences"), Metrics: reg, EventRecorder: rec})
+	am.silences, err = silence.New(silence.Options{SnapshotFile: silFile, Retention: o.Retention, Logger: o.Logger.With("component", "silences"), Metrics: reg, EventRecorder: am.rec})
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager: silences %s: %w", silFile, err)
 	}
@@ -158,8 +168,8 @@ func New(o Options) (*Alertmanager, error) {
 	go func() { defer am.wg.Done(); am.nflog.Maintenance(o.MaintenanceInterval, nflogFile, am.stop, nil) }()
 	go func() { defer am.wg.Done(); am.silences.Maintenance(o.MaintenanceInterval, silFile, am.stop, nil) }()
 
-	silencer := silence.NewSilencer(am.silences, o.Logger, rec)
-	am.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, silencer, o.Logger, rec, reg, ff)
+	am.silencer = silence.NewSilencer(am.silences, o.Logger, am.rec)
+	am.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, am.silencer, o.Logger, am.rec, reg, ff)
 	if err != nil {
 		am.Stop()
 		return nil, fmt.Errorf("alertmanager: alert store: %w", err)
@@ -176,13 +186,23 @@ func New(o Options) (*Alertmanager, error) {
 		am.Stop()
 		return nil, fmt.Errorf("alertmanager: api: %w", err)
 	}
+	am.pipelines = notify.NewPipelineBuilder(reg, ff, am.rec)
+	am.dispMetrics = dispatch.NewDispatcherMetrics(false, reg, ff)
+	if err := am.ApplyConfig(conf); err != nil {
+		am.Stop()
+		return nil, err
+	}
+	return am, nil
+}
 
+// ApplyConfig replaces the running configuration: routes, receivers, inhibition rules, time intervals and
+// templates. Alerts, silences and the notification log are kept. On error the old configuration keeps running.
+func (am *Alertmanager) ApplyConfig(conf *config.Config) error {
 	tmpl, err := template.FromGlobs(conf.Templates)
 	if err != nil {
-		am.Stop()
-		return nil, fmt.Errorf("alertmanager: templates: %w", err)
+		return fmt.Errorf("alertmanager: templates: %w", err)
 	}
-	tmpl.ExternalURL = extURL
+	tmpl.ExternalURL = am.extURL
 
 	routes := dispatch.NewRoute(conf.Route, nil)
 	active := map[string]struct{}{}
@@ -192,10 +212,9 @@ func New(o Options) (*Alertmanager, error) {
 		if _, ok := active[rcv.Name]; !ok {
 			continue
 		}
-		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, o.Logger)
+		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, am.logger)
 		if err != nil {
-			am.Stop()
-			return nil, fmt.Errorf("alertmanager: receiver %q: %w", rcv.Name, err)
+			return fmt.Errorf("alertmanager: receiver %q: %w", rcv.Name, err)
 		}
 		receivers[rcv.Name] = ints
 	}
@@ -207,25 +226,32 @@ func New(o Options) (*Alertmanager, error) {
 		intervals[ti.Name] = ti.TimeIntervals
 	}
 
-	am.inhibitor = inhibit.NewInhibitor(am.alerts, conf.InhibitRules, o.Logger, rec)
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	if am.disp != nil {
+		am.disp.Stop()
+	}
+	if am.inhibitor != nil {
+		am.inhibitor.Stop()
+	}
+	inhibitor := inhibit.NewInhibitor(am.alerts, conf.InhibitRules, am.logger, am.rec)
 	// The pipeline's RetryStage retries a failing integration with exponential back-off until the group's
 	// timeout, and counts each failure in alertmanager_notifications_failed_total.
-	pipeline := notify.NewPipelineBuilder(reg, ff, rec).New(receivers, func() time.Duration { return 0 }, am.inhibitor,
-		silencer, timeinterval.NewIntervener(intervals), am.marker, am.nflog, nil)
+	pipeline := am.pipelines.New(receivers, func() time.Duration { return 0 }, inhibitor,
+		am.silencer, timeinterval.NewIntervener(intervals), am.marker, am.nflog, nil)
 	am.api.Update(conf, func(ctx context.Context, ls model.LabelSet) {
-		am.inhibitor.Mutes(ctx, ls)
-		silencer.Mutes(ctx, ls)
+		inhibitor.Mutes(ctx, ls)
+		am.silencer.Mutes(ctx, ls)
 	})
 	timeout := func(d time.Duration) time.Duration { return max(d, notify.MinTimeout) }
-	am.disp = dispatch.NewDispatcher(am.alerts, routes, pipeline, am.marker, timeout, 30*time.Second, nil, o.Logger,
-		rec, dispatch.NewDispatcherMetrics(false, reg, ff))
-	am.conf = conf
-
-	go am.inhibitor.Run()
-	am.inhibitor.WaitForLoading()
-	go am.disp.Run(time.Now())
-	am.disp.WaitForLoading()
-	return am, nil
+	disp := dispatch.NewDispatcher(am.alerts, routes, pipeline, am.marker, timeout, 30*time.Second, nil, am.logger,
+		am.rec, am.dispMetrics)
+	go inhibitor.Run()
+	inhibitor.WaitForLoading()
+	go disp.Run(time.Now())
+	disp.WaitForLoading()
+	am.disp, am.inhibitor, am.conf = disp, inhibitor, conf
+	return nil
 }
 
 // Handler serves the Alertmanager v2 API with paths starting at /api/v2/. Mount it under a prefix with
@@ -233,7 +259,11 @@ func New(o Options) (*Alertmanager, error) {
 func (am *Alertmanager) Handler() http.Handler { return am.api.Handler }
 
 // Config is the configuration the Alertmanager runs with.
-func (am *Alertmanager) Config() *config.Config { return am.conf }
+func (am *Alertmanager) Config() *config.Config {
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	return am.conf
+}
 
 // Stop stops dispatching and writes the final silence and notification log snapshots.
 func (am *Alertmanager) Stop() { am.stopOnce.Do(am.stopNow) }
