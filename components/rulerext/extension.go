@@ -23,6 +23,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
 	"github.com/sprout-otel/sprout/internal/ruler"
+	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
 // AlertmanagerPrefix is where the embedded Alertmanager is served: amtool --alertmanager.url=http://host:3200/alertmanager.
@@ -33,7 +34,7 @@ type rulerExtension struct {
 	logger *zap.Logger
 
 	ruler  *ruler.Ruler
-	am     *alerting.Alertmanager
+	am     *alerting.MultiTenant
 	sender *ruler.AlertmanagerSender
 	bkt    bucket.Bucket
 }
@@ -91,15 +92,14 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 	}
 	slogger := slog.New(zapslog.NewHandler(e.logger.Core()))
 
-	if err := e.startAlerting(srv, reg, slogger); err != nil {
-		e.shutdown()
-		return err
-	}
-
 	e.bkt, err = bucket.New(ctx, e.cfg.bucketConfig(), e.logger)
 	if err != nil {
 		e.shutdown()
 		return fmt.Errorf("sprout_ruler: rule storage: %w", err)
+	}
+	if err := e.startAlerting(srv, reg, slogger); err != nil {
+		e.shutdown()
+		return err
 	}
 	var notifier ruler.Notifier
 	if e.sender != nil {
@@ -130,6 +130,9 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 	}
 	if srv != nil {
 		for _, rt := range e.ruler.Routes(srv.Tenant) {
+			if e.am != nil && rt.Pattern == "GET /api/v1/alerts" {
+				continue // Mimir's Alertmanager configuration API; Prometheus' alerts stay at /prometheus/api/v1/alerts
+			}
 			handle(srv, e.logger, rt.Pattern, rt.Handler)
 		}
 	}
@@ -139,27 +142,35 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Registerer, slogger *slog.Logger) error {
 	var err error
 	if e.cfg.Alertmanager.Enabled {
-		e.am, err = alerting.New(alerting.Options{
-			ConfigFile:  e.cfg.Alertmanager.ConfigFile,
-			ConfigYAML:  e.cfg.Alertmanager.Config,
-			DataDir:     filepath.Join(e.cfg.DataDir, "alertmanager"),
-			Retention:   e.cfg.Alertmanager.Retention,
-			ExternalURL: strings.TrimRight(e.cfg.ExternalURL, "/") + AlertmanagerPrefix,
-			Logger:      slogger.With("component", "alertmanager"),
-			Registerer:  reg,
+		e.am, err = alerting.NewMultiTenant(alerting.MultiOptions{
+			Fallback: alerting.Options{
+				ConfigFile:  e.cfg.Alertmanager.ConfigFile,
+				ConfigYAML:  e.cfg.Alertmanager.Config,
+				DataDir:     filepath.Join(e.cfg.DataDir, "alertmanager"),
+				Retention:   e.cfg.Alertmanager.Retention,
+				ExternalURL: strings.TrimRight(e.cfg.ExternalURL, "/") + AlertmanagerPrefix,
+				Logger:      slogger.With("component", "alertmanager"),
+				Registerer:  reg,
+			},
+			Bucket: e.bkt,
 		})
 		if err != nil {
 			return fmt.Errorf("sprout_ruler: %w", err)
 		}
 		if srv != nil {
-			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, e.am.Handler()))
+			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, e.am.Handler(alerting.TenantFunc(srv.Tenant))))
+			get, set, del := e.am.ConfigHandlers(alerting.TenantFunc(srv.Tenant))
+			handle(srv, e.logger, "GET /api/v1/alerts", get)
+			handle(srv, e.logger, "POST /api/v1/alerts", set)
+			handle(srv, e.logger, "DELETE /api/v1/alerts", del)
 		}
 	}
 	switch {
 	case e.cfg.AlertmanagerURL != "":
 		e.sender, err = ruler.NewAlertmanagerSender(e.cfg.AlertmanagerURL, nil, slogger.With("component", "notifier"), reg)
 	case e.am != nil:
-		e.sender, err = ruler.NewAlertmanagerSender("http://embedded"+AlertmanagerPrefix, ruler.HandlerClient(http.StripPrefix(AlertmanagerPrefix, e.am.Handler())), slogger.With("component", "notifier"), reg)
+		// In process, each tenant's ruler reaches its own Alertmanager through the X-Scope-OrgID the sender sets.
+		e.sender, err = ruler.NewAlertmanagerSender("http://embedded"+AlertmanagerPrefix, ruler.HandlerClient(http.StripPrefix(AlertmanagerPrefix, e.am.Handler(senderTenant))), slogger.With("component", "notifier"), reg)
 	default:
 		e.logger.Warn("sprout_ruler: no Alertmanager (alertmanager.enabled is false and alertmanager_url is empty); alerts are evaluated but not sent")
 	}
@@ -176,6 +187,16 @@ func handle(srv *apiserver.Server, logger *zap.Logger, pattern string, h http.Ha
 		}
 	}()
 	srv.Handle(pattern, h)
+}
+
+// senderTenant trusts the tenant header of the in-process sender's requests.
+func senderTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.Header.Get(tenant.Header)
+	if err := tenant.Validate(id); err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return "", false
+	}
+	return id, true
 }
 
 // Shutdown implements component.Component.
