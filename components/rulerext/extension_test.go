@@ -54,11 +54,14 @@ type host struct {
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
-func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
+// stack starts sprout_api, a metrics store, sprout_logs and sprout_ruler; before, if set, runs once the API
+// server is up and before the ruler starts. It returns the API's base URL.
+func stack(t *testing.T, multitenancy bool, before func(api *apiserver.Server)) string {
 	ctx := context.Background()
 	port := testutil.FreePort(t)
 	apiCfg := apiserver.NewFactory().CreateDefaultConfig().(*apiserver.Config)
 	apiCfg.NetAddr.Endpoint = fmt.Sprintf("127.0.0.1:%d", port)
+	apiCfg.MultitenancyEnabled = multitenancy
 	api, err := apiserver.NewFactory().Create(ctx, extensiontest.NewNopSettings(apiserver.Type), apiCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +91,9 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = logs.Shutdown(ctx) })
-	// Another component already serves Prometheus' alerts API: the ruler must not panic, only skip it.
-	api.(*apiserver.Server).HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics store") })
+	if before != nil {
+		before(api.(*apiserver.Server))
+	}
 
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	cfg.DataDir = t.TempDir()
@@ -104,27 +108,43 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ext.Shutdown(ctx) })
 
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// call makes a request as tenant (none if empty) and checks the status.
+func call(t *testing.T, method, url, tenantID, body string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if tenantID != "" {
+		req.Header.Set("X-Scope-OrgID", tenantID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s (tenant %q) = %d %s, want %d", method, url, tenantID, resp.StatusCode, b, want)
+	}
+	return string(b)
+}
+
+func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
+	// Another component already serves Prometheus' alerts API: the ruler must not panic, only skip it.
+	base := stack(t, false, func(api *apiserver.Server) {
+		api.HandleFunc("GET /prometheus/api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics store") })
+	})
 	call := func(method, path, body string, want int) string {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
-		}
-		return string(b)
+		return call(t, method, base+path, "", body, want)
 	}
 	call("POST", "/prometheus/config/v1/rules/app", "name: always\ninterval: 100ms\nrules:\n  - alert: Always\n    expr: vector(1)\n", http.StatusAccepted)
 	call("POST", "/prometheus/config/v1/rules/app", "name: [", http.StatusBadRequest)
 	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"name":"Always"`) {
 		t.Fatalf("rules = %s", b)
 	}
-	if b := call("GET", "/api/v1/alerts", "", http.StatusOK); b != "metrics store" {
+	if b := call("GET", "/prometheus/api/v1/alerts", "", http.StatusOK); b != "metrics store" {
 		t.Fatalf("the pre-registered route was replaced: %s", b)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
@@ -178,4 +198,30 @@ func TestExtensionNeedsMetricsStore(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `metrics extension "sprout_metrics" is not configured`) {
 		t.Fatalf("Start() = %v", err)
 	}
+}
+
+// With multi-tenancy on, each tenant's rules alert into its own Alertmanager, whose API (scoped by
+// X-Scope-OrgID) shows nothing of another tenant; each tenant sets its own configuration over Mimir's API.
+func TestExtensionAlertmanagerPerTenant(t *testing.T) {
+	base := stack(t, true, nil)
+	call(t, "GET", base+"/alertmanager/api/v2/alerts", "", "", http.StatusUnauthorized)
+	call(t, "POST", base+"/api/v1/alerts", "team-a", "alertmanager_config: |\n  route: {receiver: a-pager}\n  receivers: [{name: a-pager}]\n", http.StatusCreated)
+	call(t, "POST", base+"/prometheus/config/v1/rules/app", "team-a", "name: a\ninterval: 100ms\nrules:\n  - alert: TeamAAlert\n    expr: vector(1)\n", http.StatusAccepted)
+	call(t, "POST", base+"/prometheus/config/v1/rules/app", "team-b", "name: b\ninterval: 100ms\nrules:\n  - alert: TeamBAlert\n    expr: vector(1)\n", http.StatusAccepted)
+	for _, tc := range []struct{ tenant, want, notWant, receiver string }{
+		{"team-a", "TeamAAlert", "TeamBAlert", "a-pager"},
+		{"team-b", "TeamBAlert", "TeamAAlert", "default"},
+	} {
+		testutil.Eventually(t, 10*time.Second, func() error {
+			b := call(t, "GET", base+"/alertmanager/api/v2/alerts", tc.tenant, "", http.StatusOK)
+			if !strings.Contains(b, tc.want) || !strings.Contains(b, `"name":"`+tc.receiver+`"`) {
+				return fmt.Errorf("alerts of %s = %s", tc.tenant, b)
+			}
+			if strings.Contains(b, tc.notWant) {
+				t.Fatalf("%s sees another tenant's alert: %s", tc.tenant, b)
+			}
+			return nil
+		})
+	}
+	call(t, "GET", base+"/api/v1/alerts", "team-b", "", http.StatusNotFound)
 }
