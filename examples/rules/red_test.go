@@ -47,6 +47,23 @@ func TestSproutLoadsExamples(t *testing.T) {
 	}
 }
 
+func TestSproutLoadsLogQLExamples(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("logql", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no LogQL rule files")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rgs, errs := ruler.ParseRuleFileLang(ruler.LogQL, f, b, nil)
+		if len(errs) > 0 || len(rgs.Groups) == 0 {
+			t.Fatalf("%s: groups %d, errors %v", f, len(rgs.Groups), errs)
+		}
+	}
+}
+
 func TestAmtoolCheckConfig(t *testing.T) {
 	amtool := testutil.RequireBinary(t, "amtool")
 	out, err := exec.Command(amtool, "check-config", amConfig).CombinedOutput()
