@@ -112,10 +112,16 @@ groups:
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	body := string(b)
-	for _, want := range []string{`"language":"logql"`, `"query":"sum by (service_name) (count_over_time({service_name=\"checkout\"} |= \"error\" [5m])) > 0"`, `"state":"firing"`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("rules view does not contain %s:\n%s", want, body)
+	mustContain(t, "the rules view", string(b), `"language":"logql"`, `"state":"firing"`,
+		`"query":"sum by (service_name) (count_over_time({service_name=\"checkout\"} |= \"error\" [5m])) > 0"`)
+}
+
+// mustContain checks that text (what describes it) contains every want.
+func mustContain(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s does not contain %q:\n%s", what, want, text)
 		}
 	}
 }
@@ -178,16 +184,9 @@ func TestInvalidLogQLRuleKeepsOtherGroups(t *testing.T) {
 	if strings.Join(names, ",") != "promql:prom,logql:good" {
 		t.Fatalf("running groups = %v, want promql:prom and logql:good", names)
 	}
-	joined := fmt.Sprint(st.Errors)
-	t.Log(joined)
-	for _, want := range []string{
-		bad + ": 11:15:", `group "broken", rule 2, "Broken"`, "parse error at line 1, col", // file, line, group, rule, position
-		`group "logquery"`, "a metric query is required",
-	} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("errors do not mention %q:\n%s", want, joined)
-		}
-	}
+	// file, line:column of the expression, group, rule, and the position in the query
+	mustContain(t, "the load errors", fmt.Sprint(st.Errors), bad+": 11:15:", `group "broken", rule 2, "Broken"`,
+		"parse error at line 1, col 23", `group "logquery"`, "a metric query is required")
 }
 
 // Loki's ruler API: set, get, list, delete LogQL groups; bad LogQL is a 400 naming the problem; an uploaded
