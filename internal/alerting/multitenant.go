@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
@@ -186,16 +187,27 @@ func ValidateUserConfig(uc UserConfig) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager_config: %w", err)
 	}
-	for name, text := range uc.TemplateFiles {
+	tmpl, err := template.New()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(uc.TemplateFiles))
+	for name := range uc.TemplateFiles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		if err := validTemplateName(name); err != nil {
 			return nil, err
 		}
-		t, err := template.New()
-		if err != nil {
-			return nil, err
-		}
-		if err := t.Parse(strings.NewReader(text)); err != nil {
+		if err := tmpl.Parse(strings.NewReader(uc.TemplateFiles[name])); err != nil {
 			return nil, fmt.Errorf("template_files: %s: %w", name, err)
+		}
+	}
+	// Build every receiver as the Alertmanager will, so that what would fail to apply is refused now.
+	for _, rcv := range conf.Receivers {
+		if _, err := receiver.BuildReceiverIntegrations(rcv, tmpl, slog.New(slog.DiscardHandler)); err != nil {
+			return nil, fmt.Errorf("alertmanager_config: receiver %q: %w", rcv.Name, err)
 		}
 	}
 	return conf, nil
