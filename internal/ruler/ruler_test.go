@@ -646,19 +646,33 @@ groups:
         labels: {severity: info}
         annotations: {summary: "value {{ $value }}"}
 `)
-	r := newRuler(t, ruler.Options{RulePath: dir, Store: store})
+	// A LogQL file next to it: the one rules view shows both, each group with its language.
+	writeFile(t, filepath.Join(dir, "logql", "l.yaml"), `
+groups:
+  - name: golden-logs
+    interval: 100ms
+    rules:
+      - record: golden:log_lines
+        expr: sum by (app) (count_over_time({app="golden"} |= "x" [1m]))
+`)
+	bkt := newBucket(t, t.TempDir())
+	r := newRuler(t, ruler.Options{RulePath: dir, Store: store, Logs: newLogStore(t), LogQLRules: ruler.NewLogQLRuleStore(bkt)})
 	srv := httptest.NewServer(routes(r))
 	defer srv.Close()
 	var rulesBody string
 	tu.Eventually(t, 10*time.Second, func() error {
 		rulesBody = get(t, srv.URL+"/api/v1/rules", http.StatusOK)
-		if strings.Count(rulesBody, `"health":"ok"`) != 2 || !strings.Contains(rulesBody, `"state":"pending"`) {
+		if strings.Count(rulesBody, `"health":"ok"`) != 3 || !strings.Contains(rulesBody, `"state":"pending"`) {
 			return fmt.Errorf("rules not evaluated yet: %s", rulesBody)
 		}
 		return nil
 	})
 	alertsBody := get(t, srv.URL+"/api/v1/alerts", http.StatusOK)
-	for name, body := range map[string]string{"rules.json": rulesBody, "alerts.json": alertsBody} {
+	// Loki's listing, YAML as cortextool reads it.
+	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-b", "name: g2\nrules:\n  - alert: A\n    expr: rate({a=\"b\"}[5m]) > 1\n    for: 1m\n    labels: {severity: page}\n", http.StatusAccepted)
+	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-a", "name: g1\ninterval: 1m\nrules:\n  - record: r:one\n    expr: count_over_time({a=\"b\"}[1m])\n", http.StatusAccepted)
+	lokiBody := get(t, srv.URL+"/loki/api/v1/rules", http.StatusOK)
+	for name, body := range map[string]string{"rules.json": rulesBody, "alerts.json": alertsBody, "loki_rules.yaml": lokiBody} {
 		got := timeFields.ReplaceAllString(strings.ReplaceAll(body, dir, "RULE_PATH"), `"$1":"X"`)
 		path := filepath.Join("testdata", "golden", name)
 		if *update {
