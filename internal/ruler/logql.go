@@ -77,6 +77,10 @@ func unquoteLogQL(qs string) string {
 	return qs
 }
 
+// logqlQueryTimeout bounds one LogQL rule evaluation, as the PromQL engine's query timeout (2m by default) bounds
+// a PromQL one, so that one heavy query cannot hold its group forever.
+const logqlQueryTimeout = 2 * time.Minute
+
 // logqlQueryFunc evaluates LogQL rules: an instant metric query at the evaluation time, with the log store's
 // engine over the tenant's logs, its result as a PromQL vector (a scalar becomes one sample without labels, as
 // Prometheus' own query function does).
@@ -89,6 +93,8 @@ func logqlQueryFunc(store LogStore, tenantID string) rules.QueryFunc {
 		if err != nil {
 			return nil, err
 		}
+		ctx, cancel := context.WithTimeout(ctx, logqlQueryTimeout)
+		defer cancel()
 		var st logql.Stats
 		ns := t.UnixNano()
 		res, scalar, err := store.Engine().EvalRange(ctx, store.Querier(tenantID), expr, ns, ns, 0, &st)
