@@ -1,7 +1,8 @@
-// Package rulerext is the `sprout_ruler` extension: Sprout's ruler and Alertmanager roles. It evaluates
-// recording and alerting rules against the `sprout_metrics` store, serves the Mimir/Cortex ruler API and
-// Prometheus' rules and alerts API on `sprout_api`, and runs an embedded Alertmanager (its v2 API under
-// /alertmanager) or sends alerts to an external one.
+// Package rulerext is the `sprout_ruler` extension: Sprout's ruler and Alertmanager roles (Mimir's ruler and
+// multi-tenant Alertmanager, Loki's ruler). It evaluates PromQL rules against the `sprout_metrics` store and
+// LogQL rules against the `sprout_logs` store, serves the Mimir/Cortex and Loki ruler APIs and Prometheus'
+// rules and alerts API on `sprout_api`, and runs one embedded Alertmanager per tenant (v2 API under
+// /alertmanager, Mimir's configuration API at /api/v1/alerts) or sends alerts to an external one.
 package rulerext
 
 import (
@@ -43,7 +44,8 @@ func newRulerExtension(cfg *Config, set extension.Settings) *rulerExtension {
 	return &rulerExtension{cfg: cfg, logger: set.Logger}
 }
 
-// Dependencies makes the Collector start the API server and the metrics store before the ruler.
+// Dependencies makes the Collector start the API server, the metrics store and (with LogQL rules) the log store
+// before the ruler.
 func (e *rulerExtension) Dependencies() []component.ID {
 	deps := []component.ID{e.cfg.API, e.cfg.Metrics}
 	if e.cfg.LogQL.Enabled {

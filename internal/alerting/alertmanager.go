@@ -1,6 +1,7 @@
 // Package alerting is Sprout's embedded Alertmanager: Prometheus' Alertmanager libraries (routing, grouping,
-// inhibition, silences, the notification log and its receivers) wired into one in-process instance whose v2 API
+// inhibition, silences, the notification log and its receivers) wired into in-process instances whose v2 API
 // is served on Sprout's API port, with silences and the notification log snapshotted under a data directory.
+// MultiTenant runs one instance per tenant, with Mimir's per-tenant configuration API.
 //
 // It owns the Alertmanager's lifecycle and configuration. It must not evaluate rules (that is internal/ruler) and
 // must not open a port of its own; callers mount Handler where they like.

@@ -1,6 +1,7 @@
 // Package ruler evaluates Prometheus recording and alerting rules per tenant against Sprout's metrics store,
-// with Prometheus' own rules engine. Rules come from a directory of Prometheus rule files and from the
-// Mimir/Cortex ruler API (kept in the bucket). Recording rules write back into the store; firing and resolved
+// with Prometheus' own rules engine, and LogQL rules (as Loki's ruler) against the log store with its LogQL
+// engine. Rules come from a directory of rule files (LogQL ones under its logql/ subdirectory) and from the
+// Mimir/Cortex and Loki ruler APIs (kept in the bucket). Recording rules write back into the store; firing and resolved
 // alerts go to a Notifier (Sprout's embedded Alertmanager or an external one).
 //
 // It owns rule loading, the per-tenant rule managers and the ruler HTTP APIs. It must not store samples itself
