@@ -32,6 +32,11 @@ type span struct {
 	err    bool
 	attrs  map[string]string
 	res    map[string]string
+	// dattrs are double span attributes (sampling ratios); at shifts the span's start after t0; noSvc leaves
+	// service.name off the resource.
+	dattrs map[string]float64
+	at     time.Duration
+	noSvc  bool
 }
 
 func traceID(b byte) pcommon.TraceID { return pcommon.TraceID{0xaa, 15: b} }
@@ -45,7 +50,9 @@ func buildTraces(trace byte, spans ...span) ptrace.Traces {
 		ss, ok := bySvc[s.svc]
 		if !ok {
 			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().PutStr("service.name", s.svc)
+			if !s.noSvc {
+				rs.Resource().Attributes().PutStr("service.name", s.svc)
+			}
 			for k, v := range s.res {
 				rs.Resource().Attributes().PutStr(k, v)
 			}
@@ -60,8 +67,11 @@ func buildTraces(trace byte, spans ...span) ptrace.Traces {
 		if s.parent != 0 {
 			sp.SetParentSpanID(spanID(s.parent))
 		}
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.dur)))
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.at)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.at + s.dur)))
+		for k, v := range s.dattrs {
+			sp.Attributes().PutDouble(k, v)
+		}
 		if s.err {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 			sp.Status().SetMessage("boom")

@@ -424,7 +424,7 @@ func (g *Generator) graphSpan(ts *tenantState, f *spanFact, now int64) {
 			return
 		}
 		e.server, e.serverDur, e.hasServer, e.serverSeen = f.service, f.duration, true, true
-		e.serverLast = !e.hasClient
+		e.serverLast = true
 		e.serverStart = f.start
 		e.sdims = g.sgDimValues(f)
 		e.mult = f.sgMult
@@ -447,7 +447,7 @@ func (g *Generator) graphSpan(ts *tenantState, f *spanFact, now int64) {
 			return
 		}
 		e.client, e.clientDur, e.hasClient, e.peer = f.service, f.duration, true, f.peer
-		e.serverLast = e.hasServer
+		e.serverLast = false
 		e.clientEnd = f.start + f.duration
 		e.cdims = g.sgDimValues(f)
 		e.mult = f.sgMult
