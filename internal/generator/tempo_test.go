@@ -329,8 +329,10 @@ func TestSpanMetricsTempoRules(t *testing.T) {
 			want:   map[string]float64{with("__service", "x"): 1},
 		},
 		{
-			name:   "colliding dimensions: the last configured wins, even when absent",
-			mutate: func(c *Config) { c.SpanMetrics.Dimensions = []string{"deployment.environment", "deployment_environment"} },
+			name: "colliding dimensions: the last configured wins, even when absent",
+			mutate: func(c *Config) {
+				c.SpanMetrics.Dimensions = []string{"deployment.environment", "deployment_environment"}
+			},
 			spans: []span{
 				sp(map[string]string{"deployment.environment": "a"}, nil),
 				{svc: "api", name: "GET", kind: ptrace.SpanKindServer, id: 2, dur: 10 * time.Millisecond,
@@ -356,7 +358,7 @@ func TestSpanMetricsTempoRules(t *testing.T) {
 			spans: []span{{svc: "api", name: "GET", kind: ptrace.SpanKindServer, id: 1, dur: 10 * time.Millisecond,
 				dattrs: map[string]float64{"X-SampleRatio": 0.1}}},
 			want: map[string]float64{
-				ser(callsTotal, base...): 10,
+				ser(callsTotal, base...):                         10,
 				ser("traces_spanmetrics_latency_count", base...): 10,
 				ser("traces_spanmetrics_latency_sum", base...):   0.1,
 			},
@@ -412,12 +414,15 @@ func TestTargetInfoTempoRules(t *testing.T) {
 			name: "job, instance and sanitized attributes",
 			want: map[string]float64{
 				ser("traces_target_info", "job", "shop/api", "instance", "i-1", "k8s_pod_name", "p-1", "__service", "clash", "host_name", "h"): 1,
-				ser(callsTotal, append(slices.Clone(base), "job", "shop/api", "instance", "i-1")...):                                          1,
+				ser(callsTotal, append(slices.Clone(base), "job", "shop/api", "instance", "i-1")...):                                           1,
 			},
 		},
 		{
-			name:   "enable_instance_label false and an excluded attribute",
-			mutate: func(c *Config) { c.SpanMetrics.EnableInstanceLabel = false; c.SpanMetrics.TargetInfoExcludedDimensions = []string{"host.name"} },
+			name: "enable_instance_label false and an excluded attribute",
+			mutate: func(c *Config) {
+				c.SpanMetrics.EnableInstanceLabel = false
+				c.SpanMetrics.TargetInfoExcludedDimensions = []string{"host.name"}
+			},
 			want: map[string]float64{
 				ser("traces_target_info", "job", "shop/api", "k8s_pod_name", "p-1", "__service", "clash"): 1,
 				ser(callsTotal, append(slices.Clone(base), "job", "shop/api")...):                         1,
