@@ -44,6 +44,11 @@ type Config struct {
 	// FlushInterval is how often the cumulative points are emitted downstream (Tempo's collection interval).
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 
+	// TraceIDLabelName is the exemplar label that carries the trace id in Tempo's form (Tempo's
+	// trace_id_label_name, default "traceID"). Exemplars always carry the OpenTelemetry trace_id and span_id
+	// labels as well; "" or "trace_id" adds nothing more.
+	TraceIDLabelName string `mapstructure:"trace_id_label_name"`
+
 	// GenerateNativeHistograms selects the latency histograms' form, as Tempo's override of that name:
 	// "classic" (explicit buckets, the default), "native" (exponential buckets: Prometheus native histograms)
 	// or "both" (each histogram in both forms under the same name).
@@ -169,6 +174,7 @@ func DefaultConfig() Config {
 		MaxActiveSeries:                100000,
 		StaleAfter:                     15 * time.Minute,
 		FlushInterval:                  15 * time.Second,
+		TraceIDLabelName:               "traceID",
 		GenerateNativeHistograms:       HistogramClassic,
 		NativeHistogramBucketFactor:    1.1,
 		NativeHistogramMaxBucketNumber: 100,
@@ -207,6 +213,9 @@ func (c *Config) Validate() error {
 		if d == "" {
 			errs = append(errs, errors.New("service_graphs.dimensions: empty attribute name"))
 		}
+	}
+	if l := c.TraceIDLabelName; l != "" && (SanitizeLabelName(l) != l || l[0] >= '0' && l[0] <= '9') {
+		errs = append(errs, fmt.Errorf("trace_id_label_name: %q is not a valid Prometheus label name", l))
 	}
 	switch c.GenerateNativeHistograms {
 	case HistogramClassic, HistogramNative, HistogramBoth:

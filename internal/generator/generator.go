@@ -8,6 +8,7 @@
 package generator
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -332,7 +333,7 @@ func (g *Generator) emitClassic(met pmetric.Metric, m int, list []*series, now p
 		dp.BucketCounts().FromRaw(counts)
 		dp.SetSum(s.sum)
 		dp.SetCount(total)
-		putExemplars(dp.Exemplars(), s.exs)
+		g.putExemplars(dp.Exemplars(), s.exs)
 	}
 }
 
@@ -363,12 +364,16 @@ func (g *Generator) emitNative(met pmetric.Metric, list []*series, now pcommon.T
 		dp.SetCount(zc + total)
 		dp.SetSum(s.sum)
 		if withExemplars {
-			putExemplars(dp.Exemplars(), s.exs)
+			g.putExemplars(dp.Exemplars(), s.exs)
 		}
 	}
 }
 
-func putExemplars(dst pmetric.ExemplarSlice, exs []exemplar) {
+func (g *Generator) putExemplars(dst pmetric.ExemplarSlice, exs []exemplar) {
+	extra := g.cfg.TraceIDLabelName
+	if extra == "trace_id" {
+		extra = ""
+	}
 	for i := range exs {
 		e := &exs[i]
 		if !e.set {
@@ -379,6 +384,9 @@ func putExemplars(dst pmetric.ExemplarSlice, exs []exemplar) {
 		ex.SetTimestamp(pcommon.Timestamp(e.ts))
 		ex.SetTraceID(e.traceID)
 		ex.SetSpanID(e.spanID)
+		if extra != "" {
+			ex.FilteredAttributes().PutStr(extra, hex.EncodeToString(e.traceID[:]))
+		}
 	}
 }
 

@@ -410,6 +410,7 @@ func TestConfigValidate(t *testing.T) {
 		{"colliding dimensions are allowed, as in Tempo", func(c *Config) { c.SpanMetrics.Dimensions = []string{"http.method", "http_method"} }, ""},
 		{"builtin dimension is allowed (becomes __service)", func(c *Config) { c.SpanMetrics.Dimensions = []string{"service"} }, ""},
 		{"empty dimension", func(c *Config) { c.ServiceGraphs.Dimensions = []string{""} }, "service_graphs.dimensions: empty attribute name"},
+		{"bad trace id label", func(c *Config) { c.TraceIDLabelName = "trace.id" }, `trace_id_label_name: "trace.id" is not a valid`},
 		{"bad histogram mode", func(c *Config) { c.GenerateNativeHistograms = "exponential" }, `generate_native_histograms: "exponential" is not one of classic, native, both`},
 		{"bucket factor", func(c *Config) { c.GenerateNativeHistograms = "native"; c.NativeHistogramBucketFactor = 1 }, "native_histogram_bucket_factor: 1 must be greater than 1"},
 		{"max buckets", func(c *Config) { c.GenerateNativeHistograms = "both"; c.NativeHistogramMaxBucketNumber = 0 }, "native_histogram_max_bucket_number: must be positive"},

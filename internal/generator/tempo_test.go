@@ -41,6 +41,7 @@ func TestTempoDefaults(t *testing.T) {
 		{"generate_native_histograms", c.GenerateNativeHistograms, "classic"},
 		{"native_histogram_bucket_factor", c.NativeHistogramBucketFactor, 1.1},
 		{"native_histogram_max_bucket_number", c.NativeHistogramMaxBucketNumber, 100},
+		{"trace_id_label_name", c.TraceIDLabelName, "traceID"},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -455,6 +456,11 @@ func TestExemplarPerBucket(t *testing.T) {
 		span{svc: "api", name: "GET", kind: ptrace.SpanKindServer, id: 3, dur: 12 * time.Millisecond},
 	)
 	base := []string{"service", "api", "span_name", "GET", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_UNSET"}
+	// Tempo's exemplar label (trace_id_label_name, default traceID) next to OpenTelemetry's trace_id and span_id.
+	k := ser("traces_spanmetrics_latency_bucket", append(slices.Clone(base), "le", "0.016")...)
+	if ex := got[k].exemplars; len(ex) != 1 || ex[0].Labels.String() != `{span_id="`+hexSpan(3)+`", traceID="`+hexTrace(1)+`", trace_id="`+hexTrace(1)+`"}` {
+		t.Errorf("exemplar labels of %s = %v", k, ex)
+	}
 	for le, want := range map[string][]string{
 		"0.016": {hexTrace(1) + "/" + hexSpan(3)},
 		"0.128": {hexTrace(1) + "/" + hexSpan(2)},
