@@ -3,6 +3,7 @@ package generator
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -48,19 +49,38 @@ type batch struct {
 	now       int64 // unix nanoseconds at acceptance
 	resources []resourceFact
 	spans     []spanFact
+	dimBuf    []string // backing array of the spans' dims, reused with the batch
+}
+
+// batchPool recycles batches: once applied, nothing refers to a batch's facts (series and edges copy what
+// they keep), so its slices serve the next call.
+var batchPool = sync.Pool{New: func() any { return &batch{} }}
+
+func releaseBatch(b *batch) {
+	if cap(b.spans) > 1<<16 {
+		return // an outsized batch is left to the GC rather than pinned in the pool
+	}
+	clear(b.spans)
+	clear(b.dimBuf)
+	clear(b.resources)
+	b.spans, b.resources, b.dimBuf = b.spans[:0], b.resources[:0], b.dimBuf[:0]
+	batchPool.Put(b)
 }
 
 var sizer ptrace.ProtoMarshaler
 
 // extract reduces td to facts. It reads td only, so it can run outside the generator's lock.
 func (g *Generator) extract(tenantID string, now int64, td ptrace.Traces) *batch {
-	b := &batch{tenant: tenantID, now: now, spans: make([]spanFact, 0, td.SpanCount())}
+	b := batchPool.Get().(*batch)
+	b.tenant, b.now = tenantID, now
+	b.spans = slices.Grow(b.spans[:0], td.SpanCount())
 	wantSize := g.spanMetrics
 	smKey, sgKey := g.cfg.SpanMetrics.SpanMultiplierKey, g.cfg.ServiceGraphs.SpanMultiplierKey
 	var dimVals []string
 	if len(g.attrDims) > 0 {
-		// One backing array for the batch: one allocation instead of one per span.
-		dimVals = make([]string, len(g.attrDims)*td.SpanCount())
+		// One backing array for the batch instead of one slice per span.
+		b.dimBuf = slices.Grow(b.dimBuf[:0], len(g.attrDims)*td.SpanCount())[:len(g.attrDims)*td.SpanCount()]
+		dimVals = b.dimBuf
 	}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {

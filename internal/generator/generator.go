@@ -46,6 +46,7 @@ type Generator struct {
 	wal       *wal // nil when durability is off
 	lastCkpt  int64
 	closed    bool
+	freeEdges []*edge // completed edges for reuse
 	scratch   []labelPair
 	keyBuf    []byte
 	encodeBuf encoder
@@ -138,6 +139,7 @@ func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) er
 		return nil
 	}
 	b := g.extract(tenantID, now.UnixNano(), td)
+	defer releaseBatch(b)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {

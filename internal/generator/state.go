@@ -472,7 +472,13 @@ func (g *Generator) upsertEdge(ts *tenantState, k edgeKey, now int64, client, se
 		g.add(ts, mSGDropped, 1, now)
 		return nil
 	}
-	e := &edge{created: now}
+	var e *edge
+	if n := len(g.freeEdges); n > 0 {
+		e, g.freeEdges = g.freeEdges[n-1], g.freeEdges[:n-1]
+		*e = edge{created: now}
+	} else {
+		e = &edge{created: now}
+	}
 	ts.edges[k] = e
 	return e
 }
@@ -487,6 +493,7 @@ func (g *Generator) tryComplete(ts *tenantState, k edgeKey, e *edge, now int64) 
 		conn = connMessaging
 	}
 	g.complete(ts, e, conn, now)
+	g.recycle(e)
 }
 
 func (g *Generator) complete(ts *tenantState, e *edge, conn string, now int64) {
@@ -535,6 +542,14 @@ func (g *Generator) complete(ts *tenantState, e *edge, conn string, now int64) {
 	}
 }
 
+// recycle keeps a finished edge for the next upsert (at most 4096 of them).
+func (g *Generator) recycle(e *edge) {
+	if len(g.freeEdges) < 4096 {
+		*e = edge{}
+		g.freeEdges = append(g.freeEdges, e)
+	}
+}
+
 func dimAt(v []string, i int) string {
 	if i < len(v) {
 		return v[i]
@@ -570,6 +585,7 @@ func (g *Generator) tick(now int64) {
 			e := ts.edges[k]
 			delete(ts.edges, k)
 			g.expire(ts, e, now)
+			g.recycle(e)
 		}
 		for key, s := range ts.series {
 			if now-s.updated >= stale {
