@@ -304,7 +304,7 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 			}
 			for _, s := range list {
 				s.emitted = true
-				clear(s.exs)
+				s.exs = s.exs[:0]
 			}
 		}
 	}
@@ -378,9 +378,6 @@ func (g *Generator) putExemplars(dst pmetric.ExemplarSlice, exs []exemplar) {
 	}
 	for i := range exs {
 		e := &exs[i]
-		if !e.set {
-			continue
-		}
 		ex := dst.AppendEmpty()
 		ex.SetDoubleValue(e.value)
 		ex.SetTimestamp(pcommon.Timestamp(e.ts))

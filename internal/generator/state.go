@@ -73,7 +73,7 @@ func sortPairs(p []labelPair) {
 }
 
 type exemplar struct {
-	set     bool
+	bucket  int // the classic bucket the observation fell in
 	value   float64
 	ts      int64
 	traceID [16]byte
@@ -100,8 +100,8 @@ type series struct {
 	nZero   float64
 	nOffset int32
 	nCounts []float64
-	// exs holds, per classic bucket, the newest observation since the last emission (Tempo keeps one
-	// exemplar per bucket); nil until the first one.
+	// exs holds the newest observation since the last emission of each classic bucket that had one (Tempo
+	// keeps one exemplar per bucket), in no particular order; emptied by each emission.
 	exs []exemplar
 	// emitted is set once the series has gone out; until then emit writes a zero point at its start first,
 	// so that rate() and increase() count the first observations (a counter's first sample is otherwise only
@@ -174,7 +174,7 @@ func (g *Generator) lookup(ts *tenantState, m int, now int64) *series {
 		g.refused++
 		return nil
 	}
-	s := g.newSeries(m, now)
+	s := g.newSeries(m, now, nil)
 	ts.series[string(bytes.Clone(buf))] = s
 	g.active++
 	return s
@@ -192,8 +192,13 @@ func (g *Generator) set(ts *tenantState, m int, v float64, now int64) {
 	}
 }
 
-func (g *Generator) newSeries(m int, now int64) *series {
-	s := &series{metric: uint8(m), labels: slices.Clone(g.scratch), start: now, updated: now}
+// newSeries makes a series with labels g.scratch; shared, when not nil, is an equal label slice of a linked
+// series, which the new one shares instead of copying (labels are never modified in place).
+func (g *Generator) newSeries(m int, now int64, shared []labelPair) *series {
+	if shared == nil {
+		shared = slices.Clone(g.scratch)
+	}
+	s := &series{metric: uint8(m), labels: shared, start: now, updated: now}
 	if metricKinds[m] == kindHistogram {
 		s.counts = make([]float64, len(g.buckets[m])+1)
 		s.nScale = g.nativeScale
@@ -211,10 +216,14 @@ func (g *Generator) observeSeries(s *series, v, w float64, now int64, traceID [1
 	if g.native {
 		s.observeNative(v, w, g.cfg.NativeHistogramMaxBucketNumber)
 	}
-	if s.exs == nil {
-		s.exs = make([]exemplar, len(s.counts))
+	ex := exemplar{bucket: i, value: v, ts: now, traceID: traceID, spanID: spanID}
+	for j := range s.exs {
+		if s.exs[j].bucket == i {
+			s.exs[j] = ex
+			return
+		}
 	}
-	s.exs[i] = exemplar{set: true, value: v, ts: now, traceID: traceID, spanID: spanID}
+	s.exs = append(s.exs, ex)
 }
 
 // lookupLinked finds the series of metric m with labels g.scratch together with its two linked series of
@@ -230,21 +239,21 @@ func (g *Generator) lookupLinked(ts *tenantState, m, a, b int, now int64) *serie
 		g.refused += 3
 		return nil
 	}
-	s := g.getOrCreate(ts, m, now)
-	s.linked[0] = g.getOrCreate(ts, a, now)
-	s.linked[1] = g.getOrCreate(ts, b, now)
+	s := g.getOrCreate(ts, m, now, nil)
+	s.linked[0] = g.getOrCreate(ts, a, now, s.labels)
+	s.linked[1] = g.getOrCreate(ts, b, now, s.labels)
 	return s
 }
 
 // getOrCreate returns the series of metric m with labels g.scratch, creating it without a limit check.
-func (g *Generator) getOrCreate(ts *tenantState, m int, now int64) *series {
+func (g *Generator) getOrCreate(ts *tenantState, m int, now int64, shared []labelPair) *series {
 	buf := appendSeriesKey(g.keyBuf[:0], m, g.scratch)
 	g.keyBuf = buf
 	if s, ok := ts.series[string(buf)]; ok {
 		s.updated = now
 		return s
 	}
-	s := g.newSeries(m, now)
+	s := g.newSeries(m, now, shared)
 	ts.series[string(buf)] = s
 	g.active++
 	return s
