@@ -35,6 +35,17 @@ func TestLoadConfig(t *testing.T) {
 	custom.SpanMetrics.HistogramBuckets = []float64{0.01, 0.1, 1}
 	custom.SpanMetrics.IntrinsicDimensions.StatusMessage = true
 	custom.SpanMetrics.EnableTargetInfo = true
+	custom.SpanMetrics.EnableInstanceLabel = false
+	custom.SpanMetrics.TargetInfoExcludedDimensions = []string{"host.name"}
+	custom.SpanMetrics.SpanMultiplierKey = "X-SampleRatio"
+	custom.ServiceGraphs.Dimensions = []string{"deployment.environment"}
+	custom.ServiceGraphs.EnableClientServerPrefix = true
+	custom.ServiceGraphs.EnableVirtualNodeLabel = true
+	custom.ServiceGraphs.EnableMessagingSystemLatencyHistogram = true
+	custom.GenerateNativeHistograms = generator.HistogramBoth
+	custom.NativeHistogramBucketFactor = 1.2
+	custom.NativeHistogramMaxBucketNumber = 50
+	custom.TraceIDLabelName = "trace_id"
 	custom.ServiceGraphs.HistogramBuckets = []float64{0.5, 1}
 	custom.ServiceGraphs.Wait = 5 * time.Second
 	custom.ServiceGraphs.MaxItems = 500

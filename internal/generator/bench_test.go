@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -114,4 +115,50 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkDistinctSpanNames feeds 100 000 distinct span names (100 batches of 1000 spans, both processors,
+// the default max_active_series of 100 000) and reports the peak heap in use, sampled after every batch and
+// after the emission, with the limit hit: memory is bounded by the limit, not by the names.
+func BenchmarkDistinctSpanNames(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		g := mustNew(b, testConfig())
+		var peak uint64
+		sample := func() {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse-min(base, ms.HeapInuse))
+		}
+		const total, perBatch = 100000, 1000
+		for bt := 0; bt < total/perBatch; bt++ {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "svc")
+			spans := rs.ScopeSpans().AppendEmpty().Spans()
+			for j := 0; j < perBatch; j++ {
+				sp := spans.AppendEmpty()
+				sp.SetName("GET /api/items/" + itoa(bt*perBatch+j))
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetTraceID(pcommon.TraceID{byte(bt), byte(j), byte(j >> 8), 1})
+				sp.SetSpanID(pcommon.SpanID{byte(j), byte(j >> 8), 1})
+				sp.SetEndTimestamp(pcommon.Timestamp(time.Millisecond))
+			}
+			if err := g.Consume(tenantA, t0, td); err != nil {
+				b.Fatal(err)
+			}
+			sample()
+		}
+		ingestPeak := peak
+		tms := g.Collect(t0)
+		sample()
+		st := g.Stats()
+		b.ReportMetric(float64(ingestPeak)/(1<<20), "ingest-peak-heap-MiB")
+		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-with-emission-MiB")
+		b.ReportMetric(float64(st.ActiveSeries), "active-series")
+		b.ReportMetric(float64(st.RefusedSeries), "refused")
+		b.ReportMetric(float64(tms[0].Metrics.DataPointCount()), "emitted-points")
+	}
 }

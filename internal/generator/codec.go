@@ -9,8 +9,10 @@ import (
 
 // Record types of the WAL.
 const (
-	recBatch byte = 1
-	recTick  byte = 2
+	recBatchV1 byte = 1 // the first batch format, still replayed
+	recTick    byte = 2
+	// recBatch adds per span the start time and the two span multipliers.
+	recBatch byte = 3
 )
 
 // maxDecodeLen bounds any length read from disk, so a corrupt file cannot make the decoder allocate gigabytes.
@@ -31,6 +33,12 @@ func (e *encoder) boolean(v bool) {
 		e.byte1(1)
 	} else {
 		e.byte1(0)
+	}
+}
+func (e *encoder) strs(v []string) {
+	e.uvarint(uint64(len(v)))
+	for _, s := range v {
+		e.str(s)
 	}
 }
 func (e *encoder) pairs(p []labelPair) {
@@ -135,6 +143,18 @@ func (d *decoder) str() string {
 
 func (d *decoder) boolean() bool { return d.byte1() != 0 }
 
+func (d *decoder) strs() []string {
+	n := d.length(1)
+	if n == 0 {
+		return nil
+	}
+	v := make([]string, n)
+	for i := range v {
+		v[i] = d.str()
+	}
+	return v
+}
+
 func (d *decoder) pairs() []labelPair {
 	n := d.length(2)
 	if n == 0 {
@@ -178,6 +198,9 @@ func encodeBatch(e *encoder, b *batch) {
 		e.str(f.peer)
 		e.str(f.db)
 		e.varint(int64(f.resource))
+		e.varint(f.start)
+		e.f64(f.smMult)
+		e.f64(f.sgMult)
 	}
 }
 
@@ -192,7 +215,7 @@ func decodeRecord(p []byte) (b *batch, now int64, err error) {
 	switch t := d.byte1(); t {
 	case recTick:
 		now = d.varint()
-	case recBatch:
+	case recBatch, recBatchV1:
 		b = &batch{}
 		b.tenant = d.str()
 		b.now = d.varint()
@@ -232,6 +255,15 @@ func decodeRecord(p []byte) (b *batch, now int64, err error) {
 				d.fail(fmt.Errorf("span %d names resource %d of %d", i, r, len(b.resources)))
 			}
 			f.resource = int32(r)
+			f.smMult, f.sgMult = 1, 1
+			if t == recBatch {
+				f.start = d.varint()
+				f.smMult = d.f64()
+				f.sgMult = d.f64()
+				if !(f.smMult > 0) || !(f.sgMult > 0) || math.IsInf(f.smMult, 0) || math.IsInf(f.sgMult, 0) {
+					d.fail(fmt.Errorf("span %d has a bad span multiplier", i))
+				}
+			}
 			if f.duration < 0 {
 				d.fail(fmt.Errorf("span %d has negative duration", i))
 			}

@@ -44,6 +44,22 @@ type Config struct {
 	// FlushInterval is how often the cumulative points are emitted downstream (Tempo's collection interval).
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 
+	// TraceIDLabelName is the exemplar label that carries the trace id in Tempo's form (Tempo's
+	// trace_id_label_name, default "traceID"). Exemplars always carry the OpenTelemetry trace_id and span_id
+	// labels as well; "" or "trace_id" adds nothing more.
+	TraceIDLabelName string `mapstructure:"trace_id_label_name"`
+
+	// GenerateNativeHistograms selects the latency histograms' form, as Tempo's override of that name:
+	// "classic" (explicit buckets, the default), "native" (exponential buckets: Prometheus native histograms)
+	// or "both" (each histogram in both forms under the same name).
+	GenerateNativeHistograms string `mapstructure:"generate_native_histograms"`
+	// NativeHistogramBucketFactor is the largest allowed ratio between neighbouring native-histogram bucket
+	// bounds (Tempo's default 1.1, which gives schema 3).
+	NativeHistogramBucketFactor float64 `mapstructure:"native_histogram_bucket_factor"`
+	// NativeHistogramMaxBucketNumber bounds the populated buckets of one native histogram; beyond it the
+	// resolution is halved (Tempo's default 100).
+	NativeHistogramMaxBucketNumber int `mapstructure:"native_histogram_max_bucket_number"`
+
 	WAL WALConfig `mapstructure:"wal"`
 }
 
@@ -59,6 +75,14 @@ type SpanMetricsConfig struct {
 	// EnableTargetInfo emits traces_target_info{job,instance,<resource attributes>} and adds job and instance
 	// labels to the span metrics, so that resource attributes can be joined in PromQL.
 	EnableTargetInfo bool `mapstructure:"enable_target_info"`
+	// EnableInstanceLabel keeps the instance label on the span metrics and traces_target_info when target info
+	// is on (Tempo's default true).
+	EnableInstanceLabel bool `mapstructure:"enable_instance_label"`
+	// TargetInfoExcludedDimensions are resource attributes left out of traces_target_info.
+	TargetInfoExcludedDimensions []string `mapstructure:"target_info_excluded_dimensions"`
+	// SpanMultiplierKey names a double attribute (span first, then resource) holding the sampling ratio r of
+	// the span: calls and latency observations then count 1/r instead of 1.
+	SpanMultiplierKey string `mapstructure:"span_multiplier_key"`
 }
 
 // IntrinsicDimensions selects which of Tempo's built-in span-metrics labels are emitted.
@@ -82,9 +106,24 @@ type ServiceGraphsConfig struct {
 	// PeerAttributes name the attributes, in order of preference, that name an uninstrumented server when a
 	// client span expires unpaired (a virtual node).
 	PeerAttributes []string `mapstructure:"peer_attributes"`
-	// DatabaseNameAttributes name the attributes that make a client span a database call: the edge completes
-	// at once with server = the attribute's value and connection_type="database".
+	// DatabaseNameAttributes name the attributes (resource first, then span) that make a client or producer
+	// span a database call: the edge completes at once with connection_type="database" and server = the
+	// span's peer.service, else server.address, else network.peer.address[:network.peer.port], else the
+	// attribute's value.
 	DatabaseNameAttributes []string `mapstructure:"database_name_attributes"`
+	// Dimensions are extra edge labels from resource, else span attributes of either side.
+	Dimensions []string `mapstructure:"dimensions"`
+	// EnableClientServerPrefix labels each dimension twice, client_<name> from the client span and
+	// server_<name> from the server span; without it the side seen last wins.
+	EnableClientServerPrefix bool `mapstructure:"enable_client_server_prefix"`
+	// EnableVirtualNodeLabel adds virtual_node="client"|"server" to edges whose client or server is a
+	// virtual node inferred at expiry.
+	EnableVirtualNodeLabel bool `mapstructure:"enable_virtual_node_label"`
+	// EnableMessagingSystemLatencyHistogram adds traces_service_graph_request_messaging_system_seconds: the
+	// time between a producer span's end and its consumer span's start.
+	EnableMessagingSystemLatencyHistogram bool `mapstructure:"enable_messaging_system_latency_histogram"`
+	// SpanMultiplierKey as in span_metrics, for request counts and latency observations.
+	SpanMultiplierKey string `mapstructure:"span_multiplier_key"`
 }
 
 // WALConfig configures the generator's write-ahead log.
@@ -123,17 +162,22 @@ func DefaultConfig() Config {
 			IntrinsicDimensions: IntrinsicDimensions{
 				Service: true, SpanName: true, SpanKind: true, StatusCode: true,
 			},
+			EnableInstanceLabel: true,
 		},
 		ServiceGraphs: ServiceGraphsConfig{
 			HistogramBuckets:       DefaultServiceGraphBuckets(),
 			Wait:                   10 * time.Second,
 			MaxItems:               10000,
-			PeerAttributes:         []string{"peer.service", "db.name", "db.system", "server.address", "net.peer.name"},
-			DatabaseNameAttributes: []string{"db.name", "db.namespace"},
+			PeerAttributes:         []string{"peer.service", "db.name", "db.system", "db.system.name"},
+			DatabaseNameAttributes: []string{"db.namespace", "db.name", "db.system", "db.system.name"},
 		},
-		MaxActiveSeries: 100000,
-		StaleAfter:      15 * time.Minute,
-		FlushInterval:   15 * time.Second,
+		MaxActiveSeries:                100000,
+		StaleAfter:                     15 * time.Minute,
+		FlushInterval:                  15 * time.Second,
+		TraceIDLabelName:               "traceID",
+		GenerateNativeHistograms:       HistogramClassic,
+		NativeHistogramBucketFactor:    1.1,
+		NativeHistogramMaxBucketNumber: 100,
 		WAL: WALConfig{
 			Sync:               SyncAlways,
 			CheckpointInterval: time.Minute,
@@ -158,20 +202,33 @@ func (c *Config) Validate() error {
 	if err := validBuckets(c.ServiceGraphs.HistogramBuckets); err != nil {
 		errs = append(errs, fmt.Errorf("service_graphs.histogram_buckets: %w", err))
 	}
-	seen := map[string]string{}
+	// Two dimensions that sanitize to the same label are allowed, as in Tempo (deployment.environment and
+	// deployment_environment from different SDKs): the one configured last wins.
 	for _, d := range c.SpanMetrics.Dimensions {
 		if d == "" {
 			errs = append(errs, errors.New("span_metrics.dimensions: empty attribute name"))
-			continue
 		}
-		l := SanitizeLabelName(d)
-		if prev, ok := seen[l]; ok {
-			errs = append(errs, fmt.Errorf("span_metrics.dimensions: %q and %q both become label %q", prev, d, l))
+	}
+	for _, d := range c.ServiceGraphs.Dimensions {
+		if d == "" {
+			errs = append(errs, errors.New("service_graphs.dimensions: empty attribute name"))
 		}
-		if slices.Contains(reservedSpanMetricLabels, l) {
-			errs = append(errs, fmt.Errorf("span_metrics.dimensions: %q becomes label %q, which is a built-in label", d, l))
+	}
+	if l := c.TraceIDLabelName; l != "" && (SanitizeLabelName(l) != l || l[0] >= '0' && l[0] <= '9') {
+		errs = append(errs, fmt.Errorf("trace_id_label_name: %q is not a valid Prometheus label name", l))
+	}
+	switch c.GenerateNativeHistograms {
+	case HistogramClassic, HistogramNative, HistogramBoth:
+	default:
+		errs = append(errs, fmt.Errorf("generate_native_histograms: %q is not one of classic, native, both", c.GenerateNativeHistograms))
+	}
+	if hasNative(c.GenerateNativeHistograms) {
+		if !(c.NativeHistogramBucketFactor > 1) {
+			errs = append(errs, fmt.Errorf("native_histogram_bucket_factor: %v must be greater than 1", c.NativeHistogramBucketFactor))
 		}
-		seen[l] = d
+		if c.NativeHistogramMaxBucketNumber <= 0 {
+			errs = append(errs, errors.New("native_histogram_max_bucket_number: must be positive"))
+		}
 	}
 	if c.ServiceGraphs.Wait <= 0 {
 		errs = append(errs, errors.New("service_graphs.wait: must be positive"))
@@ -214,19 +271,41 @@ func validBuckets(b []float64) error {
 	return nil
 }
 
-var reservedSpanMetricLabels = []string{"service", "span_name", "span_kind", "status_code", "status_message", "job", "instance", "le", "__name__"}
+// Histogram forms (generate_native_histograms), Tempo's values.
+const (
+	HistogramClassic = "classic"
+	HistogramNative  = "native"
+	HistogramBoth    = "both"
+)
 
-// SanitizeLabelName makes an attribute name a valid Prometheus label name the way Tempo and the OTLP
-// translator do: every character other than [a-zA-Z0-9_] becomes '_', and a leading digit gets a '_' prefix.
+func hasNative(mode string) bool { return mode == HistogramNative || mode == HistogramBoth }
+func hasClassic(mode string) bool {
+	return mode == HistogramClassic || mode == HistogramBoth || mode == ""
+}
+
+// intrinsicLabels are span metrics' built-in labels. A dimension whose label would be one of them gets a "__"
+// prefix (Tempo: `http.method` stays `http_method`, `service` becomes `__service`), whether or not the
+// intrinsic dimension is enabled.
+var intrinsicLabels = []string{"service", "span_name", "span_kind", "status_code", "status_message"}
+
+// dimensionLabel is the label a span-metrics dimension or target-info attribute gets: sanitized, with a "__"
+// prefix when it collides with one of reserved.
+func dimensionLabel(attr string, reserved []string) string {
+	l := SanitizeLabelName(attr)
+	if slices.Contains(reserved, l) {
+		return "__" + l
+	}
+	return l
+}
+
+// SanitizeLabelName makes an attribute name a Prometheus label name the way Tempo does (Prometheus'
+// strutil.SanitizeLabelName): every character other than [a-zA-Z0-9_] becomes '_'. A leading digit is left
+// for the OTLP translation, which prefixes "key_".
 func SanitizeLabelName(s string) string {
-	out := strings.Map(func(r rune) rune {
+	return strings.Map(func(r rune) rune {
 		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return '_'
 	}, s)
-	if out != "" && out[0] >= '0' && out[0] <= '9' {
-		return "_" + out
-	}
-	return out
 }

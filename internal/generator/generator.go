@@ -8,8 +8,10 @@
 package generator
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -26,8 +28,16 @@ type Generator struct {
 	logger *zap.Logger
 
 	spanMetrics, serviceGraphs, targetInfo bool
-	dimLabels                              []string
-	buckets                                [numMetrics][]float64
+	// attrDims are the attribute names the facts carry values of: span-metrics and service-graph dimensions.
+	attrDims []string
+	// dimLabels are the span-metrics dimension labels; smDimIdx[d] indexes attrDims.
+	dimLabels []string
+	smDimIdx  []int
+	sgDims    []sgDim
+	buckets   [numMetrics][]float64
+	// classic and native say which histogram forms are emitted; nativeScale is a new series' scale.
+	classic, native bool
+	nativeScale     int32
 
 	mu        sync.Mutex
 	tenants   map[string]*tenantState
@@ -36,6 +46,7 @@ type Generator struct {
 	wal       *wal // nil when durability is off
 	lastCkpt  int64
 	closed    bool
+	freeEdges []*edge // completed edges for reuse
 	scratch   []labelPair
 	keyBuf    []byte
 	encodeBuf encoder
@@ -72,18 +83,50 @@ func New(cfg Config, logger *zap.Logger) (*Generator, error) {
 		tenants:       map[string]*tenantState{},
 	}
 	g.targetInfo = g.spanMetrics && cfg.SpanMetrics.EnableTargetInfo
-	for _, d := range cfg.SpanMetrics.Dimensions {
-		g.dimLabels = append(g.dimLabels, SanitizeLabelName(d))
+	attrIdx := func(name string) int {
+		if i := slices.Index(g.attrDims, name); i >= 0 {
+			return i
+		}
+		g.attrDims = append(g.attrDims, name)
+		return len(g.attrDims) - 1
+	}
+	if g.spanMetrics {
+		for _, d := range cfg.SpanMetrics.Dimensions {
+			g.dimLabels = append(g.dimLabels, dimensionLabel(d, intrinsicLabels))
+			g.smDimIdx = append(g.smDimIdx, attrIdx(d))
+		}
+	}
+	if g.serviceGraphs {
+		for _, d := range cfg.ServiceGraphs.Dimensions {
+			g.sgDims = append(g.sgDims, sgDim{
+				idx:         attrIdx(d),
+				label:       SanitizeLabelName(d),
+				clientLabel: SanitizeLabelName("client_" + d),
+				serverLabel: SanitizeLabelName("server_" + d),
+			})
+		}
 	}
 	g.buckets[mLatency] = cfg.SpanMetrics.HistogramBuckets
 	g.buckets[mSGServer] = cfg.ServiceGraphs.HistogramBuckets
 	g.buckets[mSGClient] = cfg.ServiceGraphs.HistogramBuckets
+	g.buckets[mSGMessaging] = cfg.ServiceGraphs.HistogramBuckets
+	g.classic = hasClassic(cfg.GenerateNativeHistograms)
+	g.native = hasNative(cfg.GenerateNativeHistograms)
+	if g.native {
+		g.nativeScale = nativeScaleFor(cfg.NativeHistogramBucketFactor)
+	}
 	if cfg.WAL.Dir != "" {
 		if err := g.openWAL(); err != nil {
 			return nil, err
 		}
 	}
 	return g, nil
+}
+
+// sgDim is one service-graph dimension: its attribute's index in attrDims and its labels.
+type sgDim struct {
+	idx                             int
+	label, clientLabel, serverLabel string
 }
 
 // ErrClosed is returned by Consume after Close.
@@ -96,6 +139,7 @@ func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) er
 		return nil
 	}
 	b := g.extract(tenantID, now.UnixNano(), td)
+	defer releaseBatch(b)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -224,7 +268,8 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 			dps := sum.DataPoints()
 			dps.EnsureCapacity(len(list))
 			for _, s := range list {
-				if g.needsZero(s, now) {
+				if !s.emitted {
+					s.emitted = true
 					zero := dps.AppendEmpty()
 					putLabels(zero.Attributes(), s.labels)
 					zero.SetStartTimestamp(pcommon.Timestamp(s.start))
@@ -247,48 +292,101 @@ func (g *Generator) emit(t *tenantState, now pcommon.Timestamp) pmetric.Metrics 
 				dp.SetDoubleValue(s.value)
 			}
 		case kindHistogram:
-			h := met.SetEmptyHistogram()
-			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-			dps := h.DataPoints()
-			dps.EnsureCapacity(len(list))
+			if g.classic {
+				g.emitClassic(met, m, list, now)
+			}
+			if g.native {
+				if g.classic {
+					met = sm.Metrics().AppendEmpty()
+					met.SetName(metricNames[m])
+				}
+				g.emitNative(met, list, now, !g.classic)
+			}
 			for _, s := range list {
-				if g.needsZero(s, now) {
-					zero := dps.AppendEmpty()
-					putLabels(zero.Attributes(), s.labels)
-					zero.SetStartTimestamp(pcommon.Timestamp(s.start))
-					zero.SetTimestamp(zeroAt(s, now))
-					zero.ExplicitBounds().FromRaw(g.buckets[m])
-					zero.BucketCounts().FromRaw(make([]uint64, len(s.counts)))
-				}
-				dp := dps.AppendEmpty()
-				putLabels(dp.Attributes(), s.labels)
-				dp.SetStartTimestamp(pcommon.Timestamp(s.start))
-				dp.SetTimestamp(now)
-				dp.ExplicitBounds().FromRaw(g.buckets[m])
-				dp.BucketCounts().FromRaw(s.counts)
-				dp.SetSum(s.sum)
-				dp.SetCount(s.count)
-				if s.ex.set {
-					ex := dp.Exemplars().AppendEmpty()
-					ex.SetDoubleValue(s.ex.value)
-					ex.SetTimestamp(pcommon.Timestamp(s.ex.ts))
-					ex.SetTraceID(s.ex.traceID)
-					ex.SetSpanID(s.ex.spanID)
-					s.ex = exemplar{}
-				}
+				s.emitted = true
+				s.exs = s.exs[:0]
 			}
 		}
 	}
 	return md
 }
 
-// needsZero reports whether s goes out for the first time, and marks it as gone out.
-func (g *Generator) needsZero(s *series, now pcommon.Timestamp) bool {
-	if s.emitted {
-		return false
+func (g *Generator) emitClassic(met pmetric.Metric, m int, list []*series, now pcommon.Timestamp) {
+	h := met.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dps := h.DataPoints()
+	dps.EnsureCapacity(len(list))
+	counts := make([]uint64, len(g.buckets[m])+1)
+	for _, s := range list {
+		if !s.emitted {
+			zero := dps.AppendEmpty()
+			putLabels(zero.Attributes(), s.labels)
+			zero.SetStartTimestamp(pcommon.Timestamp(s.start))
+			zero.SetTimestamp(zeroAt(s, now))
+			zero.ExplicitBounds().FromRaw(g.buckets[m])
+			zero.BucketCounts().FromRaw(make([]uint64, len(s.counts)))
+		}
+		dp := dps.AppendEmpty()
+		putLabels(dp.Attributes(), s.labels)
+		dp.SetStartTimestamp(pcommon.Timestamp(s.start))
+		dp.SetTimestamp(now)
+		dp.ExplicitBounds().FromRaw(g.buckets[m])
+		total := roundCounts(counts, s.counts)
+		dp.BucketCounts().FromRaw(counts)
+		dp.SetSum(s.sum)
+		dp.SetCount(total)
+		g.putExemplars(dp.Exemplars(), s.exs)
 	}
-	s.emitted = true
-	return true
+}
+
+func (g *Generator) emitNative(met pmetric.Metric, list []*series, now pcommon.Timestamp, withExemplars bool) {
+	h := met.SetEmptyExponentialHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dps := h.DataPoints()
+	dps.EnsureCapacity(len(list))
+	for _, s := range list {
+		if !s.emitted {
+			zero := dps.AppendEmpty()
+			putLabels(zero.Attributes(), s.labels)
+			zero.SetStartTimestamp(pcommon.Timestamp(s.start))
+			zero.SetTimestamp(zeroAt(s, now))
+			zero.SetScale(s.nScale)
+		}
+		dp := dps.AppendEmpty()
+		putLabels(dp.Attributes(), s.labels)
+		dp.SetStartTimestamp(pcommon.Timestamp(s.start))
+		dp.SetTimestamp(now)
+		dp.SetScale(s.nScale)
+		zc := roundCounts(make([]uint64, 1), []float64{s.nZero})
+		dp.SetZeroCount(zc)
+		counts := make([]uint64, len(s.nCounts))
+		total := roundCounts(counts, s.nCounts)
+		dp.Positive().SetOffset(s.nOffset)
+		dp.Positive().BucketCounts().FromRaw(counts)
+		dp.SetCount(zc + total)
+		dp.SetSum(s.sum)
+		if withExemplars {
+			g.putExemplars(dp.Exemplars(), s.exs)
+		}
+	}
+}
+
+func (g *Generator) putExemplars(dst pmetric.ExemplarSlice, exs []exemplar) {
+	extra := g.cfg.TraceIDLabelName
+	if extra == "trace_id" {
+		extra = ""
+	}
+	for i := range exs {
+		e := &exs[i]
+		ex := dst.AppendEmpty()
+		ex.SetDoubleValue(e.value)
+		ex.SetTimestamp(pcommon.Timestamp(e.ts))
+		ex.SetTraceID(e.traceID)
+		ex.SetSpanID(e.spanID)
+		if extra != "" {
+			ex.FilteredAttributes().PutStr(extra, hex.EncodeToString(e.traceID[:]))
+		}
+	}
 }
 
 // zeroAt is when a new series' zero point sits: at its creation, or a millisecond before this emission for

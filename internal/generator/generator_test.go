@@ -407,8 +407,13 @@ func TestConfigValidate(t *testing.T) {
 		{"unsorted buckets", func(c *Config) { c.SpanMetrics.HistogramBuckets = []float64{1, 0.5} }, "span_metrics.histogram_buckets: buckets must be in increasing order"},
 		{"empty buckets", func(c *Config) { c.ServiceGraphs.HistogramBuckets = nil }, "service_graphs.histogram_buckets: at least one bucket"},
 		{"duplicate bucket", func(c *Config) { c.ServiceGraphs.HistogramBuckets = []float64{1, 1} }, "appears twice"},
-		{"colliding dimensions", func(c *Config) { c.SpanMetrics.Dimensions = []string{"http.method", "http_method"} }, `both become label "http_method"`},
-		{"builtin dimension", func(c *Config) { c.SpanMetrics.Dimensions = []string{"service"} }, "built-in label"},
+		{"colliding dimensions are allowed, as in Tempo", func(c *Config) { c.SpanMetrics.Dimensions = []string{"http.method", "http_method"} }, ""},
+		{"builtin dimension is allowed (becomes __service)", func(c *Config) { c.SpanMetrics.Dimensions = []string{"service"} }, ""},
+		{"empty dimension", func(c *Config) { c.ServiceGraphs.Dimensions = []string{""} }, "service_graphs.dimensions: empty attribute name"},
+		{"bad trace id label", func(c *Config) { c.TraceIDLabelName = "trace.id" }, `trace_id_label_name: "trace.id" is not a valid`},
+		{"bad histogram mode", func(c *Config) { c.GenerateNativeHistograms = "exponential" }, `generate_native_histograms: "exponential" is not one of classic, native, both`},
+		{"bucket factor", func(c *Config) { c.GenerateNativeHistograms = "native"; c.NativeHistogramBucketFactor = 1 }, "native_histogram_bucket_factor: 1 must be greater than 1"},
+		{"max buckets", func(c *Config) { c.GenerateNativeHistograms = "both"; c.NativeHistogramMaxBucketNumber = 0 }, "native_histogram_max_bucket_number: must be positive"},
 		{"zero wait", func(c *Config) { c.ServiceGraphs.Wait = 0 }, "service_graphs.wait"},
 		{"zero max_items", func(c *Config) { c.ServiceGraphs.MaxItems = 0 }, "service_graphs.max_items"},
 		{"negative series", func(c *Config) { c.MaxActiveSeries = -1 }, "max_active_series"},
@@ -434,8 +439,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestSanitizeLabelName(t *testing.T) {
 	for in, want := range map[string]string{
-		"http.method": "http_method", "k8s.pod.name": "k8s_pod_name", "1abc": "_1abc", "a-b/c": "a_b_c", "ok_1": "ok_1",
-		"日本": "__",
+		"http.method": "http_method", "k8s.pod.name": "k8s_pod_name", "1abc": "1abc", "a-b/c": "a_b_c", "ok_1": "ok_1",
+		"日本": "__", "deployment.environment": "deployment_environment",
 	} {
 		if got := SanitizeLabelName(in); got != want {
 			t.Errorf("SanitizeLabelName(%q) = %q, want %q", in, got, want)

@@ -32,6 +32,11 @@ type span struct {
 	err    bool
 	attrs  map[string]string
 	res    map[string]string
+	// dattrs are double span attributes (sampling ratios); at shifts the span's start after t0; noSvc leaves
+	// service.name off the resource.
+	dattrs map[string]float64
+	at     time.Duration
+	noSvc  bool
 }
 
 func traceID(b byte) pcommon.TraceID { return pcommon.TraceID{0xaa, 15: b} }
@@ -45,7 +50,9 @@ func buildTraces(trace byte, spans ...span) ptrace.Traces {
 		ss, ok := bySvc[s.svc]
 		if !ok {
 			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().PutStr("service.name", s.svc)
+			if !s.noSvc {
+				rs.Resource().Attributes().PutStr("service.name", s.svc)
+			}
 			for k, v := range s.res {
 				rs.Resource().Attributes().PutStr(k, v)
 			}
@@ -60,8 +67,11 @@ func buildTraces(trace byte, spans ...span) ptrace.Traces {
 		if s.parent != 0 {
 			sp.SetParentSpanID(spanID(s.parent))
 		}
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.dur)))
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.at)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(s.at + s.dur)))
+		for k, v := range s.dattrs {
+			sp.Attributes().PutDouble(k, v)
+		}
 		if s.err {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 			sp.Status().SetMessage("boom")
@@ -79,9 +89,10 @@ type promSample struct {
 	ls        labels.Labels
 	v         float64
 	exemplars []promexemplar.Exemplar
-	t         int64   // timestamp of the newest point
-	points    int     // how many points the series had in this emission
-	first     float64 // the value of its first point
+	t         int64                     // timestamp of the newest point
+	points    int                       // how many points the series had in this emission
+	first     float64                   // the value of its first point
+	h         *histogram.FloatHistogram // the newest native histogram point, if the series is one
 }
 
 type captureAppender struct{ samples map[string]promSample }
@@ -89,8 +100,8 @@ type captureAppender struct{ samples map[string]promSample }
 func (a *captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram,
 	fh *histogram.FloatHistogram, opts storage.AppendV2Options,
 ) (storage.SeriesRef, error) {
-	if h != nil || fh != nil {
-		return 0, fmt.Errorf("unexpected native histogram sample for %s", ls)
+	if h != nil {
+		fh = h.ToFloat(nil)
 	}
 	k := ls.String()
 	if prev, dup := a.samples[k]; dup {
@@ -98,12 +109,12 @@ func (a *captureAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int
 		if t <= prev.t {
 			return 0, fmt.Errorf("duplicate series %s at %d (previous point at %d)", k, t, prev.t)
 		}
-		prev.v, prev.t, prev.points = v, t, prev.points+1
+		prev.v, prev.t, prev.points, prev.h = v, t, prev.points+1, fh
 		prev.exemplars = append(prev.exemplars, opts.Exemplars...)
 		a.samples[k] = prev
 		return 1, nil
 	}
-	a.samples[k] = promSample{name: ls.Get("__name__"), ls: ls.Copy(), v: v, t: t, points: 1, first: v,
+	a.samples[k] = promSample{name: ls.Get("__name__"), ls: ls.Copy(), v: v, t: t, points: 1, first: v, h: fh,
 		exemplars: append([]promexemplar.Exemplar(nil), opts.Exemplars...)}
 	return 1, nil
 }
@@ -117,11 +128,21 @@ func promTranslate(t testing.TB, md pmetric.Metrics, suffixes bool) map[string]p
 	t.Helper()
 	app := &captureAppender{samples: map[string]promSample{}}
 	c := prometheusremotewrite.NewPrometheusConverter(app)
-	_, err := c.FromMetrics(context.Background(), md, prometheusremotewrite.Settings{AddMetricSuffixes: suffixes})
+	_, err := c.FromMetrics(context.Background(), md, promSettings(suffixes))
 	if err != nil {
 		t.Fatalf("translate: %v", err)
 	}
 	return app.samples
+}
+
+// promSettings are the OTLP translation settings of Prometheus' defaults (config.DefaultOTLPConfig), which the
+// metrics store uses.
+func promSettings(suffixes bool) prometheusremotewrite.Settings {
+	return prometheusremotewrite.Settings{
+		AddMetricSuffixes:                    suffixes,
+		LabelNameUnderscoreSanitization:      true,
+		LabelNamePreserveMultipleUnderscores: true,
+	}
 }
 
 func collectOne(t testing.TB, g *Generator, now time.Time, tenant string) map[string]promSample {

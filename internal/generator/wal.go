@@ -27,8 +27,11 @@ import (
 
 const (
 	checkpointName  = "checkpoint"
-	checkpointMagic = "SPGENCP1"
-	frameHeader     = 8
+	checkpointMagic = "SPGENCP2"
+	// checkpointMagicV1 is the first format (integer bucket counts, no native buckets, no edge dimensions);
+	// it is still read.
+	checkpointMagicV1 = "SPGENCP1"
+	frameHeader       = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -287,10 +290,18 @@ func (g *Generator) encodeCheckpoint(e *encoder, seq uint64) {
 			e.f64(s.value)
 			e.uvarint(uint64(len(s.counts)))
 			for _, c := range s.counts {
-				e.uvarint(c)
+				e.f64(c)
 			}
 			e.f64(s.sum)
-			e.uvarint(s.count)
+			e.f64(s.count)
+			e.varint(int64(s.nScale))
+			e.f64(s.nZero)
+			e.varint(int64(s.nOffset))
+			e.uvarint(uint64(len(s.nCounts)))
+			for _, c := range s.nCounts {
+				e.f64(c)
+			}
+			e.boolean(s.emitted)
 		}
 		keys := make([]edgeKey, 0, len(ts.edges))
 		for k := range ts.edges {
@@ -314,12 +325,20 @@ func (g *Generator) encodeCheckpoint(e *encoder, seq uint64) {
 			e.boolean(ed.serverSeen)
 			e.raw(ed.traceID[:])
 			e.raw(ed.spanID[:])
+			e.boolean(ed.serverLast)
+			e.varint(ed.clientEnd)
+			e.varint(ed.serverStart)
+			e.strs(ed.cdims)
+			e.strs(ed.sdims)
+			e.f64(ed.mult)
+			e.str(ed.virtual)
 		}
 	}
 }
 
 func (g *Generator) decodeCheckpoint(p []byte) (uint64, error) {
-	if len(p) < len(checkpointMagic) || string(p[:len(checkpointMagic)]) != checkpointMagic {
+	v1 := len(p) >= len(checkpointMagicV1) && string(p[:len(checkpointMagicV1)]) == checkpointMagicV1
+	if !v1 && (len(p) < len(checkpointMagic) || string(p[:len(checkpointMagic)]) != checkpointMagic) {
 		return 0, errors.New("not a generator checkpoint (bad magic)")
 	}
 	d := &decoder{b: p[len(checkpointMagic):]}
@@ -337,13 +356,33 @@ func (g *Generator) decodeCheckpoint(p []byte) (uint64, error) {
 			s.updated = d.varint()
 			s.value = d.f64()
 			if nc := d.length(1); nc > 0 {
-				s.counts = make([]uint64, nc)
+				s.counts = make([]float64, nc)
 				for i := range s.counts {
-					s.counts[i] = d.uvarint()
+					if v1 {
+						s.counts[i] = float64(d.uvarint())
+					} else {
+						s.counts[i] = d.f64()
+					}
 				}
 			}
 			s.sum = d.f64()
-			s.count = d.uvarint()
+			if v1 {
+				s.count = float64(d.uvarint())
+				s.nScale = g.nativeScale
+				s.emitted = true
+			} else {
+				s.count = d.f64()
+				s.nScale = int32(d.varint())
+				s.nZero = d.f64()
+				s.nOffset = int32(d.varint())
+				if nn := d.length(8); nn > 0 {
+					s.nCounts = make([]float64, nn)
+					for i := range s.nCounts {
+						s.nCounts[i] = d.f64()
+					}
+				}
+				s.emitted = d.boolean()
+			}
 			if d.err != nil {
 				break
 			}
@@ -375,6 +414,16 @@ func (g *Generator) decodeCheckpoint(p []byte) (uint64, error) {
 			ed.serverSeen = d.boolean()
 			d.raw(ed.traceID[:])
 			d.raw(ed.spanID[:])
+			ed.mult = 1
+			if !v1 {
+				ed.serverLast = d.boolean()
+				ed.clientEnd = d.varint()
+				ed.serverStart = d.varint()
+				ed.cdims = d.strs()
+				ed.sdims = d.strs()
+				ed.mult = d.f64()
+				ed.virtual = d.str()
+			}
 			ts.edges[k] = ed
 		}
 		if d.err != nil {
