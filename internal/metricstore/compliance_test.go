@@ -1,0 +1,219 @@
+package metricstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+// Environment of TestPromQLCompliance. The PromQL compliance tester (github.com/prometheus/compliance, promql/)
+// and the demo service it expects (github.com/juliusv/prometheus_demo_service) are built locally outside the
+// repository; CI cannot install them, so the test is gated.
+const (
+	envComplianceTester   = "SPROUT_PEER_PROMQL_COMPLIANCE"          // promql-compliance-tester binary
+	envComplianceQueries  = "SPROUT_PEER_PROMQL_COMPLIANCE_QUERIES"  // its promql-test-queries.yml
+	envComplianceDemo     = "SPROUT_PEER_PROMQL_DEMO"                // prometheus-demo-service binary
+	envComplianceDuration = "SPROUT_PEER_PROMQL_COMPLIANCE_DURATION" // how long to collect data (default 3m)
+)
+
+// complianceKnownDifferences are the queries (regular expressions over the query text) whose results differ
+// because the reference is Prometheus 2.42 while Sprout runs the PromQL engine of Prometheus 3.x, with the
+// reason. Every other failure fails the test.
+var complianceKnownDifferences = []struct{ query, reason string }{
+	{`^label_(replace|join)\(.*"~invalid"`, "Prometheus 3 accepts any UTF-8 label name, so \"~invalid\" is a valid target label (2.42 refuses it)"},
+}
+
+// TestPromQLCompliance feeds the same scraped samples to Prometheus 2.42 (which scrapes three instances of the
+// demo service every 5 s and remote-writes everything into Sprout) and runs the PromQL compliance tester with
+// Prometheus as the reference and Sprout as the target, under /api/v1 and under Mimir's /prometheus prefix.
+func TestPromQLCompliance(t *testing.T) {
+	tester := os.Getenv(envComplianceTester)
+	if tester == "" {
+		t.Skipf("set %s to a promql-compliance-tester binary (and %s, %s) to run the PromQL compliance test",
+			envComplianceTester, envComplianceQueries, envComplianceDemo)
+	}
+	queries := os.Getenv(envComplianceQueries)
+	if queries == "" {
+		queries = filepath.Join(filepath.Dir(tester), "promql-test-queries.yml")
+	}
+	if _, err := os.Stat(queries); err != nil {
+		t.Fatalf("%s: the tester's promql-test-queries.yml: %v", envComplianceQueries, err)
+	}
+	demo := os.Getenv(envComplianceDemo)
+	if demo == "" {
+		demo = filepath.Join(filepath.Dir(tester), "prometheus-demo-service")
+	}
+	if _, err := os.Stat(demo); err != nil {
+		t.Fatalf("%s: the prometheus-demo-service binary: %v", envComplianceDemo, err)
+	}
+	collect := 3 * time.Minute
+	if d := os.Getenv(envComplianceDuration); d != "" {
+		var err error
+		if collect, err = time.ParseDuration(d); err != nil || collect < time.Minute {
+			t.Fatalf("%s=%q: want a duration of at least 1m", envComplianceDuration, d)
+		}
+	}
+	promBin := testutil.RequireBinary(t, "prometheus")
+	_, srv := openTestStore(t, testConfig(t))
+	dir := t.TempDir()
+
+	start := func(name string, args ...string) {
+		cmd := exec.Command(name, args...)
+		var logs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
+			}
+		})
+	}
+	// The queries name the instances demo.promlabs.com:10000..10002; the scrape keeps those names for local
+	// instances through relabeling.
+	var targets strings.Builder
+	for i := range 3 {
+		port := testutil.FreePort(t)
+		start(demo, fmt.Sprintf("-listen-address=127.0.0.1:%d", port))
+		fmt.Fprintf(&targets, "    - targets: ['127.0.0.1:%d']\n      labels: {__instance: 'demo.promlabs.com:%d'}\n", port, 10000+i)
+	}
+	promPort := testutil.FreePort(t)
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", promPort)
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: demo
+    static_configs:
+%s    relabel_configs:
+      - {source_labels: [__instance], target_label: instance}
+remote_write:
+  - url: %s/api/v1/write
+    queue_config: {batch_send_deadline: 1s, min_backoff: 50ms, max_backoff: 1s}
+`, targets.String(), srv.URL)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "prom"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
+
+	began := time.Now()
+	t.Logf("collecting %v of demo-service samples in Prometheus 2.42 and Sprout", collect)
+	testutil.Eventually(t, collect+time.Minute, func() error {
+		if time.Since(began) < collect {
+			return fmt.Errorf("still collecting")
+		}
+		return nil
+	})
+	// Queries end a little in the past; wait until Sprout holds every sample Prometheus holds up to then.
+	end := time.Now().Add(-20 * time.Second).Truncate(time.Second)
+	// Half the collection time: the first half is history for the 1m windows at the range's start (Prometheus'
+	// remote write does not forward samples scraped before its queue started).
+	rng := collect / 2
+	// Every scrape's up sample, and every series at the end.
+	checks := []string{fmt.Sprintf(`sum(count_over_time(up{job="demo"}[%ds]))`, int(rng.Seconds())), `count({job="demo"})`}
+	testutil.Eventually(t, time.Minute, func() error {
+		for _, q := range checks {
+			ref := instant(t, promURL, q, end)
+			got := instant(t, srv.URL, q, end)
+			if len(ref) == 0 || fmt.Sprint(ref) != fmt.Sprint(got) {
+				return fmt.Errorf("%s at the end of the query range: Prometheus %v, Sprout %v", q, ref, got)
+			}
+		}
+		return nil
+	})
+
+	for _, prefix := range []string{"", "/prometheus"} {
+		t.Run("target"+prefix+"/api/v1", func(t *testing.T) {
+			target := fmt.Sprintf(`reference_target_config:
+  query_url: %s
+test_target_config:
+  query_url: %s%s
+query_time_parameters:
+  end_time: %q
+  range_in_seconds: %d
+  resolution_in_seconds: 10
+`, promURL, srv.URL, prefix, end.Format(time.RFC3339), int(rng.Seconds()))
+			tf := filepath.Join(t.TempDir(), "targets.yml")
+			if err := os.WriteFile(tf, []byte(target), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(tester, "-config-file="+queries, "-config-file="+tf, "-output-format=json", "-query-parallelism=4")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			var report struct {
+				TotalResults int `json:"totalResults"`
+				Results      []struct {
+					TestCase struct {
+						Query string `json:"query"`
+					} `json:"testCase"`
+					Diff              string `json:"diff"`
+					UnexpectedFailure string `json:"unexpectedFailure"`
+					UnexpectedSuccess bool   `json:"unexpectedSuccess"`
+					Unsupported       bool   `json:"unsupported"`
+				} `json:"results"`
+			}
+			if jerr := json.Unmarshal(out, &report); jerr != nil || report.TotalResults == 0 {
+				t.Fatalf("compliance tester: %v / %v\n%s\n%s", err, jerr, out, stderr.String())
+			}
+			failed := 0
+			var unexplained []string
+			reasons := map[string]int{}
+			for _, r := range report.Results {
+				if r.Diff == "" && r.UnexpectedFailure == "" && !r.UnexpectedSuccess {
+					continue
+				}
+				failed++
+				why := ""
+				for _, k := range complianceKnownDifferences {
+					if regexp.MustCompile(k.query).MatchString(r.TestCase.Query) {
+						why = k.reason
+						break
+					}
+				}
+				if why != "" {
+					reasons[why]++
+					continue
+				}
+				detail := r.Diff
+				if r.UnexpectedFailure != "" {
+					detail = "unexpected failure: " + r.UnexpectedFailure
+				}
+				if r.UnexpectedSuccess {
+					detail = "succeeded, but should have failed"
+				}
+				if len(detail) > 1500 {
+					detail = detail[:1500] + "..."
+				}
+				unexplained = append(unexplained, fmt.Sprintf("%s\n%s", r.TestCase.Query, detail))
+			}
+			passed := report.TotalResults - failed
+			t.Logf("PromQL compliance vs Prometheus 2.42, target %s%s: %d / %d (%.2f%%) passed; range %v ending %s, step 10s",
+				srv.URL, prefix, passed, report.TotalResults, 100*float64(passed)/float64(report.TotalResults), rng, end.Format(time.RFC3339))
+			keys := make([]string, 0, len(reasons))
+			for k := range reasons {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				t.Logf("  %d failing as a known version difference: %s", reasons[k], k)
+			}
+			for _, u := range unexplained {
+				t.Errorf("query not explained by a version difference:\n%s", u)
+			}
+		})
+	}
+}
