@@ -179,6 +179,32 @@ func compactionFixture(t *testing.T, cfg Config) (day time.Time) {
 	return day
 }
 
+// filesystemFixture is compactionFixture built once on the filesystem backend, copied for each subtest (the
+// filesystem bucket lives under the data directory).
+type filesystemFixture struct {
+	dir string
+	day time.Time
+}
+
+func newFilesystemFixture(t *testing.T) filesystemFixture {
+	cfg := testConfig(t)
+	cfg.Storage.Enabled = true
+	cfg.Storage.ShipInterval, cfg.Storage.SyncInterval, cfg.Storage.CompactionInterval = time.Hour, time.Hour, time.Hour
+	return filesystemFixture{dir: cfg.DataDir, day: compactionFixture(t, cfg)}
+}
+
+// copy fills cfg's (empty) data directory with the fixture.
+func (f filesystemFixture) copy(t *testing.T, cfg Config) time.Time {
+	t.Helper()
+	if err := os.RemoveAll(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(cfg.DataDir, os.DirFS(f.dir)); err != nil {
+		t.Fatal(err)
+	}
+	return f.day
+}
+
 // checkDayFromBucket checks that the first day reads back exactly once: 1440 samples per series, the right sum.
 func checkDayFromBucket(t *testing.T, base string, day time.Time) {
 	t.Helper()
@@ -195,19 +221,23 @@ func checkDayFromBucket(t *testing.T, base string, day time.Time) {
 // TestCompactBucket merges shipped 2h blocks into 12h and then a 24h block, deduplicating an overlapping
 // copy, on the filesystem and on S3; sources are deleted and queries read every sample once.
 func TestCompactBucket(t *testing.T) {
+	fs := newFilesystemFixture(t)
 	for _, backend := range []string{bucket.BackendFilesystem, bucket.BackendS3} {
 		t.Run(backend, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Storage.Enabled = true
 			cfg.Storage.ShipInterval, cfg.Storage.SyncInterval, cfg.Storage.CompactionInterval = time.Hour, time.Hour, time.Hour
-			if backend == bucket.BackendS3 {
+			var day time.Time
+			if backend == bucket.BackendFilesystem {
+				day = fs.copy(t, cfg)
+			} else {
 				s3 := testutil.StartS3(t)
 				s3.MakeBucket("metrics")
 				cfg.Storage.Config = bucket.Config{Backend: bucket.BackendS3, Prefix: "metrics", S3: bucket.S3Config{
 					Bucket: "metrics", Endpoint: s3.Endpoint, Insecure: true, ForcePathStyle: true,
 					AccessKey: s3.AccessKey, SecretKey: configopaque.String(s3.SecretKey)}}
+				day = compactionFixture(t, cfg)
 			}
-			day := compactionFixture(t, cfg)
 			ctx := context.Background()
 			s := openStore(t, cfg)
 			tn, _ := s.Tenant(ctx, tenant.Default)
@@ -237,12 +267,13 @@ func TestCompactBucket(t *testing.T) {
 // checks that every sample reads back once, and that the next pass finishes the work.
 func TestCompactBucketCrash(t *testing.T) {
 	t.Cleanup(func() { compactionFault = nil })
+	fs := newFilesystemFixture(t)
 	for _, step := range []string{"uploaded", "marked"} {
 		t.Run("crash after "+step, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Storage.Enabled = true
 			cfg.Storage.ShipInterval, cfg.Storage.SyncInterval, cfg.Storage.CompactionInterval = time.Hour, time.Hour, time.Hour
-			day := compactionFixture(t, cfg)
+			day := fs.copy(t, cfg)
 			ctx := context.Background()
 
 			crash := errors.New("simulated crash")

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,27 +68,36 @@ func TestPromQLCompliance(t *testing.T) {
 	_, srv := openTestStore(t, testConfig(t))
 	dir := t.TempDir()
 
-	start := func(name string, args ...string) {
+	// start runs a program until the test ends or stop is called.
+	start := func(name string, args ...string) (stop func()) {
 		cmd := exec.Command(name, args...)
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			})
+		}
 		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			stop()
 			if t.Failed() {
 				t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
 			}
 		})
+		return stop
 	}
 	// The queries name the instances demo.promlabs.com:10000..10002; the scrape keeps those names for local
 	// instances through relabeling.
 	var targets strings.Builder
+	var demoPorts []int
 	for i := range 3 {
 		port := testutil.FreePort(t)
-		start(demo, fmt.Sprintf("-listen-address=127.0.0.1:%d", port))
+		demoPorts = append(demoPorts, port)
 		fmt.Fprintf(&targets, "    - targets: ['127.0.0.1:%d']\n      labels: {__instance: 'demo.promlabs.com:%d'}\n", port, 10000+i)
 	}
 	promPort := testutil.FreePort(t)
@@ -109,21 +119,39 @@ remote_write:
 	start(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "prom"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
 
-	began := time.Now()
-	t.Logf("collecting %v of demo-service samples in Prometheus 2.42 and Sprout", collect)
-	testutil.Eventually(t, collect+time.Minute, func() error {
-		if time.Since(began) < collect {
-			return fmt.Errorf("still collecting")
+	// Prometheus' remote write does not forward samples scraped before its queue started; start the demo
+	// services only once the (failing) scrapes' up samples reach Sprout, so both hold the same demo samples.
+	testutil.Eventually(t, time.Minute, func() error {
+		if got := instant(t, srv.URL, `count(up{job="demo"})`, time.Now()); fmt.Sprint(got) != "map[map[]:3]" {
+			return fmt.Errorf("up of the demo targets not in Sprout yet: %v", got)
 		}
 		return nil
 	})
-	// Queries end a little in the past; wait until Sprout holds every sample Prometheus holds up to then.
-	end := time.Now().Add(-20 * time.Second).Truncate(time.Second)
-	// Half the collection time: the first half is history for the 1m windows at the range's start (Prometheus'
-	// remote write does not forward samples scraped before its queue started).
-	rng := collect / 2
-	// Every scrape's up sample, and every series at the end.
-	checks := []string{fmt.Sprintf(`sum(count_over_time(up{job="demo"}[%ds]))`, int(rng.Seconds())), `count({job="demo"})`}
+	var stops []func()
+	for _, port := range demoPorts {
+		stops = append(stops, start(demo, fmt.Sprintf("-listen-address=127.0.0.1:%d", port)))
+	}
+	began := time.Now()
+	t.Logf("collecting %v of demo-service samples in Prometheus 2.42 and Sprout", collect)
+	wait := func(until time.Time) {
+		testutil.Eventually(t, time.Until(until)+time.Minute, func() error {
+			if time.Now().Before(until) {
+				return fmt.Errorf("waiting until %s", until.Format(time.TimeOnly))
+			}
+			return nil
+		})
+	}
+	wait(began.Add(collect))
+	// Stop the targets: their series go stale (Prometheus writes stale markers, and forwards them), and the data
+	// stops changing, so queries looking past the end (negative offsets) see the same in both.
+	for _, stop := range stops {
+		stop()
+	}
+	stopped := time.Now()
+	end := stopped.Add(30 * time.Second).Truncate(time.Second)
+	rng := end.Sub(began.Add(30 * time.Second)).Truncate(10 * time.Second)
+	wait(end.Add(10 * time.Second))
+	checks := []string{fmt.Sprintf(`sum(count_over_time(demo_num_cpus[%ds]))`, int(collect.Seconds())+60), `count({job="demo"})`}
 	testutil.Eventually(t, time.Minute, func() error {
 		for _, q := range checks {
 			ref := instant(t, promURL, q, end)
