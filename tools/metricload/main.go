@@ -48,6 +48,7 @@ func main() {
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
 	rounds := flag.Int("rounds", 0, "stop after this many rounds (0: only -duration and -lookback bound them)")
 	values := flag.String("values", "constant", "sample values: constant, counter or gauge")
+	uniqueLabel := flag.Bool("unique-label", false, "give each series a series=\"<n>\" label, so that series stay distinct once PromQL drops the metric name (rate, sum by)")
 	query := flag.String("query", "", "time this range query instead of writing")
 	queryURL := flag.String("query-url", "http://127.0.0.1:3200", "base URL of the Prometheus HTTP API (for -query)")
 	queryRange := flag.Duration("query-range", time.Hour, "range of the query, ending -query-end ago")
@@ -76,7 +77,7 @@ func main() {
 	began := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < *workers; w++ {
-		reqs := buildRequests(w*per, per, *batch, start)
+		reqs := buildRequests(w*per, per, *batch, *uniqueLabel)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -150,18 +151,22 @@ type request struct {
 // tsTemplate is a timestamp whose varint has the same length (6 bytes) as any real one in this era.
 const tsTemplate = int64(1_700_000_000_000)
 
-func buildRequests(first, count, batch int, _ int64) []*request {
+func buildRequests(first, count, batch int, uniqueLabel bool) []*request {
 	var out []*request
 	for lo := first; lo < first+count; lo += batch {
 		hi := min(lo+batch, first+count)
 		wr := prompb.WriteRequest{}
 		for i := lo; i < hi; i++ {
+			ls := []prompb.Label{
+				{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
+				{Name: "instance", Value: "host-" + strconv.Itoa(i/100)},
+				{Name: "job", Value: "metricload"},
+			}
+			if uniqueLabel {
+				ls = append(ls, prompb.Label{Name: "series", Value: strconv.Itoa(i)})
+			}
 			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels: []prompb.Label{
-					{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
-					{Name: "instance", Value: "host-" + strconv.Itoa(i/100)},
-					{Name: "job", Value: "metricload"},
-				},
+				Labels: ls,
 				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}}, // never 0: a zero value is not encoded
 			})
 		}
