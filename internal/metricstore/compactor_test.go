@@ -261,13 +261,13 @@ func TestCompactBucket(t *testing.T) {
 			}
 		})
 	}
+	t.Run("crash", func(t *testing.T) { testCompactBucketCrash(t, fs) })
 }
 
-// TestCompactBucketCrash stops a compaction after each of its steps, as a crash would, restarts the store and
+// testCompactBucketCrash (run by TestCompactBucket, sharing its fixture) stops a compaction after each of its steps, as a crash would, restarts the store and
 // checks that every sample reads back once, and that the next pass finishes the work.
-func TestCompactBucketCrash(t *testing.T) {
+func testCompactBucketCrash(t *testing.T, fs filesystemFixture) {
 	t.Cleanup(func() { compactionFault = nil })
-	fs := newFilesystemFixture(t)
 	for _, step := range []string{"uploaded", "marked"} {
 		t.Run("crash after "+step, func(t *testing.T) {
 			cfg := testConfig(t)
