@@ -166,7 +166,7 @@ func buildRequests(first, count, batch int, uniqueLabel bool) []*request {
 				ls = append(ls, prompb.Label{Name: "series", Value: strconv.Itoa(i)})
 			}
 			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels: ls,
+				Labels:  ls,
 				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}}, // never 0: a zero value is not encoded
 			})
 		}
