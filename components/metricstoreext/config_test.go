@@ -1,6 +1,7 @@
 package metricstoreext
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +29,8 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{id: component.NewIDWithName(Type, "custom"), check: func(t *testing.T, c *Config) {
 			if c.Retention != 12*time.Hour || c.OutOfOrderTimeWindow != 10*time.Minute || c.Storage.Backend != "s3" ||
-				c.Storage.S3.Bucket != "sprout-metrics" || c.Limits.IngestionRate != 10000 || len(c.RemoteWrite) != 1 {
+				c.Storage.S3.Bucket != "sprout-metrics" || c.Limits.IngestionRate != 10000 || len(c.RemoteWrite) != 1 ||
+				fmt.Sprint(c.Storage.CompactorBlockRanges) != "[6h0m0s 24h0m0s]" || c.Storage.CompactionInterval != 30*time.Minute {
 				t.Errorf("custom: %+v", c.Config)
 			}
 			if c.Limits.MaxLabelNamesPerSeries != 30 {
@@ -38,6 +40,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(Type, "bad_limit"), wantErr: "limits: ingestion_rate"},
 		{id: component.NewIDWithName(Type, "bad_remote_write"), wantErr: "remote_write[0]"},
 		{id: component.NewIDWithName(Type, "bad_relabel"), wantErr: "nonsense"},
+		{id: component.NewIDWithName(Type, "bad_ranges"), wantErr: "storage.compactor_block_ranges[1]: 18h0m0s must be greater than and a multiple of 12h0m0s"},
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)

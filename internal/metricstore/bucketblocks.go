@@ -29,14 +29,22 @@ type bucketBlocks struct {
 	t     *Tenant
 	cache string
 
-	mu     sync.Mutex
-	synced bool
-	metas  map[ulid.ULID]tsdb.BlockMeta
-	open   map[ulid.ULID]*tsdb.Block
+	compactMu sync.Mutex // serialises CompactBucket
+	// swap is held for reading from choosing a query's blocks until they are open, and for writing while the
+	// compactor replaces blocks, so that a query never picks a block that is deleted before it opens it.
+	swap sync.RWMutex
+
+	mu      sync.Mutex
+	synced  bool
+	metas   map[ulid.ULID]tsdb.BlockMeta // complete blocks not marked for deletion
+	marked  map[ulid.ULID]struct{}       // blocks with a deletion mark, not deleted yet
+	partial map[ulid.ULID]struct{}       // block directories without meta.json
+	open    map[ulid.ULID]*tsdb.Block
 }
 
 func newBucketBlocks(t *Tenant) *bucketBlocks {
-	return &bucketBlocks{t: t, cache: t.store.cacheDir(t.id), metas: map[ulid.ULID]tsdb.BlockMeta{}, open: map[ulid.ULID]*tsdb.Block{}}
+	return &bucketBlocks{t: t, cache: t.store.cacheDir(t.id), metas: map[ulid.ULID]tsdb.BlockMeta{},
+		marked: map[ulid.ULID]struct{}{}, partial: map[ulid.ULID]struct{}{}, open: map[ulid.ULID]*tsdb.Block{}}
 }
 
 func (bb *bucketBlocks) addShipped(m tsdb.BlockMeta) {
@@ -58,6 +66,8 @@ func (t *Tenant) SyncBucket(ctx context.Context) error {
 func (bb *bucketBlocks) sync(ctx context.Context, applyRetention bool) error {
 	bkt := bb.t.store.bkt
 	found := map[ulid.ULID]tsdb.BlockMeta{}
+	marked := map[ulid.ULID]struct{}{}
+	partial := map[ulid.ULID]struct{}{}
 	bb.mu.Lock()
 	known := make(map[ulid.ULID]tsdb.BlockMeta, len(bb.metas))
 	for k, v := range bb.metas {
@@ -75,7 +85,8 @@ func (bb *bucketBlocks) sync(ctx context.Context, applyRetention bool) error {
 		}
 		b, err := bucket.ReadAll(ctx, bkt, bucket.Join(bb.t.id, id.String(), "meta.json"))
 		if bkt.IsObjNotFoundErr(err) {
-			return nil // upload in progress or deletion half done
+			partial[id] = struct{}{} // upload in progress or interrupted, or deletion half done
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read meta.json of %s: %w", id, err)
@@ -83,6 +94,12 @@ func (bb *bucketBlocks) sync(ctx context.Context, applyRetention bool) error {
 		var m tsdb.BlockMeta
 		if err := json.Unmarshal(b, &m); err != nil {
 			bb.t.store.logger.Warn("skip bucket block with bad meta.json", zap.String("tenant", bb.t.id), zap.Stringer("block", id), zap.Error(err))
+			return nil
+		}
+		if ok, err := bkt.Exists(ctx, bucket.Join(bb.t.id, id.String(), deletionMarkFile)); err != nil {
+			return fmt.Errorf("look for the deletion mark of %s: %w", id, err)
+		} else if ok {
+			marked[id] = struct{}{}
 			return nil
 		}
 		found[id] = m
@@ -102,7 +119,7 @@ func (bb *bucketBlocks) sync(ctx context.Context, applyRetention bool) error {
 		}
 	}
 	bb.mu.Lock()
-	bb.metas, bb.synced = found, true
+	bb.metas, bb.marked, bb.partial, bb.synced = found, marked, partial, true
 	var toClose []*tsdb.Block
 	for _, id := range expired {
 		if b, ok := bb.open[id]; ok {
@@ -168,10 +185,19 @@ func (bb *bucketBlocks) candidates(mint, maxt int64) []tsdb.BlockMeta {
 		}
 	}
 	bb.mu.Lock()
-	defer bb.mu.Unlock()
-	var out []tsdb.BlockMeta
+	var inRange []tsdb.BlockMeta
 	for _, m := range bb.metas {
 		if m.MinTime > maxt || m.MaxTime <= mint {
+			continue
+		}
+		inRange = append(inRange, m)
+	}
+	bb.mu.Unlock()
+	// A block whose sources another block holds is what an interrupted compaction left: read the merged one.
+	sup := supersededBlocks(inRange)
+	var out []tsdb.BlockMeta
+	for _, m := range inRange {
+		if _, ok := sup[m.ULID]; ok {
 			continue
 		}
 		srcs := m.Compaction.Sources
@@ -193,6 +219,8 @@ func (bb *bucketBlocks) candidates(mint, maxt int64) []tsdb.BlockMeta {
 }
 
 func (bb *bucketBlocks) queriers(mint, maxt int64) []storage.Querier {
+	bb.swap.RLock()
+	defer bb.swap.RUnlock()
 	var out []storage.Querier
 	for _, m := range bb.candidates(mint, maxt) {
 		b, err := bb.openBlock(m.ULID)
@@ -209,6 +237,8 @@ func (bb *bucketBlocks) queriers(mint, maxt int64) []storage.Querier {
 }
 
 func (bb *bucketBlocks) chunkQueriers(mint, maxt int64) []storage.ChunkQuerier {
+	bb.swap.RLock()
+	defer bb.swap.RUnlock()
 	var out []storage.ChunkQuerier
 	for _, m := range bb.candidates(mint, maxt) {
 		b, err := bb.openBlock(m.ULID)

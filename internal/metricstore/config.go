@@ -57,6 +57,12 @@ type StorageConfig struct {
 	// CompactorBlocksRetentionPeriod deletes bucket blocks whose newest sample is older than this (Mimir's
 	// compactor_blocks_retention_period). 0 keeps blocks forever.
 	CompactorBlocksRetentionPeriod time.Duration `mapstructure:"compactor_blocks_retention_period"`
+	// CompactorBlockRanges are the block spans the compactor merges shipped blocks into, smallest first (Mimir's
+	// block_ranges after the first, 2h, level); each a multiple of block_duration and of the one before. Empty
+	// turns bucket compaction off.
+	CompactorBlockRanges []time.Duration `mapstructure:"compactor_block_ranges"`
+	// CompactionInterval is how often the compactor looks for blocks to merge (Mimir's compaction_interval).
+	CompactionInterval time.Duration `mapstructure:"compaction_interval"`
 	// ShipInterval is how often completed local blocks are looked for and uploaded.
 	ShipInterval time.Duration `mapstructure:"ship_interval"`
 	// SyncInterval is how often the list of bucket blocks is refreshed and retention is applied.
@@ -101,6 +107,8 @@ func DefaultConfig() Config {
 			Enabled:                        true,
 			Config:                         bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: "./data/metrics-bucket"}},
 			CompactorBlocksRetentionPeriod: 30 * 24 * time.Hour,
+			CompactorBlockRanges:           []time.Duration{12 * time.Hour, 24 * time.Hour},
+			CompactionInterval:             time.Hour,
 			ShipInterval:                   time.Minute,
 			SyncInterval:                   5 * time.Minute,
 		},
@@ -170,6 +178,16 @@ func (c *Config) Validate() error {
 		}
 		if c.Storage.SyncInterval <= 0 {
 			return errors.New("storage.sync_interval: must be positive")
+		}
+		prev := c.BlockDuration
+		for i, r := range c.Storage.CompactorBlockRanges {
+			if r <= prev || r%prev != 0 {
+				return fmt.Errorf("storage.compactor_block_ranges[%d]: %s must be greater than and a multiple of %s", i, r, prev)
+			}
+			prev = r
+		}
+		if len(c.Storage.CompactorBlockRanges) > 0 && c.Storage.CompactionInterval <= 0 {
+			return errors.New("storage.compaction_interval: must be positive")
 		}
 	}
 	if err := c.Limits.validate(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
 
@@ -192,6 +193,9 @@ func (a *limitedAppender) Commit() error {
 	if a.t.remote != nil && a.n > 0 {
 		a.t.remote.Notify()
 	}
+	if err := a.t.meta.save(); err != nil {
+		a.t.store.logger.Warn("metric metadata", zap.String("tenant", a.t.id), zap.Error(err))
+	}
 	return nil
 }
 
@@ -235,6 +239,9 @@ func (a *limitedAppenderV2) Commit() error {
 	}
 	if a.t.remote != nil && a.n > 0 {
 		a.t.remote.Notify()
+	}
+	if err := a.t.meta.save(); err != nil {
+		a.t.store.logger.Warn("metric metadata", zap.String("tenant", a.t.id), zap.Error(err))
 	}
 	return nil
 }

@@ -1,25 +1,107 @@
 package metricstore
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 )
 
-// metadataStore keeps the metric metadata (type, help, unit) that arrives with remote write 2.0 and OTLP, for
-// /api/v1/metadata. Prometheus serves that endpoint from its scrape targets, which Sprout does not have; Mimir
-// serves it from what was pushed, and so does Sprout. It lives in memory and is rebuilt by new pushes.
+// metadataStore keeps the metric metadata (type, help, unit) that arrives with remote write 1.0 and 2.0 and
+// OTLP, for /api/v1/metadata. Prometheus serves that endpoint from its scrape targets, which Sprout does not
+// have; Mimir serves it from what was pushed, and so does Sprout. It is kept in memory and saved to
+// <tenant>/sprout-metadata.json after every commit that brought something new, so that it survives a restart.
 type metadataStore struct {
-	mu sync.RWMutex
-	m  map[string]map[metadata.Metadata]struct{}
+	path   string
+	saveMu sync.Mutex // serialises save
+
+	mu    sync.RWMutex
+	m     map[string]map[metadata.Metadata]struct{}
+	dirty bool
 }
 
-func newMetadataStore() *metadataStore {
-	return &metadataStore{m: map[string]map[metadata.Metadata]struct{}{}}
+// metadataFile is the per-tenant file the metadata is saved in.
+const metadataFile = "sprout-metadata.json"
+
+type metadataFileContent struct {
+	Version int                        `json:"version"`
+	Metrics map[string][]metadataEntry `json:"metrics"`
+}
+
+// newMetadataStore loads path if it exists. A file that cannot be read is reported and the store starts empty:
+// metadata is re-sent by clients, it must not stop the tenant from opening.
+func newMetadataStore(path string) (*metadataStore, error) {
+	s := &metadataStore{path: path, m: map[string]map[metadata.Metadata]struct{}{}}
+	if path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read %s: %w", path, err)
+	}
+	var c metadataFileContent
+	if err := json.Unmarshal(b, &c); err != nil {
+		return s, fmt.Errorf("parse %s: %w", path, err)
+	}
+	for name, es := range c.Metrics {
+		for _, e := range es {
+			s.add(name, metadata.Metadata{Type: model.MetricType(e.Type), Help: e.Help, Unit: e.Unit})
+		}
+	}
+	s.dirty = false
+	return s, nil
+}
+
+// save writes the metadata to the file (through a temporary file and a rename) if anything was added since
+// the last save.
+func (s *metadataStore) save() error {
+	if s.path == "" {
+		return nil
+	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	s.dirty = false
+	s.mu.Unlock()
+	b, err := json.Marshal(metadataFileContent{Version: 1, Metrics: s.query("", -1, -1)})
+	if err != nil {
+		return err
+	}
+	tmp := s.path + ".tmp"
+	f, err := os.Create(tmp)
+	if err == nil {
+		_, err = f.Write(b)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.path)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return fmt.Errorf("save metric metadata: %w", err)
+	}
+	return nil
 }
 
 // maxMetadataPerMetric bounds how many distinct help texts one metric family may accumulate.
@@ -44,6 +126,7 @@ func (s *metadataStore) add(name string, md metadata.Metadata) {
 	}
 	if len(set) < maxMetadataPerMetric {
 		set[metadata.Metadata{Type: md.Type, Unit: strings.Clone(md.Unit), Help: strings.Clone(md.Help)}] = struct{}{}
+		s.dirty = true
 	}
 }
 

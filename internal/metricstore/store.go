@@ -226,10 +226,22 @@ func (s *Store) tenantList() []*Tenant {
 // bucketLoop ships completed blocks and applies bucket retention until Close.
 func (s *Store) bucketLoop() {
 	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background()) // cancelled by Close, to stop a long compaction
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
 	ship := time.NewTicker(s.cfg.Storage.ShipInterval)
 	defer ship.Stop()
 	syncT := time.NewTicker(s.cfg.Storage.SyncInterval)
 	defer syncT.Stop()
+	compactC := make(<-chan time.Time)
+	if len(s.cfg.Storage.CompactorBlockRanges) > 0 {
+		compact := time.NewTicker(s.cfg.Storage.CompactionInterval)
+		defer compact.Stop()
+		compactC = compact.C
+	}
 	for {
 		select {
 		case <-s.stop:
@@ -244,6 +256,12 @@ func (s *Store) bucketLoop() {
 			for _, t := range s.tenantList() {
 				if err := t.SyncBucket(context.Background()); err != nil {
 					s.logger.Warn("sync bucket blocks", zap.String("tenant", t.id), zap.Error(err))
+				}
+			}
+		case <-compactC:
+			for _, t := range s.tenantList() {
+				if _, err := t.CompactBucket(ctx); err != nil {
+					s.logger.Warn("compact bucket blocks", zap.String("tenant", t.id), zap.Error(err))
 				}
 			}
 		}

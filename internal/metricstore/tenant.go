@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"go.uber.org/zap"
 )
 
 // Tenant is one tenant's metrics: its TSDB, the blocks it has in the bucket, its remote-write queues and its
@@ -55,7 +57,11 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, s.reg)
 	logger := s.slog.With("tenant", id)
-	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: newMetadataStore()}
+	meta, err := newMetadataStore(filepath.Join(dir, metadataFile))
+	if err != nil {
+		s.logger.Warn("metric metadata not restored; it is rebuilt by new pushes", zap.String("tenant", id), zap.Error(err))
+	}
+	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: meta}
 	t.limits = newLimiter(s.cfg.Limits, t)
 
 	opts := tsdb.DefaultOptions()
@@ -69,7 +75,6 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	opts.SeriesLifecycleCallback = t.limits
 	opts.WALCompression = "snappy"
 	if s.bkt != nil {
-		var err error
 		if t.shipper, err = newShipper(t); err != nil {
 			return nil, err
 		}
@@ -182,6 +187,7 @@ func (t *Tenant) close() error {
 	if t.blocks != nil {
 		errs = append(errs, t.blocks.close())
 	}
+	errs = append(errs, t.meta.save())
 	errs = append(errs, t.db.Close())
 	return errors.Join(errs...)
 }

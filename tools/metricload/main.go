@@ -5,16 +5,27 @@
 //	metricload -url http://127.0.0.1:3200/api/v1/write -series 10000 -batch 500 -workers 4 -duration 20s
 //
 // Each worker owns a slice of the series and sends them round after round, one sample per series per round,
-// timestamps advancing by -interval from -lookback ago, so every sample is new and in order.
+// timestamps advancing by -interval from -lookback ago, so every sample is new and in order. -rounds bounds the
+// rounds (e.g. exactly one hour of data), -values picks what the samples hold: "constant" (cheapest to store),
+// "counter" (each series grows by a pseudo-random 0-99 per round, as request counters do) or "gauge" (a
+// pseudo-random value with two decimals per round).
+//
+// With -query, metricload instead times a range query against a Prometheus HTTP API:
+//
+//	metricload -query 'sum by (instance) (rate({job="metricload"}[1m]))' -query-url http://127.0.0.1:3200 \
+//	    -query-range 1h -query-step 15s -query-runs 10
 package main
 
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -35,10 +46,29 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Second, "timestamp step between rounds")
 	lookback := flag.Duration("lookback", 6*time.Hour, "first round's timestamp is this long ago")
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
+	rounds := flag.Int("rounds", 0, "stop after this many rounds (0: only -duration and -lookback bound them)")
+	values := flag.String("values", "constant", "sample values: constant, counter or gauge")
+	uniqueLabel := flag.Bool("unique-label", false, "give each series a series=\"<n>\" label, so that series stay distinct once PromQL drops the metric name (rate, sum by)")
+	query := flag.String("query", "", "time this range query instead of writing")
+	queryURL := flag.String("query-url", "http://127.0.0.1:3200", "base URL of the Prometheus HTTP API (for -query)")
+	queryRange := flag.Duration("query-range", time.Hour, "range of the query, ending -query-end ago")
+	queryEnd := flag.Duration("query-end", 0, "the query range ends this long ago")
+	queryStep := flag.Duration("query-step", 15*time.Second, "query resolution")
+	queryRuns := flag.Int("query-runs", 10, "how many times to run the query")
 	flag.Parse()
+	if *query != "" {
+		os.Exit(runQuery(*queryURL, *tenant, *query, *queryRange, *queryEnd, *queryStep, *queryRuns))
+	}
+	if *values != "constant" && *values != "counter" && *values != "gauge" {
+		fmt.Fprintf(os.Stderr, "-values %q: want constant, counter or gauge\n", *values)
+		os.Exit(2)
+	}
 
 	start := time.Now().Add(-*lookback).UnixMilli()
 	maxRounds := int(*lookback / *interval)
+	if *rounds > 0 && *rounds < maxRounds {
+		maxRounds = *rounds
+	}
 	per := *nSeries / *workers
 	var samples, requests, failures atomic.Int64
 	var mu sync.Mutex
@@ -47,7 +77,7 @@ func main() {
 	began := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < *workers; w++ {
-		reqs := buildRequests(w*per, per, *batch, start)
+		reqs := buildRequests(w*per, per, *batch, *uniqueLabel)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -58,6 +88,7 @@ func main() {
 				ts := start + int64(round)*interval.Milliseconds()
 				for _, r := range reqs {
 					r.setTimestamp(ts)
+					r.setValues(*values, round)
 					buf = snappy.Encode(buf[:cap(buf)], r.raw)
 					hr, _ := http.NewRequest(http.MethodPost, *url, bytes.NewReader(buf))
 					hr.Header.Set("Content-Type", "application/x-protobuf")
@@ -108,29 +139,35 @@ func main() {
 	}
 }
 
-// request is an encoded WriteRequest and the offsets of its timestamp varints.
+// request is an encoded WriteRequest and the offsets of its timestamp varints and its values.
 type request struct {
 	raw     []byte
 	offsets []int
+	voffs   []int     // offsets of the 8-byte little-endian doubles
+	acc     []float64 // counter state per series
 	n       int
 }
 
 // tsTemplate is a timestamp whose varint has the same length (6 bytes) as any real one in this era.
 const tsTemplate = int64(1_700_000_000_000)
 
-func buildRequests(first, count, batch int, _ int64) []*request {
+func buildRequests(first, count, batch int, uniqueLabel bool) []*request {
 	var out []*request
 	for lo := first; lo < first+count; lo += batch {
 		hi := min(lo+batch, first+count)
 		wr := prompb.WriteRequest{}
 		for i := lo; i < hi; i++ {
+			ls := []prompb.Label{
+				{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
+				{Name: "instance", Value: "host-" + strconv.Itoa(i/100)},
+				{Name: "job", Value: "metricload"},
+			}
+			if uniqueLabel {
+				ls = append(ls, prompb.Label{Name: "series", Value: strconv.Itoa(i)})
+			}
 			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels: []prompb.Label{
-					{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
-					{Name: "instance", Value: "host-" + strconv.Itoa(i/100)},
-					{Name: "job", Value: "metricload"},
-				},
-				Samples: []prompb.Sample{{Value: float64(i), Timestamp: tsTemplate}},
+				Labels:  ls,
+				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}}, // never 0: a zero value is not encoded
 			})
 		}
 		raw, err := wr.Marshal()
@@ -150,9 +187,38 @@ func buildRequests(first, count, batch int, _ int64) []*request {
 		if len(r.offsets) != r.n {
 			panic(fmt.Sprintf("found %d timestamps in a request of %d samples", len(r.offsets), r.n))
 		}
+		// A sample is encoded as: 0x09 <8-byte double> 0x10 <timestamp varint>; the value sits right before.
+		for _, off := range r.offsets {
+			if raw[off-10] != 0x09 {
+				panic("unexpected sample encoding")
+			}
+			r.voffs = append(r.voffs, off-9)
+		}
+		r.acc = make([]float64, r.n)
 		out = append(out, r)
 	}
 	return out
+}
+
+// setValues writes the round's values (a deterministic pseudo-random sequence per series and round).
+func (r *request) setValues(mode string, round int) {
+	if mode == "constant" {
+		return
+	}
+	for i, off := range r.voffs {
+		x := uint64(r.offsets[i])*0x9E3779B97F4A7C15 ^ uint64(round)*0xBF58476D1CE4E5B9
+		x ^= x >> 31
+		x *= 0x94D049BB133111EB
+		x ^= x >> 29
+		var v float64
+		if mode == "counter" {
+			r.acc[i] += float64(x % 100)
+			v = r.acc[i]
+		} else {
+			v = float64(x%100000) / 100
+		}
+		binary.LittleEndian.PutUint64(r.raw[off:off+8], math.Float64bits(v))
+	}
 }
 
 func (r *request) setTimestamp(ts int64) {
@@ -161,4 +227,54 @@ func (r *request) setTimestamp(ts int64) {
 	for _, off := range r.offsets {
 		copy(r.raw[off:off+n], v[:n])
 	}
+}
+
+// runQuery runs a range query runs times and prints the latency percentiles and the result's size.
+func runQuery(base, tenant, q string, rng, endAgo, step time.Duration, runs int) int {
+	end := time.Now().Add(-endAgo)
+	params := url.Values{
+		"query": {q},
+		"start": {strconv.FormatFloat(float64(end.Add(-rng).UnixMilli())/1000, 'f', 3, 64)},
+		"end":   {strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64)},
+		"step":  {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
+	}
+	var lat []time.Duration
+	var series, points int
+	for i := 0; i < runs; i++ {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/query_range", bytes.NewBufferString(params.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tenant != "" {
+			req.Header.Set("X-Scope-OrgID", tenant)
+		}
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		lat = append(lat, time.Since(t0))
+		var r struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []struct {
+					Values [][2]any `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+			fmt.Fprintf(os.Stderr, "query: %d %v %s\n", resp.StatusCode, err, r.Error)
+			return 1
+		}
+		series, points = len(r.Data.Result), 0
+		for _, s := range r.Data.Result {
+			points += len(s.Values)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	fmt.Printf("runs=%d series=%d points=%d min=%s p50=%s max=%s\n", runs, series, points,
+		lat[0].Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	return 0
 }
