@@ -71,6 +71,9 @@ type Store struct {
 	closeErr  error
 	closed    sync.Once
 	now       func() time.Time
+	// afterIndexHook, when set (tests), runs after a flush wrote its chunks and index and before the WAL
+	// checkpoint; an error stops the flush there, as a crash would.
+	afterIndexHook func() error
 
 	m storeMetrics
 }
@@ -107,6 +110,9 @@ type stream struct {
 	lastLine   string
 	mark       int
 	chunks     []*chunkMeta
+	// flushedSeg is the highest WALSeg of the stream's chunks at open: WAL records of this stream from before
+	// that segment are already in chunks.
+	flushedSeg int
 }
 
 // chunkMeta is one chunk's entry in the index.
@@ -119,6 +125,10 @@ type chunkMeta struct {
 	Bytes   int           `json:"bytes"`
 	Size    int           `json:"size"`
 	Bloom   []byte        `json:"bloom,omitempty"`
+	// WALSeg is the WAL segment the flush that wrote this chunk rotated to: every line of the chunk was
+	// written to the WAL before that segment. Replay skips a stream's records from before the newest WALSeg of
+	// its chunks, so a crash between a flush's upload and its WAL checkpoint does not store lines twice.
+	WALSeg int `json:"walSeg,omitempty"`
 }
 
 // Options are a Store's collaborators.
@@ -151,13 +161,26 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	if err := s.loadIndex(ctx); err != nil {
 		return nil, err
 	}
-	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL)
+	minSeg := 0
+	for _, td := range s.tenants {
+		for _, sts := range td.streams {
+			for _, st := range sts {
+				if st.flushedSeg > minSeg {
+					minSeg = st.flushedSeg
+				}
+			}
+		}
+	}
+	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
+	// or replay would take their records for already flushed ones.
+	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL, minSeg)
 	if err != nil {
 		return nil, err
 	}
 	s.wal = w
 	start := time.Now()
-	n, damaged, err := w.replay(func(b []byte) error {
+	skipped := 0
+	n, damaged, err := w.replay(func(pos int, b []byte) error {
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -166,6 +189,11 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		td := s.tenant(r.tenant)
 		for _, ws := range r.streams {
 			st := td.getOrCreate(ws.labels)
+			if pos < st.flushedSeg {
+				// Already in a chunk: the flush uploaded it but the process stopped before the checkpoint.
+				skipped += len(ws.entries)
+				continue
+			}
 			st.mu.Lock()
 			before := st.headBytes
 			st.append(ws.entries, s.now())
@@ -180,6 +208,9 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	for _, d := range damaged {
 		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
+	}
+	if skipped > 0 {
+		s.logger.Info("Log store WAL replay skipped lines already in chunks (the last flush stopped before its checkpoint)", zap.Int("lines", skipped))
 	}
 	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
 	return s, nil
@@ -851,6 +882,9 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 			flushErr = errors.Join(flushErr, err)
 			continue
 		}
+		for _, c := range metas {
+			c.WALSeg = seg
+		}
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
 		rest := make([]logql.Entry, len(st.head)-st.mark)
@@ -870,6 +904,11 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	for tid, metas := range newMetas {
 		if err := s.writeIndex(ctx, tid, metas); err != nil {
 			// Without an index the chunks are invisible after a restart: keep the WAL as it is.
+			return errors.Join(flushErr, err)
+		}
+	}
+	if s.afterIndexHook != nil {
+		if err := s.afterIndexHook(); err != nil {
 			return errors.Join(flushErr, err)
 		}
 	}
@@ -1007,6 +1046,9 @@ func (s *Store) loadIndex(ctx context.Context) error {
 				seen[c.Key] = true
 				st := td.getOrCreate(c.Stream)
 				st.chunks = append(st.chunks, c)
+				if c.WALSeg > st.flushedSeg {
+					st.flushedSeg = c.WALSeg
+				}
 			}
 		}
 		for _, sts := range td.streams {
