@@ -27,6 +27,20 @@ type SelectParams struct {
 	// Skipped, when set, is called by the store with the lines and bytes it read but dropped by LineFilter, so
 	// that stats still count every line read. It may be called concurrently.
 	Skipped func(lines, bytes int64)
+	// Cutoff, when set (log queries with a limit), tells the store which entries can no longer make the result:
+	// once ok, for Direction Backward entries older than ts, for Forward entries newer than ts. The store may
+	// skip them, and with Cutoff set it may hand entries over in any order (it reads the newest chunks first for
+	// Backward, the oldest first for Forward). Safe for concurrent use.
+	Cutoff    func() (ts int64, ok bool)
+	Direction Direction
+}
+
+// Beyond reports whether an entry at ts is past the cutoff c for direction d.
+func Beyond(d Direction, ts, c int64) bool {
+	if d == Forward {
+		return ts > c
+	}
+	return ts < c
 }
 
 // LinePrefilter returns the conjunction of the line filters that open a pipeline, or nil if it opens with
@@ -201,14 +215,21 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 		}
 		return a.ts > b.ts
 	}
+	// cut is the timestamp of the limit-th entry kept so far: nothing beyond it can enter the result, so the
+	// store may stop reading there.
+	var cut atomic.Int64
+	var haveCut atomic.Bool
 	trim := func() {
 		sort.SliceStable(kept, func(i, j int) bool { return before(kept[i], kept[j]) })
-		if len(kept) > lq.Limit {
+		if len(kept) >= lq.Limit {
 			kept = kept[:lq.Limit]
+			cut.Store(kept[lq.Limit-1].ts)
+			haveCut.Store(true)
 		}
 	}
 	sp := SelectParams{Matchers: lq.Expr.Matchers, Start: lq.Start, End: lq.End, TraceID: TraceIDHint(lq.Expr),
-		LineFilter: LinePrefilter(lq.Expr.Stages)}
+		LineFilter: LinePrefilter(lq.Expr.Stages), Direction: lq.Direction,
+		Cutoff: func() (int64, bool) { return cut.Load(), haveCut.Load() }}
 	var sc skipCounter
 	sp.Skipped = sc.add
 	defer sc.into(st)
@@ -226,7 +247,7 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 			re.key = p.Builder().Labels()
 		}
 		kept = append(kept, re)
-		if len(kept) >= 2*lq.Limit+64 {
+		if len(kept) >= 2*lq.Limit+64 || (len(kept) == lq.Limit && !haveCut.Load()) {
 			trim()
 		}
 		return ctx.Err()

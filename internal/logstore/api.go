@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
@@ -51,6 +52,7 @@ func (a *API) Register(m Mux) {
 		m.Handle(method+" /loki/api/v1/series", h(a.series))
 		m.Handle(method+" /loki/api/v1/index/stats", h(a.indexStats))
 		m.Handle(method+" /loki/api/v1/index/volume", h(a.indexVolume))
+		m.Handle(method+" /loki/api/v1/index/volume_range", h(a.indexVolumeRange))
 		m.Handle(method+" /loki/api/v1/detected_fields", h(a.detectedFields))
 	}
 	m.Handle("GET /loki/api/v1/tail", h(a.tail))
@@ -593,14 +595,7 @@ func (a *API) indexVolume(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var target []string
-	if t := r.FormValue("targetLabels"); t != "" {
-		target = strings.Split(t, ",")
-	} else if r.FormValue("aggregateBy") != "series" {
-		for _, m := range ms {
-			target = append(target, m.Name)
-		}
-	}
+	target := volumeTargets(r, ms)
 	type vol struct {
 		lbs   labels.Labels
 		bytes int64
@@ -635,6 +630,75 @@ func (a *API) indexVolume(w http.ResponseWriter, r *http.Request) {
 		res = append(res, map[string]any{"metric": labelsMap(v.lbs), "value": []any{secs(end - 1), strconv.FormatInt(v.bytes, 10)}})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}})
+}
+
+// volumeTargets are the labels index/volume groups by: targetLabels, else the selector's label names.
+func volumeTargets(r *http.Request, ms []*labels.Matcher) []string {
+	var target []string
+	if t := r.FormValue("targetLabels"); t != "" {
+		target = strings.Split(t, ",")
+	} else if r.FormValue("aggregateBy") != "series" {
+		for _, m := range ms {
+			target = append(target, m.Name)
+		}
+	}
+	return target
+}
+
+// indexVolumeRange is index/volume per step: the bytes of the lines in each step, grouped as index/volume
+// groups, as a matrix. It runs sum by (...) (bytes_over_time(selector[step])).
+func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
+	tid, ok := a.Tenant(w, r)
+	if !ok {
+		return
+	}
+	start, end, ms, err := a.rangeAndMatchers(r, "query")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	end-- // rangeAndMatchers makes it exclusive
+	step, err := parseStep(r.FormValue("step"), time.Unix(0, start), time.Unix(0, end))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	target := volumeTargets(r, ms)
+	if len(target) == 0 {
+		target = a.Store.Labels(tid, start, end+1, ms)
+	}
+	by := make([]string, 0, len(target))
+	for _, t := range target {
+		if t = strings.TrimSpace(t); t != "" && model.LabelName(t).IsValidLegacy() {
+			by = append(by, t)
+		}
+	}
+	var sel strings.Builder
+	sel.WriteString("{")
+	for i, m := range ms {
+		if i > 0 {
+			sel.WriteString(",")
+		}
+		fmt.Fprintf(&sel, "%s%s%s", m.Name, m.Type, strconv.Quote(m.Value))
+	}
+	sel.WriteString("}")
+	if len(ms) == 0 {
+		writeError(w, http.StatusBadRequest, "query: a stream selector with at least one matcher is required")
+		return
+	}
+	q := fmt.Sprintf("sum by (%s) (bytes_over_time(%s[%s]))", strings.Join(by, ","), sel.String(), model.Duration(step))
+	expr, err := logql.ParseExpr(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var st logql.Stats
+	res, _, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), expr.(logql.SampleExpr), start, end, int64(step), &st)
+	if err != nil {
+		a.queryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": matrixJSON(res)}})
 }
 
 // detectedFields samples recent lines of the query and reports the fields a json or logfmt parser would find,

@@ -582,6 +582,8 @@ type chunkJob struct {
 type chunkResult struct {
 	es  []logql.Entry
 	err error
+	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
+	noSlot bool
 }
 
 // SelectLogs implements logql.Querier.
@@ -591,6 +593,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		return nil
 	}
 	streams := td.matchStreams(p.Matchers)
+	if p.Cutoff != nil {
+		return q.selectLimited(ctx, p, streams, fn)
+	}
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
@@ -621,18 +626,18 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
 	if len(jobs) > 0 {
-		sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
 		go func() {
 			for _, j := range jobs {
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
-					j.res <- chunkResult{err: ctx.Err()}
+					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
 					continue
 				}
 				go func(j *chunkJob) {
-					defer func() { <-sem }()
 					raw, err := q.s.loadChunkRaw(ctx, j.meta)
 					var es []logql.Entry
 					if err == nil {
@@ -651,18 +656,14 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 			j := jobs[ji]
 			ji++
 			r := <-j.res
+			if !r.noSlot {
+				<-sem
+			}
 			if r.err != nil {
-				if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(r.err)) {
-					continue // deleted by retention or compaction while we looked
+				if err := q.chunkError(j, r.err); err != nil {
+					return err
 				}
-				if errors.Is(r.err, errDamagedChunk) {
-					// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
-					if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
-						q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(r.err))
-					}
-					continue
-				}
-				return r.err
+				continue
 			}
 			for _, e := range r.es {
 				if e.Timestamp < p.Start || e.Timestamp >= p.End {
@@ -686,6 +687,116 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		}
 	}
 	return nil
+}
+
+// selectLimited serves a log query with a limit: heads first, then chunks newest first (Backward) or oldest
+// first (Forward), decoded in parallel (at most GOMAXPROCS at a time), stopping at the first chunk wholly
+// beyond the engine's cutoff: every later chunk is beyond it too.
+func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, streams []*stream, fn func(labels.Labels, logql.Entry) error) error {
+	var jobs []*chunkJob
+	var head []logql.Entry
+	for _, st := range streams {
+		head = head[:0]
+		st.mu.Lock()
+		for _, c := range st.chunks {
+			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
+				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
+			}
+		}
+		for _, e := range st.head {
+			if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
+				head = append(head, e)
+			}
+		}
+		st.mu.Unlock()
+		for _, e := range head {
+			if err := fn(st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Direction == logql.Forward {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MinT < jobs[j].meta.MinT })
+	} else {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MaxT > jobs[j].meta.MaxT })
+	}
+	beyond := func(c *chunkMeta) bool {
+		cut, ok := p.Cutoff()
+		if !ok {
+			return false
+		}
+		if p.Direction == logql.Forward {
+			return c.MinT > cut
+		}
+		return c.MaxT < cut
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS chunks are read ahead of the consumer: a slot frees when the consumer takes a result,
+	// so an early stop wastes little work and decoded chunks never pile up in memory.
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	go func() {
+		for _, j := range jobs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if beyond(j.meta) {
+				return // the consumer stops at this job too
+			}
+			go func(j *chunkJob) {
+				raw, err := q.s.loadChunkRaw(ctx, j.meta)
+				var es []logql.Entry
+				if err == nil {
+					if es, err = decodeSelected(raw, &p); err != nil {
+						err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+					}
+				}
+				j.res <- chunkResult{es: es, err: err}
+			}(j)
+		}
+	}()
+	for _, j := range jobs {
+		if beyond(j.meta) {
+			return nil
+		}
+		var r chunkResult
+		select {
+		case r = <-j.res:
+			<-sem
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			if err := q.chunkError(j, r.err); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, e := range r.es {
+			if err := fn(j.st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
+// damaged, which is logged once), or the error.
+func (q *querier) chunkError(j *chunkJob, err error) error {
+	if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(err)) {
+		return nil // deleted by retention or compaction while we looked
+	}
+	if errors.Is(err, errDamagedChunk) {
+		// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
+		if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
+			q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(err))
+		}
+		return nil
+	}
+	return err
 }
 
 // errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
