@@ -285,13 +285,8 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, f
 func (a *API) queryRange(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, true) }
 
 func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) {
-	tid, ok := a.Tenant(w, r)
+	tid, qp, ok := a.queryRequest(w, r, rangeQuery)
 	if !ok {
-		return
-	}
-	qp, err := a.parseQueryParams(r, rangeQuery)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	expr, err := logql.ParseExpr(qp.query)
@@ -489,27 +484,45 @@ func (a *API) rangeAndMatchers(r *http.Request, param string) (int64, int64, []*
 	return start.UnixNano(), end.UnixNano() + 1, ms, nil
 }
 
-func (a *API) labels(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
-	if !ok {
-		return
+// indexRequest resolves the tenant, the range and the selector in param of a label/series/index request, or
+// answers the request itself (401, 400) and returns false.
+func (a *API) indexRequest(w http.ResponseWriter, r *http.Request, param string) (tid string, start, end int64, ms []*labels.Matcher, ok bool) {
+	if tid, ok = a.Tenant(w, r); !ok {
+		return "", 0, 0, nil, false
 	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
+	start, end, ms, err := a.rangeAndMatchers(r, param)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return "", 0, 0, nil, false
+	}
+	return tid, start, end, ms, true
+}
+
+// queryRequest resolves the tenant and the query parameters, or answers the request itself and returns false.
+func (a *API) queryRequest(w http.ResponseWriter, r *http.Request, rangeQuery bool) (string, *queryParams, bool) {
+	tid, ok := a.Tenant(w, r)
+	if !ok {
+		return "", nil, false
+	}
+	qp, err := a.parseQueryParams(r, rangeQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", nil, false
+	}
+	return tid, qp, true
+}
+
+func (a *API) labels(w http.ResponseWriter, r *http.Request) {
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": nonNil(a.Store.Labels(tid, start, end, ms))})
 }
 
 func (a *API) labelValues(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": nonNil(a.Store.LabelValues(tid, r.PathValue("name"), start, end, ms))})
@@ -523,13 +536,8 @@ func nonNil(s []string) []string {
 }
 
 func (a *API) series(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, _, ok := a.indexRequest(w, r, "")
 	if !ok {
-		return
-	}
-	start, end, _, err := a.rangeAndMatchers(r, "")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	_ = r.ParseForm()
@@ -559,13 +567,8 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) indexStats(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	var streams, chunks, entries, bytes int64
@@ -579,17 +582,13 @@ func (a *API) indexStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) indexVolume(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	limit := 100
 	if l := r.FormValue("limit"); l != "" {
+		var err error
 		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
 			writeError(w, http.StatusBadRequest, "limit: must be a positive integer")
 			return
@@ -648,13 +647,8 @@ func volumeTargets(r *http.Request, ms []*labels.Matcher) []string {
 // indexVolumeRange is index/volume per step: the bytes of the lines in each step, grouped as index/volume
 // groups, as a matrix. It runs sum by (...) (bytes_over_time(selector[step])).
 func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	end-- // rangeAndMatchers makes it exclusive
@@ -704,13 +698,8 @@ func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
 // detectedFields samples recent lines of the query and reports the fields a json or logfmt parser would find,
 // with their cardinality and a guessed type.
 func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, qp, ok := a.queryRequest(w, r, true)
 	if !ok {
-		return
-	}
-	qp, err := a.parseQueryParams(r, true)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	sel, err := logql.ParseLogSelector(qp.query)

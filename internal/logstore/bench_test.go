@@ -134,13 +134,39 @@ func BenchmarkQueryLineFilter(b *testing.B) {
 	}
 }
 
-func benchQuery(b *testing.B, q string) {
+// BenchmarkQueryLineFilterForward is the full-range line filter read oldest first.
+func BenchmarkQueryLineFilterForward(b *testing.B) {
+	benchQueryDir(b, `{env="prod"} |= "level=error"`, logql.Forward)
+}
+
+// BenchmarkQueryCountOverTime is a metric query that must read every line of the range.
+func BenchmarkQueryCountOverTime(b *testing.B) {
+	s, base := filledStore(b)
+	expr, err := logql.ParseExpr(`sum by (service_name) (count_over_time({env="prod"} |= "level=error" [1h]))`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	end := base + int64(benchLines())*int64(time.Millisecond)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), base, end, int64(time.Minute), &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res))
+		}
+		b.ReportMetric(float64(st.TotalLinesProcessed), "lines/op")
+	}
+}
+
+func benchQuery(b *testing.B, q string) { benchQueryDir(b, q, logql.Backward) }
+
+func benchQueryDir(b *testing.B, q string, dir logql.Direction) {
 	s, base := filledStore(b)
 	sel, _ := logql.ParseLogSelector(q)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var st logql.Stats
-		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100}, &st)
+		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100, Direction: dir}, &st)
 		if err != nil || len(res) == 0 {
 			b.Fatal(err, len(res))
 		}

@@ -637,16 +637,7 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
 					continue
 				}
-				go func(j *chunkJob) {
-					raw, err := q.s.loadChunkRaw(ctx, j.meta)
-					var es []logql.Entry
-					if err == nil {
-						if es, err = decodeSelected(raw, &p); err != nil {
-							err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
-						}
-					}
-					j.res <- chunkResult{es: es, err: err}
-				}(j)
+				go q.readChunk(ctx, j, &p)
 			}
 		}()
 	}
@@ -745,16 +736,7 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 			if beyond(j.meta) {
 				return // the consumer stops at this job too
 			}
-			go func(j *chunkJob) {
-				raw, err := q.s.loadChunkRaw(ctx, j.meta)
-				var es []logql.Entry
-				if err == nil {
-					if es, err = decodeSelected(raw, &p); err != nil {
-						err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
-					}
-				}
-				j.res <- chunkResult{es: es, err: err}
-			}(j)
+			go q.readChunk(ctx, j, &p)
 		}
 	}()
 	for _, j := range jobs {
@@ -781,6 +763,18 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 		}
 	}
 	return nil
+}
+
+// readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
+func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
+	raw, err := q.s.loadChunkRaw(ctx, j.meta)
+	var es []logql.Entry
+	if err == nil {
+		if es, err = decodeSelected(raw, p); err != nil {
+			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+		}
+	}
+	j.res <- chunkResult{es: es, err: err}
 }
 
 // chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
