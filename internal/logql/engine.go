@@ -452,6 +452,8 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		sort.SliceStable(a.pts, func(i, j int) bool { return a.pts[i].T < a.pts[j].T })
 		accs = append(accs, a)
 	}
+	// A fixed series order keeps ties (topk, sort) the same from run to run.
+	sort.Slice(accs, func(i, j int) bool { return labels.Compare(accs[i].labels, accs[j].labels) < 0 })
 	for i := 0; i < ev.steps; i++ {
 		t := ev.stepTime(i) - off
 		lo, hi := t-rng, t // window (lo, hi]
@@ -608,8 +610,23 @@ func applyGrouping(lbs labels.Labels, g *Grouping) labels.Labels {
 	return b.Labels()
 }
 
+// additiveRange are the range aggregations whose sum over series equals the aggregation of the union: a sum
+// over them can group while the lines are read.
+var additiveRange = map[string]bool{"count_over_time": true, "bytes_over_time": true, "rate": true, "bytes_rate": true, "sum_over_time": true}
+
 func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error) {
-	in, err := ev.eval(va.Inner)
+	inner := va.Inner
+	if ra, ok := inner.(*RangeAggregation); ok && va.Op == "sum" && ra.Grouping == nil && additiveRange[ra.Op] {
+		// sum by (x) (count_over_time(...)) is count_over_time(...) by (x): group per line instead of keeping a
+		// series per stream and structured-metadata label set (a trace_id per line would make one series each).
+		pushed := *ra
+		pushed.Grouping = &Grouping{}
+		if va.Grouping != nil {
+			pushed.Grouping = va.Grouping
+		}
+		inner = &pushed
+	}
+	in, err := ev.eval(inner)
 	if err != nil {
 		return nil, err
 	}

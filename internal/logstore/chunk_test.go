@@ -139,3 +139,32 @@ func TestLimitedQueryReadsOnlyWhatItNeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestSumOverManyMetadataSeries: with a trace_id per line every line is its own series before the sum (as
+// structured metadata joins the labels); sum by (...) must still answer, as Grafana's log-volume query needs.
+func TestSumOverManyMetadataSeries(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.WAL.Fsync = FsyncNever })
+	var ps PushStream
+	ps.Labels = labels.FromStrings("job", "a")
+	const n = 7000
+	for i := 0; i < n; i++ {
+		ps.Entries = append(ps.Entries, logql.Entry{Timestamp: ts(-100) + int64(i), Line: "l", Metadata: labels.FromStrings("trace_id", fmt.Sprintf("%032x", i))})
+	}
+	if err := e.store.Push(context.Background(), "t1", []PushStream{ps}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`sum by (job) (count_over_time({job="a"}[1h]))`, `sum(rate({job="a"}[1h])) * 3600`} {
+		expr, err := logql.ParseExpr(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st logql.Stats
+		res, _, err := e.store.Engine().EvalRange(context.Background(), e.store.Querier("t1"), expr.(logql.SampleExpr), ts(0), ts(0), 0, &st)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if len(res) != 1 || res[0].Points[0].V != n {
+			t.Fatalf("%s: %v, want one series of %d", q, res, n)
+		}
+	}
+}
