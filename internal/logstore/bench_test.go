@@ -91,7 +91,22 @@ func benchLines() int {
 	return 200_000
 }
 
-var filledStores = map[int]*Store{}
+var (
+	filledStores = map[int]*Store{}
+	benchDirs    []string
+)
+
+// TestMain removes the query benchmarks' stores, which are shared between benchmarks and so outlive them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range filledStores {
+		_ = s.Close(context.Background())
+	}
+	for _, d := range benchDirs {
+		_ = os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
 
 func filledStore(b *testing.B) (*Store, int64) {
 	n := benchLines()
@@ -100,6 +115,7 @@ func filledStore(b *testing.B) (*Store, int64) {
 		return s, base
 	}
 	dir, _ := os.MkdirTemp("", "logstore-bench")
+	benchDirs = append(benchDirs, dir)
 	bkt, _ := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
 	cfg := DefaultConfig()
 	cfg.Dir = filepath.Join(dir, "data")
