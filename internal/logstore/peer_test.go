@@ -398,7 +398,7 @@ func runLogcli(t *testing.T, e *env, tid string, all []peerLine, more func([]pee
 	})
 	t.Run("stats", func(t *testing.T) {
 		out := e.logcli(t, tid, append([]string{"stats", "-q", `{service_name="checkout"}`}, rng...)...)
-		if !strings.Contains(out, fmt.Sprintf("Entries: %d", len(all))) || !strings.Contains(out, "Streams: 2") {
+		if !strings.Contains(out, fmt.Sprintf("entries: %d", len(all))) || !strings.Contains(out, "streams: 2") {
 			t.Errorf("stats: %s", out)
 		}
 	})
