@@ -578,6 +578,7 @@ func TestGoldenResponses(t *testing.T) {
 		{"series", "/loki/api/v1/series", with("match[]", `{service_name="api"}`), nil},
 		{"index_stats", "/loki/api/v1/index/stats", with("query", `{env="prod"}`), nil},
 		{"index_volume", "/loki/api/v1/index/volume", with("query", `{service_name=~".+"}`), nil},
+		{"index_volume_range", "/loki/api/v1/index/volume_range", with("query", `{service_name=~".+"}`, "step", "60"), nil},
 		{"detected_fields", "/loki/api/v1/detected_fields", with("query", `{env="prod"}`), nil},
 		{"buildinfo", "/loki/api/v1/status/buildinfo", nil, nil},
 	} {
