@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -398,6 +399,13 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	if maxSeries <= 0 {
 		maxSeries = 500
 	}
+	var byNames []string
+	if ra.Grouping != nil && !ra.Grouping.Without {
+		byNames = append([]string(nil), ra.Grouping.Names...)
+		sort.Strings(byNames)
+	}
+	gh := xxhash.New()
+	sep := []byte{0xff}
 	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
@@ -426,12 +434,31 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			v = 1
 		}
 		var lbs labels.Labels
-		if ra.Grouping != nil {
+		var h uint64
+		switch {
+		case ra.Grouping != nil && !ra.Grouping.Without:
+			// by (...): hash the few grouped values without building the line's whole label set; labels are
+			// built only for a new group.
+			gh.Reset()
+			for _, n := range byNames {
+				if v, ok := b.Get(n); ok {
+					_, _ = gh.WriteString(n)
+					_, _ = gh.Write(sep)
+					_, _ = gh.WriteString(v)
+					_, _ = gh.Write(sep)
+				}
+			}
+			h = gh.Sum64()
+			if series[h] == nil {
+				lbs = applyGrouping(b.Labels(), ra.Grouping)
+			}
+		case ra.Grouping != nil:
 			lbs = applyGrouping(b.Labels(), ra.Grouping)
-		} else {
+			h = lbs.Hash()
+		default:
 			lbs = b.Labels()
+			h = lbs.Hash()
 		}
-		h := lbs.Hash()
 		acc := series[h]
 		if acc == nil {
 			if len(series) >= 10*maxSeries+1000 {

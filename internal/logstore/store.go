@@ -611,12 +611,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				w.chunks = append(w.chunks, c)
 			}
 		}
-		for _, e := range st.head {
-			if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
-				w.head = append(w.head, e)
-			}
-		}
+		w.head = headInRange(st, &p, nil)
 		st.mu.Unlock()
+		w.head = filterHead(w.head, &p)
 		sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
 		for _, c := range w.chunks {
 			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
@@ -694,12 +691,9 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 			}
 		}
-		for _, e := range st.head {
-			if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
-				head = append(head, e)
-			}
-		}
+		head = headInRange(st, &p, head[:0])
 		st.mu.Unlock()
+		head = filterHead(head, &p)
 		for _, e := range head {
 			if err := fn(st.lbs, e); err != nil {
 				return err
@@ -763,6 +757,38 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 		}
 	}
 	return nil
+}
+
+// headInRange appends to dst the head entries of st in p's time range (and with its trace id); st.mu is held.
+func headInRange(st *stream, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
+	for _, e := range st.head {
+		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
+			dst = append(dst, e)
+		}
+	}
+	return dst
+}
+
+// filterHead drops, in place, the entries that p's line filter rejects, reporting them through p.Skipped, as
+// chunk decoding does.
+func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
+	if p.LineFilter == nil {
+		return es
+	}
+	out := es[:0]
+	var lines, bytes int64
+	for _, e := range es {
+		if p.LineFilter(e.Line) {
+			out = append(out, e)
+			continue
+		}
+		lines++
+		bytes += int64(len(e.Line))
+	}
+	if lines > 0 && p.Skipped != nil {
+		p.Skipped(lines, bytes)
+	}
+	return out
 }
 
 // readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
