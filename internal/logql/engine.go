@@ -68,6 +68,28 @@ func LinePrefilter(stages []Stage) func(string) bool {
 	}
 }
 
+// LineFilterer is a Querier that always applies SelectParams.LineFilter itself (to every entry it hands over):
+// the engine then leaves the pipeline's leading line filters out instead of running them twice.
+type LineFilterer interface {
+	AppliesLineFilter() bool
+}
+
+// pipelineStages are the stages the engine runs on entries from q.
+func pipelineStages(q Querier, stages []Stage) []Stage {
+	lf, ok := q.(LineFilterer)
+	if !ok || !lf.AppliesLineFilter() {
+		return stages
+	}
+	n := 0
+	for n < len(stages) {
+		if _, ok := stages[n].(*LineFilter); !ok {
+			break
+		}
+		n++
+	}
+	return stages[n:]
+}
+
 // skipCounter collects what a store read but dropped with SelectParams.LineFilter, from its workers.
 type skipCounter struct{ lines, bytes atomic.Int64 }
 
@@ -208,7 +230,7 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 	if lq.Limit <= 0 {
 		lq.Limit = 100
 	}
-	p := NewPipeline(lq.Expr.Stages)
+	p := NewPipeline(pipelineStages(q, lq.Expr.Stages))
 	var kept []resEntry
 	before := func(a, b resEntry) bool {
 		if lq.Direction == Forward {
@@ -388,7 +410,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	rng, off := int64(ra.Range), int64(ra.Offset)
 	selStart := ev.start - off - rng
 	selEnd := ev.end - off + 1
-	p := NewPipeline(ra.Selector.Stages)
+	p := NewPipeline(pipelineStages(ev.q, ra.Selector.Stages))
 	series := map[uint64]*seriesAcc{}
 	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector),
 		LineFilter: LinePrefilter(ra.Selector.Stages)}

@@ -204,3 +204,29 @@ func BenchmarkTraceIDLookup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueryCountOverTimeHeads is the metric query over lines still in the heads (nothing flushed yet), as
+// right after a burst of pushes.
+func BenchmarkQueryCountOverTimeHeads(b *testing.B) {
+	s := benchStore(b, FsyncNever)
+	s.cfg.MaxHeadBytes = 0
+	base := time.Now().Add(-time.Hour).UnixNano()
+	const batches = 1000 // 500k lines
+	for i := 0; i < batches; i++ {
+		if err := s.Push(context.Background(), "bench", benchBatch(i, base)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	expr, err := logql.ParseExpr(`sum by (service_name) (count_over_time({env="prod"} |= "status=200" [1m]))`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), base, base+int64(30*time.Minute), int64(time.Minute), &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res))
+		}
+	}
+}

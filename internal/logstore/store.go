@@ -611,10 +611,14 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				w.chunks = append(w.chunks, c)
 			}
 		}
-		w.head = headInRange(st, &p, nil)
+		// Heads are only ever appended to, or replaced by a new slice on flush: a snapshot of the slice header
+		// stays valid without copying the entries. Entries pushed out of order need a sorted copy.
+		w.head = st.head[:len(st.head):len(st.head)]
 		st.mu.Unlock()
-		w.head = filterHead(w.head, &p)
-		sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
+		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
+			w.head = append([]logql.Entry(nil), w.head...)
+			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
+		}
 		for _, c := range w.chunks {
 			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 		}
@@ -665,10 +669,22 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				}
 			}
 		}
+		var skipped, skippedBytes int64
 		for _, e := range w.head {
+			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
+				continue
+			}
+			if p.LineFilter != nil && !p.LineFilter(e.Line) {
+				skipped++
+				skippedBytes += int64(len(e.Line))
+				continue
+			}
 			if err := fn(w.st.lbs, e); err != nil {
 				return err
 			}
+		}
+		if skipped > 0 && p.Skipped != nil {
+			p.Skipped(skipped, skippedBytes)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -1233,3 +1249,7 @@ func (s *Store) TenantIDs() []string {
 }
 
 func fmtNs(ns int64) string { return strconv.FormatInt(ns, 10) }
+
+// AppliesLineFilter implements logql.LineFilterer: every path of SelectLogs (chunk decoding and heads) applies
+// SelectParams.LineFilter.
+func (*querier) AppliesLineFilter() bool { return true }
