@@ -321,7 +321,13 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 		if !rangeQuery {
 			step = 0
 		}
-		res, scalar, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), e, qp.start.UnixNano(), qp.end.UnixNano(), step, &st)
+		start, end := qp.start.UnixNano(), qp.end.UnixNano()
+		if step > 0 {
+			// Loki (its query frontend) aligns a range query's start and end down to a multiple of the step.
+			start -= start % step
+			end -= end % step
+		}
+		res, scalar, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), e, start, end, step, &st)
 		if err != nil {
 			a.queryError(w, err)
 			return
@@ -742,7 +748,9 @@ func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(strings.TrimSpace(e.Line), "{") {
 				parser, p = "json", jsonP
 			}
-			p.Process(e.Timestamp, e.Line, labels.EmptyLabels(), labels.EmptyLabels())
+			// With the stream's labels, a parsed field that collides with one is named <name>_extracted, as Loki
+			// reports it.
+			p.Process(e.Timestamp, e.Line, s.Labels, labels.EmptyLabels())
 			_, _, parsed := p.Builder().Categorized()
 			if parsed.Has(logql.ErrorLabel) {
 				continue
