@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -27,6 +28,20 @@ type SelectParams struct {
 	// Skipped, when set, is called by the store with the lines and bytes it read but dropped by LineFilter, so
 	// that stats still count every line read. It may be called concurrently.
 	Skipped func(lines, bytes int64)
+	// Cutoff, when set (log queries with a limit), tells the store which entries can no longer make the result:
+	// once ok, for Direction Backward entries older than ts, for Forward entries newer than ts. The store may
+	// skip them, and with Cutoff set it may hand entries over in any order (it reads the newest chunks first for
+	// Backward, the oldest first for Forward). Safe for concurrent use.
+	Cutoff    func() (ts int64, ok bool)
+	Direction Direction
+}
+
+// Beyond reports whether an entry at ts is past the cutoff c for direction d.
+func Beyond(d Direction, ts, c int64) bool {
+	if d == Forward {
+		return ts > c
+	}
+	return ts < c
 }
 
 // LinePrefilter returns the conjunction of the line filters that open a pipeline, or nil if it opens with
@@ -51,6 +66,28 @@ func LinePrefilter(stages []Stage) func(string) bool {
 		}
 		return true
 	}
+}
+
+// LineFilterer is a Querier that always applies SelectParams.LineFilter itself (to every entry it hands over):
+// the engine then leaves the pipeline's leading line filters out instead of running them twice.
+type LineFilterer interface {
+	AppliesLineFilter() bool
+}
+
+// pipelineStages are the stages the engine runs on entries from q.
+func pipelineStages(q Querier, stages []Stage) []Stage {
+	lf, ok := q.(LineFilterer)
+	if !ok || !lf.AppliesLineFilter() {
+		return stages
+	}
+	n := 0
+	for n < len(stages) {
+		if _, ok := stages[n].(*LineFilter); !ok {
+			break
+		}
+		n++
+	}
+	return stages[n:]
 }
 
 // skipCounter collects what a store read but dropped with SelectParams.LineFilter, from its workers.
@@ -193,7 +230,7 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 	if lq.Limit <= 0 {
 		lq.Limit = 100
 	}
-	p := NewPipeline(lq.Expr.Stages)
+	p := NewPipeline(pipelineStages(q, lq.Expr.Stages))
 	var kept []resEntry
 	before := func(a, b resEntry) bool {
 		if lq.Direction == Forward {
@@ -201,14 +238,21 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 		}
 		return a.ts > b.ts
 	}
+	// cut is the timestamp of the limit-th entry kept so far: nothing beyond it can enter the result, so the
+	// store may stop reading there.
+	var cut atomic.Int64
+	var haveCut atomic.Bool
 	trim := func() {
 		sort.SliceStable(kept, func(i, j int) bool { return before(kept[i], kept[j]) })
-		if len(kept) > lq.Limit {
+		if len(kept) >= lq.Limit {
 			kept = kept[:lq.Limit]
+			cut.Store(kept[lq.Limit-1].ts)
+			haveCut.Store(true)
 		}
 	}
 	sp := SelectParams{Matchers: lq.Expr.Matchers, Start: lq.Start, End: lq.End, TraceID: TraceIDHint(lq.Expr),
-		LineFilter: LinePrefilter(lq.Expr.Stages)}
+		LineFilter: LinePrefilter(lq.Expr.Stages), Direction: lq.Direction,
+		Cutoff: func() (int64, bool) { return cut.Load(), haveCut.Load() }}
 	var sc skipCounter
 	sp.Skipped = sc.add
 	defer sc.into(st)
@@ -226,7 +270,7 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 			re.key = p.Builder().Labels()
 		}
 		kept = append(kept, re)
-		if len(kept) >= 2*lq.Limit+64 {
+		if len(kept) >= 2*lq.Limit+64 || (len(kept) == lq.Limit && !haveCut.Load()) {
 			trim()
 		}
 		return ctx.Err()
@@ -366,7 +410,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	rng, off := int64(ra.Range), int64(ra.Offset)
 	selStart := ev.start - off - rng
 	selEnd := ev.end - off + 1
-	p := NewPipeline(ra.Selector.Stages)
+	p := NewPipeline(pipelineStages(ev.q, ra.Selector.Stages))
 	series := map[uint64]*seriesAcc{}
 	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector),
 		LineFilter: LinePrefilter(ra.Selector.Stages)}
@@ -377,6 +421,13 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	if maxSeries <= 0 {
 		maxSeries = 500
 	}
+	var byNames []string
+	if ra.Grouping != nil && !ra.Grouping.Without {
+		byNames = append([]string(nil), ra.Grouping.Names...)
+		sort.Strings(byNames)
+	}
+	gh := xxhash.New()
+	sep := []byte{0xff}
 	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
@@ -405,12 +456,31 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			v = 1
 		}
 		var lbs labels.Labels
-		if ra.Grouping != nil {
+		var h uint64
+		switch {
+		case ra.Grouping != nil && !ra.Grouping.Without:
+			// by (...): hash the few grouped values without building the line's whole label set; labels are
+			// built only for a new group.
+			gh.Reset()
+			for _, n := range byNames {
+				if v, ok := b.Get(n); ok {
+					_, _ = gh.WriteString(n)
+					_, _ = gh.Write(sep)
+					_, _ = gh.WriteString(v)
+					_, _ = gh.Write(sep)
+				}
+			}
+			h = gh.Sum64()
+			if series[h] == nil {
+				lbs = applyGrouping(b.Labels(), ra.Grouping)
+			}
+		case ra.Grouping != nil:
 			lbs = applyGrouping(b.Labels(), ra.Grouping)
-		} else {
+			h = lbs.Hash()
+		default:
 			lbs = b.Labels()
+			h = lbs.Hash()
 		}
-		h := lbs.Hash()
 		acc := series[h]
 		if acc == nil {
 			if len(series) >= 10*maxSeries+1000 {
@@ -431,6 +501,8 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		sort.SliceStable(a.pts, func(i, j int) bool { return a.pts[i].T < a.pts[j].T })
 		accs = append(accs, a)
 	}
+	// A fixed series order keeps ties (topk, sort) the same from run to run.
+	sort.Slice(accs, func(i, j int) bool { return labels.Compare(accs[i].labels, accs[j].labels) < 0 })
 	for i := 0; i < ev.steps; i++ {
 		t := ev.stepTime(i) - off
 		lo, hi := t-rng, t // window (lo, hi]
@@ -587,8 +659,23 @@ func applyGrouping(lbs labels.Labels, g *Grouping) labels.Labels {
 	return b.Labels()
 }
 
+// additiveRange are the range aggregations whose sum over series equals the aggregation of the union: a sum
+// over them can group while the lines are read.
+var additiveRange = map[string]bool{"count_over_time": true, "bytes_over_time": true, "rate": true, "bytes_rate": true, "sum_over_time": true}
+
 func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error) {
-	in, err := ev.eval(va.Inner)
+	inner := va.Inner
+	if ra, ok := inner.(*RangeAggregation); ok && va.Op == "sum" && ra.Grouping == nil && additiveRange[ra.Op] {
+		// sum by (x) (count_over_time(...)) is count_over_time(...) by (x): group per line instead of keeping a
+		// series per stream and structured-metadata label set (a trace_id per line would make one series each).
+		pushed := *ra
+		pushed.Grouping = &Grouping{}
+		if va.Grouping != nil {
+			pushed.Grouping = va.Grouping
+		}
+		inner = &pushed
+	}
+	in, err := ev.eval(inner)
 	if err != nil {
 		return nil, err
 	}

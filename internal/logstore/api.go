@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
@@ -51,6 +52,7 @@ func (a *API) Register(m Mux) {
 		m.Handle(method+" /loki/api/v1/series", h(a.series))
 		m.Handle(method+" /loki/api/v1/index/stats", h(a.indexStats))
 		m.Handle(method+" /loki/api/v1/index/volume", h(a.indexVolume))
+		m.Handle(method+" /loki/api/v1/index/volume_range", h(a.indexVolumeRange))
 		m.Handle(method+" /loki/api/v1/detected_fields", h(a.detectedFields))
 	}
 	m.Handle("GET /loki/api/v1/tail", h(a.tail))
@@ -283,13 +285,8 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, f
 func (a *API) queryRange(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, true) }
 
 func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) {
-	tid, ok := a.Tenant(w, r)
+	tid, qp, ok := a.queryRequest(w, r, rangeQuery)
 	if !ok {
-		return
-	}
-	qp, err := a.parseQueryParams(r, rangeQuery)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	expr, err := logql.ParseExpr(qp.query)
@@ -324,7 +321,13 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 		if !rangeQuery {
 			step = 0
 		}
-		res, scalar, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), e, qp.start.UnixNano(), qp.end.UnixNano(), step, &st)
+		start, end := qp.start.UnixNano(), qp.end.UnixNano()
+		if step > 0 {
+			// Loki (its query frontend) aligns a range query's start and end down to a multiple of the step.
+			start -= start % step
+			end -= end % step
+		}
+		res, scalar, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), e, start, end, step, &st)
 		if err != nil {
 			a.queryError(w, err)
 			return
@@ -487,27 +490,45 @@ func (a *API) rangeAndMatchers(r *http.Request, param string) (int64, int64, []*
 	return start.UnixNano(), end.UnixNano() + 1, ms, nil
 }
 
-func (a *API) labels(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
-	if !ok {
-		return
+// indexRequest resolves the tenant, the range and the selector in param of a label/series/index request, or
+// answers the request itself (401, 400) and returns false.
+func (a *API) indexRequest(w http.ResponseWriter, r *http.Request, param string) (tid string, start, end int64, ms []*labels.Matcher, ok bool) {
+	if tid, ok = a.Tenant(w, r); !ok {
+		return "", 0, 0, nil, false
 	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
+	start, end, ms, err := a.rangeAndMatchers(r, param)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return "", 0, 0, nil, false
+	}
+	return tid, start, end, ms, true
+}
+
+// queryRequest resolves the tenant and the query parameters, or answers the request itself and returns false.
+func (a *API) queryRequest(w http.ResponseWriter, r *http.Request, rangeQuery bool) (string, *queryParams, bool) {
+	tid, ok := a.Tenant(w, r)
+	if !ok {
+		return "", nil, false
+	}
+	qp, err := a.parseQueryParams(r, rangeQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", nil, false
+	}
+	return tid, qp, true
+}
+
+func (a *API) labels(w http.ResponseWriter, r *http.Request) {
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": nonNil(a.Store.Labels(tid, start, end, ms))})
 }
 
 func (a *API) labelValues(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": nonNil(a.Store.LabelValues(tid, r.PathValue("name"), start, end, ms))})
@@ -521,13 +542,8 @@ func nonNil(s []string) []string {
 }
 
 func (a *API) series(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, _, ok := a.indexRequest(w, r, "")
 	if !ok {
-		return
-	}
-	start, end, _, err := a.rangeAndMatchers(r, "")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	_ = r.ParseForm()
@@ -557,13 +573,8 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) indexStats(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	var streams, chunks, entries, bytes int64
@@ -577,30 +588,19 @@ func (a *API) indexStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) indexVolume(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
-		return
-	}
-	start, end, ms, err := a.rangeAndMatchers(r, "query")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	limit := 100
 	if l := r.FormValue("limit"); l != "" {
+		var err error
 		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
 			writeError(w, http.StatusBadRequest, "limit: must be a positive integer")
 			return
 		}
 	}
-	var target []string
-	if t := r.FormValue("targetLabels"); t != "" {
-		target = strings.Split(t, ",")
-	} else if r.FormValue("aggregateBy") != "series" {
-		for _, m := range ms {
-			target = append(target, m.Name)
-		}
-	}
+	target := volumeTargets(r, ms)
 	type vol struct {
 		lbs   labels.Labels
 		bytes int64
@@ -637,16 +637,75 @@ func (a *API) indexVolume(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}})
 }
 
-// detectedFields samples recent lines of the query and reports the fields a json or logfmt parser would find,
-// with their cardinality and a guessed type.
-func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+// volumeTargets are the labels index/volume groups by: targetLabels, else the selector's label names.
+func volumeTargets(r *http.Request, ms []*labels.Matcher) []string {
+	var target []string
+	if t := r.FormValue("targetLabels"); t != "" {
+		target = strings.Split(t, ",")
+	} else if r.FormValue("aggregateBy") != "series" {
+		for _, m := range ms {
+			target = append(target, m.Name)
+		}
+	}
+	return target
+}
+
+// indexVolumeRange is index/volume per step: the bytes of the lines in each step, grouped as index/volume
+// groups, as a matrix. It runs sum by (...) (bytes_over_time(selector[step])).
+func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
+	tid, start, end, ms, ok := a.indexRequest(w, r, "query")
 	if !ok {
 		return
 	}
-	qp, err := a.parseQueryParams(r, true)
+	end-- // rangeAndMatchers makes it exclusive
+	step, err := parseStep(r.FormValue("step"), time.Unix(0, start), time.Unix(0, end))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	target := volumeTargets(r, ms)
+	if len(target) == 0 {
+		target = a.Store.Labels(tid, start, end+1, ms)
+	}
+	by := make([]string, 0, len(target))
+	for _, t := range target {
+		if t = strings.TrimSpace(t); t != "" && model.LabelName(t).IsValidLegacy() {
+			by = append(by, t)
+		}
+	}
+	var sel strings.Builder
+	sel.WriteString("{")
+	for i, m := range ms {
+		if i > 0 {
+			sel.WriteString(",")
+		}
+		fmt.Fprintf(&sel, "%s%s%s", m.Name, m.Type, strconv.Quote(m.Value))
+	}
+	sel.WriteString("}")
+	if len(ms) == 0 {
+		writeError(w, http.StatusBadRequest, "query: a stream selector with at least one matcher is required")
+		return
+	}
+	q := fmt.Sprintf("sum by (%s) (bytes_over_time(%s[%s]))", strings.Join(by, ","), sel.String(), model.Duration(step))
+	expr, err := logql.ParseExpr(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var st logql.Stats
+	res, _, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), expr.(logql.SampleExpr), start, end, int64(step), &st)
+	if err != nil {
+		a.queryError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": matrixJSON(res)}})
+}
+
+// detectedFields samples recent lines of the query and reports the fields a json or logfmt parser would find,
+// with their cardinality and a guessed type.
+func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
+	tid, qp, ok := a.queryRequest(w, r, true)
+	if !ok {
 		return
 	}
 	sel, err := logql.ParseLogSelector(qp.query)
@@ -689,7 +748,9 @@ func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(strings.TrimSpace(e.Line), "{") {
 				parser, p = "json", jsonP
 			}
-			p.Process(e.Timestamp, e.Line, labels.EmptyLabels(), labels.EmptyLabels())
+			// With the stream's labels, a parsed field that collides with one is named <name>_extracted, as Loki
+			// reports it.
+			p.Process(e.Timestamp, e.Line, s.Labels, labels.EmptyLabels())
 			_, _, parsed := p.Builder().Categorized()
 			if parsed.Has(logql.ErrorLabel) {
 				continue

@@ -91,7 +91,22 @@ func benchLines() int {
 	return 200_000
 }
 
-var filledStores = map[int]*Store{}
+var (
+	filledStores = map[int]*Store{}
+	benchDirs    []string
+)
+
+// TestMain removes the query benchmarks' stores, which are shared between benchmarks and so outlive them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range filledStores {
+		_ = s.Close(context.Background())
+	}
+	for _, d := range benchDirs {
+		_ = os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
 
 func filledStore(b *testing.B) (*Store, int64) {
 	n := benchLines()
@@ -100,6 +115,7 @@ func filledStore(b *testing.B) (*Store, int64) {
 		return s, base
 	}
 	dir, _ := os.MkdirTemp("", "logstore-bench")
+	benchDirs = append(benchDirs, dir)
 	bkt, _ := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
 	cfg := DefaultConfig()
 	cfg.Dir = filepath.Join(dir, "data")
@@ -134,13 +150,39 @@ func BenchmarkQueryLineFilter(b *testing.B) {
 	}
 }
 
-func benchQuery(b *testing.B, q string) {
+// BenchmarkQueryLineFilterForward is the full-range line filter read oldest first.
+func BenchmarkQueryLineFilterForward(b *testing.B) {
+	benchQueryDir(b, `{env="prod"} |= "level=error"`, logql.Forward)
+}
+
+// BenchmarkQueryCountOverTime is a metric query that must read every line of the range.
+func BenchmarkQueryCountOverTime(b *testing.B) {
+	s, base := filledStore(b)
+	expr, err := logql.ParseExpr(`sum by (service_name) (count_over_time({env="prod"} |= "level=error" [1h]))`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	end := base + int64(benchLines())*int64(time.Millisecond)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), base, end, int64(time.Minute), &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res))
+		}
+		b.ReportMetric(float64(st.TotalLinesProcessed), "lines/op")
+	}
+}
+
+func benchQuery(b *testing.B, q string) { benchQueryDir(b, q, logql.Backward) }
+
+func benchQueryDir(b *testing.B, q string, dir logql.Direction) {
 	s, base := filledStore(b)
 	sel, _ := logql.ParseLogSelector(q)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var st logql.Stats
-		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100}, &st)
+		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100, Direction: dir}, &st)
 		if err != nil || len(res) == 0 {
 			b.Fatal(err, len(res))
 		}
@@ -159,6 +201,32 @@ func BenchmarkTraceIDLookup(b *testing.B) {
 		res, err := s.Engine().SelectLogs(context.Background(), s.Querier("bench"), logql.LogQuery{Expr: sel, Start: base, End: base + int64(24*time.Hour), Limit: 100}, &st)
 		if err != nil || len(res) == 0 {
 			b.Fatal(err, len(res), id)
+		}
+	}
+}
+
+// BenchmarkQueryCountOverTimeHeads is the metric query over lines still in the heads (nothing flushed yet), as
+// right after a burst of pushes.
+func BenchmarkQueryCountOverTimeHeads(b *testing.B) {
+	s := benchStore(b, FsyncNever)
+	s.cfg.MaxHeadBytes = 0
+	base := time.Now().Add(-time.Hour).UnixNano()
+	const batches = 1000 // 500k lines
+	for i := 0; i < batches; i++ {
+		if err := s.Push(context.Background(), "bench", benchBatch(i, base)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	expr, err := logql.ParseExpr(`sum by (service_name) (count_over_time({env="prod"} |= "status=200" [1m]))`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), base, base+int64(30*time.Minute), int64(time.Minute), &st)
+		if err != nil || len(res) == 0 {
+			b.Fatal(err, len(res))
 		}
 	}
 }

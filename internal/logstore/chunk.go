@@ -76,9 +76,16 @@ func decodeSelected(raw string, p *logql.SelectParams) ([]logql.Entry, error) {
 	var prev, skippedLines, skippedBytes int64
 	var prevMeta labels.Labels
 	prevRaw := "\xff"
+	// The engine's cutoff (log queries with a limit), refreshed every 1024 lines: lines beyond it are skipped
+	// before the line filter.
+	var cut int64
+	haveCut := false
 	for i := 0; i < n && d.err == nil; i++ {
 		prev += d.varint()
 		line := d.str()
+		if p.Cutoff != nil && i&1023 == 0 {
+			cut, haveCut = p.Cutoff()
+		}
 		before := d.s
 		traceID := ""
 		for k, nl := 0, d.count(len(d.s)); k < nl && d.err == nil; k++ {
@@ -87,7 +94,7 @@ func decodeSelected(raw string, p *logql.SelectParams) ([]logql.Entry, error) {
 				traceID = val
 			}
 		}
-		if prev < p.Start || prev >= p.End || (p.TraceID != "" && traceID != p.TraceID) {
+		if prev < p.Start || prev >= p.End || (p.TraceID != "" && traceID != p.TraceID) || (haveCut && logql.Beyond(p.Direction, prev, cut)) {
 			continue
 		}
 		if p.LineFilter != nil && !p.LineFilter(line) {

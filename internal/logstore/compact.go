@@ -110,7 +110,9 @@ func (s *Store) mergeSmall(ctx context.Context, tid string, st *stream, chunks [
 			return nil
 		}
 		var es []logql.Entry
+		seg := 0
 		for _, c := range run {
+			seg = max(seg, c.WALSeg)
 			part, err := s.loadChunk(ctx, c)
 			if err != nil {
 				return err
@@ -121,6 +123,9 @@ func (s *Store) mergeSmall(ctx context.Context, tid string, st *stream, chunks [
 		metas, err := s.writeChunks(ctx, tid, st, es)
 		if err != nil {
 			return err
+		}
+		for _, c := range metas {
+			c.WALSeg = seg
 		}
 		out = append(out, metas...)
 		for _, c := range run {

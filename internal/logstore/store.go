@@ -71,6 +71,9 @@ type Store struct {
 	closeErr  error
 	closed    sync.Once
 	now       func() time.Time
+	// afterIndexHook, when set (tests), runs after a flush wrote its chunks and index and before the WAL
+	// checkpoint; an error stops the flush there, as a crash would.
+	afterIndexHook func() error
 
 	m storeMetrics
 }
@@ -107,6 +110,9 @@ type stream struct {
 	lastLine   string
 	mark       int
 	chunks     []*chunkMeta
+	// flushedSeg is the highest WALSeg of the stream's chunks at open: WAL records of this stream from before
+	// that segment are already in chunks.
+	flushedSeg int
 }
 
 // chunkMeta is one chunk's entry in the index.
@@ -119,6 +125,10 @@ type chunkMeta struct {
 	Bytes   int           `json:"bytes"`
 	Size    int           `json:"size"`
 	Bloom   []byte        `json:"bloom,omitempty"`
+	// WALSeg is the WAL segment the flush that wrote this chunk rotated to: every line of the chunk was
+	// written to the WAL before that segment. Replay skips a stream's records from before the newest WALSeg of
+	// its chunks, so a crash between a flush's upload and its WAL checkpoint does not store lines twice.
+	WALSeg int `json:"walSeg,omitempty"`
 }
 
 // Options are a Store's collaborators.
@@ -151,13 +161,26 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	if err := s.loadIndex(ctx); err != nil {
 		return nil, err
 	}
-	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL)
+	minSeg := 0
+	for _, td := range s.tenants {
+		for _, sts := range td.streams {
+			for _, st := range sts {
+				if st.flushedSeg > minSeg {
+					minSeg = st.flushedSeg
+				}
+			}
+		}
+	}
+	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
+	// or replay would take their records for already flushed ones.
+	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL, minSeg)
 	if err != nil {
 		return nil, err
 	}
 	s.wal = w
 	start := time.Now()
-	n, damaged, err := w.replay(func(b []byte) error {
+	skipped := 0
+	n, damaged, err := w.replay(func(pos int, b []byte) error {
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -166,6 +189,11 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		td := s.tenant(r.tenant)
 		for _, ws := range r.streams {
 			st := td.getOrCreate(ws.labels)
+			if pos < st.flushedSeg {
+				// Already in a chunk: the flush uploaded it but the process stopped before the checkpoint.
+				skipped += len(ws.entries)
+				continue
+			}
 			st.mu.Lock()
 			before := st.headBytes
 			st.append(ws.entries, s.now())
@@ -180,6 +208,9 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	for _, d := range damaged {
 		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
+	}
+	if skipped > 0 {
+		s.logger.Info("Log store WAL replay skipped lines already in chunks (the last flush stopped before its checkpoint)", zap.Int("lines", skipped))
 	}
 	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
 	return s, nil
@@ -551,6 +582,8 @@ type chunkJob struct {
 type chunkResult struct {
 	es  []logql.Entry
 	err error
+	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
+	noSlot bool
 }
 
 // SelectLogs implements logql.Querier.
@@ -560,6 +593,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		return nil
 	}
 	streams := td.matchStreams(p.Matchers)
+	if p.Cutoff != nil {
+		return q.selectLimited(ctx, p, streams, fn)
+	}
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
@@ -575,13 +611,14 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				w.chunks = append(w.chunks, c)
 			}
 		}
-		for _, e := range st.head {
-			if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
-				w.head = append(w.head, e)
-			}
-		}
+		// Heads are only ever appended to, or replaced by a new slice on flush: a snapshot of the slice header
+		// stays valid without copying the entries. Entries pushed out of order need a sorted copy.
+		w.head = st.head[:len(st.head):len(st.head)]
 		st.mu.Unlock()
-		sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
+		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
+			w.head = append([]logql.Entry(nil), w.head...)
+			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
+		}
 		for _, c := range w.chunks {
 			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 		}
@@ -590,27 +627,18 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
 	if len(jobs) > 0 {
-		sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
 		go func() {
 			for _, j := range jobs {
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
-					j.res <- chunkResult{err: ctx.Err()}
+					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
 					continue
 				}
-				go func(j *chunkJob) {
-					defer func() { <-sem }()
-					raw, err := q.s.loadChunkRaw(ctx, j.meta)
-					var es []logql.Entry
-					if err == nil {
-						if es, err = decodeSelected(raw, &p); err != nil {
-							err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
-						}
-					}
-					j.res <- chunkResult{es: es, err: err}
-				}(j)
+				go q.readChunk(ctx, j, &p)
 			}
 		}()
 	}
@@ -620,18 +648,14 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 			j := jobs[ji]
 			ji++
 			r := <-j.res
+			if !r.noSlot {
+				<-sem
+			}
 			if r.err != nil {
-				if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(r.err)) {
-					continue // deleted by retention or compaction while we looked
+				if err := q.chunkError(j, r.err); err != nil {
+					return err
 				}
-				if errors.Is(r.err, errDamagedChunk) {
-					// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
-					if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
-						q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(r.err))
-					}
-					continue
-				}
-				return r.err
+				continue
 			}
 			for _, e := range r.es {
 				if e.Timestamp < p.Start || e.Timestamp >= p.End {
@@ -645,16 +669,170 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				}
 			}
 		}
+		var skipped, skippedBytes int64
 		for _, e := range w.head {
+			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
+				continue
+			}
+			if p.LineFilter != nil && !p.LineFilter(e.Line) {
+				skipped++
+				skippedBytes += int64(len(e.Line))
+				continue
+			}
 			if err := fn(w.st.lbs, e); err != nil {
 				return err
 			}
+		}
+		if skipped > 0 && p.Skipped != nil {
+			p.Skipped(skipped, skippedBytes)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// selectLimited serves a log query with a limit: heads first, then chunks newest first (Backward) or oldest
+// first (Forward), decoded in parallel (at most GOMAXPROCS at a time), stopping at the first chunk wholly
+// beyond the engine's cutoff: every later chunk is beyond it too.
+func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, streams []*stream, fn func(labels.Labels, logql.Entry) error) error {
+	var jobs []*chunkJob
+	var head []logql.Entry
+	for _, st := range streams {
+		head = head[:0]
+		st.mu.Lock()
+		for _, c := range st.chunks {
+			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
+				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
+			}
+		}
+		head = headInRange(st, &p, head[:0])
+		st.mu.Unlock()
+		head = filterHead(head, &p)
+		for _, e := range head {
+			if err := fn(st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Direction == logql.Forward {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MinT < jobs[j].meta.MinT })
+	} else {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MaxT > jobs[j].meta.MaxT })
+	}
+	beyond := func(c *chunkMeta) bool {
+		cut, ok := p.Cutoff()
+		if !ok {
+			return false
+		}
+		if p.Direction == logql.Forward {
+			return c.MinT > cut
+		}
+		return c.MaxT < cut
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS chunks are read ahead of the consumer: a slot frees when the consumer takes a result,
+	// so an early stop wastes little work and decoded chunks never pile up in memory.
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	go func() {
+		for _, j := range jobs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if beyond(j.meta) {
+				return // the consumer stops at this job too
+			}
+			go q.readChunk(ctx, j, &p)
+		}
+	}()
+	for _, j := range jobs {
+		if beyond(j.meta) {
+			return nil
+		}
+		var r chunkResult
+		select {
+		case r = <-j.res:
+			<-sem
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			if err := q.chunkError(j, r.err); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, e := range r.es {
+			if err := fn(j.st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// headInRange appends to dst the head entries of st in p's time range (and with its trace id); st.mu is held.
+func headInRange(st *stream, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
+	for _, e := range st.head {
+		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
+			dst = append(dst, e)
+		}
+	}
+	return dst
+}
+
+// filterHead drops, in place, the entries that p's line filter rejects, reporting them through p.Skipped, as
+// chunk decoding does.
+func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
+	if p.LineFilter == nil {
+		return es
+	}
+	out := es[:0]
+	var lines, bytes int64
+	for _, e := range es {
+		if p.LineFilter(e.Line) {
+			out = append(out, e)
+			continue
+		}
+		lines++
+		bytes += int64(len(e.Line))
+	}
+	if lines > 0 && p.Skipped != nil {
+		p.Skipped(lines, bytes)
+	}
+	return out
+}
+
+// readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
+func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
+	raw, err := q.s.loadChunkRaw(ctx, j.meta)
+	var es []logql.Entry
+	if err == nil {
+		if es, err = decodeSelected(raw, p); err != nil {
+			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+		}
+	}
+	j.res <- chunkResult{es: es, err: err}
+}
+
+// chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
+// damaged, which is logged once), or the error.
+func (q *querier) chunkError(j *chunkJob, err error) error {
+	if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(err)) {
+		return nil // deleted by retention or compaction while we looked
+	}
+	if errors.Is(err, errDamagedChunk) {
+		// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
+		if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
+			q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(err))
+		}
+		return nil
+	}
+	return err
 }
 
 // errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
@@ -851,6 +1029,9 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 			flushErr = errors.Join(flushErr, err)
 			continue
 		}
+		for _, c := range metas {
+			c.WALSeg = seg
+		}
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
 		rest := make([]logql.Entry, len(st.head)-st.mark)
@@ -870,6 +1051,11 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	for tid, metas := range newMetas {
 		if err := s.writeIndex(ctx, tid, metas); err != nil {
 			// Without an index the chunks are invisible after a restart: keep the WAL as it is.
+			return errors.Join(flushErr, err)
+		}
+	}
+	if s.afterIndexHook != nil {
+		if err := s.afterIndexHook(); err != nil {
 			return errors.Join(flushErr, err)
 		}
 	}
@@ -1007,6 +1193,9 @@ func (s *Store) loadIndex(ctx context.Context) error {
 				seen[c.Key] = true
 				st := td.getOrCreate(c.Stream)
 				st.chunks = append(st.chunks, c)
+				if c.WALSeg > st.flushedSeg {
+					st.flushedSeg = c.WALSeg
+				}
 			}
 		}
 		for _, sts := range td.streams {
@@ -1060,3 +1249,7 @@ func (s *Store) TenantIDs() []string {
 }
 
 func fmtNs(ns int64) string { return strconv.FormatInt(ns, 10) }
+
+// AppliesLineFilter implements logql.LineFilterer: every path of SelectLogs (chunk decoding and heads) applies
+// SelectParams.LineFilter.
+func (*querier) AppliesLineFilter() bool { return true }

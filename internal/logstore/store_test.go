@@ -53,6 +53,8 @@ type env struct {
 	srv   *httptest.Server
 	clk   *clock
 	cfg   Config
+	// realTime runs the store and API on the wall clock (for tests with real clients that stamp lines now).
+	realTime bool
 }
 
 func fsBucket(t *testing.T, dir string) bucket.Config {
@@ -83,13 +85,17 @@ func (e *env) open() {
 		}
 		e.bkt = b
 	}
-	s, err := Open(context.Background(), e.cfg, e.bkt, Options{Now: e.clk.Now})
+	now := e.clk.Now
+	if e.realTime {
+		now = time.Now
+	}
+	s, err := Open(context.Background(), e.cfg, e.bkt, Options{Now: now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.store = s
 	mux := http.NewServeMux()
-	api := &API{Store: s, Version: "test", Now: e.clk.Now, Tenant: func(w http.ResponseWriter, r *http.Request) (string, bool) {
+	api := &API{Store: s, Version: "test", Now: now, Tenant: func(w http.ResponseWriter, r *http.Request) (string, bool) {
 		id, err := tenant.FromRequest(r, r.Header.Get(tenant.Header) != "")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
@@ -572,6 +578,7 @@ func TestGoldenResponses(t *testing.T) {
 		{"series", "/loki/api/v1/series", with("match[]", `{service_name="api"}`), nil},
 		{"index_stats", "/loki/api/v1/index/stats", with("query", `{env="prod"}`), nil},
 		{"index_volume", "/loki/api/v1/index/volume", with("query", `{service_name=~".+"}`), nil},
+		{"index_volume_range", "/loki/api/v1/index/volume_range", with("query", `{service_name=~".+"}`, "step", "60"), nil},
 		{"detected_fields", "/loki/api/v1/detected_fields", with("query", `{env="prod"}`), nil},
 		{"buildinfo", "/loki/api/v1/status/buildinfo", nil, nil},
 	} {

@@ -40,7 +40,8 @@ type wal struct {
 func segName(n int) string        { return fmt.Sprintf("%08d.wal", n) }
 func checkpointName(n int) string { return fmt.Sprintf("checkpoint.%08d", n) }
 
-func openWAL(dir string, cfg WALConfig) (*wal, error) {
+// openWAL opens the WAL in dir; its new segment numbers at least minSeg.
+func openWAL(dir string, cfg WALConfig, minSeg int) (*wal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create WAL dir: %w", err)
 	}
@@ -52,6 +53,9 @@ func openWAL(dir string, cfg WALConfig) (*wal, error) {
 	next := 1
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
+	}
+	if next < minSeg {
+		next = minSeg
 	}
 	if err := w.openSegment(next); err != nil {
 		return nil, err
@@ -282,27 +286,34 @@ func (w *wal) writeCheckpoint(n int, records [][]byte) error {
 	return nil
 }
 
-// replay calls fn with every record of the latest checkpoint and the segments after it. A torn tail (from a
+// replay calls fn with every record of the latest checkpoint and the segments after it, and the record's
+// position: the segment number, or for the checkpoint its number (its records predate that segment). A torn tail (from a
 // crash mid-write) ends that segment's replay; it is not an error. A complete record that fails its checksum is
 // damage on disk: it also ends that file's replay (the next files still replay) and is returned in damaged, for
 // the store to report.
-func (w *wal) replay(fn func([]byte) error) (records int, damaged []string, err error) {
+func (w *wal) replay(fn func(pos int, b []byte) error) (records int, damaged []string, err error) {
 	segs, cp, err := w.listing()
 	if err != nil {
 		return 0, nil, err
 	}
-	files := []string{}
+	type file struct {
+		name string
+		pos  int
+	}
+	files := []file{}
 	if cp > 0 {
-		files = append(files, checkpointName(cp))
+		files = append(files, file{checkpointName(cp), cp})
 	}
 	for _, s := range segs {
 		if s >= cp && s != w.seq {
-			files = append(files, segName(s))
+			files = append(files, file{segName(s), s})
 		}
 	}
-	for _, name := range files {
+	for _, f := range files {
+		name := f.name
 		p := filepath.Join(w.dir, name)
-		n, end, corrupt, err := replayFile(p, fn)
+		pos := f.pos
+		n, end, corrupt, err := replayFile(p, func(b []byte) error { return fn(pos, b) })
 		records += n
 		if err != nil {
 			return records, damaged, fmt.Errorf("replay %s: %w", name, err)

@@ -1,0 +1,255 @@
+package logstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+const lokiTestConfig = `auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %[2]d
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: %[3]d
+  log_level: warn
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: %[1]s
+  storage:
+    filesystem:
+      chunks_directory: %[1]s/chunks
+      rules_directory: %[1]s/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+schema_config:
+  configs:
+    - from: 2024-01-01
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index: {prefix: index_, period: 24h}
+limits_config:
+  reject_old_samples: false
+  allow_structured_metadata: true
+  volume_enabled: true
+query_range:
+  cache_results: false
+pattern_ingester:
+  enabled: false
+analytics:
+  reporting_enabled: false
+memberlist:
+  bind_port: %[4]d
+`
+
+// TestPeerLokiJSON pushes the same lines into Loki (SPROUT_PEER_LOKI, the binary built from Loki's source) and
+// into Sprout, asks both the same queries and compares the answers: status code, and for 200s the JSON with
+// timing and stats figures removed (the keys of stats are compared, not their values).
+func TestPeerLokiJSON(t *testing.T) {
+	bin := peerBinary(t, "SPROUT_PEER_LOKI")
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	cfg := filepath.Join(dir, "loki.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lokiTestConfig, dir, port, testutil.FreePort(t), testutil.FreePort(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-config.file="+cfg)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("loki output (tail):\n%s", tail(out.String(), 3000))
+		}
+	})
+	loki := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testutil.Eventually(t, 180*time.Second, func() error {
+		resp, err := http.Get(loki + "/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("ready: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	e := newRealTimeEnv(t)
+	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	ls := peerLines(base, 0, 12)
+	var vals [2][]string
+	for _, l := range ls {
+		i := 0
+		if l.level == "error" {
+			i = 1
+		}
+		vals[i] = append(vals[i], fmt.Sprintf(`["%d",%q,{"trace_id":%q,"span_id":%q}]`, l.ts.UnixNano(), l.String(), l.traceID, l.spanID))
+	}
+	body := jsonPush(
+		fmt.Sprintf(`{"stream":{"job":"app","service_name":"checkout","level":"info"},"values":[%s]}`, strings.Join(vals[0], ",")),
+		fmt.Sprintf(`{"stream":{"job":"app","service_name":"checkout","level":"error"},"values":[%s]}`, strings.Join(vals[1], ",")),
+	)
+	for _, u := range []string{loki, e.srv.URL} {
+		resp, err := http.Post(u+"/loki/api/v1/push", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 204 {
+			t.Fatalf("push to %s: %d %s", u, resp.StatusCode, b)
+		}
+	}
+	start := fmt.Sprint(base.Add(-time.Minute).UnixNano())
+	end := fmt.Sprint(base.Add(time.Minute).UnixNano())
+	at := fmt.Sprint(base.Add(30 * time.Second).UnixNano())
+	tid := ls[4].traceID
+	type req struct {
+		name, path string
+		params     url.Values
+		hdr        []string
+	}
+	rng := func(kv ...string) url.Values {
+		v := url.Values{"start": {start}, "end": {end}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	reqs := []req{
+		{"query_range streams", "/loki/api/v1/query_range", rng("query", `{service_name="checkout"}`, "limit", "5"), nil},
+		{"query_range streams forward", "/loki/api/v1/query_range", rng("query", `{service_name="checkout"} |= "order"`, "limit", "100", "direction", "forward"), nil},
+		{"query_range trace id", "/loki/api/v1/query_range", rng("query", `{service_name=~".+"} | trace_id="`+tid+`"`), nil},
+		{"query_range categorized", "/loki/api/v1/query_range", rng("query", `{service_name="checkout"} | logfmt | level="error"`, "limit", "3"), []string{"X-Loki-Response-Encoding-Flags", "categorize-labels"}},
+		{"query_range matrix", "/loki/api/v1/query_range", rng("query", `sum by (level) (count_over_time({service_name="checkout"}[1m]))`, "step", "60"), nil},
+		{"query vector", "/loki/api/v1/query", url.Values{"query": {`sum by (level) (count_over_time({service_name="checkout"}[5m]))`}, "time": {at}}, nil},
+		{"query scalar", "/loki/api/v1/query", url.Values{"query": {`vector(1)+vector(1)`}, "time": {at}}, nil},
+		{"labels", "/loki/api/v1/labels", rng(), nil},
+		{"label values", "/loki/api/v1/label/level/values", rng(), nil},
+		{"series", "/loki/api/v1/series", rng("match[]", `{service_name="checkout"}`), nil},
+		{"index stats", "/loki/api/v1/index/stats", rng("query", `{service_name="checkout"}`), nil},
+		{"index volume", "/loki/api/v1/index/volume", rng("query", `{service_name="checkout"}`), nil},
+		{"index volume_range", "/loki/api/v1/index/volume_range", rng("query", `{service_name="checkout"}`, "step", "60"), nil},
+		{"detected_fields", "/loki/api/v1/detected_fields", rng("query", `{service_name="checkout"}`), nil},
+		{"bad logql", "/loki/api/v1/query_range", rng("query", `{service_name="checkout"} |= `), nil},
+		{"bad selector", "/loki/api/v1/query_range", rng("query", `{}`), nil},
+		{"bad range", "/loki/api/v1/query_range", rng("query", `count_over_time({a="b"}[5x])`), nil},
+		{"bad limit", "/loki/api/v1/query_range", rng("query", `{a="b"}`, "limit", "-1"), nil},
+		{"bad time", "/loki/api/v1/query_range", url.Values{"query": {`{a="b"}`}, "start": {"yesterday"}}, nil},
+	}
+	var diffs []string
+	for _, r := range reqs {
+		lc, lb := httpGet(t, loki+r.path, r.params, r.hdr)
+		sc, sb := httpGet(t, e.srv.URL+r.path, r.params, r.hdr)
+		if lc != sc {
+			diffs = append(diffs, fmt.Sprintf("%s: status Loki %d (%s), Sprout %d (%s)", r.name, lc, tail(string(lb), 300), sc, tail(string(sb), 300)))
+			continue
+		}
+		if lc != 200 {
+			t.Logf("%s: both %d\n  Loki:   %s  Sprout: %s", r.name, lc, lb, sb)
+			continue
+		}
+		ln, sn := comparable(lb), comparable(sb)
+		if ln != sn {
+			// Body differences are reported, not failed: docs/logs.md lists the known ones (detected_level at
+			// ingest, stats keys, volume byte counts); set SPROUT_PEER_LOKI_STRICT=1 to fail on them.
+			msg := fmt.Sprintf("%s:\n  Loki:   %s\n  Sprout: %s", r.name, ln, sn)
+			if os.Getenv("SPROUT_PEER_LOKI_STRICT") != "" {
+				diffs = append(diffs, msg)
+			} else {
+				t.Log("differs: " + msg)
+			}
+		}
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+}
+
+func httpGet(t *testing.T, u string, params url.Values, hdr []string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u+"?"+params.Encode(), nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// comparable renders a JSON answer with stats reduced to the keys of their summary (encoding/json sorts keys).
+func comparable(b []byte) string {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return "not JSON: " + string(b)
+	}
+	var walk func(v any, key string) any
+	walk = func(v any, key string) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if key == "stats" {
+				// Loki's stats have dozens of per-component counters; compare the summary's keys.
+				sum, _ := x["summary"].(map[string]any)
+				return sortedKeySet(sum)
+			}
+			for k, val := range x {
+				x[k] = walk(val, k)
+			}
+			return x
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i], "")
+			}
+			return x
+		}
+		return v
+	}
+	v = walk(v, "")
+	out, _ := json.Marshal(v)
+	return string(out)
+}
+
+func sortedKeySet(m map[string]any) []string {
+	var ks []string
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			for _, sk := range sortedKeySet(sub) {
+				ks = append(ks, k+"."+sk)
+			}
+			continue
+		}
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
