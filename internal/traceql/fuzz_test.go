@@ -25,5 +25,8 @@ func FuzzParse(f *testing.F) {
 		if len(q.Eval(tr)) > 0 && !prefilterPasses(q.Prefilter(), tr) {
 			t.Fatalf("%q matches the trace but its prefilter rules it out", s)
 		}
+		if prefilterPasses(q.Prefilter(), tr) && !domainPasses(q.Prefilter(), tr) {
+			t.Fatalf("%q: the prefilter lets a span through but the domain check rules the group out", s)
+		}
 	})
 }

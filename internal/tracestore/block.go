@@ -41,7 +41,6 @@ const (
 	indexFile     = "index"
 	bloomFile     = "bloom"
 	metaFile      = "meta.json"
-	rowsPerGroup  = 50_000
 	bloomFPRate   = 0.01
 	maxTagValues  = 200
 	indexEntrySz  = 24
@@ -49,6 +48,9 @@ const (
 	bloomMagic    = "SPTB0001"
 	maxValueBytes = 256
 )
+
+// rowsPerGroup is the number of spans per parquet row group (a variable so that tests can make many small ones).
+var rowsPerGroup int64 = 50_000
 
 type spanRow struct {
 	TraceID    []byte `parquet:"trace_id"`
@@ -81,6 +83,9 @@ type blockMeta struct {
 	CreatedAt     time.Time `json:"createdAt"`
 	// Tags lists attribute keys and some of their values by scope (span, resource), for the tags API.
 	Tags map[string]map[string][]string `json:"tags"`
+	// Columns summarises the plain columns, so that a search can skip the block without opening it. Blocks
+	// written before it existed have none.
+	Columns *colStats `json:"columns,omitempty"`
 }
 
 type indexEntry struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/parquet-go/parquet-go"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -84,7 +85,9 @@ func (c *columnReader) close() {
 	_ = c.pages.Close()
 }
 
-// candidates returns the index entries of the block's traces that pass the prefilter.
+// candidates returns the index entries of the block's traces that pass the prefilter. Row groups are pruned
+// first by their column statistics and dictionaries (rowGroupDomain); the rows of the others are read from the
+// columns the prefilter uses only.
 func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefilter) ([]indexEntry, error) {
 	if err := in.open(ctx, b); err != nil {
 		return nil, err
@@ -93,15 +96,16 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 		return b.index, nil
 	}
 	schema := b.file.Schema()
-	names := []string{"name", "service_name", "duration_nano", "kind", "status_code"}
-	cols := make([]int, len(names))
-	for i, n := range names {
+	var cols [5]int
+	for i, n := range []string{"name", "service_name", "duration_nano", "kind", "status_code"} {
 		leaf, ok := schema.Lookup(n)
 		if !ok {
 			return nil, fmt.Errorf("block %s: no column %s", b.meta.ULID, n)
 		}
 		cols[i] = leaf.ColumnIndex
 	}
+	uses := pf.Uses()
+	colBits := [5]traceql.ColumnSet{traceql.ColName, traceql.ColService, traceql.ColDuration, traceql.ColKind, traceql.ColStatus}
 	all := uint64(1)<<pf.Len() - 1
 	sat := make([]uint64, len(b.index))
 	intern := map[string]string{}
@@ -120,15 +124,36 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rs := make([]*columnReader, len(cols))
-		for i, c := range cols {
-			rs[i] = newColumnReader(rg, c)
-		}
 		n := rg.NumRows()
-		var err error
+		dom, err := rowGroupDomain(rg, cols, uses)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: read column statistics: %w", b.meta.ULID, err)
+		}
+		if mask := maybeMask(pf, dom); mask != all {
+			// No trace that lies wholly in this row group can pass. A trace that crosses its edges may still
+			// get here what the domain allows.
+			end := row + n
+			for i := sort.Search(len(b.index), func(i int) bool { return int64(b.index[i].first)+int64(b.index[i].count) > row }); i < len(b.index) && int64(b.index[i].first) < end; i++ {
+				if e := b.index[i]; int64(e.first) < row || int64(e.first)+int64(e.count) > end {
+					sat[i] |= mask
+				}
+			}
+			in.s.m.searchRowGroupsSkipped.Inc()
+			row += n
+			continue
+		}
+		var rs [5]*columnReader
+		for i, c := range cols {
+			if uses&colBits[i] != 0 {
+				rs[i] = newColumnReader(rg, c)
+			}
+		}
 		for r := int64(0); r < n && err == nil; r++ {
 			var v [5]parquet.Value
 			for i := range rs {
+				if rs[i] == nil {
+					continue
+				}
 				if v[i], err = rs[i].next(); err != nil {
 					break
 				}
@@ -143,7 +168,22 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 			if ti == len(b.index) || sat[ti] == all {
 				continue
 			}
-			c := traceql.Columns{Name: str(v[0]), Service: str(v[1]), Duration: v[2].Int64(), Kind: v[3].Int32(), Status: v[4].Int32()}
+			var c traceql.Columns
+			if rs[0] != nil {
+				c.Name = str(v[0])
+			}
+			if rs[1] != nil {
+				c.Service = str(v[1])
+			}
+			if rs[2] != nil {
+				c.Duration = v[2].Int64()
+			}
+			if rs[3] != nil {
+				c.Kind = v[3].Int32()
+			}
+			if rs[4] != nil {
+				c.Status = v[4].Int32()
+			}
 			for p := 0; p < pf.Len(); p++ {
 				if sat[ti]&(1<<p) == 0 && pf.Maybe(p, &c) {
 					sat[ti] |= 1 << p
@@ -151,7 +191,9 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 			}
 		}
 		for _, r := range rs {
-			r.close()
+			if r != nil {
+				r.close()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("block %s: read columns: %w", b.meta.ULID, err)
@@ -176,6 +218,11 @@ func (in *instance) scanCandidates(ctx context.Context, b *block, pf *traceql.Pr
 	if err != nil {
 		return err
 	}
+	return in.readCandidates(ctx, b, cands, fn)
+}
+
+// readCandidates reads and decodes the given traces of a block, calling fn for each until it returns false.
+func (in *instance) readCandidates(ctx context.Context, b *block, cands []indexEntry, fn func(id pcommon.TraceID, spans []traceql.Span) bool) error {
 	if len(cands) == 0 {
 		return nil
 	}
