@@ -91,33 +91,13 @@ func termMaybeIn(t FieldExpr, d *Domain) bool {
 	var c Columns
 	switch col {
 	case ColName:
-		for _, v := range d.Names {
-			if c.Name = v; maybe(&c) {
-				return true
-			}
-		}
-		return false
+		return anyMaybe(d.Names, &c.Name, &c, maybe)
 	case ColService:
-		for _, v := range d.Services {
-			if c.Service = v; maybe(&c) {
-				return true
-			}
-		}
-		return false
+		return anyMaybe(d.Services, &c.Service, &c, maybe)
 	case ColKind:
-		for _, v := range d.Kinds {
-			if c.Kind = v; maybe(&c) {
-				return true
-			}
-		}
-		return false
+		return anyMaybe(d.Kinds, &c.Kind, &c, maybe)
 	case ColStatus:
-		for _, v := range d.Statuses {
-			if c.Status = v; maybe(&c) {
-				return true
-			}
-		}
-		return false
+		return anyMaybe(d.Statuses, &c.Status, &c, maybe)
 	case ColDuration:
 		if d.MinDuration > d.MaxDuration {
 			return false // no spans
@@ -145,6 +125,16 @@ func termMaybeIn(t FieldExpr, d *Domain) bool {
 		return maybe(&c)
 	}
 	return true
+}
+
+// anyMaybe sets field (a field of c) to each value in turn and says whether the term may hold for one of them.
+func anyMaybe[T any](values []T, field *T, c *Columns, maybe func(*Columns) bool) bool {
+	for _, v := range values {
+		if *field = v; maybe(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func isDurationVsStatic(b *BinaryExpr) bool {
