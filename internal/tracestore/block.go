@@ -152,12 +152,16 @@ func (in *instance) loadBlocks(ctx context.Context) error {
 
 // bucketReaderAt reads ranges of an object.
 type bucketReaderAt struct {
-	ctx  context.Context
-	bkt  bucket.Bucket
-	name string
+	ctx   context.Context
+	bkt   bucket.Bucket
+	name  string
+	cache *rangeCache // nil: none
 }
 
 func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if r.cache.get(r.name, off, p) {
+		return len(p), nil
+	}
 	rc, err := r.bkt.GetRange(r.ctx, r.name, off, int64(len(p)))
 	if err != nil {
 		return 0, err
@@ -166,6 +170,9 @@ func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := io.ReadFull(rc, p)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.EOF
+	}
+	if err == nil {
+		r.cache.put(r.name, off, p)
 	}
 	return n, err
 }
@@ -197,7 +204,7 @@ func (in *instance) open(ctx context.Context, b *block) error {
 		}
 		b.index, b.bloom = idx, bf
 	}
-	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile}
+	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile, cache: in.s.cache}
 	f, err := parquet.OpenFile(ra, b.meta.Size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return fmt.Errorf("block %s: open parquet: %w", b.meta.ULID, err)
