@@ -49,7 +49,13 @@ query_frontend:
   query_end_cutoff: 0s
 live_store:
   wal:
-    path: %[1]s/live-store
+    path: %[1]s/live-store/traces
+  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
+block_builder:
+  wal:
+    path: %[1]s/block-builder
+backend_scheduler:
+  local_work_path: %[1]s/scheduler
 storage:
   trace:
     backend: local

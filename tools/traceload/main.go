@@ -130,6 +130,7 @@ func main() {
 	lookups := flag.Int("lookups", 200, "trace-by-id requests after the load (with -query)")
 	search := flag.String("search", `{ resource.service.name = "x" && duration > 500ms }`, "TraceQL query timed after the load (with -query); empty: none")
 	settle := flag.Duration("settle", 0, "wait this long between the load and the queries")
+	window := flag.Duration("window", 0, "search the last this long (0: from a minute before the load began)")
 	flag.Parse()
 	if *batch < 1 || *perTrace < 1 || *workers < 1 {
 		log.Fatal("batch, spans-per-trace and workers must be positive")
@@ -215,7 +216,11 @@ func main() {
 	}
 	if *queryURL != "" {
 		time.Sleep(*settle)
-		queryPhase(*queryURL, *tenant, sentIDs, *lookups, *search, start.Add(-time.Minute), time.Now().Add(time.Minute))
+		from := start.Add(-time.Minute)
+		if *window > 0 {
+			from = time.Now().Add(-*window)
+		}
+		queryPhase(*queryURL, *tenant, sentIDs, *lookups, *search, from, time.Now().Add(time.Minute))
 	}
 }
 
