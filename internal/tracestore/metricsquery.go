@@ -246,27 +246,14 @@ type metricsRangeJSON struct {
 }
 
 type seriesJSON struct {
-	Labels     []kvJSON     `json:"labels"`
-	Samples    []sampleJSON `json:"samples,omitempty"`
-	Value      *float64     `json:"value,omitempty"`
-	PromLabels string       `json:"promLabels"`
+	Labels  []kvJSON     `json:"labels"`
+	Samples []sampleJSON `json:"samples,omitempty"`
+	Value   *float64     `json:"value,omitempty"`
 }
 
 type sampleJSON struct {
 	TimestampMs string  `json:"timestampMs"`
 	Value       float64 `json:"value"`
-}
-
-func promLabels(ls []SeriesLabel) string {
-	parts := make([]string, 0, len(ls))
-	for _, l := range ls {
-		v := l.Value.S
-		if l.Value.Type != traceql.TypeString {
-			v = l.Value.String()
-		}
-		parts = append(parts, fmt.Sprintf("%s=%q", l.Name, v))
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 func labelsJSON(ls []SeriesLabel) []kvJSON {
@@ -351,7 +338,7 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 	}
 	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
 	for _, s := range res.Series {
-		sj := seriesJSON{Labels: labelsJSON(s.Labels), PromLabels: promLabels(s.Labels), Samples: []sampleJSON{}}
+		sj := seriesJSON{Labels: labelsJSON(s.Labels), Samples: []sampleJSON{}}
 		for i, v := range s.Values {
 			if math.IsNaN(v) {
 				continue
@@ -380,7 +367,7 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		v := s.Values[0]
-		out.Series = append(out.Series, seriesJSON{Labels: labelsJSON(s.Labels), PromLabels: promLabels(s.Labels), Value: &v})
+		out.Series = append(out.Series, seriesJSON{Labels: labelsJSON(s.Labels), Value: &v})
 	}
 	writeJSON(w, out)
 }
