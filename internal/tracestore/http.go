@@ -172,7 +172,7 @@ func (a *API) traceV1(w http.ResponseWriter, r *http.Request) {
 
 // traceV2 wraps the trace as Tempo 2.x does: {"trace": {...}}; in protobuf, field 1 of TraceByIDResponse.
 func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
-	td, ok := a.lookupTrace(w, r)
+	td, ok := a.lookupTraceV2(w, r)
 	if !ok {
 		return
 	}
@@ -198,7 +198,58 @@ func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", mimeJSON)
 	_, _ = w.Write([]byte(`{"trace":`))
 	_, _ = w.Write(b)
-	_, _ = w.Write([]byte("}\n"))
+	_, _ = fmt.Fprintf(w, `,"metrics":{"inspectedBytes":"%d"}}`+"\n", traceBytes(td))
+}
+
+// lookupTraceV2 is lookupTrace, except that an unknown trace is not an error: Tempo's v2 API answers 200 with an
+// empty trace ({"trace":{},"metrics":{}}).
+func (a *API) lookupTraceV2(w http.ResponseWriter, r *http.Request) (ptrace.Traces, bool) {
+	rec := &notFoundCatcher{ResponseWriter: w}
+	td, ok := a.lookupTrace(rec, r)
+	if ok || !rec.notFound {
+		return td, ok
+	}
+	if wantsProtobuf(r) {
+		w.Header().Set("Content-Type", mimeProtobuf)
+		_, _ = w.Write([]byte{0x0a, 0x00, 0x12, 0x00}) // TraceByIDResponse{trace: {}, metrics: {}}
+		return ptrace.Traces{}, false
+	}
+	w.Header().Set("Content-Type", mimeJSON)
+	_, _ = w.Write([]byte(`{"trace":{},"metrics":{}}` + "\n"))
+	return ptrace.Traces{}, false
+}
+
+// notFoundCatcher passes a response through unless it is a 404, which it swallows and notes.
+type notFoundCatcher struct {
+	http.ResponseWriter
+	notFound bool
+}
+
+func (c *notFoundCatcher) WriteHeader(code int) {
+	if code == http.StatusNotFound {
+		c.notFound = true
+		return
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *notFoundCatcher) Write(b []byte) (int, error) {
+	if c.notFound {
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *notFoundCatcher) Header() http.Header {
+	if c.notFound {
+		return http.Header{}
+	}
+	return c.ResponseWriter.Header()
+}
+
+// traceBytes is the size of the trace's protobuf encoding (Tempo's inspectedBytes of a trace by id).
+func traceBytes(td ptrace.Traces) int {
+	return (&ptrace.ProtoMarshaler{}).TracesSize(td)
 }
 
 // parseQuery parses q, or builds a query from the older tags= (logfmt) parameter.
@@ -477,8 +528,12 @@ func (a *API) tagsV1(w http.ResponseWriter, r *http.Request) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	writeJSON(w, map[string]any{"tagNames": names, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagNames": names, "metrics": tagsMetrics})
 }
+
+// tagsMetrics is the metrics object of the tags APIs (Tempo's MetadataMetrics). Tags come from block summaries
+// and memory, not from reading blocks, so nothing is counted as inspected.
+var tagsMetrics = map[string]any{"inspectedBytes": "0"}
 
 type scopeJSON struct {
 	Name string   `json:"name"`
@@ -509,7 +564,7 @@ func (a *API) tagsV2(w http.ResponseWriter, r *http.Request) {
 	if scopes == nil {
 		scopes = []scopeJSON{}
 	}
-	writeJSON(w, map[string]any{"scopes": scopes, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"scopes": scopes, "metrics": tagsMetrics})
 }
 
 func (a *API) tagValues(w http.ResponseWriter, r *http.Request) ([]TagValue, bool) {
@@ -522,11 +577,11 @@ func (a *API) tagValues(w http.ResponseWriter, r *http.Request) ([]TagValue, boo
 		httpError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
+	// As Tempo, a q that does not parse (an editor sends half-typed queries while completing) filters nothing.
 	var q *traceql.Query
 	if qs := r.FormValue("q"); qs != "" {
-		if q, err = traceql.Parse(qs); err != nil {
-			httpError(w, http.StatusBadRequest, "invalid TraceQL query: "+err.Error())
-			return nil, false
+		if pq, perr := traceql.Parse(qs); perr == nil {
+			q = pq
 		}
 	}
 	limit, err := intParam(r, "limit")
@@ -555,7 +610,7 @@ func (a *API) tagValuesV1(w http.ResponseWriter, r *http.Request) {
 			out = append(out, v.Value)
 		}
 	}
-	writeJSON(w, map[string]any{"tagValues": out, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagValues": out, "metrics": tagsMetrics})
 }
 
 func (a *API) tagValuesV2(w http.ResponseWriter, r *http.Request) {
@@ -571,7 +626,7 @@ func (a *API) tagValuesV2(w http.ResponseWriter, r *http.Request) {
 	for _, v := range vals {
 		out = append(out, tv{Type: v.Type, Value: v.Value})
 	}
-	writeJSON(w, map[string]any{"tagValues": out, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagValues": out, "metrics": tagsMetrics})
 }
 
 func (a *API) buildinfo(w http.ResponseWriter, _ *http.Request) {
