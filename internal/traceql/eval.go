@@ -34,9 +34,9 @@ func evalPipeline(pl *Pipeline, t *Trace, in []Spanset) []Spanset {
 				l := evalScalar(s.L, t, ss)
 				r := evalScalar(s.R, t, ss)
 				if cmpHolds(s.Op, l, r) {
-					ss.Scalar = l
+					ss.Scalar, ss.ScalarName = l, aggName(s.L)
 					if isAgg(s.R) && !isAgg(s.L) {
-						ss.Scalar = r
+						ss.Scalar, ss.ScalarName = r, aggName(s.R)
 					}
 					out = append(out, ss)
 				}
@@ -433,6 +433,19 @@ func cmpHolds(op Op, l, r Static) bool {
 		return c <= 0
 	}
 	return false
+}
+
+// aggName is how an aggregate is named in search results: count(), avg(duration), ...; "" for anything else.
+func aggName(e ScalarExpr) string {
+	a, ok := e.(*Aggregate)
+	if !ok {
+		return ""
+	}
+	arg := ""
+	if at, ok := a.E.(*Attribute); ok {
+		arg = at.Text
+	}
+	return a.Fn + "(" + arg + ")"
 }
 
 func arith(op Op, l, r Static) Static {

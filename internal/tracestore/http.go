@@ -1,8 +1,10 @@
 package tracestore
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,7 +163,7 @@ func (a *API) traceV1(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	b, err := tempoTraceJSON(td, "batches")
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -190,7 +192,7 @@ func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(out)
 		return
 	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	b, err := tempoTraceJSON(td, "resourceSpans")
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -245,6 +247,71 @@ func (c *notFoundCatcher) Header() http.Header {
 		return http.Header{}
 	}
 	return c.ResponseWriter.Header()
+}
+
+// tempoTraceJSON renders a trace as Tempo's HTTP API does: the protobuf JSON mapping of its Trace message
+// (gogo jsonpb), not OTLP/JSON. Ids are base64, span kind and status code are enum names; v1 calls the list
+// of resource spans "batches".
+func tempoTraceJSON(td ptrace.Traces, listKey string) ([]byte, error) {
+	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	rss, _ := doc["resourceSpans"].([]any)
+	for _, rs := range rss {
+		for _, ss := range asList(asMap(rs)["scopeSpans"]) {
+			for _, sp := range asList(asMap(ss)["spans"]) {
+				span := asMap(sp)
+				hexToBase64(span, "traceId", "spanId", "parentSpanId")
+				if k, ok := span["kind"].(json.Number); ok {
+					n, _ := k.Int64()
+					span["kind"] = "SPAN_KIND_" + strings.ToUpper(ptrace.SpanKind(n).String())
+				}
+				if st := asMap(span["status"]); st != nil {
+					if c, ok := st["code"].(json.Number); ok {
+						n, _ := c.Int64()
+						st["code"] = statusEnum(ptrace.StatusCode(n))
+					}
+				}
+				for _, l := range asList(span["links"]) {
+					hexToBase64(asMap(l), "traceId", "spanId")
+				}
+			}
+		}
+	}
+	if rss == nil {
+		rss = []any{}
+	}
+	return json.Marshal(map[string]any{listKey: rss})
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+func asList(v any) []any         { l, _ := v.([]any); return l }
+
+func hexToBase64(m map[string]any, keys ...string) {
+	for _, k := range keys {
+		if s, ok := m[k].(string); ok {
+			if b, err := hex.DecodeString(s); err == nil {
+				m[k] = base64.StdEncoding.EncodeToString(b)
+			}
+		}
+	}
+}
+
+func statusEnum(c ptrace.StatusCode) string {
+	switch c {
+	case ptrace.StatusCodeOk:
+		return "STATUS_CODE_OK"
+	case ptrace.StatusCodeError:
+		return "STATUS_CODE_ERROR"
+	}
+	return "STATUS_CODE_UNSET"
 }
 
 // traceBytes is the size of the trace's protobuf encoding (Tempo's inspectedBytes of a trace by id).
@@ -333,13 +400,19 @@ type searchResponse struct {
 }
 
 type traceJSON struct {
-	TraceID           string        `json:"traceID"`
-	RootServiceName   string        `json:"rootServiceName"`
-	RootTraceName     string        `json:"rootTraceName,omitempty"`
-	StartTimeUnixNano string        `json:"startTimeUnixNano"`
-	DurationMs        uint64        `json:"durationMs"`
-	SpanSet           *spanSetJSON  `json:"spanSet,omitempty"`
-	SpanSets          []spanSetJSON `json:"spanSets"`
+	TraceID           string                      `json:"traceID"`
+	RootServiceName   string                      `json:"rootServiceName"`
+	RootTraceName     string                      `json:"rootTraceName,omitempty"`
+	StartTimeUnixNano string                      `json:"startTimeUnixNano"`
+	DurationMs        uint64                      `json:"durationMs"`
+	SpanSet           *spanSetJSON                `json:"spanSet,omitempty"`
+	SpanSets          []spanSetJSON               `json:"spanSets"`
+	ServiceStats      map[string]serviceStatsJSON `json:"serviceStats,omitempty"`
+}
+
+type serviceStatsJSON struct {
+	SpanCount  int `json:"spanCount"`
+	ErrorCount int `json:"errorCount,omitempty"`
 }
 
 type spanSetJSON struct {
@@ -468,6 +541,9 @@ func renderSearch(res *SearchResult) searchResponse {
 			StartTimeUnixNano: strconv.FormatUint(m.StartUnixNano, 10), DurationMs: m.DurationNanos / 1e6, SpanSets: []spanSetJSON{}}
 		for _, ss := range m.SpanSets {
 			sj := spanSetJSON{Spans: []spanJSON{}, Matched: ss.Matched}
+			if ss.ScalarName != "" {
+				sj.Attributes = append(sj.Attributes, kvJSON{Key: ss.ScalarName, Value: staticValue(ss.Scalar)})
+			}
 			for _, g := range ss.GroupBy {
 				sj.Attributes = append(sj.Attributes, kvJSON{Key: "by(" + g.Name + ")", Value: staticValue(g.Value)})
 			}
@@ -480,6 +556,12 @@ func renderSearch(res *SearchResult) searchResponse {
 				sj.Spans = append(sj.Spans, spj)
 			}
 			tj.SpanSets = append(tj.SpanSets, sj)
+		}
+		if len(m.ServiceStats) > 0 {
+			tj.ServiceStats = map[string]serviceStatsJSON{}
+			for svc, st := range m.ServiceStats {
+				tj.ServiceStats[svc] = serviceStatsJSON{SpanCount: st.SpanCount, ErrorCount: st.ErrorCount}
+			}
 		}
 		if len(tj.SpanSets) > 0 {
 			first := tj.SpanSets[0]

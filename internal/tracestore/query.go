@@ -156,14 +156,23 @@ type TraceMatch struct {
 	StartUnixNano   uint64
 	DurationNanos   uint64
 	SpanSets        []MatchedSpanSet
+	// ServiceStats counts spans and error spans per service over the whole trace.
+	ServiceStats map[string]ServiceStats
+}
+
+// ServiceStats is one service's share of a trace.
+type ServiceStats struct {
+	SpanCount  int
+	ErrorCount int
 }
 
 // MatchedSpanSet is one spanset of a trace match, cut to spss spans.
 type MatchedSpanSet struct {
-	Spans   []MatchedSpan
-	Matched int
-	Scalar  traceql.Static
-	GroupBy []traceql.GroupValue
+	Spans      []MatchedSpan
+	Matched    int
+	Scalar     traceql.Static
+	ScalarName string
+	GroupBy    []traceql.GroupValue
 }
 
 // MatchedSpan is a span of a spanset with the attributes the query named.
@@ -233,6 +242,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		return len(res.Traces) < req.Limit
 	}
 	pf := req.Query.Prefilter()
+	blocks := in.blockList()
+	res.Metrics.TotalBlocks = len(blocks)
+	res.Metrics.TotalJobs = len(blocks) + 1
 	mem := in.snapshot()
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
@@ -249,9 +261,6 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			return finish(res), nil
 		}
 	}
-	blocks := in.blockList()
-	res.Metrics.TotalBlocks = len(blocks)
-	res.Metrics.TotalJobs = len(blocks) + 1
 	res.Metrics.CompletedJobs = 1
 	order := make([]*block, 0, len(blocks))
 	for i := len(blocks) - 1; i >= 0; i-- { // newest first
@@ -383,12 +392,22 @@ func (s *Store) checkRange(r TimeRange) error {
 func (s *Store) match(t *traceql.Trace, sets []traceql.Spanset, req SearchRequest) TraceMatch {
 	m := TraceMatch{TraceID: t.ID, RootServiceName: t.RootServiceName, RootTraceName: t.RootName,
 		StartUnixNano: t.StartUnixNano, DurationNanos: t.DurationNanos()}
+	m.ServiceStats = map[string]ServiceStats{}
+	for i := range t.Spans {
+		sp := &t.Spans[i]
+		st := m.ServiceStats[sp.Resource.ServiceName]
+		st.SpanCount++
+		if sp.Span.Status().Code() == ptrace.StatusCodeError {
+			st.ErrorCount++
+		}
+		m.ServiceStats[sp.Resource.ServiceName] = st
+	}
 	if m.RootServiceName == "" && t.Root == nil {
 		m.RootServiceName = "<root span not yet received>"
 	}
 	attrs := req.Query.Attributes()
 	for _, set := range sets {
-		ms := MatchedSpanSet{Matched: len(set.Spans), Scalar: set.Scalar, GroupBy: set.GroupBy}
+		ms := MatchedSpanSet{Matched: len(set.Spans), Scalar: set.Scalar, ScalarName: set.ScalarName, GroupBy: set.GroupBy}
 		want := append(append([]traceql.Attribute(nil), attrs...), set.Select...)
 		for i, sp := range set.Spans {
 			if i >= req.SpansPerSpanSet {
