@@ -174,7 +174,7 @@ func (a *API) traceV1(w http.ResponseWriter, r *http.Request) {
 
 // traceV2 wraps the trace as Tempo 2.x does: {"trace": {...}}; in protobuf, field 1 of TraceByIDResponse.
 func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
-	td, ok := a.lookupTraceV2(w, r)
+	td, ok := a.lookupTrace(w, r)
 	if !ok {
 		return
 	}
@@ -201,52 +201,6 @@ func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"trace":`))
 	_, _ = w.Write(b)
 	_, _ = fmt.Fprintf(w, `,"metrics":{"inspectedBytes":"%d"}}`+"\n", traceBytes(td))
-}
-
-// lookupTraceV2 is lookupTrace, except that an unknown trace is not an error: Tempo's v2 API answers 200 with an
-// empty trace ({"trace":{},"metrics":{}}).
-func (a *API) lookupTraceV2(w http.ResponseWriter, r *http.Request) (ptrace.Traces, bool) {
-	rec := &notFoundCatcher{ResponseWriter: w}
-	td, ok := a.lookupTrace(rec, r)
-	if ok || !rec.notFound {
-		return td, ok
-	}
-	if wantsProtobuf(r) {
-		w.Header().Set("Content-Type", mimeProtobuf)
-		_, _ = w.Write([]byte{0x0a, 0x00, 0x12, 0x00}) // TraceByIDResponse{trace: {}, metrics: {}}
-		return ptrace.Traces{}, false
-	}
-	w.Header().Set("Content-Type", mimeJSON)
-	_, _ = w.Write([]byte(`{"trace":{},"metrics":{}}` + "\n"))
-	return ptrace.Traces{}, false
-}
-
-// notFoundCatcher passes a response through unless it is a 404, which it swallows and notes.
-type notFoundCatcher struct {
-	http.ResponseWriter
-	notFound bool
-}
-
-func (c *notFoundCatcher) WriteHeader(code int) {
-	if code == http.StatusNotFound {
-		c.notFound = true
-		return
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *notFoundCatcher) Write(b []byte) (int, error) {
-	if c.notFound {
-		return len(b), nil
-	}
-	return c.ResponseWriter.Write(b)
-}
-
-func (c *notFoundCatcher) Header() http.Header {
-	if c.notFound {
-		return http.Header{}
-	}
-	return c.ResponseWriter.Header()
 }
 
 // tempoTraceJSON renders a trace as Tempo's HTTP API does: the protobuf JSON mapping of its Trace message

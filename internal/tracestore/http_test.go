@@ -154,7 +154,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"/api/traces/zz-not-hex", 400, "invalid trace id", nil},
 		{"/api/traces/" + strings.Repeat("a", 33), 400, "invalid trace id", nil},
 		{"/api/traces/0a000000000000000000000000000999", 404, "trace not found", nil},
-		{"/api/v2/traces/123456", 200, `{"trace":{},"metrics":{}}`, nil}, // Tempo's v2 answers an unknown trace so
+		{"/api/v2/traces/123456", 404, "trace not found", nil},
 		{"/api/traces/0a?start=yesterday", 400, "invalid start", nil},
 		{"/api/search?q=" + urlq(`{ name = }`), 400, "parse error at line 1, col 10", nil},
 		{"/api/search?q=" + urlq(`{ status = 200 }`), 400, "parse error at line 1, col 10", nil},

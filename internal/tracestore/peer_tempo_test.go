@@ -260,6 +260,7 @@ var peerAllowed = []struct{ req, sign, prefix, why string }{
 	{"", "+", ".traces[].spanSets[].spans[].name", "same"},
 	{"search_tags_param", "+", ".traces[]", "the legacy tags= search: Sprout returns spansets and service stats as for TraceQL; Tempo only the trace summary"},
 	{"", "-", ".series[].exemplars", "not done: Sprout's metrics API returns no exemplars"},
+	{"unknown_trace_v2", "status", "", "Tempo 3's v2 answers an unknown trace 200 {\"trace\":{},\"metrics\":{}}; Sprout keeps 404 (the issue asks for it, and tests/e2e relies on it)"},
 }
 
 func peerDiffAllowed(req, sign, path string) bool {
@@ -319,7 +320,7 @@ func TestPeerTempoShapes(t *testing.T) {
 			fmt.Fprintf(&report, "   tempo: %.600s\n   sprout: %.600s\n", ta.body, sa.body)
 		}
 		if ta.code != sa.code {
-			{
+			if !peerDiffAllowed(r.name, "status", "") {
 				failed++
 				fmt.Fprintf(&report, "   STATUS DIFFERS; tempo body: %.300s; sprout body: %.300s\n", ta.body, sa.body)
 			}
