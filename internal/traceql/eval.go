@@ -34,9 +34,9 @@ func evalPipeline(pl *Pipeline, t *Trace, in []Spanset) []Spanset {
 				l := evalScalar(s.L, t, ss)
 				r := evalScalar(s.R, t, ss)
 				if cmpHolds(s.Op, l, r) {
-					ss.Scalar = l
+					ss.Scalar, ss.ScalarName = l, aggName(s.L)
 					if isAgg(s.R) && !isAgg(s.L) {
-						ss.Scalar = r
+						ss.Scalar, ss.ScalarName = r, aggName(s.R)
 					}
 					out = append(out, ss)
 				}
@@ -435,6 +435,19 @@ func cmpHolds(op Op, l, r Static) bool {
 	return false
 }
 
+// aggName is how an aggregate is named in search results: count(), avg(duration), ...; "" for anything else.
+func aggName(e ScalarExpr) string {
+	a, ok := e.(*Aggregate)
+	if !ok {
+		return ""
+	}
+	arg := ""
+	if at, ok := a.E.(*Attribute); ok {
+		arg = at.Text
+	}
+	return a.Fn + "(" + arg + ")"
+}
+
 func arith(op Op, l, r Static) Static {
 	if !l.Type.numeric() || !r.Type.numeric() {
 		if op == OpAdd && l.Type == TypeString && r.Type == TypeString {
@@ -447,54 +460,45 @@ func arith(op Op, l, r Static) Static {
 		typ = TypeDuration
 	}
 	if l.Type == TypeFloat || r.Type == TypeFloat || op == OpPow {
-		x, y := l.Float(), r.Float()
-		var f float64
-		switch op {
-		case OpAdd:
-			f = x + y
-		case OpSub:
-			f = x - y
-		case OpMul:
-			f = x * y
-		case OpDiv:
-			if y == 0 {
-				return Static{}
-			}
-			f = x / y
-		case OpMod:
-			if y == 0 {
-				return Static{}
-			}
-			f = math.Mod(x, y)
-		case OpPow:
-			f = math.Pow(x, y)
+		f, ok := arithOp(op, l.Float(), r.Float(), math.Mod, math.Pow)
+		if !ok {
+			return Static{}
 		}
 		if typ == TypeDuration {
 			return Static{Type: TypeDuration, N: int64(f)}
 		}
 		return NewFloat(f)
 	}
-	a, b := l.N, r.N
-	var n int64
-	switch op {
-	case OpAdd:
-		n = a + b
-	case OpSub:
-		n = a - b
-	case OpMul:
-		n = a * b
-	case OpDiv:
-		if b == 0 {
-			return Static{}
-		}
-		n = a / b
-	case OpMod:
-		if b == 0 {
-			return Static{}
-		}
-		n = a % b
+	n, ok := arithOp(op, l.N, r.N, func(a, b int64) int64 { return a % b }, nil)
+	if !ok {
+		return Static{}
 	}
 	return Static{Type: typ, N: n}
+}
+
+// arithOp applies + - * / % (and ^ when pow is given) to two numbers; division by zero gives no value.
+func arithOp[T int64 | float64](op Op, a, b T, mod, pow func(T, T) T) (T, bool) {
+	switch op {
+	case OpAdd:
+		return a + b, true
+	case OpSub:
+		return a - b, true
+	case OpMul:
+		return a * b, true
+	case OpDiv, OpMod:
+		if b == 0 {
+			return 0, false
+		}
+		if op == OpDiv {
+			return a / b, true
+		}
+		return mod(a, b), true
+	case OpPow:
+		if pow != nil {
+			return pow(a, b), true
+		}
+	}
+	return 0, true
 }
 
 func evalScalar(e ScalarExpr, t *Trace, ss Spanset) Static {

@@ -25,5 +25,22 @@ func FuzzParse(f *testing.F) {
 		if len(q.Eval(tr)) > 0 && !prefilterPasses(q.Prefilter(), tr) {
 			t.Fatalf("%q matches the trace but its prefilter rules it out", s)
 		}
+		if pf := q.Prefilter(); pf != nil && pf.Len() <= 64 {
+			m := pf.NewMatcher()
+			for k := range tr.Spans {
+				c := columnsOf(&tr.Spans[k])
+				for round := 0; round < 2; round++ { // the second round answers from the memo
+					got := m.Mask(c, 1<<pf.Len()-1)
+					for i := 0; i < pf.Len(); i++ {
+						if want := pf.Maybe(i, c); want != (got&(1<<i) != 0) {
+							t.Fatalf("%q: Matcher says %v for predicate %d of span %d, Maybe says %v", s, !want, i, k, want)
+						}
+					}
+				}
+			}
+		}
+		if prefilterPasses(q.Prefilter(), tr) && !domainPasses(q.Prefilter(), tr) {
+			t.Fatalf("%q: the prefilter lets a span through but the domain check rules the group out", s)
+		}
 	})
 }

@@ -155,15 +155,7 @@ func lex(src string) ([]token, error) {
 			toks = append(toks, token{kind: tAttr, text: name, pos: p})
 		case r == '_' || unicode.IsLetter(r):
 			start := l.off
-			for l.off < len(l.src) {
-				c := l.peekRune(0)
-				if c == '_' || unicode.IsLetter(c) || unicode.IsDigit(c) {
-					l.next()
-					continue
-				}
-				break
-			}
-			word := l.src[start:l.off]
+			word := l.src[start:l.scanWord()]
 			if attrScopes[word] && l.peekRune(0) == '.' {
 				l.next()
 				name, err := l.lexAttrName()
@@ -176,15 +168,7 @@ func lex(src string) ([]token, error) {
 			if (word == "span" || word == "trace" || word == "event" || word == "link" || word == "instrumentation") && l.peekRune(0) == ':' {
 				l.next()
 				s := l.off
-				for l.off < len(l.src) {
-					c := l.peekRune(0)
-					if c == '_' || unicode.IsLetter(c) || unicode.IsDigit(c) {
-						l.next()
-						continue
-					}
-					break
-				}
-				if s == l.off {
+				if l.scanWord() == s {
 					return nil, l.errf(l.pos(), "expected an intrinsic name after %s:", word)
 				}
 				toks = append(toks, token{kind: tIntrinsic, scope: word, text: l.src[s:l.off], pos: p})
@@ -219,6 +203,18 @@ func lex(src string) ([]token, error) {
 			return nil, l.errf(p, "unexpected character %q", r)
 		}
 	}
+}
+
+// scanWord moves past letters, digits and underscores and returns the offset after them.
+func (l *lexer) scanWord() int {
+	for l.off < len(l.src) {
+		c := l.peekRune(0)
+		if c != '_' && !unicode.IsLetter(c) && !unicode.IsDigit(c) {
+			break
+		}
+		l.next()
+	}
+	return l.off
 }
 
 func (l *lexer) lexAttrName() (string, error) {

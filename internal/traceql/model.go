@@ -118,10 +118,12 @@ func (t *Trace) Parent(s *Span) *Span {
 // Spanset is a set of spans of one trace produced by a query, with the value of the last aggregate in the
 // pipeline (for count() > 2 and friends), the group-by value and the attributes select() asked for.
 type Spanset struct {
-	Spans   []*Span
-	Scalar  Static
-	GroupBy []GroupValue
-	Select  []Attribute
+	Spans  []*Span
+	Scalar Static
+	// ScalarName names the aggregate Scalar came from (count(), avg(duration)); "" when none.
+	ScalarName string
+	GroupBy    []GroupValue
+	Select     []Attribute
 }
 
 // GroupValue is one by(...) key of a spanset.

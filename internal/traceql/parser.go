@@ -146,23 +146,8 @@ func (p *parser) parseStage() (Stage, error) {
 		return p.parseScalarFilter()
 	case t.kind == tIdent && t.text == "select":
 		p.advance()
-		if _, err := p.expect("("); err != nil {
-			return nil, err
-		}
-		var attrs []Attribute
-		for {
-			a, err := p.parseAttribute()
-			if err != nil {
-				return nil, err
-			}
-			attrs = append(attrs, a)
-			if p.isOp(",") {
-				p.advance()
-				continue
-			}
-			break
-		}
-		if _, err := p.expect(")"); err != nil {
+		attrs, err := p.parseAttributeList()
+		if err != nil {
 			return nil, err
 		}
 		return &SelectStage{Attrs: attrs}, nil
@@ -262,29 +247,39 @@ func (p *parser) parseMetrics() (Stage, error) {
 	}
 	if p.peek().kind == tIdent && p.peek().text == "by" {
 		p.advance()
-		if _, err := p.expect("("); err != nil {
+		by, err := p.parseAttributeList()
+		if err != nil {
 			return nil, err
 		}
-		for {
-			a, err := p.parseAttribute()
-			if err != nil {
-				return nil, err
-			}
-			m.By = append(m.By, a)
-			if p.isOp(",") {
-				p.advance()
-				continue
-			}
-			break
-		}
-		if _, err := p.expect(")"); err != nil {
-			return nil, err
-		}
+		m.By = by
 	}
 	return m, nil
 }
 
 // parseAttribute parses an attribute or intrinsic reference (for select, by, metrics).
+// parseAttributeList parses "(a, b, ...)": one attribute or more.
+func (p *parser) parseAttributeList() ([]Attribute, error) {
+	if _, err := p.expect("("); err != nil {
+		return nil, err
+	}
+	var attrs []Attribute
+	for {
+		a, err := p.parseAttribute()
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, a)
+		if !p.isOp(",") {
+			break
+		}
+		p.advance()
+	}
+	if _, err := p.expect(")"); err != nil {
+		return nil, err
+	}
+	return attrs, nil
+}
+
 func (p *parser) parseAttribute() (Attribute, error) {
 	t := p.peek()
 	e, err := p.parsePrimary()
@@ -298,64 +293,61 @@ func (p *parser) parseAttribute() (Attribute, error) {
 	return *a, nil
 }
 
+// Operator levels parsed by leftAssoc, from the operator's text to its Op.
+var (
+	spansetOrOps  = map[string]Op{"||": OpOr}
+	spansetAndOps = map[string]Op{"&&": OpAnd}
+	orOps         = map[string]Op{"||": OpOr}
+	andOps        = map[string]Op{"&&": OpAnd}
+	addOps        = map[string]Op{"+": OpAdd, "-": OpSub}
+	mulOps        = map[string]Op{"*": OpMul, "/": OpDiv, "%": OpMod}
+	scalarMulOps  = map[string]Op{"*": OpMul, "/": OpDiv}
+)
+
+// leftAssoc parses operand (op operand)* for the operators of one precedence level, joining left to right.
+func leftAssoc[E any](p *parser, ops map[string]Op, operand func() (E, error), join func(op Op, l, r E) E) (E, error) {
+	var zero E
+	l, err := operand()
+	if err != nil {
+		return zero, err
+	}
+	for {
+		t := p.peek()
+		op, ok := ops[t.text]
+		if t.kind != tOp || !ok {
+			return l, nil
+		}
+		p.advance()
+		r, err := operand()
+		if err != nil {
+			return zero, err
+		}
+		l = join(op, l, r)
+	}
+}
+
+func joinSpanset(op Op, l, r SpansetExpr) SpansetExpr { return &SpansetOp{Op: op, L: l, R: r} }
+func joinField(op Op, l, r FieldExpr) FieldExpr       { return &BinaryExpr{Op: op, L: l, R: r} }
+func joinScalar(op Op, l, r ScalarExpr) ScalarExpr    { return &ScalarBinary{Op: op, L: l, R: r} }
+
 // Spanset expressions: || lowest, then &&, then structural operators.
 func (p *parser) parseSpansetExpr() (SpansetExpr, error) {
 	if err := p.enter(); err != nil {
 		return nil, err
 	}
 	defer p.leave()
-	l, err := p.parseSpansetAnd()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("||") {
-		p.advance()
-		r, err := p.parseSpansetAnd()
-		if err != nil {
-			return nil, err
-		}
-		l = &SpansetOp{Op: OpOr, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, spansetOrOps, p.parseSpansetAnd, joinSpanset)
 }
 
 func (p *parser) parseSpansetAnd() (SpansetExpr, error) {
-	l, err := p.parseSpansetStructural()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("&&") {
-		p.advance()
-		r, err := p.parseSpansetStructural()
-		if err != nil {
-			return nil, err
-		}
-		l = &SpansetOp{Op: OpAnd, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, spansetAndOps, p.parseSpansetStructural, joinSpanset)
 }
 
 var structuralOps = map[string]Op{">": OpChild, ">>": OpDesc, "<": OpParent, "<<": OpAnc, "~": OpSibling,
 	"!>": OpNChild, "!>>": OpNDesc, "!<": OpNParent, "!<<": OpNAnc, "!~": OpNSib}
 
 func (p *parser) parseSpansetStructural() (SpansetExpr, error) {
-	l, err := p.parseSpansetPrimary()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		t := p.peek()
-		op, ok := structuralOps[t.text]
-		if t.kind != tOp || !ok {
-			return l, nil
-		}
-		p.advance()
-		r, err := p.parseSpansetPrimary()
-		if err != nil {
-			return nil, err
-		}
-		l = &SpansetOp{Op: op, L: l, R: r}
-	}
+	return leftAssoc(p, structuralOps, p.parseSpansetPrimary, joinSpanset)
 }
 
 func (p *parser) parseSpansetPrimary() (SpansetExpr, error) {
@@ -421,35 +413,11 @@ func (p *parser) parseFieldExpr() (FieldExpr, error) {
 }
 
 func (p *parser) parseOr() (FieldExpr, error) {
-	l, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("||") {
-		p.advance()
-		r, err := p.parseAnd()
-		if err != nil {
-			return nil, err
-		}
-		l = &BinaryExpr{Op: OpOr, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, orOps, p.parseAnd, joinField)
 }
 
 func (p *parser) parseAnd() (FieldExpr, error) {
-	l, err := p.parseCmp()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("&&") {
-		p.advance()
-		r, err := p.parseCmp()
-		if err != nil {
-			return nil, err
-		}
-		l = &BinaryExpr{Op: OpAnd, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, andOps, p.parseCmp, joinField)
 }
 
 var cmpOps = map[string]Op{"=": OpEq, "!=": OpNeq, ">": OpGt, ">=": OpGte, "<": OpLt, "<=": OpLte, "=~": OpRe, "!~": OpNre}
@@ -529,35 +497,11 @@ func intrinsicType(i Intrinsic) Type {
 }
 
 func (p *parser) parseAdd() (FieldExpr, error) {
-	l, err := p.parseMul()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("+") || p.isOp("-") {
-		op := Op(p.advance().text)
-		r, err := p.parseMul()
-		if err != nil {
-			return nil, err
-		}
-		l = &BinaryExpr{Op: op, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, addOps, p.parseMul, joinField)
 }
 
 func (p *parser) parseMul() (FieldExpr, error) {
-	l, err := p.parsePow()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("*") || p.isOp("/") || p.isOp("%") {
-		op := Op(p.advance().text)
-		r, err := p.parsePow()
-		if err != nil {
-			return nil, err
-		}
-		l = &BinaryExpr{Op: op, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, mulOps, p.parsePow, joinField)
 }
 
 func (p *parser) parsePow() (FieldExpr, error) {
@@ -617,17 +561,40 @@ var keywordStatics = map[string]Static{
 var scopeNames = map[string]AttrScope{"": ScopeAny, "span": ScopeSpan, "resource": ScopeResource, "event": ScopeEvent,
 	"link": ScopeLink, "instrumentation": ScopeInstrumentation, "parent": ScopeParent}
 
+// closeParen parses what follows an opening parenthesis: inner, then ")".
+func closeParen[E any](p *parser, inner func() (E, error)) (E, error) {
+	var zero E
+	e, err := inner()
+	if err != nil {
+		return zero, err
+	}
+	if _, err := p.expect(")"); err != nil {
+		return zero, err
+	}
+	return e, nil
+}
+
+// numberLiteral is the value of an int, float or duration token.
+func numberLiteral(t token) (Static, bool) {
+	switch t.kind {
+	case tInt:
+		return NewInt(t.i), true
+	case tFloat:
+		return NewFloat(t.f), true
+	case tDuration:
+		return Static{Type: TypeDuration, N: t.i}, true
+	}
+	return Static{}, false
+}
+
 func (p *parser) parsePrimary() (FieldExpr, error) {
 	t := p.advance()
+	if v, ok := numberLiteral(t); ok {
+		return &StaticExpr{V: v}, nil
+	}
 	switch t.kind {
 	case tString:
 		return &StaticExpr{V: NewString(t.text)}, nil
-	case tInt:
-		return &StaticExpr{V: NewInt(t.i)}, nil
-	case tFloat:
-		return &StaticExpr{V: NewFloat(t.f)}, nil
-	case tDuration:
-		return &StaticExpr{V: Static{Type: TypeDuration, N: t.i}}, nil
 	case tAttr:
 		a := &Attribute{Scope: scopeNames[t.scope], Name: t.text, Text: t.String()}
 		p.noteAttr(*a)
@@ -648,14 +615,7 @@ func (p *parser) parsePrimary() (FieldExpr, error) {
 		return nil, p.errAt(t, "unknown identifier %q: attributes need a scope, e.g. .%s, span.%s or resource.%s", t.text, t.text, t.text, t.text)
 	case tOp:
 		if t.text == "(" {
-			e, err := p.parseFieldExpr()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := p.expect(")"); err != nil {
-				return nil, err
-			}
-			return e, nil
+			return closeParen(p, p.parseFieldExpr)
 		}
 	}
 	return nil, p.errAt(t, "expected a value, attribute or intrinsic, found %s", t)
@@ -688,35 +648,11 @@ func (p *parser) parseScalarFilter() (Stage, error) {
 }
 
 func (p *parser) parseScalarAdd() (ScalarExpr, error) {
-	l, err := p.parseScalarMul()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("+") || p.isOp("-") {
-		op := Op(p.advance().text)
-		r, err := p.parseScalarMul()
-		if err != nil {
-			return nil, err
-		}
-		l = &ScalarBinary{Op: op, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, addOps, p.parseScalarMul, joinScalar)
 }
 
 func (p *parser) parseScalarMul() (ScalarExpr, error) {
-	l, err := p.parseScalarPrimary()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("*") || p.isOp("/") {
-		op := Op(p.advance().text)
-		r, err := p.parseScalarPrimary()
-		if err != nil {
-			return nil, err
-		}
-		l = &ScalarBinary{Op: op, L: l, R: r}
-	}
-	return l, nil
+	return leftAssoc(p, scalarMulOps, p.parseScalarPrimary, joinScalar)
 }
 
 func (p *parser) parseScalarPrimary() (ScalarExpr, error) {
@@ -725,23 +661,13 @@ func (p *parser) parseScalarPrimary() (ScalarExpr, error) {
 	}
 	defer p.leave()
 	t := p.advance()
+	if v, ok := numberLiteral(t); ok {
+		return &ScalarStatic{V: v}, nil
+	}
 	switch t.kind {
-	case tInt:
-		return &ScalarStatic{V: NewInt(t.i)}, nil
-	case tFloat:
-		return &ScalarStatic{V: NewFloat(t.f)}, nil
-	case tDuration:
-		return &ScalarStatic{V: Static{Type: TypeDuration, N: t.i}}, nil
 	case tOp:
 		if t.text == "(" {
-			e, err := p.parseScalarAdd()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := p.expect(")"); err != nil {
-				return nil, err
-			}
-			return e, nil
+			return closeParen(p, p.parseScalarAdd)
 		}
 		if t.text == "-" {
 			e, err := p.parseScalarPrimary()

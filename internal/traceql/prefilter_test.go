@@ -27,12 +27,44 @@ func prefilterPasses(p *Prefilter, t *Trace) bool {
 	return true
 }
 
+// domainOf is the exact domain of a trace's spans.
+func domainOf(t *Trace) *Domain {
+	d := &Domain{Known: ColName | ColService | ColDuration | ColKind | ColStatus, MinDuration: 1 << 62, MaxDuration: -1 << 62}
+	for k := range t.Spans {
+		c := columnsOf(&t.Spans[k])
+		d.Names = append(d.Names, c.Name)
+		d.Services = append(d.Services, c.Service)
+		d.Kinds = append(d.Kinds, c.Kind)
+		d.Statuses = append(d.Statuses, c.Status)
+		d.MinDuration = min(d.MinDuration, c.Duration)
+		d.MaxDuration = max(d.MaxDuration, c.Duration)
+	}
+	return d
+}
+
+// domainPasses says whether the trace's spans, taken as one group, get past the prefilter by their domain.
+func domainPasses(p *Prefilter, t *Trace) bool {
+	if p == nil {
+		return true
+	}
+	d := domainOf(t)
+	for i := 0; i < p.Len(); i++ {
+		if !p.MaybeIn(i, d) {
+			return false
+		}
+	}
+	return true
+}
+
 func TestPrefilter(t *testing.T) {
 	tr := testTrace()
 	for _, tc := range []struct {
 		q       string
 		prunes  bool // the prefilter rules the test trace out
 		noPrune bool // the query gives no prefilter at all
+		// domainLoose: the domain check (value sets and duration range of all spans together) cannot rule the
+		// trace out although the per-span prefilter does
+		domainLoose bool
 	}{
 		{q: `{ resource.service.name = "frontend" && duration > 50ms }`},
 		{q: `{ resource.service.name = "nope" && duration > 50ms }`, prunes: true},
@@ -66,6 +98,12 @@ func TestPrefilter(t *testing.T) {
 		}
 		if matched := len(q.Eval(tr)) > 0; matched && !passes {
 			t.Errorf("%s: the query matches but the prefilter ruled the trace out", tc.q)
+		}
+		if passes && !domainPasses(p, tr) {
+			t.Errorf("%s: a span passes the prefilter but the domain of all spans rules them out", tc.q)
+		}
+		if dp, want := domainPasses(p, tr), !tc.prunes || tc.domainLoose; dp != want {
+			t.Errorf("%s: domain passes=%v, want %v", tc.q, dp, want)
 		}
 	}
 }

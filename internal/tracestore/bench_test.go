@@ -81,3 +81,41 @@ func BenchmarkSearch(b *testing.B) {
 	}
 	b.ReportMetric(float64(50000*b.N)/b.Elapsed().Seconds(), "spans/s")
 }
+
+// BenchmarkSearchBlocks searches 4 flushed blocks of 5k traces (50k spans each, 200k spans). The queries differ
+// in what can skip work: the block summaries in meta.json (no such service; no backend span that long), or
+// nothing but the column scan (a name and a duration that each occur, but never on one span).
+func BenchmarkSearchBlocks(b *testing.B) {
+	cfg := testConfig(b.TempDir())
+	cfg.Limits.MaxBytesPerTrace = 0
+	s := openStore(b, cfg)
+	defer s.closeNoFlush()
+	ctx := context.Background()
+	const blocks, perBlock = 4, 5000
+	for k := 0; k < blocks; k++ {
+		for i := k * perBlock; i < (k+1)*perBlock; i += 100 {
+			if err := s.Push(ctx, tn, batch(i, 100, 10)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.CutAndFlush(ctx, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct{ name, q string }{
+		{"no_such_service", `{ resource.service.name = "x" && duration > 500ms }`},
+		{"service_duration_out_of_range", `{ resource.service.name = "backend" && duration > 500ms }`},
+		{"column_scan_no_match", `{ name = "step-3" && duration > 200ms }`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			q := mustQuery(b, bc.q)
+			for b.Loop() {
+				res, err := s.Search(ctx, tn, SearchRequest{Query: q, Limit: 20})
+				if err != nil || len(res.Traces) != 0 {
+					b.Fatalf("%v, %d traces", err, len(res.Traces))
+				}
+			}
+			b.ReportMetric(float64(blocks*perBlock*10*b.N)/b.Elapsed().Seconds(), "spans/s")
+		})
+	}
+}

@@ -41,7 +41,6 @@ const (
 	indexFile     = "index"
 	bloomFile     = "bloom"
 	metaFile      = "meta.json"
-	rowsPerGroup  = 50_000
 	bloomFPRate   = 0.01
 	maxTagValues  = 200
 	indexEntrySz  = 24
@@ -49,6 +48,9 @@ const (
 	bloomMagic    = "SPTB0001"
 	maxValueBytes = 256
 )
+
+// rowsPerGroup is the number of spans per parquet row group (a variable so that tests can make many small ones).
+var rowsPerGroup int64 = 50_000
 
 type spanRow struct {
 	TraceID    []byte `parquet:"trace_id"`
@@ -81,6 +83,9 @@ type blockMeta struct {
 	CreatedAt     time.Time `json:"createdAt"`
 	// Tags lists attribute keys and some of their values by scope (span, resource), for the tags API.
 	Tags map[string]map[string][]string `json:"tags"`
+	// Columns summarises the plain columns, so that a search can skip the block without opening it. Blocks
+	// written before it existed have none.
+	Columns *colStats `json:"columns,omitempty"`
 }
 
 type indexEntry struct {
@@ -147,12 +152,16 @@ func (in *instance) loadBlocks(ctx context.Context) error {
 
 // bucketReaderAt reads ranges of an object.
 type bucketReaderAt struct {
-	ctx  context.Context
-	bkt  bucket.Bucket
-	name string
+	ctx   context.Context
+	bkt   bucket.Bucket
+	name  string
+	cache *rangeCache // nil: none
 }
 
 func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if r.cache.get(r.name, off, p) {
+		return len(p), nil
+	}
 	rc, err := r.bkt.GetRange(r.ctx, r.name, off, int64(len(p)))
 	if err != nil {
 		return 0, err
@@ -161,6 +170,9 @@ func (r *bucketReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := io.ReadFull(rc, p)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.EOF
+	}
+	if err == nil {
+		r.cache.put(r.name, off, p)
 	}
 	return n, err
 }
@@ -192,7 +204,7 @@ func (in *instance) open(ctx context.Context, b *block) error {
 		}
 		b.index, b.bloom = idx, bf
 	}
-	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile}
+	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile, cache: in.s.cache}
 	f, err := parquet.OpenFile(ra, b.meta.Size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return fmt.Errorf("block %s: open parquet: %w", b.meta.ULID, err)

@@ -116,6 +116,7 @@ type blockWriter struct {
 	index []indexEntry
 	meta  blockMeta
 	tags  *tagSummary
+	stats *statsBuilder
 	n     int
 }
 
@@ -129,7 +130,7 @@ func (in *instance) newBlockWriter(ctx context.Context, level int) (*blockWriter
 		return nil, fmt.Errorf("write block: %w", err)
 	}
 	bw := &blockWriter{in: in, ctx: ctx, tmp: f, bw: bufio.NewWriterSize(f, 1<<20), rows: make([]spanRow, 0, 1024),
-		tags: newTagSummary(),
+		tags: newTagSummary(), stats: newStatsBuilder(),
 		meta: blockMeta{Format: blockFormat, Tenant: in.tenant, Level: level, CreatedAt: in.s.now().UTC()}}
 	bw.w = parquet.NewGenericWriter[spanRow](bw.bw, parquet.Compression(&parquet.Zstd), parquet.MaxRowsPerRowGroup(rowsPerGroup))
 	return bw, nil
@@ -162,6 +163,7 @@ func (bw *blockWriter) add(tid pcommon.TraceID, r spanRow) error {
 	if en > bw.meta.EndUnixNano {
 		bw.meta.EndUnixNano = en
 	}
+	bw.stats.add(&r)
 	bw.n++
 	bw.rows = append(bw.rows, r)
 	if len(bw.rows) == cap(bw.rows) {
@@ -227,6 +229,7 @@ func (bw *blockWriter) finish() (*block, error) {
 	meta.MaxTraceID = index[len(index)-1].id.String()
 	meta.Size = size
 	meta.Tags = bw.tags.result()
+	meta.Columns = bw.stats.result()
 
 	bloom := newBloom(len(index), bloomFPRate)
 	idx := make([]byte, 0, len(indexMagic)+4+len(index)*indexEntrySz)

@@ -70,6 +70,7 @@ func (in *instance) deleteBlock(ctx context.Context, b *block) error {
 			return fmt.Errorf("delete block %s/%s: %w", b.meta.ULID, f, err)
 		}
 	}
+	in.s.cache.drop(prefix + dataFile)
 	in.s.m.deleted.Inc()
 	return nil
 }

@@ -28,6 +28,9 @@ type Config struct {
 	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: the filesystem under
 	// <data_dir>/blocks.
 	Storage bucket.Config `mapstructure:"storage"`
+	// ReadCacheBytes keeps this many bytes of recently read block ranges in memory when blocks live in an object
+	// store (not used for the filesystem backend, where the OS caches pages). 0 disables it.
+	ReadCacheBytes int64 `mapstructure:"read_cache_bytes"`
 
 	// TraceIdlePeriod: a trace that received no span for this long is complete and moves to the next block.
 	TraceIdlePeriod time.Duration `mapstructure:"trace_idle_period"`
@@ -93,6 +96,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir:            dataDir,
 		WAL:                WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
+		ReadCacheBytes:     64 << 20,
 		TraceIdlePeriod:    10 * time.Second,
 		MaxBlockDuration:   5 * time.Minute,
 		MaxBlockBytes:      32 << 20,
@@ -151,6 +155,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 {
 		return errors.New("flush_interval: must be positive")
+	}
+	if c.ReadCacheBytes < 0 {
+		return errors.New("read_cache_bytes must not be negative")
 	}
 	if c.MaxLiveBytes < 0 {
 		return errors.New("max_live_bytes: must not be negative (0 disables the bound)")

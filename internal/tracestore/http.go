@@ -1,8 +1,10 @@
 package tracestore
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,7 +163,7 @@ func (a *API) traceV1(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	b, err := tempoTraceJSON(td, "batches")
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -190,7 +192,7 @@ func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(out)
 		return
 	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	b, err := tempoTraceJSON(td, "resourceSpans")
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -198,7 +200,77 @@ func (a *API) traceV2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", mimeJSON)
 	_, _ = w.Write([]byte(`{"trace":`))
 	_, _ = w.Write(b)
-	_, _ = w.Write([]byte("}\n"))
+	_, _ = fmt.Fprintf(w, `,"metrics":{"inspectedBytes":"%d"}}`+"\n", traceBytes(td))
+}
+
+// tempoTraceJSON renders a trace as Tempo's HTTP API does: the protobuf JSON mapping of its Trace message
+// (gogo jsonpb), not OTLP/JSON. Ids are base64, span kind and status code are enum names; v1 calls the list
+// of resource spans "batches".
+func tempoTraceJSON(td ptrace.Traces, listKey string) ([]byte, error) {
+	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	rss, _ := doc["resourceSpans"].([]any)
+	for _, rs := range rss {
+		for _, ss := range asList(asMap(rs)["scopeSpans"]) {
+			for _, sp := range asList(asMap(ss)["spans"]) {
+				span := asMap(sp)
+				hexToBase64(span, "traceId", "spanId", "parentSpanId")
+				if k, ok := span["kind"].(json.Number); ok {
+					n, _ := k.Int64()
+					span["kind"] = "SPAN_KIND_" + strings.ToUpper(ptrace.SpanKind(n).String())
+				}
+				if st := asMap(span["status"]); st != nil {
+					if c, ok := st["code"].(json.Number); ok {
+						n, _ := c.Int64()
+						st["code"] = statusEnum(ptrace.StatusCode(n))
+					}
+				}
+				for _, l := range asList(span["links"]) {
+					hexToBase64(asMap(l), "traceId", "spanId")
+				}
+			}
+		}
+	}
+	if rss == nil {
+		rss = []any{}
+	}
+	return json.Marshal(map[string]any{listKey: rss})
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+func asList(v any) []any         { l, _ := v.([]any); return l }
+
+func hexToBase64(m map[string]any, keys ...string) {
+	for _, k := range keys {
+		if s, ok := m[k].(string); ok {
+			if b, err := hex.DecodeString(s); err == nil {
+				m[k] = base64.StdEncoding.EncodeToString(b)
+			}
+		}
+	}
+}
+
+func statusEnum(c ptrace.StatusCode) string {
+	switch c {
+	case ptrace.StatusCodeOk:
+		return "STATUS_CODE_OK"
+	case ptrace.StatusCodeError:
+		return "STATUS_CODE_ERROR"
+	}
+	return "STATUS_CODE_UNSET"
+}
+
+// traceBytes is the size of the trace's protobuf encoding (Tempo's inspectedBytes of a trace by id).
+func traceBytes(td ptrace.Traces) int {
+	return (&ptrace.ProtoMarshaler{}).TracesSize(td)
 }
 
 // parseQuery parses q, or builds a query from the older tags= (logfmt) parameter.
@@ -282,13 +354,19 @@ type searchResponse struct {
 }
 
 type traceJSON struct {
-	TraceID           string        `json:"traceID"`
-	RootServiceName   string        `json:"rootServiceName"`
-	RootTraceName     string        `json:"rootTraceName,omitempty"`
-	StartTimeUnixNano string        `json:"startTimeUnixNano"`
-	DurationMs        uint64        `json:"durationMs"`
-	SpanSet           *spanSetJSON  `json:"spanSet,omitempty"`
-	SpanSets          []spanSetJSON `json:"spanSets"`
+	TraceID           string                      `json:"traceID"`
+	RootServiceName   string                      `json:"rootServiceName"`
+	RootTraceName     string                      `json:"rootTraceName,omitempty"`
+	StartTimeUnixNano string                      `json:"startTimeUnixNano"`
+	DurationMs        uint64                      `json:"durationMs"`
+	SpanSet           *spanSetJSON                `json:"spanSet,omitempty"`
+	SpanSets          []spanSetJSON               `json:"spanSets"`
+	ServiceStats      map[string]serviceStatsJSON `json:"serviceStats,omitempty"`
+}
+
+type serviceStatsJSON struct {
+	SpanCount  int `json:"spanCount"`
+	ErrorCount int `json:"errorCount,omitempty"`
 }
 
 type spanSetJSON struct {
@@ -417,6 +495,9 @@ func renderSearch(res *SearchResult) searchResponse {
 			StartTimeUnixNano: strconv.FormatUint(m.StartUnixNano, 10), DurationMs: m.DurationNanos / 1e6, SpanSets: []spanSetJSON{}}
 		for _, ss := range m.SpanSets {
 			sj := spanSetJSON{Spans: []spanJSON{}, Matched: ss.Matched}
+			if ss.ScalarName != "" {
+				sj.Attributes = append(sj.Attributes, kvJSON{Key: ss.ScalarName, Value: staticValue(ss.Scalar)})
+			}
 			for _, g := range ss.GroupBy {
 				sj.Attributes = append(sj.Attributes, kvJSON{Key: "by(" + g.Name + ")", Value: staticValue(g.Value)})
 			}
@@ -429,6 +510,12 @@ func renderSearch(res *SearchResult) searchResponse {
 				sj.Spans = append(sj.Spans, spj)
 			}
 			tj.SpanSets = append(tj.SpanSets, sj)
+		}
+		if len(m.ServiceStats) > 0 {
+			tj.ServiceStats = map[string]serviceStatsJSON{}
+			for svc, st := range m.ServiceStats {
+				tj.ServiceStats[svc] = serviceStatsJSON{SpanCount: st.SpanCount, ErrorCount: st.ErrorCount}
+			}
 		}
 		if len(tj.SpanSets) > 0 {
 			first := tj.SpanSets[0]
@@ -477,8 +564,12 @@ func (a *API) tagsV1(w http.ResponseWriter, r *http.Request) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	writeJSON(w, map[string]any{"tagNames": names, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagNames": names, "metrics": tagsMetrics})
 }
+
+// tagsMetrics is the metrics object of the tags APIs (Tempo's MetadataMetrics). Tags come from block summaries
+// and memory, not from reading blocks, so nothing is counted as inspected.
+var tagsMetrics = map[string]any{"inspectedBytes": "0"}
 
 type scopeJSON struct {
 	Name string   `json:"name"`
@@ -509,7 +600,7 @@ func (a *API) tagsV2(w http.ResponseWriter, r *http.Request) {
 	if scopes == nil {
 		scopes = []scopeJSON{}
 	}
-	writeJSON(w, map[string]any{"scopes": scopes, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"scopes": scopes, "metrics": tagsMetrics})
 }
 
 func (a *API) tagValues(w http.ResponseWriter, r *http.Request) ([]TagValue, bool) {
@@ -522,11 +613,11 @@ func (a *API) tagValues(w http.ResponseWriter, r *http.Request) ([]TagValue, boo
 		httpError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
+	// As Tempo, a q that does not parse (an editor sends half-typed queries while completing) filters nothing.
 	var q *traceql.Query
 	if qs := r.FormValue("q"); qs != "" {
-		if q, err = traceql.Parse(qs); err != nil {
-			httpError(w, http.StatusBadRequest, "invalid TraceQL query: "+err.Error())
-			return nil, false
+		if pq, perr := traceql.Parse(qs); perr == nil {
+			q = pq
 		}
 	}
 	limit, err := intParam(r, "limit")
@@ -555,7 +646,7 @@ func (a *API) tagValuesV1(w http.ResponseWriter, r *http.Request) {
 			out = append(out, v.Value)
 		}
 	}
-	writeJSON(w, map[string]any{"tagValues": out, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagValues": out, "metrics": tagsMetrics})
 }
 
 func (a *API) tagValuesV2(w http.ResponseWriter, r *http.Request) {
@@ -571,7 +662,7 @@ func (a *API) tagValuesV2(w http.ResponseWriter, r *http.Request) {
 	for _, v := range vals {
 		out = append(out, tv{Type: v.Type, Value: v.Value})
 	}
-	writeJSON(w, map[string]any{"tagValues": out, "metrics": map[string]any{}})
+	writeJSON(w, map[string]any{"tagValues": out, "metrics": tagsMetrics})
 }
 
 func (a *API) buildinfo(w http.ResponseWriter, _ *http.Request) {

@@ -14,6 +14,9 @@ type storeMetrics struct {
 	blockBytes    prometheus.Counter
 	compactions   prometheus.Counter
 	deleted       prometheus.Counter
+
+	searchBlocksSkipped    prometheus.Counter
+	searchRowGroupsSkipped prometheus.Counter
 }
 
 func newStoreMetrics() *storeMetrics {
@@ -29,11 +32,16 @@ func newStoreMetrics() *storeMetrics {
 		blockBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_block_bytes_written_total", Help: "Parquet bytes written to the bucket."}),
 		compactions:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_compactions_total", Help: "Compactions that merged blocks."}),
 		deleted:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_blocks_deleted_total", Help: "Blocks deleted by retention or after compaction."}),
+		searchBlocksSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_search_blocks_skipped_total",
+			Help: "Blocks a search skipped by their meta.json column summary, without opening them."}),
+		searchRowGroupsSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_search_row_groups_skipped_total",
+			Help: "Row groups a search skipped by their column statistics and dictionaries."}),
 	}
 }
 
 // Collectors returns the store's metrics for registration.
 func (s *Store) Collectors() []prometheus.Collector {
 	m := s.m
-	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted}
+	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted,
+		m.searchBlocksSkipped, m.searchRowGroupsSkipped}
 }

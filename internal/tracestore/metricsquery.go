@@ -246,27 +246,14 @@ type metricsRangeJSON struct {
 }
 
 type seriesJSON struct {
-	Labels     []kvJSON     `json:"labels"`
-	Samples    []sampleJSON `json:"samples,omitempty"`
-	Value      *float64     `json:"value,omitempty"`
-	PromLabels string       `json:"promLabels"`
+	Labels  []kvJSON     `json:"labels"`
+	Samples []sampleJSON `json:"samples,omitempty"`
+	Value   *float64     `json:"value,omitempty"`
 }
 
 type sampleJSON struct {
 	TimestampMs string  `json:"timestampMs"`
 	Value       float64 `json:"value"`
-}
-
-func promLabels(ls []SeriesLabel) string {
-	parts := make([]string, 0, len(ls))
-	for _, l := range ls {
-		v := l.Value.S
-		if l.Value.Type != traceql.TypeString {
-			v = l.Value.String()
-		}
-		parts = append(parts, fmt.Sprintf("%s=%q", l.Name, v))
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 func labelsJSON(ls []SeriesLabel) []kvJSON {
@@ -351,12 +338,17 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 	}
 	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
 	for _, s := range res.Series {
-		sj := seriesJSON{Labels: labelsJSON(s.Labels), PromLabels: promLabels(s.Labels), Samples: []sampleJSON{}}
+		sj := seriesJSON{Labels: seriesLabels(req, s.Labels), Samples: []sampleJSON{}}
 		for i, v := range s.Values {
 			if math.IsNaN(v) {
 				continue
 			}
-			ts := req.Start.Add(time.Duration(i) * req.Step).UnixMilli()
+			// As Tempo, a sample is stamped with the end of its step: the value at T covers [T-step, T).
+			end := req.Start.Add(time.Duration(i+1) * req.Step)
+			if end.After(req.End) {
+				continue
+			}
+			ts := end.UnixMilli()
 			sj.Samples = append(sj.Samples, sampleJSON{TimestampMs: strconv.FormatInt(ts, 10), Value: v})
 		}
 		out.Series = append(out.Series, sj)
@@ -380,12 +372,23 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		v := s.Values[0]
-		out.Series = append(out.Series, seriesJSON{Labels: labelsJSON(s.Labels), PromLabels: promLabels(s.Labels), Value: &v})
+		out.Series = append(out.Series, seriesJSON{Labels: seriesLabels(req, s.Labels), Value: &v})
 	}
 	writeJSON(w, out)
 }
 
 func metricsOf(m SearchMetrics) metricsJSON {
+	// one job for memory and one per block, all done, as the search API counts them
 	return metricsJSON{InspectedTraces: m.InspectedTraces, InspectedBytes: strconv.FormatInt(m.InspectedBytes, 10),
-		InspectedSpans: strconv.Itoa(m.InspectedSpans), TotalBlocks: m.TotalBlocks}
+		InspectedSpans: strconv.Itoa(m.InspectedSpans), TotalBlocks: m.TotalBlocks,
+		CompletedJobs: m.TotalBlocks + 1, TotalJobs: m.TotalBlocks + 1}
+}
+
+// seriesLabels renders a series' labels; a series without any is named by its function (__name__), as Tempo
+// does.
+func seriesLabels(req MetricsRequest, ls []SeriesLabel) []kvJSON {
+	if len(ls) == 0 && req.Query != nil && req.Query.Metrics != nil {
+		return []kvJSON{{Key: "__name__", Value: map[string]any{"stringValue": req.Query.Metrics.Fn}}}
+	}
+	return labelsJSON(ls)
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/sprout-otel/sprout/internal/traceql"
@@ -39,52 +41,131 @@ func liveMaybe(pf *traceql.Prefilter, spans []liveSpan) bool {
 	return true
 }
 
-// columnReader reads one column of a row group value by value.
-type columnReader struct {
+// colCursor reads one plain column of a row group page by page, as typed slices: dictionary indexes for the
+// string columns (so that rows can be told apart by small integers), int64 or int32 values for the others.
+type colCursor struct {
 	pages parquet.Pages
 	page  parquet.Page
-	vals  parquet.ValueReader
-	buf   []parquet.Value
-	i, n  int
+	str   bool // a string column: ids index strs
+	ids   []int32
+	strs  []string
+	dict  parquet.Dictionary // whose values strs holds
+	own   map[string]int32   // ids of strings of pages that are not dictionary-encoded
+	gen   int                // bumped whenever ids change meaning (a new dictionary)
+	i64   []int64
+	i32   []int32
+	pos   int
+	n     int
 }
 
-func newColumnReader(rg parquet.RowGroup, col int) *columnReader {
-	return &columnReader{pages: rg.ColumnChunks()[col].Pages(), buf: make([]parquet.Value, 1024)}
+func newColCursor(rg parquet.RowGroup, col int, str bool) *colCursor {
+	return &colCursor{pages: rg.ColumnChunks()[col].Pages(), str: str}
 }
 
-func (c *columnReader) next() (parquet.Value, error) {
-	for c.i >= c.n {
-		if c.vals != nil {
-			n, err := c.vals.ReadValues(c.buf)
-			c.i, c.n = 0, n
-			if n > 0 {
-				break
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return parquet.Value{}, err
-			}
+// load makes the next value available, reading pages as needed (io.EOF past the last page).
+func (c *colCursor) load() error {
+	for c.pos >= c.n {
+		if c.page != nil {
 			parquet.Release(c.page)
-			c.vals, c.page = nil, nil
+			c.page = nil
 		}
 		p, err := c.pages.ReadPage()
 		if err != nil {
-			return parquet.Value{}, err // io.EOF past the last page
+			return err
 		}
-		c.page, c.vals = p, p.Values()
+		c.page, c.pos, c.n = p, 0, int(p.NumValues())
+		if err := c.decode(p); err != nil {
+			return err
+		}
 	}
-	v := c.buf[c.i]
-	c.i++
-	return v, nil
+	return nil
 }
 
-func (c *columnReader) close() {
+func (c *colCursor) decode(p parquet.Page) error {
+	d := p.Dictionary()
+	if c.str {
+		if d != nil {
+			if d != c.dict {
+				c.dict, c.own = d, nil
+				c.strs = make([]string, d.Len())
+				for i := range c.strs {
+					c.strs[i] = string(d.Index(int32(i)).ByteArray())
+				}
+				c.gen++
+			}
+			if data := p.Data(); data.Kind() == encoding.Int32 {
+				c.ids = data.Int32()
+				return nil
+			}
+		}
+		// not dictionary-encoded: give each distinct string an id of our own
+		vals, err := readAll(p)
+		if err != nil {
+			return err
+		}
+		if c.own == nil {
+			c.own, c.strs, c.dict = map[string]int32{}, nil, nil
+			c.gen++
+		}
+		c.ids = make([]int32, len(vals))
+		for i, v := range vals {
+			id, ok := c.own[string(v.ByteArray())]
+			if !ok {
+				id = int32(len(c.strs))
+				c.strs = append(c.strs, string(v.ByteArray()))
+				c.own[c.strs[id]] = id
+			}
+			c.ids[i] = id
+		}
+		return nil
+	}
+	if d == nil {
+		switch data := p.Data(); data.Kind() {
+		case encoding.Int64:
+			c.i64, c.i32 = data.Int64(), nil
+			return nil
+		case encoding.Int32:
+			c.i64, c.i32 = nil, data.Int32()
+			return nil
+		}
+	}
+	vals, err := readAll(p)
+	if err != nil {
+		return err
+	}
+	c.i64, c.i32 = make([]int64, len(vals)), nil
+	for i, v := range vals {
+		c.i64[i] = v.Int64()
+	}
+	return nil
+}
+
+func readAll(p parquet.Page) ([]parquet.Value, error) {
+	vals := make([]parquet.Value, p.NumValues())
+	n, err := p.Values().ReadValues(vals)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return vals[:n], nil
+}
+
+func (c *colCursor) int64At() int64 {
+	if c.i32 != nil {
+		return int64(c.i32[c.pos])
+	}
+	return c.i64[c.pos]
+}
+
+func (c *colCursor) close() {
 	if c.page != nil {
 		parquet.Release(c.page)
 	}
 	_ = c.pages.Close()
 }
 
-// candidates returns the index entries of the block's traces that pass the prefilter.
+// candidates returns the index entries of the block's traces that pass the prefilter. Row groups are pruned
+// first by their column statistics and dictionaries (rowGroupDomain); the rows of the others are read from the
+// columns the prefilter uses only.
 func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefilter) ([]indexEntry, error) {
 	if err := in.open(ctx, b); err != nil {
 		return nil, err
@@ -93,44 +174,60 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 		return b.index, nil
 	}
 	schema := b.file.Schema()
-	names := []string{"name", "service_name", "duration_nano", "kind", "status_code"}
-	cols := make([]int, len(names))
-	for i, n := range names {
+	var cols [5]int
+	for i, n := range []string{"name", "service_name", "duration_nano", "kind", "status_code"} {
 		leaf, ok := schema.Lookup(n)
 		if !ok {
 			return nil, fmt.Errorf("block %s: no column %s", b.meta.ULID, n)
 		}
 		cols[i] = leaf.ColumnIndex
 	}
+	uses := pf.Uses()
+	colBits := [5]traceql.ColumnSet{traceql.ColName, traceql.ColService, traceql.ColDuration, traceql.ColKind, traceql.ColStatus}
 	all := uint64(1)<<pf.Len() - 1
 	sat := make([]uint64, len(b.index))
-	intern := map[string]string{}
-	str := func(v parquet.Value) string {
-		bs := v.ByteArray()
-		if s, ok := intern[string(bs)]; ok {
-			return s
-		}
-		s := string(bs)
-		intern[s] = s
-		return s
-	}
+	m := pf.NewMatcher()
+	readsDur := m.ReadsDuration()
 	var row int64
 	ti := 0
 	for _, rg := range b.file.RowGroups() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rs := make([]*columnReader, len(cols))
-		for i, c := range cols {
-			rs[i] = newColumnReader(rg, c)
-		}
 		n := rg.NumRows()
-		var err error
+		dom, err := rowGroupDomain(rg, cols, uses)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: read column statistics: %w", b.meta.ULID, err)
+		}
+		if mask := maybeMask(pf, dom); mask != all {
+			// No trace that lies wholly in this row group can pass. A trace that crosses its edges may still
+			// get here what the domain allows.
+			end := row + n
+			for i := sort.Search(len(b.index), func(i int) bool { return int64(b.index[i].first)+int64(b.index[i].count) > row }); i < len(b.index) && int64(b.index[i].first) < end; i++ {
+				if e := b.index[i]; int64(e.first) < row || int64(e.first)+int64(e.count) > end {
+					sat[i] |= mask
+				}
+			}
+			in.s.m.searchRowGroupsSkipped.Inc()
+			row += n
+			continue
+		}
+		var rs [5]*colCursor
+		for i, c := range cols {
+			if uses&colBits[i] != 0 {
+				rs[i] = newColCursor(rg, c, i < 2)
+			}
+		}
+		// The terms of the predicates that do not read the duration are decided once per distinct (name id,
+		// service id, kind, status) of the row group.
+		memo := map[[4]int32]uint64{}
+		var gens [2]int
 		for r := int64(0); r < n && err == nil; r++ {
-			var v [5]parquet.Value
 			for i := range rs {
-				if v[i], err = rs[i].next(); err != nil {
-					break
+				if rs[i] != nil {
+					if err = rs[i].load(); err != nil {
+						break
+					}
 				}
 			}
 			if err != nil {
@@ -140,18 +237,57 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 			for ti < len(b.index) && int64(b.index[ti].first)+int64(b.index[ti].count) <= g {
 				ti++
 			}
-			if ti == len(b.index) || sat[ti] == all {
-				continue
+			if ti < len(b.index) && sat[ti] != all {
+				var key [4]int32
+				for i := 0; i < 2; i++ {
+					if rs[i] != nil {
+						if rs[i].gen != gens[i] {
+							gens[i] = rs[i].gen
+							clear(memo)
+						}
+						key[i] = rs[i].ids[rs[i].pos]
+					}
+				}
+				if rs[3] != nil {
+					key[2] = int32(rs[3].int64At())
+				}
+				if rs[4] != nil {
+					key[3] = int32(rs[4].int64At())
+				}
+				var c traceql.Columns
+				if rs[2] != nil {
+					c.Duration = rs[2].int64At()
+				}
+				c.Kind, c.Status = key[2], key[3]
+				base, ok := memo[key]
+				if !ok || readsDur {
+					if rs[0] != nil {
+						c.Name = rs[0].strs[key[0]]
+					}
+					if rs[1] != nil {
+						c.Service = rs[1].strs[key[1]]
+					}
+				}
+				if !ok {
+					base = m.Static(&c)
+					memo[key] = base
+				}
+				bits := base &^ sat[ti]
+				if readsDur && bits != 0 {
+					bits = m.Refine(&c, bits)
+				}
+				sat[ti] |= bits
 			}
-			c := traceql.Columns{Name: str(v[0]), Service: str(v[1]), Duration: v[2].Int64(), Kind: v[3].Int32(), Status: v[4].Int32()}
-			for p := 0; p < pf.Len(); p++ {
-				if sat[ti]&(1<<p) == 0 && pf.Maybe(p, &c) {
-					sat[ti] |= 1 << p
+			for i := range rs {
+				if rs[i] != nil {
+					rs[i].pos++
 				}
 			}
 		}
 		for _, r := range rs {
-			r.close()
+			if r != nil {
+				r.close()
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("block %s: read columns: %w", b.meta.ULID, err)
@@ -176,6 +312,11 @@ func (in *instance) scanCandidates(ctx context.Context, b *block, pf *traceql.Pr
 	if err != nil {
 		return err
 	}
+	return in.readCandidates(ctx, b, cands, fn)
+}
+
+// readCandidates reads and decodes the given traces of a block, calling fn for each until it returns false.
+func (in *instance) readCandidates(ctx context.Context, b *block, cands []indexEntry, fn func(id pcommon.TraceID, spans []traceql.Span) bool) error {
 	if len(cands) == 0 {
 		return nil
 	}

@@ -5,21 +5,46 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // TestSearchPushdownSameAsMemory runs searches over traces in memory (every span evaluated) and again over the
 // same traces in a block (column prefilter first): both must find the same traces.
 func TestSearchPushdownSameAsMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		rowsPerRG   int64
+		flushEvery  int // push this many batches per block (0: one block at the end)
+		wantSkipped bool
+	}{
+		{name: "one block, one row group", rowsPerRG: 50_000},
+		{name: "row groups of 7 spans, traces across their edges", rowsPerRG: 7, wantSkipped: true},
+		{name: "many blocks of small row groups", rowsPerRG: 5, flushEvery: 4, wantSkipped: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := rowsPerGroup
+			rowsPerGroup = tc.rowsPerRG
+			defer func() { rowsPerGroup = old }()
+			testPushdownSameAsMemory(t, tc.flushEvery, tc.wantSkipped)
+		})
+	}
+}
+
+func testPushdownSameAsMemory(t *testing.T, flushEvery int, wantSkipped bool) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
 	defer s.Shutdown(ctx)
+	var batches []ptrace.Traces
 	for i := 0; i < 60; i += 20 {
-		if err := s.Push(ctx, tn, batch(i, 20, 1+i%7)); err != nil {
-			t.Fatal(err)
-		}
+		batches = append(batches, batch(i, 20, 1+i%7))
 	}
 	for i := 60; i < 90; i++ {
-		if err := s.Push(ctx, tn, batch(i, 1, 1+i%9)); err != nil {
+		batches = append(batches, batch(i, 1, 1+i%9))
+	}
+	for _, b := range batches {
+		if err := s.Push(ctx, tn, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,6 +56,9 @@ func TestSearchPushdownSameAsMemory(t *testing.T) {
 		`{ kind = server && duration >= 500ms } || { name = "step-8" }`,
 		`{ span.step = "3" }`,
 		`{ !(name = "GET /checkout") && duration < 100ms }`,
+		`{ name = "step-8" }`,
+		`{ kind = server } >> { name = "step-6" && status = error }`,
+		`{ duration > 799ms }`,
 	}
 	run := func() map[string]string {
 		out := map[string]string{}
@@ -49,6 +77,22 @@ func TestSearchPushdownSameAsMemory(t *testing.T) {
 		return out
 	}
 	mem := run()
+	if flushEvery > 0 {
+		// the same data again, as blocks of a few batches each (a fresh store: no live traces to merge with)
+		_ = s.Shutdown(ctx)
+		s = openStore(t, testConfig(t.TempDir()))
+		defer s.Shutdown(ctx)
+		for i, b := range batches {
+			if err := s.Push(ctx, tn, b); err != nil {
+				t.Fatal(err)
+			}
+			if (i+1)%flushEvery == 0 {
+				if err := s.CutAndFlush(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
 	if err := s.CutAndFlush(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -64,4 +108,10 @@ func TestSearchPushdownSameAsMemory(t *testing.T) {
 	if mem[queries[0]] == "[]" || mem[queries[2]] == "[]" {
 		t.Fatalf("test data matches nothing: %v", mem)
 	}
+	skipped := testutil.ToFloat64(s.m.searchRowGroupsSkipped) + testutil.ToFloat64(s.m.searchBlocksSkipped)
+	if wantSkipped && skipped == 0 {
+		t.Errorf("no row group or block was skipped")
+	}
+	t.Logf("%d blocks; skipped %v row groups, %v blocks", len(s.lookupInstance(tn).blockList()),
+		testutil.ToFloat64(s.m.searchRowGroupsSkipped), testutil.ToFloat64(s.m.searchBlocksSkipped))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -155,14 +156,23 @@ type TraceMatch struct {
 	StartUnixNano   uint64
 	DurationNanos   uint64
 	SpanSets        []MatchedSpanSet
+	// ServiceStats counts spans and error spans per service over the whole trace.
+	ServiceStats map[string]ServiceStats
+}
+
+// ServiceStats is one service's share of a trace.
+type ServiceStats struct {
+	SpanCount  int
+	ErrorCount int
 }
 
 // MatchedSpanSet is one spanset of a trace match, cut to spss spans.
 type MatchedSpanSet struct {
-	Spans   []MatchedSpan
-	Matched int
-	Scalar  traceql.Static
-	GroupBy []traceql.GroupValue
+	Spans      []MatchedSpan
+	Matched    int
+	Scalar     traceql.Static
+	ScalarName string
+	GroupBy    []traceql.GroupValue
 }
 
 // MatchedSpan is a span of a spanset with the attributes the query named.
@@ -232,6 +242,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		return len(res.Traces) < req.Limit
 	}
 	pf := req.Query.Prefilter()
+	blocks := in.blockList()
+	res.Metrics.TotalBlocks = len(blocks)
+	res.Metrics.TotalJobs = len(blocks) + 1
 	mem := in.snapshot()
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
@@ -248,18 +261,21 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			return finish(res), nil
 		}
 	}
-	blocks := in.blockList()
-	res.Metrics.TotalBlocks = len(blocks)
-	res.Metrics.TotalJobs = len(blocks) + 1
 	res.Metrics.CompletedJobs = 1
-	for i := len(blocks) - 1; i >= 0; i-- {
-		b := blocks[i]
-		if !req.Range.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+	order := make([]*block, 0, len(blocks))
+	for i := len(blocks) - 1; i >= 0; i-- { // newest first
+		order = append(order, blocks[i])
+	}
+	cands := in.prefetchCandidates(ctx, order, pf, req.Range)
+	defer cands.stop()
+	for i, b := range order {
+		c := cands.get(i)
+		if c.skip {
 			res.Metrics.CompletedJobs++
 			continue
 		}
 		more := true
-		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
+		visitBlock := func(id pcommon.TraceID, spans []traceql.Span) bool {
 			var st, en uint64
 			for k, sp := range spans {
 				if a := uint64(sp.Span.StartTimestamp()); k == 0 || a < st {
@@ -271,7 +287,15 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			}
 			more = visit(id, dedupe(spans), st, en)
 			return more
-		})
+		}
+		err := c.err
+		if err == nil {
+			if pf == nil {
+				err = in.scanBlock(ctx, b, visitBlock)
+			} else {
+				err = in.readCandidates(ctx, b, c.entries, visitBlock)
+			}
+		}
 		if err != nil {
 			if err = s.skipDamaged(in.tenant, b, err); err != nil {
 				return nil, s.timeoutErr(err)
@@ -285,6 +309,73 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	}
 	return finish(res), nil
 }
+
+// blockCands is the first phase of searching one block: skipped entirely, or the traces that passed the
+// prefilter.
+type blockCands struct {
+	skip    bool
+	entries []indexEntry
+	err     error
+	held    bool // computed by a worker that holds a place in the window
+}
+
+// candPrefetch computes the candidates of blocks ahead of the search that consumes them in order, on up to
+// GOMAXPROCS blocks at once and never more than that many blocks ahead of the consumer.
+type candPrefetch struct {
+	results []chan blockCands
+	window  chan struct{}
+	cancel  context.CancelFunc
+}
+
+func (in *instance) prefetchCandidates(ctx context.Context, order []*block, pf *traceql.Prefilter, tr TimeRange) *candPrefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	workers := runtime.GOMAXPROCS(0)
+	p := &candPrefetch{results: make([]chan blockCands, len(order)), window: make(chan struct{}, workers), cancel: cancel}
+	for i := range p.results {
+		p.results[i] = make(chan blockCands, 1)
+	}
+	go func() {
+		for i, b := range order {
+			if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+				p.results[i] <- blockCands{skip: true}
+				continue
+			}
+			if !blockMaybe(pf, b) {
+				in.s.m.searchBlocksSkipped.Inc()
+				p.results[i] <- blockCands{skip: true}
+				continue
+			}
+			if pf == nil {
+				p.results[i] <- blockCands{} // scanned whole by the consumer
+				continue
+			}
+			select {
+			case p.window <- struct{}{}:
+			case <-ctx.Done():
+				for ; i < len(order); i++ {
+					p.results[i] <- blockCands{err: ctx.Err()}
+				}
+				return
+			}
+			go func(i int, b *block) {
+				e, err := in.candidates(ctx, b, pf)
+				p.results[i] <- blockCands{entries: e, err: err, held: true}
+			}(i, b)
+		}
+	}()
+	return p
+}
+
+// get waits for the candidates of block i and frees its place in the window.
+func (p *candPrefetch) get(i int) blockCands {
+	c := <-p.results[i]
+	if c.held {
+		<-p.window
+	}
+	return c
+}
+
+func (p *candPrefetch) stop() { p.cancel() }
 
 func finish(res *SearchResult) *SearchResult {
 	sort.SliceStable(res.Traces, func(i, j int) bool { return res.Traces[i].StartUnixNano > res.Traces[j].StartUnixNano })
@@ -301,12 +392,22 @@ func (s *Store) checkRange(r TimeRange) error {
 func (s *Store) match(t *traceql.Trace, sets []traceql.Spanset, req SearchRequest) TraceMatch {
 	m := TraceMatch{TraceID: t.ID, RootServiceName: t.RootServiceName, RootTraceName: t.RootName,
 		StartUnixNano: t.StartUnixNano, DurationNanos: t.DurationNanos()}
+	m.ServiceStats = map[string]ServiceStats{}
+	for i := range t.Spans {
+		sp := &t.Spans[i]
+		st := m.ServiceStats[sp.Resource.ServiceName]
+		st.SpanCount++
+		if sp.Span.Status().Code() == ptrace.StatusCodeError {
+			st.ErrorCount++
+		}
+		m.ServiceStats[sp.Resource.ServiceName] = st
+	}
 	if m.RootServiceName == "" && t.Root == nil {
 		m.RootServiceName = "<root span not yet received>"
 	}
 	attrs := req.Query.Attributes()
 	for _, set := range sets {
-		ms := MatchedSpanSet{Matched: len(set.Spans), Scalar: set.Scalar, GroupBy: set.GroupBy}
+		ms := MatchedSpanSet{Matched: len(set.Spans), Scalar: set.Scalar, ScalarName: set.ScalarName, GroupBy: set.GroupBy}
 		want := append(append([]traceql.Attribute(nil), attrs...), set.Select...)
 		for i, sp := range set.Spans {
 			if i >= req.SpansPerSpanSet {

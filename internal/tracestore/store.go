@@ -47,6 +47,7 @@ type Store struct {
 	cfg    Config
 	logger *zap.Logger
 	bkt    bucket.Bucket
+	cache  *rangeCache // block ranges read from an object store; nil for the filesystem
 	m      *storeMetrics
 	now    func() time.Time
 
@@ -80,6 +81,9 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now,
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
+	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
+		s.cache = newRangeCache(cfg.ReadCacheBytes)
+	}
 	if err := s.loadTenants(ctx); err != nil {
 		_ = bkt.Close()
 		return nil, err

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -527,5 +528,69 @@ func TestParseTraceID(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && id.String() != tc.want) {
 			t.Errorf("ParseTraceID(%q) = %s, %v", tc.in, id, err)
 		}
+	}
+}
+
+func TestRangeCache(t *testing.T) {
+	c := newRangeCache(400)
+	c.put("a", 0, bytes.Repeat([]byte{1}, 100))
+	c.put("a", 100, bytes.Repeat([]byte{2}, 100))
+	c.put("b", 0, bytes.Repeat([]byte{3}, 101)) // larger than a quarter of the budget: not kept
+	p := make([]byte, 100)
+	if !c.get("a", 0, p) || p[99] != 1 {
+		t.Fatalf("range a@0 not cached: %v", p[:4])
+	}
+	if c.get("b", 0, make([]byte, 101)) {
+		t.Fatal("an over-size range was kept")
+	}
+	if c.get("a", 0, make([]byte, 50)) {
+		t.Fatal("a range of another length was served")
+	}
+	for i := int64(2); i < 5; i++ { // a@0 was used last, so a@100 is the one evicted
+		c.put("c", i*100, bytes.Repeat([]byte{byte(i)}, 100))
+	}
+	if c.get("a", 100, p) {
+		t.Fatal("the least recently used range was not evicted")
+	}
+	if !c.get("a", 0, p) || c.used > c.budget {
+		t.Fatalf("a@0 evicted or over budget: used %d", c.used)
+	}
+	c.drop("c")
+	if c.get("c", 200, p) || c.used != 100 {
+		t.Fatalf("drop left ranges: used %d", c.used)
+	}
+	var nilCache *rangeCache
+	nilCache.put("x", 0, p)
+	if nilCache.get("x", 0, p) {
+		t.Fatal("a nil cache served a range")
+	}
+}
+
+// TestReadCacheS3 reads a trace twice from a block in S3: the second read is served from the range cache.
+func TestReadCacheS3(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.MakeBucket("traces")
+	cfg := testConfig(t.TempDir())
+	cfg.Storage = bucket.Config{Backend: bucket.BackendS3, S3: bucket.S3Config{
+		Bucket: "traces", Endpoint: srv.Endpoint, Region: "us-east-1", ForcePathStyle: true, Insecure: true,
+		AccessKey: srv.AccessKey, SecretKey: configopaqueString(srv.SecretKey)}}
+	ctx := context.Background()
+	s := openStore(t, cfg)
+	defer s.Shutdown(ctx)
+	if err := s.Push(ctx, tn, batch(1, 20, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CutAndFlush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSpans(t, s, 7); n != 4 {
+		t.Fatalf("trace 7 has %d spans", n)
+	}
+	h0 := s.cache.hits
+	if n := countSpans(t, s, 7); n != 4 {
+		t.Fatalf("trace 7 has %d spans on the second read", n)
+	}
+	if s.cache.hits == h0 {
+		t.Fatalf("the second read was not served from the cache (hits %d, misses %d)", s.cache.hits, s.cache.misses)
 	}
 }

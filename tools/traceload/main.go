@@ -3,16 +3,27 @@
 // so that the client spends far less CPU than the server it measures.
 //
 //	go run ./tools/traceload -addr localhost:4317 -workers 4 -duration 20s -batch 500 -spans-per-trace 10
+//
+// With -pid it also reports the server's CPU seconds during the load and its peak RSS; with -query it then
+// times trace by id for ids it sent and a TraceQL search over the HTTP API (Tempo's paths, so the same run
+// works against Sprout and Tempo).
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
+	"net/url"
 	"os"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,6 +125,12 @@ func main() {
 	payload := flag.Int("payload", 0, "bytes of an extra string attribute per span")
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send (empty: none)")
 	rate := flag.Int("rate", 0, "target spans/s over all workers (0: as fast as possible)")
+	pid := flag.Int("pid", 0, "server process id: report its CPU seconds during the run and its peak RSS (Linux /proc)")
+	queryURL := flag.String("query", "", "after the load, query this HTTP API (e.g. http://localhost:3200): trace by id for sent ids, then -search")
+	lookups := flag.Int("lookups", 200, "trace-by-id requests after the load (with -query)")
+	search := flag.String("search", `{ resource.service.name = "x" && duration > 500ms }`, "TraceQL query timed after the load (with -query); empty: none")
+	settle := flag.Duration("settle", 0, "wait this long between the load and the queries")
+	window := flag.Duration("window", 0, "search the last this long (0: from a minute before the load began)")
 	flag.Parse()
 	if *batch < 1 || *perTrace < 1 || *workers < 1 {
 		log.Fatal("batch, spans-per-trace and workers must be positive")
@@ -140,6 +157,11 @@ func main() {
 	if *rate > 0 {
 		perWorkerInterval = time.Duration(float64(time.Second) * float64(*batch) * float64(*workers) / float64(*rate))
 	}
+	var (
+		idMu    sync.Mutex
+		sentIDs []string
+	)
+	srvCPU0 := procCPU(*pid)
 	cpu0, start := cpuSeconds(), time.Now()
 	for w := 0; w < *workers; w++ {
 		wg.Add(1)
@@ -164,6 +186,11 @@ func main() {
 					lastErr.Store(err.Error())
 				} else {
 					sent.Add(int64(*batch))
+					if *queryURL != "" && seq%7 == 1 {
+						idMu.Lock()
+						sentIDs = append(sentIDs, fmt.Sprintf("%08x%08x%08x%08x", run, uint32(w), uint32(seq), uint32(int(seq)%len(tpl.offsets))))
+						idMu.Unlock()
+					}
 				}
 				if perWorkerInterval > 0 {
 					next = next.Add(perWorkerInterval)
@@ -181,5 +208,119 @@ func main() {
 		sent.Load(), el, float64(sent.Load())/el, failed.Load(), cpu, cpu/el)
 	if e := lastErr.Load(); e != nil {
 		fmt.Fprintln(os.Stderr, "last error:", e)
+	}
+	if *pid > 0 {
+		c := procCPU(*pid) - srvCPU0
+		fmt.Printf("server: %.1f CPU-s during the load, %.2f CPU-s per million spans, peak RSS (VmHWM) %s\n",
+			c, c/float64(sent.Load())*1e6, procStatus(*pid, "VmHWM"))
+	}
+	if *queryURL != "" {
+		time.Sleep(*settle)
+		from := start.Add(-time.Minute)
+		if *window > 0 {
+			from = time.Now().Add(-*window)
+		}
+		queryPhase(*queryURL, *tenant, sentIDs, *lookups, *search, from, time.Now().Add(time.Minute))
+	}
+}
+
+// procCPU is the user+system CPU seconds of a process (0 when pid is 0 or unreadable).
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// fields after the command name (which may hold spaces) start after the last ')'
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func procStatus(pid int, key string) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func httpGet(url, tenant string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// queryPhase times trace by id for ids sent during the load (spread over the run) and one search.
+func queryPhase(base, tenant string, ids []string, n int, search string, from, to time.Time) {
+	if len(ids) > n {
+		step := float64(len(ids)) / float64(n)
+		picked := make([]string, 0, n)
+		for i := 0; i < n; i++ {
+			picked = append(picked, ids[int(float64(i)*step)])
+		}
+		ids = picked
+	}
+	var lat []time.Duration
+	missing, failed := 0, 0
+	for _, id := range ids {
+		t0 := time.Now()
+		code, _, err := httpGet(base+"/api/traces/"+id, tenant)
+		d := time.Since(t0)
+		switch {
+		case err != nil || code >= 500:
+			failed++
+		case code == http.StatusNotFound:
+			missing++
+		default:
+			lat = append(lat, d)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	fmt.Printf("trace by id: %d found, %d not found, %d failed; p50 %s, p99 %s, max %s\n",
+		len(lat), missing, failed, pct(0.5).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond))
+	if search == "" {
+		return
+	}
+	q := url.Values{"q": {search}, "start": {strconv.FormatInt(from.Unix(), 10)}, "end": {strconv.FormatInt(to.Unix(), 10)}, "limit": {"20"}}
+	for i := 0; i < 3; i++ {
+		t0 := time.Now()
+		code, body, err := httpGet(base+"/api/search?"+q.Encode(), tenant)
+		d := time.Since(t0)
+		var res struct {
+			Traces  []json.RawMessage `json:"traces"`
+			Metrics map[string]any    `json:"metrics"`
+		}
+		_ = json.Unmarshal(body, &res)
+		fmt.Printf("search %s: status %d, %d traces, %s (metrics %v)", search, code, len(res.Traces), d.Round(time.Millisecond), res.Metrics)
+		if err != nil {
+			fmt.Printf(" error %v", err)
+		}
+		fmt.Println()
 	}
 }
