@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
 // Config is the `sprout_api` extension's configuration.
@@ -17,8 +19,27 @@ type Config struct {
 	// MultitenancyEnabled makes every query and write name its tenant in X-Scope-OrgID.
 	MultitenancyEnabled bool `mapstructure:"multitenancy_enabled"`
 
+	// TenantAuth ties authenticated users to tenants (needs multitenancy_enabled and auth.authenticator). It is
+	// read by every store's HTTP API and by every store exporter, so the OTLP receivers' authenticators are held
+	// to it too.
+	TenantAuth TenantAuthConfig `mapstructure:"tenant_auth"`
+
 	// ShutdownTimeout bounds how long in-flight requests may run once shutdown starts.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// TenantAuthConfig says which tenants an authenticated user may act as. A request whose X-Scope-OrgID names
+// another tenant is refused with 403; with exactly one tenant allowed, the header may be left out.
+type TenantAuthConfig struct {
+	// UserIsTenant: the authenticated user name is the tenant id (as hosted Mimir, Loki and Tempo gateways do).
+	UserIsTenant bool `mapstructure:"user_is_tenant"`
+	// Users maps a user name to the tenants it may act as.
+	Users map[string][]string `mapstructure:"users"`
+}
+
+// Policy is the tenant policy this configuration describes.
+func (c *Config) Policy() tenant.Policy {
+	return tenant.Policy{Multitenancy: c.MultitenancyEnabled, UserIsTenant: c.TenantAuth.UserIsTenant, Users: c.TenantAuth.Users}
 }
 
 // Validate names the field that is wrong.
@@ -28,6 +49,27 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.NetAddr.Endpoint); err != nil {
 		return fmt.Errorf("endpoint: %q is not host:port: %w", c.NetAddr.Endpoint, err)
+	}
+	if c.TenantAuth.UserIsTenant || len(c.TenantAuth.Users) > 0 {
+		if !c.MultitenancyEnabled {
+			return errors.New("tenant_auth: needs multitenancy_enabled: true (with it off every request is the single tenant)")
+		}
+		if !c.Auth.HasValue() {
+			return errors.New("tenant_auth: needs auth.authenticator (e.g. basicauth/server): without credentials there is no user to tie to a tenant")
+		}
+		for user, tenants := range c.TenantAuth.Users {
+			if user == "" {
+				return errors.New("tenant_auth.users: a user name is empty")
+			}
+			if len(tenants) == 0 {
+				return fmt.Errorf("tenant_auth.users.%s: lists no tenant", user)
+			}
+			for _, t := range tenants {
+				if err := tenant.Validate(t); err != nil {
+					return fmt.Errorf("tenant_auth.users.%s: %w", user, err)
+				}
+			}
+		}
 	}
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdown_timeout: must not be negative")

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
 
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -119,14 +120,41 @@ func (s *Server) AddReadinessCheck(name string, check func() error) {
 // MultitenancyEnabled reports whether requests must carry X-Scope-OrgID.
 func (s *Server) MultitenancyEnabled() bool { return s.cfg.MultitenancyEnabled }
 
-// Tenant resolves the tenant of r, or answers 401 itself (as Tempo, Mimir and Loki do) and returns false.
+// TenantPolicy is the process's tenant policy: every store's HTTP handlers and exporters decide by it.
+func (s *Server) TenantPolicy() tenant.Policy { return s.cfg.Policy() }
+
+// Tenant resolves the tenant of r, or answers itself and returns false: 401 for a missing or invalid
+// X-Scope-OrgID (as Tempo, Mimir and Loki do), 403 for a tenant the authenticated user may not act as.
 func (s *Server) Tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, err := tenant.FromRequest(r, s.cfg.MultitenancyEnabled)
+	id, err := s.cfg.Policy().FromRequest(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+		code := http.StatusUnauthorized
+		var te *tenant.Error
+		if errors.As(err, &te) {
+			code = te.HTTPStatus()
+		}
+		http.Error(w, err.Error(), code)
 		return "", false
 	}
 	return id, true
+}
+
+// TenantPolicy finds the tenant policy for a component that holds no reference to `sprout_api` (a store
+// exporter, a connector): the policy of the host's `sprout_api` extension. With several, the strictest one wins
+// (multi-tenancy on if any has it), so that no pipeline accepts what an API refuses. With none, single-tenant.
+func TenantPolicy(host component.Host) tenant.Policy {
+	var best tenant.Policy
+	for _, ext := range host.GetExtensions() {
+		s, ok := ext.(*Server)
+		if !ok {
+			continue
+		}
+		p := s.TenantPolicy()
+		if p.Multitenancy && (!best.Multitenancy || p.Bound() && !best.Bound()) {
+			best = p
+		}
+	}
+	return best
 }
 
 // BuildInfo is the binary's name and version.
@@ -263,7 +291,15 @@ type statusRecorder struct {
 	code int
 }
 
-func (r *statusRecorder) WriteHeader(code int) { r.code = code; r.ResponseWriter.WriteHeader(code) }
+// WriteHeader records the code; every 429 Sprout answers on this port carries Retry-After, whichever store
+// refused (remote write and Loki push rate limits, query limits).
+func (r *statusRecorder) WriteHeader(code int) {
+	if code == http.StatusTooManyRequests {
+		backpressure.SetRetryAfter(r.Header())
+	}
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
 
 // Flush keeps streaming responses (tail, long queries) working through the recorder.
 func (r *statusRecorder) Flush() {

@@ -12,8 +12,13 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configauth"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/confignet"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -26,6 +31,11 @@ type host struct {
 func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
 
 func start(t *testing.T, mutate func(*Config)) *Server {
+	t.Helper()
+	return startOn(t, host{}, mutate)
+}
+
+func startOn(t *testing.T, h component.Host, mutate func(*Config)) *Server {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr = confignet.AddrConfig{Transport: confignet.TransportTypeTCP, Endpoint: "127.0.0.1:0"}
@@ -40,7 +50,7 @@ func start(t *testing.T, mutate func(*Config)) *Server {
 		t.Fatal(err)
 	}
 	s := ext.(*Server)
-	if err := s.Start(context.Background(), host{}); err != nil {
+	if err := s.Start(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
@@ -197,6 +207,129 @@ func TestSnappyBodyReachesHandler(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || string(b) != tc.want {
 			t.Errorf("%s: %d %q, want %q", tc.name, resp.StatusCode, b, tc.want)
+		}
+	}
+}
+
+// TestTenantAuth ties basic-auth users to tenants through the basicauth extension the binary links: a user acts
+// as its own tenant (and may leave the header out), a mapped user as its listed tenants, and another tenant is
+// 403 on every route that resolves a tenant.
+func TestTenantAuth(t *testing.T) {
+	authID := component.MustNewIDWithName("basicauth", "server")
+	bf := basicauthextension.NewFactory()
+	bcfg := bf.CreateDefaultConfig().(*basicauthextension.Config)
+	bcfg.Htpasswd = &basicauthextension.HtpasswdSettings{Inline: "team-a:pa\nteam-b:pb\nops:po\n"}
+	auth, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = auth.Shutdown(context.Background()) })
+	h := host{map[component.ID]component.Component{authID: auth}}
+	s := startOn(t, h, func(c *Config) {
+		c.MultitenancyEnabled = true
+		c.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: authID}})
+		c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"team-a", "team-b"}}}
+	})
+	s.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := s.Tenant(w, r); ok {
+			_, _ = io.WriteString(w, id)
+		}
+	})
+	base := "http://" + s.Addr()
+	for _, tc := range []struct {
+		user, pass, org string
+		code            int
+		want            string
+	}{
+		{"team-a", "pa", "team-a", 200, "team-a"},
+		{"team-a", "pa", "", 200, "team-a"},
+		{"team-a", "pa", "team-b", 403, `user "team-a" may not act as tenant "team-b"`},
+		{"team-b", "pb", "team-a", 403, "may not act"},
+		{"ops", "po", "team-b", 200, "team-b"},
+		{"ops", "po", "", 401, "must name one"},
+		{"ops", "po", "team-c", 403, "may not act"},
+		{"team-a", "wrong", "team-a", 401, ""},
+		{"", "", "team-a", 401, ""},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/whoami", nil)
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		if tc.org != "" {
+			req.Header.Set(tenant.Header, tc.org)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("user %q as %q: %d %q, want %d %q", tc.user, tc.org, resp.StatusCode, b, tc.code, tc.want)
+		}
+	}
+	// Exporters find the same policy through the host.
+	if p := TenantPolicy(host{map[component.ID]component.Component{component.NewID(Type): s}}); !p.Multitenancy || !p.UserIsTenant {
+		t.Errorf("TenantPolicy from the host: %+v", p)
+	}
+	if p := TenantPolicy(host{}); p.Multitenancy {
+		t.Errorf("TenantPolicy without sprout_api: %+v, want single-tenant", p)
+	}
+}
+
+func TestRetryAfterOn429(t *testing.T) {
+	s := start(t, nil)
+	s.HandleFunc("POST /push", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "rate limited", http.StatusTooManyRequests)
+	})
+	s.HandleFunc("POST /own", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	s.HandleFunc("POST /bad", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "bad", http.StatusBadRequest) })
+	for path, want := range map[string]string{"/push": "1", "/own": "7", "/bad": ""} {
+		resp, err := http.Post("http://"+s.Addr()+path, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Retry-After"); got != want {
+			t.Errorf("%s: Retry-After %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestValidateTenantAuth(t *testing.T) {
+	authOn := configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: component.MustNewIDWithName("basicauth", "server")}})
+	for _, tc := range []struct {
+		name string
+		mut  func(*Config)
+		want string
+	}{
+		{"off", func(*Config) {}, ""},
+		{"needs multitenancy", func(c *Config) { c.Auth = authOn; c.TenantAuth.UserIsTenant = true }, "needs multitenancy_enabled"},
+		{"needs an authenticator", func(c *Config) { c.MultitenancyEnabled = true; c.TenantAuth.UserIsTenant = true }, "needs auth.authenticator"},
+		{"bad tenant in map", func(c *Config) {
+			c.MultitenancyEnabled, c.Auth = true, authOn
+			c.TenantAuth.Users = map[string][]string{"ops": {"a/b"}}
+		}, "tenant_auth.users.ops"},
+		{"empty list", func(c *Config) {
+			c.MultitenancyEnabled, c.Auth = true, authOn
+			c.TenantAuth.Users = map[string][]string{"ops": nil}
+		}, "lists no tenant"},
+		{"good", func(c *Config) {
+			c.MultitenancyEnabled, c.Auth = true, authOn
+			c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"a", "b"}}}
+		}, ""},
+	} {
+		cfg := createDefaultConfig().(*Config)
+		tc.mut(cfg)
+		err := cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -35,6 +35,7 @@ type generatorConnector struct {
 	reg        prometheus.Registerer
 	flushMu    sync.Mutex // one emission at a time: the loop's and Shutdown's
 	now        func() time.Time
+	tenants    tenant.Policy
 }
 
 func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *generatorConnector {
@@ -51,6 +52,7 @@ func (c *generatorConnector) Start(_ context.Context, host component.Host) error
 		return err
 	}
 	c.gen = gen
+	c.tenants = apiserver.TenantPolicy(host)
 	if srv, err := apiserver.FromHost(host, c.cfg.API); err != nil {
 		c.logger.Warn("sprout_generator: API extension not found, running without its own metrics", zap.Error(err))
 	} else {
@@ -89,7 +91,11 @@ func (c *generatorConnector) register(reg prometheus.Registerer) {
 }
 
 func (c *generatorConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
-	return c.gen.Consume(tenant.FromContext(ctx), c.now(), td)
+	tid, err := c.tenants.FromPipeline(ctx)
+	if err != nil {
+		return err // the same refusal as the trace store's: no span of an unnamed tenant feeds its metrics
+	}
+	return c.gen.Consume(tid, c.now(), td)
 }
 
 func (c *generatorConnector) loop() {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -76,9 +77,10 @@ func (e *Extension) Shutdown(ctx context.Context) error {
 func (e *Extension) Store() *logstore.Store { return e.store }
 
 type logsExporter struct {
-	cfg    *ExporterConfig
-	logger *zap.Logger
-	ext    *Extension
+	cfg     *ExporterConfig
+	logger  *zap.Logger
+	ext     *Extension
+	tenants tenant.Policy
 }
 
 func (x *logsExporter) start(_ context.Context, host component.Host) error {
@@ -91,6 +93,7 @@ func (x *logsExporter) start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_logs exporter: extension %q is not a sprout_logs extension", x.cfg.Store)
 	}
 	x.ext = e
+	x.tenants = apiserver.TenantPolicy(host)
 	return nil
 }
 
@@ -99,12 +102,16 @@ func (x *logsExporter) push(ctx context.Context, ld plog.Logs) error {
 	if st == nil {
 		return errors.New("sprout_logs store is not started")
 	}
-	tid := tenant.FromContext(ctx)
-	err := st.Push(ctx, tid, logstore.OTLPToStreams(ld, time.Now()))
+	tid, err := x.tenants.FromPipeline(ctx)
+	if err != nil {
+		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	err = st.Push(ctx, tid, logstore.OTLPToStreams(ld, time.Now()))
 	var pe *logstore.PushError
 	if errors.As(err, &pe) {
 		if pe.Retryable {
-			return err // nothing was stored; the rate limit may clear
+			// Nothing was stored; the rate limit may clear: RESOURCE_EXHAUSTED with RetryInfo (HTTP 429, Retry-After).
+			return backpressure.Error(err)
 		}
 		return consumererror.NewPermanent(err)
 	}

@@ -2,13 +2,17 @@ package metricstoreext
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
+	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/metricstore"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -16,9 +20,10 @@ import (
 // metricsExporter writes pipeline metrics into the `sprout_metrics` extension's store, into the tenant named by
 // the request's X-Scope-OrgID metadata. A nil return means the batch is in the tenant's WAL.
 type metricsExporter struct {
-	cfg    *ExporterConfig
-	logger *zap.Logger
-	ext    *Extension
+	cfg     *ExporterConfig
+	logger  *zap.Logger
+	ext     *Extension
+	tenants tenant.Policy
 }
 
 func (e *metricsExporter) start(_ context.Context, host component.Host) error {
@@ -31,6 +36,7 @@ func (e *metricsExporter) start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("metrics_store: extension %q is not a %s extension", e.cfg.MetricsStore, Type)
 	}
 	e.ext = se
+	e.tenants = apiserver.TenantPolicy(host)
 	return nil
 }
 
@@ -39,13 +45,22 @@ func (e *metricsExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	if store == nil {
 		return errNotStarted
 	}
-	t, err := store.Tenant(ctx, tenant.FromContext(ctx))
+	tid, err := e.tenants.FromPipeline(ctx)
+	if err != nil {
+		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	t, err := store.Tenant(ctx, tid)
 	if err != nil {
 		return consumererror.NewPermanent(err)
 	}
 	if err := t.AppendOTLP(ctx, md, e.cfg.ResourceToTelemetryConversion.Enabled); err != nil {
 		if metricstore.IsPermanent(err) {
 			return consumererror.NewPermanent(err)
+		}
+		var le *metricstore.LimitError
+		if errors.As(err, &le) && le.Status == http.StatusTooManyRequests {
+			// Retried by retry_on_failure first; what reaches the client is RESOURCE_EXHAUSTED with RetryInfo.
+			return backpressure.Error(err)
 		}
 		return err
 	}

@@ -12,10 +12,9 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
@@ -82,9 +81,10 @@ func (e *Extension) Shutdown(ctx context.Context) error {
 }
 
 type traceExporter struct {
-	cfg    *ExporterConfig
-	logger *zap.Logger
-	ext    *Extension
+	cfg     *ExporterConfig
+	logger  *zap.Logger
+	ext     *Extension
+	tenants tenant.Policy
 }
 
 func (x *traceExporter) start(_ context.Context, host component.Host) error {
@@ -97,6 +97,7 @@ func (x *traceExporter) start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_traces exporter: extension %q is not a sprout_traces extension", x.cfg.Store)
 	}
 	x.ext = e
+	x.tenants = apiserver.TenantPolicy(host)
 	return nil
 }
 
@@ -105,14 +106,19 @@ func (x *traceExporter) push(ctx context.Context, td ptrace.Traces) error {
 	if st == nil {
 		return errors.New("sprout_traces: the trace store is not running")
 	}
-	err := st.Push(ctx, tenant.FromContext(ctx), td)
+	tid, err := x.tenants.FromPipeline(ctx)
+	if err != nil {
+		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	err = st.Push(ctx, tid, td)
 	if err != nil && errors.Is(err, tracestore.ErrBadData) {
 		return consumererror.NewPermanent(err)
 	}
 	var busy *tracestore.BusyError
 	if errors.As(err, &busy) {
 		// Retryable: the OTLP receiver answers gRPC RESOURCE_EXHAUSTED / HTTP 429 and the client backs off.
-		return status.Error(codes.ResourceExhausted, err.Error())
+		// The RetryInfo detail becomes Retry-After on OTLP HTTP.
+		return backpressure.Error(err)
 	}
 	return err
 }

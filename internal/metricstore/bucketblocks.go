@@ -40,11 +40,13 @@ type bucketBlocks struct {
 	marked  map[ulid.ULID]struct{}       // blocks with a deletion mark, not deleted yet
 	partial map[ulid.ULID]struct{}       // block directories without meta.json
 	open    map[ulid.ULID]*tsdb.Block
+	bad     map[ulid.ULID]error // downloaded blocks that failed to read in full; not downloaded again
 }
 
 func newBucketBlocks(t *Tenant) *bucketBlocks {
 	return &bucketBlocks{t: t, cache: t.store.cacheDir(t.id), metas: map[ulid.ULID]tsdb.BlockMeta{},
-		marked: map[ulid.ULID]struct{}{}, partial: map[ulid.ULID]struct{}{}, open: map[ulid.ULID]*tsdb.Block{}}
+		marked: map[ulid.ULID]struct{}{}, partial: map[ulid.ULID]struct{}{}, open: map[ulid.ULID]*tsdb.Block{},
+		bad: map[ulid.ULID]error{}}
 }
 
 func (bb *bucketBlocks) addShipped(m tsdb.BlockMeta) {
@@ -261,6 +263,9 @@ func (bb *bucketBlocks) openBlock(id ulid.ULID) (*tsdb.Block, error) {
 	if b, ok := bb.open[id]; ok {
 		return b, nil
 	}
+	if err, ok := bb.bad[id]; ok {
+		return nil, err
+	}
 	dir := filepath.Join(bb.cache, id.String())
 	b, err := tsdb.OpenBlock(bb.t.store.slog, dir, nil, nil)
 	if err != nil {
@@ -271,7 +276,17 @@ func (bb *bucketBlocks) openBlock(id ulid.ULID) (*tsdb.Block, error) {
 		if err != nil {
 			return nil, fmt.Errorf("download block %s: %w", id, err)
 		}
-		if b, err = tsdb.OpenBlock(bb.t.store.slog, dir, nil, nil); err != nil {
+		if b, err = tsdb.OpenBlock(bb.t.store.slog, dir, nil, nil); err == nil {
+			if err = verifyBlock(context.Background(), b); err != nil {
+				_ = b.Close()
+			}
+		}
+		if err != nil {
+			// Reported once; every query then skips the block instead of failing on its checksum.
+			err = fmt.Errorf("bucket block %s is unreadable: %w", id, err)
+			bb.bad[id] = err
+			_ = os.RemoveAll(dir)
+			bb.t.store.logger.Error("Metrics block in the bucket is unreadable; queries skip it", zap.String("tenant", bb.t.id), zap.Stringer("block", id), zap.Error(err))
 			return nil, err
 		}
 	}

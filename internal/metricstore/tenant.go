@@ -82,6 +82,7 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 		// Keep blocks whose data is not in the bucket yet, whatever local retention says.
 		opts.BlocksToDelete = t.blocksToDelete
 	}
+	quarantineCorruptBlocks(context.Background(), dir, logger, s.logger, id)
 	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, t.stats)
 	if err != nil {
 		return nil, err

@@ -390,6 +390,9 @@ func TestCorruptBlockOnStart(t *testing.T) {
 		flipMiddle(t, f)
 		t.Logf("corrupted %s", strings.TrimPrefix(f, dataDir))
 	}
+	// Metrics blocks are cut every block_duration (at least a minute), longer than this test: write TSDB blocks,
+	// a damaged and a good one on local disk and in the bucket.
+	writeMetricBlocks(t, dataDir)
 
 	p := startSprout(t, env)
 	p.waitHTTP(api+"/ready", 120*time.Second)
@@ -427,6 +430,8 @@ func TestCorruptBlockOnStart(t *testing.T) {
 	}
 	t.Logf("FIGURE corrupt block: damaged round: traces acknowledged %d found %d, log lines acknowledged %d found %d; intact round: traces acknowledged %d found %d, log lines acknowledged %d found %d",
 		n0t, f0t, n0l, f0l, n1t, f1t, n1l, f1l)
+	mp, mt := checkMetricBlocks(t, c, api)
+	t.Logf("FIGURE corrupt metrics blocks: %d of %d checks passed (good blocks served, damaged ones left out, local and bucket)", mp, mt)
 	if f1t != n1t || f1l != n1l {
 		t.Errorf("the intact round was not served in full: traces %d/%d, lines %d/%d", f1t, n1t, f1l, n1l)
 	}
@@ -439,7 +444,7 @@ func TestCorruptBlockOnStart(t *testing.T) {
 			said = append(said, m[1])
 		}
 	}
-	for _, want := range []string{"Trace block is unreadable", "Log chunk is unreadable"} {
+	for _, want := range []string{"Trace block is unreadable", "Log chunk is unreadable", "Metrics block is unreadable", "Metrics block in the bucket is unreadable"} {
 		if !slices.ContainsFunc(said, func(s string) bool { return strings.HasPrefix(s, want) }) {
 			t.Errorf("not reported: %q (errors logged: %q)", want, said)
 		}

@@ -80,7 +80,11 @@ const secureOverlay = `extensions:
     htpasswd:
       inline: |
         writer:s3cret
+        team-b:pb
   sprout_api:
+    multitenancy_enabled: true
+    tenant_auth:
+      user_is_tenant: true
     auth:
       authenticator: basicauth/server
     tls:
@@ -105,9 +109,10 @@ service:
   extensions: [health_check, basicauth/server, sprout_api, sprout_traces, sprout_metrics, sprout_logs, sprout_ruler, sprout_ui]
 `
 
-// TestAuthAndTLS runs the all-in-one config with basic auth and TLS on the API port and both OTLP receivers:
-// credentials over TLS work end to end; no or wrong credentials get 401 / UNAUTHENTICATED; plain text on a TLS
-// port is refused.
+// TestAuthAndTLS runs the all-in-one config with basic auth and TLS on the API port and both OTLP receivers,
+// and credentials tied to tenants (user name = tenant): credentials over TLS work end to end; no or wrong
+// credentials get 401 / UNAUTHENTICATED; plain text on a TLS port is refused; a user naming another tenant in
+// X-Scope-OrgID is refused (403 / PERMISSION_DENIED) on every write and read path.
 func TestAuthAndTLS(t *testing.T) {
 	env, api := defaultEnv(t)
 	dir := t.TempDir()
@@ -212,6 +217,36 @@ func TestAuthAndTLS(t *testing.T) {
 		code, body = good.get(https + "/api/traces/" + id)
 		expect("read back trace "+id, code == 200 && strings.Count(body, `"spanId"`) == 3, fmt.Sprintf("%d %s", code, firstLine(body)))
 	}
+	// Credentials tied to tenants: user "writer" (tenant "writer") may not act as tenant "team-b" on any path.
+	asB := &client{user: "writer", pass: "s3cret", tenant: "team-b", tlsConfig: clientTLS}
+	userB := &client{user: "team-b", pass: "pb", tlsConfig: clientTLS}
+	for _, path := range []string{"/api/search/tags", "/api/search?q=%7B%7D", "/api/v1/labels", "/api/v1/query?query=up", "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D", "/loki/api/v1/labels", "/loki/api/v1/query_range?query=%7Bjob%3D~%22.%2B%22%7D", "/api/traces/" + grpcTrace} {
+		code, body = asB.get(https + path)
+		expect("writer reads as team-b "+path, code == 403 && strings.Contains(body, "may not act as tenant"), fmt.Sprintf("%d %s, want 403", code, firstLine(body)))
+	}
+	code, body = asB.pushLine(https, "secure", "line as b")
+	expect("writer pushes logs as team-b", code == 403, fmt.Sprintf("%d %s, want 403", code, firstLine(body)))
+	code, body = asB.remoteWrite(https, series)
+	expect("writer remote-writes as team-b", code == 403, fmt.Sprintf("%d %s, want 403", code, firstLine(body)))
+	for what, o := range otlpExportAll(t, asB, env, "asb", 0) {
+		want := "PermissionDenied"
+		if strings.HasPrefix(what, "http") {
+			want = "403"
+		}
+		expect("writer OTLP "+what+" as team-b", o.code == want && strings.Contains(o.msg, "may not act as tenant"), fmt.Sprintf("%s, want %s", o, want))
+	}
+	// team-b writes as itself (no header needed: its credentials name one tenant) and reads it back; writer
+	// cannot see it as its own tenant either.
+	bTrace := hex.EncodeToString([]byte("secure-team-b-tr"))
+	err = export(userB, bTrace)
+	expect("team-b OTLP gRPC as itself", err == nil, fmt.Sprint(err))
+	code, body = userB.get(https + "/api/traces/" + bTrace)
+	expect("team-b reads its trace", code == 200 && strings.Count(body, `"spanId"`) == 3, fmt.Sprintf("%d %s", code, firstLine(body)))
+	code, body = good.get(https + "/api/traces/" + bTrace)
+	expect("writer reads team-b's trace id as itself", code == 404, fmt.Sprintf("%d %s, want 404", code, firstLine(body)))
+	code, body = userB.get(https + "/api/traces/" + grpcTrace)
+	expect("team-b reads writer's trace id as itself", code == 404, fmt.Sprintf("%d %s, want 404", code, firstLine(body)))
+
 	// The UI's security headers (set by sprout_ui on every UI response).
 	resp, err := good.httpClient().Do(func() *http.Request {
 		req, _ := http.NewRequest(http.MethodGet, https+"/ui/", nil)
