@@ -69,6 +69,9 @@ type Limits struct {
 	MaxLabelValueLength     int           `mapstructure:"max_label_value_length"`
 	MaxEntriesLimitPerQuery int           `mapstructure:"max_entries_limit_per_query"`
 	MaxQuerySeries          int           `mapstructure:"max_query_series"`
+	// DiscoverLogLevels adds a detected_level structured-metadata field to every pushed line that has none
+	// (Loki 3's discover_log_levels, on by default there too).
+	DiscoverLogLevels bool `mapstructure:"discover_log_levels"`
 }
 
 // DefaultConfig returns laptop-friendly defaults (Loki's limit defaults, 720h retention).
@@ -103,6 +106,7 @@ func DefaultLimits() Limits {
 		MaxLabelValueLength:     2048,
 		MaxEntriesLimitPerQuery: 5000,
 		MaxQuerySeries:          500,
+		DiscoverLogLevels:       true,
 	}
 }
 

@@ -468,6 +468,9 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 		if len(ok) == 0 {
 			continue
 		}
+		if lim.DiscoverLogLevels {
+			addDetectedLevels(ps.Labels, ok)
+		}
 		accepted += len(ok)
 		rec.streams = append(rec.streams, walStream{labels: st.lbs, entries: ok})
 		targets = append(targets, st)
