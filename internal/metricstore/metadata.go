@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // metadataStore keeps the metric metadata (type, help, unit) that arrives with remote write 1.0 and 2.0 and
@@ -183,4 +185,52 @@ func (t *Tenant) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeAPIData(w, t.meta.query(r.FormValue("metric"), limit, limitPerMetric))
+}
+
+// isRemoteWriteV1 reports whether a remote write Content-Type names the 1.0 message (no proto parameter, or
+// prometheus.WriteRequest).
+func isRemoteWriteV1(ct string) bool {
+	i := strings.Index(ct, "proto=")
+	if i < 0 {
+		return true
+	}
+	p := strings.TrimSpace(strings.SplitN(ct[i+len("proto="):], ";", 2)[0])
+	return p == "prometheus.WriteRequest"
+}
+
+// addRemoteWriteV1Metadata keeps the metadata of a decompressed remote write 1.0 WriteRequest. Prometheus'
+// handler ignores WriteRequest.metadata (field 3), so this second pass reads only that field: the time series
+// (field 1) are skipped at the wire level, not decoded.
+func (t *Tenant) addRemoteWriteV1Metadata(b []byte) error {
+	added := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("write request: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if num != 3 || typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return fmt.Errorf("write request field %d: %w", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return fmt.Errorf("write request metadata: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		var m prompb.MetricMetadata
+		if err := m.Unmarshal(v); err != nil {
+			return fmt.Errorf("write request metadata: %w", err)
+		}
+		t.meta.add(m.MetricFamilyName, metadata.Metadata{Type: model.MetricType(strings.ToLower(m.Type.String())), Help: m.Help, Unit: m.Unit})
+		added = true
+	}
+	if !added {
+		return nil
+	}
+	return t.meta.save()
 }
