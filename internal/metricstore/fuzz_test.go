@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -142,4 +143,27 @@ func TestWriteFuzzCorpus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzRemoteWriteV1Metadata feeds arbitrary bytes to the wire-level reader of WriteRequest.metadata: it must
+// return an error or the metadata, never panic, and never report a family without a name.
+func FuzzRemoteWriteV1Metadata(f *testing.F) {
+	req := &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}}},
+		Metadata:   []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "http_requests_total", Help: "Requests.", Unit: ""}},
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{0x1a, 0x02, 0x08, 0x01})
+	f.Add([]byte{0x1a, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = remoteWriteV1Metadata(data, func(name string, md metadata.Metadata) {
+			if name == "" {
+				t.Fatalf("metadata without a family name: %+v", md)
+			}
+		})
+	})
 }

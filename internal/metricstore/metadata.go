@@ -199,10 +199,22 @@ func isRemoteWriteV1(ct string) bool {
 }
 
 // addRemoteWriteV1Metadata keeps the metadata of a decompressed remote write 1.0 WriteRequest. Prometheus'
-// handler ignores WriteRequest.metadata (field 3), so this second pass reads only that field: the time series
-// (field 1) are skipped at the wire level, not decoded.
+// handler ignores WriteRequest.metadata (field 3), so this second pass reads only that field.
 func (t *Tenant) addRemoteWriteV1Metadata(b []byte) error {
 	added := false
+	err := remoteWriteV1Metadata(b, func(name string, md metadata.Metadata) {
+		t.meta.add(name, md)
+		added = true
+	})
+	if err != nil || !added {
+		return err
+	}
+	return t.meta.save()
+}
+
+// remoteWriteV1Metadata calls fn for each MetricMetadata of a decompressed remote write 1.0 WriteRequest. The
+// time series (field 1) are skipped at the wire level, not decoded.
+func remoteWriteV1Metadata(b []byte, fn func(name string, md metadata.Metadata)) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -226,11 +238,10 @@ func (t *Tenant) addRemoteWriteV1Metadata(b []byte) error {
 		if err := m.Unmarshal(v); err != nil {
 			return fmt.Errorf("write request metadata: %w", err)
 		}
-		t.meta.add(m.MetricFamilyName, metadata.Metadata{Type: model.MetricType(strings.ToLower(m.Type.String())), Help: m.Help, Unit: m.Unit})
-		added = true
+		if m.MetricFamilyName == "" {
+			continue
+		}
+		fn(m.MetricFamilyName, metadata.Metadata{Type: model.MetricType(strings.ToLower(m.Type.String())), Help: m.Help, Unit: m.Unit})
 	}
-	if !added {
-		return nil
-	}
-	return t.meta.save()
+	return nil
 }

@@ -49,9 +49,9 @@ func TestMetadataRemoteWriteV1(t *testing.T) {
 
 func TestIsRemoteWriteV1(t *testing.T) {
 	for ct, want := range map[string]bool{
-		"application/x-protobuf": true,
-		"application/x-protobuf;proto=prometheus.WriteRequest":           true,
-		"application/x-protobuf;proto=io.prometheus.write.v2.Request":    false,
+		"application/x-protobuf":                                        true,
+		"application/x-protobuf;proto=prometheus.WriteRequest":          true,
+		"application/x-protobuf;proto=io.prometheus.write.v2.Request":   false,
 		"application/x-protobuf; proto=io.prometheus.write.v2.Request ": false,
 	} {
 		if got := isRemoteWriteV1(ct); got != want {
