@@ -155,3 +155,20 @@ func TestExemplarSlots(t *testing.T) {
 		}
 	}
 }
+
+// A start and step finer than a millisecond must not put an exemplar outside the steps.
+func TestMetricsExemplarsSubMillisecondStep(t *testing.T) {
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.Shutdown(context.Background())
+	if err := s.Push(context.Background(), tn, batch(1, 1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`{ } | quantile_over_time(duration, .5)`, `{ } | rate()`} {
+		start := baseTime.Add(time.Second - 700*time.Microsecond)
+		_, err := s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, q),
+			Start: start, End: start.Add(time.Second), Step: 100 * time.Microsecond, Exemplars: 100})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

@@ -282,6 +282,9 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				// Each exemplar goes to the quantile whose value in its step is closest to its own.
 				for _, e := range ex {
 					step := stepOf(req, e.TimestampMs)
+					if step < 0 || step >= len(acc.vals) {
+						continue
+					}
 					best, bestDiff := -1, math.Inf(1)
 					for qi, q2 := range m.Quantiles {
 						if d := math.Abs(quantile(acc.vals[step], q2) - e.Value); d < bestDiff {
