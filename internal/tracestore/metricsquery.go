@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/http"
@@ -25,13 +26,98 @@ type MetricsRequest struct {
 	Start time.Time
 	End   time.Time
 	Step  time.Duration
+	// Exemplars bounds the exemplars kept per series; 0 keeps none. At most two fall in each of
+	// Exemplars/2 equal slices of the range, so that they spread over it, as Tempo does.
+	Exemplars int
+}
+
+// Exemplar is one span behind a series: its trace id (hex, leading zeros trimmed, as Tempo writes it), start
+// time and value (the attribute's value, durations in seconds; for rate() and count_over_time() the value of
+// the series in the exemplar's step).
+type Exemplar struct {
+	TraceID     string
+	TimestampMs int64
+	Value       float64
+}
+
+// DefaultMaxExemplars is Tempo's default and ceiling for exemplars per metrics query.
+const DefaultMaxExemplars = 100
+
+// ParseExemplars reads the exemplars parameter as Tempo does: an unsigned number; empty, 0 or unparsable gives
+// DefaultMaxExemplars, and larger values are capped to it.
+func ParseExemplars(s string) int {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 || n > DefaultMaxExemplars {
+		return DefaultMaxExemplars
+	}
+	return int(n)
+}
+
+// exemplarSlots spreads a series' exemplars over [start, end] (milliseconds): n/2 slices of equal width (at
+// least one), two exemplars in each (one when n is 1). A full slice keeps its earliest exemplars (by time, then
+// trace id), so the answer does not depend on the order in which traces are read.
+type exemplarSlots struct {
+	start, end, width int64
+	per               int
+	slots             [][]Exemplar
+}
+
+func newExemplarSlots(n int, start, end int64) *exemplarSlots {
+	buckets := max(n/2, 1)
+	return &exemplarSlots{start: start, end: end, width: max((end-start)/int64(buckets), 1),
+		per: min(n, 2), slots: make([][]Exemplar, buckets)}
+}
+
+func exemplarBefore(a, b Exemplar) bool {
+	if a.TimestampMs != b.TimestampMs {
+		return a.TimestampMs < b.TimestampMs
+	}
+	return a.TraceID < b.TraceID
+}
+
+// add offers an exemplar; it is kept if its slice has room or it is earlier than the slice's latest.
+func (e *exemplarSlots) add(x Exemplar) {
+	if x.TimestampMs < e.start || x.TimestampMs > e.end {
+		return
+	}
+	i := min(int((x.TimestampMs-e.start)/e.width), len(e.slots)-1)
+	sl := e.slots[i]
+	if len(sl) < e.per {
+		e.slots[i] = append(sl, x)
+		return
+	}
+	last := 0
+	for k := range sl {
+		if exemplarBefore(sl[last], sl[k]) {
+			last = k
+		}
+	}
+	if exemplarBefore(x, sl[last]) {
+		sl[last] = x
+	}
+}
+
+// all returns the kept exemplars, oldest first.
+func (e *exemplarSlots) all() []Exemplar {
+	var out []Exemplar
+	for _, sl := range e.slots {
+		out = append(out, sl...)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return exemplarBefore(out[a], out[b]) })
+	return out
+}
+
+// traceIDHex is the trace id in hex without leading zeros.
+func traceIDHex(id pcommon.TraceID) string {
+	return strings.TrimLeft(hex.EncodeToString(id[:]), "0")
 }
 
 // Series is one result series: its labels and one value per step (NaN where a step had no spans and the
 // function has no value for an empty step).
 type Series struct {
-	Labels []SeriesLabel
-	Values []float64
+	Labels    []SeriesLabel
+	Values    []float64
+	Exemplars []Exemplar // oldest first; only in steps that have a value
 }
 
 // SeriesLabel is a by(...) value, or "p" for a quantile.
@@ -50,6 +136,7 @@ type MetricsResult struct {
 type seriesAcc struct {
 	labels []SeriesLabel
 	vals   [][]float64 // per step: the values (or one count per span)
+	slots  *exemplarSlots
 }
 
 // QueryRange evaluates a metrics query.
@@ -87,6 +174,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	tr := TimeRange{Start: req.Start, End: req.End}
 	groups := map[string]*seriesAcc{}
 	var order []string
+	exStart, exEnd := req.Start.UnixMilli(), req.End.UnixMilli()
 	visit := func(id pcommon.TraceID, spans []traceql.Span) {
 		res.Metrics.InspectedTraces++
 		res.Metrics.InspectedSpans += len(spans)
@@ -129,10 +217,20 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				acc := groups[k]
 				if acc == nil {
 					acc = &seriesAcc{labels: labels, vals: make([][]float64, steps)}
+					if req.Exemplars > 0 {
+						acc.slots = newExemplarSlots(req.Exemplars, exStart, exEnd)
+					}
 					groups[k] = acc
 					order = append(order, k)
 				}
 				acc.vals[step] = append(acc.vals[step], val)
+				if acc.slots != nil {
+					ev := val
+					if m.Attr == nil {
+						ev = math.NaN() // the step's value, filled in below
+					}
+					acc.slots.add(Exemplar{TraceID: traceIDHex(id), TimestampMs: int64(st / 1e6), Value: ev})
+				}
 			}
 		}
 	}
@@ -170,6 +268,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	sort.Strings(order)
 	for _, k := range order {
 		acc := groups[k]
+		var ex []Exemplar
+		if acc.slots != nil {
+			ex = acc.slots.all()
+		}
 		if m.Fn == "quantile_over_time" {
 			for _, q := range m.Quantiles {
 				ser := Series{Labels: append(append([]SeriesLabel(nil), acc.labels...), SeriesLabel{Name: "p", Value: traceql.NewFloat(q)}),
@@ -177,17 +279,58 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				for i, vs := range acc.vals {
 					ser.Values[i] = quantile(vs, q)
 				}
+				// Each exemplar goes to the quantile whose value in its step is closest to its own.
+				for _, e := range ex {
+					step := stepOf(req, e.TimestampMs)
+					if step < 0 || step >= len(acc.vals) {
+						continue
+					}
+					best, bestDiff := -1, math.Inf(1)
+					for qi, q2 := range m.Quantiles {
+						if d := math.Abs(quantile(acc.vals[step], q2) - e.Value); d < bestDiff {
+							best, bestDiff = qi, d
+						}
+					}
+					if best >= 0 && m.Quantiles[best] == q {
+						ser.Exemplars = append(ser.Exemplars, e)
+					}
+				}
+				finishExemplars(req, &ser)
 				res.Series = append(res.Series, ser)
 			}
 			continue
 		}
-		ser := Series{Labels: acc.labels, Values: make([]float64, steps)}
+		ser := Series{Labels: acc.labels, Values: make([]float64, steps), Exemplars: ex}
 		for i, vs := range acc.vals {
 			ser.Values[i] = reduce(m.Fn, vs, req.Step)
 		}
+		finishExemplars(req, &ser)
 		res.Series = append(res.Series, ser)
 	}
 	return res, nil
+}
+
+// stepOf is the step index of a time in milliseconds.
+func stepOf(req MetricsRequest, ms int64) int {
+	return int((ms*1e6 - req.Start.UnixNano()) / int64(req.Step))
+}
+
+// finishExemplars drops exemplars in steps without a value, gives NaN exemplars (rate, count) their step's
+// value and sorts them oldest first.
+func finishExemplars(req MetricsRequest, ser *Series) {
+	out := ser.Exemplars[:0:0]
+	for _, e := range ser.Exemplars {
+		i := stepOf(req, e.TimestampMs)
+		if i < 0 || i >= len(ser.Values) || math.IsNaN(ser.Values[i]) {
+			continue
+		}
+		if math.IsNaN(e.Value) {
+			e.Value = ser.Values[i]
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].TimestampMs < out[b].TimestampMs })
+	ser.Exemplars = out
 }
 
 func reduce(fn string, vs []float64, step time.Duration) float64 {
@@ -246,9 +389,16 @@ type metricsRangeJSON struct {
 }
 
 type seriesJSON struct {
-	Labels  []kvJSON     `json:"labels"`
-	Samples []sampleJSON `json:"samples,omitempty"`
-	Value   *float64     `json:"value,omitempty"`
+	Labels    []kvJSON       `json:"labels"`
+	Samples   []sampleJSON   `json:"samples,omitempty"`
+	Value     *float64       `json:"value,omitempty"`
+	Exemplars []exemplarJSON `json:"exemplars,omitempty"`
+}
+
+type exemplarJSON struct {
+	Labels      []kvJSON `json:"labels"`
+	Value       float64  `json:"value"`
+	TimestampMs string   `json:"timestampMs"`
 }
 
 type sampleJSON struct {
@@ -314,7 +464,7 @@ func (a *API) metricsRequest(w http.ResponseWriter, r *http.Request, instant boo
 	}
 	req := MetricsRequest{Query: q, Start: tr.Start, End: tr.End}
 	if instant {
-		req.Step = tr.End.Sub(tr.Start)
+		req.Step = tr.End.Sub(tr.Start) // Tempo's instant queries carry no exemplars
 	} else if req.Step, err = parseStep(r.FormValue("step"), tr.End.Sub(tr.Start)); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return "", MetricsRequest{}, false
@@ -322,6 +472,7 @@ func (a *API) metricsRequest(w http.ResponseWriter, r *http.Request, instant boo
 	// Steps are aligned to the step, as Tempo does, so that successive requests give the same buckets.
 	if !instant {
 		req.Start = req.Start.Truncate(req.Step)
+		req.Exemplars = ParseExemplars(r.FormValue("exemplars"))
 	}
 	return tenantID, req, true
 }
@@ -339,6 +490,7 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
 	for _, s := range res.Series {
 		sj := seriesJSON{Labels: seriesLabels(req, s.Labels), Samples: []sampleJSON{}}
+		shown := map[int]bool{}
 		for i, v := range s.Values {
 			if math.IsNaN(v) {
 				continue
@@ -348,8 +500,17 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 			if end.After(req.End) {
 				continue
 			}
+			shown[i] = true
 			ts := end.UnixMilli()
 			sj.Samples = append(sj.Samples, sampleJSON{TimestampMs: strconv.FormatInt(ts, 10), Value: v})
+		}
+		for _, e := range s.Exemplars {
+			if !shown[stepOf(req, e.TimestampMs)] {
+				continue
+			}
+			sj.Exemplars = append(sj.Exemplars, exemplarJSON{
+				Labels: []kvJSON{{Key: "trace:id", Value: map[string]any{"stringValue": e.TraceID}}},
+				Value:  e.Value, TimestampMs: strconv.FormatInt(e.TimestampMs, 10)})
 		}
 		out.Series = append(out.Series, sj)
 	}

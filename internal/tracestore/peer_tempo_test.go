@@ -259,7 +259,6 @@ var peerAllowed = []struct{ req, sign, prefix, why string }{
 	{"", "+", ".traces[].spanSet.spans[].name", "Sprout always gives a matched span's name; Tempo only when the query reads it"},
 	{"", "+", ".traces[].spanSets[].spans[].name", "same"},
 	{"search_tags_param", "+", ".traces[]", "the legacy tags= search: Sprout returns spansets and service stats as for TraceQL; Tempo only the trace summary"},
-	{"", "-", ".series[].exemplars", "not done: Sprout's metrics API returns no exemplars"},
 	{"unknown_trace_v2", "status", "", "Tempo 3's v2 answers an unknown trace 200 {\"trace\":{},\"metrics\":{}}; Sprout keeps 404 (the issue asks for it, and tests/e2e relies on it)"},
 }
 

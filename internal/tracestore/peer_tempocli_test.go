@@ -46,7 +46,7 @@ func TestPeerTempoCLI(t *testing.T) {
 		{"search-tags with range", []string{"query", "api", "search-tags", hostport, start, end}, []string{`"http.status_code"`}},
 		{"search-tag-values", []string{"query", "api", "search-tag-values", hostport, "resource.service.name"}, []string{`"value":"backend"`}},
 		{"search-tag-values with query", []string{"query", "api", "search-tag-values", hostport, "name", "--query", `{ status = error }`}, []string{`"value":"step-3"`}},
-		{"metrics range", []string{"query", "api", "metrics", hostport, `{ } | rate() by (resource.service.name)`, start, end}, []string{`"series"`, `"backend"`}},
+		{"metrics range", []string{"query", "api", "metrics", hostport, `{ } | rate() by (resource.service.name)`, start, end}, []string{`"series"`, `"backend"`, `"exemplars"`, `"trace:id"`}},
 		{"metrics quantile", []string{"query", "api", "metrics", hostport, `{ } | quantile_over_time(duration, .9)`, start, end}, []string{`"samples"`}},
 		{"metrics instant", []string{"query", "api", "metrics", "--instant", hostport, `{ } | count_over_time() by (kind)`, start, end}, []string{`"series"`, `"value"`}},
 	} {
