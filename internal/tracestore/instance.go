@@ -43,10 +43,13 @@ type instance struct {
 	liveBytes    int64          // bytes of the traces in live
 	segRefs      map[uint64]int // traces in live or pending with records in each WAL segment
 	blocks       []*block       // sorted by end time, newest last
+	// memStats summarises every span that entered live since live and pending were last both empty, so that a
+	// search can rule out all traces in memory at once, as a block's summary does for the block.
+	memStats *statsBuilder
 }
 
 func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
-	in := &instance{s: s, tenant: id, live: map[pcommon.TraceID]*liveTrace{}, segRefs: map[uint64]int{}}
+	in := &instance{s: s, tenant: id, live: map[pcommon.TraceID]*liveTrace{}, segRefs: map[uint64]int{}, memStats: newStatsBuilder()}
 	if err := in.loadBlocks(ctx); err != nil {
 		return nil, fmt.Errorf("tenant %s: load blocks: %w", id, err)
 	}
@@ -252,6 +255,7 @@ func (in *instance) apply(rec *record, seq uint64, now time.Time) {
 			per[rs.tid] = 0
 		}
 		lt.spans = append(lt.spans, *sp)
+		in.memStats.addCols(sp.name, sp.res.service, sp.kind, sp.status, sp.duration())
 		sz := sp.size()
 		lt.bytes += sz
 		in.liveBytes += sz
@@ -361,6 +365,7 @@ func (in *instance) flushOnce(ctx context.Context) error {
 	if len(in.pending) > 0 {
 		in.pendingSince = in.s.now()
 	}
+	in.resetMemStatsLocked()
 	in.s.m.liveBytes.Set(float64(in.liveBytes + in.pendingBytes))
 	cur := in.wal.Current()
 	var free []uint64
@@ -393,6 +398,24 @@ func (in *instance) addBlockLocked(b *block) {
 	in.blocks = append(in.blocks, b)
 	sort.Slice(in.blocks, func(i, j int) bool { return in.blocks[i].meta.EndUnixNano < in.blocks[j].meta.EndUnixNano })
 	in.s.m.blocks.Set(float64(len(in.blocks)))
+}
+
+// resetMemStatsLocked starts the memory summary afresh once nothing is in memory.
+func (in *instance) resetMemStatsLocked() {
+	if len(in.live) == 0 && len(in.pending) == 0 && in.memStats.n > 0 {
+		in.memStats = newStatsBuilder()
+	}
+}
+
+// memDomain is the column domain of the traces in memory (see memStats); nil when nothing can be ruled out.
+func (in *instance) memDomain() *traceql.Domain {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	st := in.memStats.result()
+	if st == nil {
+		return nil
+	}
+	return st.domain()
 }
 
 // snapshot returns the traces in memory (live and pending) as copies safe to read without the lock.

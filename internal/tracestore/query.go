@@ -245,7 +245,10 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	blocks := in.blockList()
 	res.Metrics.TotalBlocks = len(blocks)
 	res.Metrics.TotalJobs = len(blocks) + 1
-	mem := in.snapshot()
+	var mem []*liveTrace
+	if memMaybe(pf, in.memDomain()) {
+		mem = in.snapshot()
+	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
 	for _, lt := range mem {

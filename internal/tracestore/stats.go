@@ -53,19 +53,23 @@ func addCapped(set map[string]struct{}, many *bool, v string) {
 }
 
 func (b *statsBuilder) add(r *spanRow) {
-	addCapped(b.names, &b.manyN, r.Name)
-	addCapped(b.services, &b.manyS, r.Service)
-	if r.Kind >= 0 && r.Kind < 64 && r.StatusCode >= 0 && r.StatusCode < 64 {
-		b.kinds |= 1 << r.Kind
-		b.statuses |= 1 << r.StatusCode
+	b.addCols(r.Name, r.Service, r.Kind, r.StatusCode, r.Duration)
+}
+
+func (b *statsBuilder) addCols(name, service string, kind, status int32, duration int64) {
+	addCapped(b.names, &b.manyN, name)
+	addCapped(b.services, &b.manyS, service)
+	if kind >= 0 && kind < 64 && status >= 0 && status < 64 {
+		b.kinds |= 1 << kind
+		b.statuses |= 1 << status
 	} else {
 		b.otherKS = true
 	}
-	if b.n == 0 || r.Duration < b.minD {
-		b.minD = r.Duration
+	if b.n == 0 || duration < b.minD {
+		b.minD = duration
 	}
-	if b.n == 0 || r.Duration > b.maxD {
-		b.maxD = r.Duration
+	if b.n == 0 || duration > b.maxD {
+		b.maxD = duration
 	}
 	b.n++
 }
@@ -214,4 +218,13 @@ func rowGroupDomain(rg parquet.RowGroup, cols [5]int, uses traceql.ColumnSet) (*
 		}
 	}
 	return d, nil
+}
+
+// memMaybe says whether any trace in memory may pass the prefilter, from the domain of every span that entered
+// memory since it was last empty (a superset of what is there now, so it never rules out a match).
+func memMaybe(pf *traceql.Prefilter, d *traceql.Domain) bool {
+	if pf == nil || pf.Len() > 64 || d == nil {
+		return true
+	}
+	return maybeMask(pf, d) == uint64(1)<<pf.Len()-1
 }
