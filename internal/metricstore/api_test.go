@@ -190,6 +190,23 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestRateRefusedBeforeDecoding: once a tenant's burst is used up, a write is refused with 429 naming the limit
+// without being decoded (a body that is not even snappy gets the rate refusal, not a decode error).
+func TestRateRefusedBeforeDecoding(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Limits.IngestionRate, cfg.Limits.IngestionBurstSize = 0.001, 2
+	_, srv := openTestStore(t, cfg)
+	now := time.Now().UnixMilli()
+	two := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: series("m"), Samples: []prompb.Sample{{Value: 1, Timestamp: now - 1000}, {Value: 1, Timestamp: now}}}}}
+	if code, body := post(t, srv.URL+"/api/v1/push", contentTypeV1, encodeV1(t, two)); code != 204 {
+		t.Fatalf("within the burst: %d %s", code, body)
+	}
+	code, body := post(t, srv.URL+"/api/v1/push", contentTypeV1, []byte("not snappy at all"))
+	if code != 429 || !strings.Contains(body, "ingestion_rate") || !strings.Contains(body, "before decoding") {
+		t.Fatalf("burst used up: got %d %q, want 429 naming ingestion_rate, refused before decoding", code, body)
+	}
+}
+
 func TestQueryLimits(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Limits.MaxFetchedSamples = 10

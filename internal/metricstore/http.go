@@ -109,6 +109,10 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		t.router.ServeHTTP(w, r2)
 		return
 	}
+	if le := t.limits.exhausted(); le != nil {
+		http.Error(w, le.Error(), le.Status)
+		return
+	}
 	// rw1 is the decompressed remote write 1.0 body, kept for its metadata (Prometheus' handler drops it).
 	var rw1 []byte
 	if path == "/api/v1/write" {

@@ -102,6 +102,18 @@ func (l *limiter) allow(n int) error {
 	return nil
 }
 
+// exhausted refuses a write before it is decoded when the tenant's rate bucket holds less than one token: the
+// request would be refused after decoding anyway, and under overload it is the decoding of requests bound to be
+// refused that takes the CPU the admitted ones need.
+func (l *limiter) exhausted() *LimitError {
+	if l.rate == nil || !l.enforce.Load() || l.rate.TokensAt(time.Now()) >= 1 {
+		return nil
+	}
+	return limitErr("ingestion_rate", http.StatusTooManyRequests,
+		"the request has been rejected because the tenant exceeded the ingestion rate limit, set to %g items/s with a maximum allowed burst of %d; refused before decoding, the tenant's burst is used up",
+		l.cfg.IngestionRate, l.cfg.IngestionBurstSize)
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
