@@ -88,6 +88,12 @@ type LimitsConfig struct {
 	DefaultSearchLimit int `mapstructure:"default_search_limit"`
 	// MaxSearchLimit caps the limit a request may ask for.
 	MaxSearchLimit int `mapstructure:"max_search_limit"`
+	// IngestionRateLimitBytes is the tenant's sustained write rate in bytes of OTLP per second, as Tempo's
+	// override of the same name (0 = unlimited, the default). Writes over it are refused as retryable.
+	IngestionRateLimitBytes int64 `mapstructure:"ingestion_rate_limit_bytes"`
+	// IngestionBurstSizeBytes is the bucket size of that rate (default: one second of the rate); a batch
+	// larger than it can never be accepted and is refused for good.
+	IngestionBurstSizeBytes int64 `mapstructure:"ingestion_burst_size_bytes"`
 }
 
 // DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
@@ -173,6 +179,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBytesPerTrace < 0 {
 		return errors.New("limits.max_bytes_per_trace: must not be negative")
+	}
+	if c.Limits.IngestionRateLimitBytes < 0 || c.Limits.IngestionBurstSizeBytes < 0 {
+		return errors.New("limits.ingestion_rate_limit_bytes, limits.ingestion_burst_size_bytes: must not be negative (0: unlimited)")
 	}
 	if c.Limits.QueryTimeout <= 0 {
 		return errors.New("limits.query_timeout: must be positive")

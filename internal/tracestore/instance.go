@@ -3,6 +3,7 @@ package tracestore
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
@@ -46,10 +48,12 @@ type instance struct {
 	// memStats summarises every span that entered live since live and pending were last both empty, so that a
 	// search can rule out all traces in memory at once, as a block's summary does for the block.
 	memStats *statsBuilder
+	rate     *rate.Limiter // limits.ingestion_rate_limit_bytes; nil when unlimited
 }
 
 func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
-	in := &instance{s: s, tenant: id, live: map[pcommon.TraceID]*liveTrace{}, segRefs: map[uint64]int{}, memStats: newStatsBuilder()}
+	in := &instance{s: s, tenant: id, live: map[pcommon.TraceID]*liveTrace{}, segRefs: map[uint64]int{}, memStats: newStatsBuilder(),
+		rate: ingestionRate(s.cfg.Limits)}
 	if err := in.loadBlocks(ctx); err != nil {
 		return nil, fmt.Errorf("tenant %s: load blocks: %w", id, err)
 	}
@@ -128,11 +132,42 @@ func parseRecord(payload []byte) (*record, error) {
 	return rec, nil
 }
 
-// BusyError refuses a write because the traces in memory reached limits.max_live_bytes; it is temporary: the
-// client should retry after the store has written its next block.
-type BusyError struct{ Msg string }
+// BusyError refuses a write for now: the traces in memory reached max_live_bytes (retry after the next block is
+// written) or the tenant is over limits.ingestion_rate_limit_bytes (retry in a second). Limit names which.
+type BusyError struct{ Msg, Limit string }
 
-func (e *BusyError) Error() string { return e.Msg + " (limit max_live_bytes)" }
+func (e *BusyError) Error() string { return e.Msg + " (limit " + e.Limit + ")" }
+
+// ingestionRate returns the tenant's write-rate limiter, nil when unlimited.
+func ingestionRate(l LimitsConfig) *rate.Limiter {
+	if l.IngestionRateLimitBytes <= 0 {
+		return nil
+	}
+	burst := l.IngestionBurstSizeBytes
+	if burst <= 0 {
+		burst = l.IngestionRateLimitBytes
+	}
+	return rate.NewLimiter(rate.Limit(l.IngestionRateLimitBytes), int(min(burst, math.MaxInt32)))
+}
+
+// allowRate takes n bytes (a batch of spans spans) from the tenant's rate bucket, or says why not.
+func (in *instance) allowRate(n, spans int) error {
+	if in.rate == nil {
+		return nil
+	}
+	l := in.s.cfg.Limits
+	if n > in.rate.Burst() {
+		in.s.m.refused.WithLabelValues("ingestion_burst_size_bytes").Add(float64(spans))
+		return fmt.Errorf("%w: a batch of %d bytes is larger than the tenant's burst of %d bytes and can never be accepted; send smaller batches (limit ingestion_burst_size_bytes)", ErrBadData, n, in.rate.Burst())
+	}
+	if !in.rate.AllowN(time.Now(), n) {
+		in.s.m.refused.WithLabelValues("ingestion_rate_limit_bytes").Add(float64(spans))
+		return &BusyError{Limit: "ingestion_rate_limit_bytes", Msg: fmt.Sprintf(
+			"tenant %s is over its ingestion rate of %d bytes/s (burst %d bytes); this batch had %d bytes, retry later",
+			in.tenant, l.IngestionRateLimitBytes, in.rate.Burst(), n)}
+	}
+	return nil
+}
 
 func (in *instance) push(td ptrace.Traces) error {
 	if td.SpanCount() == 0 {
@@ -145,12 +180,15 @@ func (in *instance) push(td ptrace.Traces) error {
 		if held >= max {
 			in.s.m.refused.WithLabelValues("max_live_bytes").Add(float64(td.SpanCount()))
 			in.s.kick()
-			return &BusyError{Msg: fmt.Sprintf("tenant %s holds %d bytes of traces not yet in a block; retry later", in.tenant, held)}
+			return &BusyError{Limit: "max_live_bytes", Msg: fmt.Sprintf("tenant %s holds %d bytes of traces not yet in a block; retry later", in.tenant, held)}
 		}
 	}
 	payload, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	if err != nil {
 		return fmt.Errorf("%w: encode batch: %v", ErrBadData, err)
+	}
+	if err := in.allowRate(len(payload), td.SpanCount()); err != nil {
+		return err
 	}
 	rec, err := parseRecord(payload)
 	if err != nil {
