@@ -18,13 +18,15 @@ import (
 
 // overloadArgs cap Sprout's own ingest so that 10× its sustainable rate can be offered from the same 2-core
 // machine: the memory_limiter bounded at 512 MiB, the trace store's live bytes at 64 MiB, the per-tenant
-// ingestion rates at 5k samples/s (metrics) and 0.3 MB/s (logs), which define the sustainable rate of those two.
+// ingestion rates at 5k samples/s (metrics), 0.3 MB/s (logs) and 300 kB/s of OTLP (traces, about 2,500 spans/s of
+// traceload's spans; the sustainable phase sends 1,500).
 // The process runs with GOMAXPROCS=1.
 var overloadArgs = []string{
 	"--config", "sprout:all-in-one",
 	"--set=processors.memory_limiter.limit_mib=512", "--set=processors.memory_limiter.spike_limit_mib=128",
 	"--set=processors.memory_limiter.limit_percentage=0", "--set=processors.memory_limiter.spike_limit_percentage=0",
 	"--set=extensions.sprout_traces.max_live_bytes=67108864",
+	"--set=extensions.sprout_traces.limits.ingestion_rate_limit_bytes=300000", "--set=extensions.sprout_traces.limits.ingestion_burst_size_bytes=600000",
 	"--set=extensions.sprout_metrics.limits.ingestion_rate=5000", "--set=extensions.sprout_metrics.limits.ingestion_burst_size=10000",
 	"--set=extensions.sprout_logs.limits.ingestion_rate_mb=0.3", "--set=extensions.sprout_logs.limits.ingestion_burst_size_mb=0.5",
 }
