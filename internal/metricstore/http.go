@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/snappy"
-	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -113,37 +112,22 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		http.Error(w, le.Error(), le.Status)
 		return
 	}
-	// rw1 is the decompressed remote write 1.0 body, kept for its metadata (Prometheus' handler drops it).
-	var rw1 []byte
-	if path == "/api/v1/write" {
-		isV1 := isRemoteWriteV1(r.Header.Get("Content-Type"))
-		switch enc := r.Header.Get("Content-Encoding"); {
-		case enc == "":
-			// The body arrives decompressed when the server in front (sprout_api's confighttp) already undid the
-			// snappy encoding; Prometheus' handler only takes snappy, so encode it again (cheap next to decoding).
-			body, err := io.ReadAll(r2.Body)
-			if err != nil {
-				http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			if isV1 {
-				rw1 = body
-			}
-			r2.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, body)))
-			r2.ContentLength = -1
-			r2.Header = r.Header.Clone()
-			r2.Header.Set("Content-Encoding", "snappy")
-		case isV1 && strings.EqualFold(enc, "snappy"):
-			body, err := io.ReadAll(r2.Body)
-			if err != nil {
-				http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			r2.Body = io.NopCloser(bytes.NewReader(body))
-			if dec, err := snappy.Decode(nil, body); err == nil {
-				rw1 = dec
-			} // a bad body is the handler's to refuse
+	if path == "/api/v1/write" && isRemoteWriteV1Request(r) {
+		t.writeV1(w, r)
+		return
+	}
+	if path == "/api/v1/write" && r.Header.Get("Content-Encoding") == "" {
+		// Remote write 2.0 whose body sprout_api's decompression already undid (gzip, zstd): Prometheus'
+		// handler only takes snappy, so encode it again (cheap next to decoding).
+		body, err := io.ReadAll(r2.Body)
+		if err != nil {
+			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+			return
 		}
+		r2.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, body)))
+		r2.ContentLength = -1
+		r2.Header = r.Header.Clone()
+		r2.Header.Set("Content-Encoding", "snappy")
 	}
 	// Writes: Prometheus' handlers answer 500 to errors they do not know; a refusal by a limit must answer the
 	// limit's status (400 or 429) instead, so the response is held until the handler is done.
@@ -160,12 +144,6 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	if rec.status == http.StatusBadRequest {
 		rec.explainDecodeError(path)
-	}
-	if rw1 != nil && rec.status/100 == 2 {
-		// Saved before the acknowledgement goes out, as remote write 2.0's metadata is.
-		if err := t.addRemoteWriteV1Metadata(rw1); err != nil {
-			t.store.logger.Warn("remote write 1.0 metadata not kept", zap.String("tenant", t.id), zap.Error(err))
-		}
 	}
 	rec.writeTo(w)
 }

@@ -86,8 +86,13 @@ func (l *limiter) PreCreation(ls labels.Labels) error {
 // PostCreation implements tsdb.SeriesLifecycleCallback.
 func (*limiter) PostCreation(labels.Labels) {}
 
-// PostDeletion implements tsdb.SeriesLifecycleCallback.
-func (*limiter) PostDeletion(map[chunks.HeadSeriesRef]labels.Labels) {}
+// PostDeletion implements tsdb.SeriesLifecycleCallback: series left the head, so the remote write reference
+// cache forgets what it knows (it refills from the next requests).
+func (l *limiter) PostDeletion(map[chunks.HeadSeriesRef]labels.Labels) {
+	if l.t != nil && l.t.refs != nil {
+		l.t.refs.reset()
+	}
+}
 
 // allow takes n samples from the tenant's ingestion budget.
 func (l *limiter) allow(n int) error {

@@ -12,8 +12,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
-	"github.com/prometheus/prometheus/prompb"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // metadataStore keeps the metric metadata (type, help, unit) that arrives with remote write 1.0 and 2.0 and
@@ -196,52 +194,4 @@ func isRemoteWriteV1(ct string) bool {
 	}
 	p := strings.TrimSpace(strings.SplitN(ct[i+len("proto="):], ";", 2)[0])
 	return p == "prometheus.WriteRequest"
-}
-
-// addRemoteWriteV1Metadata keeps the metadata of a decompressed remote write 1.0 WriteRequest. Prometheus'
-// handler ignores WriteRequest.metadata (field 3), so this second pass reads only that field.
-func (t *Tenant) addRemoteWriteV1Metadata(b []byte) error {
-	added := false
-	err := remoteWriteV1Metadata(b, func(name string, md metadata.Metadata) {
-		t.meta.add(name, md)
-		added = true
-	})
-	if err != nil || !added {
-		return err
-	}
-	return t.meta.save()
-}
-
-// remoteWriteV1Metadata calls fn for each MetricMetadata of a decompressed remote write 1.0 WriteRequest. The
-// time series (field 1) are skipped at the wire level, not decoded.
-func remoteWriteV1Metadata(b []byte, fn func(name string, md metadata.Metadata)) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("write request: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num != 3 || typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("write request field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return fmt.Errorf("write request metadata: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		var m prompb.MetricMetadata
-		if err := m.Unmarshal(v); err != nil {
-			return fmt.Errorf("write request metadata: %w", err)
-		}
-		if m.MetricFamilyName == "" {
-			continue
-		}
-		fn(m.MetricFamilyName, metadata.Metadata{Type: model.MetricType(strings.ToLower(m.Type.String())), Help: m.Help, Unit: m.Unit})
-	}
-	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -75,6 +76,9 @@ type Store struct {
 	rules atomic.Pointer[RulesRetrieverFunc]
 	ams   atomic.Pointer[AlertmanagerRetrieverFunc]
 
+	// rwInvalid counts remote write 1.0 samples skipped for invalid labels, per tenant.
+	rwInvalid *prometheus.CounterVec
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -109,6 +113,10 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		otlpR2T: otlpR2T,
 		tenants: map[string]*Tenant{},
 		stop:    make(chan struct{}),
+		rwInvalid: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "sprout_metrics_remote_write_invalid_labels_samples_total",
+			Help: "Remote write 1.0 samples skipped because their series had no metric name, invalid UTF-8 or a label name twice.",
+		}, []string{"tenant"}),
 	}
 	s.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:                   s.slog.With("component", "query engine"),

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/grafana/regexp"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/grafana/regexp"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Tenant struct {
 	blocks  *bucketBlocks       // nil without a bucket
 	shipper *shipper            // nil without a bucket
 	meta    *metadataStore
+	refs    *refCache // remote write 1.0 series by their wire labels
 
 	api    *v1.API
 	router *route.Router
@@ -61,7 +63,7 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	if err != nil {
 		s.logger.Warn("metric metadata not restored; it is rebuilt by new pushes", zap.String("tenant", id), zap.Error(err))
 	}
-	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: meta}
+	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: meta, refs: newRefCache()}
 	t.limits = newLimiter(s.cfg.Limits, t)
 
 	opts := tsdb.DefaultOptions()
