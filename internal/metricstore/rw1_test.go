@@ -1,0 +1,207 @@
+package metricstore
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// labelRun is the wire encoding of a series' label fields, the refCache's key.
+func labelRun(t *testing.T, ls []prompb.Label) []byte {
+	t.Helper()
+	b, err := (&prompb.TimeSeries{Labels: ls}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := scanSeries(b)
+	if err != nil || layout.labels == nil {
+		t.Fatalf("scan: %v", err)
+	}
+	return layout.labels
+}
+
+func TestRemoteWriteV1Semantics(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	ms := now.UnixMilli()
+	sample := func(v float64, ts int64) []prompb.Sample { return []prompb.Sample{{Value: v, Timestamp: ts}} }
+	for _, tc := range []struct {
+		name     string
+		before   []prompb.TimeSeries // written first, must succeed
+		req      []prompb.TimeSeries
+		wantCode int
+		wantText string
+		// after the request, these queries at now must give these values ("" = no result)
+		want        map[string]string
+		wantInvalid float64
+	}{
+		{
+			name: "series with invalid labels are skipped, the rest is kept",
+			req: []prompb.TimeSeries{
+				{Labels: []prompb.Label{{Name: "job", Value: "no-name"}}, Samples: sample(1, ms)},
+				{Labels: series("dup", "a", "1", "a", "2"), Samples: sample(1, ms)},
+				{Labels: series("bad_utf8", "a", "\xff"), Samples: sample(1, ms)},
+				{Labels: series("good", "a", "1"), Samples: sample(7, ms)},
+			},
+			wantCode:    204,
+			want:        map[string]string{`good`: "7", `dup`: "", `bad_utf8`: "", `{job="no-name"}`: ""},
+			wantInvalid: 3,
+		},
+		{
+			name:     "an out-of-order sample refuses the whole request",
+			before:   []prompb.TimeSeries{{Labels: series("ooo", "a", "1"), Samples: sample(1, ms)}},
+			req:      []prompb.TimeSeries{{Labels: series("other"), Samples: sample(2, ms)}, {Labels: series("ooo", "a", "1"), Samples: sample(3, ms-60000)}},
+			wantCode: 400,
+			wantText: "out of order",
+			want:     map[string]string{`other`: "", `ooo`: "1"},
+		},
+		{
+			name:     "a sample too far in the future refuses the whole request",
+			req:      []prompb.TimeSeries{{Labels: series("future"), Samples: sample(1, now.Add(time.Hour).UnixMilli())}},
+			wantCode: 400,
+			wantText: "too far in the future",
+			want:     map[string]string{`future`: ""},
+		},
+		{
+			name:     "labels in any order",
+			req:      []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "z", Value: "1"}, {Name: "__name__", Value: "unsorted"}, {Name: "a", Value: "2"}}, Samples: sample(4, ms)}},
+			wantCode: 204,
+			want:     map[string]string{`unsorted{a="2",z="1"}`: "4"},
+		},
+		{
+			name:     "known series by reference",
+			before:   []prompb.TimeSeries{{Labels: series("known", "a", "1"), Samples: sample(1, ms-1000)}},
+			req:      []prompb.TimeSeries{{Labels: series("known", "a", "1"), Samples: sample(2, ms)}},
+			wantCode: 204,
+			want:     map[string]string{`known`: "2", `count_over_time(known[1m])`: "2"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, srv := openTestStore(t, testConfig(t))
+			if tc.before != nil {
+				if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, &prompb.WriteRequest{Timeseries: tc.before})); code != 204 {
+					t.Fatalf("before: %d %s", code, body)
+				}
+			}
+			code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, &prompb.WriteRequest{Timeseries: tc.req}))
+			if code != tc.wantCode || !strings.Contains(body, tc.wantText) {
+				t.Errorf("POST: %d %q, want %d containing %q", code, body, tc.wantCode, tc.wantText)
+			}
+			for q, want := range tc.want {
+				got := instant(t, srv.URL, q, now)
+				var v string
+				for _, val := range got {
+					v = val
+				}
+				if len(got) > 1 || v != want {
+					t.Errorf("%s = %v, want %q", q, got, want)
+				}
+			}
+			if got := promtestutil.ToFloat64(s.rwInvalid.WithLabelValues(tenant.Default)); got != tc.wantInvalid {
+				t.Errorf("invalid-label samples counted %v, want %v", got, tc.wantInvalid)
+			}
+		})
+	}
+}
+
+// TestRefCacheEntries covers the cache's edge cases through the write path: a reference the head no longer
+// knows, an entry whose key collides with another series, and forgetting everything when the head drops series.
+func TestRefCacheEntries(t *testing.T) {
+	s, srv := openTestStore(t, testConfig(t))
+	tn, err := s.Tenant(context.Background(), tenant.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	write := func(ls []prompb.Label, v float64, ts time.Time) {
+		t.Helper()
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: ls, Samples: []prompb.Sample{{Value: v, Timestamp: ts.UnixMilli()}}}}}
+		if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, req)); code != 204 {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+	}
+
+	// A stale reference: the head does not know it, so it creates the series from the cached labels.
+	a := series("stale_ref", "x", "1")
+	stale := &refEntry{lset: labels.FromStrings("__name__", "stale_ref", "x", "1")}
+	stale.ref.Store(1 << 40)
+	tn.refs.put(xxhash.Sum64(labelRun(t, a)), stale)
+	write(a, 3, now)
+	if got := instant(t, srv.URL, `stale_ref`, now); got[`map[__name__:stale_ref x:1]`] != "3" {
+		t.Errorf("after a stale reference: %v", got)
+	}
+	if r := stale.ref.Load(); r == 1<<40 || r == 0 {
+		t.Errorf("stale reference not replaced: %d", r)
+	}
+
+	// A colliding key: the entry names other labels, so it is not used.
+	b := series("collides", "x", "1")
+	other := &refEntry{lset: labels.FromStrings("__name__", "stale_ref", "x", "1")}
+	other.ref.Store(stale.ref.Load())
+	tn.refs.put(xxhash.Sum64(labelRun(t, b)), other)
+	write(b, 5, now)
+	if got := instant(t, srv.URL, `collides`, now); got[`map[__name__:collides x:1]`] != "5" {
+		t.Errorf("colliding key: collides = %v", got)
+	}
+	if got := instant(t, srv.URL, `stale_ref`, now); got[`map[__name__:stale_ref x:1]`] != "3" {
+		t.Errorf("colliding key wrote into the other series: %v", got)
+	}
+
+	// The head dropping series empties the cache.
+	if tn.refs.len() == 0 {
+		t.Fatal("cache empty before truncation")
+	}
+	if err := tn.DB().Head().Truncate(now.Add(time.Minute).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if n := tn.refs.len(); n != 0 {
+		t.Errorf("cache holds %d entries after the head dropped every series", n)
+	}
+	write(a, 9, now.Add(2*time.Minute))
+	if got := instant(t, srv.URL, `stale_ref`, now.Add(2*time.Minute)); got[`map[__name__:stale_ref x:1]`] != "9" {
+		t.Errorf("after truncation: %v", got)
+	}
+}
+
+// TestRemoteWriteV1Concurrent writes overlapping series from several senders (run with -race).
+func TestRemoteWriteV1Concurrent(t *testing.T) {
+	_, srv := openTestStore(t, testConfig(t))
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	const senders, rounds, nSeries = 4, 30, 50
+	var wg sync.WaitGroup
+	for w := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				var req prompb.WriteRequest
+				for i := range nSeries {
+					// Each sender owns its instance label; all share the metric names.
+					req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+						Labels:  series("concurrent", "i", string(rune('a'+i%26))+string(rune('a'+i/26)), "w", string(rune('0'+w))),
+						Samples: []prompb.Sample{{Value: float64(r), Timestamp: start.Add(time.Duration(r) * time.Second).UnixMilli()}},
+					})
+				}
+				code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, &req))
+				if code != http.StatusNoContent {
+					t.Errorf("POST: %d %s", code, body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := instant(t, srv.URL, `sum(count_over_time(concurrent[1h]))`, start.Add(time.Minute))
+	if got["map[]"] != "6000" {
+		t.Errorf("samples stored = %v, want 6000", got)
+	}
+}
