@@ -362,9 +362,10 @@ func (a *rw1Appender) metadata(b []byte) error {
 // harmless: the head does not know it and creates the series from the cached labels, and the new reference
 // replaces the old.
 type refCache struct {
-	frozen atomic.Pointer[map[uint64]*refEntry]
-	mu     sync.Mutex
-	fresh  map[uint64]*refEntry
+	frozen    atomic.Pointer[map[uint64]*refEntry]
+	mu        sync.Mutex
+	fresh     map[uint64]*refEntry
+	freshHits int // lookups answered from fresh since the last merge
 }
 
 type refEntry struct {
@@ -406,8 +407,15 @@ func (c *refCache) get(key uint64) *refEntry {
 		return e
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e := c.fresh[key]
-	c.mu.Unlock()
+	if e != nil {
+		// When new series stop arriving, the last ones stay in fresh; once they have been looked up as many
+		// times as a merge copies entries (so the copy is paid for), merge them so their lookups stop locking.
+		if c.freshHits++; c.freshHits > max(1024, len(*c.frozen.Load())+len(c.fresh)) {
+			c.merge()
+		}
+	}
 	return e
 }
 
@@ -415,10 +423,14 @@ func (c *refCache) put(key uint64, e *refEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fresh[key] = e
-	frozen := *c.frozen.Load()
-	if len(c.fresh) < max(1024, len(frozen)/4) {
-		return
+	if len(c.fresh) >= max(1024, len(*c.frozen.Load())/4) {
+		c.merge()
 	}
+}
+
+// merge makes a new frozen map of frozen and fresh; c.mu is held.
+func (c *refCache) merge() {
+	frozen := *c.frozen.Load()
 	m := make(map[uint64]*refEntry, len(frozen)+len(c.fresh))
 	for k, v := range frozen {
 		m[k] = v
@@ -428,6 +440,7 @@ func (c *refCache) put(key uint64, e *refEntry) {
 	}
 	c.frozen.Store(&m)
 	c.fresh = map[uint64]*refEntry{}
+	c.freshHits = 0
 }
 
 // reset forgets every entry; called when the head drops series, so the cache does not keep labels of series
@@ -438,6 +451,7 @@ func (c *refCache) reset() {
 	m := map[uint64]*refEntry{}
 	c.frozen.Store(&m)
 	c.fresh = map[uint64]*refEntry{}
+	c.freshHits = 0
 }
 
 // len is the number of entries, for tests.

@@ -205,3 +205,44 @@ func TestRemoteWriteV1Concurrent(t *testing.T) {
 		t.Errorf("samples stored = %v, want 6000", got)
 	}
 }
+
+// TestRefCacheMerge checks that entries survive the merges of fresh into frozen, whichever triggers them.
+func TestRefCacheMerge(t *testing.T) {
+	c := newRefCache()
+	const n = 5000
+	for i := range uint64(n) {
+		e := &refEntry{}
+		e.ref.Store(i + 1)
+		c.put(i, e)
+	}
+	if c.len() != n {
+		t.Fatalf("len = %d, want %d", c.len(), n)
+	}
+	c.mu.Lock()
+	inFresh := len(c.fresh)
+	c.mu.Unlock()
+	if inFresh == 0 {
+		t.Fatal("expected the last entries to wait in fresh")
+	}
+	// Looking up the fresh entries often enough merges them.
+	for range 10 {
+		for i := range uint64(n) {
+			if e := c.get(i); e == nil || e.ref.Load() != i+1 {
+				t.Fatalf("entry %d: %v", i, e)
+			}
+		}
+	}
+	c.mu.Lock()
+	inFresh = len(c.fresh)
+	c.mu.Unlock()
+	if inFresh != 0 || len(*c.frozen.Load()) != n {
+		t.Errorf("after many lookups: %d in fresh, %d frozen", inFresh, len(*c.frozen.Load()))
+	}
+	if c.get(n+1) != nil {
+		t.Error("unknown key found")
+	}
+	c.reset()
+	if c.len() != 0 || c.get(1) != nil {
+		t.Error("reset kept entries")
+	}
+}
