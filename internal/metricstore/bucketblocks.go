@@ -41,12 +41,16 @@ type bucketBlocks struct {
 	partial map[ulid.ULID]struct{}       // block directories without meta.json
 	open    map[ulid.ULID]*tsdb.Block
 	bad     map[ulid.ULID]error // downloaded blocks that failed to read in full; not downloaded again
+
+	// compactSources counts where the compactor found its source blocks: "local", "cache" or "bucket"
+	// (guarded by compactMu).
+	compactSources map[string]int
 }
 
 func newBucketBlocks(t *Tenant) *bucketBlocks {
 	return &bucketBlocks{t: t, cache: t.store.cacheDir(t.id), metas: map[ulid.ULID]tsdb.BlockMeta{},
 		marked: map[ulid.ULID]struct{}{}, partial: map[ulid.ULID]struct{}{}, open: map[ulid.ULID]*tsdb.Block{},
-		bad: map[ulid.ULID]error{}}
+		bad: map[ulid.ULID]error{}, compactSources: map[string]int{}}
 }
 
 func (bb *bucketBlocks) addShipped(m tsdb.BlockMeta) {

@@ -24,7 +24,8 @@ import (
 // LeveledCompactor; overlapping blocks are merged vertically, which deduplicates identical samples.
 //
 // The order of steps makes a crash at any point safe:
-//  1. the sources are downloaded and merged in a scratch directory (a crash leaves the bucket untouched);
+//  1. the sources are copied into a scratch directory (hard links when the block is on local disk, in the TSDB
+//     directory or the query cache; downloaded otherwise) and merged there (a crash leaves the bucket untouched);
 //  2. the merged block is uploaded, meta.json last (a crash before meta.json leaves a partial block that no
 //     query reads; it is removed by a later pass once it is older than partialBlockAge);
 //  3. a deletion-mark.json is uploaded into each source block (from then on no query reads the source);
@@ -215,6 +216,48 @@ func (t *Tenant) CompactBucket(ctx context.Context) (int, error) {
 	}
 }
 
+// linkLocalBlock makes dst a copy of block id from local disk, when the block is there: in the tenant's TSDB
+// directory (blocks this node shipped) or in the query cache (blocks downloaded for queries). Files are hard
+// links, so the copy stays whole even if the TSDB or the cache deletes its block meanwhile. It returns where
+// the block came from ("local", "cache"), or "" when it must be downloaded.
+func (bb *bucketBlocks) linkLocalBlock(id ulid.ULID, dst string) string {
+	for _, c := range []struct{ name, dir string }{
+		{"local", filepath.Join(bb.t.dir, id.String())},
+		{"cache", filepath.Join(bb.cache, id.String())},
+	} {
+		if _, err := os.Stat(filepath.Join(c.dir, "meta.json")); err != nil {
+			continue
+		}
+		tmp := dst + ".tmp"
+		_ = os.RemoveAll(tmp)
+		err := filepath.WalkDir(c.dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(c.dir, path)
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return os.MkdirAll(filepath.Join(tmp, rel), 0o755)
+			}
+			return os.Link(path, filepath.Join(tmp, rel))
+		})
+		if err == nil {
+			// meta.json is checked again in the copy: a block deleted while it was walked is incomplete.
+			if _, err = os.Stat(filepath.Join(tmp, "meta.json")); err == nil {
+				err = os.Rename(tmp, dst)
+			}
+		}
+		if err == nil {
+			return c.name
+		}
+		_ = os.RemoveAll(tmp)
+		bb.t.store.logger.Debug("local copy of a block not usable for compaction; downloading it", zap.String("tenant", bb.t.id), zap.Stringer("block", id), zap.Error(err))
+	}
+	return ""
+}
+
 // compactGroup merges one group: download, compact, upload, mark, delete.
 func (bb *bucketBlocks) compactGroup(ctx context.Context, scratch string, group []tsdb.BlockMeta, ranges []int64) error {
 	t := bb.t
@@ -229,8 +272,12 @@ func (bb *bucketBlocks) compactGroup(ctx context.Context, scratch string, group 
 	ids := make([]string, 0, len(group))
 	for _, m := range group {
 		dir := filepath.Join(scratch, "src", m.ULID.String())
-		if err := downloadBlock(ctx, bkt, t.id, m.ULID, dir); err != nil {
+		if src := bb.linkLocalBlock(m.ULID, dir); src != "" {
+			bb.compactSources[src]++
+		} else if err := downloadBlock(ctx, bkt, t.id, m.ULID, dir); err != nil {
 			return fmt.Errorf("download block %s for compaction: %w", m.ULID, err)
+		} else {
+			bb.compactSources["bucket"]++
 		}
 		dirs = append(dirs, dir)
 		ids = append(ids, m.ULID.String())

@@ -249,6 +249,11 @@ func TestCompactBucket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The 2h blocks were read by the query above, so they come from the query cache; the two 12h blocks
+			// made in this pass come from the bucket.
+			if got := fmt.Sprint(tn.blocks.compactSources); got != "map[bucket:2 cache:13]" {
+				t.Errorf("compaction sources %s, want map[bucket:2 cache:13]", got)
+			}
 			spans, marks := bucketBlockList(t, s.Bucket(), day)
 			// Day one: 12 blocks + the duplicate -> 0-12h, 12-24h -> 0-24h. Day two stays at 2h (window incomplete).
 			wantSpans := []string{"0-24h", "24-26h", "26-28h"}
@@ -313,6 +318,63 @@ func testCompactBucketCrash(t *testing.T, fs filesystemFixture) {
 				t.Error("the partial upload is still in the bucket")
 			}
 			checkDayFromBucket(t, srv.URL, day)
+		})
+	}
+}
+
+// TestLinkLocalBlock checks where the compactor takes a source block from: the TSDB directory, then the query
+// cache, else nowhere (it is downloaded); a copy is made of hard links and survives the original's deletion.
+func TestLinkLocalBlock(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Storage.Enabled = true
+	s := openStore(t, cfg)
+	tn, err := s.Tenant(context.Background(), tenant.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb := tn.blocks
+	id := ulid.MustNew(ulid.Now(), nil)
+	files := map[string]string{"meta.json": `{"ulid":"` + id.String() + `"}`, "index": "idx", "chunks/000001": "chk", "tombstones": "ts"}
+	makeBlock := func(dir string) {
+		for name, content := range files {
+			p := filepath.Join(dir, id.String(), filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	scratch := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		setup  func()
+		source string
+	}{
+		{"in the TSDB directory", func() { makeBlock(tn.dir) }, "local"},
+		{"in the query cache only", func() { _ = os.RemoveAll(filepath.Join(tn.dir, id.String())); makeBlock(bb.cache) }, "cache"},
+		{"without meta.json", func() { _ = os.Remove(filepath.Join(bb.cache, id.String(), "meta.json")) }, ""},
+		{"nowhere", func() { _ = os.RemoveAll(filepath.Join(bb.cache, id.String())) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			dst := filepath.Join(scratch, tc.name)
+			if got := bb.linkLocalBlock(id, dst); got != tc.source {
+				t.Fatalf("source %q, want %q", got, tc.source)
+			}
+			if tc.source == "" {
+				if _, err := os.Stat(dst); !os.IsNotExist(err) {
+					t.Errorf("copy left behind: %v", err)
+				}
+				return
+			}
+			for name, content := range files {
+				b, err := os.ReadFile(filepath.Join(dst, filepath.FromSlash(name)))
+				if err != nil || string(b) != content {
+					t.Errorf("%s: %q %v, want %q", name, b, err, content)
+				}
+			}
 		})
 	}
 }
