@@ -245,6 +245,7 @@ func (a *rw1Appender) series(ts []byte) error {
 	}
 	if entry != nil && newRef != 0 && newRef != ref {
 		if entry.ref.Load() == 0 {
+			entry.lset = a.headLabels(newRef, lset)
 			entry.ref.Store(uint64(newRef))
 			a.t.refs.put(key, entry)
 		} else {
@@ -252,6 +253,25 @@ func (a *rw1Appender) series(ts []byte) error {
 		}
 	}
 	return nil
+}
+
+// headLabels returns the head's own labels of series ref when they equal lset, so that the cache shares their
+// memory instead of holding a second copy (the series may predate this request: WAL replay, OTLP, another
+// sender). Otherwise, or if the head does not know ref, lset.
+func (a *rw1Appender) headLabels(ref storage.SeriesRef, lset labels.Labels) labels.Labels {
+	ir, err := a.t.db.Head().Index()
+	if err != nil {
+		return lset
+	}
+	defer ir.Close()
+	var b labels.ScratchBuilder
+	if err := ir.Series(ref, &b, nil); err != nil {
+		return lset
+	}
+	if hl := b.Labels(); labels.Equal(hl, lset) {
+		return hl
+	}
+	return lset
 }
 
 // buildLabels builds the series' labels and checks them as Prometheus' receiver does: a metric name, valid

@@ -246,3 +246,45 @@ func TestRefCacheMerge(t *testing.T) {
 		t.Error("reset kept entries")
 	}
 }
+
+// TestRemoteWriteV1AfterRestart writes series that the head got back from the WAL: the cache learns them from
+// the head (sharing the head's labels) and later requests append by reference.
+func TestRemoteWriteV1AfterRestart(t *testing.T) {
+	cfg := testConfig(t)
+	now := time.Now().Truncate(time.Second)
+	req := func(v float64, ts time.Time) []byte {
+		return encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			{Labels: series("restarted", "a", "1"), Samples: []prompb.Sample{{Value: v, Timestamp: ts.UnixMilli()}}},
+			{Labels: series("restarted", "a", "2", "empty", ""), Samples: []prompb.Sample{{Value: v, Timestamp: ts.UnixMilli()}}},
+		}})
+	}
+	s := openStore(t, cfg)
+	_, srv := serveStore(t, s)
+	if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, req(1, now.Add(-2*time.Second))); code != 204 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	srv.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, cfg)
+	_, srv = serveStore(t, s)
+	tn, _ := s.Tenant(context.Background(), tenant.Default)
+	if n := tn.refs.len(); n != 0 {
+		t.Fatalf("cache holds %d entries after a restart", n)
+	}
+	for i, ts := range []time.Time{now.Add(-time.Second), now} {
+		if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, req(float64(i+2), ts)); code != 204 {
+			t.Fatalf("POST after restart: %d %s", code, body)
+		}
+	}
+	// Both series are cached: the one with an empty label keeps Sprout's own labels (the head dropped the
+	// empty one), which still match the request.
+	if n := tn.refs.len(); n != 2 {
+		t.Errorf("cache holds %d entries, want 2", n)
+	}
+	got := instant(t, srv.URL, `count_over_time(restarted[1m])`, now)
+	if got["map[a:1]"] != "3" || got["map[a:2]"] != "3" {
+		t.Errorf("samples per series = %v, want 3 each", got)
+	}
+}
