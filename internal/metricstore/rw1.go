@@ -129,7 +129,12 @@ func (t *Tenant) appendV1(ctx context.Context, body []byte) (int, error) {
 		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrOutOfBounds),
 			errors.Is(err, storage.ErrDuplicateSampleForTimestamp), errors.Is(err, storage.ErrTooOldSample),
 			isHistogramError(err):
-			t.store.logger.Warn("remote write 1.0 request refused", zap.String("tenant", t.id), zap.Error(err))
+			// Senders that repeat themselves (an HA pair writing the same series) would log this on every
+			// request; once every 10 s per tenant is enough, the TSDB counts every refused sample.
+			if now := time.Now().UnixNano(); now-t.rwRefusedLog.Load() > int64(10*time.Second) {
+				t.rwRefusedLog.Store(now)
+				t.store.logger.Warn("remote write 1.0 request refused (logged at most every 10s)", zap.String("tenant", t.id), zap.Error(err))
+			}
 			return http.StatusBadRequest, err
 		}
 		return http.StatusInternalServerError, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -45,6 +46,8 @@ type Tenant struct {
 	shipper *shipper            // nil without a bucket
 	meta    *metadataStore
 	refs    *refCache // remote write 1.0 series by their wire labels
+
+	rwRefusedLog atomic.Int64 // unix ns of the last "request refused" log line
 
 	api    *v1.API
 	router *route.Router
