@@ -28,6 +28,14 @@ var errWireType = errors.New("wrong wire type")
 // nextField reads one field of b: its number, wire type, value (for bytes fields, the payload; for others, the
 // encoded value) and the rest of b.
 func nextField(b []byte) (num protowire.Number, typ protowire.Type, val, rest []byte, err error) {
+	// Fast path for what remote write messages are made of: a one-byte tag (field numbers below 16) of a bytes
+	// field whose length fits one byte (under 128 bytes: labels, samples). Everything else goes through
+	// protowire, which also reports every malformation.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == byte(protowire.BytesType) && b[0] >= 8 && b[1] < 0x80 {
+		if l := int(b[1]); 2+l <= len(b) {
+			return protowire.Number(b[0] >> 3), protowire.BytesType, b[2 : 2+l], b[2+l:], nil
+		}
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, nil, nil, protowire.ParseError(n)
