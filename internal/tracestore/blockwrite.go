@@ -132,7 +132,7 @@ func (in *instance) newBlockWriter(ctx context.Context, level int) (*blockWriter
 	bw := &blockWriter{in: in, ctx: ctx, tmp: f, bw: bufio.NewWriterSize(f, 1<<20), rows: make([]spanRow, 0, 1024),
 		tags: newTagSummary(), stats: newStatsBuilder(),
 		meta: blockMeta{Format: blockFormat, Tenant: in.tenant, Level: level, CreatedAt: in.s.now().UTC()}}
-	bw.w = parquet.NewGenericWriter[spanRow](bw.bw, parquet.Compression(&parquet.Zstd), parquet.MaxRowsPerRowGroup(rowsPerGroup))
+	bw.w = parquet.NewGenericWriter[spanRow](bw.bw, parquet.Compression(pageCodec), parquet.MaxRowsPerRowGroup(rowsPerGroup))
 	return bw, nil
 }
 
