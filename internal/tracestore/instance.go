@@ -336,17 +336,22 @@ func (in *instance) cut(now time.Time, all bool) {
 	if max := in.s.cfg.MaxLiveBytes; max > 0 && (in.liveBytes > in.pressure() || in.liveBytes+in.pendingBytes > max/2) {
 		all = true
 	}
+	n := len(in.pending)
 	for id, lt := range in.live {
 		if all || now.Sub(lt.lastIn) >= in.s.cfg.TraceIdlePeriod || now.Sub(lt.firstIn) >= in.s.cfg.MaxBlockDuration {
 			delete(in.live, id)
-			if len(in.pending) == 0 {
-				in.pendingSince = now
-			}
 			in.pending = append(in.pending, lt)
 			in.pendingBytes += lt.held()
 			in.liveBytes -= lt.held()
 		}
 	}
+	if n == 0 && len(in.pending) > 0 {
+		in.pendingSince = now
+	}
+	// In order of arrival, not of the map: a block takes pending traces from the front, and a WAL record stays in
+	// memory until the last trace whose spans point into it is written, so the traces of one record go together.
+	cut := in.pending[n:]
+	sort.SliceStable(cut, func(i, j int) bool { return cut[i].firstIn.Before(cut[j].firstIn) })
 	in.s.m.liveTraces.Set(float64(len(in.live)))
 }
 

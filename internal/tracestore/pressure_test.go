@@ -57,3 +57,34 @@ func TestMemoryPressure(t *testing.T) {
 		})
 	}
 }
+
+// TestCutKeepsArrivalOrder: traces cut together go to the pending list in the order they arrived, so that a
+// block taken from its front holds whole WAL records, and their memory is released with it.
+func TestCutKeepsArrivalOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.closeNoFlush()
+	clock := time.Unix(1_700_000_000, 0)
+	s.now = func() time.Time { return clock }
+	for b := 0; b < 20; b++ {
+		clock = clock.Add(time.Millisecond)
+		if err := s.Push(ctx, tn, batch(b*10, 10, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := s.instance(ctx, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.cut(clock, true)
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if len(in.pending) != 200 {
+		t.Fatalf("%d traces pending, want 200", len(in.pending))
+	}
+	for i := 1; i < len(in.pending); i++ {
+		if in.pending[i].firstIn.Before(in.pending[i-1].firstIn) {
+			t.Fatalf("pending trace %d arrived before trace %d", i, i-1)
+		}
+	}
+}
