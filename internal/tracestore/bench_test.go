@@ -2,8 +2,12 @@ package tracestore
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -118,4 +122,66 @@ func BenchmarkSearchBlocks(b *testing.B) {
 			b.ReportMetric(float64(blocks*perBlock*10*b.N)/b.Elapsed().Seconds(), "spans/s")
 		})
 	}
+}
+
+// loadShapedBatch is one traceload request: 50 traces of 10 spans under one resource and scope, with the
+// generator's names and attributes; b makes the trace ids unique.
+func loadShapedBatch(b int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "traceload")
+	rs.Resource().Attributes().PutStr("host.name", "loadgen-1")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("traceload")
+	now := time.Now()
+	for t := 0; t < 50; t++ {
+		var id pcommon.TraceID
+		id[0], id[1], id[2], id[14], id[15] = byte(b>>16), byte(b>>8), byte(b), 1, byte(t)
+		for s := 0; s < 10; s++ {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID(id)
+			sp.SetSpanID(pcommon.SpanID{byte(s + 1), byte(t), 1, 2, 3, 4, 5, 6})
+			if s > 0 {
+				sp.SetParentSpanID(pcommon.SpanID{1, byte(t), 1, 2, 3, 4, 5, 6})
+			}
+			sp.SetName(fmt.Sprintf("operation-%d", s))
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(s+1) * time.Millisecond)))
+			sp.Attributes().PutStr("http.method", "GET")
+			sp.Attributes().PutInt("http.status_code", 200)
+		}
+	}
+	return td
+}
+
+// BenchmarkLiveSetHeap measures the Go heap that live traces hold: 200k traceload-shaped spans pushed and kept in
+// memory (nothing cut), then heap in use after a GC per span held. Reported: B/span (a measurement, not a limit).
+func BenchmarkLiveSetHeap(b *testing.B) {
+	const batches = 400
+	pre := make([]ptrace.Traces, batches)
+	for i := range pre {
+		pre[i] = loadShapedBatch(i)
+	}
+	ctx := context.Background()
+	var perSpan float64
+	for b.Loop() {
+		cfg := testConfig(b.TempDir())
+		cfg.MaxLiveBytes, cfg.Limits.MaxBytesPerTrace = 0, 0
+		s := openStore(b, cfg)
+		heap := func() uint64 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.HeapAlloc
+		}
+		h0 := heap()
+		for _, td := range pre {
+			if err := s.Push(ctx, tn, td); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perSpan = float64(heap()-h0) / float64(batches*500)
+		s.closeNoFlush()
+	}
+	b.ReportMetric(perSpan, "B/span")
 }

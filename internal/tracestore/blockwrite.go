@@ -132,7 +132,7 @@ func (in *instance) newBlockWriter(ctx context.Context, level int) (*blockWriter
 	bw := &blockWriter{in: in, ctx: ctx, tmp: f, bw: bufio.NewWriterSize(f, 1<<20), rows: make([]spanRow, 0, 1024),
 		tags: newTagSummary(), stats: newStatsBuilder(),
 		meta: blockMeta{Format: blockFormat, Tenant: in.tenant, Level: level, CreatedAt: in.s.now().UTC()}}
-	bw.w = parquet.NewGenericWriter[spanRow](bw.bw, parquet.Compression(&parquet.Zstd), parquet.MaxRowsPerRowGroup(rowsPerGroup))
+	bw.w = parquet.NewGenericWriter[spanRow](bw.bw, parquet.Compression(pageCodec), parquet.MaxRowsPerRowGroup(rowsPerGroup))
 	return bw, nil
 }
 
@@ -274,9 +274,9 @@ func (in *instance) writeLiveBlock(ctx context.Context, traces []*liveTrace) (*b
 		return nil, err
 	}
 	defer bw.abort()
-	seenRes := map[*rawResource]bool{}
 	seenSpan := map[pcommon.SpanID]struct{}{}
 	var spans []*liveSpan
+	seenRes := map[*rawResource]bool{}
 	noteSpan := func(k, v []byte, typ int, num uint64) error {
 		bw.tags.addWire("span", k, v, typ, num)
 		return nil
@@ -298,20 +298,22 @@ func (in *instance) writeLiveBlock(ctx context.Context, traces []*liveTrace) (*b
 		sort.SliceStable(spans, func(a, b int) bool { return spans[a].start < spans[b].start })
 		clear(seenSpan)
 		for _, sp := range spans {
-			if _, dup := seenSpan[sp.spanID]; dup {
+			spanID, parentID := sp.ids()
+			if _, dup := seenSpan[spanID]; dup {
 				continue
 			}
-			seenSpan[sp.spanID] = struct{}{}
-			row := spanRow{TraceID: bw.keep(id[:]), SpanID: bw.keep(sp.spanID[:]), Start: sp.start, Duration: sp.duration(),
-				Name: sp.name, Service: sp.res.service, Kind: sp.kind, StatusCode: sp.status,
-				Resource: sp.res.enc, Scope: sp.scope.enc, Span: bw.wrap(sp.raw)}
-			if !sp.parentID.IsEmpty() {
-				row.ParentID = bw.keep(sp.parentID[:])
+			seenSpan[spanID] = struct{}{}
+			res, raw := sp.res(), sp.rawBytes()
+			row := spanRow{TraceID: bw.keep(id[:]), SpanID: bw.keep(spanID[:]), Start: sp.start, Duration: sp.duration(),
+				Name: sp.name(), Service: res.service, Kind: sp.kind, StatusCode: sp.status,
+				Resource: res.enc, Scope: sp.scope.enc, Span: bw.wrap(raw)}
+			if !parentID.IsEmpty() {
+				row.ParentID = bw.keep(parentID[:])
 			}
-			_ = eachAttr(sp.raw, 9, noteSpan)
-			if !seenRes[sp.res] {
-				seenRes[sp.res] = true
-				_ = eachAttr(sp.res.attrs, 1, noteRes)
+			_ = eachAttr(raw, 9, noteSpan)
+			if !seenRes[res] {
+				seenRes[res] = true
+				_ = eachAttr(res.attrs, 1, noteRes)
 			}
 			if err := bw.add(id, row); err != nil {
 				return nil, err

@@ -42,9 +42,10 @@ type Config struct {
 	MaxBlockBytes int64 `mapstructure:"max_block_bytes"`
 	// FlushInterval is the longest a complete trace waits in memory before its block is written.
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
-	// MaxLiveBytes bounds the span bytes held in memory (live and waiting for a block). Past half of it every
-	// live trace is cut and written; at it, writes are refused with a retryable error (gRPC RESOURCE_EXHAUSTED,
-	// HTTP 429) until a block is written. 0 disables the bound.
+	// MaxLiveBytes bounds the bytes held in memory by traces (live and waiting for a block). Past a quarter of
+	// it waiting traces are written once they fill half a block, and every live trace is cut and written once
+	// live traces alone hold that much; past half of it every trace is cut and written; at it, writes are refused
+	// with a retryable error (gRPC RESOURCE_EXHAUSTED, HTTP 429) until a block is written. 0 disables the bound.
 	MaxLiveBytes int64 `mapstructure:"max_live_bytes"`
 	// FlushAllOnShutdown writes every live trace to a block on shutdown (the seed's ingester.flush_all_on_shutdown).
 	// Off, live traces stay in the WAL and are replayed at the next start.

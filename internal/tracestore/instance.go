@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -30,6 +31,13 @@ type liveTrace struct {
 	endNs    uint64
 	segments []uint64 // WAL segments holding this trace's records
 }
+
+// traceOverhead is what a trace holds in memory beside its spans: the struct, its entry in the live map and its
+// segment list. It counts towards max_live_bytes so that the bound is the memory held, not only the span bytes.
+const traceOverhead = int64(unsafe.Sizeof(liveTrace{})) + 48 + 8
+
+// held is what the trace holds in memory.
+func (lt *liveTrace) held() int64 { return lt.bytes + traceOverhead }
 
 // instance is one tenant's store.
 type instance struct {
@@ -287,13 +295,14 @@ func (in *instance) apply(rec *record, seq uint64, now time.Time) {
 		if lt == nil {
 			lt = &liveTrace{id: rs.tid, firstIn: now, startNs: uint64(sp.start)}
 			in.live[rs.tid] = lt
+			in.liveBytes += traceOverhead
 		}
 		if n := per[rs.tid]; n > 0 {
 			lt.spans = slices.Grow(lt.spans, n)
 			per[rs.tid] = 0
 		}
 		lt.spans = append(lt.spans, *sp)
-		in.memStats.addCols(sp.name, sp.res.service, sp.kind, sp.status, sp.duration())
+		in.memStats.addCols(sp.name(), sp.res().service, sp.kind, sp.status, sp.duration())
 		sz := sp.size()
 		lt.bytes += sz
 		in.liveBytes += sz
@@ -313,38 +322,51 @@ func (in *instance) apply(rec *record, seq uint64, now time.Time) {
 	in.s.m.liveBytes.Set(float64(in.liveBytes + in.pendingBytes))
 }
 
+// pressure is what the traces in memory may hold before the store stops waiting for traces to go idle and for
+// blocks to fill (a quarter of max_live_bytes; 0 without a bound). At a high rate the live set would otherwise
+// grow to half of max_live_bytes before anything is written, and the Go heap to twice that.
+func (in *instance) pressure() int64 { return in.s.cfg.MaxLiveBytes / 4 }
+
 // cut moves complete traces (idle, or live for longer than max_block_duration) to the pending block. When the
-// traces in memory hold more than half of max_live_bytes, every live trace is cut: a trace still receiving
-// spans then spans more than one block, which queries merge.
+// live traces alone hold more than pressure(), or all traces in memory more than half of max_live_bytes, every
+// live trace is cut: a trace still receiving spans then spans more than one block, which queries merge.
 func (in *instance) cut(now time.Time, all bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if max := in.s.cfg.MaxLiveBytes; max > 0 && in.liveBytes+in.pendingBytes > max/2 {
+	if max := in.s.cfg.MaxLiveBytes; max > 0 && (in.liveBytes > in.pressure() || in.liveBytes+in.pendingBytes > max/2) {
 		all = true
 	}
+	n := len(in.pending)
 	for id, lt := range in.live {
 		if all || now.Sub(lt.lastIn) >= in.s.cfg.TraceIdlePeriod || now.Sub(lt.firstIn) >= in.s.cfg.MaxBlockDuration {
 			delete(in.live, id)
-			if len(in.pending) == 0 {
-				in.pendingSince = now
-			}
 			in.pending = append(in.pending, lt)
-			in.pendingBytes += lt.bytes
-			in.liveBytes -= lt.bytes
+			in.pendingBytes += lt.held()
+			in.liveBytes -= lt.held()
 		}
 	}
+	if n == 0 && len(in.pending) > 0 {
+		in.pendingSince = now
+	}
+	// In order of arrival, not of the map: a block takes pending traces from the front, and a WAL record stays in
+	// memory until the last trace whose spans point into it is written, so the traces of one record go together.
+	cut := in.pending[n:]
+	sort.SliceStable(cut, func(i, j int) bool { return cut[i].firstIn.Before(cut[j].firstIn) })
 	in.s.m.liveTraces.Set(float64(len(in.live)))
 }
 
-// flushDue says whether the pending traces should be written now.
+// flushDue says whether the pending traces should be written now. Past pressure() pending traces do not wait
+// for a full block: half a block is written (complete traces gain nothing by staying in memory).
 func (in *instance) flushDue(force bool) bool {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	if len(in.pending) == 0 {
 		return false
 	}
+	held, max := in.liveBytes+in.pendingBytes, in.s.cfg.MaxLiveBytes
 	return force || in.pendingBytes >= in.s.cfg.MaxBlockBytes || in.s.now().Sub(in.pendingSince) >= in.s.cfg.FlushInterval ||
-		(in.s.cfg.MaxLiveBytes > 0 && in.liveBytes+in.pendingBytes > in.s.cfg.MaxLiveBytes/2)
+		(max > 0 && held > max/2) ||
+		(max > 0 && held > in.pressure() && in.pendingBytes >= in.s.cfg.MaxBlockBytes/2)
 }
 
 // flush writes the pending traces to blocks when due (or when force), then drops the WAL segments that hold
@@ -385,7 +407,7 @@ func (in *instance) flushOnce(ctx context.Context) error {
 	done := make(map[*liveTrace]bool, len(batch))
 	for _, lt := range batch {
 		done[lt] = true
-		in.pendingBytes -= lt.bytes
+		in.pendingBytes -= lt.held()
 		for _, seq := range lt.segments {
 			in.segRefs[seq]--
 		}
@@ -495,7 +517,7 @@ func decodeLive(dec *decoder, spans []liveSpan) ([]traceql.Span, error) {
 	out := make([]traceql.Span, 0, len(spans))
 	for i := range spans {
 		ls := &spans[i]
-		s, err := dec.decodeParts(ls.res.enc, ls.scope.enc, wrapSpan(nil, ls.raw))
+		s, err := dec.decodeParts(ls.scope.res.enc, ls.scope.enc, wrapSpan(nil, ls.rawBytes()))
 		if err != nil {
 			return nil, err
 		}

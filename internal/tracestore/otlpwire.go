@@ -109,23 +109,26 @@ type rawResource struct {
 	service string
 }
 
-// rawScope is an instrumentation scope, encoded as the block's scope column holds it.
+// rawScope is an instrumentation scope, encoded as the block's scope column holds it, and the resource of its
+// ResourceSpans.
 type rawScope struct {
 	enc []byte
+	res *rawResource
 }
 
-// liveSpan is one span in memory: the fields search filters on and the span's OTLP encoding.
+// liveSpan is one span in memory: the fields search filters on and where the span's OTLP encoding lies in its
+// WAL record. It is kept small (56 bytes) because the live set holds one per span: name and span ids are read
+// from the encoding, and resource and scope are shared through one pointer.
 type liveSpan struct {
-	spanID   pcommon.SpanID
-	parentID pcommon.SpanID
-	start    int64
-	end      int64
-	kind     int32
-	status   int32
-	name     string // points into the record; records are never modified
-	res      *rawResource
-	scope    *rawScope
-	raw      []byte // the Span message, inside the record
+	start   int64
+	end     int64
+	scope   *rawScope
+	raw     *byte  // the first byte of the Span message, inside the record; records are never modified
+	rawLen  uint32 // bytes of the Span message
+	nameOff uint32 // the name's offset in the Span message
+	nameLen uint32
+	kind    int32
+	status  int32
 }
 
 func (s *liveSpan) duration() int64 {
@@ -135,8 +138,35 @@ func (s *liveSpan) duration() int64 {
 	return s.end - s.start
 }
 
+// rawBytes is the span's OTLP Span message.
+func (s *liveSpan) rawBytes() []byte { return unsafe.Slice(s.raw, s.rawLen) }
+
+// name shares the record's memory.
+func (s *liveSpan) name() string {
+	if s.nameLen == 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(s.raw), s.nameOff)), s.nameLen)
+}
+
+func (s *liveSpan) res() *rawResource { return s.scope.res }
+
+// ids reads the span id and parent span id from the encoding (their lengths were checked when it was walked).
+func (s *liveSpan) ids() (span, parent pcommon.SpanID) {
+	_ = eachField(s.rawBytes(), func(f wireField) error {
+		switch {
+		case f.num == 2 && f.typ == wireBytes:
+			copy(span[:], f.data)
+		case f.num == 4 && f.typ == wireBytes:
+			copy(parent[:], f.data)
+		}
+		return nil
+	})
+	return span, parent
+}
+
 // size is what the span holds in memory: its bytes and the struct.
-func (s *liveSpan) size() int64 { return int64(len(s.raw)) + int64(unsafe.Sizeof(liveSpan{})) }
+func (s *liveSpan) size() int64 { return int64(s.rawLen) + int64(unsafe.Sizeof(liveSpan{})) }
 
 // appendTag appends a length-delimited field header.
 func appendTag(dst []byte, num int, l int) []byte {
@@ -268,9 +298,15 @@ func walkScopeSpans(b []byte, res *rawResource, fn func(tid pcommon.TraceID, sp 
 	if err != nil {
 		return err
 	}
-	sc := &rawScope{enc: wrapScope(scopeMsg)}
+	sc := &rawScope{enc: wrapScope(scopeMsg), res: res}
 	for _, raw := range spans {
-		sp := liveSpan{res: res, scope: sc, raw: raw}
+		if len(raw) > math.MaxUint32 {
+			return fmt.Errorf("%w: span of %d bytes", errWire, len(raw))
+		}
+		sp := liveSpan{scope: sc, rawLen: uint32(len(raw))}
+		if len(raw) > 0 {
+			sp.raw = &raw[0]
+		}
 		var tid pcommon.TraceID
 		err := eachField(raw, func(f wireField) error {
 			switch {
@@ -283,14 +319,15 @@ func walkScopeSpans(b []byte, res *rawResource, fn func(tid pcommon.TraceID, sp 
 				if len(f.data) != 8 {
 					return fmt.Errorf("%w: span id of %d bytes", errWire, len(f.data))
 				}
-				copy(sp.spanID[:], f.data)
 			case f.num == 4 && f.typ == wireBytes:
 				if len(f.data) != 8 && len(f.data) != 0 {
 					return fmt.Errorf("%w: parent span id of %d bytes", errWire, len(f.data))
 				}
-				copy(sp.parentID[:], f.data)
 			case f.num == 5 && f.typ == wireBytes:
-				sp.name = bytesString(f.data)
+				sp.nameLen = uint32(len(f.data))
+				if len(f.data) > 0 {
+					sp.nameOff = uint32(uintptr(unsafe.Pointer(&f.data[0])) - uintptr(unsafe.Pointer(&raw[0])))
+				}
 			case f.num == 6 && f.typ == wireVarint:
 				sp.kind = int32(f.val)
 			case f.num == 7 && f.typ == wireFixed64:

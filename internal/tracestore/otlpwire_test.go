@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -42,17 +43,18 @@ func TestWalkRecordMatchesPdata(t *testing.T) {
 			for k := 0; k < ss.Spans().Len(); k++ {
 				want := ss.Spans().At(k)
 				got := rec.spans[i]
+				spanID, parentID := got.sp.ids()
 				i++
-				if got.tid != want.TraceID() || got.sp.spanID != want.SpanID() || got.sp.parentID != want.ParentSpanID() ||
-					got.sp.name != want.Name() || got.sp.kind != int32(want.Kind()) || got.sp.status != int32(want.Status().Code()) ||
+				if got.tid != want.TraceID() || spanID != want.SpanID() || parentID != want.ParentSpanID() ||
+					got.sp.name() != want.Name() || got.sp.kind != int32(want.Kind()) || got.sp.status != int32(want.Status().Code()) ||
 					got.sp.start != int64(want.StartTimestamp()) || got.sp.end != int64(want.EndTimestamp()) {
 					t.Fatalf("span %d: walker %+v differs from pdata", i, got)
 				}
 				svc, _ := rs.Resource().Attributes().Get("service.name")
-				if got.sp.res.service != svc.AsString() {
-					t.Fatalf("service %q, want %q", got.sp.res.service, svc.AsString())
+				if got.sp.res().service != svc.AsString() {
+					t.Fatalf("service %q, want %q", got.sp.res().service, svc.AsString())
 				}
-				dsp, err := dec.decodeParts(got.sp.res.enc, got.sp.scope.enc, wrapSpan(nil, got.sp.raw))
+				dsp, err := dec.decodeParts(got.sp.res().enc, got.sp.scope.enc, wrapSpan(nil, got.sp.rawBytes()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -99,7 +101,7 @@ func FuzzWalkRecord(f *testing.F) {
 		}
 		dec := newDecoder()
 		for _, rs := range rec.spans {
-			_, _ = dec.decodeParts(rs.sp.res.enc, rs.sp.scope.enc, wrapSpan(nil, rs.sp.raw))
+			_, _ = dec.decodeParts(rs.sp.res().enc, rs.sp.scope.enc, wrapSpan(nil, rs.sp.rawBytes()))
 		}
 	})
 }
@@ -143,3 +145,11 @@ func TestMaxLiveBytesBackpressure(t *testing.T) {
 }
 
 var _ = pcommon.NewTraceIDEmpty
+
+// TestLiveSpanSize: the live set holds one liveSpan per span in memory; a field added here costs that much per
+// span at every ingest rate, so the size is pinned.
+func TestLiveSpanSize(t *testing.T) {
+	if got := unsafe.Sizeof(liveSpan{}); got != 56 {
+		t.Errorf("liveSpan is %d bytes, want 56", got)
+	}
+}

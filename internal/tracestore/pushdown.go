@@ -28,7 +28,7 @@ func liveMaybe(pf *traceql.Prefilter, spans []liveSpan) bool {
 		ok := false
 		for i := range spans {
 			sp := &spans[i]
-			c = traceql.Columns{Name: sp.name, Service: sp.res.service, Duration: sp.duration(), Kind: sp.kind, Status: sp.status}
+			c = traceql.Columns{Name: sp.name(), Service: sp.res().service, Duration: sp.duration(), Kind: sp.kind, Status: sp.status}
 			if pf.Maybe(p, &c) {
 				ok = true
 				break

@@ -483,13 +483,13 @@ func (s *Store) Tags(ctx context.Context, tenantID string, tr TimeRange) (map[st
 			}
 			for i := range lt.spans {
 				sp := &lt.spans[i]
-				_ = eachAttr(sp.raw, 9, func(k, _ []byte, _ int, _ uint64) error {
+				_ = eachAttr(sp.rawBytes(), 9, func(k, _ []byte, _ int, _ uint64) error {
 					if !out["span"][string(k)] {
 						out["span"][string(k)] = true
 					}
 					return nil
 				})
-				_ = eachAttr(sp.res.attrs, 1, func(k, _ []byte, _ int, _ uint64) error {
+				_ = eachAttr(sp.res().attrs, 1, func(k, _ []byte, _ int, _ uint64) error {
 					if !out["resource"][string(k)] {
 						out["resource"][string(k)] = true
 					}

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -49,7 +50,8 @@ func addCapped(set map[string]struct{}, many *bool, v string) {
 		clear(set)
 		return
 	}
-	set[v] = struct{}{}
+	// A copy: live span names point into their WAL record, which the set (kept in a block's meta) would pin.
+	set[strings.Clone(v)] = struct{}{}
 }
 
 func (b *statsBuilder) add(r *spanRow) {
