@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,10 +68,11 @@ type Store struct {
 	started bool
 	// headBytes is the line bytes in all heads; over MaxHeadBytes a flush is requested early.
 	headBytes atomic.Int64
-	flushNow  chan struct{}
-	closeErr  error
-	closed    sync.Once
-	now       func() time.Time
+	// flushNow requests an early flush: a head reached the chunk size, or all heads are over MaxHeadBytes.
+	flushNow chan struct{}
+	closeErr error
+	closed   sync.Once
+	now      func() time.Time
 	// afterIndexHook, when set (tests), runs after a flush wrote its chunks and index and before the WAL
 	// checkpoint; an error stops the flush there, as a crash would.
 	afterIndexHook func() error
@@ -252,6 +254,7 @@ func (s *Store) loop() {
 	}
 	compact := time.NewTicker(compactEvery)
 	defer compact.Stop()
+	var earlyFailed time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -261,7 +264,13 @@ func (s *Store) loop() {
 				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
 			}
 		case <-s.flushNow:
+			// After a failed early flush, wait for the next tick: pushes would otherwise retry it back to back
+			// against a bucket that is down.
+			if s.now().Sub(earlyFailed) < s.cfg.FlushCheckPeriod {
+				continue
+			}
 			if err := s.flush(context.Background(), false, true); err != nil {
+				earlyFailed = s.now()
 				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
 			}
 		case <-compact.C:
@@ -476,17 +485,24 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 		targets = append(targets, st)
 	}
 	if accepted > 0 {
-		payload := encodeWALRecord(&rec)
+		payload := appendWALRecord(ingestBufs.get(), &rec)
 		s.ingestMu.RLock()
 		err := s.wal.append(payload)
+		// The WAL has written (or copied) the record when append returns.
+		ingestBufs.put(payload)
 		if err == nil {
+			full := false
 			for i, ws := range rec.streams {
 				st := targets[i]
 				st.mu.Lock()
 				st.append(ws.entries, now)
+				full = full || st.headBytes >= s.cfg.ChunkTargetSize
 				st.mu.Unlock()
 			}
-			if max := s.cfg.MaxHeadBytes; max > 0 && s.headBytes.Add(int64(accBytes)) > int64(max) {
+			// A head that reached the chunk size is cut now rather than at the next flush tick: waiting for the
+			// tick let every busy stream grow until max_head_bytes, which was most of ingest's memory.
+			total := s.headBytes.Add(int64(accBytes))
+			if max := s.cfg.MaxHeadBytes; full || max > 0 && total > int64(max) {
 				select {
 				case s.flushNow <- struct{}{}:
 				default:
@@ -983,8 +999,20 @@ func sortedKeys(m map[string]struct{}) []string {
 // and checkpoints the WAL so that it only holds what is not yet in the bucket.
 func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ctx, force, false) }
 
-// flush is Flush; under memory pressure heads of a quarter of the target size are cut too.
-func (s *Store) flush(ctx context.Context, force, pressure bool) error {
+// flush is Flush. An early flush (a head reached the chunk size, or all heads are over MaxHeadBytes) cuts heads
+// of half the target size too, so that streams growing together are cut together; under memory pressure a
+// quarter. An early flush that is not under pressure skips the WAL checkpoint: the cut streams' records are
+// skipped on replay by their chunks' WALSeg, and rewriting every other head into a checkpoint at each cut would
+// cost more than the cut saves. The next regular flush checkpoints.
+func (s *Store) flush(ctx context.Context, force, early bool) error {
+	pressure := early && s.cfg.MaxHeadBytes > 0 && s.headBytes.Load() > int64(s.cfg.MaxHeadBytes)
+	minCut := s.cfg.ChunkTargetSize
+	switch {
+	case pressure:
+		minCut = s.cfg.ChunkTargetSize / 4
+	case early:
+		minCut = s.cfg.ChunkTargetSize / 2
+	}
 	s.ingestMu.Lock()
 	seg, err := s.wal.rotate()
 	type marked struct {
@@ -1016,16 +1044,21 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	for _, m := range all {
 		st := m.st
 		st.mu.Lock()
-		due := st.mark > 0 && (force || st.headBytes >= s.cfg.ChunkTargetSize || pressure && st.headBytes >= s.cfg.ChunkTargetSize/4 || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
+		due := st.mark > 0 && (force || st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
 		var es []logql.Entry
 		if due {
-			es = append([]logql.Entry(nil), st.head[:st.mark]...)
+			// Pushes only append beyond the mark, and a cut replaces st.head: the marked part can be read
+			// without the lock. Only out-of-order heads need a sorted copy.
+			es = st.head[:st.mark:st.mark]
 		}
 		st.mu.Unlock()
 		if !due {
 			continue
 		}
-		sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
+		if !sort.SliceIsSorted(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp }) {
+			es = append([]logql.Entry(nil), es...)
+			sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
+		}
 		metas, err := s.writeChunks(ctx, m.td.id, st, es)
 		if err != nil {
 			s.m.flushFailures.Inc()
@@ -1061,6 +1094,14 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 		if err := s.afterIndexHook(); err != nil {
 			return errors.Join(flushErr, err)
 		}
+	}
+	if early && !pressure && !force {
+		for _, m := range all {
+			m.st.mu.Lock()
+			m.st.mark = 0
+			m.st.mu.Unlock()
+		}
+		return flushErr
 	}
 	// Checkpoint: what was in the heads before the rotation and is still not in a chunk.
 	byTenant := map[string]*walRecord{}
@@ -1123,9 +1164,9 @@ func (s *Store) writeChunks(ctx context.Context, tenantID string, st *stream, es
 func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, es []logql.Entry) (*chunkMeta, error) {
 	data := encodeChunk(lbs, es)
 	traces := map[string]struct{}{}
-	bytes := 0
+	lineBytes := 0
 	for _, e := range es {
-		bytes += len(e.Line)
+		lineBytes += len(e.Line)
 		if t := e.Metadata.Get("trace_id"); t != "" {
 			traces[t] = struct{}{}
 		}
@@ -1135,12 +1176,12 @@ func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labe
 		bl.add(t)
 	}
 	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, es[0].Timestamp, es[len(es)-1].Timestamp, time.Now().UnixNano(), nextSeq())
-	if err := s.bkt.Upload(ctx, key, strings.NewReader(string(data))); err != nil {
+	if err := s.bkt.Upload(ctx, key, bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("upload chunk %s: %w", key, err)
 	}
 	s.m.chunksFlushed.Inc()
 	s.m.chunkBytes.Add(float64(len(data)))
-	return &chunkMeta{Stream: lbs, Key: key, MinT: es[0].Timestamp, MaxT: es[len(es)-1].Timestamp, Entries: len(es), Bytes: bytes, Size: len(data), Bloom: bl}, nil
+	return &chunkMeta{Stream: lbs, Key: key, MinT: es[0].Timestamp, MaxT: es[len(es)-1].Timestamp, Entries: len(es), Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
 }
 
 type indexFile struct {
