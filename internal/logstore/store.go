@@ -68,6 +68,8 @@ type Store struct {
 	started bool
 	// headBytes is the line bytes in all heads; over MaxHeadBytes a flush is requested early.
 	headBytes atomic.Int64
+	// walBytes is what the WAL took since the last checkpoint's rotation.
+	walBytes atomic.Int64
 	// flushNow requests an early flush: a head reached the chunk size, or all heads are over MaxHeadBytes.
 	flushNow chan struct{}
 	closeErr error
@@ -488,6 +490,9 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 		payload := appendWALRecord(ingestBufs.get(), &rec)
 		s.ingestMu.RLock()
 		err := s.wal.append(payload)
+		if err == nil {
+			s.walBytes.Add(int64(len(payload)))
+		}
 		// The WAL has written (or copied) the record when append returns.
 		ingestBufs.put(payload)
 		if err == nil {
@@ -1015,6 +1020,8 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 	}
 	s.ingestMu.Lock()
 	seg, err := s.wal.rotate()
+	// Pushes are held off: what the WAL took so far is before seg, which a checkpoint here would cover.
+	walBefore := s.walBytes.Swap(0)
 	type marked struct {
 		td *tenantDB
 		st *stream
@@ -1035,6 +1042,12 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 	}
 	s.mu.RUnlock()
 	s.ingestMu.Unlock()
+	checkpointed := false
+	defer func() {
+		if !checkpointed {
+			s.walBytes.Add(walBefore)
+		}
+	}()
 	if err != nil {
 		return fmt.Errorf("rotate WAL: %w", err)
 	}
@@ -1095,7 +1108,9 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 			return errors.Join(flushErr, err)
 		}
 	}
-	if early && !pressure && !force {
+	// Once the WAL holds max_head_bytes since the last checkpoint, an early flush checkpoints anyway: that bounds
+	// the WAL on disk and the replay after a crash as the pressure flushes did.
+	if early && !pressure && !force && (s.cfg.MaxHeadBytes <= 0 || walBefore+s.walBytes.Load() < int64(s.cfg.MaxHeadBytes)) {
 		for _, m := range all {
 			m.st.mu.Lock()
 			m.st.mark = 0
@@ -1126,6 +1141,7 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 	if err := s.wal.writeCheckpoint(seg, recs); err != nil {
 		return errors.Join(flushErr, err)
 	}
+	checkpointed = true
 	return flushErr
 }
 

@@ -782,3 +782,41 @@ func TestEarlyCutWithoutCheckpointReplays(t *testing.T) {
 	check("after an early cut and a regular flush")
 	e.close()
 }
+
+// TestEarlyCutCheckpointBound: an early cut skips the WAL checkpoint until the WAL holds max_head_bytes since
+// the last one, so the WAL on disk stays bounded.
+func TestEarlyCutCheckpointBound(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096; c.MaxHeadBytes = 64 << 10 })
+	defer e.close()
+	checkpoint := func() int {
+		_, cp, err := e.store.wal.listing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: labels.FromStrings("job", "hot"), Entries: []logql.Entry{{Timestamp: ts(i), Line: strings.Repeat("x", 1000) + fmt.Sprint(i)}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Rounds of 10 KB, each cut early: the heads stay far below max_head_bytes (no pressure), the WAL grows.
+	for round := 0; round < 7; round++ {
+		push(round*10, round*10+10)
+		if err := e.store.flush(context.Background(), false, true); err != nil {
+			t.Fatal(err)
+		}
+		cp := checkpoint()
+		if round < 6 && cp != 0 {
+			t.Fatalf("round %d: early cut with %d KB of WAL wrote checkpoint %d", round, (round+1)*10, cp)
+		}
+		if round == 6 && cp == 0 {
+			t.Fatal("early cut with the WAL over max_head_bytes wrote no checkpoint")
+		}
+	}
+	if n := e.store.walBytes.Load(); n != 0 {
+		t.Fatalf("WAL bytes since the checkpoint: %d, want 0", n)
+	}
+}
