@@ -105,9 +105,13 @@ type stream struct {
 	fp  uint64
 	lbs labels.Labels
 
-	mu         sync.Mutex
-	head       []logql.Entry
-	headBytes  int
+	mu sync.Mutex
+	// The head: sealed compressed blocks (oldest first), then the open tail of decoded entries.
+	blocks     []headBlock
+	tail       []logql.Entry
+	tailBytes  int
+	headLen    int // entries in blocks and tail
+	headBytes  int // line bytes in blocks and tail
 	headFirst  time.Time
 	lastAppend time.Time
 	lastTs     int64
@@ -374,17 +378,22 @@ func (td *tenantDB) createLocked(lbs labels.Labels, h uint64) *stream {
 // and text) are dropped, as Loki does.
 func (st *stream) append(es []logql.Entry, now time.Time) {
 	for _, e := range es {
-		if e.Timestamp == st.lastTs && e.Line == st.lastLine && len(st.head) > 0 {
+		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 {
 			continue
 		}
-		if len(st.head) == 0 {
+		if st.headLen == 0 {
 			st.headFirst = now
 		}
-		st.head = append(st.head, e)
+		st.tail = append(st.tail, e)
+		st.tailBytes += len(e.Line)
 		st.headBytes += len(e.Line)
+		st.headLen++
 		st.lastTs, st.lastLine = e.Timestamp, e.Line
 	}
 	st.lastAppend = now
+	if st.tailBytes >= headBlockBytes {
+		st.seal()
+	}
 }
 
 // Push validates entries against the tenant's limits, writes the accepted ones to the WAL (durable per the
@@ -635,10 +644,15 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				w.chunks = append(w.chunks, c)
 			}
 		}
-		// Heads are only ever appended to, or replaced by a new slice on flush: a snapshot of the slice header
-		// stays valid without copying the entries. Entries pushed out of order need a sorted copy.
-		w.head = st.head[:len(st.head):len(st.head)]
+		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
+		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
+		head, err := headEntries(blocks, tail, &p)
+		if err != nil {
+			return err
+		}
+		w.head = head
 		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
 			w.head = append([]logql.Entry(nil), w.head...)
 			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
@@ -731,8 +745,14 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 			}
 		}
-		head = headInRange(st, &p, head[:0])
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
+		sealed, err := headEntries(blocks, nil, &p)
+		if err != nil {
+			return err
+		}
+		head = append(head[:0], sealed...)
+		head = headInRange(tail, &p, head)
 		head = filterHead(head, &p)
 		for _, e := range head {
 			if err := fn(st.lbs, e); err != nil {
@@ -799,9 +819,9 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 	return nil
 }
 
-// headInRange appends to dst the head entries of st in p's time range (and with its trace id); st.mu is held.
-func headInRange(st *stream, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
-	for _, e := range st.head {
+// headInRange appends to dst the entries of es in p's time range (and with its trace id).
+func headInRange(es []logql.Entry, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
+	for _, e := range es {
 		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
 			dst = append(dst, e)
 		}
@@ -943,15 +963,9 @@ func (s *Store) Stats(tenantID string, start, end int64, ms []*labels.Matcher) [
 				ss.Bytes += int64(c.Bytes)
 			}
 		}
-		inHead := false
-		for _, e := range st.head {
-			if e.Timestamp >= start && e.Timestamp < end {
-				ss.Entries++
-				ss.Bytes += int64(len(e.Line))
-				inHead = true
-			}
-		}
-		if inHead {
+		if n, b := st.headIn(start, end); n > 0 {
+			ss.Entries += n
+			ss.Bytes += b
 			ss.Chunks++
 		}
 		st.mu.Unlock()
@@ -976,12 +990,8 @@ func (s *Store) streamsInRange(tenantID string, start, end int64, ms []*labels.M
 			}
 		}
 		if !in {
-			for _, e := range st.head {
-				if e.Timestamp >= start && e.Timestamp < end {
-					in = true
-					break
-				}
-			}
+			n, _ := st.headIn(start, end)
+			in = n > 0
 		}
 		st.mu.Unlock()
 		if in {
@@ -1033,7 +1043,8 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		for _, sts := range td.streams {
 			for _, st := range sts {
 				st.mu.Lock()
-				st.mark = len(st.head)
+				st.seal()
+				st.mark = len(st.blocks)
 				st.mu.Unlock()
 				all = append(all, marked{td, st})
 			}
@@ -1058,18 +1069,23 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		st := m.st
 		st.mu.Lock()
 		due := st.mark > 0 && (force || st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
-		var es []logql.Entry
+		var blocks []headBlock
 		if due {
-			// Pushes only append beyond the mark, and a cut replaces st.head: the marked part can be read
-			// without the lock. Only out-of-order heads need a sorted copy.
-			es = st.head[:st.mark:st.mark]
+			// Pushes only append beyond the mark, and a cut replaces st.blocks: the marked blocks can be read
+			// without the lock.
+			blocks = st.blocks[:st.mark:st.mark]
 		}
 		st.mu.Unlock()
 		if !due {
 			continue
 		}
+		es, err := allBlockEntries(blocks)
+		if err != nil {
+			s.m.flushFailures.Inc()
+			flushErr = errors.Join(flushErr, err)
+			continue
+		}
 		if !sort.SliceIsSorted(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp }) {
-			es = append([]logql.Entry(nil), es...)
 			sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
 		}
 		metas, err := s.writeChunks(ctx, m.td.id, st, es)
@@ -1083,13 +1099,12 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		}
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
-		rest := make([]logql.Entry, len(st.head)-st.mark)
-		copy(rest, st.head[st.mark:])
-		st.head = rest
+		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)
 		s.headBytes.Add(-int64(st.headBytes))
-		st.headBytes = 0
-		for _, e := range rest {
-			st.headBytes += len(e.Line)
+		st.headBytes, st.headLen = st.tailBytes, len(st.tail)
+		for _, b := range st.blocks {
+			st.headBytes += b.lineBytes
+			st.headLen += b.n
 		}
 		s.headBytes.Add(int64(st.headBytes))
 		st.headFirst = now
@@ -1129,7 +1144,12 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 				r = &walRecord{tenant: m.td.id}
 				byTenant[m.td.id] = r
 			}
-			r.streams = append(r.streams, walStream{labels: st.lbs, entries: append([]logql.Entry(nil), st.head[:st.mark]...)})
+			es, err := allBlockEntries(st.blocks[:st.mark])
+			if err != nil {
+				st.mu.Unlock()
+				return errors.Join(flushErr, err)
+			}
+			r.streams = append(r.streams, walStream{labels: st.lbs, entries: es})
 		}
 		st.mark = 0
 		st.mu.Unlock()
