@@ -34,11 +34,16 @@ func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
 	e := encbuf{b: chunkBufs.get()}
 	e.labels(lbs)
 	e.entries(es)
-	out := make([]byte, 0, len(chunkMagic)+len(e.b)/3+64)
-	out = append(out, chunkMagic...)
-	out = zenc.EncodeAll(e.b, out)
+	out := compressChunk(e.b)
 	chunkBufs.put(e.b)
 	return out
+}
+
+// compressChunk returns the chunk object of a raw payload.
+func compressChunk(raw []byte) []byte {
+	out := make([]byte, 0, len(chunkMagic)+len(raw)/3+64)
+	out = append(out, chunkMagic...)
+	return zenc.EncodeAll(raw, out)
 }
 
 func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {

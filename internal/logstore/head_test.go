@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -142,4 +144,83 @@ func diffLines(a, b []byte) string {
 		}
 	}
 	return fmt.Sprintf("%d lines vs %d", len(al), len(bl))
+}
+
+// TestBlocksToChunks checks that re-encoding sealed head blocks gives, byte for byte, the chunk payloads that
+// encoding the sorted decoded entries gives, split where writeChunks splits, with the same summaries.
+func TestBlocksToChunks(t *testing.T) {
+	defer func(old int) { headBlockBytes = old }(headBlockBytes)
+	headBlockBytes = 500
+	lbs := labels.FromStrings("app", "a", "env", "prod")
+	for _, tc := range []struct {
+		name     string
+		target   int
+		outOfOrd bool
+	}{
+		{"one part", 1 << 20, false},
+		{"split into parts", 1200, false},
+		{"line over the target", 30, false},
+		{"out of order", 1 << 20, true},
+		{"out of order, split", 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &stream{lbs: lbs}
+			var all []logql.Entry
+			for i := 0; i < 300; i++ {
+				md := labels.FromStrings("trace_id", fmt.Sprintf("%032x", i/7), "detected_level", "info")
+				if i%9 == 0 {
+					md = labels.EmptyLabels()
+				}
+				sec := i
+				if tc.outOfOrd && i == 150 {
+					sec = 3
+				}
+				e := logql.Entry{Timestamp: ts(sec), Line: fmt.Sprintf("line %d %s", i, strings.Repeat("y", i%40)), Metadata: md}
+				st.append([]logql.Entry{e}, testNow)
+				all = append(all, e)
+			}
+			st.seal()
+			if len(st.blocks) < 3 {
+				t.Fatalf("%d blocks", len(st.blocks))
+			}
+			parts, err := blocksToChunks(lbs, st.blocks, tc.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.SliceStable(all, func(i, j int) bool { return all[i].Timestamp < all[j].Timestamp })
+			var want []rawChunk
+			for es := all; len(es) > 0; {
+				n, size := 0, 0
+				for n < len(es) && (n == 0 || size+len(es[n].Line) <= tc.target) {
+					size += len(es[n].Line)
+					n++
+				}
+				e := encbuf{}
+				e.labels(lbs)
+				e.entries(es[:n])
+				c := rawChunk{raw: e.b, minT: es[0].Timestamp, maxT: es[n-1].Timestamp, n: n, lineBytes: size, traces: map[string]struct{}{}}
+				for _, en := range es[:n] {
+					if id := en.Metadata.Get("trace_id"); id != "" {
+						c.traces[id] = struct{}{}
+					}
+				}
+				want = append(want, c)
+				es = es[n:]
+			}
+			if len(parts) != len(want) {
+				t.Fatalf("%d parts, want %d", len(parts), len(want))
+			}
+			for i := range want {
+				g, w := parts[i], want[i]
+				if !bytes.Equal(g.raw, w.raw) || g.minT != w.minT || g.maxT != w.maxT || g.n != w.n || g.lineBytes != w.lineBytes || len(g.traces) != len(w.traces) {
+					t.Fatalf("part %d: n=%d/%d lineBytes=%d/%d minT=%d/%d maxT=%d/%d traces=%d/%d raw equal=%v", i, g.n, w.n, g.lineBytes, w.lineBytes, g.minT, w.minT, g.maxT, w.maxT, len(g.traces), len(w.traces), bytes.Equal(g.raw, w.raw))
+				}
+				for id := range w.traces {
+					if _, ok := g.traces[id]; !ok {
+						t.Fatalf("part %d lacks trace %s", i, id)
+					}
+				}
+			}
+		})
+	}
 }

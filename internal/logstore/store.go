@@ -1079,16 +1079,7 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		if !due {
 			continue
 		}
-		es, err := allBlockEntries(blocks)
-		if err != nil {
-			s.m.flushFailures.Inc()
-			flushErr = errors.Join(flushErr, err)
-			continue
-		}
-		if !sort.SliceIsSorted(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp }) {
-			sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
-		}
-		metas, err := s.writeChunks(ctx, m.td.id, st, es)
+		metas, err := s.cutBlocks(ctx, m.td.id, st, blocks)
 		if err != nil {
 			s.m.flushFailures.Inc()
 			flushErr = errors.Join(flushErr, err)
@@ -1177,6 +1168,26 @@ func nextSeq() uint64 {
 	return chunkSeq.n
 }
 
+// cutBlocks writes a head's marked blocks as chunks, re-encoding them as chunk payloads without building
+// entries and their metadata.
+func (s *Store) cutBlocks(ctx context.Context, tenantID string, st *stream, blocks []headBlock) ([]*chunkMeta, error) {
+	parts, err := blocksToChunks(st.lbs, blocks, s.cfg.ChunkTargetSize)
+	if err != nil {
+		return nil, err
+	}
+	var metas []*chunkMeta
+	for _, p := range parts {
+		data := compressChunk(p.raw)
+		chunkBufs.put(p.raw)
+		m, err := s.uploadChunk(ctx, tenantID, st.lbs, st.fp, data, p)
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, m)
+	}
+	return metas, nil
+}
+
 // writeChunks encodes es (sorted) into chunks of about the target size and uploads them.
 func (s *Store) writeChunks(ctx context.Context, tenantID string, st *stream, es []logql.Entry) ([]*chunkMeta, error) {
 	var metas []*chunkMeta
@@ -1207,17 +1218,23 @@ func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labe
 			traces[t] = struct{}{}
 		}
 	}
+	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces})
+}
+
+// uploadChunk uploads a compressed chunk and returns its index entry.
+func (s *Store) uploadChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, data []byte, c rawChunk) (*chunkMeta, error) {
+	traces, lineBytes := c.traces, c.lineBytes
 	bl := newBloom(len(traces))
 	for t := range traces {
 		bl.add(t)
 	}
-	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, es[0].Timestamp, es[len(es)-1].Timestamp, time.Now().UnixNano(), nextSeq())
+	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, c.minT, c.maxT, time.Now().UnixNano(), nextSeq())
 	if err := s.bkt.Upload(ctx, key, bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("upload chunk %s: %w", key, err)
 	}
 	s.m.chunksFlushed.Inc()
 	s.m.chunkBytes.Add(float64(len(data)))
-	return &chunkMeta{Stream: lbs, Key: key, MinT: es[0].Timestamp, MaxT: es[len(es)-1].Timestamp, Entries: len(es), Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
+	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
 }
 
 type indexFile struct {

@@ -13,7 +13,7 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 }
 
 // bufPool recycles scratch buffers. ingestBufs holds push bodies, their snappy-decoded form and WAL records;
-// chunkBufs holds raw chunk payloads (about chunk_target_size each). Each of them is dead once its push or chunk
+// chunkBufs holds raw chunk payloads (about chunk_target_size each); headBufs the scratch of sealing head blocks. Each of them is dead once its push or chunk
 // is done (decoders copy what they keep), and allocating them anew each time was most of ingest's garbage,
 // which the GC's headroom doubles in RSS. Two pools, so that small pushes do not hold chunk-sized buffers.
 type bufPool struct {
@@ -25,6 +25,7 @@ type bufPool struct {
 var (
 	ingestBufs = &bufPool{max: 4 << 20}
 	chunkBufs  = &bufPool{max: 16 << 20}
+	headBufs   = &bufPool{max: 4 << 20} // sealing head blocks
 )
 
 func (bp *bufPool) get() []byte {
