@@ -18,17 +18,32 @@ import (
 // keeps its time range, counts and a bloom filter of its trace ids.
 var chunkMagic = []byte("SPLC\x01")
 
+// chunkWindow is the zstd window of chunk compression. A chunk's raw payload is about chunk_target_size (1.5 MiB
+// of lines plus their metadata), so a 2 MiB window still sees the whole chunk, while the default 8 MiB window
+// kept a 16 MiB history buffer alive in the encoder.
+const chunkWindow = 2 << 20
+
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(chunkWindow))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
 func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
-	e := encbuf{b: make([]byte, 0, 64+len(es)*32)}
+	// The raw payload is scratch (pooled): growing a fresh buffer by doubling allocated about five times the
+	// chunk's size per chunk. The output is sized for logs' usual 4-6x compression.
+	e := encbuf{b: chunkBufs.get()}
 	e.labels(lbs)
 	e.entries(es)
-	out := append([]byte(nil), chunkMagic...)
-	return zenc.EncodeAll(e.b, out)
+	out := compressChunk(e.b)
+	chunkBufs.put(e.b)
+	return out
+}
+
+// compressChunk returns the chunk object of a raw payload.
+func compressChunk(raw []byte) []byte {
+	out := make([]byte, 0, len(chunkMagic)+len(raw)/3+64)
+	out = append(out, chunkMagic...)
+	return zenc.EncodeAll(raw, out)
 }
 
 func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {

@@ -162,7 +162,12 @@ func encodeWALRecord(r *walRecord) []byte {
 			size += len(en.Line) + 16 + en.Metadata.Len()*48
 		}
 	}
-	e := encbuf{b: make([]byte, 0, size)}
+	return appendWALRecord(make([]byte, 0, size), r)
+}
+
+// appendWALRecord appends r's encoding to b (a pooled buffer on the push path).
+func appendWALRecord(b []byte, r *walRecord) []byte {
+	e := encbuf{b: b}
 	e.b = append(e.b, recEntries)
 	e.str(r.tenant)
 	e.uvarint(uint64(len(r.streams)))

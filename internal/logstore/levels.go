@@ -269,7 +269,28 @@ func keywordLevel(line string) string {
 // addDetectedLevels sets detected_level on each entry of one stream.
 func addDetectedLevels(lbs labels.Labels, es []logql.Entry) {
 	lv, has := streamLevel(lbs)
+	// Neighbouring lines often carry the same metadata (a trace's lines, or none at all): when the level is
+	// the same too, they share the previous line's result instead of building one each, which is both
+	// garbage at ingest and memory in the heads.
+	var prevIn, prevOut labels.Labels
+	havePrev := false
 	for i := range es {
-		es[i].Metadata = withDetectedLevel(es[i].Metadata, es[i].Line, lv, has)
+		md := es[i].Metadata
+		if havePrev && !md.Has(DetectedLevelLabel) && labels.Equal(md, prevIn) {
+			level := lv
+			if !has {
+				level = detectLevel(md, es[i].Line)
+			}
+			if level == "" {
+				continue
+			}
+			if prevOut.Get(DetectedLevelLabel) == level {
+				es[i].Metadata = prevOut
+				continue
+			}
+		}
+		out := withDetectedLevel(md, es[i].Line, lv, has)
+		prevIn, prevOut, havePrev = md, out, true
+		es[i].Metadata = out
 	}
 }

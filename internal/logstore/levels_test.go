@@ -93,3 +93,45 @@ func BenchmarkDetectedLevel(b *testing.B) {
 		addDetectedLevels(lbs, es)
 	}
 }
+
+// TestDetectedLevelsShareNeighbours checks that lines sharing their neighbour's result (same metadata, same
+// level) get exactly what each would get on its own.
+func TestDetectedLevelsShareNeighbours(t *testing.T) {
+	tid := labels.FromStrings("trace_id", "0af7651916cd43dd8448eb211c80319c")
+	for _, tc := range []struct {
+		name   string
+		stream labels.Labels
+		es     []logql.Entry
+	}{
+		{"same metadata, levels from the lines", labels.FromStrings("app", "a"), []logql.Entry{
+			{Line: "level=info ok", Metadata: tid}, {Line: "level=info ok 2", Metadata: tid},
+			{Line: "level=error bad", Metadata: tid}, {Line: "no level here", Metadata: tid},
+			{Line: "no level here", Metadata: labels.EmptyLabels()}, {Line: "warn: x", Metadata: labels.EmptyLabels()},
+		}},
+		{"level from the stream", labels.FromStrings("app", "a", "level", "WARNING"), []logql.Entry{
+			{Line: "a", Metadata: tid}, {Line: "b", Metadata: tid}, {Line: "c", Metadata: labels.EmptyLabels()},
+		}},
+		{"existing detected_level kept or normalized", labels.FromStrings("app", "a"), []logql.Entry{
+			{Line: "error", Metadata: labels.FromStrings(DetectedLevelLabel, "WARN")},
+			{Line: "error", Metadata: labels.FromStrings(DetectedLevelLabel, "WARN")},
+			{Line: "error", Metadata: labels.FromStrings(DetectedLevelLabel, "debug")},
+		}},
+		{"empty stream level label", labels.FromStrings("app", "a", "level", ""), []logql.Entry{
+			{Line: "error", Metadata: tid}, {Line: "error", Metadata: tid},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lv, has := streamLevel(tc.stream)
+			want := make([]labels.Labels, len(tc.es))
+			for i, e := range tc.es {
+				want[i] = withDetectedLevel(e.Metadata, e.Line, lv, has)
+			}
+			addDetectedLevels(tc.stream, tc.es)
+			for i, e := range tc.es {
+				if !labels.Equal(e.Metadata, want[i]) {
+					t.Errorf("line %d %q: metadata %s, want %s", i, e.Line, e.Metadata, want[i])
+				}
+			}
+		})
+	}
+}

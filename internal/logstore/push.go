@@ -197,11 +197,14 @@ func DecodePushProto(body []byte) ([]PushStream, error) {
 	if n > MaxPushSize {
 		return nil, fmt.Errorf("decompressed push of %d bytes exceeds the limit of %d", n, MaxPushSize)
 	}
-	raw, err := snappy.Decode(nil, body)
+	raw, err := snappy.Decode(ingestBufs.get(), body)
 	if err != nil {
 		return nil, fmt.Errorf("snappy: %w", err)
 	}
-	return decodePushRequest(raw)
+	// The decoder copies every string it keeps, so raw is free again once it returns.
+	streams, err := decodePushRequest(raw)
+	ingestBufs.put(raw)
+	return streams, err
 }
 
 func protoErr(what string, n int) error {
@@ -479,7 +482,9 @@ func DecodePushBody(r io.Reader, contentType, contentEncoding string) ([]PushStr
 	default:
 		return nil, fmt.Errorf("unsupported Content-Encoding %q", contentEncoding)
 	}
-	body, err := io.ReadAll(io.LimitReader(r, MaxPushSize+1))
+	// Both decoders copy what they keep, so the body's buffer goes back to the pool when they return.
+	body, err := readAll(io.LimitReader(r, MaxPushSize+1), ingestBufs.get())
+	defer ingestBufs.put(body)
 	if err != nil {
 		return nil, fmt.Errorf("read push body: %w", err)
 	}

@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,10 +68,13 @@ type Store struct {
 	started bool
 	// headBytes is the line bytes in all heads; over MaxHeadBytes a flush is requested early.
 	headBytes atomic.Int64
-	flushNow  chan struct{}
-	closeErr  error
-	closed    sync.Once
-	now       func() time.Time
+	// walBytes is what the WAL took since the last checkpoint's rotation.
+	walBytes atomic.Int64
+	// flushNow requests an early flush: a head reached the chunk size, or all heads are over MaxHeadBytes.
+	flushNow chan struct{}
+	closeErr error
+	closed   sync.Once
+	now      func() time.Time
 	// afterIndexHook, when set (tests), runs after a flush wrote its chunks and index and before the WAL
 	// checkpoint; an error stops the flush there, as a crash would.
 	afterIndexHook func() error
@@ -101,9 +105,13 @@ type stream struct {
 	fp  uint64
 	lbs labels.Labels
 
-	mu         sync.Mutex
-	head       []logql.Entry
-	headBytes  int
+	mu sync.Mutex
+	// The head: sealed compressed blocks (oldest first), then the open tail of decoded entries.
+	blocks     []headBlock
+	tail       []logql.Entry
+	tailBytes  int
+	headLen    int // entries in blocks and tail
+	headBytes  int // line bytes in blocks and tail
 	headFirst  time.Time
 	lastAppend time.Time
 	lastTs     int64
@@ -252,6 +260,7 @@ func (s *Store) loop() {
 	}
 	compact := time.NewTicker(compactEvery)
 	defer compact.Stop()
+	var earlyFailed time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -261,7 +270,13 @@ func (s *Store) loop() {
 				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
 			}
 		case <-s.flushNow:
+			// After a failed early flush, wait for the next tick: pushes would otherwise retry it back to back
+			// against a bucket that is down.
+			if s.now().Sub(earlyFailed) < s.cfg.FlushCheckPeriod {
+				continue
+			}
 			if err := s.flush(context.Background(), false, true); err != nil {
+				earlyFailed = s.now()
 				s.logger.Warn("Log flush failed; will retry", zap.Error(err))
 			}
 		case <-compact.C:
@@ -363,17 +378,22 @@ func (td *tenantDB) createLocked(lbs labels.Labels, h uint64) *stream {
 // and text) are dropped, as Loki does.
 func (st *stream) append(es []logql.Entry, now time.Time) {
 	for _, e := range es {
-		if e.Timestamp == st.lastTs && e.Line == st.lastLine && len(st.head) > 0 {
+		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 {
 			continue
 		}
-		if len(st.head) == 0 {
+		if st.headLen == 0 {
 			st.headFirst = now
 		}
-		st.head = append(st.head, e)
+		st.tail = append(st.tail, e)
+		st.tailBytes += len(e.Line)
 		st.headBytes += len(e.Line)
+		st.headLen++
 		st.lastTs, st.lastLine = e.Timestamp, e.Line
 	}
 	st.lastAppend = now
+	if st.tailBytes >= headBlockBytes {
+		st.seal()
+	}
 }
 
 // Push validates entries against the tenant's limits, writes the accepted ones to the WAL (durable per the
@@ -476,17 +496,27 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 		targets = append(targets, st)
 	}
 	if accepted > 0 {
-		payload := encodeWALRecord(&rec)
+		payload := appendWALRecord(ingestBufs.get(), &rec)
 		s.ingestMu.RLock()
 		err := s.wal.append(payload)
 		if err == nil {
+			s.walBytes.Add(int64(len(payload)))
+		}
+		// The WAL has written (or copied) the record when append returns.
+		ingestBufs.put(payload)
+		if err == nil {
+			full := false
 			for i, ws := range rec.streams {
 				st := targets[i]
 				st.mu.Lock()
 				st.append(ws.entries, now)
+				full = full || st.headBytes >= s.cfg.ChunkTargetSize
 				st.mu.Unlock()
 			}
-			if max := s.cfg.MaxHeadBytes; max > 0 && s.headBytes.Add(int64(accBytes)) > int64(max) {
+			// A head that reached the chunk size is cut now rather than at the next flush tick: waiting for the
+			// tick let every busy stream grow until max_head_bytes, which was most of ingest's memory.
+			total := s.headBytes.Add(int64(accBytes))
+			if max := s.cfg.MaxHeadBytes; full || max > 0 && total > int64(max) {
 				select {
 				case s.flushNow <- struct{}{}:
 				default:
@@ -614,10 +644,15 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				w.chunks = append(w.chunks, c)
 			}
 		}
-		// Heads are only ever appended to, or replaced by a new slice on flush: a snapshot of the slice header
-		// stays valid without copying the entries. Entries pushed out of order need a sorted copy.
-		w.head = st.head[:len(st.head):len(st.head)]
+		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
+		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
+		head, err := headEntries(blocks, tail, &p)
+		if err != nil {
+			return err
+		}
+		w.head = head
 		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
 			w.head = append([]logql.Entry(nil), w.head...)
 			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
@@ -710,8 +745,14 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 			}
 		}
-		head = headInRange(st, &p, head[:0])
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
+		sealed, err := headEntries(blocks, nil, &p)
+		if err != nil {
+			return err
+		}
+		head = append(head[:0], sealed...)
+		head = headInRange(tail, &p, head)
 		head = filterHead(head, &p)
 		for _, e := range head {
 			if err := fn(st.lbs, e); err != nil {
@@ -778,9 +819,9 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 	return nil
 }
 
-// headInRange appends to dst the head entries of st in p's time range (and with its trace id); st.mu is held.
-func headInRange(st *stream, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
-	for _, e := range st.head {
+// headInRange appends to dst the entries of es in p's time range (and with its trace id).
+func headInRange(es []logql.Entry, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
+	for _, e := range es {
 		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
 			dst = append(dst, e)
 		}
@@ -922,15 +963,9 @@ func (s *Store) Stats(tenantID string, start, end int64, ms []*labels.Matcher) [
 				ss.Bytes += int64(c.Bytes)
 			}
 		}
-		inHead := false
-		for _, e := range st.head {
-			if e.Timestamp >= start && e.Timestamp < end {
-				ss.Entries++
-				ss.Bytes += int64(len(e.Line))
-				inHead = true
-			}
-		}
-		if inHead {
+		if n, b := st.headIn(start, end); n > 0 {
+			ss.Entries += n
+			ss.Bytes += b
 			ss.Chunks++
 		}
 		st.mu.Unlock()
@@ -955,12 +990,8 @@ func (s *Store) streamsInRange(tenantID string, start, end int64, ms []*labels.M
 			}
 		}
 		if !in {
-			for _, e := range st.head {
-				if e.Timestamp >= start && e.Timestamp < end {
-					in = true
-					break
-				}
-			}
+			n, _ := st.headIn(start, end)
+			in = n > 0
 		}
 		st.mu.Unlock()
 		if in {
@@ -983,10 +1014,24 @@ func sortedKeys(m map[string]struct{}) []string {
 // and checkpoints the WAL so that it only holds what is not yet in the bucket.
 func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ctx, force, false) }
 
-// flush is Flush; under memory pressure heads of a quarter of the target size are cut too.
-func (s *Store) flush(ctx context.Context, force, pressure bool) error {
+// flush is Flush. An early flush (a head reached the chunk size, or all heads are over MaxHeadBytes) cuts heads
+// of half the target size too, so that streams growing together are cut together; under memory pressure a
+// quarter. An early flush that is not under pressure skips the WAL checkpoint: the cut streams' records are
+// skipped on replay by their chunks' WALSeg, and rewriting every other head into a checkpoint at each cut would
+// cost more than the cut saves. The next regular flush checkpoints.
+func (s *Store) flush(ctx context.Context, force, early bool) error {
+	pressure := early && s.cfg.MaxHeadBytes > 0 && s.headBytes.Load() > int64(s.cfg.MaxHeadBytes)
+	minCut := s.cfg.ChunkTargetSize
+	switch {
+	case pressure:
+		minCut = s.cfg.ChunkTargetSize / 4
+	case early:
+		minCut = s.cfg.ChunkTargetSize / 2
+	}
 	s.ingestMu.Lock()
 	seg, err := s.wal.rotate()
+	// Pushes are held off: what the WAL took so far is before seg, which a checkpoint here would cover.
+	walBefore := s.walBytes.Swap(0)
 	type marked struct {
 		td *tenantDB
 		st *stream
@@ -998,7 +1043,8 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 		for _, sts := range td.streams {
 			for _, st := range sts {
 				st.mu.Lock()
-				st.mark = len(st.head)
+				st.seal()
+				st.mark = len(st.blocks)
 				st.mu.Unlock()
 				all = append(all, marked{td, st})
 			}
@@ -1007,6 +1053,12 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	}
 	s.mu.RUnlock()
 	s.ingestMu.Unlock()
+	checkpointed := false
+	defer func() {
+		if !checkpointed {
+			s.walBytes.Add(walBefore)
+		}
+	}()
 	if err != nil {
 		return fmt.Errorf("rotate WAL: %w", err)
 	}
@@ -1016,17 +1068,18 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	for _, m := range all {
 		st := m.st
 		st.mu.Lock()
-		due := st.mark > 0 && (force || st.headBytes >= s.cfg.ChunkTargetSize || pressure && st.headBytes >= s.cfg.ChunkTargetSize/4 || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
-		var es []logql.Entry
+		due := st.mark > 0 && (force || st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
+		var blocks []headBlock
 		if due {
-			es = append([]logql.Entry(nil), st.head[:st.mark]...)
+			// Pushes only append beyond the mark, and a cut replaces st.blocks: the marked blocks can be read
+			// without the lock.
+			blocks = st.blocks[:st.mark:st.mark]
 		}
 		st.mu.Unlock()
 		if !due {
 			continue
 		}
-		sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
-		metas, err := s.writeChunks(ctx, m.td.id, st, es)
+		metas, err := s.cutBlocks(ctx, m.td.id, st, blocks)
 		if err != nil {
 			s.m.flushFailures.Inc()
 			flushErr = errors.Join(flushErr, err)
@@ -1037,13 +1090,12 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 		}
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
-		rest := make([]logql.Entry, len(st.head)-st.mark)
-		copy(rest, st.head[st.mark:])
-		st.head = rest
+		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)
 		s.headBytes.Add(-int64(st.headBytes))
-		st.headBytes = 0
-		for _, e := range rest {
-			st.headBytes += len(e.Line)
+		st.headBytes, st.headLen = st.tailBytes, len(st.tail)
+		for _, b := range st.blocks {
+			st.headBytes += b.lineBytes
+			st.headLen += b.n
 		}
 		s.headBytes.Add(int64(st.headBytes))
 		st.headFirst = now
@@ -1062,6 +1114,16 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 			return errors.Join(flushErr, err)
 		}
 	}
+	// Once the WAL holds max_head_bytes since the last checkpoint, an early flush checkpoints anyway: that bounds
+	// the WAL on disk and the replay after a crash as the pressure flushes did.
+	if early && !pressure && !force && (s.cfg.MaxHeadBytes <= 0 || walBefore+s.walBytes.Load() < int64(s.cfg.MaxHeadBytes)) {
+		for _, m := range all {
+			m.st.mu.Lock()
+			m.st.mark = 0
+			m.st.mu.Unlock()
+		}
+		return flushErr
+	}
 	// Checkpoint: what was in the heads before the rotation and is still not in a chunk.
 	byTenant := map[string]*walRecord{}
 	for _, m := range all {
@@ -1073,7 +1135,12 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 				r = &walRecord{tenant: m.td.id}
 				byTenant[m.td.id] = r
 			}
-			r.streams = append(r.streams, walStream{labels: st.lbs, entries: append([]logql.Entry(nil), st.head[:st.mark]...)})
+			es, err := allBlockEntries(st.blocks[:st.mark])
+			if err != nil {
+				st.mu.Unlock()
+				return errors.Join(flushErr, err)
+			}
+			r.streams = append(r.streams, walStream{labels: st.lbs, entries: es})
 		}
 		st.mark = 0
 		st.mu.Unlock()
@@ -1085,6 +1152,7 @@ func (s *Store) flush(ctx context.Context, force, pressure bool) error {
 	if err := s.wal.writeCheckpoint(seg, recs); err != nil {
 		return errors.Join(flushErr, err)
 	}
+	checkpointed = true
 	return flushErr
 }
 
@@ -1098,6 +1166,26 @@ func nextSeq() uint64 {
 	defer chunkSeq.Unlock()
 	chunkSeq.n++
 	return chunkSeq.n
+}
+
+// cutBlocks writes a head's marked blocks as chunks, re-encoding them as chunk payloads without building
+// entries and their metadata.
+func (s *Store) cutBlocks(ctx context.Context, tenantID string, st *stream, blocks []headBlock) ([]*chunkMeta, error) {
+	parts, err := blocksToChunks(st.lbs, blocks, s.cfg.ChunkTargetSize)
+	if err != nil {
+		return nil, err
+	}
+	var metas []*chunkMeta
+	for _, p := range parts {
+		data := compressChunk(p.raw)
+		chunkBufs.put(p.raw)
+		m, err := s.uploadChunk(ctx, tenantID, st.lbs, st.fp, data, p)
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, m)
+	}
+	return metas, nil
 }
 
 // writeChunks encodes es (sorted) into chunks of about the target size and uploads them.
@@ -1123,24 +1211,30 @@ func (s *Store) writeChunks(ctx context.Context, tenantID string, st *stream, es
 func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, es []logql.Entry) (*chunkMeta, error) {
 	data := encodeChunk(lbs, es)
 	traces := map[string]struct{}{}
-	bytes := 0
+	lineBytes := 0
 	for _, e := range es {
-		bytes += len(e.Line)
+		lineBytes += len(e.Line)
 		if t := e.Metadata.Get("trace_id"); t != "" {
 			traces[t] = struct{}{}
 		}
 	}
+	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces})
+}
+
+// uploadChunk uploads a compressed chunk and returns its index entry.
+func (s *Store) uploadChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, data []byte, c rawChunk) (*chunkMeta, error) {
+	traces, lineBytes := c.traces, c.lineBytes
 	bl := newBloom(len(traces))
 	for t := range traces {
 		bl.add(t)
 	}
-	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, es[0].Timestamp, es[len(es)-1].Timestamp, time.Now().UnixNano(), nextSeq())
-	if err := s.bkt.Upload(ctx, key, strings.NewReader(string(data))); err != nil {
+	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, c.minT, c.maxT, time.Now().UnixNano(), nextSeq())
+	if err := s.bkt.Upload(ctx, key, bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("upload chunk %s: %w", key, err)
 	}
 	s.m.chunksFlushed.Inc()
 	s.m.chunkBytes.Add(float64(len(data)))
-	return &chunkMeta{Stream: lbs, Key: key, MinT: es[0].Timestamp, MaxT: es[len(es)-1].Timestamp, Entries: len(es), Bytes: bytes, Size: len(data), Bloom: bl}, nil
+	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
 }
 
 type indexFile struct {

@@ -678,3 +678,145 @@ func TestHeadMemoryPressureFlush(t *testing.T) {
 		t.Fatalf("%d lines", countLines(sr))
 	}
 }
+
+// TestHeadCutAtChunkSize checks that a head reaching chunk_target_size is cut into a chunk without waiting for
+// the flush tick (an hour here) or for max_head_bytes.
+func TestHeadCutAtChunkSize(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096 })
+	e.store.Start()
+	defer e.close()
+	for i := 0; i < 20; i++ {
+		if err := e.store.Push(context.Background(), tenant.Default, []PushStream{{Labels: labels.FromStrings("app", "p"), Entries: []logql.Entry{{Timestamp: ts(i), Line: strings.Repeat("x", 500) + fmt.Sprint(i)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.store.tenant(tenant.Default).getOrCreate(labels.FromStrings("app", "p"))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.chunks) == 0 || st.headBytes >= 4096 {
+			return fmt.Errorf("%d chunks, %d bytes in the head", len(st.chunks), st.headBytes)
+		}
+		return nil
+	})
+	if _, sr := e.queryRange(`{app="p"}`); countLines(sr) != 20 {
+		t.Fatalf("%d lines", countLines(sr))
+	}
+}
+
+// TestEarlyCutWithoutCheckpointReplays cuts a full head early (which skips the WAL checkpoint), stops uncleanly,
+// and checks that every acknowledged line is there exactly once: the cut stream's records still in the WAL are
+// skipped by its chunk's WALSeg, the other stream's are replayed. Then the same across a regular flush.
+func TestEarlyCutWithoutCheckpointReplays(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096 })
+	want := map[string]int{}
+	push := func(job string, from, to, size int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			line := fmt.Sprintf("%s line %d %s", job, i, strings.Repeat("x", size))
+			if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: labels.FromStrings("job", job), Entries: []logql.Entry{{Timestamp: ts(i), Line: line}}}}); err != nil {
+				t.Fatal(err)
+			}
+			want[line]++
+		}
+	}
+	check := func(stage string) {
+		t.Helper()
+		var st logql.Stats
+		sel, _ := logql.ParseLogSelector(`{job=~".+"}`)
+		res, err := e.store.Engine().SelectLogs(context.Background(), e.store.Querier("t1"), logql.LogQuery{Expr: sel, Start: 0, End: ts(10000), Limit: 5000}, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, s := range res {
+			for _, en := range s.Entries {
+				got[en.Line]++
+			}
+		}
+		for l, n := range want {
+			if got[l] != n {
+				t.Fatalf("%s: %q found %d times, want %d", stage, l, got[l], n)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d distinct lines, want %d", stage, len(got), len(want))
+		}
+	}
+	chunks := func(job string) int {
+		st := e.store.tenant("t1").getOrCreate(labels.FromStrings("job", job))
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return len(st.chunks)
+	}
+	push("hot", 0, 3, 100)
+	push("cold", 0, 3, 10)
+	if err := e.store.Flush(context.Background(), false); err != nil { // nothing due: a checkpoint of both heads
+		t.Fatal(err)
+	}
+	push("hot", 3, 12, 500) // over the target
+	push("cold", 3, 6, 10)
+	if err := e.store.flush(context.Background(), false, true); err != nil {
+		t.Fatal(err)
+	}
+	if chunks("hot") == 0 || chunks("cold") != 0 {
+		t.Fatalf("early cut: hot has %d chunks, cold %d; want hot cut, cold kept", chunks("hot"), chunks("cold"))
+	}
+	push("hot", 12, 14, 10)
+	push("cold", 6, 8, 10)
+	e.bkt = nil
+	e.open() // unclean: no Close
+	check("after an early cut")
+
+	push("hot", 14, 30, 500)
+	if err := e.store.flush(context.Background(), false, true); err != nil {
+		t.Fatal(err)
+	}
+	push("cold", 8, 10, 10)
+	if err := e.store.Flush(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	push("hot", 30, 32, 10)
+	e.bkt = nil
+	e.open()
+	check("after an early cut and a regular flush")
+	e.close()
+}
+
+// TestEarlyCutCheckpointBound: an early cut skips the WAL checkpoint until the WAL holds max_head_bytes since
+// the last one, so the WAL on disk stays bounded.
+func TestEarlyCutCheckpointBound(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096; c.MaxHeadBytes = 64 << 10 })
+	defer e.close()
+	checkpoint := func() int {
+		_, cp, err := e.store.wal.listing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	push := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: labels.FromStrings("job", "hot"), Entries: []logql.Entry{{Timestamp: ts(i), Line: strings.Repeat("x", 1000) + fmt.Sprint(i)}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Rounds of 10 KB, each cut early: the heads stay far below max_head_bytes (no pressure), the WAL grows.
+	for round := 0; round < 7; round++ {
+		push(round*10, round*10+10)
+		if err := e.store.flush(context.Background(), false, true); err != nil {
+			t.Fatal(err)
+		}
+		cp := checkpoint()
+		if round < 6 && cp != 0 {
+			t.Fatalf("round %d: early cut with %d KB of WAL wrote checkpoint %d", round, (round+1)*10, cp)
+		}
+		if round == 6 && cp == 0 {
+			t.Fatal("early cut with the WAL over max_head_bytes wrote no checkpoint")
+		}
+	}
+	if n := e.store.walBytes.Load(); n != 0 {
+		t.Fatalf("WAL bytes since the checkpoint: %d, want 0", n)
+	}
+}

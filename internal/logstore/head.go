@@ -1,0 +1,212 @@
+package logstore
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"unsafe"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/sprout-otel/sprout/internal/logql"
+)
+
+// headBlockBytes is the line bytes at which a head's open tail is sealed into a compressed block. Decoded
+// entries cost each line's string, 40 B of entry and a metadata string; sealed, a line costs its share of the
+// compressed block, a fraction of that, which is what bounds a busy store's memory.
+var headBlockBytes = 64 << 10
+
+// headBlock is a sealed part of a head: its entries in arrival order, encoded as a chunk payload without
+// stream labels and s2-compressed.
+type headBlock struct {
+	data       []byte
+	n          int
+	minT, maxT int64
+	lineBytes  int
+	sorted     bool // entries in time order
+}
+
+// seal compresses the open tail into a block; st.mu is held. The tail gets a new slice: query snapshots of the
+// old one stay valid.
+func (st *stream) seal() {
+	if len(st.tail) == 0 {
+		return
+	}
+	e := encbuf{b: headBufs.get()}
+	e.uvarint(0) // no stream labels
+	e.entries(st.tail)
+	enc := s2.Encode(headBufs.get()[:0], e.b)
+	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: math.MaxInt64, maxT: math.MinInt64, lineBytes: st.tailBytes}
+	headBufs.put(e.b)
+	headBufs.put(enc)
+	b.sorted = true
+	for i, en := range st.tail {
+		b.minT = min(b.minT, en.Timestamp)
+		b.maxT = max(b.maxT, en.Timestamp)
+		if i > 0 && en.Timestamp < st.tail[i-1].Timestamp {
+			b.sorted = false
+		}
+	}
+	st.blocks = append(st.blocks, b)
+	st.tail, st.tailBytes = nil, 0
+}
+
+// decode returns the block's entries that p selects (time range, trace id, line filter), in arrival order.
+// They share one fresh allocation, which callers may keep.
+func (b *headBlock) decode(p *logql.SelectParams) ([]logql.Entry, error) {
+	raw, err := s2.Decode(nil, b.data)
+	if err != nil {
+		return nil, fmt.Errorf("decode head block: %w", err)
+	}
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	return decodeSelected(unsafe.String(&raw[0], len(raw)), p)
+}
+
+// headEntries returns a head snapshot's entries in arrival order: those of the sealed blocks in p's time range
+// and with its trace id, then the whole open tail (callers check the tail's entries themselves).
+func headEntries(blocks []headBlock, tail []logql.Entry, p *logql.SelectParams) ([]logql.Entry, error) {
+	if len(blocks) == 0 {
+		return tail, nil
+	}
+	sel := logql.SelectParams{Start: p.Start, End: p.End, TraceID: p.TraceID}
+	var out []logql.Entry
+	for i := range blocks {
+		b := &blocks[i]
+		if b.maxT < p.Start || b.minT >= p.End {
+			continue
+		}
+		es, err := b.decode(&sel)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	return append(out, tail...), nil
+}
+
+// all returns every entry of blocks, in order.
+func allBlockEntries(blocks []headBlock) ([]logql.Entry, error) {
+	return headEntries(blocks, nil, &logql.SelectParams{Start: math.MinInt64, End: math.MaxInt64})
+}
+
+// headIn counts the head's entries and line bytes in [start, end); st.mu is held. Blocks wholly inside or
+// outside the range are counted from their summary.
+func (st *stream) headIn(start, end int64) (n, bytes int64) {
+	for i := range st.blocks {
+		b := &st.blocks[i]
+		switch {
+		case b.maxT < start || b.minT >= end:
+		case b.minT >= start && b.maxT < end:
+			n += int64(b.n)
+			bytes += int64(b.lineBytes)
+		default:
+			es, err := b.decode(&logql.SelectParams{Start: start, End: end})
+			if err != nil {
+				continue
+			}
+			for _, e := range es {
+				n++
+				bytes += int64(len(e.Line))
+			}
+		}
+	}
+	for _, e := range st.tail {
+		if e.Timestamp >= start && e.Timestamp < end {
+			n++
+			bytes += int64(len(e.Line))
+		}
+	}
+	return n, bytes
+}
+
+// rawChunk is an uncompressed chunk payload and what its index entry needs.
+type rawChunk struct {
+	raw        []byte
+	minT, maxT int64
+	n          int
+	lineBytes  int
+	traces     map[string]struct{}
+}
+
+// blocksToChunks re-encodes head blocks as chunk payloads of about target line bytes each (split as writeChunks
+// splits), in time order (stable, as flush sorts), copying each entry's line and metadata bytes as they are
+// instead of decoding them into entries: the payloads are byte for byte what encodeChunk makes of the sorted
+// decoded entries.
+func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChunk, error) {
+	type rawEntry struct {
+		ts         int64
+		line, meta string
+	}
+	var ents []rawEntry
+	sorted := true
+	prevMax := int64(math.MinInt64)
+	for i := range blocks {
+		b := &blocks[i]
+		sorted = sorted && b.sorted && b.minT >= prevMax
+		prevMax = max(prevMax, b.maxT)
+		// Exact-size buffers, not pooled ones: dozens of block-sized buffers returned to the pool at each cut
+		// made later chunk-sized gets grow them, which cost more memory than it saved.
+		raw, err := s2.Decode(nil, b.data)
+		if err != nil {
+			return nil, fmt.Errorf("decode head block: %w", err)
+		}
+		d := decbuf{s: unsafe.String(unsafe.SliceData(raw), len(raw))}
+		for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
+			d.str()
+		}
+		var ts int64
+		for j, n := 0, d.count(len(d.s)); j < n && d.err == nil; j++ {
+			ts += d.varint()
+			line := d.str()
+			meta := d.s
+			for k, nl := 0, d.count(len(d.s)); k < nl && d.err == nil; k++ {
+				d.str()
+				d.str()
+			}
+			ents = append(ents, rawEntry{ts: ts, line: line, meta: meta[:len(meta)-len(d.s)]})
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("decode head block: %w", d.err)
+		}
+	}
+	if !sorted {
+		sort.SliceStable(ents, func(i, j int) bool { return ents[i].ts < ents[j].ts })
+	}
+	var hdr encbuf
+	hdr.labels(lbs)
+	var parts []rawChunk
+	for len(ents) > 0 {
+		n, size := 0, 0
+		for n < len(ents) && (n == 0 || size+len(ents[n].line) <= target) {
+			size += len(ents[n].line)
+			n++
+		}
+		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{}}
+		e := encbuf{b: chunkBufs.get()}
+		e.b = append(e.b, hdr.b...)
+		e.uvarint(uint64(n))
+		var prev int64
+		for _, en := range ents[:n] {
+			e.varint(en.ts - prev)
+			prev = en.ts
+			e.str(en.line)
+			e.b = append(e.b, en.meta...)
+			md := decbuf{s: en.meta}
+			for k, nl := 0, md.count(len(md.s)); k < nl && md.err == nil; k++ {
+				if name, val := md.str(), md.str(); name == "trace_id" && val != "" {
+					if _, ok := c.traces[val]; !ok {
+						c.traces[strings.Clone(val)] = struct{}{} // keep the block's buffer collectable
+					}
+				}
+			}
+		}
+		c.raw = e.b
+		parts = append(parts, c)
+		ents = ents[n:]
+	}
+	return parts, nil
+}

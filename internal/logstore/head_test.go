@@ -1,0 +1,226 @@
+package logstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/tenant"
+)
+
+// TestSealedHeadsAnswerAlike pushes the same lines into a store whose heads stay decoded and into one that
+// seals them into compressed blocks every few hundred bytes, and checks that every API answers the same:
+// log queries both ways with and without limits and filters, trace-id lookups, metric queries, stats, volume,
+// series and labels; then the same after a flush that cuts some heads and keeps others.
+func TestSealedHeadsAnswerAlike(t *testing.T) {
+	defer func(old int) { headBlockBytes = old }(headBlockBytes)
+	fill := func(e *env) {
+		for i := 0; i < 120; i++ {
+			var ps []PushStream
+			for s := 0; s < 3; s++ {
+				sec := i*3 + s - 300
+				if i%17 == 5 {
+					sec -= 40 // out of order
+				}
+				md := labels.FromStrings("trace_id", fmt.Sprintf("%032x", i/4))
+				if i%5 == 0 {
+					md = labels.EmptyLabels()
+				}
+				line := fmt.Sprintf("level=%s svc=%d n=%d msg=\"request %d\"", []string{"info", "error", "warn"}[i%3], s, i, i*7)
+				es := []logql.Entry{{Timestamp: ts(sec), Line: line, Metadata: md}}
+				if i%11 == 0 {
+					es = append(es, es[0]) // an exact duplicate, dropped
+				}
+				ps = append(ps, PushStream{Labels: labels.FromStrings("app", fmt.Sprint("a", s), "env", "prod"), Entries: es})
+			}
+			if err := e.store.Push(context.Background(), tenant.Default, ps); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	queries := []url.Values{}
+	for _, q := range []string{`{env="prod"}`, `{app="a1"}`, `{env="prod"} |= "error"`, `{env="prod"} | trace_id="0000000000000000000000000000000a"`,
+		`{env="prod"} |= "request 7" | logfmt | level="info"`} {
+		for _, dir := range []string{"backward", "forward"} {
+			for _, limit := range []string{"7", "1000"} {
+				queries = append(queries, url.Values{"query": {q}, "direction": {dir}, "limit": {limit}})
+			}
+		}
+	}
+	for _, q := range []string{`sum by (app) (count_over_time({env="prod"} |= "error" [1m]))`, `rate({app="a2"}[2m])`, `sum(bytes_over_time({env="prod"}[5m]))`} {
+		queries = append(queries, url.Values{"query": {q}, "step": {"60"}})
+	}
+	// Stats are compared while everything is in heads; over chunks, what a limited query's parallel readers
+	// skip before the cutoff depends on timing, so only the results are.
+	answers := func(e *env, stats bool) []byte {
+		var out bytes.Buffer
+		rng := url.Values{"start": {fmt.Sprint(ts(-600))}, "end": {fmt.Sprint(ts(600))}}
+		for _, q := range queries {
+			v := url.Values{}
+			for k, x := range q {
+				v[k] = x
+			}
+			for k, x := range rng {
+				v[k] = x
+			}
+			code, b := e.get("/loki/api/v1/query_range", v)
+			if !stats {
+				b = dropStats(t, b)
+			}
+			fmt.Fprintf(&out, "%s %d %s\n", q.Encode(), code, normalize(t, b))
+		}
+		narrow := url.Values{"query": {`{env="prod"}`}, "start": {fmt.Sprint(ts(-250))}, "end": {fmt.Sprint(ts(-100))}}
+		for _, path := range []string{"/loki/api/v1/index/stats", "/loki/api/v1/index/volume", "/loki/api/v1/series", "/loki/api/v1/labels"} {
+			for _, v := range []url.Values{narrow, rng} {
+				if path == "/loki/api/v1/series" {
+					v = url.Values{"match[]": {`{env="prod"}`}, "start": v["start"], "end": v["end"]}
+				}
+				if path != "/loki/api/v1/series" && path != "/loki/api/v1/labels" && v["query"] == nil {
+					v = url.Values{"query": {`{env="prod"}`}, "start": v["start"], "end": v["end"]}
+				}
+				code, b := e.get(path, v)
+				fmt.Fprintf(&out, "%s %s %d %s\n", path, v.Encode(), code, normalize(t, b))
+			}
+		}
+		return out.Bytes()
+	}
+	run := func(block int) (before, after []byte, sealed int) {
+		headBlockBytes = block
+		e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096 })
+		defer e.close()
+		fill(e)
+		for _, st := range e.store.tenant(tenant.Default).matchStreams(nil) {
+			st.mu.Lock()
+			sealed += len(st.blocks)
+			st.mu.Unlock()
+		}
+		before = answers(e, true)
+		if err := e.store.Flush(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		return before, answers(e, false), sealed
+	}
+	plainBefore, plainAfter, n := run(1 << 30)
+	if n != 0 {
+		t.Fatalf("%d blocks with sealing off", n)
+	}
+	sealedBefore, sealedAfter, n := run(300)
+	if n < 10 {
+		t.Fatalf("only %d blocks sealed", n)
+	}
+	if !bytes.Equal(plainBefore, sealedBefore) {
+		t.Errorf("answers differ with sealed heads:\n%s", diffLines(plainBefore, sealedBefore))
+	}
+	if !bytes.Equal(plainAfter, sealedAfter) {
+		t.Errorf("answers differ with sealed heads after a flush:\n%s", diffLines(plainAfter, sealedAfter))
+	}
+}
+
+func dropStats(t *testing.T, b []byte) []byte {
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	if d, ok := v["data"].(map[string]any); ok {
+		delete(d, "stats")
+	}
+	out, _ := json.Marshal(v)
+	return out
+}
+
+func diffLines(a, b []byte) string {
+	al, bl := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	for i := 0; i < len(al) && i < len(bl); i++ {
+		if !bytes.Equal(al[i], bl[i]) {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("%d lines vs %d", len(al), len(bl))
+}
+
+// TestBlocksToChunks checks that re-encoding sealed head blocks gives, byte for byte, the chunk payloads that
+// encoding the sorted decoded entries gives, split where writeChunks splits, with the same summaries.
+func TestBlocksToChunks(t *testing.T) {
+	defer func(old int) { headBlockBytes = old }(headBlockBytes)
+	headBlockBytes = 500
+	lbs := labels.FromStrings("app", "a", "env", "prod")
+	for _, tc := range []struct {
+		name     string
+		target   int
+		outOfOrd bool
+	}{
+		{"one part", 1 << 20, false},
+		{"split into parts", 1200, false},
+		{"line over the target", 30, false},
+		{"out of order", 1 << 20, true},
+		{"out of order, split", 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &stream{lbs: lbs}
+			var all []logql.Entry
+			for i := 0; i < 300; i++ {
+				md := labels.FromStrings("trace_id", fmt.Sprintf("%032x", i/7), "detected_level", "info")
+				if i%9 == 0 {
+					md = labels.EmptyLabels()
+				}
+				sec := i
+				if tc.outOfOrd && i == 150 {
+					sec = 3
+				}
+				e := logql.Entry{Timestamp: ts(sec), Line: fmt.Sprintf("line %d %s", i, strings.Repeat("y", i%40)), Metadata: md}
+				st.append([]logql.Entry{e}, testNow)
+				all = append(all, e)
+			}
+			st.seal()
+			if len(st.blocks) < 3 {
+				t.Fatalf("%d blocks", len(st.blocks))
+			}
+			parts, err := blocksToChunks(lbs, st.blocks, tc.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.SliceStable(all, func(i, j int) bool { return all[i].Timestamp < all[j].Timestamp })
+			var want []rawChunk
+			for es := all; len(es) > 0; {
+				n, size := 0, 0
+				for n < len(es) && (n == 0 || size+len(es[n].Line) <= tc.target) {
+					size += len(es[n].Line)
+					n++
+				}
+				e := encbuf{}
+				e.labels(lbs)
+				e.entries(es[:n])
+				c := rawChunk{raw: e.b, minT: es[0].Timestamp, maxT: es[n-1].Timestamp, n: n, lineBytes: size, traces: map[string]struct{}{}}
+				for _, en := range es[:n] {
+					if id := en.Metadata.Get("trace_id"); id != "" {
+						c.traces[id] = struct{}{}
+					}
+				}
+				want = append(want, c)
+				es = es[n:]
+			}
+			if len(parts) != len(want) {
+				t.Fatalf("%d parts, want %d", len(parts), len(want))
+			}
+			for i := range want {
+				g, w := parts[i], want[i]
+				if !bytes.Equal(g.raw, w.raw) || g.minT != w.minT || g.maxT != w.maxT || g.n != w.n || g.lineBytes != w.lineBytes || len(g.traces) != len(w.traces) {
+					t.Fatalf("part %d: n=%d/%d lineBytes=%d/%d minT=%d/%d maxT=%d/%d traces=%d/%d raw equal=%v", i, g.n, w.n, g.lineBytes, w.lineBytes, g.minT, w.minT, g.maxT, w.maxT, len(g.traces), len(w.traces), bytes.Equal(g.raw, w.raw))
+				}
+				for id := range w.traces {
+					if _, ok := g.traces[id]; !ok {
+						t.Fatalf("part %d lacks trace %s", i, id)
+					}
+				}
+			}
+		})
+	}
+}
