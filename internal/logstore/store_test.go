@@ -720,29 +720,7 @@ func TestEarlyCutWithoutCheckpointReplays(t *testing.T) {
 			want[line]++
 		}
 	}
-	check := func(stage string) {
-		t.Helper()
-		var st logql.Stats
-		sel, _ := logql.ParseLogSelector(`{job=~".+"}`)
-		res, err := e.store.Engine().SelectLogs(context.Background(), e.store.Querier("t1"), logql.LogQuery{Expr: sel, Start: 0, End: ts(10000), Limit: 5000}, &st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int{}
-		for _, s := range res {
-			for _, en := range s.Entries {
-				got[en.Line]++
-			}
-		}
-		for l, n := range want {
-			if got[l] != n {
-				t.Fatalf("%s: %q found %d times, want %d", stage, l, got[l], n)
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d distinct lines, want %d", stage, len(got), len(want))
-		}
-	}
+	check := func(stage string) { t.Helper(); checkLines(t, e, `{job=~".+"}`, want, stage) }
 	chunks := func(job string) int {
 		st := e.store.tenant("t1").getOrCreate(labels.FromStrings("job", job))
 		st.mu.Lock()

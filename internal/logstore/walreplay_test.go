@@ -141,29 +141,7 @@ func TestCrashBetweenUploadAndCheckpoint(t *testing.T) {
 			want[line]++
 		}
 	}
-	check := func(stage string) {
-		t.Helper()
-		var st logql.Stats
-		sel, _ := logql.ParseLogSelector(`{job=~"j.*"}`)
-		res, err := e.store.Engine().SelectLogs(context.Background(), e.store.Querier("t1"), logql.LogQuery{Expr: sel, Start: 0, End: ts(10000), Limit: 5000}, &st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int{}
-		for _, s := range res {
-			for _, en := range s.Entries {
-				got[en.Line]++
-			}
-		}
-		for l, n := range want {
-			if got[l] != n {
-				t.Fatalf("%s: %q found %d times, want %d", stage, l, got[l], n)
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d distinct lines, want %d", stage, len(got), len(want))
-		}
-	}
+	check := func(stage string) { t.Helper(); checkLines(t, e, `{job=~"j.*"}`, want, stage) }
 	push(0, 90)
 	crash := errors.New("injected crash after index upload")
 	e.store.afterIndexHook = func() error { return crash }
@@ -196,4 +174,33 @@ func TestCrashBetweenUploadAndCheckpoint(t *testing.T) {
 	e.bkt = nil
 	e.open()
 	check("after the WAL directory was removed")
+}
+
+// checkLines reads every line of tenant t1 that selector matches and fails unless each line of want is there
+// exactly as many times as want says, and nothing else is.
+func checkLines(t *testing.T, e *env, selector string, want map[string]int, stage string) {
+	t.Helper()
+	var st logql.Stats
+	sel, err := logql.ParseLogSelector(selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.store.Engine().SelectLogs(context.Background(), e.store.Querier("t1"), logql.LogQuery{Expr: sel, Start: 0, End: ts(10000), Limit: 5000}, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, s := range res {
+		for _, en := range s.Entries {
+			got[en.Line]++
+		}
+	}
+	for l, n := range want {
+		if got[l] != n {
+			t.Fatalf("%s: %q found %d times, want %d", stage, l, got[l], n)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d distinct lines, want %d", stage, len(got), len(want))
+	}
 }
