@@ -127,6 +127,8 @@ func TestBadInput(t *testing.T) {
 		{"snappy of garbage protobuf", contentTypeV1, snappyOf(0x0a, 0x28, 0xff), "snappy", 400, "decode remote write protobuf"},
 		{"unknown content encoding", contentTypeV1, valid, "gzip", 415, "gzip"},
 		{"unknown proto message", "application/x-protobuf;proto=foo.Bar", valid, "snappy", 415, "foo.Bar"},
+		{"truncated sample inside a valid series", contentTypeV1, snappyOf(0x0a, 0x13, 0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_', 0x12, 0x01, 'x', 0x12, 0x02, 0x09, 0x00), "snappy", 400, "decode remote write protobuf"},
+		{"truncated sample inside a skipped series", contentTypeV1, snappyOf(0x0a, 0x10, 0x0a, 0x0a, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_', 0x12, 0x02, 0x09, 0x00), "snappy", 400, "decode remote write protobuf"},
 		{"garbage v2 message", contentTypeV2, snappyOf(0x2a, 0x05, 0x0a), "snappy", 400, "decode remote write protobuf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

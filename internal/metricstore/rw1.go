@@ -206,7 +206,8 @@ func (a *rw1Appender) series(ts []byte) error {
 		}
 		if !ok {
 			a.invalid += layout.samples + layout.histograms
-			return nil
+			// Skipped, but still read: a malformed message is refused whichever series it is in.
+			return a.checkSeries(ts, layout)
 		}
 		if layout.labels != nil && sorted && layout.samples+layout.histograms > 0 {
 			// Cached once the series exists (below); only sorted labels can match a cached entry.
@@ -258,6 +259,31 @@ func (a *rw1Appender) series(ts []byte) error {
 		}
 	}
 	return nil
+}
+
+// checkSeries reads a series' samples, exemplars and histograms without appending them, for their errors.
+func (a *rw1Appender) checkSeries(ts []byte, layout seriesLayout) error {
+	if err := forEachSample(ts, func(float64, int64) error { return nil }); err != nil {
+		return err
+	}
+	if layout.exemplars > 0 {
+		if err := forEachField(ts, 3, func(eb []byte) error {
+			lb, _, _, err := parseExemplar(eb)
+			if err == nil {
+				err = forEachLabel(lb, func(_, _ []byte) error { return nil })
+			}
+			return decodeErr(err)
+		}); err != nil {
+			return err
+		}
+	}
+	return forEachField(ts, 4, func(hb []byte) error {
+		a.hist = prompb.Histogram{}
+		if err := a.hist.Unmarshal(hb); err != nil {
+			return decodeErr(fmt.Errorf("histogram: %w", err))
+		}
+		return nil
+	})
 }
 
 // headLabels returns the head's own labels of series ref when they equal lset, so that the cache shares their

@@ -181,7 +181,7 @@ func forEachSample(ts []byte, fn func(v float64, t int64) error) error {
 	return forEachField(ts, 2, func(s []byte) error {
 		v, t, err := parseSample(s)
 		if err != nil {
-			return err
+			return decodeErr(err)
 		}
 		return fn(v, t)
 	})
@@ -192,7 +192,7 @@ func forEachField(b []byte, num protowire.Number, fn func([]byte) error) error {
 	for len(b) > 0 {
 		n, _, val, rest, err := nextField(b)
 		if err != nil {
-			return err
+			return decodeErr(err)
 		}
 		b = rest
 		if n == num {
