@@ -142,7 +142,7 @@ func hostileDefaultRows() []hostileRow {
 			end := time.Now()
 			q := url.Values{
 				"query": {`quantile_over_time(0.99, {job="bulk"} | logfmt | unwrap latency [4h])`},
-				"start": {strconv.FormatInt(end.Add(-11000*time.Second).UnixNano(), 10)},
+				"start": {strconv.FormatInt(end.Add(-10990*time.Second).UnixNano(), 10)},
 				"end":   {strconv.FormatInt(end.UnixNano(), 10)},
 				"step":  {"1"},
 			}
