@@ -2,9 +2,9 @@ package tenant
 
 import (
 	"context"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"net/http/httptest"
 	"testing"
 
 	"go.opentelemetry.io/collector/client"
