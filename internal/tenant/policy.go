@@ -95,6 +95,9 @@ func User(info client.Info) string {
 	return ""
 }
 
+// Allowed lists the tenants user may act as when credentials are bound.
+func (p Policy) Allowed(user string) []string { return p.allowed(user) }
+
 // allowed lists the tenants user may act as when credentials are bound.
 func (p Policy) allowed(user string) []string {
 	var out []string
