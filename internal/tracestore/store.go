@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -51,8 +52,9 @@ type Store struct {
 	m      *storeMetrics
 	now    func() time.Time
 
-	mu      sync.RWMutex
-	tenants map[string]*instance
+	mu         sync.RWMutex
+	tenants    map[string]*instance
+	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
 
 	damaged sync.Map // block ULID -> struct{}: blocks already reported unreadable
 
@@ -127,12 +129,18 @@ func (s *Store) loadTenants(ctx context.Context) error {
 		return fmt.Errorf("trace store: list tenants in bucket: %w", err)
 	}
 	for n := range names {
-		if _, err := s.instance(ctx, n); err != nil {
-			return err
+		if _, err := s.open(ctx, n, false); err != nil {
+			// One tenant's unreadable WAL or block list must not keep every other tenant from starting: it is
+			// logged, counted, and retried on that tenant's next write.
+			s.m.tenantLoadFailures.WithLabelValues(n).Inc()
+			s.logger.Error("Trace store: tenant not loaded at start; its other data stays where it is", zap.String("tenant", n), zap.Error(err))
 		}
 	}
 	return nil
 }
+
+// SetMaxTenants sets the number of tenants beyond which a write naming a new one is refused (0: no limit).
+func (s *Store) SetMaxTenants(n int) { s.maxTenants.Store(int64(n)) }
 
 func trimSlash(s string) string {
 	for len(s) > 0 && s[len(s)-1] == '/' {
@@ -143,6 +151,12 @@ func trimSlash(s string) string {
 
 // instance returns the tenant's instance, opening it (block list, WAL replay) on first use.
 func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
+	return s.open(ctx, id, true)
+}
+
+// open returns the tenant's instance, opening it; a new tenant counts against max_tenants when limited (tenants
+// found at start never do).
+func (s *Store) open(ctx context.Context, id string, limited bool) (*instance, error) {
 	s.mu.RLock()
 	in := s.tenants[id]
 	s.mu.RUnlock()
@@ -150,7 +164,7 @@ func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
 		return in, nil
 	}
 	if err := tenant.Validate(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadData, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadData, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,6 +173,11 @@ func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
 	}
 	if s.closed {
 		return nil, errors.New("trace store is shut down")
+	}
+	if limited {
+		if err := tenant.CheckCount(id, len(s.tenants), int(s.maxTenants.Load()), "trace store"); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadData, err)
+		}
 	}
 	in, err := openInstance(ctx, s, id)
 	if err != nil {
