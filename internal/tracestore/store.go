@@ -52,6 +52,8 @@ type Store struct {
 	m      *storeMetrics
 	now    func() time.Time
 
+	tenantsDir string // <data_dir>/tenants: one directory (WAL, block scratch) per tenant
+
 	mu         sync.RWMutex
 	tenants    map[string]*instance
 	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
@@ -81,7 +83,12 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
-	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now,
+	tdir, err := tenant.Layout(cfg.DataDir, oldTenantParts(cfg.DataDir))
+	if err != nil {
+		_ = bkt.Close()
+		return nil, fmt.Errorf("trace store: %w", err)
+	}
+	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
 		s.cache = newRangeCache(cfg.ReadCacheBytes)
@@ -104,16 +111,46 @@ func (s *Store) Start() {
 	}
 }
 
+// oldTenantParts recognises a tenant of the layout before <data_dir>/tenants: a directory <data_dir>/<id> with
+// a WAL (and perhaps block scratch files). The filesystem bucket's default directory <data_dir>/blocks was also
+// tenant "blocks"' directory, so only the WAL and scratch move, and a bucket tenant's directory ("wal" with its
+// "blocks" inside) is not taken for a WAL.
+func oldTenantParts(root string) func(string, bool) []string {
+	return func(name string, isDir bool) []string {
+		if !isDir {
+			return nil
+		}
+		var parts []string
+		for _, p := range []string{"wal", "tmp"} {
+			dir := filepath.Join(root, name, p)
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, "blocks")); err == nil {
+				continue // a bucket tenant named p: its blocks, not a WAL
+			}
+			parts = append(parts, p)
+		}
+		if len(parts) == 0 || parts[0] != "wal" {
+			return nil
+		}
+		return parts
+	}
+}
+
+// tenantDir is the directory of a tenant's WAL and block scratch files.
+func (s *Store) tenantDir(id string) string { return filepath.Join(s.tenantsDir, id) }
+
 // loadTenants finds tenants with a WAL on disk or blocks in the bucket.
 func (s *Store) loadTenants(ctx context.Context) error {
 	names := map[string]bool{}
-	ents, err := os.ReadDir(s.cfg.DataDir)
+	ents, err := os.ReadDir(s.tenantsDir)
 	if err != nil {
-		return fmt.Errorf("trace store: read data_dir: %w", err)
+		return fmt.Errorf("trace store: read %s: %w", s.tenantsDir, err)
 	}
 	for _, e := range ents {
 		if e.IsDir() && tenant.Validate(e.Name()) == nil {
-			if _, err := os.Stat(filepath.Join(s.cfg.DataDir, e.Name(), "wal")); err == nil {
+			if _, err := os.Stat(filepath.Join(s.tenantsDir, e.Name(), "wal")); err == nil {
 				names[e.Name()] = true
 			}
 		}
