@@ -136,7 +136,9 @@ func callsValue(md pmetric.Metrics, service string) (float64, bool) {
 }
 
 // mtHost holds a sprout_api extension with multi-tenancy on, whose tenant policy the connector reads.
-type mtHost struct{ ext map[component.ID]component.Component }
+type mtHost struct {
+	ext map[component.ID]component.Component
+}
 
 func (h mtHost) GetExtensions() map[component.ID]component.Component { return h.ext }
 

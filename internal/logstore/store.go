@@ -60,7 +60,7 @@ type Store struct {
 	cache  *chunkCache
 	engine *logql.Engine
 
-	ingestMu sync.RWMutex // pushes hold it shared; WAL rotation takes it exclusively
+	ingestMu   sync.RWMutex // pushes hold it shared; WAL rotation takes it exclusively
 	mu         sync.RWMutex
 	tenants    map[string]*tenantDB
 	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit

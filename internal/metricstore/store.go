@@ -68,10 +68,10 @@ type Store struct {
 	otlp    config.OTLPConfig
 	otlpR2T config.OTLPConfig
 
-	mu      sync.Mutex
-	tenants map[string]*Tenant
+	mu         sync.Mutex
+	tenants    map[string]*Tenant
 	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
-	closed  bool
+	closed     bool
 
 	rules atomic.Pointer[RulesRetrieverFunc]
 	ams   atomic.Pointer[AlertmanagerRetrieverFunc]

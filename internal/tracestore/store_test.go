@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
-	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
