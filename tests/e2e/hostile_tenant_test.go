@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // badTenantIDs are ids every door refuses with multi-tenancy on (and ignores without it).
@@ -251,4 +253,124 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestNoisyTenantDoesNotStarveGenerator: one tenant sending 40k span names fills its own series limit
+// (max_active_series_per_tenant), not the generator's whole max_active_series: a quiet tenant that comes
+// afterwards still gets span metrics.
+func TestNoisyTenantDoesNotStarveGenerator(t *testing.T) {
+	env, api := defaultEnv(t)
+	p := startSprout(t, env, multitenantArgs...)
+	p.waitHTTP(api+"/ready", 60*time.Second)
+	otlp := "http://" + envValue(env, "SPROUT_OTLP_HTTP_ENDPOINT") + "/v1/traces"
+	send := func(c *client, svc string, from, n int) {
+		t.Helper()
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		now := time.Now()
+		for i := from; i < from+n; i++ {
+			sp := ss.AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{0xee, byte(i >> 16), byte(i >> 8), byte(i), 15: 1})
+			sp.SetSpanID(pcommon.SpanID{1, byte(i >> 16), byte(i >> 8), byte(i), 7: 1})
+			sp.SetName(fmt.Sprintf("op-%d", i))
+			sp.SetKind(ptrace.SpanKindServer)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+		}
+		body, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		c.post(otlp, "application/x-protobuf", body, nil) // the trace store may refuse some over its limits; the generator has seen them
+	}
+	noisy := &client{tenant: "noisy"}
+	for b := 0; b < 40; b++ {
+		send(noisy, "loud", b*1000, 1000)
+	}
+	quiet := &client{tenant: "quiet"}
+	send(quiet, "calm", 0, 1)
+	if err := poll(60*time.Second, func() error {
+		code, body := quiet.get(api + "/api/v1/query?query=" + url.QueryEscape(`traces_spanmetrics_calls_total{service="calm"}`))
+		if code != 200 || !strings.Contains(body, "calm") {
+			return fmt.Errorf("%d %s", code, firstLine(body))
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("quiet tenant has no span metrics: %v", err)
+	}
+	_, body := (&client{}).get(api + "/metrics")
+	t.Logf("generator after the noisy tenant: %s", grepLines(body, "sprout_generator_active_series"))
+}
+
+// metricsAuthOverlay ties users to tenants (alice, bob) with basic auth on the API port; ops is an admin.
+const metricsAuthOverlay = `extensions:
+  basicauth/server:
+    htpasswd:
+      inline: |
+        alice:pa
+        bob:pb
+        ops:po
+  sprout_api:
+    multitenancy_enabled: true
+    tenant_auth:
+      user_is_tenant: true
+      admins: [ops]
+    auth:
+      authenticator: basicauth/server
+service:
+  extensions: [health_check, basicauth/server, sprout_api, sprout_traces, sprout_metrics, sprout_logs, sprout_ruler, sprout_ui]
+`
+
+// TestMetricsPerTenantOnlyForAdmins: with credentials tied to tenants, /metrics shows a user only its own
+// tenant's series; an admin sees every tenant's.
+func TestMetricsPerTenantOnlyForAdmins(t *testing.T) {
+	env, api := defaultEnv(t)
+	overlay := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(overlay, []byte(metricsAuthOverlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startSprout(t, env, "--config", "sprout:all-in-one", "--config", overlay)
+	alice := &client{tenant: "alice", user: "alice", pass: "pa"}
+	bob := &client{tenant: "bob", user: "bob", pass: "pb"}
+	ops := &client{user: "ops", pass: "po"}
+	if err := poll(60*time.Second, func() error {
+		if ok, err := p.exited(); ok {
+			t.Fatalf("sprout exited: %v", err)
+		}
+		if code, body := alice.get(api + "/ready"); code != 200 {
+			return fmt.Errorf("ready: %d %s", code, firstLine(body))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client{alice, bob} {
+		if code, body := c.pushLine(api, "job-"+c.tenant, "a line"); code/100 != 2 {
+			t.Fatalf("loki push as %s: %d %s", c.tenant, code, firstLine(body))
+		}
+	}
+	for _, tc := range []struct {
+		c    *client
+		see  []string
+		hide []string
+	}{
+		{alice, []string{`tenant="alice"`}, []string{`tenant="bob"`}},
+		{bob, []string{`tenant="bob"`}, []string{`tenant="alice"`}},
+		{ops, []string{`tenant="alice"`, `tenant="bob"`}, nil},
+	} {
+		code, body := tc.c.get(api + "/metrics")
+		if code != 200 || !strings.Contains(body, "go_goroutines") {
+			t.Errorf("/metrics as %s: %d %s", tc.c.user, code, firstLine(body))
+			continue
+		}
+		for _, s := range tc.see {
+			if !strings.Contains(body, s) {
+				t.Errorf("/metrics as %s: no series with %s", tc.c.user, s)
+			}
+		}
+		for _, s := range tc.hide {
+			if n := strings.Count(body, s); n > 0 {
+				t.Errorf("/metrics as %s: %d series with %s", tc.c.user, n, s)
+			}
+		}
+	}
 }
