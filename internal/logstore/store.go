@@ -1301,7 +1301,9 @@ func (s *Store) loadIndex(ctx context.Context) error {
 		}
 		files, err := s.indexFiles(ctx, tid)
 		if err != nil {
-			return err
+			// One tenant's unlistable index must not keep every other tenant from starting.
+			s.logger.Error("Log store: tenant's index not loaded at start; its chunks stay in the bucket", zap.String("tenant", tid), zap.Error(err))
+			continue
 		}
 		seen := map[string]bool{}
 		td := s.tenant(tid)
