@@ -24,6 +24,12 @@ type Config struct {
 	// to it too.
 	TenantAuth TenantAuthConfig `mapstructure:"tenant_auth"`
 
+	// MaxTenants bounds the number of tenants each store (traces, metrics, logs, the generator, the ruler's
+	// Alertmanagers) holds: a write, query or rule that would create one more is refused (gRPC
+	// ResourceExhausted without retry info, HTTP 400) with a message naming this key. Tenants already on disk
+	// always open. 0 means no limit. Only multi-tenant mode can have more than one tenant.
+	MaxTenants int `mapstructure:"max_tenants"`
+
 	// ShutdownTimeout bounds how long in-flight requests may run once shutdown starts.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
@@ -35,11 +41,14 @@ type TenantAuthConfig struct {
 	UserIsTenant bool `mapstructure:"user_is_tenant"`
 	// Users maps a user name to the tenants it may act as.
 	Users map[string][]string `mapstructure:"users"`
+	// Admins are the users who see every tenant's series on /metrics; any other user sees only the series of
+	// the tenants it may act as (and those labelled by no tenant).
+	Admins []string `mapstructure:"admins"`
 }
 
 // Policy is the tenant policy this configuration describes.
 func (c *Config) Policy() tenant.Policy {
-	return tenant.Policy{Multitenancy: c.MultitenancyEnabled, UserIsTenant: c.TenantAuth.UserIsTenant, Users: c.TenantAuth.Users}
+	return tenant.Policy{Multitenancy: c.MultitenancyEnabled, UserIsTenant: c.TenantAuth.UserIsTenant, Users: c.TenantAuth.Users, MaxTenants: c.MaxTenants}
 }
 
 // Validate names the field that is wrong.
@@ -49,6 +58,17 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.NetAddr.Endpoint); err != nil {
 		return fmt.Errorf("endpoint: %q is not host:port: %w", c.NetAddr.Endpoint, err)
+	}
+	if c.MaxTenants < 0 {
+		return errors.New("max_tenants: must not be negative (0 means no limit)")
+	}
+	if len(c.TenantAuth.Admins) > 0 && !c.TenantAuth.UserIsTenant && len(c.TenantAuth.Users) == 0 {
+		return errors.New("tenant_auth.admins: needs tenant_auth.user_is_tenant or tenant_auth.users (without them every user sees every tenant)")
+	}
+	for i, a := range c.TenantAuth.Admins {
+		if a == "" {
+			return fmt.Errorf("tenant_auth.admins[%d]: a user name is empty", i)
+		}
 	}
 	if c.TenantAuth.UserIsTenant || len(c.TenantAuth.Users) > 0 {
 		if !c.MultitenancyEnabled {

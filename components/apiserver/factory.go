@@ -21,12 +21,19 @@ func NewFactory() extension.Factory {
 	return extension.NewFactory(Type, createDefaultConfig, create, component.StabilityLevelAlpha)
 }
 
+// DefaultMaxTenants is max_tenants' default. A tenant costs memory before it holds any data: about 18 MB in the
+// all-in-one config (measured: 130 invented tenants over OTLP, of which 100 admitted, took RSS from 112 MB to
+// 1.9 GB; most of it the metrics store's per-tenant exemplar ring and head). 100 is more tenants than any team
+// shares one binary between, and bounds what invented X-Scope-OrgID values can take to about 2 GB; lower it on
+// small machines, raise it (or 0: no limit) on large ones.
+const DefaultMaxTenants = 100
+
 func createDefaultConfig() component.Config {
 	sc := confighttp.NewDefaultServerConfig()
 	sc.NetAddr = confignet.AddrConfig{Transport: confignet.TransportTypeTCP, Endpoint: "localhost:3200"}
 	// Long-running queries and tail streams must not be cut by the default write timeout.
 	sc.WriteTimeout = 0
-	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second}
+	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second, MaxTenants: DefaultMaxTenants}
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
@@ -73,7 +76,7 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 		}, []string{"route"}),
 	}
 	reg.MustRegister(s.requests, s.duration)
-	s.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.HandleFunc("GET /metrics", s.handleMetrics)
 	s.HandleFunc("GET /ready", s.handleReady)
 	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
 	return s
@@ -237,6 +240,57 @@ func (s *Server) readiness() []string {
 		}
 	}
 	return problems
+}
+
+// handleMetrics serves the registry. With credentials tied to tenants (tenant_auth), a user who is not one of
+// tenant_auth.admins sees only the series of the tenants it may act as, and those labelled by no tenant: as
+// on a hosted Mimir or Loki, where per-tenant figures are the operator's, a tenant must not learn another's
+// volumes (or that it exists) from /metrics. A Prometheus scraping Sprout authenticates as an admin.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var g prometheus.Gatherer = s.reg
+	if p := s.cfg.Policy(); p.Bound() {
+		user := tenant.User(client.FromContext(r.Context()))
+		if !slices.Contains(s.cfg.TenantAuth.Admins, user) {
+			g = tenantGatherer{g: s.reg, allowed: p.Allowed(user)}
+		}
+	}
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: s.reg}).ServeHTTP(w, r)
+}
+
+// tenantLabel is the label by which Sprout's own metrics name a tenant.
+const tenantLabel = "tenant"
+
+// tenantGatherer drops the series of tenants not in allowed.
+type tenantGatherer struct {
+	g       prometheus.Gatherer
+	allowed []string
+}
+
+func (t tenantGatherer) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := t.g.Gather()
+	out := mfs[:0]
+	for _, mf := range mfs {
+		kept := mf.Metric[:0]
+		for _, m := range mf.Metric {
+			if t.visible(m) {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) > 0 {
+			mf.Metric = kept
+			out = append(out, mf)
+		}
+	}
+	return out, err
+}
+
+func (t tenantGatherer) visible(m *dto.Metric) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == tenantLabel {
+			return slices.Contains(t.allowed, l.GetValue())
+		}
+	}
+	return true
 }
 
 // handleReady answers like Tempo's and Loki's /ready: 200 "ready", or 503 with the reason.

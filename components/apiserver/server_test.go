@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configauth"
@@ -145,6 +147,14 @@ func TestTenant(t *testing.T) {
 			if code != 200 || body != want {
 				t.Fatalf("with header: %d %q want %q", code, body, want)
 			}
+			// Malformed ids: 400 with multi-tenancy (never 500; 401 is only for a missing header), ignored
+			// without it.
+			for _, bad := range []string{".hidden", "...", "..", "../../escape3", "a/b", strings.Repeat("x", 151), "tën"} {
+				code, body = get(t, base+"/whoami", map[string]string{tenant.Header: bad})
+				if mt && code != 400 || !mt && (code != 200 || body != tenant.Default) {
+					t.Errorf("X-Scope-OrgID %q: %d %q", bad, code, body)
+				}
+			}
 		})
 	}
 }
@@ -218,7 +228,7 @@ func TestTenantAuth(t *testing.T) {
 	authID := component.MustNewIDWithName("basicauth", "server")
 	bf := basicauthextension.NewFactory()
 	bcfg := bf.CreateDefaultConfig().(*basicauthextension.Config)
-	bcfg.Htpasswd = &basicauthextension.HtpasswdSettings{Inline: "team-a:pa\nteam-b:pb\nops:po\n"}
+	bcfg.Htpasswd = &basicauthextension.HtpasswdSettings{Inline: "team-a:pa\nteam-b:pb\nops:po\nroot:pr\n"}
 	auth, err := bf.Create(context.Background(), extensiontest.NewNopSettings(bf.Type()), bcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +241,7 @@ func TestTenantAuth(t *testing.T) {
 	s := startOn(t, h, func(c *Config) {
 		c.MultitenancyEnabled = true
 		c.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: authID}})
-		c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"team-a", "team-b"}}}
+		c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"team-a", "team-b"}}, Admins: []string{"root"}}
 	})
 	s.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		if id, ok := s.Tenant(w, r); ok {
@@ -271,6 +281,38 @@ func TestTenantAuth(t *testing.T) {
 			t.Errorf("user %q as %q: %d %q, want %d %q", tc.user, tc.org, resp.StatusCode, b, tc.code, tc.want)
 		}
 	}
+	// /metrics: a user sees the series of the tenants it may act as and those of no tenant; an admin sees all.
+	lines := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_lines_total", Help: "h"}, []string{"tenant"})
+	for _, id := range []string{"team-a", "team-b", "team-c"} {
+		lines.WithLabelValues(id).Inc()
+	}
+	s.Registerer().MustRegister(lines)
+	for _, tc := range []struct {
+		user, pass string
+		see        []string
+	}{
+		{"team-a", "pa", []string{"team-a"}},
+		{"ops", "po", []string{"team-a", "team-b"}},
+		{"root", "pr", []string{"team-a", "team-b", "team-c"}},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		req.SetBasicAuth(tc.user, tc.pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, id := range []string{"team-a", "team-b", "team-c"} {
+			if got, want := strings.Contains(string(b), `test_lines_total{tenant="`+id+`"}`), slices.Contains(tc.see, id); got != want {
+				t.Errorf("/metrics as %s: series of %s shown=%v, want %v", tc.user, id, got, want)
+			}
+		}
+		if !strings.Contains(string(b), "go_goroutines") {
+			t.Errorf("/metrics as %s: series of no tenant missing", tc.user)
+		}
+	}
+
 	// Exporters find the same policy through the host.
 	if p := TenantPolicy(host{map[component.ID]component.Component{component.NewID(Type): s}}); !p.Multitenancy || !p.UserIsTenant {
 		t.Errorf("TenantPolicy from the host: %+v", p)
@@ -320,6 +362,8 @@ func TestValidateTenantAuth(t *testing.T) {
 			c.MultitenancyEnabled, c.Auth = true, authOn
 			c.TenantAuth.Users = map[string][]string{"ops": nil}
 		}, "lists no tenant"},
+		{"negative max_tenants", func(c *Config) { c.MaxTenants = -1 }, "max_tenants"},
+		{"admins without tenant_auth", func(c *Config) { c.TenantAuth.Admins = []string{"ops"} }, "tenant_auth.admins"},
 		{"good", func(c *Config) {
 			c.MultitenancyEnabled, c.Auth = true, authOn
 			c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"a", "b"}}}

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
@@ -47,12 +48,17 @@ func (c *generatorConnector) Capabilities() consumer.Capabilities {
 }
 
 func (c *generatorConnector) Start(_ context.Context, host component.Host) error {
-	gen, err := generator.New(c.cfg.Config, c.logger)
+	c.tenants = apiserver.TenantPolicy(host)
+	gcfg := c.cfg.Config
+	gcfg.MaxTenants = c.tenants.MaxTenants
+	if !c.tenants.Multitenancy {
+		gcfg.MaxActiveSeriesPerTenant = 0 // one tenant: max_active_series is its limit
+	}
+	gen, err := generator.New(gcfg, c.logger)
 	if err != nil {
 		return err
 	}
 	c.gen = gen
-	c.tenants = apiserver.TenantPolicy(host)
 	if srv, err := apiserver.FromHost(host, c.cfg.API); err != nil {
 		c.logger.Warn("sprout_generator: API extension not found, running without its own metrics", zap.Error(err))
 	} else {
@@ -95,7 +101,12 @@ func (c *generatorConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces
 	if err != nil {
 		return err // the same refusal as the trace store's: no span of an unnamed tenant feeds its metrics
 	}
-	return c.gen.Consume(tid, c.now(), td)
+	err = c.gen.Consume(tid, c.now(), td)
+	var te *tenant.Error
+	if errors.As(err, &te) {
+		return consumererror.NewPermanent(err) // max_tenants: ResourceExhausted, not retried
+	}
+	return err
 }
 
 func (c *generatorConnector) loop() {

@@ -15,10 +15,12 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/generator"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
@@ -133,7 +135,31 @@ func callsValue(md pmetric.Metrics, service string) (float64, bool) {
 	return 0, false
 }
 
+// mtHost holds a sprout_api extension with multi-tenancy on, whose tenant policy the connector reads.
+type mtHost struct {
+	ext map[component.ID]component.Component
+}
+
+func (h mtHost) GetExtensions() map[component.ID]component.Component { return h.ext }
+
+func multiTenantHost(t *testing.T) component.Host {
+	t.Helper()
+	f := apiserver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*apiserver.Config)
+	cfg.MultitenancyEnabled = true
+	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(apiserver.Type), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mtHost{map[component.ID]component.Component{component.NewID(apiserver.Type): ext}}
+}
+
 func startConnector(t *testing.T, dir string, sink *consumertest.MetricsSink) *generatorConnector {
+	t.Helper()
+	return startConnectorOn(t, multiTenantHost(t), dir, sink)
+}
+
+func startConnectorOn(t *testing.T, host component.Host, dir string, sink *consumertest.MetricsSink) *generatorConnector {
 	t.Helper()
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
@@ -143,7 +169,7 @@ func startConnector(t *testing.T, dir string, sink *consumertest.MetricsSink) *g
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+	if err := conn.Start(context.Background(), host); err != nil {
 		t.Fatal(err)
 	}
 	return conn.(*generatorConnector)
@@ -177,6 +203,28 @@ func TestConnectorEmitsPerTenantAndSurvivesRestart(t *testing.T) {
 	}
 	waitForCalls(t, sink2, "team-a", "checkout", 3)
 	if err := c2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOneTenantModeIgnoresOrgID: without multi-tenancy a sender's X-Scope-OrgID names no tenant; the spans
+// feed the one tenant's metrics.
+func TestOneTenantModeIgnoresOrgID(t *testing.T) {
+	sink := &consumertest.MetricsSink{}
+	c := startConnectorOn(t, componenttest.NewNopHost(), t.TempDir(), sink)
+	for _, org := range []string{"ghost", "../../escape3", ".hidden"} {
+		ctx := client.NewContext(context.Background(), client.Info{
+			Metadata: client.NewMetadata(map[string][]string{tenant.Header: {org}}),
+		})
+		if err := c.ConsumeTraces(ctx, oneSpan("checkout", "POST /pay")); err != nil {
+			t.Fatalf("X-Scope-OrgID %q: %v", org, err)
+		}
+	}
+	waitForCalls(t, sink, tenant.Default, "checkout", 3)
+	if n := c.gen.Stats().TenantsTracked; n != 1 {
+		t.Errorf("tenants tracked = %d, want 1", n)
+	}
+	if err := c.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -51,6 +51,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		_ = bkt.Close()
 		return fmt.Errorf("sprout_logs: %w", err)
 	}
+	st.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
 	e.bkt, e.store = bkt, st
 	st.Start()
 	if srv != nil {

@@ -51,6 +51,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_metrics: %w", err)
 	}
+	store.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.store, e.srv = store, srv

@@ -38,6 +38,8 @@ type rulerExtension struct {
 	am     *alerting.MultiTenant
 	sender *ruler.AlertmanagerSender
 	bkt    bucket.Bucket
+
+	maxTenants int // sprout_api's max_tenants, for the Alertmanagers
 }
 
 func newRulerExtension(cfg *Config, set extension.Settings) *rulerExtension {
@@ -93,6 +95,7 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 		reg = srv.Registerer()
 	}
 	slogger := slog.New(zapslog.NewHandler(e.logger.Core()))
+	e.maxTenants = apiserver.TenantPolicy(host).MaxTenants
 
 	e.bkt, err = bucket.New(ctx, e.cfg.bucketConfig(), e.logger)
 	if err != nil {
@@ -154,7 +157,8 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 				Logger:      slogger.With("component", "alertmanager"),
 				Registerer:  reg,
 			},
-			Bucket: e.bkt,
+			Bucket:     e.bkt,
+			MaxTenants: e.maxTenants,
 		})
 		if err != nil {
 			return fmt.Errorf("sprout_ruler: %w", err)

@@ -43,6 +43,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_traces: %w", err)
 	}
+	st.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
 	st.Start()
 	e.mu.Lock()
 	e.store = st

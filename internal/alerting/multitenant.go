@@ -43,16 +43,19 @@ type MultiOptions struct {
 	// Bucket keeps the tenants' configurations under alertmanager/<tenant>. Nil: only the fallback is used and
 	// the config API answers 501.
 	Bucket bucket.Bucket
+	// MaxTenants bounds the number of tenants' Alertmanagers (sprout_api's max_tenants; 0: no limit).
+	MaxTenants int
 }
 
 // MultiTenant is one embedded Alertmanager per tenant, as Mimir's multi-tenant Alertmanager: each tenant has its
 // own configuration (set over the API and kept in the bucket; the fallback until it sets one), alerts,
-// silences and notification log (under <data_dir>/<tenant>). A tenant's Alertmanager starts on its first
+// silences and notification log (under <data_dir>/tenants/<tenant>). A tenant's Alertmanager starts on its first
 // request or alert. Nothing of one tenant is visible to another.
 type MultiTenant struct {
-	opts     MultiOptions
-	fallback *config.Config
-	reg      prometheus.Registerer
+	opts       MultiOptions
+	tenantsDir string // <data_dir>/tenants
+	fallback   *config.Config
+	reg        prometheus.Registerer
 
 	mu     sync.Mutex
 	ams    map[string]*Alertmanager
@@ -78,31 +81,44 @@ func NewMultiTenant(o MultiOptions) (*MultiTenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrateSingleTenantState(o.Fallback.DataDir); err != nil {
+	tdir, err := migrateState(o.Fallback.DataDir)
+	if err != nil {
 		return nil, err
 	}
-	return &MultiTenant{opts: o, fallback: fb, reg: reg, ams: map[string]*Alertmanager{}}, nil
+	return &MultiTenant{opts: o, tenantsDir: tdir, fallback: fb, reg: reg, ams: map[string]*Alertmanager{}}, nil
 }
 
-// migrateSingleTenantState moves the state of Sprout's earlier single Alertmanager (<dir>/silences and
-// <dir>/nflog) to the default tenant's directory, so that its silences survive the upgrade.
-func migrateSingleTenantState(dir string) error {
+// migrateState brings the state directory to its layout, <dir>/tenants/<tenant>/{silences,nflog,templates},
+// and returns <dir>/tenants. It moves the tenants' directories of the layout before (<dir>/<tenant>), and the
+// state of Sprout's earliest single Alertmanager (the files <dir>/silences and <dir>/nflog) to the default
+// tenant, so that silences survive both upgrades. Only regular files are that earliest state: directories of
+// those names are tenants named "silences" and "nflog".
+func migrateState(dir string) (string, error) {
+	tdir, err := tenant.Layout(dir, func(_ string, isDir bool) []string {
+		if isDir {
+			return []string{""}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("alertmanager: %w", err)
+	}
 	for _, f := range []string{"silences", "nflog"} {
-		old, dst := filepath.Join(dir, f), filepath.Join(dir, tenant.Default, f)
-		if _, err := os.Stat(old); err != nil {
+		old, dst := filepath.Join(dir, f), filepath.Join(tdir, tenant.Default, f)
+		if st, err := os.Stat(old); err != nil || !st.Mode().IsRegular() {
 			continue
 		}
 		if _, err := os.Stat(dst); err == nil {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return fmt.Errorf("alertmanager: migrate %s: %w", old, err)
+			return "", fmt.Errorf("alertmanager: migrate %s: %w", old, err)
 		}
 		if err := os.Rename(old, dst); err != nil {
-			return fmt.Errorf("alertmanager: migrate %s: %w", old, err)
+			return "", fmt.Errorf("alertmanager: migrate %s: %w", old, err)
 		}
 	}
-	return nil
+	return tdir, nil
 }
 
 // Get returns the tenant's running Alertmanager, starting it with its stored configuration (or the fallback).
@@ -118,13 +134,16 @@ func (m *MultiTenant) Get(ctx context.Context, tenantID string) (*Alertmanager, 
 	if am := m.ams[tenantID]; am != nil {
 		return am, nil
 	}
+	if err := tenant.CheckCount(tenantID, len(m.ams), m.opts.MaxTenants, "Alertmanager"); err != nil {
+		return nil, err
+	}
 	conf, err := m.tenantConfig(ctx, tenantID)
 	if err != nil {
 		m.opts.Fallback.Logger.Error("tenant Alertmanager config unusable; running the fallback", "tenant", tenantID, "err", err)
 		conf = m.fallback
 	}
 	o := m.opts.Fallback
-	o.DataDir = filepath.Join(m.opts.Fallback.DataDir, tenantID)
+	o.DataDir = filepath.Join(m.tenantsDir, tenantID)
 	o.Logger = o.Logger.With("tenant", tenantID)
 	o.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenantID}, m.reg)
 	am, err := NewWithConfig(o, conf)
@@ -238,14 +257,14 @@ func fileReference(n *yaml.Node) (string, int) {
 	return "", 0
 }
 
-// materialize parses a tenant configuration and writes its templates to <data_dir>/<tenant>/templates, where
+// materialize parses a tenant configuration and writes its templates to <data_dir>/tenants/<tenant>/templates, where
 // the configuration's `templates` globs are resolved (they cannot reach outside it).
 func (m *MultiTenant) materialize(tenantID string, uc UserConfig) (*config.Config, error) {
 	conf, err := ValidateUserConfig(uc)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(m.opts.Fallback.DataDir, tenantID, "templates")
+	dir := filepath.Join(m.tenantsDir, tenantID, "templates")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("reset templates of tenant %s: %w", tenantID, err)
 	}
@@ -275,6 +294,18 @@ func (m *MultiTenant) materialize(tenantID string, uc UserConfig) (*config.Confi
 func (m *MultiTenant) SetConfig(ctx context.Context, tenantID string, uc UserConfig) error {
 	if m.opts.Bucket == nil {
 		return errNoBucket
+	}
+	if err := tenant.Validate(tenantID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	err := error(nil)
+	if m.ams[tenantID] == nil {
+		err = tenant.CheckCount(tenantID, len(m.ams), m.opts.MaxTenants, "Alertmanager")
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err // refused now rather than stored for an Alertmanager that could not start
 	}
 	if _, err := ValidateUserConfig(uc); err != nil {
 		return &BadConfigError{err}
@@ -345,7 +376,8 @@ func (m *MultiTenant) Handler(tenantOf TenantFunc) http.Handler {
 		}
 		am, err := m.Get(r.Context(), id)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			// A malformed id or a tenant beyond max_tenants is the client's (400); anything else is ours.
+			http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusServiceUnavailable))
 			return
 		}
 		am.Handler().ServeHTTP(w, r)
@@ -419,7 +451,10 @@ func (m *MultiTenant) ConfigHandlers(tenantOf TenantFunc) (get, set, del http.Ha
 
 func configError(w http.ResponseWriter, err error) {
 	var bad *BadConfigError
+	var te *tenant.Error
 	switch {
+	case errors.As(err, &te):
+		http.Error(w, err.Error(), te.HTTPStatus())
 	case errors.As(err, &bad):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case errors.Is(err, ErrNoConfig):

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -263,5 +264,65 @@ func TestAmtoolSeesOnlyItsTenant(t *testing.T) {
 	}
 	if out := run(urlB, "alert", "query"); strings.Contains(out, "AmtoolA") || !strings.Contains(out, "AmtoolB") {
 		t.Fatalf("amtool alert query (b) = %s", out)
+	}
+}
+
+func silence(comment string) string {
+	return fmt.Sprintf(`{"matchers":[{"name":"alertname","value":"X","isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"test","comment":%q}`,
+		time.Now().Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339), comment)
+}
+
+// TestTenantsNamedLikeStateFiles: tenants "silences", "nflog" and "tenants" keep their silences over restarts,
+// from the layout before <data_dir>/tenants too, and the earliest single Alertmanager's files go to the default
+// tenant.
+func TestTenantsNamedLikeStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"silences", "nflog", "tenants"}
+	e := newEnv(t, dir)
+	for _, id := range ids {
+		e.call("POST", "/alertmanager/api/v2/silences", id, silence("of "+id), http.StatusOK)
+	}
+	check := func(e *env, when string) {
+		t.Helper()
+		for _, id := range ids {
+			b := e.call("GET", "/alertmanager/api/v2/silences", id, "", http.StatusOK)
+			for _, other := range ids {
+				if has := strings.Contains(b, `"of `+other+`"`); has != (other == id) {
+					t.Errorf("%s: silences of %s = %s", when, id, b)
+				}
+			}
+		}
+	}
+	check(e, "before restart")
+	e.close()
+	check(newEnv(t, dir), "after restart")
+
+	// The layout before: <am>/<tenant>/… for tenants "nflog" and "tenants", and the earliest single
+	// Alertmanager's <am>/silences file (the default tenant's snapshot).
+	am := filepath.Join(dir, "am")
+	e3 := newEnv(t, dir)
+	e3.call("POST", "/alertmanager/api/v2/silences", tenant.Default, silence("of the one tenant"), http.StatusOK)
+	e3.close()
+	ids = []string{"nflog", "tenants"}
+	for _, id := range ids {
+		if err := os.Rename(filepath.Join(am, "tenants", id), filepath.Join(am, id+".old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(am, "tenants", tenant.Default, "silences"), filepath.Join(am, "silences.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(am, "tenants")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(ids, "silences") {
+		if err := os.Rename(filepath.Join(am, id+".old"), filepath.Join(am, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e4 := newEnv(t, dir)
+	check(e4, "after the move from the earlier layout")
+	if b := e4.call("GET", "/alertmanager/api/v2/silences", tenant.Default, "", http.StatusOK); !strings.Contains(b, "of the one tenant") {
+		t.Errorf("the earliest Alertmanager's silences did not reach the default tenant: %s", b)
 	}
 }

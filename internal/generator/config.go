@@ -38,6 +38,17 @@ type Config struct {
 	// sprout_generator_series_refused_total. 0 means no limit (not recommended).
 	MaxActiveSeries int `mapstructure:"max_active_series"`
 
+	// MaxActiveSeriesPerTenant bounds the series of one tenant (Tempo's per-tenant override
+	// metrics_generator.max_active_series), so that one tenant with thousands of span names cannot take the
+	// whole of max_active_series and leave another tenant without span metrics. Refusals are counted with the
+	// global ones. It applies in multi-tenant mode only: in one-tenant mode every series is the one tenant's
+	// and max_active_series alone bounds them. 0 means no per-tenant limit.
+	MaxActiveSeriesPerTenant int `mapstructure:"max_active_series_per_tenant"`
+
+	// MaxTenants bounds the number of tenants the generator tracks (a batch of a new tenant beyond it is
+	// refused). The connector sets it from sprout_api's max_tenants; it is not a key of its own.
+	MaxTenants int `mapstructure:"-"`
+
 	// StaleAfter drops a series that has not been updated for this long, freeing its slot (Tempo: 15m).
 	StaleAfter time.Duration `mapstructure:"stale_after"`
 
@@ -172,6 +183,7 @@ func DefaultConfig() Config {
 			DatabaseNameAttributes: []string{"db.namespace", "db.name", "db.system", "db.system.name"},
 		},
 		MaxActiveSeries:                100000,
+		MaxActiveSeriesPerTenant:       25000,
 		StaleAfter:                     15 * time.Minute,
 		FlushInterval:                  15 * time.Second,
 		TraceIDLabelName:               "traceID",
@@ -238,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxActiveSeries < 0 {
 		errs = append(errs, errors.New("max_active_series: must not be negative (0 means unlimited)"))
+	}
+	if c.MaxActiveSeriesPerTenant < 0 {
+		errs = append(errs, errors.New("max_active_series_per_tenant: must not be negative (0 means no per-tenant limit)"))
 	}
 	if c.StaleAfter <= 0 {
 		errs = append(errs, errors.New("stale_after: must be positive"))

@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
 // Generator is safe for concurrent use.
@@ -138,12 +140,20 @@ func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) er
 	if td.SpanCount() == 0 {
 		return nil
 	}
+	if err := tenant.Validate(tenantID); err != nil {
+		return err
+	}
 	b := g.extract(tenantID, now.UnixNano(), td)
 	defer releaseBatch(b)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return ErrClosed
+	}
+	if g.tenants[tenantID] == nil {
+		if err := tenant.CheckCount(tenantID, len(g.tenants), g.cfg.MaxTenants, "span-metrics generator"); err != nil {
+			return err
+		}
 	}
 	if g.wal != nil {
 		g.encodeBuf.b = g.encodeBuf.b[:0]

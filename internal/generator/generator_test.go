@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"fmt"
 	"reflect"
 	"runtime"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const tenantA = "single-tenant"
@@ -486,5 +489,95 @@ func TestFirstEmissionStartsAtZero(t *testing.T) {
 		if s.points != 1 {
 			t.Errorf("%s: %d points in a later emission, want 1", k, s.points)
 		}
+	}
+}
+
+// namesBatch is one batch of n spans with distinct names op-<from>..., one service.
+func namesBatch(svc string, from, n int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", svc)
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for i := 0; i < n; i++ {
+		sp := spans.AppendEmpty()
+		sp.SetName("op-" + itoa(from+i))
+		sp.SetTraceID(traceID(byte(i)))
+		sp.SetSpanID(spanID(byte(i)))
+	}
+	return td
+}
+
+// TestPerTenantSeriesLimit: a noisy tenant with 40k span names stops at max_active_series_per_tenant, and a
+// quiet tenant that arrives afterwards still gets its span metrics.
+func TestPerTenantSeriesLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		perTenant int
+		quietGets bool
+	}{
+		{"per-tenant limit", 4500, true},
+		{"global limit only: the noisy tenant starves the quiet one", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxActiveSeries = 9000
+			cfg.MaxActiveSeriesPerTenant = tc.perTenant
+			cfg.Processors = []string{ProcessorSpanMetrics}
+			g := mustNew(t, cfg)
+			for b := 0; b < 40; b++ {
+				if err := g.Consume("noisy", t0, namesBatch("loud", b*1000, 1000)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := g.Consume("quiet", t0, namesBatch("calm", 0, 1)); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, tm := range g.Collect(t0) {
+				got[tm.Tenant] = tm.Metrics.DataPointCount()
+			}
+			limit := cfg.MaxActiveSeries
+			if tc.perTenant > 0 {
+				limit = tc.perTenant
+			}
+			// Each span name takes 3 series, all or nothing; each new series goes out with a zero point first.
+			if want := 2 * (limit / 3 * 3); got["noisy"] != want {
+				t.Errorf("noisy tenant emitted %d points, want %d", got["noisy"], want)
+			}
+			if (got["quiet"] > 0) != tc.quietGets {
+				t.Errorf("quiet tenant emitted %d points, want some=%v", got["quiet"], tc.quietGets)
+			}
+			if g.Stats().RefusedSeries == 0 {
+				t.Error("no refusal counted")
+			}
+		})
+	}
+}
+
+// TestGeneratorTenantDoor: ids the stores refuse are refused before the WAL, and a new tenant beyond
+// max_tenants is refused with ResourceExhausted while known tenants go on.
+func TestGeneratorTenantDoor(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxTenants = 2
+	g := mustNew(t, cfg)
+	td := func() ptrace.Traces {
+		return buildTraces(1, span{svc: "s", name: "x", kind: ptrace.SpanKindServer, id: 1})
+	}
+	for _, bad := range []string{".hidden", "...", "a/b", "tën", ""} {
+		if err := g.Consume(bad, t0, td()); status.Code(err) != codes.InvalidArgument && bad != "" || err == nil {
+			t.Errorf("Consume(%q) = %v, want InvalidArgument", bad, err)
+		}
+	}
+	for _, id := range []string{"a", "b", "a"} {
+		if err := g.Consume(id, t0, td()); err != nil {
+			t.Fatalf("Consume(%q) = %v", id, err)
+		}
+	}
+	err := g.Consume("c", t0, td())
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(fmt.Sprint(err), "max_tenants") {
+		t.Fatalf("third tenant: %v, want ResourceExhausted naming max_tenants", err)
+	}
+	if n := g.Stats().TenantsTracked; n != 2 {
+		t.Errorf("tenants tracked = %d, want 2", n)
 	}
 }

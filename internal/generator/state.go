@@ -161,6 +161,16 @@ func (g *Generator) tenantState(id string) *tenantState {
 	return ts
 }
 
+// full reports whether n more series of tenant ts would exceed max_active_series or
+// max_active_series_per_tenant.
+func (g *Generator) full(ts *tenantState, n int) bool {
+	if m := g.cfg.MaxActiveSeries; m > 0 && g.active+n > m {
+		return true
+	}
+	m := g.cfg.MaxActiveSeriesPerTenant
+	return m > 0 && len(ts.series)+n > m
+}
+
 // lookup finds or creates the series of metric m with labels g.scratch. It returns nil when the series would
 // exceed max_active_series; the refusal is counted.
 func (g *Generator) lookup(ts *tenantState, m int, now int64) *series {
@@ -170,7 +180,7 @@ func (g *Generator) lookup(ts *tenantState, m int, now int64) *series {
 		s.updated = now
 		return s
 	}
-	if g.cfg.MaxActiveSeries > 0 && g.active >= g.cfg.MaxActiveSeries {
+	if g.full(ts, 1) {
 		g.refused++
 		return nil
 	}
@@ -235,7 +245,7 @@ func (g *Generator) lookupLinked(ts *tenantState, m, a, b int, now int64) *serie
 		s.updated, s.linked[0].updated, s.linked[1].updated = now, now, now
 		return s
 	}
-	if g.cfg.MaxActiveSeries > 0 && g.active+3 > g.cfg.MaxActiveSeries {
+	if g.full(ts, 3) {
 		g.refused += 3
 		return nil
 	}

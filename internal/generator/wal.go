@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
 // On-disk layout of <wal.dir>:
@@ -187,6 +189,15 @@ func (g *Generator) openWAL() error {
 	}
 	g.wal = &wal{dir: dir, seq: seq, f: f, size: end, sync: g.cfg.WAL.Sync == SyncAlways}
 	removeOtherLogs(dir, seq, g.logger)
+	// A tenant id an earlier release accepted and the stores now refuse (".hidden") would be flushed and
+	// refused downstream at every flush: its state goes.
+	for id, t := range g.tenants {
+		if err := tenant.Validate(id); err != nil {
+			g.active -= len(t.series)
+			delete(g.tenants, id)
+			g.logger.Warn("generator: dropped the state of a tenant whose id is not valid", zap.String("tenant", id), zap.Error(err))
+		}
+	}
 	// Restored series were emitted before the restart, so their zero point is already stored; emitting it
 	// again would land before samples the metrics store already has.
 	for _, t := range g.tenants {

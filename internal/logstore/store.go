@@ -41,9 +41,15 @@ type PushError struct {
 	Msg    string
 	// Retryable is set when nothing of the push was accepted and sending it again later may succeed (rate limit).
 	Retryable bool
+	// Err is the refusal's cause when it has one of its own (a *tenant.Error: its gRPC code reaches OTLP
+	// clients).
+	Err error
 }
 
 func (e *PushError) Error() string { return e.Msg }
+
+// Unwrap returns the cause.
+func (e *PushError) Unwrap() error { return e.Err }
 
 // Store is the log store. All methods are safe for concurrent use.
 type Store struct {
@@ -54,9 +60,10 @@ type Store struct {
 	cache  *chunkCache
 	engine *logql.Engine
 
-	ingestMu sync.RWMutex // pushes hold it shared; WAL rotation takes it exclusively
-	mu       sync.RWMutex
-	tenants  map[string]*tenantDB
+	ingestMu   sync.RWMutex // pushes hold it shared; WAL rotation takes it exclusively
+	mu         sync.RWMutex
+	tenants    map[string]*tenantDB
+	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
 
 	damaged sync.Map // chunk key -> struct{}: chunks already reported undecodable
 
@@ -303,16 +310,37 @@ func (s *Store) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
+// SetMaxTenants sets the number of tenants beyond which a push naming a new one is refused (0: no limit).
+func (s *Store) SetMaxTenants(n int) { s.maxTenants.Store(int64(n)) }
+
+// admit is tenant for a push: the id is validated and a new tenant counts against max_tenants.
+func (s *Store) admit(id string) (*tenantDB, error) {
+	if err := tenant.Validate(id); err != nil {
+		return nil, err
+	}
+	return s.tenantLimited(id, int(s.maxTenants.Load()))
+}
+
+// tenant returns the tenant's state, creating it (start-up and WAL replay: no limit).
 func (s *Store) tenant(id string) *tenantDB {
+	td, _ := s.tenantLimited(id, 0)
+	return td
+}
+
+// tenantLimited returns the tenant's state, creating it unless max (> 0) tenants exist already.
+func (s *Store) tenantLimited(id string, max int) (*tenantDB, error) {
 	s.mu.RLock()
 	td := s.tenants[id]
 	s.mu.RUnlock()
 	if td != nil {
-		return td
+		return td, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if td = s.tenants[id]; td == nil {
+		if err := tenant.CheckCount(id, len(s.tenants), max, "log store"); err != nil {
+			return nil, err
+		}
 		lim := s.cfg.Limits
 		var l *rate.Limiter
 		if lim.IngestionRateMB > 0 {
@@ -325,7 +353,7 @@ func (s *Store) tenant(id string) *tenantDB {
 		td = &tenantDB{id: id, streams: map[uint64][]*stream{}, postings: map[string]map[string][]*stream{}, limiter: l}
 		s.tenants[id] = td
 	}
-	return td
+	return td, nil
 }
 
 func (s *Store) tenantIfExists(id string) *tenantDB {
@@ -400,11 +428,11 @@ func (st *stream) append(es []logql.Entry, now time.Time) {
 // fsync policy before it returns) and adds them to the heads. Refused entries are reported in a *PushError;
 // the rest of the batch is still accepted, as Loki does.
 func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream) error {
-	if err := tenant.Validate(tenantID); err != nil {
-		return &PushError{Status: http.StatusBadRequest, Msg: err.Error()}
+	td, err := s.admit(tenantID)
+	if err != nil {
+		return &PushError{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 	}
 	lim := s.cfg.Limits
-	td := s.tenant(tenantID)
 	now := s.now()
 	var total, lines int
 	for _, ps := range streams {
@@ -1273,7 +1301,9 @@ func (s *Store) loadIndex(ctx context.Context) error {
 		}
 		files, err := s.indexFiles(ctx, tid)
 		if err != nil {
-			return err
+			// One tenant's unlistable index must not keep every other tenant from starting.
+			s.logger.Error("Log store: tenant's index not loaded at start; its chunks stay in the bucket", zap.String("tenant", tid), zap.Error(err))
+			continue
 		}
 		seen := map[string]bool{}
 		td := s.tenant(tid)

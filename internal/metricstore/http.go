@@ -71,11 +71,7 @@ func (s *Store) Handler(resolve TenantResolver) http.Handler {
 		}
 		t, err := s.Tenant(r.Context(), id)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if tenant.Validate(id) != nil || strings.HasPrefix(id, ".") {
-				status = http.StatusBadRequest
-			}
-			http.Error(w, err.Error(), status)
+			http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
 			return
 		}
 		t.serve(w, r, path)

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,9 +68,10 @@ type Store struct {
 	otlp    config.OTLPConfig
 	otlpR2T config.OTLPConfig
 
-	mu      sync.Mutex
-	tenants map[string]*Tenant
-	closed  bool
+	mu         sync.Mutex
+	tenants    map[string]*Tenant
+	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
+	closed     bool
 
 	rules atomic.Pointer[RulesRetrieverFunc]
 	ams   atomic.Pointer[AlertmanagerRetrieverFunc]
@@ -155,12 +155,13 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("metrics store: read data_dir: %w", err)
 	}
 	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || tenant.Validate(e.Name()) != nil {
-			continue
+		if !e.IsDir() || tenant.Validate(e.Name()) != nil {
+			continue // the store's own directories (.bucket, .cache, .compact) start with a dot; tenants never do
 		}
-		if _, err := s.Tenant(ctx, e.Name()); err != nil {
-			_ = s.Close()
-			return nil, err
+		if _, err := s.open(ctx, e.Name(), false); err != nil {
+			// One tenant's unreadable TSDB must not keep the others from starting: logged, and retried on
+			// that tenant's next request.
+			s.logger.Error("Metrics store: tenant not opened at start; its data stays where it is", zap.String("tenant", e.Name()), zap.Error(err))
 		}
 	}
 	if s.bkt != nil {
@@ -185,13 +186,18 @@ func (s *Store) SetAlertmanagerRetriever(f AlertmanagerRetrieverFunc) { s.ams.St
 // HasRulesRetriever reports whether SetRulesRetriever was called.
 func (s *Store) HasRulesRetriever() bool { return s.rules.Load() != nil }
 
-// Tenant returns the tenant's store, opening (and creating) it on first use.
+// Tenant returns the tenant's store, opening (and creating) it on first use. A malformed id, or a new tenant
+// beyond max_tenants, is a *tenant.Error (HTTP 400).
 func (s *Store) Tenant(ctx context.Context, id string) (*Tenant, error) {
+	return s.open(ctx, id, true)
+}
+
+// SetMaxTenants sets the number of tenants beyond which a request naming a new one is refused (0: no limit).
+func (s *Store) SetMaxTenants(n int) { s.maxTenants.Store(int64(n)) }
+
+func (s *Store) open(ctx context.Context, id string, limited bool) (*Tenant, error) {
 	if err := tenant.Validate(id); err != nil {
 		return nil, err
-	}
-	if strings.HasPrefix(id, ".") {
-		return nil, fmt.Errorf("tenant id %q: ids starting with a dot are reserved", id)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -200,6 +206,11 @@ func (s *Store) Tenant(ctx context.Context, id string) (*Tenant, error) {
 	}
 	if t, ok := s.tenants[id]; ok {
 		return t, nil
+	}
+	if limited {
+		if err := tenant.CheckCount(id, len(s.tenants), int(s.maxTenants.Load()), "metrics store"); err != nil {
+			return nil, err
+		}
 	}
 	t, err := openTenant(ctx, s, id)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/rules"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
 // TenantFunc resolves the tenant of a request, or answers the request itself (401) and returns false.
@@ -207,6 +209,16 @@ func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// The rules run on the tenant's metrics storage: a tenant id or a new tenant the metrics store refuses
+	// (max_tenants) is refused here, before anything is stored that the next start could not load.
+	if err := tenant.Validate(c.tenant); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if _, err := h.r.opts.Store.Tenant(req.Context(), c.tenant); err != nil {
+		http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
 		return
 	}
 	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g))

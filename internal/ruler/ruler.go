@@ -81,7 +81,8 @@ type Ruler struct {
 	opts    Options
 	metrics *rules.Metrics
 
-	loadErrors *prometheus.GaugeVec
+	loadErrors   *prometheus.GaugeVec
+	loadFailures *prometheus.CounterVec
 
 	mu      sync.Mutex
 	tenants map[tenantKey]*tenantRules
@@ -135,17 +136,25 @@ func New(o Options) (*Ruler, error) {
 			Name: "sprout_ruler_rule_load_errors",
 			Help: "Rule groups or files that could not be loaded at the last sync, by tenant and query language.",
 		}, []string{"tenant", "language"}),
+		loadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sprout_ruler_groups_load_failures_total",
+			Help: "Syncs at which a tenant's rules could not be read or applied (logged; the other tenants' rules ran), by tenant.",
+		}, []string{"tenant"}),
 		tenants: map[tenantKey]*tenantRules{},
 		stop:    make(chan struct{}),
 	}
-	if err := o.Registerer.Register(r.loadErrors); err != nil {
-		return nil, fmt.Errorf("ruler: register metrics: %w", err)
+	for _, c := range []prometheus.Collector{r.loadErrors, r.loadFailures} {
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("ruler: register metrics: %w", err)
+		}
 	}
 	return r, nil
 }
 
-// Start loads the rules once (a failure to read them is returned, bad rules are not) and keeps re-reading them
-// every poll interval until Stop.
+// Start loads the rules once and keeps re-reading them every poll interval until Stop. Only a failure to read
+// the rule sources at all (rule_path, the bucket) is returned: one tenant's rules that cannot be read or applied
+// (a group an earlier release stored under an id now refused, a tenant beyond max_tenants, an unreadable
+// object) are logged and counted in sprout_ruler_groups_load_failures_total, and every other tenant starts.
 func (r *Ruler) Start(ctx context.Context) error {
 	if err := r.Sync(ctx); err != nil {
 		return err
@@ -228,13 +237,18 @@ func (r *Ruler) Sync(ctx context.Context) error {
 		}
 		return keys[i].lang < keys[j].lang
 	})
-	var errs []error
 	for _, k := range keys {
 		if err := r.apply(ctx, k, srcs[k]); err != nil {
-			errs = append(errs, err)
+			r.tenantFailed(k.id, err)
 		}
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// tenantFailed logs and counts one tenant's rules that could not be read or applied.
+func (r *Ruler) tenantFailed(id string, err error) {
+	r.loadFailures.WithLabelValues(id).Inc()
+	r.opts.Logger.Error("tenant's rules not loaded; the other tenants' rules run, retried at the next sync", "tenant", id, "err", err)
 }
 
 // SyncTenant re-reads and applies one tenant's rules, for API changes.
@@ -292,9 +306,15 @@ func (r *Ruler) collectStore(ctx context.Context, srcs map[tenantKey][]source, l
 		return err
 	}
 	for _, id := range tenants {
+		if err := tenant.Validate(id); err != nil {
+			// Stored by an earlier release that accepted the id; it stays in the bucket for the operator.
+			r.tenantFailed(id, fmt.Errorf("stored %s rules skipped: %w", l, err))
+			continue
+		}
 		nss, err := st.Namespaces(ctx, id, "")
 		if err != nil {
-			return err
+			r.tenantFailed(id, err)
+			continue
 		}
 		for ns, groups := range nss {
 			b, err := yaml.Marshal(rulefmt.RuleGroups{Groups: groups})

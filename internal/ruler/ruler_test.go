@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -686,5 +687,103 @@ groups:
 		if got != string(want) {
 			t.Errorf("%s differs from %s:\n got: %s\nwant: %s", name, path, got, want)
 		}
+	}
+}
+
+// refusingStore refuses some tenants as the metrics store refuses a tenant beyond max_tenants.
+type refusingStore struct {
+	*testStore
+	refuse string
+}
+
+func (s refusingStore) Tenant(ctx context.Context, id string) (storage.Storage, error) {
+	if id == s.refuse {
+		return nil, tenant.CheckCount(id, 1, 1, "metrics store")
+	}
+	return s.testStore.Tenant(ctx, id)
+}
+
+// TestStartSkipsBadTenants: rules an earlier release stored under an id now refused, an unreadable group and a
+// tenant the metrics store refuses do not stop the start; each is counted, and the good tenant's rules run.
+func TestStartSkipsBadTenants(t *testing.T) {
+	ctx := context.Background()
+	bkt := newBucket(t, t.TempDir())
+	rs := ruler.NewRuleStore(bkt)
+	good := rulefmt.RuleGroup{Name: "g", Rules: []rulefmt.Rule{{Record: "good:vector", Expr: "vector(1)"}}}
+	for _, id := range []string{".hidden", "...", "team-a", "refused"} {
+		if err := rs.SetGroup(ctx, id, "ns", good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bkt.Upload(ctx, "rules/broken/ns/g", strings.NewReader("name: [unclosed")); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := newRuler(t, ruler.Options{Store: refusingStore{newTestStore(t), "refused"}, Rules: rs, Registerer: reg})
+	if g := r.Rules("team-a").Groups; len(g) != 1 {
+		t.Fatalf("team-a groups = %v, want its one group running", g)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sprout_ruler_groups_load_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			failed[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	for _, id := range []string{".hidden", "...", "broken", "refused"} {
+		if failed[id] < 1 {
+			t.Errorf("tenant %q: load failures %v, want counted (all: %v)", id, failed[id], failed)
+		}
+	}
+	if failed["team-a"] != 0 {
+		t.Errorf("team-a counted as failed")
+	}
+}
+
+// TestSetGroupTenantDoor: the ruler API refuses, before storing anything, an id the stores refuse (400) and a
+// tenant the metrics store will not create (400 naming max_tenants).
+func TestSetGroupTenantDoor(t *testing.T) {
+	bkt := newBucket(t, t.TempDir())
+	r := newRuler(t, ruler.Options{Store: refusingStore{newTestStore(t), "refused"}, Rules: ruler.NewRuleStore(bkt)})
+	mux := http.NewServeMux()
+	for _, rt := range r.Routes(func(w http.ResponseWriter, req *http.Request) (string, bool) {
+		return req.Header.Get(tenant.Header), true // a resolver that trusts the header: the ruler's own door decides
+	}) {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, tc := range []struct {
+		id   string
+		code int
+		want string
+	}{
+		{".hidden", 400, "reserved"},
+		{"...", 400, "reserved"},
+		{"a/b", 400, "unsupported character"},
+		{"refused", 400, "max_tenants"},
+		{"team-a", 202, "success"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/rules/ns", strings.NewReader("name: g\nrules:\n  - record: a\n    expr: vector(1)\n"))
+		req.Header.Set(tenant.Header, tc.id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("tenant %q: %d %s, want %d %q", tc.id, resp.StatusCode, b, tc.code, tc.want)
+		}
+	}
+	ids, err := ruler.NewRuleStore(bkt).Tenants(context.Background())
+	if err != nil || len(ids) != 1 || ids[0] != "team-a" {
+		t.Errorf("stored tenants = %v, %v; want only team-a", ids, err)
 	}
 }

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,14 +25,18 @@ type Policy struct {
 	// Users lists, per authenticated user, the tenants that user may act as (in addition to its own name when
 	// UserIsTenant is set).
 	Users map[string][]string
+	// MaxTenants bounds the number of tenants each store holds (0: no limit); see CheckCount.
+	MaxTenants int
 }
 
 // Bound reports whether credentials are tied to tenants.
 func (p Policy) Bound() bool { return p.UserIsTenant || len(p.Users) > 0 }
 
-// Error is a refused tenant: a missing or malformed X-Scope-OrgID (codes.Unauthenticated, HTTP 401) or a tenant
-// the authenticated user may not act as (codes.PermissionDenied, HTTP 403). It carries its gRPC status, so the
-// Collector's OTLP receivers answer with that code (and the matching HTTP status) when an exporter returns it.
+// Error is a refused tenant: a missing X-Scope-OrgID (codes.Unauthenticated, HTTP 401), a malformed one
+// (codes.InvalidArgument, HTTP 400), a tenant the authenticated user may not act as (codes.PermissionDenied,
+// HTTP 403) or a new tenant beyond max_tenants (codes.ResourceExhausted, HTTP 400). It carries its gRPC status,
+// so the Collector's OTLP receivers answer with that code (and the matching HTTP status) when an exporter
+// returns it, also wrapped in a store's error.
 type Error struct {
 	Code codes.Code
 	Msg  string
@@ -42,12 +47,38 @@ func (e *Error) Error() string { return e.Msg }
 // GRPCStatus lets status.FromError (and so the OTLP receivers) see the code.
 func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Msg) }
 
-// HTTPStatus is the status an HTTP API answers with.
+// HTTPStatus is the status an HTTP API answers with. A tenant over max_tenants is 400, not 429: retrying
+// cannot help until an operator raises the limit, as with Mimir's other per-tenant limits on push.
 func (e *Error) HTTPStatus() int {
-	if e.Code == codes.PermissionDenied {
+	switch e.Code {
+	case codes.PermissionDenied:
 		return http.StatusForbidden
+	case codes.InvalidArgument, codes.ResourceExhausted:
+		return http.StatusBadRequest
 	}
 	return http.StatusUnauthorized
+}
+
+// HTTPStatus is the status an HTTP API answers a store error with when it is (or wraps) a tenant refusal, and
+// fallback otherwise.
+func HTTPStatus(err error, fallback int) int {
+	var te *Error
+	if errors.As(err, &te) {
+		return te.HTTPStatus()
+	}
+	return fallback
+}
+
+// CheckCount is the max_tenants check a store makes where it creates a tenant: have is the number it already
+// holds, store names it in the refusal. Tenants found on disk at start are opened without it, so that a start
+// never fails and no data becomes unreadable when the limit is lowered.
+func CheckCount(id string, have, max int, store string) error {
+	if max <= 0 || have < max {
+		return nil
+	}
+	return &Error{Code: codes.ResourceExhausted, Msg: fmt.Sprintf(
+		"tenant %q refused: the %s already holds %d tenants, the limit (max_tenants of the sprout_api extension; raise it, or 0 for no limit)",
+		id, store, have)}
 }
 
 // User is the authenticated user of a request or of pipeline data: the "username" (basic auth) or "subject"
@@ -63,6 +94,9 @@ func User(info client.Info) string {
 	}
 	return ""
 }
+
+// Allowed lists the tenants user may act as when credentials are bound.
+func (p Policy) Allowed(user string) []string { return p.allowed(user) }
 
 // allowed lists the tenants user may act as when credentials are bound.
 func (p Policy) allowed(user string) []string {
@@ -89,8 +123,8 @@ func (p Policy) Resolve(header string, info client.Info) (string, error) {
 		return Default, nil
 	}
 	if !p.Bound() {
-		if err := Validate(header); err != nil {
-			return "", &Error{Code: codes.Unauthenticated, Msg: err.Error()}
+		if err := validateHeader(header); err != nil {
+			return "", err
 		}
 		return header, nil
 	}
@@ -106,13 +140,23 @@ func (p Policy) Resolve(header string, info client.Info) (string, error) {
 			return "", &Error{Code: codes.Unauthenticated, Msg: fmt.Sprintf("no org id: user %q may act as %d tenants, so the %s header must name one", user, len(allowed), Header)}
 		}
 	}
-	if err := Validate(header); err != nil {
-		return "", &Error{Code: codes.Unauthenticated, Msg: err.Error()}
+	if err := validateHeader(header); err != nil {
+		return "", err
 	}
 	if !slices.Contains(allowed, header) {
 		return "", &Error{Code: codes.PermissionDenied, Msg: fmt.Sprintf("user %q may not act as tenant %q (%s)", user, header, Header)}
 	}
 	return header, nil
+}
+
+// validateHeader is Validate for an X-Scope-OrgID value: a missing one is Unauthenticated (401, as Tempo, Mimir
+// and Loki answer "no org id"), a malformed one InvalidArgument (400).
+func validateHeader(h string) error {
+	err := Validate(h)
+	if errors.Is(err, ErrMissing) {
+		return &Error{Code: codes.Unauthenticated, Msg: err.Error()}
+	}
+	return err
 }
 
 // FromRequest resolves the tenant of an HTTP request; the authenticated user, if any, is in the client.Info the
@@ -121,17 +165,22 @@ func (p Policy) FromRequest(r *http.Request) (string, error) {
 	return p.Resolve(r.Header.Get(Header), client.FromContext(r.Context()))
 }
 
-// FromPipeline resolves the tenant of pipeline data for a store exporter or connector. With multi-tenancy off it
-// is FromContext, unchanged. With it on, data must name its tenant in the X-Scope-OrgID client metadata (the
-// receivers need include_metadata: true) and, with credentials bound, come from a receiver whose authenticator
-// names a user allowed to act as it; a tenant set by Sprout itself with WithTenant (the span-metrics generator's
-// output) is trusted. A refusal is a permanent consumer error carrying codes.Unauthenticated or
-// codes.PermissionDenied, which the OTLP receivers answer as such (HTTP 401 / 403).
+// FromPipeline resolves the tenant of pipeline data for a store exporter or connector. With multi-tenancy off
+// every batch is Default's, whatever X-Scope-OrgID a sender put in its metadata: a stray header must neither
+// split a one-tenant installation's data into tenants its APIs never show nor make one per invented name. With
+// it on, data must name its tenant in the X-Scope-OrgID client metadata (the receivers need include_metadata:
+// true) and, with credentials bound, come from a receiver whose authenticator names a user allowed to act as
+// it; a tenant set by Sprout itself with WithTenant (the span-metrics generator's output) is trusted once it
+// passes Validate. A refusal is a permanent consumer error carrying its gRPC code (Unauthenticated,
+// InvalidArgument, PermissionDenied), which the OTLP receivers answer as such (HTTP 401 / 400 / 403).
 func (p Policy) FromPipeline(ctx context.Context) (string, error) {
 	if !p.Multitenancy {
-		return FromContext(ctx), nil
+		return Default, nil
 	}
 	if id, ok := ctx.Value(ctxKey{}).(string); ok && id != "" {
+		if err := Validate(id); err != nil {
+			return "", consumererror.NewPermanent(err)
+		}
 		return id, nil
 	}
 	info := client.FromContext(ctx)

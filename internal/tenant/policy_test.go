@@ -2,7 +2,9 @@ package tenant
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/client"
@@ -50,7 +52,12 @@ func TestPolicyResolve(t *testing.T) {
 		{"multi: header names the tenant", multi, "", "team-a", "team-a", codes.OK},
 		{"multi: any user may name any tenant when not bound", multi, "alice", "team-b", "team-b", codes.OK},
 		{"multi: missing header", multi, "", "", "", codes.Unauthenticated},
-		{"multi: bad tenant id", multi, "", "../etc", "", codes.Unauthenticated},
+		{"multi: bad tenant id", multi, "", "../etc", "", codes.InvalidArgument},
+		{"multi: leading dot", multi, "", ".hidden", "", codes.InvalidArgument},
+		{"multi: dots only", multi, "", "...", "", codes.InvalidArgument},
+		{"multi: 151 bytes", multi, "", strings.Repeat("x", 151), "", codes.InvalidArgument},
+		{"multi: not ASCII", multi, "", "tën", "", codes.InvalidArgument},
+		{"bound: bad tenant id", bound, "team-a", "a/b", "", codes.InvalidArgument},
 		{"bound: user is the tenant", bound, "team-a", "team-a", "team-a", codes.OK},
 		{"bound: header may be left out", bound, "team-a", "", "team-a", codes.OK},
 		{"bound: another tenant is forbidden", bound, "team-a", "team-b", "", codes.PermissionDenied},
@@ -69,7 +76,7 @@ func TestPolicyResolve(t *testing.T) {
 			}
 			if err != nil {
 				e := err.(*Error)
-				if want := map[codes.Code]int{codes.Unauthenticated: 401, codes.PermissionDenied: 403}[tc.code]; e.HTTPStatus() != want {
+				if want := map[codes.Code]int{codes.Unauthenticated: 401, codes.PermissionDenied: 403, codes.InvalidArgument: 400}[tc.code]; e.HTTPStatus() != want {
 					t.Errorf("HTTP status %d, want %d", e.HTTPStatus(), want)
 				}
 			}
@@ -85,12 +92,8 @@ func TestPolicyResolve(t *testing.T) {
 			}
 			ctx := client.NewContext(context.Background(), infoFor(tc.user, tc.header))
 			got, err = tc.p.FromPipeline(ctx)
-			want := tc.want
-			if !tc.p.Multitenancy {
-				want = FromContext(ctx) // single-tenant pipelines keep today's behaviour exactly
-			}
-			if status.Code(err) != tc.code || got != want {
-				t.Errorf("FromPipeline = %q, %v; want %q, %v", got, err, want, tc.code)
+			if status.Code(err) != tc.code || got != tc.want {
+				t.Errorf("FromPipeline = %q, %v; want %q, %v", got, err, tc.want, tc.code)
 			}
 			if err != nil && !consumererror.IsPermanent(err) {
 				t.Error("a pipeline refusal must be permanent, or the exporter would retry it")
@@ -104,6 +107,50 @@ func TestFromPipelineTrustsSproutsOwnTenant(t *testing.T) {
 	ctx := WithTenant(context.Background(), "team-a")
 	if got, err := p.FromPipeline(ctx); err != nil || got != "team-a" {
 		t.Fatalf("FromPipeline = %q, %v", got, err)
+	}
+}
+
+// One-tenant mode ignores X-Scope-OrgID in pipeline metadata, whatever it holds: every batch is Default's.
+func TestFromPipelineIgnoresHeaderInOneTenantMode(t *testing.T) {
+	for _, h := range []string{"ghost", "../../escape3", "a/b", strings.Repeat("x", 151), "tën", ".hidden"} {
+		for _, k := range []string{Header, "x-scope-orgid"} {
+			ctx := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{k: {h}})})
+			if got, err := (Policy{}).FromPipeline(ctx); err != nil || got != Default {
+				t.Errorf("%s: %q: FromPipeline = %q, %v; want %q", k, h, got, err, Default)
+			}
+		}
+	}
+	// Sprout's own tenant (the generator's output) is Default's too in one-tenant mode.
+	if got, _ := (Policy{}).FromPipeline(WithTenant(context.Background(), "team-a")); got != Default {
+		t.Errorf("WithTenant in one-tenant mode: %q", got)
+	}
+}
+
+func TestFromPipelineValidatesSproutsOwnTenant(t *testing.T) {
+	_, err := Policy{Multitenancy: true}.FromPipeline(WithTenant(context.Background(), ".hidden"))
+	if status.Code(err) != codes.InvalidArgument || !consumererror.IsPermanent(err) {
+		t.Fatalf("FromPipeline(.hidden) = %v, want a permanent InvalidArgument", err)
+	}
+}
+
+func TestCheckCount(t *testing.T) {
+	for _, tc := range []struct {
+		have, max int
+		ok        bool
+	}{{0, 0, true}, {5000, 0, true}, {2, 3, true}, {3, 3, false}, {4, 3, false}} {
+		err := CheckCount("t", tc.have, tc.max, "trace store")
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckCount(have %d, max %d) = %v, want ok=%v", tc.have, tc.max, err, tc.ok)
+		}
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.ResourceExhausted || HTTPStatus(fmt.Errorf("wrapped: %w", err), 500) != 400 {
+			t.Errorf("refusal %v: code %v, HTTP %d", err, status.Code(err), HTTPStatus(err, 500))
+		}
+		if !strings.Contains(err.Error(), "max_tenants") {
+			t.Errorf("refusal does not name the limit: %v", err)
+		}
 	}
 }
 

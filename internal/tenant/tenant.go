@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/client"
+	"google.golang.org/grpc/codes"
 )
 
 // Header is the HTTP (and gRPC metadata) key that names the tenant.
@@ -46,27 +47,43 @@ func FromContext(ctx context.Context) string {
 	return Default
 }
 
-// Validate checks that a tenant id is safe to use as a path element in the data directory and in bucket keys.
-// The rules follow Mimir's: at most 150 bytes of letters, digits and !-_.*'(), and not "." or "..".
+// MaxLength is the longest tenant id, in bytes (Mimir's limit).
+const MaxLength = 150
+
+// Validate is the one check of a tenant id, made at every door (HTTP APIs, OTLP pipelines, the ruler, the
+// Alertmanager, the generator and each store) with the same rules, so that no store holds an id another one
+// would refuse at its next start. The rules are Mimir's (at most 150 bytes of letters, digits and !-_.*'(),
+// not "." or "..") plus one of Sprout's own: no leading dot, because the stores keep their own directories
+// and files under dot names beside the tenants' ("."-prefixed names are never tenants).
+//
+// A malformed id is an *Error with codes.InvalidArgument (HTTP 400): retrying it cannot help. An empty id is
+// ErrMissing.
 func Validate(id string) error {
 	if id == "" {
 		return ErrMissing
 	}
-	if len(id) > 150 {
-		return fmt.Errorf("tenant id is %d bytes long, the limit is 150", len(id))
+	if len(id) > MaxLength {
+		return invalid("tenant id is %d bytes long, the limit is %d", len(id), MaxLength)
 	}
 	if id == "." || id == ".." {
-		return fmt.Errorf("tenant id %q is not allowed", id)
+		return invalid("tenant id %q is not allowed", id)
+	}
+	if id[0] == '.' {
+		return invalid("tenant id %q: ids starting with a dot are reserved", id)
 	}
 	for _, r := range id {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case strings.ContainsRune("!-_.*'()", r):
 		default:
-			return fmt.Errorf("tenant id %q contains unsupported character %q", id, r)
+			return invalid("tenant id %q contains unsupported character %q (allowed: letters, digits and !-_.*'())", id, r)
 		}
 	}
 	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return &Error{Code: codes.InvalidArgument, Msg: fmt.Sprintf(format, args...)}
 }
 
 // FromRequest resolves the tenant of an HTTP request. With multi-tenancy off it always returns Default, so a

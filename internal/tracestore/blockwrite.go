@@ -121,7 +121,7 @@ type blockWriter struct {
 }
 
 func (in *instance) newBlockWriter(ctx context.Context, level int) (*blockWriter, error) {
-	dir := filepath.Join(in.s.cfg.DataDir, in.tenant, "tmp")
+	dir := filepath.Join(in.s.tenantDir(in.tenant), "tmp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("write block: %w", err)
 	}

@@ -22,7 +22,7 @@ const (
 
 // Config is the trace store's configuration.
 type Config struct {
-	// DataDir holds the WAL, per tenant: <data_dir>/<tenant>/wal/.
+	// DataDir holds the WAL, per tenant: <data_dir>/tenants/<tenant>/wal/ (before: <data_dir>/<tenant>/wal/, moved at start).
 	DataDir string    `mapstructure:"data_dir"`
 	WAL     WALConfig `mapstructure:"wal"`
 	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: the filesystem under

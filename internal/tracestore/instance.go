@@ -65,7 +65,7 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 	if err := in.loadBlocks(ctx); err != nil {
 		return nil, fmt.Errorf("tenant %s: load blocks: %w", id, err)
 	}
-	dir := filepath.Join(s.cfg.DataDir, id, "wal")
+	dir := filepath.Join(s.tenantDir(id), "wal")
 	seqs, err := listSegments(dir)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: list WAL: %w", id, err)

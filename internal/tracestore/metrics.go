@@ -17,6 +17,8 @@ type storeMetrics struct {
 
 	searchBlocksSkipped    prometheus.Counter
 	searchRowGroupsSkipped prometheus.Counter
+
+	tenantLoadFailures *prometheus.CounterVec
 }
 
 func newStoreMetrics() *storeMetrics {
@@ -36,6 +38,8 @@ func newStoreMetrics() *storeMetrics {
 			Help: "Blocks a search skipped by their meta.json column summary, without opening them."}),
 		searchRowGroupsSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_traces_search_row_groups_skipped_total",
 			Help: "Row groups a search skipped by their column statistics and dictionaries."}),
+		tenantLoadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sprout_traces_tenant_load_failures_total",
+			Help: "Tenants the trace store could not open at start (logged; the others started)."}, []string{"tenant"}),
 	}
 }
 
@@ -43,5 +47,5 @@ func newStoreMetrics() *storeMetrics {
 func (s *Store) Collectors() []prometheus.Collector {
 	m := s.m
 	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted,
-		m.searchBlocksSkipped, m.searchRowGroupsSkipped}
+		m.searchBlocksSkipped, m.searchRowGroupsSkipped, m.tenantLoadFailures}
 }

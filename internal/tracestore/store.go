@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -51,8 +52,11 @@ type Store struct {
 	m      *storeMetrics
 	now    func() time.Time
 
-	mu      sync.RWMutex
-	tenants map[string]*instance
+	tenantsDir string // <data_dir>/tenants: one directory (WAL, block scratch) per tenant
+
+	mu         sync.RWMutex
+	tenants    map[string]*instance
+	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
 
 	damaged sync.Map // block ULID -> struct{}: blocks already reported unreadable
 
@@ -79,7 +83,12 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
-	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now,
+	tdir, err := tenant.Layout(cfg.DataDir, oldTenantParts(cfg.DataDir))
+	if err != nil {
+		_ = bkt.Close()
+		return nil, fmt.Errorf("trace store: %w", err)
+	}
+	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
 		s.cache = newRangeCache(cfg.ReadCacheBytes)
@@ -102,16 +111,46 @@ func (s *Store) Start() {
 	}
 }
 
+// oldTenantParts recognises a tenant of the layout before <data_dir>/tenants: a directory <data_dir>/<id> with
+// a WAL (and perhaps block scratch files). The filesystem bucket's default directory <data_dir>/blocks was also
+// tenant "blocks"' directory, so only the WAL and scratch move, and a bucket tenant's directory ("wal" with its
+// "blocks" inside) is not taken for a WAL.
+func oldTenantParts(root string) func(string, bool) []string {
+	return func(name string, isDir bool) []string {
+		if !isDir {
+			return nil
+		}
+		var parts []string
+		for _, p := range []string{"wal", "tmp"} {
+			dir := filepath.Join(root, name, p)
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, "blocks")); err == nil {
+				continue // a bucket tenant named p: its blocks, not a WAL
+			}
+			parts = append(parts, p)
+		}
+		if len(parts) == 0 || parts[0] != "wal" {
+			return nil
+		}
+		return parts
+	}
+}
+
+// tenantDir is the directory of a tenant's WAL and block scratch files.
+func (s *Store) tenantDir(id string) string { return filepath.Join(s.tenantsDir, id) }
+
 // loadTenants finds tenants with a WAL on disk or blocks in the bucket.
 func (s *Store) loadTenants(ctx context.Context) error {
 	names := map[string]bool{}
-	ents, err := os.ReadDir(s.cfg.DataDir)
+	ents, err := os.ReadDir(s.tenantsDir)
 	if err != nil {
-		return fmt.Errorf("trace store: read data_dir: %w", err)
+		return fmt.Errorf("trace store: read %s: %w", s.tenantsDir, err)
 	}
 	for _, e := range ents {
 		if e.IsDir() && tenant.Validate(e.Name()) == nil {
-			if _, err := os.Stat(filepath.Join(s.cfg.DataDir, e.Name(), "wal")); err == nil {
+			if _, err := os.Stat(filepath.Join(s.tenantsDir, e.Name(), "wal")); err == nil {
 				names[e.Name()] = true
 			}
 		}
@@ -127,12 +166,18 @@ func (s *Store) loadTenants(ctx context.Context) error {
 		return fmt.Errorf("trace store: list tenants in bucket: %w", err)
 	}
 	for n := range names {
-		if _, err := s.instance(ctx, n); err != nil {
-			return err
+		if _, err := s.open(ctx, n, false); err != nil {
+			// One tenant's unreadable WAL or block list must not keep every other tenant from starting: it is
+			// logged, counted, and retried on that tenant's next write.
+			s.m.tenantLoadFailures.WithLabelValues(n).Inc()
+			s.logger.Error("Trace store: tenant not loaded at start; its other data stays where it is", zap.String("tenant", n), zap.Error(err))
 		}
 	}
 	return nil
 }
+
+// SetMaxTenants sets the number of tenants beyond which a write naming a new one is refused (0: no limit).
+func (s *Store) SetMaxTenants(n int) { s.maxTenants.Store(int64(n)) }
 
 func trimSlash(s string) string {
 	for len(s) > 0 && s[len(s)-1] == '/' {
@@ -143,6 +188,12 @@ func trimSlash(s string) string {
 
 // instance returns the tenant's instance, opening it (block list, WAL replay) on first use.
 func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
+	return s.open(ctx, id, true)
+}
+
+// open returns the tenant's instance, opening it; a new tenant counts against max_tenants when limited (tenants
+// found at start never do).
+func (s *Store) open(ctx context.Context, id string, limited bool) (*instance, error) {
 	s.mu.RLock()
 	in := s.tenants[id]
 	s.mu.RUnlock()
@@ -150,7 +201,7 @@ func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
 		return in, nil
 	}
 	if err := tenant.Validate(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadData, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadData, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,6 +210,11 @@ func (s *Store) instance(ctx context.Context, id string) (*instance, error) {
 	}
 	if s.closed {
 		return nil, errors.New("trace store is shut down")
+	}
+	if limited {
+		if err := tenant.CheckCount(id, len(s.tenants), int(s.maxTenants.Load()), "trace store"); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadData, err)
+		}
 	}
 	in, err := openInstance(ctx, s, id)
 	if err != nil {

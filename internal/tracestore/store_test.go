@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
@@ -220,8 +221,8 @@ func TestWALTornTail(t *testing.T) {
 	}
 	s.closeNoFlush()
 	// a record being written when the process died
-	segs, _ := listSegments(filepath.Join(dir, tn, "wal"))
-	f, err := os.OpenFile(filepath.Join(dir, tn, "wal", segName(segs[len(segs)-1])), os.O_APPEND|os.O_WRONLY, 0)
+	segs, _ := listSegments(filepath.Join(dir, tenant.LayoutDir, tn, "wal"))
+	f, err := os.OpenFile(filepath.Join(dir, tenant.LayoutDir, tn, "wal", segName(segs[len(segs)-1])), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestWALCopyMidIngest(t *testing.T) {
 	var before []int
 	acked.Range(func(k, _ any) bool { before = append(before, k.(int)); return true })
 	copyDir := t.TempDir()
-	copyTree(t, filepath.Join(dir, tn), filepath.Join(copyDir, tn))
+	copyTree(t, filepath.Join(dir, tenant.LayoutDir, tn), filepath.Join(copyDir, tn)) // the earlier layout: moved at open
 	close(stop)
 	wg.Wait()
 	s2 := openStore(t, testConfig(copyDir))
@@ -333,7 +334,7 @@ func testBlockRoundTrip(t *testing.T, cfg Config) {
 	if len(in.blockList()) != 1 || len(in.snapshot()) != 0 {
 		t.Fatalf("blocks = %d, in memory = %d after flush", len(in.blockList()), len(in.snapshot()))
 	}
-	segs, _ := listSegments(filepath.Join(cfg.DataDir, tn, "wal"))
+	segs, _ := listSegments(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal"))
 	if len(segs) > 1 {
 		t.Fatalf("WAL segments %v remain after their traces are in a block", segs)
 	}
@@ -401,7 +402,7 @@ func TestFlushAllOnShutdown(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := listSegments(filepath.Join(cfg.DataDir, tn, "wal"))
+	segs, _ := listSegments(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal"))
 	if len(segs) != 0 {
 		t.Fatalf("WAL segments %v left after a flushing shutdown", segs)
 	}

@@ -1,0 +1,67 @@
+package metricstore
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// TestTenantDoorAndLimit: malformed ids are InvalidArgument (HTTP 400), a new tenant beyond max_tenants is
+// ResourceExhausted (HTTP 400) naming the limit, known tenants go on, and tenants on disk open at start
+// whatever the limit.
+func TestTenantDoorAndLimit(t *testing.T) {
+	cfg := testConfig(t)
+	s := openStore(t, cfg)
+	for _, bad := range []string{".hidden", "...", "..", "../../escape3", "a/b", strings.Repeat("x", 151), "tën"} {
+		if _, err := s.Tenant(context.Background(), bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("Tenant(%q) = %v, want InvalidArgument", bad, err)
+		}
+	}
+	s.SetMaxTenants(2)
+	for _, id := range []string{"a", "b", "a"} {
+		if _, err := s.Tenant(context.Background(), id); err != nil {
+			t.Fatalf("Tenant(%q) = %v", id, err)
+		}
+	}
+	_, err := s.Tenant(context.Background(), "c")
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max_tenants") {
+		t.Fatalf("third tenant: %v", err)
+	}
+	srv := httptest.NewServer(s.Handler(func(_ http.ResponseWriter, r *http.Request) (string, bool) {
+		return r.Header.Get("X-Scope-OrgID"), true
+	}))
+	defer srv.Close()
+	for id, want := range map[string]int{"c": 400, ".hidden": 400, "a": 200} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/query?query=1", nil)
+		req.Header.Set("X-Scope-OrgID", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("query as %q: %d, want %d", id, resp.StatusCode, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A tenant that cannot open (its WAL is a file) does not keep the others from starting.
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "b", "wal")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "b", "wal"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, cfg)
+	if got := s2.Tenants(); len(got) != 1 || got[0] != "a" {
+		t.Errorf("tenants after a restart with b unreadable: %v, want [a]", got)
+	}
+}
