@@ -26,7 +26,8 @@ type Config struct {
 	// MaxConcurrent is how many queries of all tenants run at once in this store (Prometheus'
 	// query.max-concurrency, Loki's querier.max_concurrent, Tempo's max_concurrent_queries).
 	MaxConcurrent int `mapstructure:"max_concurrent"`
-	// MaxConcurrentPerTenant is how many queries of one tenant run at once; 0 means MaxConcurrent.
+	// MaxConcurrentPerTenant is how many queries of one tenant run at once; 0 (or more than MaxConcurrent)
+	// means MaxConcurrent, so that lowering max_concurrent alone is enough.
 	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
 	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot (the query schedulers'
 	// max_outstanding_requests_per_tenant). A query beyond it is refused at once with 429.
@@ -45,8 +46,6 @@ func (c Config) Validate(prefix string) error {
 		return fmt.Errorf("%smax_concurrent: must be positive", prefix)
 	case c.MaxConcurrentPerTenant < 0:
 		return fmt.Errorf("%smax_concurrent_per_tenant: must not be negative (0: max_concurrent)", prefix)
-	case c.MaxConcurrentPerTenant > c.MaxConcurrent:
-		return fmt.Errorf("%smax_concurrent_per_tenant: %d is more than max_concurrent %d", prefix, c.MaxConcurrentPerTenant, c.MaxConcurrent)
 	case c.MaxOutstandingPerTenant < 0:
 		return fmt.Errorf("%smax_outstanding_per_tenant: must not be negative (0: no queue)", prefix)
 	case c.MaxQueueWait < 0:
@@ -99,7 +98,7 @@ type waiter struct {
 
 // New returns a Limiter for cfg (which must have passed Validate).
 func New(cfg Config) *Limiter {
-	if cfg.MaxConcurrentPerTenant == 0 {
+	if cfg.MaxConcurrentPerTenant == 0 || cfg.MaxConcurrentPerTenant > cfg.MaxConcurrent {
 		cfg.MaxConcurrentPerTenant = cfg.MaxConcurrent
 	}
 	return &Limiter{cfg: cfg, tenants: map[string]*tenantState{}}

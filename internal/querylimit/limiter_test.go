@@ -162,6 +162,14 @@ func TestLimiterContext(t *testing.T) {
 	}
 }
 
+func TestPerTenantCappedToStore(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentPerTenant = 10
+	if got := New(cfg).Config().MaxConcurrentPerTenant; got != cfg.MaxConcurrent {
+		t.Fatalf("per-tenant %d, want max_concurrent %d", got, cfg.MaxConcurrent)
+	}
+}
+
 func TestLimiterGate(t *testing.T) {
 	l := New(testConfig())
 	refuse := &Refusal{Status: http.StatusServiceUnavailable, Limit: "memory", RetryAfter: time.Second, msg: "queries' memory share is used up"}
@@ -184,7 +192,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) {}, ""},
 		{func(c *Config) { c.QueryTimeout = 0 }, "limits.query_timeout"},
 		{func(c *Config) { c.MaxConcurrent = 0 }, "limits.max_concurrent"},
-		{func(c *Config) { c.MaxConcurrentPerTenant = 4 }, "limits.max_concurrent_per_tenant"},
+		{func(c *Config) { c.MaxConcurrentPerTenant = 4 }, ""}, // capped to max_concurrent
+		{func(c *Config) { c.MaxConcurrentPerTenant = -1 }, "limits.max_concurrent_per_tenant"},
 		{func(c *Config) { c.MaxOutstandingPerTenant = -1 }, "limits.max_outstanding_per_tenant"},
 		{func(c *Config) { c.MaxQueueWait = -1 }, "limits.max_queue_wait"},
 	} {
