@@ -240,7 +240,7 @@ func (s *Store) initMetrics(reg prometheus.Registerer) {
 		retentionDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_logs_retention_deleted_chunks_total", Help: "Chunks deleted by retention."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops} {
+		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops, s.queries.Collector("logs")} {
 			if err := reg.Register(c); err != nil {
 				s.logger.Warn("Cannot register log store metric", zap.Error(err))
 			}

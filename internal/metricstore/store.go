@@ -135,6 +135,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
+	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
+		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("metrics store: create data_dir: %w", err)
 	}

@@ -84,7 +84,8 @@ type Limiter struct {
 	mu      sync.Mutex
 	running int
 	tenants map[string]*tenantState
-	waiters []*waiter // FIFO
+	waiters []*waiter         // FIFO
+	refused map[string]uint64 // by limit
 }
 
 type tenantState struct {
@@ -101,7 +102,7 @@ func New(cfg Config) *Limiter {
 	if cfg.MaxConcurrentPerTenant == 0 || cfg.MaxConcurrentPerTenant > cfg.MaxConcurrent {
 		cfg.MaxConcurrentPerTenant = cfg.MaxConcurrent
 	}
-	return &Limiter{cfg: cfg, tenants: map[string]*tenantState{}}
+	return &Limiter{cfg: cfg, tenants: map[string]*tenantState{}, refused: map[string]uint64{}}
 }
 
 // SetGate installs g, consulted first by every Admit (nil removes it).
@@ -124,6 +125,13 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 	l.mu.Unlock()
 	if gate != nil {
 		if err := gate(ctx, tenant); err != nil {
+			limit := "gate"
+			if r, ok := IsRefusal(err); ok {
+				limit = r.Limit
+			}
+			l.mu.Lock()
+			l.refused[limit]++
+			l.mu.Unlock()
 			return nil, nil, err
 		}
 	}
@@ -137,6 +145,7 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 		return l.admitted(ctx, tenant)
 	}
 	if ts.waiting >= l.cfg.MaxOutstandingPerTenant {
+		l.refused["max_outstanding_per_tenant"]++
 		l.mu.Unlock()
 		return nil, nil, l.refusal(http.StatusTooManyRequests, "max_outstanding_per_tenant",
 			fmt.Sprintf("too many outstanding queries for tenant %q: %d running, %d waiting", tenant, ts.running, ts.waiting))
@@ -170,6 +179,11 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 		ts := l.tenant(tenant)
 		own := ts.running >= l.cfg.MaxConcurrentPerTenant
 		running := ts.running
+		if own {
+			l.refused["max_concurrent_per_tenant"]++
+		} else {
+			l.refused["max_concurrent"]++
+		}
 		l.mu.Unlock()
 		if own {
 			return nil, nil, l.refusal(http.StatusTooManyRequests, "max_concurrent_per_tenant",

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func testConfig() Config {
@@ -86,6 +88,15 @@ func TestLimiterRefusals(t *testing.T) {
 			}
 			if ref.Status != tc.status || ref.Limit != tc.limit || !strings.Contains(err.Error(), tc.limit) {
 				t.Fatalf("refusal %d %s (%v), want %d %s", ref.Status, ref.Limit, err, tc.status, tc.limit)
+			}
+			l.mu.Lock()
+			n := l.refused[tc.limit]
+			l.mu.Unlock()
+			if n != 1 {
+				t.Errorf("refusals counted under %q: %d, want 1", tc.limit, n)
+			}
+			if got := testutil.CollectAndCount(l.Collector("metrics"), "sprout_query_refused_total"); got != 1 {
+				t.Errorf("%d sprout_query_refused_total series, want 1", got)
 			}
 			h := http.Header{}
 			ref.SetHeaders(h)

@@ -43,5 +43,5 @@ func newStoreMetrics() *storeMetrics {
 func (s *Store) Collectors() []prometheus.Collector {
 	m := s.m
 	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted,
-		m.searchBlocksSkipped, m.searchRowGroupsSkipped}
+		m.searchBlocksSkipped, m.searchRowGroupsSkipped, s.queries.Collector("traces")}
 }
