@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -214,5 +215,18 @@ func TestConfigValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || err != nil && !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", c, err, tc.want)
 		}
+	}
+}
+
+// The three stores register their limiters on one registry.
+func TestCollectorsSideBySide(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, s := range []string{"metrics", "logs", "traces"} {
+		if err := reg.Register(New(testConfig()).Collector(s)); err != nil {
+			t.Fatalf("register %s: %v", s, err)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "sprout_query_running"); err != nil || n != 3 {
+		t.Fatalf("%d sprout_query_running series (%v), want 3", n, err)
 	}
 }

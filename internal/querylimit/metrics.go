@@ -2,24 +2,26 @@ package querylimit
 
 import "github.com/prometheus/client_golang/prometheus"
 
-var (
-	runningDesc = prometheus.NewDesc("sprout_query_running", "Queries running now, by store.", []string{"store"}, nil)
-	waitingDesc = prometheus.NewDesc("sprout_query_waiting", "Queries waiting for a slot now, by store.", []string{"store"}, nil)
-	refusedDesc = prometheus.NewDesc("sprout_query_refused_total", "Queries refused before they ran, by store and the limit that refused them.", []string{"store", "limit"}, nil)
-)
-
-// Collector reports the limiter's figures under the store's name.
-func (l *Limiter) Collector(store string) prometheus.Collector { return &collector{l: l, store: store} }
+// Collector reports the limiter's figures with a `store` label, so that the three stores' limiters register
+// side by side on one registry.
+func (l *Limiter) Collector(store string) prometheus.Collector {
+	cl := prometheus.Labels{"store": store}
+	return &collector{l: l,
+		running: prometheus.NewDesc("sprout_query_running", "Queries running now, by store.", nil, cl),
+		waiting: prometheus.NewDesc("sprout_query_waiting", "Queries waiting for a slot now, by store.", nil, cl),
+		refused: prometheus.NewDesc("sprout_query_refused_total", "Queries refused before they ran, by store and the limit that refused them.", []string{"limit"}, cl),
+	}
+}
 
 type collector struct {
-	l     *Limiter
-	store string
+	l                         *Limiter
+	running, waiting, refused *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- runningDesc
-	ch <- waitingDesc
-	ch <- refusedDesc
+	ch <- c.running
+	ch <- c.waiting
+	ch <- c.refused
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -30,9 +32,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		refused[k] = v
 	}
 	c.l.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(running), c.store)
-	ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(waiting), c.store)
+	ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(running))
+	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(waiting))
 	for limit, n := range refused {
-		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(n), c.store, limit)
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), limit)
 	}
 }
