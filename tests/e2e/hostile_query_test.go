@@ -85,6 +85,12 @@ func TestHostileQueries(t *testing.T) {
 		t.Logf("client left after 50ms: %.2f s of CPU in the 2 s after, %.2f s in the 2 s after that", cpu2-cpu1, procCPU(t, pid)-cpu2)
 	})
 
+	// Each store's query limiter reports on /metrics.
+	if _, body := hostileGet(t, api+"/metrics", 0); !strings.Contains(body, `sprout_query_running{store="metrics"}`) ||
+		!strings.Contains(body, `sprout_query_running{store="logs"}`) || !strings.Contains(body, `sprout_query_running{store="traces"}`) {
+		t.Errorf("/metrics lacks a store's sprout_query_running")
+	}
+
 	if hwm := procStatusKiB(t, pid, "VmHWM:"); (hwm-base)>>10 > hostileQueryBoundMiB {
 		t.Errorf("peak RSS %d MiB is %d MiB over the baseline %d MiB (bound %d MiB)", hwm>>10, (hwm-base)>>10, base>>10, hostileQueryBoundMiB)
 	} else {
