@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/sprout-otel/sprout/internal/querylimit"
 )
@@ -64,59 +65,59 @@ func writeQueryRefusal(w http.ResponseWriter, err error) {
 }
 
 // checkPoints refuses, before evaluation, a query whose range or subqueries would compute more points per
-// series than the limits allow. Parameters it cannot read are left to Prometheus' handler, which answers them.
+// series than the limits allow. Times are read exactly as Prometheus' handler reads them, so that no spelling of
+// a time the handler accepts skips the check; parameters the handler refuses are left to it.
 func (t *Tenant) checkPoints(r *http.Request, rangeQuery bool) error {
-	now := time.Now()
 	var start, end time.Time
 	var step time.Duration
-	var ok bool
+	var err error
 	if rangeQuery {
-		if start, ok = promTime(r.Form.Get("start"), time.Time{}); !ok {
+		if start, err = promTime(r.Form.Get("start")); err != nil {
 			return nil
 		}
-		if end, ok = promTime(r.Form.Get("end"), time.Time{}); !ok {
+		if end, err = promTime(r.Form.Get("end")); err != nil {
 			return nil
 		}
-		if step, ok = promDuration(r.Form.Get("step")); !ok || step <= 0 || end.Before(start) {
+		if step, err = promDuration(r.Form.Get("step")); err != nil || step <= 0 || end.Before(start) {
 			return nil
 		}
 	} else {
-		if end, ok = promTime(r.Form.Get("time"), now); !ok {
-			return nil
-		}
+		// An instant query's subqueries span their ranges wherever it is evaluated: the time does not matter.
+		end = time.Now()
 		start = end
 	}
 	return t.store.cfg.Limits.promQLBudget().CheckString(r.Form.Get("query"), start, end, step)
 }
 
-// promTime reads a timestamp as Prometheus' API does: unix seconds (with a fraction) or RFC 3339.
-func promTime(s string, def time.Time) (time.Time, bool) {
-	if s == "" {
-		return def, !def.IsZero()
-	}
+// promTime reads a timestamp as Prometheus' API does: unix seconds (with a fraction), RFC 3339, or the API's
+// own formatted minimum and maximum times.
+func promTime(s string) (time.Time, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e12 {
-			return time.Time{}, false
-		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
+		sec, ns := math.Modf(f)
+		ns = math.Round(ns*1000) / 1000
+		return time.Unix(int64(sec), int64(ns*float64(time.Second))).UTC(), nil
 	}
 	if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return ts, true
+		return ts, nil
 	}
-	return time.Time{}, false
+	switch s {
+	case v1.MinTime.Format(time.RFC3339Nano):
+		return v1.MinTime, nil
+	case v1.MaxTime.Format(time.RFC3339Nano):
+		return v1.MaxTime, nil
+	}
+	return time.Time{}, errors.New("not a time Prometheus' API reads")
 }
 
 // promDuration reads a step as Prometheus' API does: seconds (with a fraction) or a Prometheus duration.
-func promDuration(s string) (time.Duration, bool) {
+func promDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(f) || math.IsInf(f, 0) || f > float64(math.MaxInt64)/1e9 {
-			return 0, false
+		ts := f * float64(time.Second)
+		if ts > float64(math.MaxInt64) || ts < float64(math.MinInt64) {
+			return 0, errors.New("duration overflows")
 		}
-		return time.Duration(f * float64(time.Second)), true
+		return time.Duration(ts), nil
 	}
-	if d, err := model.ParseDuration(s); err == nil {
-		return time.Duration(d), true
-	}
-	return 0, false
+	d, err := model.ParseDuration(s)
+	return time.Duration(d), err
 }

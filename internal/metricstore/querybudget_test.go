@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -32,6 +34,11 @@ func TestQueryPointsBudget(t *testing.T) {
 			"start": {strconv.FormatInt(now.Add(-30*time.Hour).Unix(), 10)}, "end": {at}, "step": {"1h"}}, 400, "max_subquery_points_per_series"},
 		{"too many steps", "/api/v1/query_range", url.Values{"query": {`vector(1)`},
 			"start": {strconv.FormatInt(now.Add(-24*time.Hour).Unix(), 10)}, "end": {at}, "step": {"1"}}, 400, "max_points_per_series"},
+		// Every spelling of a time Prometheus' handler accepts goes through the check.
+		{"instant at the API's maximum time", "/api/v1/query", url.Values{"query": {`sum_over_time(vector(1)[1d:1ms])`}, "time": {v1.MaxTime.Format(time.RFC3339Nano)}}, 400, "max_subquery_points_per_series"},
+		{"instant at 1e15 s", "/api/v1/query", url.Values{"query": {`sum_over_time(vector(1)[1d:1ms])`}, "time": {"1e15"}}, 400, "max_subquery_points_per_series"},
+		{"range from the API's minimum to maximum time", "/api/v1/query_range", url.Values{"query": {`max_over_time(vector(1)[1h:1s])`},
+			"start": {v1.MinTime.Format(time.RFC3339Nano)}, "end": {v1.MaxTime.Format(time.RFC3339Nano)}, "step": {"1e9"}}, 400, "max_subquery_points_per_series"},
 		{"a month at 1m", "/api/v1/query", url.Values{"query": {`max_over_time(vector(1)[30d:1m])`}, "time": {at}}, 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
