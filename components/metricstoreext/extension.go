@@ -15,6 +15,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/metricstore"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // Extension is the running `sprout_metrics` extension. Besides the Collector's lifecycle it offers the ruler
@@ -123,6 +124,15 @@ func (e *Extension) QueryEngine() *promql.Engine {
 		return nil
 	}
 	return s.Engine()
+}
+
+// PromQLBudget is the points budget of the store's queries; the ruler checks uploaded rules against it.
+func (e *Extension) PromQLBudget() querylimit.PromQLBudget {
+	s := e.Store()
+	if s == nil {
+		return querylimit.PromQLBudget{}
+	}
+	return s.PromQLBudget()
 }
 
 // SetRulesRetriever makes the store serve /api/v1/rules and /api/v1/alerts (and the /prometheus prefixed

@@ -162,7 +162,13 @@ type Series struct {
 type Limits struct {
 	MaxSeries int // default 500, as Loki's max_query_series
 	MaxPoints int // per query: steps × series; default 11000 steps as in Prometheus
+	// MaxBytesRead stops a query once it has read this many bytes of lines (Loki's max_query_bytes_read); 0
+	// does not limit.
+	MaxBytesRead int64
 }
+
+// checkEvery is how many lines a scan reads between two looks at its context.
+const checkEvery = 1024
 
 // Engine evaluates LogQL over a Querier.
 type Engine struct {
@@ -431,6 +437,14 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
+		if ev.st.TotalLinesProcessed%checkEvery == 0 {
+			if err := ev.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if m := ev.e.Limits.MaxBytesRead; m > 0 && ev.st.TotalBytesProcessed > m {
+			return fmt.Errorf("%w: the query read more than %d bytes of log lines (limit: max_query_bytes_read); narrow the selector or the time range", ErrLimit, m)
+		}
 		line, ok := p.Process(en.Timestamp, en.Line, stream, en.Metadata)
 		if !ok {
 			return nil
@@ -503,16 +517,40 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	}
 	// A fixed series order keeps ties (topk, sort) the same from run to run.
 	sort.Slice(accs, func(i, j int) bool { return labels.Compare(accs[i].labels, accs[j].labels) < 0 })
+	// Steps ascend, so each series' window (lo, hi] only moves forward: its bounds advance from where the
+	// previous step left them, and quantile_over_time keeps the window's order statistics up to date instead
+	// of copying and sorting the window at every step.
+	wins := make([]window, len(accs))
+	for k, a := range accs {
+		if ra.Op == "quantile_over_time" {
+			wins[k].q = newSlidingQuantile(a.pts)
+		}
+	}
 	for i := 0; i < ev.steps; i++ {
+		if err := ev.ctx.Err(); err != nil {
+			return nil, err
+		}
 		t := ev.stepTime(i) - off
 		lo, hi := t-rng, t // window (lo, hi]
-		for _, a := range accs {
-			from := sort.Search(len(a.pts), func(k int) bool { return a.pts[k].T > lo })
-			to := sort.Search(len(a.pts), func(k int) bool { return a.pts[k].T > hi })
+		for k, a := range accs {
+			w := &wins[k]
+			for w.from < len(a.pts) && a.pts[w.from].T <= lo {
+				w.from++
+			}
+			for w.to < len(a.pts) && a.pts[w.to].T <= hi {
+				w.to++
+			}
+			from, to := w.from, max(w.from, w.to)
 			if from >= to {
 				continue
 			}
-			v := rangeFn(ra, a.pts[from:to])
+			var v float64
+			if w.q != nil {
+				w.q.moveTo(from, to)
+				v = w.q.quantile(ra.Param)
+			} else {
+				v = rangeFn(ra, a.pts[from:to])
+			}
 			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})
 		}
 		if ra.Op == "absent_over_time" {
@@ -912,4 +950,19 @@ func isComparison(op string) bool {
 		return true
 	}
 	return false
+}
+
+// Lookback is how far before a query's start its range selectors read: the longest range plus its offset
+// (0 for a log query). A query reads lines over [start-Lookback, end], which is what a query-length limit
+// bounds.
+func Lookback(e Expr) time.Duration {
+	switch x := e.(type) {
+	case *RangeAggregation:
+		return x.Range + max(x.Offset, 0)
+	case *VectorAggregation:
+		return Lookback(x.Inner)
+	case *BinaryExpr:
+		return max(Lookback(x.LHS), Lookback(x.RHS))
+	}
+	return 0
 }

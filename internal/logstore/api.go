@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
@@ -294,6 +295,25 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// As Loki, a range query's length is end - start; an instant query reads its range selectors' lookback (an
+	// instant log query, an hour: see below).
+	length := qp.end.Sub(qp.start)
+	if !rangeQuery {
+		length = logql.Lookback(expr)
+		if _, ok := expr.(*logql.LogSelectorExpr); ok {
+			length = time.Hour
+		}
+	}
+	if err := a.checkLength(length); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, release, ok := a.admit(w, r, tid)
+	if !ok {
+		return
+	}
+	defer release()
+	r = r.WithContext(ctx)
 	var st logql.Stats
 	data := map[string]any{}
 	switch e := expr.(type) {
@@ -352,14 +372,43 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": data})
 }
 
+// checkLength refuses a query that reads more than max_query_length of time, with Loki's message.
+func (a *API) checkLength(length time.Duration) error {
+	if m := a.Store.MaxQueryLength(); m > 0 && length > m {
+		return fmt.Errorf("the query time range exceeds the limit (query length: %s, limit: %s) (limit: max_query_length)", length, m)
+	}
+	return nil
+}
+
+// admit waits for a query slot of the tenant: it returns the query's context (the query timeout, cancelled
+// when the client leaves) and the function that frees the slot, or answers the refusal and returns false.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, tid string) (context.Context, func(), bool) {
+	ctx, release, err := a.Store.QueryLimiter().Admit(r.Context(), tid)
+	if err != nil {
+		if ref, ok := querylimit.IsRefusal(err); ok {
+			ref.SetHeaders(w.Header())
+			writeError(w, ref.Status, ref.Error())
+			return nil, nil, false
+		}
+		a.queryError(w, err)
+		return nil, nil, false
+	}
+	return ctx, release, true
+}
+
 func (a *API) queryError(w http.ResponseWriter, err error) {
+	if ref, ok := querylimit.IsRefusal(err); ok {
+		ref.SetHeaders(w.Header())
+		writeError(w, ref.Status, ref.Error())
+		return
+	}
 	switch {
 	case errors.Is(err, logql.ErrLimit):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, "query timed out")
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("query timed out after %s (limit: query_timeout)", a.Store.QueryTimeout()))
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}
@@ -692,8 +741,17 @@ func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := a.checkLength(time.Duration(end - start)); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, release, ok := a.admit(w, r, tid)
+	if !ok {
+		return
+	}
+	defer release()
 	var st logql.Stats
-	res, _, err := a.Store.Engine().EvalRange(r.Context(), a.Store.Querier(tid), expr.(logql.SampleExpr), start, end, int64(step), &st)
+	res, _, err := a.Store.Engine().EvalRange(ctx, a.Store.Querier(tid), expr.(logql.SampleExpr), start, end, int64(step), &st)
 	if err != nil {
 		a.queryError(w, err)
 		return
@@ -713,8 +771,17 @@ func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if err := a.checkLength(qp.end.Sub(qp.start)); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, release, ok := a.admit(w, r, tid)
+	if !ok {
+		return
+	}
+	defer release()
 	var st logql.Stats
-	res, err := a.Store.Engine().SelectLogs(r.Context(), a.Store.Querier(tid), logql.LogQuery{Expr: sel, Start: qp.start.UnixNano(), End: qp.end.UnixNano() + 1, Limit: 1000, Categorize: true}, &st)
+	res, err := a.Store.Engine().SelectLogs(ctx, a.Store.Querier(tid), logql.LogQuery{Expr: sel, Start: qp.start.UnixNano(), End: qp.end.UnixNano() + 1, Limit: 1000, Categorize: true}, &st)
 	if err != nil {
 		a.queryError(w, err)
 		return
@@ -847,6 +914,15 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "limit: must be a positive integer")
 			return
 		}
+	}
+	// The lines sent first are a log query: the same limits apply, refused before the upgrade.
+	if max := a.Store.cfg.Limits.MaxEntriesLimitPerQuery; max > 0 && limit > max {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, max))
+		return
+	}
+	if err := a.checkLength(now.Sub(start)); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {

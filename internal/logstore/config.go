@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // Fsync policies of the WAL.
@@ -69,6 +71,23 @@ type Limits struct {
 	MaxLabelValueLength     int           `mapstructure:"max_label_value_length"`
 	MaxEntriesLimitPerQuery int           `mapstructure:"max_entries_limit_per_query"`
 	MaxQuerySeries          int           `mapstructure:"max_query_series"`
+	// MaxQueryLength refuses a query whose time range, plus its longest range selector, is longer (Loki's
+	// max_query_length); 0 does not limit.
+	MaxQueryLength time.Duration `mapstructure:"max_query_length"`
+	// MaxQueryBytesRead stops a query once it has read this many bytes of lines (Loki's max_query_bytes_read);
+	// 0 does not limit.
+	MaxQueryBytesRead int64 `mapstructure:"max_query_bytes_read"`
+	// QueryTimeout bounds one query (Loki's query_timeout).
+	QueryTimeout time.Duration `mapstructure:"query_timeout"`
+	// MaxConcurrent is how many queries run at once over all tenants (Loki's querier max_concurrent); the
+	// others wait in a short queue.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
+	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
+	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
+	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
+	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
+	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
 	// DiscoverLogLevels adds a detected_level structured-metadata field to every pushed line that has none
 	// (Loki 3's discover_log_levels, on by default there too).
 	DiscoverLogLevels bool `mapstructure:"discover_log_levels"`
@@ -107,6 +126,23 @@ func DefaultLimits() Limits {
 		MaxEntriesLimitPerQuery: 5000,
 		MaxQuerySeries:          500,
 		DiscoverLogLevels:       true,
+		MaxQueryLength:          721 * time.Hour,
+		QueryTimeout:            time.Minute,
+		MaxConcurrent:           8,
+		MaxConcurrentPerTenant:  4,
+		MaxOutstandingPerTenant: 100,
+		MaxQueueWait:            10 * time.Second,
+	}
+}
+
+// queryLimits is the admission part of the limits (see internal/querylimit).
+func (l Limits) queryLimits() querylimit.Config {
+	return querylimit.Config{
+		QueryTimeout:            l.QueryTimeout,
+		MaxConcurrent:           l.MaxConcurrent,
+		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
+		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
+		MaxQueueWait:            l.MaxQueueWait,
 	}
 }
 
@@ -136,5 +172,11 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxLineSize < 0 || c.Limits.MaxGlobalStreamsPerUser < 0 || c.Limits.IngestionRateMB < 0 {
 		return errors.New("limits: must not be negative")
 	}
-	return nil
+	if c.Limits.MaxQueryLength < 0 {
+		return errors.New("limits.max_query_length: must not be negative (0 does not limit)")
+	}
+	if c.Limits.MaxQueryBytesRead < 0 {
+		return errors.New("limits.max_query_bytes_read: must not be negative (0 does not limit)")
+	}
+	return c.Limits.queryLimits().Validate("limits.")
 }

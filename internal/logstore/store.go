@@ -25,6 +25,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -59,6 +60,8 @@ type Store struct {
 	wal    *wal
 	cache  *chunkCache
 	engine *logql.Engine
+	// queries admits the API's queries (timeout, concurrency, queue).
+	queries *querylimit.Limiter
 
 	ingestMu   sync.RWMutex // pushes hold it shared; WAL rotation takes it exclusively
 	mu         sync.RWMutex
@@ -168,7 +171,8 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	s := &Store{
 		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newChunkCache(cfg.ChunkCacheSize),
-		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries}},
+		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries, MaxBytesRead: cfg.Limits.MaxQueryBytesRead}},
+		queries: querylimit.New(cfg.Limits.queryLimits()),
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{}), now: opts.Now, flushNow: make(chan struct{}, 1),
 	}
@@ -243,7 +247,7 @@ func (s *Store) initMetrics(reg prometheus.Registerer) {
 		retentionDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_logs_retention_deleted_chunks_total", Help: "Chunks deleted by retention."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops} {
+		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops, s.queries.Collector("logs")} {
 			if err := reg.Register(c); err != nil {
 				s.logger.Warn("Cannot register log store metric", zap.Error(err))
 			}
@@ -589,6 +593,15 @@ func validateLabels(lbs labels.Labels, lim Limits) string {
 
 // Querier returns a logql.Querier over one tenant's data.
 func (s *Store) Querier(tenantID string) logql.Querier { return &querier{s: s, tenant: tenantID} }
+
+// QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
+func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
+
+// QueryTimeout bounds one query, the ruler's evaluations included.
+func (s *Store) QueryTimeout() time.Duration { return s.cfg.Limits.QueryTimeout }
+
+// MaxQueryLength is the longest time range (plus range selector) a query may cover; 0 does not limit.
+func (s *Store) MaxQueryLength() time.Duration { return s.cfg.Limits.MaxQueryLength }
 
 // Engine is the LogQL engine configured with the store's query limits.
 func (s *Store) Engine() *logql.Engine { return s.engine }

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // Config is the metrics store's configuration. Field names follow Prometheus' flags and Mimir's limits where
@@ -81,6 +82,36 @@ type Limits struct {
 	MaxFetchedSamples int `mapstructure:"max_fetched_samples"`
 	// QueryTimeout bounds a query's evaluation (Prometheus' query.timeout).
 	QueryTimeout time.Duration `mapstructure:"query_timeout"`
+	// MaxConcurrent is how many queries run at once over all tenants (Prometheus' query.max-concurrency);
+	// the others wait in a short queue.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
+	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
+	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
+	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
+	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
+	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+	// MaxPointsPerSeries bounds a range query's steps, (end-start)/step (Prometheus' API: 11,000).
+	MaxPointsPerSeries int `mapstructure:"max_points_per_series"`
+	// MaxSubqueryPointsPerSeries bounds the points each subquery computes per series (its span over its step,
+	// nested subqueries adding their ranges), checked before evaluation and when a rule is uploaded.
+	MaxSubqueryPointsPerSeries int `mapstructure:"max_subquery_points_per_series"`
+}
+
+// queryLimits is the admission part of the limits (see internal/querylimit).
+func (l Limits) queryLimits() querylimit.Config {
+	return querylimit.Config{
+		QueryTimeout:            durationOr(l.QueryTimeout, 24*time.Hour),
+		MaxConcurrent:           l.MaxConcurrent,
+		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
+		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
+		MaxQueueWait:            l.MaxQueueWait,
+	}
+}
+
+// promQLBudget is the points part of the limits.
+func (l Limits) promQLBudget() querylimit.PromQLBudget {
+	return querylimit.PromQLBudget{MaxPoints: l.MaxPointsPerSeries, MaxSubqueryPoints: l.MaxSubqueryPointsPerSeries, SubqueryStep: time.Minute}
 }
 
 // OTLPConfig mirrors the keys of Prometheus' `otlp:` configuration block that matter to Sprout.
@@ -128,6 +159,13 @@ func DefaultLimits() Limits {
 		MaxLabelValueLength:    2048,
 		MaxFetchedSamples:      50_000_000,
 		QueryTimeout:           2 * time.Minute,
+		// Prometheus' query.max-concurrency; a tenant may use half, so one tenant cannot hold every slot.
+		MaxConcurrent:              20,
+		MaxConcurrentPerTenant:     10,
+		MaxOutstandingPerTenant:    100,
+		MaxQueueWait:               10 * time.Second,
+		MaxPointsPerSeries:         querylimit.DefaultMaxPointsPerSeries,
+		MaxSubqueryPointsPerSeries: querylimit.DefaultMaxSubqueryPointsPerSeries,
 	}
 }
 
@@ -218,8 +256,12 @@ func (l *Limits) validate() error {
 		return errors.New("max_fetched_samples: must not be negative")
 	case l.QueryTimeout < 0:
 		return errors.New("query_timeout: must not be negative")
+	case l.MaxPointsPerSeries <= 0:
+		return errors.New("max_points_per_series: must be positive")
+	case l.MaxSubqueryPointsPerSeries <= 0:
+		return errors.New("max_subquery_points_per_series: must be positive")
 	}
-	return nil
+	return l.queryLimits().Validate("")
 }
 
 // otlpConfig converts the OTLP block to Prometheus' type by way of YAML, so that Prometheus' own validation

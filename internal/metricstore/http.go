@@ -101,6 +101,14 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	u.Path, u.RawPath = path, ""
 	r2.URL = &u
 	if path != "/api/v1/write" && path != "/api/v1/otlp/v1/metrics" {
+		if isQueryPath(path) {
+			r3, release, ok := t.admitQuery(w, r2, path)
+			if !ok {
+				return
+			}
+			defer release()
+			r2 = r3
+		}
 		t.router.ServeHTTP(w, r2)
 		return
 	}

@@ -31,6 +31,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -62,6 +63,7 @@ type Store struct {
 	gath    prometheus.Gatherer
 	version string
 	engine  *promql.Engine
+	queries *querylimit.Limiter
 	bkt     bucket.Bucket
 	ownBkt  bool
 	rw      []*config.RemoteWriteConfig
@@ -119,16 +121,23 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		}, []string{"tenant"}),
 	}
 	s.engine = promql.NewEngine(promql.EngineOpts{
-		Logger:                   s.slog.With("component", "query engine"),
-		Reg:                      opts.Registerer,
-		MaxSamples:               maxOr(cfg.Limits.MaxFetchedSamples, math.MaxInt),
-		Timeout:                  durationOr(cfg.Limits.QueryTimeout, 24*time.Hour),
-		LookbackDelta:            cfg.LookbackDelta,
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
+		Logger:               s.slog.With("component", "query engine"),
+		Reg:                  opts.Registerer,
+		MaxSamples:           maxOr(cfg.Limits.MaxFetchedSamples, math.MaxInt),
+		Timeout:              durationOr(cfg.Limits.QueryTimeout, 24*time.Hour),
+		LookbackDelta:        cfg.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		// Per-step statistics are computed only for a query that asks for them (stats=all), over its own
+		// steps, which max_points_per_series bounds; subqueries keep per-step arrays whatever this says, which
+		// is why their points are checked before evaluation (see Tenant.admitQuery).
 		EnablePerStepStats:       true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
+	s.queries = querylimit.New(cfg.Limits.queryLimits())
+	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
+		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("metrics store: create data_dir: %w", err)
 	}
@@ -173,6 +182,12 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 
 // Engine is the PromQL engine every tenant's queries run on.
 func (s *Store) Engine() *promql.Engine { return s.engine }
+
+// QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
+func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
+
+// PromQLBudget is the points budget of the store's queries, which the ruler checks uploaded rules against.
+func (s *Store) PromQLBudget() querylimit.PromQLBudget { return s.cfg.Limits.promQLBudget() }
 
 // Bucket is the bucket blocks are shipped to, or nil when shipping is off.
 func (s *Store) Bucket() bucket.Bucket { return s.bkt }

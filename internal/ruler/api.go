@@ -207,6 +207,9 @@ func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
 	if err == nil {
 		err = ValidateName("group", g.Name)
 	}
+	if err == nil {
+		err = h.r.checkBudget(h.lang, g)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -77,8 +77,9 @@ func unquoteLogQL(qs string) string {
 	return qs
 }
 
-// logqlQueryTimeout bounds one LogQL rule evaluation, as the PromQL engine's query timeout (2m by default) bounds
-// a PromQL one, so that one heavy query cannot hold its group forever.
+// logqlQueryTimeout bounds one LogQL rule evaluation when the log store names no query_timeout, as the PromQL
+// engine's query timeout (2m by default) bounds a PromQL one, so that one heavy query cannot hold its group
+// forever.
 const logqlQueryTimeout = 2 * time.Minute
 
 // logqlQueryFunc evaluates LogQL rules: an instant metric query at the evaluation time, with the log store's
@@ -93,7 +94,7 @@ func logqlQueryFunc(store LogStore, tenantID string) rules.QueryFunc {
 		if err != nil {
 			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(ctx, logqlQueryTimeout)
+		ctx, cancel := context.WithTimeout(ctx, logqlTimeout(store))
 		defer cancel()
 		var st logql.Stats
 		ns := t.UnixNano()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // WAL sync policies.
@@ -95,6 +96,33 @@ type LimitsConfig struct {
 	// IngestionBurstSizeBytes is the bucket size of that rate (default: one second of the rate); a batch
 	// larger than it can never be accepted and is refused for good.
 	IngestionBurstSizeBytes int64 `mapstructure:"ingestion_burst_size_bytes"`
+	// MaxSpansPerSpanSet caps the spss a search may ask for (Tempo's max_spans_per_span_set; 0: no cap).
+	MaxSpansPerSpanSet int `mapstructure:"max_spans_per_span_set"`
+	// MaxPointsPerSeries bounds the steps of a TraceQL metrics query, (end-start)/step.
+	MaxPointsPerSeries int `mapstructure:"max_points_per_series"`
+	// MaxResponseSeries bounds the series of a TraceQL metrics query (Tempo's metrics max_response_series):
+	// each holds a value list per step while the query runs.
+	MaxResponseSeries int `mapstructure:"max_response_series"`
+	// MaxConcurrent is how many queries run at once over all tenants (Tempo's max_concurrent_queries); the
+	// others wait in a short queue.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
+	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
+	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
+	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
+	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
+	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+}
+
+// queryLimits is the admission part of the limits (see internal/querylimit).
+func (l LimitsConfig) queryLimits() querylimit.Config {
+	return querylimit.Config{
+		QueryTimeout:            l.QueryTimeout,
+		MaxConcurrent:           l.MaxConcurrent,
+		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
+		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
+		MaxQueueWait:            l.MaxQueueWait,
+	}
 }
 
 // DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
@@ -122,6 +150,14 @@ func DefaultConfig(dataDir string) Config {
 			QueryTimeout:       30 * time.Second,
 			DefaultSearchLimit: 20,
 			MaxSearchLimit:     10000,
+			MaxSpansPerSpanSet: 100,
+			MaxPointsPerSeries: querylimit.DefaultMaxPointsPerSeries,
+			MaxResponseSeries:  1000,
+			// Tempo's max_concurrent_queries; a tenant may use half, so one tenant cannot hold every slot.
+			MaxConcurrent:           20,
+			MaxConcurrentPerTenant:  10,
+			MaxOutstandingPerTenant: 100,
+			MaxQueueWait:            10 * time.Second,
 		},
 	}
 }
@@ -189,6 +225,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.DefaultSearchLimit <= 0 || c.Limits.MaxSearchLimit < c.Limits.DefaultSearchLimit {
 		return errors.New("limits.default_search_limit: must be positive and at most limits.max_search_limit")
+	}
+	if c.Limits.MaxSpansPerSpanSet < 0 {
+		return errors.New("limits.max_spans_per_span_set: must not be negative (0: no cap)")
+	}
+	if c.Limits.MaxPointsPerSeries <= 0 {
+		return errors.New("limits.max_points_per_series: must be positive")
+	}
+	if c.Limits.MaxResponseSeries <= 0 {
+		return errors.New("limits.max_response_series: must be positive")
+	}
+	if err := c.Limits.queryLimits().Validate("limits."); err != nil {
+		return err
 	}
 	st := c.storage()
 	if err := st.Validate(); err != nil {

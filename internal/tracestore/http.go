@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -72,9 +74,28 @@ func storeError(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusGatewayTimeout, err.Error())
 	case errors.Is(err, ErrBadData):
 		httpError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.Canceled):
+		httpError(w, 499, "query cancelled: the client went away")
 	default:
 		httpError(w, http.StatusInternalServerError, err.Error())
 	}
+}
+
+// admit waits for a query slot of the tenant and returns the request to serve, whose context carries the query
+// timeout and ends when the client leaves, and the function that frees the slot; or it answers the refusal
+// (429 or 503 with Retry-After) and returns false.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, tenantID string) (*http.Request, func(), bool) {
+	ctx, release, err := a.Store.QueryLimiter().Admit(r.Context(), tenantID)
+	if err != nil {
+		if ref, ok := querylimit.IsRefusal(err); ok {
+			ref.SetHeaders(w.Header())
+			httpError(w, ref.Status, ref.Error())
+			return nil, nil, false
+		}
+		httpError(w, 499, "query cancelled while it waited for a slot: "+err.Error())
+		return nil, nil, false
+	}
+	return r.WithContext(ctx), release, true
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -138,6 +159,11 @@ func (a *API) lookupTrace(w http.ResponseWriter, r *http.Request) (ptrace.Traces
 		httpError(w, http.StatusBadRequest, err.Error())
 		return ptrace.Traces{}, false
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return ptrace.Traces{}, false
+	}
+	defer release()
 	td, err := a.Store.TraceByID(r.Context(), tenantID, id, tr)
 	if err != nil {
 		storeError(w, err)
@@ -476,6 +502,11 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return
+	}
+	defer release()
 	res, err := a.Store.Search(r.Context(), tenantID, req)
 	if err != nil {
 		storeError(w, err)
@@ -536,6 +567,11 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) (map[string][]string,
 		httpError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return nil, false
+	}
+	defer release()
 	tags, err := a.Store.Tags(r.Context(), tenantID, tr)
 	if err != nil {
 		storeError(w, err)
@@ -625,6 +661,11 @@ func (a *API) tagValues(w http.ResponseWriter, r *http.Request) ([]TagValue, boo
 		httpError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return nil, false
+	}
+	defer release()
 	vals, err := a.Store.TagValues(r.Context(), tenantID, r.PathValue("tag"), q, tr, limit)
 	if err != nil {
 		storeError(w, err)

@@ -167,7 +167,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"/api/search", 401, "no org id", []string{"X-Scope-OrgID", "forbidden"}},
 		{"/api/metrics/query_range?q=" + urlq(`{ }`), 400, "a metrics query ends in", nil},
 		{"/api/metrics/query_range?q=" + urlq(`{ } | rate()`) + "&step=soon", 400, "invalid step", nil},
-		{"/api/metrics/query_range?q=" + urlq(`{ } | rate()`) + "&start=1&end=100000&step=1s", 400, "max_metrics_steps", nil},
+		{"/api/metrics/query_range?q=" + urlq(`{ } | rate()`) + "&start=1&end=100000&step=1s", 400, "max_points_per_series", nil},
 		{"/api/metrics/query?q=" + urlq(`{ } | rate(`), 400, "parse error", nil},
 	}
 	for _, tc := range tests {

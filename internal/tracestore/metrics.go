@@ -47,5 +47,5 @@ func newStoreMetrics() *storeMetrics {
 func (s *Store) Collectors() []prometheus.Collector {
 	m := s.m
 	return []prometheus.Collector{m.spansIn, m.walBytes, m.walErrors, m.refused, m.liveTraces, m.liveBytes, m.blocks, m.blocksWritten, m.blockBytes, m.compactions, m.deleted,
-		m.searchBlocksSkipped, m.searchRowGroupsSkipped, m.tenantLoadFailures}
+		m.searchBlocksSkipped, m.searchRowGroupsSkipped, m.tenantLoadFailures, s.queries.Collector("traces")}
 }

@@ -148,10 +148,17 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	if !req.End.After(req.Start) || req.Step <= 0 {
 		return nil, fmt.Errorf("%w: need start < end and a positive step", ErrBadData)
 	}
-	steps := int((req.End.Sub(req.Start) + req.Step - 1) / req.Step)
-	if steps > 11000 {
-		return nil, &LimitError{Limit: "max_metrics_steps", Msg: fmt.Sprintf("%d steps is more than 11000; use a longer step", steps)}
+	// The range over the step, rounded up, without overflow: Sub saturates for ranges of centuries, and adding
+	// step-1 to a saturated range made the count negative (and the allocation below panic).
+	span := req.End.Sub(req.Start)
+	n := span / req.Step
+	if span%req.Step != 0 {
+		n++
 	}
+	if max := s.cfg.Limits.MaxPointsPerSeries; n > time.Duration(max) {
+		return nil, &LimitError{Limit: "max_points_per_series", Msg: fmt.Sprintf("%d steps is more than %d; use a longer step or a shorter range", int64(n), max)}
+	}
+	steps := int(n)
 	if err := s.checkRange(TimeRange{Start: req.Start, End: req.End}); err != nil {
 		return nil, err
 	}
@@ -175,6 +182,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	groups := map[string]*seriesAcc{}
 	var order []string
 	exStart, exEnd := req.Start.UnixMilli(), req.End.UnixMilli()
+	tooMany := false
 	visit := func(id pcommon.TraceID, spans []traceql.Span) {
 		res.Metrics.InspectedTraces++
 		res.Metrics.InspectedSpans += len(spans)
@@ -216,6 +224,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				k := key.String()
 				acc := groups[k]
 				if acc == nil {
+					if len(groups) >= s.cfg.Limits.MaxResponseSeries {
+						tooMany = true
+						continue
+					}
 					acc = &seriesAcc{labels: labels, vals: make([][]float64, steps)}
 					if req.Exemplars > 0 {
 						acc.slots = newExemplarSlots(req.Exemplars, exStart, exEnd)
@@ -237,6 +249,12 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	pf := req.Query.Prefilter()
 	dec := newDecoder()
 	for _, lt := range in.snapshot() {
+		if err := ctx.Err(); err != nil {
+			return nil, s.timeoutErr(err)
+		}
+		if tooMany {
+			break
+		}
 		if !tr.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
 			continue
 		}
@@ -253,17 +271,27 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
 		}
+		if tooMany {
+			break
+		}
 		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
 			visit(id, dedupe(spans))
 			seenTrace[id] = true
-			return true
+			return !tooMany && ctx.Err() == nil
 		})
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			if err = s.skipDamaged(in.tenant, b, err); err != nil {
 				return nil, s.timeoutErr(err)
 			}
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
+	}
+	if tooMany {
+		return nil, &LimitError{Limit: "max_response_series", Msg: fmt.Sprintf(
+			"the query has more than %d series; group by fewer attributes or filter the spans", s.cfg.Limits.MaxResponseSeries)}
 	}
 	sort.Strings(order)
 	for _, k := range order {
@@ -482,6 +510,11 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return
+	}
+	defer release()
 	res, err := a.Store.QueryRange(r.Context(), tenantID, req)
 	if err != nil {
 		storeError(w, err)
@@ -522,6 +555,11 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r, release, ok := a.admit(w, r, tenantID)
+	if !ok {
+		return
+	}
+	defer release()
 	res, err := a.Store.QueryRange(r.Context(), tenantID, req)
 	if err != nil {
 		storeError(w, err)

@@ -214,6 +214,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	if req.SpansPerSpanSet <= 0 {
 		req.SpansPerSpanSet = 3
 	}
+	if max := s.cfg.Limits.MaxSpansPerSpanSet; max > 0 && req.SpansPerSpanSet > max {
+		return nil, &LimitError{Limit: "max_spans_per_span_set", Msg: fmt.Sprintf("spss %d is larger than %d", req.SpansPerSpanSet, max)}
+	}
 	res := &SearchResult{Traces: []TraceMatch{}}
 	in := s.lookupInstance(tenantID)
 	if in == nil {
@@ -252,6 +255,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
 	for _, lt := range mem {
+		if err := ctx.Err(); err != nil {
+			return nil, s.timeoutErr(err)
+		}
 		if !req.Range.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
 			continue
 		}

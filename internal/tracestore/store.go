@@ -25,12 +25,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
 // ErrBadData marks a write that can never succeed (malformed, over a limit): retrying it is pointless.
 var ErrBadData = errors.New("bad trace data")
+
+// QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
+func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
 
 // LimitError is a refusal because of a configured limit; its message names the limit.
 type LimitError struct {
@@ -51,6 +55,8 @@ type Store struct {
 	cache  *rangeCache // block ranges read from an object store; nil for the filesystem
 	m      *storeMetrics
 	now    func() time.Time
+	// queries admits the API's queries (timeout, concurrency, queue).
+	queries *querylimit.Limiter
 
 	tenantsDir string // <data_dir>/tenants: one directory (WAL, block scratch) per tenant
 
@@ -89,6 +95,7 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
+		queries: querylimit.New(cfg.Limits.queryLimits()),
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
 		s.cache = newRangeCache(cfg.ReadCacheBytes)

@@ -1,0 +1,146 @@
+package logql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// TestSlidingQuantile compares the sliding window's quantiles with a copy-and-sort of each window, over
+// windows that overlap, jump past each other and stand still, with ties and NaN.
+func TestSlidingQuantile(t *testing.T) {
+	rnd := rand.New(rand.NewSource(1))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + rnd.Intn(60)
+		pts := make([]Point, n)
+		for i := range pts {
+			switch rnd.Intn(10) {
+			case 0:
+				pts[i].V = math.NaN()
+			case 1, 2:
+				pts[i].V = float64(rnd.Intn(3)) // ties
+			default:
+				pts[i].V = rnd.NormFloat64() * 100
+			}
+		}
+		sq := newSlidingQuantile(pts)
+		from, to := 0, 0
+		for step := 0; step < 40 && to <= n; step++ {
+			to = min(n, to+rnd.Intn(6))
+			from = min(to, from+rnd.Intn(6))
+			sq.moveTo(from, to)
+			vals := make([]float64, 0, to-from)
+			for _, p := range pts[from:to] {
+				vals = append(vals, p.V)
+			}
+			for _, q := range []float64{0, 0.25, 0.5, 0.9, 0.99, 1, -1, 2} {
+				want := quantile(q, append([]float64(nil), vals...))
+				got := sq.quantile(q)
+				if !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
+					t.Fatalf("trial %d step %d window [%d,%d) q=%g: got %v, want %v (values %v)", trial, step, from, to, q, got, want, vals)
+				}
+			}
+		}
+	}
+}
+
+// manyLines is a querier of one stream with a line every second over the given number of seconds.
+type manyLines struct {
+	n     int
+	reads atomic.Int64
+}
+
+func (m *manyLines) SelectLogs(ctx context.Context, p SelectParams, fn func(labels.Labels, Entry) error) error {
+	lbs := labels.FromStrings("app", "a")
+	for i := 0; i < m.n; i++ {
+		ts := t0 + int64(i)*int64(time.Second)
+		if ts < p.Start || ts >= p.End {
+			continue
+		}
+		m.reads.Add(1)
+		if err := fn(lbs, Entry{Timestamp: ts, Line: fmt.Sprintf("v=%d", i%97)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cancelAfter is a context whose Err turns to Canceled after it has been asked n times: a cancellation at a
+// known point of the evaluation, without timing.
+type cancelAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestEvalRangeStopsWhenCancelled(t *testing.T) {
+	expr, err := ParseSampleExpr(`quantile_over_time(0.9, {app="a"} | logfmt | unwrap v [1h])`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		name  string
+		after int64 // Err calls that still answer nil
+	}{
+		{"before evaluation", 0},
+		{"while reading lines", 1},
+		{"at a step", 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &manyLines{n: 20000}
+			ctx := &cancelAfter{Context: context.Background()}
+			ctx.n.Store(tc.after)
+			var st Stats
+			_, _, err := (&Engine{}).EvalRange(ctx, q, expr, t0, t0+10000*sec, sec, &st)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if tc.after == 1 && q.reads.Load() > checkEvery+1 {
+				t.Errorf("read %d lines after the context was cancelled, want at most %d", q.reads.Load(), checkEvery+1)
+			}
+		})
+	}
+}
+
+func TestEvalRangeBytesRead(t *testing.T) {
+	expr, _ := ParseSampleExpr(`count_over_time({app="a"}[1m])`)
+	q := &manyLines{n: 5000}
+	var st Stats
+	sec := int64(time.Second)
+	_, _, err := (&Engine{Limits: Limits{MaxBytesRead: 1000}}).EvalRange(context.Background(), q, expr, t0, t0+4000*sec, 60*sec, &st)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "max_query_bytes_read") {
+		t.Fatalf("err = %v, want the max_query_bytes_read limit", err)
+	}
+	if q.reads.Load() > 300 {
+		t.Errorf("read %d lines, want the scan stopped at the limit", q.reads.Load())
+	}
+}
+
+// BenchmarkQuantileOverTimeSteps is the review's query shape: quantile_over_time over a wide window at 11,000
+// steps. Before the sliding window each step copied and sorted its window.
+func BenchmarkQuantileOverTimeSteps(b *testing.B) {
+	expr, _ := ParseSampleExpr(`quantile_over_time(0.99, {app="a"} | logfmt | unwrap v [4h])`)
+	q := &manyLines{n: 50000}
+	sec := int64(time.Second)
+	for i := 0; i < b.N; i++ {
+		var st Stats
+		if _, _, err := (&Engine{}).EvalRange(context.Background(), q, expr, t0, t0+10999*4*sec, 4*sec, &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
