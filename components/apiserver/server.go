@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
@@ -51,6 +52,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	cors *cors.Cors // nil without cors.allowed_origins
 }
 
 func newServer(cfg *Config, set extension.Settings) *Server {
@@ -63,6 +66,7 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 		tel:    set.TelemetrySettings,
 		mux:    http.NewServeMux(),
 		reg:    reg,
+		cors:   cfg.corsChecker(),
 		checks: map[string]func() error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sprout_http_requests_total", Help: "HTTP requests served by the API port, by route and status code.",
