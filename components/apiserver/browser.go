@@ -52,6 +52,26 @@ func sameOrigin(origin, host string) bool {
 	return strings.EqualFold(u.Host, host)
 }
 
+// crossOriginWall refuses, with 403, every state-changing request (any method but GET, HEAD and OPTIONS) that a
+// browser sends from another origin, unless that origin is listed in cors.allowed_origins. Browsers mark such
+// requests (Sec-Fetch-Site, Origin); clients that are not browsers send neither and pass. The check is the
+// standard library's CrossOriginProtection.
+func (s *Server) crossOriginWall(h http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cors != nil && r.Header.Get("Origin") != "" && s.cors.OriginAllowed(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if err := cop.Check(r); err != nil {
+			http.Error(w, fmt.Sprintf("%s %s: cross-origin request from %q refused (%v); list the page's origin in sprout_api cors.allowed_origins to allow it",
+				r.Method, r.URL.Path, r.Header.Get("Origin"), err), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Content types of the bodies that configuration APIs take.
 var (
 	// YAMLTypes are what YAML configuration APIs (rule groups, Alertmanager configurations) accept. JSON is

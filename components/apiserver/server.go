@@ -178,7 +178,7 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(restoreSnappy(s.mux)))
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.crossOriginWall(restoreSnappy(s.mux))))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)
