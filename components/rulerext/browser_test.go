@@ -75,3 +75,18 @@ func TestConfigAPIsRefuseBrowserForms(t *testing.T) {
 		t.Errorf("silences = %s, want exactly the one sent as JSON", b)
 	}
 }
+
+// TestReceiversFirewallIsOnByDefault: with the default configuration a tenant cannot point a webhook at
+// Sprout's own loopback (400 naming the URL); a public address is taken.
+func TestReceiversFirewallIsOnByDefault(t *testing.T) {
+	base := stack(t, false, nil)
+	hook := func(u string) string {
+		return "alertmanager_config: |\n  route: {receiver: r}\n  receivers:\n    - name: r\n      webhook_configs: [{url: '" + u + "'}]\n"
+	}
+	b := call(t, "POST", base+"/api/v1/alerts", "", hook("http://127.0.0.1:19999/internal-only"), http.StatusBadRequest)
+	if !strings.Contains(b, "http://127.0.0.1:19999/internal-only") || !strings.Contains(b, "receivers_firewall_allow_cidr_networks") {
+		t.Errorf("400 body %q", b)
+	}
+	call(t, "POST", base+"/api/v1/alerts", "", hook("http://169.254.169.254/latest/meta-data/"), http.StatusBadRequest)
+	call(t, "POST", base+"/api/v1/alerts", "", hook("https://203.0.113.7/hook"), http.StatusCreated)
+}

@@ -149,6 +149,10 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Registerer, slogger *slog.Logger) error {
 	var err error
 	if e.cfg.Alertmanager.Enabled {
+		firewall, ferr := e.cfg.Alertmanager.Firewall()
+		if ferr != nil {
+			return fmt.Errorf("sprout_ruler: %w", ferr)
+		}
 		e.am, err = alerting.NewMultiTenant(alerting.MultiOptions{
 			Fallback: alerting.Options{
 				ConfigFile:  e.cfg.Alertmanager.ConfigFile,
@@ -159,7 +163,9 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 				Logger:      slogger.With("component", "alertmanager"),
 				Registerer:  reg,
 			},
-			Bucket: e.bkt,
+			Bucket:                 e.bkt,
+			Firewall:               firewall,
+			FirewallOperatorConfig: e.cfg.Alertmanager.ReceiversFirewallOperatorConfig,
 		})
 		if err != nil {
 			return fmt.Errorf("sprout_ruler: %w", err)
