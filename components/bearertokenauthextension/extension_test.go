@@ -51,7 +51,9 @@ func TestLoadConfig(t *testing.T) {
 		check   func(*Config) bool
 		wantErr string
 	}{
-		{id: "bearertokenauth", check: func(c *Config) bool { return c.Header == "Authorization" && c.Scheme == "Bearer" && c.BearerToken == "s3cret" }},
+		{id: "bearertokenauth", check: func(c *Config) bool {
+			return c.Header == "Authorization" && c.Scheme == "Bearer" && c.BearerToken == "s3cret"
+		}},
 		{id: "bearertokenauth/contrib", check: func(c *Config) bool { return c.Header == "X-Auth" && len(c.Tokens) == 2 }},
 		{id: "bearertokenauth/file", check: func(c *Config) bool { return c.Filename == "testdata/tokens" }},
 		{id: "bearertokenauth/users", check: func(c *Config) bool { return c.Users["team-a"] == "token-a" }},
@@ -173,7 +175,9 @@ func TestTokenFileRotation(t *testing.T) {
 	}
 }
 
-type host struct{ ext map[component.ID]component.Component }
+type host struct {
+	ext map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
 

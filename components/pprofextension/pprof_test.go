@@ -41,7 +41,9 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-type host struct{ ext map[component.ID]component.Component }
+type host struct {
+	ext map[component.ID]component.Component
+}
 
 func (h host) GetExtensions() map[component.ID]component.Component { return h.ext }
 

@@ -124,7 +124,9 @@ func TestHostileBrowser(t *testing.T) {
 	}
 
 	// Simple POSTs cannot store rules or Alertmanager configurations; what the tools send is stored.
-	group := func(name string) string { return fmt.Sprintf("name: %s\nrules:\n  - record: r_%s\n    expr: vector(1)\n", name, name) }
+	group := func(name string) string {
+		return fmt.Sprintf("name: %s\nrules:\n  - record: r_%s\n    expr: vector(1)\n", name, name)
+	}
 	logGroup := "name: l\nrules:\n  - alert: L\n    expr: count_over_time({job=\"browser\"}[1m]) > 0\n"
 	silence := fmt.Sprintf(`{"matchers":[{"name":"a","value":"b","isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"e2e","comment":"browser"}`,
 		time.Now().UTC().Format(time.RFC3339), time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
