@@ -64,6 +64,7 @@ func (s *Server) crossOriginWall(h http.Handler) http.Handler {
 			return
 		}
 		if err := cop.Check(r); err != nil {
+			s.browserRefusals.WithLabelValues("cross_origin").Inc()
 			http.Error(w, fmt.Sprintf("%s %s: cross-origin request from %q refused (%v); list the page's origin in sprout_api cors.allowed_origins to allow it",
 				r.Method, r.URL.Path, r.Header.Get("Origin"), err), http.StatusForbidden)
 			return
@@ -95,6 +96,7 @@ func (s *Server) RequireContentType(h http.Handler, accepted ...string) http.Han
 			return
 		}
 		if msg := contentTypeRefusal(r.Header.Get("Content-Type"), accepted, s.OriginAllowed(r)); msg != "" {
+			s.browserRefusals.WithLabelValues("content_type").Inc()
 			http.Error(w, msg, http.StatusUnsupportedMediaType)
 			return
 		}

@@ -147,6 +147,10 @@ func TestCrossOriginWall(t *testing.T) {
 			if tc.want == 403 && (!strings.Contains(body, "cors.allowed_origins") || strings.Contains(body, "changed")) {
 				t.Errorf("refusal body %q", body)
 			}
+			_, metrics := get(t, "http://"+s.Addr()+"/metrics", nil)
+			if counted := strings.Contains(metrics, `sprout_http_browser_refusals_total{reason="cross_origin"} 1`); counted != (tc.want == 403) {
+				t.Errorf("refusal counted: %v, want %v", counted, tc.want == 403)
+			}
 		})
 	}
 }
@@ -174,5 +178,8 @@ func TestRequireContentType(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %q: %d %q, want %d", tc.method, tc.ct, resp.StatusCode, body, tc.want)
 		}
+	}
+	if _, metrics := get(t, "http://"+s.Addr()+"/metrics", nil); !strings.Contains(metrics, `sprout_http_browser_refusals_total{reason="content_type"} 2`) {
+		t.Error("the two 415s are not counted")
 	}
 }

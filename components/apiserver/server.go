@@ -52,6 +52,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// browserRefusals counts requests the browser walls refused, by wall.
+	browserRefusals *prometheus.CounterVec
 
 	cors *cors.Cors // nil without cors.allowed_origins
 }
@@ -76,7 +78,11 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"route"}),
 	}
-	reg.MustRegister(s.requests, s.duration)
+	s.browserRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sprout_http_browser_refusals_total",
+		Help: "Requests refused by the browser walls: reason cross_origin (403, a state change from another origin) or content_type (415).",
+	}, []string{"reason"})
+	reg.MustRegister(s.requests, s.duration, s.browserRefusals)
 	s.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.HandleFunc("GET /ready", s.handleReady)
 	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
