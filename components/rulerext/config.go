@@ -86,7 +86,7 @@ type AlertmanagerConfig struct {
 }
 
 // firewallSetting is what a refusal names as the way to allow an address.
-const firewallSetting = "sprout_ruler alertmanager.receivers_firewall_allow_cidr_networks (or set receivers_firewall_block_private_addresses: false)"
+const firewallSetting = "sprout_ruler alertmanager.receivers_firewall_allow_cidr_networks"
 
 // Firewall is the receivers' address policy this configuration describes.
 func (c *AlertmanagerConfig) Firewall() (*egress.Policy, error) {
