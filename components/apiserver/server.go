@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/collector/client"
+	"github.com/rs/cors"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
@@ -54,6 +55,10 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// browserRefusals counts requests the browser walls refused, by wall.
+	browserRefusals *prometheus.CounterVec
+
+	cors *cors.Cors // nil without cors.allowed_origins
 }
 
 func newServer(cfg *Config, set extension.Settings) *Server {
@@ -66,6 +71,7 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 		tel:    set.TelemetrySettings,
 		mux:    http.NewServeMux(),
 		reg:    reg,
+		cors:   cfg.corsChecker(),
 		checks: map[string]func() error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sprout_http_requests_total", Help: "HTTP requests served by the API port, by route and status code.",
@@ -75,7 +81,11 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"route"}),
 	}
-	reg.MustRegister(s.requests, s.duration)
+	s.browserRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sprout_http_browser_refusals_total",
+		Help: "Requests refused by the browser walls: reason cross_origin (403, a state change from another origin) or content_type (415).",
+	}, []string{"reason"})
+	reg.MustRegister(s.requests, s.duration, s.browserRefusals)
 	s.HandleFunc("GET /metrics", s.handleMetrics)
 	s.HandleFunc("GET /ready", s.handleReady)
 	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
@@ -177,7 +187,7 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(restoreSnappy(s.mux)))
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.crossOriginWall(restoreSnappy(s.mux))))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)

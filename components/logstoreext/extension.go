@@ -55,7 +55,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	e.bkt, e.store = bkt, st
 	st.Start()
 	if srv != nil {
-		api := &logstore.API{Store: st, Tenant: srv.Tenant, Version: e.set.BuildInfo.Version}
+		api := &logstore.API{Store: st, Tenant: srv.Tenant, OriginAllowed: srv.OriginAllowed, Version: e.set.BuildInfo.Version}
 		api.Register(srv)
 		srv.AddReadinessCheck("logs", func() error { return nil })
 	}

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/egress"
 )
 
 // Config is the `sprout_ruler` extension's configuration.
@@ -69,6 +70,40 @@ type AlertmanagerConfig struct {
 	Config string `mapstructure:"config"`
 	// Retention is how long expired silences and notification log entries are kept.
 	Retention time.Duration `mapstructure:"retention"`
+
+	// The receivers firewall (Mimir's alertmanager_receivers_firewall_* limits): the addresses that receivers
+	// of tenants' configurations (uploaded to /api/v1/alerts) may connect to, checked at upload and at every
+	// dial. ReceiversFirewallBlockPrivateAddresses refuses loopback, private, link-local (the cloud metadata
+	// address), shared, multicast and unspecified addresses.
+	ReceiversFirewallBlockPrivateAddresses bool `mapstructure:"receivers_firewall_block_private_addresses"`
+	// ReceiversFirewallBlockCIDRNetworks refuses these networks too.
+	ReceiversFirewallBlockCIDRNetworks []string `mapstructure:"receivers_firewall_block_cidr_networks"`
+	// ReceiversFirewallAllowCIDRNetworks are exceptions to both blocks (e.g. an in-house webhook relay).
+	ReceiversFirewallAllowCIDRNetworks []string `mapstructure:"receivers_firewall_allow_cidr_networks"`
+	// ReceiversFirewallOperatorConfig holds the operator's own configuration (config_file, config) to the
+	// firewall as well; off, it is trusted.
+	ReceiversFirewallOperatorConfig bool `mapstructure:"receivers_firewall_operator_config"`
+}
+
+// firewallSetting is what a refusal names as the way to allow an address.
+const firewallSetting = "sprout_ruler alertmanager.receivers_firewall_allow_cidr_networks"
+
+// Firewall is the receivers' address policy this configuration describes.
+func (c *AlertmanagerConfig) Firewall() (*egress.Policy, error) {
+	block, err := egress.ParseCIDRs("alertmanager.receivers_firewall_block_cidr_networks", c.ReceiversFirewallBlockCIDRNetworks)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := egress.ParseCIDRs("alertmanager.receivers_firewall_allow_cidr_networks", c.ReceiversFirewallAllowCIDRNetworks)
+	if err != nil {
+		return nil, err
+	}
+	return &egress.Policy{
+		BlockPrivateAddresses: c.ReceiversFirewallBlockPrivateAddresses,
+		BlockCIDRNetworks:     block,
+		AllowCIDRNetworks:     allow,
+		Setting:               firewallSetting,
+	}, nil
 }
 
 func (c *Config) bucketConfig() bucket.Config {
@@ -113,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Alertmanager.Retention < 0 {
 		return errors.New("alertmanager.retention: must not be negative")
+	}
+	if _, err := c.Alertmanager.Firewall(); err != nil {
+		return err
 	}
 	bc := c.bucketConfig()
 	if err := bc.Validate(); err != nil {

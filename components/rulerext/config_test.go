@@ -23,7 +23,8 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: component.NewID(Type), check: func(t *testing.T, c *Config) {
-			if c.Metrics.String() != "sprout_metrics" || c.API.String() != "sprout_api" || !c.Alertmanager.Enabled {
+			if c.Metrics.String() != "sprout_metrics" || c.API.String() != "sprout_api" || !c.Alertmanager.Enabled ||
+				!c.Alertmanager.ReceiversFirewallBlockPrivateAddresses || c.Alertmanager.ReceiversFirewallOperatorConfig {
 				t.Errorf("defaults = %+v", c)
 			}
 			if got := c.bucketConfig().Filesystem.Dir; got != filepath.Join("data", "ruler", "bucket") {
@@ -54,6 +55,24 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("dependencies without LogQL = %v", deps)
 			}
 		}},
+		{id: component.NewIDWithName(Type, "firewall"), check: func(t *testing.T, c *Config) {
+			p, err := c.Alertmanager.Firewall()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.BlockPrivateAddresses || !c.Alertmanager.ReceiversFirewallOperatorConfig || len(p.BlockCIDRNetworks) != 1 || len(p.AllowCIDRNetworks) != 2 {
+				t.Errorf("firewall = %+v", p)
+			}
+			if p.CheckHost("10.20.1.1") != nil || p.CheckHost("192.168.1.7") != nil || p.CheckHost("192.168.1.8") == nil || p.CheckHost("203.0.113.9") == nil {
+				t.Errorf("firewall decisions wrong: %+v", p)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "firewall_off"), check: func(t *testing.T, c *Config) {
+			if p, _ := c.Alertmanager.Firewall(); p.Enabled() {
+				t.Errorf("firewall = %+v, want off", p)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "bad_firewall"), wantErr: `alertmanager.receivers_firewall_allow_cidr_networks[1]: "10.0.0.0/33"`},
 		{id: component.NewIDWithName(Type, "bad_interval"), wantErr: "evaluation_interval: must be positive"},
 		{id: component.NewIDWithName(Type, "bad_am_url"), wantErr: "alertmanager_url:"},
 		{id: component.NewIDWithName(Type, "both_am_configs"), wantErr: "set config_file or config, not both"},

@@ -138,7 +138,12 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 			if e.am != nil && rt.Pattern == "GET /api/v1/alerts" {
 				continue // Mimir's Alertmanager configuration API; Prometheus' alerts stay at /prometheus/api/v1/alerts
 			}
-			handle(srv, e.logger, rt.Pattern, rt.Handler)
+			h := rt.Handler
+			if strings.HasPrefix(rt.Pattern, "POST ") {
+				// Rule groups are YAML; a text/plain or form POST from a web page must not store one.
+				h = srv.RequireContentType(h, apiserver.YAMLTypes...)
+			}
+			handle(srv, e.logger, rt.Pattern, h)
 		}
 	}
 	return nil
@@ -147,6 +152,10 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Registerer, slogger *slog.Logger) error {
 	var err error
 	if e.cfg.Alertmanager.Enabled {
+		firewall, ferr := e.cfg.Alertmanager.Firewall()
+		if ferr != nil {
+			return fmt.Errorf("sprout_ruler: %w", ferr)
+		}
 		e.am, err = alerting.NewMultiTenant(alerting.MultiOptions{
 			Fallback: alerting.Options{
 				ConfigFile:  e.cfg.Alertmanager.ConfigFile,
@@ -157,17 +166,20 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 				Logger:      slogger.With("component", "alertmanager"),
 				Registerer:  reg,
 			},
-			Bucket:     e.bkt,
-			MaxTenants: e.maxTenants,
+			Bucket:                 e.bkt,
+			MaxTenants:             e.maxTenants,
+			Firewall:               firewall,
+			FirewallOperatorConfig: e.cfg.Alertmanager.ReceiversFirewallOperatorConfig,
 		})
 		if err != nil {
 			return fmt.Errorf("sprout_ruler: %w", err)
 		}
 		if srv != nil {
-			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, e.am.Handler(alerting.TenantFunc(srv.Tenant))))
+			// The v2 API takes JSON (silences, alerts); Mimir's configuration API takes YAML.
+			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", srv.RequireContentType(http.StripPrefix(AlertmanagerPrefix, e.am.Handler(alerting.TenantFunc(srv.Tenant))), apiserver.JSONTypes...))
 			get, set, del := e.am.ConfigHandlers(alerting.TenantFunc(srv.Tenant))
 			handle(srv, e.logger, "GET /api/v1/alerts", get)
-			handle(srv, e.logger, "POST /api/v1/alerts", set)
+			handle(srv, e.logger, "POST /api/v1/alerts", srv.RequireContentType(set, apiserver.YAMLTypes...))
 			handle(srv, e.logger, "DELETE /api/v1/alerts", del)
 		}
 	}

@@ -36,7 +36,7 @@ func createDefaultConfig() component.Config {
 		ExternalURL:        "http://localhost:3200",
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		LogQL:              LogQLConfig{Enabled: true, Logs: component.NewID(LogsType)},
-		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour},
+		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour, ReceiversFirewallBlockPrivateAddresses: true},
 	}
 }
 

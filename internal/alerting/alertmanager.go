@@ -36,7 +36,10 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/sprout-otel/sprout/internal/egress"
 )
 
 // DefaultConfig routes every alert to a receiver without integrations: alerts are kept, shown by the API and can
@@ -66,6 +69,10 @@ type Options struct {
 	Logger      *slog.Logger
 	// Registerer receives the Alertmanager's own metrics (alertmanager_notifications_failed_total and friends).
 	Registerer prometheus.Registerer
+	// Firewall is the address policy the receivers of a configuration dial through (nil: none). It is asked for
+	// each configuration applied, as a tenant's own configuration and the operator's may be held to different
+	// policies.
+	Firewall func(*config.Config) *egress.Policy
 }
 
 // Alertmanager is a running embedded Alertmanager.
@@ -79,6 +86,7 @@ type Alertmanager struct {
 	marker   marker.GroupMarker
 	extURL   *url.URL
 	rec      eventrecorder.Recorder
+	firewall func(*config.Config) *egress.Policy
 
 	pipelines   *notify.PipelineBuilder
 	dispMetrics *dispatch.DispatcherMetrics
@@ -153,7 +161,7 @@ func NewWithConfig(o Options, conf *config.Config) (*Alertmanager, error) {
 	}
 	reg := o.Registerer
 
-	am := &Alertmanager{logger: o.Logger, marker: marker.NewGroupMarker(), stop: make(chan struct{}), extURL: extURL}
+	am := &Alertmanager{logger: o.Logger, marker: marker.NewGroupMarker(), stop: make(chan struct{}), extURL: extURL, firewall: o.Firewall}
 
 	nflogFile := filepath.Join(o.DataDir, "nflog")
 	am.nflog, err = nflog.New(nflog.Options{SnapshotFile: nflogFile, Retention: o.Retention, Logger: o.Logger.With("component", "nflog"), Metrics: reg})
@@ -209,11 +217,18 @@ func (am *Alertmanager) ApplyConfig(conf *config.Config) error {
 	active := map[string]struct{}{}
 	routes.Walk(func(r *dispatch.Route) { active[r.RouteOpts.Receiver] = struct{}{} })
 	receivers := make(map[string][]notify.Integration, len(active))
+	var httpOpts []commoncfg.HTTPClientOption
+	if am.firewall != nil {
+		if p := am.firewall(conf); p.Enabled() {
+			// Every HTTP integration dials through the policy, which checks the address a name resolved to.
+			httpOpts = append(httpOpts, commoncfg.WithDialContextFunc(p.DialContext))
+		}
+	}
 	for _, rcv := range conf.Receivers {
 		if _, ok := active[rcv.Name]; !ok {
 			continue
 		}
-		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, am.logger)
+		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, am.logger, httpOpts...)
 		if err != nil {
 			return fmt.Errorf("alertmanager: receiver %q: %w", rcv.Name, err)
 		}

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/egress"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -45,6 +46,11 @@ type MultiOptions struct {
 	Bucket bucket.Bucket
 	// MaxTenants bounds the number of tenants' Alertmanagers (sprout_api's max_tenants; 0: no limit).
 	MaxTenants int
+	// Firewall is the address policy of the receivers of tenants' own configurations: checked when one is
+	// uploaded (400 naming the URL) and at every dial. Nil: none.
+	Firewall *egress.Policy
+	// FirewallOperatorConfig holds the fallback configuration (the operator's) to Firewall too, at every dial.
+	FirewallOperatorConfig bool
 }
 
 // MultiTenant is one embedded Alertmanager per tenant, as Mimir's multi-tenant Alertmanager: each tenant has its
@@ -146,6 +152,7 @@ func (m *MultiTenant) Get(ctx context.Context, tenantID string) (*Alertmanager, 
 	o.DataDir = filepath.Join(m.tenantsDir, tenantID)
 	o.Logger = o.Logger.With("tenant", tenantID)
 	o.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenantID}, m.reg)
+	o.Firewall = m.firewallFor
 	am, err := NewWithConfig(o, conf)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", tenantID, err)
@@ -290,6 +297,15 @@ func (m *MultiTenant) materialize(tenantID string, uc UserConfig) (*config.Confi
 	return conf, nil
 }
 
+// firewallFor is the address policy the receivers of conf dial through: the operator's fallback configuration is
+// trusted unless FirewallOperatorConfig; every tenant configuration is held to it.
+func (m *MultiTenant) firewallFor(conf *config.Config) *egress.Policy {
+	if conf == m.fallback && !m.opts.FirewallOperatorConfig {
+		return nil
+	}
+	return m.opts.Firewall
+}
+
 // SetConfig validates, stores and applies a tenant's configuration.
 func (m *MultiTenant) SetConfig(ctx context.Context, tenantID string, uc UserConfig) error {
 	if m.opts.Bucket == nil {
@@ -307,8 +323,12 @@ func (m *MultiTenant) SetConfig(ctx context.Context, tenantID string, uc UserCon
 	if err != nil {
 		return err // refused now rather than stored for an Alertmanager that could not start
 	}
-	if _, err := ValidateUserConfig(uc); err != nil {
+	conf, err := ValidateUserConfig(uc)
+	if err != nil {
 		return &BadConfigError{err}
+	}
+	if err := CheckReceivers(ctx, conf, m.opts.Firewall); err != nil {
+		return &BadConfigError{fmt.Errorf("alertmanager_config: %w", err)}
 	}
 	b, err := yaml.Marshal(uc)
 	if err != nil {

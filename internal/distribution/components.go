@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/bearertokenauthextension"
 	"github.com/sprout-otel/sprout/components/generatorconnector"
 	"github.com/sprout-otel/sprout/components/logstoreext"
 	"github.com/sprout-otel/sprout/components/metricstoreext"
@@ -80,6 +81,7 @@ func Components() (otelcol.Factories, error) {
 	f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		healthcheckextension.NewFactory(),
 		basicauthextension.NewFactory(),
+		bearertokenauthextension.NewFactory(),
 		pprofextension.NewFactory(),
 		apiserver.NewFactory(),
 		tracestoreext.NewFactory(),

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sort"
 	"strconv"
@@ -33,8 +34,12 @@ type Mux interface {
 type API struct {
 	Store *Store
 	// Tenant resolves a request's tenant or answers the request itself and returns false.
-	Tenant  func(w http.ResponseWriter, r *http.Request) (string, bool)
-	Version string
+	Tenant func(w http.ResponseWriter, r *http.Request) (string, bool)
+	// OriginAllowed decides whether a tail WebSocket may be opened from the request's Origin (sprout_api's
+	// OriginAllowed: no Origin, the same origin, or one of cors.allowed_origins). Nil: no Origin or the same
+	// origin only.
+	OriginAllowed func(r *http.Request) bool
+	Version       string
 	// Now is the clock, for tests.
 	Now func() time.Time
 }
@@ -886,12 +891,31 @@ func (a *API) buildInfo(w http.ResponseWriter, _ *http.Request) {
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
 	WriteBufferSize: 16 << 10,
-	CheckOrigin:     func(*http.Request) bool { return true },
+	// tail checks Origin itself (checkOrigin) before upgrading, with the API's configuration.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// checkOrigin refuses a cross-site WebSocket: a browser opens one to any address, with the user's credentials,
+// and CORS does not apply, so without this any web page could read the logs of a Sprout on localhost.
+func (a *API) checkOrigin(r *http.Request) bool {
+	if a.OriginAllowed != nil {
+		return a.OriginAllowed(r)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 // tail streams new lines matching a log query over a WebSocket, as Loki's /loki/api/v1/tail: first the lines
 // since start (up to limit), then new ones as they arrive.
 func (a *API) tail(w http.ResponseWriter, r *http.Request) {
+	if !a.checkOrigin(r) {
+		http.Error(w, fmt.Sprintf("tail: a WebSocket from origin %q is refused: not this server's origin; list it in sprout_api cors.allowed_origins to allow it", r.Header.Get("Origin")), http.StatusForbidden)
+		return
+	}
 	tid, ok := a.Tenant(w, r)
 	if !ok {
 		return

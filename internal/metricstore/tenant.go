@@ -50,7 +50,7 @@ type Tenant struct {
 	rwRefusedLog atomic.Int64 // unix ns of the last "request refused" log line
 
 	api    *v1.API
-	router *route.Router
+	router http.Handler // Prometheus' API routes, without their CORS (serverOwnsCORS)
 }
 
 var _ storage.Storage = (*Tenant)(nil)
@@ -235,7 +235,10 @@ func (t *Tenant) buildAPI(reg prometheus.Registerer) {
 		},
 		50_000_000, 10, 1<<20, // remote read: sample limit, concurrency, frame size (Prometheus' defaults)
 		false,
-		regexp.MustCompile(".*"),
+		// Prometheus answers CORS itself for the origins this matches; Sprout leaves CORS to sprout_api's
+		// cors.allowed_origins, the same for every store, so this matches no origin (and serverOwnsCORS drops
+		// the headers Prometheus sets anyway).
+		regexp.MustCompile("^$"),
 		func() (v1.RuntimeInfo, error) {
 			return v1.RuntimeInfo{
 				StartTime: start, ServerTime: time.Now(), ReloadConfigSuccess: true, LastConfigTime: start,
@@ -262,8 +265,9 @@ func (t *Tenant) buildAPI(reg prometheus.Registerer) {
 		v1.OpenAPIOptions{IncludePaths: []string{"/sprout-no-openapi"}},
 		nil,
 	)
-	t.router = route.New()
-	t.api.Register(t.router.WithPrefix("/api/v1"))
+	router := route.New()
+	t.api.Register(router.WithPrefix("/api/v1"))
+	t.router = serverOwnsCORS(router)
 }
 
 // PrometheusVersion is the Prometheus release whose libraries Sprout's metrics store runs on; it is what
