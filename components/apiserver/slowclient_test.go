@@ -107,3 +107,26 @@ func TestGovernorInContext(t *testing.T) {
 		t.Fatal("a host without sprout_api has a governor")
 	}
 }
+
+func TestValidateTimeoutsAndMemory(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"negative read_timeout", func(c *Config) { c.ReadTimeout = -time.Second }, "read_timeout"},
+		{"negative write_timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "write_timeout"},
+		{"query above ingest", func(c *Config) { c.Memory.QueryLimitPercentage = 95 }, "memory.query_limit_percentage"},
+		{"percentage over 100", func(c *Config) { c.Memory.IngestInflightPercentage = 150 }, "memory.ingest_inflight_percentage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			tc.mod(cfg)
+			err := cfg.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
