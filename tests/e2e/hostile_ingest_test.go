@@ -32,6 +32,10 @@ func TestHostileIngest(t *testing.T) {
 	env, api := defaultEnv(t)
 	otlpHTTP := "http://" + envValue(env, "SPROUT_OTLP_HTTP_ENDPOINT")
 	args := []string{"--config", "sprout:all-in-one",
+		// The review's memory_limiter: 1 GiB. It reads the Go heap, so a decoder's untouched 512 MiB window
+		// shows there (and made it refuse normal requests) even where the RSS does not grow.
+		"--set=processors.memory_limiter.limit_mib=1024", "--set=processors.memory_limiter.spike_limit_mib=256",
+		"--set=processors.memory_limiter.limit_percentage=0", "--set=processors.memory_limiter.spike_limit_percentage=0",
 		"--set=extensions.sprout_api.read_timeout=2s",
 		"--set=receivers.otlp.protocols.http.read_timeout=2s",
 		// Budgets as in a 1 GiB task, whatever this machine has.
@@ -39,7 +43,7 @@ func TestHostileIngest(t *testing.T) {
 	}
 	if os.Getenv("SPROUT_HOSTILE_BASELINE") != "" {
 		// Measuring a binary from before the ingest walls: its default config, which knows none of these keys.
-		args = args[:2]
+		args = args[:6]
 	}
 	p := startSprout(t, env, args...)
 	p.waitHTTP(api+"/ready", 60*time.Second)
@@ -90,6 +94,8 @@ func TestHostileIngest(t *testing.T) {
 				}()
 			}
 			wg.Wait()
+			// A normal request between rounds, as the review's probes: none may be refused.
+			normal(fmt.Sprintf("during zstd round %d", round))
 			time.Sleep(300 * time.Millisecond) // the review's pace, not a synchronisation
 		}
 		normal("after zstd")
