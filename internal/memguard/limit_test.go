@@ -129,3 +129,23 @@ func TestSetGoMemLimit(t *testing.T) {
 		t.Fatalf("ProcessLimit without limits = %d, want %d", ProcessLimit(bare), want)
 	}
 }
+
+// FuzzContainerLimit: whatever proc/self/cgroup and memory.max hold, ContainerLimit returns a limit ≥ 0 or an
+// error, and never reads outside the root (paths are cleaned under it).
+func FuzzContainerLimit(f *testing.F) {
+	f.Add("0::/\n", "1073741824\n")
+	f.Add("0::/a/b\n11:memory:/docker/x\n", "max\n")
+	f.Add("0::/../../etc\n", "9223372036854771712")
+	f.Add(":::\n", "-5")
+	f.Fuzz(func(t *testing.T, cgroup, max string) {
+		root := t.TempDir()
+		_ = os.MkdirAll(filepath.Join(root, "proc/self"), 0o755)
+		_ = os.MkdirAll(filepath.Join(root, "sys/fs/cgroup"), 0o755)
+		_ = os.WriteFile(filepath.Join(root, "proc/self/cgroup"), []byte(cgroup), 0o644)
+		_ = os.WriteFile(filepath.Join(root, "sys/fs/cgroup/memory.max"), []byte(max), 0o644)
+		limit, from, err := ContainerLimit(root)
+		if err == nil && (limit < 0 || limit > 0 && !strings.HasPrefix(from, root)) {
+			t.Fatalf("limit %d from %q", limit, from)
+		}
+	})
+}
