@@ -190,7 +190,7 @@ func boundSnappyBody(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket
 		return false
 	}
 	if int64(n) > limit {
-		http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit", n, limit), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", n, limit), http.StatusBadRequest)
 		return false
 	}
 	if err := tk.Grow(int64(n)); err != nil {

@@ -83,7 +83,7 @@ func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request, tk *memguard.Ti
 			return
 		}
 		if n > limit {
-			http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit", n, limit), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", n, limit), http.StatusBadRequest)
 			return
 		}
 		if err := tk.Grow(int64(n)); err != nil {
