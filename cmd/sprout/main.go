@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/sprout-otel/sprout/internal/distribution"
+	"github.com/sprout-otel/sprout/internal/memguard"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,6 +25,9 @@ var version = "0.1.0-dev"
 
 func main() {
 	watchShutdownDeadline()
+	// Before anything allocates: a Go heap that knows the container's limit collects harder near it instead
+	// of being killed past it. sprout_api logs the decision with its memory budgets, which derive from it.
+	memguard.SetGoMemLimit("/", os.Getenv)
 	cmd := otelcol.NewCommand(distribution.Settings(version))
 	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand())
 	if err := cmd.Execute(); err != nil {

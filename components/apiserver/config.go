@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/confighttp"
 
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -32,6 +33,9 @@ type Config struct {
 
 	// ShutdownTimeout bounds how long in-flight requests may run once shutdown starts.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
+	// Memory is the process's memory budgets, which every ingest path, store exporter and query consults.
+	Memory memguard.Config `mapstructure:"memory"`
 }
 
 // TenantAuthConfig says which tenants an authenticated user may act as. A request whose X-Scope-OrgID names
@@ -94,5 +98,13 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdown_timeout: must not be negative")
 	}
-	return nil
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"read_timeout", c.ReadTimeout}, {"read_header_timeout", c.ReadHeaderTimeout}, {"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: must not be negative (0 turns it off)", d.name)
+		}
+	}
+	return c.Memory.Validate()
 }

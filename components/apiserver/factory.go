@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/confignet"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/sprout-otel/sprout/internal/memguard"
 )
 
 // Type is the extension's name in configuration.
@@ -31,9 +33,14 @@ const DefaultMaxTenants = 100
 func createDefaultConfig() component.Config {
 	sc := confighttp.NewDefaultServerConfig()
 	sc.NetAddr = confignet.AddrConfig{Transport: confignet.TransportTypeTCP, Endpoint: "localhost:3200"}
-	// Long-running queries and tail streams must not be cut by the default write timeout.
-	sc.WriteTimeout = 0
-	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second, MaxTenants: DefaultMaxTenants}
+	// Slow clients are cut (issue 17): a request's header must arrive within 10 s, its body within 30 s of
+	// its header (Mimir's and Loki's 30 s read timeout; applied per request, see Server.Start), and its
+	// response must be written within 5 min of its header, longer than any store's query_timeout. Tail streams
+	// are WebSockets, which no longer count against the write timeout once upgraded.
+	sc.ReadHeaderTimeout = 10 * time.Second
+	sc.ReadTimeout = 30 * time.Second
+	sc.WriteTimeout = 5 * time.Minute
+	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second, MaxTenants: DefaultMaxTenants, Memory: memguard.DefaultConfig()}
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

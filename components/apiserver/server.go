@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -33,6 +34,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/backpressure"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -59,6 +61,11 @@ type Server struct {
 	browserRefusals *prometheus.CounterVec
 
 	cors *cors.Cors // nil without cors.allowed_origins
+	gov  *memguard.Governor
+	// bodyLimit is the server's max_request_body_size once Start has resolved its default; readTimeout the
+	// per-request body deadline.
+	bodyLimit   int64
+	readTimeout time.Duration
 }
 
 func newServer(cfg *Config, set extension.Settings) *Server {
@@ -86,6 +93,12 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 		Help: "Requests refused by the browser walls: reason cross_origin (403, a state change from another origin) or content_type (415).",
 	}, []string{"reason"})
 	reg.MustRegister(s.requests, s.duration, s.browserRefusals)
+	limit := cfg.Memory.LimitMiB << 20
+	if limit == 0 {
+		limit = memguard.ProcessLimit("/")
+	}
+	ingest, query := cfg.Memory.Budgets(limit)
+	s.gov = memguard.New(ingest, query, memguard.Options{Limit: limit, Registerer: reg})
 	s.HandleFunc("GET /metrics", s.handleMetrics)
 	s.HandleFunc("GET /ready", s.handleReady)
 	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
@@ -170,6 +183,21 @@ func TenantPolicy(host component.Host) tenant.Policy {
 	return best
 }
 
+// Governor is the process's memory governor: ingest paths reach it through the request context
+// (memguard.FromContext), pipeline components through MemoryGovernor, query handlers through either.
+func (s *Server) Governor() *memguard.Governor { return s.gov }
+
+// MemoryGovernor finds the memory governor for a component that holds no reference to `sprout_api` (a store
+// exporter): the governor of the host's `sprout_api` extension, or nil (which admits everything) without one.
+func MemoryGovernor(host component.Host) *memguard.Governor {
+	for _, ext := range host.GetExtensions() {
+		if s, ok := ext.(*Server); ok {
+			return s.gov
+		}
+	}
+	return nil
+}
+
 // BuildInfo is the binary's name and version.
 func (s *Server) BuildInfo() component.BuildInfo { return s.build }
 
@@ -187,12 +215,25 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.crossOriginWall(restoreSnappy(s.mux))))
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.crossOriginWall(restoreSnappy(s.withGovernor(s.mux)))))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)
 	}
-	srv.Handler = hideSnappy(srv.Handler)
+	s.bodyLimit = s.cfg.MaxRequestBodySize // ToServer has set its default
+	// Go's server-wide ReadTimeout would also cancel the context of every request still running when it
+	// expires (the connection's background read fails), cutting long queries. read_timeout is applied per
+	// request instead, to reading the body only. Go falls back to ReadTimeout for a zero idle or header
+	// timeout; that fallback is kept explicitly.
+	s.readTimeout = srv.ReadTimeout
+	srv.ReadTimeout = 0
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = s.readTimeout
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = s.readTimeout
+	}
+	srv.Handler = bodyDeadline(s.readTimeout, hideSnappy(srv.Handler))
 	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -201,6 +242,14 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 		}
 	}()
 	s.logger.Info("Sprout API listening", zap.String("endpoint", ln.Addr().String()))
+	ingest, query := s.gov.Budget(memguard.Ingest), s.gov.Budget(memguard.Query)
+	fields := []zap.Field{zap.Int64("limit_bytes", s.gov.Limit()),
+		zap.Int64("ingest_heap_bytes", ingest.Heap), zap.Int64("ingest_inflight_bytes", ingest.InFlight),
+		zap.Int64("query_heap_bytes", query.Heap), zap.Int64("query_inflight_bytes", query.InFlight)}
+	if d, ok := memguard.LastDecision(); ok {
+		fields = append(fields, zap.String("gomemlimit", d.String()))
+	}
+	s.logger.Info("Memory budgets", fields...)
 	return nil
 }
 
@@ -320,6 +369,50 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		"problems":     s.readiness(),
 		"multitenancy": s.cfg.MultitenancyEnabled,
 	})
+}
+
+// withGovernor hands the memory governor and the body limit to the handlers through the request context, so
+// that every store's decoders hold a body to the same limit and reserve its memory with the same governor.
+func (s *Server) withGovernor(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(memguard.NewContext(r.Context(), s.gov, s.bodyLimit)))
+	})
+}
+
+// bodyDeadline gives each request d to deliver its body: a body trickled slower fails its next read with a
+// timeout, the handler answers 400 and the connection is closed. The deadline is lifted once the body is read
+// to its end, so that it never fires while a long query is being evaluated or its answer written.
+func bodyDeadline(d time.Duration, h http.Handler) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	once sync.Once
+	lift func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.lift)
+	}
+	return n, err
 }
 
 // snappyHeader carries "Content-Encoding: snappy" past the Collector's HTTP server middleware.

@@ -16,6 +16,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -82,6 +83,7 @@ type logsExporter struct {
 	logger  *zap.Logger
 	ext     *Extension
 	tenants tenant.Policy
+	gov     *memguard.Governor
 }
 
 func (x *logsExporter) start(_ context.Context, host component.Host) error {
@@ -95,6 +97,7 @@ func (x *logsExporter) start(_ context.Context, host component.Host) error {
 	}
 	x.ext = e
 	x.tenants = apiserver.TenantPolicy(host)
+	x.gov = apiserver.MemoryGovernor(host)
 	return nil
 }
 
@@ -106,6 +109,11 @@ func (x *logsExporter) push(ctx context.Context, ld plog.Logs) error {
 	tid, err := x.tenants.FromPipeline(ctx)
 	if err != nil {
 		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	// The process's memory governor sees the three signals at once: past its ingest limit, the batch is
+	// refused as retryable (RESOURCE_EXHAUSTED with RetryInfo; HTTP 429 with Retry-After).
+	if err := x.gov.Check(memguard.Ingest); err != nil {
+		return backpressure.Error(err)
 	}
 	err = st.Push(ctx, tid, logstore.OTLPToStreams(ld, time.Now()))
 	var pe *logstore.PushError

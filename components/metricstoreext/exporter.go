@@ -13,6 +13,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/backpressure"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/metricstore"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -24,6 +25,7 @@ type metricsExporter struct {
 	logger  *zap.Logger
 	ext     *Extension
 	tenants tenant.Policy
+	gov     *memguard.Governor
 }
 
 func (e *metricsExporter) start(_ context.Context, host component.Host) error {
@@ -37,6 +39,7 @@ func (e *metricsExporter) start(_ context.Context, host component.Host) error {
 	}
 	e.ext = se
 	e.tenants = apiserver.TenantPolicy(host)
+	e.gov = apiserver.MemoryGovernor(host)
 	return nil
 }
 
@@ -48,6 +51,11 @@ func (e *metricsExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	tid, err := e.tenants.FromPipeline(ctx)
 	if err != nil {
 		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	// The process's memory governor sees the three signals at once: past its ingest limit, the batch is
+	// refused as retryable (RESOURCE_EXHAUSTED with RetryInfo; HTTP 429 with Retry-After).
+	if err := e.gov.Check(memguard.Ingest); err != nil {
+		return backpressure.Error(err)
 	}
 	t, err := store.Tenant(ctx, tid)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/backpressure"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
@@ -86,6 +87,7 @@ type traceExporter struct {
 	logger  *zap.Logger
 	ext     *Extension
 	tenants tenant.Policy
+	gov     *memguard.Governor
 }
 
 func (x *traceExporter) start(_ context.Context, host component.Host) error {
@@ -99,6 +101,7 @@ func (x *traceExporter) start(_ context.Context, host component.Host) error {
 	}
 	x.ext = e
 	x.tenants = apiserver.TenantPolicy(host)
+	x.gov = apiserver.MemoryGovernor(host)
 	return nil
 }
 
@@ -110,6 +113,11 @@ func (x *traceExporter) push(ctx context.Context, td ptrace.Traces) error {
 	tid, err := x.tenants.FromPipeline(ctx)
 	if err != nil {
 		return err // Unauthenticated / PermissionDenied: the OTLP receiver answers 401 / 403
+	}
+	// The process's memory governor sees the three signals at once: past its ingest limit, the batch is
+	// refused as retryable (RESOURCE_EXHAUSTED with RetryInfo; HTTP 429 with Retry-After).
+	if err := x.gov.Check(memguard.Ingest); err != nil {
+		return backpressure.Error(err)
 	}
 	err = st.Push(ctx, tid, td)
 	if err != nil && errors.Is(err, tracestore.ErrBadData) {

@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
@@ -92,15 +94,38 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	streams, err := DecodePushBody(r.Body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
+	// The body's bytes are reserved with the memory governor before they are read, its decoded bytes before
+	// they are decoded: N parallel bodies that each decode to the limit cannot all be in memory at once.
+	tk := memguard.IngestTicket(r.Context())
+	defer tk.Release()
+	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
+		refuseMemory(w, err)
+		return
+	}
+	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
+	streams, err := decodePushBody(r.Body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), limit, tk)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		if !refuseMemory(w, err) {
+			writeError(w, http.StatusBadRequest, err.Error())
+		}
 		return
 	}
 	a.storePush(w, r.Context(), tid, streams)
 	if w.Header().Get("Content-Type") == "" {
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// refuseMemory answers a memory governor's refusal as a retryable 503 with Retry-After, and reports whether
+// err was one.
+func refuseMemory(w http.ResponseWriter, err error) bool {
+	var rf *memguard.Refusal
+	if !errors.As(err, &rf) {
+		return false
+	}
+	backpressure.SetRetryAfter(w.Header())
+	writeError(w, rf.HTTPStatus(), rf.Error())
+	return true
 }
 
 func (a *API) storePush(w http.ResponseWriter, ctx context.Context, tid string, streams []PushStream) bool {
@@ -121,6 +146,13 @@ func (a *API) otlp(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tk := memguard.IngestTicket(r.Context())
+	defer tk.Release()
+	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
+		refuseMemory(w, err)
+		return
+	}
+	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
 	body := io.Reader(r.Body)
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(r.Body)
@@ -131,9 +163,9 @@ func (a *API) otlp(w http.ResponseWriter, r *http.Request) {
 		defer zr.Close()
 		body = zr
 	}
-	raw, err := io.ReadAll(io.LimitReader(body, MaxPushSize+1))
-	if err != nil || len(raw) > MaxPushSize {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("read OTLP body: too large or unreadable (limit %d bytes)", MaxPushSize))
+	raw, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil || int64(len(raw)) > limit {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("read OTLP body: too large or unreadable (limit %d bytes)", limit))
 		return
 	}
 	req := plogotlp.NewExportRequest()
@@ -888,6 +920,9 @@ func (a *API) buildInfo(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
+// maxTailMessage is the largest message a tail client may send (Loki's clients send none).
+const maxTailMessage = 4 << 10
+
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
 	WriteBufferSize: 16 << 10,
@@ -953,6 +988,9 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	defer conn.Close()
+	// A tail client sends nothing but control frames; a larger message is refused at its frame header (close
+	// 1009) instead of being read whole into memory.
+	conn.SetReadLimit(maxTailMessage)
 	t := a.Store.Subscribe(tid, sel.Matchers)
 	defer a.Store.Unsubscribe(t)
 

@@ -17,9 +17,11 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/memguard"
 )
 
-// MaxPushSize bounds a decoded push body.
+// MaxPushSize bounds a decoded push body when the server sets no smaller limit (sprout_api's
+// max_request_body_size, 20 MiB by default, is the limit behind the API port).
 const MaxPushSize = 100 << 20
 
 // DecodePushJSON decodes Loki's JSON push body:
@@ -190,12 +192,21 @@ func metadataFromMap(md map[string]string) labels.Labels {
 
 // DecodePushProto decodes Loki's snappy-compressed protobuf push body (logproto.PushRequest).
 func DecodePushProto(body []byte) ([]PushStream, error) {
+	return decodePushProto(body, MaxPushSize, nil)
+}
+
+// decodePushProto reads the decoded length from the snappy header and refuses a body that would decode past
+// limit, or that the memory governor (tk) has no room for, before allocating anything.
+func decodePushProto(body []byte, limit int64, tk *memguard.Ticket) ([]PushStream, error) {
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
 		return nil, fmt.Errorf("snappy: %w", err)
 	}
-	if n > MaxPushSize {
-		return nil, fmt.Errorf("decompressed push of %d bytes exceeds the limit of %d", n, MaxPushSize)
+	if int64(n) > limit {
+		return nil, fmt.Errorf("decompressed push of %d bytes exceeds the limit of %d (the server's max_request_body_size)", n, limit)
+	}
+	if err := tk.Grow(int64(n)); err != nil {
+		return nil, err
 	}
 	raw, err := snappy.Decode(ingestBufs.get(), body)
 	if err != nil {
@@ -470,6 +481,12 @@ func ParseLabels(s string) (labels.Labels, error) {
 
 // DecodePushBody decodes a push by content type and encoding.
 func DecodePushBody(r io.Reader, contentType, contentEncoding string) ([]PushStream, error) {
+	return decodePushBody(r, contentType, contentEncoding, MaxPushSize, nil)
+}
+
+// decodePushBody decodes a push body of at most limit bytes, decoded; snappy bodies grow tk by their decoded
+// size before they are decoded.
+func decodePushBody(r io.Reader, contentType, contentEncoding string, limit int64, tk *memguard.Ticket) ([]PushStream, error) {
 	switch strings.ToLower(contentEncoding) {
 	case "", "identity":
 	case "gzip":
@@ -483,20 +500,20 @@ func DecodePushBody(r io.Reader, contentType, contentEncoding string) ([]PushStr
 		return nil, fmt.Errorf("unsupported Content-Encoding %q", contentEncoding)
 	}
 	// Both decoders copy what they keep, so the body's buffer goes back to the pool when they return.
-	body, err := readAll(io.LimitReader(r, MaxPushSize+1), ingestBufs.get())
+	body, err := readAll(io.LimitReader(r, limit+1), ingestBufs.get())
 	defer ingestBufs.put(body)
 	if err != nil {
 		return nil, fmt.Errorf("read push body: %w", err)
 	}
-	if len(body) > MaxPushSize {
-		return nil, fmt.Errorf("push body exceeds the limit of %d bytes", MaxPushSize)
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("push body exceeds the limit of %d bytes", limit)
 	}
 	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
 	switch ct {
 	case "application/json":
 		return DecodePushJSON(body)
 	case "", "application/x-protobuf", "application/protobuf":
-		return DecodePushProto(body)
+		return decodePushProto(body, limit, tk)
 	}
 	return nil, errors.New("unsupported Content-Type " + strconv.Quote(contentType) + ": want application/json or application/x-protobuf")
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/klauspost/compress/snappy"
 
+	"github.com/sprout-otel/sprout/internal/backpressure"
+	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -100,6 +103,11 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	u := *r.URL
 	u.Path, u.RawPath = path, ""
 	r2.URL = &u
+	if path == "/api/v1/read" && r.Method == http.MethodPost {
+		if !boundSnappyBody(w, r2, nil) {
+			return
+		}
+	}
 	if path != "/api/v1/write" && path != "/api/v1/otlp/v1/metrics" {
 		if isQueryPath(path) {
 			r3, release, ok := t.admitQuery(w, r2, path)
@@ -116,9 +124,22 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		http.Error(w, le.Error(), le.Status)
 		return
 	}
-	if path == "/api/v1/write" && isRemoteWriteV1Request(r) {
-		t.writeV1(w, r)
+	// Every write's body is reserved with the memory governor before it is read, its decoded size before it is
+	// decoded (see memguard).
+	tk := memguard.IngestTicket(r.Context())
+	defer tk.Release()
+	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
+		refuseMemory(w, err)
 		return
+	}
+	if path == "/api/v1/write" && isRemoteWriteV1Request(r) {
+		t.writeV1(w, r, tk)
+		return
+	}
+	if path == "/api/v1/write" && strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
+		if !boundSnappyBody(w, r2, tk) {
+			return
+		}
 	}
 	if path == "/api/v1/write" && r.Header.Get("Content-Encoding") == "" {
 		// Remote write 2.0 whose body sprout_api's decompression already undid (gzip, zstd): Prometheus'
@@ -150,6 +171,50 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		rec.explainDecodeError(path)
 	}
 	rec.writeTo(w)
+}
+
+// boundSnappyBody reads a snappy block body (remote write 2.0, remote read) and refuses it, before Prometheus'
+// handler decodes it, when its header declares more than the server's body limit (Prometheus' own bound is 32
+// MiB; behind sprout_api every content coding is held to max_request_body_size) or when the memory governor
+// has no room for it. It answers the refusal itself and reports whether the request may go on.
+func boundSnappyBody(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket) bool {
+	limit := memguard.DecodedLimit(r.Context(), maxRemoteWriteDecoded)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	if int64(len(body)) > limit {
+		http.Error(w, fmt.Sprintf("request body exceeds the %d bytes limit", limit), http.StatusRequestEntityTooLarge)
+		return false
+	}
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		http.Error(w, "decode snappy-compressed request body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	if int64(n) > limit {
+		http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", n, limit), http.StatusBadRequest)
+		return false
+	}
+	if err := tk.Grow(int64(n)); err != nil {
+		refuseMemory(w, err)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return true
+}
+
+// refuseMemory answers a memory governor's refusal as a retryable 503 with Retry-After, as remote write
+// senders expect of a server that is short of resources for now.
+func refuseMemory(w http.ResponseWriter, err error) {
+	backpressure.SetRetryAfter(w.Header())
+	status := http.StatusServiceUnavailable
+	var rf *memguard.Refusal
+	if errors.As(err, &rf) {
+		status = rf.HTTPStatus()
+	}
+	http.Error(w, err.Error(), status)
 }
 
 // explainDecodeError names what could not be decoded: the upstream handlers answer with the bare decoder

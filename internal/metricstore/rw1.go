@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/memguard"
 )
 
 // Sprout's remote write 1.0 receiver. It keeps the semantics of Prometheus' handler (one appender per request;
@@ -55,19 +57,22 @@ func isRemoteWriteV1Request(r *http.Request) bool {
 }
 
 // writeV1 serves one remote write 1.0 request.
-func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request) {
+// The decoded size is held to the server's body limit when it is smaller than Prometheus' 32 MiB, and is
+// reserved with the memory governor (tk) before it is decoded.
+func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket) {
+	limit := int(memguard.DecodedLimit(r.Context(), maxRemoteWriteDecoded))
 	raw := bufPool.Get().(*bytes.Buffer)
 	defer putBuf(raw)
 	raw.Reset()
-	if r.ContentLength > 0 && r.ContentLength <= maxRemoteWriteDecoded {
+	if r.ContentLength > 0 && r.ContentLength <= int64(limit) {
 		raw.Grow(int(r.ContentLength))
 	}
-	if _, err := raw.ReadFrom(io.LimitReader(r.Body, maxRemoteWriteDecoded+1)); err != nil {
+	if _, err := raw.ReadFrom(io.LimitReader(r.Body, int64(limit)+1)); err != nil {
 		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if raw.Len() > maxRemoteWriteDecoded {
-		http.Error(w, fmt.Sprintf("request body exceeds the %d bytes limit", maxRemoteWriteDecoded), http.StatusRequestEntityTooLarge)
+	if raw.Len() > limit {
+		http.Error(w, fmt.Sprintf("request body exceeds the %d bytes limit", limit), http.StatusRequestEntityTooLarge)
 		return
 	}
 	body := raw.Bytes()
@@ -77,8 +82,12 @@ func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "decode snappy-compressed request body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if n > maxRemoteWriteDecoded {
-			http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit", n, maxRemoteWriteDecoded), http.StatusBadRequest)
+		if n > limit {
+			http.Error(w, fmt.Sprintf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", n, limit), http.StatusBadRequest)
+			return
+		}
+		if err := tk.Grow(int64(n)); err != nil {
+			refuseMemory(w, err)
 			return
 		}
 		dec := bufPool.Get().(*bytes.Buffer)
