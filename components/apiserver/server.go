@@ -35,6 +35,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/memguard"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -196,6 +197,22 @@ func MemoryGovernor(host component.Host) *memguard.Governor {
 		}
 	}
 	return nil
+}
+
+// QueryGate is the memory governor's check for a store's query limiter: a query is refused (503, Retry-After
+// 1 s) once the live heap is past the query share, which is below ingest's, so that a heavy query is refused
+// before ingest suffers. Nil (no gate) without a `sprout_api`.
+func QueryGate(host component.Host) querylimit.Gate {
+	g := MemoryGovernor(host)
+	if g == nil {
+		return nil
+	}
+	return func(context.Context, string) error {
+		if err := g.Check(memguard.Query); err != nil {
+			return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, err.Error())
+		}
+		return nil
+	}
 }
 
 // BuildInfo is the binary's name and version.

@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
+	"github.com/sprout-otel/sprout/internal/memguard"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -375,5 +377,32 @@ func TestValidateTenantAuth(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestQueryGate: the stores' query limiters refuse through the governor's query share, with 503 and a retry
+// hint, while ingest (a larger share) still passes; without sprout_api there is no gate.
+func TestQueryGate(t *testing.T) {
+	gov := memguard.New(memguard.Budget{Heap: 800}, memguard.Budget{Heap: 600}, memguard.Options{Limit: 1000, HeapLive: func() int64 { return 700 }})
+	h := host{ext: map[component.ID]component.Component{component.MustNewID("sprout_api"): &Server{gov: gov}}}
+	gate := QueryGate(h)
+	if gate == nil {
+		t.Fatal("no gate with a sprout_api")
+	}
+	err := gate(context.Background(), "t")
+	r, ok := querylimit.IsRefusal(err)
+	if !ok || r.Status != http.StatusServiceUnavailable || r.RetryAfter <= 0 || !strings.Contains(err.Error(), "query_limit_percentage") {
+		t.Fatalf("over the query share: %v; want a 503 refusal naming query_limit_percentage", err)
+	}
+	if err := gov.Check(memguard.Ingest); err != nil {
+		t.Fatalf("ingest refused below its own share: %v", err)
+	}
+	low := memguard.New(memguard.Budget{Heap: 800}, memguard.Budget{Heap: 600}, memguard.Options{Limit: 1000, HeapLive: func() int64 { return 100 }})
+	h.ext[component.MustNewID("sprout_api")] = &Server{gov: low}
+	if err := QueryGate(h)(context.Background(), "t"); err != nil {
+		t.Fatalf("under the query share: %v", err)
+	}
+	if QueryGate(host{}) != nil {
+		t.Fatal("a gate without sprout_api")
 	}
 }

@@ -53,6 +53,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_logs: %w", err)
 	}
 	st.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
+	st.QueryLimiter().SetGate(apiserver.QueryGate(host))
 	e.bkt, e.store = bkt, st
 	st.Start()
 	if srv != nil {

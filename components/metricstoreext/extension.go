@@ -53,6 +53,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_metrics: %w", err)
 	}
 	store.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
+	store.QueryLimiter().SetGate(apiserver.QueryGate(host))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.store, e.srv = store, srv

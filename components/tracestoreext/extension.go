@@ -45,6 +45,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_traces: %w", err)
 	}
 	st.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
+	st.QueryLimiter().SetGate(apiserver.QueryGate(host))
 	st.Start()
 	e.mu.Lock()
 	e.store = st

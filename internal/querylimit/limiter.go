@@ -194,6 +194,11 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 	}
 }
 
+// NewRefusal is a refusal made by a Gate: status 429 or 503, the configuration key to change, and when to retry.
+func NewRefusal(status int, limit string, retryAfter time.Duration, msg string) *Refusal {
+	return &Refusal{Status: status, Limit: limit, RetryAfter: retryAfter, msg: msg}
+}
+
 func (l *Limiter) refusal(status int, limit, msg string) *Refusal {
 	ra := time.Second
 	if l.cfg.MaxQueueWait > ra {
