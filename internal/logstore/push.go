@@ -1,7 +1,9 @@
 package logstore
 
 import (
+	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -499,6 +501,19 @@ func decodePushBody(r io.Reader, contentType, contentEncoding string, limit int6
 	default:
 		return nil, fmt.Errorf("unsupported Content-Encoding %q", contentEncoding)
 	}
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	if ct != "application/json" {
+		// A snappy body names its decoded length in its first bytes: one that would decode past the limit is
+		// refused before the rest is read into memory (it is drained through a small buffer, so the client
+		// still gets its 400 rather than a reset connection).
+		var head [binary.MaxVarintLen64]byte
+		n, _ := io.ReadFull(r, head[:])
+		if dl, k := binary.Uvarint(head[:n]); k > 0 && dl > uint64(limit) {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r, limit))
+			return nil, fmt.Errorf("decompressed push of %d bytes exceeds the limit of %d (the server's max_request_body_size)", dl, limit)
+		}
+		r = io.MultiReader(bytes.NewReader(head[:n]), r)
+	}
 	// Both decoders copy what they keep, so the body's buffer goes back to the pool when they return.
 	body, err := readAll(io.LimitReader(r, limit+1), ingestBufs.get())
 	defer ingestBufs.put(body)
@@ -508,7 +523,6 @@ func decodePushBody(r io.Reader, contentType, contentEncoding string, limit int6
 	if int64(len(body)) > limit {
 		return nil, fmt.Errorf("push body exceeds the limit of %d bytes", limit)
 	}
-	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
 	switch ct {
 	case "application/json":
 		return DecodePushJSON(body)
