@@ -71,10 +71,10 @@ func TestHostileIngest(t *testing.T) {
 	t.Logf("FIGURE hostile ingest: resting RSS %d MiB", rest>>10)
 	checkRSS := func(attack string) {
 		t.Helper()
-		hwm := vmHWM(t, pid)
-		t.Logf("FIGURE hostile ingest: after %s: peak RSS %d MiB (resting %d MiB, bound +%d MiB)", attack, hwm>>10, rest>>10, hostileRSSBoundMiB)
-		if (hwm-rest)>>10 > hostileRSSBoundMiB {
-			t.Errorf("%s: peak RSS %d MiB is more than %d MiB over the resting %d MiB", attack, hwm>>10, hostileRSSBoundMiB, rest>>10)
+		hwm, bound := vmHWM(t, pid), rssBoundMiB(hostileRSSBoundMiB)
+		t.Logf("FIGURE hostile ingest: after %s: peak RSS %d MiB (resting %d MiB, bound +%d MiB)", attack, hwm>>10, rest>>10, bound)
+		if (hwm-rest)>>10 > bound {
+			t.Errorf("%s: peak RSS %d MiB is more than %d MiB over the resting %d MiB", attack, hwm>>10, bound, rest>>10)
 		}
 	}
 
