@@ -185,4 +185,3 @@ func procCPU(t *testing.T, pid int) float64 {
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks (USER_HZ is 100 on Linux)
 }
-
