@@ -341,11 +341,7 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 			length = time.Hour
 		}
 	}
-	if err := a.checkLength(length); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, release, ok := a.admit(w, r, tid)
+	ctx, release, ok := a.admit(w, r, tid, length)
 	if !ok {
 		return
 	}
@@ -417,16 +413,16 @@ func (a *API) checkLength(length time.Duration) error {
 	return nil
 }
 
-// admit waits for a query slot of the tenant: it returns the query's context (the query timeout, cancelled
-// when the client leaves) and the function that frees the slot, or answers the refusal and returns false.
-func (a *API) admit(w http.ResponseWriter, r *http.Request, tid string) (context.Context, func(), bool) {
+// admit refuses a query that reads more than max_query_length of time (400), then waits for a query slot of
+// the tenant: it returns the query's context (the query timeout, cancelled when the client leaves) and the
+// function that frees the slot, or answers the refusal and returns false.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, tid string, length time.Duration) (context.Context, func(), bool) {
+	if err := a.checkLength(length); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
 	ctx, release, err := a.Store.QueryLimiter().Admit(r.Context(), tid)
 	if err != nil {
-		if ref, ok := querylimit.IsRefusal(err); ok {
-			ref.SetHeaders(w.Header())
-			writeError(w, ref.Status, ref.Error())
-			return nil, nil, false
-		}
 		a.queryError(w, err)
 		return nil, nil, false
 	}
@@ -778,11 +774,7 @@ func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := a.checkLength(time.Duration(end - start)); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, release, ok := a.admit(w, r, tid)
+	ctx, release, ok := a.admit(w, r, tid, time.Duration(end - start))
 	if !ok {
 		return
 	}
@@ -808,11 +800,7 @@ func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := a.checkLength(qp.end.Sub(qp.start)); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, release, ok := a.admit(w, r, tid)
+	ctx, release, ok := a.admit(w, r, tid, qp.end.Sub(qp.start))
 	if !ok {
 		return
 	}
