@@ -971,6 +971,21 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The tailer slot and the query slot for the lines sent first are taken before the upgrade, so a refusal is
+	// an ordinary 429/503 the client can retry.
+	t, err := a.Store.Subscribe(tid, sel.Matchers)
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "tail: "+err.Error())
+		return
+	}
+	defer a.Store.Unsubscribe(t)
+	_, release, err := a.Store.QueryLimiter().Admit(r.Context(), tid)
+	if err != nil {
+		a.queryError(w, err)
+		return
+	}
+	defer release() // idempotent; released as soon as the first lines are sent
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -979,8 +994,6 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	// A tail client sends nothing but control frames; a larger message is refused at its frame header (close
 	// 1009) instead of being read whole into memory.
 	conn.SetReadLimit(maxTailMessage)
-	t := a.Store.Subscribe(tid, sel.Matchers)
-	defer a.Store.Unsubscribe(t)
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -994,7 +1007,12 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var st logql.Stats
-	hist, err := a.Store.Engine().SelectLogs(ctx, a.Store.Querier(tid), logql.LogQuery{Expr: sel, Start: start.UnixNano(), End: now.UnixNano() + 1, Limit: limit, Direction: logql.Forward}, &st)
+	// The first lines run under the query timeout and end when the client leaves (ctx; the request's own
+	// context is not cancelled by a hijacked connection closing).
+	hctx, hcancel := context.WithTimeout(ctx, a.Store.QueryTimeout())
+	hist, err := a.Store.Engine().SelectLogs(hctx, a.Store.Querier(tid), logql.LogQuery{Expr: sel, Start: start.UnixNano(), End: now.UnixNano() + 1, Limit: limit, Direction: logql.Forward}, &st)
+	hcancel()
+	release()
 	if err != nil {
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, err.Error()), time.Now().Add(time.Second))
 		return

@@ -88,6 +88,9 @@ type Limits struct {
 	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
 	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
 	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+	// MaxConcurrentTailRequests is how many tail WebSockets may be open at once over all tenants (Loki's
+	// max_concurrent_tail_requests); one more is refused with 429 before the upgrade. 0 does not limit.
+	MaxConcurrentTailRequests int `mapstructure:"max_concurrent_tail_requests"`
 	// DiscoverLogLevels adds a detected_level structured-metadata field to every pushed line that has none
 	// (Loki 3's discover_log_levels, on by default there too).
 	DiscoverLogLevels bool `mapstructure:"discover_log_levels"`
@@ -132,6 +135,8 @@ func DefaultLimits() Limits {
 		MaxConcurrentPerTenant:  4,
 		MaxOutstandingPerTenant: 100,
 		MaxQueueWait:            10 * time.Second,
+		// Loki's default is 10 per querier; one Sprout is one querier.
+		MaxConcurrentTailRequests: 10,
 	}
 }
 
@@ -177,6 +182,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxQueryBytesRead < 0 {
 		return errors.New("limits.max_query_bytes_read: must not be negative (0 does not limit)")
+	}
+	if c.Limits.MaxConcurrentTailRequests < 0 {
+		return errors.New("limits.max_concurrent_tail_requests: must not be negative (0 does not limit)")
 	}
 	return c.Limits.queryLimits().Validate("limits.")
 }

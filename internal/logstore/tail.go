@@ -1,6 +1,8 @@
 package logstore
 
 import (
+	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -23,8 +25,11 @@ type TailBatch struct {
 	Entries []logql.Entry
 }
 
-// Subscribe starts a tailer for streams matching ms.
-func (s *Store) Subscribe(tenantID string, ms []*labels.Matcher) *Tailer {
+// ErrTooManyTails refuses a tailer over limits.max_concurrent_tail_requests.
+var ErrTooManyTails = errors.New("max concurrent tail requests reached")
+
+// Subscribe starts a tailer for streams matching ms, unless limits.max_concurrent_tail_requests are open.
+func (s *Store) Subscribe(tenantID string, ms []*labels.Matcher) (*Tailer, error) {
 	t := &Tailer{tenant: tenantID, C: make(chan TailBatch, 256), matches: func(l labels.Labels) bool {
 		for _, m := range ms {
 			if !m.Matches(l.Get(m.Name)) {
@@ -34,9 +39,12 @@ func (s *Store) Subscribe(tenantID string, ms []*labels.Matcher) *Tailer {
 		return true
 	}}
 	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if max := s.cfg.Limits.MaxConcurrentTailRequests; max > 0 && len(s.tailers) >= max {
+		return nil, fmt.Errorf("%w (%d open; limit: limits.max_concurrent_tail_requests)", ErrTooManyTails, len(s.tailers))
+	}
 	s.tailers[t] = struct{}{}
-	s.tailMu.Unlock()
-	return t
+	return t, nil
 }
 
 // Unsubscribe stops a tailer.

@@ -73,3 +73,54 @@ func TestTailChecksOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestTailConcurrencyLimit: each tail holds a WebSocket and a goroutine for as long as the client stays, so their
+// number is bounded (limits.max_concurrent_tail_requests); one more is refused with 429 and Retry-After before the
+// upgrade, and a slot frees when a client leaves.
+func TestTailConcurrencyLimit(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits.MaxConcurrentTailRequests = 2 })
+	api := &API{Store: e.store, Version: "test", Tenant: func(http.ResponseWriter, *http.Request) (string, bool) { return tenant.Default, true }}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{app="tail"}`}}.Encode()
+	dial := func() (*websocket.Conn, *http.Response) {
+		t.Helper()
+		conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return conn, resp
+	}
+	var open []*websocket.Conn
+	for i := 0; i < 2; i++ {
+		conn, resp := dial()
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("tail %d: status %d, want 101", i+1, resp.StatusCode)
+		}
+		open = append(open, conn)
+	}
+	conn, resp := dial()
+	if conn != nil {
+		conn.Close()
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third tail: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	open[0].Close()
+	// The server notices the close on its read loop; the slot frees shortly after.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, resp := dial()
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a slot never freed after a client left: status %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	open[1].Close()
+}
