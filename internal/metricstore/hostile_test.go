@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -60,6 +61,18 @@ func TestWriteDecodedSizeAndGovernor(t *testing.T) {
 			}
 			if alloc > 8<<20 {
 				t.Fatalf("refusing allocated %d MiB", alloc>>20)
+			}
+		})
+		// A header declaring 1 GiB in front of a body longer than the limit: refused from the header, before the
+		// body is read into memory (reading it first would answer 413 after buffering 20 MiB).
+		t.Run(tc.name+", header first", func(t *testing.T) {
+			lie := append(binary.AppendUvarint(nil, 1<<30), make([]byte, 21<<20)...)
+			code, _, body, alloc := do(tc.path, tc.hdr, lie)
+			if code != http.StatusBadRequest || !strings.Contains(body, "decoded size 1073741824 exceeds the 20971520 bytes limit") {
+				t.Fatalf("status %d %q, want 400 naming the declared size", code, body)
+			}
+			if alloc > 1<<20 {
+				t.Fatalf("refusing allocated %d KiB", alloc>>10)
 			}
 		})
 	}

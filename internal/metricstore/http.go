@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,7 +180,12 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 // has no room for it. It answers the refusal itself and reports whether the request may go on.
 func boundSnappyBody(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket) bool {
 	limit := memguard.DecodedLimit(r.Context(), maxRemoteWriteDecoded)
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	rd, err := checkSnappyHeader(r.Body, limit)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	if err != nil {
 		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
 		return false
@@ -203,6 +209,19 @@ func boundSnappyBody(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	return true
+}
+
+// checkSnappyHeader reads the decoded length a snappy block declares in its first bytes and refuses the body
+// before the rest is read into memory when it is over limit (the rest is drained through a small buffer, so the
+// client gets its 400 rather than a reset connection). It returns a reader of the whole body otherwise.
+func checkSnappyHeader(body io.Reader, limit int64) (io.Reader, error) {
+	var head [binary.MaxVarintLen64]byte
+	n, _ := io.ReadFull(body, head[:])
+	if dl, k := binary.Uvarint(head[:n]); k > 0 && dl > uint64(limit) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, limit))
+		return nil, fmt.Errorf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", dl, limit)
+	}
+	return io.MultiReader(bytes.NewReader(head[:n]), body), nil
 }
 
 // refuseMemory answers a memory governor's refusal as a retryable 503 with Retry-After, as remote write

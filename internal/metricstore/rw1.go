@@ -67,7 +67,16 @@ func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request, tk *memguard.Ti
 	if r.ContentLength > 0 && r.ContentLength <= int64(limit) {
 		raw.Grow(int(r.ContentLength))
 	}
-	if _, err := raw.ReadFrom(io.LimitReader(r.Body, int64(limit)+1)); err != nil {
+	var body0 io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
+		rd, err := checkSnappyHeader(r.Body, int64(limit))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body0 = rd
+	}
+	if _, err := raw.ReadFrom(io.LimitReader(body0, int64(limit)+1)); err != nil {
 		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
