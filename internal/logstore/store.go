@@ -100,6 +100,9 @@ type storeMetrics struct {
 	streams        *prometheus.GaugeVec
 	flushFailures  prometheus.Counter
 	retentionDrops prometheus.Counter
+	// indexLoadFailures counts, per tenant, chunk index files (or a whole tenant's index) that could not be
+	// loaded at start; everything else starts.
+	indexLoadFailures *prometheus.CounterVec
 }
 
 type tenantDB struct {
@@ -245,9 +248,11 @@ func (s *Store) initMetrics(reg prometheus.Registerer) {
 		streams:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sprout_logs_streams", Help: "Streams known to the log store, by tenant."}, []string{"tenant"}),
 		flushFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_logs_flush_failures_total", Help: "Chunk flushes that failed and will be retried."}),
 		retentionDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "sprout_logs_retention_deleted_chunks_total", Help: "Chunks deleted by retention."}),
+		indexLoadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sprout_logs_index_load_failures_total",
+			Help: "Chunk index files (or a tenant's whole index) that could not be loaded at start: their chunks are not queried; everything else started."}, []string{"tenant"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops, s.queries.Collector("logs")} {
+		for _, c := range []prometheus.Collector{s.m.lines, s.m.bytes, s.m.discarded, s.m.chunksFlushed, s.m.chunkBytes, s.m.streams, s.m.flushFailures, s.m.retentionDrops, s.m.indexLoadFailures, s.queries.Collector("logs")} {
 			if err := reg.Register(c); err != nil {
 				s.logger.Warn("Cannot register log store metric", zap.Error(err))
 			}
@@ -1315,6 +1320,7 @@ func (s *Store) loadIndex(ctx context.Context) error {
 		files, err := s.indexFiles(ctx, tid)
 		if err != nil {
 			// One tenant's unlistable index must not keep every other tenant from starting.
+			s.m.indexLoadFailures.WithLabelValues(tid).Inc()
 			s.logger.Error("Log store: tenant's index not loaded at start; its chunks stay in the bucket", zap.String("tenant", tid), zap.Error(err))
 			continue
 		}
@@ -1323,7 +1329,8 @@ func (s *Store) loadIndex(ctx context.Context) error {
 		for _, f := range files {
 			idx, err := s.readIndex(ctx, f)
 			if err != nil {
-				s.logger.Warn("Skipping unreadable log index file", zap.String("key", f), zap.Error(err))
+				s.m.indexLoadFailures.WithLabelValues(tid).Inc()
+				s.logger.Error("Log store: unreadable chunk index file skipped at start; its chunks are not queried", zap.String("tenant", tid), zap.String("key", f), zap.Error(err))
 				continue
 			}
 			for _, c := range idx.Chunks {

@@ -80,6 +80,8 @@ type Store struct {
 
 	// rwInvalid counts remote write 1.0 samples skipped for invalid labels, per tenant.
 	rwInvalid *prometheus.CounterVec
+	// tenantLoadFailures counts tenants whose TSDB could not be opened at start (the others start).
+	tenantLoadFailures *prometheus.CounterVec
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -118,6 +120,10 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		rwInvalid: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "sprout_metrics_remote_write_invalid_labels_samples_total",
 			Help: "Remote write 1.0 samples skipped because their series had no metric name, invalid UTF-8 or a label name twice.",
+		}, []string{"tenant"}),
+		tenantLoadFailures: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "sprout_metrics_tenant_load_failures_total",
+			Help: "Tenants whose TSDB could not be opened at start; every other tenant started, and the tenant is retried on its next request.",
 		}, []string{"tenant"}),
 	}
 	s.engine = promql.NewEngine(promql.EngineOpts{
@@ -170,6 +176,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		if _, err := s.open(ctx, e.Name(), false); err != nil {
 			// One tenant's unreadable TSDB must not keep the others from starting: logged, and retried on
 			// that tenant's next request.
+			s.tenantLoadFailures.WithLabelValues(e.Name()).Inc()
 			s.logger.Error("Metrics store: tenant not opened at start; its data stays where it is", zap.String("tenant", e.Name()), zap.Error(err))
 		}
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -63,5 +66,43 @@ func TestTenantDoorAndLimit(t *testing.T) {
 	s2 := openStore(t, cfg)
 	if got := s2.Tenants(); len(got) != 1 || got[0] != "a" {
 		t.Errorf("tenants after a restart with b unreadable: %v, want [a]", got)
+	}
+}
+
+// TestStartSkipsUnreadableTenant: one tenant whose TSDB cannot be opened does not keep the store from starting;
+// it is counted in sprout_metrics_tenant_load_failures_total and every other tenant opens.
+func TestStartSkipsUnreadableTenant(t *testing.T) {
+	cfg := testConfig(t)
+	s, err := Open(context.Background(), cfg, Options{Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"good", "bad"} {
+		if _, err := s.Tenant(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A WAL that is a file: the TSDB cannot open.
+	wal := filepath.Join(cfg.DataDir, "bad", "wal")
+	if err := os.RemoveAll(wal); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wal, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s2, err := Open(context.Background(), cfg, Options{Logger: zap.NewNop(), Registerer: reg})
+	if err != nil {
+		t.Fatalf("one unreadable tenant kept the store from opening: %v", err)
+	}
+	defer s2.Close()
+	if got := s2.Tenants(); len(got) != 1 || got[0] != "good" {
+		t.Errorf("tenants open after start: %v, want [good]", got)
+	}
+	if got := promtestutil.ToFloat64(s2.tenantLoadFailures.WithLabelValues("bad")); got != 1 {
+		t.Errorf("sprout_metrics_tenant_load_failures_total{tenant=bad} = %v, want 1", got)
 	}
 }
