@@ -18,6 +18,11 @@ const (
 	otlpReadTimeout       = 30 * time.Second
 	otlpWriteTimeout      = 30 * time.Second
 	otlpIdleTimeout       = time.Minute
+	// gRPC has no read timeout for a message: a client that trickles one holds its stream for as long as the
+	// connection lives. Connections are therefore aged out (GOAWAY, then closed after the grace), which SDK
+	// exporters handle by reconnecting; an RPC still being received after the grace ends with the connection.
+	otlpGRPCMaxConnectionAge      = 5 * time.Minute
+	otlpGRPCMaxConnectionAgeGrace = 30 * time.Second
 )
 
 // otlpReceiverFactory is the Collector's OTLP receiver with slow-client timeouts in its default config.
@@ -37,5 +42,11 @@ func (f otlpReceiverFactory) CreateDefaultConfig() component.Config {
 	http.ServerConfig.WriteTimeout = otlpWriteTimeout
 	http.ServerConfig.IdleTimeout = otlpIdleTimeout
 	cfg.Protocols.HTTP = configoptional.Default(http)
+	grpc := *cfg.Protocols.GRPC.GetOrInsertDefault()
+	ka := grpc.Keepalive.GetOrInsertDefault()
+	sp := ka.ServerParameters.GetOrInsertDefault()
+	sp.MaxConnectionAge = otlpGRPCMaxConnectionAge
+	sp.MaxConnectionAgeGrace = otlpGRPCMaxConnectionAgeGrace
+	cfg.Protocols.GRPC = configoptional.Default(grpc)
 	return cfg
 }

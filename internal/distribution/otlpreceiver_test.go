@@ -1,11 +1,22 @@
 package distribution
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
 func TestOTLPReceiverTimeouts(t *testing.T) {
@@ -48,5 +59,96 @@ func TestOTLPReceiverTimeouts(t *testing.T) {
 	}
 	if f.Type().String() != "otlp" {
 		t.Fatalf("type %s", f.Type())
+	}
+}
+
+func TestOTLPReceiverGRPCAgesConnections(t *testing.T) {
+	f := newOTLPReceiverFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{}}}).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sp := cfg.Protocols.GRPC.Get().Keepalive.Get().ServerParameters.Get()
+	if sp.MaxConnectionAge != otlpGRPCMaxConnectionAge || sp.MaxConnectionAgeGrace != otlpGRPCMaxConnectionAgeGrace {
+		t.Fatalf("defaults: max_connection_age %v grace %v", sp.MaxConnectionAge, sp.MaxConnectionAgeGrace)
+	}
+	// A user's own keepalive settings are unmarshalled over the defaults: what they set wins, the rest stays.
+	cfg = f.CreateDefaultConfig().(*otlpreceiver.Config)
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{
+		"keepalive": map[string]any{"server_parameters": map[string]any{"max_connection_age": "1s", "max_connection_idle": "2s"}}}}}).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sp = cfg.Protocols.GRPC.Get().Keepalive.Get().ServerParameters.Get()
+	if sp.MaxConnectionAge != time.Second || sp.MaxConnectionIdle != 2*time.Second || sp.MaxConnectionAgeGrace != otlpGRPCMaxConnectionAgeGrace {
+		t.Fatalf("user values: %+v", sp)
+	}
+}
+
+// TestOTLPReceiverGRPCCutsTrickledMessage: a client that sends an Export message a byte at a time, slower than
+// any deadline, loses its connection once the connection's age and grace are over (here 1 s + 1 s).
+func TestOTLPReceiverGRPCCutsTrickledMessage(t *testing.T) {
+	f := newOTLPReceiverFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{"grpc": map[string]any{
+		"endpoint":  addr,
+		"keepalive": map[string]any{"server_parameters": map[string]any{"max_connection_age": "1s", "max_connection_age_grace": "1s"}}}}}).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hdr bytes.Buffer
+	enc := hpack.NewEncoder(&hdr)
+	for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", addr},
+		{":path", "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A gRPC message header announcing 1000 bytes, then the bytes, slowly.
+	if err := fr.WriteData(1, false, []byte{0, 0, 0, 0x03, 0xe8}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := fr.ReadFrame(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case <-closed:
+			return // the server closed the connection
+		case <-tick.C:
+			_ = fr.WriteData(1, false, []byte{0x0a})
+		case <-deadline:
+			t.Fatal("connection still open after 20 s with max_connection_age 1s and grace 1s")
+		}
 	}
 }
