@@ -131,6 +131,39 @@ func TestEvalRangeBytesRead(t *testing.T) {
 	}
 }
 
+// TestEvalRangeSamples: a metric query holds one sample per matching line until it is evaluated; past
+// max_fetched_samples (counted over every range aggregation of the query) it stops, and under it the answer is
+// the same as without a limit.
+func TestEvalRangeSamples(t *testing.T) {
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		query string
+		limit int64
+		fail  bool
+	}{
+		{`count_over_time({app="a"}[1m])`, 2999, true},
+		{`count_over_time({app="a"}[1m])`, 3000, false},
+		{`count_over_time({app="a"}[1m]) / count_over_time({app="a"}[1m])`, 5999, true},
+		{`count_over_time({app="a"}[1m]) / count_over_time({app="a"}[1m])`, 6000, false},
+		{`count_over_time({app="a"}[1m])`, 0, false},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.query, tc.limit), func(t *testing.T) {
+			expr, err := ParseSampleExpr(tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st Stats
+			_, _, err = (&Engine{Limits: Limits{MaxSamples: tc.limit}}).EvalRange(context.Background(), &manyLines{n: 3000}, expr, t0, t0+4000*sec, 60*sec, &st)
+			if tc.fail != (err != nil) {
+				t.Fatalf("err = %v, want failure %v", err, tc.fail)
+			}
+			if tc.fail && (!errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "max_fetched_samples")) {
+				t.Fatalf("err = %v, want the max_fetched_samples limit", err)
+			}
+		})
+	}
+}
+
 // BenchmarkQuantileOverTimeSteps is the review's query shape: quantile_over_time over a wide window at 11,000
 // steps. Before the sliding window each step copied and sorted its window.
 func BenchmarkQuantileOverTimeSteps(b *testing.B) {

@@ -165,6 +165,9 @@ type Limits struct {
 	// MaxBytesRead stops a query once it has read this many bytes of lines (Loki's max_query_bytes_read); 0
 	// does not limit.
 	MaxBytesRead int64
+	// MaxSamples bounds the samples (one per matching line) a metric query holds in memory at once, over all its
+	// range aggregations (as Prometheus' query.max-samples); 0 does not limit.
+	MaxSamples int64
 }
 
 // checkEvery is how many lines a scan reads between two looks at its context.
@@ -321,6 +324,7 @@ type evaluator struct {
 	step       int64
 	steps      int
 	st         *Stats
+	samples    int64 // held by range aggregations so far (Limits.MaxSamples)
 }
 
 // EvalRange evaluates a metric query at every step from start to end inclusive (all in ns). A step of 0
@@ -502,6 +506,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			}
 			acc = &seriesAcc{labels: lbs}
 			series[h] = acc
+		}
+		if m := ev.e.Limits.MaxSamples; m > 0 {
+			if ev.samples++; ev.samples > m {
+				return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
+			}
 		}
 		acc.pts = append(acc.pts, Point{T: en.Timestamp, V: v})
 		return nil

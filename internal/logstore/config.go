@@ -77,6 +77,9 @@ type Limits struct {
 	// MaxQueryBytesRead stops a query once it has read this many bytes of lines (Loki's max_query_bytes_read);
 	// 0 does not limit.
 	MaxQueryBytesRead int64 `mapstructure:"max_query_bytes_read"`
+	// MaxFetchedSamples bounds the samples (one per matching line, 16 bytes each) a metric query holds in memory
+	// (as the metrics store's max_fetched_samples, Prometheus' query.max-samples); 0 does not limit.
+	MaxFetchedSamples int64 `mapstructure:"max_fetched_samples"`
 	// QueryTimeout bounds one query (Loki's query_timeout).
 	QueryTimeout time.Duration `mapstructure:"query_timeout"`
 	// MaxConcurrent is how many queries run at once over all tenants (Loki's querier max_concurrent); the
@@ -137,6 +140,9 @@ func DefaultLimits() Limits {
 		MaxQueueWait:            10 * time.Second,
 		// Loki's default is 10 per querier; one Sprout is one querier.
 		MaxConcurrentTailRequests: 10,
+		// 10M samples are 160 MB of points: far more lines than a one-machine store is asked to aggregate in
+		// one query, and a bound the memory governor's query share can live with.
+		MaxFetchedSamples: 10_000_000,
 	}
 }
 
@@ -182,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxQueryBytesRead < 0 {
 		return errors.New("limits.max_query_bytes_read: must not be negative (0 does not limit)")
+	}
+	if c.Limits.MaxFetchedSamples < 0 {
+		return errors.New("limits.max_fetched_samples: must not be negative (0 does not limit)")
 	}
 	if c.Limits.MaxConcurrentTailRequests < 0 {
 		return errors.New("limits.max_concurrent_tail_requests: must not be negative (0 does not limit)")
