@@ -35,6 +35,9 @@ type GRPCAPI struct {
 	// ProgressInterval is the least time between two progress messages that carry no new trace (Tempo's
 	// 500 ms); messages with new traces are sent at once.
 	ProgressInterval time.Duration
+
+	// afterProgress, in tests, runs after each progress message of a search, inside the scan.
+	afterProgress func(ctx context.Context)
 }
 
 var _ tempopb.StreamingQuerierServer = (*GRPCAPI)(nil)
@@ -169,6 +172,9 @@ func (g *GRPCAPI) Search(req *tempopb.SearchRequest, out tempopb.Sender[*tempopb
 		}
 		sent, last = len(res.Traces), time.Now()
 		sendErr = out.Send(msg)
+		if g.afterProgress != nil {
+			g.afterProgress(ctx)
+		}
 	}
 	res, err := g.Store.Search(ctx, tenantID, sreq)
 	if err != nil {
