@@ -203,7 +203,9 @@ func TestGRPCMethods(t *testing.T) {
 	if err != nil || len(vals2) != 1 || len(vals2[0].TagValues) == 0 || vals2[0].TagValues[0].Type != "string" {
 		t.Fatalf("SearchTagValuesV2: %+v, %v", vals2, err)
 	}
-	var valsHTTP struct{ TagValues []struct{ Type, Value string } }
+	var valsHTTP struct {
+		TagValues []struct{ Type, Value string }
+	}
 	httpJSON(t, mux, "/api/v2/search/tag/name/values?q="+url.QueryEscape("{ status = error }"), &valsHTTP)
 	if len(valsHTTP.TagValues) != len(vals2[0].TagValues) {
 		t.Fatalf("SearchTagValuesV2 %d values, HTTP %d", len(vals2[0].TagValues), len(valsHTTP.TagValues))
