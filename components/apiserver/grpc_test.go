@@ -223,3 +223,37 @@ func TestH2CBounds(t *testing.T) {
 		t.Fatalf("the idle HTTP/2 connection was not closed: %v", err)
 	}
 }
+
+// TestGRPCTrickledBodyIsCut: a gRPC call whose request never arrives is ended by read_timeout, as a trickled
+// HTTP body is: HTTP/2 streams are held to the same per-request body deadline.
+func TestGRPCTrickledBodyIsCut(t *testing.T) {
+	s := start(t, func(c *Config) { c.ReadTimeout = 300 * time.Millisecond })
+	s.RegisterService(whoService(s), struct{}{})
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr()+"/sprout.test.Who/Tenant", pr)
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("TE", "trailers")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a bound for the test, not the measure
+	defer cancel()
+	resp, err := c.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatalf("no answer to a call whose request never came: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	code := resp.Header.Get("Grpc-Status")
+	if code == "" {
+		code = resp.Trailer.Get("Grpc-Status")
+	}
+	if code == "" || code == "0" {
+		t.Fatalf("grpc-status %q (headers %v, trailers %v), want an error", code, resp.Header, resp.Trailer)
+	}
+	msg := resp.Header.Get("Grpc-Message") + resp.Trailer.Get("Grpc-Message")
+	if !strings.Contains(msg, "timeout") {
+		t.Fatalf("grpc-message %q, want the read timeout", msg)
+	}
+}
