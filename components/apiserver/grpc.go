@@ -36,7 +36,8 @@ const DefaultGRPCMaxMsgSize = 16 << 20
 const DefaultGRPCMaxConcurrentStreams = 100
 
 // RegisterService adds a gRPC service to the API port, served when stream_over_http_enabled is on (without it,
-// the call does nothing). Call it before the server starts serving, as the stores do from their Start.
+// the call does nothing). Call it from a component's Start, as the stores do: gRPC calls are answered
+// Unavailable until every component has started (Ready), so that the service table never changes under a call.
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	if s.grpc == nil {
 		return
@@ -92,6 +93,10 @@ func (s *Server) routeGRPC(h http.Handler) http.Handler {
 	g := s.instrument("grpc", s.grpc)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isGRPC(r) {
+			if !s.grpcServing.Load() {
+				grpcAwareError(w, r, "Sprout is starting: its gRPC services are not registered yet", http.StatusServiceUnavailable)
+				return
+			}
 			g.ServeHTTP(w, r)
 			return
 		}

@@ -92,6 +92,7 @@ func TestGRPCOnAPIPort(t *testing.T) {
 		c.TenantAuth = TenantAuthConfig{UserIsTenant: true, Users: map[string][]string{"ops": {"team-a", "team-b"}}}
 	})
 	s.RegisterService(whoService(s), struct{}{})
+	_ = s.Ready()
 	cc := dialGRPC(t, s.Addr())
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
@@ -156,6 +157,7 @@ func TestGRPCOnAPIPort(t *testing.T) {
 func TestGRPCMessageSize(t *testing.T) {
 	s := start(t, func(c *Config) { c.GRPCServerMaxRecvMsgSize = 1024 })
 	s.RegisterService(whoService(s), struct{}{})
+	_ = s.Ready()
 	cc := dialGRPC(t, s.Addr())
 	if got, err := callWho(context.Background(), cc, make([]byte, 512)); err != nil || got != tenant.Default {
 		t.Fatalf("small message: %q, %v", got, err)
@@ -170,6 +172,7 @@ func TestGRPCMessageSize(t *testing.T) {
 func TestGRPCOff(t *testing.T) {
 	s := start(t, func(c *Config) { c.StreamOverHTTPEnabled = false })
 	s.RegisterService(whoService(s), struct{}{})
+	_ = s.Ready()
 	if s.GRPCEnabled() {
 		t.Fatal("gRPC enabled")
 	}
@@ -229,6 +232,7 @@ func TestH2CBounds(t *testing.T) {
 func TestGRPCTrickledBodyIsCut(t *testing.T) {
 	s := start(t, func(c *Config) { c.ReadTimeout = 300 * time.Millisecond })
 	s.RegisterService(whoService(s), struct{}{})
+	_ = s.Ready()
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
@@ -255,5 +259,20 @@ func TestGRPCTrickledBodyIsCut(t *testing.T) {
 	msg := resp.Header.Get("Grpc-Message") + resp.Trailer.Get("Grpc-Message")
 	if !strings.Contains(msg, "timeout") {
 		t.Fatalf("grpc-message %q, want the read timeout", msg)
+	}
+}
+
+// TestGRPCBeforeReady: until every component has started, gRPC calls are answered Unavailable (the service
+// table is still being filled), and answered once the server is ready.
+func TestGRPCBeforeReady(t *testing.T) {
+	s := start(t, nil)
+	s.RegisterService(whoService(s), struct{}{})
+	cc := dialGRPC(t, s.Addr())
+	if _, err := callWho(context.Background(), cc, nil); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "starting") {
+		t.Fatalf("before Ready: %v, want Unavailable", err)
+	}
+	_ = s.Ready()
+	if got, err := callWho(context.Background(), cc, nil); err != nil || got != tenant.Default {
+		t.Fatalf("after Ready: %q, %v", got, err)
 	}
 }

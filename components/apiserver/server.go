@@ -55,6 +55,9 @@ type Server struct {
 	done     chan struct{}
 
 	pipelinesReady atomic.Bool
+	// grpcServing is set once every component has started, and so registered its gRPC services: gRPC's
+	// service table may not change while calls are served.
+	grpcServing atomic.Bool
 	mu             sync.Mutex
 	checks         map[string]func() error
 
@@ -304,7 +307,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Ready implements extensioncapabilities.PipelineWatcher: all pipelines are running.
-func (s *Server) Ready() error { s.pipelinesReady.Store(true); return nil }
+func (s *Server) Ready() error {
+	s.grpcServing.Store(true)
+	s.pipelinesReady.Store(true)
+	return nil
+}
 
 // NotReady implements extensioncapabilities.PipelineWatcher: receivers are about to stop.
 func (s *Server) NotReady() error { s.pipelinesReady.Store(false); return nil }
