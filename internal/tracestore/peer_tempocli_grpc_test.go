@@ -37,25 +37,7 @@ func TestPeerTempoCLIGRPC(t *testing.T) {
 	if err := s.CutAndFlush(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodecV2(grpcwire.Codec{}))
-	g.RegisterService(&tempopb.ServiceDesc, &GRPCAPI{Store: s, Tenant: func(context.Context) (string, error) { return tn, nil }})
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			g.ServeHTTP(w, r)
-			return
-		}
-		http.NotFound(w, r)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	hostport := ln.Addr().String()
+	hostport := serveGRPCH2C(t, s)
 	start, end := now.Add(-10*time.Minute).UTC().Format(time.RFC3339), now.Add(time.Minute).UTC().Format(time.RFC3339)
 	for _, tc := range []struct {
 		name string
@@ -95,4 +77,29 @@ func TestPeerTempoCLIGRPC(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "InvalidArgument") {
 		t.Fatalf("bad query: %v\n%s", err, out)
 	}
+}
+
+// serveGRPCH2C serves the store's GRPCAPI as the API port does: plaintext HTTP/2 next to HTTP/1.1, gRPC calls
+// through grpc.Server.ServeHTTP. It returns host:port.
+func serveGRPCH2C(t *testing.T, s *Store) string {
+	t.Helper()
+	g := grpc.NewServer(grpc.ForceServerCodecV2(grpcwire.Codec{}))
+	g.RegisterService(&tempopb.ServiceDesc, &GRPCAPI{Store: s, Tenant: func(context.Context) (string, error) { return tn, nil }})
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }
