@@ -225,6 +225,21 @@ func TestH2CBounds(t *testing.T) {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		t.Fatalf("the idle HTTP/2 connection was not closed: %v", err)
 	}
+
+	// A header block that never ends (HEADERS without END_HEADERS, no CONTINUATION) opens no stream, so the
+	// connection stays idle and is closed after idle_timeout too.
+	conn2, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	_, _ = io.WriteString(conn2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	_, _ = conn2.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})
+	_, _ = conn2.Write([]byte{0, 0, 1, 1, 0, 0, 0, 0, 1, 0x82}) // HEADERS, stream 1, ":method: GET", not ended
+	_ = conn2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, conn2); err != nil {
+		t.Fatalf("the HTTP/2 connection with an unfinished header block was not closed: %v", err)
+	}
 }
 
 // TestGRPCTrickledBodyIsCut: a gRPC call whose request never arrives is ended by read_timeout, as a trickled
