@@ -21,7 +21,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/grpcwire"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tracestore/tempopb"
 )
 
@@ -351,5 +353,59 @@ func TestGRPCCancelFreesSearch(t *testing.T) {
 	}
 	if got := s.QueryLimiter().Stats().Running; got != 0 {
 		t.Fatalf("%d queries still hold a slot", got)
+	}
+}
+
+// TestGRPCQueryBudget: gRPC queries take their slot in the store's query budget as HTTP ones do: with the one
+// slot held by a running search, another call is refused with ResourceExhausted and a retry hint; a memory gate
+// refusal is Unavailable.
+func TestGRPCQueryBudget(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Limits.MaxConcurrent, cfg.Limits.MaxConcurrentPerTenant, cfg.Limits.MaxOutstandingPerTenant = 1, 1, 0
+	s := openStore(t, cfg)
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	if err := s.Push(context.Background(), tn, batch(1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CutAndFlush(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Push(context.Background(), tn, batch(3, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	h := newGRPC(t, s)
+	held, release := make(chan struct{}), make(chan struct{})
+	h.api.afterProgress = func(ctx context.Context) {
+		select {
+		case <-held:
+		default:
+			close(held)
+			<-release
+		}
+	}
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() {
+		_, err := recvAll(h.client.Search(ctx, &tempopb.SearchRequest{Query: "{ }", Limit: 100}))
+		first <- err
+	}()
+	<-held
+	_, err := recvAll(h.client.SearchTags(ctx, &tempopb.SearchTagsRequest{}))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max_outstanding_per_tenant") {
+		t.Fatalf("second query: %v, want ResourceExhausted naming the limit", err)
+	}
+	if d, ok := backpressure.RetryDelay(err); !ok || d <= 0 {
+		t.Fatalf("no retry hint in %v", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the held search: %v", err)
+	}
+	s.QueryLimiter().SetGate(func(context.Context, string) error {
+		return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, "query memory budget exceeded")
+	})
+	_, err = recvAll(h.client.Search(ctx, &tempopb.SearchRequest{Query: "{ }"}))
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("gated query: %v, want Unavailable", err)
 	}
 }
