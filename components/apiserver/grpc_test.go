@@ -291,3 +291,26 @@ func TestGRPCBeforeReady(t *testing.T) {
 		t.Fatalf("after Ready: %q, %v", got, err)
 	}
 }
+
+// TestGRPCBrowserWall: a gRPC-typed request a browser sends from another site is refused by the cross-origin
+// wall before it reaches the gRPC server, as any state-changing request is.
+func TestGRPCBrowserWall(t *testing.T) {
+	s := start(t, nil)
+	s.RegisterService(whoService(s), struct{}{})
+	_ = s.Ready()
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr()+"/sprout.test.Who/Tenant", strings.NewReader("\x00\x00\x00\x00\x00"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Grpc-Status") != "" {
+		t.Fatalf("status %d, grpc-status %q: want 403 before the gRPC server", resp.StatusCode, resp.Header.Get("Grpc-Status"))
+	}
+}
