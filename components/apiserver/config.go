@@ -36,6 +36,16 @@ type Config struct {
 
 	// Memory is the process's memory budgets, which every ingest path, store exporter and query consults.
 	Memory memguard.Config `mapstructure:"memory"`
+
+	// StreamOverHTTPEnabled serves the stores' gRPC services (Tempo's streaming query API) on this port, over
+	// plaintext HTTP/2 next to HTTP/1.1, as Tempo's key of the same name does.
+	StreamOverHTTPEnabled bool `mapstructure:"stream_over_http_enabled"`
+	// GRPCServerMaxRecvMsgSize and GRPCServerMaxSendMsgSize bound one gRPC message, in bytes (Tempo's keys).
+	GRPCServerMaxRecvMsgSize int `mapstructure:"grpc_server_max_recv_msg_size"`
+	GRPCServerMaxSendMsgSize int `mapstructure:"grpc_server_max_send_msg_size"`
+	// GRPCServerMaxConcurrentStreams bounds the HTTP/2 streams (calls, and HTTP/2 requests) one connection may
+	// have open at once.
+	GRPCServerMaxConcurrentStreams uint32 `mapstructure:"grpc_server_max_concurrent_streams"`
 }
 
 // TenantAuthConfig says which tenants an authenticated user may act as. A request whose X-Scope-OrgID names
@@ -104,6 +114,17 @@ func (c *Config) Validate() error {
 	}{{"read_timeout", c.ReadTimeout}, {"read_header_timeout", c.ReadHeaderTimeout}, {"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative (0 turns it off)", d.name)
+		}
+	}
+	if c.StreamOverHTTPEnabled {
+		if c.GRPCServerMaxRecvMsgSize <= 0 {
+			return errors.New("grpc_server_max_recv_msg_size: must be positive (bytes)")
+		}
+		if c.GRPCServerMaxSendMsgSize <= 0 {
+			return errors.New("grpc_server_max_send_msg_size: must be positive (bytes)")
+		}
+		if c.GRPCServerMaxConcurrentStreams == 0 {
+			return errors.New("grpc_server_max_concurrent_streams: must be positive")
 		}
 	}
 	return c.Memory.Validate()

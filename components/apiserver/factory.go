@@ -40,7 +40,9 @@ func createDefaultConfig() component.Config {
 	sc.ReadHeaderTimeout = 10 * time.Second
 	sc.ReadTimeout = 30 * time.Second
 	sc.WriteTimeout = 5 * time.Minute
-	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second, MaxTenants: DefaultMaxTenants, Memory: memguard.DefaultConfig()}
+	return &Config{ServerConfig: sc, ShutdownTimeout: 10 * time.Second, MaxTenants: DefaultMaxTenants, Memory: memguard.DefaultConfig(),
+		StreamOverHTTPEnabled: true, GRPCServerMaxRecvMsgSize: DefaultGRPCMaxMsgSize, GRPCServerMaxSendMsgSize: DefaultGRPCMaxMsgSize,
+		GRPCServerMaxConcurrentStreams: DefaultGRPCMaxConcurrentStreams}
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

@@ -30,8 +30,10 @@ import (
 	"github.com/rs/cors"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/memguard"
@@ -53,6 +55,9 @@ type Server struct {
 	done     chan struct{}
 
 	pipelinesReady atomic.Bool
+	// grpcServing is set once every component has started, and so registered its gRPC services: gRPC's
+	// service table may not change while calls are served.
+	grpcServing atomic.Bool
 	mu             sync.Mutex
 	checks         map[string]func() error
 
@@ -61,7 +66,8 @@ type Server struct {
 	// browserRefusals counts requests the browser walls refused, by wall.
 	browserRefusals *prometheus.CounterVec
 
-	cors *cors.Cors // nil without cors.allowed_origins
+	cors *cors.Cors   // nil without cors.allowed_origins
+	grpc *grpc.Server // nil without stream_over_http_enabled
 	gov  *memguard.Governor
 	// bodyLimit is the server's max_request_body_size once Start has resolved its default; readTimeout the
 	// per-request body deadline.
@@ -100,6 +106,9 @@ func newServer(cfg *Config, set extension.Settings) *Server {
 	}
 	ingest, query := cfg.Memory.Budgets(limit)
 	s.gov = memguard.New(ingest, query, memguard.Options{Limit: limit, Registerer: reg})
+	if cfg.StreamOverHTTPEnabled {
+		s.grpc = s.newGRPC()
+	}
 	s.HandleFunc("GET /metrics", s.handleMetrics)
 	s.HandleFunc("GET /ready", s.handleReady)
 	s.HandleFunc("GET /sprout/api/v1/status", s.handleStatus)
@@ -232,7 +241,9 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel, s.recoverer(s.crossOriginWall(restoreSnappy(s.withGovernor(s.mux)))))
+	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel,
+		s.recoverer(s.crossOriginWall(restoreSnappy(s.withGovernor(s.routeGRPC(s.mux))))),
+		confighttp.WithErrorHandler(grpcAwareError))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)
@@ -251,6 +262,9 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 		srv.IdleTimeout = s.readTimeout
 	}
 	srv.Handler = bodyDeadline(s.readTimeout, hideSnappy(srv.Handler))
+	if s.grpc != nil {
+		s.enableH2C(srv)
+	}
 	s.srv, s.listener, s.done = srv, ln, make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -285,11 +299,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.srv.Close()
 	}
 	<-s.done
+	if s.grpc != nil {
+		// Calls served through ServeHTTP end with their HTTP/2 streams; Stop only frees the server's state.
+		s.grpc.Stop()
+	}
 	return err
 }
 
 // Ready implements extensioncapabilities.PipelineWatcher: all pipelines are running.
-func (s *Server) Ready() error { s.pipelinesReady.Store(true); return nil }
+func (s *Server) Ready() error {
+	s.grpcServing.Store(true)
+	s.pipelinesReady.Store(true)
+	return nil
+}
 
 // NotReady implements extensioncapabilities.PipelineWatcher: receivers are about to stop.
 func (s *Server) NotReady() error { s.pipelinesReady.Store(false); return nil }

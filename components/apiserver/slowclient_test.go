@@ -119,6 +119,10 @@ func TestValidateTimeoutsAndMemory(t *testing.T) {
 		{"negative write_timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "write_timeout"},
 		{"query above ingest", func(c *Config) { c.Memory.QueryLimitPercentage = 95 }, "memory.query_limit_percentage"},
 		{"percentage over 100", func(c *Config) { c.Memory.IngestInflightPercentage = 150 }, "memory.ingest_inflight_percentage"},
+		{"grpc recv size", func(c *Config) { c.GRPCServerMaxRecvMsgSize = 0 }, "grpc_server_max_recv_msg_size"},
+		{"grpc send size", func(c *Config) { c.GRPCServerMaxSendMsgSize = -1 }, "grpc_server_max_send_msg_size"},
+		{"grpc streams", func(c *Config) { c.GRPCServerMaxConcurrentStreams = 0 }, "grpc_server_max_concurrent_streams"},
+		{"grpc off ignores its sizes", func(c *Config) { c.StreamOverHTTPEnabled = false; c.GRPCServerMaxRecvMsgSize = 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)

@@ -18,6 +18,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/tracestore"
+	"github.com/sprout-otel/sprout/internal/tracestore/tempopb"
 )
 
 var consumerCapabilities = consumer.Capabilities{MutatesData: false}
@@ -68,6 +69,7 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	})
 	api := &tracestore.API{Store: st, Tenant: srv.Tenant, Version: srv.BuildInfo().Version}
 	api.Register(srv)
+	srv.RegisterService(&tempopb.ServiceDesc, &tracestore.GRPCAPI{Store: st, Tenant: srv.TenantFromContext})
 	return nil
 }
 

@@ -706,9 +706,15 @@ func (a *API) tagValuesV2(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"tagValues": out, "metrics": tagsMetrics})
 }
 
+// TempoCompatVersion is the Tempo version /api/status/buildinfo reports. Grafana's Tempo data source compares
+// it with the versions that unlock its features (featuresToTempoVersion: streaming search from 2.2.0,
+// streaming metrics from 2.7.0) and turns off what the version is below; Sprout serves both, and reports the
+// lowest version that turns on no more than that. What Sprout really is goes in revision and branch.
+const TempoCompatVersion = "2.7.0"
+
 func (a *API) buildinfo(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, map[string]string{
-		"version": a.Version, "revision": "", "branch": "", "buildUser": "", "buildDate": "",
+		"version": TempoCompatVersion, "revision": "sprout-" + a.Version, "branch": "sprout", "buildUser": "", "buildDate": "",
 		"goVersion": runtime.Version(),
 	})
 }

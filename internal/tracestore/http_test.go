@@ -183,7 +183,7 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatalf("echo: %d %q", code, body)
 	}
 	code, _, body = get(t, srv.URL+"/api/status/buildinfo")
-	if code != 200 || !strings.Contains(string(body), `"version":"test"`) {
+	if code != 200 || !strings.Contains(string(body), `"version":"`+TempoCompatVersion+`"`) || !strings.Contains(string(body), `"revision":"sprout-test"`) {
 		t.Fatalf("buildinfo: %d %s", code, body)
 	}
 }

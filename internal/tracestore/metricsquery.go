@@ -29,6 +29,9 @@ type MetricsRequest struct {
 	// Exemplars bounds the exemplars kept per series; 0 keeps none. At most two fall in each of
 	// Exemplars/2 equal slices of the range, so that they spread over it, as Tempo does.
 	Exemplars int
+	// Progress, if set, is called after each job (memory, then each block) with what the query has read so
+	// far, for streaming answers (grpc.go).
+	Progress func(SearchMetrics)
 }
 
 // Exemplar is one span behind a series: its trace id (hex, leading zeros trimmed, as Tempo writes it), start
@@ -266,8 +269,9 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	}
 	blocks := in.blockList()
 	res.Metrics.TotalBlocks = len(blocks)
+	req.progress(res.Metrics, 1)
 	seenTrace := map[pcommon.TraceID]bool{}
-	for _, b := range blocks {
+	for i, b := range blocks {
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
 		}
@@ -288,6 +292,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 			}
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
+		req.progress(res.Metrics, i+2)
 	}
 	if tooMany {
 		return nil, &LimitError{Limit: "max_response_series", Msg: fmt.Sprintf(

@@ -16,8 +16,8 @@ import (
 //	SPROUT_PEER_TEMPO_CLI=/work/peers/bin/tempo-cli go test -count=1 -run PeerTempoCLI -v ./internal/tracestore/
 //
 // Not covered: tempo-cli's `query trace-id`, `query trace-summary` and `query search` read Tempo's own block
-// format straight from the bucket, which Sprout does not write; the `--use-grpc` forms need Tempo's streaming
-// gRPC querier, which Sprout does not serve.
+// format straight from the bucket, which Sprout does not write. The `--use-grpc` forms are in
+// TestPeerTempoCLIGRPC.
 func TestPeerTempoCLI(t *testing.T) {
 	bin := os.Getenv("SPROUT_PEER_TEMPO_CLI")
 	if bin == "" {

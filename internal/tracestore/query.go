@@ -140,6 +140,9 @@ type SearchRequest struct {
 	MaxDuration     time.Duration
 	Limit           int
 	SpansPerSpanSet int
+	// Progress, if set, is called after each job (memory, then each block) with the result so far, for
+	// streaming answers (grpc.go). Traces only grows between calls; res must not be kept past the call.
+	Progress func(res *SearchResult)
 }
 
 // SearchResult is the answer of a search, in Tempo's terms.
@@ -271,6 +274,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		}
 	}
 	res.Metrics.CompletedJobs = 1
+	req.progress(res)
 	order := make([]*block, 0, len(blocks))
 	for i := len(blocks) - 1; i >= 0; i-- { // newest first
 		order = append(order, blocks[i])
@@ -281,6 +285,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		c := cands.get(i)
 		if c.skip {
 			res.Metrics.CompletedJobs++
+			req.progress(res)
 			continue
 		}
 		more := true
@@ -315,6 +320,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if !more {
 			break
 		}
+		req.progress(res)
 	}
 	return finish(res), nil
 }
