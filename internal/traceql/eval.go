@@ -117,7 +117,16 @@ func evalSpanset(e SpansetExpr, t *Trace, in []Spanset) []Spanset {
 				if len(r) == 0 {
 					continue
 				}
-				if got := structural(x.Op, t, flatten(l), flatten(r)); len(got) > 0 {
+				var got []*Span
+				if base, ok := unionBase[x.Op]; ok {
+					// both sides: the right spans in the relation, and the left spans they are related to
+					lf, rf := flatten(l), flatten(r)
+					right := structural(base, t, lf, rf)
+					got = union(structural(inverse[base], t, right, lf), right)
+				} else {
+					got = structural(x.Op, t, flatten(l), flatten(r))
+				}
+				if len(got) > 0 {
 					out = append(out, Spanset{Spans: got, GroupBy: ss.GroupBy, Select: mergeSelect(l, r)})
 				}
 			}
@@ -174,6 +183,12 @@ func union(a, b []*Span) []*Span {
 	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
 	return out
 }
+
+// unionBase maps a union structural operator to the plain one; inverse maps a relation to its converse.
+var (
+	unionBase = map[Op]Op{OpUChild: OpChild, OpUDesc: OpDesc, OpUParent: OpParent, OpUAnc: OpAnc, OpUSib: OpSibling}
+	inverse   = map[Op]Op{OpChild: OpParent, OpParent: OpChild, OpDesc: OpAnc, OpAnc: OpDesc, OpSibling: OpSibling}
+)
 
 // structural returns the spans of r that stand in relation op to some span of l.
 func structural(op Op, t *Trace, l, r []*Span) []*Span {
@@ -332,6 +347,17 @@ func intrinsic(in Intrinsic, t *Trace, s *Span) Static {
 		return NewString(s.Scope.Name())
 	case IntrinsicInstrumentationVersion:
 		return NewString(s.Scope.Version())
+	case IntrinsicNestedSetLeft:
+		t.nestedSets()
+		return NewInt(int64(s.nsLeft))
+	case IntrinsicNestedSetRight:
+		t.nestedSets()
+		return NewInt(int64(s.nsRight))
+	case IntrinsicNestedSetParent:
+		t.nestedSets()
+		return NewInt(int64(s.nsParent))
+	case IntrinsicChildCount:
+		return NewInt(int64(s.children))
 	}
 	return Static{}
 }
@@ -572,4 +598,31 @@ func (a Attribute) AttributeName() string {
 		return strings.TrimPrefix(strings.TrimPrefix(a.Name, "span:"), "trace:")
 	}
 	return a.Name
+}
+
+// Matches says whether span s of trace t satisfies the filter (an empty filter matches every span).
+func (f *SpansetFilter) Matches(t *Trace, s *Span) bool {
+	return f.Expr == nil || truthy(evalField(f.Expr, t, s))
+}
+
+// EachAttribute calls fn with every attribute of s under the name TraceQL gives it (span.x, resource.x, and the
+// intrinsics name, kind, status and statusMessage when set), for breakdowns over all attributes such as
+// compare(). Values of durations and ids are left out: their cardinality makes no useful breakdown.
+func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
+	fn("name", NewString(s.Span.Name()))
+	fn("kind", intrinsic(IntrinsicKind, t, s))
+	fn("status", intrinsic(IntrinsicStatus, t, s))
+	if m := s.Span.Status().Message(); m != "" {
+		fn("statusMessage", NewString(m))
+	}
+	each := func(prefix string, m pcommon.Map) {
+		m.Range(func(k string, v pcommon.Value) bool {
+			if st := FromPdata(v); st.Type != TypeNil && st.Type != TypeDuration {
+				fn(prefix+k, st)
+			}
+			return true
+		})
+	}
+	each("span.", s.Span.Attributes())
+	each("resource.", s.Resource.Attrs)
 }
