@@ -66,7 +66,7 @@ func TestNestedSetOrphans(t *testing.T) {
 	orphan.SetName("orphan")
 	tr := FromTraces(pcommon.TraceID{7}, td)
 	for q, want := range map[string]string{
-		`{ nestedSetLeft = 0 && nestedSetRight = 0 && nestedSetParent = 0 }`: "orphan",
+		`{ nestedSetLeft = 0 && nestedSetRight = 0 && nestedSetParent = 0 }`:  "orphan",
 		`{ nestedSetLeft = 1 && nestedSetRight = 2 && nestedSetParent = -1 }`: "root",
 	} {
 		pq, err := Parse(q)

@@ -51,14 +51,14 @@ const (
 // compareAcc counts, per step, the spans of the baseline and of the selection under every value of every
 // attribute, and the spans that carry each attribute at all (the _total series).
 type compareAcc struct {
-	m        *traceql.MetricsStage
-	steps    int
-	limit    int // series at most; past it tooMany
-	nseries  int
-	tooMany  bool
-	values   [2]map[string]map[string]*valueCounts // [baseline, selection] → attribute → value key → counts
-	totals   [2]map[string][]float64
-	capped   map[string]bool // attributes with more than maxCompareValues values
+	m       *traceql.MetricsStage
+	steps   int
+	limit   int // series at most; past it tooMany
+	nseries int
+	tooMany bool
+	values  [2]map[string]map[string]*valueCounts // [baseline, selection] → attribute → value key → counts
+	totals  [2]map[string][]float64
+	capped  map[string]bool // attributes with more than maxCompareValues values
 }
 
 // maxCompareValues bounds the values of one attribute that compare() counts, so that an attribute unique per
