@@ -236,17 +236,24 @@ func applySecondStages(stages []traceql.SecondStage, in []Series, steps int) []S
 			}
 			in = out
 		case "filter":
-			for i := range in {
-				vals := make([]float64, len(in[i].Values))
-				for step, v := range in[i].Values {
+			out := in[:0:0]
+			for _, s := range in {
+				vals := make([]float64, len(s.Values))
+				any := false
+				for step, v := range s.Values {
 					if filterHolds(st.Op, v, st.Value) {
 						vals[step] = v
+						any = true
 					} else {
 						vals[step] = math.NaN()
 					}
 				}
-				in[i].Values = vals
+				if any { // a series without a sample left is dropped
+					s.Values = vals
+					out = append(out, s)
+				}
 			}
+			in = out
 		}
 	}
 	return in

@@ -1,0 +1,202 @@
+package tracestore
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/traceql"
+)
+
+// seriesMap renders series as "label=value,..." → values, NaN as -1, for comparison with hand-computed answers.
+func seriesMap(ss []Series) map[string][]float64 {
+	out := map[string][]float64{}
+	for _, s := range ss {
+		var ls []string
+		for _, l := range s.Labels {
+			v := l.Value.String()
+			if l.Value.Type == traceql.TypeString {
+				v = l.Value.S
+			}
+			ls = append(ls, l.Name+"="+v)
+		}
+		vals := make([]float64, len(s.Values))
+		for i, v := range s.Values {
+			if math.IsNaN(v) {
+				v = -1
+			}
+			vals[i] = v
+		}
+		out[strings.Join(ls, ",")] = vals
+	}
+	return out
+}
+
+// TestMetricsTempo3 checks histogram_over_time, compare, topk/bottomk and filters against answers worked by hand.
+// Data: traces 1..3 start at baseTime+1s..+3s, each a frontend root "GET /checkout" (server, 400ms,
+// http.status_code=200, cloud.region) and backend children step-1 (50ms), step-2 (100ms) and step-3 (150ms,
+// status error "boom"), internal, with span.step = "1", "2", "3".
+func TestMetricsTempo3(t *testing.T) {
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.Shutdown(context.Background())
+	if err := s.Push(context.Background(), tn, batch(1, 3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	one := func(v float64) []float64 { return []float64{v} }
+	win := func(from, to time.Duration) string {
+		return " " + itoa(baseTime.Add(from).UnixNano()) + ", " + itoa(baseTime.Add(to).UnixNano())
+	}
+	cases := []struct {
+		q    string
+		step time.Duration
+		want map[string][]float64 // nil: only check the entries of sub
+		sub  map[string][]float64
+		n    int // number of series when want is nil
+	}{
+		// buckets: the power of two (in ns) at or above each duration, in seconds: 50ms → 2^26 ns,
+		// 100ms → 2^27, 150ms → 2^28, 400ms → 2^29
+		{q: `{ } | histogram_over_time(duration)`, step: 10 * time.Second, want: map[string][]float64{
+			"__bucket=0.067108864": one(3), "__bucket=0.134217728": one(3), "__bucket=0.268435456": one(3), "__bucket=0.536870912": one(3)}},
+		{q: `{ kind = internal } | histogram_over_time(duration) by (resource.service.name) with(sample=true)`, step: 10 * time.Second, want: map[string][]float64{
+			"resource.service.name=backend,__bucket=0.067108864": one(3), "resource.service.name=backend,__bucket=0.134217728": one(3),
+			"resource.service.name=backend,__bucket=0.268435456": one(3)}},
+		// an int attribute: 200 → 256
+		{q: `{ span.http.status_code != nil } | histogram_over_time(span.http.status_code)`, step: 10 * time.Second, want: map[string][]float64{
+			"__bucket=256": one(3)}},
+		// compare: the selection is the three step-3 spans, the baseline the other nine
+		{q: `{ } | compare({ status = error })`, step: 10 * time.Second, n: 31, sub: map[string][]float64{
+			"__meta_type=baseline,resource.service.name=backend":    one(6),
+			"__meta_type=baseline,resource.service.name=frontend":   one(3),
+			"__meta_type=baseline,kind=internal":                    one(6),
+			"__meta_type=baseline,status=unset":                     one(9),
+			"__meta_type=baseline,span.http.status_code=200":        one(3),
+			"__meta_type=baseline_total,span.step=nil":              one(6),
+			"__meta_type=baseline_total,name=nil":                   one(9),
+			"__meta_type=selection,status=error":                    one(3),
+			"__meta_type=selection,statusMessage=boom":              one(3),
+			"__meta_type=selection,span.step=3":                     one(3),
+			"__meta_type=selection_total,resource.service.name=nil": one(3),
+		}},
+		// one value per attribute: ties go to the value that sorts first; attributes with more get an error series
+		{q: `{ } | compare({ status = error }, 1)`, step: 10 * time.Second, n: 30, sub: map[string][]float64{
+			"__meta_type=baseline,name=GET /checkout":                    one(3),
+			"__meta_type=baseline,kind=internal":                         one(6),
+			"__meta_error=__too_many_values__,name=nil":                  one(-1),
+			"__meta_error=__too_many_values__,kind=nil":                  one(-1),
+			"__meta_error=__too_many_values__,span.step=nil":             one(-1),
+			"__meta_error=__too_many_values__,resource.service.name=nil": one(-1),
+		}},
+		// a selection window (start, end] around trace 2 only
+		{q: `{ } | compare({ status = error }, 10,` + win(2*time.Second-time.Millisecond, 2*time.Second+time.Second) + `)`, step: 10 * time.Second, sub: map[string][]float64{
+			"__meta_type=selection,status=error": one(1),
+			"__meta_type=baseline,status=error":  one(2),
+			"__meta_type=baseline,status=unset":  one(9),
+		}, n: -1},
+		// per step (1s): frontend 1, backend 3 in steps 1, 2, 3; both 0 in step 0 (counts are 0, not absent,
+		// where no span fell), where the tie goes to the labels that sort first
+		{q: `{ } | count_over_time() by (resource.service.name) | topk(1)`, step: time.Second, want: map[string][]float64{
+			"resource.service.name=backend": {0, 3, 3, 3}}},
+		{q: `{ } | count_over_time() by (resource.service.name) | bottomk(1)`, step: time.Second, want: map[string][]float64{
+			"resource.service.name=backend": {0, -1, -1, -1}, "resource.service.name=frontend": {-1, 1, 1, 1}}},
+		{q: `{ } | count_over_time() by (resource.service.name) > 2`, step: time.Second, want: map[string][]float64{
+			"resource.service.name=backend": {-1, 3, 3, 3}}},
+		{q: `{ } | max_over_time(duration) by (name) | topk(2) >= 150ms`, step: 4 * time.Second, want: map[string][]float64{
+			"name=GET /checkout": {0.4}, "name=step-3": {0.15}}},
+	}
+	for _, c := range cases {
+		t.Run(c.q, func(t *testing.T) {
+			res, err := s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, c.q),
+				Start: baseTime, End: baseTime.Add(4 * time.Second), Step: c.step})
+			if c.step == 10*time.Second {
+				res, err = s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, c.q),
+					Start: baseTime, End: baseTime.Add(10 * time.Second), Step: c.step})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := seriesMap(res.Series)
+			if c.want != nil {
+				if !reflect.DeepEqual(got, c.want) {
+					t.Fatalf("got  %v\nwant %v", got, c.want)
+				}
+				return
+			}
+			if c.n >= 0 && len(got) != c.n {
+				t.Errorf("%d series, want %d: %v", len(got), c.n, got)
+			}
+			for k, v := range c.sub {
+				if !reflect.DeepEqual(got[k], v) {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func itoa(n int64) string { return traceql.NewInt(n).String() }
+
+// TestSearchMostRecent: with most_recent=true the search reads everything and returns the newest traces, even
+// when older ones are found first (here: in a block, while the newest are in memory and vice versa).
+func TestSearchMostRecent(t *testing.T) {
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.Shutdown(context.Background())
+	ctx := context.Background()
+	// traces 5..8 pushed first and flushed to a block; 1..4 (older start times) stay in memory
+	if err := s.Push(ctx, tn, batch(5, 4, 2)); err != nil {
+		t.Fatal(err)
+	}
+	s.CutAndFlush(ctx, true)
+	if err := s.Push(ctx, tn, batch(1, 4, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    string
+		want []int
+	}{
+		{`{ } with(most_recent=true)`, []int{8, 7}},
+		{`{ name = "step-1" } | select(span.step) with(most_recent=true)`, []int{8, 7}},
+	} {
+		res, err := s.Search(ctx, tn, SearchRequest{Query: mustQuery(t, tc.q), Limit: 2, MostRecent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, m := range res.Traces {
+			got = append(got, int(m.TraceID[15]))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: traces %v, want %v", tc.q, got, tc.want)
+		}
+	}
+}
+
+// TestTagsScoped: q on the tags APIs keeps the attributes of the spans that match it.
+func TestTagsScoped(t *testing.T) {
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.Shutdown(context.Background())
+	ctx := context.Background()
+	if err := s.Push(ctx, tn, batch(1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	s.CutAndFlush(ctx, true)
+	if err := s.Push(ctx, tn, batch(3, 1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]map[string][]string{
+		`{ resource.service.name = "frontend" }`: {"span": {"http.status_code"}, "resource": {"cloud.region", "service.name"}},
+		`{ resource.service.name = "backend" }`:  {"span": {"step"}, "resource": {"service.name"}},
+		`{ name = "nope" }`:                      {"span": {}, "resource": {}},
+		`{ }`:                                    {"span": {"http.status_code", "step"}, "resource": {"cloud.region", "service.name"}},
+	} {
+		got, err := s.TagsMatching(ctx, tn, TimeRange{}, mustQuery(t, q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v, want %v", q, got, want)
+		}
+	}
+}
