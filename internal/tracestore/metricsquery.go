@@ -544,6 +544,11 @@ func (a *API) metricsRequest(w http.ResponseWriter, r *http.Request, instant boo
 	}
 	// Steps are aligned to the step, as Tempo does, so that successive requests give the same buckets.
 	if !instant {
+		// The end is rounded up to the step as well, as Tempo does: the last step, cut by the end, still counts
+		// (a comparison over the whole range with step = range would otherwise lose its only full step).
+		if e := req.End.Truncate(req.Step); e.Before(req.End) {
+			req.End = e.Add(req.Step)
+		}
 		req.Start = req.Start.Truncate(req.Step)
 		req.Exemplars = ParseExemplars(r.FormValue("exemplars"))
 		// with(exemplars=N) asks for fewer (0: none); Tempo's ceiling still holds

@@ -487,6 +487,17 @@ func attrValue(a *traceql.Attribute, t *traceql.Trace, sp *traceql.Span) (pcommo
 			maps = []pcommon.Map{sp.Resource.Attrs}
 		case traceql.ScopeAny:
 			maps = []pcommon.Map{sp.Span.Attributes(), sp.Resource.Attrs}
+		case traceql.ScopeInstrumentation:
+			maps = []pcommon.Map{sp.Scope.Attributes()}
+		case traceql.ScopeEvent:
+			// the first event that has it (select(event.exception.message) of the Exceptions tab)
+			for i := 0; i < sp.Span.Events().Len(); i++ {
+				maps = append(maps, sp.Span.Events().At(i).Attributes())
+			}
+		case traceql.ScopeLink:
+			for i := 0; i < sp.Span.Links().Len(); i++ {
+				maps = append(maps, sp.Span.Links().At(i).Attributes())
+			}
 		}
 		for _, m := range maps {
 			if v, ok := m.Get(a.Name); ok {
