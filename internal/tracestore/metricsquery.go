@@ -619,7 +619,9 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics), Message: hintNote(req.Query)}
+	// No message here: Grafana decodes instant answers strictly, and versions built on an older Tempo API do not
+	// know QueryInstantResponse.message.
+	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
 	for _, s := range res.Series {
 		if len(s.Values) == 0 || math.IsNaN(s.Values[0]) {
 			continue
