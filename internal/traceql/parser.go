@@ -854,6 +854,13 @@ func (p *parser) parseHints() ([]Hint, error) {
 			if neg {
 				v.N, v.F = -v.N, -v.F
 			}
+		case vt.kind == tAttr && vt.scope == "" && isDigits(vt.text):
+			// .1 lexes as an unscoped attribute; as a hint value it is the number 0.1 (with(sample=.1))
+			f, _ := strconv.ParseFloat("0."+vt.text, 64)
+			if neg {
+				f = -f
+			}
+			v = NewFloat(f)
 		case neg:
 			return nil, p.errAt(vt, "expected a number after '-', found %s", vt)
 		case vt.kind == tString:
@@ -877,4 +884,13 @@ func (p *parser) parseHints() ([]Hint, error) {
 		}
 		return out, nil
 	}
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

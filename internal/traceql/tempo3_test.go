@@ -105,6 +105,9 @@ func TestHints(t *testing.T) {
 	if v, _ := q.Hint("debug"); v.Type != TypeString || v.S != "x" {
 		t.Fatalf("debug = %v", v)
 	}
+	if q, err := Parse(`{ } | rate() with(sample=.25)`); err != nil || q.Hints[0].Value != NewFloat(0.25) {
+		t.Fatalf("sample=.25: %v %+v", err, q)
+	}
 	s, err := Parse(`{ status = error } | select(span.x) with(most_recent=true)`)
 	if err != nil || !s.HintBool("most_recent") || s.Metrics != nil {
 		t.Fatalf("search with hint: %v %+v", err, s)
