@@ -90,8 +90,8 @@ func (c *compareAcc) observe(t *traceql.Trace, sp *traceql.Span, step int) {
 	traceql.EachAttribute(t, sp, func(name string, v traceql.Static) {
 		vals := c.values[sel][name]
 		if vals == nil {
-			// one _total series and up to TopN value series per attribute and side
-			if c.nseries += 1 + min(c.m.TopN, maxCompareValues); c.nseries > c.limit {
+			// every attribute gives at least a value series and a _total series per side
+			if c.nseries += 2; c.nseries > c.limit {
 				c.tooMany = true
 				return
 			}
@@ -166,6 +166,9 @@ func (c *compareAcc) series() []Series {
 			{Name: name}}, Values: nan})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return seriesKey(out[i].Labels) < seriesKey(out[j].Labels) })
+	if len(out) > c.limit {
+		c.tooMany = true
+	}
 	return out
 }
 

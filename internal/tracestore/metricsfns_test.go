@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -198,5 +199,25 @@ func TestTagsScoped(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: got %v, want %v", q, got, want)
 		}
+	}
+}
+
+// TestCompareSeriesLimit: compare() is refused, as every metrics query, when its answer has more series than
+// max_response_series; the 31 series of the fixture fit in 31 and not in 30.
+func TestCompareSeriesLimit(t *testing.T) {
+	for limit, wantErr := range map[int]bool{31: false, 30: true, 4: true} {
+		cfg := testConfig(t.TempDir())
+		cfg.Limits.MaxResponseSeries = limit
+		s := openStore(t, cfg)
+		if err := s.Push(context.Background(), tn, batch(1, 3, 4)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, `{ } | compare({ status = error })`),
+			Start: baseTime, End: baseTime.Add(10 * time.Second), Step: 10 * time.Second})
+		var le *LimitError
+		if got := errors.As(err, &le); got != wantErr {
+			t.Errorf("limit %d: error %v, want a limit error: %v", limit, err, wantErr)
+		}
+		_ = s.Shutdown(context.Background())
 	}
 }

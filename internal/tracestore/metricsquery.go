@@ -306,7 +306,9 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
 	}
+	var cmpSeries []Series
 	if cmp != nil {
+		cmpSeries = cmp.series()
 		tooMany = tooMany || cmp.tooMany
 	}
 	if tooMany {
@@ -314,7 +316,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 			"the query has more than %d series; group by fewer attributes or filter the spans", s.cfg.Limits.MaxResponseSeries)}
 	}
 	if cmp != nil {
-		res.Series = cmp.series()
+		res.Series = cmpSeries
 		res.Series = applySecondStages(req.Query.Second, res.Series, steps)
 		return res, nil
 	}
