@@ -259,6 +259,7 @@ type Query struct {
 	Second  []SecondStage // topk/bottomk/filters after the metrics function, in order
 	Hints   []Hint        // with(...) after the query, in order
 	attrs   []Attribute
+	filters []*SpansetFilter
 }
 
 // Hint returns the last value given for a with(...) hint.

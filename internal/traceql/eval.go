@@ -605,15 +605,25 @@ func (f *SpansetFilter) Matches(t *Trace, s *Span) bool {
 	return f.Expr == nil || truthy(evalField(f.Expr, t, s))
 }
 
-// EachAttribute calls fn with every attribute of s under the name TraceQL gives it (span.x, resource.x, and the
-// intrinsics name, kind, status and statusMessage when set), for breakdowns over all attributes such as
-// compare(). Values of durations and ids are left out: their cardinality makes no useful breakdown.
+// EachAttribute calls fn with every attribute of s under the name TraceQL gives it, for breakdowns over all
+// attributes such as compare(): the intrinsics name, kind, status, statusMessage (also when empty), rootName and
+// rootServiceName (when the trace has a root), instrumentation:name and instrumentation:version (when set), then
+// span.x and resource.x, as Tempo's compare() lists them. Durations and ids are left out: their cardinality makes
+// no useful breakdown.
 func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
 	fn("name", NewString(s.Span.Name()))
 	fn("kind", intrinsic(IntrinsicKind, t, s))
 	fn("status", intrinsic(IntrinsicStatus, t, s))
-	if m := s.Span.Status().Message(); m != "" {
-		fn("statusMessage", NewString(m))
+	fn("statusMessage", NewString(s.Span.Status().Message()))
+	if t.Root != nil {
+		fn("rootName", NewString(t.RootName))
+		fn("rootServiceName", NewString(t.RootServiceName))
+	}
+	if n := s.Scope.Name(); n != "" {
+		fn("instrumentation:name", NewString(n))
+	}
+	if v := s.Scope.Version(); v != "" {
+		fn("instrumentation:version", NewString(v))
 	}
 	each := func(prefix string, m pcommon.Map) {
 		m.Range(func(k string, v pcommon.Value) bool {
@@ -625,4 +635,41 @@ func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
 	}
 	each("span.", s.Span.Attributes())
 	each("resource.", s.Resource.Attrs)
+}
+
+// ShownIntrinsics returns the span-level intrinsics (status, statusMessage, kind, nestedSet*, span:childCount)
+// that the search API shows with span s, as Tempo does: those read by the spanset filters of the query that s
+// itself satisfies, in the order written. Name and duration are fields of every span in the answer, and
+// trace-level intrinsics are not shown.
+func (q *Query) ShownIntrinsics(t *Trace, s *Span) []Attribute {
+	var out []Attribute
+	seen := map[Intrinsic]bool{}
+	for _, f := range q.filters {
+		if f.Expr == nil || !f.Matches(t, s) {
+			continue
+		}
+		walkField(f.Expr, func(a *Attribute) {
+			switch a.Intrinsic {
+			case IntrinsicStatus, IntrinsicStatusMessage, IntrinsicKind, IntrinsicNestedSetLeft, IntrinsicNestedSetRight,
+				IntrinsicNestedSetParent, IntrinsicChildCount:
+				if !seen[a.Intrinsic] {
+					seen[a.Intrinsic] = true
+					out = append(out, *a)
+				}
+			}
+		})
+	}
+	return out
+}
+
+func walkField(e FieldExpr, fn func(*Attribute)) {
+	switch x := e.(type) {
+	case *Attribute:
+		fn(x)
+	case *UnaryExpr:
+		walkField(x.E, fn)
+	case *BinaryExpr:
+		walkField(x.L, fn)
+		walkField(x.R, fn)
+	}
 }

@@ -20,6 +20,7 @@ type parser struct {
 	i     int
 	depth int
 	attrs []Attribute
+	filters []*SpansetFilter // every spanset filter, for Query.ShownIntrinsics
 	seen  map[string]bool
 }
 
@@ -65,7 +66,7 @@ func Parse(src string) (*Query, error) {
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.errAt(t, "unexpected %s", t)
 	}
-	q.attrs = p.attrs
+	q.attrs, q.filters = p.attrs, p.filters
 	if _, ok := pl.Stages[0].(*SpansetStage); !ok {
 		return nil, &ParseError{Pos: Pos{1, 1}, Msg: "a query must start with a spanset filter such as { }"}
 	}
@@ -411,7 +412,9 @@ func (p *parser) parseSpansetPrimary() (SpansetExpr, error) {
 	if err := checkBoolean(e, t); err != nil {
 		return nil, err
 	}
-	return &SpansetFilter{Expr: e}, nil
+	f := &SpansetFilter{Expr: e}
+	p.filters = append(p.filters, f)
+	return f, nil
 }
 
 // checkBoolean rejects filters that cannot be true or false, such as { 1 + 1 } or { "x" }.

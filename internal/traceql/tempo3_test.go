@@ -196,3 +196,35 @@ func TestParseErrorsTempo3(t *testing.T) {
 		})
 	}
 }
+
+// TestShownIntrinsics: a search shows with each span the span-level intrinsics of the filters that span
+// satisfies, as Tempo does.
+func TestShownIntrinsics(t *testing.T) {
+	tr := testTrace()
+	byName := map[string]*Span{}
+	for i := range tr.Spans {
+		byName[tr.Spans[i].Span.Name()] = &tr.Spans[i]
+	}
+	tests := []struct {
+		q, span, want string
+	}{
+		{`{ kind = server } > { name = "handle" }`, "handle", "kind"},
+		{`{ kind = server } > { name = "db query" }`, "db query", ""},
+		{`{ nestedSetParent < 0 && status = unset } &>> { status = error }`, "GET /api", "nestedSetParent,status"},
+		{`{ nestedSetParent < 0 && status = unset } &>> { status = error }`, "db query", "status"},
+		{`{ duration > 1ms && name = "cache" && span:childCount = 0 }`, "cache", "span:childCount"},
+	}
+	for _, tc := range tests {
+		q, err := Parse(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range q.ShownIntrinsics(tr, byName[tc.span]) {
+			got = append(got, a.Text)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%s, span %s: %v, want %s", tc.q, tc.span, got, tc.want)
+		}
+	}
+}

@@ -67,22 +67,29 @@ func TestMetricsTempo3(t *testing.T) {
 		// an int attribute: 200 → 256
 		{q: `{ span.http.status_code != nil } | histogram_over_time(span.http.status_code)`, step: 10 * time.Second, want: map[string][]float64{
 			"__bucket=256": one(3)}},
-		// compare: the selection is the three step-3 spans, the baseline the other nine
-		{q: `{ } | compare({ status = error })`, step: 10 * time.Second, n: 31, sub: map[string][]float64{
-			"__meta_type=baseline,resource.service.name=backend":    one(6),
-			"__meta_type=baseline,resource.service.name=frontend":   one(3),
-			"__meta_type=baseline,kind=internal":                    one(6),
-			"__meta_type=baseline,status=unset":                     one(9),
-			"__meta_type=baseline,span.http.status_code=200":        one(3),
-			"__meta_type=baseline_total,span.step=nil":              one(6),
-			"__meta_type=baseline_total,name=nil":                   one(9),
-			"__meta_type=selection,status=error":                    one(3),
-			"__meta_type=selection,statusMessage=boom":              one(3),
-			"__meta_type=selection,span.step=3":                     one(3),
-			"__meta_type=selection_total,resource.service.name=nil": one(3),
+		// compare: the selection is the three step-3 spans, the baseline the other nine. Baseline: 12
+		// attributes (name, kind, status, statusMessage, rootName, rootServiceName, instrumentation:name and
+		// :version (the frontend's scope only), span.http.status_code, span.step, resource.service.name,
+		// resource.cloud.region) with 17 values, plus 12 totals; selection: 8 attributes, 8 values, 8 totals
+		{q: `{ } | compare({ status = error })`, step: 10 * time.Second, n: 45, sub: map[string][]float64{
+			"__meta_type=baseline,resource.service.name=backend":     one(6),
+			"__meta_type=baseline,resource.service.name=frontend":    one(3),
+			"__meta_type=baseline,kind=internal":                     one(6),
+			"__meta_type=baseline,status=unset":                      one(9),
+			"__meta_type=baseline,span.http.status_code=200":         one(3),
+			"__meta_type=baseline_total,span.step=nil":               one(6),
+			"__meta_type=baseline_total,name=nil":                    one(9),
+			"__meta_type=selection,status=error":                     one(3),
+			"__meta_type=selection,statusMessage=boom":               one(3),
+			"__meta_type=selection,span.step=3":                      one(3),
+			"__meta_type=selection_total,resource.service.name=nil":  one(3),
+			"__meta_type=baseline,statusMessage=":                    one(9),
+			"__meta_type=baseline,rootServiceName=frontend":          one(9),
+			"__meta_type=baseline,instrumentation:name=sprout-test":  one(3),
+			"__meta_type=baseline_total,instrumentation:version=nil": one(3),
 		}},
 		// one value per attribute: ties go to the value that sorts first; attributes with more get an error series
-		{q: `{ } | compare({ status = error }, 1)`, step: 10 * time.Second, n: 30, sub: map[string][]float64{
+		{q: `{ } | compare({ status = error }, 1)`, step: 10 * time.Second, n: 44, sub: map[string][]float64{
 			"__meta_type=baseline,name=GET /checkout":                    one(3),
 			"__meta_type=baseline,kind=internal":                         one(6),
 			"__meta_error=__too_many_values__,name=nil":                  one(-1),
@@ -203,9 +210,9 @@ func TestTagsScoped(t *testing.T) {
 }
 
 // TestCompareSeriesLimit: compare() is refused, as every metrics query, when its answer has more series than
-// max_response_series; the 31 series of the fixture fit in 31 and not in 30.
+// max_response_series; the 45 series of the fixture fit in 45 and not in 44.
 func TestCompareSeriesLimit(t *testing.T) {
-	for limit, wantErr := range map[int]bool{31: false, 30: true, 4: true} {
+	for limit, wantErr := range map[int]bool{45: false, 44: true, 4: true} {
 		cfg := testConfig(t.TempDir())
 		cfg.Limits.MaxResponseSeries = limit
 		s := openStore(t, cfg)

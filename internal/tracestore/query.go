@@ -460,7 +460,7 @@ func (s *Store) match(t *traceql.Trace, sets []traceql.Spanset, req SearchReques
 			}
 			mspan := MatchedSpan{SpanID: sp.Span.SpanID(), Name: sp.Span.Name(), StartUnixNano: sp.StartUnixNano(), DurationNanos: sp.DurationNanos()}
 			done := map[string]bool{}
-			for _, a := range want {
+			for _, a := range append(want, req.Query.ShownIntrinsics(t, sp)...) {
 				if done[a.Text] {
 					continue
 				}
