@@ -16,12 +16,12 @@ const MaxQueryLength = 64 << 10
 const maxDepth = 200
 
 type parser struct {
-	toks  []token
-	i     int
-	depth int
-	attrs []Attribute
+	toks    []token
+	i       int
+	depth   int
+	attrs   []Attribute
 	filters []*SpansetFilter // every spanset filter, for Query.ShownIntrinsics
-	seen  map[string]bool
+	seen    map[string]bool
 }
 
 // Parse parses a TraceQL query. Errors are *ParseError values with the position they refer to.
