@@ -2,8 +2,10 @@ package tracestore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -226,5 +228,56 @@ func TestCompareSeriesLimit(t *testing.T) {
 			t.Errorf("limit %d: error %v, want a limit error: %v", limit, err, wantErr)
 		}
 		_ = s.Shutdown(context.Background())
+	}
+}
+
+// TestSearchSelectEventsAndBadHint: select(event.x) returns the event attribute with the span (the Exceptions tab), and a
+// malformed hint is Tempo's 400 with the position.
+func TestSearchSelectEventsAndBadHint(t *testing.T) {
+	s, srv := newAPI(t)
+	now := time.Now().Truncate(time.Second)
+	if err := s.Push(context.Background(), tn, corpusFixture(now)); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := get(t, srv.URL+"/api/search?limit=1&q="+url.QueryEscape(`{ nestedSetParent < 0 && status = error } | select(event.exception.message, event.exception.type) with(most_recent=true)`))
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var res struct {
+		Traces []struct {
+			TraceID  string
+			SpanSets []struct {
+				Spans []struct {
+					Attributes []struct {
+						Key   string
+						Value map[string]any
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &res); err != nil || len(res.Traces) != 1 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	// the newest failed root is trace 12's
+	if res.Traces[0].TraceID != traceIDString(tid(12)) {
+		t.Errorf("trace %s, want the newest failed root's, %s", res.Traces[0].TraceID, traceIDString(tid(12)))
+	}
+	got := map[string]any{}
+	for _, a := range res.Traces[0].SpanSets[0].Spans[0].Attributes {
+		got[a.Key] = a.Value["stringValue"]
+	}
+	want := map[string]any{"exception.message": "card declined", "exception.type": "CheckoutError", "status": "error"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	if _, ok := got["nestedSetParent"]; !ok {
+		t.Errorf("nestedSetParent not shown: %v", got)
+	}
+	code, _, body = get(t, srv.URL+"/api/metrics/query_range?q="+url.QueryEscape(`{ } | rate() with(sample)`))
+	if code != 400 || !strings.Contains(string(body), "parse error at line 1, col 25: expected '='") {
+		t.Fatalf("malformed hint: %d %s", code, body)
 	}
 }
