@@ -168,6 +168,8 @@ func TestSearchMostRecent(t *testing.T) {
 	}{
 		{`{ } with(most_recent=true)`, []int{8, 7}},
 		{`{ name = "step-1" } | select(span.step) with(most_recent=true)`, []int{8, 7}},
+		// intrinsics no block column holds: the pushdown must let the block's traces through
+		{`({ nestedSetParent < 0 } &>> { nestedSetLeft = 2 && span:childCount = 0 }) with(most_recent=true)`, []int{8, 7}},
 	} {
 		res, err := s.Search(ctx, tn, SearchRequest{Query: mustQuery(t, tc.q), Limit: 2, MostRecent: true})
 		if err != nil {
