@@ -68,6 +68,9 @@ const (
 	IntrinsicNestedSetRight  // its right bound
 	IntrinsicNestedSetParent // the parent's left bound; -1 for a root span
 	IntrinsicChildCount      // how many spans have this span as parent
+	IntrinsicEventTimeSinceStart
+	IntrinsicLinkSpanID
+	IntrinsicLinkTraceID
 )
 
 var intrinsicNames = map[string]Intrinsic{
@@ -86,7 +89,8 @@ var scopedIntrinsics = map[string]Intrinsic{
 	"trace:rootService": IntrinsicRootServiceName, "trace:duration": IntrinsicTraceDuration,
 	"trace:id": IntrinsicTraceID, "event:name": IntrinsicEventName,
 	"instrumentation:name": IntrinsicInstrumentationName, "instrumentation:version": IntrinsicInstrumentationVersion,
-	"span:childCount": IntrinsicChildCount,
+	"span:childCount": IntrinsicChildCount, "event:timeSinceStart": IntrinsicEventTimeSinceStart,
+	"link:spanID": IntrinsicLinkSpanID, "link:traceID": IntrinsicLinkTraceID,
 }
 
 // IntrinsicTags are the intrinsic names offered by the tags API.

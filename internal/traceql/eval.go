@@ -358,6 +358,11 @@ func intrinsic(in Intrinsic, t *Trace, s *Span) Static {
 		return NewInt(int64(s.nsParent))
 	case IntrinsicChildCount:
 		return NewInt(int64(s.children))
+	case IntrinsicEventTimeSinceStart, IntrinsicLinkSpanID, IntrinsicLinkTraceID:
+		// outside a comparison (select, by): the first event's or link's value
+		if vs, _ := multiValues(&Attribute{Intrinsic: in}, t, s); len(vs) > 0 {
+			return vs[0]
+		}
 	}
 	return Static{}
 }
@@ -400,28 +405,97 @@ func evalField(e FieldExpr, t *Trace, s *Span) Static {
 			}
 			return NewBool(truthy(evalField(x.R, t, s)))
 		}
-		l := evalField(x.L, t, s)
-		r := evalField(x.R, t, s)
-		switch x.Op {
-		case OpRe, OpNre:
-			if l.Type == TypeNil {
-				return NewBool(false)
-			}
-			str := l.S
-			if l.Type != TypeString {
-				str = l.String()
-			}
-			m := x.re != nil && x.re.MatchString(str)
-			if x.Op == OpNre {
-				m = !m
-			}
-			return NewBool(m)
-		case OpAdd, OpSub, OpMul, OpDiv, OpMod, OpPow:
-			return arith(x.Op, l, r)
+		if _, cmp := cmpOps[string(x.Op)]; !cmp {
+			return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 		}
-		return NewBool(cmpHolds(x.Op, l, r))
+		if vs, ok := multiValues(x.L, t, s); ok {
+			// an event or link field holds one value per event (link): the comparison holds if it holds for one
+			for _, v := range vs {
+				if truthy(compareValues(x, v, evalField(x.R, t, s))) {
+					return NewBool(true)
+				}
+			}
+			return NewBool(false)
+		}
+		return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 	}
 	return Static{}
+}
+
+// compareValues applies a comparison, regex match or arithmetic of x to its evaluated sides.
+func compareValues(x *BinaryExpr, l, r Static) Static {
+	switch x.Op {
+	case OpRe, OpNre:
+		if l.Type == TypeNil {
+			return NewBool(false)
+		}
+		str := l.S
+		if l.Type != TypeString {
+			str = l.String()
+		}
+		m := x.re != nil && x.re.MatchString(str)
+		if x.Op == OpNre {
+			m = !m
+		}
+		return NewBool(m)
+	case OpAdd, OpSub, OpMul, OpDiv, OpMod, OpPow:
+		return arith(x.Op, l, r)
+	}
+	return NewBool(cmpHolds(x.Op, l, r))
+}
+
+// multiValues gives every value of an event or link field of s (one per event or link that has it), when e is
+// such a field; ok is false for anything else.
+func multiValues(e FieldExpr, t *Trace, s *Span) ([]Static, bool) {
+	a, ok := e.(*Attribute)
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case a.Intrinsic == IntrinsicEventName, a.Intrinsic == IntrinsicEventTimeSinceStart, a.Intrinsic == IntrinsicLinkSpanID,
+		a.Intrinsic == IntrinsicLinkTraceID, a.Intrinsic == IntrinsicNone && (a.Scope == ScopeEvent || a.Scope == ScopeLink):
+	default:
+		return nil, false
+	}
+	evs, links := s.Span.Events(), s.Span.Links()
+	var out []Static
+	switch {
+	case a.Intrinsic == IntrinsicEventName:
+		for i := 0; i < evs.Len(); i++ {
+			out = append(out, NewString(evs.At(i).Name()))
+		}
+	case a.Intrinsic == IntrinsicEventTimeSinceStart:
+		st := s.Span.StartTimestamp()
+		for i := 0; i < evs.Len(); i++ {
+			out = append(out, Static{Type: TypeDuration, N: int64(evs.At(i).Timestamp()) - int64(st)})
+		}
+	case a.Intrinsic == IntrinsicLinkSpanID:
+		for i := 0; i < links.Len(); i++ {
+			out = append(out, NewString(links.At(i).SpanID().String()))
+		}
+	case a.Intrinsic == IntrinsicLinkTraceID:
+		for i := 0; i < links.Len(); i++ {
+			out = append(out, NewString(links.At(i).TraceID().String()))
+		}
+	case a.Intrinsic == IntrinsicNone && a.Scope == ScopeEvent:
+		for i := 0; i < evs.Len(); i++ {
+			if v := lookup(evs.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				out = append(out, v)
+			}
+		}
+	case a.Intrinsic == IntrinsicNone && a.Scope == ScopeLink:
+		for i := 0; i < links.Len(); i++ {
+			if v := lookup(links.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				out = append(out, v)
+			}
+		}
+	default:
+		return nil, false
+	}
+	if len(out) == 0 {
+		out = []Static{{}} // absent: compares as nil
+	}
+	return out, true
 }
 
 // cmpHolds applies a comparison. Comparing with nil tests presence: x = nil is true when x is absent, x != nil

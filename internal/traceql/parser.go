@@ -520,7 +520,7 @@ func intrinsicType(i Intrinsic) Type {
 		return TypeStatus
 	case IntrinsicKind:
 		return TypeKind
-	case IntrinsicDuration, IntrinsicTraceDuration:
+	case IntrinsicDuration, IntrinsicTraceDuration, IntrinsicEventTimeSinceStart:
 		return TypeDuration
 	case IntrinsicNestedSetLeft, IntrinsicNestedSetRight, IntrinsicNestedSetParent, IntrinsicChildCount:
 		return TypeInt

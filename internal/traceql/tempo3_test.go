@@ -228,3 +228,58 @@ func TestShownIntrinsics(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsAndLinks: event and link fields hold one value per event (link); a comparison holds when it holds
+// for one of them.
+func TestEventsAndLinks(t *testing.T) {
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	base := time.Unix(1700000000, 0)
+	sp := ss.AppendEmpty()
+	sp.SetSpanID(pcommon.SpanID{1})
+	sp.SetName("with-events")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(base))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(base.Add(10 * time.Millisecond)))
+	e1 := sp.Events().AppendEmpty()
+	e1.SetName("start")
+	e1.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Millisecond)))
+	e1.Attributes().PutInt("attempt", 1)
+	e2 := sp.Events().AppendEmpty()
+	e2.SetName("exception")
+	e2.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(5 * time.Millisecond)))
+	e2.Attributes().PutStr("exception.type", "Boom")
+	e2.Attributes().PutInt("attempt", 2)
+	l := sp.Links().AppendEmpty()
+	l.SetTraceID(pcommon.TraceID{9, 9})
+	l.SetSpanID(pcommon.SpanID{7})
+	l.Attributes().PutStr("kind", "follows")
+	plain := ss.AppendEmpty()
+	plain.SetSpanID(pcommon.SpanID{2})
+	plain.SetParentSpanID(pcommon.SpanID{1})
+	plain.SetName("plain")
+	tr := FromTraces(pcommon.TraceID{8}, td)
+	tests := []struct{ q, want string }{
+		{`{ event:name = "exception" }`, "with-events"},
+		{`{ event:name = "start" }`, "with-events"},
+		{`{ event:name = "nope" }`, ""},
+		{`{ event.exception.type = "Boom" }`, "with-events"},
+		{`{ event.attempt = 2 }`, "with-events"},
+		{`{ event.attempt > 1 && event:name = "start" }`, "with-events"},
+		{`{ event:timeSinceStart > 4ms }`, "with-events"},
+		{`{ event:timeSinceStart > 6ms }`, ""},
+		{`{ event.attempt = nil }`, "plain"},
+		{`{ link:traceID = "09090000000000000000000000000000" }`, "with-events"},
+		{`{ link:spanID = "0700000000000000" }`, "with-events"},
+		{`{ link.kind = "follows" }`, "with-events"},
+		{`{ link:spanID != nil }`, "with-events"},
+	}
+	for _, tc := range tests {
+		q, err := Parse(tc.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.q, err)
+		}
+		if got := names(q.Eval(tr)); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.q, got, tc.want)
+		}
+	}
+}
