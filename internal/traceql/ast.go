@@ -93,10 +93,11 @@ var scopedIntrinsics = map[string]Intrinsic{
 	"link:spanID": IntrinsicLinkSpanID, "link:traceID": IntrinsicLinkTraceID,
 }
 
-// IntrinsicTags are the intrinsic names offered by the tags API.
-var IntrinsicTags = []string{"duration", "event:name", "kind", "name", "rootName", "rootServiceName", "span:duration",
-	"span:kind", "span:name", "span:status", "span:statusMessage", "status", "statusMessage", "trace:duration",
-	"trace:rootName", "trace:rootService", "traceDuration"}
+// IntrinsicTags are the intrinsic names offered by the tags API: Tempo 3's list.
+var IntrinsicTags = []string{"duration", "event:name", "event:timeSinceStart", "instrumentation:name",
+	"instrumentation:version", "kind", "link:spanID", "link:traceID", "name", "rootName", "rootServiceName",
+	"span:duration", "span:id", "span:kind", "span:name", "span:parentID", "span:status", "span:statusMessage",
+	"status", "statusMessage", "trace:duration", "trace:id", "trace:rootName", "trace:rootService", "traceDuration"}
 
 // LookupIntrinsic resolves an intrinsic written bare ("name") or scoped ("span:name").
 func LookupIntrinsic(s string) (Intrinsic, bool) {
