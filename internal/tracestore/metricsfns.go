@@ -59,11 +59,19 @@ type compareAcc struct {
 	values  [2]map[string]map[string]*valueCounts // [baseline, selection] → attribute → value key → counts
 	totals  [2]map[string][]float64
 	capped  map[string]bool // attributes with more than maxCompareValues values
+	cells   int             // counters allocated, against maxCompareCells
+	// tooLarge: the totals of the attributes seen do not fit in maxCompareCells
+	tooLarge bool
 }
 
 // maxCompareValues bounds the values of one attribute that compare() counts, so that an attribute unique per
 // span (an id, a URL) costs a bounded amount of memory; such an attribute gets the __too_many_values__ series.
 const maxCompareValues = 1000
+
+// maxCompareCells bounds the counters (one per value and step) that one compare() keeps: 32 MiB. Past it new
+// values are not counted one by one (their attribute gets the __too_many_values__ series), and an attribute
+// whose totals would not fit makes the query too large.
+const maxCompareCells = 1 << 22
 
 type valueCounts struct {
 	v      traceql.Static
@@ -91,10 +99,15 @@ func (c *compareAcc) observe(t *traceql.Trace, sp *traceql.Span, step int) {
 		vals := c.values[sel][name]
 		if vals == nil {
 			// every attribute gives at least a value series and a _total series per side
+			if c.cells+c.steps > maxCompareCells {
+				c.tooLarge = true
+				return
+			}
 			if c.nseries += 2; c.nseries > c.limit {
 				c.tooMany = true
 				return
 			}
+			c.cells += c.steps
 			vals = map[string]*valueCounts{}
 			c.values[sel][name] = vals
 			c.totals[sel][name] = make([]float64, c.steps)
@@ -102,12 +115,13 @@ func (c *compareAcc) observe(t *traceql.Trace, sp *traceql.Span, step int) {
 		k := v.Type.String() + ":" + v.String()
 		vc := vals[k]
 		if vc == nil {
-			if len(vals) >= maxCompareValues {
+			if len(vals) >= maxCompareValues || c.cells+c.steps > maxCompareCells {
 				// an id-like attribute: its values are not counted one by one, its total still is
 				c.capped[name] = true
 				c.totals[sel][name][step]++
 				return
 			}
+			c.cells += c.steps
 			vc = &valueCounts{v: v, counts: make([]float64, c.steps)}
 			vals[k] = vc
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -282,4 +284,40 @@ func TestSearchSelectEventsAndBadHint(t *testing.T) {
 	if code != 400 || !strings.Contains(string(body), "parse error at line 1, col 25: expected '='") {
 		t.Fatalf("malformed hint: %d %s", code, body)
 	}
+}
+
+// TestCompareCells: compare() keeps at most maxCompareCells counters: past it new values are capped (their
+// attribute reported with __too_many_values__) and attributes whose totals do not fit make the query too large.
+func TestCompareCells(t *testing.T) {
+	m := mustQuery(t, `{ } | compare({ status = error })`).Metrics
+	tr := traceql.NewTrace(tid(1), traceqlSpans(batch(1, 1, 2)))
+	// The root has 11 attributes (name, kind, status, statusMessage, rootName, rootServiceName,
+	// instrumentation:name and :version, span.http.status_code, resource.service.name, resource.cloud.region),
+	// each one value: 22 counters of steps each, exactly the budget.
+	c := newCompareAcc(m, maxCompareCells/22, 1000)
+	c.observe(tr, &tr.Spans[0], 0)
+	if c.tooLarge || len(c.capped) != 0 {
+		t.Fatalf("the root alone: tooLarge %v, capped %v", c.tooLarge, c.capped)
+	}
+	// step-1 brings new values (name step-1: capped) and a new attribute (span.step: too large)
+	c.observe(tr, &tr.Spans[1], 0)
+	if !c.capped["name"] || !c.tooLarge {
+		t.Fatalf("after step-1: capped %v, tooLarge %v, cells %d", c.capped, c.tooLarge, c.cells)
+	}
+}
+
+// traceqlSpans turns pdata into the evaluator's spans.
+func traceqlSpans(td ptrace.Traces) []traceql.Span {
+	var out []traceql.Span
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		rs := td.ResourceSpans().At(i)
+		res := traceql.NewResource(rs.Resource())
+		for j := 0; j < rs.ScopeSpans().Len(); j++ {
+			ss := rs.ScopeSpans().At(j)
+			for k := 0; k < ss.Spans().Len(); k++ {
+				out = append(out, traceql.Span{Span: ss.Spans().At(k), Resource: res, Scope: ss.Scope()})
+			}
+		}
+	}
+	return out
 }

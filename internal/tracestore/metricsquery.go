@@ -308,6 +308,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	}
 	var cmpSeries []Series
 	if cmp != nil {
+		if cmp.tooLarge {
+			return nil, &LimitError{Limit: "max_points_per_series", Msg: fmt.Sprintf(
+				"compare() over %d steps needs more than %d counters; use a longer step or a shorter range", steps, maxCompareCells)}
+		}
 		cmpSeries = cmp.series()
 		tooMany = tooMany || cmp.tooMany
 	}
