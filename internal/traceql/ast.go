@@ -35,6 +35,13 @@ const (
 	OpNParent Op = "!<"
 	OpNAnc    Op = "!<<"
 	OpNSib    Op = "!~"
+	// Union structural operators: the spans of both sides that stand in the relation, e.g. {a} &>> {b} keeps
+	// every a that has a b below it and every b that has an a above it.
+	OpUChild  Op = "&>"
+	OpUDesc   Op = "&>>"
+	OpUParent Op = "&<"
+	OpUAnc    Op = "&<<"
+	OpUSib    Op = "&~"
 )
 
 // Intrinsic is a built-in span or trace field.
@@ -57,12 +64,21 @@ const (
 	IntrinsicEventName
 	IntrinsicInstrumentationName
 	IntrinsicInstrumentationVersion
+	IntrinsicNestedSetLeft   // the span's left bound in the trace's nested set numbering
+	IntrinsicNestedSetRight  // its right bound
+	IntrinsicNestedSetParent // the parent's left bound; -1 for a root span
+	IntrinsicChildCount      // how many spans have this span as parent
+	IntrinsicEventTimeSinceStart
+	IntrinsicLinkSpanID
+	IntrinsicLinkTraceID
 )
 
 var intrinsicNames = map[string]Intrinsic{
 	"name": IntrinsicName, "status": IntrinsicStatus, "statusMessage": IntrinsicStatusMessage,
 	"kind": IntrinsicKind, "duration": IntrinsicDuration, "rootName": IntrinsicRootName,
 	"rootServiceName": IntrinsicRootServiceName, "traceDuration": IntrinsicTraceDuration,
+	"nestedSetLeft": IntrinsicNestedSetLeft, "nestedSetRight": IntrinsicNestedSetRight,
+	"nestedSetParent": IntrinsicNestedSetParent,
 }
 
 // scope:name forms.
@@ -73,12 +89,15 @@ var scopedIntrinsics = map[string]Intrinsic{
 	"trace:rootService": IntrinsicRootServiceName, "trace:duration": IntrinsicTraceDuration,
 	"trace:id": IntrinsicTraceID, "event:name": IntrinsicEventName,
 	"instrumentation:name": IntrinsicInstrumentationName, "instrumentation:version": IntrinsicInstrumentationVersion,
+	"span:childCount": IntrinsicChildCount, "event:timeSinceStart": IntrinsicEventTimeSinceStart,
+	"link:spanID": IntrinsicLinkSpanID, "link:traceID": IntrinsicLinkTraceID,
 }
 
-// IntrinsicTags are the intrinsic names offered by the tags API.
-var IntrinsicTags = []string{"duration", "event:name", "kind", "name", "rootName", "rootServiceName", "span:duration",
-	"span:kind", "span:name", "span:status", "span:statusMessage", "status", "statusMessage", "trace:duration",
-	"trace:rootName", "trace:rootService", "traceDuration"}
+// IntrinsicTags are the intrinsic names offered by the tags API: Tempo 3's list.
+var IntrinsicTags = []string{"duration", "event:name", "event:timeSinceStart", "instrumentation:name",
+	"instrumentation:version", "kind", "link:spanID", "link:traceID", "name", "rootName", "rootServiceName",
+	"span:duration", "span:id", "span:kind", "span:name", "span:parentID", "span:status", "span:statusMessage",
+	"status", "statusMessage", "trace:duration", "trace:id", "trace:rootName", "trace:rootService", "traceDuration"}
 
 // LookupIntrinsic resolves an intrinsic written bare ("name") or scoped ("span:name").
 func LookupIntrinsic(s string) (Intrinsic, bool) {
@@ -180,10 +199,32 @@ type CoalesceStage struct{}
 
 // MetricsStage is a TraceQL metrics function, only valid as the last stage.
 type MetricsStage struct {
-	Fn        string // rate, count_over_time, quantile_over_time, min_over_time, max_over_time, avg_over_time, sum_over_time
+	Fn        string // rate, count_over_time, quantile_over_time, histogram_over_time, min/max/avg/sum_over_time, compare
 	Attr      *Attribute
 	Quantiles []float64
 	By        []Attribute
+	// Compare is compare()'s selection: spans that match it (and start within (CompareStart, CompareEnd] when
+	// both are set, in Unix nanoseconds) are the selection, the rest the baseline. TopN caps the values shown
+	// per attribute (10 by default, as Tempo).
+	Compare                  *SpansetFilter
+	TopN                     int
+	CompareStart, CompareEnd int64
+}
+
+// SecondStage is a function over a metrics query's series: topk(n) or bottomk(n) keep the n series with the
+// largest or smallest values at each step; a filter (rate() > 5) keeps the samples for which it holds.
+type SecondStage struct {
+	Fn    string // topk, bottomk or filter
+	K     int
+	Op    Op      // filter: the comparison
+	Value float64 // filter: the literal (durations in seconds)
+}
+
+// Hint is one name=value of a with(...) clause.
+type Hint struct {
+	Name  string
+	Value Static
+	Pos   Pos
 }
 
 func (*SpansetStage) stage()  {}
@@ -220,7 +261,35 @@ type Query struct {
 	Text    string
 	Root    *Pipeline
 	Metrics *MetricsStage // non-nil for a metrics query
+	Second  []SecondStage // topk/bottomk/filters after the metrics function, in order
+	Hints   []Hint        // with(...) after the query, in order
 	attrs   []Attribute
+	filters []*SpansetFilter
+}
+
+// Hint returns the last value given for a with(...) hint.
+func (q *Query) Hint(name string) (Static, bool) {
+	for i := len(q.Hints) - 1; i >= 0; i-- {
+		if q.Hints[i].Name == name {
+			return q.Hints[i].Value, true
+		}
+	}
+	return Static{}, false
+}
+
+// HintBool is a boolean hint; absent or of another type gives false.
+func (q *Query) HintBool(name string) bool {
+	v, ok := q.Hint(name)
+	return ok && v.Type == TypeBool && v.B
+}
+
+// HintInt is an integer hint.
+func (q *Query) HintInt(name string) (int64, bool) {
+	v, ok := q.Hint(name)
+	if !ok || v.Type != TypeInt {
+		return 0, false
+	}
+	return v.N, true
 }
 
 // Attributes returns the non-intrinsic attributes the query's conditions refer to, in the order written; the

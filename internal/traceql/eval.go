@@ -117,7 +117,16 @@ func evalSpanset(e SpansetExpr, t *Trace, in []Spanset) []Spanset {
 				if len(r) == 0 {
 					continue
 				}
-				if got := structural(x.Op, t, flatten(l), flatten(r)); len(got) > 0 {
+				var got []*Span
+				if base, ok := unionBase[x.Op]; ok {
+					// both sides: the right spans in the relation, and the left spans they are related to
+					lf, rf := flatten(l), flatten(r)
+					right := structural(base, t, lf, rf)
+					got = union(structural(inverse[base], t, right, lf), right)
+				} else {
+					got = structural(x.Op, t, flatten(l), flatten(r))
+				}
+				if len(got) > 0 {
 					out = append(out, Spanset{Spans: got, GroupBy: ss.GroupBy, Select: mergeSelect(l, r)})
 				}
 			}
@@ -174,6 +183,12 @@ func union(a, b []*Span) []*Span {
 	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
 	return out
 }
+
+// unionBase maps a union structural operator to the plain one; inverse maps a relation to its converse.
+var (
+	unionBase = map[Op]Op{OpUChild: OpChild, OpUDesc: OpDesc, OpUParent: OpParent, OpUAnc: OpAnc, OpUSib: OpSibling}
+	inverse   = map[Op]Op{OpChild: OpParent, OpParent: OpChild, OpDesc: OpAnc, OpAnc: OpDesc, OpSibling: OpSibling}
+)
 
 // structural returns the spans of r that stand in relation op to some span of l.
 func structural(op Op, t *Trace, l, r []*Span) []*Span {
@@ -332,6 +347,22 @@ func intrinsic(in Intrinsic, t *Trace, s *Span) Static {
 		return NewString(s.Scope.Name())
 	case IntrinsicInstrumentationVersion:
 		return NewString(s.Scope.Version())
+	case IntrinsicNestedSetLeft:
+		t.nestedSets()
+		return NewInt(int64(s.nsLeft))
+	case IntrinsicNestedSetRight:
+		t.nestedSets()
+		return NewInt(int64(s.nsRight))
+	case IntrinsicNestedSetParent:
+		t.nestedSets()
+		return NewInt(int64(s.nsParent))
+	case IntrinsicChildCount:
+		return NewInt(int64(s.children))
+	case IntrinsicEventTimeSinceStart, IntrinsicLinkSpanID, IntrinsicLinkTraceID:
+		// outside a comparison (select, by): the first event's or link's value
+		if vs, _ := multiValues(&Attribute{Intrinsic: in}, t, s); len(vs) > 0 {
+			return vs[0]
+		}
 	}
 	return Static{}
 }
@@ -374,28 +405,97 @@ func evalField(e FieldExpr, t *Trace, s *Span) Static {
 			}
 			return NewBool(truthy(evalField(x.R, t, s)))
 		}
-		l := evalField(x.L, t, s)
-		r := evalField(x.R, t, s)
-		switch x.Op {
-		case OpRe, OpNre:
-			if l.Type == TypeNil {
-				return NewBool(false)
-			}
-			str := l.S
-			if l.Type != TypeString {
-				str = l.String()
-			}
-			m := x.re != nil && x.re.MatchString(str)
-			if x.Op == OpNre {
-				m = !m
-			}
-			return NewBool(m)
-		case OpAdd, OpSub, OpMul, OpDiv, OpMod, OpPow:
-			return arith(x.Op, l, r)
+		if _, cmp := cmpOps[string(x.Op)]; !cmp {
+			return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 		}
-		return NewBool(cmpHolds(x.Op, l, r))
+		if vs, ok := multiValues(x.L, t, s); ok {
+			// an event or link field holds one value per event (link): the comparison holds if it holds for one
+			for _, v := range vs {
+				if truthy(compareValues(x, v, evalField(x.R, t, s))) {
+					return NewBool(true)
+				}
+			}
+			return NewBool(false)
+		}
+		return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 	}
 	return Static{}
+}
+
+// compareValues applies a comparison, regex match or arithmetic of x to its evaluated sides.
+func compareValues(x *BinaryExpr, l, r Static) Static {
+	switch x.Op {
+	case OpRe, OpNre:
+		if l.Type == TypeNil {
+			return NewBool(false)
+		}
+		str := l.S
+		if l.Type != TypeString {
+			str = l.String()
+		}
+		m := x.re != nil && x.re.MatchString(str)
+		if x.Op == OpNre {
+			m = !m
+		}
+		return NewBool(m)
+	case OpAdd, OpSub, OpMul, OpDiv, OpMod, OpPow:
+		return arith(x.Op, l, r)
+	}
+	return NewBool(cmpHolds(x.Op, l, r))
+}
+
+// multiValues gives every value of an event or link field of s (one per event or link that has it), when e is
+// such a field; ok is false for anything else.
+func multiValues(e FieldExpr, t *Trace, s *Span) ([]Static, bool) {
+	a, ok := e.(*Attribute)
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case a.Intrinsic == IntrinsicEventName, a.Intrinsic == IntrinsicEventTimeSinceStart, a.Intrinsic == IntrinsicLinkSpanID,
+		a.Intrinsic == IntrinsicLinkTraceID, a.Intrinsic == IntrinsicNone && (a.Scope == ScopeEvent || a.Scope == ScopeLink):
+	default:
+		return nil, false
+	}
+	evs, links := s.Span.Events(), s.Span.Links()
+	var out []Static
+	switch {
+	case a.Intrinsic == IntrinsicEventName:
+		for i := 0; i < evs.Len(); i++ {
+			out = append(out, NewString(evs.At(i).Name()))
+		}
+	case a.Intrinsic == IntrinsicEventTimeSinceStart:
+		st := s.Span.StartTimestamp()
+		for i := 0; i < evs.Len(); i++ {
+			out = append(out, Static{Type: TypeDuration, N: int64(evs.At(i).Timestamp()) - int64(st)})
+		}
+	case a.Intrinsic == IntrinsicLinkSpanID:
+		for i := 0; i < links.Len(); i++ {
+			out = append(out, NewString(links.At(i).SpanID().String()))
+		}
+	case a.Intrinsic == IntrinsicLinkTraceID:
+		for i := 0; i < links.Len(); i++ {
+			out = append(out, NewString(links.At(i).TraceID().String()))
+		}
+	case a.Intrinsic == IntrinsicNone && a.Scope == ScopeEvent:
+		for i := 0; i < evs.Len(); i++ {
+			if v := lookup(evs.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				out = append(out, v)
+			}
+		}
+	case a.Intrinsic == IntrinsicNone && a.Scope == ScopeLink:
+		for i := 0; i < links.Len(); i++ {
+			if v := lookup(links.At(i).Attributes(), a.Name); v.Type != TypeNil {
+				out = append(out, v)
+			}
+		}
+	default:
+		return nil, false
+	}
+	if len(out) == 0 {
+		out = []Static{{}} // absent: compares as nil
+	}
+	return out, true
 }
 
 // cmpHolds applies a comparison. Comparing with nil tests presence: x = nil is true when x is absent, x != nil
@@ -572,4 +672,78 @@ func (a Attribute) AttributeName() string {
 		return strings.TrimPrefix(strings.TrimPrefix(a.Name, "span:"), "trace:")
 	}
 	return a.Name
+}
+
+// Matches says whether span s of trace t satisfies the filter (an empty filter matches every span).
+func (f *SpansetFilter) Matches(t *Trace, s *Span) bool {
+	return f.Expr == nil || truthy(evalField(f.Expr, t, s))
+}
+
+// EachAttribute calls fn with every attribute of s under the name TraceQL gives it, for breakdowns over all
+// attributes such as compare(): the intrinsics name, kind, status, statusMessage (also when empty), rootName and
+// rootServiceName (when the trace has a root), instrumentation:name and instrumentation:version (when set), then
+// span.x and resource.x, as Tempo's compare() lists them. Durations and ids are left out: their cardinality makes
+// no useful breakdown.
+func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
+	fn("name", NewString(s.Span.Name()))
+	fn("kind", intrinsic(IntrinsicKind, t, s))
+	fn("status", intrinsic(IntrinsicStatus, t, s))
+	fn("statusMessage", NewString(s.Span.Status().Message()))
+	if t.Root != nil {
+		fn("rootName", NewString(t.RootName))
+		fn("rootServiceName", NewString(t.RootServiceName))
+	}
+	if n := s.Scope.Name(); n != "" {
+		fn("instrumentation:name", NewString(n))
+	}
+	if v := s.Scope.Version(); v != "" {
+		fn("instrumentation:version", NewString(v))
+	}
+	each := func(prefix string, m pcommon.Map) {
+		m.Range(func(k string, v pcommon.Value) bool {
+			if st := FromPdata(v); st.Type != TypeNil && st.Type != TypeDuration {
+				fn(prefix+k, st)
+			}
+			return true
+		})
+	}
+	each("span.", s.Span.Attributes())
+	each("resource.", s.Resource.Attrs)
+}
+
+// ShownIntrinsics returns the span-level intrinsics (status, statusMessage, kind, nestedSet*, span:childCount)
+// that the search API shows with span s, as Tempo does: those read by the spanset filters of the query that s
+// itself satisfies, in the order written. Name and duration are fields of every span in the answer, and
+// trace-level intrinsics are not shown.
+func (q *Query) ShownIntrinsics(t *Trace, s *Span) []Attribute {
+	var out []Attribute
+	seen := map[Intrinsic]bool{}
+	for _, f := range q.filters {
+		if f.Expr == nil || !f.Matches(t, s) {
+			continue
+		}
+		walkField(f.Expr, func(a *Attribute) {
+			switch a.Intrinsic {
+			case IntrinsicStatus, IntrinsicStatusMessage, IntrinsicKind, IntrinsicNestedSetLeft, IntrinsicNestedSetRight,
+				IntrinsicNestedSetParent, IntrinsicChildCount:
+				if !seen[a.Intrinsic] {
+					seen[a.Intrinsic] = true
+					out = append(out, *a)
+				}
+			}
+		})
+	}
+	return out
+}
+
+func walkField(e FieldExpr, fn func(*Attribute)) {
+	switch x := e.(type) {
+	case *Attribute:
+		fn(x)
+	case *UnaryExpr:
+		walkField(x.E, fn)
+	case *BinaryExpr:
+		walkField(x.L, fn)
+		walkField(x.R, fn)
+	}
 }

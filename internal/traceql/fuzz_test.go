@@ -10,6 +10,12 @@ func FuzzParse(f *testing.F) {
 		`{ } | count() > 2 | select(span.x)`, `{ duration > 1.5s } ~ { kind = server }`,
 		`({ a.b = 1 } | avg(duration) > 1ms) || { status = error }`, `{ } | rate() by (name)`,
 		"{ span.\"a b\" = `raw` }", `{ -1 < span.x ^ 2 }`, `{ } !<< { }`, `{ resource.service.name = "frontend" && duration > 50ms }`, `{ name = "a" } || { kind = client }`,
+		`{ } | rate() with(sample=true)`, `{ } | histogram_over_time(duration) by (name) with(sample=0.1)`,
+		`{ } | compare({ status = error }, 10, 1, 2)`, `{ } | rate() by (name) | topk(2) | bottomk(1) > 0.5`,
+		`({ nestedSetParent < 0 } &>> { status = error }) || ({ nestedSetParent < 0 }) | select(nestedSetLeft, nestedSetRight)`,
+		`{ } &> { } &< { } &~ { } &<< { }`, `{ status = error } | select(event.exception.message) with(most_recent=true)`,
+		`{ event:name = "exception" && event:timeSinceStart > 1ms && link:traceID != nil && event.attempt = 2 }`,
+		`{ span:childCount > 1 } | quantile_over_time(duration, .9, 0.5) with(exemplars=3, debug="x", job_size=-1)`,
 	} {
 		f.Add(s)
 	}

@@ -113,8 +113,8 @@ func (l *lexer) errf(p Pos, format string, args ...any) error {
 	return &ParseError{Pos: p, Msg: fmt.Sprintf(format, args...)}
 }
 
-var ops3 = []string{"!>>", "!<<"}
-var ops2 = []string{"&&", "||", "!=", ">=", "<=", "=~", "!~", ">>", "<<", "!>", "!<"}
+var ops3 = []string{"!>>", "!<<", "&>>", "&<<"}
+var ops2 = []string{"&&", "||", "!=", ">=", "<=", "=~", "!~", ">>", "<<", "!>", "!<", "&>", "&<", "&~"}
 
 // lex turns the whole query into tokens.
 func lex(src string) ([]token, error) {

@@ -35,6 +35,10 @@ type Span struct {
 
 	parent int32 // index in Trace.Spans, -1 when the parent is absent
 	index  int32
+
+	// The nested set numbering of the trace's tree (see Trace.nestedSets): 0 for spans outside it.
+	nsLeft, nsRight, nsParent int32
+	children                  int32
 }
 
 // StartUnixNano is the span's start time.
@@ -58,6 +62,8 @@ type Trace struct {
 	RootServiceName string
 	StartUnixNano   uint64
 	EndUnixNano     uint64
+
+	nested bool // the nested set numbering has been computed
 }
 
 // NewTrace links spans into a trace. The spans are copied, so that several searches may build traces from the
@@ -90,6 +96,7 @@ func NewTrace(id pcommon.TraceID, spans []Span) *Trace {
 		}
 		if j, ok := byID[p]; ok && j != int32(i) {
 			s.parent = j
+			t.Spans[j].children++
 		}
 	}
 	if t.Root != nil {
@@ -130,4 +137,52 @@ type Spanset struct {
 type GroupValue struct {
 	Name  string
 	Value Static
+}
+
+// nestedSets numbers the spans as Tempo's nested set model does, the first time a query asks: a depth-first walk
+// from each root span (spans without a parent id, in the order they were stored) gives a span its left bound on
+// the way down and its right bound on the way up, counting from 1, so that a span's descendants are exactly the
+// spans whose bounds lie within its own; nestedSetParent is the parent's left bound, -1 for a root. Spans that
+// cannot be reached from a root (their parent was never received) keep 0, 0 and 0. A Trace is used by one
+// goroutine at a time, so the lazy computation needs no lock.
+func (t *Trace) nestedSets() {
+	if t.nested {
+		return
+	}
+	t.nested = true
+	kids := make([][]int32, len(t.Spans))
+	for i := range t.Spans {
+		if p := t.Spans[i].parent; p >= 0 {
+			kids[p] = append(kids[p], int32(i))
+		}
+	}
+	bound := int32(1)
+	next := make([]int, len(t.Spans))
+	for i := range t.Spans {
+		r := &t.Spans[i]
+		if !r.Span.ParentSpanID().IsEmpty() {
+			continue
+		}
+		r.nsLeft, r.nsParent = bound, -1
+		bound++
+		cur := int32(i)
+		for cur >= 0 {
+			c := &t.Spans[cur]
+			if next[cur] < len(kids[cur]) {
+				k := kids[cur][next[cur]]
+				next[cur]++
+				ch := &t.Spans[k]
+				ch.nsLeft, ch.nsParent = bound, c.nsLeft
+				bound++
+				cur = k
+				continue
+			}
+			c.nsRight = bound
+			bound++
+			if cur == int32(i) {
+				break
+			}
+			cur = c.parent
+		}
+	}
 }

@@ -16,11 +16,12 @@ const MaxQueryLength = 64 << 10
 const maxDepth = 200
 
 type parser struct {
-	toks  []token
-	i     int
-	depth int
-	attrs []Attribute
-	seen  map[string]bool
+	toks    []token
+	i       int
+	depth   int
+	attrs   []Attribute
+	filters []*SpansetFilter // every spanset filter, for Query.ShownIntrinsics
+	seen    map[string]bool
 }
 
 // Parse parses a TraceQL query. Errors are *ParseError values with the position they refer to.
@@ -41,10 +42,7 @@ func Parse(src string) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := p.peek(); t.kind != tEOF {
-		return nil, p.errAt(t, "unexpected %s", t)
-	}
-	q := &Query{Text: src, Root: pl, attrs: p.attrs}
+	q := &Query{Text: src, Root: pl}
 	for i, st := range pl.Stages {
 		if m, ok := st.(*MetricsStage); ok {
 			if i != len(pl.Stages)-1 {
@@ -53,6 +51,22 @@ func Parse(src string) (*Query, error) {
 			q.Metrics = m
 		}
 	}
+	if q.Metrics != nil {
+		if q.Second, err = p.parseSecondStages(); err != nil {
+			return nil, err
+		}
+	}
+	for p.peek().kind == tIdent && p.peek().text == "with" {
+		hs, err := p.parseHints()
+		if err != nil {
+			return nil, err
+		}
+		q.Hints = append(q.Hints, hs...)
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, p.errAt(t, "unexpected %s", t)
+	}
+	q.attrs, q.filters = p.attrs, p.filters
 	if _, ok := pl.Stages[0].(*SpansetStage); !ok {
 		return nil, &ParseError{Pos: Pos{1, 1}, Msg: "a query must start with a spanset filter such as { }"}
 	}
@@ -116,12 +130,16 @@ func (p *parser) parsePipeline() (*Pipeline, error) {
 			return nil, err
 		}
 		pl.Stages = append(pl.Stages, st)
+		if _, ok := st.(*MetricsStage); ok {
+			break // what follows belongs to the metrics query: topk, bottomk, filters
+		}
 	}
 	return pl, nil
 }
 
 var metricsFns = map[string]bool{"rate": true, "count_over_time": true, "quantile_over_time": true,
-	"min_over_time": true, "max_over_time": true, "avg_over_time": true, "sum_over_time": true}
+	"min_over_time": true, "max_over_time": true, "avg_over_time": true, "sum_over_time": true,
+	"histogram_over_time": true, "compare": true}
 
 var aggregateFns = map[string]bool{"count": true, "avg": true, "min": true, "max": true, "sum": true}
 
@@ -177,6 +195,8 @@ func (p *parser) parseStage() (Stage, error) {
 		return &CoalesceStage{}, nil
 	case t.kind == tIdent && metricsFns[t.text]:
 		return p.parseMetrics()
+	case t.kind == tIdent && (t.text == "topk" || t.text == "bottomk"):
+		return nil, p.errAt(t, "%s() must follow a metrics function, e.g. { } | rate() by (name) | %s(5)", t.text, t.text)
 	case t.kind == tIdent && aggregateFns[t.text], t.kind == tInt, t.kind == tFloat, t.kind == tDuration:
 		return p.parseScalarFilter()
 	}
@@ -206,6 +226,10 @@ func (p *parser) parseMetrics() (Stage, error) {
 	}
 	switch m.Fn {
 	case "rate", "count_over_time":
+	case "compare":
+		if err := p.parseCompareArgs(m); err != nil {
+			return nil, err
+		}
 	default:
 		a, err := p.parseAttribute()
 		if err != nil {
@@ -246,6 +270,9 @@ func (p *parser) parseMetrics() (Stage, error) {
 		return nil, err
 	}
 	if p.peek().kind == tIdent && p.peek().text == "by" {
+		if m.Fn == "compare" {
+			return nil, p.errAt(p.peek(), "compare() takes no by(...): it breaks down every attribute")
+		}
 		p.advance()
 		by, err := p.parseAttributeList()
 		if err != nil {
@@ -344,7 +371,8 @@ func (p *parser) parseSpansetAnd() (SpansetExpr, error) {
 }
 
 var structuralOps = map[string]Op{">": OpChild, ">>": OpDesc, "<": OpParent, "<<": OpAnc, "~": OpSibling,
-	"!>": OpNChild, "!>>": OpNDesc, "!<": OpNParent, "!<<": OpNAnc, "!~": OpNSib}
+	"!>": OpNChild, "!>>": OpNDesc, "!<": OpNParent, "!<<": OpNAnc, "!~": OpNSib,
+	"&>": OpUChild, "&>>": OpUDesc, "&<": OpUParent, "&<<": OpUAnc, "&~": OpUSib}
 
 func (p *parser) parseSpansetStructural() (SpansetExpr, error) {
 	return leftAssoc(p, structuralOps, p.parseSpansetPrimary, joinSpanset)
@@ -384,7 +412,9 @@ func (p *parser) parseSpansetPrimary() (SpansetExpr, error) {
 	if err := checkBoolean(e, t); err != nil {
 		return nil, err
 	}
-	return &SpansetFilter{Expr: e}, nil
+	f := &SpansetFilter{Expr: e}
+	p.filters = append(p.filters, f)
+	return f, nil
 }
 
 // checkBoolean rejects filters that cannot be true or false, such as { 1 + 1 } or { "x" }.
@@ -490,8 +520,10 @@ func intrinsicType(i Intrinsic) Type {
 		return TypeStatus
 	case IntrinsicKind:
 		return TypeKind
-	case IntrinsicDuration, IntrinsicTraceDuration:
+	case IntrinsicDuration, IntrinsicTraceDuration, IntrinsicEventTimeSinceStart:
 		return TypeDuration
+	case IntrinsicNestedSetLeft, IntrinsicNestedSetRight, IntrinsicNestedSetParent, IntrinsicChildCount:
+		return TypeInt
 	}
 	return TypeString
 }
@@ -703,4 +735,165 @@ func (p *parser) parseScalarPrimary() (ScalarExpr, error) {
 		}
 	}
 	return nil, p.errAt(t, "expected an aggregate such as count() or avg(duration), or a number, found %s", t)
+}
+
+// parseCompareArgs parses compare's arguments after "(": a spanset filter, then optionally the number of values
+// per attribute, then optionally the selection's start and end in Unix nanoseconds (both or neither).
+func (p *parser) parseCompareArgs(m *MetricsStage) error {
+	m.TopN = 10
+	t := p.peek()
+	if !p.isOp("{") {
+		return p.errAt(t, "compare() takes a spanset filter first, e.g. compare({ status = error }), found %s", t)
+	}
+	e, err := p.parseSpansetPrimary()
+	if err != nil {
+		return err
+	}
+	f, ok := e.(*SpansetFilter)
+	if !ok {
+		return p.errAt(t, "compare() takes one spanset filter { ... }")
+	}
+	m.Compare = f
+	var ints []int64
+	for p.isOp(",") {
+		p.advance()
+		n := p.advance()
+		if n.kind != tInt {
+			return p.errAt(n, "expected an integer argument of compare(), found %s", n)
+		}
+		ints = append(ints, n.i)
+	}
+	switch len(ints) {
+	case 0:
+	case 1, 3:
+		if ints[0] <= 0 {
+			return p.errAt(t, "compare(): the number of values per attribute must be positive, got %d", ints[0])
+		}
+		m.TopN = int(min(ints[0], 1<<20))
+		if len(ints) == 3 {
+			m.CompareStart, m.CompareEnd = ints[1], ints[2]
+		}
+	default:
+		return p.errAt(p.peek(), "compare() takes a filter, a filter and a count, or a filter, a count, a start and an end; got %d numbers", len(ints))
+	}
+	return nil
+}
+
+// parseSecondStages parses what may follow a metrics function: | topk(n), | bottomk(n) and comparisons with
+// a literal (rate() > 5).
+func (p *parser) parseSecondStages() ([]SecondStage, error) {
+	var out []SecondStage
+	for {
+		t := p.peek()
+		if t.kind == tOp && t.text == "|" {
+			p.advance()
+			fn := p.advance()
+			if fn.kind != tIdent || (fn.text != "topk" && fn.text != "bottomk") {
+				return nil, p.errAt(fn, "after a metrics function only topk(n) or bottomk(n) may follow, found %s", fn)
+			}
+			if _, err := p.expect("("); err != nil {
+				return nil, err
+			}
+			n := p.advance()
+			if n.kind != tInt || n.i <= 0 {
+				return nil, p.errAt(n, "%s() takes a positive integer, found %s", fn.text, n)
+			}
+			if _, err := p.expect(")"); err != nil {
+				return nil, err
+			}
+			out = append(out, SecondStage{Fn: fn.text, K: int(min(n.i, 1<<20))})
+			continue
+		}
+		op, ok := cmpOps[t.text]
+		if t.kind != tOp || !ok || op == OpRe || op == OpNre {
+			return out, nil
+		}
+		p.advance()
+		neg := false
+		if p.isOp("-") {
+			p.advance()
+			neg = true
+		}
+		n := p.advance()
+		v, ok := numberLiteral(n)
+		if !ok {
+			return nil, p.errAt(n, "expected a number after %s, found %s", op, n)
+		}
+		f := v.Float()
+		if v.Type == TypeDuration {
+			f /= 1e9
+		}
+		if neg {
+			f = -f
+		}
+		out = append(out, SecondStage{Fn: "filter", Op: op, Value: f})
+	}
+}
+
+// parseHints parses with(name = value, ...). Values are literals: numbers, durations, strings, true/false.
+func (p *parser) parseHints() ([]Hint, error) {
+	p.advance() // with
+	if _, err := p.expect("("); err != nil {
+		return nil, err
+	}
+	var out []Hint
+	for {
+		n := p.advance()
+		if n.kind != tIdent {
+			return nil, p.errAt(n, "expected a hint name, found %s", n)
+		}
+		if _, err := p.expect("="); err != nil {
+			return nil, err
+		}
+		neg := false
+		if p.isOp("-") {
+			p.advance()
+			neg = true
+		}
+		vt := p.advance()
+		v, ok := numberLiteral(vt)
+		switch {
+		case ok:
+			if neg {
+				v.N, v.F = -v.N, -v.F
+			}
+		case vt.kind == tAttr && vt.scope == "" && isDigits(vt.text):
+			// .1 lexes as an unscoped attribute; as a hint value it is the number 0.1 (with(sample=.1))
+			f, _ := strconv.ParseFloat("0."+vt.text, 64)
+			if neg {
+				f = -f
+			}
+			v = NewFloat(f)
+		case neg:
+			return nil, p.errAt(vt, "expected a number after '-', found %s", vt)
+		case vt.kind == tString:
+			v = NewString(vt.text)
+		case vt.kind == tIdent:
+			kv, isKw := keywordStatics[vt.text]
+			if !isKw {
+				return nil, p.errAt(vt, "expected a literal as the value of hint %s, found %s", n.text, vt)
+			}
+			v = kv
+		default:
+			return nil, p.errAt(vt, "expected a literal as the value of hint %s, found %s", n.text, vt)
+		}
+		out = append(out, Hint{Name: n.text, Value: v, Pos: n.pos})
+		if p.isOp(",") {
+			p.advance()
+			continue
+		}
+		if _, err := p.expect(")"); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -66,7 +66,7 @@ func needSpanset(e SpansetExpr) []FieldExpr {
 	case *SpansetOp:
 		l, r := needSpanset(x.L), needSpanset(x.R)
 		switch x.Op {
-		case OpAnd, OpChild, OpDesc, OpParent, OpAnc, OpSibling:
+		case OpAnd, OpChild, OpDesc, OpParent, OpAnc, OpSibling, OpUChild, OpUDesc, OpUParent, OpUAnc, OpUSib:
 			return append(l, r...)
 		case OpOr:
 			if len(l) == 0 || len(r) == 0 {

@@ -239,7 +239,7 @@ func TestParseErrors(t *testing.T) {
 		{`{ span:nope = 1 }`, "parse error at line 1, col 3: unknown intrinsic span:nope"},
 		{`{ 1 + 1 }`, "parse error at line 1, col 1: a spanset filter must be a condition"},
 		{`{ } { }`, "parse error at line 1, col 5: unexpected '{'"},
-		{`{ name = "a" } | rate() | count() > 1`, "rate() must be the last stage"},
+		{`{ name = "a" } | rate() | count() > 1`, "only topk(n) or bottomk(n) may follow"},
 		{`count() > 1`, "parse error at line 1, col 1: expected '{'"},
 		{`{ name = 99999999999999999999 }`, "invalid integer"},
 		{`{ name # 1 }`, "parse error at line 1, col 8: unexpected character '#'"},

@@ -147,7 +147,7 @@ func (g *GRPCAPI) Search(req *tempopb.SearchRequest, out tempopb.Sender[*tempopb
 	if err != nil {
 		return err
 	}
-	sreq := SearchRequest{Query: q, Range: tr, Limit: int(req.Limit), SpansPerSpanSet: int(req.SpansPerSpanSet),
+	sreq := SearchRequest{Query: q, MostRecent: q.HintBool("most_recent"), Range: tr, Limit: int(req.Limit), SpansPerSpanSet: int(req.SpansPerSpanSet),
 		MinDuration: time.Duration(req.MinDurationMs) * time.Millisecond, MaxDuration: time.Duration(req.MaxDurationMs) * time.Millisecond}
 	ctx, tenantID, release, err := g.admit(out.Context())
 	if err != nil {
@@ -432,8 +432,7 @@ func metricsRequestPB(query string, startNs, endNs, stepNs uint64, exemplars uin
 		req.Step, _ = parseStep("", req.End.Sub(req.Start))
 	}
 	if !instant {
-		req.Start = req.Start.Truncate(req.Step)
-		req.Exemplars = ParseExemplars(strconv.FormatUint(uint64(exemplars), 10))
+		alignRange(&req, strconv.FormatUint(uint64(exemplars), 10))
 	}
 	return req, nil
 }

@@ -257,7 +257,6 @@ func TestGRPCMethods(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // TestGRPCErrors: a bad query ends the call with InvalidArgument and the HTTP API's message (with the
 // position); a refused tenant with the tenant's code.

@@ -485,7 +485,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "invalid TraceQL query: metrics queries go to /api/metrics/query_range")
 		return
 	}
-	req := SearchRequest{Query: q}
+	req := SearchRequest{Query: q, MostRecent: q.HintBool("most_recent")}
 	var errs []error
 	var e error
 	req.Range, e = parseRange(r)
@@ -572,7 +572,14 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) (map[string][]string,
 		return nil, false
 	}
 	defer release()
-	tags, err := a.Store.Tags(r.Context(), tenantID, tr)
+	// As for tag values, a q that does not parse (half-typed in an editor) scopes nothing.
+	var q *traceql.Query
+	if qs := r.FormValue("q"); qs != "" {
+		if pq, perr := traceql.Parse(qs); perr == nil {
+			q = pq
+		}
+	}
+	tags, err := a.Store.TagsMatching(r.Context(), tenantID, tr, q)
 	if err != nil {
 		storeError(w, err)
 		return nil, false

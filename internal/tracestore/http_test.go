@@ -106,6 +106,10 @@ func TestHTTPGolden(t *testing.T) {
 		{"metrics_count", "/api/metrics/query_range?q=" + urlq(`{ status = error } | count_over_time()`) + metricsRange + "&step=1m"},
 		{"metrics_quantile", "/api/metrics/query_range?q=" + urlq(`{ resource.service.name = "backend" } | quantile_over_time(duration, .5, .99) by (name)`) + metricsRange + "&step=60"},
 		{"metrics_instant", "/api/metrics/query?q=" + urlq(`{ } | count_over_time() by (kind)`) + metricsRange},
+		{"metrics_histogram", "/api/metrics/query_range?q=" + urlq(`{ kind = internal } | histogram_over_time(duration) with(sample=true)`) + metricsRange + "&step=2m"},
+		{"metrics_compare", "/api/metrics/query_range?q=" + urlq(`{ } | compare({ status = error }, 2)`) + metricsRange + "&step=2m"},
+		{"search_nested_set", "/api/search?q=" + urlq(`({ nestedSetParent < 0 } &>> { status = error }) || ({ nestedSetParent < 0 }) | select(status, nestedSetParent, nestedSetLeft, nestedSetRight)`) + "&limit=1&spss=5"},
+		{"tags_v2_q", "/api/v2/search/tags?q=" + urlq(`{ resource.service.name = "backend" }`)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -166,11 +166,12 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		return nil, err
 	}
 	switch m.Fn {
-	case "rate", "count_over_time", "quantile_over_time", "min_over_time", "max_over_time", "avg_over_time", "sum_over_time":
+	case "rate", "count_over_time", "quantile_over_time", "min_over_time", "max_over_time", "avg_over_time", "sum_over_time",
+		"histogram_over_time", "compare":
 	default:
 		return nil, fmt.Errorf("%w: metrics function %s() is not supported", ErrBadData, m.Fn)
 	}
-	if m.Fn != "rate" && m.Fn != "count_over_time" && m.Attr == nil {
+	if m.Fn != "rate" && m.Fn != "count_over_time" && m.Fn != "compare" && m.Attr == nil {
 		return nil, fmt.Errorf("%w: %s() needs an attribute, such as %s(duration)", ErrBadData, m.Fn, m.Fn)
 	}
 	res := &MetricsResult{Steps: steps}
@@ -186,6 +187,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	var order []string
 	exStart, exEnd := req.Start.UnixMilli(), req.End.UnixMilli()
 	tooMany := false
+	var cmp *compareAcc
+	if m.Fn == "compare" {
+		cmp = newCompareAcc(m, steps, s.cfg.Limits.MaxResponseSeries)
+	}
 	visit := func(id pcommon.TraceID, spans []traceql.Span) {
 		res.Metrics.InspectedTraces++
 		res.Metrics.InspectedSpans += len(spans)
@@ -202,6 +207,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 					continue
 				}
 				step := int((st - start) / uint64(req.Step))
+				if cmp != nil {
+					cmp.observe(t, sp, step)
+					continue
+				}
 				var labels []SeriesLabel
 				var key strings.Builder
 				for i := range m.By {
@@ -211,7 +220,15 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 					key.WriteByte(0)
 				}
 				val := 1.0
-				if m.Attr != nil {
+				if m.Fn == "histogram_over_time" {
+					b, ok := histogramBucket(traceql.Field(m.Attr, t, sp))
+					if !ok {
+						continue
+					}
+					labels = append(labels, SeriesLabel{Name: bucketLabel, Value: traceql.NewFloat(b)})
+					key.WriteString(strconv.FormatFloat(b, 'g', -1, 64))
+					key.WriteByte(0)
+				} else if m.Attr != nil {
 					v := traceql.Field(m.Attr, t, sp)
 					if v.Type == traceql.TypeNil {
 						continue
@@ -241,7 +258,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				acc.vals[step] = append(acc.vals[step], val)
 				if acc.slots != nil {
 					ev := val
-					if m.Attr == nil {
+					if m.Attr == nil || m.Fn == "histogram_over_time" {
 						ev = math.NaN() // the step's value, filled in below
 					}
 					acc.slots.add(Exemplar{TraceID: traceIDHex(id), TimestampMs: int64(st / 1e6), Value: ev})
@@ -294,9 +311,23 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		res.Metrics.InspectedBytes += b.meta.Size
 		req.progress(res.Metrics, i+2)
 	}
+	var cmpSeries []Series
+	if cmp != nil {
+		if cmp.tooLarge {
+			return nil, &LimitError{Limit: "max_points_per_series", Msg: fmt.Sprintf(
+				"compare() over %d steps needs more than %d counters; use a longer step or a shorter range", steps, maxCompareCells)}
+		}
+		cmpSeries = cmp.series()
+		tooMany = tooMany || cmp.tooMany
+	}
 	if tooMany {
 		return nil, &LimitError{Limit: "max_response_series", Msg: fmt.Sprintf(
 			"the query has more than %d series; group by fewer attributes or filter the spans", s.cfg.Limits.MaxResponseSeries)}
+	}
+	if cmp != nil {
+		res.Series = cmpSeries
+		res.Series = applySecondStages(req.Query.Second, res.Series, steps)
+		return res, nil
 	}
 	sort.Strings(order)
 	for _, k := range order {
@@ -334,12 +365,17 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 			continue
 		}
 		ser := Series{Labels: acc.labels, Values: make([]float64, steps), Exemplars: ex}
+		fn := m.Fn
+		if fn == "histogram_over_time" {
+			fn = "count_over_time" // each bucket's series counts its spans
+		}
 		for i, vs := range acc.vals {
-			ser.Values[i] = reduce(m.Fn, vs, req.Step)
+			ser.Values[i] = reduce(fn, vs, req.Step)
 		}
 		finishExemplars(req, &ser)
 		res.Series = append(res.Series, ser)
 	}
+	res.Series = applySecondStages(req.Query.Second, res.Series, steps)
 	return res, nil
 }
 
@@ -419,6 +455,21 @@ func quantile(vs []float64, q float64) float64 {
 type metricsRangeJSON struct {
 	Series  []seriesJSON `json:"series"`
 	Metrics metricsJSON  `json:"metrics"`
+	// Message is QueryRangeResponse's message: Sprout says there when a hint asked for sampling.
+	Message string `json:"message,omitempty"`
+}
+
+// sampleNote is the message of a metrics answer to a query with a sampling hint.
+const sampleNote = "sampling hints are accepted and ignored: Sprout reads every span, the values are exact"
+
+// hintNote is the response message for q's hints that Sprout accepts without acting on.
+func hintNote(q *traceql.Query) string {
+	for _, h := range []string{"sample", "trace_sample", "span_sample"} {
+		if _, ok := q.Hint(h); ok {
+			return sampleNote
+		}
+	}
+	return ""
 }
 
 type seriesJSON struct {
@@ -502,10 +553,8 @@ func (a *API) metricsRequest(w http.ResponseWriter, r *http.Request, instant boo
 		httpError(w, http.StatusBadRequest, err.Error())
 		return "", MetricsRequest{}, false
 	}
-	// Steps are aligned to the step, as Tempo does, so that successive requests give the same buckets.
 	if !instant {
-		req.Start = req.Start.Truncate(req.Step)
-		req.Exemplars = ParseExemplars(r.FormValue("exemplars"))
+		alignRange(&req, r.FormValue("exemplars"))
 	}
 	return tenantID, req, true
 }
@@ -525,7 +574,7 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
+	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics), Message: hintNote(req.Query)}
 	for _, s := range res.Series {
 		sj := seriesJSON{Labels: seriesLabels(req, s.Labels), Samples: []sampleJSON{}}
 		shown := map[int]bool{}
@@ -570,6 +619,8 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
+	// No message here: Grafana decodes instant answers strictly, and versions built on an older Tempo API do not
+	// know QueryInstantResponse.message.
 	out := metricsRangeJSON{Series: []seriesJSON{}, Metrics: metricsOf(res.Metrics)}
 	for _, s := range res.Series {
 		if len(s.Values) == 0 || math.IsNaN(s.Values[0]) {
@@ -595,4 +646,19 @@ func seriesLabels(req MetricsRequest, ls []SeriesLabel) []kvJSON {
 		return []kvJSON{{Key: "__name__", Value: map[string]any{"stringValue": req.Query.Metrics.Fn}}}
 	}
 	return labelsJSON(ls)
+}
+
+// alignRange aligns a range query to its step, as Tempo does, so that successive requests give the same buckets:
+// the start down, the end up (the last step, cut by the end, still counts: a comparison over the whole range with
+// step = range would otherwise lose its only full step). It also sets the exemplars asked for (the request's
+// parameter, then a with(exemplars=N) hint asking for fewer; Tempo's ceiling holds). HTTP and gRPC share it.
+func alignRange(req *MetricsRequest, exemplars string) {
+	if e := req.End.Truncate(req.Step); e.Before(req.End) {
+		req.End = e.Add(req.Step)
+	}
+	req.Start = req.Start.Truncate(req.Step)
+	req.Exemplars = ParseExemplars(exemplars)
+	if n, ok := req.Query.HintInt("exemplars"); ok {
+		req.Exemplars = int(max(0, min(n, DefaultMaxExemplars)))
+	}
 }

@@ -256,9 +256,14 @@ var peerAllowed = []struct{ req, sign, prefix, why string }{
 	{"", "+", ".metrics.inspectedBytes", "same (tag values of an intrinsic: Tempo reads nothing)"},
 	{"", "-", ".metrics.completedJobs", "Tempo counts its frontend's shards; Sprout answers from memory alone without a block job"},
 	{"", "-", ".metrics.totalJobs", "same"},
+	{"", "+", ".metrics.totalJobs", "Tempo's frontend sometimes answers a search that ends early (limit reached) before it counted its jobs: totalJobs 0, left out by jsonpb (seen once in five runs)"},
 	{"", "+", ".traces[].spanSet.spans[].name", "Sprout always gives a matched span's name; Tempo only when the query reads it"},
 	{"", "+", ".traces[].spanSets[].spans[].name", "same"},
 	{"search_tags_param", "+", ".traces[]", "the legacy tags= search: Sprout returns spansets and service stats as for TraceQL; Tempo only the trace summary"},
+	{"", "-", ".series[].exemplars[].labels[].value.intValue", "Tempo adds the attributes its query fetched to exemplar labels (here nestedSetParent, an int); Sprout sends trace:id only"},
+	{"", "+", ".message", "a sampling hint (with(sample=...)): Sprout notes in QueryRangeResponse.message that it read every span"},
+	{"td_comparison", "-", ".series[].exemplars", "compare(): Tempo attaches exemplars (every attribute of the span as labels) to the _total series; Sprout sends none"},
+	{"td_comparison_window", "-", ".series[].exemplars", "same"},
 	{"unknown_trace_v2", "status", "", "Tempo 3's v2 answers an unknown trace 200 {\"trace\":{},\"metrics\":{}}; Sprout keeps 404 (the issue asks for it, and tests/e2e relies on it)"},
 }
 
@@ -318,34 +323,116 @@ func TestPeerTempoShapes(t *testing.T) {
 		if os.Getenv("SPROUT_PEER_VERBOSE") != "" {
 			fmt.Fprintf(&report, "   tempo: %.600s\n   sprout: %.600s\n", ta.body, sa.body)
 		}
-		if ta.code != sa.code {
-			if !peerDiffAllowed(r.name, "status", "") {
-				failed++
-				fmt.Fprintf(&report, "   STATUS DIFFERS; tempo body: %.300s; sprout body: %.300s\n", ta.body, sa.body)
-			}
-			continue
-		}
-		if ta.code != 200 || !strings.Contains(ta.ctype, "json") {
-			continue
-		}
-		tsh, err1 := jsonShape(ta.body)
-		ssh, err2 := jsonShape(sa.body)
-		if err1 != nil || err2 != nil {
+		failed += comparePeerAnswers(&report, r.name, ta, sa)
+	}
+	t.Log("\n" + report.String())
+	if failed > 0 {
+		t.Fatalf("%d differences from Tempo", failed)
+	}
+}
+
+// comparePeerAnswers compares one answer of Tempo with Sprout's: the status, and for JSON answers the shape;
+// it writes what differs (and is not allowed by peerAllowed) to report and returns how many differences count.
+func comparePeerAnswers(report *strings.Builder, name string, ta, sa peerAnswer) int {
+	failed := 0
+	if ta.code != sa.code {
+		if !peerDiffAllowed(name, "status", "") {
 			failed++
-			fmt.Fprintf(&report, "   not JSON: tempo %v sprout %v\n", err1, err2)
+			fmt.Fprintf(report, "   STATUS DIFFERS; tempo body: %.300s; sprout body: %.300s\n", ta.body, sa.body)
+		}
+		return failed
+	}
+	if ta.code != 200 || !strings.Contains(ta.ctype, "json") {
+		return 0
+	}
+	tsh, err1 := jsonShape(ta.body)
+	ssh, err2 := jsonShape(sa.body)
+	if err1 != nil || err2 != nil {
+		fmt.Fprintf(report, "   not JSON: tempo %v sprout %v\n", err1, err2)
+		return 1
+	}
+	onlyT, onlyS := diffShapes(tsh, ssh)
+	for _, p := range onlyT {
+		if !peerDiffAllowed(name, "-", p) {
+			failed++
+			fmt.Fprintf(report, "   only in tempo:  %s\n", p)
+		}
+	}
+	for _, p := range onlyS {
+		if !peerDiffAllowed(name, "+", p) {
+			failed++
+			fmt.Fprintf(report, "   only in sprout: %s\n", p)
+		}
+	}
+	return failed
+}
+
+// TestPeerTempoCorpus replays the Grafana request corpus (testdata/grafana-corpus.json) against Tempo and
+// Sprout on the same data and compares status, shape, and that what is non-empty in Tempo's answer (the
+// corpus' nonEmpty paths and every top-level member) is non-empty in Sprout's.
+//
+//	SPROUT_PEER_TEMPO=/work/peers/tempo go test -count=1 -run PeerTempoCorpus -v ./internal/tracestore/
+func TestPeerTempoCorpus(t *testing.T) {
+	bin := os.Getenv("SPROUT_PEER_TEMPO")
+	if bin == "" {
+		t.Skip("SPROUT_PEER_TEMPO (path to a tempo binary built from Tempo's public source) is not set")
+	}
+	corpus := loadCorpus(t)
+	tempo, otlp := startTempo(t, bin)
+	now := time.Now().Truncate(time.Second)
+	td := corpusFixture(now)
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(otlp, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("push to tempo: %d", resp.StatusCode)
+	}
+	s, srv := newAPI(t)
+	if err := s.Push(context.Background(), tn, td); err != nil {
+		t.Fatal(err)
+	}
+	v := corpusVars{now: now.Unix(), start: now.Add(-10 * time.Minute).Unix(), end: now.Add(time.Minute).Unix(), traceID: tid(4).String()}
+	testutil.Eventually(t, 120*time.Second, func() error {
+		a := peerGet(t, tempo, peerRequest{path: "/api/search?q=" + url.QueryEscape(`{ }`) + fmt.Sprintf("&limit=50&start=%d&end=%d", v.start, v.end)})
+		var sr struct{ Traces []any }
+		_ = json.Unmarshal(a.body, &sr)
+		if a.code != 200 || len(sr.Traces) < 12 {
+			return fmt.Errorf("tempo search: %d, %d traces: %s", a.code, len(sr.Traces), a.body)
+		}
+		return nil
+	})
+	var report strings.Builder
+	failed := 0
+	for _, e := range corpus {
+		tc, tct, tb := corpusRequest(t, tempo, e, v)
+		sc, sct, sb := corpusRequest(t, srv.URL, e, v)
+		ta, sa := peerAnswer{code: tc, ctype: tct, body: tb}, peerAnswer{code: sc, ctype: sct, body: sb}
+		fmt.Fprintf(&report, "== %s (%s)\n   tempo %d %s | sprout %d %s\n", e.Name, e.Source, tc, tct, sc, sct)
+		if os.Getenv("SPROUT_PEER_VERBOSE") != "" {
+			fmt.Fprintf(&report, "   tempo: %.800s\n   sprout: %.800s\n", tb, sb)
+		}
+		failed += comparePeerAnswers(&report, e.Name, ta, sa)
+		if tc != 200 || sc != 200 || !strings.Contains(tct, "json") || !strings.Contains(sct, "json") {
 			continue
 		}
-		onlyT, onlyS := diffShapes(tsh, ssh)
-		for _, p := range onlyT {
-			if !peerDiffAllowed(r.name, "-", p) {
-				failed++
-				fmt.Fprintf(&report, "   only in tempo:  %s\n", p)
-			}
+		var tdoc, sdoc map[string]any
+		if json.Unmarshal(tb, &tdoc) != nil || json.Unmarshal(sb, &sdoc) != nil {
+			continue
 		}
-		for _, p := range onlyS {
-			if !peerDiffAllowed(r.name, "+", p) {
+		paths := append([]string(nil), e.Expect.NonEmpty...)
+		for k := range tdoc {
+			paths = append(paths, k)
+		}
+		for _, p := range paths {
+			if jsonNonEmpty(tdoc, p) && !jsonNonEmpty(sdoc, p) && !peerDiffAllowed(e.Name, "empty", p) {
 				failed++
-				fmt.Fprintf(&report, "   only in sprout: %s\n", p)
+				fmt.Fprintf(&report, "   empty in sprout, not in tempo: %s\n", p)
 			}
 		}
 	}

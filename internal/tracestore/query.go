@@ -143,6 +143,9 @@ type SearchRequest struct {
 	// Progress, if set, is called after each job (memory, then each block) with the result so far, for
 	// streaming answers (grpc.go). Traces only grows between calls; res must not be kept past the call.
 	Progress func(res *SearchResult)
+	// MostRecent (the most_recent=true hint) makes the search exhaustive: every trace in the range is read and
+	// the Limit newest (by start time) are returned, rather than the first Limit found.
+	MostRecent bool
 }
 
 // SearchResult is the answer of a search, in Tempo's terms.
@@ -228,6 +231,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
 	seen := map[pcommon.TraceID]bool{}
+	var oldestKept uint64 // with MostRecent and Limit traces kept: the start of the oldest of them
 	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64) bool {
 		if !req.Range.overlaps(startNs, endNs) || seen[id] {
 			return true
@@ -244,6 +248,19 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			return true
 		}
 		seen[id] = true
+		if req.MostRecent {
+			if len(res.Traces) >= req.Limit && t.StartUnixNano <= oldestKept {
+				return true
+			}
+			res.Traces = append(res.Traces, s.match(t, sets, req))
+			if len(res.Traces) >= 2*req.Limit {
+				keepNewest(res, req.Limit)
+			}
+			if len(res.Traces) >= req.Limit {
+				oldestKept = oldestStart(res.Traces)
+			}
+			return true
+		}
 		res.Traces = append(res.Traces, s.match(t, sets, req))
 		return len(res.Traces) < req.Limit
 	}
@@ -322,6 +339,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		}
 		req.progress(res)
 	}
+	if req.MostRecent {
+		keepNewest(res, req.Limit)
+	}
 	return finish(res), nil
 }
 
@@ -397,6 +417,22 @@ func finish(res *SearchResult) *SearchResult {
 	return res
 }
 
+// keepNewest keeps the limit traces that started last.
+func keepNewest(res *SearchResult, limit int) {
+	finish(res)
+	if len(res.Traces) > limit {
+		res.Traces = res.Traces[:limit]
+	}
+}
+
+func oldestStart(ts []TraceMatch) uint64 {
+	o := ts[0].StartUnixNano
+	for _, t := range ts[1:] {
+		o = min(o, t.StartUnixNano)
+	}
+	return o
+}
+
 func (s *Store) checkRange(r TimeRange) error {
 	if max := s.cfg.Limits.MaxSearchDuration; max > 0 && !r.Start.IsZero() && !r.End.IsZero() && r.End.Sub(r.Start) > max {
 		return &LimitError{Limit: "max_search_duration", Msg: fmt.Sprintf("search window %s is longer than %s", r.End.Sub(r.Start), max)}
@@ -430,7 +466,7 @@ func (s *Store) match(t *traceql.Trace, sets []traceql.Spanset, req SearchReques
 			}
 			mspan := MatchedSpan{SpanID: sp.Span.SpanID(), Name: sp.Span.Name(), StartUnixNano: sp.StartUnixNano(), DurationNanos: sp.DurationNanos()}
 			done := map[string]bool{}
-			for _, a := range want {
+			for _, a := range append(want, req.Query.ShownIntrinsics(t, sp)...) {
 				if done[a.Text] {
 					continue
 				}
@@ -457,6 +493,17 @@ func attrValue(a *traceql.Attribute, t *traceql.Trace, sp *traceql.Span) (pcommo
 			maps = []pcommon.Map{sp.Resource.Attrs}
 		case traceql.ScopeAny:
 			maps = []pcommon.Map{sp.Span.Attributes(), sp.Resource.Attrs}
+		case traceql.ScopeInstrumentation:
+			maps = []pcommon.Map{sp.Scope.Attributes()}
+		case traceql.ScopeEvent:
+			// the first event that has it (select(event.exception.message) of the Exceptions tab)
+			for i := 0; i < sp.Span.Events().Len(); i++ {
+				maps = append(maps, sp.Span.Events().At(i).Attributes())
+			}
+		case traceql.ScopeLink:
+			for i := 0; i < sp.Span.Links().Len(); i++ {
+				maps = append(maps, sp.Span.Links().At(i).Attributes())
+			}
 		}
 		for _, m := range maps {
 			if v, ok := m.Get(a.Name); ok {
@@ -486,6 +533,16 @@ func attrValue(a *traceql.Attribute, t *traceql.Trace, sp *traceql.Span) (pcommo
 
 // Tags returns attribute keys by scope ("span", "resource") seen in the time range.
 func (s *Store) Tags(ctx context.Context, tenantID string, tr TimeRange) (map[string][]string, error) {
+	return s.TagsMatching(ctx, tenantID, tr, nil)
+}
+
+// TagsMatching is Tags scoped by a query, as Tempo's tags APIs take q: with a query that filters, only the
+// attributes of spans that match it count, and every trace in the range is read (memory and blocks, as a
+// search does); without one the names come from memory and the blocks' summaries.
+func (s *Store) TagsMatching(ctx context.Context, tenantID string, tr TimeRange, q *traceql.Query) (map[string][]string, error) {
+	if q != nil && !isMatchAll(q) {
+		return s.tagsOfMatches(ctx, tenantID, tr, q)
+	}
 	out := map[string]map[string]bool{"span": {}, "resource": {}}
 	in := s.lookupInstance(tenantID)
 	if in != nil {
@@ -684,4 +741,75 @@ func parseTag(tag string) (traceql.Attribute, error) {
 	}
 	// v1 API: a bare attribute name, looked up on spans and resources
 	return traceql.Attribute{Scope: traceql.ScopeAny, Name: tag, Text: tag}, nil
+}
+
+// tagsOfMatches collects the span and resource attribute names of the spans q matches.
+func (s *Store) tagsOfMatches(ctx context.Context, tenantID string, tr TimeRange, q *traceql.Query) (map[string][]string, error) {
+	if err := s.checkRange(tr); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]bool{"span": {}, "resource": {}}
+	in := s.lookupInstance(tenantID)
+	if in == nil {
+		return map[string][]string{"span": {}, "resource": {}}, nil
+	}
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	visit := func(id pcommon.TraceID, spans []traceql.Span) {
+		t := traceql.NewTrace(id, spans)
+		for _, set := range q.Eval(t) {
+			for _, sp := range set.Spans {
+				sp.Span.Attributes().Range(func(k string, _ pcommon.Value) bool {
+					out["span"][k] = true
+					return true
+				})
+				sp.Resource.Attrs.Range(func(k string, _ pcommon.Value) bool {
+					out["resource"][k] = true
+					return true
+				})
+			}
+		}
+	}
+	pf := q.Prefilter()
+	dec := newDecoder()
+	for _, lt := range in.snapshot() {
+		if err := ctx.Err(); err != nil {
+			return nil, s.timeoutErr(err)
+		}
+		if !tr.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
+			continue
+		}
+		spans, err := decodeLive(dec, lt.spans)
+		if err != nil {
+			return nil, err
+		}
+		visit(lt.id, spans)
+	}
+	for _, b := range in.blockList() {
+		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			continue
+		}
+		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
+			visit(id, dedupe(spans))
+			return ctx.Err() == nil
+		})
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if err = s.skipDamaged(in.tenant, b, err); err != nil {
+				return nil, s.timeoutErr(err)
+			}
+		}
+	}
+	res := map[string][]string{}
+	for scope, keys := range out {
+		list := make([]string, 0, len(keys))
+		for k := range keys {
+			list = append(list, k)
+		}
+		sort.Strings(list)
+		res[scope] = list
+	}
+	return res, nil
 }
