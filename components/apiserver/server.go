@@ -58,8 +58,8 @@ type Server struct {
 	// grpcServing is set once every component has started, and so registered its gRPC services: gRPC's
 	// service table may not change while calls are served.
 	grpcServing atomic.Bool
-	mu             sync.Mutex
-	checks         map[string]func() error
+	mu          sync.Mutex
+	checks      map[string]func() error
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec

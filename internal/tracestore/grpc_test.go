@@ -257,7 +257,6 @@ func TestGRPCMethods(t *testing.T) {
 	}
 }
 
-
 // TestGRPCErrors: a bad query ends the call with InvalidArgument and the HTTP API's message (with the
 // position); a refused tenant with the tenant's code.
 func TestGRPCErrors(t *testing.T) {
