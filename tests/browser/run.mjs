@@ -108,6 +108,64 @@ async function eventually(what, f) {
   throw new Error(`${what} not queryable after ${WAIT / 1000}s: ${last}`);
 }
 
+
+// A figure as the UI prints it ("5.12/s", "1.2e-3/s", "1.5k/s", "p95 12.3ms", "1.20s") back to a number (ms for
+// durations), and whether it is the API's value after the UI's rounding.
+function shownNumber(text) {
+  const m = /(-?[\d.]+(?:e[-+]?\d+)?)\s*(k|µs|ms|s)?/.exec(text.replace(/^p\d+\s*/, ''));
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'k' ? v * 1000 : m[2] === 'µs' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+function agrees(shown, api) {
+  if (!Number.isFinite(api)) return !Number.isFinite(shown);
+  return Math.abs(shown - api) <= Math.max(0.006, Math.abs(api) * 0.011);
+}
+const apiNum = (v) => (v === undefined ? NaN : Number(v));
+async function promInstant(query, time) {
+  const r = await getJSON(`/api/v1/query?query=${encodeURIComponent(query)}&time=${time}`);
+  return r.data.result;
+}
+async function promRange(query, start, end, step) {
+  const r = await getJSON(`/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=${step}`);
+  return r.data.result;
+}
+
+// Checks every figure of a RED page against the same PromQL run through the API: each chart's drawn points
+// against query_range, each headline against an instant query at the range's end, and the request rate against
+// a query written here, independently of the page, that counts SERVER and CONSUMER spans only.
+async function checkRedFigures(page, svc) {
+  const cards = await page.locator('.red .card[data-card]').evaluateAll((els) => els.map((el) => ({
+    card: el.dataset.card, query: el.dataset.query, start: el.dataset.start, end: el.dataset.end, step: el.dataset.step,
+    scale: Number(el.dataset.scale || 1),
+    drawn: el.querySelector('.chart').sproutSeries?.map((s) => s.points),
+    stat: { text: el.querySelector('.stat').textContent, value: Number(el.querySelector('.stat').dataset.value), time: el.querySelector('.stat').dataset.time },
+  })));
+  if (cards.length !== 3) throw new Error(`${cards.length} RED cards`);
+  const checked = [];
+  for (const c of cards) {
+    const api = await promRange(c.query, c.start, c.end, c.step);
+    const want = api.map((s) => s.values.map(([t, v]) => [t * 1000, Number(v) * c.scale]));
+    const drawn = c.card === 'p95' ? c.drawn.slice(api.length, 2 * api.length) : c.drawn; // p50, p95, p99 in order
+    if (JSON.stringify(drawn.map((ps) => ps.map(([t, v]) => [t, Number.isFinite(v) ? +v.toPrecision(9) : null])))
+      !== JSON.stringify(want.map((ps) => ps.map(([t, v]) => [t, Number.isFinite(v) ? +v.toPrecision(9) : null])))) {
+      throw new Error(`${svc} ${c.card}: drawn points differ from query_range of ${c.query}`);
+    }
+    const inst = await promInstant(c.query, c.stat.time);
+    const v = apiNum(inst[0]?.value?.[1]) * c.scale;
+    if (!(Number.isNaN(v) && Number.isNaN(c.stat.value)) && Math.abs(v - c.stat.value) > 1e-9 * Math.max(1, Math.abs(v))) throw new Error(`${svc} ${c.card}: headline ${c.stat.value}, API ${v}`);
+    if (!agrees(shownNumber(c.stat.text), v)) throw new Error(`${svc} ${c.card}: shows "${c.stat.text}", API ${v}`);
+    checked.push(`${c.card}=${c.stat.text.split(' at ')[0]}`);
+  }
+  // The request rate counts requests, not every span: an independent query over the server and consumer spans.
+  const rateCard = cards.find((c) => c.card === 'rate');
+  const w = /\[(\d+s)\]/.exec(rateCard.query)[1];
+  const indep = await promInstant(`sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_SERVER"}[${w}])) + (sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_CONSUMER"}[${w}])) or vector(0))`, rateCard.stat.time);
+  const iv = apiNum(indep[0]?.value?.[1]);
+  if (Number.isFinite(iv) && Math.abs(iv - rateCard.stat.value) > 1e-9 * Math.max(1, iv)) throw new Error(`${svc}: rate ${rateCard.stat.value}, server+consumer spans ${iv}`);
+  return checked.join(', ');
+}
+
 const results = [];
 async function step(name, f) {
   const t = Date.now();
@@ -203,14 +261,78 @@ async function main() {
     await shot('06-red-view');
   });
 
+  await step('service graph rates are the API\'s rates at the end of the range', async () => {
+    await goto('/ui/graph?from=now-1h&to=now');
+    await page.locator(`table.edges tr[data-server="${SVC.api}"]`).waitFor(timeout);
+    const t = await page.locator('table.edges').evaluate((el) => ({ query: el.dataset.query, time: el.dataset.time,
+      rows: [...el.querySelectorAll('tr[data-client]')].map((r) => ({ client: r.dataset.client, server: r.dataset.server, value: Number(r.dataset.rate), text: r.querySelector('.rate').textContent })) }));
+    if (!/\[(\d+)s\]/.test(t.query) || Number(/\[(\d+)s\]/.exec(t.query)[1]) > 300) throw new Error(`graph rate window: ${t.query}`);
+    const api = await promInstant(t.query, t.time);
+    for (const r of t.rows) {
+      const a = api.find((x) => (x.metric.client || 'user') === r.client && (x.metric.server || '?') === r.server);
+      const v = apiNum(a?.value?.[1]);
+      if (Math.abs(v - r.value) > 1e-9 * Math.max(1, v) || !agrees(shownNumber(r.text), v)) throw new Error(`${r.client}→${r.server}: shows ${r.text} (${r.value}), API ${v}`);
+    }
+    console.log(`# graph: ${t.rows.length} edges match ${t.query} at ${t.time}`);
+    await shot('05b-service-graph-figures');
+  });
+
+  await step('RED figures are the API\'s figures (SERVER and CONSUMER spans only)', async () => {
+    const svcs = [SVC.api];
+    // Against a running demo, its services too (they have steady traffic, so the figures are not zero).
+    const demo = await promInstant('count by (service) (traces_spanmetrics_calls_total{service="checkout"})', Math.floor(Date.now() / 1000));
+    if (demo.length) svcs.push('checkout', 'payment');
+    for (const svc of svcs) {
+      await goto(`/ui/service/${encodeURIComponent(svc)}?from=now-1h&to=now`);
+      await page.locator('.red .card[data-card="p95"] .chart[data-points]').waitFor(timeout);
+      console.log(`# RED ${svc}: ${await checkRedFigures(page, svc)}`);
+    }
+    await shot('06b-red-figures');
+  });
+
+  await step('a chart with one sample says so and keeps the query\'s time axis', async () => {
+    const end = Math.floor(Date.now() / 1000);
+    const q = `vector(time()) > ${end - 100}`;
+    await goto(`/ui/metrics?from=${(end - 3600) * 1000}&to=${end * 1000}&step=60&q=${encodeURIComponent(q)}`);
+    await page.locator('.chart-note', { hasText: 'Only one sample' }).waitFor(timeout);
+    const x = await page.locator('.chart').first().evaluate((el) => [Number(el.dataset.xMin), Number(el.dataset.xMax)]);
+    if (Math.abs(x[0] - (end - 3600)) > 60 || Math.abs(x[1] - end) > 60) throw new Error(`x axis ${x} for range ${end - 3600}..${end}`);
+    await shot('07b-metrics-one-sample');
+  });
+
   await step('PromQL query and exemplar to trace', async () => {
     await goto(`/ui/metrics?from=now-1h&to=now&q=${encodeURIComponent(METRIC)}`);
     await page.locator('.chart .uplot').waitFor(timeout);
     const ex = page.locator(`button.exemplar[data-trace-id="${traceId}"]`).first();
     await ex.waitFor(timeout);
+    const n = await page.locator('.ex-count').evaluate((el) => [Number(el.dataset.shown), Number(el.dataset.total), el.textContent]);
+    if (n[0] !== 3 || n[1] !== 3) throw new Error(`exemplars shown/total ${n}`);
     await shot('07-metrics');
     await ex.click();
     await traceRendered(traceId);
+  });
+
+  await step('exemplars are thinned, keeping the slowest and counting the rest', async () => {
+    // The span-metrics latency histogram has an exemplar per flush and series: with the demo running there are
+    // hundreds. Whatever the count, the page must say how many it drew of how many, and keep the slowest.
+    const q = 'histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket[1m])))';
+    const end = Math.floor(Date.now() / 1000), start = end - 3600;
+    await goto(`/ui/metrics?from=${start * 1000}&to=${end * 1000}&q=${encodeURIComponent(q)}`);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const api = (await getJSON(`/api/v1/query_exemplars?query=${encodeURIComponent(q)}&start=${start}&end=${end}`)).data ?? [];
+    const all = api.flatMap((s) => s.exemplars.map((e) => ({ v: Number(e.value), trace: e.labels.trace_id })));
+    const c = await page.locator('.ex-count').evaluate((el) => [Number(el.dataset.shown), Number(el.dataset.total), el.textContent]);
+    if (c[1] !== all.length) throw new Error(`page counts ${c[1]} exemplars, API returned ${all.length}`);
+    if (c[0] > 300 || (all.length <= 300 && c[0] !== all.length)) throw new Error(`drew ${c[0]} of ${all.length}`);
+    if (all.length > 300 && !c[2].includes(`${c[0]} of ${all.length}`)) throw new Error(`no "N of M": ${c[2]}`);
+    const drawn = await page.locator('button.exemplar').evaluateAll((els) => els.map((e) => e.dataset.traceId));
+    if (drawn.length !== c[0]) throw new Error(`${drawn.length} exemplar buttons, page says ${c[0]}`);
+    if (all.length) {
+      const slowest = all.reduce((a, b) => (b.v > a.v ? b : a));
+      if (!drawn.includes(slowest.trace)) throw new Error(`the slowest exemplar (${slowest.v}) is not drawn`);
+    }
+    console.log(`# exemplars: ${c[2].trim()}`);
+    await shot('07c-metrics-exemplars');
   });
 
   await step('PromQL autocomplete and error with position', async () => {

@@ -5,10 +5,20 @@ import { QueryEditor } from '../components/QueryEditor';
 import { parseExemplars, parsePromResult, seriesName, type Exemplar, type Series } from '../parse';
 import { navigate, setParams } from '../router';
 import { suggestPromQL } from '../suggest';
+import { thinExemplars } from '../figures';
 import { autoStep, fmtTime } from '../time';
 import { link, type Route } from '../url';
 
-interface Result { series: Series[]; exemplars: Exemplar[]; exemplarError?: string; step: number }
+interface Result { series: Series[]; exemplars: Exemplar[]; shown: Exemplar[]; exemplarError?: string; step: number; start: number; end: number }
+
+/** How many exemplars are drawn at most: enough for the outliers of every moment, few enough to see the line. */
+const MAX_EXEMPLARS = 300;
+
+function exemplarNote(d: Result): string {
+  if (!d.exemplars.length) return 'no exemplars';
+  if (d.shown.length === d.exemplars.length) return `${d.exemplars.length} exemplars`;
+  return `${d.shown.length} of ${d.exemplars.length} exemplars shown (one per time and value cell, plus the slowest and every error)`;
+}
 
 export function Metrics({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
@@ -17,12 +27,14 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
     const r = range(p);
     const step = Number(p.step) || autoStep(r.start, r.end);
     const args = { query: q, start: Math.floor(r.start / 1000), end: Math.ceil(r.end / 1000) };
+    const span = { start: args.start, end: args.end };
     const [series, ex] = await Promise.all([
       prom('/api/v1/query_range', { ...args, step }, signal).then(parsePromResult),
       // Exemplars are a bonus: a server without them must not fail the chart.
       prom('/api/v1/query_exemplars', args, signal).then(parseExemplars, (e: Error) => (e.name === 'AbortError' ? Promise.reject(e) : e.message)),
     ]);
-    return typeof ex === 'string' ? { series, exemplars: [], exemplarError: ex, step } : { series, exemplars: ex, step };
+    if (typeof ex === 'string') return { series, exemplars: [], shown: [], exemplarError: ex, step, ...span };
+    return { series, exemplars: ex, shown: thinExemplars(ex, MAX_EXEMPLARS).shown, step, ...span };
   } : null, tick);
   const openTrace = (e: Exemplar) => { if (e.traceId) navigate(link('trace', e.traceId, {}, route)); };
   const d = res.data;
@@ -39,14 +51,14 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
       {d && !d.series.length && !res.error && <Empty>The query returned no series in this range.</Empty>}
       {d && d.series.length > 0 && (
         <>
-          <Chart series={d.series} exemplars={d.exemplars} onExemplar={openTrace} />
-          <p class="muted small">{d.series.length} series · step {d.step}s · {d.exemplars.length} exemplars{d.exemplarError ? ` (exemplars unavailable: ${d.exemplarError})` : ''}</p>
+          <Chart series={d.series} exemplars={d.shown} onExemplar={openTrace} xRange={[d.start, d.end]} />
+          <p class="muted small ex-count" data-shown={d.shown.length} data-total={d.exemplars.length}>{d.series.length} series · step {d.step}s · {exemplarNote(d)}{d.exemplarError ? ` (exemplars unavailable: ${d.exemplarError})` : ''}</p>
           {d.exemplars.length > 0 && (
             <details class="exemplar-list">
-              <summary>Exemplars ({d.exemplars.length})</summary>
+              <summary>Exemplars drawn ({d.shown.length} of {d.exemplars.length}), slowest first</summary>
               <table class="grid">
                 <thead><tr><th>Time</th><th class="num">Value</th><th>Series</th><th>Trace</th></tr></thead>
-                <tbody>{d.exemplars.slice(0, 200).map((e) => (
+                <tbody>{d.shown.slice().sort((a, b) => b.value - a.value).slice(0, 200).map((e) => (
                   <tr><td>{fmtTime(e.timeMs)}</td><td class="num">{e.value}</td><td class="mono small">{seriesName(e.seriesLabels)}</td>
                     <td>{e.traceId ? <a class="mono" href={link('trace', e.traceId, {}, route)}>{e.traceId.slice(0, 16)}</a> : '–'}</td></tr>
                 ))}</tbody>
