@@ -6,6 +6,7 @@ package uiext
 
 import (
 	"context"
+	"net"
 
 	"go.opentelemetry.io/collector/component"
 	"go.uber.org/zap"
@@ -31,8 +32,29 @@ func (e *uiExtension) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	h.Register(srv.Handle)
-	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"))
+	url := uiURL(srv.Addr())
+	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"), zap.String("url", url))
+	if Announce != nil && url != "" {
+		Announce(url)
+	}
 	return nil
+}
+
+// Announce, when set, is called with the UI's address once it is served: cmd/sprout sets it to print the
+// address for the person who started the binary (the JSON logs are for machines).
+var Announce func(url string)
+
+// uiURL is the address a browser on this machine opens for a listener address: loopback and unspecified
+// hosts read as "localhost". Empty when the server is not listening.
+func uiURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/ui/"
 }
 
 // Shutdown implements component.Component; the API server owns the listener.

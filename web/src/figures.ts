@@ -69,15 +69,16 @@ export function isErrorExemplar(e: Exemplar): boolean {
 export interface Thinned { shown: Exemplar[]; total: number }
 
 /**
- * Chooses at most `max` exemplars to draw: one per cell of a time × value grid (the slowest in the cell, so the
- * outliers of each moment survive), plus always the `keepSlowest` largest values and every error (up to `max`).
+ * Chooses at most `max` exemplars to draw: always the `keepSlowest` largest values, every error (thinned on the
+ * grid when they would take more than half the room), and one per cell of a time × value grid (the slowest in the
+ * cell, so the outliers of each moment survive).
  * The value axis is split on a log scale when the values span more than two decades (latencies do), so the few
  * slow requests get cells of their own instead of sharing one with thousands of fast ones.
  */
 export function thinExemplars(ex: Exemplar[], max = 300, opts: { timeCells?: number; valueCells?: number; keepSlowest?: number } = {}): Thinned {
   const usable = ex.filter((e) => Number.isFinite(e.value) && Number.isFinite(e.timeMs));
   if (usable.length <= max) return { shown: usable.slice().sort((a, b) => a.timeMs - b.timeMs), total: usable.length };
-  const timeCells = opts.timeCells ?? 60, valueCells = opts.valueCells ?? 12, keepSlowest = opts.keepSlowest ?? 10;
+  const timeCells = opts.timeCells ?? 50, valueCells = opts.valueCells ?? 10, keepSlowest = opts.keepSlowest ?? 10;
   let t0 = Infinity, t1 = -Infinity, v0 = Infinity, v1 = -Infinity;
   for (const e of usable) {
     t0 = Math.min(t0, e.timeMs); t1 = Math.max(t1, e.timeMs);
@@ -90,20 +91,24 @@ export function thinExemplars(ex: Exemplar[], max = 300, opts: { timeCells?: num
     const vi = Math.min(valueCells - 1, Math.floor(vpos(e.value) * valueCells));
     return ti * valueCells + vi;
   };
+  // The slowest of each cell, cells in order of value (high first): when there are more cells than room, the
+  // slow ones win.
+  const gridPick = (es: Exemplar[]) => {
+    const cells = new Map<number, Exemplar>();
+    for (const e of es) {
+      const c = cellOf(e), cur = cells.get(c);
+      if (!cur || e.value > cur.value) cells.set(c, e);
+    }
+    return [...cells.values()].sort((a, b) => b.value - a.value);
+  };
   const chosen = new Set<Exemplar>();
-  // Errors first, then the slowest: they must survive whatever the grid keeps.
-  for (const e of usable) if (chosen.size < max && isErrorExemplar(e)) chosen.add(e);
-  const bySlow = usable.slice().sort((a, b) => b.value - a.value);
-  for (const e of bySlow.slice(0, keepSlowest)) if (chosen.size < max) chosen.add(e);
-  const cells = new Map<number, Exemplar>();
-  for (const e of usable) {
-    const c = cellOf(e), cur = cells.get(c);
-    if (!cur || e.value > cur.value) cells.set(c, e);
-  }
-  // Cells in order of value, high first: when the grid holds more cells than room is left, the slow ones win.
-  for (const e of [...cells.values()].sort((a, b) => b.value - a.value)) {
-    if (chosen.size >= max) break;
-    chosen.add(e);
-  }
+  const add = (es: Exemplar[], limit: number) => { for (const e of es) { if (chosen.size >= limit) break; chosen.add(e); } };
+  // The slowest first, then the errors (all of them when they fit in half the room, else thinned like the rest),
+  // then one per cell of the grid.
+  add(usable.slice().sort((a, b) => b.value - a.value).slice(0, keepSlowest), max);
+  const errors = usable.filter(isErrorExemplar);
+  const room = Math.floor(max / 2);
+  add(errors.length <= room - chosen.size ? errors : gridPick(errors), Math.max(chosen.size, room));
+  add(gridPick(usable), max);
   return { shown: [...chosen].sort((a, b) => a.timeMs - b.timeMs), total: usable.length };
 }

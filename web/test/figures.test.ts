@@ -71,4 +71,16 @@ describe('exemplars', () => {
     expect(r.shown.length).toBe(50);
     expect(r.total).toBe(500);
   });
+
+  // Many failed requests (a bad minute) must not push the slowest successful ones out.
+  it('keeps the slowest when errors outnumber the room', () => {
+    const all = Array.from({ length: 2000 }, (_, i) => ex(i * 10, 0.01 + (i % 5) * 0.001, i % 4 ? 'STATUS_CODE_UNSET' : 'STATUS_CODE_ERROR'));
+    all.push(ex(12_345, 1.7, 'STATUS_CODE_OK', 'slowest'));
+    const r = thinExemplars(all, 200);
+    expect(r.shown.length).toBeLessThanOrEqual(200);
+    expect(r.shown.some((e) => e.traceId === 'slowest')).toBe(true);
+    const errs = r.shown.filter(isErrorExemplar).length;
+    expect(errs).toBeGreaterThan(0);
+    expect(errs).toBeLessThanOrEqual(100);
+  });
 });

@@ -22,7 +22,9 @@ describe('URL state', () => {
   });
   it('lands unknown and incomplete paths on a page', () => {
     expect(parseRoute('/', '').page).toBe('traces');
-    expect(parseRoute('/ui/nope', '').page).toBe('traces');
+    expect(parseRoute('/ui/', '').page).toBe('traces');
+    expect(parseRoute('/ui/nope', '')).toEqual({ page: 'notfound', arg: '/ui/nope', params: {} });
+    expect(parseRoute('/ui/Traces', '').page).toBe('notfound');
     expect(parseRoute('/ui/trace', '').page).toBe('traces');
     expect(parseRoute('/ui/service/', '').page).toBe('graph');
   });

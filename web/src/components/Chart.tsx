@@ -56,8 +56,21 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
     const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const barsPath = uPlot.paths.bars!({ size: [0.8, 40], align: 1 });
     const placeExemplars = (u: uPlot) => {
-      let layer = u.over.querySelector<HTMLDivElement>('.ex-layer');
-      if (!layer) { layer = document.createElement('div'); layer.className = 'ex-layer'; u.over.appendChild(layer); }
+      // Under the canvas, so the series is drawn over its exemplars rather than hidden by them; clicks on the
+      // plot (which uPlot's cursor layer takes) are handed to the exemplar under the pointer.
+      let layer = u.under.querySelector<HTMLDivElement>('.ex-layer');
+      if (!layer) {
+        layer = document.createElement('div'); layer.className = 'ex-layer'; u.under.appendChild(layer);
+        u.over.addEventListener('click', (ev) => {
+          const hit = document.elementsFromPoint(ev.clientX, ev.clientY).find((el) => el.classList.contains('exemplar'));
+          (hit as HTMLButtonElement | undefined)?.click();
+        });
+        u.over.addEventListener('mousemove', (ev) => {
+          const hit = document.elementsFromPoint(ev.clientX, ev.clientY).find((el) => el.classList.contains('exemplar'));
+          u.over.style.cursor = hit ? 'pointer' : '';
+          u.over.title = hit ? (hit as HTMLElement).title : '';
+        });
+      }
       layer.textContent = '';
       const { exemplars: ex, onExemplar: click } = exRef.current;
       if (!ex) return;

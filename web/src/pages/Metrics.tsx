@@ -12,7 +12,18 @@ import { link, type Route } from '../url';
 interface Result { series: Series[]; exemplars: Exemplar[]; shown: Exemplar[]; exemplarError?: string; step: number; start: number; end: number }
 
 /** How many exemplars are drawn at most: enough for the outliers of every moment, few enough to see the line. */
-const MAX_EXEMPLARS = 300;
+const MAX_EXEMPLARS = 200;
+
+const REQ = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
+
+/** Example queries over what Sprout itself produces (span metrics, service graph, scrape health). */
+export const METRIC_EXAMPLES: { q: string; what: string }[] = [
+  { q: `sum by (service) (rate(traces_spanmetrics_calls_total{${REQ}}[5m]))`, what: 'requests per second by service' },
+  { q: `histogram_quantile(0.95, sum by (service, le) (rate(traces_spanmetrics_latency_bucket{${REQ}}[5m])))`, what: 'p95 latency by service, with exemplars (click one for its trace)' },
+  { q: `sum by (service) (rate(traces_spanmetrics_calls_total{${REQ}, status_code="STATUS_CODE_ERROR"}[5m])) / sum by (service) (rate(traces_spanmetrics_calls_total{${REQ}}[5m]))`, what: 'error ratio by service' },
+  { q: 'sum by (client, server) (rate(traces_service_graph_request_total[5m]))', what: 'calls between services' },
+  { q: 'up', what: 'scrape targets that answer (1) or not (0)' },
+];
 
 function exemplarNote(d: Result): string {
   if (!d.exemplars.length) return 'no exemplars';
@@ -22,7 +33,8 @@ function exemplarNote(d: Result): string {
 
 export function Metrics({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
-  const q = p.q ?? '';
+  // No query in the URL: open on the request rate of every service, which the span metrics always provide.
+  const q = p.q ?? METRIC_EXAMPLES[0].q;
   const res = useAsync<Result>(`${q}|${p.from}|${p.to}|${p.step}`, q ? async (signal) => {
     const r = range(p);
     const step = Number(p.step) || autoStep(r.start, r.end);
@@ -46,9 +58,11 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
         <label>Step <input class="small-input" placeholder={d ? `${d.step}s (auto)` : 'auto'} aria-label="Step in seconds" value={p.step ?? ''} onChange={(e) => setParams({ step: (e.target as HTMLInputElement).value })} /></label>
       </div>
       <ErrorBox error={res.error} query={q} />
-      {!q && <Empty>Type a PromQL query and press Enter. Try <code>traces_spanmetrics_calls_total</code>.</Empty>}
+      <details class="examples"><summary>Example queries</summary><ul>{METRIC_EXAMPLES.map((e) => (
+        <li><a class="mono example" href={link('metrics', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
+      ))}</ul></details>
       {res.loading && !d && q && <Loading />}
-      {d && !d.series.length && !res.error && <Empty>The query returned no series in this range.</Empty>}
+      {d && !d.series.length && !res.error && <Empty>The query returned no series in this range. Span metrics appear once traces arrive; try an example query above.</Empty>}
       {d && d.series.length > 0 && (
         <>
           <Chart series={d.series} exemplars={d.shown} onExemplar={openTrace} xRange={[d.start, d.end]} />
