@@ -75,7 +75,7 @@ export interface Thinned { shown: Exemplar[]; total: number }
  * The value axis is split on a log scale when the values span more than two decades (latencies do), so the few
  * slow requests get cells of their own instead of sharing one with thousands of fast ones.
  */
-export function thinExemplars(ex: Exemplar[], max = 300, opts: { timeCells?: number; valueCells?: number; keepSlowest?: number } = {}): Thinned {
+export function thinExemplars(ex: Exemplar[], max = 300, opts: { timeCells?: number; valueCells?: number; keepSlowest?: number; pin?: string } = {}): Thinned {
   const usable = ex.filter((e) => Number.isFinite(e.value) && Number.isFinite(e.timeMs));
   if (usable.length <= max) return { shown: usable.slice().sort((a, b) => a.timeMs - b.timeMs), total: usable.length };
   const timeCells = opts.timeCells ?? 50, valueCells = opts.valueCells ?? 10, keepSlowest = opts.keepSlowest ?? 10;
@@ -105,6 +105,8 @@ export function thinExemplars(ex: Exemplar[], max = 300, opts: { timeCells?: num
   const add = (es: Exemplar[], limit: number) => { for (const e of es) { if (chosen.size >= limit) break; chosen.add(e); } };
   // The slowest first, then the errors (all of them when they fit in half the room, else thinned like the rest),
   // then one per cell of the grid.
+  // The exemplars of a pinned trace (the one a span link came from) before anything else.
+  if (opts.pin) add(usable.filter((e) => e.traceId === opts.pin), max);
   add(usable.slice().sort((a, b) => b.value - a.value).slice(0, keepSlowest), max);
   const errors = usable.filter(isErrorExemplar);
   const room = Math.floor(max / 2);

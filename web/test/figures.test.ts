@@ -83,4 +83,11 @@ describe('exemplars', () => {
     expect(errs).toBeGreaterThan(0);
     expect(errs).toBeLessThanOrEqual(100);
   });
+
+  it('keeps the exemplars of a pinned trace first', () => {
+    const all = Array.from({ length: 1000 }, (_, i) => ex(i, 0.01 + (i % 3) * 0.001));
+    all[500] = ex(500, 0.011, 'STATUS_CODE_UNSET', 'pinned-trace');
+    expect(thinExemplars(all, 20).shown.some((e) => e.traceId === 'pinned-trace')).toBe(false);
+    expect(thinExemplars(all, 20, { pin: 'pinned-trace' }).shown.some((e) => e.traceId === 'pinned-trace')).toBe(true);
+  });
 });

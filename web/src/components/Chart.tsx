@@ -16,6 +16,8 @@ interface Props {
   names?: string[];
   colors?: string[];
   stacked?: boolean;
+  /** Exemplars of this trace are marked (the trace a span link came from). */
+  pinTrace?: string;
   /** The query's time range in seconds: the x axis always shows it, even with no or one point. */
   xRange?: [number, number];
 }
@@ -42,7 +44,7 @@ function cssVar(name: string): string { return getComputedStyle(document.documen
  * them thinned (figures.thinExemplars). With no point the chart says so instead of drawing an empty frame; a
  * single point is drawn as a dot. The series drawn are kept on the element (`sproutSeries`) for the browser test.
  */
-export function Chart({ series, exemplars, onExemplar, bars, height = 260, names, colors, xRange }: Props) {
+export function Chart({ series, exemplars, onExemplar, bars, height = 260, names, colors, xRange, pinTrace }: Props) {
   const n = maxPoints(series);
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -79,7 +81,7 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
         const t = e.timeMs / 1000;
         if (t < x0 || t > x1 || !Number.isFinite(e.value)) continue;
         const b = document.createElement('button');
-        b.className = 'exemplar' + (isErrorExemplar(e) ? ' err' : '');
+        b.className = 'exemplar' + (isErrorExemplar(e) ? ' err' : '') + (pinTrace && e.traceId === pinTrace ? ' pinned' : '');
         b.style.left = `${u.valToPos(t, 'x')}px`;
         b.style.top = `${u.valToPos(e.value, 'y')}px`;
         b.title = `Exemplar ${e.value} at ${new Date(e.timeMs).toISOString()}${e.traceId ? `\ntrace ${e.traceId}` : ''}`;
@@ -131,7 +133,7 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
     const ro = new ResizeObserver(() => { if (host.clientWidth) u.setSize({ width: host.clientWidth, height }); });
     ro.observe(host);
     return () => { ro.disconnect(); u.destroy(); plot.current = null; };
-  }, [series, exemplars, bars, height, xRange?.[0], xRange?.[1]]);
+  }, [series, exemplars, bars, height, xRange?.[0], xRange?.[1], pinTrace]);
 
   return (
     <div class="chart-box">

@@ -28,14 +28,15 @@ export const METRIC_EXAMPLES: { q: string; what: string }[] = [
 function exemplarNote(d: Result): string {
   if (!d.exemplars.length) return 'no exemplars';
   if (d.shown.length === d.exemplars.length) return `${d.exemplars.length} exemplars`;
-  return `${d.shown.length} of ${d.exemplars.length} exemplars shown (one per time and value cell, plus the slowest and every error)`;
+  return `${d.shown.length} of ${d.exemplars.length} exemplars shown (the slowest, the errors, and one per time and value cell)`;
 }
 
 export function Metrics({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
   // No query in the URL: open on the request rate of every service, which the span metrics always provide.
   const q = p.q ?? METRIC_EXAMPLES[0].q;
-  const res = useAsync<Result>(`${q}|${p.from}|${p.to}|${p.step}`, q ? async (signal) => {
+  const pin = p.trace;
+  const res = useAsync<Result>(`${q}|${p.from}|${p.to}|${p.step}|${pin ?? ''}`, q ? async (signal) => {
     const r = range(p);
     const step = Number(p.step) || autoStep(r.start, r.end);
     const args = { query: q, start: Math.floor(r.start / 1000), end: Math.ceil(r.end / 1000) };
@@ -46,7 +47,7 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
       prom('/api/v1/query_exemplars', args, signal).then(parseExemplars, (e: Error) => (e.name === 'AbortError' ? Promise.reject(e) : e.message)),
     ]);
     if (typeof ex === 'string') return { series, exemplars: [], shown: [], exemplarError: ex, step, ...span };
-    return { series, exemplars: ex, shown: thinExemplars(ex, MAX_EXEMPLARS).shown, step, ...span };
+    return { series, exemplars: ex, shown: thinExemplars(ex, MAX_EXEMPLARS, { pin }).shown, step, ...span };
   } : null, tick);
   const openTrace = (e: Exemplar) => { if (e.traceId) navigate(link('trace', e.traceId, {}, route)); };
   const d = res.data;
@@ -65,7 +66,10 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
       {d && !d.series.length && !res.error && <Empty>The query returned no series in this range. Span metrics appear once traces arrive; try an example query above.</Empty>}
       {d && d.series.length > 0 && (
         <>
-          <Chart series={d.series} exemplars={d.shown} onExemplar={openTrace} xRange={[d.start, d.end]} />
+          <Chart series={d.series} exemplars={d.shown} onExemplar={openTrace} xRange={[d.start, d.end]} pinTrace={pin} />
+          {pin && <p class="muted small pin-note">{d.exemplars.some((e) => e.traceId === pin)
+            ? <>The exemplar of trace <a class="mono" href={link('trace', pin, {}, route)}>{pin.slice(0, 16)}</a> is ringed.</>
+            : <>No exemplar points at trace <a class="mono" href={link('trace', pin, {}, route)}>{pin.slice(0, 16)}</a> (the generator keeps a sample of traces as exemplars, not every one).</>}</p>}
           <p class="muted small ex-count" data-shown={d.shown.length} data-total={d.exemplars.length}>{d.series.length} series · step {d.step}s · {exemplarNote(d)}{d.exemplarError ? ` (exemplars unavailable: ${d.exemplarError})` : ''}</p>
           {d.exemplars.length > 0 && (
             <details class="exemplar-list">
