@@ -18,6 +18,7 @@ import (
 type uiExtension struct {
 	cfg    *Config
 	logger *zap.Logger
+	srv    *apiserver.Server // nil when there is no API server to mount on
 }
 
 // Start mounts the UI on the API server.
@@ -32,13 +33,31 @@ func (e *uiExtension) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	h.Register(srv.Handle)
-	url := uiURL(srv.Addr())
-	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"), zap.String("url", url))
-	if Announce != nil && url != "" {
+	e.srv = srv
+	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"))
+	return nil
+}
+
+// Ready implements extensioncapabilities.PipelineWatcher. The API server may start listening after this
+// extension has started (extensions start in dependency order), so the address is known only once everything
+// runs: it is logged and announced here.
+func (e *uiExtension) Ready() error {
+	if e.srv == nil {
+		return nil
+	}
+	url := uiURL(e.srv.Addr())
+	if url == "" {
+		return nil
+	}
+	e.logger.Info("Sprout UI is at "+url, zap.String("url", url))
+	if Announce != nil {
 		Announce(url)
 	}
 	return nil
 }
+
+// NotReady implements extensioncapabilities.PipelineWatcher.
+func (e *uiExtension) NotReady() error { return nil }
 
 // Announce, when set, is called with the UI's address once it is served: cmd/sprout sets it to print the
 // address for the person who started the binary (the JSON logs are for machines).

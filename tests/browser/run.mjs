@@ -263,6 +263,9 @@ async function main() {
     const apiLines = api.data.result.flatMap((r) => r.values.map((v) => v[1])).sort();
     const shown = (await page.locator('.loglines .logline .line').allTextContents()).sort();
     if (JSON.stringify(shown) !== JSON.stringify(apiLines) || !shown.includes('charging card')) throw new Error(`span logs ${shown} vs API ${apiLines}`);
+    // The volume of two lines in one bucket keeps the link's time range on its axis (no years-wide axis).
+    const vx = await page.locator('.volume .chart').evaluate((el) => [Number(el.dataset.xMin), Number(el.dataset.xMax)]);
+    if (Math.abs(vx[0] - Number(lq.get('from')) / 1000) > 60 || Math.abs(vx[1] - Number(lq.get('to')) / 1000) > 60) throw new Error(`volume x axis ${vx} for ${lq.get('from')}..${lq.get('to')}`);
     await shot('15-span-logs');
     await page.goBack();
     await traceRendered(traceId);
@@ -347,10 +350,14 @@ async function main() {
   await step('exemplars are thinned, keeping the slowest and counting the rest', async () => {
     // The span-metrics latency histogram has an exemplar per flush and series: with the demo running there are
     // hundreds. Whatever the count, the page must say how many it drew of how many, and keep the slowest.
-    const q = 'histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket[1m])))';
-    // A range that ended a minute ago: exemplars still arriving must not change the count between the page's
-    // query and the test's.
-    const end = Math.floor(Date.now() / 1000) - 60, start = end - 3600;
+    const q = 'histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket[5m])))';
+    // A range that ended half a minute ago (exemplars still arriving must not change the count between the
+    // page's query and the test's), once it holds a series.
+    let end, start;
+    await eventually('latency series', async () => {
+      end = Math.floor(Date.now() / 1000) - 30; start = end - 3600;
+      return (await promRange(q, start, end, 15)).length > 0;
+    });
     await goto(`/ui/metrics?from=${start * 1000}&to=${end * 1000}&q=${encodeURIComponent(q)}`);
     await page.locator('.chart .uplot').waitFor(timeout);
     const api = (await getJSON(`/api/v1/query_exemplars?query=${encodeURIComponent(q)}&start=${start}&end=${end}`)).data ?? [];

@@ -18,12 +18,14 @@ export function rateWindow(stepS: number): number {
 }
 
 /**
- * A query_range start and end (seconds) aligned to the step, so that the last point of the range is evaluated at
- * `end` exactly: an instant query at `end` then answers the same value as the chart's last point.
+ * A query_range start and end (seconds) such that the last point of the range is evaluated at `end` exactly: an
+ * instant query at `end` then answers the same value as the chart's last point. The start moves back to a whole
+ * number of steps before the end (rather than the end back to a multiple of the step, which would hide up to a
+ * step of the newest data).
  */
 export function alignedRange(startMs: number, endMs: number, stepS: number): { start: number; end: number } {
-  const end = Math.floor(endMs / 1000 / stepS) * stepS;
-  const start = Math.min(end, Math.ceil(startMs / 1000 / stepS) * stepS);
+  const end = Math.floor(endMs / 1000);
+  const start = end - Math.max(0, Math.ceil((end - startMs / 1000) / stepS)) * stepS;
   return { start, end };
 }
 

@@ -11,9 +11,11 @@ describe('rate windows and ranges', () => {
   ])('step %ss → window %ss', (step, w) => expect(rateWindow(step)).toBe(w));
 
   it('aligns the range so that the last point is at the end', () => {
-    expect(alignedRange(1_000_001_000, 1_003_599_000, 30)).toEqual({ start: 1_000_020, end: 1_003_590 });
-    // A range shorter than a step keeps start <= end.
-    expect(alignedRange(1_000_001_000, 1_000_002_000, 60)).toEqual({ start: 999_960, end: 999_960 });
+    // The end stays (the newest data counts); the start moves back to a whole number of steps before it.
+    expect(alignedRange(1_000_001_000, 1_003_599_000, 30)).toEqual({ start: 999_999, end: 1_003_599 });
+    expect(alignedRange(1_000_000_000, 1_003_600_000, 30)).toEqual({ start: 1_000_000, end: 1_003_600 });
+    expect(alignedRange(1_000_001_500, 1_000_002_000, 60)).toEqual({ start: 999_942, end: 1_000_002 });
+    expect(alignedRange(5_000, 5_000, 60)).toEqual({ start: 5, end: 5 });
   });
 
   it('reads the value at a time, and the trend', () => {

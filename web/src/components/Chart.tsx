@@ -118,7 +118,7 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
         width: bars ? 0 : 1.5,
         paths: bars ? barsPath : undefined,
         // A lone sample has no line to draw: show it as a dot.
-        points: n === 1 ? { show: true, size: 7 } : { show: false },
+        points: n === 1 && !bars ? { show: true, size: 7 } : { show: false },
         spanGaps: false,
       }))],
       hooks: {
@@ -139,7 +139,7 @@ export function Chart({ series, exemplars, onExemplar, bars, height = 260, names
     <div class="chart-box">
       <div class="chart" ref={el} data-points={n} />
       {n === 0 && <div class="chart-note" role="status">No data in this range</div>}
-      {n === 1 && <div class="chart-note small" role="status">Only one sample in this range</div>}
+      {n === 1 && !bars && <div class="chart-note small" role="status">Only one sample in this range</div>}
     </div>
   );
 }

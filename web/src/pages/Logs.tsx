@@ -12,7 +12,7 @@ import { DEFAULT_LOGQL, histogram, logExamples, volumeLevel, volumeQuery } from 
 
 export const LEVEL_COLORS: Record<string, string> = { fatal: '#a21caf', error: '#ef4444', warn: '#f59e0b', info: '#22c55e', debug: '#3b82f6', trace: '#64748b', unknown: '#94a3b8' };
 
-interface Result { lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean }
+interface Result { lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean; xRange: [number, number] }
 
 export function Logs({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
@@ -24,17 +24,18 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
     const stepS = autoStep(r.start, r.end, 100);
     const ns = (ms: number) => `${BigInt(Math.floor(ms)) * 1000000n}`;
     const main = parseLoki(await loki('/loki/api/v1/query_range', { query: q, start: ns(r.start), end: ns(r.end), limit, direction: 'backward', step: `${stepS}s` }, signal));
-    if (main.kind === 'matrix') return { lines: [], matrix: main.series, volume: [], volumeFromLines: false };
+    const xRange: [number, number] = [r.start / 1000, r.end / 1000];
+    if (main.kind === 'matrix') return { lines: [], matrix: main.series, volume: [], volumeFromLines: false, xRange };
     const vq = volumeQuery(q, stepS);
     if (vq) {
       try {
         const v = parseLoki(await loki('/loki/api/v1/query_range', { query: vq, start: ns(r.start), end: ns(r.end), step: `${stepS}s` }, signal));
-        if (v.kind === 'matrix') return { lines: main.lines, volume: v.series, volumeFromLines: false };
+        if (v.kind === 'matrix') return { lines: main.lines, volume: v.series, volumeFromLines: false, xRange };
       } catch (e) {
         if ((e as Error).name === 'AbortError') throw e;
       }
     }
-    return { lines: main.lines, volume: histogram(main.lines, r.start, r.end, stepS * 1000), volumeFromLines: true };
+    return { lines: main.lines, volume: histogram(main.lines, r.start, r.end, stepS * 1000), volumeFromLines: true, xRange };
   } : null, tick);
   const d = res.data;
   const levels = d?.volume.map((s) => volumeLevel(s.labels)) ?? [];
@@ -52,12 +53,12 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
         <li><a class="mono example" href={link('logs', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
       ))}</ul></details>
       {res.loading && !d && q && <Loading />}
-      {d?.matrix && (d.matrix.length ? <Chart series={d.matrix} /> : <Empty>The metric query returned no series.</Empty>)}
+      {d?.matrix && (d.matrix.length ? <Chart series={d.matrix} xRange={d.xRange} /> : <Empty>The metric query returned no series.</Empty>)}
       {d && !d.matrix && (
         <>
           {d.volume.length > 0 && (
             <div class="volume">
-              <Chart series={d.volume} bars height={120} names={levels} colors={levels.map((l) => LEVEL_COLORS[l] ?? LEVEL_COLORS.unknown)} />
+              <Chart series={d.volume} bars height={120} xRange={d.xRange} names={levels} colors={levels.map((l) => LEVEL_COLORS[l] ?? LEVEL_COLORS.unknown)} />
               {d.volumeFromLines && <p class="muted small">Volume counted from the {d.lines.length} lines returned.</p>}
             </div>
           )}

@@ -42,11 +42,9 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
     const r = range(p);
     // The figures are the rates at the end of the range over a short window (as a Prometheus graph's last point
     // would show them), not averages over the whole range, which hide what is happening now.
-    // The instant is the end of the range itself (not aligned to the step, which could put it up to a step in
-    // the past); the trend's points are aligned like any chart's.
+    // The instant is the end of the range; the trend's last point is evaluated there too.
     const step = autoStep(r.start, r.end, 60);
-    const { start } = alignedRange(r.start, r.end, step);
-    const end = Math.floor(r.end / 1000);
+    const { start, end } = alignedRange(r.start, r.end, step);
     const w = rateWindow(step);
     const q = graphQueries(`${w}s`);
     const [t, f, l] = await Promise.all([q.total, q.failed, q.p95].map((query) => prom('/api/v1/query', { query, time: end }, signal)));
