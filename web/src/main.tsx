@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { loadConfig } from './api';
 import { Empty, TimePicker, useRefreshTick } from './components/common';
+import { Alerts } from './pages/Alerts';
 import { Logs } from './pages/Logs';
 import { Metrics } from './pages/Metrics';
 import { ServiceGraph } from './pages/ServiceGraph';
@@ -12,7 +13,7 @@ import { onLinkClick, useRoute } from './router';
 import { link, type Page } from './url';
 import './style.css';
 
-const NAV: [Page, string][] = [['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs']];
+const NAV: [Page, string][] = [['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs'], ['alerts', 'Alerts']];
 
 function initialTheme(): string {
   const t = localStorage.getItem('sprout-theme');
@@ -46,6 +47,7 @@ function App() {
         {route.page === 'service' && <ServicePage route={route} tick={tick} />}
         {route.page === 'metrics' && <Metrics route={route} tick={tick} />}
         {route.page === 'logs' && <Logs route={route} tick={tick} />}
+        {route.page === 'alerts' && <Alerts route={route} tick={tick} />}
         {route.page === 'notfound' && (
           <section class="page" aria-labelledby="h-404">
             <h1 id="h-404">Page not found</h1>

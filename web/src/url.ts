@@ -1,7 +1,7 @@
 // View state lives in the URL: the path names the page (and its subject), the query string holds the rest.
 // Every page reads its state from a Route and changes it by navigating, so a link is always shareable.
 
-export type Page = 'traces' | 'trace' | 'graph' | 'service' | 'metrics' | 'logs' | 'notfound';
+export type Page = 'traces' | 'trace' | 'graph' | 'service' | 'metrics' | 'logs' | 'alerts' | 'notfound';
 
 export interface Route {
   page: Page;
@@ -11,7 +11,7 @@ export interface Route {
 }
 
 export const BASE = '/ui/';
-const PAGES: Page[] = ['traces', 'trace', 'graph', 'service', 'metrics', 'logs'];
+const PAGES: Page[] = ['traces', 'trace', 'graph', 'service', 'metrics', 'logs', 'alerts'];
 const WITH_ARG: Page[] = ['trace', 'service'];
 
 /**
