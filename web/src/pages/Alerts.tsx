@@ -94,7 +94,7 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
                   <tr class="alert-row" data-alert-state={a.state}>
                     <td /><td colSpan={4}><span class={'badge state-' + a.state}>{a.state}</span> <code class="small">{sel(a.labels)}</code> {a.annotations.summary && <span class="muted">{a.annotations.summary}</span>}</td>
                     <td class="small">since {fmtTime(Date.parse(a.activeAt))}</td>
-                    <td class="num small">{a.value} <button class="small" onClick={() => setDraft(Object.entries({ alertname: r.name, ...a.labels }).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join('\n'))}>Silence</button></td>
+                    <td class="num small" title={a.value}>{Number.isFinite(Number(a.value)) && a.value !== '' ? +Number(a.value).toPrecision(4) : a.value} <button class="small" onClick={() => setDraft(Object.entries({ alertname: r.name, ...a.labels }).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join('\n'))}>Silence</button></td>
                   </tr>
                 ))}
               </>
