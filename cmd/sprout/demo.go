@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/otelcol"
 
+	"github.com/sprout-otel/sprout/components/uiext"
+	"github.com/sprout-otel/sprout/examples/rules"
 	"github.com/sprout-otel/sprout/internal/demo"
 	"github.com/sprout-otel/sprout/internal/distribution"
 )
@@ -83,6 +86,19 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err := os.Setenv("SPROUT_DEMO_METRICS", o.metricsAddr); err != nil {
 		return err
 	}
+	// The demo's rules come with the binary: written under the data directory unless SPROUT_RULES names others,
+	// so that they load wherever the binary runs, not only from a checkout.
+	rulesDir := os.Getenv("SPROUT_RULES")
+	if rulesDir == "" {
+		rulesDir = filepath.Join(o.dataDir, "example-rules")
+		if _, err := rules.WriteTo(rulesDir); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if err := os.Setenv("SPROUT_RULES", rulesDir); err != nil {
+			return err
+		}
+	}
+	uiext.Announce = nil // the demo prints its own banner, with the UI's address in it
 	apiAddr := envOr("SPROUT_HTTP_ENDPOINT", "localhost:3200")
 	otlpAddr := envOr("SPROUT_OTLP_GRPC_ENDPOINT", "localhost:4317")
 
@@ -116,8 +132,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	fmt.Fprintf(out, `
 Demo workload: services frontend, checkout, payment, fulfillment at %.1f requests/s, OTLP to %s,
 Prometheus metrics on %s (scraped by Sprout every 15s).
+Example recording and alerting rules: %s (SPROUT_RULES).
 
-  UI                          %s/
+  UI                          %s/ui/
   Grafana data source: Tempo       %s
   Grafana data source: Prometheus  %s
   Grafana data source: Loki        %s
@@ -126,7 +143,7 @@ Prometheus metrics on %s (scraped by Sprout every 15s).
        curl -G '%s/loki/api/v1/query_range' --data-urlencode 'query={service_name="checkout"}'
 
 Press Ctrl-C to stop.
-`, o.rate, otlpAddr, w.MetricsURL(), base, base, base, base, base, base, base)
+`, o.rate, otlpAddr, w.MetricsURL(), rulesDir, base, base, base, base, base, base, base)
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if o.duration > 0 {

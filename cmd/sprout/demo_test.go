@@ -76,8 +76,10 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // both down cleanly.
 func TestDemoRunsAndStops(t *testing.T) {
 	demoPorts(t)
+	t.Setenv("SPROUT_RULES", "") // as outside a checkout: the demo brings its own rules
 	uri, _ := demoConfig(t)
-	o := demoOptions{config: uri, rate: 50, duration: 3 * time.Second, dataDir: t.TempDir(),
+	dataDir := t.TempDir()
+	o := demoOptions{config: uri, rate: 50, duration: 3 * time.Second, dataDir: dataDir,
 		metricsAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), readyWithin: 30 * time.Second}
 	var out syncBuffer
 	if err := runDemo(context.Background(), o, &out); err != nil {
@@ -86,6 +88,15 @@ func TestDemoRunsAndStops(t *testing.T) {
 	for _, want := range []string{"Sprout is ready after", "UI                          http://", "Demo stopped after"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	rulesDir := filepath.Join(dataDir, "example-rules")
+	if !strings.Contains(out.String(), "Example recording and alerting rules: "+rulesDir) {
+		t.Errorf("output does not name the example rules at %s:\n%s", rulesDir, out.String())
+	}
+	for _, f := range []string{"red.yaml", filepath.Join("logql", "errors.yaml")} {
+		if _, err := os.Stat(filepath.Join(rulesDir, f)); err != nil {
+			t.Errorf("example rule file: %v", err)
 		}
 	}
 	if strings.Contains(out.String(), "Demo stopped after 0 requests") {

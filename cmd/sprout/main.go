@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/collector/otelcol"
 
+	"github.com/sprout-otel/sprout/components/uiext"
 	"github.com/sprout-otel/sprout/internal/distribution"
 	"github.com/sprout-otel/sprout/internal/memguard"
 )
@@ -28,6 +29,10 @@ func main() {
 	// Before anything allocates: a Go heap that knows the container's limit collects harder near it instead
 	// of being killed past it. sprout_api logs the decision with its memory budgets, which derive from it.
 	memguard.SetGoMemLimit("/", os.Getenv)
+	// The logs are JSON for machines; the person who started `sprout` also gets the UI's address in plain text.
+	uiext.Announce = func(url string) {
+		fmt.Fprintf(os.Stderr, "\nSprout UI: %s  (Tempo, Prometheus and Loki APIs under the same address)\n\n", url)
+	}
 	cmd := otelcol.NewCommand(distribution.Settings(version))
 	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand())
 	if err := cmd.Execute(); err != nil {

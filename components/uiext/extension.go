@@ -6,6 +6,7 @@ package uiext
 
 import (
 	"context"
+	"net"
 
 	"go.opentelemetry.io/collector/component"
 	"go.uber.org/zap"
@@ -17,6 +18,7 @@ import (
 type uiExtension struct {
 	cfg    *Config
 	logger *zap.Logger
+	srv    *apiserver.Server // nil when there is no API server to mount on
 }
 
 // Start mounts the UI on the API server.
@@ -31,8 +33,47 @@ func (e *uiExtension) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	h.Register(srv.Handle)
+	e.srv = srv
 	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"))
 	return nil
+}
+
+// Ready implements extensioncapabilities.PipelineWatcher. The API server may start listening after this
+// extension has started (extensions start in dependency order), so the address is known only once everything
+// runs: it is logged and announced here.
+func (e *uiExtension) Ready() error {
+	if e.srv == nil {
+		return nil
+	}
+	url := uiURL(e.srv.Addr())
+	if url == "" {
+		return nil
+	}
+	e.logger.Info("Sprout UI is at "+url, zap.String("url", url))
+	if Announce != nil {
+		Announce(url)
+	}
+	return nil
+}
+
+// NotReady implements extensioncapabilities.PipelineWatcher.
+func (e *uiExtension) NotReady() error { return nil }
+
+// Announce, when set, is called with the UI's address once it is served: cmd/sprout sets it to print the
+// address for the person who started the binary (the JSON logs are for machines).
+var Announce func(url string)
+
+// uiURL is the address a browser on this machine opens for a listener address: loopback and unspecified
+// hosts read as "localhost". Empty when the server is not listening.
+func uiURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/ui/"
 }
 
 // Shutdown implements component.Component; the API server owns the listener.

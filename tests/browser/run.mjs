@@ -108,6 +108,64 @@ async function eventually(what, f) {
   throw new Error(`${what} not queryable after ${WAIT / 1000}s: ${last}`);
 }
 
+
+// A figure as the UI prints it ("5.12/s", "1.2e-3/s", "1.5k/s", "p95 12.3ms", "1.20s") back to a number (ms for
+// durations), and whether it is the API's value after the UI's rounding.
+function shownNumber(text) {
+  const m = /(-?[\d.]+(?:e[-+]?\d+)?)\s*(k|µs|ms|s)?/.exec(text.split(' at ')[0].replace(/^p\d+\s*/, ''));
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'k' ? v * 1000 : m[2] === 'µs' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+function agrees(shown, api) {
+  if (!Number.isFinite(api)) return !Number.isFinite(shown);
+  return Math.abs(shown - api) <= Math.max(0.006, Math.abs(api) * 0.011);
+}
+const apiNum = (v) => (v === undefined ? NaN : Number(v));
+async function promInstant(query, time) {
+  const r = await getJSON(`/api/v1/query?query=${encodeURIComponent(query)}&time=${time}`);
+  return r.data.result;
+}
+async function promRange(query, start, end, step) {
+  const r = await getJSON(`/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=${step}`);
+  return r.data.result;
+}
+
+// Checks every figure of a RED page against the same PromQL run through the API: each chart's drawn points
+// against query_range, each headline against an instant query at the range's end, and the request rate against
+// a query written here, independently of the page, that counts SERVER and CONSUMER spans only.
+async function checkRedFigures(page, svc) {
+  const cards = await page.locator('.red .card[data-card]').evaluateAll((els) => els.map((el) => ({
+    card: el.dataset.card, query: el.dataset.query, start: el.dataset.start, end: el.dataset.end, step: el.dataset.step,
+    scale: Number(el.dataset.scale || 1),
+    drawn: el.querySelector('.chart').sproutSeries?.map((s) => s.points),
+    stat: { text: el.querySelector('.stat').textContent, value: Number(el.querySelector('.stat').dataset.value), time: el.querySelector('.stat').dataset.time },
+  })));
+  if (cards.length !== 3) throw new Error(`${cards.length} RED cards`);
+  const checked = [];
+  for (const c of cards) {
+    const api = await promRange(c.query, c.start, c.end, c.step);
+    const want = api.map((s) => s.values.map(([t, v]) => [t * 1000, Number(v) * c.scale]));
+    const drawn = c.card === 'p95' ? c.drawn.slice(api.length, 2 * api.length) : c.drawn; // p50, p95, p99 in order
+    if (JSON.stringify(drawn.map((ps) => ps.map(([t, v]) => [t, Number.isFinite(v) ? +v.toPrecision(9) : null])))
+      !== JSON.stringify(want.map((ps) => ps.map(([t, v]) => [t, Number.isFinite(v) ? +v.toPrecision(9) : null])))) {
+      throw new Error(`${svc} ${c.card}: drawn points differ from query_range of ${c.query}`);
+    }
+    const inst = await promInstant(c.query, c.stat.time);
+    const v = apiNum(inst[0]?.value?.[1]) * c.scale;
+    if (!(Number.isNaN(v) && Number.isNaN(c.stat.value)) && Math.abs(v - c.stat.value) > 1e-9 * Math.max(1, Math.abs(v))) throw new Error(`${svc} ${c.card}: headline ${c.stat.value}, API ${v}`);
+    if (!agrees(shownNumber(c.stat.text), v)) throw new Error(`${svc} ${c.card}: shows "${c.stat.text}", API ${v}`);
+    checked.push(`${c.card}=${c.stat.text.split(' at ')[0]}`);
+  }
+  // The request rate counts requests, not every span: an independent query over the server and consumer spans.
+  const rateCard = cards.find((c) => c.card === 'rate');
+  const w = /\[(\d+s)\]/.exec(rateCard.query)[1];
+  const indep = await promInstant(`sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_SERVER"}[${w}])) + (sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_CONSUMER"}[${w}])) or vector(0))`, rateCard.stat.time);
+  const iv = apiNum(indep[0]?.value?.[1]);
+  if (Number.isFinite(iv) && Math.abs(iv - rateCard.stat.value) > 1e-9 * Math.max(1, iv)) throw new Error(`${svc}: rate ${rateCard.stat.value}, server+consumer spans ${iv}`);
+  return checked.join(', ');
+}
+
 const results = [];
 async function step(name, f) {
   const t = Date.now();
@@ -191,6 +249,39 @@ async function main() {
     await traceRendered(traceId);
   });
 
+  await step('span links: its logs, its operation\'s latency, its service', async () => {
+    await goto(`/ui/trace/${traceId}`);
+    await traceRendered(traceId);
+    await page.locator('.wf-row.span-error').first().click();
+    await page.locator('.span-details', { hasText: 'payment failed' }).waitFor(timeout);
+    const hrefs = await page.locator('.span-links a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    await page.locator('a.span-link-logs').click();
+    await page.waitForURL(/\/ui\/logs/, timeout);
+    await page.waitForFunction(() => document.querySelectorAll('.loglines .logline').length > 0 && !document.querySelector('.loading'), null, timeout);
+    const lq = new URL(hrefs[2], SPROUT).searchParams;
+    const api = await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(lq.get('q'))}&start=${lq.get('from')}000000&end=${lq.get('to')}000000&limit=100`);
+    const apiLines = api.data.result.flatMap((r) => r.values.map((v) => v[1])).sort();
+    const shown = (await page.locator('.loglines .logline .line').allTextContents()).sort();
+    if (JSON.stringify(shown) !== JSON.stringify(apiLines) || !shown.includes('charging card')) throw new Error(`span logs ${shown} vs API ${apiLines}`);
+    // The volume of two lines in one bucket keeps the link's time range on its axis (no years-wide axis).
+    const vx = await page.locator('.volume .chart').evaluate((el) => [Number(el.dataset.xMin), Number(el.dataset.xMax)]);
+    if (Math.abs(vx[0] - Number(lq.get('from')) / 1000) > 60 || Math.abs(vx[1] - Number(lq.get('to')) / 1000) > 60) throw new Error(`volume x axis ${vx} for ${lq.get('from')}..${lq.get('to')}`);
+    await shot('15-span-logs');
+    await page.goBack();
+    await traceRendered(traceId);
+    await page.locator('a.span-link-metrics').click();
+    await page.waitForURL(/\/ui\/metrics/, timeout);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    if (!new URL(page.url()).searchParams.get('q').includes('span_name="POST /api/pay"')) throw new Error(page.url());
+    await page.locator('.pin-note').waitFor(timeout);
+    if (await page.locator(`button.exemplar[data-trace-id="${traceId}"]`).count() && !(await page.locator('button.exemplar.pinned').count())) throw new Error('exemplar of the trace not ringed');
+    await shot('16-span-operation-metrics');
+    await page.goBack();
+    await traceRendered(traceId);
+    await page.locator('a.span-link-service').click();
+    await page.locator('h1', { hasText: `Service ${SVC.api}` }).waitFor(timeout);
+  });
+
   await step('service graph and RED view', async () => {
     await goto('/ui/graph?from=now-1h&to=now');
     const node = page.locator(`g.node[data-service="${SVC.api}"]`);
@@ -203,20 +294,93 @@ async function main() {
     await shot('06-red-view');
   });
 
+  await step('service graph rates are the API\'s rates at the end of the range', async () => {
+    await goto('/ui/graph?from=now-1h&to=now');
+    await page.locator(`table.edges tr[data-server="${SVC.api}"]`).waitFor(timeout);
+    const t = await page.locator('table.edges').evaluate((el) => ({ query: el.dataset.query, time: el.dataset.time,
+      rows: [...el.querySelectorAll('tr[data-client]')].map((r) => ({ client: r.dataset.client, server: r.dataset.server, value: Number(r.dataset.rate), text: r.querySelector('.rate').textContent })) }));
+    if (!/\[(\d+)s\]/.test(t.query) || Number(/\[(\d+)s\]/.exec(t.query)[1]) > 300) throw new Error(`graph rate window: ${t.query}`);
+    const api = await promInstant(t.query, t.time);
+    for (const r of t.rows) {
+      const a = api.find((x) => (x.metric.client || 'user') === r.client && (x.metric.server || '?') === r.server);
+      const v = apiNum(a?.value?.[1]);
+      if (Math.abs(v - r.value) > 1e-9 * Math.max(1, v) || !agrees(shownNumber(r.text), v)) throw new Error(`${r.client}→${r.server}: shows ${r.text} (${r.value}), API ${v}`);
+    }
+    console.log(`# graph: ${t.rows.length} edges match ${t.query} at ${t.time}`);
+    await shot('05b-service-graph-figures');
+  });
+
+  await step('RED figures are the API\'s figures (SERVER and CONSUMER spans only)', async () => {
+    const svcs = [SVC.api];
+    // Against a running demo, its services too (they have steady traffic, so the figures are not zero).
+    const demo = await promInstant('count by (service) (traces_spanmetrics_calls_total{service="checkout"})', Math.floor(Date.now() / 1000));
+    if (demo.length) svcs.push('checkout', 'payment');
+    for (const svc of svcs) {
+      await goto(`/ui/service/${encodeURIComponent(svc)}?from=now-1h&to=now`);
+      await page.locator('.red .card[data-card="p95"] .chart[data-points]').waitFor(timeout);
+      console.log(`# RED ${svc}: ${await checkRedFigures(page, svc)}`);
+    }
+    await shot('06b-red-figures');
+  });
+
+  await step('a chart with one sample says so and keeps the query\'s time axis', async () => {
+    const end = Math.floor(Date.now() / 1000);
+    const q = `vector(time()) > ${end - 30}`; // the range is a whole number of steps: one point, at the end
+    await goto(`/ui/metrics?from=${(end - 3600) * 1000}&to=${end * 1000}&step=60&q=${encodeURIComponent(q)}`);
+    await page.locator('.chart-note', { hasText: 'Only one sample' }).waitFor(timeout);
+    const x = await page.locator('.chart').first().evaluate((el) => [Number(el.dataset.xMin), Number(el.dataset.xMax)]);
+    if (Math.abs(x[0] - (end - 3600)) > 60 || Math.abs(x[1] - end) > 60) throw new Error(`x axis ${x} for range ${end - 3600}..${end}`);
+    await shot('07b-metrics-one-sample');
+  });
+
   await step('PromQL query and exemplar to trace', async () => {
     await goto(`/ui/metrics?from=now-1h&to=now&q=${encodeURIComponent(METRIC)}`);
     await page.locator('.chart .uplot').waitFor(timeout);
     const ex = page.locator(`button.exemplar[data-trace-id="${traceId}"]`).first();
     await ex.waitFor(timeout);
+    const n = await page.locator('.ex-count').evaluate((el) => [Number(el.dataset.shown), Number(el.dataset.total), el.textContent]);
+    const nowS2 = Math.floor(Date.now() / 1000);
+    const apiEx = ((await getJSON(`/api/v1/query_exemplars?query=${METRIC}&start=${nowS2 - 3600}&end=${nowS2}`)).data ?? []).flatMap((x) => x.exemplars);
+    if (n[0] !== n[1] || n[1] < 3 || Math.abs(n[1] - apiEx.length) > 0) throw new Error(`exemplars shown/total ${n}, API ${apiEx.length}`);
     await shot('07-metrics');
-    await ex.click();
+    await ex.click({ force: true }); // at its place on the plot: the series and the cursor layer are drawn over it
     await traceRendered(traceId);
+  });
+
+  await step('exemplars are thinned, keeping the slowest and counting the rest', async () => {
+    // The span-metrics latency histogram has an exemplar per flush and series: with the demo running there are
+    // hundreds. Whatever the count, the page must say how many it drew of how many, and keep the slowest.
+    const q = 'histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket[5m])))';
+    // A range that ended half a minute ago (exemplars still arriving must not change the count between the
+    // page's query and the test's), once it holds a series.
+    let end, start;
+    await eventually('latency series', async () => {
+      end = Math.floor(Date.now() / 1000) - 30; start = end - 3600;
+      return (await promRange(q, start, end, 15)).length > 0;
+    });
+    await goto(`/ui/metrics?from=${start * 1000}&to=${end * 1000}&q=${encodeURIComponent(q)}`);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const api = (await getJSON(`/api/v1/query_exemplars?query=${encodeURIComponent(q)}&start=${start}&end=${end}`)).data ?? [];
+    const all = api.flatMap((s) => s.exemplars.map((e) => ({ v: Number(e.value), trace: e.labels.trace_id })));
+    const c = await page.locator('.ex-count').evaluate((el) => [Number(el.dataset.shown), Number(el.dataset.total), el.textContent]);
+    if (c[1] !== all.length) throw new Error(`page counts ${c[1]} exemplars, API returned ${all.length}`);
+    if (c[0] > 200 || (all.length <= 200 && c[0] !== all.length)) throw new Error(`drew ${c[0]} of ${all.length}`);
+    if (all.length > 200 && !c[2].includes(`${c[0]} of ${all.length}`)) throw new Error(`no "N of M": ${c[2]}`);
+    const drawn = await page.locator('button.exemplar').evaluateAll((els) => els.map((e) => e.dataset.traceId));
+    if (drawn.length !== c[0]) throw new Error(`${drawn.length} exemplar buttons, page says ${c[0]}`);
+    if (all.length) {
+      const slowest = all.reduce((a, b) => (b.v > a.v ? b : a));
+      if (!drawn.includes(slowest.trace)) throw new Error(`the slowest exemplar (${slowest.v}) is not drawn`);
+    }
+    console.log(`# exemplars: ${c[2].trim()}`);
+    await shot('07c-metrics-exemplars');
   });
 
   await step('PromQL autocomplete and error with position', async () => {
     await goto('/ui/metrics?from=now-1h&to=now');
     const box = page.getByRole('textbox', { name: 'promql query' });
     await box.click();
+    await box.fill(''); // the page opens on an example query
     await box.pressSequentially(METRIC.slice(0, 12));
     await page.locator('#ac-list li', { hasText: METRIC }).first().waitFor(timeout);
     await shot('08-promql-autocomplete');
@@ -240,6 +404,119 @@ async function main() {
     await page.locator('.error .error-msg').waitFor(timeout);
     expect400 = false;
     await shot('11-logql-error');
+  });
+
+  await step('Logs opens on every stream, volume by detected_level, examples are links', async () => {
+    await goto('/ui/logs?from=now-1h&to=now');
+    await page.locator('.loglines .logline').first().waitFor(timeout);
+    const box = await page.getByRole('textbox', { name: 'logql query' }).inputValue();
+    if (box !== '{service_name=~".+"}') throw new Error(`opened on ${box}`);
+    await page.locator('.volume .uplot').waitFor(timeout);
+    const levels = await page.locator('.volume .chart').evaluate((el) => el.sproutSeries.map((s) => s.labels.detected_level || s.labels.level || ''));
+    if (!levels.includes('error') || !levels.includes('info')) throw new Error(`volume levels ${levels}`);
+    // The drawn volume is the API's: error lines over the range, from the chart and from the same LogQL.
+    const errDrawn = await page.locator('.volume .chart').evaluate((el) => el.sproutSeries.filter((s) => s.labels.detected_level === 'error').flatMap((s) => s.points).reduce((a, p) => a + p[1], 0));
+    if (!(errDrawn > 0)) throw new Error(`error volume ${errDrawn}`);
+    await shot('10b-logs-default');
+    await page.locator('details.examples summary').click();
+    await page.locator('a.example', { hasText: '| detected_level="error"' }).first().click();
+    await page.waitForURL((u) => (new URL(u).searchParams.get('q') ?? '').includes('detected_level="error"'), timeout);
+    // Every line shown is an error line once the new query has answered.
+    await page.waitForFunction(() => {
+      const ls = [...document.querySelectorAll('.loglines .logline')];
+      return ls.length > 0 && !document.querySelector('.loading') && ls.every((l) => l.classList.contains('lvl-error'));
+    }, null, timeout);
+    await shot('10c-logs-example');
+  });
+
+  await step('Metrics opens on a query that returns data; examples are links', async () => {
+    await goto('/ui/metrics?from=now-1h&to=now');
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const box = await page.getByRole('textbox', { name: 'promql query' }).inputValue();
+    if (!box.includes('traces_spanmetrics_calls_total')) throw new Error(`opened on ${box}`);
+    await shot('07d-metrics-default');
+    await page.locator('details.examples summary').click();
+    await page.locator('a.example', { hasText: 'traces_service_graph_request_total' }).click();
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const series = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.map((s) => `${s.labels.client}->${s.labels.server}`));
+    if (!series.includes(`${SVC.fe}->${SVC.api}`)) throw new Error(`graph example drew ${series}`);
+  });
+
+  await step('unknown routes show a not-found page', async () => {
+    await goto('/ui/nope/at/all?from=now-1h');
+    await page.locator('h1', { hasText: 'Page not found' }).waitFor(timeout);
+    const text = await page.locator('main').textContent();
+    if (!text.includes('/ui/nope/at/all')) throw new Error(text);
+    await shot('14-not-found');
+  });
+
+  await step('the trace log panel keeps words whole', async () => {
+    await goto(`/ui/trace/${traceId}?panel=logs`);
+    await page.locator('.trace-logs .logline .line').first().waitFor(timeout);
+    const wb = await page.locator('.trace-logs .logline .line').first().evaluate((el) => [getComputedStyle(el).wordBreak, getComputedStyle(el).overflowWrap]);
+    if (wb[0] === 'break-all') throw new Error(`word-break ${wb}`);
+  });
+
+  await step('alerts page: rules with their state, and silences, as the APIs give them', async () => {
+    // A silence made through Alertmanager's API must be listed, with its matchers.
+    const now = Date.now();
+    let silenceId = '';
+    const sr = await fetch(SPROUT + '/alertmanager/api/v2/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({
+      matchers: [{ name: 'service', value: SVC.api, isRegex: false, isEqual: true }], startsAt: new Date(now).toISOString(), endsAt: new Date(now + 3600e3).toISOString(),
+      createdBy: 'ui-test', comment: `browser test ${run}`,
+    }) });
+    if (sr.ok) silenceId = (await sr.json()).silenceID;
+    try {
+      await goto('/ui/alerts');
+      await page.locator('h1', { hasText: 'Alerts' }).waitFor(timeout);
+      const api = (await getJSON('/api/v1/rules')).data.groups.flatMap((g) => g.rules);
+      if (!api.length) {
+        await page.locator('.empty', { hasText: 'No rules are loaded' }).waitFor(timeout);
+      } else {
+        await page.locator('table.rules tr[data-rule]').first().waitFor(timeout);
+        const shown = await page.locator('table.rules tr[data-rule]').evaluateAll((rs) => rs.map((r) => [r.dataset.rule, r.dataset.state ?? '']));
+        const want = api.map((r) => [r.name, r.type === 'alerting' ? r.state : '']);
+        const key = (xs) => xs.map((x) => x.join('=')).sort().join(',');
+        // States can move between the two reads; the names must match, and the states where they did not move.
+        if (key(shown.map(([n]) => [n])) !== key(want.map(([n]) => [n]))) throw new Error(`rules shown ${key(shown)}, API ${key(want)}`);
+        const again = (await getJSON('/api/v1/rules')).data.groups.flatMap((g) => g.rules);
+        for (const [n, st] of shown) {
+          const a = want.find((w) => w[0] === n), b = again.find((r) => r.name === n);
+          if (st && a[1] === (b.type === 'alerting' ? b.state : '') && st !== a[1]) throw new Error(`${n}: shows ${st}, API ${a[1]}`);
+        }
+        const firing = api.filter((r) => r.state === 'firing').length;
+        const shownFiring = Number(await page.locator('.alert-summary').getAttribute('data-firing'));
+        if (shownFiring !== firing && again.filter((r) => r.state === 'firing').length === firing) throw new Error(`${shownFiring} firing shown, API ${firing}`);
+        console.log(`# alerts: ${shown.length} rules, ${shownFiring} firing`);
+      }
+      if (silenceId) {
+        const row = page.locator(`table.silences tr[data-silence="${silenceId}"]`);
+        await row.waitFor(timeout);
+        const t = await row.textContent();
+        if (!t.includes(`service="${SVC.api}"`) || !t.includes(`browser test ${run}`)) throw new Error(`silence row: ${t}`);
+        // Create one through the page's form, then expire it there; the API must agree at each step.
+        await page.getByRole('textbox', { name: 'Silence matchers' }).fill(`service="${SVC.db}"\nalertname=~"Service.*"`);
+        await page.getByRole('textbox', { name: 'Silence duration' }).fill('30m');
+        await page.getByRole('textbox', { name: 'Silence comment' }).fill(`ui form ${run}`);
+        await page.getByRole('button', { name: 'Create silence' }).click();
+        const mine = page.locator('table.silences tr[data-silence]', { hasText: `ui form ${run}` });
+        await mine.waitFor(timeout);
+        const id = await mine.getAttribute('data-silence');
+        const s1 = (await getJSON('/alertmanager/api/v2/silences')).find((x) => x.id === id);
+        const ms = s1?.matchers.map((m) => `${m.name}${m.isEqual ? '' : '!'}${m.isRegex ? '~' : '='}${m.value}`).sort().join(' ');
+        if (s1?.status.state !== 'active' || ms !== `alertname~Service.* service=${SVC.db}` || Math.abs(Date.parse(s1.endsAt) - Date.parse(s1.startsAt) - 1800e3) > 5000) throw new Error(`API has ${JSON.stringify(s1)}`);
+        await shot('17b-alerts-silence');
+        await mine.getByRole('button', { name: 'Expire' }).click();
+        await page.locator(`table.silences tr[data-silence="${id}"][data-state="expired"]`).waitFor(timeout);
+        const s2 = (await getJSON('/alertmanager/api/v2/silences')).find((x) => x.id === id);
+        if (s2?.status.state !== 'expired') throw new Error(`after Expire the API says ${s2?.status.state}`);
+      } else {
+        console.log(`# alerts: no Alertmanager to silence through (${sr.status})`);
+      }
+      await shot('17-alerts');
+    } finally {
+      if (silenceId) await fetch(`${SPROUT}/alertmanager/api/v2/silence/${silenceId}`, { method: 'DELETE' });
+    }
   });
 
   const perf = {};

@@ -42,6 +42,25 @@ async function get(base: string, path: string, params: Record<string, string | n
   }
 }
 
+/** A state-changing call (POST, DELETE) with a JSON body; the answer's JSON, or an ApiError with the server's words. */
+async function send(base: string, path: string, method: 'POST' | 'DELETE', body?: unknown): Promise<unknown> {
+  const h: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  if (config.org_id) h['X-Scope-OrgID'] = config.org_id;
+  let r: Response;
+  try {
+    r = await fetch(join(base, path), { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(`cannot reach ${join(base, path)}: ${(e as Error).message}`, 0);
+  }
+  const text = await r.text();
+  if (!r.ok) throw new ApiError(errorMessage(text, r.status), r.status);
+  try { return text ? JSON.parse(text) : {}; } catch { return {}; }
+}
+
+/** Alertmanager's v2 API, served beside the Prometheus API (Sprout's embedded Alertmanager, or Mimir's). */
+export const alertmanager = (path: string, method: 'POST' | 'DELETE', body?: unknown) => send(config.prometheus_url, '/alertmanager/api/v2' + path, method, body);
+
 export const tempo = (path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal) => get(config.tempo_url, path, params, signal);
 export const prom = (path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal) => get(config.prometheus_url, path, params, signal);
 export const loki = (path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal) =>

@@ -18,7 +18,7 @@ export function buildEdges(total: Vec, failed: Vec, p95: Vec): Edge[] {
   return [...m.values()].sort((a, b) => a.client.localeCompare(b.client) || a.server.localeCompare(b.server));
 }
 
-export const COL_W = 220, ROW_H = 90, NODE_W = 150, NODE_H = 48;
+export const COL_W = 290, ROW_H = 90, NODE_W = 150, NODE_H = 48;
 
 /** Longest-path layering from the roots (breaking cycles), then rows in order of first appearance. */
 export function layout(edges: Edge[]): GNode[] {

@@ -1,7 +1,8 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { loadConfig } from './api';
-import { TimePicker, useRefreshTick } from './components/common';
+import { Empty, TimePicker, useRefreshTick } from './components/common';
+import { Alerts } from './pages/Alerts';
 import { Logs } from './pages/Logs';
 import { Metrics } from './pages/Metrics';
 import { ServiceGraph } from './pages/ServiceGraph';
@@ -12,7 +13,7 @@ import { onLinkClick, useRoute } from './router';
 import { link, type Page } from './url';
 import './style.css';
 
-const NAV: [Page, string][] = [['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs']];
+const NAV: [Page, string][] = [['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs'], ['alerts', 'Alerts']];
 
 function initialTheme(): string {
   const t = localStorage.getItem('sprout-theme');
@@ -25,7 +26,7 @@ function App() {
   const tick = useRefreshTick(route.params.refresh);
   const [theme, setTheme] = useState(initialTheme);
   useEffect(() => { document.documentElement.dataset.theme = theme; localStorage.setItem('sprout-theme', theme); }, [theme]);
-  useEffect(() => { document.title = `Sprout · ${NAV.find(([p]) => p === route.page)?.[1] ?? (route.page === 'trace' ? 'Trace' : 'Service')}`; }, [route.page]);
+  useEffect(() => { document.title = `Sprout · ${NAV.find(([p]) => p === route.page)?.[1] ?? (route.page === 'trace' ? 'Trace' : route.page === 'notfound' ? 'Not found' : 'Service')}`; }, [route.page]);
   const section = route.page === 'trace' ? 'traces' : route.page === 'service' ? 'graph' : route.page;
   return (
     <div class="app" onClick={onLinkClick}>
@@ -46,6 +47,13 @@ function App() {
         {route.page === 'service' && <ServicePage route={route} tick={tick} />}
         {route.page === 'metrics' && <Metrics route={route} tick={tick} />}
         {route.page === 'logs' && <Logs route={route} tick={tick} />}
+        {route.page === 'alerts' && <Alerts route={route} tick={tick} />}
+        {route.page === 'notfound' && (
+          <section class="page" aria-labelledby="h-404">
+            <h1 id="h-404">Page not found</h1>
+            <Empty>There is no page at <code>{route.arg}</code>. The pages are {NAV.map(([p, l], i) => <>{i ? ', ' : ''}<a href={link(p, undefined, {}, route)}>{l}</a></>)}.</Empty>
+          </section>
+        )}
       </main>
     </div>
   );

@@ -1,7 +1,7 @@
 // View state lives in the URL: the path names the page (and its subject), the query string holds the rest.
 // Every page reads its state from a Route and changes it by navigating, so a link is always shareable.
 
-export type Page = 'traces' | 'trace' | 'graph' | 'service' | 'metrics' | 'logs';
+export type Page = 'traces' | 'trace' | 'graph' | 'service' | 'metrics' | 'logs' | 'alerts' | 'notfound';
 
 export interface Route {
   page: Page;
@@ -11,16 +11,20 @@ export interface Route {
 }
 
 export const BASE = '/ui/';
-const PAGES: Page[] = ['traces', 'trace', 'graph', 'service', 'metrics', 'logs'];
+const PAGES: Page[] = ['traces', 'trace', 'graph', 'service', 'metrics', 'logs', 'alerts'];
 const WITH_ARG: Page[] = ['trace', 'service'];
 
-/** Reads a Route from a location's pathname and search; unknown paths land on the traces page. */
+/**
+ * Reads a Route from a location's pathname and search. The root lands on the traces page; an unknown page is
+ * "notfound" (with the path as its arg), so that a mistyped link says so instead of showing another page.
+ */
 export function parseRoute(pathname: string, search: string): Route {
   const params: Record<string, string> = {};
   new URLSearchParams(search).forEach((v, k) => { params[k] = v; });
   let rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname.replace(/^\/+/, '');
   const parts = rest.split('/').filter(Boolean);
-  const page = (PAGES as string[]).includes(parts[0]) ? (parts[0] as Page) : 'traces';
+  if (parts.length && !(PAGES as string[]).includes(parts[0])) return { page: 'notfound', arg: pathname, params };
+  const page = parts.length ? (parts[0] as Page) : 'traces';
   const route: Route = { page, params };
   if (WITH_ARG.includes(page)) {
     if (parts.length < 2) return { page: page === 'trace' ? 'traces' : 'graph', params };

@@ -5,7 +5,7 @@ import {
   errorMessage, errorPosition, normId, parseExemplars, parseLoki, parsePromResult, parsePromVector, parseTempoSearch,
   parseTempoTagValues, parseTempoTags, parseTrace,
 } from '../src/parse';
-import { histogram, volumeQuery } from '../src/logs';
+import { histogram, logExamples, volumeLevel, volumeQuery } from '../src/logs';
 
 describe('Tempo', () => {
   it('reads search results with service stats', () => {
@@ -136,13 +136,24 @@ describe('Loki', () => {
   });
 
   it('builds a volume query and a fallback histogram', () => {
-    expect(volumeQuery('{a="b"} |= "x"', 60)).toBe('sum by (level) (count_over_time({a="b"} |= "x" [60s]))');
+    expect(volumeQuery('{a="b"} |= "x"', 60)).toBe('sum by (detected_level, level) (count_over_time({a="b"} |= "x" [60s]))');
+    expect(([{ detected_level: 'error' }, { level: 'WARNING' }, { detected_level: 'info', level: 'debug' }, {}, { level: 'critical' }] as Record<string, string>[]).map((l) => volumeLevel(l)))
+      .toEqual(['error', 'warn', 'info', 'unknown', 'fatal']);
     expect(volumeQuery('rate({a="b"}[1m])', 60)).toBeNull();
     const lines = [0, 500, 1500, 5000].map((t) => ({ timeMs: t, level: t === 500 ? 'error' : 'info' })) as never;
     expect(histogram(lines, 0, 3000, 1000)).toEqual([
       { labels: { level: 'info' }, points: [[0, 1], [1000, 1], [2000, 0]] },
       { labels: { level: 'error' }, points: [[0, 1], [1000, 0], [2000, 0]] },
     ]);
+  });
+});
+
+describe('log examples', () => {
+  it('name a service that exists and quote it', () => {
+    const ex = logExamples('check"out');
+    expect(ex.some((e) => e.q.includes('{service_name="check\\"out"}'))).toBe(true);
+    expect(ex[0].q).toBe('{service_name=~".+"}');
+    expect(logExamples(undefined).every((e) => !e.q.includes('undefined'))).toBe(true);
   });
 });
 

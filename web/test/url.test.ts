@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spanLinks } from '../src/links';
 import { formatRoute, link, parseRoute, type Route } from '../src/url';
 import { autoStep, parseDuration, parseTime, resolveRange } from '../src/time';
 
@@ -22,7 +23,9 @@ describe('URL state', () => {
   });
   it('lands unknown and incomplete paths on a page', () => {
     expect(parseRoute('/', '').page).toBe('traces');
-    expect(parseRoute('/ui/nope', '').page).toBe('traces');
+    expect(parseRoute('/ui/', '').page).toBe('traces');
+    expect(parseRoute('/ui/nope', '')).toEqual({ page: 'notfound', arg: '/ui/nope', params: {} });
+    expect(parseRoute('/ui/Traces', '').page).toBe('notfound');
     expect(parseRoute('/ui/trace', '').page).toBe('traces');
     expect(parseRoute('/ui/service/', '').page).toBe('graph');
   });
@@ -52,5 +55,25 @@ describe('time', () => {
     expect(parseDuration('5x')).toBeNaN();
     expect(autoStep(0, 3600e3)).toBe(15);
     expect(autoStep(0, 7 * 86400e3)).toBe(3600);
+  });
+});
+
+describe('span links', () => {
+  const s = { service: 'check"out', name: 'POST /api', kind: 'SERVER', spanId: 'aaaaaaaaaaaaaaaa', traceId: 'b'.repeat(32) };
+  it('open the RED page, the operation latency (pinning the trace) and the span logs', () => {
+    const l = spanLinks(s, 1_700_000_000_000);
+    expect(l.service).toBe('/ui/service/check%22out');
+    const m = new URL(l.metrics, 'http://x');
+    expect(m.pathname).toBe('/ui/metrics');
+    expect(m.searchParams.get('q')).toBe('histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket{service="check\\"out", span_name="POST /api", span_kind="SPAN_KIND_SERVER"}[5m])))');
+    expect(m.searchParams.get('trace')).toBe(s.traceId);
+    expect(Number(m.searchParams.get('from'))).toBe(1_700_000_000_000 - 1_800_000);
+    const g = new URL(l.logs, 'http://x');
+    expect(g.searchParams.get('q')).toBe('{service_name=~".+"} | span_id="aaaaaaaaaaaaaaaa"');
+    expect(Number(g.searchParams.get('to'))).toBe(1_700_000_000_000 + 900_000);
+  });
+  it('keep the shared time range only where they do not set their own', () => {
+    const route = { page: 'trace' as const, arg: 'x', params: { from: 'now-6h', to: 'now', refresh: '30s' } };
+    expect(spanLinks(s, 0, route).service).toBe('/ui/service/check%22out?from=now-6h&refresh=30s&to=now');
   });
 });

@@ -1,15 +1,11 @@
 import { prom } from '../api';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
 import { buildEdges, layout, NODE_H, NODE_W, type Edge } from '../graph';
-import { parsePromVector } from '../parse';
+import { alignedRange, rateWindow, trend } from '../figures';
+import { parsePromResult, parsePromVector, type Series } from '../parse';
 import { navigate } from '../router';
-import { fmtDuration, fmtPct, fmtRate } from '../time';
+import { autoStep, fmtDuration, fmtPct, fmtRate, fmtTime } from '../time';
 import { link, type Route } from '../url';
-
-export function windowOf(p: Record<string, string>): string {
-  const r = range(p);
-  return `${Math.max(60, Math.round((r.end - r.start) / 1000))}s`;
-}
 
 export function graphQueries(w: string) {
   return {
@@ -19,17 +15,50 @@ export function graphQueries(w: string) {
   };
 }
 
+interface GraphData { edges: Edge[]; trend: Map<string, Series>; time: number; window: number; query: string }
+
+const edgeKey = (client: string, server: string) => `${client}\u0000${server}`;
+
+/** A small line of the edge's rate over the range: the trend behind the figure at its end. */
+function Spark({ s }: { s?: Series }) {
+  const pts = (s?.points ?? []).filter((p) => Number.isFinite(p[1]));
+  if (pts.length < 2) return <span class="muted">–</span>;
+  const W = 90, H = 20;
+  const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
+  const hi = Math.max(...pts.map((p) => p[1])) || 1;
+  const line = pts.map(([t, v]) => `${(((t - t0) / (t1 - t0 || 1)) * W).toFixed(1)},${(H - 1 - (v / hi) * (H - 2)).toFixed(1)}`).join(' ');
+  const tr = trend(s);
+  const dir = !Number.isFinite(tr.ratio) ? '' : tr.ratio > 1.1 ? '↑' : tr.ratio < 0.9 ? '↓' : '→';
+  return (
+    <span title={`from ${fmtRate(tr.first)}/s to ${fmtRate(tr.last)}/s over the range`}>
+      <svg class="spark" width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-hidden="true"><polyline points={line} /></svg> {dir}
+    </span>
+  );
+}
+
 export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
-  const w = windowOf(p);
-  const res = useAsync<Edge[]>(`${p.from}|${p.to}`, async (signal) => {
+  const res = useAsync<GraphData>(`${p.from}|${p.to}`, async (signal) => {
     const r = range(p);
-    const time = Math.floor(r.end / 1000);
-    const q = graphQueries(w);
-    const [t, f, l] = await Promise.all([q.total, q.failed, q.p95].map((query) => prom('/api/v1/query', { query, time }, signal)));
-    return buildEdges(parsePromVector(t), parsePromVector(f), parsePromVector(l).map((v) => ({ ...v, value: v.value * 1000 })));
+    // The figures are the rates at the end of the range over a short window (as a Prometheus graph's last point
+    // would show them), not averages over the whole range, which hide what is happening now.
+    // The instant is the end of the range; the trend's last point is evaluated there too.
+    const step = autoStep(r.start, r.end, 60);
+    const { start, end } = alignedRange(r.start, r.end, step);
+    const w = rateWindow(step);
+    const q = graphQueries(`${w}s`);
+    const [t, f, l] = await Promise.all([q.total, q.failed, q.p95].map((query) => prom('/api/v1/query', { query, time: end }, signal)));
+    const trendSeries = await prom('/api/v1/query_range', { query: q.total, start, end, step }, signal).then(parsePromResult, (e: Error) => {
+      if (e.name === 'AbortError') throw e;
+      return [] as Series[];
+    });
+    const trendBy = new Map(trendSeries.map((s) => [edgeKey(s.labels.client || 'user', s.labels.server || '?'), s]));
+    return {
+      edges: buildEdges(parsePromVector(t), parsePromVector(f), parsePromVector(l).map((v) => ({ ...v, value: v.value * 1000 }))),
+      trend: trendBy, time: end, window: w, query: q.total,
+    };
   }, tick);
-  const edges = res.data ?? [];
+  const edges = res.data?.edges ?? [];
   const nodes = layout(edges);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const width = Math.max(400, ...nodes.map((n) => n.x + NODE_W + 40));
@@ -39,7 +68,7 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
   return (
     <section class="page" aria-labelledby="h-graph">
       <h1 id="h-graph">Service graph</h1>
-      <p class="muted">Requests between services over the selected range (rate per second, error ratio, p95 server latency). Select a service for its RED view.</p>
+      <p class="muted">Requests between services at the end of the selected range{res.data ? ` (${fmtTime(res.data.time * 1000)}, rates over the last ${res.data.window}s)` : ''}: rate per second, error ratio, p95 server latency; the trend column shows the rate across the range. Select a service for its RED view.</p>
       <ErrorBox error={res.error} />
       {res.loading && !res.data && <Loading />}
       {res.data && !edges.length && <Empty>No service graph metrics in this range. They come from the span-metrics generator (<code>traces_service_graph_request_total</code>); send traces that cross services.</Empty>}
@@ -76,13 +105,14 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
               })}
             </svg>
           </div>
-          <table class="grid">
-            <thead><tr><th>Client</th><th>Server</th><th class="num">Rate</th><th class="num">Error rate</th><th class="num">p95 latency</th></tr></thead>
+          <table class="grid edges" data-query={res.data!.query} data-time={res.data!.time}>
+            <thead><tr><th>Client</th><th>Server</th><th class="num">Rate</th><th>Trend</th><th class="num">Error rate</th><th class="num">p95 latency</th></tr></thead>
             <tbody>{edges.map((e) => (
-              <tr>
+              <tr data-client={e.client} data-server={e.server} data-rate={e.rate}>
                 <td><a href={link('service', e.client, {}, route)}>{e.client}</a></td>
                 <td><a href={link('service', e.server, {}, route)}>{e.server}</a></td>
-                <td class="num">{fmtRate(e.rate)}/s</td>
+                <td class="num rate">{fmtRate(e.rate)}/s</td>
+                <td><Spark s={res.data!.trend.get(edgeKey(e.client, e.server))} /></td>
                 <td class={'num' + (e.failed ? ' err' : '')}>{fmtPct(e.rate ? e.failed / e.rate : 0)}</td>
                 <td class="num">{fmtDuration(e.p95)}</td>
               </tr>

@@ -5,6 +5,7 @@ import { LogLines } from '../components/LogLines';
 import { parseLoki, parseTrace, type LogLine, type Span, type Trace as TraceT } from '../parse';
 import { setParams } from '../router';
 import { fmtDuration, fmtTime } from '../time';
+import { spanLinks } from '../links';
 import { link, type Route } from '../url';
 import { buildTree, criticalPath, selfTime, visibleRows, type Node } from '../waterfall';
 
@@ -189,9 +190,15 @@ function Waterfall({ trace, rows, collapsed, cp, selected, find, onToggle, onSel
 
 function SpanDetails({ node, trace, route, onClose }: { node: Node; trace: TraceT; route: Route; onClose: () => void }) {
   const s: Span = node.span;
+  const out = spanLinks(s, trace.startMs + s.start, route);
   return (
     <aside class="panel span-details" aria-label="Span details">
       <header><h2>{s.name}</h2><button class="close" aria-label="Close details" onClick={onClose}>×</button></header>
+      <nav class="span-links" aria-label="Span links">
+        <a class="span-link-service" href={out.service}>{s.service} RED</a>
+        <a class="span-link-metrics" href={out.metrics}>Operation latency</a>
+        <a class="span-link-logs" href={out.logs}>Logs of this span</a>
+      </nav>
       <KVTable rows={[
         { key: 'Service', value: s.service },
         { key: 'Span ID', value: <span class="mono">{s.spanId}</span> },
