@@ -30,10 +30,19 @@ type Route struct {
 // maxRuleGroupBytes bounds an uploaded rule group.
 const maxRuleGroupBytes = 1 << 20
 
-// Routes returns the ruler's HTTP routes: the Mimir/Cortex ruler configuration API for PromQL rules under
-// /prometheus/config/v1/rules and /api/v1/rules/{namespace}, Loki's for LogQL rules under /loki/api/v1/rules,
-// and Prometheus' rules and alerts API (both languages, each group marked with its language) under /api/v1
-// and /prometheus/api/v1.
+// Routes returns the ruler's HTTP routes:
+//
+//   - PromQL rule configuration, Mimir's and Cortex's API: /prometheus/config/v1/rules and /api/v1/rules/{namespace}
+//     as Mimir serves them, and /config/v1/rules and /rules, the paths Grafana's ruler proxy builds on a Prometheus
+//     data source at Sprout's root address (subtype mimir and cortex respectively, and its probe of a Thanos-like
+//     source, which Sprout looks like because it serves /api/v1/status/flags). /prometheus/rules is the same for a
+//     data source at /prometheus.
+//   - LogQL rule configuration, Loki's API: /loki/api/v1/rules and its legacy /api/prom/rules, the one Grafana's
+//     ruler proxy uses for a Loki data source.
+//   - Prometheus' rules and alerts views: /api/v1/rules and /api/v1/alerts list PromQL groups only (what a
+//     Prometheus data source reads); /prometheus/api/v1/rules and /alerts list the groups of
+//     Options.PrometheusPrefixRules, LogQL by default: that is the path Loki serves its rules at and Grafana
+//     reads for a Loki data source, which collides with Mimir's prefix for a Prometheus data source.
 func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 	var out []Route
 	add := func(p string, f http.HandlerFunc) { out = append(out, Route{Pattern: p, Handler: f}) }
@@ -48,22 +57,32 @@ func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 		add("DELETE "+base+"/{namespace}/{group}", h.deleteGroup)
 	}
 	mimir := &configAPI{r: r, lang: PromQL, tenant: tenantOf}
-	config(mimir, "/prometheus/config/v1/rules", true)
-	// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives only under the Mimir prefix.
+	for _, base := range []string{"/prometheus/config/v1/rules", "/config/v1/rules", "/rules", "/prometheus/rules"} {
+		config(mimir, base, true)
+	}
+	// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives under the other prefixes.
 	config(mimir, "/api/v1/rules", false)
-	// Loki answers 404 to a listing without groups, as cortextool expects of it.
-	config(&configAPI{r: r, lang: LogQL, tenant: tenantOf, emptyListNotFound: true}, "/loki/api/v1/rules", true)
-	h := &apiHandler{r: r, tenant: tenantOf}
-	for _, base := range []string{"/api/v1", "/prometheus/api/v1"} {
+	// Loki answers 404 to a listing without groups, as cortextool and Grafana expect of it.
+	loki := &configAPI{r: r, lang: LogQL, tenant: tenantOf, emptyListNotFound: true}
+	config(loki, "/loki/api/v1/rules", true)
+	config(loki, "/api/prom/rules", true)
+	prefixed := r.opts.PrometheusPrefixRules
+	if prefixed == "" {
+		prefixed = LogQL
+	}
+	for base, lang := range map[string]Lang{"/api/v1": PromQL, "/prometheus/api/v1": prefixed} {
+		h := &apiHandler{r: r, tenant: tenantOf, lang: lang}
 		add("GET "+base+"/rules", h.promRules)
 		add("GET "+base+"/alerts", h.promAlerts)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pattern < out[j].Pattern })
 	return out
 }
 
 type apiHandler struct {
 	r      *Ruler
 	tenant TenantFunc
+	lang   Lang // the language of the groups listed
 }
 
 // configAPI is the rule configuration API of one language: Mimir's and Cortex's for PromQL, Loki's for LogQL.
@@ -267,7 +286,7 @@ type ruleDiscovery struct {
 type ruleGroup struct {
 	Name string `json:"name"`
 	File string `json:"file"`
-	// Language is promql or logql: Sprout serves the rules of its Mimir and Loki roles from one endpoint.
+	// Language is promql or logql, the one language of the listing's groups (see Routes).
 	Language       Lang      `json:"language"`
 	Rules          []any     `json:"rules"`
 	Interval       float64   `json:"interval"`
@@ -357,7 +376,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 	wantFiles := set(req.URL.Query()["file[]"])
 	res := &ruleDiscovery{RuleGroups: []*ruleGroup{}}
 	for _, g := range h.r.Rules(id).Groups {
-		if !wantGroups.has(g.Name()) || !wantFiles.has(g.File()) {
+		if g.Lang != h.lang || !wantGroups.has(g.Name()) || !wantFiles.has(g.File()) {
 			continue
 		}
 		rg := &ruleGroup{
@@ -406,6 +425,9 @@ func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
 	}
 	var all []*rules.Alert
 	for _, g := range h.r.Rules(id).Groups {
+		if g.Lang != h.lang {
+			continue
+		}
 		for _, rule := range g.Rules() {
 			if ar, ok := rule.(*rules.AlertingRule); ok {
 				all = append(all, ar.ActiveAlerts()...)

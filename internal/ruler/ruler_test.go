@@ -536,7 +536,7 @@ func TestRulerConfigAPI(t *testing.T) {
 				}
 				return nil
 			})
-			if b := get(t, srv.URL+"/prometheus/api/v1/rules", http.StatusOK); !strings.Contains(b, `"name":"grp one"`) || !strings.Contains(b, `"file":"ns1"`) {
+			if b := get(t, srv.URL+"/api/v1/rules", http.StatusOK); !strings.Contains(b, `"name":"grp one"`) || !strings.Contains(b, `"file":"ns1"`) {
 				t.Fatalf("rules API = %s", b)
 			}
 			do(t, http.MethodDelete, srv.URL+base+"/ns1/grp%20one", "", http.StatusAccepted)
@@ -647,7 +647,7 @@ groups:
         labels: {severity: info}
         annotations: {summary: "value {{ $value }}"}
 `)
-	// A LogQL file next to it: the one rules view shows both, each group with its language.
+	// A LogQL file next to it: Prometheus' rules view lists the PromQL groups, Loki's the LogQL ones.
 	writeFile(t, filepath.Join(dir, "logql", "l.yaml"), `
 groups:
   - name: golden-logs
@@ -660,11 +660,15 @@ groups:
 	r := newRuler(t, ruler.Options{RulePath: dir, Store: store, Logs: newLogStore(t), LogQLRules: ruler.NewLogQLRuleStore(bkt)})
 	srv := httptest.NewServer(routes(r))
 	defer srv.Close()
-	var rulesBody string
+	var rulesBody, logRulesBody string
 	tu.Eventually(t, 10*time.Second, func() error {
 		rulesBody = get(t, srv.URL+"/api/v1/rules", http.StatusOK)
-		if strings.Count(rulesBody, `"health":"ok"`) != 3 || !strings.Contains(rulesBody, `"state":"pending"`) {
+		if strings.Count(rulesBody, `"health":"ok"`) != 2 || !strings.Contains(rulesBody, `"state":"pending"`) {
 			return fmt.Errorf("rules not evaluated yet: %s", rulesBody)
+		}
+		logRulesBody = get(t, srv.URL+"/prometheus/api/v1/rules", http.StatusOK)
+		if strings.Count(logRulesBody, `"health":"ok"`) != 1 {
+			return fmt.Errorf("LogQL rules not evaluated yet: %s", logRulesBody)
 		}
 		return nil
 	})
@@ -673,7 +677,7 @@ groups:
 	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-b", "name: g2\nrules:\n  - alert: A\n    expr: rate({a=\"b\"}[5m]) > 1\n    for: 1m\n    labels: {severity: page}\n", http.StatusAccepted)
 	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-a", "name: g1\ninterval: 1m\nrules:\n  - record: r:one\n    expr: count_over_time({a=\"b\"}[1m])\n", http.StatusAccepted)
 	lokiBody := get(t, srv.URL+"/loki/api/v1/rules", http.StatusOK)
-	for name, body := range map[string]string{"rules.json": rulesBody, "alerts.json": alertsBody, "loki_rules.yaml": lokiBody} {
+	for name, body := range map[string]string{"rules.json": rulesBody, "rules_logql.json": logRulesBody, "alerts.json": alertsBody, "loki_rules.yaml": lokiBody} {
 		got := timeFields.ReplaceAllString(strings.ReplaceAll(body, dir, "RULE_PATH"), `"$1":"X"`)
 		path := filepath.Join("testdata", "golden", name)
 		if *update {
