@@ -7,10 +7,12 @@ package rulerext
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/alerting"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
+	"github.com/sprout-otel/sprout/internal/metricstore"
 	"github.com/sprout-otel/sprout/internal/ruler"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -205,6 +208,9 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 				handle(srv, e.logger, "DELETE "+base+"/api/v1/alerts", del)
 			}
 			handle(srv, e.logger, AlertmanagerPrefix+AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, v2))
+			// That data source asks <url>/api/v1/status/buildinfo whether the Alertmanager is Mimir's, whose
+			// configuration a tenant without one reads as the fallback (Grafana's lazyConfigInit) rather than an error.
+			handle(srv, e.logger, "GET "+AlertmanagerPrefix+"/api/v1/status/buildinfo", http.HandlerFunc(alertmanagerBuildInfo))
 		}
 	}
 	switch {
@@ -229,6 +235,16 @@ func handle(srv *apiserver.Server, logger *zap.Logger, pattern string, h http.Ha
 		}
 	}()
 	srv.Handle(pattern, h)
+}
+
+// alertmanagerBuildInfo answers Mimir's buildinfo for the Alertmanager role.
+func alertmanagerBuildInfo(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{
+		"application": metricstore.BuildInfoApplication, "version": metricstore.PrometheusVersion, "revision": "sprout",
+		"branch": "", "goVersion": runtime.Version(),
+		"features": map[string]string{"alertmanager_config_api": "true", "ruler_config_api": "true"},
+	}})
 }
 
 // senderTenant trusts the tenant header of the in-process sender's requests.
