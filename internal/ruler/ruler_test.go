@@ -791,3 +791,53 @@ func TestSetGroupTenantDoor(t *testing.T) {
 		t.Errorf("stored tenants = %v, %v; want only team-a", ids, err)
 	}
 }
+
+// TestRulesViewLanguages: /api/v1/rules and /alerts list PromQL groups; /prometheus/api/v1/rules and /alerts
+// list LogQL groups by default (Loki's paths) or PromQL ones with PrometheusPrefixRules (Mimir's); Loki's
+// ruler API answers at both of its prefixes, and the Mimir ruler API at the paths Grafana's proxy builds.
+func TestRulesViewLanguages(t *testing.T) {
+	store := newTestStore(t)
+	for _, tc := range []struct {
+		name     string
+		prefixed ruler.Lang
+		want     map[string]string // path → the alert it must list (and the other must not)
+	}{
+		{"default", "", map[string]string{"/api/v1/rules": "PromAlert", "/api/v1/alerts": "PromAlert", "/prometheus/api/v1/rules": "LogAlert", "/prometheus/api/v1/alerts": "LogAlert"}},
+		{"mimir prefix", ruler.PromQL, map[string]string{"/api/v1/rules": "PromAlert", "/prometheus/api/v1/rules": "PromAlert", "/prometheus/api/v1/alerts": "PromAlert"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bkt := newBucket(t, t.TempDir())
+			r := newRuler(t, ruler.Options{Store: store, Logs: newLogStore(t), Rules: ruler.NewRuleStore(bkt), LogQLRules: ruler.NewLogQLRuleStore(bkt), PrometheusPrefixRules: tc.prefixed, Registerer: prometheus.NewRegistry()})
+			srv := httptest.NewServer(routes(r))
+			defer srv.Close()
+			do(t, http.MethodPost, srv.URL+"/config/v1/rules/ns", "name: p\ninterval: 100ms\nrules:\n  - alert: PromAlert\n    expr: vector(1)\n", http.StatusAccepted)
+			do(t, http.MethodPost, srv.URL+"/api/prom/rules/ns", "name: l\ninterval: 100ms\nrules:\n  - alert: LogAlert\n    expr: vector(1) > 0\n", http.StatusAccepted)
+			for _, p := range []string{"/rules/ns/p", "/prometheus/rules/ns/p", "/prometheus/config/v1/rules/ns/p", "/api/v1/rules/ns/p"} {
+				if b := get(t, srv.URL+p, http.StatusOK); !strings.Contains(b, "alert: PromAlert") {
+					t.Errorf("%s = %s", p, b)
+				}
+			}
+			for _, p := range []string{"/api/prom/rules/ns/l", "/loki/api/v1/rules/ns/l"} {
+				if b := get(t, srv.URL+p, http.StatusOK); !strings.Contains(b, "alert: LogAlert") {
+					t.Errorf("%s = %s", p, b)
+				}
+			}
+			if b := get(t, srv.URL+"/api/prom/rules/ns/none", http.StatusNotFound); !strings.Contains(b, "no rule groups found") {
+				t.Errorf("missing group = %s (Grafana looks for these words)", b)
+			}
+			tu.Eventually(t, 10*time.Second, func() error {
+				for p, want := range tc.want {
+					b := get(t, srv.URL+p, http.StatusOK)
+					other := map[string]string{"PromAlert": "LogAlert", "LogAlert": "PromAlert"}[want]
+					if !strings.Contains(b, want) {
+						return fmt.Errorf("%s lacks %s: %s", p, want, b)
+					}
+					if strings.Contains(b, other) {
+						t.Fatalf("%s lists %s: %s", p, other, b)
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
