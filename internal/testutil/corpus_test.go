@@ -13,7 +13,7 @@ func TestCorpusChecks(t *testing.T) {
 		probs  int
 	}{
 		{CorpusExpect{Status: 200, NonEmpty: []string{"data.groups.0.name", "data.alerts.0.labels.alertname"}, Contains: []string{`"success"`}}, 200, 0},
-		{CorpusExpect{Status: 200, NonEmpty: []string{"data.groups.0.rules"}}, 200, 1},          // empty list
+		{CorpusExpect{Status: 200, NonEmpty: []string{"data.groups.0.rules"}}, 200, 1},             // empty list
 		{CorpusExpect{Status: 200, NonEmpty: []string{"data.groups.1.name", "data.nope"}}, 200, 2}, // out of range, missing
 		{CorpusExpect{Status: 404, Contains: []string{"no rule groups found"}}, 200, 2},
 	} {
