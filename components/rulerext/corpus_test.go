@@ -30,7 +30,7 @@ const rulerCorpus = "../../internal/ruler/testdata/grafana-corpus.json"
 // Seeds of the corpus: a PromQL group and a LogQL group whose alerts fire, and a log line for the latter.
 const (
 	corpusPromGroup = "name: red\ninterval: 100ms\nrules:\n  - alert: CorpusAlways\n    expr: vector(1) > 0\n    labels: {severity: page}\n    annotations: {summary: always firing}\n  - record: corpus:one\n    expr: vector(1)\n"
-	corpusLogGroup  = "name: errors\ninterval: 100ms\nrules:\n  - alert: CorpusLogErrors\n    expr: sum by (job) (count_over_time({job=\"corpus\"} |= \"error\" [5m])) > 0\n    labels: {severity: page}\n"
+	corpusLogGroup  = "name: errors\ninterval: 100ms\nrules:\n  - alert: CorpusLogErrors\n    expr: sum by (job) (count_over_time({job=\"corpus\"} |= \"error\" [5m])) > 0\n    labels: {severity: page}\n  - record: corpus:log_lines:count5m\n    expr: sum by (job) (count_over_time({job=\"corpus\"}[5m]))\n"
 )
 
 // realStack starts sprout_api, the real metrics and log stores and sprout_ruler, and returns the API's base URL.
