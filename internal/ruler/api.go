@@ -71,7 +71,7 @@ func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 		prefixed = LogQL
 	}
 	for base, lang := range map[string]Lang{"/api/v1": PromQL, "/prometheus/api/v1": prefixed} {
-		h := &apiHandler{r: r, tenant: tenantOf, lang: lang}
+		h := &apiHandler{r: r, tenant: tenantOf, lang: lang, cortex: base != "/api/v1"}
 		add("GET "+base+"/rules", h.promRules)
 		add("GET "+base+"/alerts", h.promAlerts)
 	}
@@ -83,6 +83,9 @@ type apiHandler struct {
 	r      *Ruler
 	tenant TenantFunc
 	lang   Lang // the language of the groups listed
+	// cortex answers as Loki's and Mimir's rulers do under /prometheus: errorType and error always present,
+	// and every rule's lastError even when empty. Prometheus leaves them out.
+	cortex bool
 }
 
 // configAPI is the rule configuration API of one language: Mimir's and Cortex's for PromQL, Loki's for LogQL.
@@ -155,9 +158,18 @@ func (h *configAPI) prepare(w http.ResponseWriter, req *http.Request, names int)
 	return c, true
 }
 
-func storeError(w http.ResponseWriter, err error) {
+// The 404 texts of Mimir's and Loki's ruler APIs (Cortex's rule store errors), which clients match: Grafana
+// takes "group does not exist" and "no rule groups found" to mean a ruler without that group.
+const (
+	notFoundList      = "no rule groups found"
+	notFoundGroup     = "group does not exist"
+	notFoundNamespace = "group namespace does not exist"
+)
+
+// storeError answers a rule store error; a missing namespace or group is a 404 with the text notFound.
+func storeError(w http.ResponseWriter, err error, notFound string) {
 	if errors.Is(err, ErrNotFound) {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, notFound, http.StatusNotFound)
 		return
 	}
 	http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -171,9 +183,9 @@ func (h *configAPI) listRules(w http.ResponseWriter, req *http.Request) {
 	nss, err := c.st.Namespaces(req.Context(), c.tenant, "")
 	switch {
 	case err != nil:
-		storeError(w, err)
+		storeError(w, err, notFoundList)
 	case len(nss) == 0 && h.emptyListNotFound:
-		storeError(w, ErrNotFound)
+		storeError(w, ErrNotFound, notFoundList)
 	default:
 		writeYAML(w, nss)
 	}
@@ -187,9 +199,9 @@ func (h *configAPI) getNamespace(w http.ResponseWriter, req *http.Request) {
 	nss, err := c.st.Namespaces(req.Context(), c.tenant, c.ns)
 	switch {
 	case err != nil:
-		storeError(w, err)
+		storeError(w, err, notFoundList)
 	case len(nss[c.ns]) == 0:
-		storeError(w, ErrNotFound)
+		storeError(w, ErrNotFound, notFoundList)
 	default:
 		writeYAML(w, map[string][]rulefmt.RuleGroup{c.ns: nss[c.ns]})
 	}
@@ -202,7 +214,7 @@ func (h *configAPI) getGroup(w http.ResponseWriter, req *http.Request) {
 	}
 	g, err := c.st.GetGroup(req.Context(), c.tenant, c.ns, c.group)
 	if err != nil {
-		storeError(w, err)
+		storeError(w, err, notFoundGroup)
 		return
 	}
 	writeYAML(w, g)
@@ -243,25 +255,25 @@ func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
 		return
 	}
-	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g))
+	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g), notFoundGroup)
 }
 
 func (h *configAPI) deleteNamespace(w http.ResponseWriter, req *http.Request) {
 	if c, ok := h.prepare(w, req, namespaceOnly); ok {
-		h.changed(w, req, c, c.st.DeleteNamespace(req.Context(), c.tenant, c.ns))
+		h.changed(w, req, c, c.st.DeleteNamespace(req.Context(), c.tenant, c.ns), notFoundNamespace)
 	}
 }
 
 func (h *configAPI) deleteGroup(w http.ResponseWriter, req *http.Request) {
 	if c, ok := h.prepare(w, req, namespaceAndGroup); ok {
-		h.changed(w, req, c, c.st.DeleteGroup(req.Context(), c.tenant, c.ns, c.group))
+		h.changed(w, req, c, c.st.DeleteGroup(req.Context(), c.tenant, c.ns, c.group), notFoundGroup)
 	}
 }
 
 // changed answers a stored change (202) and applies it at once; if applying fails the next poll retries it.
-func (h *configAPI) changed(w http.ResponseWriter, req *http.Request, c configReq, err error) {
+func (h *configAPI) changed(w http.ResponseWriter, req *http.Request, c configReq, err error, notFound string) {
 	if err != nil {
-		storeError(w, err)
+		storeError(w, err, notFound)
 		return
 	}
 	if err := h.r.SyncTenant(req.Context(), c.tenant); err != nil {
@@ -314,7 +326,7 @@ type alertingRule struct {
 	Annotations    labels.Labels    `json:"annotations"`
 	Alerts         []*promAlert     `json:"alerts"`
 	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
+	LastError      *string          `json:"lastError,omitempty"`
 	EvaluationTime float64          `json:"evaluationTime"`
 	LastEvaluation time.Time        `json:"lastEvaluation"`
 	Type           string           `json:"type"`
@@ -325,10 +337,39 @@ type recordingRule struct {
 	Query          string           `json:"query"`
 	Labels         labels.Labels    `json:"labels"`
 	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
+	LastError      *string          `json:"lastError,omitempty"`
 	EvaluationTime float64          `json:"evaluationTime"`
 	LastEvaluation time.Time        `json:"lastEvaluation"`
 	Type           string           `json:"type"`
+}
+
+// cortexResponse is promResponse as Loki's and Mimir's rulers write it, with the error fields always present.
+type cortexResponse struct {
+	Status    string `json:"status"`
+	Data      any    `json:"data"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
+}
+
+// write answers a successful rules or alerts view in the handler's envelope.
+func (h *apiHandler) write(w http.ResponseWriter, data any) {
+	if !h.cortex {
+		writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: data})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(cortexResponse{Status: "success", Data: data})
+}
+
+// lastError is a rule's error as the handler writes it: nil (left out) when empty, unless cortex.
+func (h *apiHandler) lastError(err error) *string {
+	if err == nil && !h.cortex {
+		return nil
+	}
+	s := errString(err)
+	return &s
 }
 
 func writeJSON(w http.ResponseWriter, code int, v promResponse) {
@@ -396,7 +437,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 					State: rule.State().String(), Name: rule.Name(), Query: RuleQuery(rule),
 					Duration: rule.HoldDuration().Seconds(), KeepFiringFor: rule.KeepFiringFor().Seconds(),
 					Labels: rule.Labels(), Annotations: rule.Annotations(), Alerts: toPromAlerts(rule.ActiveAlerts()),
-					Health: rule.Health(), LastError: errString(rule.LastError()),
+					Health: rule.Health(), LastError: h.lastError(rule.LastError()),
 					EvaluationTime: rule.GetEvaluationDuration().Seconds(), LastEvaluation: rule.GetEvaluationTimestamp(),
 					Type: "alerting",
 				})
@@ -406,7 +447,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 				}
 				rg.Rules = append(rg.Rules, recordingRule{
 					Name: rule.Name(), Query: RuleQuery(rule), Labels: rule.Labels(), Health: rule.Health(),
-					LastError: errString(rule.LastError()), EvaluationTime: rule.GetEvaluationDuration().Seconds(),
+					LastError: h.lastError(rule.LastError()), EvaluationTime: rule.GetEvaluationDuration().Seconds(),
 					LastEvaluation: rule.GetEvaluationTimestamp(), Type: "recording",
 				})
 			}
@@ -415,7 +456,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 			res.RuleGroups = append(res.RuleGroups, rg)
 		}
 	}
-	writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: res})
+	h.write(w, res)
 }
 
 func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
@@ -435,7 +476,7 @@ func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return labels.Compare(all[i].Labels, all[j].Labels) < 0 })
-	writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: map[string]any{"alerts": toPromAlerts(all)}})
+	h.write(w, map[string]any{"alerts": toPromAlerts(all)})
 }
 
 type stringSet map[string]struct{}

@@ -822,7 +822,7 @@ func TestRulesViewLanguages(t *testing.T) {
 					t.Errorf("%s = %s", p, b)
 				}
 			}
-			if b := get(t, srv.URL+"/api/prom/rules/ns/none", http.StatusNotFound); !strings.Contains(b, "no rule groups found") {
+			if b := get(t, srv.URL+"/api/prom/rules/ns/none", http.StatusNotFound); !strings.Contains(b, "group does not exist") {
 				t.Errorf("missing group = %s (Grafana looks for these words)", b)
 			}
 			tu.Eventually(t, 10*time.Second, func() error {
