@@ -149,6 +149,14 @@ func (e *Extension) SetRulesRetriever(f func(ctx context.Context, tenant string)
 	}
 }
 
+// SetBuildInfoFeatures makes /api/v1/status/buildinfo report Mimir's application and these feature flags (see
+// metricstore.Store.SetBuildInfoFeatures); the ruler calls it once the store has started.
+func (e *Extension) SetBuildInfoFeatures(features map[string]string) {
+	if s := e.Store(); s != nil {
+		s.SetBuildInfoFeatures(features)
+	}
+}
+
 // SetAlertmanagerRetriever makes /api/v1/alertmanagers list f's Alertmanagers.
 func (e *Extension) SetAlertmanagerRetriever(f func(ctx context.Context, tenant string) v1.AlertmanagerRetriever) {
 	e.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/egress"
+	"github.com/sprout-otel/sprout/internal/ruler"
 )
 
 // Config is the `sprout_ruler` extension's configuration.
@@ -40,6 +41,11 @@ type Config struct {
 
 	// LogQL configures LogQL rules over the log store (Loki's ruler role).
 	LogQL LogQLConfig `mapstructure:"logql"`
+	// PrometheusPrefixRules is the language of the groups /prometheus/api/v1/rules and /prometheus/api/v1/alerts
+	// list: "logql" as Loki serves that path (Grafana reads a Loki data source's rules there), or "promql" as
+	// Mimir serves it (for a Prometheus data source at http://host:3200/prometheus). /api/v1/rules always lists
+	// PromQL groups.
+	PrometheusPrefixRules string `mapstructure:"prometheus_prefix_rules"`
 
 	// AlertmanagerURL sends alerts to an external Alertmanager (its base URL, e.g. http://alertmanager:9093 or
 	// http://mimir:8080/alertmanager) instead of the embedded one.
@@ -137,6 +143,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.AlertmanagerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("alertmanager_url: %q is not an http(s) URL", c.AlertmanagerURL)
 		}
+	}
+	if c.PrometheusPrefixRules != string(ruler.LogQL) && c.PrometheusPrefixRules != string(ruler.PromQL) {
+		return fmt.Errorf("prometheus_prefix_rules: %q is neither %q nor %q", c.PrometheusPrefixRules, ruler.LogQL, ruler.PromQL)
 	}
 	if c.Alertmanager.ConfigFile != "" && c.Alertmanager.Config != "" {
 		return errors.New("alertmanager: set config_file or config, not both")

@@ -27,6 +27,9 @@ func TestLoadConfig(t *testing.T) {
 				!c.Alertmanager.ReceiversFirewallBlockPrivateAddresses || c.Alertmanager.ReceiversFirewallOperatorConfig {
 				t.Errorf("defaults = %+v", c)
 			}
+			if c.PrometheusPrefixRules != "logql" {
+				t.Errorf("prometheus_prefix_rules default = %q", c.PrometheusPrefixRules)
+			}
 			if got := c.bucketConfig().Filesystem.Dir; got != filepath.Join("data", "ruler", "bucket") {
 				t.Errorf("default bucket dir = %q", got)
 			}
@@ -73,6 +76,12 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{id: component.NewIDWithName(Type, "bad_firewall"), wantErr: `alertmanager.receivers_firewall_allow_cidr_networks[1]: "10.0.0.0/33"`},
+		{id: component.NewIDWithName(Type, "mimir_prefix"), check: func(t *testing.T, c *Config) {
+			if c.PrometheusPrefixRules != "promql" {
+				t.Errorf("prometheus_prefix_rules = %q", c.PrometheusPrefixRules)
+			}
+		}},
+		{id: component.NewIDWithName(Type, "bad_prefix_rules"), wantErr: `prometheus_prefix_rules: "both" is neither "logql" nor "promql"`},
 		{id: component.NewIDWithName(Type, "bad_interval"), wantErr: "evaluation_interval: must be positive"},
 		{id: component.NewIDWithName(Type, "bad_am_url"), wantErr: "alertmanager_url:"},
 		{id: component.NewIDWithName(Type, "both_am_configs"), wantErr: "set config_file or config, not both"},

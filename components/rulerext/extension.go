@@ -2,15 +2,18 @@
 // multi-tenant Alertmanager, Loki's ruler). It evaluates PromQL rules against the `sprout_metrics` store and
 // LogQL rules against the `sprout_logs` store, serves the Mimir/Cortex and Loki ruler APIs and Prometheus'
 // rules and alerts API on `sprout_api`, and runs one embedded Alertmanager per tenant (v2 API under
-// /alertmanager, Mimir's configuration API at /api/v1/alerts) or sends alerts to an external one.
+// /alertmanager, Mimir's configuration API under /alertmanager/api/v1/alerts) or sends alerts to an external one.
 package rulerext
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,9 +26,15 @@ import (
 	"github.com/sprout-otel/sprout/internal/alerting"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
+	"github.com/sprout-otel/sprout/internal/metricstore"
 	"github.com/sprout-otel/sprout/internal/ruler"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
+
+// buildInfoFeatures is the metrics store extension's door to the feature flags its buildinfo reports.
+type buildInfoFeatures interface {
+	SetBuildInfoFeatures(features map[string]string)
+}
 
 // AlertmanagerPrefix is where the embedded Alertmanager is served: amtool --alertmanager.url=http://host:3200/alertmanager.
 const AlertmanagerPrefix = "/alertmanager"
@@ -111,19 +120,20 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 		notifier = e.sender
 	}
 	e.ruler, err = ruler.New(ruler.Options{
-		RulePath:           e.cfg.RulePath,
-		Rules:              ruler.NewRuleStore(e.bkt),
-		LogQLRulePath:      e.cfg.LogQL.RulePath,
-		LogQLRules:         ruler.NewLogQLRuleStore(e.bkt),
-		Logs:               e.logStore(host),
-		Store:              store,
-		Notifier:           notifier,
-		EvaluationInterval: e.cfg.EvaluationInterval,
-		PollInterval:       e.cfg.PollInterval,
-		ResendDelay:        e.cfg.ResendDelay,
-		ExternalURL:        e.cfg.ExternalURL,
-		Logger:             slogger.With("component", "ruler"),
-		Registerer:         reg,
+		RulePath:              e.cfg.RulePath,
+		Rules:                 ruler.NewRuleStore(e.bkt),
+		LogQLRulePath:         e.cfg.LogQL.RulePath,
+		LogQLRules:            ruler.NewLogQLRuleStore(e.bkt),
+		Logs:                  e.logStore(host),
+		Store:                 store,
+		Notifier:              notifier,
+		EvaluationInterval:    e.cfg.EvaluationInterval,
+		PollInterval:          e.cfg.PollInterval,
+		ResendDelay:           e.cfg.ResendDelay,
+		ExternalURL:           e.cfg.ExternalURL,
+		PrometheusPrefixRules: ruler.Lang(e.cfg.PrometheusPrefixRules),
+		Logger:                slogger.With("component", "ruler"),
+		Registerer:            reg,
 	})
 	if err != nil {
 		e.shutdown()
@@ -133,11 +143,17 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 		e.shutdown()
 		return fmt.Errorf("sprout_ruler: load rules: %w", err)
 	}
+	if f, ok := ext.(buildInfoFeatures); ok && srv != nil {
+		// Grafana's alerting manages the rules of a Prometheus data source only if its buildinfo says Mimir.
+		f.SetBuildInfoFeatures(map[string]string{
+			"ruler_config_api":        "true",
+			"alertmanager_config_api": strconv.FormatBool(e.am != nil),
+			"query_sharding":          "false",
+			"federated_rules":         "false",
+		})
+	}
 	if srv != nil {
 		for _, rt := range e.ruler.Routes(srv.Tenant) {
-			if e.am != nil && rt.Pattern == "GET /api/v1/alerts" {
-				continue // Mimir's Alertmanager configuration API; Prometheus' alerts stay at /prometheus/api/v1/alerts
-			}
 			h := rt.Handler
 			if strings.HasPrefix(rt.Pattern, "POST ") {
 				// Rule groups are YAML; a text/plain or form POST from a web page must not store one.
@@ -176,11 +192,25 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 		}
 		if srv != nil {
 			// The v2 API takes JSON (silences, alerts); Mimir's configuration API takes YAML.
-			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", srv.RequireContentType(http.StripPrefix(AlertmanagerPrefix, e.am.Handler(alerting.TenantFunc(srv.Tenant))), apiserver.JSONTypes...))
+			v2 := srv.RequireContentType(http.StripPrefix(AlertmanagerPrefix, e.am.Handler(alerting.TenantFunc(srv.Tenant))), apiserver.JSONTypes...)
+			handle(srv, e.logger, AlertmanagerPrefix+"/api/v2/", v2)
 			get, set, del := e.am.ConfigHandlers(alerting.TenantFunc(srv.Tenant))
-			handle(srv, e.logger, "GET /api/v1/alerts", get)
-			handle(srv, e.logger, "POST /api/v1/alerts", srv.RequireContentType(set, apiserver.YAMLTypes...))
-			handle(srv, e.logger, "DELETE /api/v1/alerts", del)
+			set = srv.RequireContentType(set, apiserver.YAMLTypes...)
+			// Mimir serves its configuration API at /api/v1/alerts, where Prometheus serves its alerts view, and
+			// Grafana reads both relative to a data source's address: GET /api/v1/alerts is Prometheus' here (the
+			// ruler's route), and the whole configuration API is also under /alertmanager, so that a Grafana
+			// Alertmanager data source of Mimir type at http://host:3200/alertmanager finds it (with the v2 API at
+			// /alertmanager/alertmanager/api/v2, the path it builds). POST and DELETE stay at the root, where
+			// nothing else answers them, for mimirtool.
+			handle(srv, e.logger, "GET "+AlertmanagerPrefix+"/api/v1/alerts", get)
+			for _, base := range []string{"", AlertmanagerPrefix} {
+				handle(srv, e.logger, "POST "+base+"/api/v1/alerts", set)
+				handle(srv, e.logger, "DELETE "+base+"/api/v1/alerts", del)
+			}
+			handle(srv, e.logger, AlertmanagerPrefix+AlertmanagerPrefix+"/api/v2/", http.StripPrefix(AlertmanagerPrefix, v2))
+			// That data source asks <url>/api/v1/status/buildinfo whether the Alertmanager is Mimir's, whose
+			// configuration a tenant without one reads as the fallback (Grafana's lazyConfigInit) rather than an error.
+			handle(srv, e.logger, "GET "+AlertmanagerPrefix+"/api/v1/status/buildinfo", http.HandlerFunc(alertmanagerBuildInfo))
 		}
 	}
 	switch {
@@ -205,6 +235,16 @@ func handle(srv *apiserver.Server, logger *zap.Logger, pattern string, h http.Ha
 		}
 	}()
 	srv.Handle(pattern, h)
+}
+
+// alertmanagerBuildInfo answers Mimir's buildinfo for the Alertmanager role.
+func alertmanagerBuildInfo(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{
+		"application": metricstore.BuildInfoApplication, "version": metricstore.PrometheusVersion, "revision": "sprout",
+		"branch": "", "goVersion": runtime.Version(),
+		"features": map[string]string{"alertmanager_config_api": "true", "ruler_config_api": "true"},
+	}})
 }
 
 // senderTenant trusts the tenant header of the in-process sender's requests.

@@ -30,6 +30,8 @@ type fakeMetrics struct {
 	engine *promql.Engine
 	mu     sync.Mutex
 	dbs    map[string]*tsdb.DB
+
+	features map[string]string // buildinfo features the ruler set
 }
 
 func (f *fakeMetrics) Tenant(_ context.Context, id string) (storage.Storage, error) {
@@ -47,6 +49,18 @@ func (f *fakeMetrics) Tenant(_ context.Context, id string) (storage.Storage, err
 }
 
 func (f *fakeMetrics) QueryEngine() *promql.Engine { return f.engine }
+
+func (f *fakeMetrics) SetBuildInfoFeatures(features map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.features = features
+}
+
+// lastStack is the metrics store of the last stack started, for tests that look at what the ruler set on it.
+var lastStack struct {
+	sync.Mutex
+	metrics *fakeMetrics
+}
 
 type host struct {
 	exts map[component.ID]component.Component
@@ -67,6 +81,9 @@ func stack(t *testing.T, multitenancy bool, before func(api *apiserver.Server)) 
 		t.Fatal(err)
 	}
 	metrics := &fakeMetrics{dir: t.TempDir(), engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute}), dbs: map[string]*tsdb.DB{}}
+	lastStack.Lock()
+	lastStack.metrics = metrics
+	lastStack.Unlock()
 	t.Cleanup(func() {
 		for _, db := range metrics.dbs {
 			_ = db.Close()
@@ -141,9 +158,24 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 	}
 	call("POST", "/prometheus/config/v1/rules/app", "name: always\ninterval: 100ms\nrules:\n  - alert: Always\n    expr: vector(1)\n", http.StatusAccepted)
 	call("POST", "/prometheus/config/v1/rules/app", "name: [", http.StatusBadRequest)
-	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"name":"Always"`) {
+	if b := call("GET", "/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"name":"Always"`) {
 		t.Fatalf("rules = %s", b)
 	}
+	// The same group over the paths Grafana's ruler proxy builds for a Prometheus data source at the root.
+	for _, p := range []string{"/config/v1/rules/app/always", "/rules/app/always", "/prometheus/rules/app/always", "/api/v1/rules/app/always"} {
+		if b := call("GET", p, "", http.StatusOK); !strings.Contains(b, "alert: Always") {
+			t.Fatalf("%s = %s", p, b)
+		}
+	}
+	// The metrics store's buildinfo names Mimir's features, so that Grafana manages these rules.
+	lastStack.Lock()
+	m := lastStack.metrics
+	lastStack.Unlock()
+	m.mu.Lock()
+	if f := m.features; f["ruler_config_api"] != "true" || f["alertmanager_config_api"] != "true" {
+		t.Errorf("buildinfo features = %v", f)
+	}
+	m.mu.Unlock()
 	if b := call("GET", "/prometheus/api/v1/alerts", "", http.StatusOK); b != "metrics store" {
 		t.Fatalf("the pre-registered route was replaced: %s", b)
 	}
@@ -182,8 +214,18 @@ func TestExtensionServesRulerAndAlertmanager(t *testing.T) {
 		}
 		return nil
 	})
-	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"language":"logql"`) || !strings.Contains(b, `"language":"promql"`) {
-		t.Fatalf("rules view does not show both languages: %s", b)
+	// Each rules view lists one language: PromQL at Prometheus' path, LogQL at Loki's (its ruler API too).
+	if b := call("GET", "/api/v1/rules", "", http.StatusOK); strings.Contains(b, `"language":"logql"`) || !strings.Contains(b, `"language":"promql"`) {
+		t.Fatalf("Prometheus' rules view = %s", b)
+	}
+	if b := call("GET", "/prometheus/api/v1/rules", "", http.StatusOK); !strings.Contains(b, `"language":"logql"`) || strings.Contains(b, `"language":"promql"`) {
+		t.Fatalf("Loki's rules view = %s", b)
+	}
+	if b := call("GET", "/api/prom/rules/logs/errors", "", http.StatusOK); !strings.Contains(b, "alert: LogErrors") {
+		t.Fatalf("Loki's legacy ruler API = %s", b)
+	}
+	if b := call("GET", "/api/v1/alerts", "", http.StatusOK); !strings.Contains(b, `"alertname":"Always"`) || strings.Contains(b, "LogErrors") {
+		t.Fatalf("Prometheus' alerts view = %s", b)
 	}
 }
 
@@ -223,5 +265,21 @@ func TestExtensionAlertmanagerPerTenant(t *testing.T) {
 			return nil
 		})
 	}
-	call(t, "GET", base+"/api/v1/alerts", "team-b", "", http.StatusNotFound)
+	// Mimir's configuration API: team-b has none (404); team-a's is read back under /alertmanager, and set and
+	// deleted there too. GET /api/v1/alerts is Prometheus' alerts view.
+	call(t, "GET", base+"/alertmanager/api/v1/alerts", "team-b", "", http.StatusNotFound)
+	if b := call(t, "GET", base+"/alertmanager/api/v1/alerts", "team-a", "", http.StatusOK); !strings.Contains(b, "a-pager") {
+		t.Fatalf("team-a's configuration = %s", b)
+	}
+	if b := call(t, "GET", base+"/api/v1/alerts", "team-b", "", http.StatusOK); !strings.Contains(b, "TeamBAlert") || strings.Contains(b, "TeamAAlert") {
+		t.Fatalf("team-b's alerts view = %s", b)
+	}
+	call(t, "POST", base+"/alertmanager/api/v1/alerts", "team-b", "alertmanager_config: |\n  route: {receiver: b-pager}\n  receivers: [{name: b-pager}]\n", http.StatusCreated)
+	if b := call(t, "GET", base+"/alertmanager/api/v1/alerts", "team-b", "", http.StatusOK); !strings.Contains(b, "b-pager") {
+		t.Fatalf("team-b's configuration = %s", b)
+	}
+	// Grafana's Alertmanager data source of Mimir type at http://host:3200/alertmanager reads v2 here.
+	call(t, "GET", base+"/alertmanager/alertmanager/api/v2/status", "team-b", "", http.StatusOK)
+	call(t, "DELETE", base+"/alertmanager/api/v1/alerts", "team-b", "", http.StatusOK)
+	call(t, "GET", base+"/alertmanager/api/v1/alerts", "team-b", "", http.StatusNotFound)
 }

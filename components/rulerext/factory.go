@@ -9,6 +9,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/ruler"
 )
 
 // Type is the extension's name in configuration.
@@ -27,16 +28,17 @@ func NewFactory() extension.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		API:                component.NewID(apiserver.Type),
-		Metrics:            component.NewID(MetricsType),
-		DataDir:            "./data/ruler",
-		EvaluationInterval: time.Minute,
-		PollInterval:       time.Minute,
-		ResendDelay:        time.Minute,
-		ExternalURL:        "http://localhost:3200",
-		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
-		LogQL:              LogQLConfig{Enabled: true, Logs: component.NewID(LogsType)},
-		Alertmanager:       AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour, ReceiversFirewallBlockPrivateAddresses: true},
+		API:                   component.NewID(apiserver.Type),
+		Metrics:               component.NewID(MetricsType),
+		DataDir:               "./data/ruler",
+		EvaluationInterval:    time.Minute,
+		PollInterval:          time.Minute,
+		ResendDelay:           time.Minute,
+		ExternalURL:           "http://localhost:3200",
+		Storage:               bucket.Config{Backend: bucket.BackendFilesystem},
+		LogQL:                 LogQLConfig{Enabled: true, Logs: component.NewID(LogsType)},
+		PrometheusPrefixRules: string(ruler.LogQL),
+		Alertmanager:          AlertmanagerConfig{Enabled: true, Retention: 120 * time.Hour, ReceiversFirewallBlockPrivateAddresses: true},
 	}
 }
 

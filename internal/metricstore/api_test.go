@@ -263,3 +263,48 @@ func TestTenantsAreSeparate(t *testing.T) {
 }
 
 func snappyOf(b ...byte) []byte { return snappy.Encode(nil, b) }
+
+// TestBuildInfoFeatures: buildinfo is Prometheus' until the ruler sets Mimir's features; then it names Mimir's
+// application and the flags, which Grafana's alerting reads, under both prefixes.
+func TestBuildInfoFeatures(t *testing.T) {
+	s, srv := openTestStore(t, testConfig(t))
+	for _, tc := range []struct {
+		name     string
+		features map[string]string
+		want     []string
+		notWant  []string
+	}{
+		{"prometheus", nil, []string{`"version":"` + PrometheusVersion + `"`, `"goVersion":"go`, `"buildUser":""`}, []string{"application", "features"}},
+		{"mimir", map[string]string{"ruler_config_api": "true", "alertmanager_config_api": "false"},
+			[]string{`"application":"Grafana Mimir"`, `"ruler_config_api":"true"`, `"alertmanager_config_api":"false"`, `"version":"` + PrometheusVersion + `"`}, nil},
+		{"removed", nil, []string{`"revision":"sprout"`}, []string{"application"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.SetBuildInfoFeatures(tc.features)
+			for _, p := range []string{"/api/v1/status/buildinfo", "/prometheus/api/v1/status/buildinfo"} {
+				code, r := apiGet(t, srv.URL, p, nil)
+				if code != 200 || r.Status != "success" {
+					t.Fatalf("%s: %d %+v", p, code, r)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(string(r.Data), w) {
+						t.Errorf("%s: %s lacks %s", p, r.Data, w)
+					}
+				}
+				for _, w := range tc.notWant {
+					if strings.Contains(string(r.Data), w) {
+						t.Errorf("%s: %s has %s", p, r.Data, w)
+					}
+				}
+			}
+		})
+	}
+	resp, err := http.Post(srv.URL+"/api/v1/status/buildinfo", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST buildinfo = %d, want 405", resp.StatusCode)
+	}
+}

@@ -99,6 +99,10 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		t.serveMetadata(w, r)
 		return
 	}
+	if path == "/api/v1/status/buildinfo" {
+		t.store.serveBuildInfo(w, r)
+		return
+	}
 	r2 := new(http.Request)
 	*r2 = *r
 	u := *r.URL

@@ -76,7 +76,9 @@ type Store struct {
 	closed     bool
 
 	rules atomic.Pointer[RulesRetrieverFunc]
-	ams   atomic.Pointer[AlertmanagerRetrieverFunc]
+	// features are the Mimir features /api/v1/status/buildinfo reports (see buildinfo.go); nil: none.
+	features atomic.Pointer[map[string]string]
+	ams      atomic.Pointer[AlertmanagerRetrieverFunc]
 
 	// rwInvalid counts remote write 1.0 samples skipped for invalid labels, per tenant.
 	rwInvalid *prometheus.CounterVec

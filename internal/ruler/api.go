@@ -30,10 +30,19 @@ type Route struct {
 // maxRuleGroupBytes bounds an uploaded rule group.
 const maxRuleGroupBytes = 1 << 20
 
-// Routes returns the ruler's HTTP routes: the Mimir/Cortex ruler configuration API for PromQL rules under
-// /prometheus/config/v1/rules and /api/v1/rules/{namespace}, Loki's for LogQL rules under /loki/api/v1/rules,
-// and Prometheus' rules and alerts API (both languages, each group marked with its language) under /api/v1
-// and /prometheus/api/v1.
+// Routes returns the ruler's HTTP routes:
+//
+//   - PromQL rule configuration, Mimir's and Cortex's API: /prometheus/config/v1/rules and /api/v1/rules/{namespace}
+//     as Mimir serves them, and /config/v1/rules and /rules, the paths Grafana's ruler proxy builds on a Prometheus
+//     data source at Sprout's root address (subtype mimir and cortex respectively, and its probe of a Thanos-like
+//     source, which Sprout looks like because it serves /api/v1/status/flags). /prometheus/rules is the same for a
+//     data source at /prometheus.
+//   - LogQL rule configuration, Loki's API: /loki/api/v1/rules and its legacy /api/prom/rules, the one Grafana's
+//     ruler proxy uses for a Loki data source.
+//   - Prometheus' rules and alerts views: /api/v1/rules and /api/v1/alerts list PromQL groups only (what a
+//     Prometheus data source reads); /prometheus/api/v1/rules and /alerts list the groups of
+//     Options.PrometheusPrefixRules, LogQL by default: that is the path Loki serves its rules at and Grafana
+//     reads for a Loki data source, which collides with Mimir's prefix for a Prometheus data source.
 func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 	var out []Route
 	add := func(p string, f http.HandlerFunc) { out = append(out, Route{Pattern: p, Handler: f}) }
@@ -48,22 +57,35 @@ func (r *Ruler) Routes(tenantOf TenantFunc) []Route {
 		add("DELETE "+base+"/{namespace}/{group}", h.deleteGroup)
 	}
 	mimir := &configAPI{r: r, lang: PromQL, tenant: tenantOf}
-	config(mimir, "/prometheus/config/v1/rules", true)
-	// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives only under the Mimir prefix.
+	for _, base := range []string{"/prometheus/config/v1/rules", "/config/v1/rules", "/rules", "/prometheus/rules"} {
+		config(mimir, base, true)
+	}
+	// GET /api/v1/rules is Prometheus' rules API; the Cortex listing lives under the other prefixes.
 	config(mimir, "/api/v1/rules", false)
-	// Loki answers 404 to a listing without groups, as cortextool expects of it.
-	config(&configAPI{r: r, lang: LogQL, tenant: tenantOf, emptyListNotFound: true}, "/loki/api/v1/rules", true)
-	h := &apiHandler{r: r, tenant: tenantOf}
-	for _, base := range []string{"/api/v1", "/prometheus/api/v1"} {
+	// Loki answers 404 to a listing without groups, as cortextool and Grafana expect of it.
+	loki := &configAPI{r: r, lang: LogQL, tenant: tenantOf, emptyListNotFound: true}
+	config(loki, "/loki/api/v1/rules", true)
+	config(loki, "/api/prom/rules", true)
+	prefixed := r.opts.PrometheusPrefixRules
+	if prefixed == "" {
+		prefixed = LogQL
+	}
+	for base, lang := range map[string]Lang{"/api/v1": PromQL, "/prometheus/api/v1": prefixed} {
+		h := &apiHandler{r: r, tenant: tenantOf, lang: lang, cortex: base != "/api/v1"}
 		add("GET "+base+"/rules", h.promRules)
 		add("GET "+base+"/alerts", h.promAlerts)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pattern < out[j].Pattern })
 	return out
 }
 
 type apiHandler struct {
 	r      *Ruler
 	tenant TenantFunc
+	lang   Lang // the language of the groups listed
+	// cortex answers as Loki's and Mimir's rulers do under /prometheus: errorType and error always present,
+	// and every rule's lastError even when empty. Prometheus leaves them out.
+	cortex bool
 }
 
 // configAPI is the rule configuration API of one language: Mimir's and Cortex's for PromQL, Loki's for LogQL.
@@ -136,9 +158,18 @@ func (h *configAPI) prepare(w http.ResponseWriter, req *http.Request, names int)
 	return c, true
 }
 
-func storeError(w http.ResponseWriter, err error) {
+// The 404 texts of Mimir's and Loki's ruler APIs (Cortex's rule store errors), which clients match: Grafana
+// takes "group does not exist" and "no rule groups found" to mean a ruler without that group.
+const (
+	notFoundList      = "no rule groups found"
+	notFoundGroup     = "group does not exist"
+	notFoundNamespace = "group namespace does not exist"
+)
+
+// storeError answers a rule store error; a missing namespace or group is a 404 with the text notFound.
+func storeError(w http.ResponseWriter, err error, notFound string) {
 	if errors.Is(err, ErrNotFound) {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, notFound, http.StatusNotFound)
 		return
 	}
 	http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -152,9 +183,9 @@ func (h *configAPI) listRules(w http.ResponseWriter, req *http.Request) {
 	nss, err := c.st.Namespaces(req.Context(), c.tenant, "")
 	switch {
 	case err != nil:
-		storeError(w, err)
+		storeError(w, err, notFoundList)
 	case len(nss) == 0 && h.emptyListNotFound:
-		storeError(w, ErrNotFound)
+		storeError(w, ErrNotFound, notFoundList)
 	default:
 		writeYAML(w, nss)
 	}
@@ -168,9 +199,9 @@ func (h *configAPI) getNamespace(w http.ResponseWriter, req *http.Request) {
 	nss, err := c.st.Namespaces(req.Context(), c.tenant, c.ns)
 	switch {
 	case err != nil:
-		storeError(w, err)
+		storeError(w, err, notFoundList)
 	case len(nss[c.ns]) == 0:
-		storeError(w, ErrNotFound)
+		storeError(w, ErrNotFound, notFoundList)
 	default:
 		writeYAML(w, map[string][]rulefmt.RuleGroup{c.ns: nss[c.ns]})
 	}
@@ -183,7 +214,7 @@ func (h *configAPI) getGroup(w http.ResponseWriter, req *http.Request) {
 	}
 	g, err := c.st.GetGroup(req.Context(), c.tenant, c.ns, c.group)
 	if err != nil {
-		storeError(w, err)
+		storeError(w, err, notFoundGroup)
 		return
 	}
 	writeYAML(w, g)
@@ -224,25 +255,25 @@ func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
 		return
 	}
-	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g))
+	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g), notFoundGroup)
 }
 
 func (h *configAPI) deleteNamespace(w http.ResponseWriter, req *http.Request) {
 	if c, ok := h.prepare(w, req, namespaceOnly); ok {
-		h.changed(w, req, c, c.st.DeleteNamespace(req.Context(), c.tenant, c.ns))
+		h.changed(w, req, c, c.st.DeleteNamespace(req.Context(), c.tenant, c.ns), notFoundNamespace)
 	}
 }
 
 func (h *configAPI) deleteGroup(w http.ResponseWriter, req *http.Request) {
 	if c, ok := h.prepare(w, req, namespaceAndGroup); ok {
-		h.changed(w, req, c, c.st.DeleteGroup(req.Context(), c.tenant, c.ns, c.group))
+		h.changed(w, req, c, c.st.DeleteGroup(req.Context(), c.tenant, c.ns, c.group), notFoundGroup)
 	}
 }
 
 // changed answers a stored change (202) and applies it at once; if applying fails the next poll retries it.
-func (h *configAPI) changed(w http.ResponseWriter, req *http.Request, c configReq, err error) {
+func (h *configAPI) changed(w http.ResponseWriter, req *http.Request, c configReq, err error, notFound string) {
 	if err != nil {
-		storeError(w, err)
+		storeError(w, err, notFound)
 		return
 	}
 	if err := h.r.SyncTenant(req.Context(), c.tenant); err != nil {
@@ -267,7 +298,7 @@ type ruleDiscovery struct {
 type ruleGroup struct {
 	Name string `json:"name"`
 	File string `json:"file"`
-	// Language is promql or logql: Sprout serves the rules of its Mimir and Loki roles from one endpoint.
+	// Language is promql or logql, the one language of the listing's groups (see Routes).
 	Language       Lang      `json:"language"`
 	Rules          []any     `json:"rules"`
 	Interval       float64   `json:"interval"`
@@ -295,7 +326,7 @@ type alertingRule struct {
 	Annotations    labels.Labels    `json:"annotations"`
 	Alerts         []*promAlert     `json:"alerts"`
 	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
+	LastError      *string          `json:"lastError,omitempty"`
 	EvaluationTime float64          `json:"evaluationTime"`
 	LastEvaluation time.Time        `json:"lastEvaluation"`
 	Type           string           `json:"type"`
@@ -306,10 +337,39 @@ type recordingRule struct {
 	Query          string           `json:"query"`
 	Labels         labels.Labels    `json:"labels"`
 	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
+	LastError      *string          `json:"lastError,omitempty"`
 	EvaluationTime float64          `json:"evaluationTime"`
 	LastEvaluation time.Time        `json:"lastEvaluation"`
 	Type           string           `json:"type"`
+}
+
+// cortexResponse is promResponse as Loki's and Mimir's rulers write it, with the error fields always present.
+type cortexResponse struct {
+	Status    string `json:"status"`
+	Data      any    `json:"data"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
+}
+
+// write answers a successful rules or alerts view in the handler's envelope.
+func (h *apiHandler) write(w http.ResponseWriter, data any) {
+	if !h.cortex {
+		writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: data})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(cortexResponse{Status: "success", Data: data})
+}
+
+// lastError is a rule's error as the handler writes it: nil (left out) when empty, unless cortex.
+func (h *apiHandler) lastError(err error) *string {
+	if err == nil && !h.cortex {
+		return nil
+	}
+	s := errString(err)
+	return &s
 }
 
 func writeJSON(w http.ResponseWriter, code int, v promResponse) {
@@ -357,7 +417,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 	wantFiles := set(req.URL.Query()["file[]"])
 	res := &ruleDiscovery{RuleGroups: []*ruleGroup{}}
 	for _, g := range h.r.Rules(id).Groups {
-		if !wantGroups.has(g.Name()) || !wantFiles.has(g.File()) {
+		if g.Lang != h.lang || !wantGroups.has(g.Name()) || !wantFiles.has(g.File()) {
 			continue
 		}
 		rg := &ruleGroup{
@@ -377,7 +437,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 					State: rule.State().String(), Name: rule.Name(), Query: RuleQuery(rule),
 					Duration: rule.HoldDuration().Seconds(), KeepFiringFor: rule.KeepFiringFor().Seconds(),
 					Labels: rule.Labels(), Annotations: rule.Annotations(), Alerts: toPromAlerts(rule.ActiveAlerts()),
-					Health: rule.Health(), LastError: errString(rule.LastError()),
+					Health: rule.Health(), LastError: h.lastError(rule.LastError()),
 					EvaluationTime: rule.GetEvaluationDuration().Seconds(), LastEvaluation: rule.GetEvaluationTimestamp(),
 					Type: "alerting",
 				})
@@ -387,7 +447,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 				}
 				rg.Rules = append(rg.Rules, recordingRule{
 					Name: rule.Name(), Query: RuleQuery(rule), Labels: rule.Labels(), Health: rule.Health(),
-					LastError: errString(rule.LastError()), EvaluationTime: rule.GetEvaluationDuration().Seconds(),
+					LastError: h.lastError(rule.LastError()), EvaluationTime: rule.GetEvaluationDuration().Seconds(),
 					LastEvaluation: rule.GetEvaluationTimestamp(), Type: "recording",
 				})
 			}
@@ -396,7 +456,7 @@ func (h *apiHandler) promRules(w http.ResponseWriter, req *http.Request) {
 			res.RuleGroups = append(res.RuleGroups, rg)
 		}
 	}
-	writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: res})
+	h.write(w, res)
 }
 
 func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
@@ -406,6 +466,9 @@ func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
 	}
 	var all []*rules.Alert
 	for _, g := range h.r.Rules(id).Groups {
+		if g.Lang != h.lang {
+			continue
+		}
 		for _, rule := range g.Rules() {
 			if ar, ok := rule.(*rules.AlertingRule); ok {
 				all = append(all, ar.ActiveAlerts()...)
@@ -413,7 +476,7 @@ func (h *apiHandler) promAlerts(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return labels.Compare(all[i].Labels, all[j].Labels) < 0 })
-	writeJSON(w, http.StatusOK, promResponse{Status: "success", Data: map[string]any{"alerts": toPromAlerts(all)}})
+	h.write(w, map[string]any{"alerts": toPromAlerts(all)})
 }
 
 type stringSet map[string]struct{}

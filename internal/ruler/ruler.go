@@ -72,8 +72,11 @@ type Options struct {
 	ResendDelay time.Duration
 	// ExternalURL is used in alerts' generator URLs.
 	ExternalURL string
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// PrometheusPrefixRules is the language of the groups /prometheus/api/v1/rules and /alerts list: LogQL (the
+	// default) as Loki serves them, or PromQL as Mimir does (see Routes).
+	PrometheusPrefixRules Lang
+	Logger                *slog.Logger
+	Registerer            prometheus.Registerer
 }
 
 // Ruler runs the rule managers of all tenants that have rules.

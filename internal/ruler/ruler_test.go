@@ -536,7 +536,7 @@ func TestRulerConfigAPI(t *testing.T) {
 				}
 				return nil
 			})
-			if b := get(t, srv.URL+"/prometheus/api/v1/rules", http.StatusOK); !strings.Contains(b, `"name":"grp one"`) || !strings.Contains(b, `"file":"ns1"`) {
+			if b := get(t, srv.URL+"/api/v1/rules", http.StatusOK); !strings.Contains(b, `"name":"grp one"`) || !strings.Contains(b, `"file":"ns1"`) {
 				t.Fatalf("rules API = %s", b)
 			}
 			do(t, http.MethodDelete, srv.URL+base+"/ns1/grp%20one", "", http.StatusAccepted)
@@ -647,7 +647,7 @@ groups:
         labels: {severity: info}
         annotations: {summary: "value {{ $value }}"}
 `)
-	// A LogQL file next to it: the one rules view shows both, each group with its language.
+	// A LogQL file next to it: Prometheus' rules view lists the PromQL groups, Loki's the LogQL ones.
 	writeFile(t, filepath.Join(dir, "logql", "l.yaml"), `
 groups:
   - name: golden-logs
@@ -660,11 +660,15 @@ groups:
 	r := newRuler(t, ruler.Options{RulePath: dir, Store: store, Logs: newLogStore(t), LogQLRules: ruler.NewLogQLRuleStore(bkt)})
 	srv := httptest.NewServer(routes(r))
 	defer srv.Close()
-	var rulesBody string
+	var rulesBody, logRulesBody string
 	tu.Eventually(t, 10*time.Second, func() error {
 		rulesBody = get(t, srv.URL+"/api/v1/rules", http.StatusOK)
-		if strings.Count(rulesBody, `"health":"ok"`) != 3 || !strings.Contains(rulesBody, `"state":"pending"`) {
+		if strings.Count(rulesBody, `"health":"ok"`) != 2 || !strings.Contains(rulesBody, `"state":"pending"`) {
 			return fmt.Errorf("rules not evaluated yet: %s", rulesBody)
+		}
+		logRulesBody = get(t, srv.URL+"/prometheus/api/v1/rules", http.StatusOK)
+		if strings.Count(logRulesBody, `"health":"ok"`) != 1 {
+			return fmt.Errorf("LogQL rules not evaluated yet: %s", logRulesBody)
 		}
 		return nil
 	})
@@ -673,7 +677,7 @@ groups:
 	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-b", "name: g2\nrules:\n  - alert: A\n    expr: rate({a=\"b\"}[5m]) > 1\n    for: 1m\n    labels: {severity: page}\n", http.StatusAccepted)
 	do(t, http.MethodPost, srv.URL+"/loki/api/v1/rules/ns-a", "name: g1\ninterval: 1m\nrules:\n  - record: r:one\n    expr: count_over_time({a=\"b\"}[1m])\n", http.StatusAccepted)
 	lokiBody := get(t, srv.URL+"/loki/api/v1/rules", http.StatusOK)
-	for name, body := range map[string]string{"rules.json": rulesBody, "alerts.json": alertsBody, "loki_rules.yaml": lokiBody} {
+	for name, body := range map[string]string{"rules.json": rulesBody, "rules_logql.json": logRulesBody, "alerts.json": alertsBody, "loki_rules.yaml": lokiBody} {
 		got := timeFields.ReplaceAllString(strings.ReplaceAll(body, dir, "RULE_PATH"), `"$1":"X"`)
 		path := filepath.Join("testdata", "golden", name)
 		if *update {
@@ -785,5 +789,55 @@ func TestSetGroupTenantDoor(t *testing.T) {
 	ids, err := ruler.NewRuleStore(bkt).Tenants(context.Background())
 	if err != nil || len(ids) != 1 || ids[0] != "team-a" {
 		t.Errorf("stored tenants = %v, %v; want only team-a", ids, err)
+	}
+}
+
+// TestRulesViewLanguages: /api/v1/rules and /alerts list PromQL groups; /prometheus/api/v1/rules and /alerts
+// list LogQL groups by default (Loki's paths) or PromQL ones with PrometheusPrefixRules (Mimir's); Loki's
+// ruler API answers at both of its prefixes, and the Mimir ruler API at the paths Grafana's proxy builds.
+func TestRulesViewLanguages(t *testing.T) {
+	store := newTestStore(t)
+	for _, tc := range []struct {
+		name     string
+		prefixed ruler.Lang
+		want     map[string]string // path → the alert it must list (and the other must not)
+	}{
+		{"default", "", map[string]string{"/api/v1/rules": "PromAlert", "/api/v1/alerts": "PromAlert", "/prometheus/api/v1/rules": "LogAlert", "/prometheus/api/v1/alerts": "LogAlert"}},
+		{"mimir prefix", ruler.PromQL, map[string]string{"/api/v1/rules": "PromAlert", "/prometheus/api/v1/rules": "PromAlert", "/prometheus/api/v1/alerts": "PromAlert"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bkt := newBucket(t, t.TempDir())
+			r := newRuler(t, ruler.Options{Store: store, Logs: newLogStore(t), Rules: ruler.NewRuleStore(bkt), LogQLRules: ruler.NewLogQLRuleStore(bkt), PrometheusPrefixRules: tc.prefixed, Registerer: prometheus.NewRegistry()})
+			srv := httptest.NewServer(routes(r))
+			defer srv.Close()
+			do(t, http.MethodPost, srv.URL+"/config/v1/rules/ns", "name: p\ninterval: 100ms\nrules:\n  - alert: PromAlert\n    expr: vector(1)\n", http.StatusAccepted)
+			do(t, http.MethodPost, srv.URL+"/api/prom/rules/ns", "name: l\ninterval: 100ms\nrules:\n  - alert: LogAlert\n    expr: vector(1) > 0\n", http.StatusAccepted)
+			for _, p := range []string{"/rules/ns/p", "/prometheus/rules/ns/p", "/prometheus/config/v1/rules/ns/p", "/api/v1/rules/ns/p"} {
+				if b := get(t, srv.URL+p, http.StatusOK); !strings.Contains(b, "alert: PromAlert") {
+					t.Errorf("%s = %s", p, b)
+				}
+			}
+			for _, p := range []string{"/api/prom/rules/ns/l", "/loki/api/v1/rules/ns/l"} {
+				if b := get(t, srv.URL+p, http.StatusOK); !strings.Contains(b, "alert: LogAlert") {
+					t.Errorf("%s = %s", p, b)
+				}
+			}
+			if b := get(t, srv.URL+"/api/prom/rules/ns/none", http.StatusNotFound); !strings.Contains(b, "group does not exist") {
+				t.Errorf("missing group = %s (Grafana looks for these words)", b)
+			}
+			tu.Eventually(t, 10*time.Second, func() error {
+				for p, want := range tc.want {
+					b := get(t, srv.URL+p, http.StatusOK)
+					other := map[string]string{"PromAlert": "LogAlert", "LogAlert": "PromAlert"}[want]
+					if !strings.Contains(b, want) {
+						return fmt.Errorf("%s lacks %s: %s", p, want, b)
+					}
+					if strings.Contains(b, other) {
+						t.Fatalf("%s lists %s: %s", p, other, b)
+					}
+				}
+				return nil
+			})
+		})
 	}
 }

@@ -132,7 +132,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		if td.id == "team-alpha" {
 			checks = append(checks,
 				struct{ what, path, want string }{"rule group", "/api/v1/rules", "alpha-rules"},
-				struct{ what, path, want string }{"Alertmanager config", "/api/v1/alerts", "alpha-null"},
+				struct{ what, path, want string }{"Alertmanager config", "/alertmanager/api/v1/alerts", "alpha-null"},
 			)
 		}
 		for _, ch := range checks {
