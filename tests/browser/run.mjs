@@ -469,7 +469,21 @@ async function main() {
     try {
       await goto('/ui/alerts');
       await page.locator('h1', { hasText: 'Alerts' }).waitFor(timeout);
-      const api = (await getJSON('/api/v1/rules')).data.groups.flatMap((g) => g.rules);
+      // PromQL rules from Prometheus' view, LogQL rules from Loki's (the page shows both, each rule once).
+      const allRules = async () => {
+        const seen = new Set();
+        const out = [];
+        for (const path of ['/api/v1/rules', '/prometheus/api/v1/rules']) {
+          for (const g of (await getJSON(path)).data.groups) {
+            for (const r of g.rules) {
+              const k = JSON.stringify([g.file, g.name, r.type, r.name, r.query]);
+              if (!seen.has(k)) { seen.add(k); out.push(r); }
+            }
+          }
+        }
+        return out;
+      };
+      const api = await allRules();
       if (!api.length) {
         await page.locator('.empty', { hasText: 'No rules are loaded' }).waitFor(timeout);
       } else {
@@ -479,7 +493,7 @@ async function main() {
         const key = (xs) => xs.map((x) => x.join('=')).sort().join(',');
         // States can move between the two reads; the names must match, and the states where they did not move.
         if (key(shown.map(([n]) => [n])) !== key(want.map(([n]) => [n]))) throw new Error(`rules shown ${key(shown)}, API ${key(want)}`);
-        const again = (await getJSON('/api/v1/rules')).data.groups.flatMap((g) => g.rules);
+        const again = await allRules();
         for (const [n, st] of shown) {
           const a = want.find((w) => w[0] === n), b = again.find((r) => r.name === n);
           if (st && a[1] === (b.type === 'alerting' ? b.state : '') && st !== a[1]) throw new Error(`${n}: shows ${st}, API ${a[1]}`);

@@ -1,5 +1,6 @@
-// Readers for the alerts page: Prometheus' /api/v1/rules (rules with their state, last evaluation and active
-// alerts; Sprout's ruler answers it for PromQL and LogQL rules alike) and Alertmanager's /api/v2/silences.
+// Readers for the alerts page: Prometheus' /api/v1/rules (PromQL rules with their state, last evaluation and active
+// alerts), the same view of LogQL rules where Loki serves it (/prometheus/api/v1/rules on the Loki URL), and
+// Alertmanager's /api/v2/silences.
 type J = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface ActiveAlert { labels: Record<string, string>; annotations: Record<string, string>; state: string; activeAt: string; value: string }
@@ -16,13 +17,13 @@ const strs = (o: J): Record<string, string> => {
 };
 
 /** The rules of a /api/v1/rules answer, alerting rules first (firing, then pending, then the rest), then recording. */
-export function parseRules(body: J): Rule[] {
+export function parseRules(body: J, language = 'promql'): Rule[] {
   const out: Rule[] = [];
   for (const g of body?.data?.groups ?? []) {
     for (const r of g?.rules ?? []) {
       const type = r?.type === 'recording' ? 'recording' : 'alerting';
       out.push({
-        group: String(g.name ?? ''), file: String(g.file ?? ''), language: String(g.language ?? 'promql'), type,
+        group: String(g.name ?? ''), file: String(g.file ?? ''), language: String(g.language ?? language), type,
         name: String(r?.name ?? ''), query: String(r?.query ?? ''),
         state: type === 'alerting' ? String(r?.state ?? 'inactive') : '', health: String(r?.health ?? 'unknown'),
         lastError: String(r?.lastError ?? ''), lastEvaluation: String(r?.lastEvaluation ?? ''),
@@ -30,6 +31,19 @@ export function parseRules(body: J): Rule[] {
         alerts: (r?.alerts ?? []).map((a: J) => ({ labels: strs(a?.labels), annotations: strs(a?.annotations), state: String(a?.state ?? ''), activeAt: String(a?.activeAt ?? ''), value: String(a?.value ?? '') })),
       });
     }
+  }
+  const rank = (r: Rule) => (r.type === 'recording' ? 3 : r.state === 'firing' ? 0 : r.state === 'pending' ? 1 : 2);
+  return out.sort((a, b) => rank(a) - rank(b) || a.group.localeCompare(b.group) || a.name.localeCompare(b.name));
+}
+
+/** The rules of several /api/v1/rules answers in parseRules' order, each rule once (two views may list the same
+ * groups, e.g. when the ruler serves PromQL under both prefixes). */
+export function mergeRules(...lists: Rule[][]): Rule[] {
+  const seen = new Set<string>();
+  const out: Rule[] = [];
+  for (const r of lists.flat()) {
+    const k = JSON.stringify([r.language, r.file, r.group, r.type, r.name, r.query]);
+    if (!seen.has(k)) { seen.add(k); out.push(r); }
   }
   const rank = (r: Rule) => (r.type === 'recording' ? 3 : r.state === 'firing' ? 0 : r.state === 'pending' ? 1 : 2);
   return out.sort((a, b) => rank(a) - rank(b) || a.group.localeCompare(b.group) || a.name.localeCompare(b.name));

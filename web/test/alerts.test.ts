@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseMatchers, parseRules, parseSilences } from '../src/alerts';
+import { mergeRules, parseMatchers, parseRules, parseSilences } from '../src/alerts';
 
 describe('alerts', () => {
   it('reads rules with state, health and active alerts, firing first', () => {
@@ -19,6 +19,13 @@ describe('alerts', () => {
     expect(r[1].forS).toBe(300);
     expect(r[2]).toMatchObject({ type: 'recording', state: '', evaluationMs: 2 });
     expect(parseRules({})).toEqual([]);
+  });
+
+  it('merges the PromQL and LogQL views, each rule once, firing first', () => {
+    const promView = { data: { groups: [{ name: 'red', file: 'red.yaml', rules: [{ type: 'alerting', name: 'A', query: 'x > 1', state: 'inactive' }] }] } };
+    const lokiView = { data: { groups: [{ name: 'logs', file: 'errors.yaml', rules: [{ type: 'alerting', name: 'B', query: 'sum(rate({a="b"}[1m])) > 0', state: 'firing' }] }] } };
+    const m = mergeRules(parseRules(promView), parseRules(lokiView, 'logql'), parseRules(promView));
+    expect(m.map((r) => [r.name, r.language])).toEqual([['B', 'logql'], ['A', 'promql']]);
     expect(parseRules({ data: { groups: [{ rules: [null] }] } })[0].name).toBe('');
   });
 

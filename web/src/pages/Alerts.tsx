@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { alertmanager, prom } from '../api';
+import { alertmanager, loki, prom } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
-import { parseMatchers, parseRules, parseSilences, type Rule, type Silence } from '../alerts';
+import { mergeRules, parseMatchers, parseRules, parseSilences, type Rule, type Silence } from '../alerts';
 import { fmtDuration, fmtTime, parseDuration } from '../time';
 import { link, type Route } from '../url';
 
@@ -51,7 +51,16 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
   const [reload, setReload] = useState(0);
   const [draft, setDraft] = useState('');
   const res = useAsync<Data>(`alerts|${reload}`, async (signal) => {
-    const rules = parseRules(await prom('/api/v1/rules', {}, signal));
+    // PromQL rules from the Prometheus API, LogQL rules from the Loki API's rules view; a Loki side without a
+    // ruler (404) leaves the PromQL ones.
+    const [promRules, lokiRules] = await Promise.all([
+      prom('/api/v1/rules', {}, signal),
+      loki('/prometheus/api/v1/rules', {}, signal).catch((e) => {
+        if ((e as Error).name === 'AbortError') throw e;
+        return null;
+      }),
+    ]);
+    const rules = mergeRules(parseRules(promRules), lokiRules ? parseRules(lokiRules, 'logql') : []);
     try {
       return { rules, silences: parseSilences(await prom('/alertmanager/api/v2/silences', {}, signal)) };
     } catch (e) {
