@@ -47,10 +47,11 @@ type Stage interface{ String() string }
 
 // LineFilter keeps or drops lines by content. Ors are alternatives of the same operator (`|= "a" or "b"`).
 type LineFilter struct {
-	Op    tokKind // tPipeEq, tNeq, tPipeRe, tNre
+	Op    tokKind // tPipeEq, tNeq, tPipeRe, tNre, tPipePat, tNpat
 	Value string
 	Ors   []string
 	res   []*regexp.Regexp
+	pats  []linePattern
 }
 
 func (f *LineFilter) String() string {

@@ -282,6 +282,16 @@ func lineFilterFn(f *LineFilter) stageFn {
 			}
 			return line, false
 		}
+	case tPipePat, tNpat:
+		want := f.Op == tPipePat
+		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) {
+			for _, m := range f.pats {
+				if m.test(line) {
+					return line, want
+				}
+			}
+			return line, !want
+		}
 	default: // !~
 		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) {
 			for _, re := range f.res {
