@@ -778,7 +778,7 @@ func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx, release, ok := a.admit(w, r, tid, time.Duration(end - start))
+	ctx, release, ok := a.admit(w, r, tid, time.Duration(end-start))
 	if !ok {
 		return
 	}
