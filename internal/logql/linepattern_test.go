@@ -23,7 +23,7 @@ func TestLinePattern(t *testing.T) {
 		{"GET <_> <_> <_>", "POST /api/users/42 200 12ms", false},
 		{"request id=<_> done now", "request id=abc(x) done now", true},
 		{"<ip> - <_>", "10.0.0.1 - x", true}, // named captures match like <_>
-		{"a < b <_>", "a < b c", true},      // '<' that opens no capture is text
+		{"a < b <_>", "a < b c", true},       // '<' that opens no capture is text
 		{"plain", "plain", true},
 		{"plain", "", false},
 	} {

@@ -51,7 +51,7 @@ func TestPatternMinerTable(t *testing.T) {
 			want: []string{`level=info msg="order placed" order_id=<_> took=<_> (2)`},
 		},
 		{
-			name: "too few tokens are skipped",
+			name:  "too few tokens are skipped",
 			lines: []string{"ok", "ready now", "done"},
 			want:  nil,
 		},
