@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The pattern miner groups log lines by shape, as Loki's pattern ingester does for Logs Drilldown's Patterns tab:
@@ -100,30 +101,27 @@ func (m *patternMiner) tokenizeLine(line string) bool {
 			m.space = append(m.space, false)
 		}
 	}
-	for i, r := range line {
+	for i := 0; i < len(line); {
+		r, w := utf8.DecodeRuneInString(line[i:])
+		i += w
 		if unicode.IsLetter(r) || unicode.IsNumber(r) || r == '_' || r == '-' || r == '.' || r == ':' || r == '/' {
 			continue
 		}
-		if r == ' ' {
-			emit(i)
+		at := i - w // the rune's offset
+		if unicode.IsSpace(r) {
+			// Tabs and other blanks separate like a space.
+			emit(at)
 			if len(m.space) > 0 {
 				m.space[len(m.space)-1] = true
 			}
-			start = i + 1
+			start = i
 			continue
 		}
-		if r == '=' || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r) {
-			emit(i)
-			if unicode.IsSpace(r) {
-				// Tabs and other blanks separate like a space.
-				if len(m.space) > 0 {
-					m.space[len(m.space)-1] = true
-				}
-			} else {
-				m.tokens = append(m.tokens, line[i:i+len(string(r))])
-				m.space = append(m.space, false)
-			}
-			start = i + len(string(r))
+		if r == '=' || unicode.IsPunct(r) || unicode.IsSymbol(r) || r == utf8.RuneError {
+			emit(at)
+			m.tokens = append(m.tokens, line[at:i])
+			m.space = append(m.space, false)
+			start = i
 		}
 		if len(m.tokens) > patternMaxTokens {
 			return false
