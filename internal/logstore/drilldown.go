@@ -494,14 +494,12 @@ func (a *API) drilldownLimits(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"limits": limits, "pattern_ingester_enabled": true, "version": a.Version})
 }
 
-// otlpConfigJSON is how Sprout maps OTLP logs (otlp.go), in the shape of Loki's otlp_config: service.name and
-// the other index attributes become stream labels, the rest structured metadata.
+// otlpConfigJSON is how Sprout maps OTLP logs (otlp.go), in the shape of Loki's otlp_config: Loki's default
+// index attributes become stream labels, everything else structured metadata.
 var otlpConfigJSON = map[string]any{
-	"ResourceAttributes": map[string]any{
-		"IgnoreDefaults":   false,
-		"AttributesConfig": []any{},
+	"resource_attributes": map[string]any{
+		"attributes_config": []any{
+			map[string]any{"action": "index_label", "attributes": DefaultIndexLabels, "regex": ""},
+		},
 	},
-	"ScopeAttributes":     nil,
-	"LogAttributes":       nil,
-	"SeverityTextAsLabel": false,
 }
