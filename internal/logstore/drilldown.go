@@ -408,13 +408,16 @@ func (a *API) patterns(w http.ResponseWriter, r *http.Request) {
 	steps := int((end-start)/step) + 1
 	miner := newPatternMiner(start, step, steps, defaultMaxPatterns)
 	pl := logql.NewPipeline(sel.Stages)
-	var read int64
+	var read, lines int64
 	maxBytes := a.Store.cfg.Limits.MaxQueryBytesRead
 	err = a.Store.Querier(tid).SelectLogs(ctx, logql.SelectParams{
 		Matchers: sel.Matchers, Start: start, End: end + 1, TraceID: logql.TraceIDHint(sel),
 		LineFilter: logql.LinePrefilter(sel.Stages), Direction: logql.Forward,
 	}, func(stream labels.Labels, e logql.Entry) error {
 		read += int64(len(e.Line))
+		if lines++; lines%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if maxBytes > 0 && read > maxBytes {
 			return fmt.Errorf("%w: the query would read more than %d bytes (limit: max_query_bytes_read)", logql.ErrLimit, maxBytes)
 		}
@@ -423,9 +426,6 @@ func (a *API) patterns(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		miner.Add(e.Timestamp, patternLevel(stream, e.Metadata), line)
-		if read&0xfffff < int64(len(e.Line)) {
-			return ctx.Err()
-		}
 		return nil
 	})
 	if err == nil {
