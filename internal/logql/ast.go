@@ -70,7 +70,9 @@ type ParserStage struct {
 	Param  string            // regexp or pattern
 	Params []LabelExtraction // json/logfmt label=path list
 	Strict bool
-	re     *regexp.Regexp
+	// KeepEmpty keeps logfmt keys with an empty value (Loki drops them unless --keep-empty).
+	KeepEmpty bool
+	re        *regexp.Regexp
 	pat    *pattern
 }
 
@@ -84,6 +86,9 @@ func (p *ParserStage) String() string {
 	s := "| " + p.Kind
 	if p.Strict {
 		s += " --strict"
+	}
+	if p.KeepEmpty {
+		s += " --keep-empty"
 	}
 	if p.Kind == "regexp" || p.Kind == "pattern" {
 		s += " " + strconv.Quote(p.Param)

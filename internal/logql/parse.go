@@ -615,6 +615,7 @@ func (p *parser) parseStage() (Stage, error) {
 						return nil, p.errAt(ft, "unknown flag %s", ft.text)
 					}
 					ps.Strict = ps.Strict || ft.text == "--strict"
+					ps.KeepEmpty = ps.KeepEmpty || ft.text == "--keep-empty"
 				}
 				for p.peek().kind == tIdent && !isKeyword(p.peek().text) {
 					nt := p.next()

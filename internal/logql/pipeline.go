@@ -537,6 +537,10 @@ func parserFn(s *ParserStage) stageFn {
 				want[e.Path] = e.Name
 			}
 			err := parseLogfmt(line, func(k, v string) {
+				if v == "" && !s.KeepEmpty {
+					// As Loki: a key without a value sets nothing unless --keep-empty.
+					return
+				}
 				if len(want) > 0 {
 					if n, ok := want[k]; ok {
 						setExtracted(b, n, v)
@@ -670,10 +674,13 @@ func parseLogfmt(line string, fn func(k, v string)) error {
 		}
 		key := line[ks:i]
 		if i < len(line) && line[i] == '"' {
+			// A quote inside a key (a JSON line, say): as Loki's decoder, the rest of the token is skipped.
 			if firstErr == nil {
 				firstErr = fmt.Errorf("unexpected '\"' at %d", i)
 			}
-			i++
+			for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+				i++
+			}
 			continue
 		}
 		if key == "" {
@@ -715,8 +722,17 @@ func parseLogfmt(line string, fn func(k, v string)) error {
 			continue
 		}
 		vs := i
+		bad := false
 		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			bad = bad || line[i] == '=' || line[i] == '"'
 			i++
+		}
+		if bad {
+			// An unquoted value holding '=' or '"' is malformed; Loki's decoder skips it.
+			if firstErr == nil {
+				firstErr = fmt.Errorf("unexpected '=' or '\"' in the value of key %q", key)
+			}
+			continue
 		}
 		fn(key, line[vs:i])
 	}
