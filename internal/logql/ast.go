@@ -73,7 +73,7 @@ type ParserStage struct {
 	// KeepEmpty keeps logfmt keys with an empty value (Loki drops them unless --keep-empty).
 	KeepEmpty bool
 	re        *regexp.Regexp
-	pat    *pattern
+	pat       *pattern
 }
 
 // LabelExtraction is `name="path"` (or a bare name) in `| json name="path"`.
