@@ -487,7 +487,6 @@ func (a *API) drilldownLimits(w http.ResponseWriter, r *http.Request) {
 		"pattern_persistence_enabled": false,
 		"query_timeout":               dur(l.QueryTimeout),
 		"retention_period":            dur(a.Store.cfg.Retention),
-		"retention_stream":            []any{},
 		"volume_enabled":              true,
 		"volume_max_series":           1000,
 	}
@@ -499,7 +498,7 @@ func (a *API) drilldownLimits(w http.ResponseWriter, r *http.Request) {
 var otlpConfigJSON = map[string]any{
 	"resource_attributes": map[string]any{
 		"attributes_config": []any{
-			map[string]any{"action": "index_label", "attributes": DefaultIndexLabels, "regex": ""},
+			map[string]any{"action": "index_label", "attributes": DefaultIndexLabels},
 		},
 	},
 }
