@@ -47,10 +47,11 @@ type Stage interface{ String() string }
 
 // LineFilter keeps or drops lines by content. Ors are alternatives of the same operator (`|= "a" or "b"`).
 type LineFilter struct {
-	Op    tokKind // tPipeEq, tNeq, tPipeRe, tNre
+	Op    tokKind // tPipeEq, tNeq, tPipeRe, tNre, tPipePat, tNpat
 	Value string
 	Ors   []string
 	res   []*regexp.Regexp
+	pats  []linePattern
 }
 
 func (f *LineFilter) String() string {
@@ -69,8 +70,10 @@ type ParserStage struct {
 	Param  string            // regexp or pattern
 	Params []LabelExtraction // json/logfmt label=path list
 	Strict bool
-	re     *regexp.Regexp
-	pat    *pattern
+	// KeepEmpty keeps logfmt keys with an empty value (Loki drops them unless --keep-empty).
+	KeepEmpty bool
+	re        *regexp.Regexp
+	pat       *pattern
 }
 
 // LabelExtraction is `name="path"` (or a bare name) in `| json name="path"`.
@@ -83,6 +86,9 @@ func (p *ParserStage) String() string {
 	s := "| " + p.Kind
 	if p.Strict {
 		s += " --strict"
+	}
+	if p.KeepEmpty {
+		s += " --keep-empty"
 	}
 	if p.Kind == "regexp" || p.Kind == "pattern" {
 		s += " " + strconv.Quote(p.Param)

@@ -48,6 +48,8 @@ const (
 	tMod     // %
 	tPow     // ^
 	tFlagArg // --strict
+	tPipePat // |> (pattern line filter)
+	tNpat    // !> (negated pattern line filter)
 )
 
 var tokNames = map[tokKind]string{
@@ -55,7 +57,7 @@ var tokNames = map[tokKind]string{
 	tBytes: "BYTES", tLBrace: "{", tRBrace: "}", tLParen: "(", tRParen: ")", tLBrack: "[", tRBrack: "]",
 	tComma: ",", tDot: ".", tEq: "=", tNeq: "!=", tRe: "=~", tNre: "!~", tPipeEq: "|=", tPipeRe: "|~", tPipe: "|",
 	tEqEq: "==", tGt: ">", tGte: ">=", tLt: "<", tLte: "<=", tAdd: "+", tSub: "-", tMul: "*", tDiv: "/",
-	tMod: "%", tPow: "^", tFlagArg: "FLAG",
+	tMod: "%", tPow: "^", tFlagArg: "FLAG", tPipePat: "|>", tNpat: "!>",
 }
 
 func (k tokKind) String() string { return tokNames[k] }
@@ -148,6 +150,12 @@ func lex(input string) ([]token, error) {
 			continue
 		case "|~":
 			emit(tPipeRe, 2)
+			continue
+		case "|>":
+			emit(tPipePat, 2)
+			continue
+		case "!>":
+			emit(tNpat, 2)
 			continue
 		case "==":
 			emit(tEqEq, 2)

@@ -19,6 +19,8 @@ func TestParseValid(t *testing.T) {
 		`{app="a", env!="dev", pod=~"p-.+", ns!~"kube.*"}`,
 		`{app="a"} |= "error" != "timeout" |~ "5.." !~ "GET /health"`,
 		`{app="a"} |= "a" or "b"`,
+		`{app="a"} |> "<_> level=error <_>" !> "GET /health <_>"`,
+		`{app="a"} |> "<_> a" or "b <_>" | json | logfmt | drop __error__, __error_details__`,
 		`{app="a"} | json | level="error"`,
 		`{app="a"} | json level="lvl", code="resp.codes[0]"`,
 		`{app="a"} | logfmt | duration > 1s and bytes >= 10KB or status >= 500`,
@@ -170,6 +172,8 @@ func TestLogQueries(t *testing.T) {
 		{`{app="lb"} != "404"`, []string{`{app="lb"} 10.0.0.1 - - "GET /index.html" 200`}},
 		{`{app="lb"} |~ "POST|PUT"`, []string{`{app="lb"} 10.0.0.2 - - "POST /api" 404`}},
 		{`{app="lb"} |= "GET" or "POST" !~ "404$"`, []string{`{app="lb"} 10.0.0.1 - - "GET /index.html" 200`}},
+		{`{app="lb"} |> "<_> - - \"POST <_>\" <_>"`, []string{`{app="lb"} 10.0.0.2 - - "POST /api" 404`}},
+		{`{app="lb"} !> "<_> 404"`, []string{`{app="lb"} 10.0.0.1 - - "GET /index.html" 200`}},
 		{`{app="api"} | logfmt | duration > 20ms | line_format "{{.status}}"`, []string{
 			`{app="api", duration="1.5s", env="prod", level="error", msg="request failed", size="2KB", status="500", trace_id="t2"} 500`,
 			`{app="api", duration="30ms", env="prod", level="info", msg="request done", size="512B", status="200", trace_id="t1"} 200`,

@@ -545,7 +545,7 @@ func (p *parser) parsePipeline(sel *LogSelectorExpr) error {
 	for {
 		t := p.peek()
 		switch t.kind {
-		case tPipeEq, tNeq, tPipeRe, tNre:
+		case tPipeEq, tNeq, tPipeRe, tNre, tPipePat, tNpat:
 			p.next()
 			f, err := p.parseLineFilterArgs(t)
 			if err != nil {
@@ -574,6 +574,15 @@ func (p *parser) parseLineFilterArgs(op token) (*LineFilter, error) {
 	for p.isIdent("or") && p.toks[p.pos+1].kind == tString {
 		p.next()
 		f.Ors = append(f.Ors, p.next().text)
+	}
+	if op.kind == tPipePat || op.kind == tNpat {
+		for _, v := range append([]string{f.Value}, f.Ors...) {
+			m, err := parseLinePattern(v)
+			if err != nil {
+				return nil, p.errAt(vt, "invalid pattern %q in line filter: %v", v, err)
+			}
+			f.pats = append(f.pats, m)
+		}
 	}
 	if op.kind == tPipeRe || op.kind == tNre {
 		for _, v := range append([]string{f.Value}, f.Ors...) {
@@ -606,6 +615,7 @@ func (p *parser) parseStage() (Stage, error) {
 						return nil, p.errAt(ft, "unknown flag %s", ft.text)
 					}
 					ps.Strict = ps.Strict || ft.text == "--strict"
+					ps.KeepEmpty = ps.KeepEmpty || ft.text == "--keep-empty"
 				}
 				for p.peek().kind == tIdent && !isKeyword(p.peek().text) {
 					nt := p.next()

@@ -282,6 +282,16 @@ func lineFilterFn(f *LineFilter) stageFn {
 			}
 			return line, false
 		}
+	case tPipePat, tNpat:
+		want := f.Op == tPipePat
+		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) {
+			for _, m := range f.pats {
+				if m.test(line) {
+					return line, want
+				}
+			}
+			return line, !want
+		}
 	default: // !~
 		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) {
 			for _, re := range f.res {
@@ -527,6 +537,10 @@ func parserFn(s *ParserStage) stageFn {
 				want[e.Path] = e.Name
 			}
 			err := parseLogfmt(line, func(k, v string) {
+				if v == "" && !s.KeepEmpty {
+					// As Loki: a key without a value sets nothing unless --keep-empty.
+					return
+				}
 				if len(want) > 0 {
 					if n, ok := want[k]; ok {
 						setExtracted(b, n, v)
@@ -660,10 +674,13 @@ func parseLogfmt(line string, fn func(k, v string)) error {
 		}
 		key := line[ks:i]
 		if i < len(line) && line[i] == '"' {
+			// A quote inside a key (a JSON line, say): as Loki's decoder, the rest of the token is skipped.
 			if firstErr == nil {
 				firstErr = fmt.Errorf("unexpected '\"' at %d", i)
 			}
-			i++
+			for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+				i++
+			}
 			continue
 		}
 		if key == "" {
@@ -705,8 +722,17 @@ func parseLogfmt(line string, fn func(k, v string)) error {
 			continue
 		}
 		vs := i
+		bad := false
 		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			bad = bad || line[i] == '=' || line[i] == '"'
 			i++
+		}
+		if bad {
+			// An unquoted value holding '=' or '"' is malformed; Loki's decoder skips it.
+			if firstErr == nil {
+				firstErr = fmt.Errorf("unexpected '=' or '\"' in the value of key %q", key)
+			}
+			continue
 		}
 		fn(key, line[vs:i])
 	}

@@ -62,7 +62,11 @@ func (a *API) Register(m Mux) {
 		m.Handle(method+" /loki/api/v1/index/volume", h(a.indexVolume))
 		m.Handle(method+" /loki/api/v1/index/volume_range", h(a.indexVolumeRange))
 		m.Handle(method+" /loki/api/v1/detected_fields", h(a.detectedFields))
+		m.Handle(method+" /loki/api/v1/detected_field/{name}/values", h(a.detectedFieldValues))
+		m.Handle(method+" /loki/api/v1/detected_labels", h(a.detectedLabels))
+		m.Handle(method+" /loki/api/v1/patterns", h(a.patterns))
 	}
+	m.Handle("GET /loki/api/v1/drilldown-limits", h(a.drilldownLimits))
 	m.Handle("GET /loki/api/v1/tail", h(a.tail))
 	m.Handle("GET /loki/api/v1/status/buildinfo", h(a.buildInfo))
 }
@@ -788,86 +792,6 @@ func (a *API) indexVolumeRange(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": matrixJSON(res)}})
 }
 
-// detectedFields samples recent lines of the query and reports the fields a json or logfmt parser would find,
-// with their cardinality and a guessed type.
-func (a *API) detectedFields(w http.ResponseWriter, r *http.Request) {
-	tid, qp, ok := a.queryRequest(w, r, true)
-	if !ok {
-		return
-	}
-	sel, err := logql.ParseLogSelector(qp.query)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, release, ok := a.admit(w, r, tid, qp.end.Sub(qp.start))
-	if !ok {
-		return
-	}
-	defer release()
-	var st logql.Stats
-	res, err := a.Store.Engine().SelectLogs(ctx, a.Store.Querier(tid), logql.LogQuery{Expr: sel, Start: qp.start.UnixNano(), End: qp.end.UnixNano() + 1, Limit: 1000, Categorize: true}, &st)
-	if err != nil {
-		a.queryError(w, err)
-		return
-	}
-	type field struct {
-		values  map[string]bool
-		parsers map[string]bool
-		typ     string
-	}
-	fields := map[string]*field{}
-	note := func(name, val, parser string) {
-		f := fields[name]
-		if f == nil {
-			f = &field{values: map[string]bool{}, parsers: map[string]bool{}}
-			fields[name] = f
-		}
-		if len(f.values) < 10000 {
-			f.values[val] = true
-		}
-		if parser != "" {
-			f.parsers[parser] = true
-		}
-		f.typ = mergeType(f.typ, guessType(val))
-	}
-	jsonP := logql.NewPipeline(mustStages(`{a="b"} | json`))
-	logfmtP := logql.NewPipeline(mustStages(`{a="b"} | logfmt`))
-	for _, s := range res {
-		for _, e := range s.Entries {
-			e.Metadata.Range(func(l labels.Label) { note(l.Name, l.Value, "") })
-			parser, p := "logfmt", logfmtP
-			if strings.HasPrefix(strings.TrimSpace(e.Line), "{") {
-				parser, p = "json", jsonP
-			}
-			// With the stream's labels, a parsed field that collides with one is named <name>_extracted, as Loki
-			// reports it.
-			p.Process(e.Timestamp, e.Line, s.Labels, labels.EmptyLabels())
-			_, _, parsed := p.Builder().Categorized()
-			if parsed.Has(logql.ErrorLabel) {
-				continue
-			}
-			parsed.Range(func(l labels.Label) { note(l.Name, l.Value, parser) })
-		}
-	}
-	names := make([]string, 0, len(fields))
-	for n := range fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := []map[string]any{}
-	for _, n := range names {
-		f := fields[n]
-		var ps []string
-		for p := range f.parsers {
-			ps = append(ps, p)
-		}
-		sort.Strings(ps)
-		out = append(out, map[string]any{"label": n, "type": f.typ, "cardinality": len(f.values), "parsers": ps})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"fields": out, "limit": 1000})
-}
-
 func mustStages(q string) []logql.Stage {
 	s, err := logql.ParseLogSelector(q)
 	if err != nil {
@@ -876,6 +800,8 @@ func mustStages(q string) []logql.Stage {
 	return s.Stages
 }
 
+// guessType is the type detected_fields reports for a value, tried in Loki's order: int, float, boolean,
+// duration, bytes, else string.
 func guessType(v string) string {
 	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
 		return "int"
@@ -883,13 +809,41 @@ func guessType(v string) string {
 	if _, err := strconv.ParseFloat(v, 64); err == nil {
 		return "float"
 	}
-	if v == "true" || v == "false" {
+	if _, err := strconv.ParseBool(v); err == nil {
 		return "boolean"
 	}
-	if d, err := time.ParseDuration(v); err == nil && d != 0 {
+	if _, err := time.ParseDuration(v); err == nil {
 		return "duration"
 	}
+	if isBytes(v) {
+		return "bytes"
+	}
 	return "string"
+}
+
+// byteUnits are the units a bytes value may end with (SI and IEC, long and short).
+var byteUnits = map[string]bool{
+	"": true, "b": true, "byte": true, "bytes": true,
+	"k": true, "kb": true, "ki": true, "kib": true, "m": true, "mb": true, "mi": true, "mib": true,
+	"g": true, "gb": true, "gi": true, "gib": true, "t": true, "tb": true, "ti": true, "tib": true,
+	"p": true, "pb": true, "pi": true, "pib": true, "e": true, "eb": true, "ei": true, "eib": true,
+}
+
+// isBytes accepts a size: a number (commas allowed) and a unit of byteUnits, with or without a space.
+func isBytes(v string) bool {
+	i := 0
+	digits := false
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.' || v[i] == ',') {
+		digits = digits || v[i] >= '0' && v[i] <= '9'
+		i++
+	}
+	if !digits {
+		return false
+	}
+	if _, err := strconv.ParseFloat(strings.ReplaceAll(v[:i], ",", ""), 64); err != nil {
+		return false
+	}
+	return byteUnits[strings.ToLower(strings.TrimSpace(v[i:]))]
 }
 
 func mergeType(a, b string) string {

@@ -52,6 +52,12 @@ func TestQueryBudgets(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("%d Retry-After=%q Content-Type=%q, want a plain-text 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
 	}
+	// The Drilldown endpoints wait for the same slots.
+	for _, path := range []string{"/loki/api/v1/patterns", "/loki/api/v1/detected_fields", "/loki/api/v1/detected_field/a/values", "/loki/api/v1/detected_labels"} {
+		if code, body := e.get(path, url.Values{"query": {`{a="b"}`}}); code != http.StatusTooManyRequests {
+			t.Errorf("%s with no free slot: %d %s, want 429", path, code, body)
+		}
+	}
 	release()
 	if code, body := e.get("/loki/api/v1/query_range", url.Values{"query": {`count_over_time({a="b"}[1m])`}}); code != 200 {
 		t.Fatalf("after release: %d %s", code, body)
