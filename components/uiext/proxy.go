@@ -103,6 +103,17 @@ func newProxy(ctx context.Context, name, rawURL, orgID string, cfg DataSource, g
 	if err != nil {
 		return nil, fmt.Errorf("sprout_ui: %s: parse url: %w", name, err)
 	}
+	// A Config built in code rather than loaded (tests, embedders) may leave limits at zero: take the defaults.
+	def := defaultDataSource()
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = def.Timeout
+	}
+	if cfg.MaxResponseSize <= 0 {
+		cfg.MaxResponseSize = def.MaxResponseSize
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = def.MaxConcurrent
+	}
 	tlsCfg, err := cfg.TLS.LoadTLSConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sprout_ui: %s.tls: %w", name, err)
