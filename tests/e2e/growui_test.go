@@ -69,29 +69,45 @@ func TestGrowUIBrowser(t *testing.T) {
 	p := startSprout(t, []string{
 		"SPROUT_HTTP_ENDPOINT=" + api, "SPROUT_HEALTH_ENDPOINT=" + port(), "SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
 		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
-		"TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
+		"TENANT=" + growTenant, "TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
 	}, "--config", filepath.Join(root, "examples", "configs", "grow-ui.yaml"))
 	p.waitHTTP("http://"+api+"/ready", 60*time.Second)
 
-	// Outside the read APIs, the proxy refuses and the cluster is not asked.
+	// The clusters answer only their tenant: without it Loki refuses, and Tempo's anonymous tenant has no trace.
+	if err := expectBody(loki+"/loki/api/v1/labels", ""); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(loki + "/loki/api/v1/labels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Loki without a tenant: %d, want 401", resp.StatusCode)
+	}
+	// Through the proxy the tenant is Sprout's, whatever the browser sends; outside the read APIs the proxy
+	// refuses and the cluster is not asked.
 	for _, c := range []struct {
 		method, path string
 		code         int
+		has          string
 	}{
-		{"POST", "/ui/proxy/loki/loki/api/v1/push", http.StatusMethodNotAllowed},
-		{"GET", "/ui/proxy/prometheus/api/v1/status/config", http.StatusNotFound},
-		{"GET", "/ui/proxy/tempo/api/v2/traces/" + traceID, http.StatusOK},
+		{"POST", "/ui/proxy/loki/loki/api/v1/push", http.StatusMethodNotAllowed, "read-only"},
+		{"GET", "/ui/proxy/prometheus/api/v1/status/config", http.StatusNotFound, "only the read APIs"},
+		{"GET", "/ui/proxy/tempo/api/v2/traces/" + traceID, http.StatusOK, "GET /checkout"},
+		{"GET", "/ui/proxy/loki/loki/api/v1/query_range?query=" + url.QueryEscape(`{service_name="`+svc+`"}`), http.StatusOK, line},
 	} {
 		req, _ := http.NewRequest(c.method, "http://"+api+c.path, strings.NewReader("{}"))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Scope-OrgID", "someone-else")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != c.code {
-			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, resp.StatusCode, c.code, b)
+		if resp.StatusCode != c.code || !strings.Contains(string(b), c.has) {
+			t.Errorf("%s %s: %d, want %d with %q: %s", c.method, c.path, resp.StatusCode, c.code, c.has, tail(string(b), 300))
 		}
 	}
 
@@ -116,8 +132,12 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+const growTenant = "team-growui"
+
 func expectBody(u, want string) error {
-	resp, err := http.Get(u)
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("X-Scope-OrgID", growTenant)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -131,7 +151,10 @@ func expectBody(u, want string) error {
 
 func post(t *testing.T, u, body string) {
 	t.Helper()
-	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	req, _ := http.NewRequest("POST", u, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Scope-OrgID", growTenant)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +182,10 @@ func pushLokiLine(t *testing.T, loki, svc, line, traceID string, at time.Time) {
 "values":[[%q,%q,{"trace_id":%q}]]}]}`, svc, fmt.Sprint(at.UnixNano()), line, traceID))
 }
 
-// The peers' configs: the same as the side-by-side tests of internal/tracestore and internal/logstore use.
+// The peers' configs: those of the side-by-side tests of internal/tracestore and internal/logstore, with
+// multi-tenancy on, so that only the tenant the proxy adds finds the data.
 const growTempoConfig = `
+multitenancy_enabled: true
 stream_over_http_enabled: true
 target: all
 server:
@@ -201,7 +226,7 @@ usage_report:
   reporting_enabled: false
 `
 
-const growLokiConfig = `auth_enabled: false
+const growLokiConfig = `auth_enabled: true
 server:
   http_listen_address: 127.0.0.1
   http_listen_port: %[2]d
