@@ -3,6 +3,8 @@ package uiext
 import (
 	"context"
 	"encoding/pem"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // seen is what an upstream received.
@@ -290,7 +294,9 @@ func TestProxyLocalSource(t *testing.T) {
 
 // tls: the proxy verifies the cluster's certificate against tls.ca_file; without it the unknown CA is a 502.
 func TestProxyTLS(t *testing.T) {
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) }))
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) }))
+	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	up.StartTLS()
 	t.Cleanup(up.Close)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600))
@@ -330,4 +336,21 @@ func FuzzAllowed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Proxied requests pass the process's query gate (the memory governor) like every query path: a refusal is
+// answered with its status and Retry-After, and the cluster is not asked.
+func TestProxyQueryGate(t *testing.T) {
+	up, ch := upstream(t, nil)
+	ps, err := newProxies(context.Background(), &Config{TempoURL: up.URL}, func(context.Context, string) error {
+		return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, "query heap over budget")
+	})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	registerProxies(func(p string, h http.Handler) { mux.Handle(p, h) }, ps)
+	rec := serve(mux, "GET", "/ui/proxy/tempo/api/search", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	assert.Contains(t, rec.Body.String(), "UI proxy to tempo: query heap over budget")
+	assert.Empty(t, ch)
 }
