@@ -1,7 +1,8 @@
 // Package uiext is the `sprout_ui` extension: it serves the embedded web UI (package web) on the sprout_api
 // port under /ui/, with / leading to it, and tells the page where the Tempo, Prometheus and Loki APIs are
 // through /ui/config.json. It owns the UI's HTTP behaviour (content types, caching, SPA fallback, security
-// headers) and nothing else: it must not proxy or answer any query API.
+// headers) and the same-origin proxy to remote Tempo, Prometheus/Mimir and Loki clusters (/ui/proxy/<name>/),
+// which passes on only the read APIs the page uses. It must not answer any query API itself.
 package uiext
 
 import (
@@ -22,7 +23,7 @@ type uiExtension struct {
 }
 
 // Start mounts the UI on the API server.
-func (e *uiExtension) Start(_ context.Context, host component.Host) error {
+func (e *uiExtension) Start(ctx context.Context, host component.Host) error {
 	srv, err := apiserver.FromHost(host, e.cfg.API)
 	if err != nil {
 		e.logger.Warn("UI not served: no API server", zap.Error(err))
@@ -32,7 +33,16 @@ func (e *uiExtension) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := newProxies(ctx, e.cfg, apiserver.QueryGate(host))
+	if err != nil {
+		return err
+	}
 	h.Register(srv.Handle)
+	registerProxies(srv.Handle, proxies)
+	for _, p := range proxies {
+		e.logger.Info("UI data source proxied", zap.String("data_source", p.name), zap.String("url", p.base.String()),
+			zap.String("path", p.prefix()+"/"))
+	}
 	e.srv = srv
 	e.logger.Info("Sprout UI mounted", zap.String("path", "/ui/"))
 	return nil

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"path"
-	"sort"
 	"strings"
 )
 
@@ -70,13 +68,11 @@ func NewHandler(fsys fs.FS, cfg *Config) (*Handler, error) {
 	if h.index == nil {
 		return nil, fmt.Errorf("sprout_ui: the UI build has no index.html (run `npm ci && npm run build` in web/)")
 	}
-	h.config, err = json.Marshal(map[string]string{
-		"tempo_url": cfg.TempoURL, "prometheus_url": cfg.PrometheusURL, "loki_url": cfg.LokiURL, "org_id": cfg.OrgID,
-	})
+	h.config, err = json.Marshal(pageConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
-	h.csp = contentSecurityPolicy(cfg)
+	h.csp = contentSecurityPolicy()
 	return h, nil
 }
 
@@ -100,22 +96,33 @@ func newFile(p string, b []byte) *file {
 	return f
 }
 
-// contentSecurityPolicy allows scripts, styles and fonts from this origin only, and queries to this origin plus
-// the configured API origins. No inline scripts: the bundle is an external module.
-func contentSecurityPolicy(cfg *Config) string {
-	connect := map[string]bool{"'self'": true}
-	for _, u := range []string{cfg.TempoURL, cfg.PrometheusURL, cfg.LokiURL} {
-		if p, err := url.Parse(u); err == nil && p.Scheme != "" && p.Host != "" {
-			connect[p.Scheme+"://"+p.Host] = true
+// pageConfig is what /ui/config.json tells the page: per data source, "" for this server's own store or the
+// same-origin prefix of its proxy. Remote URLs, tenants and credentials stay on the server. org_id is the
+// tenant the page sends to this server's own stores, so it is given only when one of them is used.
+func pageConfig(cfg *Config) map[string]string {
+	out := map[string]string{}
+	local := false
+	for _, s := range cfg.dataSources() {
+		base := ""
+		if s.url != "" {
+			base = proxyPrefix + s.name
+		} else {
+			local = true
 		}
+		out[s.name+"_url"] = base
 	}
-	srcs := make([]string, 0, len(connect))
-	for s := range connect {
-		srcs = append(srcs, s)
+	out["org_id"] = ""
+	if local {
+		out["org_id"] = cfg.OrgID
 	}
-	sort.Strings(srcs)
+	return out
+}
+
+// contentSecurityPolicy allows scripts, styles, fonts and queries to this origin only (remote clusters are
+// reached through the proxy). No inline scripts: the bundle is an external module.
+func contentSecurityPolicy() string {
 	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
-		"connect-src " + strings.Join(srcs, " ") + "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 
 // Register mounts the UI's routes with mount (the API server's Handle).

@@ -111,17 +111,37 @@ func TestHandlerGzipAndETag(t *testing.T) {
 	assert.Equal(t, bigJS, rec.Body.String())
 }
 
-func TestConfigJSONAndCSPOrigins(t *testing.T) {
-	cfg := &Config{TempoURL: "https://tempo.example.com/base", PrometheusURL: "http://mimir:8080/prometheus", LokiURL: "", OrgID: "t1"}
-	mux := testMux(t, cfg)
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/config.json", nil))
-	require.Equal(t, 200, rec.Code)
-	var got map[string]string
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-	assert.Equal(t, map[string]string{"tempo_url": "https://tempo.example.com/base", "prometheus_url": "http://mimir:8080/prometheus", "loki_url": "", "org_id": "t1"}, got)
-	csp := rec.Header().Get("Content-Security-Policy")
-	assert.Contains(t, csp, "connect-src 'self' http://mimir:8080 https://tempo.example.com;")
+// Remote clusters are named to the page only by their same-origin proxy prefix: no remote URL, tenant or
+// credential reaches it, and the CSP lets it call this origin only.
+func TestConfigJSONAndCSP(t *testing.T) {
+	secret := DataSource{URL: "http://mimir:8080/prometheus", Tenant: "team-secret", Auth: AuthConfig{BearerToken: "tok-secret"}}
+	tests := []struct {
+		name string
+		cfg  *Config
+		want map[string]string
+	}{
+		{"all local", &Config{OrgID: "t1"},
+			map[string]string{"tempo_url": "", "prometheus_url": "", "loki_url": "", "org_id": "t1"}},
+		{"two remote, one local", &Config{TempoURL: "https://tempo.example.com/base", Prometheus: secret, OrgID: "t1"},
+			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "", "org_id": "t1"}},
+		{"all remote: org_id is the proxies' tenant, not the page's", &Config{TempoURL: "http://t", Prometheus: secret, LokiURL: "http://l", OrgID: "t1"},
+			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "/ui/proxy/loki", "org_id": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := testMux(t, tt.cfg)
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/config.json", nil))
+			require.Equal(t, 200, rec.Code)
+			for _, s := range []string{"secret", "mimir", "example.com"} {
+				assert.NotContains(t, rec.Body.String(), s)
+			}
+			var got map[string]string
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+			assert.Equal(t, tt.want, got)
+			assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "connect-src 'self';")
+		})
+	}
 }
 
 // The handler only ever reads its in-memory copy of the build, so a dot-dot path can reach nothing else.

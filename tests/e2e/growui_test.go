@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+// TestGrowUIBrowser runs examples/configs/grow-ui.yaml, as shipped, in front of real Tempo and Loki (built from
+// their public sources, named by SPROUT_PEER_TEMPO and SPROUT_PEER_LOKI) and Prometheus with its remote-write
+// receiver standing in for Mimir (Mimir is not built here; both serve the same Prometheus API). The clusters
+// hold a trace, log lines and a metric; Chromium opens the traces, trace, logs and metrics pages and must see
+// them, with every request of the page going to Sprout's origin (tests/browser/growui.mjs).
+//
+//	SPROUT_PEER_TEMPO=/work/peers/tempo SPROUT_PEER_LOKI=/work/peers/loki SPROUT_BIN=/tmp/sprout \
+//	  go test -count=1 -run TestGrowUIBrowser -v ./tests/e2e/
+func TestGrowUIBrowser(t *testing.T) {
+	tempoBin, lokiBin := os.Getenv("SPROUT_PEER_TEMPO"), os.Getenv("SPROUT_PEER_LOKI")
+	if tempoBin == "" || lokiBin == "" {
+		t.Skip("SPROUT_PEER_TEMPO and SPROUT_PEER_LOKI name the Tempo and Loki binaries; unset")
+	}
+	promBin := testutil.RequireBinary(t, "prometheus")
+	node := testutil.RequireBinary(t, "node")
+	chromium := testutil.RequireBinary(t, "chromium")
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core")); err != nil {
+		t.Skip("web/node_modules is not installed; run npm ci in web/")
+	}
+
+	tempo, tempoOTLP := startPeerTempo(t, tempoBin)
+	loki := startPeerLoki(t, lokiBin)
+	prom := startPeerPrometheus(t, promBin)
+
+	traceID := randHex(16)
+	svc := "growui-" + randHex(3)
+	line := "payment declined for order " + randHex(4)
+	now := time.Now()
+	pushTempoTrace(t, tempoOTLP, traceID, svc, now.Add(-time.Minute))
+	pushLokiLine(t, loki, svc, line, traceID, now.Add(-time.Minute))
+
+	testutil.Eventually(t, 90*time.Second, func() error {
+		return expectBody(tempo+"/api/v2/traces/"+traceID, "GET /checkout")
+	})
+	testutil.Eventually(t, 90*time.Second, func() error {
+		return expectBody(tempo+"/api/search?q="+url.QueryEscape(`{ resource.service.name = "`+svc+`" }`)+
+			fmt.Sprintf("&start=%d&end=%d", now.Add(-time.Hour).Unix(), now.Add(time.Minute).Unix()), traceID)
+	})
+	testutil.Eventually(t, 60*time.Second, func() error {
+		return expectBody(loki+"/loki/api/v1/query_range?query="+url.QueryEscape(`{service_name="`+svc+`"}`), line)
+	})
+	testutil.Eventually(t, 60*time.Second, func() error {
+		return expectBody(prom+"/api/v1/query?query="+url.QueryEscape(`prometheus_build_info`), `"result":[{`)
+	})
+
+	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
+	api := port()
+	p := startSprout(t, []string{
+		"SPROUT_HTTP_ENDPOINT=" + api, "SPROUT_HEALTH_ENDPOINT=" + port(), "SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
+		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
+		"TENANT=" + growTenant, "TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
+	}, "--config", filepath.Join(root, "examples", "configs", "grow-ui.yaml"))
+	p.waitHTTP("http://"+api+"/ready", 60*time.Second)
+
+	// The clusters answer only their tenant: without it Loki refuses, and Tempo's anonymous tenant has no trace.
+	if err := expectBody(loki+"/loki/api/v1/labels", ""); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(loki + "/loki/api/v1/labels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Loki without a tenant: %d, want 401", resp.StatusCode)
+	}
+	// Through the proxy the tenant is Sprout's, whatever the browser sends; outside the read APIs the proxy
+	// refuses and the cluster is not asked.
+	for _, c := range []struct {
+		method, path string
+		code         int
+		has          string
+	}{
+		{"POST", "/ui/proxy/loki/loki/api/v1/push", http.StatusMethodNotAllowed, "read-only"},
+		{"GET", "/ui/proxy/prometheus/api/v1/status/config", http.StatusNotFound, "only the read APIs"},
+		{"GET", "/ui/proxy/tempo/api/v2/traces/" + traceID, http.StatusOK, "GET /checkout"},
+		{"GET", "/ui/proxy/loki/loki/api/v1/query_range?query=" + url.QueryEscape(`{service_name="`+svc+`"}`), http.StatusOK, line},
+	} {
+		req, _ := http.NewRequest(c.method, "http://"+api+c.path, strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Scope-OrgID", "someone-else")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.code || !strings.Contains(string(b), c.has) {
+			t.Errorf("%s %s: %d, want %d with %q: %s", c.method, c.path, resp.StatusCode, c.code, c.has, tail(string(b), 300))
+		}
+	}
+
+	artifacts := os.Getenv("SPROUT_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join(root, "artifacts", "growui")
+	}
+	cmd := exec.Command(node, filepath.Join(root, "tests", "browser", "growui.mjs"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "SPROUT_URL=http://"+api, "CHROMIUM="+chromium, "ARTIFACTS="+artifacts,
+		"TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser output:\n%s", tail(string(out), 6000))
+	if err != nil {
+		t.Fatalf("grow-ui browser check failed: %v", err)
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+const growTenant = "team-growui"
+
+func expectBody(u, want string) error {
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("X-Scope-OrgID", growTenant)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(want)) {
+		return fmt.Errorf("GET %s: %d, %q not in %s", u, resp.StatusCode, want, tail(string(b), 300))
+	}
+	return nil
+}
+
+func post(t *testing.T, u, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Scope-OrgID", growTenant)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, b)
+	}
+}
+
+func pushTempoTrace(t *testing.T, otlp, traceID, svc string, at time.Time) {
+	t.Helper()
+	root, child := randHex(8), randHex(8)
+	ns := func(d time.Duration) string { return fmt.Sprint(at.Add(d).UnixNano()) }
+	post(t, otlp, fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},
+"scopeSpans":[{"scope":{"name":"growui"},"spans":[
+{"traceId":%q,"spanId":%q,"name":"GET /checkout","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q},
+{"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"charge card","kind":3,"startTimeUnixNano":%q,"endTimeUnixNano":%q,"status":{"code":2}}
+]}]}]}`, svc, traceID, root, ns(0), ns(120*time.Millisecond), traceID, child, root, ns(10*time.Millisecond), ns(100*time.Millisecond)))
+}
+
+func pushLokiLine(t *testing.T, loki, svc, line, traceID string, at time.Time) {
+	t.Helper()
+	post(t, loki+"/loki/api/v1/push", fmt.Sprintf(`{"streams":[{"stream":{"service_name":%q,"level":"error"},
+"values":[[%q,%q,{"trace_id":%q}]]}]}`, svc, fmt.Sprint(at.UnixNano()), line, traceID))
+}
+
+// The peers' configs: those of the side-by-side tests of internal/tracestore and internal/logstore, with
+// multi-tenancy on, so that only the tenant the proxy adds finds the data.
+const growTempoConfig = `
+multitenancy_enabled: true
+stream_over_http_enabled: true
+target: all
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %[2]d
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: %[3]d
+  log_level: warn
+distributor:
+  receivers:
+    otlp:
+      protocols:
+        http:
+          endpoint: 127.0.0.1:%[4]d
+memberlist:
+  bind_addr: [127.0.0.1]
+  bind_port: %[5]d
+  join_members: []
+query_frontend:
+  query_end_cutoff: 0s
+live_store:
+  wal:
+    path: %[1]s/live-store/traces
+  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
+block_builder:
+  wal:
+    path: %[1]s/block-builder
+backend_scheduler:
+  local_work_path: %[1]s/scheduler
+storage:
+  trace:
+    backend: local
+    wal:
+      path: %[1]s/wal
+    local:
+      path: %[1]s/blocks
+usage_report:
+  reporting_enabled: false
+`
+
+const growLokiConfig = `auth_enabled: true
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %[2]d
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: %[3]d
+  log_level: warn
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: %[1]s
+  storage:
+    filesystem:
+      chunks_directory: %[1]s/chunks
+      rules_directory: %[1]s/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+schema_config:
+  configs:
+    - from: 2024-01-01
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index: {prefix: index_, period: 24h}
+limits_config:
+  reject_old_samples: false
+  allow_structured_metadata: true
+  volume_enabled: true
+query_range:
+  cache_results: false
+pattern_ingester:
+  enabled: false
+analytics:
+  reporting_enabled: false
+memberlist:
+  bind_port: %[4]d
+`
+
+// startPeer runs a peer binary with args in dir, logs to dir/<name>.log (shown when the test fails), and waits
+// for ready to answer 200.
+func startPeer(t *testing.T, name, dir, ready string, wait time.Duration, bin string, args ...string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log (tail):\n%s", name, tail(string(b), 3000))
+		}
+	})
+	testutil.Eventually(t, wait, func() error {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s ready: %d", name, resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+func startPeerTempo(t *testing.T, bin string) (api, otlpHTTP string) {
+	dir := t.TempDir()
+	httpPort, otlpPort := testutil.FreePort(t), testutil.FreePort(t)
+	cfg := filepath.Join(dir, "tempo.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(growTempoConfig, dir, httpPort, testutil.FreePort(t), otlpPort, testutil.FreePort(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	startPeer(t, "tempo", dir, api+"/ready", 90*time.Second, bin, "-config.file", cfg)
+	return api, fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlpPort)
+}
+
+func startPeerLoki(t *testing.T, bin string) string {
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	cfg := filepath.Join(dir, "loki.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(growLokiConfig, dir, port, testutil.FreePort(t), testutil.FreePort(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	api := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startPeer(t, "loki", dir, api+"/ready", 180*time.Second, bin, "-config.file="+cfg)
+	return api
+}
+
+// startPeerPrometheus runs Prometheus scraping itself every second, so it holds a metric
+// (prometheus_build_info) from the start.
+func startPeerPrometheus(t *testing.T, bin string) string {
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n", port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	api := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startPeer(t, "prometheus", dir, api+"/-/ready", 60*time.Second, bin, "--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--web.enable-remote-write-receiver")
+	return api
+}
