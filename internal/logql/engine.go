@@ -181,6 +181,21 @@ type Engine struct {
 // ErrLimit is wrapped by errors caused by query limits.
 var ErrLimit = errors.New("query limit")
 
+// ErrPipeline is wrapped by the error of a metric query whose samples kept an __error__ label: the client's
+// query is at fault (it must filter the error out), so the API answers 400 with Loki's text.
+var ErrPipeline = errors.New("pipeline error")
+
+const preserveErrorLabel = "__preserve_error__"
+
+func pipelineError(series labels.Labels) error {
+	kind := series.Get(ErrorLabel)
+	return fmt.Errorf("%w: '%s' for series: '%s'.\n"+
+		"Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\").\n"+
+		"To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"+
+		"The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+		ErrPipeline, kind, series.String(), kind)
+}
+
 // TraceIDHint returns the trace id a log selector filters on when the filter runs before any stage that could
 // create a trace_id label, so a store may answer from its trace-id index; "" otherwise.
 func TraceIDHint(sel *LogSelectorExpr) string {
@@ -325,6 +340,9 @@ type evaluator struct {
 	steps      int
 	st         *Stats
 	samples    int64 // held by range aggregations so far (Limits.MaxSamples)
+	// pushed is a range aggregation that evalVectorAgg grouped while reading: its lines' __error__ labels
+	// are dropped by that grouping, so a line with an error fails the query there, as the series would.
+	pushed *RangeAggregation
 }
 
 // EvalRange evaluates a metric query at every step from start to end inclusive (all in ns). A step of 0
@@ -458,12 +476,12 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		switch {
 		case ra.Unwrap != nil:
 			raw, ok := b.Get(ra.Unwrap.Label)
-			var err error
-			if !ok {
-				err = fmt.Errorf("label %q not found", ra.Unwrap.Label)
-			} else {
-				v, err = unwrapValue(raw, ra.Unwrap.Conv)
+			if !ok || raw == "" {
+				// A line without the label gives no sample (Loki does the same), rather than a zero.
+				return nil
 			}
+			var err error
+			v, err = unwrapValue(raw, ra.Unwrap.Conv)
 			b.Del(ra.Unwrap.Label)
 			if err != nil {
 				b.setErr(errSample, err.Error())
@@ -472,6 +490,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			v = float64(len(line))
 		default:
 			v = 1
+		}
+		if ra == ev.pushed && b.HasErr() {
+			if l := b.Labels(); l.Get(preserveErrorLabel) != "true" {
+				return pipelineError(l)
+			}
 		}
 		var lbs labels.Labels
 		var h uint64
@@ -559,6 +582,10 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 				v = w.q.quantile(ra.Param)
 			} else {
 				v = rangeFn(ra, a.pts[from:to])
+			}
+			if a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
+				// As Loki: a metric query fails on a sample that kept a parse error, rather than counting it.
+				return nil, pipelineError(a.labels)
 			}
 			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})
 		}
@@ -721,6 +748,7 @@ func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error)
 			pushed.Grouping = va.Grouping
 		}
 		inner = &pushed
+		ev.pushed = &pushed
 	}
 	in, err := ev.eval(inner)
 	if err != nil {

@@ -218,8 +218,8 @@ func TestLogQLDiff(t *testing.T) {
 		tl := &tally{name: c.name}
 		for _, q := range readCorpus(t, c.file) {
 			rangeP := url.Values{"query": {q}, "start": {fmt.Sprint(start.UnixNano())}, "end": {fmt.Sprint(end.UnixNano())},
-				"step": {"60s"}, "limit": {"10000"}, "direction": {"backward"}}
-			instP := url.Values{"query": {q}, "time": {fmt.Sprint(at.UnixNano())}, "limit": {"10000"}}
+				"step": {"60s"}, "limit": {"5000"}, "direction": {"backward"}}
+			instP := url.Values{"query": {q}, "time": {fmt.Sprint(at.UnixNano())}, "limit": {"5000"}}
 			for _, r := range []struct {
 				path string
 				p    url.Values

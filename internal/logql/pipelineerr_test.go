@@ -1,0 +1,60 @@
+package logql
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMetricPipelineErrors pins two behaviours found by the differential test against Loki (tests/diff): a
+// metric query whose samples keep an __error__ label fails with a pipeline error (400), whether the samples
+// are grouped while reading or not, unless __preserve_error__="true" is set; and unwrap of a
+// label a line does not have gives no sample (not a zero, not an error).
+func TestMetricPipelineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		q, want string // want "pipeline error" for the refusal
+	}{
+		{`count_over_time({app="web"} | json [10s])`, "pipeline error"},
+		{`sum(count_over_time({app="web"} | json [10s]))`, "pipeline error"},
+		{`sum by (app) (rate({app="web"} | json [10s]))`, "pipeline error"},
+		{`max(count_over_time({app="web"} | json [10s]))`, "pipeline error"},
+		{`sum(count_over_time({app="web"} | json | __error__="" [10s]))`, `{} 2`},
+		{`sum(count_over_time({app="web"} | json | __error__!="" | label_format __preserve_error__="true" [10s]))`, `{} 1`},
+		{`sum_over_time({app="web"} | json | unwrap resp_ms [10s]) by (app)`, `{app="web"} 125`},
+		{`sum(sum_over_time({app="web"} | json | unwrap resp_ms [10s]))`, `{} 125`},
+		{`sum_over_time({app="api"} | logfmt | unwrap nope [10s])`, ``},
+		{`sum(sum_over_time({app="api"} | logfmt | keep app | unwrap status [10s]))`, ``},
+		{`sum(sum_over_time({app="api"} | logfmt | unwrap msg [10s]))`, "pipeline error"},
+	} {
+		t.Run(tc.q, func(t *testing.T) {
+			e, err := ParseSampleExpr(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st Stats
+			at := t0 + 10*int64(time.Second)
+			res, _, err := (&Engine{}).EvalRange(context.Background(), testData(), e, at, at, 0, &st)
+			if tc.want == "pipeline error" {
+				if !errors.Is(err, ErrPipeline) {
+					t.Fatalf("got %v, %v; want a pipeline error", res, err)
+				}
+				if !strings.Contains(err.Error(), "for series: '{") {
+					t.Fatalf("error text %q does not name the series", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for _, s := range res {
+				parts = append(parts, s.Labels.String()+" "+formatFloat(s.Points[0].V))
+			}
+			if got := strings.Join(parts, "; "); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
