@@ -22,7 +22,7 @@ func TestMetricPipelineErrors(t *testing.T) {
 		{`max(count_over_time({app="web"} | json [10s]))`, "pipeline error"},
 		{`sum(count_over_time({app="web"} | json | __error__="" [10s]))`, `{} 2`},
 		{`sum(count_over_time({app="web"} | json | __error__!="" | label_format __preserve_error__="true" [10s]))`, `{} 1`},
-		{`sum_over_time({app="web"} | json | unwrap resp_ms [10s]) by (app)`, `{app="web"} 125`},
+		{`sum by (app) (sum_over_time({app="web"} | json | unwrap resp_ms [10s]))`, `{app="web"} 125`},
 		{`sum(sum_over_time({app="web"} | json | unwrap resp_ms [10s]))`, `{} 125`},
 		{`sum_over_time({app="api"} | logfmt | unwrap nope [10s])`, ``},
 		{`sum(sum_over_time({app="api"} | logfmt | keep app | unwrap status [10s]))`, ``},
