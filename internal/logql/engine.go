@@ -835,7 +835,7 @@ func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error)
 	return out, nil
 }
 
-// scalarOp applies op; for comparisons without bool, keep reports whether the left value survives.
+// scalarOp applies op as Loki's binary operators do; for comparisons without bool, keep reports whether the left value survives.
 func scalarOp(op string, a, b float64, returnBool bool) (float64, bool) {
 	cmp := func(c bool) (float64, bool) {
 		if returnBool {
@@ -854,8 +854,15 @@ func scalarOp(op string, a, b float64, returnBool bool) (float64, bool) {
 	case "*":
 		return a * b, true
 	case "/":
+		if b == 0 {
+			// Loki guards division by zero with NaN (PromQL would give ±Inf).
+			return math.NaN(), true
+		}
 		return a / b, true
 	case "%":
+		if b == 0 {
+			return math.NaN(), true
+		}
 		return math.Mod(a, b), true
 	case "^":
 		return math.Pow(a, b), true

@@ -3,6 +3,7 @@ package logql
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,33 @@ func TestMetricPipelineErrors(t *testing.T) {
 			}
 			if got := strings.Join(parts, "; "); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDivisionByZero: Loki's binary operators give NaN for x/0 and x%0, where PromQL gives ±Inf and NaN.
+func TestDivisionByZero(t *testing.T) {
+	for _, q := range []string{
+		`sum(count_over_time({app="api"}[10s])) / 0`,
+		`sum(count_over_time({app="api"}[10s])) % 0`,
+		`sum(count_over_time({app="api"}[10s])) / (sum(count_over_time({app="api"}[10s])) - 3)`,
+		`vector(1) / vector(0)`,
+		`1 / 0`,
+	} {
+		t.Run(q, func(t *testing.T) {
+			e, err := ParseSampleExpr(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st Stats
+			at := t0 + 10*int64(time.Second)
+			res, _, err := (&Engine{}).EvalRange(context.Background(), testData(), e, at, at, 0, &st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 1 || len(res[0].Points) != 1 || !math.IsNaN(res[0].Points[0].V) {
+				t.Fatalf("got %v, want one NaN", res)
 			}
 		})
 	}
