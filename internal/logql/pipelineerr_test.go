@@ -86,3 +86,23 @@ func TestDivisionByZero(t *testing.T) {
 		})
 	}
 }
+
+// TestNumericFilterOnFailedLine: as Loki 3, a numeric label filter drops a line that lacks the label even when
+// a parser failed on it (the failed line used to pass, and then failed metric queries as a pipeline error).
+func TestNumericFilterOnFailedLine(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{`{app="web"} | json | resp_code > 100`, 2},
+		{`{app="web"} | json | resp_code > 100 or level="warn"`, 2},
+		{`{app="web"} | json | __error__!="" or resp_code > 500`, 2},
+		{`{app="web"} | json | msg > 1`, 2}, // does not convert: kept, marked
+	} {
+		t.Run(tc.q, func(t *testing.T) {
+			if got := flatten(runLogs(t, tc.q, false)); len(got) != tc.want {
+				t.Fatalf("got %d lines %q, want %d", len(got), got, tc.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,11 @@ func genLogMetric(r *rand.Rand, depth int) string {
 	return q
 }
 
+// lokiLabelRegexShortcut finds label filters that Loki 3.7 does not match as anchored regular expressions:
+// its regex simplifier turns name=~"" into "always true" and name=~"lit.*" into "contains lit" (a label filter
+// is otherwise anchored, as are Sprout's; see docs/logs.md for the evidence).
+var lokiLabelRegexShortcut = regexp.MustCompile(`\| *[A-Za-z_][A-Za-z0-9_]* *(=~|!~) *"([^".*()\[\]|?+\\]+\.\*)?"`)
+
 const logqlGenSeed, logqlGenCount = 23, 2000
 
 func genLogQLCorpus() []string {
@@ -215,7 +221,7 @@ func TestLogQLDiff(t *testing.T) {
 	strict := os.Getenv("SPROUT_DIFF_STRICT") != ""
 	var out strings.Builder
 	for _, c := range corpora {
-		tl := &tally{name: c.name}
+		tl := &tally{name: c.name, peerRegex: lokiLabelRegexShortcut}
 		for _, q := range readCorpus(t, c.file) {
 			rangeP := url.Values{"query": {q}, "start": {fmt.Sprint(start.UnixNano())}, "end": {fmt.Sprint(end.UnixNano())},
 				"step": {"60s"}, "limit": {"5000"}, "direction": {"backward"}}
