@@ -237,9 +237,9 @@ func judge(peer, sprout answer) (verdict, string) {
 type tally struct {
 	name      string
 	peerRegex *regexp.Regexp // queries where a difference is put down to the peer's known behaviour
-	run     int
-	counts  [6]int
-	reports []string
+	run       int
+	counts    [6]int
+	reports   []string
 }
 
 func (t *tally) add(what string, params url.Values, peer, sprout answer) verdict {
