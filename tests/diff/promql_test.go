@@ -29,7 +29,9 @@ func genMetrics(seed int64, base time.Time) []prompb.TimeSeries {
 	// Samples sit 7.5 s off the minute grid of the queries: Prometheus 2 (the apt peer) closes a range on the
 	// left ([t-r, t]) and Prometheus 3 (Sprout's engine) opens it ((t-r, t]), so a sample exactly on a window's
 	// edge would be counted by one and not the other; that version difference is not what this test is after.
-	ts := func(i int) int64 { return base.Add(7500*time.Millisecond + time.Duration(i)*15*time.Second).UnixMilli() }
+	ts := func(i int) int64 {
+		return base.Add(7500*time.Millisecond + time.Duration(i)*15*time.Second).UnixMilli()
+	}
 	mk := func(lbs ...string) prompb.TimeSeries {
 		var l []prompb.Label
 		for i := 0; i+1 < len(lbs); i += 2 {
