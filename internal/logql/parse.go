@@ -32,10 +32,10 @@ func ParseExpr(input string) (Expr, error) {
 	p := &parser{toks: toks}
 	e, err := p.parseExpr(0)
 	if err != nil {
-		return nil, err
+		return nil, nameUnsupported(toks, err)
 	}
 	if t := p.peek(); t.kind != tEOF {
-		return nil, p.unexpected(t, "")
+		return nil, nameUnsupported(toks, p.unexpected(t, ""))
 	}
 	return e, nil
 }

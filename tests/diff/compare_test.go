@@ -48,14 +48,18 @@ func canonical(code int, body []byte) answer {
 			Values [][]any           `json:"values"`
 		}
 		_ = json.Unmarshal(v.Data.Result, &ss)
-		var out []any
+		// Streams whose labels differ only in __error_details__ become one after its text is set aside.
+		merged := map[string][]any{}
 		for _, s := range ss {
-			vals := make([]any, 0, len(s.Values))
+			k := labelString(s.Stream)
 			for _, e := range s.Values {
 				if len(e) >= 2 {
-					vals = append(vals, []any{fmt.Sprint(e[0]), fmt.Sprint(e[1])})
+					merged[k] = append(merged[k], []any{fmt.Sprint(e[0]), fmt.Sprint(e[1])})
 				}
 			}
+		}
+		var out []any
+		for k, vals := range merged {
 			sort.Slice(vals, func(i, j int) bool {
 				x, y := vals[i].([]any), vals[j].([]any)
 				if x[0] != y[0] {
@@ -63,7 +67,7 @@ func canonical(code int, body []byte) answer {
 				}
 				return x[1].(string) < y[1].(string)
 			})
-			out = append(out, []any{labelString(s.Stream), vals})
+			out = append(out, []any{k, vals})
 		}
 		a.res = sortByKey(out)
 	case "matrix", "vector":
