@@ -583,8 +583,9 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			} else {
 				v = rangeFn(ra, a.pts[from:to])
 			}
-			if a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
-				// As Loki: a metric query fails on a sample that kept a parse error, rather than counting it.
+			if ra.Op != "absent_over_time" && a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
+				// As Loki: a metric query fails on a sample that kept a parse error, rather than counting it
+				// (absent_over_time only asks whether there were lines, and Loki 3.7 answers it).
 				return nil, pipelineError(a.labels)
 			}
 			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})

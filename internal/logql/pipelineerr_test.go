@@ -28,6 +28,8 @@ func TestMetricPipelineErrors(t *testing.T) {
 		{`sum_over_time({app="api"} | logfmt | unwrap nope [10s])`, ``},
 		{`sum(sum_over_time({app="api"} | logfmt | keep app | unwrap status [10s]))`, ``},
 		{`sum(sum_over_time({app="api"} | logfmt | unwrap msg [10s]))`, "pipeline error"},
+		{`absent_over_time({app="web"} | json [10s])`, ``},
+		{`absent_over_time({app="web"} | json | level="nope" [10s])`, `{app="web"} 1`},
 	} {
 		t.Run(tc.q, func(t *testing.T) {
 			e, err := ParseSampleExpr(tc.q)

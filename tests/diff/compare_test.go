@@ -286,9 +286,12 @@ func paramsNoQuery(p url.Values) string {
 }
 
 func (t *tally) summary() string {
-	return fmt.Sprintf("%s: run %d, equal %d (of which %d equal but for topk/bottomk ties), different %d (of which %d from Loki's unanchored label regex), refused by Sprout %d, refused by peer %d",
-		t.name, t.run, t.counts[equal]+t.counts[equalTies], t.counts[equalTies], t.counts[different]+t.counts[peerRegex], t.counts[peerRegex],
-		t.counts[refusedSprout], t.counts[refusedPeer])
+	diff := fmt.Sprint(t.counts[different])
+	if t.peerRegex != nil {
+		diff = fmt.Sprintf("%d (of which %d from Loki's unanchored label regex)", t.counts[different]+t.counts[peerRegex], t.counts[peerRegex])
+	}
+	return fmt.Sprintf("%s: run %d, equal %d (of which %d equal but for topk/bottomk ties), different %s, refused by Sprout %d, refused by peer %d",
+		t.name, t.run, t.counts[equal]+t.counts[equalTies], t.counts[equalTies], diff, t.counts[refusedSprout], t.counts[refusedPeer])
 }
 
 // valuesOnly projects a canonical matrix or vector on its values: per timestamp, the sorted values of all
