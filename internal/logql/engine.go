@@ -340,8 +340,9 @@ type evaluator struct {
 	steps      int
 	st         *Stats
 	samples    int64 // held by range aggregations so far (Limits.MaxSamples)
-	// pushed is a range aggregation that evalVectorAgg grouped while reading: its lines' __error__ labels
-	// are dropped by that grouping, so a line with an error fails the query there, as the series would.
+	// pushed is a range aggregation that evalVectorAgg grouped while reading. Loki does not group a line
+	// that failed a stage (it keeps all its labels, __error__ among them), so a failed line in a grouped
+	// range aggregation fails the query there, as its series would.
 	pushed *RangeAggregation
 }
 
@@ -491,7 +492,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		default:
 			v = 1
 		}
-		if ra == ev.pushed && b.HasErr() {
+		if (ra == ev.pushed || ra.Grouping != nil) && ra.Op != "absent_over_time" && b.HasErr() {
 			if l := b.Labels(); l.Get(preserveErrorLabel) != "true" {
 				return pipelineError(l)
 			}

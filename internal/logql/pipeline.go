@@ -348,7 +348,8 @@ func (p *Pipeline) stageFn(st Stage) stageFn {
 		return func(_ int64, line string, b *LabelsBuilder) (string, bool) {
 			if s.Keep {
 				for _, n := range b.names() {
-					keep := false
+					// As Loki, keep never removes the error labels: a failed line stays failed.
+					keep := n == ErrorLabel || n == ErrorDetailsLabel || n == preserveErrorLabel
 					for _, k := range s.Names {
 						keep = keep || k == n
 					}

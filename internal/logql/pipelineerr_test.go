@@ -28,6 +28,10 @@ func TestMetricPipelineErrors(t *testing.T) {
 		{`sum_over_time({app="api"} | logfmt | unwrap nope [10s])`, ``},
 		{`sum(sum_over_time({app="api"} | logfmt | keep app | unwrap status [10s]))`, ``},
 		{`sum(sum_over_time({app="api"} | logfmt | unwrap msg [10s]))`, "pipeline error"},
+		{`max_over_time({app="web"} | json | unwrap resp_ms [10s]) by (app)`, `{app="web"} 120`},
+		{`max_over_time({app="web"} | json | unwrap msg [10s]) by (app)`, "pipeline error"},
+		{`sum(count_over_time({app="web"} | json | keep app [10s]))`, "pipeline error"},
+		{`sum(count_over_time({app="web"} | json | keep app | __error__="" [10s]))`, `{} 2`},
 		{`absent_over_time({app="web"} | json [10s])`, ``},
 		{`absent_over_time({app="web"} | json | level="nope" [10s])`, `{app="web"} 1`},
 	} {
