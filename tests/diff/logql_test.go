@@ -239,6 +239,7 @@ func TestLogQLDiff(t *testing.T) {
 		for _, r := range tl.reports {
 			t.Log(r)
 		}
+		tl.checkFloor(t)
 		if strict && tl.counts[different] > 0 {
 			t.Errorf("%s: %d answers differ", c.name, tl.counts[different])
 		}

@@ -6,9 +6,9 @@
 //	SPROUT_PEER_LOKI=/path/to/loki            LogQL vs Loki (TestLogQLDiff)
 //	SPROUT_PEER_PROMETHEUS=/usr/bin/prometheus PromQL vs Prometheus (TestPromQLDiff)
 //
-// SPROUT_BIN names a prebuilt sprout binary; without it the test builds one. SPROUT_DIFF_STRICT=1 fails the
-// test on any difference (by default differences are printed and counted, and only a regression of the equal
-// count below the floor committed in testdata/ fails).
+// SPROUT_BIN names a prebuilt sprout binary; without it the test builds one. Differences are printed and
+// counted; the test fails when a corpus' equal count falls below its floor (equalFloor), and on any difference
+// with SPROUT_DIFF_STRICT=1.
 package diff
 
 import (
