@@ -129,20 +129,26 @@ func waitReady(t *testing.T, u string, timeout time.Duration) {
 
 // startSprout runs the binary with its embedded all-in-one config on free ports and returns its API URL.
 func startSprout(t *testing.T) string {
+	api, _ := startSproutOTLP(t)
+	return api
+}
+
+// startSproutOTLP is startSprout that also returns the URL of its OTLP/HTTP traces receiver.
+func startSproutOTLP(t *testing.T) (string, string) {
 	t.Helper()
 	bin := sproutBinary(t)
 	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
-	api := port()
+	api, otlp := port(), port()
 	startProcess(t, "sprout", []string{
 		"SPROUT_DATA=" + t.TempDir(),
 		"SPROUT_HTTP_ENDPOINT=" + api,
 		"SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
-		"SPROUT_OTLP_HTTP_ENDPOINT=" + port(),
+		"SPROUT_OTLP_HTTP_ENDPOINT=" + otlp,
 		"SPROUT_HEALTH_ENDPOINT=" + port(),
 		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
 	}, bin)
 	waitReady(t, "http://"+api+"/ready", 90*time.Second)
-	return "http://" + api
+	return "http://" + api, "http://" + otlp + "/v1/traces"
 }
 
 // lokiConfig is a single-process Loki on the filesystem, with the limits raised so that a whole answer over the
