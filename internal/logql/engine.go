@@ -181,6 +181,21 @@ type Engine struct {
 // ErrLimit is wrapped by errors caused by query limits.
 var ErrLimit = errors.New("query limit")
 
+// ErrPipeline is wrapped by the error of a metric query whose samples kept an __error__ label: the client's
+// query is at fault (it must filter the error out), so the API answers 400 with Loki's text.
+var ErrPipeline = errors.New("pipeline error")
+
+const preserveErrorLabel = "__preserve_error__"
+
+func pipelineError(series labels.Labels) error {
+	kind := series.Get(ErrorLabel)
+	return fmt.Errorf("%w: '%s' for series: '%s'.\n"+
+		"Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\").\n"+
+		"To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"+
+		"The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+		ErrPipeline, kind, series.String(), kind)
+}
+
 // TraceIDHint returns the trace id a log selector filters on when the filter runs before any stage that could
 // create a trace_id label, so a store may answer from its trace-id index; "" otherwise.
 func TraceIDHint(sel *LogSelectorExpr) string {
@@ -325,6 +340,10 @@ type evaluator struct {
 	steps      int
 	st         *Stats
 	samples    int64 // held by range aggregations so far (Limits.MaxSamples)
+	// pushed is a range aggregation that evalVectorAgg grouped while reading. Loki does not group a line
+	// that failed a stage (it keeps all its labels, __error__ among them), so a failed line in a grouped
+	// range aggregation fails the query there, as its series would.
+	pushed *RangeAggregation
 }
 
 // EvalRange evaluates a metric query at every step from start to end inclusive (all in ns). A step of 0
@@ -458,12 +477,12 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		switch {
 		case ra.Unwrap != nil:
 			raw, ok := b.Get(ra.Unwrap.Label)
-			var err error
-			if !ok {
-				err = fmt.Errorf("label %q not found", ra.Unwrap.Label)
-			} else {
-				v, err = unwrapValue(raw, ra.Unwrap.Conv)
+			if !ok || raw == "" {
+				// A line without the label gives no sample (Loki does the same), rather than a zero.
+				return nil
 			}
+			var err error
+			v, err = unwrapValue(raw, ra.Unwrap.Conv)
 			b.Del(ra.Unwrap.Label)
 			if err != nil {
 				b.setErr(errSample, err.Error())
@@ -472,6 +491,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			v = float64(len(line))
 		default:
 			v = 1
+		}
+		if (ra == ev.pushed || ra.Grouping != nil) && ra.Op != "absent_over_time" && b.HasErr() {
+			if l := b.Labels(); l.Get(preserveErrorLabel) != "true" {
+				return pipelineError(l)
+			}
 		}
 		var lbs labels.Labels
 		var h uint64
@@ -559,6 +583,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 				v = w.q.quantile(ra.Param)
 			} else {
 				v = rangeFn(ra, a.pts[from:to])
+			}
+			if ra.Op != "absent_over_time" && a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
+				// As Loki: a metric query fails on a sample that kept a parse error, rather than counting it
+				// (absent_over_time only asks whether there were lines, and Loki 3.7 answers it).
+				return nil, pipelineError(a.labels)
 			}
 			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})
 		}
@@ -721,6 +750,7 @@ func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error)
 			pushed.Grouping = va.Grouping
 		}
 		inner = &pushed
+		ev.pushed = &pushed
 	}
 	in, err := ev.eval(inner)
 	if err != nil {
@@ -807,7 +837,7 @@ func (ev *evaluator) evalVectorAgg(va *VectorAggregation) (*vectorResult, error)
 	return out, nil
 }
 
-// scalarOp applies op; for comparisons without bool, keep reports whether the left value survives.
+// scalarOp applies op as Loki's binary operators do; for comparisons without bool, keep reports whether the left value survives.
 func scalarOp(op string, a, b float64, returnBool bool) (float64, bool) {
 	cmp := func(c bool) (float64, bool) {
 		if returnBool {
@@ -826,8 +856,15 @@ func scalarOp(op string, a, b float64, returnBool bool) (float64, bool) {
 	case "*":
 		return a * b, true
 	case "/":
+		if b == 0 {
+			// Loki guards division by zero with NaN (PromQL would give ±Inf).
+			return math.NaN(), true
+		}
 		return a / b, true
 	case "%":
+		if b == 0 {
+			return math.NaN(), true
+		}
 		return math.Mod(a, b), true
 	case "^":
 		return math.Pow(a, b), true

@@ -71,6 +71,9 @@ func TestParseErrors(t *testing.T) {
 		{`{app="a"} + 1`, "unexpected log query in binary operation"},
 		{`count_over_time({app="a"}[5x])`, "col 27: syntax error: unexpected"},
 		{`{app="a`, "unterminated string"},
+		{"sum_over_time({app=\"a\"} | logfmt | unwrap n [5m]) by (x)", "grouping not allowed for sum_over_time aggregation"},
+		{"rate_counter({app=\"a\"} | logfmt | unwrap n [5m]) by (x)", "grouping not allowed for rate_counter aggregation"},
+		{"count_over_time({app=\"a\"}[5m]) by (x)", "grouping not allowed for count_over_time aggregation"},
 	} {
 		t.Run(tc.q, func(t *testing.T) {
 			_, err := ParseExpr(tc.q)
@@ -251,7 +254,7 @@ func TestMetricQueries(t *testing.T) {
 		{`sum by (app) (rate({env="prod"}[10s]))`, 10, `{app="api"} 0.3; {app="web"} 0.3`, false},
 		{`sum(bytes_over_time({app="lb"}[10s]))`, 10, `{} 62`, false},
 		{`max_over_time({app="api"} | logfmt | unwrap duration(duration) [10s]) by (app)`, 10, `{app="api"} 1.5`, false},
-		{`sum_over_time({app="api"} | logfmt | unwrap bytes(size) [10s]) by (level)`, 10, `{level="error"} 2000; {level="info"} 1512`, false},
+		{`sum by (level) (sum_over_time({app="api"} | logfmt | unwrap bytes(size) [10s]))`, 10, `{level="error"} 2000; {level="info"} 1512`, false},
 		{`quantile_over_time(0.5, {app="api"} | logfmt | unwrap status [10s]) by (app)`, 10, `{app="api"} 200`, false},
 		{`topk(1, sum by (app) (count_over_time({app=~".+"}[10s])))`, 10, `{app="api"} 3`, false},
 		{`sum by (app) (count_over_time({app=~".+"}[10s])) > 2`, 10, `{app="api"} 3; {app="web"} 3`, false},

@@ -32,10 +32,10 @@ func ParseExpr(input string) (Expr, error) {
 	p := &parser{toks: toks}
 	e, err := p.parseExpr(0)
 	if err != nil {
-		return nil, err
+		return nil, nameUnsupported(toks, err)
 	}
 	if t := p.peek(); t.kind != tEOF {
-		return nil, p.unexpected(t, "")
+		return nil, nameUnsupported(toks, p.unexpected(t, ""))
 	}
 	return e, nil
 }
@@ -449,7 +449,9 @@ func (p *parser) parseRangeAgg() (Expr, error) {
 		return nil, p.errAt(opTok, "invalid aggregation %s without unwrap", ra.Op)
 	case !needsUnwrap[ra.Op] && ra.Op != "rate" && ra.Unwrap != nil:
 		return nil, p.errAt(opTok, "invalid aggregation %s with unwrap", ra.Op)
-	case g != nil && !needsUnwrap[ra.Op]:
+	case g != nil && (!needsUnwrap[ra.Op] || ra.Op == "sum_over_time" || ra.Op == "rate_counter"):
+		// Loki groups only the aggregations whose result is one of the window's values or a statistic of
+		// them; a grouped sum is written sum by (...) (sum_over_time(...)).
 		return nil, p.errAt(opTok, "grouping not allowed for %s aggregation", ra.Op)
 	}
 	return ra, nil

@@ -358,7 +358,8 @@ func (p *Pipeline) stageFn(st Stage) stageFn {
 		return func(_ int64, line string, b *LabelsBuilder) (string, bool) {
 			if s.Keep {
 				for _, n := range b.names() {
-					keep := false
+					// As Loki, keep never removes the error labels: a failed line stays failed.
+					keep := n == ErrorLabel || n == ErrorDetailsLabel || n == preserveErrorLabel
 					for _, k := range s.Names {
 						keep = keep || k == n
 					}
@@ -404,17 +405,17 @@ func evalLabelFilter(f LabelFilter, b *LabelsBuilder) bool {
 		v, _ := b.Get(f.M.Name)
 		return f.M.Matches(v)
 	case *NumericLabelFilter:
-		if b.HasErr() {
-			// Only string matchers (on __error__) may remove lines that already failed a stage.
-			return true
-		}
+		// As Loki 3: a missing label fails the filter (also on a line that failed a parser); a value that does
+		// not convert keeps the line and marks it, unless an earlier stage's error is already there.
 		v, ok := b.Get(f.Name)
 		if !ok {
 			return false
 		}
 		x, err := convertValue(v, f.Kind)
 		if err != nil {
-			b.setErr(errLabelFilter, err.Error())
+			if !b.HasErr() {
+				b.setErr(errLabelFilter, err.Error())
+			}
 			return true
 		}
 		return compareNum(f.Op, x, f.Value)

@@ -440,7 +440,7 @@ func (a *API) queryError(w http.ResponseWriter, err error) {
 		return
 	}
 	switch {
-	case errors.Is(err, logql.ErrLimit):
+	case errors.Is(err, logql.ErrLimit), errors.Is(err, logql.ErrPipeline):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled")

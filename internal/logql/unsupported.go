@@ -1,0 +1,36 @@
+package logql
+
+import (
+	"errors"
+	"strings"
+)
+
+// unsupported names LogQL constructs that Loki accepts and Sprout does not implement. A query using one fails
+// to parse; the error then says which construct it was, so that a client learns the query is valid LogQL that
+// Sprout refuses, rather than a typo (tests/diff compares every refusal with Loki's answer).
+var unsupported = map[string]string{
+	"label_replace": "label_replace()",
+	"approx_topk":   "approx_topk()",
+	"group_left":    "group_left",
+	"group_right":   "group_right",
+	"ip":            "ip()",
+}
+
+// nameUnsupported adds the unsupported construct found among toks to a parse error.
+func nameUnsupported(toks []token, err error) error {
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for i, t := range toks {
+		what, ok := unsupported[strings.ToLower(t.text)]
+		if !ok || t.kind == tString {
+			continue
+		}
+		if t.text == "ip" && (i+1 >= len(toks) || toks[i+1].kind != tLParen) {
+			continue // a label called ip
+		}
+		return &ParseError{Msg: pe.Msg + " (" + what + " is not supported by Sprout)", Line: pe.Line, Col: pe.Col}
+	}
+	return err
+}
