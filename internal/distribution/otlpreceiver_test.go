@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/net/http2"
@@ -149,6 +151,46 @@ func TestOTLPReceiverGRPCCutsTrickledMessage(t *testing.T) {
 			_ = fr.WriteData(1, false, []byte{0x0a})
 		case <-deadline:
 			t.Fatal("connection still open after 20 s with max_connection_age 1s and grace 1s")
+		}
+	}
+}
+
+// TestMemoryLimiterPerPipeline: each pipeline naming the same memory_limiter gets a limiter of its own (the
+// upstream factory shares one and races on its host when the pipelines start; see memoryLimiterFactory).
+func TestMemoryLimiterPerPipeline(t *testing.T) {
+	f := newMemoryLimiterFactory()
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20}).Unmarshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c := ownConfig(cfg); c == cfg || !reflect.DeepEqual(c, cfg) {
+		t.Fatalf("ownConfig: same pointer %v, equal %v", c == cfg, reflect.DeepEqual(c, cfg))
+	}
+	set := processortest.NewNopSettings(f.Type())
+	tr, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both start and run their checks while the other starts and stops: under -race, a shared limiter reports
+	// the upstream race here.
+	host := componenttest.NewNopHost()
+	for i := 0; i < 3; i++ {
+		if err := tr.Start(context.Background(), host); err != nil {
+			t.Fatal(err)
+		}
+		if err := lg.Start(context.Background(), host); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if err := lg.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
