@@ -5,45 +5,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
 // corpusEntry is one request of testdata/grafana-corpus.json: a request Grafana's Loki data source or Logs
 // Drilldown sends in its main flows (source names the file it comes from), and what its answer must hold.
-type corpusEntry struct {
-	Name    string            `json:"name"`
-	Source  string            `json:"source"`
-	Method  string            `json:"method"`
-	Path    string            `json:"path"`
-	Query   string            `json:"query"`
-	Body    string            `json:"body"`
-	Headers map[string]string `json:"headers"`
-	Expect  struct {
-		Status   int      `json:"status"`
-		NonEmpty []string `json:"nonEmpty"`
-	} `json:"expect"`
-}
+type corpusEntry = testutil.CorpusEntry
 
 func loadCorpus(t *testing.T) []corpusEntry {
-	t.Helper()
-	b, err := os.ReadFile("testdata/grafana-corpus.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []corpusEntry
-	if err := json.Unmarshal(b, &es); err != nil {
-		t.Fatalf("testdata/grafana-corpus.json: %v", err)
-	}
-	for _, e := range es {
-		if e.Name == "" || e.Source == "" || e.Path == "" || e.Expect.Status == 0 {
-			t.Fatalf("corpus entry %+v: name, source, path and expect.status are required", e)
-		}
-	}
-	return es
+	return testutil.LoadCorpus(t, "testdata/grafana-corpus.json")
 }
 
 // corpusVars are the placeholders of the corpus for data pushed around base: ${START} and ${END} (unix ns,
@@ -92,8 +67,8 @@ func corpusPush(base time.Time) ([]byte, string) {
 	), traceID
 }
 
-// do sends one corpus entry to the server at base.
-func (c corpusEntry) do(t *testing.T, base string, vars *strings.Replacer) (int, []byte) {
+// doEntry sends one corpus entry to the server at base.
+func doEntry(t *testing.T, c corpusEntry, base string, vars *strings.Replacer) (int, []byte) {
 	t.Helper()
 	method := c.Method
 	if method == "" {
@@ -126,42 +101,6 @@ func (c corpusEntry) do(t *testing.T, base string, vars *strings.Replacer) (int,
 	return resp.StatusCode, b
 }
 
-// jsonAt returns the value at a dotted path (numbers index arrays) and whether it exists.
-func jsonAt(v any, path string) (any, bool) {
-	for _, k := range strings.Split(path, ".") {
-		switch x := v.(type) {
-		case map[string]any:
-			var ok bool
-			if v, ok = x[k]; !ok {
-				return nil, false
-			}
-		case []any:
-			i, err := strconv.Atoi(k)
-			if err != nil || i < 0 || i >= len(x) {
-				return nil, false
-			}
-			v = x[i]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-func isEmptyJSON(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(x) == 0
-	case []any:
-		return len(x) == 0
-	case string:
-		return x == ""
-	}
-	return false
-}
-
 // TestGrafanaCorpus replays every request of testdata/grafana-corpus.json against Sprout on corpusPush's data
 // and checks the status and that the paths the app decodes are not empty.
 func TestGrafanaCorpus(t *testing.T) {
@@ -174,7 +113,7 @@ func TestGrafanaCorpus(t *testing.T) {
 	vars := corpusVars(base, traceID)
 	for _, c := range loadCorpus(t) {
 		t.Run(c.Name, func(t *testing.T) {
-			code, b := c.do(t, e.srv.URL, vars)
+			code, b := doEntry(t, c, e.srv.URL, vars)
 			if code != c.Expect.Status {
 				t.Fatalf("%s (%s): status %d, want %d: %s", c.Path, c.Source, code, c.Expect.Status, b)
 			}
@@ -186,7 +125,7 @@ func TestGrafanaCorpus(t *testing.T) {
 				t.Fatalf("%s: not JSON: %v: %s", c.Path, err, b)
 			}
 			for _, p := range c.Expect.NonEmpty {
-				if x, ok := jsonAt(v, p); !ok || isEmptyJSON(x) {
+				if x, ok := testutil.Lookup(v, p); !ok || !testutil.NonEmpty(x) {
 					t.Errorf("%s (%s): %s is empty: %s", c.Path, c.Source, p, b)
 				}
 			}

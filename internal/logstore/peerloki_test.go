@@ -320,10 +320,10 @@ func TestPeerLokiGrafanaCorpus(t *testing.T) {
 	for _, c := range corpus {
 		if c.Path == "/loki/api/v1/patterns" && c.Expect.Status == 200 {
 			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
-				code, b := c.do(t, loki, vars)
+				code, b := doEntry(t, c, loki, vars)
 				var v any
 				_ = json.Unmarshal(b, &v)
-				if x, ok := jsonAt(v, "data"); code == 200 && ok && !isEmptyJSON(x) {
+				if x, ok := testutil.Lookup(v, "data"); code == 200 && ok && testutil.NonEmpty(x) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -343,8 +343,8 @@ func TestPeerLokiGrafanaCorpus(t *testing.T) {
 	}
 	var diffs []string
 	for _, c := range corpus {
-		lc, lb := c.do(t, loki, vars)
-		sc, sb := c.do(t, e.srv.URL, vars)
+		lc, lb := doEntry(t, c, loki, vars)
+		sc, sb := doEntry(t, c, e.srv.URL, vars)
 		if lc != sc {
 			diffs = append(diffs, fmt.Sprintf("%s (%s): status Loki %d (%s), Sprout %d (%s)", c.Name, c.Path, lc, tail(string(lb), 300), sc, tail(string(sb), 300)))
 			continue

@@ -1,7 +1,6 @@
 package tracestore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,44 +13,18 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
 // The Grafana request corpus: testdata/grafana-corpus.json holds the HTTP requests that Grafana's Tempo data
 // source and the Traces Drilldown app send, each naming the file it comes from. TestGrafanaCorpus replays it
 // against Sprout; TestPeerTempoCorpus (peer_tempo_test.go) replays it against Tempo and Sprout side by side.
 
-type corpusEntry struct {
-	Name    string            `json:"name"`
-	Source  string            `json:"source"`
-	Method  string            `json:"method"`
-	Path    string            `json:"path"`
-	Query   string            `json:"query"`
-	Body    string            `json:"body"`
-	Headers map[string]string `json:"headers"`
-	Expect  struct {
-		Status   int      `json:"status"`
-		NonEmpty []string `json:"nonEmpty"`
-	} `json:"expect"`
-}
+type corpusEntry = testutil.CorpusEntry
 
 func loadCorpus(t *testing.T) []corpusEntry {
-	t.Helper()
-	b, err := os.ReadFile("testdata/grafana-corpus.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []corpusEntry
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&out); err != nil {
-		t.Fatalf("grafana-corpus.json: %v", err)
-	}
-	for _, e := range out {
-		if e.Name == "" || e.Source == "" || e.Path == "" || e.Expect.Status == 0 {
-			t.Fatalf("corpus entry %+v lacks a name, source, path or expected status", e)
-		}
-	}
-	return out
+	return testutil.LoadCorpus(t, "testdata/grafana-corpus.json")
 }
 
 // corpusVars are the values of the corpus' placeholders.
