@@ -3,6 +3,7 @@ package logstore
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -50,8 +51,7 @@ func TestPushSnappyBomb(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(body, "max_request_body_size") {
 			t.Fatalf("status %d %q, want 400 naming the limit", code, body)
 		}
-		// The header is read and the rest drained through a small buffer: neither the body nor its decoding
-		// is held in memory.
+		// Only the header is read: neither the body nor its decoding is held in memory.
 		if alloc > 1<<20 {
 			t.Fatalf("refusing the bomb allocated %d MiB", alloc>>20)
 		}
@@ -63,6 +63,43 @@ func TestPushSnappyBomb(t *testing.T) {
 	ok := EncodePushProto([]PushStream{{Labels: labels.FromStrings("app", "ok"), Entries: []logql.Entry{{Timestamp: testNow.UnixNano(), Line: "hello"}}}})
 	if code, _, body, _ := serve(h, "application/x-protobuf", ok); code != http.StatusNoContent {
 		t.Fatalf("a normal push: %d %q", code, body)
+	}
+}
+
+// TestPushSnappyBombOverTCP: refused from its header, the rest of a bomb is never read; a real client still
+// gets the 400 and its message (the server answers "Connection: close" and shuts the connection down
+// gracefully), and the next request on a new connection is served.
+func TestPushSnappyBombOverTCP(t *testing.T) {
+	e := newEnv(t, nil)
+	g := memguard.New(memguard.Budget{InFlight: 64 << 20}, memguard.Budget{}, memguard.Options{})
+	srv := httptest.NewServer(guarded(e, g))
+	defer srv.Close()
+	bomb := snappy.Encode(nil, make([]byte, 100<<20))
+	for _, chunked := range []bool{false, true} {
+		for i := 0; i < 5; i++ {
+			var body io.Reader = bytes.NewReader(bomb)
+			if chunked {
+				body = io.MultiReader(body) // no length: sent chunked
+			}
+			resp, err := http.Post(srv.URL+"/loki/api/v1/push", "application/x-protobuf", body)
+			if err != nil {
+				t.Fatalf("chunked=%v: the client got no answer: %v", chunked, err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "max_request_body_size") {
+				t.Fatalf("chunked=%v: %d %q, want 400 naming the limit", chunked, resp.StatusCode, msg)
+			}
+		}
+	}
+	ok := EncodePushProto([]PushStream{{Labels: labels.FromStrings("app", "ok"), Entries: []logql.Entry{{Timestamp: testNow.UnixNano(), Line: "hello"}}}})
+	resp, err := http.Post(srv.URL+"/loki/api/v1/push", "application/x-protobuf", bytes.NewReader(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("a normal push after the bombs: %d", resp.StatusCode)
 	}
 }
 

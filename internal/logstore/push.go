@@ -504,12 +504,11 @@ func decodePushBody(r io.Reader, contentType, contentEncoding string, limit int6
 	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
 	if ct != "application/json" {
 		// A snappy body names its decoded length in its first bytes: one that would decode past the limit is
-		// refused before the rest is read into memory (it is drained through a small buffer, so the client
-		// still gets its 400 rather than a reset connection).
+		// refused without reading the rest. The HTTP server then answers with "Connection: close" and shuts the
+		// connection down gracefully, so the client still reads its 400.
 		var head [binary.MaxVarintLen64]byte
 		n, _ := io.ReadFull(r, head[:])
 		if dl, k := binary.Uvarint(head[:n]); k > 0 && dl > uint64(limit) {
-			_, _ = io.Copy(io.Discard, io.LimitReader(r, limit))
 			return nil, fmt.Errorf("decompressed push of %d bytes exceeds the limit of %d (the server's max_request_body_size)", dl, limit)
 		}
 		r = io.MultiReader(bytes.NewReader(head[:n]), r)

@@ -216,13 +216,13 @@ func boundSnappyBody(w http.ResponseWriter, r *http.Request, tk *memguard.Ticket
 }
 
 // checkSnappyHeader reads the decoded length a snappy block declares in its first bytes and refuses the body
-// before the rest is read into memory when it is over limit (the rest is drained through a small buffer, so the
-// client gets its 400 rather than a reset connection). It returns a reader of the whole body otherwise.
+// without reading the rest when it is over limit (the HTTP server then answers with "Connection: close" and
+// shuts the connection down gracefully, so the client still reads its 400). It returns a reader of the whole
+// body otherwise.
 func checkSnappyHeader(body io.Reader, limit int64) (io.Reader, error) {
 	var head [binary.MaxVarintLen64]byte
 	n, _ := io.ReadFull(body, head[:])
 	if dl, k := binary.Uvarint(head[:n]); k > 0 && dl > uint64(limit) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(body, limit))
 		return nil, fmt.Errorf("decode snappy-compressed request body: decoded size %d exceeds the %d bytes limit (sprout_api max_request_body_size)", dl, limit)
 	}
 	return io.MultiReader(bytes.NewReader(head[:n]), body), nil
