@@ -27,6 +27,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // PushStream is one stream of a push: its labels and its entries.
@@ -57,7 +58,7 @@ type Store struct {
 	cfg    Config
 	logger *zap.Logger
 	bkt    bucket.Bucket
-	wal    *wal
+	wal    *wal.Log
 	cache  *chunkCache
 	engine *logql.Engine
 	// queries admits the API's queries (timeout, concurrency, queue).
@@ -195,14 +196,21 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
 	// or replay would take their records for already flushed ones.
-	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL, minSeg)
+	_, _, deprecated := cfg.WAL.Effective()
+	for _, m := range deprecated {
+		s.logger.Warn(m)
+	}
+	wo := cfg.WAL.Options()
+	wo.SegmentBytes, wo.FirstSegment, wo.Logger = cfg.WAL.SegmentSize, uint64(minSeg), s.logger
+	w, err := wal.Open(path.Join(cfg.Dir, "wal"), wo)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open log store WAL: %w", err)
 	}
 	s.wal = w
 	start := time.Now()
 	skipped := 0
-	n, damaged, err := w.replay(func(pos int, b []byte) error {
+	res, err := w.Replay(func(p wal.Position, b []byte) error {
+		pos := int(p.Segment)
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -225,16 +233,21 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		return nil
 	})
 	if err != nil {
-		_ = w.close()
+		_ = w.Close()
 		return nil, err
 	}
-	for _, d := range damaged {
-		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
+	for _, d := range res.Corrupt {
+		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost",
+			zap.String("damage", fmt.Sprintf("%s: record at offset %d fails its checksum, %d bytes after it not replayed", d.File, d.Offset, d.Lost)))
+	}
+	for _, d := range res.Torn {
+		s.logger.Warn("Log store WAL segment ended in a partial record (the write in progress when the process stopped); it was never acknowledged and is cut off",
+			zap.String("file", d.File), zap.Int64("offset", d.Offset))
 	}
 	if skipped > 0 {
 		s.logger.Info("Log store WAL replay skipped lines already in chunks (the last flush stopped before its checkpoint)", zap.Int("lines", skipped))
 	}
-	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
+	s.logger.Info("Log store WAL replayed", zap.Int("records", res.Records), zap.Duration("took", time.Since(start)))
 	return s, nil
 }
 
@@ -311,7 +324,7 @@ func (s *Store) Close(ctx context.Context) error {
 			<-s.done
 		}
 		err := s.Flush(ctx, true)
-		if e := s.wal.close(); err == nil {
+		if e := s.wal.Close(); err == nil {
 			err = e
 		}
 		s.closeErr = err
@@ -535,7 +548,7 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 	if accepted > 0 {
 		payload := appendWALRecord(ingestBufs.get(), &rec)
 		s.ingestMu.RLock()
-		err := s.wal.append(payload)
+		_, err := s.wal.Append(payload)
 		if err == nil {
 			s.walBytes.Add(int64(len(payload)))
 		}
@@ -1075,7 +1088,8 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		minCut = s.cfg.ChunkTargetSize / 2
 	}
 	s.ingestMu.Lock()
-	seg, err := s.wal.rotate()
+	next, err := s.wal.Rotate()
+	seg := int(next)
 	// Pushes are held off: what the WAL took so far is before seg, which a checkpoint here would cover.
 	walBefore := s.walBytes.Swap(0)
 	type marked struct {
@@ -1195,7 +1209,7 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 	for _, r := range byTenant {
 		recs = append(recs, encodeWALRecord(r))
 	}
-	if err := s.wal.writeCheckpoint(seg, recs); err != nil {
+	if err := s.wal.Checkpoint(next, recs); err != nil {
 		return errors.Join(flushErr, err)
 	}
 	checkpointed = true

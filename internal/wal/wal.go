@@ -380,16 +380,15 @@ func (l *Log) syncLoop() {
 	}
 }
 
-// Rotate starts a new segment unless the current one is empty, and returns the number of the segment that takes
-// the next records: every record appended before Rotate is in a segment below it.
+// Rotate starts a new segment and returns its number: every record appended before Rotate is in a segment below
+// it, and every record appended after in that segment or later. It starts one even when the current segment is
+// empty, so that two rotations never return the same number (the log store tells records flushed at one
+// rotation from those of the next by it).
 func (l *Log) Rotate() (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return 0, ErrClosed
-	}
-	if l.size == 0 {
-		return l.seq, nil
 	}
 	if err := l.rotateLocked(); err != nil {
 		return 0, err
