@@ -248,7 +248,7 @@ func TestCorruptCheckpointFailsClearly(t *testing.T) {
 	}{
 		{"earlier release's checkpoint", legacyCheckpoint, []byte("garbage")},
 		{"checkpoint that is not the state", wal.CheckpointName(1), framed([]byte("garbage"))},
-		{"checkpoint that fails its checksum", wal.CheckpointName(1), append(framed([]byte(checkpointMagic+"\x00\x00"))[:8], "SPGENCP2\x01\x00"...)},
+		{"checkpoint that fails its checksum", wal.CheckpointName(1), append(framed([]byte(checkpointMagic + "\x00\x00"))[:8], "SPGENCP2\x01\x00"...)},
 	} {
 		cfg := walConfig(t)
 		if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, tc.file), tc.data, 0o644); err != nil {
