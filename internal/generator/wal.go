@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +21,7 @@ import (
 // so the state after a crash is the state at the last acknowledged batch.
 //
 // Before the shared WAL the directory held "checkpoint" (the state, in the same encoding) and
-// "wal-<seq>.log" (the records after it, in the same framing); openWAL migrates such a directory once.
+// "wal-<seq>.log" (the records after it, in the same framing); openWAL renames them once (migrateLegacy).
 
 const (
 	checkpointMagic = "SPGENCP2"
@@ -40,6 +41,12 @@ func (g *Generator) openWAL() error {
 	_, _, deprecated := g.cfg.WAL.Effective()
 	for _, m := range deprecated {
 		g.logger.Warn(m)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create generator wal dir: %w", err)
+	}
+	if err := migrateLegacy(dir); err != nil {
+		return err
 	}
 	opts := g.cfg.WAL.Options()
 	opts.Logger = g.logger
@@ -83,12 +90,6 @@ func (g *Generator) openWAL() error {
 			zap.String("file", d.File), zap.Int64("offset", d.Offset), zap.Int64("bytes_dropped", d.Lost))
 	}
 	g.wal = w
-	migrated, err := g.migrateLegacy(dir, restored)
-	if err != nil {
-		_ = w.Close()
-		g.wal = nil
-		return err
-	}
 	// A tenant id an earlier release accepted and the stores now refuse (".hidden") would be flushed and
 	// refused downstream at every flush: its state goes.
 	for id, t := range g.tenants {
@@ -105,7 +106,7 @@ func (g *Generator) openWAL() error {
 			s.emitted = true
 		}
 	}
-	if replayed > 0 || restored || migrated {
+	if replayed > 0 || restored {
 		g.logger.Info("generator state restored", zap.Int("replayed_records", replayed),
 			zap.Int("active_series", g.active))
 	}
@@ -129,65 +130,45 @@ func (g *Generator) replayRecord(r []byte, segment uint64, i int) bool {
 	return true
 }
 
-// migrateLegacy loads the checkpoint and log of the release before the shared WAL, writes them into a
-// checkpoint of the new log and then removes the old files. When the new log already has a checkpoint, old
-// files are what a migration that stopped before removing them left: they are removed without being read.
-func (g *Generator) migrateLegacy(dir string, restored bool) (bool, error) {
-	ents, err := os.ReadDir(dir)
+// migrateLegacy turns the files of the release before the shared WAL into the new log's: "checkpoint" (the
+// state, followed by log <seq>) becomes checkpoint <seq+1> and "wal-<seq>.log" segment <seq+1>, as the new log
+// numbers from 1. Each step can be repeated, so a crash in the middle is finished at the next start.
+func migrateLegacy(dir string) error {
+	var seq uint64
+	cp, err := os.ReadFile(filepath.Join(dir, legacyCheckpoint))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read generator checkpoint: %w", err)
+	}
+	if err == nil {
+		n := 0
+		if len(cp) > len(checkpointMagic) {
+			seq, n = binary.Uvarint(cp[len(checkpointMagic):])
+		}
+		if n <= 0 {
+			return fmt.Errorf("load generator checkpoint %s: not a generator checkpoint", filepath.Join(dir, legacyCheckpoint))
+		}
+	}
+	logs, err := filepath.Glob(filepath.Join(dir, legacyLogPrefix+"*"+legacyLogSuffix))
 	if err != nil {
-		return false, fmt.Errorf("read generator wal dir: %w", err)
+		return err
 	}
-	var legacy []string
-	for _, e := range ents {
-		n := e.Name()
-		if n == legacyCheckpoint || strings.HasPrefix(n, legacyLogPrefix) && strings.HasSuffix(n, legacyLogSuffix) {
-			legacy = append(legacy, n)
+	for _, p := range logs {
+		if p != filepath.Join(dir, fmt.Sprintf("%s%020d%s", legacyLogPrefix, seq, legacyLogSuffix)) {
+			err = os.Remove(p) // a log older than the checkpoint: the earlier release deleted these too
+		} else {
+			err = os.Rename(p, filepath.Join(dir, wal.SegmentName(seq+1)))
 		}
-	}
-	if len(legacy) == 0 {
-		return false, nil
-	}
-	if !restored {
-		var seq uint64
-		cpPath := filepath.Join(dir, legacyCheckpoint)
-		cp, err := os.ReadFile(cpPath)
-		switch {
-		case err == nil:
-			if seq, err = g.decodeCheckpoint(cp); err != nil {
-				return false, fmt.Errorf("load generator checkpoint %s: %w", cpPath, err)
-			}
-		case !errors.Is(err, os.ErrNotExist):
-			return false, fmt.Errorf("read generator checkpoint: %w", err)
-		}
-		logPath := filepath.Join(dir, fmt.Sprintf("%s%020d%s", legacyLogPrefix, seq, legacyLogSuffix))
-		i, stop := 0, false
-		_, end, tail, err := wal.ReadFile(logPath, func(r []byte) error {
-			if !stop && g.replayRecord(r, seq, i) {
-				i++
-			} else {
-				stop = true
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Errorf("read generator wal %s: %w", logPath, err)
-		}
-		if tail != wal.Clean {
-			g.logger.Warn("generator wal of the earlier release ends in a "+tail.String()+" record; the updates after it are lost",
-				zap.String("file", logPath), zap.Int64("offset", end))
-		}
-		if err := g.checkpointLocked(); err != nil {
-			return false, fmt.Errorf("migrate generator wal: %w", err)
-		}
-		g.logger.Info("generator wal: moved the state of the earlier release's files into the write-ahead log",
-			zap.String("dir", dir), zap.Int("replayed_records", i))
-	}
-	for _, n := range legacy {
-		if err := os.Remove(filepath.Join(dir, n)); err != nil {
-			g.logger.Warn("generator wal: cannot remove a file of the earlier release", zap.String("file", n), zap.Error(err))
+		if err != nil {
+			return fmt.Errorf("migrate generator wal %s: %w", p, err)
 		}
 	}
-	return true, nil
+	if cp == nil {
+		return nil
+	}
+	if err := wal.WriteCheckpoint(dir, seq+1, [][]byte{cp}); err != nil {
+		return fmt.Errorf("migrate generator checkpoint: %w", err)
+	}
+	return os.Remove(filepath.Join(dir, legacyCheckpoint))
 }
 
 // checkpointLocked writes the whole state and lets the log before it go: the new segment exists before the

@@ -452,43 +452,41 @@ func (l *Log) Checkpoint(seq uint64, records [][]byte) error {
 	if cur := l.Current(); seq > cur {
 		return fmt.Errorf("write WAL checkpoint %d: beyond the current segment %d", seq, cur)
 	}
-	name := CheckpointName(seq)
-	tmp := filepath.Join(l.dir, name+tmpSuffix)
-	if err := writeRecords(tmp, records); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write WAL checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
-		return fmt.Errorf("install WAL checkpoint: %w", err)
-	}
-	// The checkpoint must be durable before the segments it replaces go.
-	if err := syncDir(l.dir); err != nil {
+	if err := WriteCheckpoint(l.dir, seq, records); err != nil {
 		return err
-	}
-	segs, _, _, err := l.list()
-	if err != nil {
-		return err
-	}
-	for _, s := range segs {
-		if s < seq {
-			if err := os.Remove(filepath.Join(l.dir, SegmentName(s))); err != nil && !errors.Is(err, os.ErrNotExist) {
-				l.logger.Warn("Cannot remove a WAL segment a checkpoint replaced; it is removed at the next checkpoint",
-					zap.String("dir", l.dir), zap.Uint64("segment", s), zap.Error(err))
-			}
-		}
 	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("read WAL directory: %w", err)
 	}
 	for _, e := range ents {
-		if old, ok := parseCheckpoint(e.Name()); ok && old != seq {
-			if err := os.RemoveAll(filepath.Join(l.dir, e.Name())); err != nil {
-				l.logger.Warn("Cannot remove an old WAL checkpoint", zap.String("dir", l.dir), zap.String("file", e.Name()), zap.Error(err))
+		s, isSeg := parseSegment(e.Name())
+		old, isCP := parseCheckpoint(e.Name())
+		if isSeg && s < seq || isCP && old != seq {
+			if err := os.Remove(filepath.Join(l.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.logger.Warn("Cannot remove a WAL file a checkpoint replaced; the next checkpoint tries again",
+					zap.String("dir", l.dir), zap.String("file", e.Name()), zap.Error(err))
 			}
 		}
 	}
 	return nil
+}
+
+// WriteCheckpoint writes checkpoint seq of the log in dir atomically and durably (a temporary file, fsync, rename,
+// directory fsync). Log.Checkpoint calls it; a store migrating files of an earlier release may call it before
+// Open.
+func WriteCheckpoint(dir string, seq uint64, records [][]byte) error {
+	name := CheckpointName(seq)
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	if err := writeRecords(tmp, records); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write WAL checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("install WAL checkpoint: %w", err)
+	}
+	// The checkpoint must be durable before the segments it replaces go.
+	return syncDir(dir)
 }
 
 // writeRecords writes records to a new file at path and fsyncs it.
@@ -630,16 +628,6 @@ const (
 	// Corrupt: a complete record fails its checksum, or its header is absurd.
 	Corrupt
 )
-
-func (t Tail) String() string {
-	switch t {
-	case Torn:
-		return "torn"
-	case Corrupt:
-		return "corrupt"
-	}
-	return "clean"
-}
 
 // ReadFile calls fn with every intact record of a segment or checkpoint file, in order, each in its own slice
 // (fn may keep it). It returns the number of records, the offset where reading stopped and how the file ended
