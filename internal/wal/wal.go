@@ -187,22 +187,18 @@ func (l *Log) tidy() error {
 	return nil
 }
 
-func parseSegment(name string) (uint64, bool) {
-	n, ok := strings.CutSuffix(name, segSuffix)
-	if !ok || n == "" {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(n, 10, 64)
-	return seq, err == nil
-}
+func parseSegment(name string) (uint64, bool) { return parseNumber(name, "", segSuffix) }
 
-func parseCheckpoint(name string) (uint64, bool) {
-	n, ok := strings.CutPrefix(name, cpPrefix)
-	if !ok || n == "" {
-		return 0, false
+func parseCheckpoint(name string) (uint64, bool) { return parseNumber(name, cpPrefix, "") }
+
+// parseNumber reads the number between prefix and suffix of a file name.
+func parseNumber(name, prefix, suffix string) (uint64, bool) {
+	n, ok := strings.CutPrefix(name, prefix)
+	if n, ok2 := strings.CutSuffix(n, suffix); ok && ok2 && n != "" {
+		seq, err := strconv.ParseUint(n, 10, 64)
+		return seq, err == nil
 	}
-	seq, err := strconv.ParseUint(n, 10, 64)
-	return seq, err == nil
+	return 0, false
 }
 
 // list returns the segment numbers, ascending, and the newest checkpoint (has is false when there is none).
@@ -276,8 +272,7 @@ func (l *Log) Append(rec []byte) (uint64, error) {
 		l.buf = make([]byte, need)
 	}
 	buf := l.buf[:need]
-	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(rec, castagnoli))
+	putHeader(buf, rec)
 	copy(buf[headerSize:], rec)
 	if cap(l.buf) > 4<<20 {
 		l.buf = nil // do not pin the buffer of one huge record
@@ -298,6 +293,12 @@ func (l *Log) Append(rec []byte) (uint64, error) {
 		}
 	}
 	return seq, nil
+}
+
+// putHeader writes the header of rec into dst[:headerSize].
+func putHeader(dst, rec []byte) {
+	binary.LittleEndian.PutUint32(dst[0:4], uint32(len(rec)))
+	binary.LittleEndian.PutUint32(dst[4:8], crc32.Checksum(rec, castagnoli))
 }
 
 // recoverLocked undoes a failed write (a full disk may leave part of the record in the file): it cuts the
@@ -498,8 +499,7 @@ func writeRecords(path string, records [][]byte) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var hdr [headerSize]byte
 	for _, r := range records {
-		binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(r)))
-		binary.LittleEndian.PutUint32(hdr[4:8], crc32.Checksum(r, castagnoli))
+		putHeader(hdr[:], r)
 		_, _ = bw.Write(hdr[:])
 		_, _ = bw.Write(r)
 	}
