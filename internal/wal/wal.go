@@ -645,7 +645,8 @@ func ReadFile(path string, fn func(rec []byte) error) (n int, end int64, tail Ta
 	return ReadRecords(bufio.NewReaderSize(f, 1<<20), fi.Size(), fn)
 }
 
-// ReadRecords is ReadFile over r, which holds size bytes (a negative size is not known).
+// ReadRecords is ReadFile over r, which holds size bytes: a length beyond them is a torn record, for which nothing
+// is allocated.
 func ReadRecords(r io.Reader, size int64, fn func(rec []byte) error) (n int, end int64, tail Tail, err error) {
 	var hdr [headerSize]byte
 	for {
@@ -659,7 +660,7 @@ func ReadRecords(r io.Reader, size int64, fn func(rec []byte) error) (n int, end
 		if l > maxRecord {
 			return n, end, Corrupt, nil
 		}
-		if size >= 0 && int64(l) > size-end-headerSize {
+		if int64(l) > size-end-headerSize {
 			return n, end, Torn, nil // runs past the end of the file: do not allocate for it
 		}
 		rec := make([]byte, l)

@@ -65,25 +65,23 @@ func FuzzReadRecords(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0x3f, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, size := range []int64{int64(len(data)), -1} {
-			var total int64
-			n, end, tail, err := ReadRecords(bytes.NewReader(data), size, func(b []byte) error {
-				want := binary.LittleEndian.Uint32(data[total+4:])
-				if crc32.Checksum(b, castagnoli) != want {
-					t.Fatalf("record at %d returned with a bad checksum", total)
-				}
-				total += headerSize + int64(len(b))
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+		var total int64
+		n, end, tail, err := ReadRecords(bytes.NewReader(data), int64(len(data)), func(b []byte) error {
+			want := binary.LittleEndian.Uint32(data[total+4:])
+			if crc32.Checksum(b, castagnoli) != want {
+				t.Fatalf("record at %d returned with a bad checksum", total)
 			}
-			if end != total || end > int64(len(data)) || n < 0 {
-				t.Fatalf("n=%d end=%d replayed=%d len=%d", n, end, total, len(data))
-			}
-			if (tail == Clean) != (end == int64(len(data))) {
-				t.Fatalf("tail %v but end=%d of %d", tail, end, len(data))
-			}
+			total += headerSize + int64(len(b))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end != total || end > int64(len(data)) || n < 0 {
+			t.Fatalf("n=%d end=%d replayed=%d len=%d", n, end, total, len(data))
+		}
+		if (tail == Clean) != (end == int64(len(data))) {
+			t.Fatalf("tail %v but end=%d of %d", tail, end, len(data))
 		}
 	})
 }
