@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -394,5 +396,23 @@ func TestRestartKeepsEdgeDimensionsAndNativeState(t *testing.T) {
 		if err := g2.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDeprecatedSyncKeyWarns: wal.sync of earlier releases still sets the policy, with a warning at start.
+func TestDeprecatedSyncKeyWarns(t *testing.T) {
+	cfg := walConfig(t)
+	cfg.WAL.Sync = "none"
+	core, logs := observer.New(zap.WarnLevel)
+	g, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if fsync, _, _ := cfg.WAL.Effective(); fsync != wal.FsyncNever {
+		t.Errorf("sync: none runs as fsync %q, want never", fsync)
+	}
+	if n := logs.FilterMessageSnippet("wal.sync is deprecated").Len(); n != 1 {
+		t.Errorf("%d deprecation warnings, want 1: %v", n, logs.All())
 	}
 }
