@@ -24,6 +24,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/generator"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -55,7 +56,8 @@ func TestLoadConfig(t *testing.T) {
 	custom.MaxActiveSeries = 2000
 	custom.StaleAfter = 5 * time.Minute
 	custom.FlushInterval = 30 * time.Second
-	custom.WAL = generator.WALConfig{Dir: "/var/lib/sprout/generator", Sync: "none", CheckpointInterval: 2 * time.Minute}
+	custom.WAL = generator.WALConfig{Dir: "/var/lib/sprout/generator", CheckpointInterval: 2 * time.Minute,
+		Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second, Sync: "none"}} // the deprecated key still loads
 
 	for _, tc := range []struct {
 		id      string

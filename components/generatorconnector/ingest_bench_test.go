@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sprout-otel/sprout/components/tracestoreext"
-	"github.com/sprout-otel/sprout/internal/generator"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 type benchHost struct {
@@ -66,7 +66,7 @@ func BenchmarkIngest(b *testing.B) {
 				f := NewFactory()
 				cfg := f.CreateDefaultConfig().(*Config)
 				cfg.WAL.Dir = b.TempDir()
-				cfg.WAL.Sync = generator.SyncNone // as in the all-in-one config
+				cfg.WAL.Fsync = wal.FsyncNever // as in the all-in-one config
 				cfg.FlushInterval = 5 * time.Second
 				conn, err := f.CreateTracesToMetrics(ctx, connectortest.NewNopSettings(Type), cfg, consumertest.NewNop())
 				if err != nil {

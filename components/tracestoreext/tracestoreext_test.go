@@ -23,7 +23,7 @@ import (
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/testutil"
-	"github.com/sprout-otel/sprout/internal/tracestore"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 func TestConfig(t *testing.T) {
@@ -37,12 +37,12 @@ func TestConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: "sprout_traces", check: func(t *testing.T, c *Config) {
-			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Sync != "batch" || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown {
+			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Fsync != wal.FsyncInterval || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown {
 				t.Fatalf("defaults: %+v", c.Config)
 			}
 		}},
 		{id: "sprout_traces/custom", check: func(t *testing.T, c *Config) {
-			if c.DataDir != "/var/lib/sprout/traces" || c.WAL.Sync != "always" || c.TraceIdlePeriod != 5*time.Second ||
+			if c.DataDir != "/var/lib/sprout/traces" || c.WAL.Sync != "always" || effectiveFsync(c) != wal.FsyncAlways || c.TraceIdlePeriod != 5*time.Second ||
 				c.Compaction.BlockRetention != 48*time.Hour || c.Limits.MaxBytesPerTrace != 1000000 ||
 				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" || c.Storage.Filesystem.Dir != "/var/lib/sprout/traces/blocks" {
 				t.Fatalf("custom: %+v", c)
@@ -95,7 +95,7 @@ func TestEndToEnd(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.DataDir = t.TempDir()
 	cfg.Storage.Filesystem.Dir = "" // derived from data_dir, as Unmarshal does for a config file
-	cfg.WAL.Sync = tracestore.SyncNone
+	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Limits.MaxBytesPerTrace = 2000
 	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(Type), cfg)
 	if err != nil {
@@ -156,4 +156,10 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// effectiveFsync is the policy the store runs with: the deprecated key sync applied over fsync.
+func effectiveFsync(c *Config) string {
+	fsync, _, _ := c.WAL.Effective()
+	return fsync
 }

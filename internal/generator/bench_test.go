@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // benchBatch is 100 traces of 10 spans (a server span and client/server pairs across 5 services), 1000 spans,
@@ -57,14 +59,14 @@ func BenchmarkConsumeTraces(b *testing.B) {
 		sync string
 	}{
 		{"wal=off", false, ""},
-		{"wal=sync-none", true, SyncNone},
-		{"wal=sync-always", true, SyncAlways},
+		{"wal=fsync-never", true, wal.FsyncNever},
+		{"wal=fsync-always", true, wal.FsyncAlways},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := testConfig()
 			if bc.wal {
 				cfg.WAL.Dir = b.TempDir()
-				cfg.WAL.Sync = bc.sync
+				cfg.WAL.Fsync = bc.sync
 			}
 			g := mustNew(b, cfg)
 			defer g.Close()

@@ -7,21 +7,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // Processor names, as Tempo's overrides spell them.
 const (
 	ProcessorServiceGraphs = "service-graphs"
 	ProcessorSpanMetrics   = "span-metrics"
-)
-
-// SyncPolicy says when the generator's WAL is fsynced.
-const (
-	// SyncAlways fsyncs every batch before ConsumeTraces returns: an accepted batch survives a power cut.
-	SyncAlways = "always"
-	// SyncNone leaves flushing to the operating system: an accepted batch survives a process crash (kill -9),
-	// not a power cut. Cheaper on slow disks.
-	SyncNone = "none"
 )
 
 // Config configures the generator. The defaults are Tempo's, so that dashboards written against Tempo's
@@ -142,8 +135,10 @@ type WALConfig struct {
 	// Dir holds the WAL and checkpoints, one subdirectory per tenant is not needed: records carry the tenant.
 	// Empty disables durability (state lives only in memory).
 	Dir string `mapstructure:"dir"`
-	// Sync is "always" (fsync per batch, the default) or "none".
-	Sync string `mapstructure:"sync"`
+	// Policy is fsync (always (default): an accepted batch survives a power cut; interval; never: it survives
+	// kill -9, not a power cut, cheaper on slow disks) and fsync_interval; sync (always, none) of earlier
+	// releases still works.
+	wal.Policy `mapstructure:",squash"`
 	// CheckpointInterval is how often the whole state is written to a checkpoint and the log truncated.
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 }
@@ -191,7 +186,7 @@ func DefaultConfig() Config {
 		NativeHistogramBucketFactor:    1.1,
 		NativeHistogramMaxBucketNumber: 100,
 		WAL: WALConfig{
-			Sync:               SyncAlways,
+			Policy:             wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second},
 			CheckpointInterval: time.Minute,
 		},
 	}
@@ -260,8 +255,8 @@ func (c *Config) Validate() error {
 	if c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("flush_interval: must be positive"))
 	}
-	if c.WAL.Sync != SyncAlways && c.WAL.Sync != SyncNone {
-		errs = append(errs, fmt.Errorf("wal.sync: %q is not one of always, none", c.WAL.Sync))
+	if err := c.WAL.Policy.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.WAL.CheckpointInterval <= 0 {
 		errs = append(errs, errors.New("wal.checkpoint_interval: must be positive"))

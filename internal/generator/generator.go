@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // Generator is safe for concurrent use.
@@ -45,7 +46,7 @@ type Generator struct {
 	tenants   map[string]*tenantState
 	active    int
 	refused   uint64
-	wal       *wal // nil when durability is off
+	wal       *wal.Log // nil when durability is off
 	lastCkpt  int64
 	closed    bool
 	freeEdges []*edge // completed edges for reuse
@@ -135,7 +136,7 @@ type sgDim struct {
 var ErrClosed = errors.New("generator is closed")
 
 // Consume accepts one batch of spans of a tenant at time now. When it returns nil the batch is in the WAL
-// (fsynced under sync "always") and in the state; when it returns an error the batch was not applied.
+// (fsynced under fsync "always") and in the state; when it returns an error the batch was not applied.
 func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) error {
 	if td.SpanCount() == 0 {
 		return nil
@@ -158,8 +159,8 @@ func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) er
 	if g.wal != nil {
 		g.encodeBuf.b = g.encodeBuf.b[:0]
 		encodeBatch(&g.encodeBuf, b)
-		if err := g.wal.appendRecord(g.encodeBuf.b); err != nil {
-			return err
+		if _, err := g.wal.Append(g.encodeBuf.b); err != nil {
+			return fmt.Errorf("append generator wal: %w", err)
 		}
 	}
 	g.apply(b)
@@ -178,8 +179,8 @@ func (g *Generator) Tick(now time.Time) error {
 	if g.wal != nil {
 		g.encodeBuf.b = g.encodeBuf.b[:0]
 		encodeTick(&g.encodeBuf, ns)
-		if err := g.wal.appendRecord(g.encodeBuf.b); err != nil {
-			return err
+		if _, err := g.wal.Append(g.encodeBuf.b); err != nil {
+			return fmt.Errorf("append generator wal: %w", err)
 		}
 	}
 	g.tick(ns)
@@ -219,7 +220,7 @@ func (g *Generator) Close() error {
 		return nil
 	}
 	err := g.checkpointLocked()
-	return errors.Join(err, g.wal.close())
+	return errors.Join(err, g.wal.Close())
 }
 
 // Stats reads the generator's own figures.
@@ -231,7 +232,7 @@ func (g *Generator) Stats() Stats {
 		s.PendingEdges += len(ts.edges)
 	}
 	if g.wal != nil {
-		s.WALSizeBytes = g.wal.size
+		s.WALSizeBytes = g.wal.Size()
 	}
 	return s
 }

@@ -4,191 +4,92 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
-// On-disk layout of <wal.dir>:
+// The generator's durability is a write-ahead log (internal/wal) in <wal.dir>: each record is a batch of span
+// facts or a tick, in apply order, and a checkpoint holds the whole state as one record. Opening the generator
+// loads the checkpoint and replays the records after it through the same apply/tick code the live process ran,
+// so the state after a crash is the state at the last acknowledged batch.
 //
-//	checkpoint        the whole state as of a point in time, and the sequence number of the log that follows it
-//	wal-<seq>.log     records accepted since that checkpoint: batches of span facts and ticks, in apply order
-//
-// A record is framed as [uint32 length][uint32 CRC-32C of the payload][payload]. Opening the generator loads
-// the checkpoint and replays wal-<seq>.log through the same apply/tick code the live process ran, so the
-// state after a crash is the state at the last acknowledged batch. A torn record at the tail (a crash in the
-// middle of a write) is cut off: it was never acknowledged.
+// Before the shared WAL the directory held "checkpoint" (the state, in the same encoding) and
+// "wal-<seq>.log" (the records after it, in the same framing); openWAL renames them once (migrateLegacy).
 
 const (
-	checkpointName  = "checkpoint"
 	checkpointMagic = "SPGENCP2"
 	// checkpointMagicV1 is the first format (integer bucket counts, no native buckets, no edge dimensions);
 	// it is still read.
 	checkpointMagicV1 = "SPGENCP1"
-	frameHeader       = 8
+	// legacyCheckpoint and legacyLog name the files of the release before the shared WAL.
+	legacyCheckpoint = "checkpoint"
+	legacyLogPrefix  = "wal-"
+	legacyLogSuffix  = ".log"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-type wal struct {
-	dir  string
-	seq  uint64
-	f    *os.File
-	size int64
-	sync bool
-	buf  []byte
-}
-
-func walName(seq uint64) string { return fmt.Sprintf("wal-%020d.log", seq) }
-
-// appendRecord writes one framed record and, with sync "always", fsyncs it. On a failed write it cuts the
-// file back so that the log never holds a torn record in the middle.
-func (w *wal) appendRecord(payload []byte) error {
-	w.buf = w.buf[:0]
-	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(payload)))
-	w.buf = binary.LittleEndian.AppendUint32(w.buf, crc32.Checksum(payload, castagnoli))
-	w.buf = append(w.buf, payload...)
-	if _, err := w.f.Write(w.buf); err != nil {
-		_ = w.f.Truncate(w.size)
-		_, _ = w.f.Seek(w.size, io.SeekStart)
-		return fmt.Errorf("append generator wal: %w", err)
-	}
-	if w.sync {
-		if err := w.f.Sync(); err != nil {
-			return fmt.Errorf("sync generator wal: %w", err)
-		}
-	}
-	w.size += int64(len(w.buf))
-	return nil
-}
-
-func (w *wal) close() error {
-	if w.f == nil {
-		return nil
-	}
-	err := w.f.Close()
-	w.f = nil
-	return err
-}
-
-// readRecords returns the intact records of a log file and the offset where they end.
-func readRecords(path string) (records [][]byte, end int64, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	off := 0
-	for off+frameHeader <= len(data) {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		sum := binary.LittleEndian.Uint32(data[off+4:])
-		if n > len(data)-off-frameHeader {
-			break
-		}
-		p := data[off+frameHeader : off+frameHeader+n]
-		if crc32.Checksum(p, castagnoli) != sum {
-			break
-		}
-		records = append(records, p)
-		off += frameHeader + n
-	}
-	return records, int64(off), nil
-}
-
-// walTail tells damage from a torn tail after readRecords stopped at end: a torn tail is an incomplete last
-// record; a record that is complete but was not accepted failed its checksum.
-func walTail(path string, end int64) (corrupt bool, dropped int64) {
-	data, err := os.ReadFile(path)
-	if err != nil || int64(len(data)) <= end {
-		return false, 0
-	}
-	rest := data[end:]
-	dropped = int64(len(rest))
-	if len(rest) < frameHeader {
-		return false, dropped
-	}
-	n := int(binary.LittleEndian.Uint32(rest))
-	return n <= len(rest)-frameHeader, dropped
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // openWAL loads the checkpoint, replays the log into g and leaves the log open for appending.
 // Called from New with g.mu not yet shared.
 func (g *Generator) openWAL() error {
 	dir := g.cfg.WAL.Dir
+	_, _, deprecated := g.cfg.WAL.Effective()
+	for _, m := range deprecated {
+		g.logger.Warn(m)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create generator wal dir: %w", err)
 	}
-	var seq uint64
-	cp, err := os.ReadFile(filepath.Join(dir, checkpointName))
-	switch {
-	case err == nil:
-		if seq, err = g.decodeCheckpoint(cp); err != nil {
-			return fmt.Errorf("load generator checkpoint %s: %w", filepath.Join(dir, checkpointName), err)
-		}
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		return fmt.Errorf("read generator checkpoint: %w", err)
+	if err := migrateLegacy(dir); err != nil {
+		return err
 	}
-
-	path := filepath.Join(dir, walName(seq))
-	records, end, err := readRecords(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read generator wal: %w", err)
-	}
-	if corrupt, dropped := walTail(path, end); corrupt {
-		g.logger.Error("generator wal: a complete record fails its checksum; the span-metric updates after it are lost and the file is cut there",
-			zap.String("file", path), zap.Int64("offset", end), zap.Int64("bytes_dropped", dropped), zap.Int("records_replayed", len(records)))
-	} else if dropped > 0 {
-		g.logger.Warn("generator wal: cutting a torn last record (the write in progress when the process stopped)",
-			zap.String("file", path), zap.Int64("offset", end), zap.Int64("bytes_dropped", dropped))
-	}
-	replayed := 0
-	for i, r := range records {
-		b, now, err := decodeRecord(r)
-		if err != nil {
-			// The CRC matched, so this is not a torn write but a record this version cannot read: stop here
-			// rather than apply a log out of order.
-			g.logger.Warn("generator wal: undecodable record, ignoring it and the rest of the log",
-				zap.String("file", path), zap.Int("record", i), zap.Error(err))
-			break
-		}
-		if b != nil {
-			g.apply(b)
-		} else {
-			g.tick(now)
-		}
-		replayed++
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	opts := g.cfg.WAL.Options()
+	opts.Logger = g.logger
+	w, err := wal.Open(dir, opts)
 	if err != nil {
 		return fmt.Errorf("open generator wal: %w", err)
 	}
-	if err := f.Truncate(end); err != nil {
-		f.Close()
-		return fmt.Errorf("cut torn tail of generator wal: %w", err)
+	replayed, restored, stop := 0, false, false
+	res, err := w.Replay(func(pos wal.Position, r []byte) error {
+		if stop {
+			return nil
+		}
+		if pos.Checkpoint {
+			if _, err := g.decodeCheckpoint(r); err != nil {
+				return fmt.Errorf("load generator checkpoint %d: %w", pos.Segment, err)
+			}
+			restored = true
+			return nil
+		}
+		if !g.replayRecord(r, pos.Segment, replayed) {
+			stop = true
+			return nil
+		}
+		replayed++
+		return nil
+	})
+	if err != nil {
+		_ = w.Close()
+		return err
 	}
-	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		f.Close()
-		return fmt.Errorf("seek generator wal: %w", err)
+	for _, d := range res.Corrupt {
+		if strings.HasPrefix(filepath.Base(d.File), "checkpoint.") {
+			_ = w.Close()
+			return fmt.Errorf("load generator checkpoint %s: a record fails its checksum at offset %d", d.File, d.Offset)
+		}
+		g.logger.Error("generator wal: a complete record fails its checksum; the span-metric updates after it in this segment are lost",
+			zap.String("file", d.File), zap.Int64("offset", d.Offset), zap.Int64("bytes_dropped", d.Lost), zap.Int("records_replayed", d.Replayed))
 	}
-	g.wal = &wal{dir: dir, seq: seq, f: f, size: end, sync: g.cfg.WAL.Sync == SyncAlways}
-	removeOtherLogs(dir, seq, g.logger)
+	for _, d := range res.Torn {
+		g.logger.Warn("generator wal: cut a torn last record (the write in progress when the process stopped)",
+			zap.String("file", d.File), zap.Int64("offset", d.Offset), zap.Int64("bytes_dropped", d.Lost))
+	}
+	g.wal = w
 	// A tenant id an earlier release accepted and the stores now refuse (".hidden") would be flushed and
 	// refused downstream at every flush: its state goes.
 	for id, t := range g.tenants {
@@ -205,79 +106,84 @@ func (g *Generator) openWAL() error {
 			s.emitted = true
 		}
 	}
-	if replayed > 0 || len(cp) > 0 {
+	if replayed > 0 || restored {
 		g.logger.Info("generator state restored", zap.Int("replayed_records", replayed),
 			zap.Int("active_series", g.active))
 	}
 	return nil
 }
 
-func removeOtherLogs(dir string, keep uint64, logger *zap.Logger) {
-	entries, err := os.ReadDir(dir)
+// replayRecord applies one logged batch or tick. A record whose checksum matched but that does not decode is
+// one this version cannot read: it and the rest of the log are ignored rather than applied out of order.
+func (g *Generator) replayRecord(r []byte, segment uint64, i int) bool {
+	b, now, err := decodeRecord(r)
 	if err != nil {
-		return
+		g.logger.Warn("generator wal: undecodable record, ignoring it and the rest of the log",
+			zap.Uint64("segment", segment), zap.Int("record", i), zap.Error(err))
+		return false
 	}
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, "wal-") || !strings.HasSuffix(name, ".log") {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "wal-"), ".log"), 10, 64)
-		if err != nil || n == keep {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil {
-			logger.Warn("generator wal: cannot remove old log", zap.String("file", name), zap.Error(err))
-		}
+	if b != nil {
+		g.apply(b)
+	} else {
+		g.tick(now)
 	}
+	return true
 }
 
-// checkpointLocked writes the whole state and starts a new, empty log. Order matters for crash safety: the new
-// log exists before the checkpoint that names it, and the old log goes only after the checkpoint is durable.
-func (g *Generator) checkpointLocked() error {
-	w := g.wal
-	next := w.seq + 1
-	newPath := filepath.Join(w.dir, walName(next))
-	nf, err := os.OpenFile(newPath, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+// migrateLegacy turns the files of the release before the shared WAL into the new log's: "checkpoint" (the
+// state, followed by log <seq>) becomes checkpoint <seq+1> and "wal-<seq>.log" segment <seq+1>, as the new log
+// numbers from 1. Each step can be repeated, so a crash in the middle is finished at the next start.
+func migrateLegacy(dir string) error {
+	var seq uint64
+	cp, err := os.ReadFile(filepath.Join(dir, legacyCheckpoint))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read generator checkpoint: %w", err)
+	}
+	if err == nil {
+		n := 0
+		if len(cp) > len(checkpointMagic) {
+			seq, n = binary.Uvarint(cp[len(checkpointMagic):])
+		}
+		if n <= 0 {
+			return fmt.Errorf("load generator checkpoint %s: not a generator checkpoint", filepath.Join(dir, legacyCheckpoint))
+		}
+	}
+	logs, err := filepath.Glob(filepath.Join(dir, legacyLogPrefix+"*"+legacyLogSuffix))
 	if err != nil {
-		return fmt.Errorf("create generator wal: %w", err)
+		return err
+	}
+	for _, p := range logs {
+		if p != filepath.Join(dir, fmt.Sprintf("%s%020d%s", legacyLogPrefix, seq, legacyLogSuffix)) {
+			err = os.Remove(p) // a log older than the checkpoint: the earlier release deleted these too
+		} else {
+			err = os.Rename(p, filepath.Join(dir, wal.SegmentName(seq+1)))
+		}
+		if err != nil {
+			return fmt.Errorf("migrate generator wal %s: %w", p, err)
+		}
+	}
+	if cp == nil {
+		return nil
+	}
+	if err := wal.WriteCheckpoint(dir, seq+1, [][]byte{cp}); err != nil {
+		return fmt.Errorf("migrate generator checkpoint: %w", err)
+	}
+	return os.Remove(filepath.Join(dir, legacyCheckpoint))
+}
+
+// checkpointLocked writes the whole state and lets the log before it go: the new segment exists before the
+// checkpoint that stands for the ones before it, and those go only once the checkpoint is durable.
+func (g *Generator) checkpointLocked() error {
+	seq, err := g.wal.Rotate()
+	if err != nil {
+		return fmt.Errorf("rotate generator wal: %w", err)
 	}
 	e := &encoder{b: make([]byte, 0, 64+g.active*64)}
-	g.encodeCheckpoint(e, next)
-	tmp := filepath.Join(w.dir, checkpointName+".tmp")
-	if err := writeFileSync(tmp, e.b); err != nil {
-		nf.Close()
+	g.encodeCheckpoint(e, seq)
+	if err := g.wal.Checkpoint(seq, [][]byte{e.b}); err != nil {
 		return fmt.Errorf("write generator checkpoint: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(w.dir, checkpointName)); err != nil {
-		nf.Close()
-		return fmt.Errorf("install generator checkpoint: %w", err)
-	}
-	if err := syncDir(w.dir); err != nil {
-		nf.Close()
-		return fmt.Errorf("sync generator wal dir: %w", err)
-	}
-	old := filepath.Join(w.dir, walName(w.seq))
-	_ = w.f.Close()
-	w.f, w.seq, w.size = nf, next, 0
-	_ = os.Remove(old)
 	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func (g *Generator) encodeCheckpoint(e *encoder, seq uint64) {

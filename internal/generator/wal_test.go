@@ -1,12 +1,19 @@
 package generator
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 func walConfig(t testing.TB) Config {
@@ -29,7 +36,7 @@ func values(t testing.TB, g *Generator, now time.Time) map[string]float64 {
 func crash(g *Generator) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_ = g.wal.close()
+	_ = g.wal.Close()
 	g.closed = true
 }
 
@@ -49,15 +56,18 @@ func TestRestartWithoutShutdownContinuesCounters(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		checkpoint bool
-		sync       string
+		fsync      string
+		legacy     string // the deprecated key sync
 	}{
-		{"log only", false, SyncAlways},
-		{"checkpoint then log", true, SyncAlways},
-		{"sync none", true, SyncNone},
+		{"log only", false, wal.FsyncAlways, ""},
+		{"checkpoint then log", true, wal.FsyncAlways, ""},
+		{"fsync never", true, wal.FsyncNever, ""},
+		{"fsync interval", true, wal.FsyncInterval, ""},
+		{"deprecated sync none", true, wal.FsyncAlways, "none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := walConfig(t)
-			cfg.WAL.Sync = tc.sync
+			cfg.WAL.Fsync, cfg.WAL.Sync = tc.fsync, tc.legacy
 			g1 := mustNew(t, cfg)
 			if err := g1.Consume(tenantA, t0, shopTrace(1)); err != nil {
 				t.Fatal(err)
@@ -126,7 +136,8 @@ func TestTornTailIsCut(t *testing.T) {
 	}
 	before := values(t, g1, t0)
 	crash(g1)
-	path := filepath.Join(cfg.WAL.Dir, walName(0))
+	segs, _ := filepath.Glob(filepath.Join(cfg.WAL.Dir, "*.wal"))
+	path := segs[len(segs)-1]
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -177,15 +188,20 @@ func TestCloseCheckpointsAndTruncatesLog(t *testing.T) {
 	if err := g1.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Everything is in the one checkpoint: no segment holds a record.
 	entries, _ := os.ReadDir(cfg.WAL.Dir)
-	var logs int
+	var records, checkpoints int
 	for _, e := range entries {
-		if filepath.Ext(e.Name()) == ".log" {
-			logs++
+		fi, _ := e.Info()
+		switch {
+		case filepath.Ext(e.Name()) == ".wal" && fi.Size() > 0:
+			records++
+		case strings.HasPrefix(e.Name(), "checkpoint."):
+			checkpoints++
 		}
 	}
-	if logs != 1 {
-		t.Errorf("%d log files after close, want 1", logs)
+	if records != 0 || checkpoints != 1 {
+		t.Errorf("after close: %d segments with records and %d checkpoints, want 0 and 1", records, checkpoints)
 	}
 	g2 := mustNew(t, cfg)
 	defer g2.Close()
@@ -223,14 +239,70 @@ func TestBucketChangeRestartsGroups(t *testing.T) {
 }
 
 func TestCorruptCheckpointFailsClearly(t *testing.T) {
+	framed := func(p []byte) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, uint32(len(p)))
+		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli)))
+		return append(b, p...)
+	}
+	for _, tc := range []struct {
+		name, file string
+		data       []byte
+	}{
+		{"earlier release's checkpoint", legacyCheckpoint, []byte("garbage")},
+		{"checkpoint that is not the state", wal.CheckpointName(1), framed([]byte("garbage"))},
+		{"checkpoint that fails its checksum", wal.CheckpointName(1), append(framed([]byte(checkpointMagic + "\x00\x00"))[:8], "SPGENCP2\x01\x00"...)},
+	} {
+		cfg := walConfig(t)
+		if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, tc.file), tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(cfg, nil); err == nil {
+			t.Errorf("%s: New accepted a corrupt checkpoint", tc.name)
+		}
+	}
+}
+
+// TestWALOfEarlierRelease starts from the files of the release before the shared WAL (testdata/wal-v1: a
+// checkpoint after trace 1 and a log with trace 2, never closed): the state is the state at the last accepted
+// batch, it moves into the new log, and the old files go.
+func TestWALOfEarlierRelease(t *testing.T) {
 	cfg := walConfig(t)
-	if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, checkpointName), []byte("garbage"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{legacyCheckpoint, "wal-00000000000000000001.log"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "wal-v1", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.WAL.Dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, err := New(cfg, nil)
-	if err == nil {
-		t.Fatal("New accepted a corrupt checkpoint")
+	// What the earlier release held: the same batches, in memory only.
+	mem := walConfig(t)
+	mem.WAL.Dir = ""
+	ref := mustNew(t, mem)
+	for i, at := range []time.Duration{0, time.Second} {
+		if err := ref.Consume(tenantA, t0.Add(at), shopTrace(byte(i+1))); err != nil {
+			t.Fatal(err)
+		}
 	}
+	want := values(t, ref, t0.Add(13*time.Second))
+
+	g := mustNew(t, cfg)
+	got := values(t, g, t0.Add(13*time.Second))
+	equalValues(t, got, want)
+	if k := ser("traces_service_graph_request_total", "client", "frontend", "server", "backend"); got[k] != 2 {
+		t.Errorf("%s = %v, want 2", k, got[k])
+	}
+	for _, name := range []string{legacyCheckpoint, "wal-00000000000000000001.log"} {
+		if _, err := os.Stat(filepath.Join(cfg.WAL.Dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s of the earlier release still there: %v", name, err)
+		}
+	}
+	// Restarting (without Close) replays the migrated state from the new log.
+	crash(g)
+	g2 := mustNew(t, cfg)
+	defer g2.Close()
+	equalValues(t, values(t, g2, t0.Add(13*time.Second)), want)
 }
 
 func FuzzDecodeRecord(f *testing.F) {
@@ -324,5 +396,23 @@ func TestRestartKeepsEdgeDimensionsAndNativeState(t *testing.T) {
 		if err := g2.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDeprecatedSyncKeyWarns: wal.sync of earlier releases still sets the policy, with a warning at start.
+func TestDeprecatedSyncKeyWarns(t *testing.T) {
+	cfg := walConfig(t)
+	cfg.WAL.Sync = "none"
+	core, logs := observer.New(zap.WarnLevel)
+	g, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if fsync, _, _ := cfg.WAL.Effective(); fsync != wal.FsyncNever {
+		t.Errorf("sync: none runs as fsync %q, want never", fsync)
+	}
+	if n := logs.FilterMessageSnippet("wal.sync is deprecated").Len(); n != 1 {
+		t.Errorf("%d deprecation warnings, want 1: %v", n, logs.All())
 	}
 }

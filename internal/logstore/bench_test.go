@@ -14,6 +14,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 func benchStore(b *testing.B, fsync string) *Store {
@@ -57,7 +58,7 @@ func benchBatch(seq int, base int64) []PushStream {
 }
 
 func BenchmarkPush(b *testing.B) {
-	for _, fsync := range []string{FsyncNever, FsyncAlways} {
+	for _, fsync := range []string{wal.FsyncNever, wal.FsyncAlways} {
 		b.Run("fsync="+fsync, func(b *testing.B) {
 			s := benchStore(b, fsync)
 			base := time.Now().Add(-time.Hour).UnixNano()
@@ -119,7 +120,7 @@ func filledStore(b *testing.B) (*Store, int64) {
 	bkt, _ := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
 	cfg := DefaultConfig()
 	cfg.Dir = filepath.Join(dir, "data")
-	cfg.WAL.Fsync = FsyncNever
+	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Limits.IngestionRateMB = 0
 	cfg.Limits.RejectOldSamples = false
 	cfg.Limits.CreationGracePeriod = 100 * 365 * 24 * time.Hour
@@ -208,7 +209,7 @@ func BenchmarkTraceIDLookup(b *testing.B) {
 // BenchmarkQueryCountOverTimeHeads is the metric query over lines still in the heads (nothing flushed yet), as
 // right after a burst of pushes.
 func BenchmarkQueryCountOverTimeHeads(b *testing.B) {
-	s := benchStore(b, FsyncNever)
+	s := benchStore(b, wal.FsyncNever)
 	s.cfg.MaxHeadBytes = 0
 	base := time.Now().Add(-time.Hour).UnixNano()
 	const batches = 1000 // 500k lines

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 func TestBloomFalsePositives(t *testing.T) {
@@ -67,7 +68,7 @@ func FuzzDecodeStored(f *testing.F) {
 // or oldest (forward) matching lines over many chunks of interleaved streams plus heads, and that the store
 // stopped early: far fewer lines processed than stored.
 func TestLimitedQueryReadsOnlyWhatItNeeds(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 2048; c.WAL.Fsync = FsyncNever })
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 2048; c.WAL.Fsync = wal.FsyncNever })
 	const n = 3000
 	var all []logql.Entry
 	for i := 0; i < n; i++ {
@@ -143,7 +144,7 @@ func TestLimitedQueryReadsOnlyWhatItNeeds(t *testing.T) {
 // TestSumOverManyMetadataSeries: with a trace_id per line every line is its own series before the sum (as
 // structured metadata joins the labels); sum by (...) must still answer, as Grafana's log-volume query needs.
 func TestSumOverManyMetadataSeries(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.WAL.Fsync = FsyncNever })
+	e := newEnv(t, func(c *Config) { c.WAL.Fsync = wal.FsyncNever })
 	var ps PushStream
 	ps.Labels = labels.FromStrings("job", "a")
 	const n = 7000

@@ -13,13 +13,7 @@ import (
 	"time"
 
 	"github.com/sprout-otel/sprout/internal/querylimit"
-)
-
-// Fsync policies of the WAL.
-const (
-	FsyncAlways   = "always"   // fsync before acknowledging (group commit across concurrent pushes)
-	FsyncInterval = "interval" // write before acknowledging (survives kill -9), fsync every FsyncInterval
-	FsyncNever    = "never"    // write before acknowledging, let the OS flush
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // Config configures a Store.
@@ -51,9 +45,9 @@ type Config struct {
 
 // WALConfig is the write-ahead log's durability policy.
 type WALConfig struct {
-	Fsync         string        `mapstructure:"fsync"`
-	FsyncInterval time.Duration `mapstructure:"fsync_interval"`
-	SegmentSize   int64         `mapstructure:"segment_size"`
+	// Policy is wal.fsync (always (default), interval, never) and wal.fsync_interval.
+	wal.Policy  `mapstructure:",squash"`
+	SegmentSize int64 `mapstructure:"segment_size"`
 }
 
 // Limits are per-tenant ingestion limits, named as Loki's limits_config.
@@ -103,7 +97,7 @@ type Limits struct {
 func DefaultConfig() Config {
 	return Config{
 		Dir:                "./data/logs",
-		WAL:                WALConfig{Fsync: FsyncAlways, FsyncInterval: time.Second, SegmentSize: 128 << 20},
+		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentSize: 128 << 20},
 		ChunkTargetSize:    1536 << 10,
 		MaxChunkAge:        2 * time.Hour,
 		ChunkIdlePeriod:    30 * time.Minute,
@@ -162,14 +156,8 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("data_dir: must be set")
 	}
-	switch c.WAL.Fsync {
-	case FsyncAlways, FsyncNever:
-	case FsyncInterval:
-		if c.WAL.FsyncInterval <= 0 {
-			return errors.New("wal.fsync_interval: must be positive when wal.fsync is interval")
-		}
-	default:
-		return fmt.Errorf("wal.fsync: unknown policy %q (want %s, %s or %s)", c.WAL.Fsync, FsyncAlways, FsyncInterval, FsyncNever)
+	if err := c.WAL.Policy.Validate(); err != nil {
+		return err
 	}
 	if c.ChunkTargetSize < 1024 {
 		return fmt.Errorf("chunk_target_size: %d is too small (minimum 1024 bytes)", c.ChunkTargetSize)

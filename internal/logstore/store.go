@@ -1,15 +1,10 @@
 package logstore
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"path"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +22,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // PushStream is one stream of a push: its labels and its entries.
@@ -57,7 +53,7 @@ type Store struct {
 	cfg    Config
 	logger *zap.Logger
 	bkt    bucket.Bucket
-	wal    *wal
+	wal    *wal.Log
 	cache  *chunkCache
 	engine *logql.Engine
 	// queries admits the API's queries (timeout, concurrency, queue).
@@ -195,14 +191,21 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
 	// or replay would take their records for already flushed ones.
-	w, err := openWAL(path.Join(cfg.Dir, "wal"), cfg.WAL, minSeg)
+	_, _, deprecated := cfg.WAL.Effective()
+	for _, m := range deprecated {
+		s.logger.Warn(m)
+	}
+	wo := cfg.WAL.Options()
+	wo.SegmentBytes, wo.FirstSegment, wo.Logger = cfg.WAL.SegmentSize, uint64(minSeg), s.logger
+	w, err := wal.Open(path.Join(cfg.Dir, "wal"), wo)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open log store WAL: %w", err)
 	}
 	s.wal = w
 	start := time.Now()
 	skipped := 0
-	n, damaged, err := w.replay(func(pos int, b []byte) error {
+	res, err := w.Replay(func(p wal.Position, b []byte) error {
+		pos := int(p.Segment)
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))
@@ -225,16 +228,21 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		return nil
 	})
 	if err != nil {
-		_ = w.close()
+		_ = w.Close()
 		return nil, err
 	}
-	for _, d := range damaged {
-		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost", zap.String("damage", d))
+	for _, d := range res.Corrupt {
+		s.logger.Error("Log store WAL segment is corrupt; the records after the damage in this file are lost",
+			zap.String("damage", fmt.Sprintf("%s: record at offset %d fails its checksum, %d bytes after it not replayed", d.File, d.Offset, d.Lost)))
+	}
+	for _, d := range res.Torn {
+		s.logger.Warn("Log store WAL segment ended in a partial record (the write in progress when the process stopped); it was never acknowledged and is cut off",
+			zap.String("file", d.File), zap.Int64("offset", d.Offset))
 	}
 	if skipped > 0 {
 		s.logger.Info("Log store WAL replay skipped lines already in chunks (the last flush stopped before its checkpoint)", zap.Int("lines", skipped))
 	}
-	s.logger.Info("Log store WAL replayed", zap.Int("records", n), zap.Duration("took", time.Since(start)))
+	s.logger.Info("Log store WAL replayed", zap.Int("records", res.Records), zap.Duration("took", time.Since(start)))
 	return s, nil
 }
 
@@ -311,7 +319,7 @@ func (s *Store) Close(ctx context.Context) error {
 			<-s.done
 		}
 		err := s.Flush(ctx, true)
-		if e := s.wal.close(); err == nil {
+		if e := s.wal.Close(); err == nil {
 			err = e
 		}
 		s.closeErr = err
@@ -535,7 +543,7 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 	if accepted > 0 {
 		payload := appendWALRecord(ingestBufs.get(), &rec)
 		s.ingestMu.RLock()
-		err := s.wal.append(payload)
+		_, err := s.wal.Append(payload)
 		if err == nil {
 			s.walBytes.Add(int64(len(payload)))
 		}
@@ -596,793 +604,6 @@ func validateLabels(lbs labels.Labels, lim Limits) string {
 	return msg
 }
 
-// Querier returns a logql.Querier over one tenant's data.
-func (s *Store) Querier(tenantID string) logql.Querier { return &querier{s: s, tenant: tenantID} }
-
-// QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
-func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
-
-// QueryTimeout bounds one query, the ruler's evaluations included.
-func (s *Store) QueryTimeout() time.Duration { return s.cfg.Limits.QueryTimeout }
-
-// MaxQueryLength is the longest time range (plus range selector) a query may cover; 0 does not limit.
-func (s *Store) MaxQueryLength() time.Duration { return s.cfg.Limits.MaxQueryLength }
-
-// Engine is the LogQL engine configured with the store's query limits.
-func (s *Store) Engine() *logql.Engine { return s.engine }
-
-type querier struct {
-	s      *Store
-	tenant string
-}
-
-// matchStreams returns the tenant's streams that match all matchers, using postings for equality matchers.
-func (td *tenantDB) matchStreams(ms []*labels.Matcher) []*stream {
-	td.mu.RLock()
-	defer td.mu.RUnlock()
-	var cand []*stream
-	bestSet := false
-	for _, m := range ms {
-		if m.Type == labels.MatchEqual && m.Value != "" {
-			l := td.postings[m.Name][m.Value]
-			if !bestSet || len(l) < len(cand) {
-				cand, bestSet = l, true
-			}
-		}
-	}
-	if !bestSet {
-		for _, sts := range td.streams {
-			cand = append(cand, sts...)
-		}
-	}
-	out := make([]*stream, 0, len(cand))
-	for _, st := range cand {
-		ok := true
-		for _, m := range ms {
-			if !m.Matches(st.lbs.Get(m.Name)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, st)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lbs, out[j].lbs) < 0 })
-	return out
-}
-
-type chunkJob struct {
-	st   *stream
-	meta *chunkMeta
-	res  chan chunkResult
-}
-
-type chunkResult struct {
-	es  []logql.Entry
-	err error
-	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
-	noSlot bool
-}
-
-// SelectLogs implements logql.Querier.
-func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(labels.Labels, logql.Entry) error) error {
-	td := q.s.tenantIfExists(q.tenant)
-	if td == nil {
-		return nil
-	}
-	streams := td.matchStreams(p.Matchers)
-	if p.Cutoff != nil {
-		return q.selectLimited(ctx, p, streams, fn)
-	}
-	type streamWork struct {
-		st     *stream
-		chunks []*chunkMeta
-		head   []logql.Entry
-	}
-	work := make([]streamWork, 0, len(streams))
-	var jobs []*chunkJob
-	for _, st := range streams {
-		w := streamWork{st: st}
-		st.mu.Lock()
-		for _, c := range st.chunks {
-			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
-				w.chunks = append(w.chunks, c)
-			}
-		}
-		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
-		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
-		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
-		st.mu.Unlock()
-		head, err := headEntries(blocks, tail, &p)
-		if err != nil {
-			return err
-		}
-		w.head = head
-		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
-			w.head = append([]logql.Entry(nil), w.head...)
-			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
-		}
-		for _, c := range w.chunks {
-			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
-		}
-		work = append(work, w)
-	}
-	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
-	if len(jobs) > 0 {
-		go func() {
-			for _, j := range jobs {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
-					continue
-				}
-				go q.readChunk(ctx, j, &p)
-			}
-		}()
-	}
-	ji := 0
-	for _, w := range work {
-		for range w.chunks {
-			j := jobs[ji]
-			ji++
-			r := <-j.res
-			if !r.noSlot {
-				<-sem
-			}
-			if r.err != nil {
-				if err := q.chunkError(j, r.err); err != nil {
-					return err
-				}
-				continue
-			}
-			for _, e := range r.es {
-				if e.Timestamp < p.Start || e.Timestamp >= p.End {
-					continue
-				}
-				if p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID {
-					continue
-				}
-				if err := fn(w.st.lbs, e); err != nil {
-					return err
-				}
-			}
-		}
-		var skipped, skippedBytes int64
-		for _, e := range w.head {
-			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
-				continue
-			}
-			if p.LineFilter != nil && !p.LineFilter(e.Line) {
-				skipped++
-				skippedBytes += int64(len(e.Line))
-				continue
-			}
-			if err := fn(w.st.lbs, e); err != nil {
-				return err
-			}
-		}
-		if skipped > 0 && p.Skipped != nil {
-			p.Skipped(skipped, skippedBytes)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// selectLimited serves a log query with a limit: heads first, then chunks newest first (Backward) or oldest
-// first (Forward), decoded in parallel (at most GOMAXPROCS at a time), stopping at the first chunk wholly
-// beyond the engine's cutoff: every later chunk is beyond it too.
-func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, streams []*stream, fn func(labels.Labels, logql.Entry) error) error {
-	var jobs []*chunkJob
-	var head []logql.Entry
-	for _, st := range streams {
-		head = head[:0]
-		st.mu.Lock()
-		for _, c := range st.chunks {
-			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
-				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
-			}
-		}
-		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
-		st.mu.Unlock()
-		sealed, err := headEntries(blocks, nil, &p)
-		if err != nil {
-			return err
-		}
-		head = append(head[:0], sealed...)
-		head = headInRange(tail, &p, head)
-		head = filterHead(head, &p)
-		for _, e := range head {
-			if err := fn(st.lbs, e); err != nil {
-				return err
-			}
-		}
-	}
-	if p.Direction == logql.Forward {
-		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MinT < jobs[j].meta.MinT })
-	} else {
-		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MaxT > jobs[j].meta.MaxT })
-	}
-	beyond := func(c *chunkMeta) bool {
-		cut, ok := p.Cutoff()
-		if !ok {
-			return false
-		}
-		if p.Direction == logql.Forward {
-			return c.MinT > cut
-		}
-		return c.MaxT < cut
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// At most GOMAXPROCS chunks are read ahead of the consumer: a slot frees when the consumer takes a result,
-	// so an early stop wastes little work and decoded chunks never pile up in memory.
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	go func() {
-		for _, j := range jobs {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			if beyond(j.meta) {
-				return // the consumer stops at this job too
-			}
-			go q.readChunk(ctx, j, &p)
-		}
-	}()
-	for _, j := range jobs {
-		if beyond(j.meta) {
-			return nil
-		}
-		var r chunkResult
-		select {
-		case r = <-j.res:
-			<-sem
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if r.err != nil {
-			if err := q.chunkError(j, r.err); err != nil {
-				return err
-			}
-			continue
-		}
-		for _, e := range r.es {
-			if err := fn(j.st.lbs, e); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// headInRange appends to dst the entries of es in p's time range (and with its trace id).
-func headInRange(es []logql.Entry, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
-	for _, e := range es {
-		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
-			dst = append(dst, e)
-		}
-	}
-	return dst
-}
-
-// filterHead drops, in place, the entries that p's line filter rejects, reporting them through p.Skipped, as
-// chunk decoding does.
-func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
-	if p.LineFilter == nil {
-		return es
-	}
-	out := es[:0]
-	var lines, bytes int64
-	for _, e := range es {
-		if p.LineFilter(e.Line) {
-			out = append(out, e)
-			continue
-		}
-		lines++
-		bytes += int64(len(e.Line))
-	}
-	if lines > 0 && p.Skipped != nil {
-		p.Skipped(lines, bytes)
-	}
-	return out
-}
-
-// readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
-func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
-	raw, err := q.s.loadChunkRaw(ctx, j.meta)
-	var es []logql.Entry
-	if err == nil {
-		if es, err = decodeSelected(raw, p); err != nil {
-			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
-		}
-	}
-	j.res <- chunkResult{es: es, err: err}
-}
-
-// chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
-// damaged, which is logged once), or the error.
-func (q *querier) chunkError(j *chunkJob, err error) error {
-	if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(err)) {
-		return nil // deleted by retention or compaction while we looked
-	}
-	if errors.Is(err, errDamagedChunk) {
-		// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
-		if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
-			q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(err))
-		}
-		return nil
-	}
-	return err
-}
-
-// errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
-var errDamagedChunk = errors.New("damaged chunk")
-
-// loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
-func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
-	if raw, ok := s.cache.get(c.Key); ok {
-		return raw, nil
-	}
-	rc, err := s.bkt.Get(ctx, c.Key)
-	if err != nil {
-		return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
-	}
-	defer rc.Close()
-	b, err := readAll(rc, make([]byte, 0, c.Size))
-	if err != nil {
-		return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
-	}
-	raw, err := decompressChunk(b)
-	if err != nil {
-		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
-	}
-	s.cache.put(c.Key, raw, len(raw))
-	return raw, nil
-}
-
-// loadChunk returns every entry of a chunk.
-func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, error) {
-	raw, err := s.loadChunkRaw(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return decodeSelected(raw, &logql.SelectParams{Start: math.MinInt64, End: math.MaxInt64})
-}
-
-// Labels returns label names of a tenant's streams with data in [start, end).
-func (s *Store) Labels(tenantID string, start, end int64, ms []*labels.Matcher) []string {
-	set := map[string]struct{}{}
-	for _, st := range s.streamsInRange(tenantID, start, end, ms) {
-		st.lbs.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
-	}
-	return sortedKeys(set)
-}
-
-// LabelValues returns the values of one label.
-func (s *Store) LabelValues(tenantID, name string, start, end int64, ms []*labels.Matcher) []string {
-	set := map[string]struct{}{}
-	for _, st := range s.streamsInRange(tenantID, start, end, ms) {
-		if v := st.lbs.Get(name); v != "" {
-			set[v] = struct{}{}
-		}
-	}
-	return sortedKeys(set)
-}
-
-// Series returns the label sets of streams matching any of the selectors.
-func (s *Store) Series(tenantID string, start, end int64, ms []*labels.Matcher) []labels.Labels {
-	var out []labels.Labels
-	for _, st := range s.streamsInRange(tenantID, start, end, ms) {
-		out = append(out, st.lbs)
-	}
-	return out
-}
-
-// StreamStats are per-stream figures for index/stats and index/volume.
-type StreamStats struct {
-	Labels  labels.Labels
-	Entries int64
-	Bytes   int64
-	Chunks  int64
-}
-
-// Stats returns figures for streams matching ms with data in [start, end).
-func (s *Store) Stats(tenantID string, start, end int64, ms []*labels.Matcher) []StreamStats {
-	var out []StreamStats
-	for _, st := range s.streamsInRange(tenantID, start, end, ms) {
-		ss := StreamStats{Labels: st.lbs}
-		st.mu.Lock()
-		for _, c := range st.chunks {
-			if c.MinT < end && c.MaxT >= start {
-				ss.Chunks++
-				ss.Entries += int64(c.Entries)
-				ss.Bytes += int64(c.Bytes)
-			}
-		}
-		if n, b := st.headIn(start, end); n > 0 {
-			ss.Entries += n
-			ss.Bytes += b
-			ss.Chunks++
-		}
-		st.mu.Unlock()
-		out = append(out, ss)
-	}
-	return out
-}
-
-func (s *Store) streamsInRange(tenantID string, start, end int64, ms []*labels.Matcher) []*stream {
-	td := s.tenantIfExists(tenantID)
-	if td == nil {
-		return nil
-	}
-	var out []*stream
-	for _, st := range td.matchStreams(ms) {
-		st.mu.Lock()
-		in := false
-		for _, c := range st.chunks {
-			if c.MinT < end && c.MaxT >= start {
-				in = true
-				break
-			}
-		}
-		if !in {
-			n, _ := st.headIn(start, end)
-			in = n > 0
-		}
-		st.mu.Unlock()
-		if in {
-			out = append(out, st)
-		}
-	}
-	return out
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Flush cuts heads that are due (all of them when force is set) into chunks in the bucket, writes their index,
-// and checkpoints the WAL so that it only holds what is not yet in the bucket.
-func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ctx, force, false) }
-
-// flush is Flush. An early flush (a head reached the chunk size, or all heads are over MaxHeadBytes) cuts heads
-// of half the target size too, so that streams growing together are cut together; under memory pressure a
-// quarter. An early flush that is not under pressure skips the WAL checkpoint: the cut streams' records are
-// skipped on replay by their chunks' WALSeg, and rewriting every other head into a checkpoint at each cut would
-// cost more than the cut saves. The next regular flush checkpoints.
-func (s *Store) flush(ctx context.Context, force, early bool) error {
-	pressure := early && s.cfg.MaxHeadBytes > 0 && s.headBytes.Load() > int64(s.cfg.MaxHeadBytes)
-	minCut := s.cfg.ChunkTargetSize
-	switch {
-	case pressure:
-		minCut = s.cfg.ChunkTargetSize / 4
-	case early:
-		minCut = s.cfg.ChunkTargetSize / 2
-	}
-	s.ingestMu.Lock()
-	seg, err := s.wal.rotate()
-	// Pushes are held off: what the WAL took so far is before seg, which a checkpoint here would cover.
-	walBefore := s.walBytes.Swap(0)
-	type marked struct {
-		td *tenantDB
-		st *stream
-	}
-	var all []marked
-	s.mu.RLock()
-	for _, td := range s.tenants {
-		td.mu.RLock()
-		for _, sts := range td.streams {
-			for _, st := range sts {
-				st.mu.Lock()
-				st.seal()
-				st.mark = len(st.blocks)
-				st.mu.Unlock()
-				all = append(all, marked{td, st})
-			}
-		}
-		td.mu.RUnlock()
-	}
-	s.mu.RUnlock()
-	s.ingestMu.Unlock()
-	checkpointed := false
-	defer func() {
-		if !checkpointed {
-			s.walBytes.Add(walBefore)
-		}
-	}()
-	if err != nil {
-		return fmt.Errorf("rotate WAL: %w", err)
-	}
-	now := s.now()
-	newMetas := map[string][]*chunkMeta{}
-	var flushErr error
-	for _, m := range all {
-		st := m.st
-		st.mu.Lock()
-		due := st.mark > 0 && (force || st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
-		var blocks []headBlock
-		if due {
-			// Pushes only append beyond the mark, and a cut replaces st.blocks: the marked blocks can be read
-			// without the lock.
-			blocks = st.blocks[:st.mark:st.mark]
-		}
-		st.mu.Unlock()
-		if !due {
-			continue
-		}
-		metas, err := s.cutBlocks(ctx, m.td.id, st, blocks)
-		if err != nil {
-			s.m.flushFailures.Inc()
-			flushErr = errors.Join(flushErr, err)
-			continue
-		}
-		for _, c := range metas {
-			c.WALSeg = seg
-		}
-		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
-		st.mu.Lock()
-		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)
-		s.headBytes.Add(-int64(st.headBytes))
-		st.headBytes, st.headLen = st.tailBytes, len(st.tail)
-		for _, b := range st.blocks {
-			st.headBytes += b.lineBytes
-			st.headLen += b.n
-		}
-		s.headBytes.Add(int64(st.headBytes))
-		st.headFirst = now
-		st.mark = 0
-		st.chunks = append(st.chunks, metas...)
-		st.mu.Unlock()
-	}
-	for tid, metas := range newMetas {
-		if err := s.writeIndex(ctx, tid, metas); err != nil {
-			// Without an index the chunks are invisible after a restart: keep the WAL as it is.
-			return errors.Join(flushErr, err)
-		}
-	}
-	if s.afterIndexHook != nil {
-		if err := s.afterIndexHook(); err != nil {
-			return errors.Join(flushErr, err)
-		}
-	}
-	// Once the WAL holds max_head_bytes since the last checkpoint, an early flush checkpoints anyway: that bounds
-	// the WAL on disk and the replay after a crash as the pressure flushes did.
-	if early && !pressure && !force && (s.cfg.MaxHeadBytes <= 0 || walBefore+s.walBytes.Load() < int64(s.cfg.MaxHeadBytes)) {
-		for _, m := range all {
-			m.st.mu.Lock()
-			m.st.mark = 0
-			m.st.mu.Unlock()
-		}
-		return flushErr
-	}
-	// Checkpoint: what was in the heads before the rotation and is still not in a chunk.
-	byTenant := map[string]*walRecord{}
-	for _, m := range all {
-		st := m.st
-		st.mu.Lock()
-		if st.mark > 0 {
-			r := byTenant[m.td.id]
-			if r == nil {
-				r = &walRecord{tenant: m.td.id}
-				byTenant[m.td.id] = r
-			}
-			es, err := allBlockEntries(st.blocks[:st.mark])
-			if err != nil {
-				st.mu.Unlock()
-				return errors.Join(flushErr, err)
-			}
-			r.streams = append(r.streams, walStream{labels: st.lbs, entries: es})
-		}
-		st.mark = 0
-		st.mu.Unlock()
-	}
-	var recs [][]byte
-	for _, r := range byTenant {
-		recs = append(recs, encodeWALRecord(r))
-	}
-	if err := s.wal.writeCheckpoint(seg, recs); err != nil {
-		return errors.Join(flushErr, err)
-	}
-	checkpointed = true
-	return flushErr
-}
-
-var chunkSeq struct {
-	sync.Mutex
-	n uint64
-}
-
-func nextSeq() uint64 {
-	chunkSeq.Lock()
-	defer chunkSeq.Unlock()
-	chunkSeq.n++
-	return chunkSeq.n
-}
-
-// cutBlocks writes a head's marked blocks as chunks, re-encoding them as chunk payloads without building
-// entries and their metadata.
-func (s *Store) cutBlocks(ctx context.Context, tenantID string, st *stream, blocks []headBlock) ([]*chunkMeta, error) {
-	parts, err := blocksToChunks(st.lbs, blocks, s.cfg.ChunkTargetSize)
-	if err != nil {
-		return nil, err
-	}
-	var metas []*chunkMeta
-	for _, p := range parts {
-		data := compressChunk(p.raw)
-		chunkBufs.put(p.raw)
-		m, err := s.uploadChunk(ctx, tenantID, st.lbs, st.fp, data, p)
-		if err != nil {
-			return nil, err
-		}
-		metas = append(metas, m)
-	}
-	return metas, nil
-}
-
-// writeChunks encodes es (sorted) into chunks of about the target size and uploads them.
-func (s *Store) writeChunks(ctx context.Context, tenantID string, st *stream, es []logql.Entry) ([]*chunkMeta, error) {
-	var metas []*chunkMeta
-	for len(es) > 0 {
-		n, size := 0, 0
-		for n < len(es) && (n == 0 || size+len(es[n].Line) <= s.cfg.ChunkTargetSize) {
-			size += len(es[n].Line)
-			n++
-		}
-		part := es[:n]
-		es = es[n:]
-		m, err := s.writeChunk(ctx, tenantID, st.lbs, st.fp, part)
-		if err != nil {
-			return nil, err
-		}
-		metas = append(metas, m)
-	}
-	return metas, nil
-}
-
-func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, es []logql.Entry) (*chunkMeta, error) {
-	data := encodeChunk(lbs, es)
-	traces := map[string]struct{}{}
-	lineBytes := 0
-	for _, e := range es {
-		lineBytes += len(e.Line)
-		if t := e.Metadata.Get("trace_id"); t != "" {
-			traces[t] = struct{}{}
-		}
-	}
-	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces})
-}
-
-// uploadChunk uploads a compressed chunk and returns its index entry.
-func (s *Store) uploadChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, data []byte, c rawChunk) (*chunkMeta, error) {
-	traces, lineBytes := c.traces, c.lineBytes
-	bl := newBloom(len(traces))
-	for t := range traces {
-		bl.add(t)
-	}
-	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, c.minT, c.maxT, time.Now().UnixNano(), nextSeq())
-	if err := s.bkt.Upload(ctx, key, bytes.NewReader(data)); err != nil {
-		return nil, fmt.Errorf("upload chunk %s: %w", key, err)
-	}
-	s.m.chunksFlushed.Inc()
-	s.m.chunkBytes.Add(float64(len(data)))
-	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
-}
-
-type indexFile struct {
-	Chunks []*chunkMeta `json:"chunks"`
-}
-
-func (s *Store) writeIndex(ctx context.Context, tenantID string, metas []*chunkMeta) error {
-	b, err := json.Marshal(indexFile{Chunks: metas})
-	if err != nil {
-		return err
-	}
-	key := fmt.Sprintf("%s/index/%020d-%d.json", tenantID, time.Now().UnixNano(), nextSeq())
-	if err := s.bkt.Upload(ctx, key, strings.NewReader(string(b))); err != nil {
-		return fmt.Errorf("upload index %s: %w", key, err)
-	}
-	return nil
-}
-
-// loadIndex reads every tenant's index files from the bucket.
-func (s *Store) loadIndex(ctx context.Context) error {
-	if s.bkt == nil {
-		return errors.New("log store: no bucket")
-	}
-	var tenants []string
-	if err := s.bkt.Iter(ctx, "", func(name string) error {
-		if strings.HasSuffix(name, "/") {
-			tenants = append(tenants, strings.TrimSuffix(name, "/"))
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list bucket: %w", err)
-	}
-	for _, tid := range tenants {
-		if tenant.Validate(tid) != nil {
-			continue
-		}
-		files, err := s.indexFiles(ctx, tid)
-		if err != nil {
-			// One tenant's unlistable index must not keep every other tenant from starting.
-			s.m.indexLoadFailures.WithLabelValues(tid).Inc()
-			s.logger.Error("Log store: tenant's index not loaded at start; its chunks stay in the bucket", zap.String("tenant", tid), zap.Error(err))
-			continue
-		}
-		seen := map[string]bool{}
-		td := s.tenant(tid)
-		for _, f := range files {
-			idx, err := s.readIndex(ctx, f)
-			if err != nil {
-				s.m.indexLoadFailures.WithLabelValues(tid).Inc()
-				s.logger.Error("Log store: unreadable chunk index file skipped at start; its chunks are not queried", zap.String("tenant", tid), zap.String("key", f), zap.Error(err))
-				continue
-			}
-			for _, c := range idx.Chunks {
-				if seen[c.Key] {
-					continue
-				}
-				seen[c.Key] = true
-				st := td.getOrCreate(c.Stream)
-				st.chunks = append(st.chunks, c)
-				if c.WALSeg > st.flushedSeg {
-					st.flushedSeg = c.WALSeg
-				}
-			}
-		}
-		for _, sts := range td.streams {
-			for _, st := range sts {
-				sort.Slice(st.chunks, func(i, j int) bool { return st.chunks[i].MinT < st.chunks[j].MinT })
-			}
-		}
-		s.m.streams.WithLabelValues(tid).Set(float64(td.count))
-		s.logger.Info("Log index loaded", zap.String("tenant", tid), zap.Int("index_files", len(files)), zap.Int("chunks", len(seen)))
-	}
-	return nil
-}
-
-func (s *Store) indexFiles(ctx context.Context, tid string) ([]string, error) {
-	var files []string
-	if err := s.bkt.Iter(ctx, tid+"/index/", func(name string) error {
-		if strings.HasSuffix(name, ".json") {
-			files = append(files, name)
-		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list index of %s: %w", tid, err)
-	}
-	sort.Strings(files)
-	return files, nil
-}
-
-func (s *Store) readIndex(ctx context.Context, key string) (*indexFile, error) {
-	rc, err := s.bkt.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	var idx indexFile
-	if err := json.NewDecoder(rc).Decode(&idx); err != nil {
-		return nil, err
-	}
-	return &idx, nil
-}
-
 // TenantIDs lists tenants with data.
 func (s *Store) TenantIDs() []string {
 	s.mu.RLock()
@@ -1396,7 +617,3 @@ func (s *Store) TenantIDs() []string {
 }
 
 func fmtNs(ns int64) string { return strconv.FormatInt(ns, 10) }
-
-// AppliesLineFilter implements logql.LineFilterer: every path of SelectLogs (chunk decoding and heads) applies
-// SelectParams.LineFilter.
-func (*querier) AppliesLineFilter() bool { return true }

@@ -2,10 +2,8 @@ package logstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,115 +12,6 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/logql"
 )
-
-// TestReplayFileTails tells a torn last record (a crash mid-write) from a corrupt record in the middle (damage
-// on disk, which the store reports).
-func TestReplayFileTails(t *testing.T) {
-	rec := func(p string) []byte {
-		b := make([]byte, 8, 8+len(p))
-		binary.LittleEndian.PutUint32(b[0:], uint32(len(p)))
-		binary.LittleEndian.PutUint32(b[4:], crc32.Checksum([]byte(p), castagnoli))
-		return append(b, p...)
-	}
-	one, two, three := rec("first record"), rec("second record"), rec("third record")
-	whole := append(append(append([]byte{}, one...), two...), three...)
-	flipped := append([]byte{}, whole...)
-	flipped[len(one)+8+3] ^= 0xff
-	for _, tc := range []struct {
-		name    string
-		data    []byte
-		n       int
-		end     int64
-		corrupt bool
-	}{
-		{"clean", whole, 3, int64(len(whole)), false},
-		{"torn tail", whole[:len(whole)-4], 2, int64(len(one) + len(two)), false},
-		{"corrupt middle record", flipped, 1, int64(len(one)), true},
-	} {
-		p := filepath.Join(t.TempDir(), "00000001.wal")
-		if err := os.WriteFile(p, tc.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		n, end, corrupt, err := replayFile(p, func([]byte) error { return nil })
-		if err != nil || n != tc.n || end != tc.end || corrupt != tc.corrupt {
-			t.Errorf("%s: n=%d end=%d corrupt=%v err=%v, want n=%d end=%d corrupt=%v", tc.name, n, end, corrupt, err, tc.n, tc.end, tc.corrupt)
-		}
-	}
-}
-
-// TestWALWriteErrorRecovers fails one append (as a full disk does) and checks that the WAL takes the next
-// append, and that replay finds every acknowledged record and not the failed one.
-func TestWALWriteErrorRecovers(t *testing.T) {
-	dir := t.TempDir()
-	w, err := openWAL(dir, WALConfig{Fsync: FsyncNever}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.append([]byte("acknowledged 1")); err != nil {
-		t.Fatal(err)
-	}
-	// Swap in a read-only handle: the next flush fails, and so does the truncate, which exercises the fallback
-	// to a new segment.
-	w.mu.Lock()
-	good := w.f
-	ro, err := os.Open(filepath.Join(dir, segName(w.seq)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.f = ro
-	w.w.Reset(ro)
-	w.mu.Unlock()
-	if err := w.append([]byte("refused")); err == nil {
-		t.Fatal("append to a read-only file: want an error")
-	}
-	_ = good.Close()
-	_ = ro.Close()
-	if err := w.append([]byte("acknowledged 2")); err != nil {
-		t.Fatalf("append after a write error: %v", err)
-	}
-	if err := w.close(); err != nil {
-		t.Fatal(err)
-	}
-	w2, err := openWAL(dir, WALConfig{Fsync: FsyncNever}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.close()
-	var got []string
-	if _, damaged, err := w2.replay(func(_ int, b []byte) error { got = append(got, string(b)); return nil }); err != nil || len(damaged) > 0 {
-		t.Fatalf("replay: %v %v", err, damaged)
-	}
-	if len(got) != 2 || got[0] != "acknowledged 1" || got[1] != "acknowledged 2" {
-		t.Fatalf("replayed %q, want the two acknowledged records", got)
-	}
-}
-
-// FuzzReplayFile feeds arbitrary WAL bytes to replay: no panic, and it stops at the offset it reports.
-func FuzzReplayFile(f *testing.F) {
-	rec := func(p string) []byte {
-		b := make([]byte, 8, 8+len(p))
-		binary.LittleEndian.PutUint32(b[0:], uint32(len(p)))
-		binary.LittleEndian.PutUint32(b[4:], crc32.Checksum([]byte(p), castagnoli))
-		return append(b, p...)
-	}
-	f.Add(append(rec("one"), rec("two")...))
-	f.Add(rec("torn")[:7])
-	f.Add([]byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(t.TempDir(), "00000001.wal")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var total int64
-		_, end, _, err := replayFile(p, func(b []byte) error { total += 8 + int64(len(b)); return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if end != total || end > int64(len(data)) {
-			t.Fatalf("end=%d replayed=%d len=%d", end, total, len(data))
-		}
-	})
-}
 
 // TestCrashBetweenUploadAndCheckpoint stops a flush after its chunks and index are in the bucket and before the
 // WAL checkpoint (as a crash there would), reopens the store without closing it, and checks that every
@@ -203,4 +92,30 @@ func checkLines(t *testing.T, e *env, selector string, want map[string]int, stag
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d distinct lines, want %d", stage, len(got), len(want))
 	}
+}
+
+// TestWALOfEarlierRelease replays a WAL directory written by the release before the shared WAL
+// (testdata/wal-v1: a checkpoint of 30 lines and a segment of 20 more): every acknowledged line is there once.
+func TestWALOfEarlierRelease(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		dir := filepath.Join(c.Dir, "wal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"00000002.wal", "checkpoint.00000002"} {
+			b, err := os.ReadFile(filepath.Join("testdata", "wal-v1", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	defer e.close()
+	want := map[string]int{}
+	for i := range 50 {
+		want[fmt.Sprint("line ", i)] = 1
+	}
+	checkLines(t, e, `{job=~"j.*"}`, want, "after replaying the earlier release's WAL")
 }

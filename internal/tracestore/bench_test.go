@@ -9,13 +9,15 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
-// BenchmarkIngest measures Push of 500-span batches (50 traces of 10 spans) through the WAL (sync: batch) into
+// BenchmarkIngest measures Push of 500-span batches (50 traces of 10 spans) through the WAL (fsync: interval) into
 // memory. Reported: ns per batch and spans/s.
 func BenchmarkIngest(b *testing.B) {
 	cfg := testConfig(b.TempDir())
-	cfg.WAL.Sync = SyncBatch
+	cfg.WAL.Fsync = wal.FsyncInterval
 	cfg.Limits.MaxBytesPerTrace = 0
 	s := openStore(b, cfg)
 	defer s.closeNoFlush()

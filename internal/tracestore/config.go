@@ -8,17 +8,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/querylimit"
-)
-
-// WAL sync policies.
-const (
-	// SyncAlways fsyncs the WAL before a write is acknowledged: acknowledged spans survive power loss.
-	SyncAlways = "always"
-	// SyncBatch writes every record to the OS before the write is acknowledged (so it survives kill -9 of the
-	// process) and fsyncs at most every wal.sync_interval (so power loss can cost up to that interval).
-	SyncBatch = "batch"
-	// SyncNone writes to the OS before acknowledging and never fsyncs; the OS flushes when it likes.
-	SyncNone = "none"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // Config is the trace store's configuration.
@@ -58,10 +48,9 @@ type Config struct {
 
 // WALConfig configures the write-ahead log.
 type WALConfig struct {
-	// Sync is always, batch (default) or none; see the constants.
-	Sync string `mapstructure:"sync"`
-	// SyncInterval is the fsync period of the batch policy.
-	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// Policy is wal.fsync (always, interval (default), never) and wal.fsync_interval; the keys sync and
+	// sync_interval of earlier releases still work.
+	wal.Policy `mapstructure:",squash"`
 	// SegmentBytes starts a new WAL segment file once the current one is this large.
 	SegmentBytes int64 `mapstructure:"segment_bytes"`
 }
@@ -129,7 +118,7 @@ func (l LimitsConfig) queryLimits() querylimit.Config {
 func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir:            dataDir,
-		WAL:                WALConfig{Sync: SyncBatch, SyncInterval: time.Second, SegmentBytes: 128 << 20},
+		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncInterval, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		ReadCacheBytes:     64 << 20,
 		TraceIdlePeriod:    10 * time.Second,
@@ -176,13 +165,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
 	}
-	switch c.WAL.Sync {
-	case SyncAlways, SyncBatch, SyncNone:
-	default:
-		return fmt.Errorf("wal.sync: %q is not one of always, batch, none", c.WAL.Sync)
-	}
-	if c.WAL.Sync == SyncBatch && c.WAL.SyncInterval <= 0 {
-		return errors.New("wal.sync_interval: must be positive with wal.sync: batch")
+	if err := c.WAL.Policy.Validate(); err != nil {
+		return err
 	}
 	if c.WAL.SegmentBytes < 1<<20 {
 		return errors.New("wal.segment_bytes: must be at least 1 MiB")

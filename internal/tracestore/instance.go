@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sprout-otel/sprout/internal/traceql"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 // liveTrace is a trace whose spans are still arriving (or waiting for their block) in memory.
@@ -43,7 +43,7 @@ func (lt *liveTrace) held() int64 { return lt.bytes + traceOverhead }
 type instance struct {
 	s      *Store
 	tenant string
-	wal    *wal
+	wal    *wal.Log
 
 	mu           sync.RWMutex
 	live         map[pcommon.TraceID]*liveTrace
@@ -66,52 +66,40 @@ func openInstance(ctx context.Context, s *Store, id string) (*instance, error) {
 		return nil, fmt.Errorf("tenant %s: load blocks: %w", id, err)
 	}
 	dir := filepath.Join(s.tenantDir(id), "wal")
-	seqs, err := listSegments(dir)
+	opts := s.cfg.WAL.Options()
+	opts.SegmentBytes, opts.Logger = s.cfg.WAL.SegmentBytes, s.logger.With(zap.String("tenant", id))
+	w, err := wal.Open(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("tenant %s: list WAL: %w", id, err)
+		return nil, fmt.Errorf("tenant %s: open WAL: %w", id, err)
 	}
-	var records, spans int
+	in.wal = w
+	var spans int
 	now := s.now()
-	for _, seq := range seqs {
-		segPath := filepath.Join(dir, segName(seq))
-		n, end, tail, err := replaySegment(segPath, func(payload []byte) error {
-			rec, err := parseRecord(payload)
-			if err != nil {
-				return nil // a record that passed its CRC but does not decode: skip it, keep the rest
-			}
-			spans += len(rec.spans)
-			in.apply(rec, seq, now)
-			return nil
-		})
+	res, err := w.Replay(func(pos wal.Position, payload []byte) error {
+		rec, err := parseRecord(payload)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %s: replay WAL segment %d: %w", id, seq, err)
+			return nil // a record that passed its CRC but does not decode: skip it, keep the rest
 		}
-		records += n
-		switch tail {
-		case tailCorrupt:
-			var lost int64
-			if fi, err := os.Stat(segPath); err == nil {
-				lost = fi.Size() - end
-			}
-			s.logger.Error("WAL segment is corrupt: a record fails its checksum; the records after it in this segment are not replayed",
-				zap.String("tenant", id), zap.Uint64("segment", seq), zap.Int64("offset", end), zap.Int64("bytes_not_replayed", lost),
-				zap.Int("records_replayed", n))
-		case tailTorn:
-			s.logger.Warn("WAL segment ends in a partial record (the write in progress when the process stopped); it was never acknowledged",
-				zap.String("tenant", id), zap.Uint64("segment", seq))
-		}
-		if in.segRefs[seq] == 0 {
-			_ = (&wal{dir: dir}).Remove(seq)
-		}
-	}
-	next := uint64(1)
-	if len(seqs) > 0 {
-		next = seqs[len(seqs)-1] + 1
-	}
-	in.wal, err = openWAL(dir, s.cfg.WAL.Sync, s.cfg.WAL.SegmentBytes, next)
+		spans += len(rec.spans)
+		in.apply(rec, pos.Segment, now)
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("tenant %s: %w", id, err)
+		_ = w.Close()
+		return nil, fmt.Errorf("tenant %s: replay WAL: %w", id, err)
 	}
+	records := res.Records
+	for _, d := range res.Corrupt {
+		s.logger.Error("WAL segment is corrupt: a record fails its checksum; the records after it in this segment are not replayed",
+			zap.String("tenant", id), zap.String("segment", d.File), zap.Int64("offset", d.Offset), zap.Int64("bytes_not_replayed", d.Lost),
+			zap.Int("records_replayed", d.Replayed))
+	}
+	for _, d := range res.Torn {
+		s.logger.Warn("WAL segment ended in a partial record (the write in progress when the process stopped); it was never acknowledged and is cut off",
+			zap.String("tenant", id), zap.String("segment", d.File), zap.Int64("offset", d.Offset))
+	}
+	// Segments whose traces are all in blocks (or that held none) are not needed any more.
+	in.removeUnreferencedSegments()
 	if records > 0 {
 		s.logger.Info("Replayed trace WAL", zap.String("tenant", id), zap.Int("records", records), zap.Int("spans", spans), zap.Int("traces", len(in.live)))
 	}
@@ -443,15 +431,28 @@ func (in *instance) flushOnce(ctx context.Context) error {
 		}
 	}
 	// Segments that never held a trace (rotated while empty of new traces) are unreferenced: remove them too.
-	seqs, _ := listSegments(in.wal.dir)
+	in.removeUnreferencedSegments()
+	return nil
+}
+
+// removeUnreferencedSegments removes the WAL segments, other than the current one, that no live or pending
+// trace has records in.
+func (in *instance) removeUnreferencedSegments() {
+	seqs, err := in.wal.Segments()
+	if err != nil {
+		in.s.logger.Warn("Listing WAL segments failed", zap.String("tenant", in.tenant), zap.Error(err))
+		return
+	}
+	cur := in.wal.Current()
 	in.mu.RLock()
+	defer in.mu.RUnlock()
 	for _, seq := range seqs {
 		if seq != cur && in.segRefs[seq] == 0 {
-			_ = in.wal.Remove(seq)
+			if err := in.wal.Remove(seq); err != nil {
+				in.s.logger.Warn("Removing WAL segment failed", zap.String("tenant", in.tenant), zap.Uint64("segment", seq), zap.Error(err))
+			}
 		}
 	}
-	in.mu.RUnlock()
-	return nil
 }
 
 func (in *instance) addBlockLocked(b *block) {

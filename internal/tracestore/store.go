@@ -82,6 +82,10 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	_, _, deprecated := cfg.WAL.Effective()
+	for _, w := range deprecated {
+		logger.Warn(w)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("trace store: create data_dir: %w", err)
 	}
@@ -107,15 +111,12 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Start runs the background loops: cutting and flushing, WAL fsync (batch policy), compaction and retention.
+// Start runs the background loops: cutting and flushing, compaction and retention. (Each tenant's WAL runs its
+// own fsync timer under the interval policy.)
 func (s *Store) Start() {
 	s.wg.Add(2)
 	go s.cutLoop()
 	go s.compactLoop()
-	if s.cfg.WAL.Sync == SyncBatch {
-		s.wg.Add(1)
-		go s.syncLoop()
-	}
 }
 
 // oldTenantParts recognises a tenant of the layout before <data_dir>/tenants: a directory <data_dir>/<id> with
@@ -347,24 +348,6 @@ func (s *Store) kick() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
-	}
-}
-
-func (s *Store) syncLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.WAL.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			for _, in := range s.instances() {
-				if err := in.wal.Sync(); err != nil {
-					s.logger.Error("WAL fsync failed", zap.String("tenant", in.tenant), zap.Error(err))
-				}
-			}
-		}
 	}
 }
 

@@ -15,11 +15,14 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/traceql"
+	"github.com/sprout-otel/sprout/internal/wal"
 )
 
 const tn = "single-tenant"
@@ -87,7 +90,7 @@ func batch(first, count, spans int) ptrace.Traces {
 
 func testConfig(dir string) Config {
 	cfg := DefaultConfig(dir)
-	cfg.WAL.Sync = SyncNone
+	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Compaction.Interval = time.Hour
 	cfg.Compaction.BlockRetention = 0
 	return cfg
@@ -221,8 +224,8 @@ func TestWALTornTail(t *testing.T) {
 	}
 	s.closeNoFlush()
 	// a record being written when the process died
-	segs, _ := listSegments(filepath.Join(dir, tenant.LayoutDir, tn, "wal"))
-	f, err := os.OpenFile(filepath.Join(dir, tenant.LayoutDir, tn, "wal", segName(segs[len(segs)-1])), os.O_APPEND|os.O_WRONLY, 0)
+	segs, _ := filepath.Glob(filepath.Join(dir, tenant.LayoutDir, tn, "wal", "*.wal"))
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +337,7 @@ func testBlockRoundTrip(t *testing.T, cfg Config) {
 	if len(in.blockList()) != 1 || len(in.snapshot()) != 0 {
 		t.Fatalf("blocks = %d, in memory = %d after flush", len(in.blockList()), len(in.snapshot()))
 	}
-	segs, _ := listSegments(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal"))
+	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal", "*.wal"))
 	if len(segs) > 1 {
 		t.Fatalf("WAL segments %v remain after their traces are in a block", segs)
 	}
@@ -402,7 +405,7 @@ func TestFlushAllOnShutdown(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := listSegments(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal"))
+	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal", "*.wal"))
 	if len(segs) != 0 {
 		t.Fatalf("WAL segments %v left after a flushing shutdown", segs)
 	}
@@ -593,5 +596,41 @@ func TestReadCacheS3(t *testing.T) {
 	}
 	if s.cache.hits == h0 {
 		t.Fatalf("the second read was not served from the cache (hits %d, misses %d)", s.cache.hits, s.cache.misses)
+	}
+}
+
+// TestWALOfEarlierRelease replays a data directory written by the release before the shared WAL (segments named
+// with 16 digits, testdata/wal-v1): every span it acknowledged is there, and the segment is renamed.
+func TestWALOfEarlierRelease(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, filepath.Join("testdata", "wal-v1"), dir)
+	s := openStore(t, testConfig(dir))
+	defer s.Shutdown(context.Background())
+	for trace, spans := range map[int]int{1: 4, 2: 4, 3: 4, 4: 2, 5: 2} {
+		if n := countSpans(t, s, trace); n != spans {
+			t.Errorf("trace %d has %d spans after replaying the earlier release's WAL, want %d", trace, n, spans)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, tenant.LayoutDir, tn, "wal", wal.SegmentName(1))); err != nil {
+		t.Errorf("segment of the earlier release not renamed: %v", err)
+	}
+}
+
+// TestDeprecatedSyncKey: the key sync of earlier releases still sets the policy, and a warning says so.
+func TestDeprecatedSyncKey(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.WAL.Sync = "batch"
+	cfg.WAL.SyncInterval = 2 * time.Second
+	core, logs := observer.New(zap.WarnLevel)
+	s, err := Open(context.Background(), cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if fsync, interval, _ := cfg.WAL.Effective(); fsync != wal.FsyncInterval || interval != 2*time.Second {
+		t.Errorf("effective policy %s %v, want interval 2s", fsync, interval)
+	}
+	if n := logs.FilterMessageSnippet("deprecated").Len(); n != 2 {
+		t.Errorf("%d deprecation warnings, want 2 (sync, sync_interval): %v", n, logs.All())
 	}
 }

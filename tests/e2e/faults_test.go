@@ -65,7 +65,7 @@ func walFiles(t *testing.T, dataDir string) map[string][]string {
 				inWAL = true
 			}
 		}
-		if parts[0] == "generator" && strings.HasPrefix(d.Name(), "wal-") {
+		if parts[0] == "generator" && (strings.HasPrefix(d.Name(), "wal-") || strings.HasSuffix(d.Name(), ".wal")) {
 			inWAL = true
 		}
 		if inWAL && !strings.Contains(rel, "checkpoint") {

@@ -1,0 +1,244 @@
+package logstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/sprout-otel/sprout/internal/logql"
+)
+
+// This file holds flushing: cutting heads into chunks, uploading them, and checkpointing the WAL behind them.
+
+// Flush cuts heads that are due (all of them when force is set) into chunks in the bucket, writes their index,
+// and checkpoints the WAL so that it only holds what is not yet in the bucket.
+func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ctx, force, false) }
+
+// flush is Flush. An early flush (a head reached the chunk size, or all heads are over MaxHeadBytes) cuts heads
+// of half the target size too, so that streams growing together are cut together; under memory pressure a
+// quarter. An early flush that is not under pressure skips the WAL checkpoint: the cut streams' records are
+// skipped on replay by their chunks' WALSeg, and rewriting every other head into a checkpoint at each cut would
+// cost more than the cut saves. The next regular flush checkpoints.
+func (s *Store) flush(ctx context.Context, force, early bool) error {
+	pressure := early && s.cfg.MaxHeadBytes > 0 && s.headBytes.Load() > int64(s.cfg.MaxHeadBytes)
+	minCut := s.cfg.ChunkTargetSize
+	switch {
+	case pressure:
+		minCut = s.cfg.ChunkTargetSize / 4
+	case early:
+		minCut = s.cfg.ChunkTargetSize / 2
+	}
+	s.ingestMu.Lock()
+	next, err := s.wal.Rotate()
+	seg := int(next)
+	// Pushes are held off: what the WAL took so far is before seg, which a checkpoint here would cover.
+	walBefore := s.walBytes.Swap(0)
+	type marked struct {
+		td *tenantDB
+		st *stream
+	}
+	var all []marked
+	s.mu.RLock()
+	for _, td := range s.tenants {
+		td.mu.RLock()
+		for _, sts := range td.streams {
+			for _, st := range sts {
+				st.mu.Lock()
+				st.seal()
+				st.mark = len(st.blocks)
+				st.mu.Unlock()
+				all = append(all, marked{td, st})
+			}
+		}
+		td.mu.RUnlock()
+	}
+	s.mu.RUnlock()
+	s.ingestMu.Unlock()
+	checkpointed := false
+	defer func() {
+		if !checkpointed {
+			s.walBytes.Add(walBefore)
+		}
+	}()
+	if err != nil {
+		return fmt.Errorf("rotate WAL: %w", err)
+	}
+	now := s.now()
+	newMetas := map[string][]*chunkMeta{}
+	var flushErr error
+	for _, m := range all {
+		st := m.st
+		st.mu.Lock()
+		due := st.mark > 0 && (force || st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
+		var blocks []headBlock
+		if due {
+			// Pushes only append beyond the mark, and a cut replaces st.blocks: the marked blocks can be read
+			// without the lock.
+			blocks = st.blocks[:st.mark:st.mark]
+		}
+		st.mu.Unlock()
+		if !due {
+			continue
+		}
+		metas, err := s.cutBlocks(ctx, m.td.id, st, blocks)
+		if err != nil {
+			s.m.flushFailures.Inc()
+			flushErr = errors.Join(flushErr, err)
+			continue
+		}
+		for _, c := range metas {
+			c.WALSeg = seg
+		}
+		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
+		st.mu.Lock()
+		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)
+		s.headBytes.Add(-int64(st.headBytes))
+		st.headBytes, st.headLen = st.tailBytes, len(st.tail)
+		for _, b := range st.blocks {
+			st.headBytes += b.lineBytes
+			st.headLen += b.n
+		}
+		s.headBytes.Add(int64(st.headBytes))
+		st.headFirst = now
+		st.mark = 0
+		st.chunks = append(st.chunks, metas...)
+		st.mu.Unlock()
+	}
+	for tid, metas := range newMetas {
+		if err := s.writeIndex(ctx, tid, metas); err != nil {
+			// Without an index the chunks are invisible after a restart: keep the WAL as it is.
+			return errors.Join(flushErr, err)
+		}
+	}
+	if s.afterIndexHook != nil {
+		if err := s.afterIndexHook(); err != nil {
+			return errors.Join(flushErr, err)
+		}
+	}
+	// Once the WAL holds max_head_bytes since the last checkpoint, an early flush checkpoints anyway: that bounds
+	// the WAL on disk and the replay after a crash as the pressure flushes did.
+	if early && !pressure && !force && (s.cfg.MaxHeadBytes <= 0 || walBefore+s.walBytes.Load() < int64(s.cfg.MaxHeadBytes)) {
+		for _, m := range all {
+			m.st.mu.Lock()
+			m.st.mark = 0
+			m.st.mu.Unlock()
+		}
+		return flushErr
+	}
+	// Checkpoint: what was in the heads before the rotation and is still not in a chunk.
+	byTenant := map[string]*walRecord{}
+	for _, m := range all {
+		st := m.st
+		st.mu.Lock()
+		if st.mark > 0 {
+			r := byTenant[m.td.id]
+			if r == nil {
+				r = &walRecord{tenant: m.td.id}
+				byTenant[m.td.id] = r
+			}
+			es, err := allBlockEntries(st.blocks[:st.mark])
+			if err != nil {
+				st.mu.Unlock()
+				return errors.Join(flushErr, err)
+			}
+			r.streams = append(r.streams, walStream{labels: st.lbs, entries: es})
+		}
+		st.mark = 0
+		st.mu.Unlock()
+	}
+	var recs [][]byte
+	for _, r := range byTenant {
+		recs = append(recs, encodeWALRecord(r))
+	}
+	if err := s.wal.Checkpoint(next, recs); err != nil {
+		return errors.Join(flushErr, err)
+	}
+	checkpointed = true
+	return flushErr
+}
+
+var chunkSeq struct {
+	sync.Mutex
+	n uint64
+}
+
+func nextSeq() uint64 {
+	chunkSeq.Lock()
+	defer chunkSeq.Unlock()
+	chunkSeq.n++
+	return chunkSeq.n
+}
+
+// cutBlocks writes a head's marked blocks as chunks, re-encoding them as chunk payloads without building
+// entries and their metadata.
+func (s *Store) cutBlocks(ctx context.Context, tenantID string, st *stream, blocks []headBlock) ([]*chunkMeta, error) {
+	parts, err := blocksToChunks(st.lbs, blocks, s.cfg.ChunkTargetSize)
+	if err != nil {
+		return nil, err
+	}
+	var metas []*chunkMeta
+	for _, p := range parts {
+		data := compressChunk(p.raw)
+		chunkBufs.put(p.raw)
+		m, err := s.uploadChunk(ctx, tenantID, st.lbs, st.fp, data, p)
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, m)
+	}
+	return metas, nil
+}
+
+// writeChunks encodes es (sorted) into chunks of about the target size and uploads them.
+func (s *Store) writeChunks(ctx context.Context, tenantID string, st *stream, es []logql.Entry) ([]*chunkMeta, error) {
+	var metas []*chunkMeta
+	for len(es) > 0 {
+		n, size := 0, 0
+		for n < len(es) && (n == 0 || size+len(es[n].Line) <= s.cfg.ChunkTargetSize) {
+			size += len(es[n].Line)
+			n++
+		}
+		part := es[:n]
+		es = es[n:]
+		m, err := s.writeChunk(ctx, tenantID, st.lbs, st.fp, part)
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, m)
+	}
+	return metas, nil
+}
+
+func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, es []logql.Entry) (*chunkMeta, error) {
+	data := encodeChunk(lbs, es)
+	traces := map[string]struct{}{}
+	lineBytes := 0
+	for _, e := range es {
+		lineBytes += len(e.Line)
+		if t := e.Metadata.Get("trace_id"); t != "" {
+			traces[t] = struct{}{}
+		}
+	}
+	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces})
+}
+
+// uploadChunk uploads a compressed chunk and returns its index entry.
+func (s *Store) uploadChunk(ctx context.Context, tenantID string, lbs labels.Labels, fp uint64, data []byte, c rawChunk) (*chunkMeta, error) {
+	traces, lineBytes := c.traces, c.lineBytes
+	bl := newBloom(len(traces))
+	for t := range traces {
+		bl.add(t)
+	}
+	key := fmt.Sprintf("%s/chunks/%016x/%d-%d-%d-%d", tenantID, fp, c.minT, c.maxT, time.Now().UnixNano(), nextSeq())
+	if err := s.bkt.Upload(ctx, key, bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("upload chunk %s: %w", key, err)
+	}
+	s.m.chunksFlushed.Inc()
+	s.m.chunkBytes.Add(float64(len(data)))
+	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
+}

@@ -1,0 +1,386 @@
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/querylimit"
+)
+
+// This file holds the log queries: selecting streams, reading heads and chunks, and the LogQL querier.
+
+// Querier returns a logql.Querier over one tenant's data.
+func (s *Store) Querier(tenantID string) logql.Querier { return &querier{s: s, tenant: tenantID} }
+
+// QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
+func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
+
+// QueryTimeout bounds one query, the ruler's evaluations included.
+func (s *Store) QueryTimeout() time.Duration { return s.cfg.Limits.QueryTimeout }
+
+// MaxQueryLength is the longest time range (plus range selector) a query may cover; 0 does not limit.
+func (s *Store) MaxQueryLength() time.Duration { return s.cfg.Limits.MaxQueryLength }
+
+// Engine is the LogQL engine configured with the store's query limits.
+func (s *Store) Engine() *logql.Engine { return s.engine }
+
+type querier struct {
+	s      *Store
+	tenant string
+}
+
+// matchStreams returns the tenant's streams that match all matchers, using postings for equality matchers.
+func (td *tenantDB) matchStreams(ms []*labels.Matcher) []*stream {
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	var cand []*stream
+	bestSet := false
+	for _, m := range ms {
+		if m.Type == labels.MatchEqual && m.Value != "" {
+			l := td.postings[m.Name][m.Value]
+			if !bestSet || len(l) < len(cand) {
+				cand, bestSet = l, true
+			}
+		}
+	}
+	if !bestSet {
+		for _, sts := range td.streams {
+			cand = append(cand, sts...)
+		}
+	}
+	out := make([]*stream, 0, len(cand))
+	for _, st := range cand {
+		ok := true
+		for _, m := range ms {
+			if !m.Matches(st.lbs.Get(m.Name)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lbs, out[j].lbs) < 0 })
+	return out
+}
+
+type chunkJob struct {
+	st   *stream
+	meta *chunkMeta
+	res  chan chunkResult
+}
+
+type chunkResult struct {
+	es  []logql.Entry
+	err error
+	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
+	noSlot bool
+}
+
+// SelectLogs implements logql.Querier.
+func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(labels.Labels, logql.Entry) error) error {
+	td := q.s.tenantIfExists(q.tenant)
+	if td == nil {
+		return nil
+	}
+	streams := td.matchStreams(p.Matchers)
+	if p.Cutoff != nil {
+		return q.selectLimited(ctx, p, streams, fn)
+	}
+	type streamWork struct {
+		st     *stream
+		chunks []*chunkMeta
+		head   []logql.Entry
+	}
+	work := make([]streamWork, 0, len(streams))
+	var jobs []*chunkJob
+	for _, st := range streams {
+		w := streamWork{st: st}
+		st.mu.Lock()
+		for _, c := range st.chunks {
+			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
+				w.chunks = append(w.chunks, c)
+			}
+		}
+		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
+		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
+		st.mu.Unlock()
+		head, err := headEntries(blocks, tail, &p)
+		if err != nil {
+			return err
+		}
+		w.head = head
+		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
+			w.head = append([]logql.Entry(nil), w.head...)
+			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
+		}
+		for _, c := range w.chunks {
+			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
+		}
+		work = append(work, w)
+	}
+	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
+	if len(jobs) > 0 {
+		go func() {
+			for _, j := range jobs {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
+					continue
+				}
+				go q.readChunk(ctx, j, &p)
+			}
+		}()
+	}
+	ji := 0
+	for _, w := range work {
+		for range w.chunks {
+			j := jobs[ji]
+			ji++
+			r := <-j.res
+			if !r.noSlot {
+				<-sem
+			}
+			if r.err != nil {
+				if err := q.chunkError(j, r.err); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, e := range r.es {
+				if e.Timestamp < p.Start || e.Timestamp >= p.End {
+					continue
+				}
+				if p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID {
+					continue
+				}
+				if err := fn(w.st.lbs, e); err != nil {
+					return err
+				}
+			}
+		}
+		var skipped, skippedBytes int64
+		for _, e := range w.head {
+			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
+				continue
+			}
+			if p.LineFilter != nil && !p.LineFilter(e.Line) {
+				skipped++
+				skippedBytes += int64(len(e.Line))
+				continue
+			}
+			if err := fn(w.st.lbs, e); err != nil {
+				return err
+			}
+		}
+		if skipped > 0 && p.Skipped != nil {
+			p.Skipped(skipped, skippedBytes)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectLimited serves a log query with a limit: heads first, then chunks newest first (Backward) or oldest
+// first (Forward), decoded in parallel (at most GOMAXPROCS at a time), stopping at the first chunk wholly
+// beyond the engine's cutoff: every later chunk is beyond it too.
+func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, streams []*stream, fn func(labels.Labels, logql.Entry) error) error {
+	var jobs []*chunkJob
+	var head []logql.Entry
+	for _, st := range streams {
+		head = head[:0]
+		st.mu.Lock()
+		for _, c := range st.chunks {
+			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
+				jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
+			}
+		}
+		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
+		st.mu.Unlock()
+		sealed, err := headEntries(blocks, nil, &p)
+		if err != nil {
+			return err
+		}
+		head = append(head[:0], sealed...)
+		head = headInRange(tail, &p, head)
+		head = filterHead(head, &p)
+		for _, e := range head {
+			if err := fn(st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Direction == logql.Forward {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MinT < jobs[j].meta.MinT })
+	} else {
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MaxT > jobs[j].meta.MaxT })
+	}
+	beyond := func(c *chunkMeta) bool {
+		cut, ok := p.Cutoff()
+		if !ok {
+			return false
+		}
+		if p.Direction == logql.Forward {
+			return c.MinT > cut
+		}
+		return c.MaxT < cut
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS chunks are read ahead of the consumer: a slot frees when the consumer takes a result,
+	// so an early stop wastes little work and decoded chunks never pile up in memory.
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	go func() {
+		for _, j := range jobs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if beyond(j.meta) {
+				return // the consumer stops at this job too
+			}
+			go q.readChunk(ctx, j, &p)
+		}
+	}()
+	for _, j := range jobs {
+		if beyond(j.meta) {
+			return nil
+		}
+		var r chunkResult
+		select {
+		case r = <-j.res:
+			<-sem
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			if err := q.chunkError(j, r.err); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, e := range r.es {
+			if err := fn(j.st.lbs, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// headInRange appends to dst the entries of es in p's time range (and with its trace id).
+func headInRange(es []logql.Entry, p *logql.SelectParams, dst []logql.Entry) []logql.Entry {
+	for _, e := range es {
+		if e.Timestamp >= p.Start && e.Timestamp < p.End && (p.TraceID == "" || e.Metadata.Get("trace_id") == p.TraceID) {
+			dst = append(dst, e)
+		}
+	}
+	return dst
+}
+
+// filterHead drops, in place, the entries that p's line filter rejects, reporting them through p.Skipped, as
+// chunk decoding does.
+func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
+	if p.LineFilter == nil {
+		return es
+	}
+	out := es[:0]
+	var lines, bytes int64
+	for _, e := range es {
+		if p.LineFilter(e.Line) {
+			out = append(out, e)
+			continue
+		}
+		lines++
+		bytes += int64(len(e.Line))
+	}
+	if lines > 0 && p.Skipped != nil {
+		p.Skipped(lines, bytes)
+	}
+	return out
+}
+
+// readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
+func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
+	raw, err := q.s.loadChunkRaw(ctx, j.meta)
+	var es []logql.Entry
+	if err == nil {
+		if es, err = decodeSelected(raw, p); err != nil {
+			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+		}
+	}
+	j.res <- chunkResult{es: es, err: err}
+}
+
+// chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
+// damaged, which is logged once), or the error.
+func (q *querier) chunkError(j *chunkJob, err error) error {
+	if q.s.bkt != nil && q.s.bkt.IsObjNotFoundErr(errors.Unwrap(err)) {
+		return nil // deleted by retention or compaction while we looked
+	}
+	if errors.Is(err, errDamagedChunk) {
+		// One damaged chunk must not fail every query over its stream and time: skip it, say so once.
+		if _, seen := q.s.damaged.LoadOrStore(j.meta.Key, struct{}{}); !seen {
+			q.s.logger.Error("Log chunk is unreadable; queries skip it", zap.String("chunk", j.meta.Key), zap.Error(err))
+		}
+		return nil
+	}
+	return err
+}
+
+// errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
+var errDamagedChunk = errors.New("damaged chunk")
+
+// loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
+func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
+	if raw, ok := s.cache.get(c.Key); ok {
+		return raw, nil
+	}
+	rc, err := s.bkt.Get(ctx, c.Key)
+	if err != nil {
+		return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
+	}
+	defer rc.Close()
+	b, err := readAll(rc, make([]byte, 0, c.Size))
+	if err != nil {
+		return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
+	}
+	raw, err := decompressChunk(b)
+	if err != nil {
+		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
+	}
+	s.cache.put(c.Key, raw, len(raw))
+	return raw, nil
+}
+
+// loadChunk returns every entry of a chunk.
+func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, error) {
+	raw, err := s.loadChunkRaw(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSelected(raw, &logql.SelectParams{Start: math.MinInt64, End: math.MaxInt64})
+}
+
+// AppliesLineFilter implements logql.LineFilterer: every path of SelectLogs (chunk decoding and heads) applies
+// SelectParams.LineFilter.
+func (*querier) AppliesLineFilter() bool { return true }
