@@ -32,6 +32,9 @@ type PeerSpec struct {
 	Env string
 	// Ports are the names of the free loopback ports to allocate before the templates are executed.
 	Ports []string
+	// FixedPorts gives some of those names a port chosen by the test (a peer that comes up where a client has
+	// been trying to reach it).
+	FixedPorts map[string]int
 	// ConfigFile is the name of the config file written into the peer's directory from Config; none when
 	// Config is empty.
 	ConfigFile string
@@ -144,6 +147,10 @@ func StartPeer(t testing.TB, spec PeerSpec) *Peer {
 func startPeer(t testing.TB, bin string, spec PeerSpec) (*Peer, error) {
 	p := &Peer{Name: spec.Name, Dir: t.TempDir(), ports: map[string]int{}, done: make(chan struct{})}
 	for _, name := range spec.Ports {
+		if n, ok := spec.FixedPorts[name]; ok {
+			p.ports[name] = n
+			continue
+		}
 		p.ports[name] = FreePort(t)
 	}
 	if spec.Config != "" {

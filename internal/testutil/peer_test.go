@@ -53,16 +53,21 @@ func self(t *testing.T) string {
 }
 
 func TestStartPeer(t *testing.T) {
+	spare := FreePort(t)
 	p := StartPeer(t, PeerSpec{
-		Name:    "helper",
-		Bin:     self(t),
-		Ports:   []string{"http", "spare"},
-		Config:  `port: {{.Port "http"}}`,
-		Args:    []string{"{{.Config}}", "--data={{.Dir}}/data", `--spare={{.Addr "spare"}}`},
-		Environ: []string{"SPROUT_TESTUTIL_PEER=serve", "PEER_SPARE={{.Port \"spare\"}}"},
-		Ready:   `{{.URL "http"}}/ready`,
-		Timeout: 30 * time.Second,
+		Name:       "helper",
+		Bin:        self(t),
+		Ports:      []string{"http", "spare"},
+		FixedPorts: map[string]int{"spare": spare},
+		Config:     `port: {{.Port "http"}}`,
+		Args:       []string{"{{.Config}}", "--data={{.Dir}}/data", `--spare={{.Addr "spare"}}`},
+		Environ:    []string{"SPROUT_TESTUTIL_PEER=serve", "PEER_SPARE={{.Port \"spare\"}}"},
+		Ready:      `{{.URL "http"}}/ready`,
+		Timeout:    30 * time.Second,
 	})
+	if p.Port("spare") != spare {
+		t.Errorf("fixed port spare: %d, want %d", p.Port("spare"), spare)
+	}
 	if p.Port("http") == p.Port("spare") {
 		t.Fatalf("two names got port %d", p.Port("http"))
 	}

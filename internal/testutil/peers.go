@@ -66,6 +66,8 @@ type TempoOptions struct {
 	MultiTenant bool
 	// Overlay is YAML merged over the config (see PeerSpec.Overlay).
 	Overlay string
+	// Ports fixes some of its ports by name (see PeerSpec.FixedPorts).
+	Ports map[string]int
 }
 
 // Tempo is a running Tempo.
@@ -88,14 +90,15 @@ func StartTempo(t testing.TB, opts TempoOptions) Tempo {
 		overlay = joinYAML("multitenancy_enabled: true", overlay)
 	}
 	return Tempo{StartPeer(t, PeerSpec{
-		Name:    "tempo",
-		Env:     EnvTempo,
-		Ports:   []string{"http", "grpc", "otlp_http", "otlp_grpc", "memberlist"},
-		Config:  tempoConfig,
-		Overlay: overlay,
-		Args:    []string{"-config.file={{.Config}}"},
-		Ready:   `{{.URL "http"}}/ready`,
-		Timeout: 2 * time.Minute,
+		Name:       "tempo",
+		Env:        EnvTempo,
+		Ports:      []string{"http", "grpc", "otlp_http", "otlp_grpc", "memberlist"},
+		FixedPorts: opts.Ports,
+		Config:     tempoConfig,
+		Overlay:    overlay,
+		Args:       []string{"-config.file={{.Config}}"},
+		Ready:      `{{.URL "http"}}/ready`,
+		Timeout:    2 * time.Minute,
 	})}
 }
 
@@ -147,6 +150,8 @@ type LokiOptions struct {
 	MultiTenant bool
 	// Overlay is YAML merged over the config (see PeerSpec.Overlay).
 	Overlay string
+	// Ports fixes some of its ports by name (see PeerSpec.FixedPorts).
+	Ports map[string]int
 }
 
 // Loki is a running Loki.
@@ -163,13 +168,14 @@ func StartLoki(t testing.TB, opts LokiOptions) Loki {
 		overlay = joinYAML("auth_enabled: true", overlay)
 	}
 	return Loki{StartPeer(t, PeerSpec{
-		Name:    "loki",
-		Env:     EnvLoki,
-		Ports:   []string{"http", "grpc", "memberlist"},
-		Config:  lokiConfig,
-		Overlay: overlay,
-		Args:    []string{"-config.file={{.Config}}", "-target=all"},
-		Ready:   `{{.URL "http"}}/ready`,
+		Name:       "loki",
+		Env:        EnvLoki,
+		Ports:      []string{"http", "grpc", "memberlist"},
+		FixedPorts: opts.Ports,
+		Config:     lokiConfig,
+		Overlay:    overlay,
+		Args:       []string{"-config.file={{.Config}}", "-target=all"},
+		Ready:      `{{.URL "http"}}/ready`,
 		// Loki is ready once its ingester has joined its ring, which takes 15 s or more.
 		Timeout: 3 * time.Minute,
 	})}
@@ -184,6 +190,8 @@ type PrometheusOptions struct {
 	Config string
 	// Args are added to the usual flags.
 	Args []string
+	// Ports fixes its port ("http") (see PeerSpec.FixedPorts).
+	Ports map[string]int
 }
 
 // Prometheus is a running Prometheus.
@@ -205,6 +213,7 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) Prometheus {
 		Bin:        opts.Bin,
 		Env:        EnvPrometheus,
 		Ports:      []string{"http"},
+		FixedPorts: opts.Ports,
 		ConfigFile: "prometheus.yml",
 		Config:     cfg,
 		Args: append([]string{"--config.file={{.Config}}", "--storage.tsdb.path={{.Dir}}/data",

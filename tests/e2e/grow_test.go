@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -393,4 +394,79 @@ func promExemplarTraceIDs(base, query string, from, to time.Time) ([]string, err
 		}
 	}
 	return ids, nil
+}
+
+// TestGrowCollectorUnreachable runs grow-collector.yaml as shipped while all three clusters are down (nothing
+// listens on their ports). The sidecar must stay healthy and take the app's data, and its log must name the
+// Tempo and Loki exporters and addresses and say that it retries. With the peers (SPROUT_PEER_TEMPO,
+// SPROUT_PEER_LOKI), the clusters then come up on those ports, and what the app sent during the outage must
+// arrive in all three: the queues and retries, not luck, carry the data across.
+func TestGrowCollectorUnreachable(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	tempoOTLP, promPort, lokiPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
+	tempo := fmt.Sprintf("127.0.0.1:%d", tempoOTLP)
+	mimir := fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", promPort)
+	loki := fmt.Sprintf("127.0.0.1:%d", lokiPort)
+	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
+	otlp, health := port(), port()
+	const tenant = "team-grow"
+	p := startSprout(t, []string{
+		"SPROUT_OTLP_GRPC_ENDPOINT=" + otlp, "SPROUT_OTLP_HTTP_ENDPOINT=" + port(), "SPROUT_HEALTH_ENDPOINT=" + health,
+		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)), "SPROUT_SCRAPE_TARGET=" + port(),
+		"TEMPO_OTLP=" + tempo, "MIMIR_URL=" + mimir, "LOKI_URL=http://" + loki, "X_SCOPE_ORGID=" + tenant,
+	}, "--config", filepath.Join(root, "examples", "configs", "grow-collector.yaml"))
+	p.waitHTTP("http://"+health+"/", 60*time.Second)
+
+	app := &growApp{service: "grow-" + randHex(3)}
+	app.run(t, otlp) // the sidecar takes the data; its exporters' queues hold it while the clusters are down
+
+	for _, c := range []struct{ exporter, addr string }{{"otlp_grpc/tempo", tempo}, {"otlp_http/loki", loki}} {
+		testutil.Eventually(t, 60*time.Second, func() error {
+			for _, line := range strings.Split(p.logs.String(), "\n") {
+				if strings.Contains(line, c.exporter) && strings.Contains(line, c.addr) && strings.Contains(line, "Will retry") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no log line names %s, %s and a retry", c.exporter, c.addr)
+		})
+	}
+	if err := httpOK("http://" + health + "/"); err != nil {
+		t.Errorf("the sidecar is not healthy while the clusters are down: %v", err)
+	}
+	if os.Getenv(testutil.EnvTempo) == "" || os.Getenv(testutil.EnvLoki) == "" {
+		t.Logf("%s and %s unset: not bringing the clusters back", testutil.EnvTempo, testutil.EnvLoki)
+		return
+	}
+
+	// The clusters come back where the sidecar has been trying them. Prometheus comes last, after Loki's start
+	// (15 s or more): the remote-write batch must outlive an outage longer than that exporter's default export
+	// timeout (5 s), which grow-collector.yaml raises.
+	tp := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true, Ports: map[string]int{"otlp_grpc": tempoOTLP}})
+	lk := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true, Ports: map[string]int{"http": lokiPort}})
+	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: testutil.RequireBinary(t, "prometheus"), Ports: map[string]int{"http": promPort}})
+	testutil.Eventually(t, 120*time.Second, func() error {
+		got, err := promValue(prom.API(), `sum(grow_orders_total{job="grow/`+app.service+`"})`)
+		if err != nil || got != growOrders {
+			return fmt.Errorf("grow_orders_total in Prometheus: %v %v", got, err)
+		}
+		return nil
+	})
+	for _, id := range app.traceIDs {
+		testutil.Eventually(t, 120*time.Second, func() error {
+			return growGet(tp.API()+"/api/v2/traces/"+id, tenant, nil, "charge card")
+		})
+	}
+	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Minute)
+	testutil.Eventually(t, 120*time.Second, func() error {
+		lines, err := lokiLines(lk.API(), tenant, `{service_name="`+app.service+`"}`, from, to)
+		if err != nil || len(lines) != growOrders {
+			return fmt.Errorf("%d lines in Loki (%v), want %d", len(lines), err, growOrders)
+		}
+		return nil
+	})
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		if strings.Contains(line, "Dropping data") {
+			t.Errorf("the sidecar dropped data during the outage: %s", line)
+		}
+	}
 }
