@@ -357,6 +357,11 @@ func mergeNodes(dst, src *yaml.Node) {
 			if j >= 0 {
 				dst.Content = append(dst.Content[:j], dst.Content[j+2:]...)
 			}
+		case j < 0 && val.Kind == yaml.MappingNode:
+			// A new map: merged into an empty one, so that its nulls remove rather than stay.
+			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			mergeNodes(m, val)
+			dst.Content = append(dst.Content, key, m)
 		case j < 0:
 			dst.Content = append(dst.Content, key, val)
 		case val.Kind == yaml.MappingNode && dst.Content[j+1].Kind == yaml.MappingNode:

@@ -159,3 +159,24 @@ func TestMergeYAML(t *testing.T) {
 		}
 	}
 }
+
+func FuzzMergeYAML(f *testing.F) {
+	f.Add("a: {b: 1, c: 2}\nd: [1]\n", "a: {b: null, e: 3}\nd: x\n")
+	f.Add("from: 2024-01-01\n", "x: true\n")
+	f.Add("", "a: 1\n")
+	f.Add("a: [", "b: 1")
+	f.Fuzz(func(t *testing.T, base, overlay string) {
+		merged, err := MergeYAML(base, overlay)
+		if err != nil {
+			return
+		}
+		// What comes out is a YAML map again, and merging the overlay once more changes nothing.
+		again, err := MergeYAML(merged, overlay)
+		if err != nil {
+			t.Fatalf("merged document does not parse: %v\n%s", err, merged)
+		}
+		if again != merged {
+			t.Fatalf("merging twice differs:\n%s\n---\n%s", merged, again)
+		}
+	})
+}

@@ -74,6 +74,16 @@ func embedPatterns(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	pats, err := parseEmbeds(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pats, nil
+}
+
+// parseEmbeds returns the patterns of the //go:embed lines of Go source: space-separated, or quoted as Go
+// strings.
+func parseEmbeds(b []byte) ([]string, error) {
 	if !bytes.Contains(b, []byte("//go:embed")) {
 		return nil, nil
 	}
@@ -89,7 +99,7 @@ func embedPatterns(path string) ([]string, error) {
 			if rest[0] == '"' || rest[0] == '`' {
 				q, err := strconv.QuotedPrefix(rest)
 				if err != nil {
-					return nil, fmt.Errorf("%s: //go:embed: %w", path, err)
+					return nil, fmt.Errorf("//go:embed: %w", err)
 				}
 				uq, _ := strconv.Unquote(q)
 				pats = append(pats, uq)

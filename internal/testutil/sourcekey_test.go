@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -116,4 +117,26 @@ func TestEmbedPatterns(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
+}
+
+func FuzzParseEmbeds(f *testing.F) {
+	for _, s := range []string{
+		"package e\n\n//go:embed a\tb/*.yaml \"c d.txt\" `e`\nvar x int\n",
+		"//go:embed all:dist\n",
+		"//go:embed \"unterminated\n",
+		"//go:embedded x\n// go:embed y\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		pats, err := parseEmbeds(src)
+		if err != nil {
+			return
+		}
+		for _, p := range pats {
+			if p == "" && !bytes.Contains(src, []byte(`""`)) && !bytes.Contains(src, []byte("``")) {
+				t.Fatalf("empty pattern from %q", src)
+			}
+		}
+	})
 }
