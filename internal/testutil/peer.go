@@ -43,6 +43,8 @@ type PeerSpec struct {
 	// and null removes the key), so a test states only how its peer differs from the usual one.
 	Overlay string
 	Args    []string
+	// WorkDir is the directory the peer runs in (default: its own directory, Dir).
+	WorkDir string
 	// Environ is added to the peer's environment (NAME=value, each a template).
 	Environ []string
 	// Ready is the URL polled until it answers 200; empty for a peer that has no readiness endpoint.
@@ -202,6 +204,9 @@ func startPeer(t testing.TB, bin string, spec PeerSpec) (*Peer, error) {
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = p.Dir
+	if spec.WorkDir != "" {
+		p.cmd.Dir = spec.WorkDir
+	}
 	p.cmd.Env = environ
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {

@@ -73,12 +73,14 @@ func startSprout(t *testing.T) string {
 	return api
 }
 
-// startSproutOTLP is startSprout that also returns the URL of its OTLP/HTTP traces receiver.
-func startSproutOTLP(t *testing.T) (string, string) {
+// startSproutOTLP is startSprout that also returns the URL of its OTLP/HTTP traces receiver; args are added to
+// its command line.
+func startSproutOTLP(t *testing.T, args ...string) (string, string) {
 	t.Helper()
 	p := testutil.StartPeer(t, testutil.PeerSpec{
 		Name:  "sprout",
 		Bin:   sproutBinary(t),
+		Args:  args,
 		Ports: []string{"api", "otlp_grpc", "otlp_http", "health", "telemetry"},
 		Environ: []string{
 			"SPROUT_DATA={{.Dir}}/data",
@@ -115,6 +117,36 @@ func startTempo(t *testing.T) (api, otlp string) {
 	t.Helper()
 	tempo := testutil.StartTempo(t, testutil.TempoOptions{})
 	return tempo.API(), tempo.OTLPHTTP()
+}
+
+// peerBinary, startProcess and waitReady keep the start-up calls of tests written before testutil.StartPeer
+// compiling; they go through testutil. New tests call testutil.StartPrometheus, StartLoki, StartTempo or
+// startSproutOTLP instead.
+func peerBinary(t *testing.T, env string) string { return testutil.PeerBinary(t, env) }
+
+func startProcess(t *testing.T, name string, env []string, bin string, args ...string) {
+	t.Helper()
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "{{`" + a + "`}}" // StartPeer reads arguments as templates; these are literal
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In the test's directory, as before: callers pass paths relative to it.
+	testutil.StartPeer(t, testutil.PeerSpec{Name: name, Bin: bin, Args: quoted, Environ: env, WorkDir: wd})
+}
+
+func waitReady(t *testing.T, u string, timeout time.Duration) {
+	t.Helper()
+	testutil.Eventually(t, timeout, func() error {
+		code, body := get(u, nil)
+		if code != http.StatusOK {
+			return fmt.Errorf("%s: %d %s", u, code, body)
+		}
+		return nil
+	})
 }
 
 func post(t *testing.T, u, contentType string, body []byte, hdr map[string]string) {
