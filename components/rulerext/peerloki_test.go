@@ -1,12 +1,8 @@
 package rulerext
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,57 +10,29 @@ import (
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
-// lokiRulerConfig runs Loki as one process with its ruler on, its rules kept in a filesystem bucket (Loki's
-// "local" rule store is read-only: its API refuses every change) and evaluated every second.
-const lokiRulerConfig = `auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
+// lokiRuler is how the Loki of this test differs from the usual one: its ruler is on, its rules kept in a
+// filesystem bucket (Loki's "local" rule store is read-only: its API refuses every change) and evaluated
+// every second; chunks go to a filesystem object store.
+const lokiRuler = `
 common:
-  instance_addr: 127.0.0.1
-  path_prefix: %[1]s
-  replication_factor: 1
-  ring:
-    kvstore:
-      store: inmemory
+  storage: null
 storage_config:
   use_thanos_objstore: true
   object_store:
     filesystem:
-      dir: %[1]s/objects
-schema_config:
-  configs:
-    - from: 2024-01-01
-      store: tsdb
-      object_store: filesystem
-      schema: v13
-      index: {prefix: index_, period: 24h}
+      dir: {{.Dir}}/objects
 ruler_storage:
   backend: filesystem
   filesystem:
-    dir: %[1]s/rules
+    dir: {{.Dir}}/rules
 ruler:
   enable_api: true
   evaluation_interval: 1s
   poll_interval: 1s
-  rule_path: %[1]s/rules-tmp
+  rule_path: {{.Dir}}/rules-tmp
   ring:
     kvstore:
       store: inmemory
-limits_config:
-  reject_old_samples: false
-  allow_structured_metadata: true
-query_range:
-  cache_results: false
-pattern_ingester:
-  enabled: false
-analytics:
-  reporting_enabled: false
-memberlist:
-  bind_port: %[4]d
 `
 
 // peerLogGroup is the LogQL group both rulers get; Loki's ruler evaluates at most every second.
@@ -74,47 +42,10 @@ const peerLogGroup = "name: errors\ninterval: 1s\nrules:\n  - alert: CorpusLogEr
 // them instead of failing.
 var peerKnownDifferences = map[string]string{}
 
-func startLoki(t *testing.T, bin string) string {
+// startLoki runs Loki (SPROUT_PEER_LOKI, or the test is skipped) with its ruler on, and returns its address.
+func startLoki(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	port := testutil.FreePort(t)
-	cfg := filepath.Join(dir, "loki.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lokiRulerConfig, dir, port, testutil.FreePort(t), testutil.FreePort(t))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-config.file="+cfg, "-target=all")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("loki output (tail):\n%s", lastBytes(out.String(), 3000))
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testutil.Eventually(t, 180*time.Second, func() error {
-		resp, err := http.Get(base + "/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return base
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	return testutil.StartLoki(t, testutil.LokiOptions{Overlay: lokiRuler}).API()
 }
 
 // seedLogRules uploads the LogQL group over Loki's ruler API, pushes a matching line and waits for the alert.
@@ -145,11 +76,7 @@ func seedLogRules(t *testing.T, base string) {
 // compares status and the shape of each answer: every key Loki answers with, of the same JSON type, non-empty
 // where Loki's is.
 func TestPeerLokiRuler(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_LOKI")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_LOKI (path of a Loki binary) is not set")
-	}
-	loki := startLoki(t, bin)
+	loki := startLoki(t)
 	sprout := realStack(t)
 	seedLogRules(t, loki)
 	seedLogRules(t, sprout)

@@ -21,20 +21,8 @@ import (
 // Tests against Loki's own clients, built from Loki's public source (docs/logs.md says how). CI cannot install
 // them, so they run only when the variables point at the binaries:
 //
-//	SPROUT_PEER_PROMTAIL=/work/peers/bin/promtail SPROUT_PEER_LOGCLI=/work/peers/bin/logcli \
+//	SPROUT_PEER_PROMTAIL=/path/to/promtail SPROUT_PEER_LOGCLI=/path/to/logcli \
 //	  go test -count=1 -run Peer -v ./internal/logstore/
-
-func peerBinary(t *testing.T, env string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		t.Skipf("set %s to the binary to run this test against Loki's client", env)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s=%s: %v", env, p, err)
-	}
-	return p
-}
 
 // newRealTimeEnv is newEnv on the wall clock: real clients stamp lines with the time they read them.
 func newRealTimeEnv(t *testing.T) *env {
@@ -139,7 +127,7 @@ scrape_configs:
 // TestPeerPromtailThenLogcli: Promtail tails a file and pushes it into Sprout in Loki's snappy protobuf with
 // structured metadata; then (with SPROUT_PEER_LOGCLI) logcli reads it back with every command it has.
 func TestPeerPromtailThenLogcli(t *testing.T) {
-	promtail := peerBinary(t, "SPROUT_PEER_PROMTAIL")
+	promtail := testutil.PeerBinary(t, "SPROUT_PEER_PROMTAIL")
 	e := newRealTimeEnv(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
@@ -183,7 +171,7 @@ func TestPeerPromtailThenLogcli(t *testing.T) {
 
 // TestPeerLogcli runs logcli against lines pushed in Loki's JSON format (no Promtail needed).
 func TestPeerLogcli(t *testing.T) {
-	peerBinary(t, "SPROUT_PEER_LOGCLI")
+	testutil.PeerBinary(t, "SPROUT_PEER_LOGCLI")
 	e := newRealTimeEnv(t)
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	all := peerLines(base, 0, 15)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -18,84 +16,17 @@ import (
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
-const lokiTestConfig = `auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
-common:
-  instance_addr: 127.0.0.1
-  path_prefix: %[1]s
-  storage:
-    filesystem:
-      chunks_directory: %[1]s/chunks
-      rules_directory: %[1]s/rules
-  replication_factor: 1
-  ring:
-    kvstore:
-      store: inmemory
-schema_config:
-  configs:
-    - from: 2024-01-01
-      store: tsdb
-      object_store: filesystem
-      schema: v13
-      index: {prefix: index_, period: 24h}
-limits_config:
-  reject_old_samples: false
-  allow_structured_metadata: true
-  volume_enabled: true
-  # Loki's pattern queries drop patterns under 1 line/s by default; the corpus data is slower.
-  pattern_rate_threshold: 0
-query_range:
-  cache_results: false
-pattern_ingester:
-  enabled: %[5]t
-analytics:
-  reporting_enabled: false
-memberlist:
-  bind_port: %[4]d
-`
-
-// startLoki runs Loki (SPROUT_PEER_LOKI, the binary built from Loki's source) on free ports, with or without its
-// pattern ingester, and returns its address once it is ready.
+// startLoki runs Loki (SPROUT_PEER_LOKI, the binary built from Loki's source, or the test is skipped), with
+// or without its pattern ingester, and returns its address once it is ready.
 func startLoki(t *testing.T, patterns bool) string {
 	t.Helper()
-	bin := peerBinary(t, "SPROUT_PEER_LOKI")
-	dir := t.TempDir()
-	port := testutil.FreePort(t)
-	cfg := filepath.Join(dir, "loki.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(lokiTestConfig, dir, port, testutil.FreePort(t), testutil.FreePort(t), patterns)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-config.file="+cfg)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("loki output (tail):\n%s", tail(out.String(), 3000))
-		}
-	})
-	loki := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testutil.Eventually(t, 180*time.Second, func() error {
-		resp, err := http.Get(loki + "/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return loki
+	return testutil.StartLoki(t, testutil.LokiOptions{Overlay: fmt.Sprintf(`
+limits_config:
+  # Loki's pattern queries drop patterns under 1 line/s by default; the corpus data is slower.
+  pattern_rate_threshold: 0
+pattern_ingester:
+  enabled: %t
+`, patterns)}).API()
 }
 
 // TestPeerLokiJSON pushes the same lines into Loki (SPROUT_PEER_LOKI, the binary built from Loki's source) and

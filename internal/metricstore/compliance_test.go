@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,61 +68,37 @@ func TestPromQLCompliance(t *testing.T) {
 	}
 	promBin := testutil.RequireBinary(t, "prometheus")
 	_, srv := openTestStore(t, testConfig(t))
-	dir := t.TempDir()
 
-	// start runs a program until the test ends or stop is called.
-	start := func(name string, args ...string) (stop func()) {
-		cmd := exec.Command(name, args...)
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			})
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
-			}
-		})
-		return stop
-	}
 	// The queries name the instances demo.promlabs.com:10000..10002; the scrape keeps those names for local
 	// instances through relabeling. The demo services start first: their counters start at zero, and where a
 	// window holds a counter's first sample Prometheus 3 extrapolates rate() towards zero differently from 2.42
 	// (only up to half the sample interval, prometheus/prometheus#13725, in 2.51); after half a minute of uptime
 	// neither extrapolates to zero.
 	var targets strings.Builder
-	var stops []func()
+	var demos []*testutil.Peer
 	for i := range 3 {
-		port := testutil.FreePort(t)
-		stops = append(stops, start(demo, fmt.Sprintf("-listen-address=127.0.0.1:%d", port)))
-		fmt.Fprintf(&targets, "    - targets: ['127.0.0.1:%d']\n      labels: {__instance: 'demo.promlabs.com:%d'}\n", port, 10000+i)
+		d := testutil.StartPeer(t, testutil.PeerSpec{
+			Name:  fmt.Sprintf("demo-%d", i),
+			Bin:   demo,
+			Ports: []string{"http"},
+			Args:  []string{`-listen-address={{.Addr "http"}}`},
+			Ready: `{{.URL "http"}}/metrics`,
+		})
+		demos = append(demos, d)
+		fmt.Fprintf(&targets, "    - targets: ['%s']\n      labels: {__instance: 'demo.promlabs.com:%d'}\n", d.Addr("http"), 10000+i)
 	}
 	demoStarted := time.Now()
-	promPort := testutil.FreePort(t)
-	promURL := fmt.Sprintf("http://127.0.0.1:%d", promPort)
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 5s
 scrape_configs:
   - job_name: prometheus
-    static_configs: [{targets: ['127.0.0.1:%d']}]
+    static_configs: [{targets: ['{{.Addr "http"}}']}]
 remote_write:
   - url: %s/api/v1/write
     queue_config: {batch_send_deadline: 1s, min_backoff: 50ms, max_backoff: 1s}
-`, promPort, srv.URL)
-	cfgFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start(promBin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "prom"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort), "--web.enable-lifecycle")
+`, srv.URL)
+	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin, Config: cfg, Args: []string{"--web.enable-lifecycle"}})
+	promURL := prom.API()
 
 	// Prometheus' remote write does not forward samples scraped before its queue started: add the demo job only
 	// once Prometheus' own samples reach Sprout, so both hold the same demo samples.
@@ -136,12 +111,16 @@ remote_write:
 		}
 		return nil
 	})
-	cfg = strings.Replace(cfg, "remote_write:", fmt.Sprintf(`  - job_name: demo
+	written, err := os.ReadFile(prom.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = strings.Replace(string(written), "remote_write:", fmt.Sprintf(`  - job_name: demo
     static_configs:
 %s    relabel_configs:
       - {source_labels: [__instance], target_label: instance}
 remote_write:`, targets.String()), 1)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(prom.Config(), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := http.Post(promURL+"/-/reload", "", nil); err != nil || resp.StatusCode != 200 {
@@ -160,8 +139,8 @@ remote_write:`, targets.String()), 1)
 	wait(began.Add(collect))
 	// Stop the targets: their series go stale (Prometheus writes stale markers, and forwards them), and the data
 	// stops changing, so queries looking past the end (negative offsets) see the same in both.
-	for _, stop := range stops {
-		stop()
+	for _, d := range demos {
+		d.Stop()
 	}
 	stopped := time.Now()
 	end := stopped.Add(30 * time.Second).Truncate(time.Second)

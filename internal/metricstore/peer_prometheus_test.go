@@ -1,13 +1,9 @@
 package metricstore
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,42 +23,7 @@ var peerPrometheusDifferences = map[string]string{
 // Sprout, replays every entry of testdata/grafana-corpus.json against both and compares status and shape: every
 // key Prometheus answers with, of the same JSON type, non-empty where Prometheus' is.
 func TestPeerPrometheusCorpus(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_PROMETHEUS")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_PROMETHEUS (path of a prometheus binary) is not set")
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr,
-		"--web.enable-remote-write-receiver", "--enable-feature=exemplar-storage")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus output (tail):\n%.3000s", out.String())
-		}
-	})
-	peer := "http://" + addr
-	testutil.Eventually(t, 60*time.Second, func() error {
-		resp, err := http.Get(peer + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
+	peer := testutil.StartPrometheus(t, testutil.PrometheusOptions{}).API()
 	_, srv := openTestStore(t, testConfig(t))
 	now := time.Now().Truncate(time.Second)
 	seedCorpusV1(t, peer, now)

@@ -2,9 +2,7 @@ package metricstore
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,34 +17,15 @@ func TestPrometheusRemoteWritesIntoSprout(t *testing.T) {
 	promtool := testutil.RequireBinary(t, "promtool")
 	_, srv := openTestStore(t, testConfig(t))
 
-	dir := t.TempDir()
-	port := testutil.FreePort(t)
-	cfg := fmt.Sprintf(`global:
+	testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin, Config: fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: prometheus
-    static_configs: [{targets: ["127.0.0.1:%d"]}]
+    static_configs: [{targets: ["{{.Addr "http"}}"]}]
 remote_write:
   - url: %s/api/v1/write
     queue_config: {batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 500ms}
-`, port, srv.URL)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
-		}
-	})
+`, srv.URL)})
 
 	testutil.Eventually(t, 30*time.Second, func() error {
 		got := instant(t, srv.URL, `up{job="prometheus"}`, time.Now())

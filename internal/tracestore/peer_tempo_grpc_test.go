@@ -164,13 +164,9 @@ func peerGRPCCalls(start, end time.Time) []peerCall {
 // internal/tracestore/tempopb; the status codes and the shapes of the final messages are compared, and both
 // must answer with at least one message.
 //
-//	SPROUT_PEER_TEMPO=/work/peers/bin/tempo go test -count=1 -run PeerTempoGRPC -v ./internal/tracestore/
+//	SPROUT_PEER_TEMPO=/path/to/tempo go test -count=1 -run PeerTempoGRPC -v ./internal/tracestore/
 func TestPeerTempoGRPCShapes(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_TEMPO")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_TEMPO (path to a tempo binary built from Tempo's public source) is not set")
-	}
-	tempo, otlp := startTempo(t, bin)
+	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)
 	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)

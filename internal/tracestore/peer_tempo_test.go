@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -24,48 +22,7 @@ import (
 // SPROUT_PEER_TEMPO) and to Sprout's API, the same requests go to both, and the status codes and JSON shapes
 // of the answers are compared. Tempo's code is not part of Sprout; this test only runs the binary.
 //
-//	SPROUT_PEER_TEMPO=/work/peers/bin/tempo go test -count=1 -run PeerTempo -v ./internal/tracestore/
-
-const tempoConfig = `
-stream_over_http_enabled: true
-target: all
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        http:
-          endpoint: 127.0.0.1:%[4]d
-memberlist:
-  bind_addr: [127.0.0.1]
-  bind_port: %[5]d
-  join_members: []
-query_frontend:
-  query_end_cutoff: 0s
-live_store:
-  wal:
-    path: %[1]s/live-store/traces
-  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
-block_builder:
-  wal:
-    path: %[1]s/block-builder
-backend_scheduler:
-  local_work_path: %[1]s/scheduler
-storage:
-  trace:
-    backend: local
-    wal:
-      path: %[1]s/wal
-    local:
-      path: %[1]s/blocks
-usage_report:
-  reporting_enabled: false
-`
+//	SPROUT_PEER_TEMPO=/path/to/tempo go test -count=1 -run PeerTempo -v ./internal/tracestore/
 
 // peerRequest is one request sent to both servers.
 type peerRequest struct {
@@ -210,42 +167,11 @@ func peerFixture(now time.Time) (ptrace.Traces, []time.Time) {
 	return td, starts
 }
 
-func startTempo(t *testing.T, bin string) (api string, otlpHTTP string) {
+// startTempo runs Tempo (SPROUT_PEER_TEMPO, or the test is skipped) and returns its API and OTLP/HTTP URLs.
+func startTempo(t *testing.T) (api string, otlpHTTP string) {
 	t.Helper()
-	dir := t.TempDir()
-	httpPort, grpcPort, otlpPort, mlPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
-	cfgPath := filepath.Join(dir, "tempo.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(tempoConfig, dir, httpPort, grpcPort, otlpPort, mlPort)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, _ := os.Create(filepath.Join(dir, "tempo.log"))
-	cmd := exec.Command(bin, "-config.file", cfgPath)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("tempo log (last 3000 bytes):\n%s", b[max(0, len(b)-3000):])
-		}
-	})
-	api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	testutil.Eventually(t, 90*time.Second, func() error {
-		resp, err := http.Get(api + "/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("ready: %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return api, fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlpPort)
+	tempo := testutil.StartTempo(t, testutil.TempoOptions{})
+	return tempo.API(), tempo.OTLPHTTP()
 }
 
 // peerAllowed lists the differences that are known and accepted, each with its reason: request name ("" for
@@ -277,11 +203,7 @@ func peerDiffAllowed(req, sign, path string) bool {
 }
 
 func TestPeerTempoShapes(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_TEMPO")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_TEMPO (path to a tempo binary built from Tempo's public source) is not set")
-	}
-	tempo, otlp := startTempo(t, bin)
+	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)
 	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
@@ -371,14 +293,10 @@ func comparePeerAnswers(report *strings.Builder, name string, ta, sa peerAnswer)
 // Sprout on the same data and compares status, shape, and that what is non-empty in Tempo's answer (the
 // corpus' nonEmpty paths and every top-level member) is non-empty in Sprout's.
 //
-//	SPROUT_PEER_TEMPO=/work/peers/tempo go test -count=1 -run PeerTempoCorpus -v ./internal/tracestore/
+//	SPROUT_PEER_TEMPO=/path/to/tempo go test -count=1 -run PeerTempoCorpus -v ./internal/tracestore/
 func TestPeerTempoCorpus(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_TEMPO")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_TEMPO (path to a tempo binary built from Tempo's public source) is not set")
-	}
 	corpus := loadCorpus(t)
-	tempo, otlp := startTempo(t, bin)
+	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td := corpusFixture(now)
 	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sprout-otel/sprout/internal/grpcwire"
+	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/tracestore/tempopb"
 )
 
@@ -21,12 +22,9 @@ import (
 // decodes each streamed message with Tempo's own generated types and prints it as JSON, so a field number or
 // wire type Sprout gets wrong shows up as a decode error or a missing field.
 //
-//	SPROUT_PEER_TEMPO_CLI=/work/peers/bin/tempo-cli go test -count=1 -run PeerTempoCLIGRPC -v ./internal/tracestore/
+//	SPROUT_PEER_TEMPO_CLI=/path/to/tempo-cli go test -count=1 -run PeerTempoCLIGRPC -v ./internal/tracestore/
 func TestPeerTempoCLIGRPC(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_TEMPO_CLI")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_TEMPO_CLI (path to a tempo-cli binary built from Tempo's public source) is not set")
-	}
+	bin := testutil.PeerBinary(t, "SPROUT_PEER_TEMPO_CLI")
 	s := openStore(t, testConfig(t.TempDir()))
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	now := time.Now().Truncate(time.Second)

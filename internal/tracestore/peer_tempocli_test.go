@@ -2,27 +2,25 @@ package tracestore
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
 // Tempo's own CLI against Sprout's API: tempo-cli decodes every answer into Tempo's protobuf types (JSON with
 // gogo's jsonpb, which refuses unknown fields, or protobuf for trace by id), so a field Sprout adds or shapes
 // differently makes it fail. Built from Tempo's public source; the binary is named by SPROUT_PEER_TEMPO_CLI.
 //
-//	SPROUT_PEER_TEMPO_CLI=/work/peers/bin/tempo-cli go test -count=1 -run PeerTempoCLI -v ./internal/tracestore/
+//	SPROUT_PEER_TEMPO_CLI=/path/to/tempo-cli go test -count=1 -run PeerTempoCLI -v ./internal/tracestore/
 //
 // Not covered: tempo-cli's `query trace-id`, `query trace-summary` and `query search` read Tempo's own block
 // format straight from the bucket, which Sprout does not write. The `--use-grpc` forms are in
 // TestPeerTempoCLIGRPC.
 func TestPeerTempoCLI(t *testing.T) {
-	bin := os.Getenv("SPROUT_PEER_TEMPO_CLI")
-	if bin == "" {
-		t.Skip("SPROUT_PEER_TEMPO_CLI (path to a tempo-cli binary built from Tempo's public source) is not set")
-	}
+	bin := testutil.PeerBinary(t, "SPROUT_PEER_TEMPO_CLI")
 	s, srv := newAPI(t)
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)

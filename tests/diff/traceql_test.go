@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -106,76 +103,6 @@ var traceqlCorpus = []struct {
 	{`{ span.ratio > 0.5 }`, func(s genSpan) bool { return s.ratio > 0.5 }},
 	{`{ resource.deployment.environment = "prod" && duration < 100ms }`, func(s genSpan) bool { return s.env == "prod" && s.dur < 100*time.Millisecond }},
 	{`{ span.nope = "x" }`, func(genSpan) bool { return false }},
-}
-
-// tempoConfig is a single-process Tempo 3 on the local filesystem.
-const tempoConfig = `
-stream_over_http_enabled: true
-target: all
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        http:
-          endpoint: 127.0.0.1:%[4]d
-memberlist:
-  bind_addr: [127.0.0.1]
-  bind_port: %[5]d
-  join_members: []
-query_frontend:
-  query_end_cutoff: 0s
-live_store:
-  wal:
-    path: %[1]s/live-store/traces
-  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
-block_builder:
-  wal:
-    path: %[1]s/block-builder
-backend_scheduler:
-  local_work_path: %[1]s/scheduler
-storage:
-  trace:
-    backend: local
-    wal:
-      path: %[1]s/wal
-    local:
-      path: %[1]s/blocks
-usage_report:
-  reporting_enabled: false
-`
-
-func startTempo(t *testing.T) (api, otlp string) {
-	t.Helper()
-	bin := peerBinary(t, "SPROUT_PEER_TEMPO")
-	dir := t.TempDir()
-	httpPort, grpcPort, otlpPort, mlPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
-	cfg := filepath.Join(dir, "tempo.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(tempoConfig, dir, httpPort, grpcPort, otlpPort, mlPort)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-config.file", cfg)
-	cmd.Dir = dir
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("tempo output (tail):\n%s", tail(logs.String(), 3000))
-		}
-	})
-	api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	waitReady(t, api+"/ready", 120*time.Second)
-	return api, fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlpPort)
 }
 
 // searchIDs runs a TraceQL search and returns the trace ids found (leading zeros removed, as Tempo writes them).

@@ -24,13 +24,11 @@ import (
 // hold a trace, log lines and a metric; Chromium opens the traces, trace, logs and metrics pages and must see
 // them, with every request of the page going to Sprout's origin (tests/browser/growui.mjs).
 //
-//	SPROUT_PEER_TEMPO=/work/peers/tempo SPROUT_PEER_LOKI=/work/peers/loki SPROUT_BIN=/tmp/sprout \
+//	SPROUT_PEER_TEMPO=/path/to/tempo SPROUT_PEER_LOKI=/path/to/loki SPROUT_BIN=/tmp/sprout \
 //	  go test -count=1 -run TestGrowUIBrowser -v ./tests/e2e/
 func TestGrowUIBrowser(t *testing.T) {
-	tempoBin, lokiBin := os.Getenv("SPROUT_PEER_TEMPO"), os.Getenv("SPROUT_PEER_LOKI")
-	if tempoBin == "" || lokiBin == "" {
-		t.Skip("SPROUT_PEER_TEMPO and SPROUT_PEER_LOKI name the Tempo and Loki binaries; unset")
-	}
+	testutil.PeerBinary(t, testutil.EnvTempo)
+	testutil.PeerBinary(t, testutil.EnvLoki)
 	promBin := testutil.RequireBinary(t, "prometheus")
 	node := testutil.RequireBinary(t, "node")
 	chromium := testutil.RequireBinary(t, "chromium")
@@ -39,9 +37,13 @@ func TestGrowUIBrowser(t *testing.T) {
 		t.Skip("web/node_modules is not installed; run npm ci in web/")
 	}
 
-	tempo, tempoOTLP := startPeerTempo(t, tempoBin)
-	loki := startPeerLoki(t, lokiBin)
-	prom := startPeerPrometheus(t, promBin)
+	// Multi-tenant clusters: only the tenant the proxy adds finds the data.
+	tempoPeer := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true})
+	tempo, tempoOTLP := tempoPeer.API(), tempoPeer.OTLPHTTP()
+	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true}).API()
+	// Prometheus scrapes itself every second, so it holds a metric (prometheus_build_info) from the start.
+	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin,
+		Config: "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['{{.Addr \"http\"}}']\n"}).API()
 
 	traceID := randHex(16)
 	svc := "growui-" + randHex(3)
@@ -180,163 +182,4 @@ func pushLokiLine(t *testing.T, loki, svc, line, traceID string, at time.Time) {
 	t.Helper()
 	post(t, loki+"/loki/api/v1/push", fmt.Sprintf(`{"streams":[{"stream":{"service_name":%q,"level":"error"},
 "values":[[%q,%q,{"trace_id":%q}]]}]}`, svc, fmt.Sprint(at.UnixNano()), line, traceID))
-}
-
-// The peers' configs: those of the side-by-side tests of internal/tracestore and internal/logstore, with
-// multi-tenancy on, so that only the tenant the proxy adds finds the data.
-const growTempoConfig = `
-multitenancy_enabled: true
-stream_over_http_enabled: true
-target: all
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        http:
-          endpoint: 127.0.0.1:%[4]d
-memberlist:
-  bind_addr: [127.0.0.1]
-  bind_port: %[5]d
-  join_members: []
-query_frontend:
-  query_end_cutoff: 0s
-live_store:
-  wal:
-    path: %[1]s/live-store/traces
-  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
-block_builder:
-  wal:
-    path: %[1]s/block-builder
-backend_scheduler:
-  local_work_path: %[1]s/scheduler
-storage:
-  trace:
-    backend: local
-    wal:
-      path: %[1]s/wal
-    local:
-      path: %[1]s/blocks
-usage_report:
-  reporting_enabled: false
-`
-
-const growLokiConfig = `auth_enabled: true
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
-common:
-  instance_addr: 127.0.0.1
-  path_prefix: %[1]s
-  storage:
-    filesystem:
-      chunks_directory: %[1]s/chunks
-      rules_directory: %[1]s/rules
-  replication_factor: 1
-  ring:
-    kvstore:
-      store: inmemory
-schema_config:
-  configs:
-    - from: 2024-01-01
-      store: tsdb
-      object_store: filesystem
-      schema: v13
-      index: {prefix: index_, period: 24h}
-limits_config:
-  reject_old_samples: false
-  allow_structured_metadata: true
-  volume_enabled: true
-query_range:
-  cache_results: false
-pattern_ingester:
-  enabled: false
-analytics:
-  reporting_enabled: false
-memberlist:
-  bind_port: %[4]d
-`
-
-// startPeer runs a peer binary with args in dir, logs to dir/<name>.log (shown when the test fails), and waits
-// for ready to answer 200.
-func startPeer(t *testing.T, name, dir, ready string, wait time.Duration, bin string, args ...string) {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("%s log (tail):\n%s", name, tail(string(b), 3000))
-		}
-	})
-	testutil.Eventually(t, wait, func() error {
-		resp, err := http.Get(ready)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s ready: %d", name, resp.StatusCode)
-		}
-		return nil
-	})
-}
-
-func startPeerTempo(t *testing.T, bin string) (api, otlpHTTP string) {
-	dir := t.TempDir()
-	httpPort, otlpPort := testutil.FreePort(t), testutil.FreePort(t)
-	cfg := filepath.Join(dir, "tempo.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(growTempoConfig, dir, httpPort, testutil.FreePort(t), otlpPort, testutil.FreePort(t))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	startPeer(t, "tempo", dir, api+"/ready", 90*time.Second, bin, "-config.file", cfg)
-	return api, fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlpPort)
-}
-
-func startPeerLoki(t *testing.T, bin string) string {
-	dir := t.TempDir()
-	port := testutil.FreePort(t)
-	cfg := filepath.Join(dir, "loki.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(growLokiConfig, dir, port, testutil.FreePort(t), testutil.FreePort(t))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	startPeer(t, "loki", dir, api+"/ready", 180*time.Second, bin, "-config.file="+cfg)
-	return api
-}
-
-// startPeerPrometheus runs Prometheus scraping itself every second, so it holds a metric
-// (prometheus_build_info) from the start.
-func startPeerPrometheus(t *testing.T, bin string) string {
-	dir := t.TempDir()
-	port := testutil.FreePort(t)
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n", port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	startPeer(t, "prometheus", dir, api+"/-/ready", 60*time.Second, bin, "--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--web.enable-remote-write-receiver")
-	return api
 }

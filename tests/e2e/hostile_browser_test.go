@@ -185,7 +185,7 @@ func TestHostileBrowser(t *testing.T) {
 	if err := os.WriteFile(pprofCfg, []byte(fmt.Sprintf("extensions:\n  pprof:\n    endpoint: 0.0.0.0:%d\nservice:\n  extensions: [health_check, sprout_api, sprout_traces, sprout_metrics, sprout_logs, sprout_ruler, sprout_ui, pprof]\n", testutil.FreePort(t))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(sproutBin, "validate", "--config", "sprout:all-in-one", "--config", pprofCfg).CombinedOutput()
+	out, err := exec.Command(sproutBinary(t), "validate", "--config", "sprout:all-in-one", "--config", pprofCfg).CombinedOutput()
 	expect("pprof on 0.0.0.0 without auth", err != nil && strings.Contains(string(out), "set auth.authenticator"), fmt.Sprintf("%v: %s", err, tail(string(out), 400)))
 
 	t.Logf("FIGURE browser walls: %d of %d checks passed", passed, checks)

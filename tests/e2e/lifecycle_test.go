@@ -67,7 +67,7 @@ func TestBadConfigExits(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"validate", "--config", p}, {"--config", p}} {
-			out, err := exec.Command(sproutBin, args...).CombinedOutput()
+			out, err := exec.Command(sproutBinary(t), args...).CombinedOutput()
 			if err == nil {
 				t.Errorf("%s %v: exit 0, want non-zero", tc.name, args)
 			}
@@ -91,7 +91,7 @@ func TestUnwritableDataDir(t *testing.T) {
 	}
 	bad := filepath.Join(blocker, "data") // a path under a regular file: not creatable, even as root
 	env = append(env, "SPROUT_DATA="+bad)
-	cmd := exec.Command(sproutBin)
+	cmd := exec.Command(sproutBinary(t))
 	cmd.Env = append(os.Environ(), env...)
 	done := make(chan struct{})
 	var out []byte

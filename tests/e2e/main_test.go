@@ -21,39 +21,73 @@ import (
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
-var sproutBin string
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
-func run(m *testing.M) int {
+var (
+	buildOnce sync.Once
+	buildDir  string
+	builtBin  string
+	buildErr  error
+)
+
+// sproutBinary returns the binary under test: SPROUT_BIN, or sprout built once per run from this module.
+//
+// It is called from the tests, not from TestMain, on purpose: the go command caches a test result on the files
+// the test opened (and the environment it read), and it records them only while m.Run runs. Reading the
+// module's source here (testutil.SourceKey) makes `go test ./tests/e2e/` run again after a change to a store,
+// whose packages the e2e test binary does not link. The go command rechecks only files inside the module: a
+// SPROUT_BIN outside it is keyed by its name alone, so run with -count=1 after rebuilding it.
+func sproutBinary(t testing.TB) string {
+	t.Helper()
 	if p := os.Getenv("SPROUT_BIN"); p != "" {
-		sproutBin = p
-		return m.Run()
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("SPROUT_BIN: %v", err)
+		}
+		return p
 	}
-	dir, err := os.MkdirTemp("", "sprout-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	buildOnce.Do(func() {
+		root := filepath.Join("..", "..")
+		if probe := os.Getenv(keyProbeEnv); probe != "" {
+			root = probe
+		}
+		key, err := testutil.SourceKey(root)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if root != filepath.Join("..", "..") {
+			return // TestBuildFollowsTheSource's probe: the key, no build
+		}
+		if buildDir, err = os.MkdirTemp("", "sprout-e2e-bin"); err != nil {
+			buildErr = err
+			return
+		}
+		bin := filepath.Join(buildDir, "sprout")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			// Same flags as the test binary, so the build reuses its compiled packages.
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "../../cmd/sprout")...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			buildErr = fmt.Errorf("build sprout: %w", err)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "built sprout (source %s) in %s\n", key, time.Since(start).Round(time.Second))
+		builtBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	defer os.RemoveAll(dir)
-	sproutBin = filepath.Join(dir, "sprout")
-	args := []string{"build", "-o", sproutBin}
-	if raceEnabled {
-		// Same flags as the test binary, so the build reuses its compiled packages.
-		args = append(args, "-race")
-	}
-	args = append(args, "../../cmd/sprout")
-	cmd := exec.Command("go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build sprout: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "built sprout in %s\n", time.Since(start).Round(time.Second))
-	return m.Run()
+	return builtBin
 }
 
 // proc is a running sprout process.
@@ -79,7 +113,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // startSprout runs the binary with args and extra environment; its output is printed if the test fails.
 func startSprout(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(sproutBin, args...)
+	cmd := exec.Command(sproutBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	if raceEnabled {
 		// The race detector's default exit code (66) would turn a race inside an upstream Collector package

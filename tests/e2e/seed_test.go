@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,29 +101,7 @@ func (nopHost) GetExtensions() map[component.ID]component.Component { return nil
 // startPrometheus runs Debian's Prometheus with its remote-write receiver on.
 func startPrometheus(t *testing.T) string {
 	t.Helper()
-	bin := testutil.RequireBinary(t, "prometheus")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", tail(logs.String(), 3000))
-		}
-	})
-	testutil.Eventually(t, 30*time.Second, func() error { return httpOK("http://" + addr + "/-/ready") })
-	return "http://" + addr
+	return testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: testutil.RequireBinary(t, "prometheus")}).API()
 }
 
 // promQuery runs an instant query and returns the result's label sets.
