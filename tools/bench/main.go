@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -101,6 +102,20 @@ func main() {
 	}
 	if o.base < 1000 || o.workers < 1 {
 		log.Fatal("-base must be at least 1000 and -workers positive")
+	}
+	for _, b := range []*string{sproutBin, tempoBin, lokiBin, vlBin, promBin, vmBin} {
+		if *b == "" {
+			continue
+		}
+		// servers run in their data directory, so a relative path must be made absolute first
+		p, err := exec.LookPath(*b)
+		if err == nil {
+			p, err = filepath.Abs(p)
+		}
+		if err != nil {
+			log.Fatalf("binary %s: %v", *b, err)
+		}
+		*b = p
 	}
 	systems := map[string][]system{
 		"traces":  {sproutTraces(*sproutBin), tempo(*tempoBin)},

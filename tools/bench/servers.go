@@ -364,7 +364,9 @@ func prometheus(bin string) system {
 
 func victoriaMetrics(bin string) system {
 	return system{Name: "victoriametrics", Signal: "metrics", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
-		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0]), "-retentionPeriod=100y"},
+		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0]), "-retentionPeriod=100y",
+				// its default of 300k series per query would refuse the 100× queries (1M series) outright
+				"-search.maxUniqueTimeseries=100000000"},
 			endpoints{Ingest: url(p[0], "/api/v1/write"), Query: url(p[0], "")}, url(p[0], "/health"), nil
 	}}
 }
