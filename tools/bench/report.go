@@ -256,7 +256,7 @@ func plot(res Result, sig string) string {
 		}
 	}
 	sort.Float64s(sizes)
-	const pw, ph, ml, mt, mb, gap = 230, 170, 52, 34, 46, 18
+	const pw, ph, ml, mt, mb, gap = 230, 170, 52, 50, 46, 18
 	width := len(panels)*(pw+ml+gap) + 20
 	height := mt + ph + mb + 30
 	var b strings.Builder
