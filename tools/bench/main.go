@@ -88,7 +88,14 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where each run's data directory is made (and removed)")
 	flag.StringVar(&o.out, "out", "bench-out", "directory for bench.json, bench.md and <signal>.svg")
 	flag.BoolVar(&o.keep, "keep", false, "keep each run's data directory")
+	from := flag.String("from", "", "run nothing: write bench.md and the plots again from this bench.json into -out")
 	flag.Parse()
+	if *from != "" {
+		if err := rewrite(*from, o.out); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *sproutBin == "" {
 		log.Fatal("-sprout: the Sprout binary is required")
 	}
@@ -246,6 +253,22 @@ func summary(r Run) string {
 		s += "; error: " + r.Error
 	}
 	return s
+}
+
+// rewrite writes the table and plots of an earlier result again (after a change to how they are drawn).
+func rewrite(path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var res Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return write(dir, res)
 }
 
 func write(dir string, res Result) error {
