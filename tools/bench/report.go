@@ -69,7 +69,7 @@ func markdown(res Result) string {
 		if len(runs) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n#### %s\n\n", sig)
+		fmt.Fprintf(&b, "\n### %s\n\n", sig)
 		var qnames []string
 		for _, r := range runs {
 			for _, q := range r.Queries {
