@@ -157,16 +157,23 @@ func find(runs []Run, system string, scale int) *Run {
 }
 
 func ratio(a, b float64) string {
-	if b == 0 || math.IsNaN(a/b) {
+	r := a / b
+	switch {
+	case b == 0 || math.IsNaN(r):
 		return "–"
+	case r < 0.1:
+		return fmt.Sprintf("%.2g×", r) // two significant digits, not 0.00×
 	}
-	return fmt.Sprintf("%.2f×", a/b)
+	return fmt.Sprintf("%.2f×", r)
 }
 
 func countText(r Run) string {
 	s := "yes"
 	if !r.Count.OK {
-		s = fmt.Sprintf("**no**: %s of %s", si(float64(r.Count.Got)), si(float64(r.Count.Want)))
+		s = fmt.Sprintf("**no**: found %s, acknowledged %s", si(float64(r.Count.Got)), si(float64(r.Count.Want)))
+		if r.Count.Got > r.Count.Want {
+			s += " (more: pushes answered with an error were stored)"
+		}
 		if r.Count.Err != "" {
 			s += " (" + oneLine(r.Count.Err) + ")"
 		}

@@ -30,7 +30,7 @@ func TestMarkdownRatios(t *testing.T) {
 	md := markdown(sampleResult())
 	for _, want := range []string{
 		"| 1× | loki | 4.00× | 0.20× | 0.50× | 0.13× | 0.10× |",
-		"| 10× | loki | 5.00× | 0.23× | 0.38× | 0.13× | 0.01× |",
+		"| 10× | loki | 5.00× | 0.23× | 0.38× | 0.13× | 0.012× |",
 		"| 10× | victorialogs | error: victorialogs not ready after 2m0s |",
 		"go run ./tools/bench -scales 1,10",
 	} {
