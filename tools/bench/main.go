@@ -43,6 +43,7 @@ type options struct {
 	workers   int
 	lookups   int
 	queryRuns int
+	traceRate int
 	settle    time.Duration
 	grace     time.Duration
 	ready     time.Duration
@@ -82,6 +83,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 4, "concurrent senders")
 	flag.IntVar(&o.lookups, "lookups", 300, "traces fetched by id after each trace load")
 	flag.IntVar(&o.queryRuns, "query-runs", 5, "runs of each fixed query")
+	flag.IntVar(&o.traceRate, "trace-rate", 0, "spans/s offered to each trace system (0: as fast as it takes them), e.g. 100000 for issue 22's memory goal")
 	flag.DurationVar(&o.settle, "settle", 3*time.Minute, "how long to wait for the count of acknowledged items to match")
 	flag.DurationVar(&o.grace, "grace", 2*time.Minute, "how long a server may take to exit on SIGTERM before it is killed")
 	flag.DurationVar(&o.ready, "ready-timeout", 2*time.Minute, "how long a server may take to become ready")

@@ -142,7 +142,8 @@ func getJSON(ctx context.Context, u string, v any) error {
 const spansPerTrace = 10
 
 func tracesLoad(o options, sc int) loadgen.TraceLoad {
-	return loadgen.TraceLoad{Workers: o.workers, Spans: int64(o.base * sc), Batch: 500, SpansPerTrace: spansPerTrace, KeepIDs: true}
+	return loadgen.TraceLoad{Workers: o.workers, Spans: int64(o.base * sc), Batch: 500, SpansPerTrace: spansPerTrace,
+		Rate: o.traceRate, KeepIDs: true}
 }
 
 func runTraces(ctx context.Context, o options, s *server, r *Run) error {

@@ -179,13 +179,14 @@ func writeFile(dir, name, content string) (string, error) {
 func url(port int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", port, path) }
 
 // The systems. Each gets only the store under test, ingestion limits raised so that no limit decides the figure,
-// and everything under its run directory.
+// query timeouts raised to 5 minutes on every system (so that the count over 10M items can finish; the latency
+// figures do not depend on it), and everything under its run directory.
 
 func sproutTraces(bin string) system {
 	return system{Name: "sprout", Signal: "traces", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
 		cfg, err := writeFile(dir, "sprout.yaml", fmt.Sprintf(`extensions:
   sprout_api: {endpoint: "127.0.0.1:%[2]d"}
-  sprout_traces: {data_dir: "%[1]s/traces"}
+  sprout_traces: {data_dir: "%[1]s/traces", limits: {query_timeout: 5m}}
 receivers:
   otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%[3]d"}}}
 exporters:
@@ -206,7 +207,7 @@ func sproutLogs(bin string) system {
   sprout_api: {endpoint: "127.0.0.1:%[2]d"}
   sprout_logs:
     data_dir: "%[1]s/logs"
-    limits: {ingestion_rate_mb: 1024, ingestion_burst_size_mb: 1024}
+    limits: {ingestion_rate_mb: 1024, ingestion_burst_size_mb: 1024, query_timeout: 5m}
 receivers:
   otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%[3]d"}}}
 exporters:
@@ -228,7 +229,7 @@ func sproutMetrics(bin string) system {
   sprout_metrics:
     data_dir: "%[1]s/metrics"
     storage: {filesystem: {dir: "%[1]s/metrics-bucket"}}
-    limits: {ingestion_rate: 1000000000, ingestion_burst_size: 2000000000, max_global_series_per_user: 100000000}
+    limits: {ingestion_rate: 1000000000, ingestion_burst_size: 2000000000, max_global_series_per_user: 100000000, query_timeout: 5m}
 receivers:
   otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%[3]d"}}}
 exporters:
@@ -254,6 +255,10 @@ server:
   grpc_listen_port: %[3]d
   log_level: warn
   grpc_server_max_recv_msg_size: 67108864
+  http_server_write_timeout: 5m
+querier:
+  search:
+    query_timeout: 5m
 distributor:
   receivers:
     otlp:
@@ -307,6 +312,7 @@ server:
   grpc_listen_port: %[3]d
   log_level: warn
   grpc_server_max_recv_msg_size: 67108864
+  http_server_write_timeout: 5m
 common:
   instance_addr: 127.0.0.1
   path_prefix: %[1]s
@@ -333,6 +339,7 @@ limits_config:
   per_stream_rate_limit: 1GB
   per_stream_rate_limit_burst: 1GB
   max_query_series: 100000
+  query_timeout: 5m
 query_range:
   cache_results: false
 pattern_ingester:
@@ -348,7 +355,7 @@ memberlist:
 
 func victoriaLogs(bin string) system {
 	return system{Name: "victorialogs", Signal: "logs", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
-		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0])},
+		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0]), "-search.maxQueryDuration=5m"},
 			endpoints{Ingest: url(p[0], "/insert/loki/api/v1/push"), Query: url(p[0], "")}, url(p[0], "/health"), nil
 	}}
 }
@@ -357,14 +364,14 @@ func prometheus(bin string) system {
 	return system{Name: "prometheus", Signal: "metrics", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
 		cfg, err := writeFile(dir, "prometheus.yml", "global: {}\n")
 		return []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
-				fmt.Sprintf("--web.listen-address=127.0.0.1:%d", p[0]), "--web.enable-remote-write-receiver", "--log.level=warn"},
+				fmt.Sprintf("--web.listen-address=127.0.0.1:%d", p[0]), "--web.enable-remote-write-receiver", "--log.level=warn", "--query.timeout=5m"},
 			endpoints{Ingest: url(p[0], "/api/v1/write"), Query: url(p[0], "")}, url(p[0], "/-/ready"), err
 	}}
 }
 
 func victoriaMetrics(bin string) system {
 	return system{Name: "victoriametrics", Signal: "metrics", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
-		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0]), "-retentionPeriod=100y",
+		return []string{"-storageDataPath=" + filepath.Join(dir, "data"), fmt.Sprintf("-httpListenAddr=127.0.0.1:%d", p[0]), "-retentionPeriod=100y", "-search.maxQueryDuration=5m",
 				// its default of 300k series per query would refuse the 100× queries (1M series) outright
 				"-search.maxUniqueTimeseries=100000000"},
 			endpoints{Ingest: url(p[0], "/api/v1/write"), Query: url(p[0], "")}, url(p[0], "/health"), nil
