@@ -180,6 +180,9 @@ func countText(r Run) string {
 	} else {
 		s += fmt.Sprintf(" (after %.0f s)", r.Count.Seconds)
 	}
+	if r.Count.Above > 0 {
+		s += fmt.Sprintf("; **a poll counted %s**", si(float64(r.Count.Above)))
+	}
 	if r.Count.Sampled > 0 {
 		s += fmt.Sprintf("; by id %d of %d complete", r.Count.Complete, r.Count.Sampled)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleResult() Result {
@@ -113,5 +114,40 @@ func TestVictoriaLogsAnswers(t *testing.T) {
 	}
 	if n, err := vlLines(ctx, srv.URL+"/select/logsql/query?query=x"); err != nil || n != 3 {
 		t.Errorf("vlLines = %d, %v", n, err)
+	}
+}
+
+func TestPollRecordsOvercount(t *testing.T) {
+	pollEvery = 0
+	for _, tc := range []struct {
+		name   string
+		counts []int64
+		ok     bool
+		above  int64
+		polls  int
+	}{
+		{"settles", []int64{5, 10}, true, 0, 2},
+		{"transient double count, then settles", []int64{5, 12, 10}, true, 12, 3},
+		{"never settles", []int64{11, 11, 11, 11}, false, 11, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i := 0
+			c := Count{Want: 10}
+			// the deadline is never reached in the first three cases: each ends on a match or runs out of
+			// counts, after which count reports the last value and the context ends the loop
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			poll(ctx, &c, time.Hour, func() (int64, error) {
+				v := tc.counts[min(i, len(tc.counts)-1)]
+				i++
+				if i >= len(tc.counts) {
+					cancel()
+				}
+				return v, nil
+			})
+			if c.OK != tc.ok || c.Above != tc.above || c.Polls != tc.polls {
+				t.Errorf("got ok=%v above=%d polls=%d, want %v %d %d", c.OK, c.Above, c.Polls, tc.ok, tc.above, tc.polls)
+			}
+		})
 	}
 }

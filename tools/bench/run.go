@@ -52,14 +52,18 @@ type Run struct {
 
 // Count is the check that every acknowledged item is queryable.
 type Count struct {
-	Method   string  `json:"method"` // the query that counted
-	Want     int64   `json:"want"`
-	Got      int64   `json:"got"`
-	OK       bool    `json:"ok"`
-	Seconds  float64 `json:"seconds"` // from the end of the load until the count matched (or gave up)
-	Err      string  `json:"error,omitempty"`
-	Sampled  int     `json:"sampled,omitempty"` // traces: ids looked up
-	Complete int     `json:"complete,omitempty"`
+	Method  string  `json:"method"` // the query that counted
+	Want    int64   `json:"want"`
+	Got     int64   `json:"got"`
+	OK      bool    `json:"ok"`
+	Seconds float64 `json:"seconds"` // from the end of the load until the count matched (or gave up)
+	Err     string  `json:"error,omitempty"`
+	Polls   int     `json:"polls"`
+	// Above is the largest count seen above Want while polling: items counted twice, or stored although refused
+	// (a count above Want that later settles at Want is a transient double count).
+	Above    int64 `json:"above,omitempty"`
+	Sampled  int   `json:"sampled,omitempty"` // traces: ids looked up
+	Complete int   `json:"complete,omitempty"`
 }
 
 // Query is one fixed query, run a few times.
@@ -105,26 +109,34 @@ func timed(q *Query, n int, f func() (string, error)) {
 	q.P50 = ms(lat.Sort().Pct(0.5))
 }
 
-// poll repeats count until it reaches want or the deadline passes.
+// poll repeats count until it reaches want or the deadline passes. A count above want does not end it: it is
+// recorded (Above), and polling goes on to tell a transient double count from a lasting one.
 func poll(ctx context.Context, c *Count, deadline time.Duration, count func() (int64, error)) {
 	t0 := time.Now()
 	for {
 		got, err := count()
+		c.Polls++
 		c.Got, c.Seconds = got, time.Since(t0).Seconds()
 		c.Err = ""
 		if err != nil {
 			c.Err = err.Error()
 		}
+		if err == nil && got > c.Want {
+			c.Above = max(c.Above, got)
+		}
 		if err == nil && got == c.Want {
 			c.OK = true
 			return
 		}
-		if time.Since(t0) > deadline || ctx.Err() != nil || (err == nil && got > c.Want) {
+		if time.Since(t0) > deadline || ctx.Err() != nil {
 			return
 		}
-		time.Sleep(time.Second)
+		time.Sleep(pollEvery)
 	}
 }
+
+// pollEvery is the pause between two count queries.
+var pollEvery = time.Second
 
 func getJSON(ctx context.Context, u string, v any) error {
 	code, body, err := loadgen.HTTPGet(ctx, u, "")
