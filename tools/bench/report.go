@@ -172,7 +172,7 @@ func countText(r Run) string {
 	if !r.Count.OK {
 		s = fmt.Sprintf("**no**: found %s, acknowledged %s", si(float64(r.Count.Got)), si(float64(r.Count.Want)))
 		if r.Count.Got > r.Count.Want {
-			s += " (more: pushes answered with an error were stored)"
+			s += " (more than acknowledged: counted twice, or stored although refused)"
 		}
 		if r.Count.Err != "" {
 			s += " (" + oneLine(r.Count.Err) + ")"
