@@ -32,7 +32,7 @@ func main() {
 	nSeries := flag.Int("series", 10000, "active series")
 	batch := flag.Int("batch", 500, "series (samples) per request")
 	workers := flag.Int("workers", 4, "concurrent senders")
-	duration := flag.Duration("duration", 20*time.Second, "how long to send")
+	duration := flag.Duration("duration", 20*time.Second, "how long to send (0: until -rounds or -lookback runs out)")
 	interval := flag.Duration("interval", 10*time.Second, "timestamp step between rounds")
 	lookback := flag.Duration("lookback", 6*time.Hour, "first round's timestamp is this long ago")
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
