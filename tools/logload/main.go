@@ -1,29 +1,19 @@
 // Command logload pushes log lines to a Loki-compatible push endpoint (Sprout, Loki, VictoriaLogs) as fast as
 // it can and reports the rate the server accepted. Batches are encoded before the clock starts, so the client
-// spends its CPU on sending, not on building lines.
+// spends its CPU on sending, not on building lines (tools/internal/loadgen).
 //
 //	go run ./tools/logload -url http://localhost:3200/loki/api/v1/push -format protobuf -workers 4 -duration 20s
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
+	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"math/rand"
-	"net/http"
 	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/sprout-otel/sprout/internal/logql"
-	"github.com/sprout-otel/sprout/internal/logstore"
+	"github.com/sprout-otel/sprout/tools/internal/loadgen"
 )
 
 func main() {
@@ -41,138 +31,19 @@ func main() {
 		once      = flag.Bool("once", false, "send each pre-encoded batch once and stop (for bytes-per-line measurements)")
 	)
 	flag.Parse()
-	start := time.Now().Add(-time.Minute)
-	type body struct {
-		data  []byte
-		lines int
+	sh := loadgen.LogShape{Batch: *batchSize, Streams: *streams, LineSize: *lineSize, Random: *random, Base: time.Now().Add(-time.Minute)}
+	bodies, err := loadgen.PrepareLogBodies(*workers, *batches, sh, *format)
+	if err != nil {
+		log.Fatal(err)
 	}
-	pre := make([][]body, *workers)
-	seq := 0
-	for w := range pre {
-		for i := 0; i < *batches; i++ {
-			ps := makeBatch(seq, *batchSize, *streams, *lineSize, *random, start)
-			seq++
-			var b []byte
-			switch *format {
-			case "protobuf":
-				b = logstore.EncodePushProto(ps)
-			case "json", "json-gzip":
-				b = encodeJSON(ps)
-				if *format == "json-gzip" {
-					var buf bytes.Buffer
-					zw := gzip.NewWriter(&buf)
-					_, _ = zw.Write(b)
-					_ = zw.Close()
-					b = buf.Bytes()
-				}
-			default:
-				log.Fatalf("unknown -format %q", *format)
-			}
-			pre[w] = append(pre[w], body{b, *batchSize})
-		}
+	res, err := loadgen.LogLoad{URL: *url, Format: *format, Tenant: *tenantID, Duration: *duration, Once: *once, Bodies: bodies}.Run(context.Background())
+	if err != nil {
+		log.Fatal(err)
 	}
-	var sent, failed, bytesSent atomic.Int64
-	deadline := time.Now().Add(*duration)
-	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
-	began := time.Now()
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; time.Now().Before(deadline) && (!*once || i < len(pre[w])); i++ {
-				bd := pre[w][i%len(pre[w])]
-				req, _ := http.NewRequest("POST", *url, bytes.NewReader(bd.data))
-				if *format == "protobuf" {
-					req.Header.Set("Content-Type", "application/x-protobuf")
-				} else {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				if *format == "json-gzip" {
-					req.Header.Set("Content-Encoding", "gzip")
-				}
-				if *tenantID != "" {
-					req.Header.Set("X-Scope-OrgID", *tenantID)
-				}
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				msg, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					if failed.Add(1) == 1 {
-						fmt.Fprintf(os.Stderr, "push refused: %d %s\n", resp.StatusCode, strings.TrimSpace(string(msg)))
-					}
-					continue
-				}
-				sent.Add(int64(bd.lines))
-				bytesSent.Add(int64(len(bd.data)))
-			}
-		}(w)
+	if res.FirstErr != "" {
+		fmt.Fprintln(os.Stderr, res.FirstErr)
 	}
-	wg.Wait()
-	el := time.Since(began).Seconds()
+	el := res.Elapsed.Seconds()
 	fmt.Printf("lines=%d failed_pushes=%d seconds=%.1f lines_per_sec=%.0f wire_MB_per_sec=%.1f\n",
-		sent.Load(), failed.Load(), el, float64(sent.Load())/el, float64(bytesSent.Load())/el/1e6)
-}
-
-var words = strings.Fields("GET POST PUT request served handler user order payment cart item checkout timeout retry cache miss hit db query slow fast ok")
-
-func makeBatch(seq, n, streams, size int, random bool, base time.Time) []logstore.PushStream {
-	r := rand.New(rand.NewSource(int64(seq)))
-	out := make([]logstore.PushStream, streams)
-	for s := range out {
-		out[s].Labels = labels.FromStrings("service_name", fmt.Sprint("load-", s), "env", "bench")
-	}
-	for i := 0; i < n; i++ {
-		s := i % streams
-		var sb strings.Builder
-		if random {
-			const alpha = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-			for sb.Len() < size {
-				sb.WriteByte(alpha[r.Intn(len(alpha))])
-			}
-		} else {
-			fmt.Fprintf(&sb, "level=info caller=handler.go:%d msg=\"request served\" status=200 duration=%dms", r.Intn(300), r.Intn(900))
-			for sb.Len() < size {
-				sb.WriteString(" ")
-				sb.WriteString(words[r.Intn(len(words))])
-			}
-		}
-		ts := base.Add(time.Duration(seq*n+i) * time.Microsecond).UnixNano()
-		out[s].Entries = append(out[s].Entries, logql.Entry{Timestamp: ts, Line: sb.String(),
-			Metadata: labels.FromStrings("trace_id", fmt.Sprintf("%016x%016x", seq, i/10))})
-	}
-	return out
-}
-
-func encodeJSON(ps []logstore.PushStream) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"streams":[`)
-	for i, s := range ps {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"stream":{`)
-		j := 0
-		s.Labels.Range(func(l labels.Label) {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "%q:%q", l.Name, l.Value)
-			j++
-		})
-		b.WriteString(`},"values":[`)
-		for k, e := range s.Entries {
-			if k > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, `["%d",%q,{"trace_id":%q}]`, e.Timestamp, e.Line, e.Metadata.Get("trace_id"))
-		}
-		b.WriteString(`]}`)
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()
+		res.Lines, res.FailedPushes, el, float64(res.Lines)/el, float64(res.Bytes)/el/1e6)
 }
