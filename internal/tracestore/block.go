@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -99,6 +100,9 @@ type block struct {
 	meta  blockMeta
 	minID pcommon.TraceID
 	maxID pcommon.TraceID
+
+	// readers counts the views that hold the block (view.go): its files are deleted only at zero.
+	readers atomic.Int64
 
 	openMu sync.Mutex
 	opened bool

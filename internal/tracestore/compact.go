@@ -26,40 +26,32 @@ func (s *Store) Compact(ctx context.Context) error {
 		if err := in.compact(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: compaction: %w", in.tenant, err))
 		}
+		// The blocks both took out of the list, and those that queries held at the last pass.
+		if err := in.reap(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: delete blocks: %w", in.tenant, err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// applyRetention deletes blocks whose newest span is older than block_retention.
+// applyRetention takes the blocks whose newest span is older than block_retention out of the list (reap deletes
+// them).
 func (in *instance) applyRetention(ctx context.Context) error {
 	ret := in.s.cfg.Compaction.BlockRetention
 	if ret <= 0 {
 		return nil
 	}
 	cutoff := uint64(in.s.now().Add(-ret).UnixNano())
-	var expired []*block
+	expired := map[*block]bool{}
 	in.mu.Lock()
-	kept := in.blocks[:0]
 	for _, b := range in.blocks {
 		if b.meta.EndUnixNano < cutoff {
-			expired = append(expired, b)
-		} else {
-			kept = append(kept, b)
+			expired[b] = true
 		}
 	}
-	for i := len(kept); i < len(in.blocks); i++ {
-		in.blocks[i] = nil
-	}
-	in.blocks = kept
-	in.s.m.blocks.Set(float64(len(in.blocks)))
+	in.removeBlocksLocked(expired)
 	in.mu.Unlock()
-	var errs []error
-	for _, b := range expired {
-		if err := in.deleteBlock(ctx, b); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // deleteBlock removes meta.json first, so that a block half deleted is already invisible to every reader.
@@ -85,7 +77,10 @@ func (in *instance) compact(ctx context.Context) error {
 	max := in.s.cfg.Compaction.MaxBlockBytes
 	var inputs []*block
 	var total int64
-	for _, b := range in.blockList() {
+	// The inputs are held like a query's, so that retention does not delete them under the merge.
+	blocks, release := in.view(nil)
+	defer release()
+	for _, b := range blocks {
 		if b.meta.Size >= max {
 			continue
 		}
@@ -108,20 +103,9 @@ func (in *instance) compact(ctx context.Context) error {
 		gone[b] = true
 	}
 	in.mu.Lock()
-	kept := in.blocks[:0]
-	for _, b := range in.blocks {
-		if !gone[b] {
-			kept = append(kept, b)
-		}
-	}
-	in.blocks = kept
+	in.removeBlocksLocked(gone)
 	in.addBlockLocked(nb)
 	in.mu.Unlock()
-	for _, b := range inputs {
-		if err := in.deleteBlock(ctx, b); err != nil {
-			return err
-		}
-	}
 	in.s.m.compactions.Inc()
 	in.s.logger.Info("Compacted trace blocks", zap.String("tenant", in.tenant), zap.Int("inputs", len(inputs)),
 		zap.Int("spans_in", spansIn), zap.Int("spans_out", nb.meta.Spans), zap.String("block", nb.meta.ULID),

@@ -53,6 +53,7 @@ type instance struct {
 	liveBytes    int64          // bytes of the traces in live
 	segRefs      map[uint64]int // traces in live or pending with records in each WAL segment
 	blocks       []*block       // sorted by end time, newest last
+	retired      []*block       // out of blocks, files kept until no view holds them (see view.go)
 	// memStats summarises every span that entered live since live and pending were last both empty, so that a
 	// search can rule out all traces in memory at once, as a block's summary does for the block.
 	memStats *statsBuilder
@@ -472,6 +473,10 @@ func (in *instance) resetMemStatsLocked() {
 func (in *instance) memDomain() *traceql.Domain {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
+	return in.memDomainLocked()
+}
+
+func (in *instance) memDomainLocked() *traceql.Domain {
 	st := in.memStats.result()
 	if st == nil {
 		return nil
@@ -483,6 +488,10 @@ func (in *instance) memDomain() *traceql.Domain {
 func (in *instance) snapshot() []*liveTrace {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
+	return in.snapshotLocked()
+}
+
+func (in *instance) snapshotLocked() []*liveTrace {
 	out := make([]*liveTrace, 0, len(in.live)+len(in.pending))
 	for _, lt := range in.live {
 		c := *lt
@@ -501,6 +510,10 @@ func (in *instance) snapshot() []*liveTrace {
 func (in *instance) memTrace(id pcommon.TraceID) []liveSpan {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
+	return in.memTraceLocked(id)
+}
+
+func (in *instance) memTraceLocked(id pcommon.TraceID) []liveSpan {
 	var out []liveSpan
 	if lt := in.live[id]; lt != nil {
 		out = append(out, lt.spans...)
@@ -525,10 +538,4 @@ func decodeLive(dec *decoder, spans []liveSpan) ([]traceql.Span, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func (in *instance) blockList() []*block {
-	in.mu.RLock()
-	defer in.mu.RUnlock()
-	return append([]*block(nil), in.blocks...)
 }

@@ -268,7 +268,10 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	}
 	pf := req.Query.Prefilter()
 	dec := newDecoder()
-	for _, lt := range in.snapshot() {
+	var mem []*liveTrace
+	blocks, release := in.view(func() { mem = in.snapshotLocked() })
+	defer release()
+	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
 		}
@@ -284,7 +287,6 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		}
 		visit(lt.id, spans)
 	}
-	blocks := in.blockList()
 	res.Metrics.TotalBlocks = len(blocks)
 	req.progress(res.Metrics, 1)
 	seenTrace := map[pcommon.TraceID]bool{}

@@ -66,11 +66,14 @@ func (s *Store) TraceByID(ctx context.Context, tenantID string, id pcommon.Trace
 	}
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
-	spans, err := decodeLive(newDecoder(), in.memTrace(id))
+	var mem []liveSpan
+	blocks, release := in.view(func() { mem = in.memTraceLocked(id) })
+	defer release()
+	spans, err := decodeLive(newDecoder(), mem)
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
-	for _, b := range in.blockList() {
+	for _, b := range blocks {
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
 		}
@@ -265,13 +268,15 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		return len(res.Traces) < req.Limit
 	}
 	pf := req.Query.Prefilter()
-	blocks := in.blockList()
+	var mem []*liveTrace
+	blocks, release := in.view(func() {
+		if memMaybe(pf, in.memDomainLocked()) {
+			mem = in.snapshotLocked()
+		}
+	})
+	defer release()
 	res.Metrics.TotalBlocks = len(blocks)
 	res.Metrics.TotalJobs = len(blocks) + 1
-	var mem []*liveTrace
-	if memMaybe(pf, in.memDomain()) {
-		mem = in.snapshot()
-	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	dec := newDecoder()
 	for _, lt := range mem {
@@ -546,7 +551,10 @@ func (s *Store) TagsMatching(ctx context.Context, tenantID string, tr TimeRange,
 	out := map[string]map[string]bool{"span": {}, "resource": {}}
 	in := s.lookupInstance(tenantID)
 	if in != nil {
-		for _, lt := range in.snapshot() {
+		var mem []*liveTrace
+		blocks, release := in.view(func() { mem = in.snapshotLocked() })
+		defer release()
+		for _, lt := range mem {
 			if !tr.overlaps(lt.startNs, lt.endNs) {
 				continue
 			}
@@ -566,7 +574,7 @@ func (s *Store) TagsMatching(ctx context.Context, tenantID string, tr TimeRange,
 				})
 			}
 		}
-		for _, b := range in.blockList() {
+		for _, b := range blocks {
 			if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 				continue
 			}
@@ -652,7 +660,10 @@ func (s *Store) TagValues(ctx context.Context, tenantID, tag string, q *traceql.
 		return true
 	}
 	dec := newDecoder()
-	for _, lt := range in.snapshot() {
+	var mem []*liveTrace
+	blocks, release := in.view(func() { mem = in.snapshotLocked() })
+	defer release()
+	for _, lt := range mem {
 		if !tr.overlaps(lt.startNs, lt.endNs) {
 			continue
 		}
@@ -664,7 +675,6 @@ func (s *Store) TagValues(ctx context.Context, tenantID, tag string, q *traceql.
 			return sortValues(vals), nil
 		}
 	}
-	blocks := in.blockList()
 	for i := len(blocks) - 1; i >= 0; i-- {
 		b := blocks[i]
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
@@ -772,7 +782,10 @@ func (s *Store) tagsOfMatches(ctx context.Context, tenantID string, tr TimeRange
 	}
 	pf := q.Prefilter()
 	dec := newDecoder()
-	for _, lt := range in.snapshot() {
+	var mem []*liveTrace
+	blocks, release := in.view(func() { mem = in.snapshotLocked() })
+	defer release()
+	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
 		}
@@ -785,7 +798,7 @@ func (s *Store) tagsOfMatches(ctx context.Context, tenantID string, tr TimeRange
 		}
 		visit(lt.id, spans)
 	}
-	for _, b := range in.blockList() {
+	for _, b := range blocks {
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
 		}

@@ -284,6 +284,9 @@ func (s *Store) Shutdown(ctx context.Context) error {
 		if err := in.wal.Close(); err != nil {
 			errs = append(errs, err)
 		}
+		if err := in.reap(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: delete compacted blocks: %w", in.tenant, err))
+		}
 	}
 	if err := s.bkt.Close(); err != nil {
 		errs = append(errs, err)
