@@ -507,6 +507,65 @@ async function main() {
     if (!series.includes(`${SVC.fe}->${SVC.api}`)) throw new Error(`graph example drew ${series}`);
   });
 
+  await step('label browsers build selectors from the Loki and Prometheus label APIs and run them', async () => {
+    const nowS2 = () => Math.floor(Date.now() / 1000);
+    const sameSet = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+    // Logs: labels and values as Loki lists them, two values of one label, the streams they match, the lines.
+    await goto('/ui/logs?from=now-1h&to=now');
+    await page.locator('details.lb-details summary').click();
+    await page.locator('button.lb-name[data-label="service_name"]').waitFor(timeout);
+    const names = await page.locator('button.lb-name').evaluateAll((bs) => bs.map((b) => b.dataset.label));
+    const apiNames = (await getJSON(`/loki/api/v1/labels?start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data;
+    if (!sameSet(names, apiNames)) throw new Error(`Loki labels ${names}, API ${apiNames}`);
+    await page.locator('button.lb-name[data-label="service_name"]').click();
+    const vals = page.locator('.lb-label[data-label="service_name"] button.lb-value');
+    await vals.first().waitFor(timeout);
+    const shownVals = await vals.evaluateAll((bs) => bs.map((b) => b.dataset.value));
+    const apiVals = (await getJSON(`/loki/api/v1/label/service_name/values?start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data;
+    if (!sameSet(shownVals, apiVals)) throw new Error(`service_name values ${shownVals}, API ${apiVals}`);
+    await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.api}"]`).click();
+    await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.fe}"]`).click();
+    const lsel = `{service_name=~"${SVC.api}|${SVC.fe}"}`;
+    await page.locator('code.lb-selector', { hasText: lsel }).waitFor(timeout);
+    await page.locator('.lb-count[data-count]').waitFor(timeout);
+    const lcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
+    const apiStreams = (await getJSON(`/loki/api/v1/series?match[]=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data.length;
+    if (lcount !== apiStreams || !lcount) throw new Error(`${lsel}: page says ${lcount} streams, API ${apiStreams}`);
+    await shot('19-logs-label-browser');
+    await page.locator('button.lb-run').click();
+    await page.waitForURL((u) => new URL(u).searchParams.get('q') === lsel, timeout);
+    await page.waitForFunction(() => document.querySelectorAll('.loglines .logline').length > 0 && !document.querySelector('.loading'), null, timeout);
+    const shownLines = await page.locator('.loglines .logline .line').allTextContents();
+    const apiLines = (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000&limit=1000`)).data.result.flatMap((r) => r.values.map((v) => v[1]));
+    if (!shownLines.includes('checkout started') || !shownLines.includes('charging card') || !shownLines.every((l) => apiLines.includes(l)) || shownLines.length !== apiLines.length) throw new Error(`${shownLines.length} lines shown, API ${apiLines.length}`);
+    console.log(`# label browser (logs): ${lsel} → ${lcount} streams, ${shownLines.length} lines`);
+
+    // Metrics: a metric, its labels, one value; the series it matches; the query it runs.
+    await goto('/ui/metrics?from=now-1h&to=now');
+    await page.locator('details.lb-details summary').click();
+    await page.locator('.lb-label[data-label="__name__"] input').fill(METRIC);
+    await page.locator(`button.lb-value[data-value="${METRIC}"]`).click();
+    await page.locator('button.lb-name[data-label="route"]').waitFor(timeout);
+    const mNames = await page.locator('button.lb-name').evaluateAll((bs) => bs.map((b) => b.dataset.label));
+    const apiM = (await getJSON(`/api/v1/labels?match[]=${METRIC}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.filter((l) => l !== '__name__');
+    if (!sameSet(mNames, apiM)) throw new Error(`${METRIC} labels ${mNames}, API ${apiM}`);
+    await page.locator('button.lb-name[data-label="route"]').click();
+    await page.locator('.lb-label[data-label="route"] button.lb-value[data-value="/api/pay"]').click();
+    const msel = `${METRIC}{route="/api/pay"}`;
+    await page.locator('code.lb-selector', { hasText: msel }).waitFor(timeout);
+    await page.locator('.lb-count[data-count]').waitFor(timeout);
+    const mcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
+    const apiSeries = (await getJSON(`/api/v1/series?match[]=${encodeURIComponent(msel)}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.length;
+    if (mcount !== apiSeries || !mcount) throw new Error(`${msel}: page says ${mcount} series, API ${apiSeries}`);
+    await shot('20-metrics-label-browser');
+    await page.locator('button.lb-rate').click();
+    await page.waitForURL((u) => new URL(u).searchParams.get('q') === `rate(${msel}[5m])`, timeout);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const drawn = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.length);
+    const apiR = await promRange(`rate(${msel}[5m])`, nowS2() - 3600, nowS2(), 15);
+    if (drawn !== apiR.length) throw new Error(`rate query drew ${drawn} series, API ${apiR.length}`);
+  });
+
   await step('unknown routes show a not-found page', async () => {
     await goto('/ui/nope/at/all?from=now-1h');
     await page.locator('h1', { hasText: 'Page not found' }).waitFor(timeout);

@@ -1,6 +1,7 @@
 import { cached, loki } from '../api';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { LabelBrowserBox, lokiSource } from '../components/LabelBrowser';
 import { LogLines } from '../components/LogLines';
 import { QueryEditor } from '../components/QueryEditor';
 import { parseLoki, type LogLine, type Series } from '../parse';
@@ -49,6 +50,10 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
         <label>Limit <select value={limit} onChange={(e) => setParams({ limit: (e.target as HTMLSelectElement).value })}>{['100', '1000', '5000'].map((v) => <option>{v}</option>)}</select></label>
       </div>
       <ErrorBox error={res.error} query={q} />
+      <LabelBrowserBox src={lokiSource(p)} params={p} actions={[
+        { label: 'Show logs', cls: 'lb-run', query: (sel) => sel, run: (q) => setParams({ q }) },
+        { label: 'Show logs rate', cls: 'lb-rate', query: (sel) => `rate(${sel} [1m])`, run: (q) => setParams({ q }) },
+      ]} />
       <details class="examples"><summary>Example queries</summary><ul>{examples.map((e) => (
         <li><a class="mono example" href={link('logs', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
       ))}</ul></details>

@@ -1,6 +1,7 @@
 import { prom } from '../api';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { LabelBrowserBox, promSource } from '../components/LabelBrowser';
 import { QueryEditor } from '../components/QueryEditor';
 import { parseExemplars, parsePromResult, seriesName, type Exemplar, type Series } from '../parse';
 import { navigate, setParams } from '../router';
@@ -59,6 +60,10 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
         <label>Step <input class="small-input" placeholder={d ? `${d.step}s (auto)` : 'auto'} aria-label="Step in seconds" value={p.step ?? ''} onChange={(e) => setParams({ step: (e.target as HTMLInputElement).value })} /></label>
       </div>
       <ErrorBox error={res.error} query={q} />
+      <LabelBrowserBox src={promSource(p)} params={p} actions={[
+        { label: 'Use query', cls: 'lb-run', query: (sel) => sel, run: (q) => setParams({ q }) },
+        { label: 'Use as rate query', cls: 'lb-rate', query: (sel) => `rate(${sel}[5m])`, run: (q) => setParams({ q }) },
+      ]} />
       <details class="examples"><summary>Example queries</summary><ul>{METRIC_EXAMPLES.map((e) => (
         <li><a class="mono example" href={link('metrics', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
       ))}</ul></details>
