@@ -241,6 +241,49 @@ async function main() {
     await shot('02-trace');
   });
 
+  await step('Jaeger-style search form and duration scatter plot', async () => {
+    await goto('/ui/traces?from=now-1h&to=now');
+    const form = page.locator('form.search-form');
+    await form.locator(`select[name="service"] option[value="${SVC.api}"]`).waitFor({ state: 'attached', ...timeout });
+    await form.locator('select[name="service"]').selectOption(SVC.api);
+    await form.locator('select[name="operation"] option[value="POST /api/pay"]').waitFor({ state: 'attached', ...timeout });
+    await form.locator('select[name="operation"]').selectOption('POST /api/pay');
+    // A wrong duration is refused in the form, naming the field.
+    await form.locator('input[name="minDuration"]').fill('100');
+    await form.getByRole('button', { name: 'Find traces' }).click();
+    await form.locator('.form-error', { hasText: 'Min duration' }).waitFor(timeout);
+    await form.locator('input[name="tags"]').fill('http.method=POST');
+    await form.locator('input[name="minDuration"]').fill('50ms');
+    await form.locator('input[name="maxDuration"]').fill('1s');
+    await form.locator('input[name="limit"]').fill('20');
+    await form.locator('select[name="lookback"]').selectOption('now-1h');
+    await form.getByRole('button', { name: 'Find traces' }).click();
+    const want = `{ resource.service.name = "${SVC.api}" && name = "POST /api/pay" && .http.method = "POST" && duration >= 50ms && duration <= 1s }`;
+    await page.waitForURL((u) => new URL(u).searchParams.get('q') === want, timeout);
+    await page.locator(`a.trace-link[href*="${traceId}"]`).waitFor(timeout);
+    await page.waitForFunction(() => !document.querySelector('.loading'), null, timeout);
+    const nowS2 = Math.floor(Date.now() / 1000);
+    const api = (await getJSON(`/api/search?q=${encodeURIComponent(want)}&start=${nowS2 - 3600}&end=${nowS2}&limit=20&spss=3`)).traces ?? [];
+    const norm = (id) => id.replace(/^0+/, '');
+    const apiIds = api.map((t) => norm(t.traceID)).sort();
+    const dots = await page.locator('svg.scatter a.dot').evaluateAll((as) => as.map((a) => ({ id: a.dataset.traceId, dur: Number(a.dataset.duration), err: a.classList.contains('err'), cy: Number(a.querySelector('circle').getAttribute('cy')) })));
+    const rows = await page.locator('table.traces-table a.trace-link').evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop().split('?')[0]));
+    if (JSON.stringify(dots.map((d) => norm(d.id)).sort()) !== JSON.stringify(apiIds) || JSON.stringify(rows.map(norm).sort()) !== JSON.stringify(apiIds)) throw new Error(`dots ${dots.length}, rows ${rows.length}, API ${apiIds.length} traces`);
+    for (const t of api) {
+      const d = dots.find((x) => norm(x.id) === norm(t.traceID));
+      const errs = Object.values(t.serviceStats ?? {}).reduce((a, s) => a + (s.errorCount ?? 0), 0);
+      if (Math.abs(d.dur - (t.durationMs ?? 0)) > 1e-6 || d.err !== errs > 0) throw new Error(`${t.traceID}: dot ${JSON.stringify(d)}, API ${t.durationMs} ms, ${errs} errors`);
+    }
+    // Longer traces are drawn higher.
+    const byDur = dots.slice().sort((a, b) => a.dur - b.dur);
+    for (let i = 1; i < byDur.length; i++) if (byDur[i].dur > byDur[i - 1].dur && !(byDur[i].cy < byDur[i - 1].cy)) throw new Error(`dot of ${byDur[i].dur} ms not above ${byDur[i - 1].dur} ms`);
+    if (!dots.find((d) => norm(d.id) === norm(traceId)).err) throw new Error('the error trace is not marked');
+    console.log(`# search form: ${dots.length} traces, ${dots.filter((d) => d.err).length} with errors`);
+    await shot('01b-traces-search-form');
+    await page.locator(`svg.scatter a.dot[data-trace-id="${traceId}"]`).click();
+    await traceRendered(traceId);
+  });
+
   await step('jump to the trace logs and back', async () => {
     await page.getByRole('button', { name: 'Logs for this trace' }).click();
     await page.locator('.trace-logs .logline').first().waitFor(timeout);
