@@ -102,7 +102,7 @@ export function Home({ route, tick }: { route: Route; tick: number }) {
             return (
               <tr class={r.errRatio > 0 || errLines ? 'has-error' : ''} data-service={r.service} data-rate={r.rate} data-err-rate={r.errRate} data-err-ratio={r.errRatio} data-p95={r.p95Ms} data-logs={JSON.stringify(r.logs)}>
                 <td><a class="svc-link" href={l.red}>{r.service}</a></td>
-                <td class="num rate">{r.spans ? `${fmtRate(r.rate)}/s` : <span class="muted" title="no spans in this range">–</span>}</td>
+                <td class="num rate">{Number.isFinite(r.rate) ? `${fmtRate(r.rate)}/s` : <span class="muted" title={r.spans ? 'no SERVER or CONSUMER spans at the end of the range' : 'no spans in this range'}>–</span>}</td>
                 <td>{r.spans ? <Spark s={r.trend} /> : null}</td>
                 <td class={'num errors' + (r.errRatio > 0 ? ' err' : '')}>{r.spans && Number.isFinite(r.rate) ? fmtPct(r.errRatio) : '–'}</td>
                 <td class="num p95">{fmtDuration(r.p95Ms)}</td>
