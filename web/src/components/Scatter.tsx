@@ -6,8 +6,9 @@ import { link } from '../url';
 
 const W = 1000, H = 170, L = 64, B = 22, T = 8, R = 12;
 
-function clock(ms: number): string {
-  return fmtTime(ms).slice(11, 19);
+/** A tick's time of day; with milliseconds when the plot spans under ten seconds, so that ticks differ. */
+function clock(ms: number, spanMs: number): string {
+  return fmtTime(ms).slice(11, spanMs < 10e3 ? 23 : 19);
 }
 
 /**
@@ -30,7 +31,7 @@ export function Scatter({ traces }: { traces: TraceSummary[] }) {
             <text x={-6} y={s.y(v) + 4} text-anchor="end">{fmtDuration(v)}</text>
           </g>
         ))}
-        {xTicks.map((t, i) => <text class="tick" x={s.x(t)} y={H - T - B + 16} text-anchor={i === 0 ? 'start' : i === xTicks.length - 1 ? 'end' : 'middle'}>{clock(t)}</text>)}
+        {xTicks.map((t, i) => <text class="tick" x={s.x(t)} y={H - T - B + 16} text-anchor={i === 0 ? 'start' : i === xTicks.length - 1 ? 'end' : 'middle'}>{clock(t, s.t1 - s.t0)}</text>)}
         {dots.map((t) => (
           <a class={'dot' + (t.errorCount ? ' err' : '')} href={link('trace', t.traceID, {}, route)} data-trace-id={t.traceID} data-duration={t.durationMs} data-start={t.startMs}
             aria-label={`${t.rootServiceName}: ${t.rootTraceName}, ${fmtDuration(t.durationMs)}${t.errorCount ? `, ${t.errorCount} errors` : ''}`}>
