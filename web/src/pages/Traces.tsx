@@ -111,7 +111,7 @@ export function Traces({ route, tick }: { route: Route; tick: number }) {
       </div>
       <ErrorBox error={res.error} query={q} />
       {res.loading && !res.data && <Loading />}
-      {res.data && !rows.length && !res.error && <Empty>No traces match <code>{q}</code> between {fmtTime(start)} and {fmtTime(end)}{filter ? ` with filter “${filter}”` : ''}.</Empty>}
+      {res.data && !rows.length && !res.error && <Empty>No traces match <code>{q}</code> between {fmtTime(start)} and {fmtTime(end)}{filter ? ` with filter “${filter}”` : ''}. Widen the time range or loosen the search; traces arrive over OTLP (gRPC <code>:4317</code>, HTTP <code>:4318</code>), and <code>sprout demo</code> sends some.</Empty>}
       {rows.length > 0 && <p class="muted small result-count">{rows.length} traces{res.data && rows.length < res.data.length ? ` of ${res.data.length}` : ''}{res.data && res.data.length >= Number(limit) ? ` (limit ${limit} reached)` : ''}</p>}
       {rows.length > 0 && <Scatter traces={rows} />}
       {rows.length > 0 && (
