@@ -260,8 +260,9 @@ async function main() {
     await form.getByRole('button', { name: 'Find traces' }).click();
     const want = `{ resource.service.name = "${SVC.api}" && name = "POST /api/pay" && .http.method = "POST" && duration >= 50ms && duration <= 1s }`;
     await page.waitForURL((u) => new URL(u).searchParams.get('q') === want, timeout);
+    // The results shown are the new query's (the old ones stay on screen while it runs).
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-traces"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, want, timeout);
     await page.locator(`a.trace-link[href*="${traceId}"]`).waitFor(timeout);
-    await page.waitForFunction(() => !document.querySelector('.loading'), null, timeout);
     const nowS2 = Math.floor(Date.now() / 1000);
     const api = (await getJSON(`/api/search?q=${encodeURIComponent(want)}&start=${nowS2 - 3600}&end=${nowS2}&limit=20&spss=3`)).traces ?? [];
     const norm = (id) => id.replace(/^0+/, '');
@@ -569,15 +570,16 @@ async function main() {
     await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.api}"]`).click();
     await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.fe}"]`).click();
     const lsel = `{service_name=~"${SVC.api}|${SVC.fe}"}`;
-    await page.locator('code.lb-selector', { hasText: lsel }).waitFor(timeout);
-    await page.locator('.lb-count[data-count]').waitFor(timeout);
+    await page.waitForFunction((sel) => document.querySelector('.lb-count')?.dataset.for === sel, lsel, timeout);
+    if (await page.locator('code.lb-selector').textContent() !== lsel) throw new Error(`selector ${await page.locator('code.lb-selector').textContent()}`);
     const lcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
     const apiStreams = (await getJSON(`/loki/api/v1/series?match[]=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data.length;
     if (lcount !== apiStreams || !lcount) throw new Error(`${lsel}: page says ${lcount} streams, API ${apiStreams}`);
     await shot('19-logs-label-browser');
     await page.locator('button.lb-run').click();
     await page.waitForURL((u) => new URL(u).searchParams.get('q') === lsel, timeout);
-    await page.waitForFunction(() => document.querySelectorAll('.loglines .logline').length > 0 && !document.querySelector('.loading'), null, timeout);
+    // The page is busy until the new query has answered (the old lines stay on screen meanwhile).
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-logs"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, lsel, timeout);
     const shownLines = await page.locator('.loglines .logline .line').allTextContents();
     const apiLines = (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000&limit=1000`)).data.result.flatMap((r) => r.values.map((v) => v[1]));
     if (!shownLines.includes('checkout started') || !shownLines.includes('charging card') || !shownLines.every((l) => apiLines.includes(l)) || shownLines.length !== apiLines.length) throw new Error(`${shownLines.length} lines shown, API ${apiLines.length}`);
@@ -595,14 +597,14 @@ async function main() {
     await page.locator('button.lb-name[data-label="route"]').click();
     await page.locator('.lb-label[data-label="route"] button.lb-value[data-value="/api/pay"]').click();
     const msel = `${METRIC}{route="/api/pay"}`;
-    await page.locator('code.lb-selector', { hasText: msel }).waitFor(timeout);
-    await page.locator('.lb-count[data-count]').waitFor(timeout);
+    await page.waitForFunction((sel) => document.querySelector('.lb-count')?.dataset.for === sel, msel, timeout);
+    if (await page.locator('code.lb-selector').textContent() !== msel) throw new Error(`selector ${await page.locator('code.lb-selector').textContent()}`);
     const mcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
     const apiSeries = (await getJSON(`/api/v1/series?match[]=${encodeURIComponent(msel)}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.length;
     if (mcount !== apiSeries || !mcount) throw new Error(`${msel}: page says ${mcount} series, API ${apiSeries}`);
     await shot('20-metrics-label-browser');
     await page.locator('button.lb-rate').click();
-    await page.waitForURL((u) => new URL(u).searchParams.get('q') === `rate(${msel}[5m])`, timeout);
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-metrics"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, `rate(${msel}[5m])`, timeout);
     await page.locator('.chart .uplot').waitFor(timeout);
     const drawn = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.length);
     const apiR = await promRange(`rate(${msel}[5m])`, nowS2() - 3600, nowS2(), 15);

@@ -78,7 +78,9 @@ export function LabelBrowser({ src, params, actions }: { src: LabelSource; param
   const sel = buildSelector(metric, picked);
   // Prometheus: the labels of the chosen metric; Loki: every stream label.
   const names = useAsync<string[]>(`labels|${metric}|${rangeKey}`, (signal) => src.labels(metric, signal));
-  const matching = useAsync<number>(`series|${sel}|${rangeKey}`, sel ? (signal) => src.series(sel, signal) : null);
+  // The count names its selector: while the next one loads, the last count is not shown as the new one's.
+  const matching = useAsync<{ sel: string; n: number }>(`series|${sel}|${rangeKey}`, sel ? (signal) => src.series(sel, signal).then((n) => ({ sel, n })) : null);
+  const count = matching.data?.sel === sel && !matching.loading ? matching.data.n : undefined;
   const unit = src.kind === 'loki' ? 'streams' : 'series';
   const toggleLabel = (l: string) => {
     if (labels.includes(l)) {
@@ -102,7 +104,7 @@ export function LabelBrowser({ src, params, actions }: { src: LabelSource; param
       <h4>Selector</h4>
       <p class="lb-result">
         <code class="lb-selector">{sel || (src.kind === 'loki' ? 'pick a label value' : 'pick a metric or a label value')}</code>{' '}
-        {sel && matching.data !== undefined && <span class="muted small lb-count" data-count={matching.data}>{matching.data} {unit} match</span>}
+        {sel && count !== undefined && <span class="muted small lb-count" data-count={count} data-for={sel}>{count} {unit} match</span>}
         {sel && matching.error !== undefined && <span class="err small lb-count">{(matching.error as Error).message}</span>}
       </p>
       <div class="toolbar">

@@ -80,7 +80,7 @@ export function Traces({ route, tick }: { route: Route; tick: number }) {
   const run = p.q !== undefined || true;
   const res = useAsync(`${q}|${p.from}|${p.to}|${limit}`, run ? async (signal) => {
     const r = range(p);
-    return parseTempoSearch(await tempo('/api/search', { q, start: Math.floor(r.start / 1000), end: Math.ceil(r.end / 1000), limit, spss: 3 }, signal));
+    return { q, traces: parseTempoSearch(await tempo('/api/search', { q, start: Math.floor(r.start / 1000), end: Math.ceil(r.end / 1000), limit, spss: 3 }, signal)) };
   } : null, tick);
   const [traceId, setTraceId] = useState('');
 
@@ -88,7 +88,7 @@ export function Traces({ route, tick }: { route: Route; tick: number }) {
   const dir = p.dir === 'asc' ? 1 : -1;
   const filter = (p.filter ?? '').toLowerCase();
   const rows = useMemo(() => {
-    let r = res.data ?? [];
+    let r = res.data?.traces ?? [];
     if (filter) r = r.filter((t) => `${t.rootServiceName} ${t.rootTraceName} ${t.traceID}`.toLowerCase().includes(filter));
     return r.slice().sort((a, b) => {
       const x = a[sort] ?? -1, y = b[sort] ?? -1;
@@ -98,7 +98,7 @@ export function Traces({ route, tick }: { route: Route; tick: number }) {
   const maxDur = Math.max(1, ...rows.map((r) => r.durationMs));
 
   return (
-    <section class="page" aria-labelledby="h-traces">
+    <section class="page" aria-labelledby="h-traces" aria-busy={res.loading} data-shown-query={res.data?.q}>
       <h1 id="h-traces">Traces</h1>
       <SearchFormBox route={route} key={`${p.svc}|${p.op}|${p.tags}|${p.minDur}|${p.maxDur}|${p.limit}|${p.from}`} />
       <QueryEditor lang="traceql" value={q} placeholder='{ resource.service.name = "api" && status = error }' onRun={(v) => setParams({ q: v, svc: '', op: '', tags: '', minDur: '', maxDur: '' })} suggest={suggestTraceQL} />
@@ -112,7 +112,7 @@ export function Traces({ route, tick }: { route: Route; tick: number }) {
       <ErrorBox error={res.error} query={q} />
       {res.loading && !res.data && <Loading />}
       {res.data && !rows.length && !res.error && <Empty>No traces match <code>{q}</code> between {fmtTime(start)} and {fmtTime(end)}{filter ? ` with filter “${filter}”` : ''}. Widen the time range or loosen the search; traces arrive over OTLP (gRPC <code>:4317</code>, HTTP <code>:4318</code>), and <code>sprout demo</code> sends some.</Empty>}
-      {rows.length > 0 && <p class="muted small result-count">{rows.length} traces{res.data && rows.length < res.data.length ? ` of ${res.data.length}` : ''}{res.data && res.data.length >= Number(limit) ? ` (limit ${limit} reached)` : ''}</p>}
+      {rows.length > 0 && <p class="muted small result-count">{rows.length} traces{res.data && rows.length < res.data.traces.length ? ` of ${res.data.traces.length}` : ''}{res.data && res.data.traces.length >= Number(limit) ? ` (limit ${limit} reached)` : ''}</p>}
       {rows.length > 0 && <Scatter traces={rows} />}
       {rows.length > 0 && (
         <table class="grid traces-table">
