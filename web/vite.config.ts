@@ -1,5 +1,8 @@
 import { defineConfig } from 'vite';
 
+// `npm run dev` proxies the APIs to a running sprout (SPROUT_URL, default http://localhost:3200).
+const api = (globalThis as any).process?.env?.SPROUT_URL || 'http://localhost:3200';
+
 // The UI is served by the sprout_ui extension under /ui/ on the API port, so every asset URL is absolute under
 // /ui/. Output file names carry content hashes (immutable caching) and the build is deterministic, so that
 // scripts/check-dist.sh can rebuild and diff against the committed dist/.
@@ -15,9 +18,11 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      '/api': 'http://localhost:3200',
-      '/loki': 'http://localhost:3200',
-      '/ui/config.json': 'http://localhost:3200',
+      '/api': api,
+      '/loki': api,
+      '/prometheus': api,
+      '/alertmanager': api,
+      '/ui/config.json': api,
     },
   },
   test: {

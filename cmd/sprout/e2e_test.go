@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -199,10 +200,11 @@ func rss() string {
 
 // startCollector runs a Collector in-process on a config, with the environment as it is now (the env provider
 // is read while the config resolves), and waits until readyURL answers 200.
-func startCollector(t *testing.T, uri, readyURL string) {
+func startCollector(t *testing.T, uri, readyURL string, logging ...zap.Option) {
 	t.Helper()
 	set := distribution.Settings("test", uri)
 	set.DisableGracefulShutdown = true
+	set.LoggingOptions = logging
 	// Several Collectors run in this one test process; each would replace gRPC's global logger while the
 	// others' servers log through it (a data race inside the Collector), so none of them sets it.
 	set.SkipSettingGRPCLogger = true

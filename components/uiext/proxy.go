@@ -40,13 +40,16 @@ var readRoutes = map[string][]route{
 		r("/api/v1/query_exemplars"),
 		r("/api/v1/labels"),
 		r("/api/v1/label/*/values"),
+		r("/api/v1/series"),
 		r("/api/v1/rules"),
 		r("/alertmanager/api/v2/silences"),
 	},
 	"loki": {
+		r("/loki/api/v1/query"),
 		r("/loki/api/v1/query_range"),
 		r("/loki/api/v1/labels"),
 		r("/loki/api/v1/label/*/values"),
+		r("/loki/api/v1/series"),
 		r("/prometheus/api/v1/rules"),
 	},
 }

@@ -94,6 +94,10 @@ func TestProxyAllowlist(t *testing.T) {
 		{"GET", "/ui/proxy/loki/loki/api/v1/query_range?query=%7Ba%3D%22b%22%7D", 200, "/loki/api/v1/query_range", ""},
 		{"GET", "/ui/proxy/loki/loki/api/v1/label/service_name/values", 200, "/loki/api/v1/label/service_name/values", ""},
 		{"GET", "/ui/proxy/loki/prometheus/api/v1/rules", 200, "/prometheus/api/v1/rules", ""},
+		// The home page's instant log counts and the label browsers' series checks.
+		{"GET", "/ui/proxy/prometheus/api/v1/series?match%5B%5D=up", 200, "/prometheus/api/v1/series", ""},
+		{"GET", "/ui/proxy/loki/loki/api/v1/query?query=count_over_time(%7Ba%3D%22b%22%7D%5B1h%5D)", 200, "/loki/api/v1/query", ""},
+		{"GET", "/ui/proxy/loki/loki/api/v1/series?match%5B%5D=%7Ba%3D%22b%22%7D", 200, "/loki/api/v1/series", ""},
 
 		// Everything else: writes, admin and other APIs.
 		{"POST", "/ui/proxy/prometheus/api/v1/query", 405, "", "read-only"},

@@ -80,6 +80,30 @@ await step('metrics page charts the metric from Prometheus', async () => {
   await page.waitForFunction(() => (document.querySelector('.chart')?.sproutSeries ?? []).some((s) => s.points.length > 0), null, timeout);
 });
 
+await step('home page lists the service from Loki with its log lines', async () => {
+  await goto('/ui/?from=now-1h&to=now');
+  const row = page.locator(`table.home tr[data-service="${SERVICE}"]`);
+  await row.waitFor(timeout);
+  const logs = JSON.parse(await row.getAttribute('data-logs'));
+  if (!(Object.values(logs).reduce((a, b) => a + b, 0) >= 1)) throw new Error(`log lines ${JSON.stringify(logs)}`);
+});
+
+await step('label browsers read Loki and Prometheus through the proxy', async () => {
+  await goto('/ui/logs?from=now-1h&to=now');
+  await page.locator('details.lb-details summary').click();
+  await page.locator('button.lb-name[data-label="service_name"]').click();
+  await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SERVICE}"]`).click();
+  await page.locator('.lb-count[data-count="1"]').waitFor(timeout);
+  await page.locator('button.lb-run').click();
+  await page.locator('.loglines .logline', { hasText: LOG_LINE }).first().waitFor(timeout);
+  await goto('/ui/metrics?from=now-1h&to=now');
+  await page.locator('details.lb-details summary').click();
+  await page.locator('.lb-label[data-label="__name__"] input').fill(METRIC);
+  await page.locator(`button.lb-value[data-value="${METRIC}"]`).click();
+  await page.locator('.lb-count[data-count]').waitFor(timeout);
+  if (!(Number(await page.locator('.lb-count').getAttribute('data-count')) >= 1)) throw new Error('no series match');
+});
+
 await step('every request went to this origin, the clusters through the proxy', async () => {
   if (external.length) throw new Error(`requests to other origins: ${external.slice(0, 5).join(', ')}`);
   for (const p of ['/ui/proxy/tempo/', '/ui/proxy/prometheus/', '/ui/proxy/loki/']) {

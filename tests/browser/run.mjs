@@ -8,6 +8,7 @@
 //   ARTIFACTS    screenshot directory   (default artifacts/browser)
 //   WAIT_SECONDS how long data may take to become queryable (default 90)
 //   BIG_SPANS    spans in the large trace for the render measurement (default 10000)
+//   STEPS        a regular expression: run only the steps whose names match (and the two that seed data)
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -126,6 +127,10 @@ async function promInstant(query, time) {
   const r = await getJSON(`/api/v1/query?query=${encodeURIComponent(query)}&time=${time}`);
   return r.data.result;
 }
+async function lokiInstant(query, timeS) {
+  const r = await getJSON(`/loki/api/v1/query?query=${encodeURIComponent(query)}&time=${timeS}000000000`);
+  return r.data.result;
+}
 async function promRange(query, start, end, step) {
   const r = await getJSON(`/api/v1/query_range?query=${encodeURIComponent(query)}&start=${start}&end=${end}&step=${step}`);
   return r.data.result;
@@ -167,9 +172,11 @@ async function checkRedFigures(page, svc) {
 }
 
 const results = [];
+const only = process.env.STEPS ? new RegExp(process.env.STEPS, 'i') : null;
 async function step(name, f) {
+  if (only && !only.test(name) && !/^(send OTLP|data is queryable)/.test(name)) return;
   const t = Date.now();
-  try { await f(); results.push([name, true]); console.log(`ok - ${name} (${Date.now() - t} ms)`); } catch (e) { results.push([name, false]); console.log(`not ok - ${name}: ${e.message.split('\n')[0]}`); }
+  try { await f(); results.push([name, true]); console.log(`ok - ${name} (${Date.now() - t} ms)`); } catch (e) { results.push([name, false]); console.log(`not ok - ${name}: ${e.message.split("\n")[0]}${process.env.DEBUG ? "\n" + e.stack : ""}`); }
 }
 
 async function main() {
@@ -234,6 +241,50 @@ async function main() {
     await shot('02-trace');
   });
 
+  await step('Jaeger-style search form and duration scatter plot', async () => {
+    await goto('/ui/traces?from=now-1h&to=now');
+    const form = page.locator('form.search-form');
+    await form.locator(`select[name="service"] option[value="${SVC.api}"]`).waitFor({ state: 'attached', ...timeout });
+    await form.locator('select[name="service"]').selectOption(SVC.api);
+    await form.locator('select[name="operation"] option[value="POST /api/pay"]').waitFor({ state: 'attached', ...timeout });
+    await form.locator('select[name="operation"]').selectOption('POST /api/pay');
+    // A wrong duration is refused in the form, naming the field.
+    await form.locator('input[name="minDuration"]').fill('100');
+    await form.getByRole('button', { name: 'Find traces' }).click();
+    await form.locator('.form-error', { hasText: 'Min duration' }).waitFor(timeout);
+    await form.locator('input[name="tags"]').fill('http.method=POST');
+    await form.locator('input[name="minDuration"]').fill('50ms');
+    await form.locator('input[name="maxDuration"]').fill('1s');
+    await form.locator('input[name="limit"]').fill('20');
+    await form.locator('select[name="lookback"]').selectOption('now-1h');
+    await form.getByRole('button', { name: 'Find traces' }).click();
+    const want = `{ resource.service.name = "${SVC.api}" && name = "POST /api/pay" && .http.method = "POST" && duration >= 50ms && duration <= 1s }`;
+    await page.waitForURL((u) => new URL(u).searchParams.get('q') === want, timeout);
+    // The results shown are the new query's (the old ones stay on screen while it runs).
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-traces"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, want, timeout);
+    await page.locator(`a.trace-link[href*="${traceId}"]`).waitFor(timeout);
+    const nowS2 = Math.floor(Date.now() / 1000);
+    const api = (await getJSON(`/api/search?q=${encodeURIComponent(want)}&start=${nowS2 - 3600}&end=${nowS2}&limit=20&spss=3`)).traces ?? [];
+    const norm = (id) => id.replace(/^0+/, '');
+    const apiIds = api.map((t) => norm(t.traceID)).sort();
+    const dots = await page.locator('svg.scatter a.dot').evaluateAll((as) => as.map((a) => ({ id: a.dataset.traceId, dur: Number(a.dataset.duration), err: a.classList.contains('err'), cy: Number(a.querySelector('circle').getAttribute('cy')) })));
+    const rows = await page.locator('table.traces-table a.trace-link').evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop().split('?')[0]));
+    if (JSON.stringify(dots.map((d) => norm(d.id)).sort()) !== JSON.stringify(apiIds) || JSON.stringify(rows.map(norm).sort()) !== JSON.stringify(apiIds)) throw new Error(`dots ${dots.length}, rows ${rows.length}, API ${apiIds.length} traces`);
+    for (const t of api) {
+      const d = dots.find((x) => norm(x.id) === norm(t.traceID));
+      const errs = Object.values(t.serviceStats ?? {}).reduce((a, s) => a + (s.errorCount ?? 0), 0);
+      if (Math.abs(d.dur - (t.durationMs ?? 0)) > 1e-6 || d.err !== errs > 0) throw new Error(`${t.traceID}: dot ${JSON.stringify(d)}, API ${t.durationMs} ms, ${errs} errors`);
+    }
+    // Longer traces are drawn higher.
+    const byDur = dots.slice().sort((a, b) => a.dur - b.dur);
+    for (let i = 1; i < byDur.length; i++) if (byDur[i].dur > byDur[i - 1].dur && !(byDur[i].cy < byDur[i - 1].cy)) throw new Error(`dot of ${byDur[i].dur} ms not above ${byDur[i - 1].dur} ms`);
+    if (!dots.find((d) => norm(d.id) === norm(traceId)).err) throw new Error('the error trace is not marked');
+    console.log(`# search form: ${dots.length} traces, ${dots.filter((d) => d.err).length} with errors`);
+    await shot('01b-traces-search-form');
+    await page.locator(`svg.scatter a.dot[data-trace-id="${traceId}"]`).click();
+    await traceRendered(traceId);
+  });
+
   await step('jump to the trace logs and back', async () => {
     await page.getByRole('button', { name: 'Logs for this trace' }).click();
     await page.locator('.trace-logs .logline').first().waitFor(timeout);
@@ -282,6 +333,64 @@ async function main() {
     await traceRendered(traceId);
     await page.locator('a.span-link-service').click();
     await page.locator('h1', { hasText: `Service ${SVC.api}` }).waitFor(timeout);
+  });
+
+  await step('home page: every service with the API\'s RED figures, log volume and error logs; rows are doors', async () => {
+    // A range that ended half a minute ago: what the page and the test read at its end is settled.
+    const end = Math.floor(Date.now() / 1000) - 30, start = end - 3600;
+    await goto(`/ui/?from=${start * 1000}&to=${end * 1000}`);
+    await page.locator(`table.home tr[data-service="${SVC.api}"]`).waitFor(timeout);
+    const t = await page.locator('table.home').evaluate((el) => ({ time: el.dataset.time, start: el.dataset.start, w: el.dataset.window,
+      rows: [...el.querySelectorAll('tr[data-service]')].map((r) => ({ svc: r.dataset.service, rate: Number(r.dataset.rate), errRate: Number(r.dataset.errRate), errRatio: Number(r.dataset.errRatio), p95: Number(r.dataset.p95),
+        logs: JSON.parse(r.dataset.logs), text: { rate: r.querySelector('.rate').textContent, errors: r.querySelector('.errors').textContent, p95: r.querySelector('.p95').textContent } })) }));
+    // Every service with span metrics or logs in the range is listed, and no other.
+    const metricSvcs = (await promInstant(`group by (service) (max_over_time(traces_spanmetrics_calls_total[${t.time - t.start}s]))`, t.time)).map((x) => x.metric.service);
+    const logSvcs = (await lokiInstant(`sum by (service_name) (count_over_time({service_name=~".+"} [${t.time - t.start}s]))`, t.time)).map((x) => x.metric.service_name);
+    const want = [...new Set([...metricSvcs, ...logSvcs])].sort();
+    if (JSON.stringify(t.rows.map((r) => r.svc).sort()) !== JSON.stringify(want)) throw new Error(`services ${t.rows.map((r) => r.svc)}, API ${want}`);
+    // Each figure against queries written here, one service at a time, as the service page asks them.
+    const near = (a, b) => (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+    const REQ = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
+    for (const r of t.rows) {
+      const sel = `service="${r.svc}", ${REQ}`;
+      const rate = apiNum((await promInstant(`sum(rate(traces_spanmetrics_calls_total{${sel}}[${t.w}s]))`, t.time))[0]?.value?.[1]);
+      const err = apiNum((await promInstant(`sum(rate(traces_spanmetrics_calls_total{${sel}, status_code="STATUS_CODE_ERROR"}[${t.w}s])) or vector(0)`, t.time))[0]?.value?.[1]);
+      const p95 = apiNum((await promInstant(`histogram_quantile(0.95, sum by (le) (rate(traces_spanmetrics_latency_bucket{${sel}}[${t.w}s])))`, t.time))[0]?.value?.[1]) * 1000;
+      if (!near(r.rate, rate) || (Number.isFinite(rate) && !agrees(shownNumber(r.text.rate), rate))) throw new Error(`${r.svc}: rate ${r.rate} "${r.text.rate}", API ${rate}`);
+      if (Number.isFinite(rate) && !near(r.errRate, err)) throw new Error(`${r.svc}: error rate ${r.errRate}, API ${err}`);
+      const ratio = rate > 0 ? err / rate : 0;
+      if (Number.isFinite(rate) && (!near(r.errRatio, ratio) || Math.abs(parseFloat(r.text.errors) - ratio * 100) > 0.051)) throw new Error(`${r.svc}: errors ${r.errRatio} "${r.text.errors}", API ${ratio}`);
+      if (!near(r.p95, p95) || (Number.isFinite(p95) && !agrees(shownNumber(r.text.p95), p95))) throw new Error(`${r.svc}: p95 ${r.p95} "${r.text.p95}", API ${p95}`);
+      const lv = await lokiInstant(`sum by (detected_level) (count_over_time({service_name="${r.svc}"} [${t.time - t.start}s]))`, t.time);
+      const logs = {};
+      for (const x of lv) { const l = x.metric.detected_level || 'unknown'; logs[l === 'warning' ? 'warn' : l] = (logs[l] ?? 0) + Number(x.value[1]); }
+      const key = (o) => JSON.stringify(Object.entries(o).sort());
+      if (key(r.logs) !== key(logs)) throw new Error(`${r.svc}: log lines ${key(r.logs)}, API ${key(logs)}`);
+    }
+    console.log(`# home: ${t.rows.length} services, e.g. ${t.rows.slice(0, 3).map((r) => `${r.svc} ${r.text.rate} ${r.text.errors} p95 ${r.text.p95} ${Object.values(r.logs).reduce((a, b) => a + b, 0)} lines`).join('; ')}`);
+    // The recent error logs are the API's newest error lines.
+    const re = await page.locator('.recent-errors').evaluate((el) => ({ q: el.dataset.query, start: el.dataset.start, end: el.dataset.end, lines: [...el.querySelectorAll('tr.error-line td.line')].map((x) => x.textContent) }));
+    const api = await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(re.q)}&start=${re.start}000000000&end=${re.end}000000000&limit=20&direction=backward`);
+    const apiLines = api.data.result.flatMap((s) => s.values).sort((a, b) => (BigInt(b[0]) > BigInt(a[0]) ? 1 : -1)).slice(0, 20).map((v) => v[1]);
+    if (JSON.stringify(re.lines.slice().sort()) !== JSON.stringify(apiLines.slice().sort()) || !re.lines.length) throw new Error(`error lines ${re.lines.length} vs API ${apiLines.length}`);
+    await shot('18-home');
+    // The doors of a row: its RED page, its traces, its logs.
+    const row = page.locator(`table.home tr[data-service="${SVC.api}"]`);
+    await row.locator('a.door-red').click();
+    await page.locator('h1', { hasText: `Service ${SVC.api}` }).waitFor(timeout);
+    await page.goBack();
+    await row.locator('a.door-traces').click();
+    await page.locator(`a.trace-link[href*="${traceId}"]`).waitFor(timeout);
+    await page.goBack();
+    await row.locator('a.door-logs').click();
+    await page.waitForURL(/\/ui\/logs/, timeout);
+    await page.locator('.loglines .logline', { hasText: 'charging card' }).first().waitFor(timeout);
+    await page.goBack();
+    await row.locator('a.door-err-logs').click();
+    await page.locator('.loglines .logline.lvl-error', { hasText: 'payment failed: deadlock detected' }).first().waitFor(timeout);
+    // The root of the server is the home page.
+    await goto('/');
+    await page.locator('h1', { hasText: 'Services' }).waitFor(timeout);
   });
 
   await step('service graph and RED view', async () => {
@@ -440,6 +549,66 @@ async function main() {
     await page.locator('.chart .uplot').waitFor(timeout);
     const series = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.map((s) => `${s.labels.client}->${s.labels.server}`));
     if (!series.includes(`${SVC.fe}->${SVC.api}`)) throw new Error(`graph example drew ${series}`);
+  });
+
+  await step('label browsers build selectors from the Loki and Prometheus label APIs and run them', async () => {
+    const nowS2 = () => Math.floor(Date.now() / 1000);
+    const sameSet = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+    // Logs: labels and values as Loki lists them, two values of one label, the streams they match, the lines.
+    await goto('/ui/logs?from=now-1h&to=now');
+    await page.locator('details.lb-details summary').click();
+    await page.locator('button.lb-name[data-label="service_name"]').waitFor(timeout);
+    const names = await page.locator('button.lb-name').evaluateAll((bs) => bs.map((b) => b.dataset.label));
+    const apiNames = (await getJSON(`/loki/api/v1/labels?start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data;
+    if (!sameSet(names, apiNames)) throw new Error(`Loki labels ${names}, API ${apiNames}`);
+    await page.locator('button.lb-name[data-label="service_name"]').click();
+    const vals = page.locator('.lb-label[data-label="service_name"] button.lb-value');
+    await vals.first().waitFor(timeout);
+    const shownVals = await vals.evaluateAll((bs) => bs.map((b) => b.dataset.value));
+    const apiVals = (await getJSON(`/loki/api/v1/label/service_name/values?start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data;
+    if (!sameSet(shownVals, apiVals)) throw new Error(`service_name values ${shownVals}, API ${apiVals}`);
+    await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.api}"]`).click();
+    await page.locator(`.lb-label[data-label="service_name"] button.lb-value[data-value="${SVC.fe}"]`).click();
+    const lsel = `{service_name=~"${SVC.api}|${SVC.fe}"}`;
+    await page.waitForFunction((sel) => document.querySelector('.lb-count')?.dataset.for === sel, lsel, timeout);
+    if (await page.locator('code.lb-selector').textContent() !== lsel) throw new Error(`selector ${await page.locator('code.lb-selector').textContent()}`);
+    const lcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
+    const apiStreams = (await getJSON(`/loki/api/v1/series?match[]=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000`)).data.length;
+    if (lcount !== apiStreams || !lcount) throw new Error(`${lsel}: page says ${lcount} streams, API ${apiStreams}`);
+    await shot('19-logs-label-browser');
+    await page.locator('button.lb-run').click();
+    await page.waitForURL((u) => new URL(u).searchParams.get('q') === lsel, timeout);
+    // The page is busy until the new query has answered (the old lines stay on screen meanwhile).
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-logs"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, lsel, timeout);
+    const shownLines = await page.locator('.loglines .logline .line').allTextContents();
+    const apiLines = (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(lsel)}&start=${nowS2() - 3600}000000000&end=${nowS2()}000000000&limit=1000`)).data.result.flatMap((r) => r.values.map((v) => v[1]));
+    if (!shownLines.includes('checkout started') || !shownLines.includes('charging card') || !shownLines.every((l) => apiLines.includes(l)) || shownLines.length !== apiLines.length) throw new Error(`${shownLines.length} lines shown, API ${apiLines.length}`);
+    console.log(`# label browser (logs): ${lsel} → ${lcount} streams, ${shownLines.length} lines`);
+
+    // Metrics: a metric, its labels, one value; the series it matches; the query it runs.
+    await goto('/ui/metrics?from=now-1h&to=now');
+    await page.locator('details.lb-details summary').click();
+    await page.locator('.lb-label[data-label="__name__"] input').fill(METRIC);
+    await page.locator(`button.lb-value[data-value="${METRIC}"]`).click();
+    await page.locator('button.lb-name[data-label="route"]').waitFor(timeout);
+    const mNames = await page.locator('button.lb-name').evaluateAll((bs) => bs.map((b) => b.dataset.label));
+    const apiM = (await getJSON(`/api/v1/labels?match[]=${METRIC}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.filter((l) => l !== '__name__');
+    if (!sameSet(mNames, apiM)) throw new Error(`${METRIC} labels ${mNames}, API ${apiM}`);
+    await page.locator('button.lb-name[data-label="route"]').click();
+    await page.locator('.lb-label[data-label="route"] button.lb-value[data-value="/api/pay"]').click();
+    const msel = `${METRIC}{route="/api/pay"}`;
+    await page.waitForFunction((sel) => document.querySelector('.lb-count')?.dataset.for === sel, msel, timeout);
+    if (await page.locator('code.lb-selector').textContent() !== msel) throw new Error(`selector ${await page.locator('code.lb-selector').textContent()}`);
+    const mcount = Number(await page.locator('.lb-count').getAttribute('data-count'));
+    const apiSeries = (await getJSON(`/api/v1/series?match[]=${encodeURIComponent(msel)}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.length;
+    if (mcount !== apiSeries || !mcount) throw new Error(`${msel}: page says ${mcount} series, API ${apiSeries}`);
+    await shot('20-metrics-label-browser');
+    await page.locator('button.lb-rate').click();
+    await page.waitForFunction((q) => { const s = document.querySelector('section[aria-labelledby="h-metrics"]'); return s.dataset.shownQuery === q && s.getAttribute('aria-busy') === 'false'; }, `rate(${msel}[5m])`, timeout);
+    await page.locator('.chart .uplot').waitFor(timeout);
+    const drawn = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.length);
+    const apiR = await promRange(`rate(${msel}[5m])`, nowS2() - 3600, nowS2(), 15);
+    if (drawn !== apiR.length) throw new Error(`rate query drew ${drawn} series, API ${apiR.length}`);
   });
 
   await step('unknown routes show a not-found page', async () => {

@@ -9,6 +9,12 @@ import type { Exemplar, Series } from './parse';
  */
 export const SAMPLE_INTERVAL_S = 15;
 
+/** Requests are the spans that receive work (SERVER and CONSUMER), as Tempo's and Grafana's RED views count them. */
+export const REQUEST_KINDS = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
+
+/** A string as the inside of a PromQL/LogQL/TraceQL double-quoted literal. */
+export function quote(v: string): string { return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"'); }
+
 /**
  * The rate window for a step, as Grafana's $__rate_interval picks it: the step plus one sample interval, and never
  * less than four sample intervals. Shorter windows leave gaps between points; longer ones smear the figure.

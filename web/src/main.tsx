@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { loadConfig } from './api';
 import { Empty, TimePicker, useRefreshTick } from './components/common';
 import { Alerts } from './pages/Alerts';
+import { Home } from './pages/Home';
 import { Logs } from './pages/Logs';
 import { Metrics } from './pages/Metrics';
 import { ServiceGraph } from './pages/ServiceGraph';
@@ -13,7 +14,7 @@ import { onLinkClick, useRoute } from './router';
 import { link, type Page } from './url';
 import './style.css';
 
-const NAV: [Page, string][] = [['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs'], ['alerts', 'Alerts']];
+const NAV: [Page, string][] = [['home', 'Home'], ['traces', 'Traces'], ['graph', 'Service graph'], ['metrics', 'Metrics'], ['logs', 'Logs'], ['alerts', 'Alerts']];
 
 function initialTheme(): string {
   const t = localStorage.getItem('sprout-theme');
@@ -32,7 +33,7 @@ function App() {
     <div class="app" onClick={onLinkClick}>
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
-        <a class="brand" href={link('traces', undefined, {}, route)}><svg viewBox="0 0 16 16" width="18" height="18" aria-hidden="true"><path fill="#3fb950" d="M8 15V8C8 4 5 2 1 2c0 4 3 6 7 6 0-4 3-6 7-6 0 4-3 6-7 6" /></svg> Sprout</a>
+        <a class="brand" href={link('home', undefined, {}, route)}><svg viewBox="0 0 16 16" width="18" height="18" aria-hidden="true"><path fill="#3fb950" d="M8 15V8C8 4 5 2 1 2c0 4 3 6 7 6 0-4 3-6 7-6 0 4-3 6-7 6" /></svg> Sprout</a>
         <nav aria-label="Sections">
           {NAV.map(([p, l]) => <a href={link(p, undefined, {}, route)} aria-current={section === p ? 'page' : undefined}>{l}</a>)}
         </nav>
@@ -41,6 +42,7 @@ function App() {
         <button class="theme" aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')}>{theme === 'dark' ? '☀' : '☾'}</button>
       </header>
       <main id="main">
+        {route.page === 'home' && <Home route={route} tick={tick} />}
         {route.page === 'traces' && <Traces route={route} tick={tick} />}
         {route.page === 'trace' && <TracePage route={route} />}
         {route.page === 'graph' && <ServiceGraph route={route} tick={tick} />}

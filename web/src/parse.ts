@@ -33,7 +33,9 @@ const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 /** Normalises a trace or span id to lower-case hex: OTLP JSON uses hex, Tempo's API base64. */
 export function normId(id: J): string {
   if (typeof id !== 'string' || id === '') return '';
-  if (/^[0-9a-fA-F]+$/.test(id) && (id.length === 32 || id.length === 16)) return id.toLowerCase();
+  // Hex, possibly with its leading zeros dropped (Tempo's search answers "9e7a…" for "09e7a…"): pad it back to
+  // a span id's or a trace id's length. (A base64 id of only hex letters is ~1e-10 likely; hex wins.)
+  if (/^[0-9a-fA-F]+$/.test(id) && id.length <= 32) return id.toLowerCase().padStart(id.length <= 16 ? 16 : 32, '0');
   const s = id.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
   let bits = 0, acc = 0, out = '';
   for (const c of s) {

@@ -36,7 +36,8 @@ export function useRoute(): Route {
 /** Click handler for <a href> inside the UI: client-side navigation unless a modifier asks for a new tab. */
 export function onLinkClick(e: MouseEvent) {
   const a = (e.target as Element).closest('a');
-  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return;
+  // SVG links (the traces scatter plot) are <a> too; their `target` is not a string, so read the attribute.
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.getAttribute('target')) return;
   const href = a.getAttribute('href');
   if (!href || !href.startsWith('/ui/')) return;
   e.preventDefault();

@@ -39,6 +39,9 @@ describe('Tempo', () => {
     expect(normId('AAECAwQFBgcICQoLDA0ODw==')).toBe('000102030405060708090a0b0c0d0e0f');
     expect(normId('AAECAwQFBgc=')).toBe('0001020304050607');
     expect(normId('ABCDEF0123456789ABCDEF0123456789')).toBe('abcdef0123456789abcdef0123456789');
+    // Tempo's search drops leading zeros of hex ids.
+    expect(normId('9e7abc8216a5a9179b298c8f82309fb')).toBe('09e7abc8216a5a9179b298c8f82309fb');
+    expect(normId('4ef023c22731df5')).toBe('04ef023c22731df5');
     expect(normId(undefined)).toBe('');
   });
 

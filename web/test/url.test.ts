@@ -22,8 +22,11 @@ describe('URL state', () => {
     expect(formatRoute({ page: 'logs', params: { q: '', b: '2', a: '1' } })).toBe('/ui/logs?a=1&b=2');
   });
   it('lands unknown and incomplete paths on a page', () => {
-    expect(parseRoute('/', '').page).toBe('traces');
-    expect(parseRoute('/ui/', '').page).toBe('traces');
+    expect(parseRoute('/', '').page).toBe('home');
+    expect(parseRoute('/ui/', '').page).toBe('home');
+    expect(parseRoute('/ui/home', '').page).toBe('home');
+    expect(formatRoute({ page: 'home', params: { from: 'now-6h' } })).toBe('/ui/?from=now-6h');
+    expect(parseRoute('/ui/', '?from=now-6h')).toEqual({ page: 'home', params: { from: 'now-6h' } });
     expect(parseRoute('/ui/nope', '')).toEqual({ page: 'notfound', arg: '/ui/nope', params: {} });
     expect(parseRoute('/ui/Traces', '').page).toBe('notfound');
     expect(parseRoute('/ui/trace', '').page).toBe('traces');

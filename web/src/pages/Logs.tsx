@@ -1,6 +1,7 @@
 import { cached, loki } from '../api';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { LabelBrowserBox, lokiSource } from '../components/LabelBrowser';
 import { LogLines } from '../components/LogLines';
 import { QueryEditor } from '../components/QueryEditor';
 import { parseLoki, type LogLine, type Series } from '../parse';
@@ -12,7 +13,7 @@ import { DEFAULT_LOGQL, histogram, logExamples, volumeLevel, volumeQuery } from 
 
 export const LEVEL_COLORS: Record<string, string> = { fatal: '#a21caf', error: '#ef4444', warn: '#f59e0b', info: '#22c55e', debug: '#3b82f6', trace: '#64748b', unknown: '#94a3b8' };
 
-interface Result { lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean; xRange: [number, number] }
+interface Result { query: string; lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean; xRange: [number, number] }
 
 export function Logs({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
@@ -25,30 +26,34 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
     const ns = (ms: number) => `${BigInt(Math.floor(ms)) * 1000000n}`;
     const main = parseLoki(await loki('/loki/api/v1/query_range', { query: q, start: ns(r.start), end: ns(r.end), limit, direction: 'backward', step: `${stepS}s` }, signal));
     const xRange: [number, number] = [r.start / 1000, r.end / 1000];
-    if (main.kind === 'matrix') return { lines: [], matrix: main.series, volume: [], volumeFromLines: false, xRange };
+    if (main.kind === 'matrix') return { query: q, lines: [], matrix: main.series, volume: [], volumeFromLines: false, xRange };
     const vq = volumeQuery(q, stepS);
     if (vq) {
       try {
         const v = parseLoki(await loki('/loki/api/v1/query_range', { query: vq, start: ns(r.start), end: ns(r.end), step: `${stepS}s` }, signal));
-        if (v.kind === 'matrix') return { lines: main.lines, volume: v.series, volumeFromLines: false, xRange };
+        if (v.kind === 'matrix') return { query: q, lines: main.lines, volume: v.series, volumeFromLines: false, xRange };
       } catch (e) {
         if ((e as Error).name === 'AbortError') throw e;
       }
     }
-    return { lines: main.lines, volume: histogram(main.lines, r.start, r.end, stepS * 1000), volumeFromLines: true, xRange };
+    return { query: q, lines: main.lines, volume: histogram(main.lines, r.start, r.end, stepS * 1000), volumeFromLines: true, xRange };
   } : null, tick);
   const d = res.data;
   const levels = d?.volume.map((s) => volumeLevel(s.labels)) ?? [];
   const services = useAsync<string[]>('svc', (signal) => cached('loki:service_name', () => loki('/loki/api/v1/label/service_name/values', {}, signal).then((b) => ((b as { data?: string[] }).data ?? []))), 0);
   const examples = logExamples(services.data?.find((s) => !s.startsWith('ui-test')) ?? services.data?.[0]);
   return (
-    <section class="page" aria-labelledby="h-logs">
+    <section class="page" aria-labelledby="h-logs" aria-busy={res.loading} data-shown-query={d?.query}>
       <h1 id="h-logs">Logs</h1>
       <QueryEditor lang="logql" value={q} placeholder={'{service_name=~".+"} |= "error"'} onRun={(v) => setParams({ q: v })} suggest={suggestLogQL} />
       <div class="toolbar">
         <label>Limit <select value={limit} onChange={(e) => setParams({ limit: (e.target as HTMLSelectElement).value })}>{['100', '1000', '5000'].map((v) => <option>{v}</option>)}</select></label>
       </div>
       <ErrorBox error={res.error} query={q} />
+      <LabelBrowserBox src={lokiSource(p)} params={p} actions={[
+        { label: 'Show logs', cls: 'lb-run', query: (sel) => sel, run: (q) => setParams({ q }) },
+        { label: 'Show logs rate', cls: 'lb-rate', query: (sel) => `rate(${sel} [1m])`, run: (q) => setParams({ q }) },
+      ]} />
       <details class="examples"><summary>Example queries</summary><ul>{examples.map((e) => (
         <li><a class="mono example" href={link('logs', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
       ))}</ul></details>

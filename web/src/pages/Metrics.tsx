@@ -1,6 +1,7 @@
 import { prom } from '../api';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { LabelBrowserBox, promSource } from '../components/LabelBrowser';
 import { QueryEditor } from '../components/QueryEditor';
 import { parseExemplars, parsePromResult, seriesName, type Exemplar, type Series } from '../parse';
 import { navigate, setParams } from '../router';
@@ -9,7 +10,7 @@ import { thinExemplars } from '../figures';
 import { autoStep, fmtTime } from '../time';
 import { link, type Route } from '../url';
 
-interface Result { series: Series[]; exemplars: Exemplar[]; shown: Exemplar[]; exemplarError?: string; step: number; start: number; end: number }
+interface Result { query: string; series: Series[]; exemplars: Exemplar[]; shown: Exemplar[]; exemplarError?: string; step: number; start: number; end: number }
 
 /** How many exemplars are drawn at most: enough for the outliers of every moment, few enough to see the line. */
 const MAX_EXEMPLARS = 200;
@@ -46,19 +47,23 @@ export function Metrics({ route, tick }: { route: Route; tick: number }) {
       // Exemplars are a bonus: a server without them must not fail the chart.
       prom('/api/v1/query_exemplars', args, signal).then(parseExemplars, (e: Error) => (e.name === 'AbortError' ? Promise.reject(e) : e.message)),
     ]);
-    if (typeof ex === 'string') return { series, exemplars: [], shown: [], exemplarError: ex, step, ...span };
-    return { series, exemplars: ex, shown: thinExemplars(ex, MAX_EXEMPLARS, { pin }).shown, step, ...span };
+    if (typeof ex === 'string') return { query: q, series, exemplars: [], shown: [], exemplarError: ex, step, ...span };
+    return { query: q, series, exemplars: ex, shown: thinExemplars(ex, MAX_EXEMPLARS, { pin }).shown, step, ...span };
   } : null, tick);
   const openTrace = (e: Exemplar) => { if (e.traceId) navigate(link('trace', e.traceId, {}, route)); };
   const d = res.data;
   return (
-    <section class="page" aria-labelledby="h-metrics">
+    <section class="page" aria-labelledby="h-metrics" aria-busy={res.loading} data-shown-query={d?.query}>
       <h1 id="h-metrics">Metrics</h1>
       <QueryEditor lang="promql" value={q} placeholder="PromQL, e.g. sum by (service) (rate(traces_spanmetrics_calls_total[5m]))" onRun={(v) => setParams({ q: v })} suggest={suggestPromQL} />
       <div class="toolbar">
         <label>Step <input class="small-input" placeholder={d ? `${d.step}s (auto)` : 'auto'} aria-label="Step in seconds" value={p.step ?? ''} onChange={(e) => setParams({ step: (e.target as HTMLInputElement).value })} /></label>
       </div>
       <ErrorBox error={res.error} query={q} />
+      <LabelBrowserBox src={promSource(p)} params={p} actions={[
+        { label: 'Use query', cls: 'lb-run', query: (sel) => sel, run: (q) => setParams({ q }) },
+        { label: 'Use as rate query', cls: 'lb-rate', query: (sel) => `rate(${sel}[5m])`, run: (q) => setParams({ q }) },
+      ]} />
       <details class="examples"><summary>Example queries</summary><ul>{METRIC_EXAMPLES.map((e) => (
         <li><a class="mono example" href={link('metrics', undefined, { q: e.q }, route)}>{e.q}</a> <span class="muted small">{e.what}</span></li>
       ))}</ul></details>

@@ -1,15 +1,11 @@
 import { prom } from '../api';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
-import { alignedRange, rateWindow, valueAt } from '../figures';
+import { alignedRange, quote as esc, rateWindow, REQUEST_KINDS, valueAt } from '../figures';
 import { parsePromResult, parsePromVector, type Series } from '../parse';
 import { autoStep, fmtDuration, fmtPct, fmtRate, fmtTime } from '../time';
 import { link, type Route } from '../url';
 
-function esc(v: string) { return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"'); }
-
-/** Requests are the spans that receive work (SERVER and CONSUMER), as Tempo's and Grafana's RED views count them. */
-export const REQUEST_KINDS = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"';
 
 export function redQueries(service: string, rw: string) {
   const svc = `service="${esc(service)}"`;

@@ -1,7 +1,8 @@
 import { prom } from '../api';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
+import { Spark } from '../components/Spark';
 import { buildEdges, layout, NODE_H, NODE_W, type Edge } from '../graph';
-import { alignedRange, rateWindow, trend } from '../figures';
+import { alignedRange, rateWindow } from '../figures';
 import { parsePromResult, parsePromVector, type Series } from '../parse';
 import { navigate } from '../router';
 import { autoStep, fmtDuration, fmtPct, fmtRate, fmtTime } from '../time';
@@ -18,23 +19,6 @@ export function graphQueries(w: string) {
 interface GraphData { edges: Edge[]; trend: Map<string, Series>; time: number; window: number; query: string }
 
 const edgeKey = (client: string, server: string) => `${client}\u0000${server}`;
-
-/** A small line of the edge's rate over the range: the trend behind the figure at its end. */
-function Spark({ s }: { s?: Series }) {
-  const pts = (s?.points ?? []).filter((p) => Number.isFinite(p[1]));
-  if (pts.length < 2) return <span class="muted">–</span>;
-  const W = 90, H = 20;
-  const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
-  const hi = Math.max(...pts.map((p) => p[1])) || 1;
-  const line = pts.map(([t, v]) => `${(((t - t0) / (t1 - t0 || 1)) * W).toFixed(1)},${(H - 1 - (v / hi) * (H - 2)).toFixed(1)}`).join(' ');
-  const tr = trend(s);
-  const dir = !Number.isFinite(tr.ratio) ? '' : tr.ratio > 1.1 ? '↑' : tr.ratio < 0.9 ? '↓' : '→';
-  return (
-    <span title={`from ${fmtRate(tr.first)}/s to ${fmtRate(tr.last)}/s over the range`}>
-      <svg class="spark" width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-hidden="true"><polyline points={line} /></svg> {dir}
-    </span>
-  );
-}
 
 export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
