@@ -34,7 +34,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\nSprout UI: %s  (Tempo, Prometheus and Loki APIs under the same address)\n\n", url)
 	}
 	cmd := otelcol.NewCommand(distribution.Settings(version))
-	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand())
+	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand(), newMigrateCommand())
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)

@@ -1,0 +1,281 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/bucket"
+)
+
+var fixtureStart = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+
+func TestRunCopiesEverySignal(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	o := f.options(s, filepath.Join(t.TempDir(), "cp.json"))
+	var out bytes.Buffer
+	o.Progress = &out
+	counts, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans, lines, samples, dups := s.counts()
+	if spans != f.spans || lines != f.lines || samples != f.samples || dups != 0 {
+		t.Fatalf("target got %d spans, %d lines, %d samples (%d duplicates); stored %d, %d, %d", spans, lines, samples, dups, f.spans, f.lines, f.samples)
+	}
+	want := map[string]int64{Traces: int64(f.spans), Metrics: int64(f.samples), Logs: int64(f.lines)}
+	for _, c := range counts {
+		if c.Items != want[c.Signal] || c.Skipped != 0 {
+			t.Errorf("%s: count %+v, want %d items", c.Signal, c, want[c.Signal])
+		}
+		if !strings.Contains(out.String(), c.String()) {
+			t.Errorf("final count %q not printed:\n%s", c, out.String())
+		}
+	}
+	if s.tenants["moved"] != s.requests || len(s.tenants) != 1 {
+		t.Errorf("X-Scope-OrgID of requests: %v, want only the target tenant", s.tenants)
+	}
+	// What trace by id returns from Sprout is what the target got: attributes, scope, events, links.
+	var got ptrace.Span
+	var res, scopeName string
+	for _, td := range s.traces {
+		rs := td.ResourceSpans().At(0)
+		got = rs.ScopeSpans().At(0).Spans().At(0)
+		v, _ := rs.Resource().Attributes().Get("deployment.environment")
+		res, scopeName = v.Str(), rs.ScopeSpans().At(0).Scope().Version()
+		break
+	}
+	if res != "prod" || scopeName != "1.2.3" || got.Events().Len() != 1 || got.Links().Len() != 1 || got.Attributes().Len() != 1 || got.StartTimestamp() == 0 {
+		t.Errorf("span lost fields: resource env %q, scope version %q, %d events, %d links, %d attributes", res, scopeName, got.Events().Len(), got.Links().Len(), got.Attributes().Len())
+	}
+	for k := range s.lines {
+		if !strings.Contains(k, `"trace_id":"ab`) || !strings.Contains(k, `"user":"u`) {
+			t.Fatalf("line without its structured metadata: %s", k)
+		}
+		break
+	}
+}
+
+func TestSecondRunSendsNothing(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	o := f.options(s, filepath.Join(t.TempDir(), "cp.json"))
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	before := s.requests
+	counts, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.requests != before {
+		t.Fatalf("second run sent %d requests", s.requests-before)
+	}
+	for _, c := range counts {
+		if c.Items != 0 || c.SkippedUnits == 0 {
+			t.Errorf("second run %s: %+v, want nothing sent and every unit skipped", c.Signal, c)
+		}
+	}
+}
+
+// TestKillAndResume kills runs at several points (the context ends while a request is in flight, as SIGTERM or
+// a kill would) and resumes each time: in the end the target has every item exactly once.
+func TestKillAndResume(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	o := f.options(s, cp)
+	kills := 0
+	for _, killAt := range []int{2, 5, 11, 19, 27, 34} {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.before = func(n int, r *http.Request) int {
+			if n == killAt {
+				// The server notices a closed connection only once the body is read.
+				_, _ = io.Copy(io.Discard, r.Body)
+				cancel()
+				select { // the client gives up: the request is never taken
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				return http.StatusServiceUnavailable
+			}
+			return 0
+		}
+		_, err := Run(ctx, o)
+		cancel()
+		if err == nil {
+			break // finished before the kill point
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("kill at request %d: %v", killAt, err)
+		}
+		kills++
+	}
+	if kills < 5 {
+		t.Fatalf("only %d runs were killed; the fixture is too small for the kill points", kills)
+	}
+	s.before = nil
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	spans, lines, samples, dups := s.counts()
+	if spans != f.spans || lines != f.lines || samples != f.samples || dups != 0 {
+		t.Fatalf("after kills and resumes the target has %d spans, %d lines, %d samples (%d duplicates); stored %d, %d, %d", spans, lines, samples, dups, f.spans, f.lines, f.samples)
+	}
+}
+
+func TestTargetErrors(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	for _, tc := range []struct {
+		name    string
+		status  func(n int) int
+		wantErr string // "" must succeed
+		retries bool
+	}{
+		{"unavailable then fine", func(n int) int { return map[bool]int{true: 503}[n <= 2] }, "", true},
+		{"rate limited then fine", func(n int) int { return map[bool]int{true: 429}[n == 1] }, "", true},
+		{"wrong credentials", func(int) int { return 401 }, "401 Unauthorized: refused by test (check the target tenant and credentials", false},
+		{"bad request", func(int) int { return 400 }, "400 Bad Request: refused by test", false},
+		{"down for good", func(int) int { return 502 }, "gave up after retrying", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSink(t)
+			s.before = func(n int, _ *http.Request) int { return tc.status(n) }
+			o := f.options(s, "")
+			o.Signals = []string{Logs}
+			o.Retry.MaxElapsed = 50 * time.Millisecond
+			counts, err := Run(context.Background(), o)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, lines, _, dups := s.counts(); lines != f.lines || dups != 0 {
+					t.Fatalf("%d lines (%d duplicates), want %d", lines, dups, f.lines)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "loki "+s.srv.URL) {
+				t.Fatalf("error %v, want one naming the target and %q", err, tc.wantErr)
+			}
+			if got := counts[0].Retries > 0; got != tc.retries {
+				t.Errorf("retries %d, want retried: %v", counts[0].Retries, tc.retries)
+			}
+		})
+	}
+}
+
+func TestUnreachableTargetIsNamed(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	o := f.options(s, "")
+	o.Signals = []string{Traces}
+	o.Traces.Endpoint = "http://127.0.0.1:1/v1/traces"
+	o.Retry.MaxElapsed = 20 * time.Millisecond
+	_, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "OTLP http://127.0.0.1:1/v1/traces: unreachable") {
+		t.Fatalf("error %v, want it to name the unreachable target", err)
+	}
+}
+
+// TestMetricBlocks writes the metrics as blocks into a bucket in Mimir's layout and reads them back with the
+// TSDB: every sample, one block per window, and a second run (after the checkpoint is lost) writes the same
+// block names again instead of adding blocks.
+func TestMetricBlocks(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	target := t.TempDir()
+	o := f.options(s, "")
+	o.Signals = []string{Metrics}
+	o.Metrics.RemoteWrite = ""
+	o.Metrics.TargetBucket = &bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: target}}
+	for run := 0; run < 2; run++ {
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(target, "moved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 4 { // 09:00 to 15:00 in windows aligned to 2h: 08-10, 10-12, 12-14, 14-16
+		t.Fatalf("%d blocks in the target after two runs, want 4", len(ents))
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := tsdb.OpenBlock(nil, filepath.Join(target, "moved", e.Name()), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(filepath.Join(target, "moved", e.Name(), "meta.json"))
+		if !bytes.Contains(raw, []byte(`"thanos"`)) || !bytes.Contains(raw, []byte(`"source": "sprout-migrate"`)) {
+			t.Errorf("meta.json without the thanos section:\n%s", raw)
+		}
+		q, _ := tsdb.NewBlockQuerier(b, b.MinTime(), b.MaxTime())
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "requests_total"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() != chunkenc.ValNone {
+				n++
+			}
+		}
+		_ = q.Close()
+		_ = b.Close()
+	}
+	if n != f.samples {
+		t.Fatalf("blocks hold %d samples, stored %d", n, f.samples)
+	}
+}
+
+// TestRangeSelects migrates the middle two hours only: items outside are not sent.
+func TestRangeSelects(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	o := f.options(s, "")
+	o.From, o.To = f.start.Add(2*time.Hour), f.start.Add(4*time.Hour)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	spans, lines, samples, _ := s.counts()
+	// Traces start every 10 minutes, lines every 3 minutes per stream, samples every 30 s per series.
+	if spans != 12*3 || lines != 3*40 || samples != 4*240 {
+		t.Fatalf("2h of the fixture: %d spans, %d lines, %d samples; want 36, 120, 960", spans, lines, samples)
+	}
+}
+
+func TestCheckpointOfAnotherRun(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	s := newSink(t)
+	cp := filepath.Join(t.TempDir(), "cp.json")
+	o := f.options(s, cp)
+	o.Signals = []string{Logs}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		change func(*Options)
+		want   string
+	}{
+		{func(o *Options) { o.From = o.From.Add(time.Minute) }, "--from"},
+		{func(o *Options) { o.Tenant = "other" }, "tenant"},
+		{func(o *Options) { o.Logs.Endpoint = "http://elsewhere:3100" }, "signals or targets"},
+		{func(o *Options) { o.BatchItems = 7 }, "--batch-size"},
+	} {
+		o2 := o
+		tc.change(&o2)
+		_, err := Run(context.Background(), o2)
+		if err == nil || !strings.Contains(err.Error(), "belongs to another migration ("+tc.want+" differs)") {
+			t.Errorf("error %v, want one naming %q", err, tc.want)
+		}
+	}
+}
