@@ -221,7 +221,7 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	case "/loki/api/v1/push":
 		var push struct {
 			Streams []struct {
-				Stream map[string]string `json:"stream"`
+				Stream map[string]string   `json:"stream"`
 				Values [][]json.RawMessage `json:"values"`
 			} `json:"streams"`
 		}
