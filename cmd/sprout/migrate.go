@@ -58,16 +58,17 @@ where it stopped, and a second run sends nothing twice. See docs/growing.md, "Mo
 			o.ProgressTTY = isTerminal(o.Progress)
 			cmd.SilenceUsage = true
 			counts, err := migrate.Run(ctx, o)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted; run the same command again to resume from %s", o.Checkpoint)
-				}
-				return err
-			}
+			// The counts, also of a run that stopped: what they say was sent is in the checkpoint.
 			for _, c := range counts {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", c)
 			}
-			return nil
+			if err != nil && ctx.Err() != nil {
+				return fmt.Errorf("interrupted; run the same command again to resume from %s", o.Checkpoint)
+			}
+			if err != nil && o.Checkpoint != "" {
+				return fmt.Errorf("%w\n(what was sent is in %s: run the same command again to resume)", err, o.Checkpoint)
+			}
+			return err
 		},
 	}
 	fl := cmd.Flags()
@@ -106,6 +107,8 @@ func (f *migrateFlags) options(ctx context.Context, now time.Time) (migrate.Opti
 	if o.To, err = parseTimeFlag(f.to, now); err != nil {
 		return o, fmt.Errorf("--to: %w", err)
 	}
+	// A relative range ("30d") is resolved by the first run; a resumed run continues the range in its checkpoint.
+	o.RangeFromCheckpoint = isRelative(f.from) || isRelative(f.to)
 	if o.Rate, err = migrate.ParseRate(f.rate); err != nil {
 		return o, fmt.Errorf("--rate: %w", err)
 	}
@@ -270,6 +273,11 @@ func parseTimeFlag(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time or a duration (30d, 36h)", s)
 	}
 	return now.Add(-d), nil
+}
+
+func isRelative(s string) bool {
+	_, err := time.Parse(time.RFC3339Nano, s)
+	return err != nil
 }
 
 // isTerminal reports whether w is a character device (a terminal), where the progress line is redrawn.

@@ -64,7 +64,9 @@ type Checkpoint struct {
 
 // loadCheckpoint reads the checkpoint at path, or starts a new one when the file does not exist. A checkpoint
 // of another run is an error that says which part differs: resuming it would skip or repeat the wrong data.
-func loadCheckpoint(path string, key RunKey) (*Checkpoint, error) {
+// With keepRange, the range of an existing checkpoint replaces key's: a range given relative to now ("the last
+// 30 days") is resolved once, by the run that wrote the checkpoint, and a resumed run continues that range.
+func loadCheckpoint(path string, key RunKey, keepRange bool) (*Checkpoint, error) {
 	sort.Strings(key.Targets)
 	cp := &Checkpoint{Version: checkpointVersion, Run: key, Signals: map[string]*SignalState{}, path: path}
 	if path == "" {
@@ -83,6 +85,10 @@ func loadCheckpoint(path string, key RunKey) (*Checkpoint, error) {
 	}
 	if old.Version != checkpointVersion {
 		return nil, fmt.Errorf("checkpoint %s has version %d; this sprout writes version %d", path, old.Version, checkpointVersion)
+	}
+	if keepRange {
+		key.FromUnixNano, key.ToUnixNano = old.Run.FromUnixNano, old.Run.ToUnixNano
+		cp.Run = key
 	}
 	if d := key.diff(old.Run); d != "" {
 		return nil, fmt.Errorf("checkpoint %s belongs to another migration (%s differs); use another --checkpoint, or remove the file to start over", path, d)

@@ -46,7 +46,7 @@ func FuzzLoadCheckpoint(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cp, err := loadCheckpoint(path, key)
+		cp, err := loadCheckpoint(path, key, false)
 		if err != nil {
 			return
 		}
@@ -55,7 +55,7 @@ func FuzzLoadCheckpoint(f *testing.F) {
 		if err := cp.save(); err != nil {
 			t.Fatal(err)
 		}
-		cp2, err := loadCheckpoint(path, key)
+		cp2, err := loadCheckpoint(path, key, false)
 		if err != nil {
 			t.Fatalf("a saved checkpoint does not load: %v", err)
 		}

@@ -41,8 +41,11 @@ type Options struct {
 	// From and To bound the data moved, [From, To): spans by their trace's first start time, log lines and
 	// samples by their timestamps.
 	From, To time.Time
-	Signals  []string
-	Rate     Rate
+	// RangeFromCheckpoint makes a resumed run take From and To from the checkpoint, for ranges given relative
+	// to now ("30d"): the first run resolves them and every resumption continues that range.
+	RangeFromCheckpoint bool
+	Signals             []string
+	Rate                Rate
 	// BatchItems is the number of spans, log lines or samples per request.
 	BatchItems int
 	// Checkpoint is the checkpoint file ("" keeps none: nothing resumes).
@@ -58,7 +61,7 @@ type Options struct {
 	Logs    LogsOptions
 	Metrics MetricsOptions
 
-	// Progress receives the progress line (rewritten in place when ProgressTTY) and the final counts.
+	// Progress receives the progress line (rewritten in place when ProgressTTY) and retry notices.
 	Progress    io.Writer
 	ProgressTTY bool
 }
@@ -114,8 +117,13 @@ type Count struct {
 
 func (c Count) String() string {
 	s := fmt.Sprintf("%s: %d %s sent in %d requests (%d bytes) from %d %s", c.Signal, c.Items, c.Item, c.Requests, c.Bytes, c.Units, c.Unit)
-	if c.SkippedUnits > 0 || c.Skipped > 0 {
-		s += fmt.Sprintf("; %d %s and %d %s already sent by an earlier run, skipped", c.SkippedUnits, c.Unit, c.Skipped, c.Item)
+	switch {
+	case c.SkippedUnits > 0 && c.Skipped > 0:
+		s += fmt.Sprintf("; skipped what an earlier run sent: %d %s, and %d %s of a partly sent one", c.SkippedUnits, c.Unit, c.Skipped, c.Item)
+	case c.SkippedUnits > 0:
+		s += fmt.Sprintf("; skipped what an earlier run sent: %d %s", c.SkippedUnits, c.Unit)
+	case c.Skipped > 0:
+		s += fmt.Sprintf("; skipped what an earlier run sent: %d %s", c.Skipped, c.Item)
 	}
 	if c.Retries > 0 {
 		s += fmt.Sprintf("; %d retries", c.Retries)
@@ -237,10 +245,11 @@ func Run(ctx context.Context, o Options) ([]Count, error) {
 	for _, s := range signals {
 		key.Targets = append(key.Targets, s+"="+o.targetName(s))
 	}
-	cp, err := loadCheckpoint(o.Checkpoint, key)
+	cp, err := loadCheckpoint(o.Checkpoint, key, o.RangeFromCheckpoint)
 	if err != nil {
 		return nil, err
 	}
+	o.From, o.To = time.Unix(0, cp.Run.FromUnixNano), time.Unix(0, cp.Run.ToUnixNano)
 	p := &progress{w: o.Progress, tty: o.ProgressTTY, now: time.Now}
 	pace := newPacer(o.Rate)
 	var counts []Count
@@ -390,8 +399,12 @@ func (p *progress) note(msg string) {
 	fmt.Fprintln(p.w, msg)
 }
 
-func (p *progress) finish(c Count) {
-	p.note(c.String())
+// finish ends a signal's progress line; the caller prints the final counts.
+func (p *progress) finish(Count) {
+	if p.dirty {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.dirty = false
+	}
 }
 
 // poster sends request bodies to one HTTP target with the migration's auth.

@@ -278,7 +278,7 @@ func TestCheckpointFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cp.json")
 	key := RunKey{Tenant: "t", Targets: []string{"logs=b", "traces=a"}}
-	cp, err := loadCheckpoint(path, key)
+	cp, err := loadCheckpoint(path, key, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestCheckpointFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	key.Targets = []string{"traces=a", "logs=b"} // order does not matter
-	cp2, err := loadCheckpoint(path, key)
+	cp2, err := loadCheckpoint(path, key, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestCheckpointFile(t *testing.T) {
 	}
 	for _, bad := range []string{"", "{", `{"version":2}`, "[]"} {
 		_ = os.WriteFile(path, []byte(bad), 0o644)
-		if _, err := loadCheckpoint(path, key); err == nil {
+		if _, err := loadCheckpoint(path, key, false); err == nil {
 			t.Errorf("checkpoint %q accepted", bad)
 		}
 	}
