@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
 var fixtureStart = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
@@ -185,37 +187,63 @@ func TestUnreachableTargetIsNamed(t *testing.T) {
 	}
 }
 
-// TestMetricBlocks writes the metrics as blocks into a bucket in Mimir's layout and reads them back with the
-// TSDB: every sample, one block per window, and a second run (after the checkpoint is lost) writes the same
-// block names again instead of adding blocks.
+// TestMetricBlocks writes the metrics as blocks into a bucket in Mimir's layout (filesystem, and S3 through a
+// real S3 server) and reads them back with the TSDB: every sample, one block per window, and a second run (after
+// the checkpoint is lost) writes the same block names again instead of adding blocks.
 func TestMetricBlocks(t *testing.T) {
 	f := writeFixture(t, fixtureStart)
-	s := newSink(t)
-	target := t.TempDir()
-	o := f.options(s, "")
-	o.Signals = []string{Metrics}
-	o.Metrics.RemoteWrite = ""
-	o.Metrics.TargetBucket = &bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: target}}
-	for run := 0; run < 2; run++ {
-		if _, err := Run(context.Background(), o); err != nil {
-			t.Fatal(err)
-		}
+	for _, backend := range []string{bucket.BackendFilesystem, bucket.BackendS3} {
+		t.Run(backend, func(t *testing.T) {
+			s := newSink(t)
+			o := f.options(s, "")
+			o.Signals = []string{Metrics}
+			o.Metrics.RemoteWrite = ""
+			target := t.TempDir()
+			cfg := bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: target}}
+			if backend == bucket.BackendS3 {
+				srv := testutil.StartS3(t)
+				srv.MakeBucket("mimir-blocks")
+				cfg = bucket.Config{Backend: bucket.BackendS3, Prefix: "blocks", S3: bucket.S3Config{Bucket: "mimir-blocks", Endpoint: srv.Endpoint,
+					Insecure: true, ForcePathStyle: true, AccessKey: srv.AccessKey, SecretKey: configopaque.String(srv.SecretKey)}}
+			}
+			o.Metrics.TargetBucket = &cfg
+			for run := 0; run < 2; run++ {
+				if _, err := Run(context.Background(), o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if backend == bucket.BackendS3 { // read the bucket back into a directory
+				bkt, err := bucket.New(context.Background(), cfg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := download(context.Background(), bkt, "", target); err != nil {
+					t.Fatal(err)
+				}
+				_ = bkt.Close()
+			}
+			checkBlocks(t, filepath.Join(target, "moved"), 4, f.samples) // 09:00-15:00 in 2h windows: 08-10, 10-12, 12-14, 14-16
+		})
 	}
-	ents, err := os.ReadDir(filepath.Join(target, "moved"))
+}
+
+func checkBlocks(t *testing.T, dir string, wantBlocks, wantSamples int) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != 4 { // 09:00 to 15:00 in windows aligned to 2h: 08-10, 10-12, 12-14, 14-16
-		t.Fatalf("%d blocks in the target after two runs, want 4", len(ents))
+	if len(ents) != wantBlocks {
+		t.Fatalf("%d blocks in the target after two runs, want %d", len(ents), wantBlocks)
 	}
 	n := 0
 	for _, e := range ents {
-		b, err := tsdb.OpenBlock(nil, filepath.Join(target, "moved", e.Name()), nil, nil)
+		b, err := tsdb.OpenBlock(nil, filepath.Join(dir, e.Name()), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, _ := os.ReadFile(filepath.Join(target, "moved", e.Name(), "meta.json"))
-		if !bytes.Contains(raw, []byte(`"thanos"`)) || !bytes.Contains(raw, []byte(`"source": "sprout-migrate"`)) {
+		raw, _ := os.ReadFile(filepath.Join(dir, e.Name(), "meta.json"))
+		if !bytes.Contains(raw, []byte(`"thanos"`)) || !bytes.Contains(raw, []byte(`"source": "sprout-migrate"`)) || !bytes.Contains(raw, []byte(`"rel_path": "chunks/000001"`)) {
 			t.Errorf("meta.json without the thanos section:\n%s", raw)
 		}
 		q, _ := tsdb.NewBlockQuerier(b, b.MinTime(), b.MaxTime())
@@ -229,8 +257,8 @@ func TestMetricBlocks(t *testing.T) {
 		_ = q.Close()
 		_ = b.Close()
 	}
-	if n != f.samples {
-		t.Fatalf("blocks hold %d samples, stored %d", n, f.samples)
+	if n != wantSamples {
+		t.Fatalf("blocks hold %d samples, stored %d", n, wantSamples)
 	}
 }
 
