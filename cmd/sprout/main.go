@@ -3,7 +3,8 @@
 //
 // With no flags it runs the embedded all-in-one config; --config replaces it (a file path, or sprout:NAME for an
 // embedded example). The Collector's own subcommands are all here: `components`, `validate`, `print-config`;
-// Sprout adds `demo` (all-in-one plus a demo workload) and `healthcheck` (a probe for images without curl).
+// Sprout adds `demo` (all-in-one plus a demo workload), `healthcheck` (a probe for images without curl) and
+// `migrate` (copies a backend's history into Tempo, Loki and Mimir or Prometheus).
 package main
 
 import (
