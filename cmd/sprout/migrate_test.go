@@ -84,5 +84,24 @@ func TestMigrateOptionsFromConfig(t *testing.T) {
 			t.Errorf("error %v, want %q", err, tc.want)
 		}
 	}
-	_ = migrate.Traces
+
+	// A bucket file for the Mimir target, with Sprout's bucket keys and ${env:…}.
+	t.Setenv("MIMIR_BUCKET", "mimir-blocks")
+	bf := filepath.Join(t.TempDir(), "bucket.yaml")
+	if err := os.WriteFile(bf, []byte("backend: s3\nprefix: blocks\ns3:\n  bucket: ${env:MIMIR_BUCKET}\n  endpoint: s3.eu-west-1.amazonaws.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := f
+	g.metricsDir, g.metricsCfg, g.signals = "", bf, migrate.Metrics
+	o, err = g.options(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := o.Metrics.TargetBucket; b == nil || b.S3.Bucket != "mimir-blocks" || b.Prefix != "blocks" || b.Backend != "s3" || strings.Join(o.Signals, ",") != "metrics" {
+		t.Fatalf("bucket file read as %+v, signals %v", b, o.Signals)
+	}
+	_ = os.WriteFile(bf, []byte("backend: s3\n"), 0o644)
+	if _, err := g.options(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "s3.bucket") {
+		t.Fatalf("a bucket file without s3.bucket: %v", err)
+	}
 }

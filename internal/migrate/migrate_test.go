@@ -312,3 +312,30 @@ func TestCheckpointOfAnotherRun(t *testing.T) {
 		t.Fatalf("resumed run with a moved relative range: %v, %+v, %d requests", err, counts, s.requests-before)
 	}
 }
+
+// TestProgressLine: on a terminal the progress line is redrawn in place and cleared at the end; elsewhere
+// nothing is written but retry notices.
+func TestProgressLine(t *testing.T) {
+	f := writeFixture(t, fixtureStart)
+	for _, tty := range []bool{true, false} {
+		s := newSink(t)
+		s.before = func(n int, _ *http.Request) int { return map[bool]int{true: 503}[n == 2] }
+		o := f.options(s, "")
+		o.Signals = []string{Logs}
+		var out bytes.Buffer
+		o.Progress, o.ProgressTTY = &out, tty
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		got := out.String()
+		if !strings.Contains(got, "503 Service Unavailable: refused by test; retrying in") {
+			t.Errorf("tty %v: no retry notice in %q", tty, got)
+		}
+		if hasLine := strings.Contains(got, "\r\033[Klogs: 1/3 chunks, 100 lines sent"); hasLine != tty {
+			t.Errorf("tty %v: progress line present %v in %q", tty, hasLine, got)
+		}
+		if tty && !strings.HasSuffix(got, "\r\033[K") && !strings.HasSuffix(got, "\n") {
+			t.Errorf("progress line not cleared at the end: %q", got)
+		}
+	}
+}
