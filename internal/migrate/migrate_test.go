@@ -339,3 +339,47 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsBesideRunningTSDB reads a tenant's TSDB while it is open and being written, as beside a running
+// Sprout: what was committed before the run moves, and the TSDB is not disturbed (it takes writes after).
+func TestMetricsBesideRunningTSDB(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(filepath.Join(dir, fixtureTenant), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lset := labels.FromStrings("__name__", "up", "job", "live")
+	app := db.Appender(context.Background())
+	for i := 0; i < 100; i++ {
+		if _, err := app.Append(0, lset, fixtureStart.Add(time.Duration(i)*time.Minute).UnixMilli(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t)
+	o := Options{Tenant: fixtureTenant, From: fixtureStart, To: fixtureStart.Add(3 * time.Hour), Signals: []string{Metrics},
+		BatchItems: 30, Metrics: MetricsOptions{DataDir: dir, RemoteWrite: s.srv.URL + "/api/v1/write"}}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, samples, dups := s.counts(); samples != 100 || dups != 0 {
+		t.Fatalf("%d samples (%d twice), want 100", samples, dups)
+	}
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, lset, fixtureStart.Add(101*time.Minute).UnixMilli(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatalf("the TSDB after migrate read it: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, fixtureTenant)); len(ents) > 0 {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "tmp_dbro_sandbox") {
+				t.Errorf("migrate left %s in the TSDB directory", e.Name())
+			}
+		}
+	}
+}
