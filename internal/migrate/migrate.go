@@ -64,6 +64,10 @@ type Options struct {
 	// Progress receives the progress line (rewritten in place when ProgressTTY) and retry notices.
 	Progress    io.Writer
 	ProgressTTY bool
+
+	// now and sleep are the clock of retries (tests replace them).
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 // Auth is added to every request to a target.
@@ -235,6 +239,9 @@ func Run(ctx context.Context, o Options) ([]Count, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.now == nil {
+		o.now, o.sleep = time.Now, sleepCtx
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -331,7 +338,7 @@ func run(ctx context.Context, o *Options, src unitSource, st *SignalState, cp *C
 			if err := pace.wait(ctx, b.items, b.bytes); err != nil {
 				return err
 			}
-			err := withRetry(ctx, o.Retry, sleepCtx, time.Now, func(ctx context.Context) error {
+			err := withRetry(ctx, o.Retry, o.sleep, o.now, func(ctx context.Context) error {
 				ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 				defer cancel()
 				return b.send(ctx)

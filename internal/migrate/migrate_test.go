@@ -155,7 +155,10 @@ func TestTargetErrors(t *testing.T) {
 			s.before = func(n int, _ *http.Request) int { return tc.status(n) }
 			o := f.options(s, "")
 			o.Signals = []string{Logs}
-			o.Retry.MaxElapsed = 50 * time.Millisecond
+			o.Retry = RetryPolicy{Initial: time.Second, Max: 4 * time.Second, MaxElapsed: 30 * time.Second}
+			clock := time.Unix(0, 0) // retries wait on a fake clock: no timing in the outcome
+			o.now = func() time.Time { return clock }
+			o.sleep = func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil }
 			counts, err := Run(context.Background(), o)
 			if tc.wantErr == "" {
 				if err != nil {
@@ -180,7 +183,9 @@ func TestUnreachableTargetIsNamed(t *testing.T) {
 	o := f.options(s, "")
 	o.Signals = []string{Traces}
 	o.Traces.Endpoint = "http://127.0.0.1:1/v1/traces"
-	o.Retry.MaxElapsed = 20 * time.Millisecond
+	clock := time.Unix(0, 0)
+	o.now = func() time.Time { return clock }
+	o.sleep = func(_ context.Context, d time.Duration) error { clock = clock.Add(d); return nil }
 	_, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "OTLP http://127.0.0.1:1/v1/traces: unreachable") {
 		t.Fatalf("error %v, want it to name the unreachable target", err)
