@@ -44,7 +44,7 @@ func (l *logSource) units(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// batches cuts a chunk's lines in [From, To) into pushes of BatchItems lines. A chunk holds one stream, in time
+// batches cuts a chunk's lines in [From, To) into pushes of BatchItems lines and about maxBatchBytes. A chunk holds one stream, in time
 // order, so each push is one stream in order, which Loki accepts however old the lines (with
 // reject_old_samples off).
 func (l *logSource) batches(ctx context.Context, unit string, emit func(batch) error) error {
@@ -60,7 +60,11 @@ func (l *logSource) batches(ctx context.Context, unit string, emit func(batch) e
 		}
 	}
 	for len(sel) > 0 {
-		n := min(len(sel), l.o.BatchItems)
+		n, size := 0, 0
+		for n < len(sel) && n < l.o.BatchItems && (n == 0 || size+entrySize(sel[n]) <= maxBatchBytes) {
+			size += entrySize(sel[n])
+			n++
+		}
 		body, err := lokiPushJSON(lbs, sel[:n])
 		if err != nil {
 			return err
@@ -73,6 +77,13 @@ func (l *logSource) batches(ctx context.Context, unit string, emit func(batch) e
 		}
 	}
 	return nil
+}
+
+// entrySize approximates an entry's share of a push body.
+func entrySize(e logql.Entry) int {
+	n := len(e.Line) + 32
+	e.Metadata.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) + 6 })
+	return n
 }
 
 // lokiPushJSON encodes one stream as Loki's JSON push body; structured metadata (trace_id, span_id and the

@@ -12,6 +12,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -216,6 +217,10 @@ type unitSource interface {
 	batches(ctx context.Context, unit string, emit func(batch) error) error
 	close() error
 }
+
+// maxBatchBytes bounds a trace or log request's body, whatever --batch-size says: 4 MiB is the default gRPC
+// message limit of Tempo's and Loki's receivers, and large spans or lines reach it long before 2000 items.
+const maxBatchBytes = 2 << 20
 
 // batch is one request's worth of data.
 type batch struct {
@@ -428,7 +433,7 @@ func (o *Options) poster(name, url string) *poster {
 }
 
 func (p *poster) post(ctx context.Context, body []byte, header map[string]string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
 		return &TargetError{Target: p.target, Msg: "bad request", Err: err}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/logstore"
 	"github.com/sprout-otel/sprout/internal/testutil"
 )
 
@@ -386,5 +389,44 @@ func TestMetricsBesideRunningTSDB(t *testing.T) {
 				t.Errorf("migrate left %s in the TSDB directory", e.Name())
 			}
 		}
+	}
+}
+
+// TestBatchBytesCap: long lines make pushes of about maxBatchBytes, whatever the batch size.
+func TestBatchBytesCap(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := logstore.DefaultConfig()
+	cfg.Dir = filepath.Join(dir, "logs")
+	cfg.Limits.RejectOldSamples = false
+	cfg.Limits.IngestionRateMB, cfg.Limits.IngestionBurstSizeMB = 100, 100
+	bc := bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}
+	bkt, err := bucket.New(ctx, bc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := logstore.Open(ctx, cfg, bkt, logstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("x", 200<<10)
+	var es []logql.Entry
+	for i := 0; i < 30; i++ {
+		es = append(es, logql.Entry{Timestamp: fixtureStart.Add(time.Duration(i) * time.Second).UnixNano(), Line: line + strconv.Itoa(i)})
+	}
+	if err := ls.Push(ctx, fixtureTenant, []logstore.PushStream{{Labels: labels.FromStrings("app", "big"), Entries: es}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t)
+	counts, err := Run(ctx, Options{Tenant: fixtureTenant, From: fixtureStart, To: fixtureStart.Add(time.Hour), Signals: []string{Logs},
+		BatchItems: 2000, Logs: LogsOptions{Source: bc, Endpoint: s.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, lines, _, _ := s.counts(); lines != 30 || counts[0].Requests < 3 || counts[0].Bytes/counts[0].Requests > maxBatchBytes+(256<<10) {
+		t.Fatalf("%d lines in %d requests of %d bytes", lines, counts[0].Requests, counts[0].Bytes)
 	}
 }

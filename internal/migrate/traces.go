@@ -139,11 +139,14 @@ func (t *traceSource) units(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// batches cuts a block into requests of whole traces, up to BatchItems spans each (a larger trace goes alone).
+// batches cuts a block into requests of whole traces, up to BatchItems spans and maxBatchBytes each (a larger
+// trace goes alone).
 // A trace belongs to the range when its earliest span starts in it, so that adjacent ranges never split one.
 func (t *traceSource) batches(ctx context.Context, unit string, emit func(batch) error) error {
 	from, to := pcommon.Timestamp(t.o.From.UnixNano()), pcommon.Timestamp(t.o.To.UnixNano())
 	cur := ptrace.NewTraces()
+	curBytes := 0
+	var sizer ptrace.ProtoMarshaler
 	flush := func() error {
 		n := cur.SpanCount()
 		if n == 0 {
@@ -154,19 +157,21 @@ func (t *traceSource) batches(ctx context.Context, unit string, emit func(batch)
 		if err != nil {
 			return fmt.Errorf("encode OTLP request: %w", err)
 		}
-		cur = ptrace.NewTraces()
+		cur, curBytes = ptrace.NewTraces(), 0
 		return emit(batch{items: n, bytes: len(body), send: func(ctx context.Context) error { return t.send(ctx, req, body) }})
 	}
 	err := tracestore.ExportTraces(ctx, t.bkt, t.o.Tenant, unit, func(_ pcommon.TraceID, td ptrace.Traces) error {
 		if first := firstStart(td); first < from || first >= to {
 			return nil
 		}
-		if n := td.SpanCount(); cur.SpanCount() > 0 && cur.SpanCount()+n > t.o.BatchItems {
+		size := sizer.TracesSize(td)
+		if n := td.SpanCount(); cur.SpanCount() > 0 && (cur.SpanCount()+n > t.o.BatchItems || curBytes+size > maxBatchBytes) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		td.ResourceSpans().MoveAndAppendTo(cur.ResourceSpans())
+		curBytes += size
 		return nil
 	})
 	if err != nil {
