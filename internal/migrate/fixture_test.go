@@ -259,6 +259,9 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 			for _, smp := range ts.Samples {
 				s.samples[lset.String()+"|"+strconv.FormatInt(smp.Timestamp, 10)]++
 			}
+			for _, h := range ts.Histograms {
+				s.samples[lset.String()+"|h"+strconv.FormatInt(h.Timestamp, 10)+"|"+strconv.FormatUint(h.GetCountInt(), 10)]++
+			}
 		}
 	default:
 		http.NotFound(w, r)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -428,5 +429,64 @@ func TestBatchBytesCap(t *testing.T) {
 	}
 	if _, lines, _, _ := s.counts(); lines != 30 || counts[0].Requests < 3 || counts[0].Bytes/counts[0].Requests > maxBatchBytes+(256<<10) {
 		t.Fatalf("%d lines in %d requests of %d bytes", lines, counts[0].Requests, counts[0].Bytes)
+	}
+}
+
+// TestNativeHistograms: native histogram samples move by remote write and into blocks, with their counts.
+func TestNativeHistograms(t *testing.T) {
+	dir := t.TempDir()
+	db, err := tsdb.Open(filepath.Join(dir, fixtureTenant), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lset := labels.FromStrings("__name__", "latency_seconds", "job", "api")
+	app := db.Appender(context.Background())
+	for i := 0; i < 50; i++ {
+		h := &histogram.Histogram{Count: uint64(i + 1), Sum: float64(i), Schema: 0, ZeroThreshold: 0.001,
+			PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(i + 1)}}
+		if _, err := app.AppendHistogram(0, lset, fixtureStart.Add(time.Duration(i)*time.Minute).UnixMilli(), h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t)
+	target := t.TempDir()
+	o := Options{Tenant: fixtureTenant, From: fixtureStart, To: fixtureStart.Add(2 * time.Hour), Signals: []string{Metrics}, BatchItems: 20,
+		Metrics: MetricsOptions{DataDir: dir, RemoteWrite: s.srv.URL + "/api/v1/write",
+			TargetBucket: &bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: target}}}}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, samples, dups := s.counts(); samples != 50 || dups != 0 {
+		t.Fatalf("remote write: %d histogram samples (%d twice), want 50", samples, dups)
+	}
+	if _, ok := s.samples[lset.String()+"|h"+strconv.FormatInt(fixtureStart.Add(49*time.Minute).UnixMilli(), 10)+"|50"]; !ok {
+		t.Fatalf("the last histogram lost its count: %v", s.samples)
+	}
+	ents, _ := os.ReadDir(filepath.Join(target, fixtureTenant))
+	n := 0
+	for _, e := range ents {
+		b, err := tsdb.OpenBlock(nil, filepath.Join(target, fixtureTenant, e.Name()), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _ := tsdb.NewBlockQuerier(b, b.MinTime(), b.MaxTime())
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "latency_seconds"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() == chunkenc.ValHistogram {
+				n++
+			}
+		}
+		_ = q.Close()
+		_ = b.Close()
+	}
+	if n != 50 {
+		t.Fatalf("blocks hold %d histogram samples, want 50", n)
 	}
 }
