@@ -3,7 +3,8 @@
 //
 // With no flags it runs the embedded all-in-one config; --config replaces it (a file path, or sprout:NAME for an
 // embedded example). The Collector's own subcommands are all here: `components`, `validate`, `print-config`;
-// Sprout adds `demo` (all-in-one plus a demo workload) and `healthcheck` (a probe for images without curl).
+// Sprout adds `demo` (all-in-one plus a demo workload), `healthcheck` (a probe for images without curl) and
+// `migrate` (copies a backend's history into Tempo, Loki and Mimir or Prometheus).
 package main
 
 import (
@@ -34,7 +35,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\nSprout UI: %s  (Tempo, Prometheus and Loki APIs under the same address)\n\n", url)
 	}
 	cmd := otelcol.NewCommand(distribution.Settings(version))
-	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand())
+	cmd.AddCommand(newDemoCommand(), newHealthcheckCommand(), newMigrateCommand())
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
