@@ -71,9 +71,12 @@ func TestMigrateToPeers(t *testing.T) {
 	}
 
 	// 2. The clusters.
-	tempo, tempoOTLP := startPeerTempo(t, tempoBin)
-	loki := startPeerLoki(t, lokiBin)
-	prom := startPromWithOOO(t, promBin)
+	tempoPeer := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true})
+	tempo, tempoOTLP := tempoPeer.API(), tempoPeer.OTLPHTTP()
+	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true}).API()
+	// Without storage.tsdb.out_of_order_time_window Prometheus refuses samples older than its head.
+	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin,
+		Config: "storage:\n  tsdb:\n    out_of_order_time_window: 30d\n"}).API()
 	blocks := t.TempDir()
 
 	// 3. Migrate: killed part way (a low --rate keeps it running), resumed, then run once more.
@@ -83,7 +86,7 @@ func TestMigrateToPeers(t *testing.T) {
 		"--metrics-remote-write", prom + "/api/v1/write", "--metrics-bucket-dir", blocks, "--batch-size", "10",
 		"--checkpoint", filepath.Join(work, "cp.json"), "--to", now.Add(time.Minute).UTC().Format(time.RFC3339)}
 	migrateCmd := func(extra ...string) *exec.Cmd {
-		cmd := exec.Command(sproutBin, append(append([]string(nil), args...), extra...)...)
+		cmd := exec.Command(sproutBinary(t), append(append([]string(nil), args...), extra...)...)
 		cmd.Env = append(os.Environ(), "SPROUT_DATA="+data)
 		cmd.Dir = work
 		return cmd
@@ -203,29 +206,17 @@ func remoteWrite(t *testing.T, u string, series ...prompb.TimeSeries) {
 	}
 }
 
-// startPromWithOOO runs Prometheus as a remote-write target that takes last week's samples: without
-// storage.tsdb.out_of_order_time_window it refuses samples older than its head (out of bounds).
-func startPromWithOOO(t *testing.T, bin string) string {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("storage:\n  tsdb:\n    out_of_order_time_window: 30d\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return startPromOn(t, bin, filepath.Join(dir, "data"), "--config.file="+cfg, "--web.enable-remote-write-receiver")
-}
-
 // startPromOn runs Prometheus with its TSDB in dir (a directory of blocks is read as it is).
-func startPromOn(t *testing.T, bin, dir string, args ...string) string {
-	port := testutil.FreePort(t)
-	if len(args) == 0 {
-		cfg := filepath.Join(t.TempDir(), "prometheus.yml")
-		if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = []string{"--config.file=" + cfg}
-	}
-	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	startPeer(t, "prometheus", t.TempDir(), api+"/-/ready", 60*time.Second, bin, append(args,
-		"--storage.tsdb.path="+dir, "--storage.tsdb.retention.time=30d", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))...)
-	return api
+func startPromOn(t *testing.T, bin, dir string) string {
+	return testutil.StartPeer(t, testutil.PeerSpec{
+		Name:       "prometheus",
+		Bin:        bin,
+		Ports:      []string{"http"},
+		ConfigFile: "prometheus.yml",
+		Config:     "global: {}\n",
+		Args: []string{"--config.file={{.Config}}", "--storage.tsdb.path=" + dir, "--storage.tsdb.retention.time=30d",
+			`--web.listen-address={{.Addr "http"}}`},
+		Ready:   `{{.URL "http"}}/-/ready`,
+		Timeout: time.Minute,
+	}).URL("http")
 }
