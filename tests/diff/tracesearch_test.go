@@ -1,0 +1,201 @@
+package diff
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/testutil"
+)
+
+// searchSpans runs a TraceQL search and returns trace id -> span ids of every spanset (leading zeros trimmed).
+func searchSpans(base, q string, start, end int64) (map[string]map[string]bool, int, string) {
+	code, body := get(base+"/api/search", url.Values{"q": {q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "limit": {"1000"}, "spss": {"100"}})
+	if code != 200 {
+		return nil, code, strings.TrimSpace(string(body))
+	}
+	type spanSet struct {
+		Spans []struct {
+			SpanID string `json:"spanID"`
+		} `json:"spans"`
+	}
+	var sr struct {
+		Traces []struct {
+			TraceID  string    `json:"traceID"`
+			SpanSet  *spanSet  `json:"spanSet"`
+			SpanSets []spanSet `json:"spanSets"`
+		} `json:"traces"`
+	}
+	if err := json.Unmarshal(body, &sr); err != nil {
+		return nil, code, err.Error()
+	}
+	out := map[string]map[string]bool{}
+	for _, tr := range sr.Traces {
+		m := map[string]bool{}
+		sets := tr.SpanSets
+		if tr.SpanSet != nil {
+			sets = append(sets, *tr.SpanSet)
+		}
+		for _, ss := range sets {
+			for _, sp := range ss.Spans {
+				m[strings.TrimLeft(sp.SpanID, "0")] = true
+			}
+		}
+		out[strings.TrimLeft(tr.TraceID, "0")] = m
+	}
+	return out, code, ""
+}
+
+// diffSearch says how got differs from want: "" when equal; with subset, only what got has beyond want.
+func diffSearch(want, got map[string]map[string]bool, subset bool) string {
+	var d []string
+	ids := map[string]bool{}
+	for id := range want {
+		ids[id] = true
+	}
+	for id := range got {
+		ids[id] = true
+	}
+	var sorted []string
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	for _, id := range sorted {
+		w, inW := want[id]
+		g, inG := got[id]
+		switch {
+		case inG && !inW:
+			d = append(d, "extra trace "+id)
+		case inW && !inG:
+			if !subset {
+				d = append(d, "missing trace "+id)
+			}
+		default:
+			var extra, missing []string
+			for s := range g {
+				if !w[s] {
+					extra = append(extra, s)
+				}
+			}
+			for s := range w {
+				if !g[s] && !subset {
+					missing = append(missing, s)
+				}
+			}
+			if len(extra)+len(missing) > 0 {
+				sort.Strings(extra)
+				sort.Strings(missing)
+				d = append(d, fmt.Sprintf("trace %s: extra spans %v, missing spans %v", id, extra, missing))
+			}
+		}
+	}
+	if len(d) > 6 {
+		d = append(d[:6], fmt.Sprintf("… %d more", len(d)-6))
+	}
+	return strings.Join(d, "; ")
+}
+
+// traceFloor is the least number of queries of each TraceQL corpus whose Sprout answer must equal the
+// reference (the count of the run recorded in docs/traces.md; the data are seeded and the reference exact, so
+// there is no slack).
+var traceFloor = map[string]int{
+	"TraceQL docs":      0,
+	"TraceQL generated": 0,
+}
+
+// TestTraceQLCorpusDiff sends the model's traces to Tempo and to Sprout and runs both TraceQL corpora: the
+// reference answer (traces and the spans matched in each) is the model's; Sprout's must equal it, Tempo's must
+// be a subset of it (its search may sample). A query Sprout refuses counts as unsupported, never as equal.
+func TestTraceQLCorpusDiff(t *testing.T) {
+	tempo, tempoOTLP := startTempo(t)
+	sprout, sproutOTLP := startSproutOTLP(t)
+	base := time.Now().Add(-90 * time.Second).Truncate(time.Second)
+	td, traces := genTraceModel(traceModelSeed, base)
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{tempoOTLP, sproutOTLP} {
+		post(t, u, "application/x-protobuf", body, nil)
+	}
+	start, end := base.Add(-time.Minute).Unix(), time.Now().Add(2*time.Minute).Unix()
+	for name, u := range map[string]string{"tempo": tempo, "sprout": sprout} {
+		testutil.Eventually(t, 120*time.Second, func() error {
+			got, code, msg := searchSpans(u, `{ }`, start, end)
+			if code != 200 || len(got) < len(traces) {
+				return fmt.Errorf("%s: %d, %d traces %s", name, code, len(got), msg)
+			}
+			return nil
+		})
+	}
+	strict := os.Getenv("SPROUT_DIFF_STRICT") != ""
+	var summary strings.Builder
+	dq, dm := docsTexts()
+	gq, gm := genTraceQLCorpus()
+	for _, c := range []struct {
+		name  string
+		file  string
+		qs    []string
+		model []sexpr
+	}{{"TraceQL docs", "traceql_docs.txt", dq, dm}, {"TraceQL generated", "traceql_generated.txt", gq, gm}} {
+		if committed := readCorpus(t, c.file); strings.Join(committed, "\n") != strings.Join(c.qs, "\n") {
+			t.Fatalf("testdata/%s is not what the model writes; run go test ./tests/diff -run Corpus -update", c.file)
+		}
+		var sEqual, sDiff, sRefused, tSubset, tEqual, tNot, tRefused, matching int
+		for i, q := range c.qs {
+			want := expectSearch(c.model[i], traces)
+			if len(want) > 0 {
+				matching++
+			}
+			sGot, sc, smsg := searchSpans(sprout, q, start, end)
+			tGot, tc, tmsg := searchSpans(tempo, q, start, end)
+			switch {
+			case sc/100 == 4:
+				sRefused++
+				t.Logf("refused by Sprout: %s\n  %d %s (tempo: %d %s)", q, sc, smsg, tc, trunc(tmsg, 200))
+			case sc != 200:
+				sDiff++
+				t.Errorf("sprout %d: %s\n  %s", sc, q, smsg)
+			default:
+				if d := diffSearch(want, sGot, false); d != "" {
+					sDiff++
+					t.Logf("DIFFERENT from the reference: %s\n  sprout: %s", q, d)
+				} else {
+					sEqual++
+				}
+			}
+			switch {
+			case tc != 200:
+				tRefused++
+				t.Logf("refused by Tempo: %s\n  %d %s", q, tc, trunc(tmsg, 300))
+			default:
+				if d := diffSearch(want, tGot, true); d != "" {
+					tNot++
+					t.Logf("Tempo NOT A SUBSET of the reference: %s\n  tempo: %s", q, d)
+				} else {
+					tSubset++
+					if diffSearch(want, tGot, false) == "" {
+						tEqual++
+					}
+				}
+			}
+		}
+		fmt.Fprintf(&summary, "%s: run %d (%d with a non-empty reference answer); Sprout equal to the reference %d, different %d, refused %d; Tempo a subset %d (equal %d), not a subset %d, refused %d\n",
+			c.name, len(c.qs), matching, sEqual, sDiff, sRefused, tSubset, tEqual, tNot, tRefused)
+		if sEqual < traceFloor[c.name] {
+			t.Errorf("%s: %d equal answers, fewer than the floor of %d", c.name, sEqual, traceFloor[c.name])
+		}
+		if strict && sDiff > 0 {
+			t.Errorf("%s: %d answers differ", c.name, sDiff)
+		}
+	}
+	t.Log("\n" + summary.String())
+}
