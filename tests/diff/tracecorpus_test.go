@@ -60,7 +60,7 @@ type shint struct {
 	hint string
 }
 
-func (h shint) render() string           { return h.s.render() + " " + h.hint }
+func (h shint) render() string          { return h.s.render() + " " + h.hint }
 func (h shint) eval(tr *rTrace) [][]int { return h.s.eval(tr) }
 
 // traceqlDocsCorpus has the constructs of Tempo's TraceQL documentation (construct-traceql-queries.md and the
@@ -364,4 +364,3 @@ func TestTraceQLModel(t *testing.T) {
 		}
 	}
 }
-

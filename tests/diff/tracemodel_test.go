@@ -495,7 +495,7 @@ func (l flogic) match(tr *rTrace, s *rSpan) bool {
 
 type ftrue struct{}
 
-func (ftrue) render(bool) string            { return "" }
+func (ftrue) render(bool) string         { return "" }
 func (ftrue) match(*rTrace, *rSpan) bool { return true }
 
 // sexpr is a spanset expression: it gives each trace at most one spanset (sorted span indexes), or several
@@ -594,7 +594,9 @@ func structural(tr *rTrace, op string, l, r []int) []int {
 		"<":  func(x, y int) bool { return tr.spans[x].parent == y },
 		">>": func(x, y int) bool { return isAncestor(tr, x, y) },
 		"<<": func(x, y int) bool { return isAncestor(tr, y, x) },
-		"~":  func(x, y int) bool { return x != y && tr.spans[x].parent >= 0 && tr.spans[x].parent == tr.spans[y].parent },
+		"~": func(x, y int) bool {
+			return x != y && tr.spans[x].parent >= 0 && tr.spans[x].parent == tr.spans[y].parent
+		},
 	}[base]
 	var out [][]int
 	var keep []int

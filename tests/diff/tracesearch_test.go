@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -107,8 +108,8 @@ func diffSearch(want, got map[string]map[string]bool, subset bool) string {
 // reference (the count of the run recorded in docs/traces.md; the data are seeded and the reference exact, so
 // there is no slack).
 var traceFloor = map[string]int{
-	"TraceQL docs":      0,
-	"TraceQL generated": 0,
+	"TraceQL docs":      116,
+	"TraceQL generated": 2500,
 }
 
 // TestTraceQLCorpusDiff sends the model's traces to Tempo and to Sprout and runs both TraceQL corpora: the
@@ -149,6 +150,7 @@ func TestTraceQLCorpusDiff(t *testing.T) {
 		if committed := readCorpus(t, c.file); strings.Join(committed, "\n") != strings.Join(c.qs, "\n") {
 			t.Fatalf("testdata/%s is not what the model writes; run go test ./tests/diff -run Corpus -update", c.file)
 		}
+		tempoWhy := map[string]int{}
 		var sEqual, sDiff, sRefused, tSubset, tEqual, tNot, tRefused, matching int
 		for i, q := range c.qs {
 			want := expectSearch(c.model[i], traces)
@@ -179,7 +181,9 @@ func TestTraceQLCorpusDiff(t *testing.T) {
 			default:
 				if d := diffSearch(want, tGot, true); d != "" {
 					tNot++
-					t.Logf("Tempo NOT A SUBSET of the reference: %s\n  tempo: %s", q, d)
+					why := tempoExtraReason(q)
+					tempoWhy[why]++
+					t.Logf("Tempo NOT A SUBSET of the reference (%s): %s\n  tempo: %s", why, q, diffSearch(want, tGot, false))
 				} else {
 					tSubset++
 					if diffSearch(want, tGot, false) == "" {
@@ -190,6 +194,9 @@ func TestTraceQLCorpusDiff(t *testing.T) {
 		}
 		fmt.Fprintf(&summary, "%s: run %d (%d with a non-empty reference answer); Sprout equal to the reference %d, different %d, refused %d; Tempo a subset %d (equal %d), not a subset %d, refused %d\n",
 			c.name, len(c.qs), matching, sEqual, sDiff, sRefused, tSubset, tEqual, tNot, tRefused)
+		for why, n := range tempoWhy {
+			fmt.Fprintf(&summary, "  Tempo not a subset, %s: %d\n", why, n)
+		}
 		if sEqual < traceFloor[c.name] {
 			t.Errorf("%s: %d equal answers, fewer than the floor of %d", c.name, sEqual, traceFloor[c.name])
 		}
@@ -198,4 +205,25 @@ func TestTraceQLCorpusDiff(t *testing.T) {
 		}
 	}
 	t.Log("\n" + summary.String())
+}
+
+var (
+	eventNil      = regexp.MustCompile(`event\.[A-Za-z_.]+ = nil`)
+	negStructural = regexp.MustCompile(`[})] !(>>|<<|>|<|~) [{(]`)
+	partialAgg    = regexp.MustCompile(`\| (count\(\)|avg\(|min\(|max\(|sum\()`)
+)
+
+// tempoExtraReason names the known cause of spans Tempo returns beyond the reference (docs/traces.md has the
+// evidence): event attributes tested against nil per event, the negated structural operators (documented by
+// Tempo as experimental, with false positives), and scalar filters evaluated on part of a trace.
+func tempoExtraReason(q string) string {
+	switch {
+	case eventNil.MatchString(q):
+		return "event attribute = nil is true when one event lacks it"
+	case negStructural.MatchString(q):
+		return "negated structural operator (experimental in Tempo, false positives documented)"
+	case partialAgg.MatchString(q):
+		return "scalar filter on part of a trace"
+	}
+	return "unexplained"
 }
