@@ -283,3 +283,23 @@ func BenchmarkEval(b *testing.B) {
 		q.Eval(tr)
 	}
 }
+
+// TestByLabelName: a metrics series is labelled by the canonical name of an intrinsic (Tempo 3.0.3 answers
+// by(span:name) with series labelled name), an attribute as written.
+func TestByLabelName(t *testing.T) {
+	for _, c := range []struct{ by, want string }{
+		{"span:name", "name"}, {"name", "name"}, {"span:status", "status"}, {"span:kind", "kind"},
+		{"span:duration", "duration"}, {"span:statusMessage", "statusMessage"}, {"trace:rootName", "rootName"},
+		{"trace:rootService", "rootServiceName"}, {"trace:duration", "traceDuration"}, {"span:childCount", "span:childCount"},
+		{"instrumentation:name", "instrumentation:name"}, {"event:name", "event:name"},
+		{"resource.service.name", "resource.service.name"}, {".http.url", ".http.url"}, {`span."a b"`, `span."a b"`},
+	} {
+		q, err := Parse(`{ } | rate() by (` + c.by + `)`)
+		if err != nil {
+			t.Fatalf("%s: %v", c.by, err)
+		}
+		if got := q.Metrics.By[0].LabelName(); got != c.want {
+			t.Errorf("by(%s): label %q, want %q", c.by, got, c.want)
+		}
+	}
+}
