@@ -322,8 +322,14 @@ func (a *Attribute) LabelName() string {
 	if n, ok := intrinsicLabels[a.Intrinsic]; ok && a.Intrinsic != IntrinsicNone {
 		return n
 	}
-	if !strings.ContainsFunc(a.Name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("{}()=~!<>&|^,", r) }) {
+	if !needsQuotes(a.Name) {
 		return a.Text
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(a.Text, `"`+a.Name+`"`), a.Name) + strconv.Quote(a.Name)
+}
+
+// needsQuotes says whether an attribute name holds a character that cannot stand in a bare name, so that
+// answers write it quoted (span."a b"), as Tempo does.
+func needsQuotes(name string) bool {
+	return strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("{}()=~!<>&|^,", r) })
 }

@@ -303,3 +303,25 @@ func TestByLabelName(t *testing.T) {
 		}
 	}
 }
+
+// TestEachAttributeNames: compare() breaks down by every attribute under the name Tempo 3.0.3 gives it: scope
+// attributes as instrumentation.x, names that cannot stand bare in quotes (span."foo bar").
+func TestEachAttributeNames(t *testing.T) {
+	tr := testTrace()
+	sp := &tr.Spans[2] // handle
+	sp.Scope.SetName("grpc")
+	sp.Scope.Attributes().PutStr("language", "go")
+	got := map[string]string{}
+	EachAttribute(tr, sp, func(name string, v Static) { got[name] = v.String() })
+	for name, want := range map[string]string{
+		"name": "handle", "instrumentation:name": "grpc", "instrumentation.language": "go", `span."foo bar"`: "quoted",
+		"span.http.status_code": "500", "resource.service.name": "backend",
+	} {
+		if v, ok := got[name]; !ok || !strings.Contains(v, want) {
+			t.Errorf("%s: %q (present %v), want %q; all: %v", name, v, ok, want, got)
+		}
+	}
+	if _, ok := got["span.foo bar"]; ok {
+		t.Errorf("span.foo bar is not quoted: %v", got)
+	}
+}
