@@ -232,10 +232,64 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	defer cancel()
 	seen := map[pcommon.TraceID]bool{}
 	var oldestKept uint64 // with MostRecent and Limit traces kept: the start of the oldest of them
-	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64) bool {
+	pf := req.Query.Prefilter()
+	blocks := in.blockList()
+	snap := in.snapshot()
+	dec := newDecoder()
+	// A trace whose spans arrived on both sides of a block cut lies in several places (memory, blocks). Each
+	// place is read on its own, so before a trace is evaluated its other parts are joined to it: the query sees
+	// the trace TraceByID returns. Memory parts are found by id; block parts through each block's id range,
+	// bloom filter and index, in the blocks that overlap the search range. The prefilter still judges each
+	// place alone: a trace none of whose parts could satisfy every column predicate on its own is not found.
+	memParts := make(map[pcommon.TraceID][]*liveTrace, len(snap))
+	for _, lt := range snap {
+		memParts[lt.id] = append(memParts[lt.id], lt)
+	}
+	var near []*block
+	for _, b := range blocks {
+		if req.Range.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			near = append(near, b)
+		}
+	}
+	whole := func(id pcommon.TraceID, spans []traceql.Span, from *block, fromMem *liveTrace) ([]traceql.Span, error) {
+		n := len(spans)
+		for _, lt := range memParts[id] {
+			if lt != fromMem {
+				part, err := decodeLive(dec, lt.spans)
+				if err != nil {
+					return nil, err
+				}
+				spans = append(spans, part...)
+			}
+		}
+		for _, b := range near {
+			if b == from {
+				continue
+			}
+			part, err := in.findInBlock(ctx, b, id)
+			if err != nil {
+				if err = s.skipDamaged(in.tenant, b, err); err != nil {
+					return nil, s.timeoutErr(err)
+				}
+			}
+			spans = append(spans, part...)
+		}
+		if len(spans) == n {
+			return spans, nil
+		}
+		return dedupe(spans), nil
+	}
+	var visitErr error
+	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64, from *block, fromMem *liveTrace) bool {
 		if !req.Range.overlaps(startNs, endNs) || seen[id] {
 			return true
 		}
+		spans, err := whole(id, spans, from, fromMem)
+		if err != nil {
+			visitErr = err
+			return false
+		}
+		seen[id] = true // evaluated whole: another place holding a part of it has nothing to add
 		res.Metrics.InspectedTraces++
 		res.Metrics.InspectedSpans += len(spans)
 		t := traceql.NewTrace(id, spans)
@@ -247,7 +301,6 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if len(sets) == 0 {
 			return true
 		}
-		seen[id] = true
 		if req.MostRecent {
 			if len(res.Traces) >= req.Limit && t.StartUnixNano <= oldestKept {
 				return true
@@ -264,16 +317,13 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		res.Traces = append(res.Traces, s.match(t, sets, req))
 		return len(res.Traces) < req.Limit
 	}
-	pf := req.Query.Prefilter()
-	blocks := in.blockList()
 	res.Metrics.TotalBlocks = len(blocks)
 	res.Metrics.TotalJobs = len(blocks) + 1
 	var mem []*liveTrace
 	if memMaybe(pf, in.memDomain()) {
-		mem = in.snapshot()
+		mem = snap
 	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
-	dec := newDecoder()
 	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
@@ -286,7 +336,10 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if err != nil {
 			return nil, err
 		}
-		if !visit(lt.id, spans, lt.startNs, lt.endNs) {
+		if !visit(lt.id, spans, lt.startNs, lt.endNs, nil, lt) {
+			if visitErr != nil {
+				return nil, visitErr
+			}
 			return finish(res), nil
 		}
 	}
@@ -316,7 +369,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 					en = e
 				}
 			}
-			more = visit(id, dedupe(spans), st, en)
+			more = visit(id, dedupe(spans), st, en, b, nil)
 			return more
 		}
 		err := c.err
@@ -331,6 +384,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			if err = s.skipDamaged(in.tenant, b, err); err != nil {
 				return nil, s.timeoutErr(err)
 			}
+		}
+		if visitErr != nil {
+			return nil, visitErr
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
 		res.Metrics.CompletedJobs++
