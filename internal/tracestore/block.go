@@ -311,6 +311,24 @@ func readRows(f *parquet.File, first, count int64, fn func(rows []spanRow) error
 	return nil
 }
 
+// inBlocks says whether one of blocks holds spans of trace id (id range, bloom filter and index; no rows read).
+// A block that cannot be opened is passed over: the search that asked reads it again and reports it.
+func (in *instance) inBlocks(ctx context.Context, blocks []*block, id pcommon.TraceID) bool {
+	for _, b := range blocks {
+		if bytes.Compare(id[:], b.minID[:]) < 0 || bytes.Compare(id[:], b.maxID[:]) > 0 {
+			continue
+		}
+		if err := in.open(ctx, b); err != nil || !b.bloom.test(id) {
+			continue
+		}
+		i := sort.Search(len(b.index), func(i int) bool { return bytes.Compare(b.index[i].id[:], id[:]) >= 0 })
+		if i < len(b.index) && b.index[i].id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // findInBlock returns the spans of one trace in a block.
 func (in *instance) findInBlock(ctx context.Context, b *block, id pcommon.TraceID) ([]traceql.Span, error) {
 	if bytes.Compare(id[:], b.minID[:]) < 0 || bytes.Compare(id[:], b.maxID[:]) > 0 {

@@ -239,8 +239,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	// A trace whose spans arrived on both sides of a block cut lies in several places (memory, blocks). Each
 	// place is read on its own, so before a trace is evaluated its other parts are joined to it: the query sees
 	// the trace TraceByID returns. Memory parts are found by id; block parts through each block's id range,
-	// bloom filter and index, in the blocks that overlap the search range. The prefilter still judges each
-	// place alone: a trace none of whose parts could satisfy every column predicate on its own is not found.
+	// bloom filter and index, in the blocks that overlap the search range. The prefilter judges each block part
+	// alone, a memory part with a part in a block whole: a trace split only between blocks, none of whose
+	// parts could satisfy every column predicate on its own, is not found.
 	memParts := make(map[pcommon.TraceID][]*liveTrace, len(snap))
 	for _, lt := range snap {
 		memParts[lt.id] = append(memParts[lt.id], lt)
@@ -319,16 +320,22 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	}
 	res.Metrics.TotalBlocks = len(blocks)
 	res.Metrics.TotalJobs = len(blocks) + 1
-	var mem []*liveTrace
-	if memMaybe(pf, in.memDomain()) {
-		mem = snap
+	mem := snap
+	memOK := memMaybe(pf, in.memDomain())
+	if !memOK && len(near) == 0 {
+		mem = nil
 	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
 		}
-		if !req.Range.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
+		if !req.Range.overlaps(lt.startNs, lt.endNs) {
+			continue
+		}
+		// The prefilter judges this part alone; a trace with a part in a block is judged whole instead (its
+		// block parts may hold what this part lacks).
+		if (!memOK || !liveMaybe(pf, lt.spans)) && !in.inBlocks(ctx, near, lt.id) {
 			continue
 		}
 		res.Metrics.InspectedBytes += lt.bytes

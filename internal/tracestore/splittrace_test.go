@@ -9,9 +9,9 @@ import (
 
 // TestSearchJoinsSplitTrace: a trace whose spans arrived on both sides of a block cut (root and first children
 // in a block, the other children in a second block and in memory) is searched whole, as TraceByID returns it:
-// every span is in the answer of { }, and conditions that need spans of several parts match. (The column
-// prefilter still judges each part alone: { name = "GET /checkout" } > { status = error } is not found here,
-// since no part holds both the root and an error; docs/traces.md lists it.)
+// every span is in the answer of { }, and conditions that need spans of several parts match, also when no
+// part alone passes the column prefilter. (A trace split only between blocks is still judged part by part by
+// the prefilter; docs/traces.md lists it.)
 func TestSearchJoinsSplitTrace(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
@@ -60,6 +60,7 @@ func TestSearchJoinsSplitTrace(t *testing.T) {
 		{`{ }`, 9},
 		{`{ status = error }`, 2},
 		{`{ span.http.status_code = 200 } > { status = error }`, 2},
+		{`{ name = "GET /checkout" } > { name = "step-7" }`, 1}, // root in a block, step-7 in memory: no part has both
 		{`{ span.step = "1" } && { span.step = "7" }`, 2},
 		{`{ span.step = "2" } ~ { span.step = "8" }`, 1},
 		{`{ } | count() = 9`, 9},
