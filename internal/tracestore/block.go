@@ -329,6 +329,43 @@ func (in *instance) inBlocks(ctx context.Context, blocks []*block, id pcommon.Tr
 	return false
 }
 
+// splitIDs returns the trace ids that more than one of blocks holds, from their indexes (sorted by id): the
+// traces whose spans arrived on both sides of a block cut. A k-way walk, no copy of the indexes.
+func (in *instance) splitIDs(ctx context.Context, blocks []*block) []pcommon.TraceID {
+	var lists [][]indexEntry
+	for _, b := range blocks {
+		if err := in.open(ctx, b); err == nil && len(b.index) > 0 {
+			lists = append(lists, b.index)
+		}
+	}
+	if len(lists) < 2 {
+		return nil
+	}
+	var out []pcommon.TraceID
+	pos := make([]int, len(lists))
+	for {
+		var low *pcommon.TraceID
+		for k, l := range lists {
+			if pos[k] < len(l) && (low == nil || bytes.Compare(l[pos[k]].id[:], low[:]) < 0) {
+				low = &l[pos[k]].id
+			}
+		}
+		if low == nil {
+			return out
+		}
+		id, n := *low, 0
+		for k, l := range lists {
+			if pos[k] < len(l) && l[pos[k]].id == id {
+				pos[k]++
+				n++
+			}
+		}
+		if n > 1 {
+			out = append(out, id)
+		}
+	}
+}
+
 // findInBlock returns the spans of one trace in a block.
 func (in *instance) findInBlock(ctx context.Context, b *block, id pcommon.TraceID) ([]traceql.Span, error) {
 	if bytes.Compare(id[:], b.minID[:]) < 0 || bytes.Compare(id[:], b.maxID[:]) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
@@ -239,9 +240,9 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	// A trace whose spans arrived on both sides of a block cut lies in several places (memory, blocks). Each
 	// place is read on its own, so before a trace is evaluated its other parts are joined to it: the query sees
 	// the trace TraceByID returns. Memory parts are found by id; block parts through each block's id range,
-	// bloom filter and index, in the blocks that overlap the search range. The prefilter judges each block part
-	// alone, a memory part with a part in a block whole: a trace split only between blocks, none of whose
-	// parts could satisfy every column predicate on its own, is not found.
+	// bloom filter and index, in the blocks that overlap the search range. The prefilter judges a block part
+	// alone, a memory part with a part in a block whole; traces held by several blocks are evaluated whole after
+	// the blocks (splitIDs), so a split trace none of whose parts passes the prefilter is still found.
 	memParts := make(map[pcommon.TraceID][]*liveTrace, len(snap))
 	for _, lt := range snap {
 		memParts[lt.id] = append(memParts[lt.id], lt)
@@ -289,6 +290,14 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if err != nil {
 			visitErr = err
 			return false
+		}
+		if from == nil && fromMem == nil { // a split trace gathered from scratch: its own time range
+			if len(spans) == 0 {
+				return true
+			}
+			if t := traceql.NewTrace(id, spans); !req.Range.overlaps(t.StartUnixNano, t.StartUnixNano+t.DurationNanos()) {
+				return true
+			}
 		}
 		seen[id] = true // evaluated whole: another place holding a part of it has nothing to add
 		res.Metrics.InspectedTraces++
@@ -358,6 +367,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	}
 	cands := in.prefetchCandidates(ctx, order, pf, req.Range)
 	defer cands.stop()
+	stopped := false
 	for i, b := range order {
 		c := cands.get(i)
 		if c.skip {
@@ -398,9 +408,25 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		res.Metrics.InspectedBytes += b.meta.Size
 		res.Metrics.CompletedJobs++
 		if !more {
+			stopped = true
 			break
 		}
 		req.progress(res)
+	}
+	// The prefilter judged each block part of a trace alone: a trace split between blocks whose parts each
+	// lacked what the query needs, and that no memory part brought in whole, is evaluated whole now.
+	if pf != nil && !stopped {
+		for _, id := range in.splitIDs(ctx, near) {
+			if seen[id] {
+				continue
+			}
+			if !visit(id, nil, 0, math.MaxUint64, nil, nil) {
+				break
+			}
+		}
+		if visitErr != nil {
+			return nil, visitErr
+		}
 	}
 	if req.MostRecent {
 		keepNewest(res, req.Limit)

@@ -10,8 +10,7 @@ import (
 // TestSearchJoinsSplitTrace: a trace whose spans arrived on both sides of a block cut (root and first children
 // in a block, the other children in a second block and in memory) is searched whole, as TraceByID returns it:
 // every span is in the answer of { }, and conditions that need spans of several parts match, also when no
-// part alone passes the column prefilter. (A trace split only between blocks is still judged part by part by
-// the prefilter; docs/traces.md lists it.)
+// part alone passes the column prefilter; then the same once every part is in a block.
 func TestSearchJoinsSplitTrace(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
@@ -53,6 +52,20 @@ func TestSearchJoinsSplitTrace(t *testing.T) {
 	if n := len(s.lookupInstance(tn).blockList()); n != 2 {
 		t.Fatalf("%d blocks, want 2 (and the rest in memory)", n)
 	}
+	checkSplitSearch(t, s)
+	// The same with the last part in a third block: the trace now lies only in blocks.
+	if err := s.CutAndFlush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if in := s.lookupInstance(tn); len(in.blockList()) != 3 || len(in.snapshot()) != 0 {
+		t.Fatalf("%d blocks, %d traces in memory; want 3 and none", len(in.blockList()), len(in.snapshot()))
+	}
+	checkSplitSearch(t, s)
+}
+
+func checkSplitSearch(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
 	for _, c := range []struct {
 		q     string
 		spans int // spans in the answer, 0: no match
@@ -60,7 +73,8 @@ func TestSearchJoinsSplitTrace(t *testing.T) {
 		{`{ }`, 9},
 		{`{ status = error }`, 2},
 		{`{ span.http.status_code = 200 } > { status = error }`, 2},
-		{`{ name = "GET /checkout" } > { name = "step-7" }`, 1}, // root in a block, step-7 in memory: no part has both
+		{`{ name = "GET /checkout" } > { name = "step-7" }`, 1}, // root in one place, step-7 in another: no part has both
+		{`{ name = "step-4" } && { name = "step-1" }`, 2},
 		{`{ span.step = "1" } && { span.step = "7" }`, 2},
 		{`{ span.step = "2" } ~ { span.step = "8" }`, 1},
 		{`{ } | count() = 9`, 9},
