@@ -268,6 +268,7 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 	var haveCut atomic.Bool
 	trim := func() {
 		sort.SliceStable(kept, func(i, j int) bool { return before(kept[i], kept[j]) })
+		kept = dropDuplicates(kept)
 		if len(kept) >= lq.Limit {
 			kept = kept[:lq.Limit]
 			cut.Store(kept[lq.Limit-1].ts)
@@ -323,6 +324,33 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 	st.TotalEntriesReturned = int64(len(kept))
 	st.ExecTime = time.Since(begin)
 	return res, nil
+}
+
+// dropDuplicates removes from kept (sorted by timestamp) every entry equal to an earlier one in timestamp,
+// stream, labels and line: Loki's merge of entry iterators returns such entries once, also when a pipeline made
+// them equal (two lines of one nanosecond that line_format writes the same).
+func dropDuplicates(kept []resEntry) []resEntry {
+	out := kept[:0]
+	for i := 0; i < len(kept); {
+		j := i + 1
+		for j < len(kept) && kept[j].ts == kept[i].ts {
+			j++
+		}
+		if j-i == 1 {
+			out = append(out, kept[i])
+		} else {
+			seen := make(map[string]bool, j-i)
+			for _, re := range kept[i:j] {
+				id := re.key.String() + "\xff" + re.meta.String() + "\xff" + re.parsed.String() + "\xff" + re.line
+				if !seen[id] {
+					seen[id] = true
+					out = append(out, re)
+				}
+			}
+		}
+		i = j
+	}
+	return out
 }
 
 // vectorResult is a sample expression evaluated at every step.

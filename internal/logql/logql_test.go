@@ -329,3 +329,44 @@ func FuzzParseExpr(f *testing.F) {
 		}
 	})
 }
+
+// TestDuplicateEntriesMerged: entries of one stream equal in timestamp and line are returned once, as Loki's
+// merge of entry iterators does; this includes lines that become equal through line_format (Loki 3.7.6 answers
+// {…} | json | line_format "{{.level}}" with one entry where two lines of the same nanosecond give the same text).
+func TestDuplicateEntriesMerged(t *testing.T) {
+	at := func(sec int, line string) Entry {
+		return Entry{Timestamp: t0 + int64(sec)*int64(time.Second), Line: line}
+	}
+	q := &memQuerier{streams: []memStream{
+		{lbs: labels.FromStrings("app", "dup"), entries: []Entry{at(1, "level=info a"), at(1, "level=info b"), at(1, "level=info a"), at(2, "level=info a")}},
+		{lbs: labels.FromStrings("app", "other"), entries: []Entry{at(1, "level=info a")}},
+	}}
+	for _, c := range []struct {
+		q     string
+		limit int
+		want  int
+	}{
+		{`{app="dup"}`, 100, 3},                          // the repeated (1s, "level=info a") once
+		{`{app="dup"} | line_format "x"`, 100, 2},        // three lines of 1s become one
+		{`{app=~"dup|other"} | line_format "x"`, 100, 3}, // other streams are not merged
+		{`{app="dup"} | logfmt | line_format "{{.level}}"`, 100, 2},
+		{`{app="dup"} | line_format "x"`, 1, 1},
+	} {
+		sel, err := ParseLogSelector(c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st Stats
+		res, err := (&Engine{}).SelectLogs(context.Background(), q, LogQuery{Expr: sel, Start: t0, End: t0 + int64(time.Hour), Limit: c.limit, Direction: Forward}, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range res {
+			n += len(s.Entries)
+		}
+		if n != c.want {
+			t.Errorf("%s (limit %d): %d entries, want %d: %v", c.q, c.limit, n, c.want, flatten(res))
+		}
+	}
+}

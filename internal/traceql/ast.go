@@ -1,6 +1,11 @@
 package traceql
 
-import "regexp"
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+)
 
 // Op is an operator of the language.
 type Op string
@@ -295,3 +300,36 @@ func (q *Query) HintInt(name string) (int64, bool) {
 // Attributes returns the non-intrinsic attributes the query's conditions refer to, in the order written; the
 // search API returns them with each matched span, as Tempo does.
 func (q *Query) Attributes() []Attribute { return q.attrs }
+
+// intrinsicLabels are the names Tempo gives an intrinsic wherever it names one in an answer (a metrics series'
+// by() label): the scoped forms span:name, trace:rootName, ... are written as the bare name where one exists.
+var intrinsicLabels = map[Intrinsic]string{
+	IntrinsicName: "name", IntrinsicStatus: "status", IntrinsicStatusMessage: "statusMessage", IntrinsicKind: "kind",
+	IntrinsicDuration: "duration", IntrinsicRootName: "rootName", IntrinsicRootServiceName: "rootServiceName",
+	IntrinsicTraceDuration: "traceDuration", IntrinsicSpanID: "span:id", IntrinsicTraceID: "trace:id",
+	IntrinsicParentID: "span:parentID", IntrinsicEventName: "event:name",
+	IntrinsicInstrumentationName: "instrumentation:name", IntrinsicInstrumentationVersion: "instrumentation:version",
+	IntrinsicNestedSetLeft: "nestedSetLeft", IntrinsicNestedSetRight: "nestedSetRight",
+	IntrinsicNestedSetParent: "nestedSetParent", IntrinsicChildCount: "span:childCount",
+	IntrinsicEventTimeSinceStart: "event:timeSinceStart", IntrinsicLinkSpanID: "link:spanID",
+	IntrinsicLinkTraceID: "link:traceID",
+}
+
+// LabelName is the name of the attribute in an answer: an intrinsic by its canonical name (by(span:name) makes
+// series labelled name, as Tempo's do), an attribute as written, its name in quotes when it holds a character
+// that cannot stand in a bare attribute name (span."a b").
+func (a *Attribute) LabelName() string {
+	if n, ok := intrinsicLabels[a.Intrinsic]; ok && a.Intrinsic != IntrinsicNone {
+		return n
+	}
+	if !needsQuotes(a.Name) {
+		return a.Text
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(a.Text, `"`+a.Name+`"`), a.Name) + strconv.Quote(a.Name)
+}
+
+// needsQuotes says whether an attribute name holds a character that cannot stand in a bare name, so that
+// answers write it quoted (span."a b"), as Tempo does.
+func needsQuotes(name string) bool {
+	return strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("{}()=~!<>&|^,", r) })
+}

@@ -3,6 +3,7 @@ package traceql
 import (
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -682,7 +683,8 @@ func (f *SpansetFilter) Matches(t *Trace, s *Span) bool {
 // EachAttribute calls fn with every attribute of s under the name TraceQL gives it, for breakdowns over all
 // attributes such as compare(): the intrinsics name, kind, status, statusMessage (also when empty), rootName and
 // rootServiceName (when the trace has a root), instrumentation:name and instrumentation:version (when set), then
-// span.x and resource.x, as Tempo's compare() lists them. Durations and ids are left out: their cardinality makes
+// span.x, resource.x and instrumentation.x (scope attributes), names that cannot stand bare in quotes
+// (span."a b"), as Tempo's compare() lists them. Durations and ids are left out: their cardinality makes
 // no useful breakdown.
 func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
 	fn("name", NewString(s.Span.Name()))
@@ -702,6 +704,9 @@ func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
 	each := func(prefix string, m pcommon.Map) {
 		m.Range(func(k string, v pcommon.Value) bool {
 			if st := FromPdata(v); st.Type != TypeNil && st.Type != TypeDuration {
+				if needsQuotes(k) {
+					k = strconv.Quote(k)
+				}
 				fn(prefix+k, st)
 			}
 			return true
@@ -709,6 +714,7 @@ func EachAttribute(t *Trace, s *Span, fn func(name string, v Static)) {
 	}
 	each("span.", s.Span.Attributes())
 	each("resource.", s.Resource.Attrs)
+	each("instrumentation.", s.Scope.Attributes())
 }
 
 // ShownIntrinsics returns the span-level intrinsics (status, statusMessage, kind, nestedSet*, span:childCount)

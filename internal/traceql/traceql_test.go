@@ -283,3 +283,45 @@ func BenchmarkEval(b *testing.B) {
 		q.Eval(tr)
 	}
 }
+
+// TestByLabelName: a metrics series is labelled by the canonical name of an intrinsic (Tempo 3.0.3 answers
+// by(span:name) with series labelled name), an attribute as written.
+func TestByLabelName(t *testing.T) {
+	for _, c := range []struct{ by, want string }{
+		{"span:name", "name"}, {"name", "name"}, {"span:status", "status"}, {"span:kind", "kind"},
+		{"span:duration", "duration"}, {"span:statusMessage", "statusMessage"}, {"trace:rootName", "rootName"},
+		{"trace:rootService", "rootServiceName"}, {"trace:duration", "traceDuration"}, {"span:childCount", "span:childCount"},
+		{"instrumentation:name", "instrumentation:name"}, {"event:name", "event:name"},
+		{"resource.service.name", "resource.service.name"}, {".http.url", ".http.url"}, {`span."a b"`, `span."a b"`},
+	} {
+		q, err := Parse(`{ } | rate() by (` + c.by + `)`)
+		if err != nil {
+			t.Fatalf("%s: %v", c.by, err)
+		}
+		if got := q.Metrics.By[0].LabelName(); got != c.want {
+			t.Errorf("by(%s): label %q, want %q", c.by, got, c.want)
+		}
+	}
+}
+
+// TestEachAttributeNames: compare() breaks down by every attribute under the name Tempo 3.0.3 gives it: scope
+// attributes as instrumentation.x, names that cannot stand bare in quotes (span."foo bar").
+func TestEachAttributeNames(t *testing.T) {
+	tr := testTrace()
+	sp := &tr.Spans[2] // handle
+	sp.Scope.SetName("grpc")
+	sp.Scope.Attributes().PutStr("language", "go")
+	got := map[string]string{}
+	EachAttribute(tr, sp, func(name string, v Static) { got[name] = v.String() })
+	for name, want := range map[string]string{
+		"name": "handle", "instrumentation:name": "grpc", "instrumentation.language": "go", `span."foo bar"`: "quoted",
+		"span.http.status_code": "500", "resource.service.name": "backend",
+	} {
+		if v, ok := got[name]; !ok || !strings.Contains(v, want) {
+			t.Errorf("%s: %q (present %v), want %q; all: %v", name, v, ok, want, got)
+		}
+	}
+	if _, ok := got["span.foo bar"]; ok {
+		t.Errorf("span.foo bar is not quoted: %v", got)
+	}
+}

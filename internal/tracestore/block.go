@@ -315,6 +315,61 @@ func readRows(f *parquet.File, first, count int64, fn func(rows []spanRow) error
 	return nil
 }
 
+// inBlocks says whether one of blocks holds spans of trace id (id range, bloom filter and index; no rows read).
+// A block that cannot be opened is passed over: the search that asked reads it again and reports it.
+func (in *instance) inBlocks(ctx context.Context, blocks []*block, id pcommon.TraceID) bool {
+	for _, b := range blocks {
+		if bytes.Compare(id[:], b.minID[:]) < 0 || bytes.Compare(id[:], b.maxID[:]) > 0 {
+			continue
+		}
+		if err := in.open(ctx, b); err != nil || !b.bloom.test(id) {
+			continue
+		}
+		i := sort.Search(len(b.index), func(i int) bool { return bytes.Compare(b.index[i].id[:], id[:]) >= 0 })
+		if i < len(b.index) && b.index[i].id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// splitIDs returns the trace ids that more than one of blocks holds, from their indexes (sorted by id): the
+// traces whose spans arrived on both sides of a block cut. A k-way walk, no copy of the indexes.
+func (in *instance) splitIDs(ctx context.Context, blocks []*block) []pcommon.TraceID {
+	var lists [][]indexEntry
+	for _, b := range blocks {
+		if err := in.open(ctx, b); err == nil && len(b.index) > 0 {
+			lists = append(lists, b.index)
+		}
+	}
+	if len(lists) < 2 {
+		return nil
+	}
+	var out []pcommon.TraceID
+	pos := make([]int, len(lists))
+	for {
+		var low *pcommon.TraceID
+		for k, l := range lists {
+			if pos[k] < len(l) && (low == nil || bytes.Compare(l[pos[k]].id[:], low[:]) < 0) {
+				low = &l[pos[k]].id
+			}
+		}
+		if low == nil {
+			return out
+		}
+		id, n := *low, 0
+		for k, l := range lists {
+			if pos[k] < len(l) && l[pos[k]].id == id {
+				pos[k]++
+				n++
+			}
+		}
+		if n > 1 {
+			out = append(out, id)
+		}
+	}
+}
+
 // findInBlock returns the spans of one trace in a block.
 func (in *instance) findInBlock(ctx context.Context, b *block, id pcommon.TraceID) ([]traceql.Span, error) {
 	if bytes.Compare(id[:], b.minID[:]) < 0 || bytes.Compare(id[:], b.maxID[:]) > 0 {

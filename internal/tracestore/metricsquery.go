@@ -215,7 +215,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 				var key strings.Builder
 				for i := range m.By {
 					v := traceql.Field(&m.By[i], t, sp)
-					labels = append(labels, SeriesLabel{Name: m.By[i].Text, Value: v})
+					labels = append(labels, SeriesLabel{Name: m.By[i].LabelName(), Value: v})
 					key.WriteString(v.String())
 					key.WriteByte(0)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
@@ -235,10 +236,78 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	defer cancel()
 	seen := map[pcommon.TraceID]bool{}
 	var oldestKept uint64 // with MostRecent and Limit traces kept: the start of the oldest of them
-	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64) bool {
+	pf := req.Query.Prefilter()
+	var snap []*liveTrace
+	var memOK bool
+	blocks, release := in.view(func() {
+		snap = in.snapshotLocked()
+		memOK = memMaybe(pf, in.memDomainLocked())
+	})
+	defer release()
+	dec := newDecoder()
+	// A trace whose spans arrived on both sides of a block cut lies in several places (memory, blocks). Each
+	// place is read on its own, so before a trace is evaluated its other parts are joined to it: the query sees
+	// the trace TraceByID returns. Memory parts are found by id; block parts through each block's id range,
+	// bloom filter and index, in the blocks that overlap the search range. The prefilter judges a block part
+	// alone, a memory part with a part in a block whole; traces held by several blocks are evaluated whole after
+	// the blocks (splitIDs), so a split trace none of whose parts passes the prefilter is still found.
+	memParts := make(map[pcommon.TraceID][]*liveTrace, len(snap))
+	for _, lt := range snap {
+		memParts[lt.id] = append(memParts[lt.id], lt)
+	}
+	var near []*block
+	for _, b := range blocks {
+		if req.Range.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			near = append(near, b)
+		}
+	}
+	whole := func(id pcommon.TraceID, spans []traceql.Span, from *block, fromMem *liveTrace) ([]traceql.Span, error) {
+		n := len(spans)
+		for _, lt := range memParts[id] {
+			if lt != fromMem {
+				part, err := decodeLive(dec, lt.spans)
+				if err != nil {
+					return nil, err
+				}
+				spans = append(spans, part...)
+			}
+		}
+		for _, b := range near {
+			if b == from {
+				continue
+			}
+			part, err := in.findInBlock(ctx, b, id)
+			if err != nil {
+				if err = s.skipDamaged(in.tenant, b, err); err != nil {
+					return nil, s.timeoutErr(err)
+				}
+			}
+			spans = append(spans, part...)
+		}
+		if len(spans) == n {
+			return spans, nil
+		}
+		return dedupe(spans), nil
+	}
+	var visitErr error
+	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64, from *block, fromMem *liveTrace) bool {
 		if !req.Range.overlaps(startNs, endNs) || seen[id] {
 			return true
 		}
+		spans, err := whole(id, spans, from, fromMem)
+		if err != nil {
+			visitErr = err
+			return false
+		}
+		if from == nil && fromMem == nil { // a split trace gathered from scratch: its own time range
+			if len(spans) == 0 {
+				return true
+			}
+			if t := traceql.NewTrace(id, spans); !req.Range.overlaps(t.StartUnixNano, t.StartUnixNano+t.DurationNanos()) {
+				return true
+			}
+		}
+		seen[id] = true // evaluated whole: another place holding a part of it has nothing to add
 		res.Metrics.InspectedTraces++
 		res.Metrics.InspectedSpans += len(spans)
 		t := traceql.NewTrace(id, spans)
@@ -250,7 +319,6 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if len(sets) == 0 {
 			return true
 		}
-		seen[id] = true
 		if req.MostRecent {
 			if len(res.Traces) >= req.Limit && t.StartUnixNano <= oldestKept {
 				return true
@@ -267,23 +335,23 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		res.Traces = append(res.Traces, s.match(t, sets, req))
 		return len(res.Traces) < req.Limit
 	}
-	pf := req.Query.Prefilter()
-	var mem []*liveTrace
-	blocks, release := in.view(func() {
-		if memMaybe(pf, in.memDomainLocked()) {
-			mem = in.snapshotLocked()
-		}
-	})
-	defer release()
 	res.Metrics.TotalBlocks = len(blocks)
 	res.Metrics.TotalJobs = len(blocks) + 1
+	mem := snap
+	if !memOK && len(near) == 0 {
+		mem = nil
+	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
-	dec := newDecoder()
 	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
 		}
-		if !req.Range.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
+		if !req.Range.overlaps(lt.startNs, lt.endNs) {
+			continue
+		}
+		// The prefilter judges this part alone; a trace with a part in a block is judged whole instead (its
+		// block parts may hold what this part lacks).
+		if (!memOK || !liveMaybe(pf, lt.spans)) && !in.inBlocks(ctx, near, lt.id) {
 			continue
 		}
 		res.Metrics.InspectedBytes += lt.bytes
@@ -291,7 +359,10 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		if err != nil {
 			return nil, err
 		}
-		if !visit(lt.id, spans, lt.startNs, lt.endNs) {
+		if !visit(lt.id, spans, lt.startNs, lt.endNs, nil, lt) {
+			if visitErr != nil {
+				return nil, visitErr
+			}
 			return finish(res), nil
 		}
 	}
@@ -303,6 +374,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	}
 	cands := in.prefetchCandidates(ctx, order, pf, req.Range)
 	defer cands.stop()
+	stopped := false
 	for i, b := range order {
 		c := cands.get(i)
 		if c.skip {
@@ -321,7 +393,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 					en = e
 				}
 			}
-			more = visit(id, dedupe(spans), st, en)
+			more = visit(id, dedupe(spans), st, en, b, nil)
 			return more
 		}
 		err := c.err
@@ -337,12 +409,31 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 				return nil, s.timeoutErr(err)
 			}
 		}
+		if visitErr != nil {
+			return nil, visitErr
+		}
 		res.Metrics.InspectedBytes += b.meta.Size
 		res.Metrics.CompletedJobs++
 		if !more {
+			stopped = true
 			break
 		}
 		req.progress(res)
+	}
+	// The prefilter judged each block part of a trace alone: a trace split between blocks whose parts each
+	// lacked what the query needs, and that no memory part brought in whole, is evaluated whole now.
+	if pf != nil && !stopped {
+		for _, id := range in.splitIDs(ctx, near) {
+			if seen[id] {
+				continue
+			}
+			if !visit(id, nil, 0, math.MaxUint64, nil, nil) {
+				break
+			}
+		}
+		if visitErr != nil {
+			return nil, visitErr
+		}
 	}
 	if req.MostRecent {
 		keepNewest(res, req.Limit)
