@@ -137,29 +137,11 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		refuseMemory(w, err)
 		return
 	}
-	if path == "/api/v1/write" && isRemoteWriteV1Request(r) {
-		t.writeV1(w, r, tk)
+	if path == "/api/v1/write" {
+		t.writeRemote(w, r, tk)
 		return
 	}
-	if path == "/api/v1/write" && strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
-		if !boundSnappyBody(w, r2, tk) {
-			return
-		}
-	}
-	if path == "/api/v1/write" && r.Header.Get("Content-Encoding") == "" {
-		// Remote write 2.0 whose body sprout_api's decompression already undid (gzip, zstd): Prometheus'
-		// handler only takes snappy, so encode it again (cheap next to decoding).
-		body, err := io.ReadAll(r2.Body)
-		if err != nil {
-			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r2.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, body)))
-		r2.ContentLength = -1
-		r2.Header = r.Header.Clone()
-		r2.Header.Set("Content-Encoding", "snappy")
-	}
-	// Writes: Prometheus' handlers answer 500 to errors they do not know; a refusal by a limit must answer the
+	// OTLP: Prometheus' handler answers 500 to errors it does not know; a refusal by a limit must answer the
 	// limit's status (400 or 429) instead, so the response is held until the handler is done.
 	ctx, ref := withRefusal(r.Context())
 	rec := &bufferedResponse{header: http.Header{}}
