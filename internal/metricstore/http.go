@@ -155,12 +155,12 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		rec.status = http.StatusBadRequest
 	}
 	if rec.status == http.StatusBadRequest {
-		rec.explainDecodeError(path)
+		rec.explainDecodeError()
 	}
 	rec.writeTo(w)
 }
 
-// boundSnappyBody reads a snappy block body (remote write 2.0, remote read) and refuses it, before Prometheus'
+// boundSnappyBody reads a snappy block body (remote read) and refuses it, before Prometheus'
 // handler decodes it, when its header declares more than the server's body limit (Prometheus' own bound is 32
 // MiB; behind sprout_api every content coding is held to max_request_body_size) or when the memory governor
 // has no room for it. It answers the refusal itself and reports whether the request may go on.
@@ -222,25 +222,15 @@ func refuseMemory(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), status)
 }
 
-// explainDecodeError names what could not be decoded: the upstream handlers answer with the bare decoder
-// message ("s2: corrupt input", "unexpected EOF").
-func (b *bufferedResponse) explainDecodeError(path string) {
+// explainDecodeError names what could not be decoded: Prometheus' OTLP handler answers with the bare decoder
+// message ("unexpected EOF").
+func (b *bufferedResponse) explainDecodeError() {
 	msg := b.body.String()
-	var prefix string
-	switch {
-	case strings.HasPrefix(msg, "s2: ") || strings.HasPrefix(msg, "snappy: "):
-		prefix = "decode snappy-compressed request body: "
-	case strings.HasPrefix(msg, "proto:") || strings.HasPrefix(msg, "unexpected EOF") || strings.Contains(msg, "cannot parse invalid wire-format data"):
-		if path == "/api/v1/write" {
-			prefix = "decode remote write protobuf message: "
-		} else {
-			prefix = "decode OTLP protobuf message: "
-		}
-	default:
+	if !strings.HasPrefix(msg, "proto:") && !strings.HasPrefix(msg, "unexpected EOF") && !strings.Contains(msg, "cannot parse invalid wire-format data") {
 		return
 	}
 	b.body.Reset()
-	b.body.WriteString(prefix + msg)
+	b.body.WriteString("decode OTLP protobuf message: " + msg)
 }
 
 // bufferedResponse holds a (small) write response.
