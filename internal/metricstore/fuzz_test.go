@@ -129,7 +129,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	for name, seeds := range map[string][][]byte{
 		"FuzzRemoteWriteV1": seedV1(), "FuzzRemoteWriteV2": seedV2(), "FuzzOTLPMetrics": seedOTLP(),
-		"FuzzRemoteWriteBody": {snappy.Encode(nil, seedV1()[0]), []byte("not snappy")},
+		"FuzzRemoteWriteBody":   {snappy.Encode(nil, seedV1()[0]), []byte("not snappy")},
 		"FuzzRemoteWriteV2Wire": v2WireSeeds(),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)

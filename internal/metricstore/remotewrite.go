@@ -271,6 +271,7 @@ type rwAppender struct {
 	maxTime int64
 	b       labels.ScratchBuilder
 	pairs   []rwLabel // 2.0: the current series' labels, resolved through the symbols
+	keyBuf  []byte    // 2.0: scratch for labelsKey
 	invalid int       // samples of series skipped for their labels
 	stats   rwStats
 	bad     []error // 2.0: refusals that leave the rest of the request to be written
@@ -398,7 +399,8 @@ func (a *rwAppender) appendV2() error {
 			a.bad = append(a.bad, fmt.Errorf("parsing metadata for series %v: %w", refs, err))
 			continue
 		}
-		key := labelsKey(a.pairs)
+		var key uint64
+		key, a.keyBuf = labelsKey(a.keyBuf, a.pairs)
 		ref, lset, entry, ok, invalid := a.seriesLabels(a.pairs, key, s.smpHi+s.hHi > s.smpLo+s.hLo)
 		if !ok {
 			a.bad = append(a.bad, invalid)
@@ -457,7 +459,10 @@ func (a *rwAppender) appendV2() error {
 			}
 		}
 		// Metadata goes to the WAL with the series (and to /api/v1/metadata); an error only loses the metadata.
-		_, _ = a.app.UpdateMetadata(newRef, lset, md)
+		// Empty metadata says nothing (the head would record it, /api/v1/metadata skips it): not sent.
+		if !md.IsEmpty() {
+			_, _ = a.app.UpdateMetadata(newRef, lset, md)
+		}
 		a.cache(entry, key, ref, newRef, lset)
 	}
 	return nil
@@ -501,18 +506,16 @@ func (a *rwAppender) metadataV2(s *rwSeries) (metadata.Metadata, error) {
 }
 
 // labelsKey hashes a series' labels as the sender ordered them, the refCache key of a 2.0 series (its label
-// references change from request to request; the strings they name do not).
-func labelsKey(pairs []rwLabel) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	sep := []byte{0xff}
+// references change from request to request; the strings they name do not). buf is scratch space.
+func labelsKey(buf []byte, pairs []rwLabel) (uint64, []byte) {
+	buf = buf[:0]
 	for _, p := range pairs {
-		_, _ = d.Write(p.name)
-		_, _ = d.Write(sep)
-		_, _ = d.Write(p.value)
-		_, _ = d.Write(sep)
+		buf = append(buf, p.name...)
+		buf = append(buf, 0xff)
+		buf = append(buf, p.value...)
+		buf = append(buf, 0xff)
 	}
-	return d.Sum64()
+	return xxhash.Sum64(buf), buf
 }
 
 func (a *rwAppender) appendSample(ref storage.SeriesRef, lset labels.Labels, s rwSample) (storage.SeriesRef, error) {

@@ -346,6 +346,12 @@ func (r *rwRequest) seriesV1(b []byte) error {
 }
 
 func labelV1(b []byte) (rwLabel, error) {
+	// Fast path for the usual encoding: name then value, each once, each under 128 bytes.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		if n := 2 + int(b[1]); n+2 <= len(b) && b[n] == 0x12 && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			return rwLabel{name: b[2:n], value: b[n+2:]}, nil
+		}
+	}
 	var l rwLabel
 	for len(b) > 0 {
 		num, typ, val, rest, err := nextField(b)

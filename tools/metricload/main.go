@@ -1,5 +1,5 @@
-// Command metricload drives a Prometheus remote-write 1.0 receiver (Sprout, Prometheus, VictoriaMetrics,
-// Mimir) as hard as a light client can: requests are encoded once, and each send only patches the sample
+// Command metricload drives a Prometheus remote-write receiver (Sprout, Prometheus, VictoriaMetrics, Mimir),
+// 1.0 or (-protocol 2) 2.0, as hard as a light client can: requests are encoded once, and each send only patches the sample
 // timestamps in place and snappy-compresses the result, so the client stays far below the server's CPU.
 //
 //	metricload -url http://127.0.0.1:3200/api/v1/write -series 10000 -batch 500 -workers 4 -duration 20s
@@ -35,6 +35,7 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	lookback := flag.Duration("lookback", 6*time.Hour, "first round's timestamp is this long ago")
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
 	rounds := flag.Int("rounds", 0, "stop after this many rounds (0: only -duration and -lookback bound them)")
+	protocol := flag.Int("protocol", 1, "remote write protocol: 1 (prometheus.WriteRequest) or 2 (io.prometheus.write.v2.Request)")
 	values := flag.String("values", "constant", "sample values: constant, counter or gauge")
 	uniqueLabel := flag.Bool("unique-label", false, "give each series a series=\"<n>\" label, so that series stay distinct once PromQL drops the metric name (rate, sum by)")
 	query := flag.String("query", "", "time this range query instead of writing")
@@ -58,6 +60,14 @@ func main() {
 	flag.Parse()
 	if *query != "" {
 		os.Exit(runQuery(*queryURL, *tenant, *query, *queryRange, *queryEnd, *queryStep, *queryRuns))
+	}
+	if *protocol != 1 && *protocol != 2 {
+		fmt.Fprintf(os.Stderr, "-protocol %d: want 1 or 2\n", *protocol)
+		os.Exit(2)
+	}
+	contentType, version := "application/x-protobuf", "0.1.0"
+	if *protocol == 2 {
+		contentType, version = "application/x-protobuf;proto=io.prometheus.write.v2.Request", "2.0.0"
 	}
 	if *values != "constant" && *values != "counter" && *values != "gauge" {
 		fmt.Fprintf(os.Stderr, "-values %q: want constant, counter or gauge\n", *values)
@@ -77,7 +87,7 @@ func main() {
 	began := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < *workers; w++ {
-		reqs := buildRequests(w*per, per, *batch, *uniqueLabel)
+		reqs := buildRequests(w*per, per, *batch, *uniqueLabel, *protocol == 2)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,9 +101,9 @@ func main() {
 					r.setValues(*values, round)
 					buf = snappy.Encode(buf[:cap(buf)], r.raw)
 					hr, _ := http.NewRequest(http.MethodPost, *url, bytes.NewReader(buf))
-					hr.Header.Set("Content-Type", "application/x-protobuf")
+					hr.Header.Set("Content-Type", contentType)
 					hr.Header.Set("Content-Encoding", "snappy")
-					hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+					hr.Header.Set("X-Prometheus-Remote-Write-Version", version)
 					if *tenant != "" {
 						hr.Header.Set("X-Scope-OrgID", *tenant)
 					}
@@ -139,7 +149,7 @@ func main() {
 	}
 }
 
-// request is an encoded WriteRequest and the offsets of its timestamp varints and its values.
+// request is an encoded WriteRequest (1.0 or 2.0) and the offsets of its timestamp varints and its values.
 type request struct {
 	raw     []byte
 	offsets []int
@@ -151,11 +161,13 @@ type request struct {
 // tsTemplate is a timestamp whose varint has the same length (6 bytes) as any real one in this era.
 const tsTemplate = int64(1_700_000_000_000)
 
-func buildRequests(first, count, batch int, uniqueLabel bool) []*request {
+func buildRequests(first, count, batch int, uniqueLabel, v2 bool) []*request {
 	var out []*request
 	for lo := first; lo < first+count; lo += batch {
 		hi := min(lo+batch, first+count)
 		wr := prompb.WriteRequest{}
+		st := writev2.NewSymbolTable()
+		wr2 := writev2.Request{}
 		for i := lo; i < hi; i++ {
 			ls := []prompb.Label{
 				{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
@@ -165,12 +177,25 @@ func buildRequests(first, count, batch int, uniqueLabel bool) []*request {
 			if uniqueLabel {
 				ls = append(ls, prompb.Label{Name: "series", Value: strconv.Itoa(i)})
 			}
+			// Never 0: a zero value is not encoded.
 			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
 				Labels:  ls,
-				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}}, // never 0: a zero value is not encoded
+				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}},
+			})
+			var refs []uint32
+			for _, l := range ls {
+				refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			wr2.Timeseries = append(wr2.Timeseries, writev2.TimeSeries{
+				LabelsRefs: refs,
+				Samples:    []writev2.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}},
 			})
 		}
+		wr2.Symbols = st.Symbols()
 		raw, err := wr.Marshal()
+		if v2 {
+			raw, err = wr2.Marshal()
+		}
 		if err != nil {
 			panic(err)
 		}
