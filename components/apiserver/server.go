@@ -242,8 +242,8 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("sprout_api: listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
 	srv, err := s.cfg.ToServer(ctx, host.GetExtensions(), s.tel,
-		s.recoverer(s.crossOriginWall(restoreSnappy(s.withGovernor(s.routeGRPC(s.mux))))),
-		confighttp.WithErrorHandler(grpcAwareError))
+		s.recoverer(s.crossOriginWall(s.withGovernor(s.routeGRPC(s.mux)))),
+		confighttp.WithErrorHandler(grpcAwareError), confighttp.WithDecoder("snappy", keepSnappy))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("sprout_api: build server: %w", err)
@@ -261,7 +261,7 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if srv.IdleTimeout == 0 {
 		srv.IdleTimeout = s.readTimeout
 	}
-	srv.Handler = bodyDeadline(s.readTimeout, hideSnappy(srv.Handler))
+	srv.Handler = bodyDeadline(s.readTimeout, srv.Handler)
 	if s.grpc != nil {
 		s.enableH2C(srv)
 	}
@@ -454,33 +454,12 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// snappyHeader carries "Content-Encoding: snappy" past the Collector's HTTP server middleware.
-const snappyHeader = "X-Sprout-Content-Encoding-Snappy"
-
-// hideSnappy hides "Content-Encoding: snappy" from the Collector's decompression middleware, which would decode
-// the body and drop the header: Prometheus remote write (and Loki's protobuf push) send snappy block bodies that
-// their handlers decode themselves, and treat a body without the header as snappy too, so a body decoded twice
-// fails with "s2: corrupt input". restoreSnappy puts the header back inside.
-func hideSnappy(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Del(snappyHeader)
-		if strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
-			r.Header.Del("Content-Encoding")
-			r.Header.Set(snappyHeader, "1")
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func restoreSnappy(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(snappyHeader) != "" {
-			r.Header.Del(snappyHeader)
-			r.Header.Set("Content-Encoding", "snappy")
-		}
-		h.ServeHTTP(w, r)
-	})
-}
+// keepSnappy is the Collector's decoder for "Content-Encoding: snappy": it leaves the body and the header as
+// they are. Snappy block bodies (Prometheus remote write, Loki's protobuf push) are decompressed by the
+// store that reads them, once, into its pooled buffers and against its decoded-size bound; the Collector's
+// decoder would decompress them here into a fresh buffer and drop the header the stores need. gzip, zstd and
+// the others are still decompressed by the Collector.
+func keepSnappy(io.ReadCloser) (io.ReadCloser, error) { return nil, nil }
 
 type statusRecorder struct {
 	http.ResponseWriter

@@ -10,24 +10,44 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// BenchmarkRemoteWriteIngest measures the remote write 1.0 path end to end in process (snappy, protobuf,
-// limits, TSDB append and WAL commit): 1000-sample requests over 10k series, timestamps advancing.
+// BenchmarkRemoteWriteIngest measures the remote write path end to end in process (snappy, protobuf,
+// limits, TSDB append and WAL commit), 1.0 and 2.0: 1000-sample requests over 10k series, timestamps advancing.
 func BenchmarkRemoteWriteIngest(b *testing.B) {
+	b.Run("v1", func(b *testing.B) { benchmarkRemoteWriteIngest(b, false) })
+	b.Run("v2", func(b *testing.B) { benchmarkRemoteWriteIngest(b, true) })
+}
+
+func benchmarkRemoteWriteIngest(b *testing.B, v2 bool) {
 	const nSeries, batch = 10000, 1000
 	s, _ := openTestStore(b, testConfig(b))
 	h := s.Handler(nil)
 	start := time.Now().Add(-6 * time.Hour).UnixMilli()
+	contentType := contentTypeV1
+	if v2 {
+		contentType = contentTypeV2
+	}
 	encode := func(round, lo int) []byte {
 		wr := prompb.WriteRequest{}
+		st := writev2.NewSymbolTable()
+		wr2 := writev2.Request{}
 		for i := lo; i < lo+batch; i++ {
-			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels:  []prompb.Label{{Name: "__name__", Value: "bench_" + strconv.Itoa(i%100)}, {Name: "instance", Value: "host-" + strconv.Itoa(i/100)}},
-				Samples: []prompb.Sample{{Value: float64(round), Timestamp: start + int64(round)*1000}},
-			})
+			ls := []prompb.Label{{Name: "__name__", Value: "bench_" + strconv.Itoa(i%100)}, {Name: "instance", Value: "host-" + strconv.Itoa(i/100)}}
+			smp := prompb.Sample{Value: float64(round), Timestamp: start + int64(round)*1000}
+			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{smp}})
+			var refs []uint32
+			for _, l := range ls {
+				refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			wr2.Timeseries = append(wr2.Timeseries, writev2.TimeSeries{LabelsRefs: refs, Samples: []writev2.Sample{{Value: smp.Value, Timestamp: smp.Timestamp}}})
 		}
+		wr2.Symbols = st.Symbols()
 		raw, _ := wr.Marshal()
+		if v2 {
+			raw, _ = wr2.Marshal()
+		}
 		return snappy.Encode(nil, raw)
 	}
 	const rounds = 100
@@ -47,7 +67,7 @@ func BenchmarkRemoteWriteIngest(b *testing.B) {
 			b.StartTimer()
 		}
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(body))
-		req.Header.Set("Content-Type", contentTypeV1)
+		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("Content-Encoding", "snappy")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

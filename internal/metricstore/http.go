@@ -137,29 +137,11 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		refuseMemory(w, err)
 		return
 	}
-	if path == "/api/v1/write" && isRemoteWriteV1Request(r) {
-		t.writeV1(w, r, tk)
+	if path == "/api/v1/write" {
+		t.writeRemote(w, r, tk)
 		return
 	}
-	if path == "/api/v1/write" && strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") {
-		if !boundSnappyBody(w, r2, tk) {
-			return
-		}
-	}
-	if path == "/api/v1/write" && r.Header.Get("Content-Encoding") == "" {
-		// Remote write 2.0 whose body sprout_api's decompression already undid (gzip, zstd): Prometheus'
-		// handler only takes snappy, so encode it again (cheap next to decoding).
-		body, err := io.ReadAll(r2.Body)
-		if err != nil {
-			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r2.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, body)))
-		r2.ContentLength = -1
-		r2.Header = r.Header.Clone()
-		r2.Header.Set("Content-Encoding", "snappy")
-	}
-	// Writes: Prometheus' handlers answer 500 to errors they do not know; a refusal by a limit must answer the
+	// OTLP: Prometheus' handler answers 500 to errors it does not know; a refusal by a limit must answer the
 	// limit's status (400 or 429) instead, so the response is held until the handler is done.
 	ctx, ref := withRefusal(r.Context())
 	rec := &bufferedResponse{header: http.Header{}}
@@ -173,12 +155,12 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		rec.status = http.StatusBadRequest
 	}
 	if rec.status == http.StatusBadRequest {
-		rec.explainDecodeError(path)
+		rec.explainDecodeError()
 	}
 	rec.writeTo(w)
 }
 
-// boundSnappyBody reads a snappy block body (remote write 2.0, remote read) and refuses it, before Prometheus'
+// boundSnappyBody reads a snappy block body (remote read) and refuses it, before Prometheus'
 // handler decodes it, when its header declares more than the server's body limit (Prometheus' own bound is 32
 // MiB; behind sprout_api every content coding is held to max_request_body_size) or when the memory governor
 // has no room for it. It answers the refusal itself and reports whether the request may go on.
@@ -240,25 +222,15 @@ func refuseMemory(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), status)
 }
 
-// explainDecodeError names what could not be decoded: the upstream handlers answer with the bare decoder
-// message ("s2: corrupt input", "unexpected EOF").
-func (b *bufferedResponse) explainDecodeError(path string) {
+// explainDecodeError names what could not be decoded: Prometheus' OTLP handler answers with the bare decoder
+// message ("unexpected EOF").
+func (b *bufferedResponse) explainDecodeError() {
 	msg := b.body.String()
-	var prefix string
-	switch {
-	case strings.HasPrefix(msg, "s2: ") || strings.HasPrefix(msg, "snappy: "):
-		prefix = "decode snappy-compressed request body: "
-	case strings.HasPrefix(msg, "proto:") || strings.HasPrefix(msg, "unexpected EOF") || strings.Contains(msg, "cannot parse invalid wire-format data"):
-		if path == "/api/v1/write" {
-			prefix = "decode remote write protobuf message: "
-		} else {
-			prefix = "decode OTLP protobuf message: "
-		}
-	default:
+	if !strings.HasPrefix(msg, "proto:") && !strings.HasPrefix(msg, "unexpected EOF") && !strings.Contains(msg, "cannot parse invalid wire-format data") {
 		return
 	}
 	b.body.Reset()
-	b.body.WriteString(prefix + msg)
+	b.body.WriteString("decode OTLP protobuf message: " + msg)
 }
 
 // bufferedResponse holds a (small) write response.

@@ -184,14 +184,3 @@ func (t *Tenant) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	writeAPIData(w, t.meta.query(r.FormValue("metric"), limit, limitPerMetric))
 }
-
-// isRemoteWriteV1 reports whether a remote write Content-Type names the 1.0 message (no proto parameter, or
-// prometheus.WriteRequest).
-func isRemoteWriteV1(ct string) bool {
-	i := strings.Index(ct, "proto=")
-	if i < 0 {
-		return true
-	}
-	p := strings.TrimSpace(strings.SplitN(ct[i+len("proto="):], ";", 2)[0])
-	return p == "prometheus.WriteRequest"
-}

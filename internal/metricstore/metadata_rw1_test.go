@@ -47,15 +47,24 @@ func TestMetadataRemoteWriteV1(t *testing.T) {
 	}
 }
 
-func TestIsRemoteWriteV1(t *testing.T) {
-	for ct, want := range map[string]bool{
-		"application/x-protobuf":                                        true,
-		"application/x-protobuf;proto=prometheus.WriteRequest":          true,
-		"application/x-protobuf;proto=io.prometheus.write.v2.Request":   false,
-		"application/x-protobuf; proto=io.prometheus.write.v2.Request ": false,
+func TestRemoteWriteVersion(t *testing.T) {
+	for _, tc := range []struct {
+		ct      string
+		v2, err bool
+	}{
+		{"", false, false},
+		{"application/x-protobuf", false, false},
+		{"application/x-protobuf;proto=prometheus.WriteRequest", false, false},
+		{"application/x-protobuf;proto=io.prometheus.write.v2.Request", true, false},
+		{"application/x-protobuf; proto=io.prometheus.write.v2.Request ", true, false},
+		{"application/x-protobuf;charset=utf-8", false, false},
+		{"application/x-protobuf;proto=foo.Bar", false, true},
+		{"application/x-protobuf;proto", false, true},
+		{"application/json", false, true},
 	} {
-		if got := isRemoteWriteV1(ct); got != want {
-			t.Errorf("%q: %v, want %v", ct, got, want)
+		v2, err := remoteWriteVersion(tc.ct)
+		if v2 != tc.v2 || (err != nil) != tc.err {
+			t.Errorf("%q: v2 %v, error %v; want v2 %v, error %v", tc.ct, v2, err, tc.v2, tc.err)
 		}
 	}
 }

@@ -23,11 +23,11 @@ func labelRun(t *testing.T, ls []prompb.Label) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layout, err := scanSeries(b)
-	if err != nil || layout.labels == nil {
-		t.Fatalf("scan: %v", err)
+	r := new(rwRequest)
+	if err := r.decodeV1(wField(1, b)); err != nil || len(r.series) != 1 || r.series[0].run == nil {
+		t.Fatalf("decode: %v", err)
 	}
-	return layout.labels
+	return r.series[0].run
 }
 
 func TestRemoteWriteV1Semantics(t *testing.T) {

@@ -252,7 +252,7 @@ func (t *Tenant) buildAPI(reg prometheus.Registerer) {
 		s.gath,
 		reg,
 		nil,
-		true, // remote write receiver
+		false, // remote write is Sprout's own receiver (remotewrite.go); /api/v1/write never reaches this API
 		remote.MessageTypes{remote.WriteV1MessageType, remote.WriteV2MessageType},
 		true, false, false, // OTLP receiver; no delta conversion
 		false,

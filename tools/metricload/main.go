@@ -1,5 +1,5 @@
-// Command metricload drives a Prometheus remote-write 1.0 receiver (Sprout, Prometheus, VictoriaMetrics,
-// Mimir) as hard as a light client can: requests are encoded once, and each send only patches the sample
+// Command metricload drives a Prometheus remote-write receiver (Sprout, Prometheus, VictoriaMetrics, Mimir),
+// 1.0 or (-protocol 2) 2.0, as hard as a light client can: requests are encoded once, and each send only patches the sample
 // timestamps in place and snappy-compresses the result, so the client stays far below the server's CPU
 // (tools/internal/loadgen).
 //
@@ -37,6 +37,7 @@ func main() {
 	lookback := flag.Duration("lookback", 6*time.Hour, "first round's timestamp is this long ago")
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
 	rounds := flag.Int("rounds", 0, "stop after this many rounds (0: only -duration and -lookback bound them)")
+	protocol := flag.Int("protocol", 1, "remote write protocol: 1 (prometheus.WriteRequest) or 2 (io.prometheus.write.v2.Request)")
 	values := flag.String("values", "constant", "sample values: constant, counter or gauge")
 	uniqueLabel := flag.Bool("unique-label", false, "give each series a series=\"<n>\" label, so that series stay distinct once PromQL drops the metric name (rate, sum by)")
 	query := flag.String("query", "", "time this range query instead of writing")
@@ -57,7 +58,7 @@ func main() {
 	}
 	res, err := loadgen.MetricLoad{URL: *url, Series: *nSeries, Batch: *batch, Workers: *workers, Duration: *duration,
 		Interval: *interval, Start: time.Now().Add(-*lookback), Rounds: maxRounds, Values: *values,
-		UniqueLabel: *uniqueLabel, Tenant: *tenant}.Run(ctx)
+		UniqueLabel: *uniqueLabel, Tenant: *tenant, Protocol: *protocol}.Run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

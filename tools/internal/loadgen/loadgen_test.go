@@ -3,11 +3,13 @@ package loadgen
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/sprout-otel/sprout/internal/logstore"
@@ -109,7 +111,7 @@ func TestTraceTemplate(t *testing.T) {
 }
 
 func TestMetricRequests(t *testing.T) {
-	reqs, err := buildMetricRequests(1000, 1200, 500, true)
+	reqs, err := buildMetricRequests(1000, 1200, 500, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +141,38 @@ func TestMetricRequests(t *testing.T) {
 	}
 	if got := wr.Timeseries[0].Labels[3]; got.Name != "series" || got.Value != "2000" {
 		t.Fatalf("first series label %v, want series=2000", got)
+	}
+}
+
+// TestMetricRequestsV2: a 2.0 request carries the same series, and the patched timestamps and values land in its
+// samples.
+func TestMetricRequestsV2(t *testing.T) {
+	reqs, err := buildMetricRequests(0, 300, 300, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC).UnixMilli()
+	r := reqs[0]
+	r.setTimestamp(ts)
+	r.setValues("gauge", 1)
+	var wr writev2.Request
+	if err := wr.Unmarshal(snappyRoundTrip(t, r.raw)); err != nil {
+		t.Fatal(err)
+	}
+	if len(wr.Timeseries) != 300 {
+		t.Fatalf("decoded %d series", len(wr.Timeseries))
+	}
+	for i, s := range wr.Timeseries {
+		if s.Samples[0].Timestamp != ts {
+			t.Fatalf("series %d: timestamp %d, want %d", i, s.Samples[0].Timestamp, ts)
+		}
+		ls := map[string]string{}
+		for k := 0; k+1 < len(s.LabelsRefs); k += 2 {
+			ls[wr.Symbols[s.LabelsRefs[k]]] = wr.Symbols[s.LabelsRefs[k+1]]
+		}
+		if want := fmt.Sprintf("load_metric_%d", i%100); ls["__name__"] != want || ls["job"] != "metricload" {
+			t.Fatalf("series %d labels %v", i, ls)
+		}
 	}
 }
 

@@ -18,9 +18,10 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// MetricLoad drives a Prometheus remote-write 1.0 receiver (Sprout, Prometheus, VictoriaMetrics, Mimir).
+// MetricLoad drives a Prometheus remote-write receiver (Sprout, Prometheus, VictoriaMetrics, Mimir), 1.0 or 2.0.
 // Requests are encoded once; each send only patches the sample timestamps (and values) in place and
 // snappy-compresses the result. Each worker owns a slice of the series and sends them round after round, one
 // sample per series per round, timestamps advancing by Interval from Start, so every sample is new and in order.
@@ -37,6 +38,7 @@ type MetricLoad struct {
 	Values      string        // constant, counter or gauge
 	UniqueLabel bool          // a series="<n>" label, so series stay distinct once PromQL drops the name
 	Tenant      string
+	Protocol    int // remote write 1 (prometheus.WriteRequest, the default) or 2 (io.prometheus.write.v2.Request)
 }
 
 // MetricResult is what a MetricLoad measured on the client side.
@@ -53,6 +55,14 @@ type MetricResult struct {
 func (l MetricLoad) Run(ctx context.Context) (MetricResult, error) {
 	if l.Values != "constant" && l.Values != "counter" && l.Values != "gauge" {
 		return MetricResult{}, fmt.Errorf("values %q: want constant, counter or gauge", l.Values)
+	}
+	contentType, version := "application/x-protobuf", "0.1.0"
+	switch l.Protocol {
+	case 0, 1:
+	case 2:
+		contentType, version = "application/x-protobuf;proto=io.prometheus.write.v2.Request", "2.0.0"
+	default:
+		return MetricResult{}, fmt.Errorf("protocol %d: want 1 or 2", l.Protocol)
 	}
 	if l.Workers < 1 || l.Batch < 1 || l.Series < l.Workers || l.Interval <= 0 {
 		return MetricResult{}, errors.New("workers, batch and interval must be positive, and series at least one per worker")
@@ -77,7 +87,7 @@ func (l MetricLoad) Run(ctx context.Context) (MetricResult, error) {
 	reqs := make([][]*metricRequest, l.Workers)
 	for w := range reqs {
 		var err error
-		if reqs[w], err = buildMetricRequests(w*per, per, l.Batch, l.UniqueLabel); err != nil {
+		if reqs[w], err = buildMetricRequests(w*per, per, l.Batch, l.UniqueLabel, l.Protocol == 2); err != nil {
 			return MetricResult{}, err
 		}
 	}
@@ -98,9 +108,9 @@ func (l MetricLoad) Run(ctx context.Context) (MetricResult, error) {
 					r.setValues(l.Values, round)
 					buf = snappy.Encode(buf[:cap(buf)], r.raw)
 					hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.URL, bytes.NewReader(buf))
-					hr.Header.Set("Content-Type", "application/x-protobuf")
+					hr.Header.Set("Content-Type", contentType)
 					hr.Header.Set("Content-Encoding", "snappy")
-					hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+					hr.Header.Set("X-Prometheus-Remote-Write-Version", version)
 					if l.Tenant != "" {
 						hr.Header.Set("X-Scope-OrgID", l.Tenant)
 					}
@@ -142,7 +152,7 @@ func (l MetricLoad) Run(ctx context.Context) (MetricResult, error) {
 	return res, nil
 }
 
-// metricRequest is an encoded WriteRequest and the offsets of its timestamp varints and its values.
+// metricRequest is an encoded write request (1.0 or 2.0) and the offsets of its timestamp varints and its values.
 type metricRequest struct {
 	raw     []byte
 	offsets []int
@@ -154,11 +164,13 @@ type metricRequest struct {
 // tsTemplate is a timestamp whose varint has the same length (6 bytes) as any real one in this era.
 const tsTemplate = int64(1_700_000_000_000)
 
-func buildMetricRequests(first, count, batch int, uniqueLabel bool) ([]*metricRequest, error) {
+func buildMetricRequests(first, count, batch int, uniqueLabel, v2 bool) ([]*metricRequest, error) {
 	var out []*metricRequest
 	for lo := first; lo < first+count; lo += batch {
 		hi := min(lo+batch, first+count)
 		wr := prompb.WriteRequest{}
+		st := writev2.NewSymbolTable()
+		wr2 := writev2.Request{}
 		for i := lo; i < hi; i++ {
 			ls := []prompb.Label{
 				{Name: "__name__", Value: "load_metric_" + strconv.Itoa(i%100)},
@@ -168,12 +180,32 @@ func buildMetricRequests(first, count, batch int, uniqueLabel bool) ([]*metricRe
 			if uniqueLabel {
 				ls = append(ls, prompb.Label{Name: "series", Value: strconv.Itoa(i)})
 			}
-			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels:  ls,
-				Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}}, // never 0: a zero value is not encoded
+			// Values are never 0: a zero value is not encoded. Both versions encode a sample as value (field 1)
+			// then timestamp (field 2), so the offsets below are found the same way.
+			if !v2 {
+				wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
+					Labels:  ls,
+					Samples: []prompb.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}},
+				})
+				continue
+			}
+			var refs []uint32
+			for _, l := range ls {
+				refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			wr2.Timeseries = append(wr2.Timeseries, writev2.TimeSeries{
+				LabelsRefs: refs,
+				Samples:    []writev2.Sample{{Value: float64(i) + 1, Timestamp: tsTemplate}},
 			})
 		}
-		raw, err := wr.Marshal()
+		var raw []byte
+		var err error
+		if v2 {
+			wr2.Symbols = st.Symbols()
+			raw, err = wr2.Marshal()
+		} else {
+			raw, err = wr.Marshal()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("encode a write request: %w", err)
 		}
