@@ -98,6 +98,10 @@ type Log struct {
 	size    int64
 	written uint64 // bytes appended since Open, across segments
 	dirty   bool   // appended since the last fsync (interval policy)
+	// dirSync is set when a segment was created and the directory not fsynced since: the first fsync after
+	// it (of an append under FsyncAlways, the interval's, or Close's) fsyncs the directory first, so a
+	// rotation, which the log store makes with pushes held off, does not wait for it.
+	dirSync bool
 	buf     []byte
 	failed  error // a failed write could not be cut off: the log takes no more appends
 
@@ -225,13 +229,26 @@ func (l *Log) create(seq uint64) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open WAL segment: %w", err)
 	}
-	if l.opts.Fsync != FsyncNever {
-		if err := syncDir(l.dir); err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-	}
+	l.dirSync = l.opts.Fsync != FsyncNever
 	return f, nil
+}
+
+// syncDirIfCreated fsyncs the directory when a segment was created since it last was.
+func (l *Log) syncDirIfCreated() error {
+	l.mu.Lock()
+	pending := l.dirSync
+	l.dirSync = false
+	l.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	if err := syncDir(l.dir); err != nil {
+		l.mu.Lock()
+		l.dirSync = true
+		l.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -326,6 +343,9 @@ func (l *Log) syncUpTo(off uint64, f *os.File) error {
 	if l.synced >= off {
 		return nil
 	}
+	if err := l.syncDirIfCreated(); err != nil {
+		return err
+	}
 	l.mu.Lock()
 	target, cur := l.written, l.f
 	l.mu.Unlock()
@@ -354,6 +374,12 @@ func (l *Log) Sync() error {
 	l.dirty = false
 	f := l.f
 	l.mu.Unlock()
+	if err := l.syncDirIfCreated(); err != nil {
+		l.mu.Lock()
+		l.dirty = true
+		l.mu.Unlock()
+		return err
+	}
 	// Outside the lock: appends go on during the fsync. A segment closed meanwhile was fsynced by Rotate or Close.
 	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 		l.mu.Lock()
@@ -527,6 +553,12 @@ func (l *Log) Close() error {
 	if l.opts.Fsync != FsyncNever {
 		if e := l.f.Sync(); e != nil {
 			err = fmt.Errorf("fsync WAL: %w", e)
+		}
+		if l.dirSync {
+			if e := syncDir(l.dir); e != nil && err == nil {
+				err = e
+			}
+			l.dirSync = false
 		}
 	}
 	if e := l.f.Close(); e != nil && err == nil {
