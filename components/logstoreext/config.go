@@ -4,12 +4,12 @@
 package logstoreext
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
 )
@@ -47,16 +47,11 @@ func (c *Config) bucketConfig() bucket.Config {
 	return b
 }
 
-// ExporterConfig is the `sprout_logs` exporter's configuration.
+// ExporterConfig is the `sprout_logs` exporter's configuration: `store`, the sprout_logs extension to write
+// into.
 type ExporterConfig struct {
-	// Store is the sprout_logs extension to write into.
-	Store component.ID `mapstructure:"store"`
+	storebridge.ExporterConfig `mapstructure:",squash"`
 }
 
-// Validate implements component.ConfigValidator.
-func (c *ExporterConfig) Validate() error {
-	if c.Store.Type().String() == "" {
-		return errors.New("store: must name a sprout_logs extension")
-	}
-	return nil
-}
+// Validate names the field that is wrong.
+func (c *ExporterConfig) Validate() error { return c.Check(Type) }

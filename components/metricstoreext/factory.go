@@ -33,7 +33,7 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 
 func createMetricsExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
 	c := cfg.(*ExporterConfig)
-	e := &metricsExporter{cfg: c, logger: set.Logger}
+	e := newMetricsExporter(c, set.Logger)
 	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),

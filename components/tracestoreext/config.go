@@ -2,13 +2,12 @@ package tracestoreext
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
-	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
 
@@ -42,18 +41,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ExporterConfig is the `sprout_traces` exporter's configuration.
+// ExporterConfig is the `sprout_traces` exporter's configuration: `store`, the sprout_traces extension to write
+// into.
 type ExporterConfig struct {
-	// Store is the sprout_traces extension the exporter writes into.
-	Store component.ID `mapstructure:"store"`
+	storebridge.ExporterConfig `mapstructure:",squash"`
 }
 
 // Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error {
-	if c.Store.Type() != Type {
-		return fmt.Errorf("store: %q is not a %s extension", c.Store, Type)
-	}
-	return nil
-}
-
-var _ = apiserver.Type
+func (c *ExporterConfig) Validate() error { return c.Check(Type) }

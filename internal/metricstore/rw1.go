@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/memguard"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Sprout's remote write 1.0 receiver. It keeps the semantics of Prometheus' handler (one appender per request;
@@ -111,6 +112,7 @@ func (t *Tenant) writeV1(w http.ResponseWriter, r *http.Request, tk *memguard.Ti
 		body = out
 	}
 	if status, err := t.appendV1(r.Context(), body); err != nil {
+		refusal.SetHeaders(w.Header(), err)
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -136,12 +138,12 @@ func (t *Tenant) appendV1(ctx context.Context, body []byte) (int, error) {
 	if err != nil {
 		_ = a.app.Rollback()
 		if le := ref.get(); le != nil {
-			return le.Status, le
+			return le.HTTPStatus(), le
 		}
-		var le *LimitError
+		var le *refusal.Error
 		switch {
 		case errors.As(err, &le):
-			return le.Status, le
+			return le.HTTPStatus(), le
 		case errors.Is(err, errDecode):
 			return http.StatusBadRequest, fmt.Errorf("decode remote write protobuf message: %w", err)
 		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrOutOfBounds),
@@ -162,7 +164,7 @@ func (t *Tenant) appendV1(ctx context.Context, body []byte) (int, error) {
 	}
 	if err := a.app.Commit(); err != nil {
 		if le := ref.get(); le != nil {
-			return le.Status, le
+			return le.HTTPStatus(), le
 		}
 		return http.StatusInternalServerError, fmt.Errorf("commit remote write samples: %w", err)
 	}

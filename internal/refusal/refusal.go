@@ -50,6 +50,10 @@ const (
 	Overloaded
 	// Timeout is a query that ran out of its time.
 	Timeout
+	// Partial is a write of which a per-tenant limit refused a part while the rest may have been stored (Loki's
+	// stream limit): HTTP 429, as Loki answers, but not retryable through the pipelines, where resending the
+	// whole batch would store its accepted part twice (gRPC InvalidArgument, consumererror permanent).
+	Partial
 )
 
 // answer is how a Reason is answered on each protocol.
@@ -69,6 +73,7 @@ var answers = [...]answer{
 	RateLimited:     {"rate_limited", http.StatusTooManyRequests, codes.ResourceExhausted, true},
 	Overloaded:      {"overloaded", http.StatusServiceUnavailable, codes.Unavailable, true},
 	Timeout:         {"timeout", http.StatusGatewayTimeout, codes.DeadlineExceeded, false},
+	Partial:         {"partial", http.StatusTooManyRequests, codes.InvalidArgument, false},
 }
 
 func (r Reason) answer() answer {
@@ -146,6 +151,21 @@ func (e *Error) GRPCStatus() *status.Status {
 		}
 	}
 	return st
+}
+
+// RetryDelay returns the RetryInfo delay a gRPC status error carries (as a client reads it), and whether it has
+// one.
+func RetryDelay(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
 }
 
 // As returns the refusal err is or wraps.

@@ -8,24 +8,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// retryDelay returns the RetryInfo delay of a gRPC status error, and whether it has one.
-func retryDelay(err error) (time.Duration, bool) {
-	st, ok := status.FromError(err)
-	if !ok {
-		return 0, false
-	}
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration(), true
-		}
-	}
-	return 0, false
-}
 
 // TestAnswers: every reason has one answer on every protocol, and it is the same wrapped or not.
 func TestAnswers(t *testing.T) {
@@ -46,6 +31,7 @@ func TestAnswers(t *testing.T) {
 		{RateLimited, 2500 * time.Millisecond, 429, codes.ResourceExhausted, 2500 * time.Millisecond, false},
 		{Overloaded, 0, 503, codes.Unavailable, time.Second, false},
 		{Timeout, 0, 504, codes.DeadlineExceeded, 0, true},
+		{Partial, 0, 429, codes.InvalidArgument, 0, true},
 		{Reason(200), 0, 500, codes.Internal, 0, true},
 	}
 	for _, tc := range cases {
@@ -66,7 +52,7 @@ func TestAnswers(t *testing.T) {
 				if st.Message() != err.Error() {
 					t.Errorf("gRPC message %q, want the whole error %q", st.Message(), err.Error())
 				}
-				d, ok := retryDelay(err)
+				d, ok := RetryDelay(err)
 				if (tc.wait > 0) != ok || d != tc.wait {
 					t.Errorf("%v: RetryInfo %v (%v), want %v", err, d, ok, tc.wait)
 				}
@@ -100,6 +86,9 @@ func TestOthers(t *testing.T) {
 	SetHeaders(h, plain)
 	if len(h) != 0 {
 		t.Errorf("headers for a plain error: %v", h)
+	}
+	if _, ok := RetryDelay(plain); ok {
+		t.Error("a plain error has no RetryInfo")
 	}
 	if Consumer(plain) != plain || Consumer(nil) != nil {
 		t.Error("Consumer must leave plain errors alone")

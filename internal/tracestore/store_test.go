@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/traceql"
@@ -165,7 +166,7 @@ func TestIngestQuerySearch(t *testing.T) {
 	if n := countSpans(t, s, 50); n != 0 {
 		t.Fatalf("tenant leak: %d spans of tenant other seen by %s", n, tn)
 	}
-	if err := s.Push(ctx, "../etc", batch(50, 1, 2)); !errors.Is(err, ErrBadData) {
+	if err := s.Push(ctx, "../etc", batch(50, 1, 2)); !permanent(err) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 }
@@ -180,8 +181,7 @@ func TestLimits(t *testing.T) {
 	td := batch(1, 1, 2)           // small trace: accepted
 	makeTrace(td, 2, 40, baseTime) // large trace: refused
 	err := s.Push(ctx, tn, td)
-	var le *LimitError
-	if !errors.As(err, &le) || le.Limit != "max_bytes_per_trace" || !errors.Is(err, ErrBadData) {
+	if le, ok := refusal.As(err); !ok || le.Limit != "max_bytes_per_trace" || !permanent(err) {
 		t.Fatalf("err = %v, want a max_bytes_per_trace limit error", err)
 	}
 	if n := countSpans(t, s, 1); n != 2 {
@@ -191,7 +191,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("the large trace has %d spans, want 0", n)
 	}
 	_, err = s.Search(ctx, tn, SearchRequest{Query: mustQuery(t, "{}"), Range: TimeRange{Start: baseTime, End: baseTime.Add(2 * time.Hour)}})
-	if !errors.As(err, &le) || le.Limit != "max_search_duration" {
+	if le, ok := refusal.As(err); !ok || le.Limit != "max_search_duration" {
 		t.Fatalf("err = %v, want max_search_duration", err)
 	}
 }
@@ -594,4 +594,10 @@ func TestReadCacheS3(t *testing.T) {
 	if s.cache.hits == h0 {
 		t.Fatalf("the second read was not served from the cache (hits %d, misses %d)", s.cache.hits, s.cache.misses)
 	}
+}
+
+// permanent reports whether err is a refusal that retrying cannot fix (the pipelines must not retry it).
+func permanent(err error) bool {
+	ref, ok := refusal.As(err)
+	return ok && !ref.Retryable()
 }
