@@ -49,24 +49,9 @@ func TestLoadConfig(t *testing.T) {
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
-			sub, err := cm.Sub(tc.id.String())
-			if err != nil {
-				t.Fatal(err)
+			if load(t, cm, tc.id.String(), cfg, tc.wantErr) {
+				tc.check(t, cfg)
 			}
-			if err := sub.Unmarshal(cfg); err != nil {
-				t.Fatal(err)
-			}
-			err = confmap.Validate(cfg)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, cfg)
 		})
 	}
 }
@@ -94,22 +79,8 @@ func TestExporterConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := createDefaultExporterConfig().(*ExporterConfig)
-			sub, err := cm.Sub(tc.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = sub.Unmarshal(cfg)
-			if err == nil {
-				err = confmap.Validate(cfg)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if !load(t, cm, tc.name, cfg, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.Store != tc.store || (cfg.deprecatedKey != "") != tc.deprecated || cfg.ResourceToTelemetryConversion.Enabled != tc.r2t {
 				t.Fatalf("config %+v", cfg)
@@ -129,4 +100,26 @@ func TestExporterConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// load unmarshals the section id of cm into cfg and validates it as the Collector does (every nested config
+// with a Validate method). It reports whether cfg is good; an error must contain wantErr, and is fatal when
+// wantErr is empty.
+func load(t *testing.T, cm *confmap.Conf, id string, cfg any, wantErr string) bool {
+	t.Helper()
+	sub, err := cm.Sub(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sub.Unmarshal(cfg)
+	if err == nil {
+		err = confmap.Validate(cfg)
+	}
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatal(err)
+	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+		t.Fatalf("err = %v, want an error containing %q", err, wantErr)
+	}
+	return err == nil
 }
