@@ -9,7 +9,6 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
-	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logstore"
 )
@@ -46,12 +45,3 @@ func (c *Config) bucketConfig() bucket.Config {
 	}
 	return b
 }
-
-// ExporterConfig is the `sprout_logs` exporter's configuration: `store`, the sprout_logs extension to write
-// into.
-type ExporterConfig struct {
-	storebridge.ExporterConfig `mapstructure:",squash"`
-}
-
-// Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error { return c.Check(Type) }

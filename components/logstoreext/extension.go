@@ -30,10 +30,7 @@ func newExtension(cfg *Config, set extension.Settings) *Extension {
 func (e *Extension) Holder() *storebridge.Holder[*logstore.Store] { return &e.store }
 
 // Store is the log store, or nil before Start and after Shutdown.
-func (e *Extension) Store() *logstore.Store {
-	st, _ := e.store.Get()
-	return st
-}
+func (e *Extension) Store() *logstore.Store { return e.store.Get() }
 
 // Start opens the store (index load, WAL replay) and mounts the Loki API on the sprout_api port.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {

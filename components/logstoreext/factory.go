@@ -34,18 +34,15 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 
 // NewExporterFactory returns the `sprout_logs` exporter factory.
 func NewExporterFactory() exporter.Factory {
-	return exporter.NewFactory(Type, func() component.Config {
-		return &ExporterConfig{storebridge.ExporterConfig{Store: component.NewID(Type)}}
-	}, exporter.WithLogs(createLogsExporter, component.StabilityLevelAlpha))
+	return exporter.NewFactory(Type, func() component.Config { c := storebridge.NewExporterConfig(Type); return &c },
+		exporter.WithLogs(createLogsExporter, component.StabilityLevelAlpha))
 }
 
 func createLogsExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
-	x := storebridge.NewExporter[*logstore.Store](Type, cfg.(*ExporterConfig).ExporterConfig)
-	push := func(ctx context.Context, ld plog.Logs) error {
-		return x.Push(ctx, func(st *logstore.Store, tenantID string) error {
-			return st.Push(ctx, tenantID, logstore.OTLPToStreams(ld, time.Now()))
-		})
-	}
+	x := storebridge.NewExporter[*logstore.Store](*cfg.(*storebridge.ExporterConfig), set.Logger)
+	push := storebridge.Consume(x, func(st *logstore.Store, ctx context.Context, tenantID string, ld plog.Logs) error {
+		return st.Push(ctx, tenantID, logstore.OTLPToStreams(ld, time.Now()))
+	})
 	return exporterhelper.NewLogs(ctx, set, cfg, push,
 		exporterhelper.WithStart(x.Start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),

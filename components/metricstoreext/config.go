@@ -48,24 +48,11 @@ type ExporterConfig struct {
 
 	// BackOffConfig retries writes refused for the ingestion rate; bad data is never retried.
 	configretry.BackOffConfig `mapstructure:"retry_on_failure"`
-
-	// deprecatedKey is the deprecated key the configuration used, "" when none.
-	deprecatedKey string
 }
-
-// deprecatedStoreKey is the exporter's first spelling of storebridge.Key.
-const deprecatedStoreKey = "metrics_store"
 
 // Unmarshal reads the configuration, taking metrics_store as the deprecated spelling of store.
 func (c *ExporterConfig) Unmarshal(conf *confmap.Conf) error {
-	conf, used, err := storebridge.Alias(conf, deprecatedStoreKey)
-	if err != nil {
-		return err
-	}
-	if used {
-		c.deprecatedKey = deprecatedStoreKey
-	}
-	return conf.Unmarshal(c)
+	return c.UnmarshalAlias(conf, "metrics_store", c)
 }
 
 // ResourceToTelemetryConfig is the seed's `resource_to_telemetry_conversion` block.
@@ -73,12 +60,9 @@ type ResourceToTelemetryConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 }
 
-// Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error { return c.Check(Type) }
-
 func createDefaultExporterConfig() component.Config {
 	return &ExporterConfig{
-		ExporterConfig: storebridge.ExporterConfig{Store: component.NewID(Type)},
+		ExporterConfig: storebridge.NewExporterConfig(Type),
 		BackOffConfig:  configretry.NewDefaultBackOffConfig(),
 	}
 }

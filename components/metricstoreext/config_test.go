@@ -82,7 +82,7 @@ func TestExporterConfig(t *testing.T) {
 			if !load(t, cm, tc.name, cfg, tc.wantErr) {
 				return
 			}
-			if cfg.Store != tc.store || (cfg.deprecatedKey != "") != tc.deprecated || cfg.ResourceToTelemetryConversion.Enabled != tc.r2t {
+			if cfg.Store != tc.store || cfg.ResourceToTelemetryConversion.Enabled != tc.r2t {
 				t.Fatalf("config %+v", cfg)
 			}
 			if !cfg.BackOffConfig.Enabled {
@@ -92,10 +92,10 @@ func TestExporterConfig(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
 			h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
 				tc.store: newExtension(createDefaultConfig().(*Config), extensiontest.NewNopSettings(Type))}}
-			if err := newMetricsExporter(cfg, zap.New(core)).start(context.Background(), h); err != nil {
+			if err := newMetricsExporter(cfg, zap.New(core)).x.Start(context.Background(), h); err != nil {
 				t.Fatal(err)
 			}
-			if warned := logs.FilterMessageSnippet("metrics_store is deprecated").Len() == 1; warned != tc.deprecated {
+			if warned := logs.FilterMessageSnippet("key metrics_store is deprecated; call it store").Len() == 1; warned != tc.deprecated {
 				t.Errorf("deprecation logged: %v, want %v", warned, tc.deprecated)
 			}
 		})

@@ -3,7 +3,6 @@ package metricstoreext
 import (
 	"context"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
@@ -14,31 +13,20 @@ import (
 // metricsExporter writes pipeline metrics into the `sprout_metrics` extension's store, into the tenant named by
 // the request's X-Scope-OrgID metadata. A nil return means the batch is in the tenant's WAL.
 type metricsExporter struct {
-	x      *storebridge.Exporter[*metricstore.Store]
-	cfg    *ExporterConfig
-	logger *zap.Logger
+	x   *storebridge.Exporter[*metricstore.Store]
+	cfg *ExporterConfig
 }
 
 func newMetricsExporter(cfg *ExporterConfig, logger *zap.Logger) *metricsExporter {
-	return &metricsExporter{x: storebridge.NewExporter[*metricstore.Store](Type, cfg.ExporterConfig), cfg: cfg, logger: logger}
+	return &metricsExporter{x: storebridge.NewExporter[*metricstore.Store](cfg.ExporterConfig, logger), cfg: cfg}
 }
 
-func (e *metricsExporter) start(ctx context.Context, host component.Host) error {
-	if e.cfg.deprecatedKey != "" {
-		e.logger.Warn("The sprout_metrics exporter's key "+e.cfg.deprecatedKey+" is deprecated; call it "+storebridge.Key,
-			zap.String(storebridge.Key, e.cfg.Store.String()))
+func (e *metricsExporter) write(st *metricstore.Store, ctx context.Context, tenantID string, md pmetric.Metrics) error {
+	t, err := st.Tenant(ctx, tenantID)
+	if err != nil {
+		return err
 	}
-	return e.x.Start(ctx, host)
-}
-
-func (e *metricsExporter) push(ctx context.Context, md pmetric.Metrics) error {
-	return e.x.Push(ctx, func(st *metricstore.Store, tenantID string) error {
-		t, err := st.Tenant(ctx, tenantID)
-		if err != nil {
-			return err
-		}
-		// Refused for the ingestion rate, the batch is retried by retry_on_failure first; what reaches the
-		// client is RESOURCE_EXHAUSTED with RetryInfo.
-		return t.AppendOTLP(ctx, md, e.cfg.ResourceToTelemetryConversion.Enabled)
-	})
+	// Refused for the ingestion rate, the batch is retried by retry_on_failure first; what reaches the client is
+	// RESOURCE_EXHAUSTED with RetryInfo.
+	return t.AppendOTLP(ctx, md, e.cfg.ResourceToTelemetryConversion.Enabled)
 }

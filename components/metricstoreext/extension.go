@@ -91,10 +91,7 @@ func (e *Extension) Shutdown(context.Context) error {
 }
 
 // Store is the running store, or nil before Start and after Shutdown.
-func (e *Extension) Store() *metricstore.Store {
-	st, _ := e.store.Get()
-	return st
-}
+func (e *Extension) Store() *metricstore.Store { return e.store.Get() }
 
 var errNotStarted = errors.New("sprout_metrics extension is not started")
 

@@ -1,17 +1,13 @@
 // Package storebridge is the one bridge between a Collector pipeline and a Sprout store, shared by the
-// sprout_traces, sprout_metrics and sprout_logs components and shaped after Jaeger v2's storage extension and
-// storage exporter: the extension owns the store (a Holder: opened at Start, handed out under its lock, closed
-// at Shutdown) and mounts its API on sprout_api; the exporter names the extension with its `store` key, finds
-// it at start, and writes each batch into it for the batch's tenant, refused or not by the process's tenant
-// policy and memory governor, with the store's refusals shaped for the pipelines by refusal.Consumer.
-//
-// It must not know any store's data, configuration or API: each component passes what differs (how to open,
-// write and close its store, which routes to mount) as functions.
+// sprout_traces, sprout_metrics and sprout_logs components after Jaeger v2's storage extension and exporter:
+// the extension owns the store (a Holder: opened at Start, handed out under its lock, closed at Shutdown); the
+// exporter names the extension with its `store` key, finds it at start, and writes each batch into it for the
+// batch's tenant. It must not know any store's data, configuration or API: each component passes what differs
+// (how to open, write and close its store) as functions.
 package storebridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -26,9 +22,10 @@ import (
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
-// Store is what the bridge needs of every store: the process's tenant limit and query gate, which the
-// sprout_api extension owns, are applied to it before it serves anything.
+// Store is what the bridge needs of every store (a pointer; nil is no store): the process's tenant limit and
+// query gate, which the sprout_api extension owns, are applied to it before it serves anything.
 type Store interface {
+	comparable
 	SetMaxTenants(n int)
 	QueryLimiter() *querylimit.Limiter
 }
@@ -41,7 +38,6 @@ type starter interface{ Start() }
 type Holder[S Store] struct {
 	mu    sync.RWMutex
 	store S
-	open  bool
 }
 
 // Start is the start-up every store extension shares. It finds the sprout_api extension api (nil, with a
@@ -67,7 +63,7 @@ func (h *Holder[S]) Start(host component.Host, api component.ID, logger *zap.Log
 		s.Start()
 	}
 	h.mu.Lock()
-	h.store, h.open = st, true
+	h.store = st
 	h.mu.Unlock()
 	if srv != nil {
 		srv.AddReadinessCheck(name, h.ready(name))
@@ -77,28 +73,29 @@ func (h *Holder[S]) Start(host component.Host, api component.ID, logger *zap.Log
 
 func (h *Holder[S]) ready(name string) func() error {
 	return func() error {
-		if _, ok := h.Get(); !ok {
+		var none S
+		if h.Get() == none {
 			return fmt.Errorf("the %s store is not open", name)
 		}
 		return nil
 	}
 }
 
-// Get returns the open store, and false before Start and after Shutdown.
-func (h *Holder[S]) Get() (S, bool) {
+// Get returns the open store, or nil before Start and after Shutdown.
+func (h *Holder[S]) Get() S {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.store, h.open
+	return h.store
 }
 
 // Shutdown lets go of the store and closes it with close; a store never opened is not closed.
 func (h *Holder[S]) Shutdown(close func(S) error) error {
+	var none S
 	h.mu.Lock()
-	st, open := h.store, h.open
-	var zero S
-	h.store, h.open = zero, false
+	st := h.store
+	h.store = none
 	h.mu.Unlock()
-	if !open {
+	if st == none {
 		return nil
 	}
 	return close(st)
@@ -106,96 +103,105 @@ func (h *Holder[S]) Shutdown(close func(S) error) error {
 
 // Provider is a store extension as its exporter sees it.
 type Provider[S Store] interface {
-	component.Component
-	// Holder is the extension's store.
 	Holder() *Holder[S]
 }
 
-// Key is the exporter configuration key that names the store extension to write into, the same in the three
-// store exporters (as Jaeger v2's storage exporter names its storage extension).
+// Key is the key that names the store extension in the three store exporters' configurations.
 const Key = "store"
 
-// ExporterConfig is the configuration every store exporter shares; exporters embed it (squashed).
+// ExporterConfig is the configuration every store exporter shares (exporters with more keys embed it, squashed).
 type ExporterConfig struct {
 	// Store is the store extension to write into.
 	Store component.ID `mapstructure:"store"`
+	typ   component.Type
+	alias string // the deprecated spelling of Key the configuration used
 }
 
-// Check names the field that is wrong: store must name an extension of type typ. (Not Validate: each
-// exporter's own Validate calls it with its type.)
-func (c ExporterConfig) Check(typ component.Type) error {
-	if c.Store.Type() != typ {
-		return fmt.Errorf("%s: %q is not a %s extension", Key, c.Store, typ)
+// NewExporterConfig is the default configuration of the exporter of type typ: the extension of that type.
+func NewExporterConfig(typ component.Type) ExporterConfig {
+	return ExporterConfig{Store: component.NewID(typ), typ: typ}
+}
+
+// Validate names the field that is wrong.
+func (c *ExporterConfig) Validate() error {
+	if c.Store.Type() != c.typ {
+		return fmt.Errorf("%s: %q is not a %s extension", Key, c.Store, c.typ)
 	}
 	return nil
 }
 
-// Alias makes old, an earlier spelling of the store key, set store: it returns conf with old renamed, and
-// whether it was used. Setting both is an error, so that no config silently means two things.
-func Alias(conf *confmap.Conf, old string) (*confmap.Conf, bool, error) {
-	if conf == nil || !conf.IsSet(old) {
-		return conf, false, nil
+// UnmarshalAlias unmarshals conf into cfg, the exporter's whole configuration (which embeds c), taking old as
+// an earlier spelling of Key; the exporter logs it as deprecated at start. Setting both is an error, so that no
+// config silently means two things.
+func (c *ExporterConfig) UnmarshalAlias(conf *confmap.Conf, old string, cfg any) error {
+	if !conf.IsSet(old) {
+		return conf.Unmarshal(cfg)
 	}
 	if conf.IsSet(Key) {
-		return nil, false, fmt.Errorf("%s: deprecated spelling of %s; set only %s", old, Key, Key)
+		return fmt.Errorf("%s: deprecated spelling of %s; set only %s", old, Key, Key)
 	}
 	m := conf.ToStringMap()
 	m[Key] = m[old]
 	delete(m, old)
-	return confmap.NewFromStringMap(m), true, nil
+	if err := confmap.NewFromStringMap(m).Unmarshal(cfg); err != nil {
+		return err
+	}
+	c.alias = old
+	return nil
 }
 
 // Exporter is what a store exporter holds from start on: its extension's store, and the process's tenant
 // policy and memory governor.
 type Exporter[S Store] struct {
-	typ     component.Type
-	id      component.ID
+	cfg     ExporterConfig
+	logger  *zap.Logger
 	holder  *Holder[S]
 	tenants tenant.Policy
 	gov     *memguard.Governor
 }
 
-// NewExporter is the exporter part of a component of type typ that writes into the extension cfg names.
-func NewExporter[S Store](typ component.Type, cfg ExporterConfig) *Exporter[S] {
-	return &Exporter[S]{typ: typ, id: cfg.Store}
+// NewExporter is the exporter part of a store exporter configured by cfg.
+func NewExporter[S Store](cfg ExporterConfig, logger *zap.Logger) *Exporter[S] {
+	return &Exporter[S]{cfg: cfg, logger: logger}
 }
 
-// Start finds the store extension on host (it must be configured under extensions and service.extensions) and
-// the process's tenant policy and memory governor.
+// Start finds the store extension (configured under extensions and service.extensions), the process's tenant
+// policy and its memory governor.
 func (x *Exporter[S]) Start(_ context.Context, host component.Host) error {
-	ext, ok := host.GetExtensions()[x.id]
+	if x.cfg.alias != "" {
+		x.logger.Warn(fmt.Sprintf("The %s exporter's key %s is deprecated; call it %s", x.cfg.typ, x.cfg.alias, Key))
+	}
+	ext, ok := host.GetExtensions()[x.cfg.Store]
 	if !ok {
-		return fmt.Errorf("%s exporter: %s: extension %q is not configured: add it under extensions and service.extensions", x.typ, Key, x.id)
+		return fmt.Errorf("%s exporter: %s: extension %q is not configured: add it under extensions and service.extensions", x.cfg.typ, Key, x.cfg.Store)
 	}
 	p, ok := ext.(Provider[S])
 	if !ok {
-		return fmt.Errorf("%s exporter: %s: extension %q is not a %s extension", x.typ, Key, x.id, x.typ)
+		return fmt.Errorf("%s exporter: %s: extension %q is not a %s extension", x.cfg.typ, Key, x.cfg.Store, x.cfg.typ)
 	}
-	x.holder = p.Holder()
-	x.tenants = apiserver.TenantPolicy(host)
-	x.gov = apiserver.MemoryGovernor(host)
+	x.holder, x.tenants, x.gov = p.Holder(), apiserver.TenantPolicy(host), apiserver.MemoryGovernor(host)
 	return nil
 }
 
-// errNotStarted is retryable: the store opens at start and the exporter's batch can wait for it.
-var errNotStarted = errors.New("the store is not running")
-
-// Push writes one batch with write, given the open store and the batch's tenant. The batch is refused first
-// when its tenant is refused (Unauthenticated, PermissionDenied, InvalidArgument: 401 / 403 / 400 on OTLP HTTP)
-// and when the memory governor, which sees the three signals at once, is past its ingest limit (retryable:
-// UNAVAILABLE with RetryInfo, 503 with Retry-After). Errors are shaped by refusal.Consumer: permanent unless
-// sending the batch again may succeed.
-func (x *Exporter[S]) Push(ctx context.Context, write func(st S, tenantID string) error) error {
-	st, ok := x.holder.Get()
-	if !ok {
-		return fmt.Errorf("%s: %w", x.typ, errNotStarted)
+// Consume is the push function of exporter x for data of type D: write, often the store's own method, writes a
+// batch for a tenant. The batch is refused first when its tenant is refused (Unauthenticated, PermissionDenied,
+// InvalidArgument) and when the memory governor, which sees the three signals at once, is past its ingest limit
+// (retryable: UNAVAILABLE with RetryInfo). Errors are shaped by refusal.Consumer: permanent unless sending the
+// batch again may succeed. A store not open (yet, or any more) is retryable.
+func Consume[S Store, D any](x *Exporter[S], write func(st S, ctx context.Context, tenantID string, data D) error) func(context.Context, D) error {
+	return func(ctx context.Context, data D) error {
+		var none S
+		st := x.holder.Get()
+		if st == none {
+			return fmt.Errorf("%s: the store is not running", x.cfg.typ)
+		}
+		tid, err := x.tenants.FromPipeline(ctx)
+		if err != nil {
+			return err
+		}
+		if err := x.gov.Check(memguard.Ingest); err != nil {
+			return refusal.Consumer(err)
+		}
+		return refusal.Consumer(write(st, ctx, tid, data))
 	}
-	tid, err := x.tenants.FromPipeline(ctx)
-	if err != nil {
-		return err
-	}
-	if err := x.gov.Check(memguard.Ingest); err != nil {
-		return refusal.Consumer(err)
-	}
-	return refusal.Consumer(write(st, tid))
 }

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -68,7 +69,7 @@ func startedExt(t *testing.T) (*fakeExt, *fakeStore) {
 
 func TestHolder(t *testing.T) {
 	var h Holder[*fakeStore]
-	if _, ok := h.Get(); ok {
+	if h.Get() != nil {
 		t.Fatal("a store before Start")
 	}
 	if err := h.Shutdown(func(*fakeStore) error { t.Fatal("closed a store never opened"); return nil }); err != nil {
@@ -79,13 +80,13 @@ func TestHolder(t *testing.T) {
 	}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("a failed open: %v", err)
 	}
-	if _, ok := h.Get(); ok {
+	if h.Get() != nil {
 		t.Fatal("a store after a failed open")
 	}
 
 	ext, st := startedExt(t)
-	if got, ok := ext.h.Get(); !ok || got != st || st.started != 1 {
-		t.Fatalf("Get = %v, %v; started %d", got, ok, st.started)
+	if got := ext.h.Get(); got != st || st.started != 1 {
+		t.Fatalf("Get = %v; started %d", got, st.started)
 	}
 	// Readers and Shutdown at once: every read is under the lock (run with -race).
 	var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestHolder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 100 {
-				if s, ok := ext.h.Get(); ok && s != st {
+				if s := ext.h.Get(); s != nil && s != st {
 					t.Error("another store")
 				}
 			}
@@ -108,7 +109,7 @@ func TestHolder(t *testing.T) {
 	if err := ext.h.Shutdown(closeFn); err != nil || st.closed != 1 {
 		t.Fatalf("second Shutdown = %v, closed %d times", err, st.closed)
 	}
-	if _, ok := ext.h.Get(); ok {
+	if ext.h.Get() != nil {
 		t.Fatal("a store after Shutdown")
 	}
 }
@@ -125,7 +126,7 @@ func TestExporterStart(t *testing.T) {
 		{"another kind", host{extID: &otherExt{}}, `store: extension "sprout_fake" is not a sprout_fake extension`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x := NewExporter[*fakeStore](typ, ExporterConfig{Store: extID})
+			x := NewExporter[*fakeStore](NewExporterConfig(typ), zap.NewNop())
 			err := x.Start(context.Background(), tc.h)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("Start = %v, want %q", err, tc.want)
@@ -138,10 +139,17 @@ func TestExporterStart(t *testing.T) {
 // refusal.Consumer shapes them.
 func TestExporterPush(t *testing.T) {
 	ext, st := startedExt(t)
-	x := NewExporter[*fakeStore](typ, ExporterConfig{Store: extID})
+	x := NewExporter[*fakeStore](NewExporterConfig(typ), zap.NewNop())
 	if err := x.Start(context.Background(), host{extID: ext}); err != nil {
 		t.Fatal(err)
 	}
+	var next error // what the store's write answers
+	push := Consume(x, func(_ *fakeStore, _ context.Context, tenantID string, batch string) error {
+		if tenantID != tenant.Default || batch != "batch" {
+			t.Errorf("wrote %q for tenant %q", batch, tenantID)
+		}
+		return next
+	})
 	for _, tc := range []struct {
 		name      string
 		err       error
@@ -155,20 +163,17 @@ func TestExporterPush(t *testing.T) {
 		{"disk", errors.New("disk full"), codes.Unknown, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := x.Push(context.Background(), func(s *fakeStore, tenantID string) error {
-				if tenantID != tenant.Default {
-					t.Errorf("tenant %q", tenantID)
-				}
-				return tc.err
-			})
+			next = tc.err
+			err := push(context.Background(), "batch")
 			if status.Code(err) != tc.code || consumererror.IsPermanent(err) != tc.permanent {
 				t.Fatalf("Push = %v (%v, permanent %v), want %v, permanent %v", err, status.Code(err), consumererror.IsPermanent(err), tc.code, tc.permanent)
 			}
 		})
 	}
 	_ = ext.h.Shutdown(func(*fakeStore) error { return nil })
-	err := x.Push(context.Background(), func(*fakeStore, string) error { t.Fatal("written after Shutdown"); return nil })
-	if err == nil || consumererror.IsPermanent(err) {
+	next = errors.New("written after Shutdown")
+	err := push(context.Background(), "batch")
+	if err == nil || err == next || consumererror.IsPermanent(err) {
 		t.Fatalf("Push after Shutdown = %v, want a retryable error", err)
 	}
 	if st.maxTenants != 0 {
@@ -176,33 +181,55 @@ func TestExporterPush(t *testing.T) {
 	}
 }
 
-func TestAlias(t *testing.T) {
+// TestUnmarshalAlias: an exporter's earlier spelling of store sets it, the rest of the configuration is read
+// as usual, and the exporter warns at start; both spellings at once are refused.
+func TestUnmarshalAlias(t *testing.T) {
+	type config struct {
+		ExporterConfig `mapstructure:",squash"`
+		Other          int `mapstructure:"other"`
+	}
 	for _, tc := range []struct {
 		name    string
 		in      map[string]any
-		want    string // the store key's value after
-		used    bool
+		want    component.ID
+		warned  bool
 		wantErr string
 	}{
-		{"old spelling", map[string]any{"metrics_store": "sprout_metrics/a", "other": 1}, "sprout_metrics/a", true, ""},
-		{"new spelling", map[string]any{"store": "sprout_metrics/b"}, "sprout_metrics/b", false, ""},
-		{"neither", map[string]any{"other": 1}, "", false, ""},
-		{"both", map[string]any{"store": "sprout_metrics", "metrics_store": "sprout_metrics"}, "", false, "metrics_store: deprecated spelling of store"},
+		{"old spelling", map[string]any{"old_store": "sprout_fake/a", "other": 1}, component.MustNewIDWithName("sprout_fake", "a"), true, ""},
+		{"new spelling", map[string]any{"store": "sprout_fake/b", "other": 1}, component.MustNewIDWithName("sprout_fake", "b"), false, ""},
+		{"neither", map[string]any{"other": 1}, extID, false, ""},
+		{"both", map[string]any{"store": "sprout_fake", "old_store": "sprout_fake"}, extID, false, "old_store: deprecated spelling of store; set only store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf, used, err := Alias(confmap.NewFromStringMap(tc.in), "metrics_store")
+			cfg := &config{ExporterConfig: NewExporterConfig(typ)}
+			err := cfg.UnmarshalAlias(confmap.NewFromStringMap(tc.in), "old_store", cfg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || used != tc.used {
-				t.Fatalf("used %v, err %v", used, err)
+			if err != nil || cfg.Store != tc.want || cfg.Other != 1 {
+				t.Fatalf("%+v, %v", cfg, err)
 			}
-			if got, _ := conf.Get(Key).(string); got != tc.want || conf.IsSet("metrics_store") {
-				t.Fatalf("store = %q, conf %v", got, conf.ToStringMap())
+			core, logs := observer.New(zap.WarnLevel)
+			if err := NewExporter[*fakeStore](cfg.ExporterConfig, zap.New(core)).Start(context.Background(), host{cfg.Store: &fakeExt{}}); err != nil {
+				t.Fatal(err)
+			}
+			if warned := logs.FilterMessage("The sprout_fake exporter's key old_store is deprecated; call it store").Len() == 1; warned != tc.warned {
+				t.Errorf("warned %v, want %v", warned, tc.warned)
 			}
 		})
+	}
+}
+
+func TestExporterConfigValidate(t *testing.T) {
+	cfg := NewExporterConfig(typ)
+	if err := cfg.Validate(); err != nil || cfg.Store != extID {
+		t.Fatalf("default %v: %v", cfg.Store, err)
+	}
+	cfg.Store = component.MustNewIDWithName("sprout_other", "x")
+	if err := cfg.Validate(); err == nil || err.Error() != `store: "sprout_other/x" is not a sprout_fake extension` {
+		t.Fatalf("another type: %v", err)
 	}
 }

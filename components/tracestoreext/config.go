@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
-	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
 
@@ -40,12 +39,3 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-// ExporterConfig is the `sprout_traces` exporter's configuration: `store`, the sprout_traces extension to write
-// into.
-type ExporterConfig struct {
-	storebridge.ExporterConfig `mapstructure:",squash"`
-}
-
-// Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error { return c.Check(Type) }

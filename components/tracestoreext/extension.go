@@ -25,10 +25,7 @@ type Extension struct {
 func (e *Extension) Holder() *storebridge.Holder[*tracestore.Store] { return &e.store }
 
 // Store returns the open store, or nil before Start and after Shutdown.
-func (e *Extension) Store() *tracestore.Store {
-	st, _ := e.store.Get()
-	return st
-}
+func (e *Extension) Store() *tracestore.Store { return e.store.Get() }
 
 // Start opens the store (replaying the WAL) and mounts Tempo's HTTP and gRPC APIs.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {

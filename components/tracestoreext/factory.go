@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/extension"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/components/storebridge"
@@ -29,9 +28,7 @@ func NewFactory() extension.Factory {
 
 // NewExporterFactory returns the exporter's factory.
 func NewExporterFactory() exporter.Factory {
-	return exporter.NewFactory(Type, func() component.Config {
-		return &ExporterConfig{storebridge.ExporterConfig{Store: component.NewID(Type)}}
-	},
+	return exporter.NewFactory(Type, func() component.Config { c := storebridge.NewExporterConfig(Type); return &c },
 		exporter.WithTraces(createExporter, component.StabilityLevelAlpha))
 }
 
@@ -47,13 +44,10 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 }
 
 func createExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
-	x := storebridge.NewExporter[*tracestore.Store](Type, cfg.(*ExporterConfig).ExporterConfig)
-	push := func(ctx context.Context, td ptrace.Traces) error {
-		return x.Push(ctx, func(st *tracestore.Store, tenantID string) error { return st.Push(ctx, tenantID, td) })
-	}
+	x := storebridge.NewExporter[*tracestore.Store](*cfg.(*storebridge.ExporterConfig), set.Logger)
 	// No sending queue and no retry here: a batch is acknowledged only once it is in the WAL, and errors go back
 	// to the receiver (and its client), which retries.
-	return exporterhelper.NewTraces(ctx, set, cfg, push,
+	return exporterhelper.NewTraces(ctx, set, cfg, storebridge.Consume(x, (*tracestore.Store).Push),
 		exporterhelper.WithStart(x.Start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))
 }
