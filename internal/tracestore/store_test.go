@@ -595,9 +595,3 @@ func TestReadCacheS3(t *testing.T) {
 		t.Fatalf("the second read was not served from the cache (hits %d, misses %d)", s.cache.hits, s.cache.misses)
 	}
 }
-
-// permanent reports whether err is a refusal that retrying cannot fix (the pipelines must not retry it).
-func permanent(err error) bool {
-	ref, ok := refusal.As(err)
-	return ok && !ref.Retryable()
-}
