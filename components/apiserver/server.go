@@ -35,9 +35,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/memguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -164,12 +164,7 @@ func (s *Server) TenantPolicy() tenant.Policy { return s.cfg.Policy() }
 func (s *Server) Tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, err := s.cfg.Policy().FromRequest(r)
 	if err != nil {
-		code := http.StatusUnauthorized
-		var te *tenant.Error
-		if errors.As(err, &te) {
-			code = te.HTTPStatus()
-		}
-		http.Error(w, err.Error(), code)
+		http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusUnauthorized))
 		return "", false
 	}
 	return id, true
@@ -218,7 +213,13 @@ func QueryGate(host component.Host) querylimit.Gate {
 	}
 	return func(context.Context, string) error {
 		if err := g.Check(memguard.Query); err != nil {
-			return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, err.Error())
+			// The governor's refusal (503, Retry-After), counted by the limiters under limit="memory".
+			if ref, ok := refusal.As(err); ok {
+				counted := *ref
+				counted.Limit = "memory"
+				return &counted
+			}
+			return err
 		}
 		return nil
 	}
@@ -470,7 +471,7 @@ type statusRecorder struct {
 // refused (remote write and Loki push rate limits, query limits).
 func (r *statusRecorder) WriteHeader(code int) {
 	if code == http.StatusTooManyRequests {
-		backpressure.SetRetryAfter(r.Header())
+		refusal.SetRetryAfter(r.Header(), refusal.DefaultRetryAfter)
 	}
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)

@@ -24,7 +24,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/sprout-otel/sprout/internal/memguard"
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -390,8 +390,8 @@ func TestQueryGate(t *testing.T) {
 		t.Fatal("no gate with a sprout_api")
 	}
 	err := gate(context.Background(), "t")
-	r, ok := querylimit.IsRefusal(err)
-	if !ok || r.Status != http.StatusServiceUnavailable || r.RetryAfter <= 0 || !strings.Contains(err.Error(), "query_limit_percentage") {
+	r, ok := refusal.As(err)
+	if !ok || r.HTTPStatus() != http.StatusServiceUnavailable || r.Wait() <= 0 || r.Limit != "memory" || !strings.Contains(err.Error(), "query_limit_percentage") {
 		t.Fatalf("over the query share: %v; want a 503 refusal naming query_limit_percentage", err)
 	}
 	if err := gov.Check(memguard.Ingest); err != nil {

@@ -11,12 +11,12 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/generator"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -102,11 +102,7 @@ func (c *generatorConnector) ConsumeTraces(ctx context.Context, td ptrace.Traces
 		return err // the same refusal as the trace store's: no span of an unnamed tenant feeds its metrics
 	}
 	err = c.gen.Consume(tid, c.now(), td)
-	var te *tenant.Error
-	if errors.As(err, &te) {
-		return consumererror.NewPermanent(err) // max_tenants: ResourceExhausted, not retried
-	}
-	return err
+	return refusal.Consumer(err) // max_tenants: ResourceExhausted, not retried
 }
 
 func (c *generatorConnector) loop() {

@@ -4,7 +4,6 @@
 package logstoreext
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -45,18 +44,4 @@ func (c *Config) bucketConfig() bucket.Config {
 		b.Filesystem.Dir = filepath.Join(c.Dir, "bucket")
 	}
 	return b
-}
-
-// ExporterConfig is the `sprout_logs` exporter's configuration.
-type ExporterConfig struct {
-	// Store is the sprout_logs extension to write into.
-	Store component.ID `mapstructure:"store"`
-}
-
-// Validate implements component.ConfigValidator.
-func (c *ExporterConfig) Validate() error {
-	if c.Store.Type().String() == "" {
-		return errors.New("store: must name a sprout_logs extension")
-	}
-	return nil
 }

@@ -5,8 +5,10 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/metricstore"
 )
 
@@ -36,8 +38,9 @@ func createDefaultConfig() component.Config {
 
 // ExporterConfig is the `sprout_metrics` exporter's configuration.
 type ExporterConfig struct {
-	// MetricsStore is the `sprout_metrics` extension to write into.
-	MetricsStore component.ID `mapstructure:"metrics_store"`
+	// Store (`store`) is the `sprout_metrics` extension to write into; `metrics_store`, its first spelling,
+	// still works and is logged as deprecated at start.
+	storebridge.ExporterConfig `mapstructure:",squash"`
 
 	// ResourceToTelemetryConversion promotes every resource attribute to a label, as the option of the same
 	// name in the Collector's prometheusremotewrite exporter (the seed's setting).
@@ -47,19 +50,19 @@ type ExporterConfig struct {
 	configretry.BackOffConfig `mapstructure:"retry_on_failure"`
 }
 
+// Unmarshal reads the configuration, taking metrics_store as the deprecated spelling of store.
+func (c *ExporterConfig) Unmarshal(conf *confmap.Conf) error {
+	return c.UnmarshalAlias(conf, "metrics_store", c)
+}
+
 // ResourceToTelemetryConfig is the seed's `resource_to_telemetry_conversion` block.
 type ResourceToTelemetryConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 }
 
-// Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error {
-	if c.MetricsStore.Type() != Type {
-		return fmt.Errorf("metrics_store: %q is not a %s extension", c.MetricsStore, Type)
-	}
-	return nil
-}
-
 func createDefaultExporterConfig() component.Config {
-	return &ExporterConfig{MetricsStore: component.NewID(Type), BackOffConfig: configretry.NewDefaultBackOffConfig()}
+	return &ExporterConfig{
+		ExporterConfig: storebridge.NewExporterConfig(Type),
+		BackOffConfig:  configretry.NewDefaultBackOffConfig(),
+	}
 }

@@ -1,6 +1,7 @@
 package metricstoreext
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -8,8 +9,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -44,24 +49,77 @@ func TestLoadConfig(t *testing.T) {
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
-			sub, err := cm.Sub(tc.id.String())
-			if err != nil {
-				t.Fatal(err)
+			if load(t, cm, tc.id.String(), cfg, tc.wantErr) {
+				tc.check(t, cfg)
 			}
-			if err := sub.Unmarshal(cfg); err != nil {
-				t.Fatal(err)
-			}
-			err = confmap.Validate(cfg)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, cfg)
 		})
 	}
+}
+
+// TestExporterConfig: the exporter names its extension with `store`, as the trace and log exporters do; the
+// first spelling, `metrics_store`, still loads and is logged as deprecated when the exporter starts.
+func TestExporterConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "exporter.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := component.NewIDWithName(Type, "other")
+	for _, tc := range []struct {
+		name       string
+		store      component.ID
+		deprecated bool
+		r2t        bool
+		wantErr    string
+	}{
+		{name: "sprout_metrics", store: component.NewID(Type)},
+		{name: "sprout_metrics/store", store: other},
+		{name: "sprout_metrics/deprecated", store: other, deprecated: true, r2t: true},
+		{name: "sprout_metrics/both", wantErr: "metrics_store: deprecated spelling of store; set only store"},
+		{name: "sprout_metrics/not_metrics", wantErr: `store: "sprout_logs" is not a sprout_metrics extension`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultExporterConfig().(*ExporterConfig)
+			if !load(t, cm, tc.name, cfg, tc.wantErr) {
+				return
+			}
+			if cfg.Store != tc.store || cfg.ResourceToTelemetryConversion.Enabled != tc.r2t {
+				t.Fatalf("config %+v", cfg)
+			}
+			if !cfg.BackOffConfig.Enabled {
+				t.Error("retry_on_failure lost its default")
+			}
+
+			core, logs := observer.New(zap.WarnLevel)
+			h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+				tc.store: newExtension(createDefaultConfig().(*Config), extensiontest.NewNopSettings(Type))}}
+			if err := newMetricsExporter(cfg, zap.New(core)).x.Start(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			if warned := logs.FilterMessageSnippet("key metrics_store is deprecated; call it store").Len() == 1; warned != tc.deprecated {
+				t.Errorf("deprecation logged: %v, want %v", warned, tc.deprecated)
+			}
+		})
+	}
+}
+
+// load unmarshals the section id of cm into cfg and validates it as the Collector does (every nested config
+// with a Validate method). It reports whether cfg is good; an error must contain wantErr, and is fatal when
+// wantErr is empty.
+func load(t *testing.T, cm *confmap.Conf, id string, cfg any, wantErr string) bool {
+	t.Helper()
+	sub, err := cm.Sub(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sub.Unmarshal(cfg)
+	if err == nil {
+		err = confmap.Validate(cfg)
+	}
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatal(err)
+	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+		t.Fatalf("err = %v, want an error containing %q", err, wantErr)
+	}
+	return err == nil
 }

@@ -11,9 +11,9 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
-	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/metricstore"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 )
@@ -22,41 +22,40 @@ import (
 // what it needs: Tenant (a tenant's queryable and appendable storage), QueryEngine, and hooks to serve
 // /api/v1/rules and /api/v1/alerts from the ruler's state (SetRulesRetriever, SetAlertmanagerRetriever).
 type Extension struct {
-	cfg *Config
-	set extension.Settings
+	cfg   *Config
+	set   extension.Settings
+	store storebridge.Holder[*metricstore.Store]
 
-	mu     sync.Mutex
-	store  *metricstore.Store
-	srv    *apiserver.Server
-	rules  metricstore.RulesRetrieverFunc
-	ams    metricstore.AlertmanagerRetrieverFunc
-	ruleMu bool // rules routes mounted
+	// mu guards the ruler's hooks and where they are mounted; the ruler may set them before or after Start.
+	mu          sync.Mutex
+	srv         *apiserver.Server
+	rules       metricstore.RulesRetrieverFunc
+	ams         metricstore.AlertmanagerRetrieverFunc
+	rulesRouted bool
 }
 
 func newExtension(cfg *Config, set extension.Settings) *Extension {
 	return &Extension{cfg: cfg, set: set}
 }
 
+// Holder is the extension's store, for the sprout_metrics exporter.
+func (e *Extension) Holder() *storebridge.Holder[*metricstore.Store] { return &e.store }
+
 // Start opens the store (replaying WALs) and mounts the API.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {
-	srv, err := apiserver.FromHost(host, e.cfg.API)
-	if err != nil {
-		e.set.Logger.Warn("sprout_metrics runs without its HTTP API", zap.Error(err))
-		srv = nil
-	}
-	opts := metricstore.Options{Logger: e.set.Logger, Version: e.set.BuildInfo.Version}
-	if srv != nil {
-		opts.Registerer, opts.Gatherer = srv.Registerer(), srv.Gatherer()
-	}
-	store, err := metricstore.Open(ctx, e.cfg.Config, opts)
+	store, srv, err := e.store.Start(host, e.cfg.API, e.set.Logger, "metrics", func(srv *apiserver.Server) (*metricstore.Store, error) {
+		opts := metricstore.Options{Logger: e.set.Logger, Version: e.set.BuildInfo.Version}
+		if srv != nil {
+			opts.Registerer, opts.Gatherer = srv.Registerer(), srv.Gatherer()
+		}
+		return metricstore.Open(ctx, e.cfg.Config, opts)
+	})
 	if err != nil {
 		return fmt.Errorf("sprout_metrics: %w", err)
 	}
-	store.SetMaxTenants(apiserver.TenantPolicy(host).MaxTenants)
-	store.QueryLimiter().SetGate(apiserver.QueryGate(host))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.store, e.srv = store, srv
+	e.srv = srv
 	if e.rules != nil {
 		store.SetRulesRetriever(e.rules)
 	}
@@ -69,42 +68,30 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 			srv.Handle(p, h)
 		}
 		if e.rules != nil {
-			e.mountRulesLocked()
+			e.mountRulesLocked(store)
 		}
-		srv.AddReadinessCheck("metrics", func() error { return nil })
 	}
 	return nil
 }
 
-func (e *Extension) mountRulesLocked() {
-	if e.ruleMu || e.srv == nil {
+func (e *Extension) mountRulesLocked(store *metricstore.Store) {
+	if e.rulesRouted || e.srv == nil {
 		return
 	}
-	h := e.store.Handler(e.srv.Tenant)
+	h := store.Handler(e.srv.Tenant)
 	for _, p := range metricstore.RulesRoutes() {
 		e.srv.Handle(p, h)
 	}
-	e.ruleMu = true
+	e.rulesRouted = true
 }
 
 // Shutdown closes the store; heads stay in their WALs.
 func (e *Extension) Shutdown(context.Context) error {
-	e.mu.Lock()
-	store := e.store
-	e.store = nil
-	e.mu.Unlock()
-	if store == nil {
-		return nil
-	}
-	return store.Close()
+	return e.store.Shutdown((*metricstore.Store).Close)
 }
 
-// Store is the running store, or nil before Start.
-func (e *Extension) Store() *metricstore.Store {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.store
-}
+// Store is the running store, or nil before Start and after Shutdown.
+func (e *Extension) Store() *metricstore.Store { return e.store.Get() }
 
 var errNotStarted = errors.New("sprout_metrics extension is not started")
 
@@ -143,9 +130,9 @@ func (e *Extension) SetRulesRetriever(f func(ctx context.Context, tenant string)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rules = f
-	if e.store != nil {
-		e.store.SetRulesRetriever(f)
-		e.mountRulesLocked()
+	if st := e.Store(); st != nil {
+		st.SetRulesRetriever(f)
+		e.mountRulesLocked(st)
 	}
 }
 
@@ -162,7 +149,7 @@ func (e *Extension) SetAlertmanagerRetriever(f func(ctx context.Context, tenant 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ams = f
-	if e.store != nil {
-		e.store.SetAlertmanagerRetriever(f)
+	if st := e.Store(); st != nil {
+		st.SetAlertmanagerRetriever(f)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/sprout-otel/sprout/components/storebridge"
 )
 
 // Type is the name of both the extension and the exporter in configuration.
@@ -33,9 +35,9 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 
 func createMetricsExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
 	c := cfg.(*ExporterConfig)
-	e := &metricsExporter{cfg: c, logger: set.Logger}
-	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
-		exporterhelper.WithStart(e.start),
+	e := newMetricsExporter(c, set.Logger)
+	return exporterhelper.NewMetrics(ctx, set, cfg, storebridge.Consume(e.x, e.write),
+		exporterhelper.WithStart(e.x.Start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		exporterhelper.WithRetry(c.BackOffConfig),
 	)

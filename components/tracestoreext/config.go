@@ -2,13 +2,11 @@ package tracestoreext
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
-	"github.com/sprout-otel/sprout/components/apiserver"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
 
@@ -41,19 +39,3 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-// ExporterConfig is the `sprout_traces` exporter's configuration.
-type ExporterConfig struct {
-	// Store is the sprout_traces extension the exporter writes into.
-	Store component.ID `mapstructure:"store"`
-}
-
-// Validate names the field that is wrong.
-func (c *ExporterConfig) Validate() error {
-	if c.Store.Type() != Type {
-		return fmt.Errorf("store: %q is not a %s extension", c.Store, Type)
-	}
-	return nil
-}
-
-var _ = apiserver.Type

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/sprout-otel/sprout/components/apiserver"
+	"github.com/sprout-otel/sprout/components/storebridge"
 	"github.com/sprout-otel/sprout/internal/tracestore"
 )
 
@@ -26,7 +28,7 @@ func NewFactory() extension.Factory {
 
 // NewExporterFactory returns the exporter's factory.
 func NewExporterFactory() exporter.Factory {
-	return exporter.NewFactory(Type, func() component.Config { return &ExporterConfig{Store: component.NewID(Type)} },
+	return exporter.NewFactory(Type, func() component.Config { c := storebridge.NewExporterConfig(Type); return &c },
 		exporter.WithTraces(createExporter, component.StabilityLevelAlpha))
 }
 
@@ -42,10 +44,10 @@ func createExtension(_ context.Context, set extension.Settings, cfg component.Co
 }
 
 func createExporter(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
-	e := &traceExporter{cfg: cfg.(*ExporterConfig), logger: set.Logger}
+	x := storebridge.NewExporter[*tracestore.Store](*cfg.(*storebridge.ExporterConfig), set.Logger)
 	// No sending queue and no retry here: a batch is acknowledged only once it is in the WAL, and errors go back
 	// to the receiver (and its client), which retries.
-	return exporterhelper.NewTraces(ctx, set, cfg, e.push,
-		exporterhelper.WithStart(e.start),
-		exporterhelper.WithCapabilities(consumerCapabilities))
+	return exporterhelper.NewTraces(ctx, set, cfg, storebridge.Consume(x, (*tracestore.Store).Push),
+		exporterhelper.WithStart(x.Start),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))
 }

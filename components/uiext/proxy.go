@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // proxyPrefix is where the remote data sources are mounted: /ui/proxy/<name>/<API path>. It lies under /ui/ so
@@ -162,12 +163,8 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	ctx, done, err := p.limiter.Admit(req.Context(), "")
 	if err != nil {
-		if ref, ok := querylimit.IsRefusal(err); ok {
-			ref.SetHeaders(h)
-			http.Error(w, "UI proxy to "+p.name+": "+ref.Error(), ref.Status)
-			return
-		}
-		http.Error(w, "UI proxy to "+p.name+": "+err.Error(), http.StatusServiceUnavailable)
+		refusal.SetHeaders(h, err)
+		http.Error(w, "UI proxy to "+p.name+": "+err.Error(), refusal.HTTPStatus(err, http.StatusServiceUnavailable))
 		return
 	}
 	defer done()

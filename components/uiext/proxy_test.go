@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // seen is what an upstream received.
@@ -347,7 +347,7 @@ func FuzzAllowed(f *testing.F) {
 func TestProxyQueryGate(t *testing.T) {
 	up, ch := upstream(t, nil)
 	ps, err := newProxies(context.Background(), &Config{TempoURL: up.URL}, func(context.Context, string) error {
-		return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, "query heap over budget")
+		return refusal.New(refusal.Overloaded, "memory", "query heap over budget")
 	})
 	require.NoError(t, err)
 	mux := http.NewServeMux()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/egress"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -397,7 +398,7 @@ func (m *MultiTenant) Handler(tenantOf TenantFunc) http.Handler {
 		am, err := m.Get(r.Context(), id)
 		if err != nil {
 			// A malformed id or a tenant beyond max_tenants is the client's (400); anything else is ours.
-			http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusServiceUnavailable))
+			http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusServiceUnavailable))
 			return
 		}
 		am.Handler().ServeHTTP(w, r)
@@ -471,10 +472,10 @@ func (m *MultiTenant) ConfigHandlers(tenantOf TenantFunc) (get, set, del http.Ha
 
 func configError(w http.ResponseWriter, err error) {
 	var bad *BadConfigError
-	var te *tenant.Error
+	_, refused := refusal.As(err)
 	switch {
-	case errors.As(err, &te):
-		http.Error(w, err.Error(), te.HTTPStatus())
+	case refused:
+		http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusBadRequest))
 	case errors.As(err, &bad):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case errors.Is(err, ErrNoConfig):

@@ -21,10 +21,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/memguard"
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
@@ -103,15 +102,13 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 	tk := memguard.IngestTicket(r.Context())
 	defer tk.Release()
 	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
-		refuseMemory(w, err)
+		writeRefusal(w, err, http.StatusServiceUnavailable)
 		return
 	}
 	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
 	streams, err := decodePushBody(r.Body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), limit, tk)
 	if err != nil {
-		if !refuseMemory(w, err) {
-			writeError(w, http.StatusBadRequest, err.Error())
-		}
+		writeRefusal(w, err, http.StatusBadRequest) // a memory refusal, or a body that does not decode
 		return
 	}
 	a.storePush(w, r.Context(), tid, streams)
@@ -120,26 +117,16 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// refuseMemory answers a memory governor's refusal as a retryable 503 with Retry-After, and reports whether
-// err was one.
-func refuseMemory(w http.ResponseWriter, err error) bool {
-	var rf *memguard.Refusal
-	if !errors.As(err, &rf) {
-		return false
-	}
-	backpressure.SetRetryAfter(w.Header())
-	writeError(w, rf.HTTPStatus(), rf.Error())
-	return true
+// writeRefusal answers err in Loki's plain text: a refusal with its status and Retry-After, any other error
+// with fallback.
+func writeRefusal(w http.ResponseWriter, err error, fallback int) {
+	refusal.SetHeaders(w.Header(), err)
+	writeError(w, refusal.HTTPStatus(err, fallback), err.Error())
 }
 
 func (a *API) storePush(w http.ResponseWriter, ctx context.Context, tid string, streams []PushStream) bool {
 	if err := a.Store.Push(ctx, tid, streams); err != nil {
-		var pe *PushError
-		if errors.As(err, &pe) {
-			writeError(w, pe.Status, pe.Msg)
-			return false
-		}
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeRefusal(w, err, http.StatusInternalServerError)
 		return false
 	}
 	return true
@@ -153,7 +140,7 @@ func (a *API) otlp(w http.ResponseWriter, r *http.Request) {
 	tk := memguard.IngestTicket(r.Context())
 	defer tk.Release()
 	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
-		refuseMemory(w, err)
+		writeRefusal(w, err, http.StatusServiceUnavailable)
 		return
 	}
 	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
@@ -434,9 +421,8 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, tid string, length t
 }
 
 func (a *API) queryError(w http.ResponseWriter, err error) {
-	if ref, ok := querylimit.IsRefusal(err); ok {
-		ref.SetHeaders(w.Header())
-		writeError(w, ref.Status, ref.Error())
+	if _, ok := refusal.As(err); ok {
+		writeRefusal(w, err, http.StatusInternalServerError)
 		return
 	}
 	switch {
@@ -929,8 +915,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	// an ordinary 429/503 the client can retry.
 	t, err := a.Store.Subscribe(tid, sel.Matchers)
 	if err != nil {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, "tail: "+err.Error())
+		writeRefusal(w, fmt.Errorf("tail: %w", err), http.StatusInternalServerError)
 		return
 	}
 	defer a.Store.Unsubscribe(t)

@@ -3,7 +3,6 @@ package logstore
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path"
 	"sort"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -30,23 +30,6 @@ type PushStream struct {
 	Labels  labels.Labels
 	Entries []logql.Entry
 }
-
-// PushError is a refused push, or the refused part of a partly accepted push; Status is the HTTP status Loki
-// answers with (400 for invalid data, 429 for limits).
-type PushError struct {
-	Status int
-	Msg    string
-	// Retryable is set when nothing of the push was accepted and sending it again later may succeed (rate limit).
-	Retryable bool
-	// Err is the refusal's cause when it has one of its own (a *tenant.Error: its gRPC code reaches OTLP
-	// clients).
-	Err error
-}
-
-func (e *PushError) Error() string { return e.Msg }
-
-// Unwrap returns the cause.
-func (e *PushError) Unwrap() error { return e.Err }
 
 // Store is the log store. All methods are safe for concurrent use.
 type Store struct {
@@ -442,12 +425,13 @@ func (st *stream) append(es []logql.Entry, now time.Time) {
 }
 
 // Push validates entries against the tenant's limits, writes the accepted ones to the WAL (durable per the
-// fsync policy before it returns) and adds them to the heads. Refused entries are reported in a *PushError;
-// the rest of the batch is still accepted, as Loki does.
+// fsync policy before it returns) and adds them to the heads. Refused entries are reported in a *refusal.Error
+// (Invalid for bad entries, Partial for the stream limit, RateLimited for the ingestion rate, which refuses the
+// whole push); the rest of the batch is still accepted, as Loki does.
 func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream) error {
 	td, err := s.admit(tenantID)
 	if err != nil {
-		return &PushError{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
+		return err // a *refusal.Error: a malformed tenant id, or one over max_tenants
 	}
 	lim := s.cfg.Limits
 	now := s.now()
@@ -460,13 +444,13 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 	}
 	if td.limiter != nil && total > 0 && !td.limiter.AllowN(now, total) {
 		s.m.discarded.WithLabelValues(tenantID, "rate_limited").Add(float64(lines))
-		return &PushError{Status: http.StatusTooManyRequests, Retryable: true, Msg: fmt.Sprintf(
+		return &refusal.Error{Reason: refusal.RateLimited, Limit: "ingestion_rate_mb", Msg: fmt.Sprintf(
 			"Ingestion rate limit exceeded for user %s (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased (ingestion_rate_mb)",
 			tenantID, int(lim.IngestionRateMB*(1<<20)), lines, total)}
 	}
 	var (
 		errs     []string
-		status   = http.StatusBadRequest
+		reason   = refusal.Invalid
 		rec      = walRecord{tenant: tenantID}
 		targets  []*stream
 		accepted int
@@ -500,7 +484,7 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 			if st = td.lookup(ps.Labels, h); st == nil {
 				if lim.MaxGlobalStreamsPerUser > 0 && td.count >= lim.MaxGlobalStreamsPerUser {
 					td.mu.Unlock()
-					status = http.StatusTooManyRequests
+					reason = refusal.Partial
 					reject("stream_limit", len(ps.Entries), fmt.Sprintf(
 						"Maximum active stream limit exceeded when trying to create stream %s, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '%s' (max_global_streams_per_user: %d)",
 						ps.Labels.String(), tenantID, lim.MaxGlobalStreamsPerUser))
@@ -577,7 +561,7 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 		s.notifyTailers(tenantID, &rec)
 	}
 	if len(errs) > 0 {
-		return &PushError{Status: status, Msg: strings.Join(errs, "\n")}
+		return &refusal.Error{Reason: reason, Msg: strings.Join(errs, "\n")}
 	}
 	return nil
 }

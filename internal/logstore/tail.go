@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Tailer receives new entries of one tenant as they are pushed. Slow tailers lose entries rather than slow
@@ -41,7 +43,9 @@ func (s *Store) Subscribe(tenantID string, ms []*labels.Matcher) (*Tailer, error
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
 	if max := s.cfg.Limits.MaxConcurrentTailRequests; max > 0 && len(s.tailers) >= max {
-		return nil, fmt.Errorf("%w (%d open; limit: limits.max_concurrent_tail_requests)", ErrTooManyTails, len(s.tailers))
+		// Retryable, later than a query: a tail holds its slot for as long as its client stays.
+		return nil, &refusal.Error{Reason: refusal.RateLimited, Limit: "max_concurrent_tail_requests", RetryAfter: 5 * time.Second,
+			Msg: fmt.Sprintf("%v (%d open; limit: limits.max_concurrent_tail_requests)", ErrTooManyTails, len(s.tailers)), Err: ErrTooManyTails}
 	}
 	s.tailers[t] = struct{}{}
 	return t, nil

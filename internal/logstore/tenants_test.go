@@ -2,7 +2,6 @@ package logstore
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // TestPushTenantDoorAndLimit: malformed ids are 400 carrying InvalidArgument, a new tenant beyond max_tenants
@@ -28,8 +28,8 @@ func TestPushTenantDoorAndLimit(t *testing.T) {
 	check := func(id string, code codes.Code, msg string) {
 		t.Helper()
 		err := push(id)
-		var pe *PushError
-		if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest || pe.Retryable || status.Code(err) != code || !strings.Contains(err.Error(), msg) {
+		pe, ok := refusal.As(err)
+		if !ok || pe.HTTPStatus() != http.StatusBadRequest || pe.Retryable() || status.Code(err) != code || !strings.Contains(err.Error(), msg) {
 			t.Errorf("Push(%q) = %v, want 400 with %v naming %q", id, err, code, msg)
 		}
 	}

@@ -13,8 +13,9 @@
 // memory is short (GOMEMLIMIT), and refusing on it is how a burst of refused requests kept an upstream memory
 // limiter refusing normal ones long after the burst.
 //
-// It decides and accounts; it must not know any API's wire format. Callers answer a *Refusal in their API's own
-// shape: HTTP 503 with Retry-After, or backpressure.Error in the pipelines.
+// It decides and accounts; it must not know any API's wire format. A refusal is a *refusal.Error for
+// refusal.Overloaded naming the setting to change: retryable, as memory in flight drains within seconds (HTTP
+// 503 with Retry-After, gRPC UNAVAILABLE with RetryInfo).
 package memguard
 
 import (
@@ -27,6 +28,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Class is what a reservation is for; each class has its own budget.
@@ -142,19 +145,6 @@ func (g *Governor) Budget(c Class) Budget {
 	return g.budgets[c]
 }
 
-// Refusal is the error of a refused reservation. It is retryable: memory in flight drains within seconds.
-type Refusal struct {
-	Class Class
-	// Reason is "heap" or "in_flight".
-	Reason string
-	msg    string
-}
-
-func (r *Refusal) Error() string { return r.msg }
-
-// HTTPStatus is 503: the server is short of memory for now, and Retry-After says when to try again.
-func (r *Refusal) HTTPStatus() int { return 503 }
-
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 // Ticket is one request's reservation. Grow adds to it, Release returns all of it. A nil *Ticket (no
@@ -173,7 +163,7 @@ func (g *Governor) Ticket(c Class) *Ticket {
 	return &Ticket{g: g, class: c}
 }
 
-// Grow reserves n more bytes, or returns a *Refusal and reserves nothing.
+// Grow reserves n more bytes, or returns a *refusal.Error and reserves nothing.
 func (t *Ticket) Grow(n int64) error {
 	if t == nil || n <= 0 {
 		return nil
@@ -194,7 +184,7 @@ func (t *Ticket) Release() {
 	t.n = 0
 }
 
-// Admit reserves n bytes of class c and returns the function that releases them, or a *Refusal. It is the
+// Admit reserves n bytes of class c and returns the function that releases them, or a *refusal.Error. It is the
 // whole API a query handler needs: call it before evaluating, with an estimate of the memory the query may
 // hold (for PromQL, max_samples × 16 bytes is a fair bound), and call release when the response is written.
 func (g *Governor) Admit(c Class, n int64) (release func(), err error) {
@@ -222,7 +212,7 @@ func (g *Governor) reserve(c Class, n int64) error {
 	b := g.budgets[c]
 	if b.InFlight > 0 && g.inflight[c] > 0 && g.inflight[c]+n > b.InFlight {
 		g.refusals.WithLabelValues(c.String(), "in_flight").Inc()
-		return &Refusal{Class: c, Reason: "in_flight", msg: fmt.Sprintf(
+		return &refusal.Error{Reason: refusal.Overloaded, Limit: g.keys[c].inFlight, Msg: fmt.Sprintf(
 			"memory: %s refused: %s of %s requests are being processed and this one needs %s more, over the %s budget (%s); retry later",
 			c, mib(g.inflight[c]), c, mib(n), mib(b.InFlight), g.keys[c].inFlight)}
 	}
@@ -246,7 +236,7 @@ func (g *Governor) checkHeap(c Class, n int64) error {
 		return nil
 	}
 	g.refusals.WithLabelValues(c.String(), "heap").Inc()
-	return &Refusal{Class: c, Reason: "heap", msg: fmt.Sprintf(
+	return &refusal.Error{Reason: refusal.Overloaded, Limit: g.keys[c].heap, Msg: fmt.Sprintf(
 		"memory: %s refused: live heap %s plus %s in flight plus %s for this request is over the %s limit for %s (%s of the %s memory limit); retry later",
 		c, mib(live), mib(held), mib(n), mib(b.Heap), c, g.keys[c].heap, mib(g.limit))}
 }

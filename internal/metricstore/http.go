@@ -12,8 +12,8 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/memguard"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -75,7 +75,7 @@ func (s *Store) Handler(resolve TenantResolver) http.Handler {
 		}
 		t, err := s.Tenant(r.Context(), id)
 		if err != nil {
-			http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
+			http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusInternalServerError))
 			return
 		}
 		t.serve(w, r, path)
@@ -125,8 +125,8 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 		t.router.ServeHTTP(w, r2)
 		return
 	}
-	if le := t.limits.exhausted(); le != nil {
-		http.Error(w, le.Error(), le.Status)
+	if ref := t.limits.exhausted(); ref != nil {
+		writeRefusal(w, ref)
 		return
 	}
 	// Every write's body is reserved with the memory governor before it is read, its decoded size before it is
@@ -146,8 +146,8 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	ctx, ref := withRefusal(r.Context())
 	rec := &bufferedResponse{header: http.Header{}}
 	t.router.ServeHTTP(rec, r2.WithContext(ctx))
-	if le := ref.get(); le != nil {
-		http.Error(w, le.Error(), le.Status)
+	if refused := ref.get(); refused != nil {
+		writeRefusal(w, refused)
 		return
 	}
 	if rec.status == http.StatusInternalServerError && path == "/api/v1/otlp/v1/metrics" && strings.Contains(rec.body.String(), "unsupported metric type") {
@@ -210,16 +210,17 @@ func checkSnappyHeader(body io.Reader, limit int64) (io.Reader, error) {
 	return io.MultiReader(bytes.NewReader(head[:n]), body), nil
 }
 
-// refuseMemory answers a memory governor's refusal as a retryable 503 with Retry-After, as remote write
-// senders expect of a server that is short of resources for now.
+// refuseMemory answers a memory governor's refusal (a retryable 503 with Retry-After, as remote write senders
+// expect of a server that is short of resources for now).
 func refuseMemory(w http.ResponseWriter, err error) {
-	backpressure.SetRetryAfter(w.Header())
-	status := http.StatusServiceUnavailable
-	var rf *memguard.Refusal
-	if errors.As(err, &rf) {
-		status = rf.HTTPStatus()
-	}
-	http.Error(w, err.Error(), status)
+	writeRefusal(w, err)
+}
+
+// writeRefusal answers a refused write in plain text, as Prometheus' write handlers answer errors: the
+// refusal's status and Retry-After (500 for an error that is no refusal).
+func writeRefusal(w http.ResponseWriter, err error) {
+	refusal.SetHeaders(w.Header(), err)
+	http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusInternalServerError))
 }
 
 // explainDecodeError names what could not be decoded: Prometheus' OTLP handler answers with the bare decoder

@@ -3,8 +3,6 @@ package metricstore
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,20 +15,15 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
-// LimitError is a write or query refused by a per-tenant limit. Limit is the configuration key that was hit,
-// so the message tells the operator what to raise.
-type LimitError struct {
-	Limit  string
-	Status int // 400 for data that will never be accepted, 429 for rate
-	msg    string
-}
-
-func (e *LimitError) Error() string { return e.msg }
-
-func limitErr(limit string, status int, format string, args ...any) *LimitError {
-	return &LimitError{Limit: limit, Status: status, msg: fmt.Sprintf(format, args...) + " (limit: " + limit + ")"}
+// limitErr is a write refused by a per-tenant limit: r is refusal.OverLimit for data that will never be
+// accepted, refusal.RateLimited for the rate. The message names the configuration key, so the operator knows
+// what to raise.
+func limitErr(limit string, r refusal.Reason, format string, args ...any) *refusal.Error {
+	return refusal.New(r, limit, format, args...)
 }
 
 // limiter enforces the tenant's limits. Series and label limits are checked when the head is about to create
@@ -56,7 +49,7 @@ func (l *limiter) PreCreation(ls labels.Labels) error {
 		return nil
 	}
 	if n := l.cfg.MaxLabelNamesPerSeries; n > 0 && ls.Len() > n {
-		return limitErr("max_label_names_per_series", http.StatusBadRequest,
+		return limitErr("max_label_names_per_series", refusal.OverLimit,
 			"received a series whose number of labels exceeds the limit (actual: %d, limit: %d) series: '%s'", ls.Len(), n, truncate(ls.String(), 200))
 	}
 	var err error
@@ -65,11 +58,11 @@ func (l *limiter) PreCreation(ls labels.Labels) error {
 			return
 		}
 		if n := l.cfg.MaxLabelNameLength; n > 0 && len(lb.Name) > n {
-			err = limitErr("max_label_name_length", http.StatusBadRequest,
+			err = limitErr("max_label_name_length", refusal.OverLimit,
 				"received a series whose label name length exceeds the limit, label: '%s' series: '%s'", truncate(lb.Name, 200), truncate(ls.String(), 200))
 		}
 		if n := l.cfg.MaxLabelValueLength; n > 0 && len(lb.Value) > n {
-			err = limitErr("max_label_value_length", http.StatusBadRequest,
+			err = limitErr("max_label_value_length", refusal.OverLimit,
 				"received a series whose label value length of %d exceeds the limit of %d, label: '%s', value: '%s' (truncated) series: '%s'", len(lb.Value), n, lb.Name, truncate(lb.Value, 200), truncate(ls.String(), 200))
 		}
 	})
@@ -77,7 +70,7 @@ func (l *limiter) PreCreation(ls labels.Labels) error {
 		return err
 	}
 	if n := l.cfg.MaxGlobalSeriesPerUser; n > 0 && l.t.db != nil && l.t.db.Head().NumSeries() >= uint64(n) {
-		return limitErr("max_global_series_per_user", http.StatusBadRequest,
+		return limitErr("max_global_series_per_user", refusal.OverLimit,
 			"per-user series limit of %d exceeded, series %s was refused", n, truncate(ls.String(), 200))
 	}
 	return nil
@@ -100,7 +93,7 @@ func (l *limiter) allow(n int) error {
 		return nil
 	}
 	if !l.rate.AllowN(time.Now(), n) {
-		return limitErr("ingestion_rate", http.StatusTooManyRequests,
+		return limitErr("ingestion_rate", refusal.RateLimited,
 			"the request has been rejected because the tenant exceeded the ingestion rate limit, set to %g items/s with a maximum allowed burst of %d; this request had %d samples",
 			l.cfg.IngestionRate, l.cfg.IngestionBurstSize, n)
 	}
@@ -110,11 +103,11 @@ func (l *limiter) allow(n int) error {
 // exhausted refuses a write before it is decoded when the tenant's rate bucket holds less than one token: the
 // request would be refused after decoding anyway, and under overload it is the decoding of requests bound to be
 // refused that takes the CPU the admitted ones need.
-func (l *limiter) exhausted() *LimitError {
+func (l *limiter) exhausted() *refusal.Error {
 	if l.rate == nil || !l.enforce.Load() || l.rate.TokensAt(time.Now()) >= 1 {
 		return nil
 	}
-	return limitErr("ingestion_rate", http.StatusTooManyRequests,
+	return limitErr("ingestion_rate", refusal.RateLimited,
 		"the request has been rejected because the tenant exceeded the ingestion rate limit, set to %g items/s with a maximum allowed burst of %d; refused before decoding, the tenant's burst is used up",
 		l.cfg.IngestionRate, l.cfg.IngestionBurstSize)
 }
@@ -126,35 +119,35 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// refusal carries the limit error of one HTTP write through the remote-write and OTLP handlers (which answer
-// 500 for errors they do not know) back to Sprout's handler, which answers with the limit's status instead.
-type refusal struct {
+// refusalNote carries the refusal of one HTTP write through Prometheus' remote-write and OTLP handlers (which
+// answer 500 for errors they do not know) back to Sprout's handler, which answers the refusal instead.
+type refusalNote struct {
 	mu  sync.Mutex
-	err *LimitError
+	err *refusal.Error
 }
 
 type refusalKey struct{}
 
-func withRefusal(ctx context.Context) (context.Context, *refusal) {
-	r := &refusal{}
+func withRefusal(ctx context.Context) (context.Context, *refusalNote) {
+	r := &refusalNote{}
 	return context.WithValue(ctx, refusalKey{}, r), r
 }
 
 func noteRefusal(ctx context.Context, err error) {
-	var le *LimitError
-	if err == nil || !errors.As(err, &le) {
+	ref, ok := refusal.As(err)
+	if !ok {
 		return
 	}
-	if r, ok := ctx.Value(refusalKey{}).(*refusal); ok {
+	if r, ok := ctx.Value(refusalKey{}).(*refusalNote); ok {
 		r.mu.Lock()
 		if r.err == nil {
-			r.err = le
+			r.err = ref
 		}
 		r.mu.Unlock()
 	}
 }
 
-func (r *refusal) get() *LimitError {
+func (r *refusalNote) get() *refusal.Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err

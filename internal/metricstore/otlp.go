@@ -13,6 +13,8 @@ import (
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // maxAheadTime is how far in the future a pushed sample may be, as in Prometheus' receivers.
@@ -21,7 +23,8 @@ const maxAheadTime = 10 * time.Minute
 // AppendOTLP writes OTLP metrics into the tenant, translated to Prometheus series with Prometheus' own OTLP
 // translator and settings (the same path as Prometheus' /api/v1/otlp/v1/metrics). resourceToTelemetry promotes
 // every resource attribute to a label, as the Collector's prometheusremotewrite exporter option of that name.
-// Either the whole batch is committed to the WAL or none of it is.
+// Either the whole batch is committed to the WAL or none of it is; data refused by a limit or by the TSDB is a
+// *refusal.Error.
 func (t *Tenant) AppendOTLP(ctx context.Context, md pmetric.Metrics, resourceToTelemetry bool) (err error) {
 	cfg := t.store.otlp
 	if resourceToTelemetry {
@@ -45,24 +48,26 @@ func (t *Tenant) AppendOTLP(ctx context.Context, md pmetric.Metrics, resourceToT
 	}
 	if err != nil {
 		_ = app.Rollback()
+		return sampleRefusal(err)
+	}
+	return sampleRefusal(app.Commit())
+}
+
+// sampleRefusal makes the TSDB's refusals of samples (out of order, out of bounds, duplicate, too old, an
+// invalid histogram) refusal.Invalid: the data itself is wrong, and sending it again cannot succeed. Refusals
+// by a limit are refusals already; any other error is left as it is (retryable).
+func sampleRefusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := refusal.As(err); ok {
 		return err
 	}
-	return app.Commit()
-}
-
-// IsPermanent reports whether a write error is about the data itself (out of order, out of bounds, refused by
-// a series or label limit, malformed), so that retrying the same data cannot succeed.
-func IsPermanent(err error) bool {
-	var le *LimitError
-	if errors.As(err, &le) {
-		return le.Status != 429
+	if isSampleRefusal(err) {
+		return &refusal.Error{Reason: refusal.Invalid, Err: err}
 	}
-	return errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds) ||
-		errors.Is(err, storage.ErrDuplicateSampleForTimestamp) || errors.Is(err, storage.ErrTooOldSample) ||
-		isHistogramError(err) || errors.Is(err, errInvalidOTLP)
+	return err
 }
-
-var errInvalidOTLP = errors.New("invalid OTLP metric")
 
 func isHistogramError(err error) bool {
 	var he histogram.Error

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // isQueryPath reports whether a request to path reads the TSDB, and so runs under the query limiter.
@@ -48,13 +48,13 @@ func (t *Tenant) admitQuery(w http.ResponseWriter, r *http.Request, path string)
 
 // writeQueryRefusal answers a query the limiter did not admit.
 func writeQueryRefusal(w http.ResponseWriter, err error) {
-	if ref, ok := querylimit.IsRefusal(err); ok {
-		ref.SetHeaders(w.Header())
+	if ref, ok := refusal.As(err); ok {
+		refusal.SetHeaders(w.Header(), err)
 		typ := "unavailable"
-		if ref.Status == http.StatusTooManyRequests {
+		if ref.Reason == refusal.RateLimited {
 			typ = "too_many_requests"
 		}
-		writeAPIError(w, ref.Status, typ, ref.Error())
+		writeAPIError(w, ref.HTTPStatus(), typ, err.Error())
 		return
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/memguard"
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Sprout's remote write receiver, 1.0 and 2.0. Each body is decompressed once and decoded once (rwdecode.go),
@@ -184,6 +185,7 @@ func (t *Tenant) writeRemote(w http.ResponseWriter, r *http.Request, tk *memguar
 		setWrittenHeaders(w.Header(), stats)
 	}
 	if err != nil {
+		refusal.SetHeaders(w.Header(), err)
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -221,12 +223,12 @@ func (t *Tenant) appendRemoteWrite(ctx context.Context, req *rwRequest) (rwStats
 	if err != nil {
 		_ = a.app.Rollback()
 		if le := ref.get(); le != nil {
-			return rwStats{}, le.Status, le
+			return rwStats{}, le.HTTPStatus(), le
 		}
-		var le *LimitError
+		var le *refusal.Error
 		switch {
 		case errors.As(err, &le):
-			return rwStats{}, le.Status, le
+			return rwStats{}, le.HTTPStatus(), le
 		case isSampleRefusal(err):
 			t.logRefused(err)
 			return rwStats{}, http.StatusBadRequest, err
@@ -235,7 +237,7 @@ func (t *Tenant) appendRemoteWrite(ctx context.Context, req *rwRequest) (rwStats
 	}
 	if err := a.app.Commit(); err != nil {
 		if le := ref.get(); le != nil {
-			return rwStats{}, le.Status, le
+			return rwStats{}, le.HTTPStatus(), le
 		}
 		return rwStats{}, http.StatusInternalServerError, fmt.Errorf("commit remote write samples: %w", err)
 	}

@@ -4,17 +4,16 @@
 //
 // It owns admission only: it decides whether and when a query may start, and how long it may run. It must not
 // evaluate queries nor know a store's data; each store's API calls Admit first and answers the refusal in its
-// own API's error format (see Refusal).
+// own API's error format (refusals are *refusal.Error).
 package querylimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Config is the admission part of a store's query limits. The stores embed these keys in their `limits`
@@ -54,26 +53,8 @@ func (c Config) Validate(prefix string) error {
 	return nil
 }
 
-// Refusal is a query refused before it ran: its queue was full or its wait too long. Status is 429 when the
-// tenant's own queries filled its slots, 503 when the store as a whole was busy; both are worth retrying after
-// RetryAfter. Limit names the configuration key to raise.
-type Refusal struct {
-	Status     int
-	Limit      string
-	RetryAfter time.Duration
-	msg        string
-}
-
-func (r *Refusal) Error() string { return r.msg + " (limit: " + r.Limit + ")" }
-
-// SetHeaders sets Retry-After on a refusal's response.
-func (r *Refusal) SetHeaders(h http.Header) {
-	s := int64((r.RetryAfter + time.Second - 1) / time.Second)
-	h.Set("Retry-After", strconv.FormatInt(max(s, 1), 10))
-}
-
 // Gate is a check every query passes before it queues; a process-wide memory governor plugs in here. It
-// returns nil to admit, or an error (a *Refusal to answer 429/503 with Retry-After).
+// returns nil to admit, or an error (a *refusal.Error to answer 429/503 with Retry-After).
 type Gate func(ctx context.Context, tenant string) error
 
 // Limiter admits queries of one store. The zero value is not usable; use New.
@@ -117,7 +98,7 @@ func (l *Limiter) Config() Config { return l.cfg }
 
 // Admit waits for a slot for one query of tenant. On success it returns a context that carries the query
 // timeout and is cancelled when the request's context is (the client left), and a release function the caller
-// must call once the query is answered. On refusal the error is a *Refusal; when ctx ends while waiting it is
+// must call once the query is answered. On refusal the error is a *refusal.Error; when ctx ends while waiting it is
 // ctx's error.
 func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, func(), error) {
 	l.mu.Lock()
@@ -126,7 +107,7 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 	if gate != nil {
 		if err := gate(ctx, tenant); err != nil {
 			limit := "gate"
-			if r, ok := IsRefusal(err); ok {
+			if r, ok := refusal.As(err); ok && r.Limit != "" {
 				limit = r.Limit
 			}
 			l.mu.Lock()
@@ -147,7 +128,7 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 	if ts.waiting >= l.cfg.MaxOutstandingPerTenant {
 		l.refused["max_outstanding_per_tenant"]++
 		l.mu.Unlock()
-		return nil, nil, l.refusal(http.StatusTooManyRequests, "max_outstanding_per_tenant",
+		return nil, nil, l.refusal(refusal.RateLimited, "max_outstanding_per_tenant",
 			fmt.Sprintf("too many outstanding queries for tenant %q: %d running, %d waiting", tenant, ts.running, ts.waiting))
 	}
 	w := &waiter{tenant: tenant, ready: make(chan struct{})}
@@ -186,25 +167,20 @@ func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, fu
 		}
 		l.mu.Unlock()
 		if own {
-			return nil, nil, l.refusal(http.StatusTooManyRequests, "max_concurrent_per_tenant",
+			return nil, nil, l.refusal(refusal.RateLimited, "max_concurrent_per_tenant",
 				fmt.Sprintf("query waited %s for a slot: tenant %q already runs %d queries", l.cfg.MaxQueueWait, tenant, running))
 		}
-		return nil, nil, l.refusal(http.StatusServiceUnavailable, "max_concurrent",
+		return nil, nil, l.refusal(refusal.Overloaded, "max_concurrent",
 			fmt.Sprintf("query waited %s for a slot: the store already runs %d queries", l.cfg.MaxQueueWait, l.cfg.MaxConcurrent))
 	}
 }
 
-// NewRefusal is a refusal made by a Gate: status 429 or 503, the configuration key to change, and when to retry.
-func NewRefusal(status int, limit string, retryAfter time.Duration, msg string) *Refusal {
-	return &Refusal{Status: status, Limit: limit, RetryAfter: retryAfter, msg: msg}
-}
-
-func (l *Limiter) refusal(status int, limit, msg string) *Refusal {
-	ra := time.Second
-	if l.cfg.MaxQueueWait > ra {
-		ra = l.cfg.MaxQueueWait
-	}
-	return &Refusal{Status: status, Limit: limit, RetryAfter: ra, msg: msg}
+// refusal is a query refused before it ran: its tenant's queue was full or its wait too long (RateLimited, 429),
+// or the store as a whole was busy (Overloaded, 503). Both are worth retrying after the queue wait.
+func (l *Limiter) refusal(r refusal.Reason, limit, msg string) *refusal.Error {
+	ref := refusal.New(r, limit, "%s", msg)
+	ref.RetryAfter = max(time.Second, l.cfg.MaxQueueWait)
+	return ref
 }
 
 func (l *Limiter) admitted(ctx context.Context, tenant string) (context.Context, func(), error) {
@@ -296,11 +272,4 @@ func (l *Limiter) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return Stats{Running: l.running, Waiting: len(l.waiters)}
-}
-
-// IsRefusal reports whether err is a *Refusal, and returns it.
-func IsRefusal(err error) (*Refusal, bool) {
-	var r *Refusal
-	ok := errors.As(err, &r)
-	return r, ok
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 func testConfig() Config {
@@ -83,12 +85,12 @@ func TestLimiterRefusals(t *testing.T) {
 				waitFor(t, l, Stats{Running: len(tc.setup), Waiting: i + 1})
 			}
 			_, _, err := l.Admit(context.Background(), tc.tenant)
-			ref, ok := IsRefusal(err)
+			ref, ok := refusal.As(err)
 			if !ok {
 				t.Fatalf("err = %v, want a refusal", err)
 			}
-			if ref.Status != tc.status || ref.Limit != tc.limit || !strings.Contains(err.Error(), tc.limit) {
-				t.Fatalf("refusal %d %s (%v), want %d %s", ref.Status, ref.Limit, err, tc.status, tc.limit)
+			if ref.HTTPStatus() != tc.status || ref.Limit != tc.limit || !strings.Contains(err.Error(), tc.limit) {
+				t.Fatalf("refusal %d %s (%v), want %d %s", ref.HTTPStatus(), ref.Limit, err, tc.status, tc.limit)
 			}
 			l.mu.Lock()
 			n := l.refused[tc.limit]
@@ -100,7 +102,7 @@ func TestLimiterRefusals(t *testing.T) {
 				t.Errorf("%d sprout_query_refused_total series, want 1", got)
 			}
 			h := http.Header{}
-			ref.SetHeaders(h)
+			refusal.SetHeaders(h, err)
 			if h.Get("Retry-After") == "" || h.Get("Retry-After") == "0" {
 				t.Errorf("Retry-After = %q", h.Get("Retry-After"))
 			}
@@ -184,7 +186,7 @@ func TestPerTenantCappedToStore(t *testing.T) {
 
 func TestLimiterGate(t *testing.T) {
 	l := New(testConfig())
-	refuse := &Refusal{Status: http.StatusServiceUnavailable, Limit: "memory", RetryAfter: time.Second, msg: "queries' memory share is used up"}
+	refuse := refusal.New(refusal.Overloaded, "memory", "queries' memory share is used up")
 	l.SetGate(func(context.Context, string) error { return refuse })
 	if _, _, err := l.Admit(context.Background(), "a"); err != refuse {
 		t.Fatalf("err = %v, want the gate's refusal", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
 
@@ -252,7 +253,7 @@ func (h *configAPI) setGroup(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if _, err := h.r.opts.Store.Tenant(req.Context(), c.tenant); err != nil {
-		http.Error(w, err.Error(), tenant.HTTPStatus(err, http.StatusInternalServerError))
+		http.Error(w, err.Error(), refusal.HTTPStatus(err, http.StatusInternalServerError))
 		return
 	}
 	h.changed(w, req, c, c.st.SetGroup(req.Context(), c.tenant, c.ns, g), notFoundGroup)

@@ -2,15 +2,13 @@ package tenant
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 
 	"go.opentelemetry.io/collector/client"
-	"go.opentelemetry.io/collector/consumer/consumererror"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Policy decides the tenant of an HTTP request and of pipeline data. A process has one: the `sprout_api`
@@ -32,43 +30,6 @@ type Policy struct {
 // Bound reports whether credentials are tied to tenants.
 func (p Policy) Bound() bool { return p.UserIsTenant || len(p.Users) > 0 }
 
-// Error is a refused tenant: a missing X-Scope-OrgID (codes.Unauthenticated, HTTP 401), a malformed one
-// (codes.InvalidArgument, HTTP 400), a tenant the authenticated user may not act as (codes.PermissionDenied,
-// HTTP 403) or a new tenant beyond max_tenants (codes.ResourceExhausted, HTTP 400). It carries its gRPC status,
-// so the Collector's OTLP receivers answer with that code (and the matching HTTP status) when an exporter
-// returns it, also wrapped in a store's error.
-type Error struct {
-	Code codes.Code
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// GRPCStatus lets status.FromError (and so the OTLP receivers) see the code.
-func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Msg) }
-
-// HTTPStatus is the status an HTTP API answers with. A tenant over max_tenants is 400, not 429: retrying
-// cannot help until an operator raises the limit, as with Mimir's other per-tenant limits on push.
-func (e *Error) HTTPStatus() int {
-	switch e.Code {
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.InvalidArgument, codes.ResourceExhausted:
-		return http.StatusBadRequest
-	}
-	return http.StatusUnauthorized
-}
-
-// HTTPStatus is the status an HTTP API answers a store error with when it is (or wraps) a tenant refusal, and
-// fallback otherwise.
-func HTTPStatus(err error, fallback int) int {
-	var te *Error
-	if errors.As(err, &te) {
-		return te.HTTPStatus()
-	}
-	return fallback
-}
-
 // CheckCount is the max_tenants check a store makes where it creates a tenant: have is the number it already
 // holds, store names it in the refusal. Tenants found on disk at start are opened without it, so that a start
 // never fails and no data becomes unreadable when the limit is lowered.
@@ -76,7 +37,7 @@ func CheckCount(id string, have, max int, store string) error {
 	if max <= 0 || have < max {
 		return nil
 	}
-	return &Error{Code: codes.ResourceExhausted, Msg: fmt.Sprintf(
+	return &refusal.Error{Reason: refusal.TooManyTenants, Limit: "max_tenants", Msg: fmt.Sprintf(
 		"tenant %q refused: the %s already holds %d tenants, the limit (max_tenants of the sprout_api extension; raise it, or 0 for no limit)",
 		id, store, have)}
 }
@@ -123,40 +84,30 @@ func (p Policy) Resolve(header string, info client.Info) (string, error) {
 		return Default, nil
 	}
 	if !p.Bound() {
-		if err := validateHeader(header); err != nil {
+		if err := Validate(header); err != nil {
 			return "", err
 		}
 		return header, nil
 	}
 	user := User(info)
 	if user == "" {
-		return "", &Error{Code: codes.Unauthenticated, Msg: "no authenticated user: credentials are tied to tenants (tenant_auth), so every request must authenticate"}
+		return "", &refusal.Error{Reason: refusal.Unauthenticated, Msg: "no authenticated user: credentials are tied to tenants (tenant_auth), so every request must authenticate"}
 	}
 	allowed := p.allowed(user)
 	if header == "" {
 		if len(allowed) == 1 {
 			header = allowed[0]
 		} else {
-			return "", &Error{Code: codes.Unauthenticated, Msg: fmt.Sprintf("no org id: user %q may act as %d tenants, so the %s header must name one", user, len(allowed), Header)}
+			return "", &refusal.Error{Reason: refusal.Unauthenticated, Msg: fmt.Sprintf("no org id: user %q may act as %d tenants, so the %s header must name one", user, len(allowed), Header)}
 		}
 	}
-	if err := validateHeader(header); err != nil {
+	if err := Validate(header); err != nil {
 		return "", err
 	}
 	if !slices.Contains(allowed, header) {
-		return "", &Error{Code: codes.PermissionDenied, Msg: fmt.Sprintf("user %q may not act as tenant %q (%s)", user, header, Header)}
+		return "", &refusal.Error{Reason: refusal.Forbidden, Msg: fmt.Sprintf("user %q may not act as tenant %q (%s)", user, header, Header)}
 	}
 	return header, nil
-}
-
-// validateHeader is Validate for an X-Scope-OrgID value: a missing one is Unauthenticated (401, as Tempo, Mimir
-// and Loki answer "no org id"), a malformed one InvalidArgument (400).
-func validateHeader(h string) error {
-	err := Validate(h)
-	if errors.Is(err, ErrMissing) {
-		return &Error{Code: codes.Unauthenticated, Msg: err.Error()}
-	}
-	return err
 }
 
 // FromRequest resolves the tenant of an HTTP request; the authenticated user, if any, is in the client.Info the
@@ -171,15 +122,15 @@ func (p Policy) FromRequest(r *http.Request) (string, error) {
 // it on, data must name its tenant in the X-Scope-OrgID client metadata (the receivers need include_metadata:
 // true) and, with credentials bound, come from a receiver whose authenticator names a user allowed to act as
 // it; a tenant set by Sprout itself with WithTenant (the span-metrics generator's output) is trusted once it
-// passes Validate. A refusal is a permanent consumer error carrying its gRPC code (Unauthenticated,
-// InvalidArgument, PermissionDenied), which the OTLP receivers answer as such (HTTP 401 / 400 / 403).
+// passes Validate. A refusal is a *refusal.Error made permanent (refusal.Consumer), which the OTLP receivers
+// answer with its gRPC code (Unauthenticated, InvalidArgument, PermissionDenied; HTTP 401 / 400 / 403).
 func (p Policy) FromPipeline(ctx context.Context) (string, error) {
 	if !p.Multitenancy {
 		return Default, nil
 	}
 	if id, ok := ctx.Value(ctxKey{}).(string); ok && id != "" {
 		if err := Validate(id); err != nil {
-			return "", consumererror.NewPermanent(err)
+			return "", refusal.Consumer(err)
 		}
 		return id, nil
 	}
@@ -193,7 +144,7 @@ func (p Policy) FromPipeline(ctx context.Context) (string, error) {
 	}
 	id, err := p.Resolve(header, info)
 	if err != nil {
-		return "", consumererror.NewPermanent(err)
+		return "", refusal.Consumer(err)
 	}
 	return id, nil
 }

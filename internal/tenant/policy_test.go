@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // authData stands in for the basicauth extension's client.AuthData.
@@ -75,7 +77,7 @@ func TestPolicyResolve(t *testing.T) {
 				t.Fatalf("Resolve = %q, %v; want %q, %v", got, err, tc.want, tc.code)
 			}
 			if err != nil {
-				e := err.(*Error)
+				e := err.(*refusal.Error)
 				if want := map[codes.Code]int{codes.Unauthenticated: 401, codes.PermissionDenied: 403, codes.InvalidArgument: 400}[tc.code]; e.HTTPStatus() != want {
 					t.Errorf("HTTP status %d, want %d", e.HTTPStatus(), want)
 				}
@@ -145,8 +147,8 @@ func TestCheckCount(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if status.Code(err) != codes.ResourceExhausted || HTTPStatus(fmt.Errorf("wrapped: %w", err), 500) != 400 {
-			t.Errorf("refusal %v: code %v, HTTP %d", err, status.Code(err), HTTPStatus(err, 500))
+		if status.Code(err) != codes.ResourceExhausted || refusal.HTTPStatus(fmt.Errorf("wrapped: %w", err), 500) != 400 {
+			t.Errorf("refusal %v: code %v, HTTP %d", err, status.Code(err), refusal.HTTPStatus(err, 500))
 		}
 		if !strings.Contains(err.Error(), "max_tenants") {
 			t.Errorf("refusal does not name the limit: %v", err)

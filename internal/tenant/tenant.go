@@ -7,13 +7,13 @@ package tenant
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"go.opentelemetry.io/collector/client"
-	"google.golang.org/grpc/codes"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // Header is the HTTP (and gRPC metadata) key that names the tenant.
@@ -22,8 +22,9 @@ const Header = "X-Scope-OrgID"
 // Default is the tenant used when multi-tenancy is off.
 const Default = "single-tenant"
 
-// ErrMissing is returned when multi-tenancy is on and a request names no tenant.
-var ErrMissing = errors.New("no org id: the " + Header + " header is required when multi-tenancy is enabled")
+// ErrMissing is returned when multi-tenancy is on and a request names no tenant: Unauthenticated (HTTP 401), as
+// Tempo, Mimir and Loki answer "no org id".
+var ErrMissing error = &refusal.Error{Reason: refusal.Unauthenticated, Msg: "no org id: the " + Header + " header is required when multi-tenancy is enabled"}
 
 type ctxKey struct{}
 
@@ -56,7 +57,7 @@ const MaxLength = 150
 // not "." or "..") plus one of Sprout's own: no leading dot, because the stores keep their own directories
 // and files under dot names beside the tenants' ("."-prefixed names are never tenants).
 //
-// A malformed id is an *Error with codes.InvalidArgument (HTTP 400): retrying it cannot help. An empty id is
+// A malformed id is a *refusal.Error for refusal.Invalid (HTTP 400, gRPC InvalidArgument): retrying it cannot help. An empty id is
 // ErrMissing.
 func Validate(id string) error {
 	if id == "" {
@@ -83,7 +84,7 @@ func Validate(id string) error {
 }
 
 func invalid(format string, args ...any) error {
-	return &Error{Code: codes.InvalidArgument, Msg: fmt.Sprintf(format, args...)}
+	return &refusal.Error{Reason: refusal.Invalid, Msg: fmt.Sprintf(format, args...)}
 }
 
 // FromRequest resolves the tenant of an HTTP request. With multi-tenancy off it always returns Default, so a

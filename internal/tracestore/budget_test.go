@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // A query whose context is cancelled (the client left) stops and returns the context's error, for search and
@@ -50,18 +52,17 @@ func TestMetricsQueryBudgets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, tc.q), Start: tc.start, End: tc.end, Step: tc.step})
-			var le *LimitError
+			le, refused := refusal.As(err)
 			switch {
 			case tc.limit == "" && err != nil:
 				t.Fatalf("refused: %v", err)
-			case tc.limit != "" && (!errors.As(err, &le) || le.Limit != tc.limit):
+			case tc.limit != "" && (!refused || le.Limit != tc.limit || le.Reason != refusal.OverLimit):
 				t.Fatalf("err = %v, want the %s limit", err, tc.limit)
 			}
 		})
 	}
 	_, err := s.Search(context.Background(), tn, SearchRequest{Query: mustQuery(t, `{ }`), SpansPerSpanSet: 6})
-	var le *LimitError
-	if !errors.As(err, &le) || le.Limit != "max_spans_per_span_set" {
+	if le, ok := refusal.As(err); !ok || le.Limit != "max_spans_per_span_set" {
 		t.Fatalf("spss 6 over a cap of 5: err = %v", err)
 	}
 }

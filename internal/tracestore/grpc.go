@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,8 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 	"github.com/sprout-otel/sprout/internal/tracestore/tempopb"
 )
@@ -53,11 +51,8 @@ func (g *GRPCAPI) admit(ctx context.Context) (context.Context, string, func(), e
 	}
 	ctx, release, err := g.Store.QueryLimiter().Admit(ctx, tenantID)
 	if err != nil {
-		if ref, ok := querylimit.IsRefusal(err); ok {
-			if ref.Status == http.StatusTooManyRequests {
-				return nil, "", nil, backpressure.Error(ref)
-			}
-			return nil, "", nil, status.Error(codes.Unavailable, ref.Error())
+		if _, ok := refusal.As(err); ok {
+			return nil, "", nil, err // its own status: RESOURCE_EXHAUSTED or UNAVAILABLE, with RetryInfo
 		}
 		return nil, "", nil, status.Error(codes.Canceled, "query cancelled while it waited for a slot: "+err.Error())
 	}
@@ -70,16 +65,11 @@ func grpcError(err error) error {
 		return nil
 	}
 	if _, ok := status.FromError(err); ok {
-		return err
+		return err // a refusal (its own code: InvalidArgument, DeadlineExceeded, ...) or a status already
 	}
-	var le *LimitError
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.As(err, &le) && le.Limit == "query_timeout":
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, ErrBadData):
-		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "query cancelled: the client went away")
 	case errors.Is(err, context.DeadlineExceeded):

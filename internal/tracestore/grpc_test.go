@@ -21,9 +21,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
 	"github.com/sprout-otel/sprout/internal/grpcwire"
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tracestore/tempopb"
 )
 
@@ -392,7 +391,7 @@ func TestGRPCQueryBudget(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max_outstanding_per_tenant") {
 		t.Fatalf("second query: %v, want ResourceExhausted naming the limit", err)
 	}
-	if d, ok := backpressure.RetryDelay(err); !ok || d <= 0 {
+	if d, ok := refusal.RetryDelay(err); !ok || d <= 0 {
 		t.Fatalf("no retry hint in %v", err)
 	}
 	close(release)
@@ -400,7 +399,7 @@ func TestGRPCQueryBudget(t *testing.T) {
 		t.Fatalf("the held search: %v", err)
 	}
 	s.QueryLimiter().SetGate(func(context.Context, string) error {
-		return querylimit.NewRefusal(http.StatusServiceUnavailable, "memory", time.Second, "query memory budget exceeded")
+		return refusal.New(refusal.Overloaded, "memory", "query memory budget exceeded")
 	})
 	_, err = recvAll(h.client.Search(ctx, &tempopb.SearchRequest{Query: "{ }"}))
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "memory") {

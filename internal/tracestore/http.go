@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -64,16 +64,16 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write([]byte(msg + "\n"))
 }
 
-// storeError maps store errors to Tempo's status codes.
+// storeError maps store errors to Tempo's status codes: a refusal's own (400 for bad data and limits, 504 for
+// query_timeout, 429 with Retry-After), 404, 499 for a client that left.
 func storeError(w http.ResponseWriter, err error) {
-	var le *LimitError
+	_, refused := refusal.As(err)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		httpError(w, http.StatusNotFound, err.Error())
-	case errors.As(err, &le) && le.Limit == "query_timeout":
-		httpError(w, http.StatusGatewayTimeout, err.Error())
-	case errors.Is(err, ErrBadData):
-		httpError(w, http.StatusBadRequest, err.Error())
+	case refused:
+		refusal.SetHeaders(w.Header(), err)
+		httpError(w, refusal.HTTPStatus(err, http.StatusInternalServerError), err.Error())
 	case errors.Is(err, context.Canceled):
 		httpError(w, 499, "query cancelled: the client went away")
 	default:
@@ -87,9 +87,8 @@ func storeError(w http.ResponseWriter, err error) {
 func (a *API) admit(w http.ResponseWriter, r *http.Request, tenantID string) (*http.Request, func(), bool) {
 	ctx, release, err := a.Store.QueryLimiter().Admit(r.Context(), tenantID)
 	if err != nil {
-		if ref, ok := querylimit.IsRefusal(err); ok {
-			ref.SetHeaders(w.Header())
-			httpError(w, ref.Status, ref.Error())
+		if _, ok := refusal.As(err); ok {
+			storeError(w, err)
 			return nil, nil, false
 		}
 		httpError(w, 499, "query cancelled while it waited for a slot: "+err.Error())

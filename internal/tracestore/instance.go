@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -129,12 +130,6 @@ func parseRecord(payload []byte) (*record, error) {
 	return rec, nil
 }
 
-// BusyError refuses a write for now: the traces in memory reached max_live_bytes (retry after the next block is
-// written) or the tenant is over limits.ingestion_rate_limit_bytes (retry in a second). Limit names which.
-type BusyError struct{ Msg, Limit string }
-
-func (e *BusyError) Error() string { return e.Msg + " (limit " + e.Limit + ")" }
-
 // ingestionRate returns the tenant's write-rate limiter, nil when unlimited.
 func ingestionRate(l LimitsConfig) *rate.Limiter {
 	if l.IngestionRateLimitBytes <= 0 {
@@ -155,13 +150,14 @@ func (in *instance) allowRate(n, spans int) error {
 	l := in.s.cfg.Limits
 	if n > in.rate.Burst() {
 		in.s.m.refused.WithLabelValues("ingestion_burst_size_bytes").Add(float64(spans))
-		return fmt.Errorf("%w: a batch of %d bytes is larger than the tenant's burst of %d bytes and can never be accepted; send smaller batches (limit ingestion_burst_size_bytes)", ErrBadData, n, in.rate.Burst())
+		return limitError("ingestion_burst_size_bytes", "a batch of %d bytes is larger than the tenant's burst of %d bytes and can never be accepted; send smaller batches", n, in.rate.Burst())
 	}
 	if !in.rate.AllowN(time.Now(), n) {
 		in.s.m.refused.WithLabelValues("ingestion_rate_limit_bytes").Add(float64(spans))
-		return &BusyError{Limit: "ingestion_rate_limit_bytes", Msg: fmt.Sprintf(
+		// Retryable: the tenant's bucket refills within a second.
+		return refusal.New(refusal.RateLimited, "ingestion_rate_limit_bytes",
 			"tenant %s is over its ingestion rate of %d bytes/s (burst %d bytes); this batch had %d bytes, retry later",
-			in.tenant, l.IngestionRateLimitBytes, in.rate.Burst(), n)}
+			in.tenant, l.IngestionRateLimitBytes, in.rate.Burst(), n)
 	}
 	return nil
 }
@@ -177,7 +173,8 @@ func (in *instance) push(td ptrace.Traces) error {
 		if held >= max {
 			in.s.m.refused.WithLabelValues("max_live_bytes").Add(float64(td.SpanCount()))
 			in.s.kick()
-			return &BusyError{Limit: "max_live_bytes", Msg: fmt.Sprintf("tenant %s holds %d bytes of traces not yet in a block; retry later", in.tenant, held)}
+			// Retryable: the next block written frees it.
+			return refusal.New(refusal.RateLimited, "max_live_bytes", "tenant %s holds %d bytes of traces not yet in a block; retry later", in.tenant, held)
 		}
 	}
 	payload, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
@@ -250,8 +247,8 @@ func (in *instance) overLimit(rec *record, max int64) (map[pcommon.TraceID]bool,
 		}
 	}
 	in.s.m.refused.WithLabelValues("max_bytes_per_trace").Add(float64(refused))
-	return over, &LimitError{Limit: "max_bytes_per_trace",
-		Msg: fmt.Sprintf("refused %d spans of %d traces: a trace may hold at most %d bytes", refused, len(over), max)}
+	return over, limitError("max_bytes_per_trace",
+		"refused %d spans of %d traces: a trace may hold at most %d bytes", refused, len(over), max)
 }
 
 // dropTraces returns a copy of td without the spans of the given traces.

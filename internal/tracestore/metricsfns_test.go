@@ -3,7 +3,6 @@ package tracestore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"net/url"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -227,8 +227,7 @@ func TestCompareSeriesLimit(t *testing.T) {
 		}
 		_, err := s.QueryRange(context.Background(), tn, MetricsRequest{Query: mustQuery(t, `{ } | compare({ status = error })`),
 			Start: baseTime, End: baseTime.Add(10 * time.Second), Step: 10 * time.Second})
-		var le *LimitError
-		if got := errors.As(err, &le); got != wantErr {
+		if got := refusal.Is(err, refusal.OverLimit); got != wantErr {
 			t.Errorf("limit %d: error %v, want a limit error: %v", limit, err, wantErr)
 		}
 		_ = s.Shutdown(context.Background())

@@ -159,7 +159,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		n++
 	}
 	if max := s.cfg.Limits.MaxPointsPerSeries; n > time.Duration(max) {
-		return nil, &LimitError{Limit: "max_points_per_series", Msg: fmt.Sprintf("%d steps is more than %d; use a longer step or a shorter range", int64(n), max)}
+		return nil, limitError("max_points_per_series", "%d steps is more than %d; use a longer step or a shorter range", int64(n), max)
 	}
 	steps := int(n)
 	if err := s.checkRange(TimeRange{Start: req.Start, End: req.End}); err != nil {
@@ -316,15 +316,15 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	var cmpSeries []Series
 	if cmp != nil {
 		if cmp.tooLarge {
-			return nil, &LimitError{Limit: "max_points_per_series", Msg: fmt.Sprintf(
-				"compare() over %d steps needs more than %d counters; use a longer step or a shorter range", steps, maxCompareCells)}
+			return nil, limitError("max_points_per_series",
+				"compare() over %d steps needs more than %d counters; use a longer step or a shorter range", steps, maxCompareCells)
 		}
 		cmpSeries = cmp.series()
 		tooMany = tooMany || cmp.tooMany
 	}
 	if tooMany {
-		return nil, &LimitError{Limit: "max_response_series", Msg: fmt.Sprintf(
-			"the query has more than %d series; group by fewer attributes or filter the spans", s.cfg.Limits.MaxResponseSeries)}
+		return nil, limitError("max_response_series",
+			"the query has more than %d series; group by fewer attributes or filter the spans", s.cfg.Limits.MaxResponseSeries)
 	}
 	if cmp != nil {
 		res.Series = cmpSeries

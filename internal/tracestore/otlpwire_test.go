@@ -2,12 +2,13 @@ package tracestore
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // TestWalkRecordMatchesPdata checks that the wire walker reads the same fields pdata does and that the span
@@ -106,7 +107,7 @@ func FuzzWalkRecord(f *testing.F) {
 	})
 }
 
-// TestMaxLiveBytesBackpressure fills memory to max_live_bytes: the next write is refused with a BusyError (not
+// TestMaxLiveBytesBackpressure fills memory to max_live_bytes: the next write is refused as RateLimited (not
 // a permanent error) and accepted again once the traces are in a block.
 func TestMaxLiveBytesBackpressure(t *testing.T) {
 	ctx := context.Background()
@@ -114,11 +115,12 @@ func TestMaxLiveBytesBackpressure(t *testing.T) {
 	cfg.MaxLiveBytes = 64 << 10
 	s := openStore(t, cfg)
 	defer s.Shutdown(ctx)
-	var busy *BusyError
+	var busy *refusal.Error
 	i := 0
 	for ; i < 1000; i++ {
 		err := s.Push(ctx, tn, batch(i*10, 10, 5))
-		if errors.As(err, &busy) {
+		if ref, ok := refusal.As(err); ok {
+			busy = ref
 			break
 		}
 		if err != nil {
@@ -128,8 +130,8 @@ func TestMaxLiveBytesBackpressure(t *testing.T) {
 	if busy == nil {
 		t.Fatal("never refused with max_live_bytes reached")
 	}
-	if errors.Is(busy, ErrBadData) {
-		t.Fatal("a busy refusal must be retryable, not bad data")
+	if !busy.Retryable() || busy.Limit != "max_live_bytes" {
+		t.Fatalf("%v: a busy refusal must be retryable and name max_live_bytes", busy)
 	}
 	if err := s.CutAndFlush(ctx, false); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -54,7 +55,7 @@ func (s *Store) skipDamaged(tenantID string, b *block, err error) error {
 
 func (s *Store) timeoutErr(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &LimitError{Limit: "query_timeout", Msg: fmt.Sprintf("query did not finish within %s", s.cfg.Limits.QueryTimeout)}
+		return refusal.New(refusal.Timeout, "query_timeout", "query did not finish within %s", s.cfg.Limits.QueryTimeout)
 	}
 	return err
 }
@@ -219,13 +220,13 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		req.Limit = s.cfg.Limits.DefaultSearchLimit
 	}
 	if req.Limit > s.cfg.Limits.MaxSearchLimit {
-		return nil, &LimitError{Limit: "max_search_limit", Msg: fmt.Sprintf("limit %d is larger than %d", req.Limit, s.cfg.Limits.MaxSearchLimit)}
+		return nil, limitError("max_search_limit", "limit %d is larger than %d", req.Limit, s.cfg.Limits.MaxSearchLimit)
 	}
 	if req.SpansPerSpanSet <= 0 {
 		req.SpansPerSpanSet = 3
 	}
 	if max := s.cfg.Limits.MaxSpansPerSpanSet; max > 0 && req.SpansPerSpanSet > max {
-		return nil, &LimitError{Limit: "max_spans_per_span_set", Msg: fmt.Sprintf("spss %d is larger than %d", req.SpansPerSpanSet, max)}
+		return nil, limitError("max_spans_per_span_set", "spss %d is larger than %d", req.SpansPerSpanSet, max)
 	}
 	res := &SearchResult{Traces: []TraceMatch{}}
 	in := s.lookupInstance(tenantID)
@@ -531,7 +532,7 @@ func oldestStart(ts []TraceMatch) uint64 {
 
 func (s *Store) checkRange(r TimeRange) error {
 	if max := s.cfg.Limits.MaxSearchDuration; max > 0 && !r.Start.IsZero() && !r.End.IsZero() && r.End.Sub(r.Start) > max {
-		return &LimitError{Limit: "max_search_duration", Msg: fmt.Sprintf("search window %s is longer than %s", r.End.Sub(r.Start), max)}
+		return limitError("max_search_duration", "search window %s is longer than %s", r.End.Sub(r.Start), max)
 	}
 	return nil
 }

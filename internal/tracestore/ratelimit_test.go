@@ -2,11 +2,12 @@ package tracestore
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // TestIngestionRateLimit: within the burst a batch is taken; past the rate it is refused as retryable naming
@@ -43,19 +44,19 @@ func TestIngestionRateLimit(t *testing.T) {
 					t.Fatalf("push %d: %v", i, last)
 				}
 			}
-			var busy *BusyError
+			ref, refused := refusal.As(last)
 			switch tc.wantLast {
 			case "":
 				if last != nil {
 					t.Fatalf("last push: %v", last)
 				}
 			case "busy":
-				if !errors.As(last, &busy) || busy.Limit != tc.wantLimit {
-					t.Fatalf("last push: %v, want a BusyError naming %s", last, tc.wantLimit)
+				if !refused || !ref.Retryable() || ref.Limit != tc.wantLimit {
+					t.Fatalf("last push: %v, want a retryable refusal naming %s", last, tc.wantLimit)
 				}
 			case "bad":
-				if !errors.Is(last, ErrBadData) || !strings.Contains(last.Error(), tc.wantLimit) {
-					t.Fatalf("last push: %v, want ErrBadData naming %s", last, tc.wantLimit)
+				if !refused || ref.Retryable() || !strings.Contains(last.Error(), tc.wantLimit) {
+					t.Fatalf("last push: %v, want a permanent refusal naming %s", last, tc.wantLimit)
 				}
 			}
 			found := 0

@@ -26,26 +26,23 @@ import (
 
 	"github.com/sprout-otel/sprout/internal/bucket"
 	"github.com/sprout-otel/sprout/internal/querylimit"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
-// ErrBadData marks a write that can never succeed (malformed, over a limit): retrying it is pointless.
-var ErrBadData = errors.New("bad trace data")
+// ErrBadData marks a write or query that can never succeed (malformed): a refusal.Invalid, so that wrapping
+// it (fmt.Errorf("%w: ...", ErrBadData)) makes an error a refusal, answered 400 / InvalidArgument and never
+// retried. Refusals by a configured limit are *refusal.Error of their own (OverLimit, RateLimited, Timeout).
+var ErrBadData error = &refusal.Error{Reason: refusal.Invalid, Msg: "bad trace data"}
 
 // QueryLimiter admits the store's queries; a process-wide governor installs its gate on it (SetGate).
 func (s *Store) QueryLimiter() *querylimit.Limiter { return s.queries }
 
-// LimitError is a refusal because of a configured limit; its message names the limit.
-type LimitError struct {
-	Limit string
-	Msg   string
+// limitError is a refusal by the configured limit named limit; its message ends with the limit's key.
+func limitError(limit, format string, args ...any) error {
+	return refusal.New(refusal.OverLimit, limit, format, args...)
 }
-
-func (e *LimitError) Error() string { return e.Msg + " (limit " + e.Limit + ")" }
-
-// Is makes LimitError match ErrBadData: the pipeline must not retry it.
-func (e *LimitError) Is(target error) bool { return target == ErrBadData }
 
 // Store is the trace store of every tenant.
 type Store struct {
@@ -209,7 +206,7 @@ func (s *Store) open(ctx context.Context, id string, limited bool) (*instance, e
 		return in, nil
 	}
 	if err := tenant.Validate(id); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadData, err)
+		return nil, fmt.Errorf("bad trace data: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +218,7 @@ func (s *Store) open(ctx context.Context, id string, limited bool) (*instance, e
 	}
 	if limited {
 		if err := tenant.CheckCount(id, len(s.tenants), int(s.maxTenants.Load()), "trace store"); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadData, err)
+			return nil, fmt.Errorf("bad trace data: %w", err)
 		}
 	}
 	in, err := openInstance(ctx, s, id)
@@ -251,7 +248,7 @@ func (s *Store) instances() []*instance {
 }
 
 // Push writes a batch for a tenant. When it returns nil every span is in the WAL. Spans over a limit are
-// refused with a *LimitError (and the rest of the batch is written); malformed data gives an error wrapping
+// refused with a *refusal.Error (and the rest of the batch is written); malformed data gives an error wrapping
 // ErrBadData.
 func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) error {
 	in, err := s.instance(ctx, tenantID)

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/testutil"
 	"github.com/sprout-otel/sprout/internal/traceql"
@@ -168,7 +169,7 @@ func TestIngestQuerySearch(t *testing.T) {
 	if n := countSpans(t, s, 50); n != 0 {
 		t.Fatalf("tenant leak: %d spans of tenant other seen by %s", n, tn)
 	}
-	if err := s.Push(ctx, "../etc", batch(50, 1, 2)); !errors.Is(err, ErrBadData) {
+	if err := s.Push(ctx, "../etc", batch(50, 1, 2)); !permanent(err) {
 		t.Fatalf("bad tenant: %v", err)
 	}
 }
@@ -183,8 +184,7 @@ func TestLimits(t *testing.T) {
 	td := batch(1, 1, 2)           // small trace: accepted
 	makeTrace(td, 2, 40, baseTime) // large trace: refused
 	err := s.Push(ctx, tn, td)
-	var le *LimitError
-	if !errors.As(err, &le) || le.Limit != "max_bytes_per_trace" || !errors.Is(err, ErrBadData) {
+	if le, ok := refusal.As(err); !ok || le.Limit != "max_bytes_per_trace" || !permanent(err) {
 		t.Fatalf("err = %v, want a max_bytes_per_trace limit error", err)
 	}
 	if n := countSpans(t, s, 1); n != 2 {
@@ -194,7 +194,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("the large trace has %d spans, want 0", n)
 	}
 	_, err = s.Search(ctx, tn, SearchRequest{Query: mustQuery(t, "{}"), Range: TimeRange{Start: baseTime, End: baseTime.Add(2 * time.Hour)}})
-	if !errors.As(err, &le) || le.Limit != "max_search_duration" {
+	if le, ok := refusal.As(err); !ok || le.Limit != "max_search_duration" {
 		t.Fatalf("err = %v, want max_search_duration", err)
 	}
 }

@@ -81,8 +81,8 @@ func TestTenantDoorAndLimit(t *testing.T) {
 	s := openStore(t, testConfig(dir))
 	for _, bad := range []string{".hidden", "...", "../../escape3", "a/b", strings.Repeat("x", 151), "tën"} {
 		err := s.Push(context.Background(), bad, batch(1, 1, 1))
-		if status.Code(err) != codes.InvalidArgument || !errors.Is(err, ErrBadData) {
-			t.Errorf("Push(%q) = %v, want InvalidArgument and ErrBadData", bad, err)
+		if status.Code(err) != codes.InvalidArgument || !permanent(err) {
+			t.Errorf("Push(%q) = %v, want InvalidArgument, not retryable", bad, err)
 		}
 	}
 	s.SetMaxTenants(2)
@@ -92,7 +92,7 @@ func TestTenantDoorAndLimit(t *testing.T) {
 		}
 	}
 	err := s.Push(context.Background(), "c", batch(1, 1, 1))
-	if status.Code(err) != codes.ResourceExhausted || !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "max_tenants") {
+	if status.Code(err) != codes.ResourceExhausted || !permanent(err) || !strings.Contains(err.Error(), "max_tenants") {
 		t.Fatalf("third tenant: %v", err)
 	}
 	s.closeNoFlush()

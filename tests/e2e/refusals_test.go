@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc/status"
 
-	"github.com/sprout-otel/sprout/internal/backpressure"
+	refuse "github.com/sprout-otel/sprout/internal/refusal"
 )
 
 // otlpOutcome is how the server answered one OTLP export.
@@ -73,7 +73,7 @@ func otlpExportAll(t *testing.T, c *client, env []string, marker string, logByte
 	grpcOutcome := func(err error) otlpOutcome {
 		st, _ := status.FromError(err)
 		o := otlpOutcome{code: st.Code().String(), msg: st.Message()}
-		if d, ok := backpressure.RetryDelay(err); ok {
+		if d, ok := refuse.RetryDelay(err); ok {
 			o.retry = d.String()
 		}
 		return o
