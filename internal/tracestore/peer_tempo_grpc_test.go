@@ -1,11 +1,9 @@
 package tracestore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"reflect"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -169,18 +166,7 @@ func TestPeerTempoGRPCShapes(t *testing.T) {
 	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)
-	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(otlp, "application/x-protobuf", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("push to tempo: %d", resp.StatusCode)
-	}
+	pushToTempo(t, otlp, td)
 	s := openStore(t, testConfig(t.TempDir()))
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	if err := s.Push(context.Background(), tn, td); err != nil {

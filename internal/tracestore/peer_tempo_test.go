@@ -206,18 +206,7 @@ func TestPeerTempoShapes(t *testing.T) {
 	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)
-	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(otlp, "application/x-protobuf", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("push to tempo: %d", resp.StatusCode)
-	}
+	pushToTempo(t, otlp, td)
 	s, srv := newAPI(t)
 	if err := s.Push(context.Background(), tn, td); err != nil {
 		t.Fatal(err)
@@ -299,18 +288,7 @@ func TestPeerTempoCorpus(t *testing.T) {
 	tempo, otlp := startTempo(t)
 	now := time.Now().Truncate(time.Second)
 	td := corpusFixture(now)
-	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(otlp, "application/x-protobuf", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("push to tempo: %d", resp.StatusCode)
-	}
+	pushToTempo(t, otlp, td)
 	s, srv := newAPI(t)
 	if err := s.Push(context.Background(), tn, td); err != nil {
 		t.Fatal(err)
@@ -357,5 +335,22 @@ func TestPeerTempoCorpus(t *testing.T) {
 	t.Log("\n" + report.String())
 	if failed > 0 {
 		t.Fatalf("%d differences from Tempo", failed)
+	}
+}
+
+// pushToTempo sends td to Tempo's OTLP/HTTP endpoint.
+func pushToTempo(t *testing.T, otlp string, td ptrace.Traces) {
+	t.Helper()
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(otlp, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("push to tempo: %d", resp.StatusCode)
 	}
 }
