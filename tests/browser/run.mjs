@@ -590,7 +590,8 @@ async function main() {
     await page.locator('details.lb-details summary').click();
     await page.locator('.lb-label[data-label="__name__"] input').fill(METRIC);
     await page.locator(`button.lb-value[data-value="${METRIC}"]`).click();
-    await page.locator('button.lb-name[data-label="route"]').waitFor(timeout);
+    // The list of labels names the metric it belongs to once loaded; until then the last list stays.
+    await page.locator(`.lb-names[data-for="${METRIC}"][aria-busy="false"] button.lb-name[data-label="route"]`).waitFor(timeout);
     const mNames = await page.locator('button.lb-name').evaluateAll((bs) => bs.map((b) => b.dataset.label));
     const apiM = (await getJSON(`/api/v1/labels?match[]=${METRIC}&start=${nowS2() - 3600}&end=${nowS2()}`)).data.filter((l) => l !== '__name__');
     if (!sameSet(mNames, apiM)) throw new Error(`${METRIC} labels ${mNames}, API ${apiM}`);

@@ -77,7 +77,10 @@ export function LabelBrowser({ src, params, actions }: { src: LabelSource; param
   const rangeKey = `${params.from}|${params.to}`;
   const sel = buildSelector(metric, picked);
   // Prometheus: the labels of the chosen metric; Loki: every stream label.
-  const names = useAsync<string[]>(`labels|${metric}|${rangeKey}`, (signal) => src.labels(metric, signal));
+  // The list names its metric, as the count below does: while the next list loads, the last one stays on screen.
+  const namesFor = useAsync<{ metric: string; ls: string[] }>(`labels|${metric}|${rangeKey}`, (signal) => src.labels(metric, signal).then((ls) => ({ metric, ls })));
+  const names = { data: namesFor.data?.ls, error: namesFor.error };
+  const namesOf = namesFor.data?.metric === metric && !namesFor.loading ? metric : undefined;
   // The count names its selector: while the next one loads, the last count is not shown as the new one's.
   const matching = useAsync<{ sel: string; n: number }>(`series|${sel}|${rangeKey}`, sel ? (signal) => src.series(sel, signal).then((n) => ({ sel, n })) : null);
   const count = matching.data?.sel === sel && !matching.loading ? matching.data.n : undefined;
@@ -96,7 +99,7 @@ export function LabelBrowser({ src, params, actions }: { src: LabelSource; param
       )}
       <h4>Labels</h4>
       <ErrorBox error={names.error} />
-      <div class="lb-names" role="group" aria-label="Labels">
+      <div class="lb-names" role="group" aria-label="Labels" aria-busy={namesOf === undefined} data-for={namesOf}>
         {(names.data ?? []).map((l) => <button type="button" class="chip lb-name" data-label={l} aria-pressed={labels.includes(l)} onClick={() => toggleLabel(l)}>{l}</button>)}
         {names.data && !names.data.length && <span class="muted small">no labels in this range</span>}
       </div>
