@@ -21,9 +21,14 @@ func (s *Store) Flush(ctx context.Context, force bool) error { return s.flush(ct
 
 // flush is Flush. An early flush (a head reached the chunk size, or all heads are over MaxHeadBytes) cuts heads
 // of half the target size too, so that streams growing together are cut together; under memory pressure a
-// quarter. An early flush that is not under pressure skips the WAL checkpoint: the cut streams' records are
-// skipped on replay by their chunks' WALSeg, and rewriting every other head into a checkpoint at each cut would
-// cost more than the cut saves. The next regular flush checkpoints.
+// quarter.
+//
+// The WAL checkpoint rewrites every head into a new file and fsyncs it and the directory, and it takes pushes'
+// fsyncs' turn on the disk: written at every 30 s tick it stalled pushes for 10-20 ms each time, to save nothing
+// when little was written. So a flush checkpoints only when forced, under memory pressure, or once the WAL
+// since the last checkpoint holds max_head_bytes (which bounds both the WAL on disk and the replay after a
+// crash); otherwise the cut streams' records are skipped on replay by their chunks' WALSeg. A flush with nothing
+// due and no checkpoint to write does not rotate the WAL, so pushes are not held off at all.
 func (s *Store) flush(ctx context.Context, force, early bool) error {
 	pressure := early && s.cfg.MaxHeadBytes > 0 && s.headBytes.Load() > int64(s.cfg.MaxHeadBytes)
 	minCut := s.cfg.ChunkTargetSize
@@ -32,6 +37,11 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		minCut = s.cfg.ChunkTargetSize / 4
 	case early:
 		minCut = s.cfg.ChunkTargetSize / 2
+	}
+	wantCheckpoint := force || pressure || s.cfg.MaxHeadBytes <= 0 && !early ||
+		s.cfg.MaxHeadBytes > 0 && s.walBytes.Load() >= int64(s.cfg.MaxHeadBytes)
+	if !wantCheckpoint && !s.sealAndCheckDue(minCut) {
+		return nil
 	}
 	s.ingestMu.Lock()
 	next, err := s.wal.Rotate()
@@ -120,9 +130,7 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 			return errors.Join(flushErr, err)
 		}
 	}
-	// Once the WAL holds max_head_bytes since the last checkpoint, an early flush checkpoints anyway: that bounds
-	// the WAL on disk and the replay after a crash as the pressure flushes did.
-	if early && !pressure && !force && (s.cfg.MaxHeadBytes <= 0 || walBefore+s.walBytes.Load() < int64(s.cfg.MaxHeadBytes)) {
+	if !wantCheckpoint {
 		for _, m := range all {
 			m.st.mu.Lock()
 			m.st.mark = 0
@@ -160,6 +168,28 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 	}
 	checkpointed = true
 	return flushErr
+}
+
+// sealAndCheckDue seals every stream's open tail into a block (as each flush does) and reports whether any
+// head is due for a cut at minCut, by age or by idleness. It holds each stream's lock only, not ingestMu.
+func (s *Store) sealAndCheckDue(minCut int) bool {
+	now := s.now()
+	due := false
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, td := range s.tenants {
+		td.mu.RLock()
+		for _, sts := range td.streams {
+			for _, st := range sts {
+				st.mu.Lock()
+				st.seal()
+				due = due || len(st.blocks) > 0 && (st.headBytes >= minCut || now.Sub(st.headFirst) >= s.cfg.MaxChunkAge || now.Sub(st.lastAppend) >= s.cfg.ChunkIdlePeriod)
+				st.mu.Unlock()
+			}
+		}
+		td.mu.RUnlock()
+	}
+	return due
 }
 
 var chunkSeq struct {

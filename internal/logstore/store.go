@@ -189,6 +189,10 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	skipped := 0
 	res, err := w.Replay(func(p wal.Position, b []byte) error {
 		pos := int(p.Segment)
+		if !p.Checkpoint {
+			// The WAL since the last checkpoint counts toward the next one, across restarts.
+			s.walBytes.Add(int64(len(b)))
+		}
 		r, err := decodeWALRecord(b)
 		if err != nil {
 			s.logger.Warn("Skipping unreadable WAL record", zap.Error(err))

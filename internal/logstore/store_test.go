@@ -321,8 +321,8 @@ func TestWALReplayAfterUncleanStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == n/2 {
-			// A checkpoint half way: part of the data goes to chunks, part stays in the WAL.
-			if err := e.store.Flush(context.Background(), false); err != nil {
+			// A forced flush half way: part of the data goes to chunks and a checkpoint, part stays in the WAL.
+			if err := e.store.Flush(context.Background(), true); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -730,7 +730,7 @@ func TestEarlyCutWithoutCheckpointReplays(t *testing.T) {
 	}
 	push("hot", 0, 3, 100)
 	push("cold", 0, 3, 10)
-	if err := e.store.Flush(context.Background(), false); err != nil { // nothing due: a checkpoint of both heads
+	if err := e.store.Flush(context.Background(), false); err != nil { // nothing due: the WAL is left as it is
 		t.Fatal(err)
 	}
 	push("hot", 3, 12, 500) // over the target
@@ -799,4 +799,74 @@ func TestEarlyCutCheckpointBound(t *testing.T) {
 	if n := e.store.walBytes.Load(); n != 0 {
 		t.Fatalf("WAL bytes since the checkpoint: %d, want 0", n)
 	}
+}
+
+// TestRegularFlushCheckpointsWhenWorthIt: a regular flush with nothing due and little WAL leaves the WAL alone
+// (no rotation, no checkpoint: pushes are not held off); one that cuts a head checkpoints only once the WAL since
+// the last checkpoint holds max_head_bytes; every acknowledged line survives an unclean stop at each stage.
+func TestRegularFlushCheckpointsWhenWorthIt(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxHeadBytes = 64 << 10 })
+	want := map[string]int{}
+	n := 0
+	push := func(job string, kb int) {
+		t.Helper()
+		for range kb {
+			line := fmt.Sprintf("%s %d %s", job, n, strings.Repeat("y", 1000))
+			if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: labels.FromStrings("job", job), Entries: []logql.Entry{{Timestamp: ts(n), Line: line}}}}); err != nil {
+				t.Fatal(err)
+			}
+			want[line]++
+			n++
+		}
+	}
+	checkpoints := func() []string {
+		cps, err := filepath.Glob(filepath.Join(e.cfg.Dir, "wal", "checkpoint.*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cps
+	}
+	flush := func() {
+		t.Helper()
+		if err := e.store.Flush(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(stage string) {
+		t.Helper()
+		e.bkt = nil
+		e.open() // unclean: no Close
+		checkLines(t, e, `{job=~".+"}`, want, stage)
+	}
+
+	push("a", 2)
+	seg := e.store.wal.Current()
+	flush()
+	if got := e.store.wal.Current(); got != seg || len(checkpoints()) != 0 {
+		t.Fatalf("a flush with nothing due rotated the WAL (%d → %d) or checkpointed (%v)", seg, got, checkpoints())
+	}
+	check("after a flush with nothing due")
+
+	push("a", 40)
+	e.clk.Add(3 * time.Hour) // over max_chunk_age: the head is due
+	seg = e.store.wal.Current()
+	flush()
+	if e.store.wal.Current() == seg {
+		t.Fatal("a flush that cut a head did not rotate the WAL")
+	}
+	if cps := checkpoints(); len(cps) != 0 {
+		t.Fatalf("a cut with %d KB of WAL (max_head_bytes 64 KiB) checkpointed: %v", 42, cps)
+	}
+	check("after a cut without a checkpoint")
+
+	push("b", 30) // 72 KB of WAL since the last checkpoint, 30 KB in the heads
+	flush()
+	if len(checkpoints()) != 1 {
+		t.Fatalf("a flush with the WAL over max_head_bytes wrote checkpoints %v", checkpoints())
+	}
+	if w := e.store.walBytes.Load(); w != 0 {
+		t.Fatalf("WAL bytes since the checkpoint: %d, want 0", w)
+	}
+	check("after a checkpoint")
+	e.close()
 }
