@@ -108,6 +108,12 @@ type Log struct {
 	syncMu sync.Mutex
 	synced uint64 // written as of the last group fsync
 
+	// retiring counts segments rotated out whose fsync and close run in the background (see rotateLocked);
+	// retireErr keeps the first of their failures for Close, and unretired the files whose fsync failed.
+	retiring  sync.WaitGroup
+	retireErr error
+	unretired []*os.File
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
@@ -424,21 +430,42 @@ func (l *Log) Rotate() (uint64, error) {
 }
 
 func (l *Log) rotateLocked() error {
-	if l.opts.Fsync != FsyncNever {
-		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("fsync WAL segment %s: %w", SegmentName(l.seq), err)
-		}
-	}
 	f, err := l.create(l.seq + 1)
 	if err != nil {
 		return err
 	}
-	if err := l.f.Close(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("close WAL segment %s: %w", SegmentName(l.seq), err)
-	}
+	old := l.f
 	l.f, l.seq, l.size, l.dirty = f, l.seq+1, 0, false
+	// The old segment is fsynced and closed in the background, as Prometheus' WAL does: under l.mu every
+	// append would wait for it, and the log store rotates with pushes held off. An append whose record is in
+	// it fsyncs it itself (syncUpTo) and takes ErrClosed for "already fsynced": the file is closed only after a
+	// successful fsync.
+	l.retiring.Add(1)
+	go l.retire(old)
 	return nil
+}
+
+// retire fsyncs (unless the policy is never) and closes a segment rotated out. A failed fsync leaves the file
+// open, so that appends of records in it see the error from their own fsync, and stops further appends.
+func (l *Log) retire(f *os.File) {
+	defer l.retiring.Done()
+	if l.opts.Fsync != FsyncNever {
+		if err := f.Sync(); err != nil {
+			err = fmt.Errorf("fsync WAL segment %s: %w", filepath.Base(f.Name()), err)
+			l.logger.Error("WAL fsync of a rotated segment failed; the log takes no more appends", zap.String("dir", l.dir), zap.Error(err))
+			l.mu.Lock()
+			l.unretired = append(l.unretired, f)
+			if l.failed == nil {
+				l.failed = err
+			}
+			if l.retireErr == nil {
+				l.retireErr = err
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
+	_ = f.Close()
 }
 
 // Current returns the number of the segment being appended to.
@@ -544,12 +571,17 @@ func writeRecords(path string, records [][]byte) error {
 func (l *Log) Close() error {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
+	l.retiring.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for _, f := range l.unretired {
+		_ = f.Close()
+	}
+	l.unretired = nil
 	if l.f == nil {
 		return nil
 	}
-	var err error
+	err := l.retireErr
 	if l.opts.Fsync != FsyncNever {
 		if e := l.f.Sync(); e != nil {
 			err = fmt.Errorf("fsync WAL: %w", e)
