@@ -43,7 +43,7 @@ type Config struct {
 	FlushAllOnShutdown bool `mapstructure:"flush_all_on_shutdown"`
 
 	Compaction CompactionConfig `mapstructure:"compaction"`
-	Limits     LimitsConfig     `mapstructure:"limits"`
+	Limits     Limits           `mapstructure:"limits"`
 }
 
 // WALConfig configures the write-ahead log.
@@ -67,8 +67,8 @@ type CompactionConfig struct {
 	MinInputBlocks int `mapstructure:"min_input_blocks"`
 }
 
-// LimitsConfig holds the per-tenant limits; every refusal names the limit it hit.
-type LimitsConfig struct {
+// Limits are the per-tenant limits; every refusal names the limit it hit.
+type Limits struct {
 	// MaxBytesPerTrace refuses spans that would grow a live trace beyond this size (0 = unlimited).
 	MaxBytesPerTrace int64 `mapstructure:"max_bytes_per_trace"`
 	// MaxSearchDuration refuses searches whose start..end window is longer (0 = unlimited).
@@ -104,7 +104,7 @@ type LimitsConfig struct {
 }
 
 // queryLimits is the admission part of the limits (see internal/querylimit).
-func (l LimitsConfig) queryLimits() querylimit.Config {
+func (l Limits) queryLimits() querylimit.Config {
 	return querylimit.Config{
 		QueryTimeout:            l.QueryTimeout,
 		MaxConcurrent:           l.MaxConcurrent,
@@ -133,7 +133,7 @@ func DefaultConfig(dataDir string) Config {
 			MaxBlockBytes:  64 << 20,
 			MinInputBlocks: 4,
 		},
-		Limits: LimitsConfig{
+		Limits: Limits{
 			MaxBytesPerTrace:   5 << 20,
 			MaxSearchDuration:  0,
 			QueryTimeout:       30 * time.Second,
