@@ -58,7 +58,7 @@ func TestPipelineToQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := createDefaultConfig().(*Config)
-	cfg.Dir = filepath.Join(t.TempDir(), "logs")
+	cfg.DataDir = filepath.Join(t.TempDir(), "logs")
 	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(Type), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"sprout_logs", func(c *Config) bool {
-			return c.Dir == "/var/lib/sprout/logs" && c.Retention == 168*time.Hour && c.WAL.Fsync == "interval" &&
+			return c.DataDir == "/var/lib/sprout/logs" && c.Retention == 168*time.Hour && c.WAL.Fsync == "interval" &&
 				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 && c.Storage.S3.Bucket == "sprout-logs"
 		}, ""},
 		{"sprout_logs/bad", nil, "wal.fsync"},

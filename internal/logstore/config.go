@@ -18,8 +18,8 @@ import (
 
 // Config configures a Store.
 type Config struct {
-	// Dir holds the WAL; chunks go to the bucket.
-	Dir string `mapstructure:"data_dir"`
+	// DataDir holds the WAL; chunks go to the bucket.
+	DataDir string `mapstructure:"data_dir"`
 
 	WAL WALConfig `mapstructure:"wal"`
 
@@ -96,7 +96,7 @@ type Limits struct {
 // DefaultConfig returns laptop-friendly defaults (Loki's limit defaults, 720h retention).
 func DefaultConfig() Config {
 	return Config{
-		Dir:                "./data/logs",
+		DataDir:            "./data/logs",
 		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentSize: 128 << 20},
 		ChunkTargetSize:    1536 << 10,
 		MaxChunkAge:        2 * time.Hour,
@@ -153,7 +153,7 @@ func (l Limits) queryLimits() querylimit.Config {
 
 // Validate names the field that is wrong.
 func (c *Config) Validate() error {
-	if c.Dir == "" {
+	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
 	}
 	if err := c.WAL.Policy.Validate(); err != nil {

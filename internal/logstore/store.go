@@ -180,7 +180,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	wo := cfg.WAL.Options()
 	wo.SegmentBytes, wo.FirstSegment, wo.Logger = cfg.WAL.SegmentSize, uint64(minSeg), s.logger
-	w, err := wal.Open(path.Join(cfg.Dir, "wal"), wo)
+	w, err := wal.Open(path.Join(cfg.DataDir, "wal"), wo)
 	if err != nil {
 		return nil, fmt.Errorf("open log store WAL: %w", err)
 	}

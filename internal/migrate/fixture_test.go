@@ -73,9 +73,9 @@ func writeFixture(t *testing.T, start time.Time) *fixture {
 	}
 
 	lcfg := logstore.DefaultConfig()
-	lcfg.Dir = filepath.Join(f.dir, "logs")
+	lcfg.DataDir = filepath.Join(f.dir, "logs")
 	lcfg.Limits.RejectOldSamples = false
-	lbkt, err := bucket.New(ctx, bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(lcfg.Dir, "bucket")}}, nil)
+	lbkt, err := bucket.New(ctx, bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(lcfg.DataDir, "bucket")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
