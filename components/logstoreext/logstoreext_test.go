@@ -128,6 +128,9 @@ func TestLoadConfig(t *testing.T) {
 				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 && c.Storage.S3.Bucket == "sprout-logs"
 		}, ""},
 		{"sprout_logs/bad", nil, "wal.fsync"},
+		// segment_size, the deprecated spelling of segment_bytes, still loads.
+		{"sprout_logs/segment_size", func(c *Config) bool { return c.WAL.SegmentSize == 2<<20 && c.WAL.SegmentBytes == 128<<20 }, ""},
+		{"sprout_logs/small_segment", nil, "wal.segment_bytes: must be at least 1 MiB"},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			sub, err := cm.Sub(tc.id)

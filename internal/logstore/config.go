@@ -43,11 +43,24 @@ type Config struct {
 	Limits Limits `mapstructure:"limits"`
 }
 
-// WALConfig is the write-ahead log's durability policy.
+// WALConfig configures the write-ahead log.
 type WALConfig struct {
 	// Policy is wal.fsync (always (default), interval, never) and wal.fsync_interval.
-	wal.Policy  `mapstructure:",squash"`
+	wal.Policy `mapstructure:",squash"`
+	// SegmentBytes starts a new WAL segment file once the current one is this large (the trace store's key).
+	SegmentBytes int64 `mapstructure:"segment_bytes"`
+	// SegmentSize is the deprecated name of SegmentBytes, as the log store spelled it before the stores shared
+	// one WAL; set, it wins over segment_bytes, with a warning at start (see segmentBytes).
 	SegmentSize int64 `mapstructure:"segment_size"`
+}
+
+// segmentBytes is the segment size to use: segment_bytes, or the deprecated segment_size when that is set, with
+// the warning to log for it.
+func (c WALConfig) segmentBytes() (size int64, key, warning string) {
+	if c.SegmentSize != 0 {
+		return c.SegmentSize, "wal.segment_size", fmt.Sprintf("wal.segment_size is deprecated and will be removed: write wal.segment_bytes: %d", c.SegmentSize)
+	}
+	return c.SegmentBytes, "wal.segment_bytes", ""
 }
 
 // Limits are per-tenant ingestion limits, named as Loki's limits_config.
@@ -97,7 +110,7 @@ type Limits struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir:            "./data/logs",
-		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentSize: 128 << 20},
+		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		ChunkTargetSize:    1536 << 10,
 		MaxChunkAge:        2 * time.Hour,
 		ChunkIdlePeriod:    30 * time.Minute,
@@ -158,6 +171,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.WAL.Policy.Validate(); err != nil {
 		return err
+	}
+	if size, key, warning := c.WAL.segmentBytes(); size < 1<<20 {
+		if warning != "" {
+			return fmt.Errorf("%s: must be at least 1 MiB (%s is deprecated: use wal.segment_bytes)", key, key)
+		}
+		return fmt.Errorf("%s: must be at least 1 MiB", key)
 	}
 	if c.ChunkTargetSize < 1024 {
 		return fmt.Errorf("chunk_target_size: %d is too small (minimum 1024 bytes)", c.ChunkTargetSize)

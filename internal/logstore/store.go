@@ -175,11 +175,15 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
 	// or replay would take their records for already flushed ones.
 	_, _, deprecated := cfg.WAL.Effective()
+	segmentBytes, _, warning := cfg.WAL.segmentBytes()
+	if warning != "" {
+		deprecated = append(deprecated, warning)
+	}
 	for _, m := range deprecated {
 		s.logger.Warn(m)
 	}
 	wo := cfg.WAL.Options()
-	wo.SegmentBytes, wo.FirstSegment, wo.Logger = cfg.WAL.SegmentSize, uint64(minSeg), s.logger
+	wo.SegmentBytes, wo.FirstSegment, wo.Logger = segmentBytes, uint64(minSeg), s.logger
 	w, err := wal.Open(path.Join(cfg.DataDir, "wal"), wo)
 	if err != nil {
 		return nil, fmt.Errorf("open log store WAL: %w", err)
