@@ -51,5 +51,5 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 
 // Shutdown flushes (flush_all_on_shutdown) and closes the store.
 func (e *Extension) Shutdown(ctx context.Context) error {
-	return e.store.Shutdown(func(st *tracestore.Store) error { return st.Shutdown(ctx) })
+	return e.store.Shutdown(func(st *tracestore.Store) error { return st.Close(ctx) })
 }

@@ -68,7 +68,7 @@ func writeFixture(t *testing.T, start time.Time) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if err := ts.Shutdown(ctx); err != nil {
+	if err := ts.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -258,9 +258,9 @@ func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) err
 	return in.push(td)
 }
 
-// Shutdown stops the loops and, with flush_all_on_shutdown, writes every live trace to a block. Whatever cannot
+// Close stops the loops and, with flush_all_on_shutdown, writes every live trace to a block. Whatever cannot
 // be flushed in time stays in the WAL for the next start.
-func (s *Store) Shutdown(ctx context.Context) error {
+func (s *Store) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
