@@ -58,8 +58,9 @@ func RulesRoutes() []string {
 	return out
 }
 
-// TenantResolver names the tenant of a request, or answers it (401) and returns false.
-type TenantResolver func(w http.ResponseWriter, r *http.Request) (string, bool)
+// TenantFunc resolves the tenant of a request, or answers the request itself (401) and returns false (as the
+// ruler's and the Alertmanager's TenantFunc).
+type TenantFunc func(w http.ResponseWriter, r *http.Request) (string, bool)
 
 // Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
 type Mux interface {
@@ -72,7 +73,7 @@ type API struct {
 	Store *Store
 	// Tenant resolves a request's tenant or answers the request itself and returns false; nil: every request
 	// belongs to tenant.Default.
-	Tenant TenantResolver
+	Tenant TenantFunc
 }
 
 // Register mounts Routes().
@@ -90,7 +91,7 @@ func (a *API) mount(m Mux, patterns []string) {
 
 // Handler serves Routes() and RulesRoutes() for the tenant resolve names. With a nil resolver every request
 // belongs to tenant.Default.
-func (s *Store) Handler(resolve TenantResolver) http.Handler {
+func (s *Store) Handler(resolve TenantFunc) http.Handler {
 	if resolve == nil {
 		resolve = func(http.ResponseWriter, *http.Request) (string, bool) { return tenant.Default, true }
 	}
