@@ -125,7 +125,8 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{"sprout_logs", func(c *Config) bool {
 			return c.DataDir == "/var/lib/sprout/logs" && c.Retention == 168*time.Hour && c.WAL.Fsync == "interval" &&
-				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 && c.Storage.S3.Bucket == "sprout-logs"
+				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 &&
+				c.Limits.QueryTimeout == 90*time.Second && c.Limits.MaxConcurrent == 3 && c.Limits.MaxQueueWait == 10*time.Second && c.Storage.S3.Bucket == "sprout-logs"
 		}, ""},
 		{"sprout_logs/bad", nil, "wal.fsync"},
 		// segment_size, the deprecated spelling of segment_bytes, still loads.

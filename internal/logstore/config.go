@@ -87,17 +87,9 @@ type Limits struct {
 	// MaxFetchedSamples bounds the samples (one per matching line, 16 bytes each) a metric query holds in memory
 	// (as the metrics store's max_fetched_samples, Prometheus' query.max-samples); 0 does not limit.
 	MaxFetchedSamples int64 `mapstructure:"max_fetched_samples"`
-	// QueryTimeout bounds one query (Loki's query_timeout).
-	QueryTimeout time.Duration `mapstructure:"query_timeout"`
-	// MaxConcurrent is how many queries run at once over all tenants (Loki's querier max_concurrent); the
-	// others wait in a short queue.
-	MaxConcurrent int `mapstructure:"max_concurrent"`
-	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
-	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
-	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
-	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
-	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
-	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+	// Config is the query admission (query_timeout, max_concurrent (Loki's querier max_concurrent),
+	// max_concurrent_per_tenant, max_outstanding_per_tenant, max_queue_wait), as every store spells it.
+	querylimit.Config `mapstructure:",squash"`
 	// MaxConcurrentTailRequests is how many tail WebSockets may be open at once over all tenants (Loki's
 	// max_concurrent_tail_requests); one more is refused with 429 before the upgrade. 0 does not limit.
 	MaxConcurrentTailRequests int `mapstructure:"max_concurrent_tail_requests"`
@@ -140,27 +132,18 @@ func DefaultLimits() Limits {
 		MaxQuerySeries:          500,
 		DiscoverLogLevels:       true,
 		MaxQueryLength:          721 * time.Hour,
-		QueryTimeout:            time.Minute,
-		MaxConcurrent:           8,
-		MaxConcurrentPerTenant:  4,
-		MaxOutstandingPerTenant: 100,
-		MaxQueueWait:            10 * time.Second,
+		Config: querylimit.Config{
+			QueryTimeout:            time.Minute,
+			MaxConcurrent:           8,
+			MaxConcurrentPerTenant:  4,
+			MaxOutstandingPerTenant: 100,
+			MaxQueueWait:            10 * time.Second,
+		},
 		// Loki's default is 10 per querier; one Sprout is one querier.
 		MaxConcurrentTailRequests: 10,
 		// 10M samples are 160 MB of points: far more lines than a one-machine store is asked to aggregate in
 		// one query, and a bound the memory governor's query share can live with.
 		MaxFetchedSamples: 10_000_000,
-	}
-}
-
-// queryLimits is the admission part of the limits (see internal/querylimit).
-func (l Limits) queryLimits() querylimit.Config {
-	return querylimit.Config{
-		QueryTimeout:            l.QueryTimeout,
-		MaxConcurrent:           l.MaxConcurrent,
-		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
-		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
-		MaxQueueWait:            l.MaxQueueWait,
 	}
 }
 
@@ -202,5 +185,5 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxConcurrentTailRequests < 0 {
 		return errors.New("limits.max_concurrent_tail_requests: must not be negative (0 does not limit)")
 	}
-	return c.Limits.queryLimits().Validate("limits.")
+	return c.Limits.Config.Validate("limits.")
 }

@@ -154,7 +154,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	s := &Store{
 		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newChunkCache(cfg.ChunkCacheSize),
 		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries, MaxBytesRead: cfg.Limits.MaxQueryBytesRead, MaxSamples: cfg.Limits.MaxFetchedSamples}},
-		queries: querylimit.New(cfg.Limits.queryLimits()),
+		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{}), now: opts.Now, flushNow: make(chan struct{}, 1),
 	}

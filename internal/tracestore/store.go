@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
-		queries: querylimit.New(cfg.Limits.queryLimits()),
+		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
 		s.cache = newRangeCache(cfg.ReadCacheBytes)
