@@ -30,7 +30,7 @@ func (e *Extension) Store() *tracestore.Store { return e.store.Get() }
 // Start opens the store (replaying the WAL) and mounts Tempo's HTTP and gRPC APIs.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	st, srv, err := e.store.Start(host, e.cfg.API, e.set.Logger, "traces", func(*apiserver.Server) (*tracestore.Store, error) {
-		return tracestore.Open(ctx, e.cfg.Config, e.set.Logger)
+		return tracestore.Open(ctx, e.cfg.Config, tracestore.Options{Logger: e.set.Logger})
 	})
 	if err != nil {
 		return fmt.Errorf("sprout_traces: %w", err)

@@ -50,7 +50,9 @@ func writeFixture(t *testing.T, start time.Time) *fixture {
 	ctx := context.Background()
 	f := &fixture{dir: t.TempDir(), start: start, end: start.Add(6 * time.Hour)}
 
-	ts, err := tracestore.Open(ctx, tracestore.DefaultConfig(filepath.Join(f.dir, "traces")), nil)
+	tcfg := tracestore.DefaultConfig()
+	tcfg.DataDir = filepath.Join(f.dir, "traces")
+	ts, err := tracestore.Open(ctx, tcfg, tracestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

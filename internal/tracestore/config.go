@@ -95,10 +95,10 @@ type Limits struct {
 	querylimit.Config `mapstructure:",squash"`
 }
 
-// DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
-func DefaultConfig(dataDir string) Config {
+// DefaultConfig returns a configuration that works on a laptop, keeping data under ./data/traces.
+func DefaultConfig() Config {
 	return Config{
-		DataDir:            dataDir,
+		DataDir:            "./data/traces",
 		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncInterval, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		ReadCacheBytes:     64 << 20,

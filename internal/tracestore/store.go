@@ -71,11 +71,17 @@ type Store struct {
 	closed    bool
 }
 
+// Options are a Store's collaborators.
+type Options struct {
+	Logger *zap.Logger
+}
+
 // Open opens the store: it connects the bucket, loads the block lists, and replays every tenant's WAL.
-func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
+func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("trace store config: %w", err)
 	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}

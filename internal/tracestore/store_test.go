@@ -90,7 +90,8 @@ func batch(first, count, spans int) ptrace.Traces {
 }
 
 func testConfig(dir string) Config {
-	cfg := DefaultConfig(dir)
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
 	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Compaction.Interval = time.Hour
 	cfg.Compaction.BlockRetention = 0
@@ -99,7 +100,7 @@ func testConfig(dir string) Config {
 
 func openStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), cfg, nil)
+	s, err := Open(context.Background(), cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +623,7 @@ func TestDeprecatedSyncKey(t *testing.T) {
 	cfg.WAL.Sync = "batch"
 	cfg.WAL.SyncInterval = 2 * time.Second
 	core, logs := observer.New(zap.WarnLevel)
-	s, err := Open(context.Background(), cfg, zap.New(core))
+	s, err := Open(context.Background(), cfg, Options{Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
