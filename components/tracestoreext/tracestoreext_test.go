@@ -44,9 +44,12 @@ func TestConfig(t *testing.T) {
 		{id: "sprout_traces/custom", check: func(t *testing.T, c *Config) {
 			if c.DataDir != "/var/lib/sprout/traces" || c.WAL.Sync != "always" || effectiveFsync(c) != wal.FsyncAlways || c.TraceIdlePeriod != 5*time.Second ||
 				c.Compaction.BlockRetention != 48*time.Hour || c.Limits.MaxBytesPerTrace != 1000000 ||
-				c.Limits.QueryTimeout != 90*time.Second || c.Limits.MaxConcurrent != 3 || c.Limits.MaxQueueWait != 10*time.Second ||
 				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" || c.Storage.Filesystem.Dir != "/var/lib/sprout/traces/blocks" {
 				t.Fatalf("custom: %+v", c)
+			}
+			// The query admission keys (querylimit.Config, squashed into limits).
+			if c.Limits.QueryTimeout != 90*time.Second || c.Limits.MaxConcurrent != 3 || c.Limits.MaxQueueWait != 10*time.Second {
+				t.Fatalf("custom limits: %+v", c.Limits)
 			}
 		}},
 		{id: "sprout_traces/bad_sync", wantErr: `wal.sync: "sometimes" is not one of always, batch, none`},
