@@ -225,10 +225,7 @@ func (f *migrateFlags) sources(ctx context.Context, o *migrate.Options) error {
 					o.Metrics.Window = c.BlockDuration
 				}
 			case *logstoreext.Config:
-				o.Logs.Source = bucket.Config(c.Storage)
-				if (c.Storage.Backend == "" || c.Storage.Backend == bucket.BackendFilesystem) && c.Storage.Filesystem.Dir == "" {
-					o.Logs.Source.Filesystem.Dir = filepath.Join(c.Dir, "bucket")
-				}
+				o.Logs.Source = c.BucketConfig()
 			}
 		}
 		for _, s := range o.Signals {

@@ -27,7 +27,7 @@ func (c *Config) Validate() error {
 	if err := c.Config.Validate(); err != nil {
 		return err
 	}
-	st := c.bucketConfig()
+	st := c.BucketConfig()
 	if err := st.Validate(); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
@@ -38,10 +38,11 @@ func (c *Config) Validate() error {
 // it is a distinct type so that the Collector does not validate it before that default is applied.
 type StorageConfig bucket.Config
 
-func (c *Config) bucketConfig() bucket.Config {
+// BucketConfig is the bucket the store writes to: storage, with the filesystem directory defaulted under data_dir.
+func (c *Config) BucketConfig() bucket.Config {
 	b := bucket.Config(c.Storage)
 	if (b.Backend == "" || b.Backend == bucket.BackendFilesystem) && b.Filesystem.Dir == "" {
-		b.Filesystem.Dir = filepath.Join(c.Dir, "bucket")
+		b.Filesystem.Dir = filepath.Join(c.DataDir, "bucket")
 	}
 	return b
 }

@@ -35,7 +35,7 @@ func (e *Extension) Store() *logstore.Store { return e.store.Get() }
 // Start opens the store (index load, WAL replay) and mounts the Loki API on the sprout_api port.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	st, srv, err := e.store.Start(host, e.cfg.API, e.set.Logger, "logs", func(srv *apiserver.Server) (*logstore.Store, error) {
-		bkt, err := bucket.New(ctx, e.cfg.bucketConfig(), e.set.Logger)
+		bkt, err := bucket.New(ctx, e.cfg.BucketConfig(), e.set.Logger)
 		if err != nil {
 			return nil, err
 		}

@@ -58,7 +58,7 @@ func TestPipelineToQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := createDefaultConfig().(*Config)
-	cfg.Dir = filepath.Join(t.TempDir(), "logs")
+	cfg.DataDir = filepath.Join(t.TempDir(), "logs")
 	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(Type), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,10 +124,14 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"sprout_logs", func(c *Config) bool {
-			return c.Dir == "/var/lib/sprout/logs" && c.Retention == 168*time.Hour && c.WAL.Fsync == "interval" &&
-				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 && c.Storage.S3.Bucket == "sprout-logs"
+			return c.DataDir == "/var/lib/sprout/logs" && c.Retention == 168*time.Hour && c.WAL.Fsync == "interval" &&
+				c.Limits.MaxLineSize == 1024 && c.Limits.MaxGlobalStreamsPerUser == 5000 &&
+				c.Limits.QueryTimeout == 90*time.Second && c.Limits.MaxConcurrent == 3 && c.Limits.MaxQueueWait == 10*time.Second && c.Storage.S3.Bucket == "sprout-logs"
 		}, ""},
 		{"sprout_logs/bad", nil, "wal.fsync"},
+		// segment_size, the deprecated spelling of segment_bytes, still loads.
+		{"sprout_logs/segment_size", func(c *Config) bool { return c.WAL.SegmentSize == 2<<20 && c.WAL.SegmentBytes == 128<<20 }, ""},
+		{"sprout_logs/small_segment", nil, "wal.segment_bytes: must be at least 1 MiB"},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			sub, err := cm.Sub(tc.id)

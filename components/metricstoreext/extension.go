@@ -63,10 +63,8 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 		store.SetAlertmanagerRetriever(e.ams)
 	}
 	if srv != nil {
-		h := store.Handler(srv.Tenant)
-		for _, p := range metricstore.Routes() {
-			srv.Handle(p, h)
-		}
+		api := &metricstore.API{Store: store, Tenant: srv.Tenant}
+		api.Register(srv)
 		if e.rules != nil {
 			e.mountRulesLocked(store)
 		}
@@ -78,10 +76,8 @@ func (e *Extension) mountRulesLocked(store *metricstore.Store) {
 	if e.rulesRouted || e.srv == nil {
 		return
 	}
-	h := store.Handler(e.srv.Tenant)
-	for _, p := range metricstore.RulesRoutes() {
-		e.srv.Handle(p, h)
-	}
+	api := &metricstore.API{Store: store, Tenant: e.srv.Tenant}
+	api.RegisterRules(e.srv)
 	e.rulesRouted = true
 }
 

@@ -51,7 +51,7 @@ func realStack(t *testing.T) string {
 		t.Fatal(err)
 	}
 	logsCfg := logstoreext.NewFactory().CreateDefaultConfig().(*logstoreext.Config)
-	logsCfg.Dir = t.TempDir()
+	logsCfg.DataDir = t.TempDir()
 	logs, err := logstoreext.NewFactory().Create(ctx, extensiontest.NewNopSettings(logstoreext.Type), logsCfg)
 	if err != nil {
 		t.Fatal(err)

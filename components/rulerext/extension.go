@@ -153,14 +153,8 @@ func (e *rulerExtension) Start(ctx context.Context, host component.Host) error {
 		})
 	}
 	if srv != nil {
-		for _, rt := range e.ruler.Routes(srv.Tenant) {
-			h := rt.Handler
-			if strings.HasPrefix(rt.Pattern, "POST ") {
-				// Rule groups are YAML; a text/plain or form POST from a web page must not store one.
-				h = srv.RequireContentType(h, apiserver.YAMLTypes...)
-			}
-			handle(srv, e.logger, rt.Pattern, h)
-		}
+		api := &ruler.API{Ruler: e.ruler, Tenant: srv.Tenant}
+		api.Register(rulesMux{srv: srv, logger: e.logger})
 	}
 	return nil
 }
@@ -223,6 +217,20 @@ func (e *rulerExtension) startAlerting(srv *apiserver.Server, reg prometheus.Reg
 		e.logger.Warn("sprout_ruler: no Alertmanager (alertmanager.enabled is false and alertmanager_url is empty); alerts are evaluated but not sent")
 	}
 	return err
+}
+
+// rulesMux mounts the ruler's routes on srv: a POST (a rule group, YAML) behind the content-type wall, so that a
+// text/plain or form POST from a web page cannot store one, and a conflict logged (see handle).
+type rulesMux struct {
+	srv    *apiserver.Server
+	logger *zap.Logger
+}
+
+func (m rulesMux) Handle(pattern string, h http.Handler) {
+	if strings.HasPrefix(pattern, "POST ") {
+		h = m.srv.RequireContentType(h, apiserver.YAMLTypes...)
+	}
+	handle(m.srv, m.logger, pattern, h)
 }
 
 // handle mounts a route, and turns a pattern another component already registered into a logged warning

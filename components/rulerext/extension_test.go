@@ -90,7 +90,7 @@ func stack(t *testing.T, multitenancy bool, before func(api *apiserver.Server)) 
 		}
 	})
 	logsCfg := logstoreext.NewFactory().CreateDefaultConfig().(*logstoreext.Config)
-	logsCfg.Dir = t.TempDir()
+	logsCfg.DataDir = t.TempDir()
 	logs, err := logstoreext.NewFactory().Create(ctx, extensiontest.NewNopSettings(logstoreext.Type), logsCfg)
 	if err != nil {
 		t.Fatal(err)

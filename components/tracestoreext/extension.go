@@ -30,7 +30,7 @@ func (e *Extension) Store() *tracestore.Store { return e.store.Get() }
 // Start opens the store (replaying the WAL) and mounts Tempo's HTTP and gRPC APIs.
 func (e *Extension) Start(ctx context.Context, host component.Host) error {
 	st, srv, err := e.store.Start(host, e.cfg.API, e.set.Logger, "traces", func(*apiserver.Server) (*tracestore.Store, error) {
-		return tracestore.Open(ctx, e.cfg.Config, e.set.Logger)
+		return tracestore.Open(ctx, e.cfg.Config, tracestore.Options{Logger: e.set.Logger})
 	})
 	if err != nil {
 		return fmt.Errorf("sprout_traces: %w", err)
@@ -51,5 +51,5 @@ func (e *Extension) Start(ctx context.Context, host component.Host) error {
 
 // Shutdown flushes (flush_all_on_shutdown) and closes the store.
 func (e *Extension) Shutdown(ctx context.Context) error {
-	return e.store.Shutdown(func(st *tracestore.Store) error { return st.Shutdown(ctx) })
+	return e.store.Shutdown(func(st *tracestore.Store) error { return st.Close(ctx) })
 }

@@ -33,7 +33,7 @@ func NewExporterFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	cfg := &Config{Config: tracestore.DefaultConfig("./data/traces"), API: component.NewID(apiserver.Type)}
+	cfg := &Config{Config: tracestore.DefaultConfig(), API: component.NewID(apiserver.Type)}
 	// Set here, not only derived at open: the Collector validates the nested bucket config as it stands.
 	cfg.Storage.Filesystem.Dir = filepath.Join(cfg.DataDir, "blocks")
 	return cfg

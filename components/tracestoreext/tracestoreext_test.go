@@ -47,6 +47,10 @@ func TestConfig(t *testing.T) {
 				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" || c.Storage.Filesystem.Dir != "/var/lib/sprout/traces/blocks" {
 				t.Fatalf("custom: %+v", c)
 			}
+			// The query admission keys (querylimit.Config, squashed into limits).
+			if c.Limits.QueryTimeout != 90*time.Second || c.Limits.MaxConcurrent != 3 || c.Limits.MaxQueueWait != 10*time.Second {
+				t.Fatalf("custom limits: %+v", c.Limits)
+			}
 		}},
 		{id: "sprout_traces/bad_sync", wantErr: `wal.sync: "sometimes" is not one of always, batch, none`},
 		{id: "sprout_traces/bad_retention", wantErr: "compaction.block_retention: must not be negative"},

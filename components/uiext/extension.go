@@ -37,8 +37,8 @@ func (e *uiExtension) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	h.Register(srv.Handle)
-	registerProxies(srv.Handle, proxies)
+	h.Register(srv)
+	registerProxies(srv, proxies)
 	for _, p := range proxies {
 		e.logger.Info("UI data source proxied", zap.String("data_source", p.name), zap.String("url", p.base.String()),
 			zap.String("path", p.prefix()+"/"))

@@ -125,11 +125,16 @@ func contentSecurityPolicy() string {
 		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 
-// Register mounts the UI's routes with mount (the API server's Handle).
-func (h *Handler) Register(mount func(pattern string, handler http.Handler)) {
-	mount("GET /{$}", http.HandlerFunc(h.serveIndex))
-	mount("GET /ui/config.json", http.HandlerFunc(h.serveConfig))
-	mount("GET /ui/", h)
+// Mux is where the UI mounts its routes (the sprout_api server, or an http.ServeMux in tests).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Register mounts the UI's routes.
+func (h *Handler) Register(m Mux) {
+	m.Handle("GET /{$}", http.HandlerFunc(h.serveIndex))
+	m.Handle("GET /ui/config.json", http.HandlerFunc(h.serveConfig))
+	m.Handle("GET /ui/", h)
 }
 
 func (h *Handler) securityHeaders(w http.ResponseWriter) {

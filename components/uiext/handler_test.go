@@ -32,7 +32,7 @@ func testMux(t *testing.T, cfg *Config) *http.ServeMux {
 	mux := http.NewServeMux()
 	// Routes another component owns, to check the UI does not shadow them.
 	mux.HandleFunc("GET /api/search", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("api")) })
-	h.Register(func(p string, hh http.Handler) { mux.Handle(p, hh) })
+	h.Register(mux)
 	return mux
 }
 

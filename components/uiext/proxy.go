@@ -264,10 +264,10 @@ func newProxies(ctx context.Context, cfg *Config, gate querylimit.Gate) ([]*prox
 	return ps, nil
 }
 
-// registerProxies mounts the proxies with mount (the API server's Handle, so that the port's authentication
-// and browser walls stand in front of them). The prefix of a data source that is Sprout's own store answers
+// registerProxies mounts the proxies on m (the API server, so that the port's authentication and browser walls
+// stand in front of them). The prefix of a data source that is Sprout's own store answers
 // 404, so that a page with a stale config gets an error and not the UI's HTML.
-func registerProxies(mount func(string, http.Handler), ps []*proxy) {
+func registerProxies(m Mux, ps []*proxy) {
 	byName := map[string]http.Handler{}
 	for _, p := range ps {
 		byName[p.name] = p
@@ -279,8 +279,8 @@ func registerProxies(mount func(string, http.Handler), ps []*proxy) {
 				http.Error(w, "sprout_ui: "+name+" is this server's own store; no proxy is configured for it", http.StatusNotFound)
 			})
 		}
-		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
-			mount(m+" "+proxyPrefix+name+"/", h)
+		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			m.Handle(method+" "+proxyPrefix+name+"/", h)
 		}
 	}
 }

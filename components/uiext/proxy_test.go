@@ -49,7 +49,7 @@ func proxyMux(t *testing.T, cfg *Config) *http.ServeMux {
 	ps, err := newProxies(context.Background(), cfg, nil)
 	require.NoError(t, err)
 	mux := testMux(t, cfg)
-	registerProxies(func(p string, h http.Handler) { mux.Handle(p, h) }, ps)
+	registerProxies(mux, ps)
 	return mux
 }
 
@@ -351,7 +351,7 @@ func TestProxyQueryGate(t *testing.T) {
 	})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	registerProxies(func(p string, h http.Handler) { mux.Handle(p, h) }, ps)
+	registerProxies(mux, ps)
 	rec := serve(mux, "GET", "/ui/proxy/tempo/api/search", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"))

@@ -24,7 +24,7 @@ func benchStore(b *testing.B, fsync string) *Store {
 		b.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Dir = filepath.Join(dir, "data")
+	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.WAL.Fsync = fsync
 	cfg.Limits.IngestionRateMB = 0
 	cfg.Limits.RejectOldSamples = false
@@ -119,7 +119,7 @@ func filledStore(b *testing.B) (*Store, int64) {
 	benchDirs = append(benchDirs, dir)
 	bkt, _ := bucket.New(context.Background(), bucket.Config{Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}, zap.NewNop())
 	cfg := DefaultConfig()
-	cfg.Dir = filepath.Join(dir, "data")
+	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Limits.IngestionRateMB = 0
 	cfg.Limits.RejectOldSamples = false

@@ -18,8 +18,8 @@ import (
 
 // Config configures a Store.
 type Config struct {
-	// Dir holds the WAL; chunks go to the bucket.
-	Dir string `mapstructure:"data_dir"`
+	// DataDir holds the WAL; chunks go to the bucket.
+	DataDir string `mapstructure:"data_dir"`
 
 	WAL WALConfig `mapstructure:"wal"`
 
@@ -43,11 +43,24 @@ type Config struct {
 	Limits Limits `mapstructure:"limits"`
 }
 
-// WALConfig is the write-ahead log's durability policy.
+// WALConfig configures the write-ahead log.
 type WALConfig struct {
 	// Policy is wal.fsync (always (default), interval, never) and wal.fsync_interval.
-	wal.Policy  `mapstructure:",squash"`
+	wal.Policy `mapstructure:",squash"`
+	// SegmentBytes starts a new WAL segment file once the current one is this large (the trace store's key).
+	SegmentBytes int64 `mapstructure:"segment_bytes"`
+	// SegmentSize is the deprecated name of SegmentBytes, as the log store spelled it before the stores shared
+	// one WAL; set, it wins over segment_bytes, with a warning at start (see segmentBytes).
 	SegmentSize int64 `mapstructure:"segment_size"`
+}
+
+// segmentBytes is the segment size to use: segment_bytes, or the deprecated segment_size when that is set, with
+// the warning to log for it.
+func (c WALConfig) segmentBytes() (size int64, key, warning string) {
+	if c.SegmentSize != 0 {
+		return c.SegmentSize, "wal.segment_size", fmt.Sprintf("wal.segment_size is deprecated and will be removed: write wal.segment_bytes: %d", c.SegmentSize)
+	}
+	return c.SegmentBytes, "wal.segment_bytes", ""
 }
 
 // Limits are per-tenant ingestion limits, named as Loki's limits_config.
@@ -74,17 +87,9 @@ type Limits struct {
 	// MaxFetchedSamples bounds the samples (one per matching line, 16 bytes each) a metric query holds in memory
 	// (as the metrics store's max_fetched_samples, Prometheus' query.max-samples); 0 does not limit.
 	MaxFetchedSamples int64 `mapstructure:"max_fetched_samples"`
-	// QueryTimeout bounds one query (Loki's query_timeout).
-	QueryTimeout time.Duration `mapstructure:"query_timeout"`
-	// MaxConcurrent is how many queries run at once over all tenants (Loki's querier max_concurrent); the
-	// others wait in a short queue.
-	MaxConcurrent int `mapstructure:"max_concurrent"`
-	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
-	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
-	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
-	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
-	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
-	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+	// Config is the query admission (query_timeout, max_concurrent (Loki's querier max_concurrent),
+	// max_concurrent_per_tenant, max_outstanding_per_tenant, max_queue_wait), as every store spells it.
+	querylimit.Config `mapstructure:",squash"`
 	// MaxConcurrentTailRequests is how many tail WebSockets may be open at once over all tenants (Loki's
 	// max_concurrent_tail_requests); one more is refused with 429 before the upgrade. 0 does not limit.
 	MaxConcurrentTailRequests int `mapstructure:"max_concurrent_tail_requests"`
@@ -96,8 +101,8 @@ type Limits struct {
 // DefaultConfig returns laptop-friendly defaults (Loki's limit defaults, 720h retention).
 func DefaultConfig() Config {
 	return Config{
-		Dir:                "./data/logs",
-		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentSize: 128 << 20},
+		DataDir:            "./data/logs",
+		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		ChunkTargetSize:    1536 << 10,
 		MaxChunkAge:        2 * time.Hour,
 		ChunkIdlePeriod:    30 * time.Minute,
@@ -127,11 +132,13 @@ func DefaultLimits() Limits {
 		MaxQuerySeries:          500,
 		DiscoverLogLevels:       true,
 		MaxQueryLength:          721 * time.Hour,
-		QueryTimeout:            time.Minute,
-		MaxConcurrent:           8,
-		MaxConcurrentPerTenant:  4,
-		MaxOutstandingPerTenant: 100,
-		MaxQueueWait:            10 * time.Second,
+		Config: querylimit.Config{
+			QueryTimeout:            time.Minute,
+			MaxConcurrent:           8,
+			MaxConcurrentPerTenant:  4,
+			MaxOutstandingPerTenant: 100,
+			MaxQueueWait:            10 * time.Second,
+		},
 		// Loki's default is 10 per querier; one Sprout is one querier.
 		MaxConcurrentTailRequests: 10,
 		// 10M samples are 160 MB of points: far more lines than a one-machine store is asked to aggregate in
@@ -140,24 +147,19 @@ func DefaultLimits() Limits {
 	}
 }
 
-// queryLimits is the admission part of the limits (see internal/querylimit).
-func (l Limits) queryLimits() querylimit.Config {
-	return querylimit.Config{
-		QueryTimeout:            l.QueryTimeout,
-		MaxConcurrent:           l.MaxConcurrent,
-		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
-		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
-		MaxQueueWait:            l.MaxQueueWait,
-	}
-}
-
 // Validate names the field that is wrong.
 func (c *Config) Validate() error {
-	if c.Dir == "" {
+	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
 	}
 	if err := c.WAL.Policy.Validate(); err != nil {
 		return err
+	}
+	if size, key, warning := c.WAL.segmentBytes(); size < 1<<20 {
+		if warning != "" {
+			return fmt.Errorf("%s: must be at least 1 MiB (%s is deprecated: use wal.segment_bytes)", key, key)
+		}
+		return fmt.Errorf("%s: must be at least 1 MiB", key)
 	}
 	if c.ChunkTargetSize < 1024 {
 		return fmt.Errorf("chunk_target_size: %d is too small (minimum 1024 bytes)", c.ChunkTargetSize)
@@ -183,5 +185,5 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxConcurrentTailRequests < 0 {
 		return errors.New("limits.max_concurrent_tail_requests: must not be negative (0 does not limit)")
 	}
-	return c.Limits.queryLimits().Validate("limits.")
+	return c.Limits.Config.Validate("limits.")
 }

@@ -30,7 +30,7 @@ func newRealTimeEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, clk: &clock{t: testNow}, bcfg: fsBucket(t, filepath.Join(dir, "bucket")), realTime: true}
 	e.cfg = DefaultConfig()
-	e.cfg.Dir = filepath.Join(dir, "data")
+	e.cfg.DataDir = filepath.Join(dir, "data")
 	e.cfg.FlushCheckPeriod = time.Hour
 	e.cfg.CompactionInterval = time.Hour
 	e.open()

@@ -154,7 +154,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	s := &Store{
 		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newChunkCache(cfg.ChunkCacheSize),
 		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries, MaxBytesRead: cfg.Limits.MaxQueryBytesRead, MaxSamples: cfg.Limits.MaxFetchedSamples}},
-		queries: querylimit.New(cfg.Limits.queryLimits()),
+		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{}), now: opts.Now, flushNow: make(chan struct{}, 1),
 	}
@@ -175,12 +175,16 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	// New segments must not number below a chunk's WALSeg (a WAL directory removed by hand restarts at 1),
 	// or replay would take their records for already flushed ones.
 	_, _, deprecated := cfg.WAL.Effective()
+	segmentBytes, _, warning := cfg.WAL.segmentBytes()
+	if warning != "" {
+		deprecated = append(deprecated, warning)
+	}
 	for _, m := range deprecated {
 		s.logger.Warn(m)
 	}
 	wo := cfg.WAL.Options()
-	wo.SegmentBytes, wo.FirstSegment, wo.Logger = cfg.WAL.SegmentSize, uint64(minSeg), s.logger
-	w, err := wal.Open(path.Join(cfg.Dir, "wal"), wo)
+	wo.SegmentBytes, wo.FirstSegment, wo.Logger = segmentBytes, uint64(minSeg), s.logger
+	w, err := wal.Open(path.Join(cfg.DataDir, "wal"), wo)
 	if err != nil {
 		return nil, fmt.Errorf("open log store WAL: %w", err)
 	}

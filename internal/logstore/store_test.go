@@ -67,7 +67,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, clk: &clock{t: testNow}, bcfg: fsBucket(t, filepath.Join(dir, "bucket"))}
 	e.cfg = DefaultConfig()
-	e.cfg.Dir = filepath.Join(dir, "data")
+	e.cfg.DataDir = filepath.Join(dir, "data")
 	e.cfg.FlushCheckPeriod = time.Hour
 	e.cfg.CompactionInterval = time.Hour
 	if mod != nil {
@@ -368,7 +368,7 @@ func TestChunksAndRestartS3(t *testing.T) {
 		Bucket: "logs", Endpoint: srv.Endpoint, Region: "us-east-1", Insecure: true, ForcePathStyle: true, AccessKey: srv.AccessKey, SecretKey: "sprout-test-secret",
 	}}}
 	e.cfg = DefaultConfig()
-	e.cfg.Dir = filepath.Join(dir, "data")
+	e.cfg.DataDir = filepath.Join(dir, "data")
 	e.cfg.ChunkTargetSize = 4096
 	e.open()
 	testChunksAndRestart(t, e)
@@ -768,7 +768,7 @@ func TestEarlyCutCheckpointBound(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 4096; c.MaxHeadBytes = 64 << 10 })
 	defer e.close()
 	checkpoint := func() int {
-		cps, err := filepath.Glob(filepath.Join(e.cfg.Dir, "wal", "checkpoint.*"))
+		cps, err := filepath.Glob(filepath.Join(e.cfg.DataDir, "wal", "checkpoint.*"))
 		if err != nil || len(cps) == 0 {
 			return 0
 		}

@@ -69,7 +69,7 @@ func TestStartSkipsUnreadableIndex(t *testing.T) {
 		}
 	}
 	// The WAL would bring the lines back on its own: without it, only the bucket's index can.
-	if err := os.RemoveAll(e.cfg.Dir); err != nil {
+	if err := os.RemoveAll(e.cfg.DataDir); err != nil {
 		t.Fatal(err)
 	}
 	e.open()

@@ -54,7 +54,7 @@ func TestCrashBetweenUploadAndCheckpoint(t *testing.T) {
 
 	// A WAL directory removed by hand restarts segment numbers; records written then must still replay.
 	e.close()
-	if err := os.RemoveAll(filepath.Join(e.cfg.Dir, "wal")); err != nil {
+	if err := os.RemoveAll(filepath.Join(e.cfg.DataDir, "wal")); err != nil {
 		t.Fatal(err)
 	}
 	e.bkt = nil
@@ -98,7 +98,7 @@ func checkLines(t *testing.T, e *env, selector string, want map[string]int, stag
 // (testdata/wal-v1: a checkpoint of 30 lines and a segment of 20 more): every acknowledged line is there once.
 func TestWALOfEarlierRelease(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
-		dir := filepath.Join(c.Dir, "wal")
+		dir := filepath.Join(c.DataDir, "wal")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

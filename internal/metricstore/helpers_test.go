@@ -49,10 +49,8 @@ func openTestStore(t testing.TB, cfg Config) (*Store, *httptest.Server) {
 func serveStore(t testing.TB, s *Store) (*Store, *httptest.Server) {
 	t.Helper()
 	mux := http.NewServeMux()
-	h := s.Handler(nil)
-	for _, p := range Routes() {
-		mux.Handle(p, h)
-	}
+	api := &API{Store: s}
+	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return s, srv

@@ -58,12 +58,40 @@ func RulesRoutes() []string {
 	return out
 }
 
-// TenantResolver names the tenant of a request, or answers it (401) and returns false.
-type TenantResolver func(w http.ResponseWriter, r *http.Request) (string, bool)
+// TenantFunc resolves the tenant of a request, or answers the request itself (401) and returns false (as the
+// ruler's and the Alertmanager's TenantFunc).
+type TenantFunc func(w http.ResponseWriter, r *http.Request) (string, bool)
+
+// Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// API serves Prometheus' HTTP API (and Mimir's push and OTLP paths) over a Store, mounted as the trace and log
+// stores mount theirs.
+type API struct {
+	Store *Store
+	// Tenant resolves a request's tenant or answers the request itself and returns false; nil: every request
+	// belongs to tenant.Default.
+	Tenant TenantFunc
+}
+
+// Register mounts Routes().
+func (a *API) Register(m Mux) { a.mount(m, Routes()) }
+
+// RegisterRules mounts RulesRoutes(), once a rules retriever is set (see Store.SetRulesRetriever).
+func (a *API) RegisterRules(m Mux) { a.mount(m, RulesRoutes()) }
+
+func (a *API) mount(m Mux, patterns []string) {
+	h := a.Store.Handler(a.Tenant)
+	for _, p := range patterns {
+		m.Handle(p, h)
+	}
+}
 
 // Handler serves Routes() and RulesRoutes() for the tenant resolve names. With a nil resolver every request
 // belongs to tenant.Default.
-func (s *Store) Handler(resolve TenantResolver) http.Handler {
+func (s *Store) Handler(resolve TenantFunc) http.Handler {
 	if resolve == nil {
 		resolve = func(http.ResponseWriter, *http.Request) (string, bool) { return tenant.Default, true }
 	}

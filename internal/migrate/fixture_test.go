@@ -50,7 +50,9 @@ func writeFixture(t *testing.T, start time.Time) *fixture {
 	ctx := context.Background()
 	f := &fixture{dir: t.TempDir(), start: start, end: start.Add(6 * time.Hour)}
 
-	ts, err := tracestore.Open(ctx, tracestore.DefaultConfig(filepath.Join(f.dir, "traces")), nil)
+	tcfg := tracestore.DefaultConfig()
+	tcfg.DataDir = filepath.Join(f.dir, "traces")
+	ts, err := tracestore.Open(ctx, tcfg, tracestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +70,14 @@ func writeFixture(t *testing.T, start time.Time) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if err := ts.Shutdown(ctx); err != nil {
+	if err := ts.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	lcfg := logstore.DefaultConfig()
-	lcfg.Dir = filepath.Join(f.dir, "logs")
+	lcfg.DataDir = filepath.Join(f.dir, "logs")
 	lcfg.Limits.RejectOldSamples = false
-	lbkt, err := bucket.New(ctx, bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(lcfg.Dir, "bucket")}}, nil)
+	lbkt, err := bucket.New(ctx, bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(lcfg.DataDir, "bucket")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

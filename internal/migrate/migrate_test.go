@@ -398,7 +398,7 @@ func TestBatchBytesCap(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	cfg := logstore.DefaultConfig()
-	cfg.Dir = filepath.Join(dir, "logs")
+	cfg.DataDir = filepath.Join(dir, "logs")
 	cfg.Limits.RejectOldSamples = false
 	cfg.Limits.IngestionRateMB, cfg.Limits.IngestionBurstSizeMB = 100, 100
 	bc := bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: filepath.Join(dir, "bucket")}}

@@ -16,8 +16,9 @@ import (
 	"github.com/sprout-otel/sprout/internal/refusal"
 )
 
-// Config is the admission part of a store's query limits. The stores embed these keys in their `limits`
-// section (with `mapstructure:",squash"`), so the names are the same in all three.
+// Config is the admission part of a store's query limits. The trace and log stores embed it in their `limits`
+// section (with `mapstructure:",squash"`); the metrics store has the same keys and copies them, as its
+// query_timeout of 0 stands for a day.
 type Config struct {
 	// QueryTimeout bounds one query from admission to answer (Prometheus' query.timeout, Loki's and Tempo's
 	// query_timeout).

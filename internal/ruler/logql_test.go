@@ -26,7 +26,7 @@ func newLogStore(t *testing.T) *logstore.Store {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := logstore.DefaultConfig()
-	cfg.Dir = filepath.Join(dir, "data")
+	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.FlushCheckPeriod = time.Hour
 	cfg.CompactionInterval = time.Hour
 	s, err := logstore.Open(context.Background(), cfg, newBucket(t, filepath.Join(dir, "bucket")), logstore.Options{Logger: zap.NewNop()})

@@ -452,16 +452,15 @@ func TestFailingReceiverIsRetriedAndCounted(t *testing.T) {
 
 func routes(r *ruler.Ruler) http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range r.Routes(func(w http.ResponseWriter, req *http.Request) (string, bool) {
+	api := &ruler.API{Ruler: r, Tenant: func(w http.ResponseWriter, req *http.Request) (string, bool) {
 		id, err := tenant.FromRequest(req, req.Header.Get(tenant.Header) != "")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return "", false
 		}
 		return id, true
-	}) {
-		mux.Handle(rt.Pattern, rt.Handler)
-	}
+	}}
+	api.Register(mux)
 	return mux
 }
 
@@ -756,11 +755,10 @@ func TestSetGroupTenantDoor(t *testing.T) {
 	bkt := newBucket(t, t.TempDir())
 	r := newRuler(t, ruler.Options{Store: refusingStore{newTestStore(t), "refused"}, Rules: ruler.NewRuleStore(bkt)})
 	mux := http.NewServeMux()
-	for _, rt := range r.Routes(func(w http.ResponseWriter, req *http.Request) (string, bool) {
+	api := &ruler.API{Ruler: r, Tenant: func(_ http.ResponseWriter, req *http.Request) (string, bool) {
 		return req.Header.Get(tenant.Header), true // a resolver that trusts the header: the ruler's own door decides
-	}) {
-		mux.Handle(rt.Pattern, rt.Handler)
-	}
+	}}
+	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	for _, tc := range []struct {

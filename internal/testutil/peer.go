@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,10 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/sprout-otel/sprout/internal/peerconfig"
 )
 
 // PeerSpec describes a peer server that a side-by-side test runs as a child process: a real Tempo, Loki or
@@ -57,31 +55,15 @@ type PeerSpec struct {
 // ends.
 type Peer struct {
 	Name string
-	// Dir is the peer's working directory, a fresh temporary one: its data, its config file and its log.
-	Dir   string
-	ports map[string]int
-	cfg   string
-	log   string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error
+	// Host is the peer's working directory (Dir, a fresh temporary one: its data, its config file and its log)
+	// and its ports; Port, Addr and URL name them (a name the spec did not list panics: a mistake in the test).
+	peerconfig.Host
+	cfg  string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
-
-// Port is the number of the port allocated under name; it panics on a name the spec did not list, which is a
-// mistake in the test.
-func (p *Peer) Port(name string) int {
-	n, ok := p.ports[name]
-	if !ok {
-		panic(fmt.Sprintf("peer %s has no port %q", p.Name, name))
-	}
-	return n
-}
-
-// Addr is 127.0.0.1:port of the port allocated under name.
-func (p *Peer) Addr(name string) string { return fmt.Sprintf("127.0.0.1:%d", p.Port(name)) }
-
-// URL is http://127.0.0.1:port of the port allocated under name.
-func (p *Peer) URL(name string) string { return "http://" + p.Addr(name) }
 
 // Config is the path of the written config file.
 func (p *Peer) Config() string { return p.cfg }
@@ -147,27 +129,18 @@ func StartPeer(t testing.TB, spec PeerSpec) *Peer {
 // startPeer is StartPeer without the test's verdict: it returns the peer (nil when it did not start) and why
 // it is not ready.
 func startPeer(t testing.TB, bin string, spec PeerSpec) (*Peer, error) {
-	p := &Peer{Name: spec.Name, Dir: t.TempDir(), ports: map[string]int{}, done: make(chan struct{})}
+	p := &Peer{Name: spec.Name, Host: peerconfig.Host{Dir: t.TempDir(), Ports: map[string]int{}}, done: make(chan struct{})}
 	for _, name := range spec.Ports {
 		if n, ok := spec.FixedPorts[name]; ok {
-			p.ports[name] = n
+			p.Ports[name] = n
 			continue
 		}
-		p.ports[name] = FreePort(t)
+		p.Ports[name] = FreePort(t)
 	}
 	if spec.Config != "" {
-		text, err := p.render(spec.Config)
+		text, err := peerconfig.Render(spec.Config, spec.Overlay, p)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if spec.Overlay != "" {
-			overlay, err := p.render(spec.Overlay)
-			if err != nil {
-				return nil, fmt.Errorf("config overlay: %w", err)
-			}
-			if text, err = MergeYAML(text, overlay); err != nil {
-				return nil, fmt.Errorf("config: %w", err)
-			}
+			return nil, err
 		}
 		name := spec.ConfigFile
 		if name == "" {
@@ -234,17 +207,7 @@ func startPeer(t testing.TB, bin string, spec PeerSpec) (*Peer, error) {
 	return p, p.waitReady(ready, timeout)
 }
 
-func (p *Peer) render(text string) (string, error) {
-	tmpl, err := template.New(p.Name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("parse template: %w", err)
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, p); err != nil {
-		return "", fmt.Errorf("execute template: %w", err)
-	}
-	return b.String(), nil
-}
+func (p *Peer) render(text string) (string, error) { return peerconfig.Execute(text, p) }
 
 // waitReady polls url until it answers 200, the process exits, or timeout passes.
 func (p *Peer) waitReady(url string, timeout time.Duration) error {
@@ -316,73 +279,4 @@ func lastLines(s string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-// MergeYAML merges the YAML document overlay over base: maps merge key by key, any other value replaces the
-// base's, and a null removes the key. The base keeps its key order and the style of its scalars (a date stays
-// the string it was written as).
-func MergeYAML(base, overlay string) (string, error) {
-	var b, o yaml.Node
-	if err := yaml.Unmarshal([]byte(base), &b); err != nil {
-		return "", fmt.Errorf("parse base YAML: %w", err)
-	}
-	if err := yaml.Unmarshal([]byte(overlay), &o); err != nil {
-		return "", fmt.Errorf("parse overlay YAML: %w", err)
-	}
-	bm, om := documentMap(&b), documentMap(&o)
-	if bm == nil || om == nil {
-		return "", fmt.Errorf("merge YAML: base and overlay must each be a map (or empty)")
-	}
-	mergeNodes(bm, om)
-	out, err := yaml.Marshal(bm)
-	if err != nil {
-		return "", fmt.Errorf("encode merged YAML: %w", err)
-	}
-	return string(out), nil
-}
-
-// documentMap returns the top-level mapping of a parsed document: a new empty one for an empty document, nil
-// when the document is something else.
-func documentMap(doc *yaml.Node) *yaml.Node {
-	if doc.Kind == 0 {
-		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
-		return doc.Content[0]
-	}
-	return nil
-}
-
-func mergeNodes(dst, src *yaml.Node) {
-	for i := 0; i+1 < len(src.Content); i += 2 {
-		key, val := src.Content[i], src.Content[i+1]
-		j := mapIndex(dst, key.Value)
-		switch {
-		case val.Tag == "!!null":
-			if j >= 0 {
-				dst.Content = append(dst.Content[:j], dst.Content[j+2:]...)
-			}
-		case j < 0 && val.Kind == yaml.MappingNode:
-			// A new map: merged into an empty one, so that its nulls remove rather than stay.
-			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-			mergeNodes(m, val)
-			dst.Content = append(dst.Content, key, m)
-		case j < 0:
-			dst.Content = append(dst.Content, key, val)
-		case val.Kind == yaml.MappingNode && dst.Content[j+1].Kind == yaml.MappingNode:
-			mergeNodes(dst.Content[j+1], val)
-		default:
-			dst.Content[j+1] = val
-		}
-	}
-}
-
-// mapIndex is the index of key's node in the mapping m's Content, or -1.
-func mapIndex(m *yaml.Node, key string) int {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return i
-		}
-	}
-	return -1
 }

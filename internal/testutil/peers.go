@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/peerconfig"
 )
 
 // The environment variables that name the peer binaries. The peers are built from their public sources
@@ -13,52 +15,6 @@ const (
 	EnvLoki       = "SPROUT_PEER_LOKI"
 	EnvPrometheus = "SPROUT_PEER_PROMETHEUS"
 )
-
-// tempoConfig is Tempo as one process (target all) on the local filesystem, on loopback ports, with OTLP over
-// HTTP and gRPC, streaming over HTTP (its gRPC API on the HTTP port) and no query end cut-off, so what was just
-// pushed is searchable.
-const tempoConfig = `
-stream_over_http_enabled: true
-target: all
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: {{.Port "http"}}
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: {{.Port "grpc"}}
-  log_level: warn
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        http:
-          endpoint: 127.0.0.1:{{.Port "otlp_http"}}
-        grpc:
-          endpoint: 127.0.0.1:{{.Port "otlp_grpc"}}
-memberlist:
-  bind_addr: [127.0.0.1]
-  bind_port: {{.Port "memberlist"}}
-  join_members: []
-query_frontend:
-  query_end_cutoff: 0s
-live_store:
-  wal:
-    path: {{.Dir}}/live-store/traces
-  shutdown_marker_dir: {{.Dir}}/live-store/shutdown-marker
-block_builder:
-  wal:
-    path: {{.Dir}}/block-builder
-backend_scheduler:
-  local_work_path: {{.Dir}}/scheduler
-storage:
-  trace:
-    backend: local
-    wal:
-      path: {{.Dir}}/wal
-    local:
-      path: {{.Dir}}/blocks
-usage_report:
-  reporting_enabled: false
-`
 
 // TempoOptions says how a test's Tempo differs from the usual one.
 type TempoOptions struct {
@@ -92,57 +48,15 @@ func StartTempo(t testing.TB, opts TempoOptions) Tempo {
 	return Tempo{StartPeer(t, PeerSpec{
 		Name:       "tempo",
 		Env:        EnvTempo,
-		Ports:      []string{"http", "grpc", "otlp_http", "otlp_grpc", "memberlist"},
+		Ports:      peerconfig.TempoPorts,
 		FixedPorts: opts.Ports,
-		Config:     tempoConfig,
+		Config:     peerconfig.Tempo,
 		Overlay:    overlay,
 		Args:       []string{"-config.file={{.Config}}"},
 		Ready:      `{{.URL "http"}}/ready`,
 		Timeout:    2 * time.Minute,
 	})}
 }
-
-// lokiConfig is Loki as one process on the local filesystem (TSDB index, schema v13), its ring in memory, on
-// loopback ports, taking old samples and structured metadata, without result caching.
-const lokiConfig = `
-auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: {{.Port "http"}}
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: {{.Port "grpc"}}
-  log_level: warn
-common:
-  instance_addr: 127.0.0.1
-  path_prefix: {{.Dir}}
-  storage:
-    filesystem:
-      chunks_directory: {{.Dir}}/chunks
-      rules_directory: {{.Dir}}/rules
-  replication_factor: 1
-  ring:
-    kvstore:
-      store: inmemory
-schema_config:
-  configs:
-    - from: 2024-01-01
-      store: tsdb
-      object_store: filesystem
-      schema: v13
-      index: {prefix: index_, period: 24h}
-limits_config:
-  reject_old_samples: false
-  allow_structured_metadata: true
-  volume_enabled: true
-query_range:
-  cache_results: false
-pattern_ingester:
-  enabled: false
-analytics:
-  reporting_enabled: false
-memberlist:
-  bind_port: {{.Port "memberlist"}}
-`
 
 // LokiOptions says how a test's Loki differs from the usual one.
 type LokiOptions struct {
@@ -170,9 +84,9 @@ func StartLoki(t testing.TB, opts LokiOptions) Loki {
 	return Loki{StartPeer(t, PeerSpec{
 		Name:       "loki",
 		Env:        EnvLoki,
-		Ports:      []string{"http", "grpc", "memberlist"},
+		Ports:      peerconfig.LokiPorts,
 		FixedPorts: opts.Ports,
-		Config:     lokiConfig,
+		Config:     peerconfig.Loki,
 		Overlay:    overlay,
 		Args:       []string{"-config.file={{.Config}}", "-target=all"},
 		Ready:      `{{.URL "http"}}/ready`,

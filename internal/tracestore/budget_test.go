@@ -13,7 +13,7 @@ import (
 // for TraceQL metrics alike.
 func TestQueriesStopWhenCancelled(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	if err := s.Push(context.Background(), tn, batch(1, 50, 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestMetricsQueryBudgets(t *testing.T) {
 	cfg.Limits.MaxResponseSeries = 2
 	cfg.Limits.MaxSpansPerSpanSet = 5
 	s := openStore(t, cfg)
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	if err := s.Push(context.Background(), tn, batch(1, 3, 3)); err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ type Config struct {
 	FlushAllOnShutdown bool `mapstructure:"flush_all_on_shutdown"`
 
 	Compaction CompactionConfig `mapstructure:"compaction"`
-	Limits     LimitsConfig     `mapstructure:"limits"`
+	Limits     Limits           `mapstructure:"limits"`
 }
 
 // WALConfig configures the write-ahead log.
@@ -67,14 +67,12 @@ type CompactionConfig struct {
 	MinInputBlocks int `mapstructure:"min_input_blocks"`
 }
 
-// LimitsConfig holds the per-tenant limits; every refusal names the limit it hit.
-type LimitsConfig struct {
+// Limits are the per-tenant limits; every refusal names the limit it hit.
+type Limits struct {
 	// MaxBytesPerTrace refuses spans that would grow a live trace beyond this size (0 = unlimited).
 	MaxBytesPerTrace int64 `mapstructure:"max_bytes_per_trace"`
 	// MaxSearchDuration refuses searches whose start..end window is longer (0 = unlimited).
 	MaxSearchDuration time.Duration `mapstructure:"max_search_duration"`
-	// QueryTimeout bounds every query.
-	QueryTimeout time.Duration `mapstructure:"query_timeout"`
 	// DefaultSearchLimit is the number of traces a search returns when the request has no limit.
 	DefaultSearchLimit int `mapstructure:"default_search_limit"`
 	// MaxSearchLimit caps the limit a request may ask for.
@@ -92,32 +90,15 @@ type LimitsConfig struct {
 	// MaxResponseSeries bounds the series of a TraceQL metrics query (Tempo's metrics max_response_series):
 	// each holds a value list per step while the query runs.
 	MaxResponseSeries int `mapstructure:"max_response_series"`
-	// MaxConcurrent is how many queries run at once over all tenants (Tempo's max_concurrent_queries); the
-	// others wait in a short queue.
-	MaxConcurrent int `mapstructure:"max_concurrent"`
-	// MaxConcurrentPerTenant is how many queries of one tenant run at once (0: max_concurrent).
-	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
-	// MaxOutstandingPerTenant is how many queries of one tenant may wait for a slot; more are refused (429).
-	MaxOutstandingPerTenant int `mapstructure:"max_outstanding_per_tenant"`
-	// MaxQueueWait is how long a query waits for a slot before it is refused (429 or 503, with Retry-After).
-	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+	// Config is the query admission (query_timeout, max_concurrent (Tempo's max_concurrent_queries),
+	// max_concurrent_per_tenant, max_outstanding_per_tenant, max_queue_wait), as every store spells it.
+	querylimit.Config `mapstructure:",squash"`
 }
 
-// queryLimits is the admission part of the limits (see internal/querylimit).
-func (l LimitsConfig) queryLimits() querylimit.Config {
-	return querylimit.Config{
-		QueryTimeout:            l.QueryTimeout,
-		MaxConcurrent:           l.MaxConcurrent,
-		MaxConcurrentPerTenant:  l.MaxConcurrentPerTenant,
-		MaxOutstandingPerTenant: l.MaxOutstandingPerTenant,
-		MaxQueueWait:            l.MaxQueueWait,
-	}
-}
-
-// DefaultConfig returns a configuration that works on a laptop, keeping data under dataDir.
-func DefaultConfig(dataDir string) Config {
+// DefaultConfig returns a configuration that works on a laptop, keeping data under ./data/traces.
+func DefaultConfig() Config {
 	return Config{
-		DataDir:            dataDir,
+		DataDir:            "./data/traces",
 		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncInterval, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		ReadCacheBytes:     64 << 20,
@@ -133,20 +114,22 @@ func DefaultConfig(dataDir string) Config {
 			MaxBlockBytes:  64 << 20,
 			MinInputBlocks: 4,
 		},
-		Limits: LimitsConfig{
+		Limits: Limits{
 			MaxBytesPerTrace:   5 << 20,
 			MaxSearchDuration:  0,
-			QueryTimeout:       30 * time.Second,
 			DefaultSearchLimit: 20,
 			MaxSearchLimit:     10000,
 			MaxSpansPerSpanSet: 100,
 			MaxPointsPerSeries: querylimit.DefaultMaxPointsPerSeries,
 			MaxResponseSeries:  1000,
-			// Tempo's max_concurrent_queries; a tenant may use half, so one tenant cannot hold every slot.
-			MaxConcurrent:           20,
-			MaxConcurrentPerTenant:  10,
-			MaxOutstandingPerTenant: 100,
-			MaxQueueWait:            10 * time.Second,
+			Config: querylimit.Config{
+				QueryTimeout: 30 * time.Second,
+				// Tempo's max_concurrent_queries; a tenant may use half, so one tenant cannot hold every slot.
+				MaxConcurrent:           20,
+				MaxConcurrentPerTenant:  10,
+				MaxOutstandingPerTenant: 100,
+				MaxQueueWait:            10 * time.Second,
+			},
 		},
 	}
 }
@@ -219,7 +202,7 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxResponseSeries <= 0 {
 		return errors.New("limits.max_response_series: must be positive")
 	}
-	if err := c.Limits.queryLimits().Validate("limits."); err != nil {
+	if err := c.Limits.Config.Validate("limits."); err != nil {
 		return err
 	}
 	st := c.storage()

@@ -9,7 +9,7 @@ import (
 
 func TestMetricsExemplars(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	// traces 1..3 start at baseTime+1s..+3s: a root of 300ms, step-1 (+10ms, 50ms), step-2 (+20ms, 100ms)
 	if err := s.Push(context.Background(), tn, batch(1, 3, 3)); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestMetricsExemplars(t *testing.T) {
 
 func TestMetricsExemplarsSpread(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	// eight one-span traces at baseTime+1s..+8s
 	if err := s.Push(context.Background(), tn, batch(1, 8, 1)); err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestExemplarSlots(t *testing.T) {
 // A start and step finer than a millisecond must not put an exemplar outside the steps.
 func TestMetricsExemplarsSubMillisecondStep(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	if err := s.Push(context.Background(), tn, batch(1, 1, 3)); err != nil {
 		t.Fatal(err)
 	}

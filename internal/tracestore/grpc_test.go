@@ -87,7 +87,7 @@ func recvAll[T any](st *tempopb.Stream[T], err error) ([]T, error) {
 func storeWithBlocks(t *testing.T) *Store {
 	t.Helper()
 	s := openStore(t, testConfig(t.TempDir()))
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	ctx := context.Background()
 	if err := s.Push(ctx, tn, batch(1, 4, 4)); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestGRPCQueryBudget(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Limits.MaxConcurrent, cfg.Limits.MaxConcurrentPerTenant, cfg.Limits.MaxOutstandingPerTenant = 1, 1, 0
 	s := openStore(t, cfg)
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	if err := s.Push(context.Background(), tn, batch(1, 2, 3)); err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ import (
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
-// Router is where the API is mounted (the sprout_api server, or a ServeMux in tests).
-type Router interface {
+// Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
+type Mux interface {
 	Handle(pattern string, h http.Handler)
 }
 
@@ -39,18 +39,18 @@ type API struct {
 }
 
 // Register mounts every route.
-func (a *API) Register(r Router) {
-	r.Handle("GET /api/traces/{id}", http.HandlerFunc(a.traceV1))
-	r.Handle("GET /api/v2/traces/{id}", http.HandlerFunc(a.traceV2))
-	r.Handle("GET /api/search", http.HandlerFunc(a.search))
-	r.Handle("GET /api/search/tags", http.HandlerFunc(a.tagsV1))
-	r.Handle("GET /api/v2/search/tags", http.HandlerFunc(a.tagsV2))
-	r.Handle("GET /api/search/tag/{tag}/values", http.HandlerFunc(a.tagValuesV1))
-	r.Handle("GET /api/v2/search/tag/{tag}/values", http.HandlerFunc(a.tagValuesV2))
-	r.Handle("GET /api/echo", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("echo")) }))
-	r.Handle("GET /api/status/buildinfo", http.HandlerFunc(a.buildinfo))
-	r.Handle("GET /api/metrics/query_range", http.HandlerFunc(a.queryRange))
-	r.Handle("GET /api/metrics/query", http.HandlerFunc(a.queryInstant))
+func (a *API) Register(m Mux) {
+	m.Handle("GET /api/traces/{id}", http.HandlerFunc(a.traceV1))
+	m.Handle("GET /api/v2/traces/{id}", http.HandlerFunc(a.traceV2))
+	m.Handle("GET /api/search", http.HandlerFunc(a.search))
+	m.Handle("GET /api/search/tags", http.HandlerFunc(a.tagsV1))
+	m.Handle("GET /api/v2/search/tags", http.HandlerFunc(a.tagsV2))
+	m.Handle("GET /api/search/tag/{tag}/values", http.HandlerFunc(a.tagValuesV1))
+	m.Handle("GET /api/v2/search/tag/{tag}/values", http.HandlerFunc(a.tagValuesV2))
+	m.Handle("GET /api/echo", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("echo")) }))
+	m.Handle("GET /api/status/buildinfo", http.HandlerFunc(a.buildinfo))
+	m.Handle("GET /api/metrics/query_range", http.HandlerFunc(a.queryRange))
+	m.Handle("GET /api/metrics/query", http.HandlerFunc(a.queryInstant))
 }
 
 const (

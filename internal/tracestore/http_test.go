@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 func newAPI(t *testing.T) (*Store, *httptest.Server) {
 	t.Helper()
 	s := openStore(t, testConfig(t.TempDir()))
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	mux := http.NewServeMux()
 	api := &API{Store: s, Version: "test", Tenant: func(w http.ResponseWriter, r *http.Request) (string, bool) {
 		if r.Header.Get("X-Scope-OrgID") == "forbidden" {

@@ -131,7 +131,7 @@ func parseRecord(payload []byte) (*record, error) {
 }
 
 // ingestionRate returns the tenant's write-rate limiter, nil when unlimited.
-func ingestionRate(l LimitsConfig) *rate.Limiter {
+func ingestionRate(l Limits) *rate.Limiter {
 	if l.IngestionRateLimitBytes <= 0 {
 		return nil
 	}

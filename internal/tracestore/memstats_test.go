@@ -10,7 +10,7 @@ import (
 func TestMemorySummaryRulesOutLiveTraces(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	if err := s.Push(ctx, tn, batch(1, 4, 5)); err != nil {
 		t.Fatal(err)
 	}

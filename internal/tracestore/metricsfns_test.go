@@ -46,7 +46,7 @@ func seriesMap(ss []Series) map[string][]float64 {
 // status error "boom"), internal, with span.step = "1", "2", "3".
 func TestMetricsTempo3(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	if err := s.Push(context.Background(), tn, batch(1, 3, 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func itoa(n int64) string { return traceql.NewInt(n).String() }
 // when older ones are found first (here: in a block, while the newest are in memory and vice versa).
 func TestSearchMostRecent(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	ctx := context.Background()
 	// traces 5..8 pushed first and flushed to a block; 1..4 (older start times) stay in memory
 	if err := s.Push(ctx, tn, batch(5, 4, 2)); err != nil {
@@ -190,7 +190,7 @@ func TestSearchMostRecent(t *testing.T) {
 // TestTagsScoped: q on the tags APIs keeps the attributes of the spans that match it.
 func TestTagsScoped(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	ctx := context.Background()
 	if err := s.Push(ctx, tn, batch(1, 2, 3)); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestCompareSeriesLimit(t *testing.T) {
 		if got := refusal.Is(err, refusal.OverLimit); got != wantErr {
 			t.Errorf("limit %d: error %v, want a limit error: %v", limit, err, wantErr)
 		}
-		_ = s.Shutdown(context.Background())
+		_ = s.Close(context.Background())
 	}
 }
 

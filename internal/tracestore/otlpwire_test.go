@@ -114,7 +114,7 @@ func TestMaxLiveBytesBackpressure(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.MaxLiveBytes = 64 << 10
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	var busy *refusal.Error
 	i := 0
 	for ; i < 1000; i++ {

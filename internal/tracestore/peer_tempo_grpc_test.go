@@ -168,7 +168,7 @@ func TestPeerTempoGRPCShapes(t *testing.T) {
 	td, _ := peerFixture(now)
 	pushToTempo(t, otlp, td)
 	s := openStore(t, testConfig(t.TempDir()))
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	if err := s.Push(context.Background(), tn, td); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 func TestPeerTempoCLIGRPC(t *testing.T) {
 	bin := testutil.PeerBinary(t, "SPROUT_PEER_TEMPO_CLI")
 	s := openStore(t, testConfig(t.TempDir()))
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	now := time.Now().Truncate(time.Second)
 	td, _ := peerFixture(now)
 	if err := s.Push(context.Background(), tn, td); err != nil {

@@ -35,7 +35,7 @@ func TestSearchPushdownSameAsMemory(t *testing.T) {
 func testPushdownSameAsMemory(t *testing.T, flushEvery int, wantSkipped bool) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	var batches []ptrace.Traces
 	for i := 0; i < 60; i += 20 {
 		batches = append(batches, batch(i, 20, 1+i%7))
@@ -79,9 +79,9 @@ func testPushdownSameAsMemory(t *testing.T, flushEvery int, wantSkipped bool) {
 	mem := run()
 	if flushEvery > 0 {
 		// the same data again, as blocks of a few batches each (a fresh store: no live traces to merge with)
-		_ = s.Shutdown(ctx)
+		_ = s.Close(ctx)
 		s = openStore(t, testConfig(t.TempDir()))
-		defer s.Shutdown(ctx)
+		defer s.Close(ctx)
 		for i, b := range batches {
 			if err := s.Push(ctx, tn, b); err != nil {
 				t.Fatal(err)

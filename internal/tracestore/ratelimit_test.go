@@ -36,7 +36,7 @@ func TestIngestionRateLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := openStore(t, cfg)
-			defer s.Shutdown(ctx)
+			defer s.Close(ctx)
 			var last error
 			for i := 0; i < tc.pushes; i++ {
 				last = s.Push(ctx, tn, batch(100+i, 1, 5))

@@ -14,7 +14,7 @@ import (
 func TestSearchJoinsSplitTrace(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	full := ptrace.NewTraces()
 	makeTrace(full, 1, 9, baseTime) // root "GET /checkout", then step-1 .. step-8 (errors at 3 and 6)
 	parts := [3]ptrace.Traces{ptrace.NewTraces(), ptrace.NewTraces(), ptrace.NewTraces()}

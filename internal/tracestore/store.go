@@ -71,11 +71,17 @@ type Store struct {
 	closed    bool
 }
 
+// Options are a Store's collaborators.
+type Options struct {
+	Logger *zap.Logger
+}
+
 // Open opens the store: it connects the bucket, loads the block lists, and replays every tenant's WAL.
-func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
+func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("trace store config: %w", err)
 	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -96,7 +102,7 @@ func Open(ctx context.Context, cfg Config, logger *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
-		queries: querylimit.New(cfg.Limits.queryLimits()),
+		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
 		s.cache = newRangeCache(cfg.ReadCacheBytes)
@@ -258,9 +264,9 @@ func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) err
 	return in.push(td)
 }
 
-// Shutdown stops the loops and, with flush_all_on_shutdown, writes every live trace to a block. Whatever cannot
+// Close stops the loops and, with flush_all_on_shutdown, writes every live trace to a block. Whatever cannot
 // be flushed in time stays in the WAL for the next start.
-func (s *Store) Shutdown(ctx context.Context) error {
+func (s *Store) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

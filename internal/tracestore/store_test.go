@@ -90,7 +90,8 @@ func batch(first, count, spans int) ptrace.Traces {
 }
 
 func testConfig(dir string) Config {
-	cfg := DefaultConfig(dir)
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
 	cfg.WAL.Fsync = wal.FsyncNever
 	cfg.Compaction.Interval = time.Hour
 	cfg.Compaction.BlockRetention = 0
@@ -99,7 +100,7 @@ func testConfig(dir string) Config {
 
 func openStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), cfg, nil)
+	s, err := Open(context.Background(), cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func countSpans(t testing.TB, s *Store, trace int) int {
 
 func TestIngestQuerySearch(t *testing.T) {
 	s := openStore(t, testConfig(t.TempDir()))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	ctx := context.Background()
 	if err := s.Push(ctx, tn, batch(1, 3, 5)); err != nil {
 		t.Fatal(err)
@@ -179,7 +180,7 @@ func TestLimits(t *testing.T) {
 	cfg.Limits.MaxBytesPerTrace = 600
 	cfg.Limits.MaxSearchDuration = time.Hour
 	s := openStore(t, cfg)
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	ctx := context.Background()
 	td := batch(1, 1, 2)           // small trace: accepted
 	makeTrace(td, 2, 40, baseTime) // large trace: refused
@@ -205,10 +206,10 @@ func TestWALReplayAfterCrash(t *testing.T) {
 	if err := s.Push(context.Background(), tn, batch(1, 10, 4)); err != nil {
 		t.Fatal(err)
 	}
-	// crash: no Shutdown, no flush; only file handles are released
+	// crash: no Close, no flush; only file handles are released
 	s.closeNoFlush()
 	s2 := openStore(t, testConfig(dir))
-	defer s2.Shutdown(context.Background())
+	defer s2.Close(context.Background())
 	for i := 1; i <= 10; i++ {
 		if n := countSpans(t, s2, i); n != 4 {
 			t.Fatalf("after replay trace %d has %d spans, want 4", i, n)
@@ -232,7 +233,7 @@ func TestWALTornTail(t *testing.T) {
 	_, _ = f.Write([]byte{200, 0, 0, 0, 1, 2, 3, 4, 9, 9})
 	f.Close()
 	s2 := openStore(t, testConfig(dir))
-	defer s2.Shutdown(context.Background())
+	defer s2.Close(context.Background())
 	if n := countSpans(t, s2, 2); n != 3 {
 		t.Fatalf("trace 2 has %d spans after torn-tail replay, want 3", n)
 	}
@@ -244,7 +245,7 @@ func TestWALCopyMidIngest(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	s := openStore(t, cfg)
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	var (
 		acked   sync.Map // trace number -> true
 		next    atomic.Int64
@@ -283,7 +284,7 @@ func TestWALCopyMidIngest(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	s2 := openStore(t, testConfig(copyDir))
-	defer s2.Shutdown(context.Background())
+	defer s2.Close(context.Background())
 	for _, n := range before {
 		if got := countSpans(t, s2, n); got != 3 {
 			t.Fatalf("acked trace %d has %d spans in the replayed copy, want 3", n, got)
@@ -341,12 +342,12 @@ func testBlockRoundTrip(t *testing.T, cfg Config) {
 	if len(segs) > 1 {
 		t.Fatalf("WAL segments %v remain after their traces are in a block", segs)
 	}
-	if err := s.Shutdown(ctx); err != nil {
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// a fresh process reads the block from the bucket
 	s2 := openStore(t, cfg)
-	defer s2.Shutdown(ctx)
+	defer s2.Close(ctx)
 	b := s2.lookupInstance(tn).blockList()
 	if len(b) != 1 || b[0].meta.Spans != 120 || b[0].meta.Traces != 20 {
 		t.Fatalf("blocks after reopen: %+v", b)
@@ -402,7 +403,7 @@ func TestFlushAllOnShutdown(t *testing.T) {
 	if err := s.Push(ctx, tn, batch(1, 3, 2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Shutdown(ctx); err != nil {
+	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, tenant.LayoutDir, tn, "wal", "*.wal"))
@@ -410,7 +411,7 @@ func TestFlushAllOnShutdown(t *testing.T) {
 		t.Fatalf("WAL segments %v left after a flushing shutdown", segs)
 	}
 	s2 := openStore(t, cfg)
-	defer s2.Shutdown(ctx)
+	defer s2.Close(ctx)
 	if n := countSpans(t, s2, 3); n != 2 {
 		t.Fatalf("trace 3 has %d spans after restart", n)
 	}
@@ -420,7 +421,7 @@ func TestCutAfterIdle(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t.TempDir())
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	now := baseTime
 	s.now = func() time.Time { return now }
 	if err := s.Push(ctx, tn, batch(1, 2, 2)); err != nil {
@@ -453,7 +454,7 @@ func TestCompactionDedupeAndRetention(t *testing.T) {
 	cfg.Compaction.MinInputBlocks = 3
 	cfg.Compaction.BlockRetention = 720 * time.Hour
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	s.now = func() time.Time { return baseTime.Add(time.Hour) }
 	// the same traces three times (client retries landing in different blocks), plus one new trace each time
 	for i := 0; i < 3; i++ {
@@ -580,7 +581,7 @@ func TestReadCacheS3(t *testing.T) {
 		AccessKey: srv.AccessKey, SecretKey: configopaqueString(srv.SecretKey)}}
 	ctx := context.Background()
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	if err := s.Push(ctx, tn, batch(1, 20, 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +606,7 @@ func TestWALOfEarlierRelease(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, filepath.Join("testdata", "wal-v1"), dir)
 	s := openStore(t, testConfig(dir))
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	for trace, spans := range map[int]int{1: 4, 2: 4, 3: 4, 4: 2, 5: 2} {
 		if n := countSpans(t, s, trace); n != spans {
 			t.Errorf("trace %d has %d spans after replaying the earlier release's WAL, want %d", trace, n, spans)
@@ -622,11 +623,11 @@ func TestDeprecatedSyncKey(t *testing.T) {
 	cfg.WAL.Sync = "batch"
 	cfg.WAL.SyncInterval = 2 * time.Second
 	core, logs := observer.New(zap.WarnLevel)
-	s, err := Open(context.Background(), cfg, zap.New(core))
+	s, err := Open(context.Background(), cfg, Options{Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	defer s.Close(context.Background())
 	if fsync, interval, _ := cfg.WAL.Effective(); fsync != wal.FsyncInterval || interval != 2*time.Second {
 		t.Errorf("effective policy %s %v, want interval 2s", fsync, interval)
 	}

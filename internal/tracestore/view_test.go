@@ -16,7 +16,7 @@ func TestViewHoldsCompactedBlocks(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Compaction.MinInputBlocks = 3
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	s.now = func() time.Time { return baseTime.Add(time.Hour) }
 	for i := 0; i < 3; i++ {
 		if err := s.Push(ctx, tn, batch(1+10*i, 3, 4)); err != nil {
@@ -78,7 +78,7 @@ func TestQueriesDuringFlushAndCompaction(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Compaction.MinInputBlocks = 2
 	s := openStore(t, cfg)
-	defer s.Shutdown(ctx)
+	defer s.Close(ctx)
 	s.now = func() time.Time { return baseTime.Add(time.Hour) }
 	const rounds, perRound, spans = 12, 4, 3
 	var pushed atomic.Int64 // traces acknowledged and not being pushed

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sprout-otel/sprout/internal/peerconfig"
 )
 
 // endpoints are where a started server takes load and answers queries.
@@ -244,16 +246,21 @@ service:
 	}}
 }
 
-// tempo: the single binary (target all) with local storage, as the peer tests run it, limits raised.
-func tempo(bin string) system {
-	return system{Name: "tempo", Signal: "traces", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
-		cfg, err := writeFile(dir, "tempo.yaml", fmt.Sprintf(`target: all
+// benchPorts names ports taken from the runner's free ports, in order, for a peer's shared config.
+func benchPorts(names []string, p []int) map[string]int {
+	m := map[string]int{}
+	for i, n := range names {
+		m[n] = p[i]
+	}
+	return m
+}
+
+// tempoBench is how the runner's Tempo differs from the tests' (internal/peerconfig): OTLP over gRPC only and
+// no streaming over HTTP, as measured from the start; messages up to 64 MiB; ingestion limits raised; 5-minute
+// query and write timeouts.
+const tempoBench = `
+stream_over_http_enabled: null
 server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
   grpc_server_max_recv_msg_size: 67108864
   http_server_write_timeout: 5m
 querier:
@@ -263,93 +270,53 @@ distributor:
   receivers:
     otlp:
       protocols:
-        grpc:
-          endpoint: 127.0.0.1:%[4]d
-memberlist:
-  bind_addr: [127.0.0.1]
-  bind_port: %[5]d
-  join_members: []
-query_frontend:
-  query_end_cutoff: 0s
-live_store:
-  wal:
-    path: %[1]s/live-store/traces
-  shutdown_marker_dir: %[1]s/live-store/shutdown-marker
-block_builder:
-  wal:
-    path: %[1]s/block-builder
-backend_scheduler:
-  local_work_path: %[1]s/scheduler
-storage:
-  trace:
-    backend: local
-    wal:
-      path: %[1]s/wal
-    local:
-      path: %[1]s/blocks
+        http: null
 overrides:
   defaults:
     ingestion:
       rate_limit_bytes: 1000000000
       burst_size_bytes: 1000000000
       max_traces_per_user: 100000000
-usage_report:
-  reporting_enabled: false
-`, dir, p[0], p[1], p[2], p[3]))
-		return []string{"-config.file", cfg}, endpoints{Ingest: fmt.Sprintf("127.0.0.1:%d", p[2]), Query: url(p[0], "")}, url(p[0], "/ready"), err
+`
+
+// tempo: the single binary (target all) with local storage, as the peer tests run it, limits raised.
+func tempo(bin string) system {
+	return system{Name: "tempo", Signal: "traces", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
+		h := peerconfig.Host{Dir: dir, Ports: benchPorts(peerconfig.TempoPorts, p)}
+		text, err := peerconfig.Render(peerconfig.Tempo, tempoBench, h)
+		if err != nil {
+			return nil, endpoints{}, "", err
+		}
+		cfg, err := writeFile(dir, "tempo.yaml", text)
+		return []string{"-config.file", cfg}, endpoints{Ingest: h.Addr("otlp_grpc"), Query: h.URL("http")}, h.URL("http") + "/ready", err
 	}}
 }
 
-// loki: the single binary with filesystem storage, schema v13/tsdb, ingestion and per-stream limits raised,
-// structured metadata on, results cache off.
-func loki(bin string) system {
-	return system{Name: "loki", Signal: "logs", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
-		cfg, err := writeFile(dir, "loki.yaml", fmt.Sprintf(`auth_enabled: false
+// lokiBench is how the runner's Loki differs from the tests' (internal/peerconfig): messages up to 64 MiB,
+// ingestion and per-stream limits raised, 5-minute query and write timeouts.
+const lokiBench = `
 server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: %[2]d
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: %[3]d
-  log_level: warn
   grpc_server_max_recv_msg_size: 67108864
   http_server_write_timeout: 5m
-common:
-  instance_addr: 127.0.0.1
-  path_prefix: %[1]s
-  storage:
-    filesystem:
-      chunks_directory: %[1]s/chunks
-      rules_directory: %[1]s/rules
-  replication_factor: 1
-  ring:
-    kvstore:
-      store: inmemory
-schema_config:
-  configs:
-    - from: 2024-01-01
-      store: tsdb
-      object_store: filesystem
-      schema: v13
-      index: {prefix: index_, period: 24h}
 limits_config:
-  reject_old_samples: false
-  allow_structured_metadata: true
   ingestion_rate_mb: 1024
   ingestion_burst_size_mb: 1024
   per_stream_rate_limit: 1GB
   per_stream_rate_limit_burst: 1GB
   max_query_series: 100000
   query_timeout: 5m
-query_range:
-  cache_results: false
-pattern_ingester:
-  enabled: false
-analytics:
-  reporting_enabled: false
-memberlist:
-  bind_port: %[4]d
-`, dir, p[0], p[1], p[2]))
-		return []string{"-config.file=" + cfg}, endpoints{Ingest: url(p[0], "/loki/api/v1/push"), Query: url(p[0], "")}, url(p[0], "/ready"), err
+`
+
+// loki: the single binary with filesystem storage, schema v13/tsdb, as the peer tests run it, limits raised.
+func loki(bin string) system {
+	return system{Name: "loki", Signal: "logs", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
+		h := peerconfig.Host{Dir: dir, Ports: benchPorts(peerconfig.LokiPorts, p)}
+		text, err := peerconfig.Render(peerconfig.Loki, lokiBench, h)
+		if err != nil {
+			return nil, endpoints{}, "", err
+		}
+		cfg, err := writeFile(dir, "loki.yaml", text)
+		return []string{"-config.file=" + cfg}, endpoints{Ingest: h.URL("http") + "/loki/api/v1/push", Query: h.URL("http")}, h.URL("http") + "/ready", err
 	}}
 }
 

@@ -28,6 +28,25 @@ type Route struct {
 	Handler http.Handler
 }
 
+// Mux is where the API mounts its routes (the sprout_api server, or an http.ServeMux in tests).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// API serves the ruler's HTTP API (see Routes), mounted as the stores mount theirs.
+type API struct {
+	Ruler *Ruler
+	// Tenant resolves a request's tenant or answers the request itself and returns false.
+	Tenant TenantFunc
+}
+
+// Register mounts every route of Routes.
+func (a *API) Register(m Mux) {
+	for _, rt := range a.Ruler.Routes(a.Tenant) {
+		m.Handle(rt.Pattern, rt.Handler)
+	}
+}
+
 // maxRuleGroupBytes bounds an uploaded rule group.
 const maxRuleGroupBytes = 1 << 20
 
