@@ -820,7 +820,7 @@ func TestRegularFlushCheckpointsWhenWorthIt(t *testing.T) {
 		}
 	}
 	checkpoints := func() []string {
-		cps, err := filepath.Glob(filepath.Join(e.cfg.Dir, "wal", "checkpoint.*"))
+		cps, err := filepath.Glob(filepath.Join(e.cfg.DataDir, "wal", "checkpoint.*"))
 		if err != nil {
 			t.Fatal(err)
 		}
