@@ -409,6 +409,9 @@ func evalField(e FieldExpr, t *Trace, s *Span) Static {
 		if _, cmp := cmpOps[string(x.Op)]; !cmp {
 			return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 		}
+		if a, ok := absentTest(x); ok {
+			return NewBool(lacksOnOne(a, s))
+		}
 		if vs, ok := multiValues(x.L, t, s); ok {
 			// an event or link field holds one value per event (link): the comparison holds if it holds for one
 			for _, v := range vs {
@@ -443,6 +446,45 @@ func compareValues(x *BinaryExpr, l, r Static) Static {
 		return arith(x.Op, l, r)
 	}
 	return NewBool(cmpHolds(x.Op, l, r))
+}
+
+// absentTest returns the attribute of `event.x = nil` or `link.x = nil`.
+func absentTest(x *BinaryExpr) (*Attribute, bool) {
+	a, ok := x.L.(*Attribute)
+	r, rok := x.R.(*StaticExpr)
+	if !ok || !rok || x.Op != OpEq || r.V.Type != TypeNil || a.Intrinsic != IntrinsicNone ||
+		(a.Scope != ScopeEvent && a.Scope != ScopeLink) {
+		return nil, false
+	}
+	return a, true
+}
+
+// lacksOnOne is `event.x = nil` (`link.x = nil`) as Tempo 3 answers it: true when one of the span's events
+// (links) has attributes and x is not among them. Tempo tests the condition on each event's attribute rows,
+// so an event without any attribute, or a span without events, does not match, and a span matches when one
+// event lacks x even if another has it. (Tempo's docs describe "the attribute does not exist"; its answers,
+// which Sprout keeps to, are these: docs/traces.md has the evidence.)
+func lacksOnOne(a *Attribute, s *Span) bool {
+	if a.Scope == ScopeEvent {
+		evs := s.Span.Events()
+		for i := 0; i < evs.Len(); i++ {
+			if m := evs.At(i).Attributes(); m.Len() > 0 {
+				if _, has := m.Get(a.Name); !has {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ls := s.Span.Links()
+	for i := 0; i < ls.Len(); i++ {
+		if m := ls.At(i).Attributes(); m.Len() > 0 {
+			if _, has := m.Get(a.Name); !has {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // multiValues gives every value of an event or link field of s (one per event or link that has it), when e is
