@@ -267,7 +267,7 @@ func TestEventsAndLinks(t *testing.T) {
 		{`{ event.attempt > 1 && event:name = "start" }`, "with-events"},
 		{`{ event:timeSinceStart > 4ms }`, "with-events"},
 		{`{ event:timeSinceStart > 6ms }`, ""},
-		{`{ event.attempt = nil }`, ""}, // as Tempo: no event lacks it, and a span without events does not match
+		{`{ event.attempt = nil }`, ""},         // as Tempo: no event lacks it, and a span without events does not match
 		{`{ event.nope = nil }`, "with-events"}, // one of its events has attributes, none named nope
 		{`{ event.nope != nil }`, ""},
 		{`{ link:traceID = "09090000000000000000000000000000" }`, "with-events"},
