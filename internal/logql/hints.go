@@ -1,8 +1,11 @@
 package logql
 
 import (
+	"regexp/syntax"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Parser hints. Loki's metric queries tell their parsers which labels the query needs (the labels its stages
@@ -105,10 +108,27 @@ func filterReadsLabel(f LabelFilter) bool {
 	switch x := f.(type) {
 	case *BinaryLabelFilter:
 		return filterReadsLabel(x.Left) || filterReadsLabel(x.Right)
-	case *StringLabelFilter, *NumericLabelFilter:
+	case *StringLabelFilter:
+		// Loki turns a label regex that matches anything (`x=~".*"`, `x=~""`) into a filter that reads nothing.
+		return x.M.Type != labels.MatchRegexp || !regexAlwaysTrue(x.M.Value)
+	case *NumericLabelFilter:
 		return true
 	}
 	return false
+}
+
+// regexAlwaysTrue reports a regular expression Loki's simplifier replaces with "true": `.*` or the empty
+// match, in a capture group or not.
+func regexAlwaysTrue(re string) bool {
+	r, err := syntax.Parse(re, syntax.Perl)
+	if err != nil {
+		return false
+	}
+	r = r.Simplify()
+	for r.Op == syntax.OpCapture && len(r.Sub) == 1 {
+		r = r.Sub[0]
+	}
+	return r.Op == syntax.OpEmptyMatch || (r.Op == syntax.OpStar && len(r.Sub) == 1 && r.Sub[0].Op == syntax.OpAnyCharNotNL)
 }
 
 // templateHasField reports whether a template refers to a field ({{.name}}) anywhere, in actions, pipes,

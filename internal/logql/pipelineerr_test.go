@@ -37,6 +37,9 @@ func TestMetricPipelineErrors(t *testing.T) {
 		{`sum(bytes_over_time({app="web"} | json | line_format "{{.resp_ms}}" [10s]))`, "pipeline error"},
 		{`sum(count_over_time({app="web"} | json | line_format "{{.resp_ms}}" | logfmt [10s]))`, "pipeline error"},
 		{`absent_over_time({app="web"} | json | label_format x=level [10s])`, "pipeline error"},
+		{`absent_over_time({app="web"} | json | level=~".*" [10s])`, ``}, // Loki: a filter that reads nothing
+		{`sum(count_over_time({app="web"} | json | resp_ms=~"" [10s]))`, `{} 3`},
+		{`sum(count_over_time({app="web"} | json | resp_ms=~".+" [10s]))`, `{} 2`}, // parsed; the failed line has no resp_ms
 		{`sum(count_over_time({app="web"} | json | keep app | __error__="" [10s]))`, `{} 2`},
 		{`absent_over_time({app="web"} | json [10s])`, ``},
 		{`absent_over_time({app="web"} | json | level="nope" [10s])`, `{app="web"} 1`},
