@@ -73,6 +73,27 @@ func startSprout(t *testing.T) string {
 	return api
 }
 
+// startSproutData is startSprout on the data directory dir (kept across restarts) and returns the running
+// binary, so that a test can stop it and start another on the same data.
+func startSproutData(t *testing.T, dir string) *testutil.Peer {
+	t.Helper()
+	return testutil.StartPeer(t, testutil.PeerSpec{
+		Name:  "sprout",
+		Bin:   sproutBinary(t),
+		Ports: []string{"api", "otlp_grpc", "otlp_http", "health", "telemetry"},
+		Environ: []string{
+			"SPROUT_DATA=" + dir,
+			`SPROUT_HTTP_ENDPOINT={{.Addr "api"}}`,
+			`SPROUT_OTLP_GRPC_ENDPOINT={{.Addr "otlp_grpc"}}`,
+			`SPROUT_OTLP_HTTP_ENDPOINT={{.Addr "otlp_http"}}`,
+			`SPROUT_HEALTH_ENDPOINT={{.Addr "health"}}`,
+			`SPROUT_TELEMETRY_PORT={{.Port "telemetry"}}`,
+		},
+		Ready:   `{{.URL "api"}}/ready`,
+		Timeout: 90 * time.Second,
+	})
+}
+
 // startSproutOTLP is startSprout that also returns the URL of its OTLP/HTTP traces receiver; args are added to
 // its command line.
 func startSproutOTLP(t *testing.T, args ...string) (string, string) {
