@@ -3,8 +3,10 @@
 // the answers are compared after normalising what the APIs leave open (order of streams and series, float
 // rounding, stats). It runs only when the peer binaries are named:
 //
-//	SPROUT_PEER_LOKI=/path/to/loki            LogQL vs Loki (TestLogQLDiff)
-//	SPROUT_PEER_PROMETHEUS=/usr/bin/prometheus PromQL vs Prometheus (TestPromQLDiff)
+//	SPROUT_PEER_LOKI=/path/to/loki            LogQL vs Loki (TestLogQLDiff, TestLogQLParserHintsDiff)
+//	SPROUT_PEER_PROMETHEUS=/usr/bin/prometheus PromQL vs Prometheus (TestPromQLDiff, TestPromQLNativeDiff)
+//	SPROUT_PEER_TEMPO=/path/to/tempo          TraceQL vs Tempo (TestTraceQLCorpusDiff, TestTraceQLMetricsDiff,
+//	                                           TestTraceQLNilDiff, TestTraceQLOrphanDiff)
 //
 // SPROUT_BIN names a prebuilt sprout binary; without it the test builds one. Differences are printed and
 // counted; the test fails when a corpus' equal count falls below its floor (equalFloor), and on any difference
