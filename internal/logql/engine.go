@@ -467,7 +467,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	rng, off := int64(ra.Range), int64(ra.Offset)
 	selStart := ev.start - off - rng
 	selEnd := ev.end - off + 1
-	p := NewPipeline(pipelineStages(ev.q, ra.Selector.Stages))
+	p := NewPipeline(metricStages(ra, pipelineStages(ev.q, ra.Selector.Stages)))
 	series := map[uint64]*seriesAcc{}
 	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector),
 		LineFilter: LinePrefilter(ra.Selector.Stages)}
@@ -520,7 +520,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		default:
 			v = 1
 		}
-		if (ra == ev.pushed || ra.Grouping != nil) && ra.Op != "absent_over_time" && b.HasErr() {
+		if (ra == ev.pushed || ra.Grouping != nil) && b.HasErr() {
 			if l := b.Labels(); l.Get(preserveErrorLabel) != "true" {
 				return pipelineError(l)
 			}
@@ -612,9 +612,9 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			} else {
 				v = rangeFn(ra, a.pts[from:to])
 			}
-			if ra.Op != "absent_over_time" && a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
+			if a.labels.Has(ErrorLabel) && a.labels.Get(preserveErrorLabel) != "true" {
 				// As Loki: a metric query fails on a sample that kept a parse error, rather than counting it
-				// (absent_over_time only asks whether there were lines, and Loki 3.7 answers it).
+				// (absent_over_time too; it usually runs no parser: see skipsParsers).
 				return nil, pipelineError(a.labels)
 			}
 			vr.vecs[i] = append(vr.vecs[i], Sample{Labels: a.labels, V: v})

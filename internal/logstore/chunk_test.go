@@ -3,6 +3,7 @@ package logstore
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -167,5 +168,33 @@ func TestSumOverManyMetadataSeries(t *testing.T) {
 		if len(res) != 1 || res[0].Points[0].V != n {
 			t.Fatalf("%s: %v, want one series of %d", q, res, n)
 		}
+	}
+}
+
+// TestDuplicateAcrossChunkAndHead: an entry pushed again once its first copy is in a chunk (a retried push after
+// a restart) lies in a chunk and in the head; as Loki, queries read it once, metric queries included, while an
+// entry of the same time with another line is kept.
+func TestDuplicateAcrossChunkAndHead(t *testing.T) {
+	e := newEnv(t, nil)
+	defer e.close()
+	st := labels.FromStrings("job", "dup")
+	push := func(es ...logql.Entry) {
+		t.Helper()
+		if err := e.store.Push(context.Background(), "single-tenant", []PushStream{{Labels: st, Entries: es}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := logql.Entry{Timestamp: ts(-30), Line: "retried ☕ line"}
+	push(a, logql.Entry{Timestamp: ts(-20), Line: "older"})
+	if err := e.store.Flush(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	push(a, logql.Entry{Timestamp: ts(-30), Line: "same time, other line"}, logql.Entry{Timestamp: ts(-10), Line: "newer"})
+	if _, sr := e.queryRange(`{job="dup"}`); countLines(sr) != 4 {
+		t.Fatalf("log query: %v, want 4 lines", lines(sr))
+	}
+	code, body := e.get("/loki/api/v1/query", url.Values{"query": {`sum(count_over_time({job="dup"}[5m]))`}, "time": {fmt.Sprint(ts(0))}})
+	if code != 200 || !strings.Contains(string(body), `"4"]`) {
+		t.Fatalf("metric query: %d %s, want 4", code, body)
 	}
 }

@@ -309,6 +309,9 @@ func (a *API) parseQueryParams(r *http.Request, rangeQuery bool) (*queryParams, 
 	return q, nil
 }
 
+// errInstantLogQuery is Loki 3's answer (400, plain text) to a log query sent to /loki/api/v1/query.
+const errInstantLogQuery = "log queries are not supported as an instant query type, please change your query to a range query type"
+
 func (a *API) query(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, false) }
 
 func (a *API) queryRange(w http.ResponseWriter, r *http.Request) { a.runQuery(w, r, true) }
@@ -323,14 +326,15 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// As Loki, a range query's length is end - start; an instant query reads its range selectors' lookback (an
-	// instant log query, an hour: see below).
+	if _, ok := expr.(*logql.LogSelectorExpr); ok && !rangeQuery {
+		// Loki 3 refuses a log query asked as an instant query (its querier, before any limit), with this text.
+		writeError(w, http.StatusBadRequest, errInstantLogQuery)
+		return
+	}
+	// As Loki, a range query's length is end - start; an instant query reads its range selectors' lookback.
 	length := qp.end.Sub(qp.start)
 	if !rangeQuery {
 		length = logql.Lookback(expr)
-		if _, ok := expr.(*logql.LogSelectorExpr); ok {
-			length = time.Hour
-		}
 	}
 	ctx, release, ok := a.admit(w, r, tid, length)
 	if !ok {
@@ -343,11 +347,6 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, rangeQuery bool) 
 	switch e := expr.(type) {
 	case *logql.LogSelectorExpr:
 		start, end := qp.start.UnixNano(), qp.end.UnixNano()
-		if !rangeQuery {
-			// An instant log query looks back, like Loki's, over the default range.
-			start = qp.end.Add(-time.Hour).UnixNano()
-			end++
-		}
 		res, err := a.Store.Engine().SelectLogs(r.Context(), a.Store.Querier(tid), logql.LogQuery{
 			Expr: e, Start: start, End: end, Limit: qp.limit, Direction: qp.direction, Categorize: qp.categorize,
 		}, &st)

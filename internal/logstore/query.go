@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -150,6 +151,21 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	}
 	ji := 0
 	for _, w := range work {
+		// An entry pushed again after its first copy went to a chunk (a retried push after a restart, say) lies
+		// in a chunk and in the head. As Loki's merge of its sources, entries equal in stream, time, line and
+		// metadata are read once: chunk entries within the head's time range are remembered, and head entries
+		// equal to one are skipped (the head itself holds no such pair: the push path drops them).
+		var inChunks map[string]struct{}
+		var hmin, hmax int64
+		if len(w.head) > 0 && len(w.chunks) > 0 {
+			hmin, hmax = w.head[0].Timestamp, w.head[len(w.head)-1].Timestamp
+			for _, c := range w.chunks {
+				if c.MinT <= hmax && c.MaxT >= hmin {
+					inChunks = map[string]struct{}{}
+					break
+				}
+			}
+		}
 		for range w.chunks {
 			j := jobs[ji]
 			ji++
@@ -170,6 +186,9 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				if p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID {
 					continue
 				}
+				if inChunks != nil && e.Timestamp >= hmin && e.Timestamp <= hmax {
+					inChunks[entryKey(e)] = struct{}{}
+				}
 				if err := fn(w.st.lbs, e); err != nil {
 					return err
 				}
@@ -179,6 +198,11 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		for _, e := range w.head {
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
+			}
+			if inChunks != nil {
+				if _, dup := inChunks[entryKey(e)]; dup {
+					continue
+				}
 			}
 			if p.LineFilter != nil && !p.LineFilter(e.Line) {
 				skipped++
@@ -384,3 +408,8 @@ func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, err
 // AppliesLineFilter implements logql.LineFilterer: every path of SelectLogs (chunk decoding and heads) applies
 // SelectParams.LineFilter.
 func (*querier) AppliesLineFilter() bool { return true }
+
+// entryKey identifies an entry within its stream: time, line and structured metadata.
+func entryKey(e logql.Entry) string {
+	return strconv.FormatInt(e.Timestamp, 10) + "\xff" + e.Line + "\xff" + e.Metadata.String()
+}

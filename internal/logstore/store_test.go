@@ -499,6 +499,18 @@ func TestLimitsAndBadInput(t *testing.T) {
 	if code != 400 || !strings.Contains(string(body), "max_entries_limit_per_query") {
 		t.Fatalf("limit: %d %s", code, body)
 	}
+	// Loki 3 answers a log query asked as an instant query with 400 and this plain text; a metric query is
+	// answered.
+	for _, q := range []string{`{a="1"}`, `{a="1"} |= "short" | logfmt`} {
+		code, body = e.get("/loki/api/v1/query", url.Values{"query": {q}, "time": {fmt.Sprint(ts(3))}})
+		if code != 400 || string(body) != errInstantLogQuery+"\n" {
+			t.Fatalf("instant log query %s: %d %q", q, code, body)
+		}
+	}
+	code, body = e.get("/loki/api/v1/query", url.Values{"query": {`count_over_time({a="1"}[5m])`}, "time": {fmt.Sprint(ts(3))}})
+	if code != 200 || !strings.Contains(string(body), `"resultType":"vector"`) {
+		t.Fatalf("instant metric query: %d %s", code, body)
+	}
 }
 
 func TestIngestionRateLimit(t *testing.T) {

@@ -191,12 +191,24 @@ var (
 	inverse   = map[Op]Op{OpChild: OpParent, OpParent: OpChild, OpDesc: OpAnc, OpAnc: OpDesc, OpSibling: OpSibling}
 )
 
-// structural returns the spans of r that stand in relation op to some span of l.
+// structural returns the spans of r that stand in relation op to some span of l. As in Tempo, relations hold
+// only within the tree reachable from the trace's root spans (a span whose parent was never received, and its
+// descendants, stand in none), and root spans are siblings of one another.
 func structural(op Op, t *Trace, l, r []*Span) []*Span {
+	t.nestedSets()
+	attached := func(s *Span) bool { return s.nsLeft > 0 }
 	inL := make(map[int32]bool, len(l))
+	var rootsInL int
 	for _, s := range l {
+		if !attached(s) {
+			continue
+		}
 		inL[s.index] = true
+		if s.nsParent == -1 {
+			rootsInL++
+		}
 	}
+	l = attachedOnly(l, attached)
 	// For < and <<: the set of parents / ancestors of spans in l.
 	var parentsOfL, ancestorsOfL, parentsWithLChild map[int32]bool
 	switch op {
@@ -228,6 +240,44 @@ func structural(op Op, t *Trace, l, r []*Span) []*Span {
 	var out []*Span
 	for _, s := range r {
 		var hit bool
+		switch {
+		case !attached(s):
+		case (op == OpSibling || op == OpNSib) && s.nsParent == -1:
+			// roots are siblings: another root in l
+			hit = rootsInL > 1 || (rootsInL == 1 && !inL[s.index])
+		default:
+			hit = related(op, t, s, inL, parentsOfL, ancestorsOfL, parentsWithLChild, l)
+		}
+		switch op {
+		case OpNChild, OpNDesc, OpNParent, OpNAnc, OpNSib:
+			hit = !hit
+		}
+		if hit {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func attachedOnly(ss []*Span, attached func(*Span) bool) []*Span {
+	for i, s := range ss {
+		if !attached(s) {
+			out := append([]*Span(nil), ss[:i]...)
+			for _, s := range ss[i+1:] {
+				if attached(s) {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+	}
+	return ss
+}
+
+// related reports whether s (attached to the tree) stands in relation op to a span of l.
+func related(op Op, t *Trace, s *Span, inL, parentsOfL, ancestorsOfL, parentsWithLChild map[int32]bool, l []*Span) bool {
+	var hit bool
+	{
 		switch op {
 		case OpChild, OpNChild:
 			hit = s.parent >= 0 && inL[s.parent]
@@ -253,15 +303,8 @@ func structural(op Op, t *Trace, l, r []*Span) []*Span {
 				}
 			}
 		}
-		switch op {
-		case OpNChild, OpNDesc, OpNParent, OpNAnc, OpNSib:
-			hit = !hit
-		}
-		if hit {
-			out = append(out, s)
-		}
 	}
-	return out
+	return hit
 }
 
 func truthy(v Static) bool { return v.Type == TypeBool && v.B }
@@ -409,6 +452,9 @@ func evalField(e FieldExpr, t *Trace, s *Span) Static {
 		if _, cmp := cmpOps[string(x.Op)]; !cmp {
 			return compareValues(x, evalField(x.L, t, s), evalField(x.R, t, s))
 		}
+		if a, ok := absentTest(x); ok {
+			return NewBool(lacksOnOne(a, s))
+		}
 		if vs, ok := multiValues(x.L, t, s); ok {
 			// an event or link field holds one value per event (link): the comparison holds if it holds for one
 			for _, v := range vs {
@@ -443,6 +489,45 @@ func compareValues(x *BinaryExpr, l, r Static) Static {
 		return arith(x.Op, l, r)
 	}
 	return NewBool(cmpHolds(x.Op, l, r))
+}
+
+// absentTest returns the attribute of `event.x = nil` or `link.x = nil`.
+func absentTest(x *BinaryExpr) (*Attribute, bool) {
+	a, ok := x.L.(*Attribute)
+	r, rok := x.R.(*StaticExpr)
+	if !ok || !rok || x.Op != OpEq || r.V.Type != TypeNil || a.Intrinsic != IntrinsicNone ||
+		(a.Scope != ScopeEvent && a.Scope != ScopeLink) {
+		return nil, false
+	}
+	return a, true
+}
+
+// lacksOnOne is `event.x = nil` (`link.x = nil`) as Tempo 3 answers it: true when one of the span's events
+// (links) has attributes and x is not among them. Tempo tests the condition on each event's attribute rows,
+// so an event without any attribute, or a span without events, does not match, and a span matches when one
+// event lacks x even if another has it. (Tempo's docs describe "the attribute does not exist"; its answers,
+// which Sprout keeps to, are these: docs/traces.md has the evidence.)
+func lacksOnOne(a *Attribute, s *Span) bool {
+	if a.Scope == ScopeEvent {
+		evs := s.Span.Events()
+		for i := 0; i < evs.Len(); i++ {
+			if m := evs.At(i).Attributes(); m.Len() > 0 {
+				if _, has := m.Get(a.Name); !has {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ls := s.Span.Links()
+	for i := 0; i < ls.Len(); i++ {
+		if m := ls.At(i).Attributes(); m.Len() > 0 {
+			if _, has := m.Get(a.Name); !has {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // multiValues gives every value of an event or link field of s (one per event or link that has it), when e is

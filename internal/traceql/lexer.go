@@ -19,6 +19,9 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
+	if e.Pos.Line == 0 {
+		return e.Msg // a check of the whole query, not of a place in it (as Tempo's validation)
+	}
 	return fmt.Sprintf("parse error at line %d, col %d: %s", e.Pos.Line, e.Pos.Col, e.Msg)
 }
 

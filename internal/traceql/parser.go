@@ -497,6 +497,10 @@ func checkTypes(b *BinaryExpr, at token) error {
 		}
 	}
 	attr, aok := b.L.(*Attribute)
+	if aok && rok && attr.Intrinsic != IntrinsicNone && rs.V.Type == TypeNil && b.Op == OpEq {
+		// Tempo's validation, with its text.
+		return &ParseError{Msg: attr.Text + "=nil is not valid because intrinsics cannot be nil"}
+	}
 	if !aok || !rok || attr.Intrinsic == IntrinsicNone || rs.V.Type == TypeNil {
 		return nil
 	}

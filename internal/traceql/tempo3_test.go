@@ -267,13 +267,59 @@ func TestEventsAndLinks(t *testing.T) {
 		{`{ event.attempt > 1 && event:name = "start" }`, "with-events"},
 		{`{ event:timeSinceStart > 4ms }`, "with-events"},
 		{`{ event:timeSinceStart > 6ms }`, ""},
-		{`{ event.attempt = nil }`, "plain"},
+		{`{ event.attempt = nil }`, ""},         // as Tempo: no event lacks it, and a span without events does not match
+		{`{ event.nope = nil }`, "with-events"}, // one of its events has attributes, none named nope
+		{`{ event.nope != nil }`, ""},
 		{`{ link:traceID = "09090000000000000000000000000000" }`, "with-events"},
 		{`{ link:spanID = "0700000000000000" }`, "with-events"},
 		{`{ link.kind = "follows" }`, "with-events"},
 		{`{ link:spanID != nil }`, "with-events"},
 	}
 	for _, tc := range tests {
+		q, err := Parse(tc.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.q, err)
+		}
+		if got := names(q.Eval(tr)); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.q, got, tc.want)
+		}
+	}
+}
+
+// TestStructuralDetachedAndRoots: as Tempo's nested sets, a span whose parent never arrived (and its subtree)
+// stands in no structural relation, and root spans are siblings of one another (found by tests/diff against
+// Tempo 3.0.3).
+func TestStructuralDetachedAndRoots(t *testing.T) {
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	base := time.Unix(1700000000, 0)
+	add := func(id, parent byte, name string) {
+		sp := ss.AppendEmpty()
+		sp.SetSpanID(pcommon.SpanID{id})
+		if parent != 0 {
+			sp.SetParentSpanID(pcommon.SpanID{parent})
+		}
+		sp.SetName(name)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(id) * time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Second)))
+	}
+	add(1, 0, "R1")
+	add(2, 1, "C")
+	add(3, 0, "R2")
+	add(4, 9, "O") // parent 9 never arrived
+	add(5, 4, "O1")
+	tr := FromTraces(pcommon.TraceID{8}, td)
+	for _, tc := range []struct{ q, want string }{
+		{`{ } > { }`, "C"},
+		{`{ } >> { }`, "C"},
+		{`{ } < { }`, "R1"},
+		{`{ } ~ { }`, "R1,R2"},
+		{`{ name = "R1" } ~ { }`, "R2"},
+		{`{ name = "O" } > { }`, ""},
+		{`{ } > { name = "O1" }`, ""},
+		{`{ name = "O" } &> { }`, ""},
+		{`{ name = "O1" }`, "O1"},
+	} {
 		q, err := Parse(tc.q)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.q, err)

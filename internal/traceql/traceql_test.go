@@ -243,6 +243,8 @@ func TestParseErrors(t *testing.T) {
 		{`count() > 1`, "parse error at line 1, col 1: expected '{'"},
 		{`{ name = 99999999999999999999 }`, "invalid integer"},
 		{`{ name # 1 }`, "parse error at line 1, col 8: unexpected character '#'"},
+		{`{ event:name = nil }`, "event:name=nil is not valid because intrinsics cannot be nil"}, // Tempo's text
+		{`{ span.a = "x" && status = nil }`, "status=nil is not valid because intrinsics cannot be nil"},
 		{strings.Repeat("(", 300) + "{}" + strings.Repeat(")", 300), "nested too deeply"},
 	}
 	for _, tc := range tests {

@@ -271,6 +271,24 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	var mem []*liveTrace
 	blocks, release := in.view(func() { mem = in.snapshotLocked() })
 	defer release()
+	// As search: a trace whose spans lie in several places (memory, blocks) is joined whole before it is
+	// evaluated, so that structural operators and spanset conditions see every span, and is evaluated once.
+	j := s.newPartJoiner(ctx, in, mem, blocks, tr, dec)
+	seen := map[pcommon.TraceID]bool{}
+	visitWhole := func(id pcommon.TraceID, spans []traceql.Span, from *block, fromMem *liveTrace) error {
+		if seen[id] {
+			return nil
+		}
+		spans, err := j.whole(id, spans, from, fromMem)
+		if err != nil {
+			return err
+		}
+		seen[id] = true
+		if len(spans) > 0 {
+			visit(id, spans)
+		}
+		return nil
+	}
 	for _, lt := range mem {
 		if err := ctx.Err(); err != nil {
 			return nil, s.timeoutErr(err)
@@ -278,18 +296,23 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		if tooMany {
 			break
 		}
-		if !tr.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {
+		if !tr.overlaps(lt.startNs, lt.endNs) {
+			continue
+		}
+		// The prefilter judges this part alone; a part whose trace also lies in a block is judged whole.
+		if !liveMaybe(pf, lt.spans) && !in.inBlocks(ctx, j.near, lt.id) {
 			continue
 		}
 		spans, err := decodeLive(dec, lt.spans)
 		if err != nil {
 			return nil, err
 		}
-		visit(lt.id, spans)
+		if err := visitWhole(lt.id, spans, nil, lt); err != nil {
+			return nil, err
+		}
 	}
 	res.Metrics.TotalBlocks = len(blocks)
 	req.progress(res.Metrics, 1)
-	seenTrace := map[pcommon.TraceID]bool{}
 	for i, b := range blocks {
 		if !tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
 			continue
@@ -297,11 +320,16 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		if tooMany {
 			break
 		}
+		var joinErr error
 		err := in.scanCandidates(ctx, b, pf, func(id pcommon.TraceID, spans []traceql.Span) bool {
-			visit(id, dedupe(spans))
-			seenTrace[id] = true
+			if joinErr = visitWhole(id, dedupe(spans), b, nil); joinErr != nil {
+				return false
+			}
 			return !tooMany && ctx.Err() == nil
 		})
+		if joinErr != nil {
+			return nil, joinErr
+		}
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -312,6 +340,17 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		}
 		res.Metrics.InspectedBytes += b.meta.Size
 		req.progress(res.Metrics, i+2)
+	}
+	// A trace split between blocks whose parts each failed the prefilter is evaluated whole now.
+	if pf != nil && !tooMany {
+		for _, id := range in.splitIDs(ctx, j.near) {
+			if err := ctx.Err(); err != nil {
+				return nil, s.timeoutErr(err)
+			}
+			if err := visitWhole(id, nil, nil, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var cmpSeries []Series
 	if cmp != nil {

@@ -247,49 +247,12 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	defer release()
 	dec := newDecoder()
 	// A trace whose spans arrived on both sides of a block cut lies in several places (memory, blocks). Each
-	// place is read on its own, so before a trace is evaluated its other parts are joined to it: the query sees
-	// the trace TraceByID returns. Memory parts are found by id; block parts through each block's id range,
-	// bloom filter and index, in the blocks that overlap the search range. The prefilter judges a block part
-	// alone, a memory part with a part in a block whole; traces held by several blocks are evaluated whole after
-	// the blocks (splitIDs), so a split trace none of whose parts passes the prefilter is still found.
-	memParts := make(map[pcommon.TraceID][]*liveTrace, len(snap))
-	for _, lt := range snap {
-		memParts[lt.id] = append(memParts[lt.id], lt)
-	}
-	var near []*block
-	for _, b := range blocks {
-		if req.Range.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
-			near = append(near, b)
-		}
-	}
-	whole := func(id pcommon.TraceID, spans []traceql.Span, from *block, fromMem *liveTrace) ([]traceql.Span, error) {
-		n := len(spans)
-		for _, lt := range memParts[id] {
-			if lt != fromMem {
-				part, err := decodeLive(dec, lt.spans)
-				if err != nil {
-					return nil, err
-				}
-				spans = append(spans, part...)
-			}
-		}
-		for _, b := range near {
-			if b == from {
-				continue
-			}
-			part, err := in.findInBlock(ctx, b, id)
-			if err != nil {
-				if err = s.skipDamaged(in.tenant, b, err); err != nil {
-					return nil, s.timeoutErr(err)
-				}
-			}
-			spans = append(spans, part...)
-		}
-		if len(spans) == n {
-			return spans, nil
-		}
-		return dedupe(spans), nil
-	}
+	// place is read on its own, so before a trace is evaluated its other parts are joined to it (partJoiner):
+	// the query sees the trace TraceByID returns. The prefilter judges a block part alone, a memory part with a
+	// part in a block whole; traces held by several blocks are evaluated whole after the blocks (splitIDs), so a
+	// split trace none of whose parts passes the prefilter is still found.
+	j := s.newPartJoiner(ctx, in, snap, blocks, req.Range, dec)
+	near, whole := j.near, j.whole
 	var visitErr error
 	visit := func(id pcommon.TraceID, spans []traceql.Span, startNs, endNs uint64, from *block, fromMem *liveTrace) bool {
 		if !req.Range.overlaps(startNs, endNs) || seen[id] {
@@ -440,6 +403,62 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 		keepNewest(res, req.Limit)
 	}
 	return finish(res), nil
+}
+
+// partJoiner joins the parts of a trace that lie in several places (memory, blocks) before a query evaluates
+// it, so that search and TraceQL metrics see the trace TraceByID returns. Memory parts are found by id; block
+// parts through the id range, bloom filter and index of each block that overlaps the query's range (near).
+type partJoiner struct {
+	ctx      context.Context
+	s        *Store
+	in       *instance
+	dec      *decoder
+	memParts map[pcommon.TraceID][]*liveTrace
+	near     []*block
+}
+
+func (s *Store) newPartJoiner(ctx context.Context, in *instance, snap []*liveTrace, blocks []*block, tr TimeRange, dec *decoder) *partJoiner {
+	j := &partJoiner{ctx: ctx, s: s, in: in, dec: dec, memParts: make(map[pcommon.TraceID][]*liveTrace, len(snap))}
+	for _, lt := range snap {
+		j.memParts[lt.id] = append(j.memParts[lt.id], lt)
+	}
+	for _, b := range blocks {
+		if tr.overlaps(b.meta.StartUnixNano, b.meta.EndUnixNano) {
+			j.near = append(j.near, b)
+		}
+	}
+	return j
+}
+
+// whole returns spans (the part read from block from, or from memory part fromMem; both nil when gathering
+// from scratch) with every other part of the trace appended, de-duplicated when anything was added.
+func (j *partJoiner) whole(id pcommon.TraceID, spans []traceql.Span, from *block, fromMem *liveTrace) ([]traceql.Span, error) {
+	n := len(spans)
+	for _, lt := range j.memParts[id] {
+		if lt != fromMem {
+			part, err := decodeLive(j.dec, lt.spans)
+			if err != nil {
+				return nil, err
+			}
+			spans = append(spans, part...)
+		}
+	}
+	for _, b := range j.near {
+		if b == from {
+			continue
+		}
+		part, err := j.in.findInBlock(j.ctx, b, id)
+		if err != nil {
+			if err = j.s.skipDamaged(j.in.tenant, b, err); err != nil {
+				return nil, j.s.timeoutErr(err)
+			}
+		}
+		spans = append(spans, part...)
+	}
+	if len(spans) == n {
+		return spans, nil
+	}
+	return dedupe(spans), nil
 }
 
 // blockCands is the first phase of searching one block: skipped entirely, or the traces that passed the

@@ -34,7 +34,8 @@ var (
 
 // genLogs builds the data set from seed: four services in two environments, each service writing one format
 // (logfmt, JSON, plain access-log lines, and a mix), trace ids as structured metadata on two of them, unicode in
-// labels and lines, a few lines of 20 KB, and about one line in twenty sharing the timestamp of the line before.
+// labels and lines, a few lines of 20 KB, about one line in twenty sharing the timestamp of the line before,
+// and edgeStream.
 func genLogs(seed int64, base time.Time) []logStream {
 	r := rand.New(rand.NewSource(seed))
 	var out []logStream
@@ -66,7 +67,30 @@ func genLogs(seed int64, base time.Time) []logStream {
 			out = append(out, s)
 		}
 	}
-	return out
+	return append(out, edgeStream(base))
+}
+
+// edgeStream holds the edge cases of time on purpose: a line exactly on every minute of the data (the queries'
+// step grid, so each lies on the closed end of one window and the open start of the next), pairs of lines at
+// one nanosecond (different text: both kept; the same text twice: one kept), and the whole stream pushed newest
+// first (out of order).
+func edgeStream(base time.Time) logStream {
+	s := logStream{labels: map[string]string{"service_name": "edge-svc", "env": "prod", "job": "diff/edge-svc"}}
+	for k := 0; k <= int(logSpan/time.Minute); k++ {
+		at := base.Add(time.Duration(k) * time.Minute)
+		level := logLevels[k%len(logLevels)]
+		s.entries = append(s.entries, logEntry{ts: at, line: fmt.Sprintf(`level=%s msg="on the minute" status=%d seq=%d latency=%d.5`, level, 200+k%3*100, k, k)})
+		if k%10 == 0 {
+			s.entries = append(s.entries,
+				logEntry{ts: at, line: fmt.Sprintf(`level=error msg="same nanosecond" status=500 seq=%d`, k)},
+				logEntry{ts: at.Add(time.Nanosecond), line: "duplicate ☕ line"},
+				logEntry{ts: at.Add(time.Nanosecond), line: "duplicate ☕ line"})
+		}
+	}
+	for i, j := 0, len(s.entries)-1; i < j; i, j = i+1, j-1 {
+		s.entries[i], s.entries[j] = s.entries[j], s.entries[i]
+	}
+	return s
 }
 
 func genLine(r *rand.Rand, format string, i int) string {

@@ -3,8 +3,10 @@
 // the answers are compared after normalising what the APIs leave open (order of streams and series, float
 // rounding, stats). It runs only when the peer binaries are named:
 //
-//	SPROUT_PEER_LOKI=/path/to/loki            LogQL vs Loki (TestLogQLDiff)
-//	SPROUT_PEER_PROMETHEUS=/usr/bin/prometheus PromQL vs Prometheus (TestPromQLDiff)
+//	SPROUT_PEER_LOKI=/path/to/loki            LogQL vs Loki (TestLogQLDiff, TestLogQLParserHintsDiff)
+//	SPROUT_PEER_PROMETHEUS=/usr/bin/prometheus PromQL vs Prometheus (TestPromQLDiff, TestPromQLNativeDiff)
+//	SPROUT_PEER_TEMPO=/path/to/tempo          TraceQL vs Tempo (TestTraceQLCorpusDiff, TestTraceQLMetricsDiff,
+//	                                           TestTraceQLNilDiff, TestTraceQLOrphanDiff)
 //
 // SPROUT_BIN names a prebuilt sprout binary; without it the test builds one. Differences are printed and
 // counted; the test fails when a corpus' equal count falls below its floor (equalFloor), and on any difference
@@ -71,6 +73,27 @@ func sproutBinary(t *testing.T) string {
 func startSprout(t *testing.T) string {
 	api, _ := startSproutOTLP(t)
 	return api
+}
+
+// startSproutData is startSprout on the data directory dir (kept across restarts) and returns the running
+// binary, so that a test can stop it and start another on the same data.
+func startSproutData(t *testing.T, dir string) *testutil.Peer {
+	t.Helper()
+	return testutil.StartPeer(t, testutil.PeerSpec{
+		Name:  "sprout",
+		Bin:   sproutBinary(t),
+		Ports: []string{"api", "otlp_grpc", "otlp_http", "health", "telemetry"},
+		Environ: []string{
+			"SPROUT_DATA=" + dir,
+			`SPROUT_HTTP_ENDPOINT={{.Addr "api"}}`,
+			`SPROUT_OTLP_GRPC_ENDPOINT={{.Addr "otlp_grpc"}}`,
+			`SPROUT_OTLP_HTTP_ENDPOINT={{.Addr "otlp_http"}}`,
+			`SPROUT_HEALTH_ENDPOINT={{.Addr "health"}}`,
+			`SPROUT_TELEMETRY_PORT={{.Port "telemetry"}}`,
+		},
+		Ready:   `{{.URL "api"}}/ready`,
+		Timeout: 90 * time.Second,
+	})
 }
 
 // startSproutOTLP is startSprout that also returns the URL of its OTLP/HTTP traces receiver; args are added to

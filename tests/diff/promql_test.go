@@ -19,9 +19,9 @@ import (
 // The generated metrics span metricSpan after base at a 15 s interval.
 const metricSpan = 40 * time.Minute
 
-// genMetrics builds the data set from seed: counters (with one reset), gauges (with a NaN sample, a staleness
-// marker in the middle of a series and a unicode label value), a classic histogram and a sparse series whose
-// gaps exceed the 5 m lookback.
+// genMetrics builds the data set from seed: counters (with one reset), gauges (with a NaN, a +Inf and a -Inf
+// sample, a staleness marker in the middle of a series and a unicode label value), a classic histogram and a
+// sparse series whose gaps exceed the 5 m lookback.
 func genMetrics(seed int64, base time.Time) []prompb.TimeSeries {
 	r := rand.New(rand.NewSource(seed))
 	var out []prompb.TimeSeries
@@ -65,6 +65,10 @@ func genMetrics(seed int64, base time.Time) []prompb.TimeSeries {
 			switch {
 			case room == "hall" && i == steps/3:
 				x = math.NaN()
+			case room == "hall" && i == steps/3+1:
+				x = math.Inf(1)
+			case room == "hall" && i == steps/3+2:
+				x = math.Inf(-1)
 			case room == "kitchen" && i == steps/2:
 				x = math.Float64frombits(value.StaleNaN)
 			case room == "kitchen" && i > steps/2 && i < steps/2+30:

@@ -257,14 +257,15 @@ var (
 )
 
 // tempoExtraReason names the known cause of spans Tempo returns beyond the reference (docs/traces.md has the
-// evidence): event attributes tested against nil per event, the negated structural operators (documented by
-// Tempo as experimental, with false positives), and scalar filters evaluated on part of a trace.
+// evidence): the negated structural operators (documented by Tempo as experimental, with false positives),
+// event attributes tested against nil (which the reference now answers as Tempo does on a plain filter), and
+// scalar filters evaluated on part of a trace.
 func tempoExtraReason(q string) string {
 	switch {
-	case eventNil.MatchString(q):
-		return "event attribute = nil is true when one event lacks it"
 	case negStructural.MatchString(q):
 		return "negated structural operator (experimental in Tempo, false positives documented)"
+	case eventNil.MatchString(q):
+		return "event attribute = nil"
 	case partialAgg.MatchString(q):
 		return "scalar filter on part of a trace"
 	}
