@@ -10,6 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/thanos-io/objstore"
 
 	"github.com/sprout-otel/sprout/internal/logql"
 )
@@ -182,7 +183,10 @@ func (b bloom) has(s string) bool {
 	return true
 }
 
-// chunkCache keeps decompressed chunk payloads, bounded by their line bytes, with CLOCK-style eviction.
+// chunkCache keeps chunk objects as stored (compressed), bounded by their size, with CLOCK-style eviction.
+// It keeps compressed bytes, as Loki's chunk cache does, not decompressed payloads: a full scan then holds at
+// most the cache's size live instead of every payload it read (a payload is 6-7 times its object), and the
+// GC's headroom doubles whatever the cache holds.
 type chunkCache struct {
 	mu    sync.Mutex
 	max   int
@@ -192,26 +196,39 @@ type chunkCache struct {
 }
 
 type cacheItem struct {
-	raw  string
-	size int
+	obj  []byte
 	used bool
 }
 
 func newChunkCache(max int) *chunkCache { return &chunkCache{max: max, items: map[string]*cacheItem{}} }
 
-func (c *chunkCache) get(k string) (string, bool) {
+// newObjectCache is the chunk cache for objects of bkt: none for a filesystem bucket, whose objects the kernel's
+// page cache already holds (a copy in the heap would count twice, and twice again under the GC's headroom), nor
+// when max is 0.
+func newObjectCache(bkt objstore.Bucket, max int) *chunkCache {
+	if max <= 0 || (bkt != nil && bkt.Provider() == objstore.FILESYSTEM) {
+		return nil
+	}
+	return newChunkCache(max)
+}
+
+// get returns a cached object; callers must not modify it.
+func (c *chunkCache) get(k string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[k]
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	it.used = true
-	return it.raw, true
+	return it.obj, true
 }
 
-func (c *chunkCache) put(k string, raw string, size int) {
-	if size > c.max/4 {
+func (c *chunkCache) put(k string, obj []byte) {
+	if c == nil || len(obj) > c.max/4 {
 		return
 	}
 	c.mu.Lock()
@@ -219,7 +236,7 @@ func (c *chunkCache) put(k string, raw string, size int) {
 	if _, ok := c.items[k]; ok {
 		return
 	}
-	for c.size+size > c.max && len(c.order) > 0 {
+	for c.size+len(obj) > c.max && len(c.order) > 0 {
 		victim := c.order[0]
 		c.order = c.order[1:]
 		it := c.items[victim]
@@ -231,19 +248,22 @@ func (c *chunkCache) put(k string, raw string, size int) {
 			c.order = append(c.order, victim)
 			continue
 		}
-		c.size -= it.size
+		c.size -= len(it.obj)
 		delete(c.items, victim)
 	}
-	c.items[k] = &cacheItem{raw: raw, size: size}
+	c.items[k] = &cacheItem{obj: obj}
 	c.order = append(c.order, k)
-	c.size += size
+	c.size += len(obj)
 }
 
 func (c *chunkCache) drop(k string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if it, ok := c.items[k]; ok {
-		c.size -= it.size
+		c.size -= len(it.obj)
 		delete(c.items, k)
 	}
 }

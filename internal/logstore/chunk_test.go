@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/thanos-io/objstore"
 
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/wal"
@@ -167,5 +168,86 @@ func TestSumOverManyMetadataSeries(t *testing.T) {
 		if len(res) != 1 || res[0].Points[0].V != n {
 			t.Fatalf("%s: %v, want one series of %d", q, res, n)
 		}
+	}
+}
+
+// TestChunkCacheKeepsObjects: the cache holds objects as given, within its size, and refuses one larger than a
+// quarter of it.
+func TestChunkCacheKeepsObjects(t *testing.T) {
+	c := newChunkCache(100)
+	for i := 0; i < 10; i++ {
+		c.put(fmt.Sprint("k", i), make([]byte, 20))
+		if c.size > c.max {
+			t.Fatalf("after %d puts the cache holds %d bytes, over its %d", i+1, c.size, c.max)
+		}
+	}
+	if _, ok := c.get("k9"); !ok {
+		t.Fatal("newest object evicted")
+	}
+	c.put("big", make([]byte, 26))
+	if _, ok := c.get("big"); ok {
+		t.Fatal("object over a quarter of the cache kept")
+	}
+	c.drop("k9")
+	if _, ok := c.get("k9"); ok || c.size != 80 {
+		t.Fatalf("after drop: found=%v size=%d, want 80", ok, c.size)
+	}
+	var none *chunkCache
+	none.put("x", []byte("y"))
+	if _, ok := none.get("x"); ok {
+		t.Fatal("nil cache answered")
+	}
+}
+
+// TestChunkCacheOnlyForRemoteBuckets: a filesystem bucket's chunks are left to the page cache; another bucket's
+// are cached as compressed objects, and a query reads them back from the cache (the object deleted from the
+// bucket meanwhile) with the same answer.
+func TestChunkCacheOnlyForRemoteBuckets(t *testing.T) {
+	if c := newObjectCache(objstore.NewInMemBucket(), 0); c != nil {
+		t.Fatal("chunk_cache_size 0 made a cache")
+	}
+	fs := newEnv(t, nil)
+	if fs.store.cache != nil {
+		t.Fatal("filesystem bucket got a chunk cache")
+	}
+	for _, size := range []int{64 << 20, 0} {
+		t.Run(fmt.Sprint("size=", size), func(t *testing.T) {
+			dir := t.TempDir()
+			e := &env{t: t, dir: dir, clk: &clock{t: testNow}, bkt: objstore.NewInMemBucket()}
+			e.cfg = DefaultConfig()
+			e.cfg.Dir, e.cfg.FlushCheckPeriod, e.cfg.CompactionInterval, e.cfg.ChunkCacheSize = dir, time.Hour, time.Hour, size
+			e.open()
+			ps := PushStream{Labels: labels.FromStrings("app", "a")}
+			for i := 0; i < 200; i++ {
+				ps.Entries = append(ps.Entries, logql.Entry{Timestamp: ts(i), Line: fmt.Sprintf("line %d status=%d", i, 200+i%2)})
+			}
+			ctx := context.Background()
+			if err := e.store.Push(ctx, "single-tenant", []PushStream{ps}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.Flush(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, sr := e.queryRange(`{app="a"} |= "status=201"`); countLines(sr) != 100 {
+				t.Fatalf("first read: %d lines", countLines(sr))
+			}
+			var keys []string
+			_ = e.bkt.Iter(ctx, "single-tenant/chunks/", func(k string) error { keys = append(keys, k); return nil }, objstore.WithRecursiveIter())
+			if len(keys) == 0 {
+				t.Fatal("no chunk uploaded")
+			}
+			for _, k := range keys {
+				if err := e.bkt.Delete(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := 100
+			if size == 0 {
+				want = 0 // nothing cached: the deleted chunks are skipped
+			}
+			if _, sr := e.queryRange(`{app="a"} |= "status=201"`); countLines(sr) != want {
+				t.Fatalf("after the objects were deleted: %d lines, want %d", countLines(sr), want)
+			}
+		})
 	}
 }

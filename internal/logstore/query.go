@@ -350,25 +350,28 @@ func (q *querier) chunkError(j *chunkJob, err error) error {
 // errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
 var errDamagedChunk = errors.New("damaged chunk")
 
-// loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
+// loadChunkRaw returns a chunk's decompressed payload. The object comes from the cache or the bucket; it is
+// decompressed on every read (see chunkCache).
 func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
-	if raw, ok := s.cache.get(c.Key); ok {
-		return raw, nil
-	}
-	rc, err := s.bkt.Get(ctx, c.Key)
-	if err != nil {
-		return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
-	}
-	defer rc.Close()
-	b, err := readAll(rc, make([]byte, 0, c.Size))
-	if err != nil {
-		return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
+	b, ok := s.cache.get(c.Key)
+	if !ok {
+		rc, err := s.bkt.Get(ctx, c.Key)
+		if err != nil {
+			return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
+		}
+		b, err = readAll(rc, make([]byte, 0, c.Size))
+		rc.Close()
+		if err != nil {
+			return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
+		}
 	}
 	raw, err := decompressChunk(b)
 	if err != nil {
 		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
-	s.cache.put(c.Key, raw, len(raw))
+	if !ok {
+		s.cache.put(c.Key, b)
+	}
 	return raw, nil
 }
 
