@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"unsafe"
 
@@ -15,9 +16,19 @@ import (
 	"github.com/sprout-otel/sprout/internal/logql"
 )
 
-// A chunk object is "SPLC" | version | zstd(labels, entries). Entries are in time order. The index (chunkMeta)
-// keeps its time range, counts and a bloom filter of its trace ids.
-var chunkMagic = []byte("SPLC\x01")
+// A chunk object is "SPLC" | version | zstd(payload). Entries are in time order. The index (chunkMeta) keeps
+// its time range, counts and a bloom filter of its trace ids.
+//
+// Version 1 (rows), still read: the stream labels, the number of entries, then per entry its timestamp (delta
+// to the previous one), its line and its structured metadata.
+// Version 2 (columns), written since: the stream labels, the number of entries, the timestamps (length-prefixed
+// column of deltas), the metadata sets (length-prefixed column) and the lines (one string each, to the end).
+// Apart, each column compresses against its own kind: timestamps and repeated metadata cost almost nothing and
+// no longer break zstd's matches between lines (about 9 % fewer bytes per line on the benchmark's logs).
+var (
+	chunkMagic   = []byte("SPLC\x02")
+	chunkMagicV1 = []byte("SPLC\x01")
+)
 
 // chunkWindow is the zstd window of chunk compression. A chunk's raw payload is about chunk_target_size (1.5 MiB
 // of lines plus their metadata), so a 2 MiB window still sees the whole chunk, while the default 8 MiB window
@@ -29,18 +40,69 @@ var (
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
+// payload is a chunk's decompressed payload and its layout.
+type payload struct {
+	s    string
+	cols bool // version 2
+}
+
+// rowPayload is a payload in version 1's layout, which head blocks and WAL records keep.
+func rowPayload(s string) payload { return payload{s: s} }
+
 func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
 	// The raw payload is scratch (pooled): growing a fresh buffer by doubling allocated about five times the
 	// chunk's size per chunk. The output is sized for logs' usual 4-6x compression.
 	e := encbuf{b: chunkBufs.get()}
-	e.labels(lbs)
-	e.entries(es)
+	e.payload(lbs, es)
 	out := compressChunk(e.b)
 	chunkBufs.put(e.b)
 	return out
 }
 
-// compressChunk returns the chunk object of a raw payload.
+// payload appends the version 2 payload of a stream's entries.
+func (e *encbuf) payload(lbs labels.Labels, es []logql.Entry) {
+	e.labels(lbs)
+	var c columns
+	for _, en := range es {
+		c.add(en.Timestamp, en.Line)
+		c.meta.labels(en.Metadata)
+	}
+	c.appendTo(e)
+}
+
+// columns gathers the entry columns of a version 2 payload.
+type columns struct {
+	ts, meta, lines encbuf
+	n               int
+	prev            int64
+}
+
+// add appends an entry's timestamp and line; its metadata goes to c.meta, in the labels encoding.
+func (c *columns) add(ts int64, line string) {
+	if c.lines.b == nil {
+		c.lines.b, c.meta.b, c.ts.b = chunkBufs.get(), headBufs.get(), headBufs.get()
+	}
+	c.ts.varint(ts - c.prev)
+	c.prev = ts
+	c.lines.str(line)
+	c.n++
+}
+
+// appendTo appends the entry count and the columns to e (which holds the stream labels), and releases them.
+func (c *columns) appendTo(e *encbuf) {
+	e.uvarint(uint64(c.n))
+	e.str(unsafe.String(unsafe.SliceData(c.ts.b), len(c.ts.b)))
+	e.str(unsafe.String(unsafe.SliceData(c.meta.b), len(c.meta.b)))
+	e.b = append(e.b, c.lines.b...)
+	if c.lines.b != nil {
+		chunkBufs.put(c.lines.b)
+		headBufs.put(c.meta.b)
+		headBufs.put(c.ts.b)
+	}
+	*c = columns{}
+}
+
+// compressChunk returns the chunk object of a raw (version 2) payload.
 func compressChunk(raw []byte) []byte {
 	out := make([]byte, 0, len(chunkMagic)+len(raw)/3+64)
 	out = append(out, chunkMagic...)
@@ -48,69 +110,123 @@ func compressChunk(raw []byte) []byte {
 }
 
 func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
-	raw, err := decompressChunk(b)
+	pl, err := decompressChunk(b)
 	if err != nil {
 		return labels.EmptyLabels(), nil, err
 	}
-	d := decbuf{s: raw}
 	var sb labels.ScratchBuilder
-	lbs := d.labels(&sb)
-	es := d.entries(&sb)
-	if d.err != nil {
-		return lbs, nil, fmt.Errorf("decode chunk: %w", d.err)
+	lbs, _, err := openPayload(pl, &sb)
+	if err != nil {
+		return lbs, nil, fmt.Errorf("decode chunk: %w", err)
 	}
-	return lbs, es, nil
+	es, err := decodeSelected(pl, &logql.SelectParams{Start: math.MinInt64, End: math.MaxInt64})
+	return lbs, es, err
 }
 
 // decompressChunk returns a chunk's payload as one string, which decoded entries then share.
-func decompressChunk(b []byte) (string, error) {
-	if !bytes.HasPrefix(b, chunkMagic) {
-		return "", errors.New("not a Sprout log chunk (bad magic)")
+func decompressChunk(b []byte) (payload, error) {
+	var pl payload
+	switch {
+	case bytes.HasPrefix(b, chunkMagic):
+		pl.cols = true
+	case bytes.HasPrefix(b, chunkMagicV1):
+	default:
+		return pl, errors.New("not a Sprout log chunk (bad magic)")
 	}
 	raw, err := zdec.DecodeAll(b[len(chunkMagic):], nil)
 	if err != nil {
-		return "", fmt.Errorf("decompress chunk: %w", err)
+		return pl, fmt.Errorf("decompress chunk: %w", err)
 	}
-	if len(raw) == 0 {
-		return "", nil
+	if len(raw) > 0 {
+		// raw is never written again: share it instead of copying it.
+		pl.s = unsafe.String(&raw[0], len(raw))
 	}
-	// raw is never written again: share it instead of copying it.
-	return unsafe.String(&raw[0], len(raw)), nil
+	return pl, nil
+}
+
+// entryReader walks a payload's entries in order, whatever its layout.
+type entryReader struct {
+	d        decbuf // the rows (version 1), or the lines column (version 2)
+	ts, meta decbuf // version 2's other columns
+	cols     bool
+	n, i     int
+	t        int64
+}
+
+// openPayload reads a payload's stream labels (skipped when sb is nil) and opens its entries.
+func openPayload(pl payload, sb *labels.ScratchBuilder) (labels.Labels, entryReader, error) {
+	r := entryReader{d: decbuf{s: pl.s}, cols: pl.cols}
+	lbs := labels.EmptyLabels()
+	if sb != nil {
+		lbs = r.d.labels(sb)
+	} else {
+		r.d.skipLabels()
+	}
+	r.n = r.d.count(len(r.d.s))
+	if pl.cols {
+		r.ts.s = r.d.str()
+		r.meta.s = r.d.str()
+	}
+	return lbs, r, r.d.err
+}
+
+// next returns the next entry's timestamp, line and encoded metadata; ok is false after the last entry and on
+// damaged data (see err).
+func (r *entryReader) next() (ts int64, line, meta string, ok bool) {
+	if r.i >= r.n || r.err() != nil {
+		return 0, "", "", false
+	}
+	r.i++
+	if r.cols {
+		r.t += r.ts.varint()
+		line = r.d.str()
+		meta = r.meta.skipLabels()
+	} else {
+		r.t += r.d.varint()
+		line = r.d.str()
+		meta = r.d.skipLabels()
+	}
+	return r.t, line, meta, r.err() == nil
+}
+
+func (r *entryReader) err() error {
+	for _, err := range []error{r.d.err, r.ts.err, r.meta.err} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeSelected decodes the entries of a chunk payload that p selects: in its time range, with its trace id,
 // passing its line filter. Structured metadata is only built for the entries returned; lines dropped by the
 // line filter are reported through p.Skipped.
-func decodeSelected(raw string, p *logql.SelectParams) ([]logql.Entry, error) {
-	d := decbuf{s: raw}
-	for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
-		d.str() // stream labels
+func decodeSelected(pl payload, p *logql.SelectParams) ([]logql.Entry, error) {
+	_, r, err := openPayload(pl, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decode chunk: %w", err)
 	}
-	n := d.count(len(d.s))
 	var es []logql.Entry
 	var sb labels.ScratchBuilder
-	var prev, skippedLines, skippedBytes int64
+	var skippedLines, skippedBytes int64
 	var prevMeta labels.Labels
 	prevRaw := "\xff"
 	// The engine's cutoff (log queries with a limit), refreshed every 1024 lines: lines beyond it are skipped
 	// before the line filter.
 	var cut int64
 	haveCut := false
-	for i := 0; i < n && d.err == nil; i++ {
-		prev += d.varint()
-		line := d.str()
+	for i := 0; ; i++ {
+		ts, line, rawMeta, ok := r.next()
+		if !ok {
+			break
+		}
 		if p.Cutoff != nil && i&1023 == 0 {
 			cut, haveCut = p.Cutoff()
 		}
-		before := d.s
-		traceID := ""
-		for k, nl := 0, d.count(len(d.s)); k < nl && d.err == nil; k++ {
-			name, val := d.str(), d.str()
-			if name == "trace_id" {
-				traceID = val
-			}
+		if ts < p.Start || ts >= p.End || (haveCut && logql.Beyond(p.Direction, ts, cut)) {
+			continue
 		}
-		if prev < p.Start || prev >= p.End || (p.TraceID != "" && traceID != p.TraceID) || (haveCut && logql.Beyond(p.Direction, prev, cut)) {
+		if p.TraceID != "" && metaValue(rawMeta, "trace_id") != p.TraceID {
 			continue
 		}
 		if p.LineFilter != nil && !p.LineFilter(line) {
@@ -118,20 +234,30 @@ func decodeSelected(raw string, p *logql.SelectParams) ([]logql.Entry, error) {
 			skippedBytes += int64(len(line))
 			continue
 		}
-		rawMeta := before[:len(before)-len(d.s)]
 		if rawMeta != prevRaw {
 			md := decbuf{s: rawMeta}
 			prevMeta, prevRaw = md.labels(&sb), rawMeta
 		}
-		es = append(es, logql.Entry{Timestamp: prev, Line: line, Metadata: prevMeta})
+		es = append(es, logql.Entry{Timestamp: ts, Line: line, Metadata: prevMeta})
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("decode chunk: %w", d.err)
+	if err := r.err(); err != nil {
+		return nil, fmt.Errorf("decode chunk: %w", err)
 	}
 	if p.Skipped != nil && skippedLines > 0 {
 		p.Skipped(skippedLines, skippedBytes)
 	}
 	return es, nil
+}
+
+// metaValue returns the value of name in encoded metadata, or "".
+func metaValue(raw, name string) string {
+	d := decbuf{s: raw}
+	for k, nl := 0, d.count(len(d.s)); k < nl && d.err == nil; k++ {
+		if n, v := d.str(), d.str(); n == name {
+			return v
+		}
+	}
+	return ""
 }
 
 // bloom is a fixed-size bloom filter of a chunk's trace ids. Its first byte is the number of probes, so the

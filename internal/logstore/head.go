@@ -63,7 +63,7 @@ func (b *headBlock) decode(p *logql.SelectParams) ([]logql.Entry, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	return decodeSelected(unsafe.String(&raw[0], len(raw)), p)
+	return decodeSelected(rowPayload(unsafe.String(&raw[0], len(raw))), p)
 }
 
 // headEntries returns a head snapshot's entries in arrival order: those of the sealed blocks in p's time range
@@ -188,13 +188,10 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{}}
 		e := encbuf{b: chunkBufs.get()}
 		e.b = append(e.b, hdr.b...)
-		e.uvarint(uint64(n))
-		var prev int64
+		var cols columns
 		for _, en := range ents[:n] {
-			e.varint(en.ts - prev)
-			prev = en.ts
-			e.str(en.line)
-			e.b = append(e.b, en.meta...)
+			cols.add(en.ts, en.line)
+			cols.meta.b = append(cols.meta.b, en.meta...)
 			md := decbuf{s: en.meta}
 			for k, nl := 0, md.count(len(md.s)); k < nl && md.err == nil; k++ {
 				if name, val := md.str(), md.str(); name == "trace_id" && val != "" {
@@ -204,6 +201,7 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 				}
 			}
 		}
+		cols.appendTo(&e)
 		c.raw = e.b
 		parts = append(parts, c)
 		ents = ents[n:]

@@ -352,22 +352,22 @@ var errDamagedChunk = errors.New("damaged chunk")
 
 // loadChunkRaw returns a chunk's decompressed payload. The object comes from the cache or the bucket; it is
 // decompressed on every read (see chunkCache).
-func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
+func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (payload, error) {
 	b, ok := s.cache.get(c.Key)
 	if !ok {
 		rc, err := s.bkt.Get(ctx, c.Key)
 		if err != nil {
-			return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
+			return payload{}, fmt.Errorf("get chunk %s: %w", c.Key, err)
 		}
 		b, err = readAll(rc, make([]byte, 0, c.Size))
 		rc.Close()
 		if err != nil {
-			return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
+			return payload{}, fmt.Errorf("read chunk %s: %w", c.Key, err)
 		}
 	}
 	raw, err := decompressChunk(b)
 	if err != nil {
-		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
+		return payload{}, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
 	if !ok {
 		s.cache.put(c.Key, b)
