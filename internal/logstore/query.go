@@ -100,7 +100,10 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
-		head   []logql.Entry
+		// The head's snapshot, decoded when the consumer reaches the stream: decoding every stream's head up
+		// front held up to max_head_bytes of decoded entries for the whole query.
+		blocks []headBlock
+		tail   []logql.Entry
 	}
 	work := make([]streamWork, 0, len(streams))
 	var jobs []*chunkJob
@@ -114,17 +117,8 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		}
 		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
 		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
-		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
+		w.blocks, w.tail = st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
-		head, err := headEntries(blocks, tail, &p)
-		if err != nil {
-			return err
-		}
-		w.head = head
-		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
-			w.head = append([]logql.Entry(nil), w.head...)
-			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
-		}
 		for _, c := range w.chunks {
 			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 		}
@@ -175,8 +169,16 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				}
 			}
 		}
+		head, err := headEntries(w.blocks, w.tail, &p)
+		if err != nil {
+			return err
+		}
+		if !sort.SliceIsSorted(head, func(i, j int) bool { return head[i].Timestamp < head[j].Timestamp }) {
+			head = append([]logql.Entry(nil), head...)
+			sort.SliceStable(head, func(i, j int) bool { return head[i].Timestamp < head[j].Timestamp })
+		}
 		var skipped, skippedBytes int64
-		for _, e := range w.head {
+		for _, e := range head {
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
 			}
