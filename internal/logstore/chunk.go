@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -62,44 +63,42 @@ func encodeChunk(lbs labels.Labels, es []logql.Entry) []byte {
 // payload appends the version 2 payload of a stream's entries.
 func (e *encbuf) payload(lbs labels.Labels, es []logql.Entry) {
 	e.labels(lbs)
-	var c columns
-	for _, en := range es {
-		c.add(en.Timestamp, en.Line)
-		c.meta.labels(en.Metadata)
-	}
-	c.appendTo(e)
+	appendColumns(e, len(es), func(i int) (int64, string) { return es[i].Timestamp, es[i].Line }, func(i int, m *encbuf) { m.labels(es[i].Metadata) })
 }
 
-// columns gathers the entry columns of a version 2 payload.
-type columns struct {
-	ts, meta, lines encbuf
-	n               int
-	prev            int64
+// appendColumns appends the entry count and the columns of a version 2 payload to e, which holds the stream
+// labels. The timestamps and metadata go through small scratch buffers; the lines, most of the bytes, are
+// appended straight to e, sized once.
+func appendColumns(e *encbuf, n int, entry func(i int) (ts int64, line string), meta func(i int, m *encbuf)) {
+	ts, md := encbuf{b: headBufs.get()}, encbuf{b: headBufs.get()}
+	var prev int64
+	lineBytes := 0
+	for i := 0; i < n; i++ {
+		t, l := entry(i)
+		ts.varint(t - prev)
+		prev = t
+		meta(i, &md)
+		lineBytes += uvarintLen(len(l)) + len(l)
+	}
+	e.uvarint(uint64(n))
+	e.str(unsafe.String(unsafe.SliceData(ts.b), len(ts.b)))
+	e.str(unsafe.String(unsafe.SliceData(md.b), len(md.b)))
+	e.b = slices.Grow(e.b, lineBytes)
+	for i := 0; i < n; i++ {
+		_, l := entry(i)
+		e.str(l)
+	}
+	headBufs.put(ts.b)
+	headBufs.put(md.b)
 }
 
-// add appends an entry's timestamp and line; its metadata goes to c.meta, in the labels encoding.
-func (c *columns) add(ts int64, line string) {
-	if c.lines.b == nil {
-		c.lines.b, c.meta.b, c.ts.b = chunkBufs.get(), headBufs.get(), headBufs.get()
+// uvarintLen is the length of v's uvarint encoding.
+func uvarintLen(v int) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
 	}
-	c.ts.varint(ts - c.prev)
-	c.prev = ts
-	c.lines.str(line)
-	c.n++
-}
-
-// appendTo appends the entry count and the columns to e (which holds the stream labels), and releases them.
-func (c *columns) appendTo(e *encbuf) {
-	e.uvarint(uint64(c.n))
-	e.str(unsafe.String(unsafe.SliceData(c.ts.b), len(c.ts.b)))
-	e.str(unsafe.String(unsafe.SliceData(c.meta.b), len(c.meta.b)))
-	e.b = append(e.b, c.lines.b...)
-	if c.lines.b != nil {
-		chunkBufs.put(c.lines.b)
-		headBufs.put(c.meta.b)
-		headBufs.put(c.ts.b)
-	}
-	*c = columns{}
+	return n
 }
 
 // compressChunk returns the chunk object of a raw (version 2) payload.
