@@ -411,3 +411,17 @@ func TestEarlierReleaseData(t *testing.T) {
 		t.Fatalf("index files after consolidation: %v, want one %s", files, indexSuffix)
 	}
 }
+
+// FuzzDecodeIndex feeds arbitrary bytes to the index file decoder, compressed and plain: a damaged index file
+// must fail to load, not crash the store at start.
+func FuzzDecodeIndex(f *testing.F) {
+	b, _ := json.Marshal(indexFile{Chunks: []*chunkMeta{{Stream: labels.FromStrings("a", "b"), Key: "t/chunks/x/1-2-3-4", MinT: 1, MaxT: 2, Entries: 3, Bloom: newBloom(1)}}})
+	f.Add(b, false)
+	f.Add(zenc.EncodeAll(b, nil), true)
+	f.Fuzz(func(t *testing.T, data []byte, compressed bool) {
+		idx, err := decodeIndex(bytes.NewReader(data), compressed)
+		if err == nil && idx == nil {
+			t.Fatal("nil index without an error")
+		}
+	})
+}
