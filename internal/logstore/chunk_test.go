@@ -1,9 +1,14 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -11,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/thanos-io/objstore"
 
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/wal"
@@ -44,13 +50,102 @@ func TestChunkRoundTrip(t *testing.T) {
 	if err != nil || !labels.Equal(got, lbs) || len(ges) != 2 || ges[0].Metadata.Get("trace_id") != "t" || ges[1].Timestamp != 7 {
 		t.Fatalf("%v %v %v", got, ges, err)
 	}
-	if _, _, err := decodeChunk([]byte("SPLC\x01garbage")); err == nil {
-		t.Fatal("corrupt chunk decoded")
+	for _, bad := range []string{"SPLC\x01garbage", "SPLC\x02garbage", "SPLC\x03"} {
+		if _, _, err := decodeChunk([]byte(bad)); err == nil {
+			t.Fatalf("corrupt chunk %q decoded", bad)
+		}
 	}
 }
 
-// FuzzDecodeStored feeds arbitrary bytes to the WAL record and chunk payload decoders, which read files that a
-// crash or a bad disk may have damaged.
+// encodeChunkV1 is how releases before the columnar layout wrote chunks (version 1, rows).
+func encodeChunkV1(lbs labels.Labels, es []logql.Entry) []byte {
+	var e encbuf
+	e.labels(lbs)
+	e.entries(es)
+	return zenc.EncodeAll(e.b, append([]byte(nil), chunkMagicV1...))
+}
+
+// TestChunkVersionsReadAlike: a chunk written in the row layout of earlier releases (version 1, from the
+// committed fixture and encoded afresh) and the same entries in the column layout (version 2) decode to the
+// same entries and answer the same selections.
+func TestChunkVersionsReadAlike(t *testing.T) {
+	lbs := labels.FromStrings("app", "x", "env", "prod")
+	var es []logql.Entry
+	for i := 0; i < 300; i++ {
+		md := labels.FromStrings("trace_id", fmt.Sprintf("%032x", i/10), "detected_level", []string{"info", "error"}[i%7/6])
+		if i%50 == 0 {
+			md = labels.EmptyLabels()
+		}
+		es = append(es, logql.Entry{Timestamp: 1_700_000_000_000_000_000 + int64(i)*int64(time.Millisecond) - int64(i%3), Line: fmt.Sprintf("level=%s msg=\"request %d\" took=%dms", md.Get("detected_level"), i, i%17), Metadata: md})
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
+	fixture, err := os.ReadFile("testdata/chunk-v1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1 := encodeChunkV1(lbs, es); !bytes.Equal(v1, fixture) {
+		t.Fatal("version 1 encoding differs from testdata/chunk-v1.bin")
+	}
+	v2 := encodeChunk(lbs, es)
+	if !bytes.HasPrefix(v2, chunkMagic) || bytes.HasPrefix(v2, chunkMagicV1) {
+		t.Fatalf("new chunks are not written as version 2: %q", v2[:5])
+	}
+	sels := []logql.SelectParams{
+		{Start: math.MinInt64, End: math.MaxInt64},
+		{Start: es[100].Timestamp, End: es[200].Timestamp},
+		{Start: math.MinInt64, End: math.MaxInt64, TraceID: fmt.Sprintf("%032x", 7)},
+		{Start: math.MinInt64, End: math.MaxInt64, LineFilter: func(l string) bool { return strings.Contains(l, "error") }},
+	}
+	for _, obj := range [][]byte{fixture, v2} {
+		gl, ges, err := decodeChunk(obj)
+		if err != nil || !labels.Equal(gl, lbs) || len(ges) != len(es) {
+			t.Fatalf("%q: %v, %d entries, %v", obj[:5], gl, len(ges), err)
+		}
+		for i := range es {
+			if ges[i].Timestamp != es[i].Timestamp || ges[i].Line != es[i].Line || !labels.Equal(ges[i].Metadata, es[i].Metadata) {
+				t.Fatalf("%q entry %d: %+v, want %+v", obj[:5], i, ges[i], es[i])
+			}
+		}
+		pl, err := decompressChunk(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, sel := range sels {
+			var skipped int64
+			sel.Skipped = func(n, _ int64) { skipped += n }
+			got, err := decodeSelected(pl, &sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []logql.Entry
+			var wantSkipped int64
+			for _, e := range es {
+				if e.Timestamp < sel.Start || e.Timestamp >= sel.End || sel.TraceID != "" && e.Metadata.Get("trace_id") != sel.TraceID {
+					continue
+				}
+				if sel.LineFilter != nil && !sel.LineFilter(e.Line) {
+					wantSkipped++
+					continue
+				}
+				want = append(want, e)
+			}
+			if len(got) != len(want) || skipped != wantSkipped || len(want) == 0 {
+				t.Fatalf("%q selection %d: %d entries (%d skipped), want %d (%d)", obj[:5], k, len(got), skipped, len(want), wantSkipped)
+			}
+			for i := range want {
+				if got[i].Timestamp != want[i].Timestamp || got[i].Line != want[i].Line || !labels.Equal(got[i].Metadata, want[i].Metadata) {
+					t.Fatalf("%q selection %d entry %d: %+v, want %+v", obj[:5], k, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	if len(v2) >= len(fixture) {
+		t.Errorf("columns take %d bytes, rows %d: want fewer", len(v2), len(fixture))
+	}
+}
+
+// FuzzDecodeStored feeds arbitrary bytes to the WAL record and chunk payload decoders (both layouts), which
+// read files that a crash or a bad disk may have damaged.
 func FuzzDecodeStored(f *testing.F) {
 	es := []logql.Entry{{Timestamp: 1, Line: "a", Metadata: labels.FromStrings("trace_id", "t")}, {Timestamp: 2, Line: "b", Metadata: labels.FromStrings("trace_id", "t")}}
 	f.Add(encodeWALRecord(&walRecord{tenant: "x", streams: []walStream{{labels: labels.FromStrings("a", "b"), entries: es}}}))
@@ -58,10 +153,17 @@ func FuzzDecodeStored(f *testing.F) {
 	e.labels(labels.FromStrings("a", "b"))
 	e.entries(es)
 	f.Add(e.b)
+	var c encbuf
+	c.payload(labels.FromStrings("a", "b"), es)
+	f.Add(c.b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeWALRecord(b)
-		_, _ = decodeSelected(string(b), &logql.SelectParams{End: 1 << 62, TraceID: "t", LineFilter: func(string) bool { return true }})
+		sel := logql.SelectParams{End: 1 << 62, TraceID: "t", LineFilter: func(string) bool { return true }}
+		_, _ = decodeSelected(payload{s: string(b)}, &sel)
+		_, _ = decodeSelected(payload{s: string(b), cols: true}, &sel)
+		_, _, _ = decodeChunk(append(append([]byte(nil), chunkMagicV1...), b...))
 		_, _, _ = decodeChunk(append(append([]byte(nil), chunkMagic...), b...))
+		_, _, _ = decodeChunk(zenc.EncodeAll(b, append([]byte(nil), chunkMagic...)))
 	})
 }
 
@@ -197,4 +299,158 @@ func TestDuplicateAcrossChunkAndHead(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"4"]`) {
 		t.Fatalf("metric query: %d %s, want 4", code, body)
 	}
+}
+
+// TestChunkCacheKeepsObjects: the cache holds objects as given, within its size, and refuses one larger than a
+// quarter of it.
+func TestChunkCacheKeepsObjects(t *testing.T) {
+	c := newChunkCache(100)
+	for i := 0; i < 10; i++ {
+		c.put(fmt.Sprint("k", i), make([]byte, 20))
+		if c.size > c.max {
+			t.Fatalf("after %d puts the cache holds %d bytes, over its %d", i+1, c.size, c.max)
+		}
+	}
+	if _, ok := c.get("k9"); !ok {
+		t.Fatal("newest object evicted")
+	}
+	c.put("big", make([]byte, 26))
+	if _, ok := c.get("big"); ok {
+		t.Fatal("object over a quarter of the cache kept")
+	}
+	c.drop("k9")
+	if _, ok := c.get("k9"); ok || c.size != 80 {
+		t.Fatalf("after drop: found=%v size=%d, want 80", ok, c.size)
+	}
+	var none *chunkCache
+	none.put("x", []byte("y"))
+	if _, ok := none.get("x"); ok {
+		t.Fatal("nil cache answered")
+	}
+}
+
+// TestChunkCacheOnlyForRemoteBuckets: a filesystem bucket's chunks are left to the page cache; another bucket's
+// are cached as compressed objects, and a query reads them back from the cache (the object deleted from the
+// bucket meanwhile) with the same answer.
+func TestChunkCacheOnlyForRemoteBuckets(t *testing.T) {
+	if c := newObjectCache(objstore.NewInMemBucket(), 0); c != nil {
+		t.Fatal("chunk_cache_size 0 made a cache")
+	}
+	fs := newEnv(t, nil)
+	if fs.store.cache != nil {
+		t.Fatal("filesystem bucket got a chunk cache")
+	}
+	for _, size := range []int{64 << 20, 0} {
+		t.Run(fmt.Sprint("size=", size), func(t *testing.T) {
+			dir := t.TempDir()
+			e := &env{t: t, dir: dir, clk: &clock{t: testNow}, bkt: objstore.NewInMemBucket()}
+			e.cfg = DefaultConfig()
+			e.cfg.DataDir, e.cfg.FlushCheckPeriod, e.cfg.CompactionInterval, e.cfg.ChunkCacheSize = dir, time.Hour, time.Hour, size
+			e.open()
+			ps := PushStream{Labels: labels.FromStrings("app", "a")}
+			for i := 0; i < 200; i++ {
+				ps.Entries = append(ps.Entries, logql.Entry{Timestamp: ts(i), Line: fmt.Sprintf("line %d status=%d", i, 200+i%2)})
+			}
+			ctx := context.Background()
+			if err := e.store.Push(ctx, "single-tenant", []PushStream{ps}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.Flush(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, sr := e.queryRange(`{app="a"} |= "status=201"`); countLines(sr) != 100 {
+				t.Fatalf("first read: %d lines", countLines(sr))
+			}
+			var keys []string
+			_ = e.bkt.Iter(ctx, "single-tenant/chunks/", func(k string) error { keys = append(keys, k); return nil }, objstore.WithRecursiveIter())
+			if len(keys) == 0 {
+				t.Fatal("no chunk uploaded")
+			}
+			for _, k := range keys {
+				if err := e.bkt.Delete(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := 100
+			if size == 0 {
+				want = 0 // nothing cached: the deleted chunks are skipped
+			}
+			if _, sr := e.queryRange(`{app="a"} |= "status=201"`); countLines(sr) != want {
+				t.Fatalf("after the objects were deleted: %d lines, want %d", countLines(sr), want)
+			}
+		})
+	}
+}
+
+// TestEarlierReleaseData: a bucket written by an earlier release (row-layout chunks, plain JSON index files)
+// beside this release's (column chunks, compressed index) is read as one; compaction rewrites the old chunks and
+// consolidates every index file into one compressed file.
+func TestEarlierReleaseData(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ChunkTargetSize = 1 << 20 })
+	ctx := context.Background()
+	dir := e.bcfg.Filesystem.Dir
+	// What an earlier release left: one v1 chunk of stream old, listed in a plain JSON index file.
+	oldLbs := labels.FromStrings("app", "old")
+	var oldEs []logql.Entry
+	for i := 0; i < 50; i++ {
+		oldEs = append(oldEs, logql.Entry{Timestamp: ts(i), Line: fmt.Sprintf("old line %d", i), Metadata: labels.FromStrings("trace_id", "abc")})
+	}
+	obj := encodeChunkV1(oldLbs, oldEs)
+	key := fmt.Sprintf("single-tenant/chunks/%016x/%d-%d-1-1", oldLbs.Hash(), oldEs[0].Timestamp, oldEs[49].Timestamp)
+	if err := e.bkt.Upload(ctx, key, bytes.NewReader(obj)); err != nil {
+		t.Fatal(err)
+	}
+	bl := newBloom(1)
+	bl.add("abc")
+	idx, _ := json.Marshal(indexFile{Chunks: []*chunkMeta{{Stream: oldLbs, Key: key, MinT: oldEs[0].Timestamp, MaxT: oldEs[49].Timestamp, Entries: 50, Bytes: 500, Size: len(obj), Bloom: bl}}})
+	if err := e.bkt.Upload(ctx, "single-tenant/index/00000000000000000001-1.json", bytes.NewReader(idx)); err != nil {
+		t.Fatal(err)
+	}
+	// And this release's data: stream new, flushed.
+	ps := PushStream{Labels: labels.FromStrings("app", "new")}
+	for i := 0; i < 50; i++ {
+		ps.Entries = append(ps.Entries, logql.Entry{Timestamp: ts(i), Line: fmt.Sprintf("new line %d", i), Metadata: labels.FromStrings("trace_id", "abc")})
+	}
+	if err := e.store.Push(ctx, "single-tenant", []PushStream{ps}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Flush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	e.close()
+	e.open()
+	check := func(when string) {
+		t.Helper()
+		for q, want := range map[string]int{`{app=~".+"}`: 100, `{app="old"} |= "line 4"`: 11, `{app=~".+"} | trace_id="abc"`: 100} {
+			if _, sr := e.queryRange(q); countLines(sr) != want {
+				t.Fatalf("%s: %s gave %d lines, want %d", when, q, countLines(sr), want)
+			}
+		}
+	}
+	check("after restart")
+	if err := e.store.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after compaction")
+	e.close()
+	e.open()
+	check("after compaction and restart")
+	files, _ := filepath.Glob(filepath.Join(dir, "single-tenant", "index", "*"))
+	if len(files) != 1 || !strings.HasSuffix(files[0], indexSuffix) {
+		t.Fatalf("index files after consolidation: %v, want one %s", files, indexSuffix)
+	}
+}
+
+// FuzzDecodeIndex feeds arbitrary bytes to the index file decoder, compressed and plain: a damaged index file
+// must fail to load, not crash the store at start.
+func FuzzDecodeIndex(f *testing.F) {
+	b, _ := json.Marshal(indexFile{Chunks: []*chunkMeta{{Stream: labels.FromStrings("a", "b"), Key: "t/chunks/x/1-2-3-4", MinT: 1, MaxT: 2, Entries: 3, Bloom: newBloom(1)}}})
+	f.Add(b, false)
+	f.Add(zenc.EncodeAll(b, nil), true)
+	f.Fuzz(func(t *testing.T, data []byte, compressed bool) {
+		idx, err := decodeIndex(bytes.NewReader(data), compressed)
+		if err == nil && idx == nil {
+			t.Fatal("nil index without an error")
+		}
+	})
 }

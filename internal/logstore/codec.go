@@ -90,6 +90,15 @@ func (d *decbuf) str() string {
 	return s
 }
 
+// skipLabels passes over a label set and returns its encoding.
+func (d *decbuf) skipLabels() string {
+	before := d.s
+	for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
+		d.str()
+	}
+	return before[:len(before)-len(d.s)]
+}
+
 func (d *decbuf) count(max int) int {
 	n := d.uvarint()
 	if d.err == nil && n > uint64(max) {

@@ -37,7 +37,8 @@ type Config struct {
 	CompactionInterval time.Duration `mapstructure:"compaction_interval"`
 	// MaxHeadBytes requests an early flush when the heads of all streams hold more line bytes than this.
 	MaxHeadBytes int `mapstructure:"max_head_bytes"`
-	// ChunkCacheSize bounds the decoded chunks kept in memory, in bytes.
+	// ChunkCacheSize bounds the chunk objects of a remote bucket (S3) kept in memory, in compressed bytes; 0
+	// keeps none. A filesystem bucket's chunks are left to the kernel's page cache.
 	ChunkCacheSize int `mapstructure:"chunk_cache_size"`
 
 	Limits Limits `mapstructure:"limits"`
@@ -109,7 +110,7 @@ func DefaultConfig() Config {
 		FlushCheckPeriod:   30 * time.Second,
 		Retention:          720 * time.Hour,
 		CompactionInterval: 10 * time.Minute,
-		ChunkCacheSize:     256 << 20,
+		ChunkCacheSize:     64 << 20,
 		MaxHeadBytes:       64 << 20,
 		Limits:             DefaultLimits(),
 	}
@@ -166,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxChunkAge <= 0 || c.ChunkIdlePeriod <= 0 || c.FlushCheckPeriod <= 0 {
 		return errors.New("max_chunk_age, chunk_idle_period and flush_check_period: must be positive")
+	}
+	if c.ChunkCacheSize < 0 {
+		return errors.New("chunk_cache_size: must not be negative (0 keeps no chunk in memory)")
 	}
 	if c.Retention < 0 {
 		return errors.New("retention_period: must not be negative (0 keeps everything)")

@@ -3,6 +3,7 @@ package logstore
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -63,7 +64,7 @@ func (b *headBlock) decode(p *logql.SelectParams) ([]logql.Entry, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	return decodeSelected(unsafe.String(&raw[0], len(raw)), p)
+	return decodeSelected(rowPayload(unsafe.String(&raw[0], len(raw))), p)
 }
 
 // headEntries returns a head snapshot's entries in arrival order: those of the sealed blocks in p's time range
@@ -141,19 +142,34 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 		ts         int64
 		line, meta string
 	}
-	var ents []rawEntry
+	// The blocks are decoded into one chunk-sized scratch buffer (pooled; the parts copy what they keep), not one
+	// fresh buffer per block: those were an eighth of ingest's garbage. Pooling block-sized buffers instead made
+	// later chunk-sized gets grow them.
+	total, count := 0, 0
+	for i := range blocks {
+		dl, err := s2.DecodedLen(blocks[i].data)
+		if err != nil {
+			return nil, fmt.Errorf("decode head block: %w", err)
+		}
+		total += dl
+		count += blocks[i].n
+	}
+	buf := slices.Grow(chunkBufs.get()[:0], total)[:total]
+	defer chunkBufs.put(buf)
+	ents := make([]rawEntry, 0, count)
 	sorted := true
 	prevMax := int64(math.MinInt64)
+	off := 0
 	for i := range blocks {
 		b := &blocks[i]
 		sorted = sorted && b.sorted && b.minT >= prevMax
 		prevMax = max(prevMax, b.maxT)
-		// Exact-size buffers, not pooled ones: dozens of block-sized buffers returned to the pool at each cut
-		// made later chunk-sized gets grow them, which cost more memory than it saved.
-		raw, err := s2.Decode(nil, b.data)
+		dl, _ := s2.DecodedLen(b.data)
+		raw, err := s2.Decode(buf[off:off+dl], b.data)
 		if err != nil {
 			return nil, fmt.Errorf("decode head block: %w", err)
 		}
+		off += dl
 		d := decbuf{s: unsafe.String(unsafe.SliceData(raw), len(raw))}
 		for k, nl := 0, d.count(len(d.s)); k < 2*nl && d.err == nil; k++ {
 			d.str()
@@ -188,13 +204,9 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{}}
 		e := encbuf{b: chunkBufs.get()}
 		e.b = append(e.b, hdr.b...)
-		e.uvarint(uint64(n))
-		var prev int64
-		for _, en := range ents[:n] {
-			e.varint(en.ts - prev)
-			prev = en.ts
-			e.str(en.line)
-			e.b = append(e.b, en.meta...)
+		part := ents[:n]
+		appendColumns(&e, n, func(i int) (int64, string) { return part[i].ts, part[i].line }, func(i int, m *encbuf) { m.b = append(m.b, part[i].meta...) })
+		for _, en := range part {
 			md := decbuf{s: en.meta}
 			for k, nl := 0, md.count(len(md.s)); k < nl && md.err == nil; k++ {
 				if name, val := md.str(), md.str(); name == "trace_id" && val != "" {

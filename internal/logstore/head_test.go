@@ -196,8 +196,7 @@ func TestBlocksToChunks(t *testing.T) {
 					n++
 				}
 				e := encbuf{}
-				e.labels(lbs)
-				e.entries(es[:n])
+				e.payload(lbs, es[:n])
 				c := rawChunk{raw: e.b, minT: es[0].Timestamp, maxT: es[n-1].Timestamp, n: n, lineBytes: size, traces: map[string]struct{}{}}
 				for _, en := range es[:n] {
 					if id := en.Metadata.Get("trace_id"); id != "" {

@@ -1,14 +1,17 @@
 package logstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -20,13 +23,21 @@ type indexFile struct {
 	Chunks []*chunkMeta `json:"chunks"`
 }
 
+// Index files are JSON, zstd-compressed since the trace-id blooms made most of their bytes (base64 in JSON
+// spends 8 bits on 6): "<time>-<seq>.json.zst". Files of earlier releases, plain "<time>-<seq>.json", are read
+// as they are and replaced at the next consolidation.
+const (
+	indexSuffix      = ".json.zst"
+	indexSuffixPlain = ".json"
+)
+
 func (s *Store) writeIndex(ctx context.Context, tenantID string, metas []*chunkMeta) error {
 	b, err := json.Marshal(indexFile{Chunks: metas})
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%s/index/%020d-%d.json", tenantID, time.Now().UnixNano(), nextSeq())
-	if err := s.bkt.Upload(ctx, key, strings.NewReader(string(b))); err != nil {
+	key := fmt.Sprintf("%s/index/%020d-%d%s", tenantID, time.Now().UnixNano(), nextSeq(), indexSuffix)
+	if err := s.bkt.Upload(ctx, key, bytes.NewReader(zenc.EncodeAll(b, nil))); err != nil {
 		return fmt.Errorf("upload index %s: %w", key, err)
 	}
 	return nil
@@ -92,7 +103,7 @@ func (s *Store) loadIndex(ctx context.Context) error {
 func (s *Store) indexFiles(ctx context.Context, tid string) ([]string, error) {
 	var files []string
 	if err := s.bkt.Iter(ctx, tid+"/index/", func(name string) error {
-		if strings.HasSuffix(name, ".json") {
+		if strings.HasSuffix(name, indexSuffix) || strings.HasSuffix(name, indexSuffixPlain) {
 			files = append(files, name)
 		}
 		return nil
@@ -109,9 +120,22 @@ func (s *Store) readIndex(ctx context.Context, key string) (*indexFile, error) {
 		return nil, err
 	}
 	defer rc.Close()
+	return decodeIndex(rc, strings.HasSuffix(key, indexSuffix))
+}
+
+// decodeIndex reads an index file, zstd-compressed or plain JSON (earlier releases).
+func decodeIndex(r io.Reader, compressed bool) (*indexFile, error) {
+	if compressed {
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, fmt.Errorf("decompress index: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	}
 	var idx indexFile
-	if err := json.NewDecoder(rc).Decode(&idx); err != nil {
-		return nil, err
+	if err := json.NewDecoder(r).Decode(&idx); err != nil {
+		return nil, fmt.Errorf("decode index: %w", err)
 	}
 	return &idx, nil
 }

@@ -71,11 +71,11 @@ func streamLevel(lbs labels.Labels) (string, bool) {
 // stream label, then a structured-metadata field, then an OTLP severity_number, then a level key of a JSON or
 // logfmt line, then the first level keyword in the line, and is "unknown" when nothing names one.
 // fromStream is the result of streamLevel for the entry's stream.
-func withDetectedLevel(md labels.Labels, line string, fromStream string, hasStream bool) labels.Labels {
+func withDetectedLevel(b *labels.Builder, md labels.Labels, line string, fromStream string, hasStream bool) labels.Labels {
 	if md.Has(DetectedLevelLabel) {
 		v := md.Get(DetectedLevelLabel)
 		if n, ok := normalizeLevel(v); ok && n != v {
-			b := labels.NewBuilder(md)
+			b.Reset(md)
 			b.Set(DetectedLevelLabel, n)
 			return b.Labels()
 		}
@@ -88,7 +88,7 @@ func withDetectedLevel(md labels.Labels, line string, fromStream string, hasStre
 	if level == "" {
 		return md
 	}
-	b := labels.NewBuilder(md)
+	b.Reset(md)
 	b.Set(DetectedLevelLabel, level)
 	return b.Labels()
 }
@@ -274,6 +274,8 @@ func addDetectedLevels(lbs labels.Labels, es []logql.Entry) {
 	// garbage at ingest and memory in the heads.
 	var prevIn, prevOut labels.Labels
 	havePrev := false
+	// One builder for the batch: a new one per line was an eighth of ingest's garbage.
+	b := labels.NewBuilder(labels.EmptyLabels())
 	for i := range es {
 		md := es[i].Metadata
 		if havePrev && !md.Has(DetectedLevelLabel) && labels.Equal(md, prevIn) {
@@ -289,7 +291,7 @@ func addDetectedLevels(lbs labels.Labels, es []logql.Entry) {
 				continue
 			}
 		}
-		out := withDetectedLevel(md, es[i].Line, lv, has)
+		out := withDetectedLevel(b, md, es[i].Line, lv, has)
 		prevIn, prevOut, havePrev = md, out, true
 		es[i].Metadata = out
 	}

@@ -124,7 +124,7 @@ func TestDetectedLevelsShareNeighbours(t *testing.T) {
 			lv, has := streamLevel(tc.stream)
 			want := make([]labels.Labels, len(tc.es))
 			for i, e := range tc.es {
-				want[i] = withDetectedLevel(e.Metadata, e.Line, lv, has)
+				want[i] = withDetectedLevel(labels.NewBuilder(labels.EmptyLabels()), e.Metadata, e.Line, lv, has)
 			}
 			addDetectedLevels(tc.stream, tc.es)
 			for i, e := range tc.es {

@@ -101,7 +101,10 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
-		head   []logql.Entry
+		// The head's snapshot, decoded when the consumer reaches the stream: decoding every stream's head up
+		// front held up to max_head_bytes of decoded entries for the whole query.
+		blocks []headBlock
+		tail   []logql.Entry
 	}
 	work := make([]streamWork, 0, len(streams))
 	var jobs []*chunkJob
@@ -115,17 +118,8 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		}
 		// Blocks and tails are only ever appended to, or replaced by a new slice on seal and flush: a snapshot of
 		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
-		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
+		w.blocks, w.tail = st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
-		head, err := headEntries(blocks, tail, &p)
-		if err != nil {
-			return err
-		}
-		w.head = head
-		if !sort.SliceIsSorted(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp }) {
-			w.head = append([]logql.Entry(nil), w.head...)
-			sort.SliceStable(w.head, func(i, j int) bool { return w.head[i].Timestamp < w.head[j].Timestamp })
-		}
 		for _, c := range w.chunks {
 			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
 		}
@@ -156,9 +150,14 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		// metadata are read once: chunk entries within the head's time range are remembered, and head entries
 		// equal to one are skipped (the head itself holds no such pair: the push path drops them).
 		var inChunks map[string]struct{}
-		var hmin, hmax int64
-		if len(w.head) > 0 && len(w.chunks) > 0 {
-			hmin, hmax = w.head[0].Timestamp, w.head[len(w.head)-1].Timestamp
+		hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, b := range w.blocks {
+			hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
+		}
+		for _, e := range w.tail {
+			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
+		}
+		if hmin <= hmax && len(w.chunks) > 0 {
 			for _, c := range w.chunks {
 				if c.MinT <= hmax && c.MaxT >= hmin {
 					inChunks = map[string]struct{}{}
@@ -194,8 +193,16 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				}
 			}
 		}
+		head, err := headEntries(w.blocks, w.tail, &p)
+		if err != nil {
+			return err
+		}
+		if !sort.SliceIsSorted(head, func(i, j int) bool { return head[i].Timestamp < head[j].Timestamp }) {
+			head = append([]logql.Entry(nil), head...)
+			sort.SliceStable(head, func(i, j int) bool { return head[i].Timestamp < head[j].Timestamp })
+		}
 		var skipped, skippedBytes int64
-		for _, e := range w.head {
+		for _, e := range head {
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
 			}
@@ -374,25 +381,28 @@ func (q *querier) chunkError(j *chunkJob, err error) error {
 // errDamagedChunk marks a chunk that was read but does not decode (checksum, compression, format).
 var errDamagedChunk = errors.New("damaged chunk")
 
-// loadChunkRaw returns a chunk's decompressed payload, from the cache or the bucket.
-func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (string, error) {
-	if raw, ok := s.cache.get(c.Key); ok {
-		return raw, nil
-	}
-	rc, err := s.bkt.Get(ctx, c.Key)
-	if err != nil {
-		return "", fmt.Errorf("get chunk %s: %w", c.Key, err)
-	}
-	defer rc.Close()
-	b, err := readAll(rc, make([]byte, 0, c.Size))
-	if err != nil {
-		return "", fmt.Errorf("read chunk %s: %w", c.Key, err)
+// loadChunkRaw returns a chunk's decompressed payload. The object comes from the cache or the bucket; it is
+// decompressed on every read (see chunkCache).
+func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (payload, error) {
+	b, ok := s.cache.get(c.Key)
+	if !ok {
+		rc, err := s.bkt.Get(ctx, c.Key)
+		if err != nil {
+			return payload{}, fmt.Errorf("get chunk %s: %w", c.Key, err)
+		}
+		b, err = readAll(rc, make([]byte, 0, c.Size))
+		rc.Close()
+		if err != nil {
+			return payload{}, fmt.Errorf("read chunk %s: %w", c.Key, err)
+		}
 	}
 	raw, err := decompressChunk(b)
 	if err != nil {
-		return "", fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
+		return payload{}, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
-	s.cache.put(c.Key, raw, len(raw))
+	if !ok {
+		s.cache.put(c.Key, b)
+	}
 	return raw, nil
 }
 

@@ -152,7 +152,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 		opts.Now = time.Now
 	}
 	s := &Store{
-		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newChunkCache(cfg.ChunkCacheSize),
+		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newObjectCache(bkt, cfg.ChunkCacheSize),
 		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries, MaxBytesRead: cfg.Limits.MaxQueryBytesRead, MaxSamples: cfg.Limits.MaxFetchedSamples}},
 		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},

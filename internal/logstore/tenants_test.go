@@ -59,7 +59,7 @@ func TestStartSkipsUnreadableIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.close()
-	files, err := filepath.Glob(filepath.Join(e.bcfg.Filesystem.Dir, "bad", "index", "*.json"))
+	files, err := filepath.Glob(filepath.Join(e.bcfg.Filesystem.Dir, "bad", "index", "*.json*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("bad tenant's index files: %v %v", files, err)
 	}
