@@ -131,21 +131,26 @@ func TestEvalRangeBytesRead(t *testing.T) {
 	}
 }
 
-// TestEvalRangeSamples: a metric query holds one sample per matching line until it is evaluated; past
-// max_fetched_samples (counted over every range aggregation of the query) it stops, and under it the answer is
-// the same as without a limit.
+// TestEvalRangeSamples: a metric query over values holds one sample per matching line until it is evaluated;
+// past max_fetched_samples (counted over every range aggregation of the query) it stops, and under it the
+// answer is the same as without a limit. Counting queries fold the lines between two window bounds into one
+// sample: 3,000 lines over 67 one-minute steps hold about 50.
 func TestEvalRangeSamples(t *testing.T) {
 	sec := int64(time.Second)
+	const maxV = `max_over_time({app="a"} | logfmt | unwrap v [1m])`
 	for _, tc := range []struct {
 		query string
 		limit int64
 		fail  bool
 	}{
-		{`count_over_time({app="a"}[1m])`, 2999, true},
-		{`count_over_time({app="a"}[1m])`, 3000, false},
-		{`count_over_time({app="a"}[1m]) / count_over_time({app="a"}[1m])`, 5999, true},
-		{`count_over_time({app="a"}[1m]) / count_over_time({app="a"}[1m])`, 6000, false},
-		{`count_over_time({app="a"}[1m])`, 0, false},
+		{maxV, 2999, true},
+		{maxV, 3000, false},
+		{maxV + ` / ` + maxV, 5999, true},
+		{maxV + ` / ` + maxV, 6000, false},
+		{maxV, 0, false},
+		{`count_over_time({app="a"}[1m])`, 10, true},
+		{`count_over_time({app="a"}[1m])`, 100, false},
+		{`sum(bytes_rate({app="a"}[1m])) / sum(rate({app="a"}[1m]))`, 200, false},
 	} {
 		t.Run(fmt.Sprintf("%s/%d", tc.query, tc.limit), func(t *testing.T) {
 			expr, err := ParseSampleExpr(tc.query)
@@ -175,5 +180,67 @@ func BenchmarkQuantileOverTimeSteps(b *testing.B) {
 		if _, _, err := (&Engine{}).EvalRange(context.Background(), q, expr, t0, t0+10999*4*sec, 4*sec, &st); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFoldedCountsExact: counting queries fold lines between window bounds; their answers must be the counts a
+// brute force over every line gives, for windows longer and shorter than the step, with an offset, and for the
+// byte and rate forms.
+func TestFoldedCountsExact(t *testing.T) {
+	sec := int64(time.Second)
+	const n = 3000 // manyLines: line i at t0+i s, "v=<i%97>"
+	lineLen := func(i int) float64 { return float64(len(fmt.Sprintf("v=%d", i%97))) }
+	for _, tc := range []struct {
+		query      string
+		rng, off   int64 // seconds
+		step       int64
+		bytes      bool
+		perSeconds bool
+	}{
+		{`count_over_time({app="a"}[90s])`, 90, 0, 60, false, false},
+		{`count_over_time({app="a"}[20s])`, 20, 0, 60, false, false},
+		{`count_over_time({app="a"}[5m] offset 7s)`, 300, 7, 45, false, false},
+		{`bytes_over_time({app="a"}[2m])`, 120, 0, 25, true, false},
+		{`rate({app="a"}[1m])`, 60, 0, 33, false, true},
+		{`bytes_rate({app="a"}[45s])`, 45, 0, 10, true, true},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			expr, err := ParseSampleExpr(tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st Stats
+			start, end := t0+100*sec, t0+3200*sec
+			res, _, err := (&Engine{}).EvalRange(context.Background(), &manyLines{n: n}, expr, start, end, tc.step*sec, &st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[int64]float64{}
+			for _, s := range res {
+				for _, p := range s.Points {
+					got[p.T] = p.V
+				}
+			}
+			for ts := start; ts <= end; ts += tc.step * sec {
+				hi := ts - tc.off*sec
+				lo := hi - tc.rng*sec
+				var want float64
+				for i := 0; i < n; i++ {
+					if x := t0 + int64(i)*sec; x > lo && x <= hi {
+						if tc.bytes {
+							want += lineLen(i)
+						} else {
+							want++
+						}
+					}
+				}
+				if tc.perSeconds {
+					want /= float64(tc.rng)
+				}
+				if g, ok := got[ts]; want == 0 && ok || want != 0 && g != want {
+					t.Fatalf("at %d s: got %v (present %v), want %v", (ts-t0)/sec, g, ok, want)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -461,6 +462,33 @@ func (ev *evaluator) eval(expr SampleExpr) (*vectorResult, error) {
 type seriesAcc struct {
 	labels labels.Labels
 	pts    []Point
+	lastK  int // the fold interval of the last point (see foldable)
+}
+
+// foldable ops depend only on how many lines (or bytes) each step's window holds, counted exactly: lines that
+// fall between the same two window bounds are folded into one point carrying their sum, so counting 10M lines
+// holds a point per stream and interval, not one per line.
+func foldable(ra *RangeAggregation) bool {
+	if ra.Unwrap != nil {
+		return false
+	}
+	switch ra.Op {
+	case "count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time":
+		return true
+	}
+	return false
+}
+
+// foldBounds are every step's window bounds (t-range and t), ascending and unique: two lines between the same
+// neighbouring bounds are in exactly the same windows.
+func (ev *evaluator) foldBounds(rng, off int64) []int64 {
+	b := make([]int64, 0, 2*ev.steps)
+	for i := 0; i < ev.steps; i++ {
+		t := ev.stepTime(i) - off
+		b = append(b, t-rng, t)
+	}
+	slices.Sort(b)
+	return slices.Compact(b)
 }
 
 func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
@@ -485,6 +513,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	}
 	gh := xxhash.New()
 	sep := []byte{0xff}
+	fold := foldable(ra)
+	var bounds []int64
+	if fold {
+		bounds = ev.foldBounds(rng, off)
+	}
 	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
@@ -559,6 +592,16 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			acc = &seriesAcc{labels: lbs}
 			series[h] = acc
 		}
+		if fold {
+			// Window (lo, hi] holds the line iff its bounds enclose the line's interval: k is the first bound
+			// at or after the timestamp.
+			k, _ := slices.BinarySearch(bounds, en.Timestamp)
+			if n := len(acc.pts); n > 0 && acc.lastK == k {
+				acc.pts[n-1].V += v
+				return nil
+			}
+			acc.lastK = k
+		}
 		if m := ev.e.Limits.MaxSamples; m > 0 {
 			if ev.samples++; ev.samples > m {
 				return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
@@ -609,6 +652,8 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 			if w.q != nil {
 				w.q.moveTo(from, to)
 				v = w.q.quantile(ra.Param)
+			} else if fold {
+				v = foldedFn(ra, a.pts[from:to])
 			} else {
 				v = rangeFn(ra, a.pts[from:to])
 			}
@@ -719,6 +764,15 @@ func rangeFn(ra *RangeAggregation, pts []Point) float64 {
 		return inc / secs
 	}
 	return 0
+}
+
+// foldedFn is rangeFn over folded points, whose values are counts (or byte sums) of lines.
+func foldedFn(ra *RangeAggregation, pts []Point) float64 {
+	switch ra.Op {
+	case "rate", "bytes_rate":
+		return sumPts(pts) / ra.Range.Seconds()
+	}
+	return sumPts(pts) // count_over_time, absent_over_time (only whether any), bytes_over_time
 }
 
 func sumPts(pts []Point) float64 {
