@@ -68,13 +68,29 @@ func (in *instance) deleteBlock(ctx context.Context, b *block) error {
 }
 
 // compact merges small blocks (each under compaction.max_block_bytes) once at least min_input_blocks of them
-// exist, oldest first, into one block of at most max_block_bytes, removing duplicate spans. The new block is
-// uploaded before the inputs are deleted; a crash in between leaves duplicates, which queries and the next
-// compaction remove.
+// exist, oldest first, at most max_input_blocks at a time, into blocks of at most max_block_bytes, removing
+// duplicate spans. Each new block is uploaded before its inputs are deleted; a crash in between leaves
+// duplicates, which queries and the next compaction remove. One pass merges until fewer than min_input_blocks
+// small blocks are left, so that a store writing many small blocks (a high rate under memory pressure) does not
+// fall behind although each merge is bounded.
 func (in *instance) compact(ctx context.Context) error {
 	in.s.compactMu.Lock()
 	defer in.s.compactMu.Unlock()
+	for {
+		merged, err := in.compactOnce(ctx)
+		if err != nil || !merged {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// compactOnce merges one group of small blocks, if there are enough of them; it says whether it did.
+func (in *instance) compactOnce(ctx context.Context) (bool, error) {
 	max := in.s.cfg.Compaction.MaxBlockBytes
+	maxInputs := in.s.cfg.Compaction.MaxInputBlocks
 	var inputs []*block
 	var total int64
 	// The inputs are held like a query's, so that retention does not delete them under the merge.
@@ -89,14 +105,17 @@ func (in *instance) compact(ctx context.Context) error {
 		}
 		inputs = append(inputs, b)
 		total += b.meta.Size
+		if maxInputs > 0 && len(inputs) >= maxInputs {
+			break
+		}
 	}
 	if len(inputs) < in.s.cfg.Compaction.MinInputBlocks {
-		return nil
+		return false, nil
 	}
 	start := time.Now()
 	nb, spansIn, err := in.mergeBlocks(ctx, inputs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	gone := map[*block]bool{}
 	for _, b := range inputs {
@@ -110,7 +129,7 @@ func (in *instance) compact(ctx context.Context) error {
 	in.s.logger.Info("Compacted trace blocks", zap.String("tenant", in.tenant), zap.Int("inputs", len(inputs)),
 		zap.Int("spans_in", spansIn), zap.Int("spans_out", nb.meta.Spans), zap.String("block", nb.meta.ULID),
 		zap.Duration("took", time.Since(start)))
-	return nil
+	return true, nil
 }
 
 // mergeCursor reads a block's rows in order, a chunk at a time.
@@ -158,6 +177,12 @@ func cloneRow(r *spanRow) spanRow {
 	return c
 }
 
+// compactReadBuffers is what the read buffers of one merge's inputs may hold together (see openParquet).
+const compactReadBuffers = 16 << 20
+
+// spanRowColumns is the number of columns of a block (spanRow's fields).
+var spanRowColumns = len(parquet.SchemaOf(spanRow{}).Fields())
+
 // mergeBlocks streams the rows of sorted input blocks into one block (a k-way merge by trace id), keeping one
 // trace in memory at a time and dropping duplicate spans. It returns the block and the number of input spans.
 func (in *instance) mergeBlocks(ctx context.Context, inputs []*block) (*block, int, error) {
@@ -168,14 +193,18 @@ func (in *instance) mergeBlocks(ctx context.Context, inputs []*block) (*block, i
 			_ = c.r.Close()
 		}
 	}()
+	// The inputs are read through files of their own, whose read buffers share one budget (a merge holds a
+	// buffer per column of every input at once); the blocks' own files keep the buffers queries want.
+	bufSize := min(in.s.readBufferSize(), max(compactReadBuffers/(len(inputs)*spanRowColumns), fsReadBuffer))
 	for _, b := range inputs {
 		if b.meta.Level > level {
 			level = b.meta.Level
 		}
-		if err := in.open(ctx, b); err != nil {
+		f, err := in.openParquet(b, bufSize)
+		if err != nil {
 			return nil, 0, err
 		}
-		curs = append(curs, &mergeCursor{r: parquet.NewGenericReader[spanRow](b.file), buf: make([]spanRow, 256)})
+		curs = append(curs, &mergeCursor{r: parquet.NewGenericReader[spanRow](f), buf: make([]spanRow, 256)})
 	}
 	bw, err := in.newBlockWriter(ctx, level+1)
 	if err != nil {

@@ -515,6 +515,56 @@ func TestCompactionDedupeAndRetention(t *testing.T) {
 	}
 }
 
+// TestCompactionMaxInputBlocks: a merge reads at most max_input_blocks blocks, and one pass keeps merging until
+// fewer than min_input_blocks small blocks are left.
+func TestCompactionMaxInputBlocks(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		maxInputs, wantLevel int
+	}{
+		{maxInputs: 0, wantLevel: 1}, // no bound: the seven blocks in one merge
+		{maxInputs: 7, wantLevel: 1},
+		{maxInputs: 3, wantLevel: 3}, // 3 -> 1, then (1 + 2) -> 1 twice
+	} {
+		t.Run(fmt.Sprint(tc.maxInputs), func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.Compaction.MinInputBlocks = 2
+			cfg.Compaction.MaxInputBlocks = tc.maxInputs
+			s := openStore(t, cfg)
+			defer s.Shutdown(ctx)
+			s.now = func() time.Time { return baseTime.Add(time.Hour) }
+			for i := 0; i < 7; i++ {
+				if err := s.Push(ctx, tn, batch(10*i, 3, 4)); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.CutAndFlush(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in := s.lookupInstance(tn)
+			if n := len(in.blockList()); n != 7 {
+				t.Fatalf("%d blocks before compaction, want 7", n)
+			}
+			if err := s.Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+			blocks := in.blockList()
+			if len(blocks) != 1 {
+				t.Fatalf("%d blocks after one pass, want 1", len(blocks))
+			}
+			if b := blocks[0]; b.meta.Spans != 7*3*4 || b.meta.Traces != 7*3 || b.meta.Level != tc.wantLevel {
+				t.Fatalf("compacted block: spans=%d traces=%d level=%d, want %d, %d, %d", b.meta.Spans, b.meta.Traces, b.meta.Level,
+					7*3*4, 7*3, tc.wantLevel)
+			}
+			for i := 0; i < 7; i++ {
+				if n := countSpans(t, s, 10*i+2); n != 4 {
+					t.Fatalf("trace %d has %d spans after compaction, want 4", 10*i+2, n)
+				}
+			}
+		})
+	}
+}
+
 func TestParseTraceID(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
