@@ -38,7 +38,7 @@ func TestConfig(t *testing.T) {
 	}{
 		{id: "sprout_traces", check: func(t *testing.T, c *Config) {
 			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Fsync != wal.FsyncInterval || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown ||
-				c.Compaction.MaxInputBlocks != 8 {
+				c.Compaction.MaxInputBlocks != 4 {
 				t.Fatalf("defaults: %+v", c.Config)
 			}
 		}},

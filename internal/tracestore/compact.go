@@ -89,27 +89,11 @@ func (in *instance) compact(ctx context.Context) error {
 
 // compactOnce merges one group of small blocks, if there are enough of them; it says whether it did.
 func (in *instance) compactOnce(ctx context.Context) (bool, error) {
-	max := in.s.cfg.Compaction.MaxBlockBytes
-	maxInputs := in.s.cfg.Compaction.MaxInputBlocks
-	var inputs []*block
-	var total int64
 	// The inputs are held like a query's, so that retention does not delete them under the merge.
 	blocks, release := in.view(nil)
 	defer release()
-	for _, b := range blocks {
-		if b.meta.Size >= max {
-			continue
-		}
-		if total+b.meta.Size > max && len(inputs) >= 2 {
-			break
-		}
-		inputs = append(inputs, b)
-		total += b.meta.Size
-		if maxInputs > 0 && len(inputs) >= maxInputs {
-			break
-		}
-	}
-	if len(inputs) < in.s.cfg.Compaction.MinInputBlocks {
+	inputs := in.s.cfg.Compaction.pickInputs(blocks)
+	if inputs == nil {
 		return false, nil
 	}
 	start := time.Now()
@@ -175,6 +159,55 @@ func cloneRow(r *spanRow) spanRow {
 	c.Name = strings.Clone(r.Name)
 	c.Service = strings.Clone(r.Service)
 	return c
+}
+
+// pickInputs chooses the blocks of the next merge from blocks (sorted oldest first), or nil. Small blocks (under
+// max_block_bytes) of the lowest level that has min_input_blocks of them go first, oldest first, so that each
+// merge takes blocks of about one size and a span is rewritten about once per level (merging a growing block
+// with a few new ones each time would rewrite it at every merge); only when no level has enough are small blocks
+// of any level merged, oldest first. A merge takes at most max_input_blocks blocks and stops before its inputs
+// exceed max_block_bytes (but takes at least two).
+func (c CompactionConfig) pickInputs(blocks []*block) []*block {
+	take := func(level int) []*block {
+		var inputs []*block
+		var total int64
+		for _, b := range blocks {
+			if b.meta.Size >= c.MaxBlockBytes || (level >= 0 && b.meta.Level != level) {
+				continue
+			}
+			if total+b.meta.Size > c.MaxBlockBytes && len(inputs) >= 2 {
+				break
+			}
+			inputs = append(inputs, b)
+			total += b.meta.Size
+			if c.MaxInputBlocks > 0 && len(inputs) >= c.MaxInputBlocks {
+				break
+			}
+		}
+		if len(inputs) < c.MinInputBlocks {
+			return nil
+		}
+		return inputs
+	}
+	perLevel := map[int]int{}
+	for _, b := range blocks {
+		if b.meta.Size < c.MaxBlockBytes {
+			perLevel[b.meta.Level]++
+		}
+	}
+	levels := make([]int, 0, len(perLevel))
+	for l, n := range perLevel {
+		if n >= c.MinInputBlocks {
+			levels = append(levels, l)
+		}
+	}
+	sort.Ints(levels)
+	for _, l := range levels {
+		if inputs := take(l); inputs != nil {
+			return inputs
+		}
+	}
+	return take(-1)
 }
 
 // compactReadBuffers is what the read buffers of one merge's inputs may hold together (see openParquet).

@@ -135,7 +135,7 @@ func DefaultConfig(dataDir string) Config {
 			BlockRetention: 720 * time.Hour,
 			MaxBlockBytes:  64 << 20,
 			MinInputBlocks: 4,
-			MaxInputBlocks: 8,
+			MaxInputBlocks: 4,
 		},
 		Limits: LimitsConfig{
 			MaxBytesPerTrace:   5 << 20,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -682,5 +683,35 @@ func TestDeprecatedSyncKey(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("deprecated").Len(); n != 2 {
 		t.Errorf("%d deprecation warnings, want 2 (sync, sync_interval): %v", n, logs.All())
+	}
+}
+
+// TestPickInputs: the lowest level with min_input_blocks small blocks goes first, oldest first, at most
+// max_input_blocks of them; blocks of mixed levels are merged only when no level has enough.
+func TestPickInputs(t *testing.T) {
+	blk := func(name string, level int, size int64) *block {
+		return &block{meta: blockMeta{ULID: name, Level: level, Size: size}}
+	}
+	c := CompactionConfig{MaxBlockBytes: 100, MinInputBlocks: 2, MaxInputBlocks: 3}
+	for _, tc := range []struct {
+		name   string
+		blocks []*block
+		want   string
+	}{
+		{"level 0 first, oldest first, at most 3",
+			[]*block{blk("a1", 1, 10), blk("b0", 0, 10), blk("c1", 1, 10), blk("d0", 0, 10), blk("e0", 0, 10), blk("f0", 0, 10)}, "b0 d0 e0"},
+		{"level 1 when level 0 has one", []*block{blk("a1", 1, 10), blk("b0", 0, 10), blk("c1", 1, 10)}, "a1 c1"},
+		{"large blocks are left out", []*block{blk("a0", 0, 100), blk("b0", 0, 10), blk("c0", 0, 10)}, "b0 c0"},
+		{"mixed levels when no level has enough", []*block{blk("a2", 2, 10), blk("b0", 0, 10), blk("c1", 1, 10)}, "a2 b0 c1"},
+		{"stops before max_block_bytes", []*block{blk("a0", 0, 60), blk("b0", 0, 30), blk("c0", 0, 30)}, "a0 b0"},
+		{"too few", []*block{blk("a0", 0, 10), blk("b0", 0, 100)}, ""},
+	} {
+		var got []string
+		for _, b := range c.pickInputs(tc.blocks) {
+			got = append(got, b.meta.ULID)
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%s: picked %q, want %q", tc.name, g, tc.want)
+		}
 	}
 }
