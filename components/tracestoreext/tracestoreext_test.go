@@ -37,13 +37,14 @@ func TestConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: "sprout_traces", check: func(t *testing.T, c *Config) {
-			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Fsync != wal.FsyncInterval || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown {
+			if c.DataDir != "./data/traces" || c.Storage.Filesystem.Dir != "data/traces/blocks" || c.WAL.Fsync != wal.FsyncInterval || c.Compaction.BlockRetention != 720*time.Hour || !c.FlushAllOnShutdown ||
+				c.Compaction.MaxInputBlocks != 4 {
 				t.Fatalf("defaults: %+v", c.Config)
 			}
 		}},
 		{id: "sprout_traces/custom", check: func(t *testing.T, c *Config) {
 			if c.DataDir != "/var/lib/sprout/traces" || c.WAL.Sync != "always" || effectiveFsync(c) != wal.FsyncAlways || c.TraceIdlePeriod != 5*time.Second ||
-				c.Compaction.BlockRetention != 48*time.Hour || c.Limits.MaxBytesPerTrace != 1000000 ||
+				c.Compaction.BlockRetention != 48*time.Hour || c.Compaction.MaxInputBlocks != 6 || c.Limits.MaxBytesPerTrace != 1000000 ||
 				c.Storage.Backend != "s3" || c.API.String() != "sprout_api/other" || c.Storage.Filesystem.Dir != "/var/lib/sprout/traces/blocks" {
 				t.Fatalf("custom: %+v", c)
 			}
@@ -54,6 +55,7 @@ func TestConfig(t *testing.T) {
 		}},
 		{id: "sprout_traces/bad_sync", wantErr: `wal.sync: "sometimes" is not one of always, batch, none`},
 		{id: "sprout_traces/bad_retention", wantErr: "compaction.block_retention: must not be negative"},
+		{id: "sprout_traces/bad_max_input_blocks", wantErr: "compaction.max_input_blocks: 3 is below compaction.min_input_blocks 4"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.id, func(t *testing.T) {

@@ -208,13 +208,40 @@ func (in *instance) open(ctx context.Context, b *block) error {
 		}
 		b.index, b.bloom = idx, bf
 	}
-	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: prefix + dataFile, cache: in.s.cache}
-	f, err := parquet.OpenFile(ra, b.meta.Size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
+	f, err := in.openParquet(b, in.s.readBufferSize())
 	if err != nil {
-		return fmt.Errorf("block %s: open parquet: %w", b.meta.ULID, err)
+		return err
 	}
 	b.file, b.opened = f, true
 	return nil
+}
+
+// Read buffers of block files. parquet-go gives every column chunk a reader its own buffer of this size for as
+// long as the chunk is read, so a scan holds one per column (12) and a merge one per column of every input.
+// On the filesystem a read is a pread(2) and the buffer only gathers page headers: a small one costs nothing
+// (reads larger than the buffer bypass it). From an object store every buffer fill is a ranged GET, so fewer,
+// larger reads pay for the memory.
+const (
+	fsReadBuffer     = 32 << 10
+	objectReadBuffer = 1 << 20
+)
+
+// readBufferSize is the read buffer of the store's block files.
+func (s *Store) readBufferSize() int {
+	if s.cache == nil {
+		return fsReadBuffer
+	}
+	return objectReadBuffer
+}
+
+// openParquet opens a block's parquet file with read buffers of bufSize bytes per column chunk being read.
+func (in *instance) openParquet(b *block, bufSize int) (*parquet.File, error) {
+	ra := &bucketReaderAt{ctx: context.Background(), bkt: in.s.bkt, name: in.blockPrefix(b.meta.ULID) + dataFile, cache: in.s.cache}
+	f, err := parquet.OpenFile(ra, b.meta.Size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(bufSize))
+	if err != nil {
+		return nil, fmt.Errorf("block %s: open parquet: %w", b.meta.ULID, err)
+	}
+	return f, nil
 }
 
 func parseIndex(raw []byte) ([]indexEntry, error) {

@@ -68,35 +68,38 @@ func (in *instance) deleteBlock(ctx context.Context, b *block) error {
 }
 
 // compact merges small blocks (each under compaction.max_block_bytes) once at least min_input_blocks of them
-// exist, oldest first, into one block of at most max_block_bytes, removing duplicate spans. The new block is
-// uploaded before the inputs are deleted; a crash in between leaves duplicates, which queries and the next
-// compaction remove.
+// exist, oldest first, at most max_input_blocks at a time, into blocks of at most max_block_bytes, removing
+// duplicate spans. Each new block is uploaded before its inputs are deleted; a crash in between leaves
+// duplicates, which queries and the next compaction remove. One pass merges until fewer than min_input_blocks
+// small blocks are left, so that a store writing many small blocks (a high rate under memory pressure) does not
+// fall behind although each merge is bounded.
 func (in *instance) compact(ctx context.Context) error {
 	in.s.compactMu.Lock()
 	defer in.s.compactMu.Unlock()
-	max := in.s.cfg.Compaction.MaxBlockBytes
-	var inputs []*block
-	var total int64
+	for {
+		merged, err := in.compactOnce(ctx)
+		if err != nil || !merged {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// compactOnce merges one group of small blocks, if there are enough of them; it says whether it did.
+func (in *instance) compactOnce(ctx context.Context) (bool, error) {
 	// The inputs are held like a query's, so that retention does not delete them under the merge.
 	blocks, release := in.view(nil)
 	defer release()
-	for _, b := range blocks {
-		if b.meta.Size >= max {
-			continue
-		}
-		if total+b.meta.Size > max && len(inputs) >= 2 {
-			break
-		}
-		inputs = append(inputs, b)
-		total += b.meta.Size
-	}
-	if len(inputs) < in.s.cfg.Compaction.MinInputBlocks {
-		return nil
+	inputs := in.s.cfg.Compaction.pickInputs(blocks)
+	if inputs == nil {
+		return false, nil
 	}
 	start := time.Now()
 	nb, spansIn, err := in.mergeBlocks(ctx, inputs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	gone := map[*block]bool{}
 	for _, b := range inputs {
@@ -110,7 +113,7 @@ func (in *instance) compact(ctx context.Context) error {
 	in.s.logger.Info("Compacted trace blocks", zap.String("tenant", in.tenant), zap.Int("inputs", len(inputs)),
 		zap.Int("spans_in", spansIn), zap.Int("spans_out", nb.meta.Spans), zap.String("block", nb.meta.ULID),
 		zap.Duration("took", time.Since(start)))
-	return nil
+	return true, nil
 }
 
 // mergeCursor reads a block's rows in order, a chunk at a time.
@@ -158,6 +161,61 @@ func cloneRow(r *spanRow) spanRow {
 	return c
 }
 
+// pickInputs chooses the blocks of the next merge from blocks (sorted oldest first), or nil. Small blocks (under
+// max_block_bytes) of the lowest level that has min_input_blocks of them go first, oldest first, so that each
+// merge takes blocks of about one size and a span is rewritten about once per level (merging a growing block
+// with a few new ones each time would rewrite it at every merge); only when no level has enough are small blocks
+// of any level merged, oldest first. A merge takes at most max_input_blocks blocks and stops before its inputs
+// exceed max_block_bytes (but takes at least two).
+func (c CompactionConfig) pickInputs(blocks []*block) []*block {
+	take := func(level int) []*block {
+		var inputs []*block
+		var total int64
+		for _, b := range blocks {
+			if b.meta.Size >= c.MaxBlockBytes || (level >= 0 && b.meta.Level != level) {
+				continue
+			}
+			if total+b.meta.Size > c.MaxBlockBytes && len(inputs) >= 2 {
+				break
+			}
+			inputs = append(inputs, b)
+			total += b.meta.Size
+			if c.MaxInputBlocks > 0 && len(inputs) >= c.MaxInputBlocks {
+				break
+			}
+		}
+		if len(inputs) < c.MinInputBlocks {
+			return nil
+		}
+		return inputs
+	}
+	perLevel := map[int]int{}
+	for _, b := range blocks {
+		if b.meta.Size < c.MaxBlockBytes {
+			perLevel[b.meta.Level]++
+		}
+	}
+	levels := make([]int, 0, len(perLevel))
+	for l, n := range perLevel {
+		if n >= c.MinInputBlocks {
+			levels = append(levels, l)
+		}
+	}
+	sort.Ints(levels)
+	for _, l := range levels {
+		if inputs := take(l); inputs != nil {
+			return inputs
+		}
+	}
+	return take(-1)
+}
+
+// compactReadBuffers is what the read buffers of one merge's inputs may hold together (see openParquet).
+const compactReadBuffers = 16 << 20
+
+// spanRowColumns is the number of columns of a block (spanRow's fields).
+var spanRowColumns = len(parquet.SchemaOf(spanRow{}).Fields())
+
 // mergeBlocks streams the rows of sorted input blocks into one block (a k-way merge by trace id), keeping one
 // trace in memory at a time and dropping duplicate spans. It returns the block and the number of input spans.
 func (in *instance) mergeBlocks(ctx context.Context, inputs []*block) (*block, int, error) {
@@ -168,14 +226,18 @@ func (in *instance) mergeBlocks(ctx context.Context, inputs []*block) (*block, i
 			_ = c.r.Close()
 		}
 	}()
+	// The inputs are read through files of their own, whose read buffers share one budget (a merge holds a
+	// buffer per column of every input at once); the blocks' own files keep the buffers queries want.
+	bufSize := min(in.s.readBufferSize(), max(compactReadBuffers/(len(inputs)*spanRowColumns), fsReadBuffer))
 	for _, b := range inputs {
 		if b.meta.Level > level {
 			level = b.meta.Level
 		}
-		if err := in.open(ctx, b); err != nil {
+		f, err := in.openParquet(b, bufSize)
+		if err != nil {
 			return nil, 0, err
 		}
-		curs = append(curs, &mergeCursor{r: parquet.NewGenericReader[spanRow](b.file), buf: make([]spanRow, 256)})
+		curs = append(curs, &mergeCursor{r: parquet.NewGenericReader[spanRow](f), buf: make([]spanRow, 256)})
 	}
 	bw, err := in.newBlockWriter(ctx, level+1)
 	if err != nil {

@@ -65,6 +65,9 @@ type CompactionConfig struct {
 	MaxBlockBytes int64 `mapstructure:"max_block_bytes"`
 	// MinInputBlocks is how many small blocks must exist before they are merged.
 	MinInputBlocks int `mapstructure:"min_input_blocks"`
+	// MaxInputBlocks is how many blocks one merge reads at once (0: as many as max_block_bytes allows). A merge
+	// holds a decoded page and a read buffer per column of every input, so this bounds compaction's memory.
+	MaxInputBlocks int `mapstructure:"max_input_blocks"`
 }
 
 // Limits are the per-tenant limits; every refusal names the limit it hit.
@@ -113,6 +116,7 @@ func DefaultConfig() Config {
 			BlockRetention: 720 * time.Hour,
 			MaxBlockBytes:  64 << 20,
 			MinInputBlocks: 4,
+			MaxInputBlocks: 4,
 		},
 		Limits: Limits{
 			MaxBytesPerTrace:   5 << 20,
@@ -180,6 +184,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Compaction.MinInputBlocks < 2 {
 		return errors.New("compaction.min_input_blocks: must be at least 2")
+	}
+	if c.Compaction.MaxInputBlocks != 0 && c.Compaction.MaxInputBlocks < c.Compaction.MinInputBlocks {
+		return fmt.Errorf("compaction.max_input_blocks: %d is below compaction.min_input_blocks %d (0: no bound)",
+			c.Compaction.MaxInputBlocks, c.Compaction.MinInputBlocks)
 	}
 	if c.Limits.MaxBytesPerTrace < 0 {
 		return errors.New("limits.max_bytes_per_trace: must not be negative")

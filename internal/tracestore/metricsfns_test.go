@@ -320,3 +320,44 @@ func traceqlSpans(td ptrace.Traces) []traceql.Span {
 	}
 	return out
 }
+
+// TestSeriesAccFolds: each function's running value per step equals the value computed from all the step's
+// values at once; an empty step is 0 for counts and NaN for the rest.
+func TestSeriesAccFolds(t *testing.T) {
+	vals := [][]float64{{3, -1.5, 7, 0.25}, nil, {2}}
+	step := 2 * time.Second
+	for _, tc := range []struct {
+		fn   string
+		want []float64
+	}{
+		{"rate", []float64{2, 0, 0.5}},
+		{"count_over_time", []float64{4, 0, 1}},
+		{"histogram_over_time", []float64{4, 0, 1}},
+		{"sum_over_time", []float64{8.75, math.NaN(), 2}},
+		{"avg_over_time", []float64{8.75 / 4, math.NaN(), 2}},
+		{"min_over_time", []float64{-1.5, math.NaN(), 2}},
+		{"max_over_time", []float64{7, math.NaN(), 2}},
+	} {
+		acc := newSeriesAcc(tc.fn, nil, len(vals))
+		for i, vs := range vals {
+			for _, v := range vs {
+				acc.add(tc.fn, i, v)
+			}
+		}
+		for i, w := range tc.want {
+			got := acc.value(tc.fn, i, step)
+			if got != w && !(math.IsNaN(got) && math.IsNaN(w)) {
+				t.Errorf("%s step %d = %v, want %v", tc.fn, i, got, w)
+			}
+		}
+	}
+	acc := newSeriesAcc("quantile_over_time", nil, len(vals))
+	for i, vs := range vals {
+		for _, v := range vs {
+			acc.add("quantile_over_time", i, v)
+		}
+	}
+	if got := quantile(acc.vals[0], 0.5); got != 1.625 {
+		t.Errorf("quantile_over_time p50 of step 0 = %v, want 1.625", got)
+	}
+}

@@ -136,10 +136,65 @@ type MetricsResult struct {
 	Metrics SearchMetrics
 }
 
+// seriesAcc accumulates one series, step by step. Only quantile_over_time keeps every value: the other functions
+// fold each span into a count and one running value, so that a count over millions of spans holds a number per
+// step rather than one per span.
 type seriesAcc struct {
 	labels []SeriesLabel
-	vals   [][]float64 // per step: the values (or one count per span)
+	n      []int64     // per step: the spans counted
+	agg    []float64   // per step: the running sum (sum, avg), minimum or maximum; nil for counts
+	vals   [][]float64 // per step: every value (quantile_over_time only)
 	slots  *exemplarSlots
+}
+
+func newSeriesAcc(fn string, labels []SeriesLabel, steps int) *seriesAcc {
+	acc := &seriesAcc{labels: labels, n: make([]int64, steps)}
+	switch fn {
+	case "quantile_over_time":
+		acc.vals = make([][]float64, steps)
+	case "sum_over_time", "avg_over_time", "min_over_time", "max_over_time":
+		acc.agg = make([]float64, steps)
+	}
+	return acc
+}
+
+// add folds a span's value into its step, in the order reduce would see it.
+func (acc *seriesAcc) add(fn string, step int, v float64) {
+	switch fn {
+	case "quantile_over_time":
+		acc.vals[step] = append(acc.vals[step], v)
+	case "sum_over_time", "avg_over_time":
+		acc.agg[step] += v
+	case "min_over_time":
+		if acc.n[step] == 0 {
+			acc.agg[step] = v
+		}
+		acc.agg[step] = math.Min(acc.agg[step], v)
+	case "max_over_time":
+		if acc.n[step] == 0 {
+			acc.agg[step] = v
+		}
+		acc.agg[step] = math.Max(acc.agg[step], v)
+	}
+	acc.n[step]++
+}
+
+// value is the function's value in a step (NaN where it has none).
+func (acc *seriesAcc) value(fn string, step int, stepDur time.Duration) float64 {
+	n := acc.n[step]
+	switch fn {
+	case "rate":
+		return float64(n) / stepDur.Seconds()
+	case "count_over_time", "histogram_over_time":
+		return float64(n)
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	if fn == "avg_over_time" {
+		return acc.agg[step] / float64(n)
+	}
+	return acc.agg[step]
 }
 
 // QueryRange evaluates a metrics query.
@@ -248,14 +303,14 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 						tooMany = true
 						continue
 					}
-					acc = &seriesAcc{labels: labels, vals: make([][]float64, steps)}
+					acc = newSeriesAcc(m.Fn, labels, steps)
 					if req.Exemplars > 0 {
 						acc.slots = newExemplarSlots(req.Exemplars, exStart, exEnd)
 					}
 					groups[k] = acc
 					order = append(order, k)
 				}
-				acc.vals[step] = append(acc.vals[step], val)
+				acc.add(m.Fn, step, val)
 				if acc.slots != nil {
 					ev := val
 					if m.Attr == nil || m.Fn == "histogram_over_time" {
@@ -406,12 +461,8 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 			continue
 		}
 		ser := Series{Labels: acc.labels, Values: make([]float64, steps), Exemplars: ex}
-		fn := m.Fn
-		if fn == "histogram_over_time" {
-			fn = "count_over_time" // each bucket's series counts its spans
-		}
-		for i, vs := range acc.vals {
-			ser.Values[i] = reduce(fn, vs, req.Step)
+		for i := range ser.Values {
+			ser.Values[i] = acc.value(m.Fn, i, req.Step) // histogram_over_time: each bucket's series counts its spans
 		}
 		finishExemplars(req, &ser)
 		res.Series = append(res.Series, ser)
@@ -441,36 +492,6 @@ func finishExemplars(req MetricsRequest, ser *Series) {
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].TimestampMs < out[b].TimestampMs })
 	ser.Exemplars = out
-}
-
-func reduce(fn string, vs []float64, step time.Duration) float64 {
-	switch fn {
-	case "rate":
-		return float64(len(vs)) / step.Seconds()
-	case "count_over_time":
-		return float64(len(vs))
-	}
-	if len(vs) == 0 {
-		return math.NaN()
-	}
-	out := vs[0]
-	sum := 0.0
-	for _, v := range vs {
-		sum += v
-		switch fn {
-		case "min_over_time":
-			out = math.Min(out, v)
-		case "max_over_time":
-			out = math.Max(out, v)
-		}
-	}
-	switch fn {
-	case "sum_over_time":
-		return sum
-	case "avg_over_time":
-		return sum / float64(len(vs))
-	}
-	return out
 }
 
 // quantile is the q-quantile of vs with linear interpolation between closest ranks; NaN when empty.

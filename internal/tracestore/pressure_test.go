@@ -8,23 +8,23 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// TestMemoryPressure: past a quarter of max_live_bytes the store stops waiting. Live traces are all cut once
-// they alone hold that much, and waiting traces are written once they fill half a block; below it traces wait
-// for their idle period and for a full block as before.
+// TestMemoryPressure: past the pressure point (half a block, or a quarter of max_live_bytes if less) the store
+// stops waiting. Live traces are all cut once they alone hold that much, and waiting traces are written once
+// they fill half a block; below it traces wait for their idle period and for a full block as before.
 func TestMemoryPressure(t *testing.T) {
-	const max, block = 1 << 20, 128 << 10 // pressure at 256 KiB, half a block 64 KiB
+	const max, block = 1 << 20, 128 << 10 // pressure at half a block, 64 KiB (a quarter of max_live_bytes is 256 KiB)
 	for _, tc := range []struct {
 		name          string
 		live, pending int64 // bytes held by live and pending traces
 		wantCut       bool  // every live trace is cut although none is idle
 		wantFlush     bool
 	}{
-		{name: "quiet", live: 100 << 10, pending: 16 << 10},
-		{name: "live over pressure", live: 300 << 10, wantCut: true},
-		{name: "held over pressure, half a block waiting", live: 200 << 10, pending: 80 << 10, wantFlush: true},
-		{name: "held over pressure, little waiting", live: 240 << 10, pending: 30 << 10},
+		{name: "quiet", live: 40 << 10, pending: 16 << 10},
+		{name: "live over pressure", live: 100 << 10, wantCut: true},
+		{name: "held over pressure, half a block waiting", live: 30 << 10, pending: 70 << 10, wantFlush: true},
+		{name: "held over pressure, little waiting", live: 60 << 10, pending: 30 << 10},
 		{name: "full block waiting", live: 10 << 10, pending: block, wantFlush: true},
-		{name: "over half of max_live_bytes", live: 200 << 10, pending: 400 << 10, wantCut: true, wantFlush: true},
+		{name: "over half of max_live_bytes", live: 40 << 10, pending: 600 << 10, wantCut: true, wantFlush: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())
@@ -85,6 +85,18 @@ func TestCutKeepsArrivalOrder(t *testing.T) {
 	for i := 1; i < len(in.pending); i++ {
 		if in.pending[i].firstIn.Before(in.pending[i-1].firstIn) {
 			t.Fatalf("pending trace %d arrived before trace %d", i, i-1)
+		}
+	}
+}
+
+func TestPressurePoint(t *testing.T) {
+	for _, tc := range []struct{ maxLive, maxBlock, want int64 }{
+		{maxLive: 192 << 20, maxBlock: 32 << 20, want: 16 << 20}, // the defaults: half a block
+		{maxLive: 32 << 20, maxBlock: 32 << 20, want: 8 << 20},   // a quarter of a small max_live_bytes
+		{maxLive: 0, maxBlock: 32 << 20, want: 0},                // no bound, no pressure
+	} {
+		if got := pressurePoint(tc.maxLive, tc.maxBlock); got != tc.want {
+			t.Errorf("pressurePoint(%d, %d) = %d, want %d", tc.maxLive, tc.maxBlock, got, tc.want)
 		}
 	}
 }

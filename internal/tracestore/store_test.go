@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -516,6 +517,56 @@ func TestCompactionDedupeAndRetention(t *testing.T) {
 	}
 }
 
+// TestCompactionMaxInputBlocks: a merge reads at most max_input_blocks blocks, and one pass keeps merging until
+// fewer than min_input_blocks small blocks are left.
+func TestCompactionMaxInputBlocks(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		maxInputs, wantLevel int
+	}{
+		{maxInputs: 0, wantLevel: 1}, // no bound: the seven blocks in one merge
+		{maxInputs: 7, wantLevel: 1},
+		{maxInputs: 3, wantLevel: 3}, // 3 -> 1, then (1 + 2) -> 1 twice
+	} {
+		t.Run(fmt.Sprint(tc.maxInputs), func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.Compaction.MinInputBlocks = 2
+			cfg.Compaction.MaxInputBlocks = tc.maxInputs
+			s := openStore(t, cfg)
+			defer s.Close(ctx)
+			s.now = func() time.Time { return baseTime.Add(time.Hour) }
+			for i := 0; i < 7; i++ {
+				if err := s.Push(ctx, tn, batch(10*i, 3, 4)); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.CutAndFlush(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in := s.lookupInstance(tn)
+			if n := len(in.blockList()); n != 7 {
+				t.Fatalf("%d blocks before compaction, want 7", n)
+			}
+			if err := s.Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+			blocks := in.blockList()
+			if len(blocks) != 1 {
+				t.Fatalf("%d blocks after one pass, want 1", len(blocks))
+			}
+			if b := blocks[0]; b.meta.Spans != 7*3*4 || b.meta.Traces != 7*3 || b.meta.Level != tc.wantLevel {
+				t.Fatalf("compacted block: spans=%d traces=%d level=%d, want %d, %d, %d", b.meta.Spans, b.meta.Traces, b.meta.Level,
+					7*3*4, 7*3, tc.wantLevel)
+			}
+			for i := 0; i < 7; i++ {
+				if n := countSpans(t, s, 10*i+2); n != 4 {
+					t.Fatalf("trace %d has %d spans after compaction, want 4", 10*i+2, n)
+				}
+			}
+		})
+	}
+}
+
 func TestParseTraceID(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -633,5 +684,35 @@ func TestDeprecatedSyncKey(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("deprecated").Len(); n != 2 {
 		t.Errorf("%d deprecation warnings, want 2 (sync, sync_interval): %v", n, logs.All())
+	}
+}
+
+// TestPickInputs: the lowest level with min_input_blocks small blocks goes first, oldest first, at most
+// max_input_blocks of them; blocks of mixed levels are merged only when no level has enough.
+func TestPickInputs(t *testing.T) {
+	blk := func(name string, level int, size int64) *block {
+		return &block{meta: blockMeta{ULID: name, Level: level, Size: size}}
+	}
+	c := CompactionConfig{MaxBlockBytes: 100, MinInputBlocks: 2, MaxInputBlocks: 3}
+	for _, tc := range []struct {
+		name   string
+		blocks []*block
+		want   string
+	}{
+		{"level 0 first, oldest first, at most 3",
+			[]*block{blk("a1", 1, 10), blk("b0", 0, 10), blk("c1", 1, 10), blk("d0", 0, 10), blk("e0", 0, 10), blk("f0", 0, 10)}, "b0 d0 e0"},
+		{"level 1 when level 0 has one", []*block{blk("a1", 1, 10), blk("b0", 0, 10), blk("c1", 1, 10)}, "a1 c1"},
+		{"large blocks are left out", []*block{blk("a0", 0, 100), blk("b0", 0, 10), blk("c0", 0, 10)}, "b0 c0"},
+		{"mixed levels when no level has enough", []*block{blk("a2", 2, 10), blk("b0", 0, 10), blk("c1", 1, 10)}, "a2 b0 c1"},
+		{"stops before max_block_bytes", []*block{blk("a0", 0, 60), blk("b0", 0, 30), blk("c0", 0, 30)}, "a0 b0"},
+		{"too few", []*block{blk("a0", 0, 10), blk("b0", 0, 100)}, ""},
+	} {
+		var got []string
+		for _, b := range c.pickInputs(tc.blocks) {
+			got = append(got, b.meta.ULID)
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%s: picked %q, want %q", tc.name, g, tc.want)
+		}
 	}
 }
