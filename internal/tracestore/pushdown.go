@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
@@ -163,22 +164,35 @@ func (c *colCursor) close() {
 	_ = c.pages.Close()
 }
 
-// candidates returns the index entries of the block's traces that pass the prefilter. Row groups are pruned
-// first by their column statistics and dictionaries (rowGroupDomain); the rows of the others are read from the
-// columns the prefilter uses only.
+// candidates returns the index entries of the block's traces that pass the prefilter.
 func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefilter) ([]indexEntry, error) {
+	var out []indexEntry
+	err := in.candidatesEach(ctx, b, pf, func(es []indexEntry) bool {
+		out = append(out, es...)
+		return true
+	})
+	return out, err
+}
+
+// candidatesEach calls emit with the index entries of the block's traces that pass the prefilter, in row (trace
+// id) order, as soon as they are decided: after each row group, the traces whose last row it held. emit returns
+// false to stop, so a search that has its limit reads no further row group. Row groups are pruned first by their
+// column statistics and dictionaries (rowGroupDomain); the rows of the others are read from the columns the
+// prefilter uses only.
+func (in *instance) candidatesEach(ctx context.Context, b *block, pf *traceql.Prefilter, emit func([]indexEntry) bool) error {
 	if err := in.open(ctx, b); err != nil {
-		return nil, err
+		return err
 	}
 	if pf.Len() > 64 {
-		return b.index, nil
+		emit(b.index)
+		return nil
 	}
 	schema := b.file.Schema()
 	var cols [5]int
 	for i, n := range []string{"name", "service_name", "duration_nano", "kind", "status_code"} {
 		leaf, ok := schema.Lookup(n)
 		if !ok {
-			return nil, fmt.Errorf("block %s: no column %s", b.meta.ULID, n)
+			return fmt.Errorf("block %s: no column %s", b.meta.ULID, n)
 		}
 		cols[i] = leaf.ColumnIndex
 	}
@@ -190,14 +204,27 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 	readsDur := m.ReadsDuration()
 	var row int64
 	ti := 0
+	// next is the first index entry not yet decided; flush emits the candidates among the entries that end
+	// before row.
+	next := 0
+	var batch []indexEntry
+	flush := func(row int64) bool {
+		batch = batch[:0]
+		for ; next < len(b.index) && int64(b.index[next].first)+int64(b.index[next].count) <= row; next++ {
+			if sat[next] == all {
+				batch = append(batch, b.index[next])
+			}
+		}
+		return len(batch) == 0 || emit(batch)
+	}
 	for _, rg := range b.file.RowGroups() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		n := rg.NumRows()
 		dom, err := rowGroupDomain(rg, cols, uses)
 		if err != nil {
-			return nil, fmt.Errorf("block %s: read column statistics: %w", b.meta.ULID, err)
+			return fmt.Errorf("block %s: read column statistics: %w", b.meta.ULID, err)
 		}
 		if mask := maybeMask(pf, dom); mask != all {
 			// No trace that lies wholly in this row group can pass. A trace that crosses its edges may still
@@ -290,17 +317,15 @@ func (in *instance) candidates(ctx context.Context, b *block, pf *traceql.Prefil
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("block %s: read columns: %w", b.meta.ULID, err)
+			return fmt.Errorf("block %s: read columns: %w", b.meta.ULID, err)
 		}
 		row += n
-	}
-	var out []indexEntry
-	for i, s := range sat {
-		if s == all {
-			out = append(out, b.index[i])
+		if !flush(row) {
+			return nil
 		}
 	}
-	return out, nil
+	flush(math.MaxInt64)
+	return nil
 }
 
 // scanCandidates calls fn with every trace of the block that passes the prefilter, in trace id order.
@@ -308,11 +333,21 @@ func (in *instance) scanCandidates(ctx context.Context, b *block, pf *traceql.Pr
 	if pf == nil {
 		return in.scanBlock(ctx, b, fn)
 	}
-	cands, err := in.candidates(ctx, b, pf)
+	stopped := false
+	var rerr error
+	err := in.candidatesEach(ctx, b, pf, func(cands []indexEntry) bool {
+		rerr = in.readCandidates(ctx, b, cands, func(id pcommon.TraceID, spans []traceql.Span) bool {
+			if !fn(id, spans) {
+				stopped = true
+			}
+			return !stopped
+		})
+		return rerr == nil && !stopped
+	})
 	if err != nil {
 		return err
 	}
-	return in.readCandidates(ctx, b, cands, fn)
+	return rerr
 }
 
 // readCandidates reads and decodes the given traces of a block, calling fn for each until it returns false.

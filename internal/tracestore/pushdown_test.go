@@ -115,3 +115,62 @@ func testPushdownSameAsMemory(t *testing.T, flushEvery int, wantSkipped bool) {
 	t.Logf("%d blocks; skipped %v row groups, %v blocks", len(s.lookupInstance(tn).blockList()),
 		testutil.ToFloat64(s.m.searchRowGroupsSkipped), testutil.ToFloat64(s.m.searchBlocksSkipped))
 }
+
+// TestCandidatesEmittedPerRowGroup: a block's candidates come out row group by row group, in trace id order,
+// together the same as all at once; a consumer that has enough stops the scan at the first batch.
+func TestCandidatesEmittedPerRowGroup(t *testing.T) {
+	old := rowsPerGroup
+	rowsPerGroup = 7
+	defer func() { rowsPerGroup = old }()
+	ctx := context.Background()
+	s := openStore(t, testConfig(t.TempDir()))
+	defer s.Close(ctx)
+	for i := 0; i < 60; i += 20 {
+		if err := s.Push(ctx, tn, batch(i, 20, 1+i%7)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CutAndFlush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	in := s.lookupInstance(tn)
+	blocks := in.blockList()
+	if len(blocks) != 1 {
+		t.Fatalf("%d blocks, want 1", len(blocks))
+	}
+	b := blocks[0]
+	pf := mustQuery(t, `{ name = "step-2" }`).Prefilter()
+	all, err := in.candidates(ctx, b, pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []indexEntry
+	batches := 0
+	if err := in.candidatesEach(ctx, b, pf, func(es []indexEntry) bool {
+		batches++
+		got = append(got, es...)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 || fmt.Sprint(got) != fmt.Sprint(all) {
+		t.Fatalf("per row group %v, all at once %v", got, all)
+	}
+	if batches < 2 {
+		t.Fatalf("%d batches of candidates from a block of %d-row groups", batches, rowsPerGroup)
+	}
+	calls := 0
+	if err := in.candidatesEach(ctx, b, pf, func([]indexEntry) bool { calls++; return false }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("the scan went on after the consumer stopped: %d calls", calls)
+	}
+	res, err := s.Search(ctx, tn, SearchRequest{Query: mustQuery(t, `{ name = "step-2" }`), Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Traces) != 3 {
+		t.Fatalf("search with limit 3 found %d traces", len(res.Traces))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -365,7 +366,16 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			if pf == nil {
 				err = in.scanBlock(ctx, b, visitBlock)
 			} else {
-				err = in.readCandidates(ctx, b, c.entries, visitBlock)
+				// Candidates arrive row group by row group: a search that reaches its limit early in a large
+				// block reads no more of it.
+				for batch := range c.batches {
+					if err = batch.err; err != nil {
+						break
+					}
+					if err = in.readCandidates(ctx, b, batch.entries, visitBlock); err != nil || !more {
+						break
+					}
+				}
 			}
 		}
 		if err != nil {
@@ -462,12 +472,17 @@ func (j *partJoiner) whole(id pcommon.TraceID, spans []traceql.Span, from *block
 }
 
 // blockCands is the first phase of searching one block: skipped entirely, or the traces that passed the
-// prefilter.
+// prefilter, in batches as each row group is decided (closed once the block is done).
 type blockCands struct {
 	skip    bool
-	entries []indexEntry
+	batches <-chan candBatch
 	err     error
 	held    bool // computed by a worker that holds a place in the window
+}
+
+type candBatch struct {
+	entries []indexEntry
+	err     error
 }
 
 // candPrefetch computes the candidates of blocks ahead of the search that consumes them in order, on up to
@@ -509,8 +524,25 @@ func (in *instance) prefetchCandidates(ctx context.Context, order []*block, pf *
 				return
 			}
 			go func(i int, b *block) {
-				e, err := in.candidates(ctx, b, pf)
-				p.results[i] <- blockCands{entries: e, err: err, held: true}
+				if err := in.open(ctx, b); err != nil {
+					p.results[i] <- blockCands{err: err, held: true}
+					return
+				}
+				// Room for every batch of the block: the worker never waits for the consumer, so the blocks
+				// ahead are still computed in parallel; it stops at the next row group once the search ends.
+				ch := make(chan candBatch, len(b.file.RowGroups())+2)
+				p.results[i] <- blockCands{batches: ch, held: true}
+				defer close(ch)
+				err := in.candidatesEach(ctx, b, pf, func(es []indexEntry) bool {
+					if ctx.Err() != nil {
+						return false
+					}
+					ch <- candBatch{entries: slices.Clone(es)}
+					return true
+				})
+				if err != nil {
+					ch <- candBatch{err: err}
+				}
 			}(i, b)
 		}
 	}()
