@@ -279,6 +279,20 @@ func (e *VectorAggregation) String() string {
 	return s + e.Inner.String() + ")"
 }
 
+// LabelReplaceExpr is label_replace(inner, "dst", "replacement", "src", "regex"): where src's value matches
+// the (anchored) regex, dst is set to the replacement with $1… expanded, or removed if that is empty.
+type LabelReplaceExpr struct {
+	Inner                        SampleExpr
+	Dst, Replacement, Src, Regex string
+	re                           *regexp.Regexp
+}
+
+func (*LabelReplaceExpr) sample() {}
+func (e *LabelReplaceExpr) String() string {
+	return "label_replace(" + e.Inner.String() + "," + strconv.Quote(e.Dst) + "," + strconv.Quote(e.Replacement) + "," +
+		strconv.Quote(e.Src) + "," + strconv.Quote(e.Regex) + ")"
+}
+
 // BinaryExpr is `a op b` between sample expressions.
 type BinaryExpr struct {
 	Op          string
@@ -286,7 +300,11 @@ type BinaryExpr struct {
 	On          bool
 	Ignoring    bool
 	MatchLabels []string
-	LHS, RHS    SampleExpr
+	// GroupLeft / GroupRight make the matching many-to-one / one-to-many; Include are the labels the result
+	// takes from the "one" side (group_left(a, b)).
+	GroupLeft, GroupRight bool
+	Include               []string
+	LHS, RHS              SampleExpr
 }
 
 func (*BinaryExpr) sample() {}

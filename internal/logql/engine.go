@@ -453,6 +453,8 @@ func (ev *evaluator) eval(expr SampleExpr) (*vectorResult, error) {
 		return ev.evalRange(x)
 	case *VectorAggregation:
 		return ev.evalVectorAgg(x)
+	case *LabelReplaceExpr:
+		return ev.evalLabelReplace(x)
 	case *BinaryExpr:
 		return ev.evalBinary(x)
 	}
@@ -1043,33 +1045,120 @@ func (ev *evaluator) evalBinary(be *BinaryExpr) (*vectorResult, error) {
 				}
 			}
 		default:
-			rm := map[string]Sample{}
-			for _, s := range rv {
-				sig := matchSignature(s.Labels, be)
-				if _, dup := rm[sig]; dup {
-					return nil, fmt.Errorf("found duplicate series for the match group %s on the right hand-side of the operation: many-to-one matching must be explicit", sig)
-				}
-				rm[sig] = s
+			vs, err := vectorBinop(be, lv, rv)
+			if err != nil {
+				return nil, err
 			}
-			for _, s := range lv {
-				sig := matchSignature(s.Labels, be)
-				o, ok := rm[sig]
-				if !ok {
-					continue
-				}
-				v, keep := scalarOp(be.Op, s.V, o.V, be.ReturnBool)
-				if !keep {
-					continue
-				}
-				lbs := s.Labels
-				if be.On {
-					lbs = labels.NewBuilder(lbs).Keep(be.MatchLabels...).Labels()
-				}
-				out.vecs[i] = append(out.vecs[i], Sample{Labels: lbs, V: v})
-			}
+			out.vecs[i] = vs
 		}
 	}
 	return out, nil
+}
+
+// vectorBinop matches two vectors as Loki (and PromQL) do: one-to-one, or many-to-one / one-to-many with
+// group_left / group_right, whose "one" side may lend labels (Include) to the result.
+func vectorBinop(be *BinaryExpr, lhs, rhs []Sample) ([]Sample, error) {
+	if be.GroupRight {
+		lhs, rhs = rhs, lhs // lhs is now the "many" side
+	}
+	oneToOne := !be.GroupLeft && !be.GroupRight
+	one := map[string]Sample{}
+	for _, s := range rhs {
+		sig := matchSignature(s.Labels, be)
+		if _, dup := one[sig]; dup {
+			side := "right"
+			if be.GroupRight {
+				side = "left"
+			}
+			return nil, fmt.Errorf("found duplicate series on the %s hand-side;many-to-many matching not allowed: matching labels must be unique on one side", side)
+		}
+		one[sig] = s
+	}
+	matched := map[string]map[uint64]struct{}{}
+	var out []Sample
+	for _, s := range lhs {
+		sig := matchSignature(s.Labels, be)
+		o, ok := one[sig]
+		if !ok {
+			continue
+		}
+		lbs := resultLabels(s.Labels, o.Labels, be, oneToOne)
+		inserted, seen := matched[sig]
+		if oneToOne {
+			if seen {
+				return nil, errors.New("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)")
+			}
+			matched[sig] = nil
+		} else {
+			h := lbs.Hash()
+			if !seen {
+				inserted = map[uint64]struct{}{}
+				matched[sig] = inserted
+			} else if _, dup := inserted[h]; dup {
+				return nil, errors.New("multiple matches for labels: grouping labels must ensure unique matches")
+			}
+			inserted[h] = struct{}{}
+		}
+		l, r := s.V, o.V
+		if be.GroupRight {
+			l, r = r, l // the operands in the query's order
+		}
+		v, keep := scalarOp(be.Op, l, r, be.ReturnBool)
+		if !keep {
+			continue
+		}
+		out = append(out, Sample{Labels: lbs, V: v})
+	}
+	return out, nil
+}
+
+// resultLabels are the labels of a matched pair's result: the "many" (or left) side's, narrowed by on / ignoring
+// for one-to-one matching, with the Include labels taken from the "one" side.
+func resultLabels(many, one labels.Labels, be *BinaryExpr, oneToOne bool) labels.Labels {
+	if !oneToOne || !be.On && !be.Ignoring {
+		if len(be.Include) == 0 {
+			return many
+		}
+	}
+	b := labels.NewBuilder(many)
+	if oneToOne {
+		switch {
+		case be.On:
+			b.Keep(be.MatchLabels...)
+		case be.Ignoring:
+			b.Del(be.MatchLabels...)
+		}
+	}
+	for _, n := range be.Include {
+		if v := one.Get(n); v != "" {
+			b.Set(n, v)
+		} else {
+			b.Del(n)
+		}
+	}
+	return b.Labels()
+}
+
+func (ev *evaluator) evalLabelReplace(lr *LabelReplaceExpr) (*vectorResult, error) {
+	vr, err := ev.eval(lr.Inner)
+	if err != nil {
+		return nil, err
+	}
+	if vr.scalar {
+		return vr, nil
+	}
+	for i, vec := range vr.vecs {
+		for k, smp := range vec {
+			src := smp.Labels.Get(lr.Src)
+			idx := lr.re.FindStringSubmatchIndex(src)
+			if idx == nil {
+				continue
+			}
+			v := string(lr.re.ExpandString(nil, lr.Replacement, src, idx))
+			vr.vecs[i][k].Labels = labels.NewBuilder(smp.Labels).Set(lr.Dst, v).Labels()
+		}
+	}
+	return vr, nil
 }
 
 func isComparison(op string) bool {
@@ -1088,6 +1177,8 @@ func Lookback(e Expr) time.Duration {
 	case *RangeAggregation:
 		return x.Range + max(x.Offset, 0)
 	case *VectorAggregation:
+		return Lookback(x.Inner)
+	case *LabelReplaceExpr:
 		return Lookback(x.Inner)
 	case *BinaryExpr:
 		return max(Lookback(x.LHS), Lookback(x.RHS))

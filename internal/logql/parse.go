@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,6 +164,25 @@ func (p *parser) parseExpr(minPrec int) (Expr, error) {
 				return nil, err
 			}
 			be.MatchLabels = names
+			if p.isIdent("group_left") || p.isIdent("group_right") {
+				g := p.next()
+				be.GroupLeft, be.GroupRight = g.text == "group_left", g.text == "group_right"
+				if p.peek().kind == tLParen {
+					if be.Include, err = p.parseLabelList(); err != nil {
+						return nil, err
+					}
+				}
+				if op == "and" || op == "or" || op == "unless" {
+					return nil, p.errAt(g, "no grouping allowed for %q operation", op)
+				}
+				if be.On {
+					for _, l := range be.MatchLabels {
+						if slices.Contains(be.Include, l) {
+							return nil, p.errAt(g, "label %q must not occur in ON and GROUP clause at once", l)
+						}
+					}
+				}
+			}
 		}
 		nextMin := prec
 		if op == "^" { // right associative
@@ -278,6 +298,8 @@ func (p *parser) parsePrimary() (Expr, error) {
 				return nil, err
 			}
 			return &VectorExpr{Val: v}, nil
+		case t.text == "label_replace":
+			return p.parseLabelReplace()
 		case rangeOps[t.text]:
 			return p.parseRangeAgg()
 		case vectorOps[t.text]:
@@ -907,4 +929,42 @@ func parseBytes(s string) (uint64, error) {
 		return 0, fmt.Errorf("byte size %q out of range", s)
 	}
 	return uint64(v), nil
+}
+
+// parseLabelReplace parses label_replace(<metric query>, "dst", "replacement", "src", "regex").
+func (p *parser) parseLabelReplace() (Expr, error) {
+	fn := p.next()
+	if _, err := p.expect(tLParen); err != nil {
+		return nil, err
+	}
+	inner, err := p.parseExpr(0)
+	if err != nil {
+		return nil, err
+	}
+	se, ok := inner.(SampleExpr)
+	if !ok {
+		return nil, p.errAt(fn, "label_replace needs a metric query, got a log query: wrap it in a range aggregation such as count_over_time(%s [5m])", inner.String())
+	}
+	var args [4]string
+	for i := range args {
+		if _, err := p.expect(tComma); err != nil {
+			return nil, err
+		}
+		vt := p.next()
+		if vt.kind != tString {
+			return nil, p.unexpected(vt, "STRING")
+		}
+		args[i] = vt.text
+	}
+	if _, err := p.expect(tRParen); err != nil {
+		return nil, err
+	}
+	lr := &LabelReplaceExpr{Inner: se, Dst: args[0], Replacement: args[1], Src: args[2], Regex: args[3]}
+	if !model.LegacyValidation.IsValidLabelName(lr.Dst) {
+		return nil, p.errAt(fn, "invalid destination label name in label_replace(): %s", lr.Dst)
+	}
+	if lr.re, err = regexp.Compile("^(?:" + lr.Regex + ")$"); err != nil {
+		return nil, p.errAt(fn, "invalid regex in label_replace(): %s", lr.Regex)
+	}
+	return lr, nil
 }

@@ -9,11 +9,8 @@ import (
 // to parse; the error then says which construct it was, so that a client learns the query is valid LogQL that
 // Sprout refuses, rather than a typo (tests/diff compares every refusal with Loki's answer).
 var unsupported = map[string]string{
-	"label_replace": "label_replace()",
-	"approx_topk":   "approx_topk()",
-	"group_left":    "group_left",
-	"group_right":   "group_right",
-	"ip":            "ip()",
+	"approx_topk": "approx_topk()",
+	"ip":          "ip()",
 }
 
 // nameUnsupported adds the unsupported construct found among toks to a parse error.
