@@ -63,12 +63,14 @@ type Store struct {
 	gath    prometheus.Gatherer
 	version string
 	engine  *promql.Engine
-	queries *querylimit.Limiter
-	bkt     bucket.Bucket
-	ownBkt  bool
-	rw      []*config.RemoteWriteConfig
-	otlp    config.OTLPConfig
-	otlpR2T config.OTLPConfig
+	// queryEngine is what the Prometheus API runs queries on: engine, with aggregations sharded.
+	queryEngine *shardedEngine
+	queries     *querylimit.Limiter
+	bkt         bucket.Bucket
+	ownBkt      bool
+	rw          []*config.RemoteWriteConfig
+	otlp        config.OTLPConfig
+	otlpR2T     config.OTLPConfig
 
 	mu         sync.Mutex
 	tenants    map[string]*Tenant
@@ -142,6 +144,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		EnablePerStepStats:       true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
+	s.queryEngine = newShardedEngine(s.engine, cfg.queryShards())
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))

@@ -79,6 +79,9 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	opts.EnableMetadataWALRecords = true
 	opts.SeriesLifecycleCallback = t.limits
 	opts.WALCompression = "snappy"
+	// The head keeps each series' label hash (8 bytes a series) so that a sharded query's selection picks
+	// its shard without hashing labels (see shard.go).
+	opts.EnableSharding = true
 	if s.bkt != nil {
 		if t.shipper, err = newShipper(t); err != nil {
 			return nil, err
@@ -207,7 +210,7 @@ func (t *Tenant) buildAPI(reg prometheus.Registerer) {
 	}
 	start := time.Now()
 	t.api = v1.NewAPI(
-		s.engine,
+		s.queryEngine,
 		t, t, t, t,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },

@@ -1,0 +1,458 @@
+package metricstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// shardT0 is the fixture's first sample time; shardStep its scrape interval. Samples sit off the query
+// grid by 7.5 s, as scrapes do.
+const (
+	shardT0   = int64(1_700_000_000_000)
+	shardStep = int64(15_000)
+	shardN    = 160 // samples per series: 40 minutes
+)
+
+// openShardFixture opens a TSDB holding the fixture: counters with resets over several names, gauges with NaN,
+// a series with stale markers and gaps longer than the lookback, a classic histogram, native histograms with a
+// counter reset, and two series that differ only by name. With compact, the first half is compacted into a
+// block, so that queries merge a block and the head (the TSDB then selects sorted itself).
+func openShardFixture(t testing.TB, compact bool) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.EnableSharding = true
+	opts.MinBlockDuration = 20 * 60 * 1000
+	opts.MaxBlockDuration = opts.MinBlockDuration
+	opts.OutOfOrderTimeWindow = 0
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	rng := rand.New(rand.NewPCG(22, 7))
+	type ser struct {
+		lset labels.Labels
+		kind string
+	}
+	var all []ser
+	// Created in an order unlike label order, so that the head's own order differs from the sorted one.
+	for i := 19; i >= 0; i-- {
+		for _, code := range []string{"500", "200"} {
+			name := []string{"http_requests_total", "rpc_calls_total", "jobs_done_total"}[i%3]
+			all = append(all, ser{labels.FromStrings("__name__", name, "job", []string{"api", "db"}[i%2],
+				"instance", fmt.Sprintf("host-%d", i%7), "code", code, "uniq", fmt.Sprint(i)), "counter"})
+		}
+	}
+	for i := range 6 {
+		all = append(all, ser{labels.FromStrings("__name__", "temp", "room", fmt.Sprint("r", i%3), "job", "api", "sensor", fmt.Sprint(i)), "gauge"})
+	}
+	for i := range 3 {
+		all = append(all, ser{labels.FromStrings("__name__", "sparse_metric", "job", "db", "n", fmt.Sprint(i)), "sparse"})
+	}
+	for _, le := range []string{"0.1", "0.5", "1", "5", "+Inf"} {
+		for _, job := range []string{"api", "db"} {
+			all = append(all, ser{labels.FromStrings("__name__", "latency_bucket", "le", le, "job", job), "bucket"})
+		}
+	}
+	for i := range 4 {
+		all = append(all, ser{labels.FromStrings("__name__", "native_hist", "job", []string{"api", "db"}[i%2], "pod", fmt.Sprint(i)), "native"})
+	}
+	all = append(all, ser{labels.FromStrings("__name__", "dup_a", "x", "1"), "counter"}, ser{labels.FromStrings("__name__", "dup_b", "x", "1"), "counter"})
+
+	vals := make([]float64, len(all))
+	ctx := context.Background()
+	for k := range shardN {
+		app := db.Appender(ctx)
+		ts := shardT0 + int64(k)*shardStep + shardStep/2
+		for i, s := range all {
+			var v float64
+			switch s.kind {
+			case "counter":
+				vals[i] += float64(rng.IntN(100)) + rng.Float64()
+				if rng.IntN(40) == 0 {
+					vals[i] = rng.Float64() // counter reset
+				}
+				v = vals[i]
+			case "gauge":
+				v = 15 + 10*rng.Float64()
+				if rng.IntN(25) == 0 {
+					v = math.NaN()
+				}
+			case "sparse":
+				switch phase := (k + 13*i) % 60; {
+				case phase == 20:
+					v = math.Float64frombits(value.StaleNaN)
+				case phase > 20 && phase < 50:
+					continue // a gap longer than the 5m lookback
+				default:
+					v = float64(rng.IntN(1000))
+				}
+			case "bucket":
+				vals[i] += float64(rng.IntN(10))
+				v = vals[i]
+			case "native":
+				b := uint64(k*5 + i)
+				h := &histogram.Histogram{
+					Count: 2*b + uint64(k), ZeroCount: uint64(k), ZeroThreshold: 0.001, Sum: float64(k) * 1.5,
+					Schema:          1,
+					PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
+					PositiveBuckets: []int64{int64(b), 0},
+				}
+				if r := k - shardN/2; r > 0 && i%2 == 0 { // a counter reset half-way
+					h.Count, h.ZeroCount, h.Sum, h.PositiveBuckets = uint64(r), 0, 1, []int64{int64(r), -int64(r)}
+				}
+				if _, err := app.AppendHistogram(0, s.lset, ts, h, nil); err != nil {
+					t.Fatalf("append histogram %s: %v", s.lset, err)
+				}
+				continue
+			}
+			if _, err := app.Append(0, s.lset, ts, v); err != nil {
+				t.Fatalf("append %s: %v", s.lset, err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if compact {
+		if err := db.CompactHead(tsdb.NewRangeHead(db.Head(), shardT0, shardT0+shardN/2*shardStep)); err != nil {
+			t.Fatal(err)
+		}
+		if len(db.Blocks()) == 0 {
+			t.Fatal("no block after compaction")
+		}
+	}
+	return db
+}
+
+func testEngine() *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
+		EnableAtModifier: true, EnableNegativeOffset: true, EnablePerStepStats: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+	})
+}
+
+// shardQueries are the table: shardable queries (want true) must be answered by shards, the others by the
+// engine alone; all must answer as the unsharded engine does.
+var shardQueries = []struct {
+	q       string
+	sharded bool
+}{
+	{`sum(rate(http_requests_total[1m]))`, true},
+	{`sum by (instance) (rate(http_requests_total[1m]))`, true},
+	{`sum by (instance) (rate({job="api"}[1m]))`, true},
+	{`sum by (job) (rate({__name__=~".+_total"}[2m]))`, true},
+	{`sum without (code) (increase(http_requests_total[5m]))`, true},
+	{`count(temp)`, true},
+	{`count by (room) (temp)`, true},
+	{`min(temp)`, true},
+	{`max by (room) (temp)`, true},
+	{`avg(temp)`, true},
+	{`avg by (job) (rate(rpc_calls_total[2m]))`, true},
+	{`group by (job) (http_requests_total)`, true},
+	{`topk(3, rate(http_requests_total[1m]))`, true},
+	{`bottomk(2, temp)`, true},
+	{`topk by (job) (2, {job=~".+"})`, true},
+	{`stddev(temp)`, true},
+	{`stdvar by (room) (temp)`, true},
+	{`quantile(0.5, temp)`, true},
+	{`count_values("v", round(temp))`, true},
+	{`sum by (le) (rate(latency_bucket[1m]))`, true},
+	{`histogram_quantile(0.9, sum by (le) (rate(latency_bucket[1m])))`, true},
+	{`histogram_quantile(0.5, sum by (le, job) (rate(latency_bucket[5m])))`, true},
+	{`sum(native_hist)`, true},
+	{`sum by (job) (rate(native_hist[1m]))`, true},
+	{`histogram_quantile(0.9, sum(rate(native_hist[2m])))`, true},
+	{`sum(histogram_count(rate(native_hist[1m])))`, true},
+	{`sum(resets(native_hist[10m]))`, true},
+	{`sum(rate(http_requests_total[1m] offset 5m))`, true},
+	{`sum(rate(http_requests_total[1m] offset -2m))`, true},
+	{fmt.Sprintf(`sum(rate(http_requests_total[1m] @ %d))`, (shardT0+20*60_000)/1000), true},
+	{`sum(rate(http_requests_total[1m] @ end()))`, true},
+	{`sum(max_over_time(rate(http_requests_total[1m])[5m:1m]))`, true},
+	{`sum(sparse_metric)`, true},
+	{`count(sparse_metric)`, true},
+	{`sum by (n) (last_over_time(sparse_metric[2m]))`, true},
+	{`sum(rate(http_requests_total[1m])) * 60`, true},
+	{`-sum(temp)`, true},
+	{`sum(temp > 20)`, true},
+	{`sum(temp) > bool 100`, true},
+	{`max(sum by (instance) (rate(http_requests_total[1m])))`, true},
+	{`abs(sum(deriv(temp[5m])))`, true},
+	{`sum(rate(temp[1m]))`, true}, // "might not be a counter": warnings are compared too
+	{`sum(
+  rate(jobs_done_total[1m])
+)`, true},
+	{`sum(rate({__name__=~"dup_.+"}[1m]))`, true},  // same labels once the names go: the engine's error
+	{`sum(clamp_max(temp, 20) * 2)`, true},
+	// Not shardable: answered by the engine alone.
+	{`rate(http_requests_total[1m])`, false},
+	{`sum(rate(http_requests_total[1m])) / sum(rate(http_requests_total[5m]))`, false},
+	{`sum(label_replace(temp, "a", "$1", "room", "(.*)"))`, false},
+	{`sum(http_requests_total / on(instance) group_left temp)`, false},
+	{`rate(sum(http_requests_total)[5m:1m])`, false},
+	{`scalar(sum(temp))`, true},
+	{`vector(1)`, false},
+	{`sum(`, false},
+}
+
+func TestShardedEqualsUnsharded(t *testing.T) {
+	for _, compact := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compacted=%v", compact), func(t *testing.T) {
+			db := openShardFixture(t, compact)
+			ng := testEngine()
+			for _, shards := range []int{2, 3, 7} {
+				se := newShardedEngine(ng, shards)
+				for _, tc := range shardQueries {
+					if got := se.plan(tc.q, nil) != nil; got != tc.sharded {
+						t.Errorf("%q: sharded %v, want %v", tc.q, got, tc.sharded)
+					}
+					compareSharded(t, ng, se, db, tc.q)
+				}
+			}
+		})
+	}
+}
+
+// TestShardedRandomQueries compares sharded and unsharded answers for generated aggregations (fixed seed).
+func TestShardedRandomQueries(t *testing.T) {
+	db := openShardFixture(t, false)
+	ng := testEngine()
+	se := newShardedEngine(ng, 4)
+	rng := rand.New(rand.NewPCG(2026, 12))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	for range 150 {
+		sel := pick(`http_requests_total`, `{job="api"}`, `{__name__=~"(rpc|jobs).*"}`, `temp`, `sparse_metric`, `latency_bucket`, `native_hist`, `{code="500"}`)
+		rng1 := pick("1m", "2m", "5m", "30s")
+		off := pick("", "", " offset 3m", " offset -1m")
+		inner := pick(
+			sel,
+			"rate("+sel+"["+rng1+"]"+off+")",
+			"increase("+sel+"["+rng1+"]"+off+")",
+			"max_over_time("+sel+"["+rng1+"])",
+			"avg_over_time("+sel+"["+rng1+"]"+off+")",
+			"count_over_time("+sel+"["+rng1+"])",
+			"changes("+sel+"["+rng1+"])",
+			"irate("+sel+"["+rng1+"])",
+			"delta("+sel+"["+rng1+"])",
+			"sum_over_time("+sel+"["+rng1+"])",
+			"quantile_over_time(0.3, "+sel+"["+rng1+"])",
+			"abs("+sel+" - 10)",
+		)
+		grp := pick("", " by (job)", " by (instance)", " without (code)", " by (le)", " by (room, job)")
+		agg := pick("sum", "min", "max", "avg", "count", "group", "stddev", "stdvar", "topk(2,", "bottomk(3,", "quantile(0.75,")
+		var q string
+		if strings.HasSuffix(agg, ",") {
+			q = agg + " " + inner + ")" + grp
+		} else {
+			q = agg + grp + " (" + inner + ")"
+		}
+		if se.plan(q, nil) == nil {
+			t.Errorf("%q: not sharded", q)
+		}
+		compareSharded(t, ng, se, db, q)
+	}
+}
+
+// compareSharded runs q as range queries and instant queries, sharded and not, and fails on any difference.
+func compareSharded(t *testing.T, ng *promql.Engine, se *shardedEngine, db storage.Queryable, q string) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.UnixMilli(shardT0)
+	end := time.UnixMilli(shardT0 + shardN*shardStep + 10*60_000) // past the data: series go stale
+	for _, step := range []time.Duration{15 * time.Second, time.Minute, 7 * time.Minute} {
+		want, wErr := ng.NewRangeQuery(ctx, sortedQueryable{db}, nil, q, start, end, step)
+		got, gErr := se.NewRangeQuery(ctx, db, nil, q, start, end, step)
+		if !sameCreate(t, q, wErr, gErr) {
+			continue
+		}
+		gr := got.Exec(ctx)
+		sameResult(t, fmt.Sprintf("%s range step %s", q, step), want.Exec(ctx), gr, mapOrdered(se, q), unorderedOutput(q))
+		checkFallback(t, q, got, gr)
+		want.Close()
+		got.Close()
+	}
+	for _, at := range []int64{shardT0 + 3*60_000, shardT0 + 20*60_000 + 7_500, shardT0 + shardN*shardStep + 3*60_000} {
+		ts := time.UnixMilli(at)
+		want, wErr := ng.NewInstantQuery(ctx, sortedQueryable{db}, nil, q, ts)
+		got, gErr := se.NewInstantQuery(ctx, db, nil, q, ts)
+		if !sameCreate(t, q, wErr, gErr) {
+			continue
+		}
+		gr := got.Exec(ctx)
+		sameResult(t, fmt.Sprintf("%s instant at %d", q, at), want.Exec(ctx), gr, false, unorderedOutput(q))
+		checkFallback(t, q, got, gr)
+		want.Close()
+		got.Close()
+	}
+}
+
+// checkFallback fails when a sharded query was answered unsharded, unless it is the one the fixture makes
+// fall back (two series equal but for their names: the engine's error, where both have samples).
+func checkFallback(t *testing.T, q string, got promql.Query, res *promql.Result) {
+	t.Helper()
+	sq, ok := got.(*shardQuery)
+	if !ok {
+		return
+	}
+	if want := strings.Contains(q, "dup_") && res.Err != nil; sq.fellBack != want {
+		t.Errorf("%q: fell back to unsharded: %v, want %v", q, sq.fellBack, want)
+	}
+}
+
+func sameCreate(t *testing.T, q string, wErr, gErr error) bool {
+	t.Helper()
+	if (wErr == nil) != (gErr == nil) || (wErr != nil && wErr.Error() != gErr.Error()) {
+		t.Errorf("%q: create error %v, want %v", q, gErr, wErr)
+	}
+	return wErr == nil && gErr == nil
+}
+
+// mapOrdered reports whether, in a range query, the unsharded engine hands q's leg to the aggregation in an
+// order of its own hash map's choosing (a function of instant vectors or arithmetic, which the engine evaluates
+// step by step into a map; functions of range vectors keep the selection's order). Then the unsharded answer
+// itself varies in its last bits from run to run when floats are summed, and the sharded one can only be
+// compared within rounding. Instant queries keep the selection's order everywhere.
+func mapOrdered(se *shardedEngine, q string) bool {
+	expr, err := se.parser.ParseExpr(q)
+	if err != nil {
+		return false
+	}
+	leg := findLeg(expr)
+	if leg == nil {
+		return false
+	}
+	found := false
+	parser.Inspect(leg, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.BinaryExpr:
+			found = true
+		case *parser.Call:
+			for _, a := range n.Args {
+				if a.Type() == parser.ValueTypeVector {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+// unorderedOutput reports whether the engine's instant answer to q comes in map order (count_values' values,
+// histogram_quantile's classic histograms), unsharded too.
+func unorderedOutput(q string) bool {
+	return strings.Contains(q, "count_values") || strings.Contains(q, "histogram_quantile")
+}
+
+// sameResult compares two answers: errors and warnings exactly, values exactly unless within (see mapOrdered);
+// unordered compares vectors as sets (count_values' order is its map's).
+func sameResult(t *testing.T, what string, want, got *promql.Result, within, unordered bool) {
+	t.Helper()
+	if (want.Err == nil) != (got.Err == nil) || (want.Err != nil && want.Err.Error() != got.Err.Error()) {
+		t.Errorf("%s: error %v, want %v", what, got.Err, want.Err)
+		return
+	}
+	ws, gs := warningStrings(want), warningStrings(got)
+	if !slices.Equal(ws, gs) {
+		t.Errorf("%s: warnings %q, want %q", what, gs, ws)
+	}
+	if want.Err != nil {
+		return
+	}
+	if unordered {
+		for _, v := range []parser.Value{want.Value, got.Value} {
+			if vec, ok := v.(promql.Vector); ok {
+				slices.SortFunc(vec, func(a, b promql.Sample) int { return labels.Compare(a.Metric, b.Metric) })
+			}
+		}
+	}
+	if d := diffValue(want.Value, got.Value, within); d != "" {
+		t.Errorf("%s: %s", what, d)
+	}
+}
+
+func warningStrings(r *promql.Result) []string {
+	a, b := r.Warnings.AsStrings("", 0, 0)
+	s := append(a, b...)
+	slices.Sort(s)
+	return s
+}
+
+// diffValue compares two results: same series in the same order, floats equal to the bit (NaN included) or,
+// within, to 1e-12 relative; histograms equal.
+func diffValue(want, got parser.Value, within bool) string {
+	same := func(a, b float64) bool {
+		if math.Float64bits(a) == math.Float64bits(b) {
+			return true
+		}
+		return within && (math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b)) || (math.IsNaN(a) && math.IsNaN(b)))
+	}
+	switch w := want.(type) {
+	case promql.Matrix:
+		g, ok := got.(promql.Matrix)
+		if !ok {
+			return fmt.Sprintf("got %T, want matrix", got)
+		}
+		if len(g) != len(w) {
+			return fmt.Sprintf("%d series, want %d:\n got %v\nwant %v", len(g), len(w), g, w)
+		}
+		for i := range w {
+			if !labels.Equal(w[i].Metric, g[i].Metric) {
+				return fmt.Sprintf("series %d is %s, want %s", i, g[i].Metric, w[i].Metric)
+			}
+			if len(w[i].Floats) != len(g[i].Floats) || len(w[i].Histograms) != len(g[i].Histograms) {
+				return fmt.Sprintf("series %s: %d/%d points, want %d/%d", w[i].Metric, len(g[i].Floats), len(g[i].Histograms), len(w[i].Floats), len(w[i].Histograms))
+			}
+			for j := range w[i].Floats {
+				if w[i].Floats[j].T != g[i].Floats[j].T || !same(w[i].Floats[j].F, g[i].Floats[j].F) {
+					return fmt.Sprintf("series %s point %d: %v, want %v", w[i].Metric, j, g[i].Floats[j], w[i].Floats[j])
+				}
+			}
+			for j := range w[i].Histograms {
+				if w[i].Histograms[j].T != g[i].Histograms[j].T || !w[i].Histograms[j].H.Equals(g[i].Histograms[j].H) {
+					return fmt.Sprintf("series %s histogram %d: %v, want %v", w[i].Metric, j, g[i].Histograms[j], w[i].Histograms[j])
+				}
+			}
+		}
+	case promql.Vector:
+		g, ok := got.(promql.Vector)
+		if !ok {
+			return fmt.Sprintf("got %T, want vector", got)
+		}
+		if len(g) != len(w) {
+			return fmt.Sprintf("%d samples, want %d:\n got %v\nwant %v", len(g), len(w), g, w)
+		}
+		for i := range w {
+			if !labels.Equal(w[i].Metric, g[i].Metric) || w[i].T != g[i].T || !same(w[i].F, g[i].F) ||
+				(w[i].H == nil) != (g[i].H == nil) || (w[i].H != nil && !w[i].H.Equals(g[i].H)) {
+				return fmt.Sprintf("sample %d: %v, want %v", i, g[i], w[i])
+			}
+		}
+	case promql.Scalar:
+		g, ok := got.(promql.Scalar)
+		if !ok || g.T != w.T || math.Float64bits(g.V) != math.Float64bits(w.V) {
+			return fmt.Sprintf("got %v, want %v", got, want)
+		}
+	default:
+		if want.String() != got.String() {
+			return fmt.Sprintf("got %v, want %v", got, want)
+		}
+	}
+	return ""
+}
