@@ -198,7 +198,7 @@ var shardQueries = []struct {
 	{`sum(
   rate(jobs_done_total[1m])
 )`, true},
-	{`sum(rate({__name__=~"dup_.+"}[1m]))`, true},  // same labels once the names go: the engine's error
+	{`sum(rate({__name__=~"dup_.+"}[1m]))`, true}, // same labels once the names go: the engine's error
 	{`sum(clamp_max(temp, 20) * 2)`, true},
 	// Not shardable: answered by the engine alone.
 	{`rate(http_requests_total[1m])`, false},
