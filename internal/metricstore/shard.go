@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -54,7 +55,7 @@ func newShardedEngine(ng *promql.Engine, shards int) *shardedEngine {
 
 // NewInstantQuery implements promql.QueryEngine.
 func (e *shardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
-	if p := e.plan(qs, opts); p != nil {
+	if p := e.plan(qs, opts, false); p != nil {
 		return &shardQuery{e: e, q: q, opts: opts, plan: p, start: ts, end: ts}, nil
 	}
 	return e.ng.NewInstantQuery(ctx, sortedQueryable{q}, opts, qs, ts)
@@ -62,7 +63,7 @@ func (e *shardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable
 
 // NewRangeQuery implements promql.QueryEngine.
 func (e *shardedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
-	if p := e.plan(qs, opts); p != nil && interval > 0 && !end.Before(start) {
+	if p := e.plan(qs, opts, true); p != nil && interval > 0 && !end.Before(start) {
 		return &shardQuery{e: e, q: q, opts: opts, plan: p, start: start, end: end, interval: interval}, nil
 	}
 	return e.ng.NewRangeQuery(ctx, sortedQueryable{q}, opts, qs, start, end, interval)
@@ -71,19 +72,37 @@ func (e *shardedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, 
 // shardPlan is how a query splits: the leg, evaluated per shard, and the outer query, evaluated once over the
 // legs' results. Both are query strings of the original's length up to the leg, so that the positions the
 // engine's warnings name are those of the original query.
+//
+// A leg is one of two kinds. When the query is a range query over an aggregation by labels (sum by
+// (instance) (rate(m[1m]))), the leg is the whole aggregation and the shards are cut by its groups: each
+// shard holds every series of its groups, in the unsharded order, so that it computes each group's answer
+// exactly, and the outer query only reads the groups' answers (few series). Otherwise the leg is the
+// per-series expression under the aggregation, the shards are the TSDB's (by the hash of all labels), and the
+// outer query aggregates every leg series.
 type shardPlan struct {
 	qs    string
 	expr  parser.Expr
 	leg   string
 	outer string
+	// byGroup: the leg is an aggregation whose groups (grouping, without) cut the shards.
+	byGroup  bool
+	grouping []string
+	without  bool
 }
 
 // shardLegSelector stands for the leg in the outer query; the outer query's Queryable answers every selection
 // with the legs' series, whatever the matchers.
 const shardLegSelector = "sprout_shard_leg"
 
+// groupAggregations are the aggregations with one answer per group that can be cut by group (topk and the
+// like answer several series per group, in an order of their own, and go the per-series way).
+var groupAggregations = map[parser.ItemType]bool{
+	parser.SUM: true, parser.AVG: true, parser.COUNT: true, parser.MIN: true, parser.MAX: true,
+	parser.GROUP: true, parser.STDDEV: true, parser.STDVAR: true, parser.QUANTILE: true,
+}
+
 // plan returns how qs splits, or nil when it is not worth sharding or cannot be sharded exactly.
-func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
+func (e *shardedEngine) plan(qs string, opts promql.QueryOpts, rangeQuery bool) *shardPlan {
 	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) {
 		return nil // per-step statistics are the engine's own, per query
 	}
@@ -94,20 +113,28 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	if t := expr.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
 		return nil
 	}
-	leg := findLeg(expr)
-	if leg == nil {
+	agg, nested := findLeg(expr, false)
+	if agg == nil {
 		return nil
+	}
+	p := &shardPlan{qs: qs, expr: expr}
+	var leg parser.Expr = agg.Expr
+	// By group only where the unsharded answer's order cannot tell: a range query (whose answer the engine
+	// sorts), no aggregation above this one (which would see the groups in their first-seen order), and
+	// groups that the leg's dropping of metric names does not change.
+	if rangeQuery && !nested && groupAggregations[agg.Op] && (agg.Without || len(agg.Grouping) > 0) &&
+		(agg.Without || !slices.Contains(agg.Grouping, labels.MetricName)) {
+		leg = agg
+		p.byGroup, p.without = true, agg.Without
+		p.grouping = slices.Clone(agg.Grouping)
+		slices.Sort(p.grouping)
 	}
 	pos := leg.PositionRange()
 	if pos.Start < 0 || pos.End > posrange.Pos(len(qs)) || pos.Start >= pos.End {
 		return nil
 	}
-	p := &shardPlan{
-		qs:    qs,
-		expr:  expr,
-		leg:   strings.Repeat(" ", int(pos.Start)) + qs[pos.Start:pos.End],
-		outer: qs[:pos.Start] + shardLegSelector + qs[pos.End:],
-	}
+	p.leg = strings.Repeat(" ", int(pos.Start)) + qs[pos.Start:pos.End]
+	p.outer = qs[:pos.Start] + shardLegSelector + qs[pos.End:]
 	// The leg's text must be the leg, and the outer query must parse: a check against any spelling this
 	// splitting did not foresee.
 	le, err := e.parser.ParseExpr(p.leg)
@@ -120,30 +147,39 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	return p
 }
 
+// groupKey is the engine's grouping key of a series for the plan's aggregation (generateGroupingKey).
+func (p *shardPlan) groupKey(l labels.Labels, buf []byte) (uint64, []byte) {
+	if p.without {
+		return l.HashWithoutLabels(buf, p.grouping...)
+	}
+	return l.HashForLabels(buf, p.grouping...)
+}
+
 // findLeg walks down the operations that combine or transform whole vectors (aggregations, functions and
-// arithmetic with literals) and returns the per-series expression under the innermost aggregation, or nil.
-func findLeg(e parser.Expr) parser.Expr {
+// arithmetic with literals) and returns the innermost aggregation over a per-series expression, or nil;
+// nested says whether another aggregation is above it.
+func findLeg(e parser.Expr, nested bool) (*parser.AggregateExpr, bool) {
 	switch n := e.(type) {
 	case *parser.ParenExpr:
-		return findLeg(n.Expr)
+		return findLeg(n.Expr, nested)
 	case *parser.UnaryExpr:
-		return findLeg(n.Expr)
+		return findLeg(n.Expr, nested)
 	case *parser.AggregateExpr:
 		if n.Param != nil && !isLiteral(n.Param) {
-			return nil
+			return nil, false
 		}
 		if perSeries(n.Expr) {
-			return n.Expr
+			return n, nested
 		}
-		return findLeg(n.Expr)
+		return findLeg(n.Expr, true)
 	case *parser.BinaryExpr:
 		switch {
 		case isLiteral(n.LHS):
-			return findLeg(n.RHS)
+			return findLeg(n.RHS, nested)
 		case isLiteral(n.RHS):
-			return findLeg(n.LHS)
+			return findLeg(n.LHS, nested)
 		}
-		return nil
+		return nil, false
 	case *parser.Call:
 		var arg parser.Expr
 		for _, a := range n.Args {
@@ -151,16 +187,16 @@ func findLeg(e parser.Expr) parser.Expr {
 				continue
 			}
 			if arg != nil {
-				return nil
+				return nil, false
 			}
 			arg = a
 		}
 		if arg == nil || arg.Type() != parser.ValueTypeVector {
-			return nil
+			return nil, false
 		}
-		return findLeg(arg)
+		return findLeg(arg, nested)
 	}
-	return nil
+	return nil, false
 }
 
 // perSeriesFuncs are the functions whose every output series comes from one input series, with that series'
@@ -353,6 +389,9 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 			defer wg.Done()
 			o := &outs[i]
 			sq := &shardQueryable{q: s.q, index: uint64(i), count: uint64(n)}
+			if s.plan.byGroup {
+				sq.group = s.plan.groupKey
+			}
 			qry, err := s.newQuery(ctx, sq, s.plan.leg)
 			if err != nil {
 				o.err = err
@@ -369,7 +408,11 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 				cancel()
 				return
 			}
-			if o.series, o.err = inputOrder(res.Value, sq.inputs); o.err != nil {
+			order := inputOrder
+			if s.plan.byGroup {
+				order = s.plan.groupOrder
+			}
+			if o.series, o.err = order(res.Value, sq.inputs); o.err != nil {
 				cancel()
 			}
 		}()
@@ -457,6 +500,11 @@ func inputOrder(v parser.Value, inputs []labels.Labels) ([]legSeries, error) {
 		out[i].in = inputs[found]
 		rank[i] = found
 	}
+	return sortByRank(out, rank)
+}
+
+// sortByRank orders series by their rank; two of the same rank give sharding up.
+func sortByRank(out []legSeries, rank []int) ([]legSeries, error) {
 	idx := make([]int, len(out))
 	for i := range idx {
 		idx[i] = i
@@ -472,6 +520,36 @@ func inputOrder(v parser.Value, inputs []labels.Labels) ([]legSeries, error) {
 		}
 	}
 	return sorted, nil
+}
+
+// groupOrder puts a by-group leg's answer (one series per group) in the order of each group's first input
+// series, which the shard selected sorted by labels.
+func (p *shardPlan) groupOrder(v parser.Value, inputs []labels.Labels) ([]legSeries, error) {
+	m, ok := v.(promql.Matrix)
+	if !ok {
+		return nil, errNotExact
+	}
+	first := make(map[uint64]int, len(m))
+	var buf []byte
+	var k uint64
+	for i, in := range inputs {
+		k, buf = p.groupKey(in, buf)
+		if _, ok := first[k]; !ok {
+			first[k] = i
+		}
+	}
+	out := make([]legSeries, len(m))
+	rank := make([]int, len(m))
+	for i, ser := range m {
+		k, buf = p.groupKey(ser.Metric, buf)
+		r, ok := first[k]
+		if !ok {
+			return nil, errNotExact
+		}
+		out[i] = legSeries{in: inputs[r], metric: ser.Metric, floats: ser.Floats, hists: ser.Histograms}
+		rank[i] = r
+	}
+	return sortByRank(out, rank)
 }
 
 // mergeShards merges the shards' series, each list in input label order, into one list in input label order;
@@ -509,60 +587,96 @@ func mergeShards[T any](outs []T, list func(T) []legSeries) ([]legSeries, error)
 
 // storageSeries is the series the outer query selects in place of the leg: its values at the steps, and a
 // stale marker at each step the leg had no value for after one it had, so that the outer query's lookback
-// never carries a value over to a step the leg left empty.
+// never carries a value over to a step the leg left empty. A series of floats only with a value at every step
+// from its first on (the usual case) is read in place.
 func (ls legSeries) storageSeries(step, end int64, instant bool) storage.Series {
-	smp := make([]chunks.Sample, 0, len(ls.floats)+len(ls.hists)+1)
+	if len(ls.hists) == 0 && (instant || len(ls.floats) == 0 || (ls.floats[len(ls.floats)-1].T+step > end &&
+		ls.floats[len(ls.floats)-1].T-ls.floats[0].T == int64(len(ls.floats)-1)*step)) {
+		return &legStorageSeries{lset: ls.metric, floats: ls.floats}
+	}
+	pts := make([]legPoint, 0, len(ls.floats)+len(ls.hists)+1)
+	stale := math.Float64frombits(value.StaleNaN)
 	fi, hi := 0, 0
 	for fi < len(ls.floats) || hi < len(ls.hists) {
-		var next legSample
+		var next legPoint
 		if hi >= len(ls.hists) || (fi < len(ls.floats) && ls.floats[fi].T < ls.hists[hi].T) {
-			next = legSample{t: ls.floats[fi].T, f: ls.floats[fi].F}
+			next = legPoint{t: ls.floats[fi].T, f: ls.floats[fi].F}
 			fi++
 		} else {
-			next = legSample{t: ls.hists[hi].T, fh: ls.hists[hi].H}
+			next = legPoint{t: ls.hists[hi].T, fh: ls.hists[hi].H}
 			hi++
 		}
-		if !instant && len(smp) > 0 {
-			if prev := smp[len(smp)-1].T(); next.t-prev > step {
-				smp = append(smp, legSample{t: prev + step, f: math.Float64frombits(value.StaleNaN)})
+		if !instant && len(pts) > 0 {
+			if prev := pts[len(pts)-1].t; next.t-prev > step {
+				pts = append(pts, legPoint{t: prev + step, f: stale})
 			}
 		}
-		smp = append(smp, next)
+		pts = append(pts, next)
 	}
-	if !instant && len(smp) > 0 {
-		if last := smp[len(smp)-1].T(); last+step <= end {
-			smp = append(smp, legSample{t: last + step, f: math.Float64frombits(value.StaleNaN)})
+	if !instant && len(pts) > 0 {
+		if last := pts[len(pts)-1].t; last+step <= end {
+			pts = append(pts, legPoint{t: last + step, f: stale})
 		}
 	}
-	return storage.NewListSeries(ls.metric, smp)
+	return &legStorageSeries{lset: ls.metric, points: pts}
 }
 
-// legSample is one value of a leg series.
-type legSample struct {
+// legPoint is one value of a leg series: a float, or a float histogram.
+type legPoint struct {
 	t  int64
 	f  float64
 	fh *histogram.FloatHistogram
 }
 
-func (s legSample) T() int64                      { return s.t }
-func (s legSample) ST() int64                     { return 0 }
-func (s legSample) F() float64                    { return s.f }
-func (s legSample) H() *histogram.Histogram       { return nil }
-func (s legSample) FH() *histogram.FloatHistogram { return s.fh }
-func (s legSample) Type() chunkenc.ValueType {
-	if s.fh != nil {
+// legStorageSeries is a leg series as storage: floats read in place, or points.
+type legStorageSeries struct {
+	lset   labels.Labels
+	floats []promql.FPoint
+	points []legPoint
+}
+
+func (s *legStorageSeries) Labels() labels.Labels { return s.lset }
+
+func (s *legStorageSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	if s.points != nil {
+		return storage.NewListSeriesIterator(legPoints(s.points))
+	}
+	return storage.NewListSeriesIterator(legFloats(s.floats))
+}
+
+// legPoints and legFloats hand out pointers into the leg's own slices, so that reading a sample allocates
+// nothing.
+type (
+	legPoints []legPoint
+	legFloats []promql.FPoint
+	legFloat  struct{ p promql.FPoint } // the layout of an FPoint: a pointer to one is a pointer to the other
+)
+
+func (p legPoints) Get(i int) chunks.Sample { return &p[i] }
+func (p legPoints) Len() int                { return len(p) }
+func (p legFloats) Get(i int) chunks.Sample { return (*legFloat)(unsafe.Pointer(&p[i])) }
+func (p legFloats) Len() int                { return len(p) }
+
+func (p *legPoint) T() int64                      { return p.t }
+func (p *legPoint) ST() int64                     { return 0 }
+func (p *legPoint) F() float64                    { return p.f }
+func (p *legPoint) H() *histogram.Histogram       { return nil }
+func (p *legPoint) FH() *histogram.FloatHistogram { return p.fh }
+func (p *legPoint) Copy() chunks.Sample           { c := *p; return &c }
+func (p *legPoint) Type() chunkenc.ValueType {
+	if p.fh != nil {
 		return chunkenc.ValFloatHistogram
 	}
 	return chunkenc.ValFloat
 }
 
-func (s legSample) Copy() chunks.Sample {
-	c := s
-	if s.fh != nil {
-		c.fh = s.fh.Copy()
-	}
-	return c
-}
+func (p *legFloat) T() int64                      { return p.p.T }
+func (p *legFloat) ST() int64                     { return 0 }
+func (p *legFloat) F() float64                    { return p.p.F }
+func (p *legFloat) H() *histogram.Histogram       { return nil }
+func (p *legFloat) FH() *histogram.FloatHistogram { return nil }
+func (p *legFloat) Copy() chunks.Sample           { c := *p; return &c }
+func (p *legFloat) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 
 // Close implements promql.Query: the legs' results are released only now, as the outer query's series point
 // into them.
@@ -637,12 +751,15 @@ func (s sortedQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 }
 
 // shardQueryable selects one shard of the series, sorted by labels, and records the labels of what it
-// selected (in order) for inputOrder. One shard's query runs on one goroutine.
+// selected (in order) for inputOrder. The shards are the TSDB's, or, with group, those of the series'
+// grouping keys. One shard's query runs on one goroutine.
 type shardQueryable struct {
 	q      storage.Queryable
 	index  uint64
 	count  uint64
+	group  func(labels.Labels, []byte) (uint64, []byte)
 	inputs []labels.Labels
+	buf    []byte
 }
 
 func (s *shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -659,6 +776,9 @@ type shardQuerier struct {
 }
 
 func (q *shardQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if q.s.group != nil {
+		return &recordingSet{SeriesSet: q.Querier.Select(ctx, true, hints, ms...), s: q.s}
+	}
 	var h storage.SelectHints
 	if hints != nil {
 		h = *hints
@@ -673,11 +793,19 @@ type recordingSet struct {
 }
 
 func (r *recordingSet) Next() bool {
-	if !r.SeriesSet.Next() {
-		return false
+	for r.SeriesSet.Next() {
+		l := r.SeriesSet.At().Labels()
+		if r.s.group != nil {
+			var k uint64
+			k, r.s.buf = r.s.group(l, r.s.buf)
+			if k%r.s.count != r.s.index {
+				continue
+			}
+		}
+		r.s.inputs = append(r.s.inputs, l)
+		return true
 	}
-	r.s.inputs = append(r.s.inputs, r.SeriesSet.At().Labels())
-	return true
+	return false
 }
 
 // legQueryable serves the legs' series to the outer query, in order, for any selection.
