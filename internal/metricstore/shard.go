@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -26,83 +27,79 @@ import (
 
 // Shard-parallel PromQL evaluation.
 //
-// Prometheus' engine evaluates a query on one goroutine. For a query whose work is an aggregation over many
-// series, such as sum by (instance) (rate(m[1m])), almost all of that work is per series (reading chunks into
-// the range windows, rate) and only the last, cheap part combines series. shardedEngine cuts such a query in
-// two: the per-series part (the "leg", here rate(m[1m])) is evaluated N times in parallel, each time by the
-// same engine over a Queryable that asks the TSDB for one shard of the series (storage.SelectHints'
-// ShardIndex/ShardCount, by the stable hash of the labels, which the head and the blocks honour); the rest of
-// the query (here sum by (instance) (…)) is then evaluated once, by the same engine, over a Queryable that
-// serves the legs' results as series with one sample per step.
+// Prometheus' engine evaluates a query on one goroutine. For a range query over an aggregation by labels, such
+// as sum by (instance) (rate(m[1m])), almost all of the work is per series (reading chunks into the range
+// windows, rate), and every group's answer depends only on that group's series. shardedEngine therefore cuts
+// the series by group: it lists the values of one grouping label (instance), deals them out to N shards, and
+// evaluates the aggregation N times in parallel, each time by the same engine over a Queryable that adds the
+// shard's values to the selection (instance=~"host-1|host-3|…"; the TSDB answers a set of values from its
+// postings, reading no other series). A last shard takes the series without that label. The rest of the
+// query (histogram_quantile(0.9, …) around sum by (le) (…), or nothing) is then evaluated once, by the same
+// engine, over a Queryable that serves the groups' answers as series with one sample per step.
 //
-// Unlike Mimir, which sums partial sums, the outer aggregation sees every leg series, in the order the
-// unsharded engine would have seen them (label order: every PromQL selection runs with sorted series, see
-// sortedQueryable), so that the answer is the unsharded engine's to the bit, floating-point summation order
-// and topk ties included. Anything unusual (a leg that fails, two leg series with the same labels) makes the
-// query run unsharded instead, so that errors are the engine's own.
+// Each group is computed whole by one shard, over its series in the order the unsharded engine selects them
+// (a shard's selection is a subsequence of the unsharded one: the head's postings order, or label order when
+// blocks answer too), so every answer is the unsharded engine's to the bit, floating-point summation order
+// included. Unlike Mimir's sharding, which sums partial sums, nothing is re-aggregated. Queries this cannot
+// answer exactly (instant queries, whose answer lists groups in the order they were first seen; aggregations
+// without grouping labels; topk and the like; anything unusual at run time) go to the engine unsharded.
 
 // shardedEngine is the promql.QueryEngine of the Prometheus API: it shards what it can and hands the rest to
-// the engine, always over label-sorted series selections.
+// the engine.
 type shardedEngine struct {
-	ng     *promql.Engine
-	parser parser.Parser
-	shards int
+	ng       *promql.Engine
+	parser   parser.Parser
+	shards   int
+	lookback time.Duration // the engine's lookback delta
 }
 
-func newShardedEngine(ng *promql.Engine, shards int) *shardedEngine {
-	return &shardedEngine{ng: ng, parser: parser.NewParser(parser.Options{}), shards: shards}
+func newShardedEngine(ng *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
+	if lookback <= 0 {
+		lookback = 5 * time.Minute // the engine's default
+	}
+	return &shardedEngine{ng: ng, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
 func (e *shardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
-	if p := e.plan(qs, opts, false); p != nil {
-		return &shardQuery{e: e, q: q, opts: opts, plan: p, start: ts, end: ts}, nil
-	}
-	return e.ng.NewInstantQuery(ctx, sortedQueryable{q}, opts, qs, ts)
+	return e.ng.NewInstantQuery(ctx, q, opts, qs, ts)
 }
 
 // NewRangeQuery implements promql.QueryEngine.
 func (e *shardedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
-	if p := e.plan(qs, opts, true); p != nil && interval > 0 && !end.Before(start) {
+	if p := e.plan(qs, opts); p != nil && interval > 0 && !end.Before(start) {
 		return &shardQuery{e: e, q: q, opts: opts, plan: p, start: start, end: end, interval: interval}, nil
 	}
-	return e.ng.NewRangeQuery(ctx, sortedQueryable{q}, opts, qs, start, end, interval)
+	return e.ng.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
 }
 
-// shardPlan is how a query splits: the leg, evaluated per shard, and the outer query, evaluated once over the
-// legs' results. Both are query strings of the original's length up to the leg, so that the positions the
-// engine's warnings name are those of the original query.
-//
-// A leg is one of two kinds. When the query is a range query over an aggregation by labels (sum by
-// (instance) (rate(m[1m]))), the leg is the whole aggregation and the shards are cut by its groups: each
-// shard holds every series of its groups, in the unsharded order, so that it computes each group's answer
-// exactly, and the outer query only reads the groups' answers (few series). Otherwise the leg is the
-// per-series expression under the aggregation, the shards are the TSDB's (by the hash of all labels), and the
-// outer query aggregates every leg series.
+// shardPlan is how a range query splits: the leg, the aggregation evaluated per shard, and the outer query,
+// evaluated once over the legs' answers. Both are query strings of the original's length up to the leg, so
+// that the positions the engine's warnings name are those of the original query.
 type shardPlan struct {
 	qs    string
 	expr  parser.Expr
 	leg   string
 	outer string
-	// byGroup: the leg is an aggregation whose groups (grouping, without) cut the shards.
-	byGroup  bool
-	grouping []string
-	without  bool
+	// by is the grouping label whose values cut the shards; matchers are the leg's selection.
+	by       string
+	matchers []*labels.Matcher
 }
 
 // shardLegSelector stands for the leg in the outer query; the outer query's Queryable answers every selection
 // with the legs' series, whatever the matchers.
 const shardLegSelector = "sprout_shard_leg"
 
-// groupAggregations are the aggregations with one answer per group that can be cut by group (topk and the
-// like answer several series per group, in an order of their own, and go the per-series way).
+// groupAggregations are the aggregations with one answer per group (topk and the like answer several series
+// per group, in an order of their own).
 var groupAggregations = map[parser.ItemType]bool{
 	parser.SUM: true, parser.AVG: true, parser.COUNT: true, parser.MIN: true, parser.MAX: true,
 	parser.GROUP: true, parser.STDDEV: true, parser.STDVAR: true, parser.QUANTILE: true,
 }
 
-// plan returns how qs splits, or nil when it is not worth sharding or cannot be sharded exactly.
-func (e *shardedEngine) plan(qs string, opts promql.QueryOpts, rangeQuery bool) *shardPlan {
+// plan returns how the range query qs splits, or nil when it is not worth sharding or cannot be sharded
+// exactly.
+func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) {
 		return nil // per-step statistics are the engine's own, per query
 	}
@@ -114,22 +111,28 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts, rangeQuery bool) 
 		return nil
 	}
 	agg, nested := findLeg(expr, false)
-	if agg == nil {
+	// No aggregation above this one: it would see the groups in the order they were first seen, which the
+	// shards do not know.
+	if agg == nil || nested || !groupAggregations[agg.Op] || agg.Without {
 		return nil
 	}
 	p := &shardPlan{qs: qs, expr: expr}
-	var leg parser.Expr = agg.Expr
-	// By group only where the unsharded answer's order cannot tell: a range query (whose answer the engine
-	// sorts), no aggregation above this one (which would see the groups in their first-seen order), and
-	// groups that the leg's dropping of metric names does not change.
-	if rangeQuery && !nested && groupAggregations[agg.Op] && (agg.Without || len(agg.Grouping) > 0) &&
-		(agg.Without || !slices.Contains(agg.Grouping, labels.MetricName)) {
-		leg = agg
-		p.byGroup, p.without = true, agg.Without
-		p.grouping = slices.Clone(agg.Grouping)
-		slices.Sort(p.grouping)
+	for _, l := range agg.Grouping {
+		if l == labels.MetricName {
+			return nil // the leg may drop the name: its groups are not the selection's
+		}
 	}
-	pos := leg.PositionRange()
+	if len(agg.Grouping) == 0 {
+		return nil
+	}
+	p.by = agg.Grouping[0]
+	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			p.matchers = vs.LabelMatchers
+		}
+		return nil
+	})
+	pos := agg.PositionRange()
 	if pos.Start < 0 || pos.End > posrange.Pos(len(qs)) || pos.Start >= pos.End {
 		return nil
 	}
@@ -138,21 +141,13 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts, rangeQuery bool) 
 	// The leg's text must be the leg, and the outer query must parse: a check against any spelling this
 	// splitting did not foresee.
 	le, err := e.parser.ParseExpr(p.leg)
-	if err != nil || le.String() != leg.String() {
+	if err != nil || le.String() != agg.String() {
 		return nil
 	}
 	if _, err := e.parser.ParseExpr(p.outer); err != nil {
 		return nil
 	}
 	return p
-}
-
-// groupKey is the engine's grouping key of a series for the plan's aggregation (generateGroupingKey).
-func (p *shardPlan) groupKey(l labels.Labels, buf []byte) (uint64, []byte) {
-	if p.without {
-		return l.HashWithoutLabels(buf, p.grouping...)
-	}
-	return l.HashForLabels(buf, p.grouping...)
 }
 
 // findLeg walks down the operations that combine or transform whole vectors (aggregations, functions and
@@ -282,8 +277,8 @@ func isLiteral(e parser.Expr) bool {
 	return false
 }
 
-// shardQuery is one sharded query: its legs, the outer query over their results, or, when sharding had to be
-// given up, the unsharded query.
+// shardQuery is one sharded range query: its legs, the outer query over their answers, or, when sharding had
+// to be given up, the unsharded query.
 type shardQuery struct {
 	e        *shardedEngine
 	q        storage.Queryable
@@ -302,10 +297,13 @@ type shardQuery struct {
 	fellBack bool           // answered unsharded after all
 }
 
-func (s *shardQuery) instant() bool { return s.interval == 0 }
+// errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one, or that
+// sharding would not make faster.
+var errNotExact = errors.New("sharded evaluation would not be exact or faster")
 
-// errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one.
-var errNotExact = errors.New("sharded evaluation would not be exact")
+// maxShardValues bounds the values of the grouping label a query is sharded by: each shard's selection is a
+// set of values, which the TSDB looks up one by one.
+const maxShardValues = 20_000
 
 // Exec implements promql.Query.
 func (s *shardQuery) Exec(ctx context.Context) *promql.Result {
@@ -333,7 +331,7 @@ func (s *shardQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	// Anything but a clean sharded answer (a leg's error, errNotExact, a cancelled or late query): the
 	// unsharded engine answers, with its own errors and warnings; a cancelled context ends it at once.
-	fb, ferr := s.newQuery(ctx, sortedQueryable{s.q}, s.plan.qs)
+	fb, ferr := s.newQuery(ctx, s.q, s.plan.qs)
 	if ferr != nil {
 		return &promql.Result{Err: ferr}
 	}
@@ -350,15 +348,7 @@ func (s *shardQuery) setFinal(q promql.Query) {
 }
 
 func (s *shardQuery) newQuery(ctx context.Context, q storage.Queryable, qs string) (promql.Query, error) {
-	var (
-		qry promql.Query
-		err error
-	)
-	if s.instant() {
-		qry, err = s.e.ng.NewInstantQuery(ctx, q, s.opts, qs, s.start)
-	} else {
-		qry, err = s.e.ng.NewRangeQuery(ctx, q, s.opts, qs, s.start, s.end, s.interval)
-	}
+	qry, err := s.e.ng.NewRangeQuery(ctx, q, s.opts, qs, s.start, s.end, s.interval)
 	if err != nil {
 		return nil, err
 	}
@@ -368,31 +358,72 @@ func (s *shardQuery) newQuery(ctx context.Context, q storage.Queryable, qs strin
 	return qry, nil
 }
 
-// runLegs evaluates the leg on every shard at once and returns the leg's series in the order the unsharded
-// engine would have selected them, as series with one sample per step (stale markers where a series has no
-// value).
+// shardMatchers deals the values of the grouping label out to the shards, as one set matcher per shard, and
+// adds the shard of the series without that label.
+func (s *shardQuery) shardMatchers(ctx context.Context) ([]*labels.Matcher, error) {
+	lookback := time.Duration(0)
+	if s.opts != nil {
+		lookback = s.opts.LookbackDelta()
+	}
+	if lookback <= 0 {
+		lookback = s.e.lookback
+	}
+	pe, err := promql.PreprocessExpr(s.plan.expr, s.start, s.end, s.interval)
+	if err != nil {
+		return nil, err
+	}
+	mint, maxt := promql.FindMinMaxTime(&parser.EvalStmt{Expr: pe, Start: s.start, End: s.end, Interval: s.interval, LookbackDelta: lookback})
+	q, err := s.q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	values, _, err := q.LabelValues(ctx, s.plan.by, nil, s.plan.matchers...)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) < 2 || len(values) > maxShardValues {
+		return nil, errNotExact
+	}
+	n := min(s.e.shards, len(values))
+	sets := make([][]string, n)
+	for i, v := range values {
+		sets[i%n] = append(sets[i%n], regexp.QuoteMeta(v))
+	}
+	ms := make([]*labels.Matcher, 0, n+1)
+	for _, set := range sets {
+		m, err := labels.NewMatcher(labels.MatchRegexp, s.plan.by, strings.Join(set, "|"))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return append(ms, labels.MustNewMatcher(labels.MatchEqual, s.plan.by, "")), nil
+}
+
+// runLegs evaluates the aggregation on every shard at once and returns the groups' answers as series with one
+// sample per step (stale markers where a group has no value).
 func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations.Annotations, error) {
-	n := s.e.shards
+	shardMs, err := s.shardMatchers(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type legOut struct {
-		series []legSeries
-		warns  annotations.Annotations
-		err    error
-		total  int64
+		m     promql.Matrix
+		warns annotations.Annotations
+		err   error
+		total int64
 	}
-	outs := make([]legOut, n)
+	outs := make([]legOut, len(shardMs))
 	var wg sync.WaitGroup
-	for i := range n {
+	for i, m := range shardMs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			o := &outs[i]
-			sq := &shardQueryable{q: s.q, index: uint64(i), count: uint64(n)}
-			if s.plan.byGroup {
-				sq.group = s.plan.groupKey
-			}
-			qry, err := s.newQuery(ctx, sq, s.plan.leg)
+			qry, err := s.newQuery(ctx, &shardQueryable{q: s.q, extra: m}, s.plan.leg)
 			if err != nil {
 				o.err = err
 				cancel()
@@ -403,16 +434,11 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 			if st := qry.Stats(); st != nil && st.Samples != nil {
 				o.total = st.Samples.TotalSamples
 			}
+			if res.Err == nil {
+				o.m, res.Err = res.Matrix()
+			}
 			if res.Err != nil {
 				o.err = res.Err
-				cancel()
-				return
-			}
-			order := inputOrder
-			if s.plan.byGroup {
-				order = s.plan.groupOrder
-			}
-			if o.series, o.err = order(res.Value, sq.inputs); o.err != nil {
 				cancel()
 			}
 		}()
@@ -420,177 +446,42 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 	wg.Wait()
 	var warns annotations.Annotations
 	var total int64
+	var all promql.Matrix
 	for _, o := range outs {
 		if o.err != nil {
 			return nil, nil, o.err
 		}
 		warns.Merge(o.warns)
 		total += o.total
+		all = append(all, o.m...)
 	}
 	s.samples = total
-	merged, err := mergeShards(outs, func(o legOut) []legSeries { return o.series })
-	if err != nil {
-		return nil, nil, err
-	}
+	slices.SortFunc(all, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
 	step := s.interval.Milliseconds()
 	end := s.end.UnixMilli()
-	res := make([]storage.Series, len(merged))
-	for i, ls := range merged {
-		res[i] = ls.storageSeries(step, end, s.instant())
+	res := make([]storage.Series, len(all))
+	for i, ser := range all {
+		if i > 0 && labels.Equal(ser.Metric, all[i-1].Metric) {
+			return nil, nil, errNotExact // one group in two shards: cannot happen; let the engine judge
+		}
+		res[i] = legSeries{metric: ser.Metric, floats: ser.Floats, hists: ser.Histograms}.storageSeries(step, end)
 	}
 	return res, warns, nil
 }
 
-// legSeries is one output series of a leg, with the labels of the input series it came from.
+// legSeries is one group's answer from a leg.
 type legSeries struct {
-	in     labels.Labels
 	metric labels.Labels
 	floats []promql.FPoint
 	hists  []promql.HPoint
-}
-
-// inputOrder puts a leg's result in the order of its shard's input series (which the shard selected sorted
-// by labels), matching each output series to the input series it came from: same labels, or same labels
-// but the metric name.
-func inputOrder(v parser.Value, inputs []labels.Labels) ([]legSeries, error) {
-	var out []legSeries
-	switch r := v.(type) {
-	case promql.Matrix:
-		out = make([]legSeries, len(r))
-		for i, ser := range r {
-			out[i] = legSeries{metric: ser.Metric, floats: ser.Floats, hists: ser.Histograms}
-		}
-	case promql.Vector:
-		out = make([]legSeries, len(r))
-		for i, smp := range r {
-			ls := legSeries{metric: smp.Metric}
-			if smp.H != nil {
-				ls.hists = []promql.HPoint{{T: smp.T, H: smp.H}}
-			} else {
-				ls.floats = []promql.FPoint{{T: smp.T, F: smp.F}}
-			}
-			out[i] = ls
-		}
-	default:
-		return nil, errNotExact
-	}
-	byHash := make(map[uint64][]int, 2*len(inputs))
-	for i, in := range inputs {
-		byHash[in.Hash()] = append(byHash[in.Hash()], i)
-		if in.Has(labels.MetricName) {
-			h := in.DropMetricName().Hash()
-			byHash[h] = append(byHash[h], i)
-		}
-	}
-	rank := make([]int, len(out))
-	for i := range out {
-		m := out[i].metric
-		found := -1
-		for _, c := range byHash[m.Hash()] {
-			if labels.Equal(m, inputs[c]) || labels.Equal(m, inputs[c].DropMetricName()) {
-				if found >= 0 && found != c {
-					return nil, errNotExact // two inputs could have made this series
-				}
-				found = c
-			}
-		}
-		if found < 0 {
-			return nil, errNotExact
-		}
-		out[i].in = inputs[found]
-		rank[i] = found
-	}
-	return sortByRank(out, rank)
-}
-
-// sortByRank orders series by their rank; two of the same rank give sharding up.
-func sortByRank(out []legSeries, rank []int) ([]legSeries, error) {
-	idx := make([]int, len(out))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return rank[a] - rank[b] })
-	sorted := make([]legSeries, len(out))
-	for i, j := range idx {
-		sorted[i] = out[j]
-	}
-	for i := 1; i < len(sorted); i++ {
-		if rank[idx[i]] == rank[idx[i-1]] {
-			return nil, errNotExact
-		}
-	}
-	return sorted, nil
-}
-
-// groupOrder puts a by-group leg's answer (one series per group) in the order of each group's first input
-// series, which the shard selected sorted by labels.
-func (p *shardPlan) groupOrder(v parser.Value, inputs []labels.Labels) ([]legSeries, error) {
-	m, ok := v.(promql.Matrix)
-	if !ok {
-		return nil, errNotExact
-	}
-	first := make(map[uint64]int, len(m))
-	var buf []byte
-	var k uint64
-	for i, in := range inputs {
-		k, buf = p.groupKey(in, buf)
-		if _, ok := first[k]; !ok {
-			first[k] = i
-		}
-	}
-	out := make([]legSeries, len(m))
-	rank := make([]int, len(m))
-	for i, ser := range m {
-		k, buf = p.groupKey(ser.Metric, buf)
-		r, ok := first[k]
-		if !ok {
-			return nil, errNotExact
-		}
-		out[i] = legSeries{in: inputs[r], metric: ser.Metric, floats: ser.Floats, hists: ser.Histograms}
-		rank[i] = r
-	}
-	return sortByRank(out, rank)
-}
-
-// mergeShards merges the shards' series, each list in input label order, into one list in input label order;
-// two series with the same labels (which the unsharded engine refuses) give sharding up.
-func mergeShards[T any](outs []T, list func(T) []legSeries) ([]legSeries, error) {
-	heads := make([][]legSeries, len(outs))
-	total := 0
-	for i, o := range outs {
-		heads[i] = list(o)
-		total += len(heads[i])
-	}
-	merged := make([]legSeries, 0, total)
-	seen := make(map[uint64]struct{}, total)
-	for len(merged) < total {
-		best := -1
-		for i, h := range heads {
-			if len(h) == 0 {
-				continue
-			}
-			if best < 0 || labels.Compare(h[0].in, heads[best][0].in) < 0 {
-				best = i
-			}
-		}
-		ls := heads[best][0]
-		heads[best] = heads[best][1:]
-		h := ls.metric.Hash()
-		if _, dup := seen[h]; dup {
-			return nil, errNotExact // same labels from two shards, or a hash collision: let the engine judge
-		}
-		seen[h] = struct{}{}
-		merged = append(merged, ls)
-	}
-	return merged, nil
 }
 
 // storageSeries is the series the outer query selects in place of the leg: its values at the steps, and a
 // stale marker at each step the leg had no value for after one it had, so that the outer query's lookback
 // never carries a value over to a step the leg left empty. A series of floats only with a value at every step
 // from its first on (the usual case) is read in place.
-func (ls legSeries) storageSeries(step, end int64, instant bool) storage.Series {
-	if len(ls.hists) == 0 && (instant || len(ls.floats) == 0 || (ls.floats[len(ls.floats)-1].T+step > end &&
+func (ls legSeries) storageSeries(step, end int64) storage.Series {
+	if len(ls.hists) == 0 && (len(ls.floats) == 0 || (ls.floats[len(ls.floats)-1].T+step > end &&
 		ls.floats[len(ls.floats)-1].T-ls.floats[0].T == int64(len(ls.floats)-1)*step)) {
 		return &legStorageSeries{lset: ls.metric, floats: ls.floats}
 	}
@@ -606,14 +497,14 @@ func (ls legSeries) storageSeries(step, end int64, instant bool) storage.Series 
 			next = legPoint{t: ls.hists[hi].T, fh: ls.hists[hi].H}
 			hi++
 		}
-		if !instant && len(pts) > 0 {
+		if len(pts) > 0 {
 			if prev := pts[len(pts)-1].t; next.t-prev > step {
 				pts = append(pts, legPoint{t: prev + step, f: stale})
 			}
 		}
 		pts = append(pts, next)
 	}
-	if !instant && len(pts) > 0 {
+	if len(pts) > 0 {
 		if last := pts[len(pts)-1].t; last+step <= end {
 			pts = append(pts, legPoint{t: last + step, f: stale})
 		}
@@ -731,81 +622,28 @@ func (s *shardQuery) Cancel() {
 // String implements promql.Query.
 func (s *shardQuery) String() string { return s.plan.qs }
 
-// sortedQueryable selects series sorted by labels. The TSDB does so whenever more than the head answers; the
-// head alone answers in the order series were created. Sorting always makes a query's answer independent of
-// whether its data has been compacted yet, and is what lets a sharded query reproduce the unsharded order.
-type sortedQueryable struct{ q storage.Queryable }
-
-func (s sortedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	q, err := s.q.Querier(mint, maxt)
-	if err != nil {
-		return nil, err
-	}
-	return sortedQuerier{q}, nil
-}
-
-type sortedQuerier struct{ storage.Querier }
-
-func (s sortedQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return s.Querier.Select(ctx, true, hints, ms...)
-}
-
-// shardQueryable selects one shard of the series, sorted by labels, and records the labels of what it
-// selected (in order) for inputOrder. The shards are the TSDB's, or, with group, those of the series'
-// grouping keys. One shard's query runs on one goroutine.
+// shardQueryable selects one shard's series: the selection's matchers plus the shard's set of values of the
+// grouping label.
 type shardQueryable struct {
-	q      storage.Queryable
-	index  uint64
-	count  uint64
-	group  func(labels.Labels, []byte) (uint64, []byte)
-	inputs []labels.Labels
-	buf    []byte
+	q     storage.Queryable
+	extra *labels.Matcher
 }
 
 func (s *shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := s.q.Querier(mint, maxt)
 	if err != nil {
-		return nil, fmt.Errorf("open querier for shard %d of %d: %w", s.index, s.count, err)
+		return nil, fmt.Errorf("open querier for shard %s: %w", s.extra, err)
 	}
-	return &shardQuerier{Querier: q, s: s}, nil
+	return &shardQuerier{Querier: q, extra: s.extra}, nil
 }
 
 type shardQuerier struct {
 	storage.Querier
-	s *shardQueryable
+	extra *labels.Matcher
 }
 
-func (q *shardQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	if q.s.group != nil {
-		return &recordingSet{SeriesSet: q.Querier.Select(ctx, true, hints, ms...), s: q.s}
-	}
-	var h storage.SelectHints
-	if hints != nil {
-		h = *hints
-	}
-	h.ShardIndex, h.ShardCount = q.s.index, q.s.count
-	return &recordingSet{SeriesSet: q.Querier.Select(ctx, true, &h, ms...), s: q.s}
-}
-
-type recordingSet struct {
-	storage.SeriesSet
-	s *shardQueryable
-}
-
-func (r *recordingSet) Next() bool {
-	for r.SeriesSet.Next() {
-		l := r.SeriesSet.At().Labels()
-		if r.s.group != nil {
-			var k uint64
-			k, r.s.buf = r.s.group(l, r.s.buf)
-			if k%r.s.count != r.s.index {
-				continue
-			}
-		}
-		r.s.inputs = append(r.s.inputs, l)
-		return true
-	}
-	return false
+func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return q.Querier.Select(ctx, sortSeries, hints, append(slices.Clip(ms), q.extra)...)
 }
 
 // legQueryable serves the legs' series to the outer query, in order, for any selection.

@@ -35,7 +35,6 @@ const (
 func openShardFixture(t testing.TB, compact bool) *tsdb.DB {
 	t.Helper()
 	opts := tsdb.DefaultOptions()
-	opts.EnableSharding = true
 	opts.MinBlockDuration = 20 * 60 * 1000
 	opts.MaxBlockDuration = opts.MinBlockDuration
 	opts.OutOfOrderTimeWindow = 0
@@ -72,7 +71,9 @@ func openShardFixture(t testing.TB, compact bool) *tsdb.DB {
 	for i := range 4 {
 		all = append(all, ser{labels.FromStrings("__name__", "native_hist", "job", []string{"api", "db"}[i%2], "pod", fmt.Sprint(i)), "native"})
 	}
-	all = append(all, ser{labels.FromStrings("__name__", "dup_a", "x", "1"), "counter"}, ser{labels.FromStrings("__name__", "dup_b", "x", "1"), "counter"})
+	for _, x := range []string{"1", "2"} {
+		all = append(all, ser{labels.FromStrings("__name__", "dup_a", "x", x), "counter"}, ser{labels.FromStrings("__name__", "dup_b", "x", x), "counter"})
+	}
 
 	vals := make([]float64, len(all))
 	ctx := context.Background()
@@ -148,68 +149,70 @@ func testEngine() *promql.Engine {
 	})
 }
 
-// shardQueries are the table: shardable queries (want true) must be answered by shards, the others by the
-// engine alone; all must answer as the unsharded engine does.
+// shardQueries are the table: range queries that are sharded (sharded) must be answered by shards, unless
+// fallback (the engine's own error, or a single value to shard by); all must answer as the unsharded engine.
 var shardQueries = []struct {
-	q       string
-	sharded bool
+	q                 string
+	sharded, fallback bool
 }{
-	{`sum(rate(http_requests_total[1m]))`, true},
-	{`sum by (instance) (rate(http_requests_total[1m]))`, true},
-	{`sum by (instance) (rate({job="api"}[1m]))`, true},
-	{`sum by (job) (rate({__name__=~".+_total"}[2m]))`, true},
-	{`sum without (code) (increase(http_requests_total[5m]))`, true},
-	{`count(temp)`, true},
-	{`count by (room) (temp)`, true},
-	{`min(temp)`, true},
-	{`max by (room) (temp)`, true},
-	{`avg(temp)`, true},
-	{`avg by (job) (rate(rpc_calls_total[2m]))`, true},
-	{`group by (job) (http_requests_total)`, true},
-	{`topk(3, rate(http_requests_total[1m]))`, true},
-	{`bottomk(2, temp)`, true},
-	{`topk by (job) (2, {job=~".+"})`, true},
-	{`stddev(temp)`, true},
-	{`stdvar by (room) (temp)`, true},
-	{`quantile(0.5, temp)`, true},
-	{`count_values("v", round(temp))`, true},
-	{`sum by (le) (rate(latency_bucket[1m]))`, true},
-	{`histogram_quantile(0.9, sum by (le) (rate(latency_bucket[1m])))`, true},
-	{`histogram_quantile(0.5, sum by (le, job) (rate(latency_bucket[5m])))`, true},
-	{`sum(native_hist)`, true},
-	{`sum by (job) (rate(native_hist[1m]))`, true},
-	{`histogram_quantile(0.9, sum(rate(native_hist[2m])))`, true},
-	{`sum(histogram_count(rate(native_hist[1m])))`, true},
-	{`sum(resets(native_hist[10m]))`, true},
-	{`sum(rate(http_requests_total[1m] offset 5m))`, true},
-	{`sum(rate(http_requests_total[1m] offset -2m))`, true},
-	{fmt.Sprintf(`sum(rate(http_requests_total[1m] @ %d))`, (shardT0+20*60_000)/1000), true},
-	{`sum(rate(http_requests_total[1m] @ end()))`, true},
-	{`sum(max_over_time(rate(http_requests_total[1m])[5m:1m]))`, true},
-	{`sum(sparse_metric)`, true},
-	{`count(sparse_metric)`, true},
-	{`sum by (n) (last_over_time(sparse_metric[2m]))`, true},
-	{`sum(rate(http_requests_total[1m])) * 60`, true},
-	{`-sum(temp)`, true},
-	{`sum(temp > 20)`, true},
-	{`sum(temp) > bool 100`, true},
-	{`max(sum by (instance) (rate(http_requests_total[1m])))`, true},
-	{`abs(sum(deriv(temp[5m])))`, true},
-	{`sum(rate(temp[1m]))`, true}, // "might not be a counter": warnings are compared too
-	{`sum(
+	{q: `sum by (instance) (rate(http_requests_total[1m]))`, sharded: true},
+	{q: `sum by (instance) (rate({job="api"}[1m]))`, sharded: true},
+	{q: `sum by (job) (rate({__name__=~".+_total"}[2m]))`, sharded: true},
+	{q: `sum by (instance, code) (increase(http_requests_total[5m]))`, sharded: true},
+	{q: `count by (room) (temp)`, sharded: true},
+	{q: `max by (room) (temp)`, sharded: true},
+	{q: `min by (room) (temp)`, sharded: true},
+	{q: `avg by (job) (rate(rpc_calls_total[2m]))`, sharded: true},
+	{q: `group by (job) (http_requests_total)`, sharded: true},
+	{q: `stddev by (room) (temp)`, sharded: true},
+	{q: `stdvar by (room) (temp)`, sharded: true},
+	{q: `quantile by (room) (0.5, temp)`, sharded: true},
+	{q: `sum by (le) (rate(latency_bucket[1m]))`, sharded: true},
+	{q: `histogram_quantile(0.9, sum by (le) (rate(latency_bucket[1m])))`, sharded: true},
+	{q: `histogram_quantile(0.5, sum by (le, job) (rate(latency_bucket[5m])))`, sharded: true},
+	{q: `sum by (job) (native_hist)`, sharded: true},
+	{q: `sum by (job) (rate(native_hist[1m]))`, sharded: true},
+	{q: `histogram_quantile(0.9, sum by (pod) (rate(native_hist[2m])))`, sharded: true},
+	{q: `sum by (job) (histogram_count(rate(native_hist[1m])))`, sharded: true},
+	{q: `sum by (pod) (resets(native_hist[10m]))`, sharded: true},
+	{q: `sum by (instance) (rate(http_requests_total[1m] offset 5m))`, sharded: true},
+	{q: `sum by (instance) (rate(http_requests_total[1m] offset -2m))`, sharded: true},
+	{q: `sum by (instance) (rate(http_requests_total[1m] @ 1700001200))`, sharded: true},
+	{q: `sum by (instance) (rate(http_requests_total[1m] @ end()))`, sharded: true, fallback: true}, // no data at end(): no values
+	{q: `sum by (instance) (max_over_time(rate(http_requests_total[1m])[5m:1m]))`, sharded: true},
+	{q: `sum by (n) (sparse_metric)`, sharded: true},
+	{q: `sum by (n) (last_over_time(sparse_metric[2m]))`, sharded: true},
+	{q: `count by (job) (sparse_metric)`, sharded: true, fallback: true}, // one job: nothing to share out
+	{q: `sum by (instance) (rate(http_requests_total[1m])) * 60`, sharded: true},
+	{q: `-sum by (room) (temp)`, sharded: true},
+	{q: `sum by (room) (temp > 20)`, sharded: true},
+	{q: `sum by (room) (temp) > bool 40`, sharded: true},
+	{q: `abs(sum by (room) (deriv(temp[5m])))`, sharded: true},
+	{q: `sum by (room) (rate(temp[1m]))`, sharded: true}, // "might not be a counter": warnings are compared too
+	{q: `sum by (job) (
   rate(jobs_done_total[1m])
-)`, true},
-	{`sum(rate({__name__=~"dup_.+"}[1m]))`, true}, // same labels once the names go: the engine's error
-	{`sum(clamp_max(temp, 20) * 2)`, true},
-	// Not shardable: answered by the engine alone.
-	{`rate(http_requests_total[1m])`, false},
-	{`sum(rate(http_requests_total[1m])) / sum(rate(http_requests_total[5m]))`, false},
-	{`sum(label_replace(temp, "a", "$1", "room", "(.*)"))`, false},
-	{`sum(http_requests_total / on(instance) group_left temp)`, false},
-	{`rate(sum(http_requests_total)[5m:1m])`, false},
-	{`scalar(sum(temp))`, true},
-	{`vector(1)`, false},
-	{`sum(`, false},
+)`, sharded: true},
+	{q: `sum by (x) (rate({__name__=~"dup_.+"}[1m]))`, sharded: true, fallback: true}, // the engine's error
+	{q: `sum by (room) (clamp_max(temp, 20) * 2)`, sharded: true},
+	{q: `scalar(sum by (room) (temp))`, sharded: true},
+	{q: `sum by (instance) (rate(nonexistent_total[1m]))`, sharded: true, fallback: true},
+	// Not sharded: answered by the engine alone.
+	{q: `sum(rate(http_requests_total[1m]))`},
+	{q: `count(temp)`},
+	{q: `sum without (code) (increase(http_requests_total[5m]))`},
+	{q: `topk(3, rate(http_requests_total[1m]))`},
+	{q: `topk by (job) (2, {job=~".+"})`},
+	{q: `bottomk by (room) (1, temp)`},
+	{q: `count_values by (room) ("v", round(temp))`},
+	{q: `max(sum by (instance) (rate(http_requests_total[1m])))`},
+	{q: `sum by (__name__) (http_requests_total)`},
+	{q: `rate(http_requests_total[1m])`},
+	{q: `sum by (job) (rate(http_requests_total[1m])) / sum by (job) (rate(http_requests_total[5m]))`},
+	{q: `sum by (room) (label_replace(temp, "a", "$1", "room", "(.*)"))`},
+	{q: `sum by (instance) (http_requests_total / on(instance) group_left temp)`},
+	{q: `rate(sum by (job) (http_requests_total)[5m:1m])`},
+	{q: `vector(1)`},
+	{q: `sum(`},
 }
 
 func TestShardedEqualsUnsharded(t *testing.T) {
@@ -218,12 +221,12 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 			db := openShardFixture(t, compact)
 			ng := testEngine()
 			for _, shards := range []int{2, 3, 7} {
-				se := newShardedEngine(ng, shards)
+				se := newShardedEngine(ng, shards, 0)
 				for _, tc := range shardQueries {
-					if got := se.plan(tc.q, nil, false) != nil; got != tc.sharded {
+					if got := se.plan(tc.q, nil) != nil; got != tc.sharded {
 						t.Errorf("%q: sharded %v, want %v", tc.q, got, tc.sharded)
 					}
-					compareSharded(t, ng, se, db, tc.q)
+					compareSharded(t, ng, se, db, tc.q, tc.fallback)
 				}
 			}
 		})
@@ -234,9 +237,10 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 func TestShardedRandomQueries(t *testing.T) {
 	db := openShardFixture(t, false)
 	ng := testEngine()
-	se := newShardedEngine(ng, 4)
+	se := newShardedEngine(ng, 4, 0)
 	rng := rand.New(rand.NewPCG(2026, 12))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	sharded := 0
 	for range 150 {
 		sel := pick(`http_requests_total`, `{job="api"}`, `{__name__=~"(rpc|jobs).*"}`, `temp`, `sparse_metric`, `latency_bucket`, `native_hist`, `{code="500"}`)
 		rng1 := pick("1m", "2m", "5m", "30s")
@@ -255,73 +259,64 @@ func TestShardedRandomQueries(t *testing.T) {
 			"quantile_over_time(0.3, "+sel+"["+rng1+"])",
 			"abs("+sel+" - 10)",
 		)
-		grp := pick("", " by (job)", " by (instance)", " without (code)", " by (le)", " by (room, job)")
-		agg := pick("sum", "min", "max", "avg", "count", "group", "stddev", "stdvar", "topk(2,", "bottomk(3,", "quantile(0.75,")
+		grp := pick(" by (job)", " by (instance)", " by (code, job)", " by (le)", " by (room, job)", " by (pod)", " by (uniq)")
+		agg := pick("sum", "min", "max", "avg", "count", "group", "stddev", "stdvar", "quantile(0.75,")
 		var q string
 		if strings.HasSuffix(agg, ",") {
 			q = agg + " " + inner + ")" + grp
 		} else {
 			q = agg + grp + " (" + inner + ")"
 		}
-		if se.plan(q, nil, false) == nil || se.plan(q, nil, true) == nil {
+		if se.plan(q, nil) == nil {
 			t.Errorf("%q: not sharded", q)
 		}
-		compareSharded(t, ng, se, db, q)
+		sharded += compareSharded(t, ng, se, db, q, true)
+	}
+	if sharded < 150 {
+		t.Errorf("%d answers came from shards, want at least 150 of 450", sharded)
 	}
 }
 
-// compareSharded runs q as range queries and instant queries, sharded and not, and fails on any difference.
-func compareSharded(t *testing.T, ng *promql.Engine, se *shardedEngine, db storage.Queryable, q string) {
+// compareSharded runs q as range queries and instant queries, sharded and not, and fails on any difference;
+// it returns how many answers came from shards. Unless mayFallBack, a sharded query must not have been
+// answered unsharded.
+func compareSharded(t *testing.T, ng *promql.Engine, se *shardedEngine, db storage.Queryable, q string, mayFallBack bool) int {
 	t.Helper()
 	ctx := context.Background()
 	start := time.UnixMilli(shardT0)
 	end := time.UnixMilli(shardT0 + shardN*shardStep + 10*60_000) // past the data: series go stale
+	sharded := 0
 	for _, step := range []time.Duration{15 * time.Second, time.Minute, 7 * time.Minute} {
-		want, wErr := ng.NewRangeQuery(ctx, sortedQueryable{db}, nil, q, start, end, step)
+		want, wErr := ng.NewRangeQuery(ctx, db, nil, q, start, end, step)
 		got, gErr := se.NewRangeQuery(ctx, db, nil, q, start, end, step)
 		if !sameCreate(t, q, wErr, gErr) {
 			continue
 		}
 		gr := got.Exec(ctx)
-		sameResult(t, fmt.Sprintf("%s range step %s", q, step), want.Exec(ctx), gr, mapOrdered(se, q), unorderedOutput(q))
-		checkFallback(t, q, got, gr)
+		sameResult(t, fmt.Sprintf("%s range step %s", q, step), want.Exec(ctx), gr, mapOrdered(se, q), false)
+		if sq, ok := got.(*shardQuery); ok {
+			if sq.fellBack && !mayFallBack {
+				t.Errorf("%q step %s: answered unsharded", q, step)
+			}
+			if !sq.fellBack {
+				sharded++
+			}
+		}
 		want.Close()
 		got.Close()
 	}
 	for _, at := range []int64{shardT0 + 3*60_000, shardT0 + 20*60_000 + 7_500, shardT0 + shardN*shardStep + 3*60_000} {
 		ts := time.UnixMilli(at)
-		want, wErr := ng.NewInstantQuery(ctx, sortedQueryable{db}, nil, q, ts)
+		want, wErr := ng.NewInstantQuery(ctx, db, nil, q, ts)
 		got, gErr := se.NewInstantQuery(ctx, db, nil, q, ts)
 		if !sameCreate(t, q, wErr, gErr) {
 			continue
 		}
-		gr := got.Exec(ctx)
-		sameResult(t, fmt.Sprintf("%s instant at %d", q, at), want.Exec(ctx), gr, false, unorderedOutput(q))
-		checkFallback(t, q, got, gr)
+		sameResult(t, fmt.Sprintf("%s instant at %d", q, at), want.Exec(ctx), got.Exec(ctx), false, unorderedOutput(q))
 		want.Close()
 		got.Close()
 	}
-}
-
-// checkFallback fails when a sharded query was answered unsharded, unless it is the one the fixture makes
-// fall back (two series equal but for their names: the engine's error, where both have samples).
-func checkFallback(t *testing.T, q string, got promql.Query, res *promql.Result) {
-	t.Helper()
-	sq, ok := got.(*shardQuery)
-	if !ok {
-		return
-	}
-	if want := strings.Contains(q, "dup_") && res.Err != nil; sq.fellBack != want {
-		t.Errorf("%q: fell back to unsharded: %v, want %v", q, sq.fellBack, want)
-	}
-}
-
-func sameCreate(t *testing.T, q string, wErr, gErr error) bool {
-	t.Helper()
-	if (wErr == nil) != (gErr == nil) || (wErr != nil && wErr.Error() != gErr.Error()) {
-		t.Errorf("%q: create error %v, want %v", q, gErr, wErr)
-	}
-	return wErr == nil && gErr == nil
+	return sharded
 }
 
 // mapOrdered reports whether, in a range query, the unsharded engine hands q's leg to the aggregation in an
@@ -461,15 +456,15 @@ func diffValue(want, got parser.Value, within bool) string {
 
 // BenchmarkAggregationQuery is the runner's query, sum by (instance) (rate({job="metricload"}[1m])), over
 // series shaped as metricload's (load_metric_<i%100>{instance="host-<i/100>", series="<i>"}), 1 h at 15 s,
-// answered over 1 h at a 15 s step: the engine over the head's own order (before sharding), the engine over
-// sorted selections (what unsharded queries now do), and sharded.
+// answered over all of it at a 15 s step, unsharded and sharded.
 func BenchmarkAggregationQuery(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		db := openMetricloadFixture(b, n, 240)
+	for _, c := range []struct{ series, samples int }{{1000, 240}, {10000, 240}, {100000, 10}} {
+		n := c.series
+		db := openMetricloadFixture(b, n, c.samples)
 		ng := testEngine()
 		q := `sum by (instance) (rate({job="metricload"}[1m]))`
-		end := time.UnixMilli(shardT0 + 240*shardStep)
-		start := end.Add(-time.Hour)
+		end := time.UnixMilli(shardT0 + int64(c.samples)*shardStep)
+		start := end.Add(-time.Duration(c.samples) * time.Duration(shardStep) * time.Millisecond)
 		run := func(b *testing.B, e promql.QueryEngine, qa storage.Queryable) {
 			cpu0 := processCPU()
 			for b.Loop() {
@@ -485,10 +480,9 @@ func BenchmarkAggregationQuery(b *testing.B) {
 			// The machine is shared: CPU per query says what sharding costs, wall time what it gains.
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
 		}
-		b.Run(fmt.Sprintf("series=%d/head-order", n), func(b *testing.B) { run(b, ng, db) })
-		b.Run(fmt.Sprintf("series=%d/sorted", n), func(b *testing.B) { run(b, ng, sortedQueryable{db}) })
+		b.Run(fmt.Sprintf("series=%d-samples=%d/unsharded", n, c.samples), func(b *testing.B) { run(b, ng, db) })
 		for _, shards := range []int{2, 4} {
-			b.Run(fmt.Sprintf("series=%d/shards=%d", n, shards), func(b *testing.B) { run(b, newShardedEngine(ng, shards), db) })
+			b.Run(fmt.Sprintf("series=%d-samples=%d/shards=%d", n, c.samples, shards), func(b *testing.B) { run(b, newShardedEngine(ng, shards, 0), db) })
 		}
 	}
 }
@@ -502,7 +496,6 @@ func processCPU() time.Duration {
 // openMetricloadFixture holds n counters shaped as metricload's, samples counter values 15 s apart.
 func openMetricloadFixture(b *testing.B, n, samples int) *tsdb.DB {
 	opts := tsdb.DefaultOptions()
-	opts.EnableSharding = true
 	db, err := tsdb.Open(b.TempDir(), nil, nil, opts, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -524,4 +517,12 @@ func openMetricloadFixture(b *testing.B, n, samples int) *tsdb.DB {
 		}
 	}
 	return db
+}
+
+func sameCreate(t *testing.T, q string, wErr, gErr error) bool {
+	t.Helper()
+	if (wErr == nil) != (gErr == nil) || (wErr != nil && wErr.Error() != gErr.Error()) {
+		t.Errorf("%q: create error %v, want %v", q, gErr, wErr)
+	}
+	return wErr == nil && gErr == nil
 }

@@ -144,7 +144,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		EnablePerStepStats:       true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
-	s.queryEngine = newShardedEngine(s.engine, cfg.queryShards())
+	s.queryEngine = newShardedEngine(s.engine, cfg.queryShards(), cfg.LookbackDelta)
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))

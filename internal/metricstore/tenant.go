@@ -79,9 +79,6 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	opts.EnableMetadataWALRecords = true
 	opts.SeriesLifecycleCallback = t.limits
 	opts.WALCompression = "snappy"
-	// The head keeps each series' label hash (8 bytes a series) so that a sharded query's selection picks
-	// its shard without hashing labels (see shard.go).
-	opts.EnableSharding = true
 	if s.bkt != nil {
 		if t.shipper, err = newShipper(t); err != nil {
 			return nil, err
