@@ -48,16 +48,17 @@ import (
 // the engine.
 type shardedEngine struct {
 	ng       *promql.Engine
+	legs     *promql.Engine // ng with max_fetched_samples shared out among the shards
 	parser   parser.Parser
 	shards   int
 	lookback time.Duration // the engine's lookback delta
 }
 
-func newShardedEngine(ng *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
+func newShardedEngine(ng, legs *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
 	if lookback <= 0 {
 		lookback = 5 * time.Minute // the engine's default
 	}
-	return &shardedEngine{ng: ng, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback}
+	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
@@ -319,7 +320,7 @@ func (s *shardQuery) Exec(ctx context.Context) *promql.Result {
 	series, warns, err := s.runLegs(ctx)
 	if err == nil {
 		var outer promql.Query
-		if outer, err = s.newQuery(ctx, &legQueryable{series: series}, s.plan.outer); err == nil {
+		if outer, err = s.newQuery(ctx, s.e.ng, &legQueryable{series: series}, s.plan.outer); err == nil {
 			res := outer.Exec(ctx)
 			if res.Err == nil {
 				s.setFinal(outer)
@@ -331,7 +332,7 @@ func (s *shardQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	// Anything but a clean sharded answer (a leg's error, errNotExact, a cancelled or late query): the
 	// unsharded engine answers, with its own errors and warnings; a cancelled context ends it at once.
-	fb, ferr := s.newQuery(ctx, s.q, s.plan.qs)
+	fb, ferr := s.newQuery(ctx, s.e.ng, s.q, s.plan.qs)
 	if ferr != nil {
 		return &promql.Result{Err: ferr}
 	}
@@ -347,8 +348,8 @@ func (s *shardQuery) setFinal(q promql.Query) {
 	s.mu.Unlock()
 }
 
-func (s *shardQuery) newQuery(ctx context.Context, q storage.Queryable, qs string) (promql.Query, error) {
-	qry, err := s.e.ng.NewRangeQuery(ctx, q, s.opts, qs, s.start, s.end, s.interval)
+func (s *shardQuery) newQuery(ctx context.Context, ng *promql.Engine, q storage.Queryable, qs string) (promql.Query, error) {
+	qry, err := ng.NewRangeQuery(ctx, q, s.opts, qs, s.start, s.end, s.interval)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +424,7 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 		go func() {
 			defer wg.Done()
 			o := &outs[i]
-			qry, err := s.newQuery(ctx, &shardQueryable{q: s.q, extra: m}, s.plan.leg)
+			qry, err := s.newQuery(ctx, s.e.legs, &shardQueryable{q: s.q, extra: m}, s.plan.leg)
 			if err != nil {
 				o.err = err
 				cancel()

@@ -3,8 +3,11 @@ package metricstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -221,7 +225,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 			db := openShardFixture(t, compact)
 			ng := testEngine()
 			for _, shards := range []int{2, 3, 7} {
-				se := newShardedEngine(ng, shards, 0)
+				se := newShardedEngine(ng, ng, shards, 0)
 				for _, tc := range shardQueries {
 					if got := se.plan(tc.q, nil) != nil; got != tc.sharded {
 						t.Errorf("%q: sharded %v, want %v", tc.q, got, tc.sharded)
@@ -237,7 +241,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 func TestShardedRandomQueries(t *testing.T) {
 	db := openShardFixture(t, false)
 	ng := testEngine()
-	se := newShardedEngine(ng, 4, 0)
+	se := newShardedEngine(ng, ng, 4, 0)
 	rng := rand.New(rand.NewPCG(2026, 12))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	sharded := 0
@@ -482,7 +486,7 @@ func BenchmarkAggregationQuery(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("series=%d-samples=%d/unsharded", n, c.samples), func(b *testing.B) { run(b, ng, db) })
 		for _, shards := range []int{2, 4} {
-			b.Run(fmt.Sprintf("series=%d-samples=%d/shards=%d", n, c.samples, shards), func(b *testing.B) { run(b, newShardedEngine(ng, shards, 0), db) })
+			b.Run(fmt.Sprintf("series=%d-samples=%d/shards=%d", n, c.samples, shards), func(b *testing.B) { run(b, newShardedEngine(ng, ng, shards, 0), db) })
 		}
 	}
 }
@@ -525,4 +529,118 @@ func sameCreate(t *testing.T, q string, wErr, gErr error) bool {
 		t.Errorf("%q: create error %v, want %v", q, gErr, wErr)
 	}
 	return wErr == nil && gErr == nil
+}
+
+// TestShardedAPI runs the same pushes into a store with query_shards 4 and one with sharding off: the API's
+// answers to range queries (sharded in the first) are byte for byte the same, warnings and errors included,
+// and a range over the points budget is refused before any shard runs.
+func TestShardedAPI(t *testing.T) {
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var req prompb.WriteRequest
+	for i := range 60 {
+		ts := prompb.TimeSeries{Labels: series(fmt.Sprint("api_metric_", i%3, "_total"), "instance", fmt.Sprint("host-", i%7), "series", fmt.Sprint(i))}
+		for k := range 120 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: base.Add(time.Duration(k) * 15 * time.Second).UnixMilli(), Value: float64(k*(i%5+1)) + float64(i)/7})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	body := encodeV1(t, &req)
+	var srvs []string
+	var stores []*Store
+	for _, shards := range []int{4, 1} {
+		cfg := testConfig(t)
+		cfg.QueryShards = shards
+		s, srv := openTestStore(t, cfg)
+		if code, msg := post(t, srv.URL+"/api/v1/write", contentTypeV1, body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, msg)
+		}
+		srvs, stores = append(srvs, srv.URL), append(stores, s)
+	}
+	if stores[0].queryEngine.shards != 4 || stores[1].queryEngine.plan(`sum by (instance) (rate(x[1m]))`, nil) != nil {
+		t.Fatal("query_shards not applied")
+	}
+	start, end := base.Unix(), base.Add(30*time.Minute).Unix()
+	for _, tc := range []struct{ q, step string }{
+		{`sum by (instance) (rate({__name__=~"api_metric_.+"}[1m]))`, "15"},
+		{`avg by (instance) (increase(api_metric_1_total[5m]))`, "60"},
+		{`histogram_quantile(0.5, sum by (le) (rate(api_metric_2_total[1m])))`, "30"},
+		{`sum by (instance) (rate(api_metric_0_total[1m]))`, "0.001"}, // over max_points_per_series
+		{`sum by (instance) (rate(api_metric_0_total[1m])`, "15"},     // parse error
+	} {
+		var answers []string
+		for _, u := range srvs {
+			resp, err := http.Get(u + "/api/v1/query_range?" + url.Values{"query": {tc.q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "step": {tc.step}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers = append(answers, fmt.Sprintf("%d %s", resp.StatusCode, b))
+		}
+		if answers[0] != answers[1] {
+			t.Errorf("%s: sharded answer\n%.600s\nunsharded\n%.600s", tc.q, answers[0], answers[1])
+		}
+		if balanced := strings.Count(tc.q, "(") == strings.Count(tc.q, ")"); balanced != strings.HasPrefix(answers[0], "200 ") && tc.step != "0.001" {
+			t.Errorf("%s: %.300s", tc.q, answers[0])
+		}
+	}
+}
+
+// TestShardedBudgets: a sharded query stops with its context and keeps the engine's sample limit, with the
+// engine's own errors.
+func TestShardedBudgets(t *testing.T) {
+	db := openShardFixture(t, false)
+	q := `sum by (instance) (rate(http_requests_total[1m]))`
+	start, end := time.UnixMilli(shardT0), time.UnixMilli(shardT0+shardN*shardStep)
+	t.Run("cancelled", func(t *testing.T) {
+		ng := testEngine()
+		se := newShardedEngine(ng, ng, 3, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		want, _ := ng.NewRangeQuery(ctx, db, nil, q, start, end, 15*time.Second)
+		got, err := se.NewRangeQuery(ctx, db, nil, q, start, end, 15*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wr, gr := want.Exec(ctx), got.Exec(ctx)
+		if gr.Err == nil || wr.Err == nil || gr.Err.Error() != wr.Err.Error() {
+			t.Fatalf("cancelled: %v, want %v", gr.Err, wr.Err)
+		}
+	})
+	t.Run("max samples", func(t *testing.T) {
+		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 500, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+		se := newShardedEngine(ng, ng, 3, 0)
+		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		wr, gr := want.Exec(context.Background()), got.Exec(context.Background())
+		if gr.Err == nil || wr.Err == nil || gr.Err.Error() != wr.Err.Error() {
+			t.Fatalf("over the sample limit: %v, want %v", gr.Err, wr.Err)
+		}
+	})
+	// A query within the limit whose shards each go over their share: answered, unsharded, as the engine would.
+	t.Run("shard share", func(t *testing.T) {
+		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+		legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+		se := newShardedEngine(ng, legs, 3, 0)
+		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
+		if gr.Err != nil || !got.(*shardQuery).fellBack {
+			t.Fatalf("err %v, fell back %v", gr.Err, got.(*shardQuery).fellBack)
+		}
+		if d := diffValue(wr.Value, gr.Value, false); d != "" {
+			t.Fatal(d)
+		}
+	})
+	t.Run("cancel stops every shard", func(t *testing.T) {
+		se := newShardedEngine(testEngine(), testEngine(), 3, 0)
+		qry, err := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qry.Cancel() // before Exec: every leg and the fallback see a cancelled context
+		if res := qry.Exec(context.Background()); res.Err == nil {
+			t.Fatal("a cancelled query answered")
+		}
+	})
 }
