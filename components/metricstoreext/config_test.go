@@ -38,11 +38,15 @@ func TestLoadConfig(t *testing.T) {
 				fmt.Sprint(c.Storage.CompactorBlockRanges) != "[6h0m0s 24h0m0s]" || c.Storage.CompactionInterval != 30*time.Minute {
 				t.Errorf("custom: %+v", c.Config)
 			}
+			if c.QueryShards != 3 {
+				t.Errorf("query_shards %d, want 3", c.QueryShards)
+			}
 			if c.Limits.MaxLabelNamesPerSeries != 30 {
 				t.Errorf("unset limits keep their defaults, got max_label_names_per_series %d", c.Limits.MaxLabelNamesPerSeries)
 			}
 		}},
 		{id: component.NewIDWithName(Type, "bad_limit"), wantErr: "limits: ingestion_rate"},
+		{id: component.NewIDWithName(Type, "bad_query_shards"), wantErr: "query_shards: -1 is out of range"},
 		{id: component.NewIDWithName(Type, "bad_remote_write"), wantErr: "remote_write[0]"},
 		{id: component.NewIDWithName(Type, "bad_relabel"), wantErr: "nonsense"},
 		{id: component.NewIDWithName(Type, "bad_ranges"), wantErr: "storage.compactor_block_ranges[1]: 18h0m0s must be greater than and a multiple of 12h0m0s"},

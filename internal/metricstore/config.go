@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -31,6 +32,9 @@ type Config struct {
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
 	// LookbackDelta is PromQL's staleness window.
 	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
+	// QueryShards is how many series shards an aggregation query is evaluated over in parallel (see
+	// shard.go); 0 picks GOMAXPROCS, 1 turns sharding off.
+	QueryShards int `mapstructure:"query_shards"`
 
 	// Storage is the bucket completed blocks are shipped to (Mimir's blocks_storage).
 	Storage StorageConfig `mapstructure:"storage"`
@@ -169,6 +173,17 @@ func DefaultLimits() Limits {
 	}
 }
 
+// maxQueryShards bounds query_shards: every shard is a goroutine and an engine query per sharded query.
+const maxQueryShards = 256
+
+// queryShards is query_shards with 0 resolved.
+func (c *Config) queryShards() int {
+	if c.QueryShards == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return c.QueryShards
+}
+
 // bucketDir is the default filesystem bucket location when none is configured.
 func (c *Config) bucketDir() string {
 	if c.Storage.Filesystem.Dir != "" {
@@ -196,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta < 0 {
 		return errors.New("lookback_delta: must not be negative")
+	}
+	if c.QueryShards < 0 || c.QueryShards > maxQueryShards {
+		return fmt.Errorf("query_shards: %d is out of range (0 for GOMAXPROCS, 1 for off, at most %d)", c.QueryShards, maxQueryShards)
 	}
 	if c.Storage.Enabled {
 		bc := c.Storage.Config

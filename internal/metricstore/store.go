@@ -63,12 +63,14 @@ type Store struct {
 	gath    prometheus.Gatherer
 	version string
 	engine  *promql.Engine
-	queries *querylimit.Limiter
-	bkt     bucket.Bucket
-	ownBkt  bool
-	rw      []*config.RemoteWriteConfig
-	otlp    config.OTLPConfig
-	otlpR2T config.OTLPConfig
+	// queryEngine is what the Prometheus API runs queries on: engine, with aggregations sharded.
+	queryEngine *shardedEngine
+	queries     *querylimit.Limiter
+	bkt         bucket.Bucket
+	ownBkt      bool
+	rw          []*config.RemoteWriteConfig
+	otlp        config.OTLPConfig
+	otlpR2T     config.OTLPConfig
 
 	mu         sync.Mutex
 	tenants    map[string]*Tenant
@@ -128,7 +130,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 			Help: "Tenants whose TSDB could not be opened at start; every other tenant started, and the tenant is retried on its next request.",
 		}, []string{"tenant"}),
 	}
-	s.engine = promql.NewEngine(promql.EngineOpts{
+	engineOpts := promql.EngineOpts{
 		Logger:               s.slog.With("component", "query engine"),
 		Reg:                  opts.Registerer,
 		MaxSamples:           maxOr(cfg.Limits.MaxFetchedSamples, math.MaxInt),
@@ -141,7 +143,15 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		// is why their points are checked before evaluation (see Tenant.admitQuery).
 		EnablePerStepStats:       true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-	})
+	}
+	s.engine = promql.NewEngine(engineOpts)
+	// The shards of a query run at once, so each holds at most its share of max_fetched_samples; a shard
+	// over its share makes the query run unsharded, where the engine judges it against the whole limit.
+	shards := cfg.queryShards()
+	legOpts := engineOpts
+	legOpts.Reg = nil
+	legOpts.MaxSamples = max(1, engineOpts.MaxSamples/max(1, shards))
+	s.queryEngine = newShardedEngine(s.engine, promql.NewEngine(legOpts), shards, cfg.LookbackDelta)
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))

@@ -50,6 +50,9 @@ type options struct {
 	workdir   string
 	out       string
 	keep      bool
+	// metricRounds is how many samples each metric series gets: with -base, it sets the active series
+	// (base/metricRounds) and the span the metric queries cover (metricRounds × 10 s).
+	metricRounds int
 }
 
 // Result is the whole output of one invocation.
@@ -90,6 +93,7 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where each run's data directory is made (and removed)")
 	flag.StringVar(&o.out, "out", "bench-out", "directory for bench.json, bench.md and <signal>.svg")
 	flag.BoolVar(&o.keep, "keep", false, "keep each run's data directory")
+	flag.IntVar(&o.metricRounds, "metric-rounds", 10, "samples per metric series, 10 s apart: active series = base/metric-rounds, and the metric queries span them (e.g. -base 2400000 -metric-rounds 240: 10k series over 40 minutes)")
 	from := flag.String("from", "", "run nothing: write bench.md and the plots again from this bench.json into -out")
 	flag.Parse()
 	if *from != "" {
@@ -111,6 +115,9 @@ func main() {
 	}
 	if o.base < 1000 || o.workers < 1 {
 		log.Fatal("-base must be at least 1000 and -workers positive")
+	}
+	if o.metricRounds < 1 || o.base/o.metricRounds < o.workers {
+		log.Fatal("-metric-rounds must be positive and leave at least one series per sender")
 	}
 	for _, b := range []*string{sproutBin, tempoBin, lokiBin, vlBin, promBin, vmBin} {
 		if *b == "" {
@@ -190,7 +197,7 @@ func runOne(ctx context.Context, o options, sys system, sc int, plans map[int]*l
 		r.Unit, r.Offered = "lines", plan.total
 	case "metrics":
 		l := metricsLoad(o, sc)
-		r.Unit, r.Offered = "samples", int64(l.Series/l.Workers*l.Workers*metricRounds)
+		r.Unit, r.Offered = "samples", int64(l.Series/l.Workers*l.Workers*l.Rounds)
 	}
 	dir, err := os.MkdirTemp(o.workdir, "bench-"+sys.Signal+"-"+sys.Name+"-")
 	if err != nil {

@@ -384,11 +384,16 @@ func vlLines(ctx context.Context, u string) (int, error) {
 
 // --- metrics --------------------------------------------------------------------------------------------
 
-const metricRounds = 10
-
 func metricsLoad(o options, sc int) loadgen.MetricLoad {
-	return loadgen.MetricLoad{Series: o.base / metricRounds * sc, Batch: 500, Workers: o.workers, Interval: 10 * time.Second,
-		Start: time.Now().Add(-10 * time.Minute).Truncate(time.Minute), Rounds: metricRounds, Values: "counter", UniqueLabel: true}
+	rounds := o.metricRounds
+	if rounds < 1 {
+		rounds = 10
+	}
+	const interval = 10 * time.Second
+	// The data ends at least 8 minutes before the load starts, as it did with the 10 rounds it first had.
+	back := max(10*time.Minute, time.Duration(rounds)*interval+8*time.Minute)
+	return loadgen.MetricLoad{Series: o.base / rounds * sc, Batch: 500, Workers: o.workers, Interval: interval,
+		Start: time.Now().Add(-back).Truncate(time.Minute), Rounds: rounds, Values: "counter", UniqueLabel: true}
 }
 
 func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
@@ -404,7 +409,7 @@ func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
 	r.PeakRSSIngest = loadgen.ProcStatusBytes(s.pid(), "VmHWM")
 	now := time.Now()
 	rng := fmt.Sprintf("%dm", int(now.Sub(l.Start).Minutes())+2)
-	dataEnd := l.Start.Add(metricRounds * l.Interval)
+	dataEnd := l.Start.Add(time.Duration(l.Rounds) * l.Interval)
 
 	r.Count = Count{Method: `sum(count_over_time({job="metricload"}[` + rng + `]))`, Want: res.Samples}
 	poll(ctx, &r.Count, o.settle, func() (int64, error) {
@@ -420,7 +425,7 @@ func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
 	} {
 		q := Query{Name: mq.name, Query: mq.q}
 		timed(&q, o.queryRuns, func() (string, error) {
-			_, pr, err := loadgen.PromQuery(ctx, s.ep.Query, "", mq.q, dataEnd.Add(time.Minute), metricRounds*l.Interval+time.Minute, 15*time.Second)
+			_, pr, err := loadgen.PromQuery(ctx, s.ep.Query, "", mq.q, dataEnd.Add(time.Minute), time.Duration(l.Rounds)*l.Interval+time.Minute, 15*time.Second)
 			return fmt.Sprintf("%d series, %d points", pr.Series, pr.Points), err
 		})
 		r.Queries = append(r.Queries, q)
