@@ -204,7 +204,8 @@ func mergeNodes(dst, src *yaml.Node) {
 		j := mapIndex(dst, key.Value)
 		switch {
 		case val.Tag == "!!null":
-			if j >= 0 {
+			// Every entry of the key goes: a document may repeat a key, and a merge must not leave the second.
+			for ; j >= 0; j = mapIndex(dst, key.Value) {
 				dst.Content = append(dst.Content[:j], dst.Content[j+2:]...)
 			}
 		case j < 0 && val.Kind == yaml.MappingNode:
