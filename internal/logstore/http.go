@@ -93,19 +93,11 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 func (a *API) push(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, tk, limit, ok := a.admitPush(w, r)
 	if !ok {
 		return
 	}
-	// The body's bytes are reserved with the memory governor before they are read, its decoded bytes before
-	// they are decoded: N parallel bodies that each decode to the limit cannot all be in memory at once.
-	tk := memguard.IngestTicket(r.Context())
 	defer tk.Release()
-	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
-		writeRefusal(w, err, http.StatusServiceUnavailable)
-		return
-	}
-	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
 	streams, err := decodePushBody(r.Body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), limit, tk)
 	if err != nil {
 		writeRefusal(w, err, http.StatusBadRequest) // a memory refusal, or a body that does not decode
@@ -115,6 +107,23 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 	if w.Header().Get("Content-Type") == "" {
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// admitPush is what both push endpoints do before reading a body: the tenant, then the body's bytes reserved
+// with the memory governor before they are read (its decoded bytes are reserved before they are decoded: N
+// parallel bodies that each decode to the limit cannot all be in memory at once), and the decoded size allowed.
+// When ok, the caller releases the ticket.
+func (a *API) admitPush(w http.ResponseWriter, r *http.Request) (tid string, tk *memguard.Ticket, limit int64, ok bool) {
+	if tid, ok = a.Tenant(w, r); !ok {
+		return "", nil, 0, false
+	}
+	tk = memguard.IngestTicket(r.Context())
+	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
+		tk.Release()
+		writeRefusal(w, err, http.StatusServiceUnavailable)
+		return "", nil, 0, false
+	}
+	return tid, tk, memguard.DecodedLimit(r.Context(), MaxPushSize), true
 }
 
 // writeRefusal answers err in Loki's plain text: a refusal with its status and Retry-After, any other error
@@ -133,17 +142,11 @@ func (a *API) storePush(w http.ResponseWriter, ctx context.Context, tid string, 
 }
 
 func (a *API) otlp(w http.ResponseWriter, r *http.Request) {
-	tid, ok := a.Tenant(w, r)
+	tid, tk, limit, ok := a.admitPush(w, r)
 	if !ok {
 		return
 	}
-	tk := memguard.IngestTicket(r.Context())
 	defer tk.Release()
-	if err := tk.Grow(memguard.WireSize(r.Context(), r.ContentLength)); err != nil {
-		writeRefusal(w, err, http.StatusServiceUnavailable)
-		return
-	}
-	limit := memguard.DecodedLimit(r.Context(), MaxPushSize)
 	body := io.Reader(r.Body)
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(r.Body)
