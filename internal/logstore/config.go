@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -20,6 +21,9 @@ import (
 type Config struct {
 	// DataDir holds the WAL; chunks go to the bucket.
 	DataDir string `mapstructure:"data_dir"`
+	// MinFreeDiskBytes refuses pushes (503, retryable) while data_dir's filesystem has less free, so that every
+	// store refuses alike before any WAL meets a full disk (see internal/diskguard). 0 turns the check off.
+	MinFreeDiskBytes int64 `mapstructure:"min_free_disk_bytes"`
 
 	WAL WALConfig `mapstructure:"wal"`
 
@@ -103,6 +107,7 @@ type Limits struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir:            "./data/logs",
+		MinFreeDiskBytes:   diskguard.DefaultMinFreeBytes,
 		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		ChunkTargetSize:    1536 << 10,
 		MaxChunkAge:        2 * time.Hour,
@@ -152,6 +157,9 @@ func DefaultLimits() Limits {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
+	}
+	if c.MinFreeDiskBytes < 0 {
+		return errors.New("min_free_disk_bytes: must not be negative")
 	}
 	if err := c.WAL.Policy.Validate(); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/logql"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/refusal"
@@ -37,6 +38,7 @@ type Store struct {
 	logger *zap.Logger
 	bkt    bucket.Bucket
 	wal    *wal.Log
+	disk   *diskguard.Guard // refuses pushes while data_dir's filesystem is nearly full
 	cache  *chunkCache
 	engine *logql.Engine
 	// queries admits the API's queries (timeout, concurrency, queue).
@@ -153,6 +155,7 @@ func Open(ctx context.Context, cfg Config, bkt bucket.Bucket, opts Options) (*St
 	}
 	s := &Store{
 		cfg: cfg, logger: opts.Logger, bkt: bkt, cache: newObjectCache(bkt, cfg.ChunkCacheSize),
+		disk:    diskguard.New("log store", cfg.DataDir, cfg.MinFreeDiskBytes),
 		engine:  &logql.Engine{Limits: logql.Limits{MaxSeries: cfg.Limits.MaxQuerySeries, MaxBytesRead: cfg.Limits.MaxQueryBytesRead, MaxSamples: cfg.Limits.MaxFetchedSamples}},
 		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*tenantDB{}, tailers: map[*Tailer]struct{}{},
@@ -440,6 +443,9 @@ func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream)
 	td, err := s.admit(tenantID)
 	if err != nil {
 		return err // a *refusal.Error: a malformed tenant id, or one over max_tenants
+	}
+	if err := s.disk.Check(); err != nil {
+		return err
 	}
 	lim := s.cfg.Limits
 	now := s.now()

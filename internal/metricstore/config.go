@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
@@ -21,6 +22,9 @@ type Config struct {
 	// DataDir holds one Prometheus TSDB per tenant under <data_dir>/<tenant>/ and a cache of blocks read back
 	// from the bucket under <data_dir>/.cache/.
 	DataDir string `mapstructure:"data_dir"`
+	// MinFreeDiskBytes refuses writes (503, retryable) while data_dir's filesystem has less free: the TSDB's WAL
+	// must not meet a full disk mid-record (see internal/diskguard). 0 turns the check off.
+	MinFreeDiskBytes int64 `mapstructure:"min_free_disk_bytes"`
 	// Retention is how long blocks stay on local disk (Prometheus' storage.tsdb.retention.time). With shipping
 	// on, older data is still queried from the bucket.
 	Retention time.Duration `mapstructure:"retention"`
@@ -133,11 +137,12 @@ type OTLPConfig struct {
 // under ./data/metrics-bucket, 30 days in the bucket (the seed's Mimir setting), one day on local disk.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:       "./data/metrics",
-		Retention:     24 * time.Hour,
-		BlockDuration: 2 * time.Hour,
-		MaxExemplars:  100000,
-		LookbackDelta: 5 * time.Minute,
+		DataDir:          "./data/metrics",
+		MinFreeDiskBytes: diskguard.DefaultMinFreeBytes,
+		Retention:        24 * time.Hour,
+		BlockDuration:    2 * time.Hour,
+		MaxExemplars:     100000,
+		LookbackDelta:    5 * time.Minute,
 		Storage: StorageConfig{
 			Enabled:                        true,
 			Config:                         bucket.Config{Backend: bucket.BackendFilesystem, Filesystem: bucket.FilesystemConfig{Dir: "./data/metrics-bucket"}},
@@ -196,6 +201,9 @@ func (c *Config) bucketDir() string {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
+	}
+	if c.MinFreeDiskBytes < 0 {
+		return errors.New("min_free_disk_bytes: must not be negative")
 	}
 	if c.BlockDuration < time.Minute {
 		return fmt.Errorf("block_duration: %s is too short (minimum 1m)", c.BlockDuration)

@@ -153,6 +153,17 @@ func (r *refusalNote) get() *refusal.Error {
 	return r.err
 }
 
+// admitCommit checks a commit of n samples against the tenant's rate limit and the disk's free space.
+func (t *Tenant) admitCommit(n int) error {
+	if n == 0 {
+		return nil // nothing to write (a rule that produced no sample)
+	}
+	if err := t.store.disk.Check(); err != nil {
+		return err
+	}
+	return t.limits.allow(n)
+}
+
 // limitedAppender is the tenant's storage.Appender: it counts samples for the rate limit, records metadata,
 // notes limit refusals, and wakes the remote-write queues after a commit.
 type limitedAppender struct {
@@ -192,7 +203,7 @@ func (a *limitedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels,
 }
 
 func (a *limitedAppender) Commit() error {
-	if err := a.t.limits.allow(a.n); err != nil {
+	if err := a.t.admitCommit(a.n); err != nil {
 		noteRefusal(a.ctx, err)
 		_ = a.Appender.Rollback()
 		return err
@@ -239,7 +250,7 @@ func (a *limitedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 }
 
 func (a *limitedAppenderV2) Commit() error {
-	if err := a.t.limits.allow(a.n); err != nil {
+	if err := a.t.admitCommit(a.n); err != nil {
 		noteRefusal(a.ctx, err)
 		_ = a.AppenderV2.Rollback()
 		return err

@@ -31,6 +31,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/tenant"
 )
@@ -77,6 +78,9 @@ type Store struct {
 	maxTenants atomic.Int64 // max_tenants of sprout_api; 0: no limit
 	closed     bool
 
+	// disk refuses writes while data_dir's filesystem is nearly full.
+	disk *diskguard.Guard
+
 	rules atomic.Pointer[RulesRetrieverFunc]
 	// features are the Mimir features /api/v1/status/buildinfo reports (see buildinfo.go); nil: none.
 	features atomic.Pointer[map[string]string]
@@ -120,6 +124,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		otlp:    otlpCfg,
 		otlpR2T: otlpR2T,
 		tenants: map[string]*Tenant{},
+		disk:    diskguard.New("metric store", cfg.DataDir, cfg.MinFreeDiskBytes),
 		stop:    make(chan struct{}),
 		rwInvalid: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "sprout_metrics_remote_write_invalid_labels_samples_total",

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -16,6 +17,9 @@ type Config struct {
 	// DataDir holds the WAL, per tenant: <data_dir>/tenants/<tenant>/wal/ (before: <data_dir>/<tenant>/wal/, moved at start).
 	DataDir string    `mapstructure:"data_dir"`
 	WAL     WALConfig `mapstructure:"wal"`
+	// MinFreeDiskBytes refuses pushes (503, retryable) while data_dir's filesystem has less free, so that every
+	// store refuses alike before any WAL meets a full disk (see internal/diskguard). 0 turns the check off.
+	MinFreeDiskBytes int64 `mapstructure:"min_free_disk_bytes"`
 	// Storage is where blocks go: <tenant>/blocks/<ulid>/ in the bucket. Default: the filesystem under
 	// <data_dir>/blocks.
 	Storage bucket.Config `mapstructure:"storage"`
@@ -102,6 +106,7 @@ type Limits struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir:            "./data/traces",
+		MinFreeDiskBytes:   diskguard.DefaultMinFreeBytes,
 		WAL:                WALConfig{Policy: wal.Policy{Fsync: wal.FsyncInterval, FsyncInterval: time.Second}, SegmentBytes: 128 << 20},
 		Storage:            bucket.Config{Backend: bucket.BackendFilesystem},
 		ReadCacheBytes:     64 << 20,
@@ -151,6 +156,9 @@ func (c *Config) storage() bucket.Config {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir: must be set")
+	}
+	if c.MinFreeDiskBytes < 0 {
+		return errors.New("min_free_disk_bytes: must not be negative")
 	}
 	if err := c.WAL.Policy.Validate(); err != nil {
 		return err

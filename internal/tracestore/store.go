@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -49,7 +50,8 @@ type Store struct {
 	cfg    Config
 	logger *zap.Logger
 	bkt    bucket.Bucket
-	cache  *rangeCache // block ranges read from an object store; nil for the filesystem
+	disk   *diskguard.Guard // refuses pushes while data_dir's filesystem is nearly full
+	cache  *rangeCache      // block ranges read from an object store; nil for the filesystem
 	m      *storeMetrics
 	now    func() time.Time
 	// queries admits the API's queries (timeout, concurrency, queue).
@@ -102,6 +104,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{cfg: cfg, logger: logger, bkt: bkt, m: newStoreMetrics(), now: time.Now, tenantsDir: tdir,
+		disk:    diskguard.New("trace store", cfg.DataDir, cfg.MinFreeDiskBytes),
 		queries: querylimit.New(cfg.Limits.Config),
 		tenants: map[string]*instance{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if b := cfg.storage().Backend; b != "" && b != bucket.BackendFilesystem {
@@ -259,6 +262,9 @@ func (s *Store) instances() []*instance {
 func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) error {
 	in, err := s.instance(ctx, tenantID)
 	if err != nil {
+		return err
+	}
+	if err := s.disk.Check(); err != nil {
 		return err
 	}
 	return in.push(td)
