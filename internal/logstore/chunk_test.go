@@ -490,23 +490,35 @@ func TestDuplicateAcrossChunks(t *testing.T) {
 	if len(s) != 1 || len(s[0].chunks) != 2 {
 		t.Fatalf("want one stream with two chunks, got %d streams", len(s))
 	}
-	const want = 7 // a, b (t1), b (t2), other line, first only, second only, head only
-	if _, sr := e.queryRange(`{job="dup2"}`); countLines(sr) != want {
-		t.Fatalf("log query: %v, want %d lines", lines(sr), want)
-	}
-	for q, v := range map[string]string{
-		`sum(count_over_time({job="dup2"}[5m]))`:                                fmt.Sprint(want),
-		`sum(count_over_time({job="dup2"} |= "three" [5m]))`:                    "1",
-		`sum(bytes_over_time({job="dup2"} |= "three" [5m]))`:                    fmt.Sprint(len(a.Line)),
-		`sum(count_over_time({job="dup2"} | trace_id="t1" [5m]))`:               "1",
-		`sum(count_over_time({job="dup2"} |= "pushed" or "chunk" [5m]))`:        "5",
-		`sum by (job) (count_over_time({job="dup2"} != "only" [5m] offset 0s))`: "4",
-	} {
-		code, body := e.get("/loki/api/v1/query", url.Values{"query": {q}, "time": {fmt.Sprint(ts(0))}})
-		if code != 200 || !strings.Contains(string(body), `"`+v+`"]`) {
-			t.Errorf("%s: %d %s, want %s", q, code, body, v)
+	check := func(when string) {
+		t.Helper()
+		const want = 7 // a, b (t1), b (t2), other line, first only, second only, head only
+		if _, sr := e.queryRange(`{job="dup2"}`); countLines(sr) != want {
+			t.Fatalf("%s: log query: %v, want %d lines", when, lines(sr), want)
+		}
+		for q, v := range map[string]string{
+			`sum(count_over_time({job="dup2"}[5m]))`:                                fmt.Sprint(want),
+			`sum(count_over_time({job="dup2"} |= "three" [5m]))`:                    "1",
+			`sum(bytes_over_time({job="dup2"} |= "three" [5m]))`:                    fmt.Sprint(len(a.Line)),
+			`sum(count_over_time({job="dup2"} | trace_id="t1" [5m]))`:               "1",
+			`sum(count_over_time({job="dup2"} |= "pushed" or "chunk" [5m]))`:        "5",
+			`sum by (job) (count_over_time({job="dup2"} != "only" [5m] offset 0s))`: "4",
+		} {
+			code, body := e.get("/loki/api/v1/query", url.Values{"query": {q}, "time": {fmt.Sprint(ts(0))}})
+			if code != 200 || !strings.Contains(string(body), `"`+v+`"]`) {
+				t.Errorf("%s: %s: %d %s, want %s", when, q, code, body, v)
+			}
 		}
 	}
+	check("two chunks and the head")
+	// Compaction merges the two small chunks into one, which holds each entry once.
+	if err := e.store.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s[0].chunks); n != 1 {
+		t.Fatalf("after compaction: %d chunks, want 1", n)
+	}
+	check("after compaction")
 }
 
 // TestDedupWindows: only where two sources overlap is an entry looked up.
