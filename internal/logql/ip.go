@@ -70,16 +70,23 @@ func (p *ipPattern) matchText(s string) bool {
 	n := len(s)
 	for i := 0; i < n; i++ {
 		var run int
+		var maybe bool
 		switch {
 		case i+3 < n && ipv4Start(s[i:i+4]):
 			run = spanOf(s[i:], ipv4Chars)
+			maybe = strings.Count(s[i:i+run], ".") == 3
 		case i+4 < n && ipv6Start(s[i:i+5]):
 			run = spanOf(s[i:], ipv6Chars)
+			maybe = strings.Contains(s[i:i+run], "::") || strings.Count(s[i:i+run], ":") >= 6
 		default:
 			continue
 		}
-		if a, err := netip.ParseAddr(s[i : i+run]); err == nil && p.contains(a) {
-			return true
+		// maybe is a necessary condition of a valid address (three dots; "::" or six colons at least): it
+		// spares the parse, and its error's allocation, on the numbers and clock times of a line.
+		if maybe {
+			if a, err := netip.ParseAddr(s[i : i+run]); err == nil && p.contains(a) {
+				return true
+			}
 		}
 		// The run did not match: go on after it (and after the byte that ended it, which is not an address
 		// character and so cannot start one).

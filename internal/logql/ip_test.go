@@ -236,7 +236,7 @@ func TestIPString(t *testing.T) {
 // FuzzIPPattern: a pattern either fails with Loki's error or matches what it holds; the scan never panics, and
 // whatever it matches is an address of the line that the pattern contains.
 func FuzzIPPattern(f *testing.F) {
-	for _, s := range []string{"10.0.0.0/8|x10.0.0.1y", "::1|at ::1 ", "1.2.3.4-1.2.3.9|1.2.3.5,1.2.3.4", "::ffff:0:0/96|::ffff:1.2.3.4 x",
+	for _, s := range []string{"10.0.0.0/8|x10.0.0.1y", "0.0.0.0/0|at 12:30:45 took 1.204s", "::/0|1:2:3:4:5:6:1.2.3.4 x", "::1|at ::1 ", "1.2.3.4-1.2.3.9|1.2.3.5,1.2.3.4", "::ffff:0:0/96|::ffff:1.2.3.4 x",
 		"fe80::1|fe80::1%eth0", "2001:db8::/32|[2001:db8::7]:443", "bad|", "0.0.0.0/0|1234.5.6.7"} {
 		pat, line, _ := strings.Cut(s, "|")
 		f.Add(pat, line)
@@ -252,11 +252,15 @@ func FuzzIPPattern(f *testing.F) {
 		if p.single && !p.contains(p.lo) && p.lo.Zone() == "" {
 			t.Fatalf("%q does not contain itself", pat)
 		}
-		if !p.matchText(line) {
+		got := p.matchText(line)
+		if want := matchTextParsingEveryRun(p, line); got != want {
+			t.Fatalf("ip(%q) on %q: %v, parsing every run gives %v", pat, line, got, want)
+		}
+		if !got {
 			return
 		}
 		for i := 0; i < len(line); i++ {
-			for j := i + 1; j <= len(line); j++ {
+			for j := i + 1; j <= len(line) && j-i <= 45; j++ { // 45: the longest address, IPv6 ending in IPv4
 				if a, err := netip.ParseAddr(line[i:j]); err == nil && p.contains(a) {
 					return
 				}
@@ -264,4 +268,49 @@ func FuzzIPPattern(f *testing.F) {
 		}
 		t.Fatalf("ip(%q) matched %q, which holds no address it contains", pat, line)
 	})
+}
+
+// BenchmarkIPLineFilter: the scan over access-log lines, most of which hold an address outside the pattern.
+func BenchmarkIPLineFilter(b *testing.B) {
+	p, err := parseIPPattern("10.0.1.0/24")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := []string{
+		`10.0.3.17 - - "GET /api/orders HTTP/1.1" 200 1532 0.041 INFO placed order`,
+		`2001:db8:2::a7 - - "POST /api/pay HTTP/1.1" 500 83 1.204 ERROR payment failed`,
+		`level=info msg="cache miss" user=u12 method=GET path=/api/cart status=200 duration=12ms`,
+		`10.0.1.9 - - "DELETE /api/cart HTTP/1.1" 204 0 0.003 DEBUG ok`,
+	}
+	var n int
+	for _, l := range lines {
+		n += len(l)
+	}
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		for _, l := range lines {
+			p.matchText(l)
+		}
+	}
+}
+
+// matchTextParsingEveryRun is matchText without its pre-check of a run's dots and colons.
+func matchTextParsingEveryRun(p *ipPattern, s string) bool {
+	for i := 0; i < len(s); i++ {
+		var run int
+		switch {
+		case i+3 < len(s) && ipv4Start(s[i:i+4]):
+			run = spanOf(s[i:], ipv4Chars)
+		case i+4 < len(s) && ipv6Start(s[i:i+5]):
+			run = spanOf(s[i:], ipv6Chars)
+		default:
+			continue
+		}
+		if a, err := netip.ParseAddr(s[i : i+run]); err == nil && p.contains(a) {
+			return true
+		}
+		i += run
+	}
+	return false
 }
