@@ -50,16 +50,36 @@ type LineFilter struct {
 	Op    tokKind // tPipeEq, tNeq, tPipeRe, tNre, tPipePat, tNpat
 	Value string
 	Ors   []string
-	res   []*regexp.Regexp
-	pats  []linePattern
+	// IP marks the alternatives written ip("…"): IP[0] is Value's, IP[i] is Ors[i-1]'s. Nil when none is.
+	IP []bool
+	// alts are the alternatives evaluated (see effectiveAlts); res and pats are compiled from them.
+	alts []lineAlt
+	res  []*regexp.Regexp
+	pats []linePattern
+}
+
+// lineAlt is one alternative of a line filter. isIP says it was written ip("…"); asIP that it is evaluated as
+// an address pattern (ip), or fails the query (ipErr).
+type lineAlt struct {
+	text       string
+	isIP, asIP bool
+	ip         *ipPattern
+	ipErr      error
 }
 
 func (f *LineFilter) String() string {
-	s := f.op() + " " + strconv.Quote(f.Value)
-	for _, o := range f.Ors {
-		s += " or " + strconv.Quote(o)
+	s := f.op() + " " + f.quoted(0, f.Value)
+	for i, o := range f.Ors {
+		s += " or " + f.quoted(i+1, o)
 	}
 	return s
+}
+
+func (f *LineFilter) quoted(i int, v string) string {
+	if i < len(f.IP) && f.IP[i] {
+		return "ip(" + strconv.Quote(v) + ")"
+	}
+	return strconv.Quote(v)
 }
 
 func (f *LineFilter) op() string { return f.Op.String() }

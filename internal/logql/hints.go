@@ -111,7 +111,7 @@ func filterReadsLabel(f LabelFilter) bool {
 	case *StringLabelFilter:
 		// Loki turns a label regex that matches anything (`x=~".*"`, `x=~""`) into a filter that reads nothing.
 		return x.M.Type != labels.MatchRegexp || !regexAlwaysTrue(x.M.Value)
-	case *NumericLabelFilter:
+	case *NumericLabelFilter, *IPLabelFilter:
 		return true
 	}
 	return false

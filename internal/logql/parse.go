@@ -38,6 +38,9 @@ func ParseExpr(input string) (Expr, error) {
 	if t := p.peek(); t.kind != tEOF {
 		return nil, nameUnsupported(toks, p.unexpected(t, ""))
 	}
+	if err := checkStages(e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -589,30 +592,73 @@ func (p *parser) parsePipeline(sel *LogSelectorExpr) error {
 	}
 }
 
-func (p *parser) parseLineFilterArgs(op token) (*LineFilter, error) {
+// isIPCall reports whether the parser is at `ip(` (any case, as Loki's lexer reads function names).
+func (p *parser) isIPCall(at int) bool {
+	t := p.toks[at]
+	return t.kind == tIdent && strings.EqualFold(t.text, "ip") && p.toks[at+1].kind == tLParen
+}
+
+// parseLineFilterValue reads a line filter's STRING or ip(STRING).
+func (p *parser) parseLineFilterValue() (token, bool, error) {
+	if p.isIPCall(p.pos) {
+		p.next()
+		p.next()
+		vt := p.next()
+		if vt.kind != tString {
+			return vt, false, p.unexpected(vt, "STRING")
+		}
+		if _, err := p.expect(tRParen); err != nil {
+			return vt, false, err
+		}
+		return vt, true, nil
+	}
 	vt := p.next()
 	if vt.kind != tString {
-		return nil, p.unexpected(vt, "STRING")
+		return vt, false, p.unexpected(vt, "STRING")
+	}
+	return vt, false, nil
+}
+
+func (p *parser) parseLineFilterArgs(op token) (*LineFilter, error) {
+	vt, isIP, err := p.parseLineFilterValue()
+	if err != nil {
+		return nil, err
 	}
 	f := &LineFilter{Op: op.kind, Value: vt.text}
-	for p.isIdent("or") && p.toks[p.pos+1].kind == tString {
+	ips := []bool{isIP}
+	for p.isIdent("or") && (p.toks[p.pos+1].kind == tString || p.isIPCall(p.pos+1)) {
 		p.next()
-		f.Ors = append(f.Ors, p.next().text)
+		ot, oip, err := p.parseLineFilterValue()
+		if err != nil {
+			return nil, err
+		}
+		f.Ors = append(f.Ors, ot.text)
+		ips = append(ips, oip)
 	}
+	if slices.Contains(ips, true) {
+		f.IP = ips
+	}
+	f.alts = f.effectiveAlts()
 	if op.kind == tPipePat || op.kind == tNpat {
-		for _, v := range append([]string{f.Value}, f.Ors...) {
-			m, err := parseLinePattern(v)
+		for _, a := range f.alts {
+			if a.asIP {
+				continue // an error of the stage (checkIPStages)
+			}
+			m, err := parseLinePattern(a.text)
 			if err != nil {
-				return nil, p.errAt(vt, "invalid pattern %q in line filter: %v", v, err)
+				return nil, p.errAt(vt, "invalid pattern %q in line filter: %v", a.text, err)
 			}
 			f.pats = append(f.pats, m)
 		}
 	}
 	if op.kind == tPipeRe || op.kind == tNre {
-		for _, v := range append([]string{f.Value}, f.Ors...) {
-			re, err := regexp.Compile(v)
+		for _, a := range f.alts {
+			if a.asIP {
+				continue
+			}
+			re, err := regexp.Compile(a.text)
 			if err != nil {
-				return nil, p.errAt(vt, "invalid regexp %q in line filter: %v", v, err)
+				return nil, p.errAt(vt, "invalid regexp %q in line filter: %v", a.text, err)
 			}
 			f.res = append(f.res, re)
 		}
@@ -846,6 +892,18 @@ func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
 		return nil, p.unexpected(nt, "IDENTIFIER")
 	}
 	opt := p.next()
+	if (opt.kind == tEq || opt.kind == tNeq) && p.isIPCall(p.pos) {
+		p.next()
+		p.next()
+		vt := p.next()
+		if vt.kind != tString {
+			return nil, p.unexpected(vt, "STRING")
+		}
+		if _, err := p.expect(tRParen); err != nil {
+			return nil, err
+		}
+		return newIPLabelFilter(nt.text, vt.text, opt.kind == tNeq), nil
+	}
 	vt := p.next()
 	switch opt.kind {
 	case tEq, tNeq, tRe, tNre:

@@ -249,7 +249,14 @@ func (p *Pipeline) Process(ts int64, line string, stream, meta labels.Labels) (s
 func (p *Pipeline) Builder() *LabelsBuilder { return &p.b }
 
 func lineFilterFn(f *LineFilter) stageFn {
-	vals := append([]string{f.Value}, f.Ors...)
+	if len(f.alts) == 1 && f.alts[0].asIP && f.alts[0].ip != nil {
+		ip, want := f.alts[0].ip, f.Op == tPipeEq
+		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) { return line, ip.matchText(line) == want }
+	}
+	vals := make([]string, len(f.alts))
+	for i, a := range f.alts {
+		vals[i] = a.text
+	}
 	switch f.Op {
 	case tPipeEq:
 		if len(vals) == 1 {
@@ -265,9 +272,10 @@ func lineFilterFn(f *LineFilter) stageFn {
 			return line, false
 		}
 	case tNeq:
+		alts := f.alts
 		return func(_ int64, line string, _ *LabelsBuilder) (string, bool) {
-			for _, v := range vals {
-				if strings.Contains(line, v) {
+			for _, a := range alts {
+				if a.asIP && a.ip != nil && a.ip.matchText(line) || !a.asIP && strings.Contains(line, a.text) {
 					return line, false
 				}
 			}
@@ -404,6 +412,8 @@ func evalLabelFilter(f LabelFilter, b *LabelsBuilder) bool {
 	case *StringLabelFilter:
 		v, _ := b.Get(f.M.Name)
 		return f.M.Matches(v)
+	case *IPLabelFilter:
+		return f.match(b)
 	case *NumericLabelFilter:
 		// As Loki 3: a missing label fails the filter (also on a line that failed a parser); a value that does
 		// not convert keeps the line and marks it, unless an earlier stage's error is already there.

@@ -10,7 +10,6 @@ import (
 // Sprout refuses, rather than a typo (tests/diff compares every refusal with Loki's answer).
 var unsupported = map[string]string{
 	"approx_topk": "approx_topk()",
-	"ip":          "ip()",
 }
 
 // nameUnsupported adds the unsupported construct found among toks to a parse error.
@@ -19,13 +18,10 @@ func nameUnsupported(toks []token, err error) error {
 	if !errors.As(err, &pe) {
 		return err
 	}
-	for i, t := range toks {
+	for _, t := range toks {
 		what, ok := unsupported[strings.ToLower(t.text)]
 		if !ok || t.kind == tString {
 			continue
-		}
-		if t.text == "ip" && (i+1 >= len(toks) || toks[i+1].kind != tLParen) {
-			continue // a label called ip
 		}
 		return &ParseError{Msg: pe.Msg + " (" + what + " is not supported by Sprout)", Line: pe.Line, Col: pe.Col}
 	}

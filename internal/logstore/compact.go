@@ -111,13 +111,20 @@ func (s *Store) mergeSmall(ctx context.Context, tid string, st *stream, chunks [
 		}
 		var es []logql.Entry
 		seg := 0
-		for _, c := range run {
+		// An entry that lies in two of the chunks (see dedup) is written once: in one merged chunk the query
+		// could no longer tell the copies from two lines pushed alike.
+		dd := newDedup(run, 1, 0)
+		for ci, c := range run {
 			seg = max(seg, c.WALSeg)
 			part, err := s.loadChunk(ctx, c)
 			if err != nil {
 				return err
 			}
-			es = append(es, part...)
+			for _, e := range part {
+				if !dd.seen(e, ci) {
+					es = append(es, e)
+				}
+			}
 		}
 		sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp < es[j].Timestamp })
 		metas, err := s.writeChunks(ctx, tid, st, es)

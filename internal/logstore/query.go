@@ -145,11 +145,12 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	}
 	ji := 0
 	for _, w := range work {
-		// An entry pushed again after its first copy went to a chunk (a retried push after a restart, say) lies
-		// in a chunk and in the head. As Loki's merge of its sources, entries equal in stream, time, line and
-		// metadata are read once: chunk entries within the head's time range are remembered, and head entries
-		// equal to one are skipped (the head itself holds no such pair: the push path drops them).
-		var inChunks map[string]struct{}
+		// An entry can lie in two of a stream's sources: pushed again after its first copy went to a chunk (a
+		// retried push after a restart), or pushed twice with a flush in between, or cut into two chunks from
+		// overlapping pushes. As Loki's merge of its sources, entries equal in stream, time, line and metadata
+		// are read once. Only where two sources overlap in time can such a pair lie; the entries there are
+		// remembered with their source, and one equal to an entry of another source is skipped (a source holds
+		// no such pair itself: the push path drops them).
 		hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
 		for _, b := range w.blocks {
 			hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
@@ -157,15 +158,8 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		for _, e := range w.tail {
 			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
 		}
-		if hmin <= hmax && len(w.chunks) > 0 {
-			for _, c := range w.chunks {
-				if c.MinT <= hmax && c.MaxT >= hmin {
-					inChunks = map[string]struct{}{}
-					break
-				}
-			}
-		}
-		for range w.chunks {
+		dd := newDedup(w.chunks, hmin, hmax)
+		for ci := range w.chunks {
 			j := jobs[ji]
 			ji++
 			r := <-j.res
@@ -185,8 +179,8 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				if p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID {
 					continue
 				}
-				if inChunks != nil && e.Timestamp >= hmin && e.Timestamp <= hmax {
-					inChunks[entryKey(e)] = struct{}{}
+				if dd.seen(e, ci) {
+					continue
 				}
 				if err := fn(w.st.lbs, e); err != nil {
 					return err
@@ -206,10 +200,8 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
 			}
-			if inChunks != nil {
-				if _, dup := inChunks[entryKey(e)]; dup {
-					continue
-				}
+			if dd.seen(e, len(w.chunks)) {
+				continue
 			}
 			if p.LineFilter != nil && !p.LineFilter(e.Line) {
 				skipped++
@@ -420,6 +412,62 @@ func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, err
 func (*querier) AppliesLineFilter() bool { return true }
 
 // entryKey identifies an entry within its stream: time, line and structured metadata.
+// dedup finds the entries of a stream that another of its sources (chunks, head) already gave. Its windows are
+// the time ranges where two sources overlap, sorted and disjoint; entries outside them cost one comparison.
+type dedup struct {
+	windows [][2]int64 // inclusive
+	from    map[string]int
+}
+
+// newDedup covers chunks and a head spanning [hmin, hmax] (none when hmin > hmax); nil when no two overlap.
+func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
+	spans := make([][2]int64, 0, len(chunks)+1)
+	for _, c := range chunks {
+		spans = append(spans, [2]int64{c.MinT, c.MaxT})
+	}
+	if hmin <= hmax {
+		spans = append(spans, [2]int64{hmin, hmax})
+	}
+	if len(spans) < 2 {
+		return nil
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0] < spans[j][0] })
+	var ws [][2]int64
+	reach := spans[0][1]
+	for _, sp := range spans[1:] {
+		if sp[0] <= reach {
+			w := [2]int64{sp[0], min(sp[1], reach)}
+			if n := len(ws); n > 0 && w[0] <= ws[n-1][1] {
+				ws[n-1][1] = max(ws[n-1][1], w[1])
+			} else {
+				ws = append(ws, w)
+			}
+		}
+		reach = max(reach, sp[1])
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	return &dedup{windows: ws, from: map[string]int{}}
+}
+
+// seen reports whether e came already from a source other than src, and remembers it otherwise.
+func (d *dedup) seen(e logql.Entry, src int) bool {
+	if d == nil {
+		return false
+	}
+	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= e.Timestamp })
+	if i == len(d.windows) || d.windows[i][0] > e.Timestamp {
+		return false
+	}
+	k := entryKey(e)
+	if s, ok := d.from[k]; ok {
+		return s != src
+	}
+	d.from[k] = src
+	return false
+}
+
 func entryKey(e logql.Entry) string {
 	return strconv.FormatInt(e.Timestamp, 10) + "\xff" + e.Line + "\xff" + e.Metadata.String()
 }

@@ -115,8 +115,18 @@ func genLine(r *rand.Rand, format string, i int) string {
 		})
 		line = string(b)
 	default:
-		line = fmt.Sprintf(`10.0.%d.%d - - "%s %s HTTP/1.1" %d %d %.3f %s %s`,
-			r.Intn(4), r.Intn(255), method, path, status, size, float64(durMs)/1000, strings.ToUpper(level), msg)
+		a, b := r.Intn(4), r.Intn(255)
+		// The client is an IPv4 address, an IPv6 one every third line and an IPv4-mapped one every seventh, so
+		// that ip() filters meet both families (drawn from the same numbers: the rest of the data is unchanged).
+		client := fmt.Sprintf("10.0.%d.%d", a, b)
+		switch {
+		case i%7 == 5:
+			client = "::ffff:" + client
+		case i%3 == 1:
+			client = fmt.Sprintf("2001:db8:%x::%x", a, b)
+		}
+		line = fmt.Sprintf(`%s - - "%s %s HTTP/1.1" %d %d %.3f %s %s`,
+			client, method, path, status, size, float64(durMs)/1000, strings.ToUpper(level), msg)
 	}
 	if r.Intn(100) == 0 {
 		line += " pad=" + strings.Repeat("x", 20000)
