@@ -6,6 +6,7 @@
 //   SPROUT_URL  the grow-ui Sprout          TRACE_ID  a trace held by Tempo    SERVICE  its service
 //   LOG_LINE    a line held by Loki          METRIC    a metric held by Prometheus
 //   CHROMIUM    browser executable           ARTIFACTS screenshot directory
+//   NO_TENANT_URL  the same Sprout without a tenant, whose clusters refuse it (optional)
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -111,6 +112,19 @@ await step('every request went to this origin, the clusters through the proxy', 
   }
   const bad = failed.filter((f) => f.includes('/ui/proxy/'));
   if (bad.length) throw new Error(`proxied requests failed: ${bad.slice(0, 5).join(', ')}`);
+});
+
+// Last, as it opens another origin: the same config with the tenant forgotten. The page must name the cluster
+// that refused it and its status, not show a bare "no org id".
+if (process.env.NO_TENANT_URL) await step('a cluster refusing the tenant is named on the page', async () => {
+  const base = process.env.NO_TENANT_URL.replace(/\/$/, '');
+  await page.goto(`${base}/ui/logs?from=now-1h&to=now&q=${encodeURIComponent(`{service_name="${SERVICE}"}`)}`, { waitUntil: 'domcontentloaded' });
+  const box = page.locator('.error', { hasText: 'loki at' }).first();
+  await box.waitFor(timeout);
+  const text = await box.innerText();
+  for (const want of ['HTTP 401', 'refused the request with 401 Unauthorized: no org id', 'sprout_ui.loki.tenant']) {
+    if (!text.includes(want)) throw new Error(`the error box lacks ${JSON.stringify(want)}: ${text}`);
+  }
 });
 
 await browser.close();

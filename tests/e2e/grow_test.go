@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -374,6 +375,7 @@ func growGet(u, tenant string, out any, has string) error {
 type lokiLine struct {
 	stream, metadata map[string]string
 	line             string
+	ts               int64 // Unix ns
 }
 
 // lokiLines runs a LogQL query_range with labels categorised (Loki's X-Loki-Response-Encoding-Flags), so that
@@ -410,8 +412,12 @@ func lokiLines(base, tenant, query string, from, to time.Time) ([]lokiLine, erro
 	for _, r := range out.Data.Result {
 		for _, v := range r.Values {
 			l := lokiLine{stream: r.Stream}
-			if len(v) < 2 || json.Unmarshal(v[1], &l.line) != nil {
+			var ts string
+			if len(v) < 2 || json.Unmarshal(v[1], &l.line) != nil || json.Unmarshal(v[0], &ts) != nil {
 				return nil, fmt.Errorf("loki %s: entry %s", query, v)
+			}
+			if l.ts, err = strconv.ParseInt(ts, 10, 64); err != nil {
+				return nil, fmt.Errorf("loki %s: entry %s: %w", query, v, err)
 			}
 			if len(v) > 2 {
 				var cat struct {
@@ -544,6 +550,23 @@ const (
 	growMimirHash = "$2a$04$9sVbAh3MLxSF3byLyyThL.nzz4yLJ3v.tYnROd6dw/aOL3hMUIDF6"
 )
 
+// startPromBasicAuth runs Prometheus with its remote-write receiver behind basic auth (growMimirUser, password
+// "s3cret"), as a Mimir behind an authenticating gateway, and returns its URL.
+func startPromBasicAuth(t *testing.T, promBin string) string {
+	t.Helper()
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  "+growMimirUser+": "+growMimirHash+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return testutil.StartPeer(t, testutil.PeerSpec{
+		Name: "prometheus-auth", Bin: promBin, Ports: []string{"http"}, ConfigFile: "prometheus.yml", Config: "global: {}\n",
+		Args: []string{"--config.file={{.Config}}", "--storage.tsdb.path={{.Dir}}/data", `--web.listen-address={{.Addr "http"}}`,
+			"--web.enable-remote-write-receiver", "--web.config.file=" + webConfig},
+		Ready:   `http://` + growMimirUser + `:s3cret@{{.Addr "http"}}/-/ready`,
+		Timeout: time.Minute,
+	}).URL("http")
+}
+
 // TestGrowCollectorRefused runs grow-collector.yaml as shipped with a tenant the clusters refuse ("team/grow":
 // Tempo and Loki allow no slash in a tenant id) and a Mimir stand-in that wants credentials the sidecar does not
 // send (Prometheus with basic auth, as behind a gateway). The refusals must be reported, not swallowed: the
@@ -556,21 +579,11 @@ func TestGrowCollectorRefused(t *testing.T) {
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	tempo := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true})
 	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true})
-	webConfig := filepath.Join(t.TempDir(), "web.yml")
-	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  "+growMimirUser+": "+growMimirHash+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prom := testutil.StartPeer(t, testutil.PeerSpec{
-		Name: "prometheus", Bin: promBin, Ports: []string{"http"}, ConfigFile: "prometheus.yml", Config: "global: {}\n",
-		Args: []string{"--config.file={{.Config}}", "--storage.tsdb.path={{.Dir}}/data", `--web.listen-address={{.Addr "http"}}`,
-			"--web.enable-remote-write-receiver", "--web.config.file=" + webConfig},
-		Ready:   `http://` + growMimirUser + `:s3cret@{{.Addr "http"}}/-/ready`,
-		Timeout: time.Minute,
-	})
+	promAuth := startPromBasicAuth(t, promBin)
 
 	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
 	otlp, health := port(), port()
-	mimir := prom.URL("http") + "/api/v1/write"
+	mimir := promAuth + "/api/v1/write"
 	p := startSprout(t, []string{
 		"SPROUT_OTLP_GRPC_ENDPOINT=" + otlp, "SPROUT_OTLP_HTTP_ENDPOINT=" + port(), "SPROUT_HEALTH_ENDPOINT=" + health,
 		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)), "SPROUT_SCRAPE_TARGET=" + port(),

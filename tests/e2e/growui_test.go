@@ -113,6 +113,30 @@ func TestGrowUIBrowser(t *testing.T) {
 		}
 	}
 
+	// The same config with the tenant forgotten (TENANT unset): the clusters answer 401, and the page must get
+	// the cluster's name, its status and where to look, not a bare "no org id".
+	noTenantAPI := port()
+	noTenant := startSprout(t, []string{
+		"SPROUT_HTTP_ENDPOINT=" + noTenantAPI, "SPROUT_HEALTH_ENDPOINT=" + port(), "SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
+		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
+		"TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
+	}, "--config", filepath.Join(root, "examples", "configs", "grow-ui.yaml"))
+	noTenant.waitHTTP("http://"+noTenantAPI+"/ready", 60*time.Second)
+	for _, c := range []struct{ path, has string }{
+		{"/ui/proxy/loki/loki/api/v1/query_range?query=" + url.QueryEscape(`{service_name="`+svc+`"}`), "UI proxy: loki at " + loki + " refused the request with 401 Unauthorized: no org id"},
+		{"/ui/proxy/tempo/api/v2/traces/" + traceID, "UI proxy: tempo at " + tempo + " refused the request with 401 Unauthorized: no org id"},
+	} {
+		resp, err := http.Get("http://" + noTenantAPI + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), c.has) || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("GET %s without a tenant: %d %q, want 401 with %q", c.path, resp.StatusCode, b, c.has)
+		}
+	}
+
 	artifacts := os.Getenv("SPROUT_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = filepath.Join(root, "artifacts", "growui")
@@ -120,7 +144,7 @@ func TestGrowUIBrowser(t *testing.T) {
 	cmd := exec.Command(node, filepath.Join(root, "tests", "browser", "growui.mjs"))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SPROUT_URL=http://"+api, "CHROMIUM="+chromium, "ARTIFACTS="+artifacts,
-		"TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
+		"NO_TENANT_URL=http://"+noTenantAPI, "TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser output:\n%s", tail(string(out), 6000))
 	if err != nil {
