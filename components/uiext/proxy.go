@@ -3,6 +3,7 @@ package uiext
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,7 +215,16 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			h[k] = v
 		}
 	}
-	if resp.StatusCode >= 500 {
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusProxyAuthRequired:
+		// The cluster (or the gateway in front of it) refused the tenant or credentials this server sends. The
+		// page must not take that for its own session's refusal, nor show a bare "no org id": it gets the
+		// cluster's name, its status and words, and where the fix lies. The status is kept, so the page shows
+		// it too; the tenant and credentials themselves are not named.
+		body = []byte(fmt.Sprintf("UI proxy: %s refused the request with %s: %s (check sprout_ui.%s.tenant or org_id, and sprout_ui.%s.auth, on the Sprout server)\n",
+			p.what(), resp.Status, upstreamWords(resp.Header.Get("Content-Type"), body), p.name, p.name))
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	case code >= 500:
 		// The page shows the body; a 5xx of a cluster must say which cluster, so it is prefixed when it is
 		// plain text. A JSON error (Prometheus') is passed on as it is: the page reads its "error" field.
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
@@ -283,6 +293,29 @@ func registerProxies(m Mux, ps []*proxy) {
 			m.Handle(method+" "+proxyPrefix+name+"/", h)
 		}
 	}
+}
+
+// upstreamWords is the message of an upstream's error answer, for a sentence of the proxy's own: the "error" or
+// "message" field of a JSON body (Prometheus' and Mimir's errors), else the text, on one line and cut short (a
+// gateway may answer with a whole HTML page).
+func upstreamWords(contentType string, body []byte) string {
+	if strings.HasPrefix(contentType, "application/json") {
+		var e struct{ Error, Message string }
+		if json.Unmarshal(body, &e) == nil && (e.Error != "" || e.Message != "") {
+			body = []byte(e.Error)
+			if e.Error == "" {
+				body = []byte(e.Message)
+			}
+		}
+	}
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if s == "" {
+		return "no message"
+	}
+	if len(s) > 300 {
+		s = strings.ToValidUTF8(s[:300], "") + "…"
+	}
+	return s
 }
 
 func pathUnescapeOrSelf(p string) string {

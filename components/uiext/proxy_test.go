@@ -216,9 +216,21 @@ func TestProxyUpstreamAnswers(t *testing.T) {
 		{"client error passed on as it is", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "parse error at line 1, col 5", http.StatusBadRequest)
 		}, 0, 400, "text/plain; charset=utf-8", []string{"parse error at line 1, col 5"}},
-		{"tenant refused passed on", func(w http.ResponseWriter, _ *http.Request) {
+		{"tenant refused names the cluster and its status", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "no org id", http.StatusUnauthorized)
-		}, 0, 401, "text/plain; charset=utf-8", []string{"no org id"}},
+		}, 0, 401, "text/plain; charset=utf-8", []string{"tempo at http://", "refused the request with 401 Unauthorized: no org id",
+			"check sprout_ui.tempo.tenant or org_id, and sprout_ui.tempo.auth"}},
+		{"credentials forbidden by a gateway, in JSON", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"status":"error","error":"invalid token for tenant"}`))
+		}, 0, 403, "text/plain; charset=utf-8", []string{"tempo at http://", "403 Forbidden: invalid token for tenant"}},
+		{"a gateway's HTML refusal is cut to one short line", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("WWW-Authenticate", `Basic realm="mimir"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("<html>\n<body>" + strings.Repeat("denied ", 100) + "</body></html>"))
+		}, 0, 401, "text/plain; charset=utf-8", []string{"401 Unauthorized: <html> <body>denied denied", "… (check sprout_ui.tempo"}},
 		{"plain-text 5xx names the cluster", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "too many outstanding requests", http.StatusServiceUnavailable)
 		}, 0, 503, "text/plain; charset=utf-8", []string{"tempo at http://", ": too many outstanding requests"}},
@@ -253,6 +265,8 @@ func TestProxyUpstreamAnswers(t *testing.T) {
 				assert.Contains(t, rec.Body.String(), s)
 			}
 			assert.Empty(t, rec.Header().Get("Location"))
+			// A cluster's challenge must not make the browser prompt for credentials of its own.
+			assert.Empty(t, rec.Header().Get("WWW-Authenticate"))
 		})
 	}
 }

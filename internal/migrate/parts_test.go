@@ -16,10 +16,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -101,6 +103,48 @@ func TestHTTPErrorClassification(t *testing.T) {
 		e := httpError("loki http://x", rec.Result())
 		if e.Retryable != tc.retryable || e.RetryAfter != tc.wait || !strings.Contains(e.Error(), "loki http://x: "+fmt.Sprint(tc.code)) || !strings.HasSuffix(strings.Split(e.Error(), " (check")[0], ": why") {
 			t.Errorf("%d: %+v %q", tc.code, e, e.Error())
+		}
+	}
+}
+
+// A refusal of the tenant is a 401 from Loki, but a 400 from Tempo's OTLP/HTTP receiver ("no org id") and from
+// both for a malformed tenant: each says where to look.
+func TestTenantRefusalHint(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		body string
+		hint bool
+	}{
+		{401, "no org id", true}, {400, "\tno org id", true}, {400, "tenant ID 'team/a' contains unsupported character '/'", true},
+		{403, "forbidden", true}, {400, "entry too far behind", false}, {503, "no org id", false},
+	} {
+		rec := httptest.NewRecorder()
+		rec.WriteHeader(tc.code)
+		rec.WriteString(tc.body)
+		e := httpError("OTLP http://x/v1/traces", rec.Result())
+		if got := strings.Contains(e.Error(), "(check the target tenant and credentials"); got != tc.hint {
+			t.Errorf("%d %q: %q, want the hint: %v", tc.code, tc.body, e.Error(), tc.hint)
+		}
+	}
+}
+
+// An OTLP/HTTP refusal of a protobuf request is a google.rpc.Status: its message is shown, not its bytes.
+func TestOTLPStatusBody(t *testing.T) {
+	b, err := proto.Marshal(&spb.Status{Code: 3, Message: "no org id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ ctype, body, want string }{
+		{"application/x-protobuf", string(b), "OTLP http://x/v1/traces: 400 Bad Request: no org id (check"},
+		{"text/plain", "no org id", "OTLP http://x/v1/traces: 400 Bad Request: no org id (check"},
+		{"application/x-protobuf", "not a status \xff", "400 Bad Request: not a status"},
+	} {
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", tc.ctype)
+		rec.WriteHeader(400)
+		rec.WriteString(tc.body)
+		if got := httpError("OTLP http://x/v1/traces", rec.Result()).Error(); !strings.Contains(got, tc.want) {
+			t.Errorf("%s %q: %q, want %q in it", tc.ctype, tc.body, got, tc.want)
 		}
 	}
 }

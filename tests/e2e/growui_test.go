@@ -37,19 +37,42 @@ func TestGrowUIBrowser(t *testing.T) {
 		t.Skip("web/node_modules is not installed; run npm ci in web/")
 	}
 
-	// Multi-tenant clusters: only the tenant the proxy adds finds the data.
-	tempoPeer := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true})
+	// Prometheus scrapes itself every second, so it holds a metric (prometheus_build_info) from the start, and
+	// loads an alerting rule, as Mimir's ruler would hold the rules moved to it.
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte("groups:\n  - name: grow\n    rules:\n      - alert: GrowUIErrors\n        expr: sum(rate(traces_spanmetrics_calls_total{status_code=\"STATUS_CODE_ERROR\"}[5m])) > 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin,
+		Config: "global:\n  scrape_interval: 1s\nrule_files: ['" + rules + "']\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['{{.Addr \"http\"}}']\n"}).API()
+	// Multi-tenant clusters: only the tenant the proxy adds finds the data. Tempo's metrics generator writes the
+	// span metrics and service graph into Prometheus (Mimir), as the seed's Tempo does: the UI's service graph and
+	// RED views read them there.
+	tempoPeer := testutil.StartTempo(t, testutil.TempoOptions{MultiTenant: true, Overlay: `
+metrics_generator:
+  storage:
+    path: ` + filepath.Join(t.TempDir(), "generator") + `
+    remote_write:
+      - url: ` + prom + `/api/v1/write
+        send_exemplars: true
+overrides:
+  defaults:
+    metrics_generator:
+      processors: [service-graphs, span-metrics]
+`})
 	tempo, tempoOTLP := tempoPeer.API(), tempoPeer.OTLPHTTP()
 	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true}).API()
-	// Prometheus scrapes itself every second, so it holds a metric (prometheus_build_info) from the start.
-	prom := testutil.StartPrometheus(t, testutil.PrometheusOptions{Bin: promBin,
-		Config: "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['{{.Addr \"http\"}}']\n"}).API()
 
 	traceID := randHex(16)
 	svc := "growui-" + randHex(3)
 	line := "payment declined for order " + randHex(4)
 	now := time.Now()
 	pushTempoTrace(t, tempoOTLP, traceID, svc, now.Add(-time.Minute))
+	// A call from svc to a second service, now (the generator takes only recent spans): an edge of the graph.
+	callee := svc + "-db"
+	for range 3 {
+		pushTempoCall(t, tempoOTLP, svc, callee, time.Now())
+	}
 	pushLokiLine(t, loki, svc, line, traceID, now.Add(-time.Minute))
 
 	testutil.Eventually(t, 90*time.Second, func() error {
@@ -64,6 +87,12 @@ func TestGrowUIBrowser(t *testing.T) {
 	})
 	testutil.Eventually(t, 60*time.Second, func() error {
 		return expectBody(prom+"/api/v1/query?query="+url.QueryEscape(`prometheus_build_info`), `"result":[{`)
+	})
+	testutil.Eventually(t, 120*time.Second, func() error {
+		if err := expectBody(prom+"/api/v1/query?query="+url.QueryEscape(`traces_service_graph_request_total{client="`+svc+`",server="`+callee+`"}`), `"result":[{`); err != nil {
+			return err
+		}
+		return expectBody(prom+"/api/v1/query?query="+url.QueryEscape(`traces_spanmetrics_calls_total{service="`+svc+`"}`), `"result":[{`)
 	})
 
 	port := func() string { return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) }
@@ -113,6 +142,30 @@ func TestGrowUIBrowser(t *testing.T) {
 		}
 	}
 
+	// The same config with the tenant forgotten (TENANT unset): the clusters answer 401, and the page must get
+	// the cluster's name, its status and where to look, not a bare "no org id".
+	noTenantAPI := port()
+	noTenant := startSprout(t, []string{
+		"SPROUT_HTTP_ENDPOINT=" + noTenantAPI, "SPROUT_HEALTH_ENDPOINT=" + port(), "SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
+		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
+		"TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
+	}, "--config", filepath.Join(root, "examples", "configs", "grow-ui.yaml"))
+	noTenant.waitHTTP("http://"+noTenantAPI+"/ready", 60*time.Second)
+	for _, c := range []struct{ path, has string }{
+		{"/ui/proxy/loki/loki/api/v1/query_range?query=" + url.QueryEscape(`{service_name="`+svc+`"}`), "UI proxy: loki at " + loki + " refused the request with 401 Unauthorized: no org id"},
+		{"/ui/proxy/tempo/api/v2/traces/" + traceID, "UI proxy: tempo at " + tempo + " refused the request with 401 Unauthorized: no org id"},
+	} {
+		resp, err := http.Get("http://" + noTenantAPI + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), c.has) || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("GET %s without a tenant: %d %q, want 401 with %q", c.path, resp.StatusCode, b, c.has)
+		}
+	}
+
 	artifacts := os.Getenv("SPROUT_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = filepath.Join(root, "artifacts", "growui")
@@ -120,7 +173,7 @@ func TestGrowUIBrowser(t *testing.T) {
 	cmd := exec.Command(node, filepath.Join(root, "tests", "browser", "growui.mjs"))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SPROUT_URL=http://"+api, "CHROMIUM="+chromium, "ARTIFACTS="+artifacts,
-		"TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
+		"NO_TENANT_URL=http://"+noTenantAPI, "CALLEE="+callee, "TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser output:\n%s", tail(string(out), 6000))
 	if err != nil {
@@ -176,6 +229,22 @@ func pushTempoTrace(t *testing.T, otlp, traceID, svc string, at time.Time) {
 {"traceId":%q,"spanId":%q,"name":"GET /checkout","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q},
 {"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"charge card","kind":3,"startTimeUnixNano":%q,"endTimeUnixNano":%q,"status":{"code":2}}
 ]}]}]}`, svc, traceID, root, ns(0), ns(120*time.Millisecond), traceID, child, root, ns(10*time.Millisecond), ns(100*time.Millisecond)))
+}
+
+// pushTempoCall pushes a trace in which client calls server: client's server span, its client span, and
+// server's server span under it, the pair Tempo's service graph turns into an edge.
+func pushTempoCall(t *testing.T, otlp, client, server string, at time.Time) {
+	t.Helper()
+	id, root, call, handle := randHex(16), randHex(8), randHex(8), randHex(8)
+	ns := func(d time.Duration) string { return fmt.Sprint(at.Add(d).UnixNano()) }
+	post(t, otlp, fmt.Sprintf(`{"resourceSpans":[
+{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},"scopeSpans":[{"scope":{"name":"growui"},"spans":[
+{"traceId":%q,"spanId":%q,"name":"GET /orders","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q},
+{"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"SELECT orders","kind":3,"startTimeUnixNano":%q,"endTimeUnixNano":%q}]}]},
+{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},"scopeSpans":[{"scope":{"name":"growui"},"spans":[
+{"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"SELECT orders","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q}]}]}]}`,
+		client, id, root, ns(0), ns(50*time.Millisecond), id, call, root, ns(5*time.Millisecond), ns(40*time.Millisecond),
+		server, id, handle, call, ns(10*time.Millisecond), ns(35*time.Millisecond)))
 }
 
 func pushLokiLine(t *testing.T, loki, svc, line, traceID string, at time.Time) {
