@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { contextAt } from '../src/autocomplete';
-import { buildEdges, layout } from '../src/graph';
+import { buildEdges, edgeGeometry, layout, NODE_H, NODE_W } from '../src/graph';
 import {
   errorMessage, errorPosition, normId, parseExemplars, parseLoki, parsePromResult, parsePromVector, parseTempoSearch,
   parseTempoTagValues, parseTempoTags, parseTrace,
@@ -207,6 +207,24 @@ describe('service graph', () => {
     const nodes = new Map(layout(edges).map((n) => [n.id, n]));
     expect([...['user', 'web', 'api', 'db'].map((id) => nodes.get(id)!.col)]).toEqual([0, 1, 2, 3]);
     expect(nodes.get('db')!.inFailed).toBe(2);
+  });
+  it('puts every edge label clear of every node: forward, skipping columns, back and to itself', () => {
+    const v = (c: string, s: string) => ({ labels: { client: c, server: s }, value: 1 });
+    // Fan-out, a call that skips a column, a long skip, a call back up the chain, and a self call.
+    const edges = buildEdges([v('user', 'web'), v('web', 'api'), v('web', 'auth'), v('web', 'cache'), v('api', 'db'), v('web', 'db'),
+      v('user', 'db'), v('db', 'web'), v('api', 'api'), v('auth', 'api'), v('api', 'queue'), v('queue', 'worker'), v('worker', 'api')], [], []);
+    const nodes = layout(edges);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    // The widest label the page writes ("99.9k/s · 100.0%") at 11px, and its height over the baseline.
+    const W = 16 * 7, H = 12;
+    for (const e of edges) {
+      const g = edgeGeometry(byId.get(e.client)!, byId.get(e.server)!);
+      const box = { x0: g.lx - W / 2, x1: g.lx + W / 2, y0: g.ly - H + 2, y1: g.ly + 2 };
+      for (const n of nodes) {
+        const hit = box.x0 < n.x + NODE_W && box.x1 > n.x && box.y0 < n.y + NODE_H && box.y1 > n.y;
+        expect(hit, `label of ${e.client}→${e.server} at ${g.lx},${g.ly} over node ${n.id} at ${n.x},${n.y}`).toBe(false);
+      }
+    }
   });
   it('lays out cycles without looping', () => {
     const v = (c: string, s: string) => ({ labels: { client: c, server: s }, value: 1 });
