@@ -496,7 +496,7 @@ async function main() {
 
   await step('service graph rates are the API\'s rates at the end of the range', async () => {
     await goto('/ui/graph?from=now-1h&to=now');
-    await page.locator(`table.edges tr[data-server="${SVC.api}"]`).waitFor(timeout);
+    await page.locator(`table.edges tr[data-client="${SVC.fe}"][data-server="${SVC.api}"]`).waitFor(timeout);
     const t = await page.locator('table.edges').evaluate((el) => ({ query: el.dataset.query, time: el.dataset.time, start: el.dataset.start, step: el.dataset.step,
       rows: [...el.querySelectorAll('tr[data-client]')].map((r) => ({ client: r.dataset.client, server: r.dataset.server, value: Number(r.dataset.rate), text: r.querySelector('.rate').textContent,
         trend: r.querySelector('.trend') ? JSON.parse(r.querySelector('.trend').dataset.points) : [] })) }));
@@ -515,12 +515,15 @@ async function main() {
       if (JSON.stringify(r.trend) !== JSON.stringify(want.length >= 2 ? want : [])) throw new Error(`${r.client}→${r.server}: trend of ${r.trend.length} points, API ${want.length}`);
       if (r.trend.length && r.trend[r.trend.length - 1][0] !== Number(t.time) * 1000) throw new Error(`${r.client}→${r.server}: trend ends at ${r.trend.at(-1)[0]}, the figure at ${t.time}`);
     }
-    // Edge labels run into no node (their boxes as drawn).
+    // Edge labels run into no node and no other label (their boxes as drawn).
     const clash = await page.locator('svg.graph').evaluate((svg) => {
       const boxes = (sel) => [...svg.querySelectorAll(sel)].map((e) => ({ e, b: e.getBoundingClientRect() }));
       const nodes = boxes('g.node rect'), labels = boxes('g.edge text');
       for (const l of labels) for (const n of nodes) {
         if (l.b.left < n.b.right && l.b.right > n.b.left && l.b.top < n.b.bottom && l.b.bottom > n.b.top) return `${l.e.textContent} over ${n.e.parentNode.dataset.service}`;
+      }
+      for (const [i, l] of labels.entries()) for (const m of labels.slice(i + 1)) {
+        if (l.b.left < m.b.right && l.b.right > m.b.left && l.b.top < m.b.bottom && l.b.bottom > m.b.top) return `${l.e.textContent} over ${m.e.textContent}`;
       }
       return labels.length ? '' : 'no edge labels';
     });
@@ -692,6 +695,8 @@ async function main() {
     await shot('07d-metrics-default');
     await page.locator('details.examples summary').click();
     await page.locator('a.example', { hasText: 'traces_service_graph_request_total' }).click();
+    // The chart shown is the example's once it has answered (the previous one stays on screen meanwhile).
+    await page.waitForFunction(() => { const s = document.querySelector('section[aria-labelledby="h-metrics"]'); return (s.dataset.shownQuery ?? '').includes('traces_service_graph_request_total') && s.getAttribute('aria-busy') === 'false'; }, null, timeout);
     await page.locator('.chart .uplot').waitFor(timeout);
     const series = await page.locator('.chart').first().evaluate((el) => el.sproutSeries.map((s) => `${s.labels.client}->${s.labels.server}`));
     if (!series.includes(`${SVC.fe}->${SVC.api}`)) throw new Error(`graph example drew ${series}`);

@@ -104,3 +104,27 @@ export function edgeGeometry(a: Pick<GNode, 'x' | 'y'>, b: Pick<GNode, 'x' | 'y'
   const y = (1 - t) ** 3 * y1 + 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t * t * y2 + t ** 3 * y2;
   return { d, lx, ly: y - 6 };
 }
+
+/** How wide a label of the graph is drawn (11px system font), for placing labels apart before they are drawn. */
+export const labelWidth = (text: string) => Math.ceil(text.length * 6.5);
+const LABEL_H = 13;
+
+/**
+ * Moves labels of forward edges down, within their gap between two columns, until no two labels overlap (edges
+ * that leave or enter one node meet there). A gap between columns has no node at any height, so a label moved
+ * down it stays clear of the nodes. Labels of calls back (under a row) stay where they are.
+ */
+export function separateLabels(gs: (EdgeGeometry & { text: string; back: boolean })[]): void {
+  const placed: { x0: number; x1: number; y0: number; y1: number }[] = [];
+  const box = (g: EdgeGeometry & { text: string }) => ({ x0: g.lx - labelWidth(g.text) / 2, x1: g.lx + labelWidth(g.text) / 2, y0: g.ly - LABEL_H + 3, y1: g.ly + 3 });
+  const order = gs.map((_, i) => i).sort((a, b) => Number(gs[a].back) - Number(gs[b].back) || gs[a].lx - gs[b].lx || gs[a].ly - gs[b].ly);
+  for (const i of order) {
+    const g = gs[i];
+    for (let n = 0; n < 50 && !g.back; n++) {
+      const b = box(g);
+      if (!placed.some((p) => b.x0 < p.x1 && b.x1 > p.x0 && b.y0 < p.y1 && b.y1 > p.y0)) break;
+      g.ly += LABEL_H;
+    }
+    placed.push(box(g));
+  }
+}

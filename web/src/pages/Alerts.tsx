@@ -80,7 +80,9 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
       <h1 id="h-alerts">Alerts</h1>
       <ErrorBox error={res.error} />
       {res.loading && !d && <Loading />}
-      {d && !d.rules.length && <Empty>No rules are loaded. Put rule files in the ruler's <code>rule_path</code> (<code>SPROUT_RULES</code>) or upload a group through <code>/prometheus/config/v1/rules</code>.</Empty>}
+      {d && !d.rules.length && (readOnly
+        ? <Empty>The clusters' rulers list no rules (<code>/api/v1/rules</code> of the metrics cluster, <code>/prometheus/api/v1/rules</code> of the logs cluster).</Empty>
+        : <Empty>No rules are loaded. Put rule files in the ruler's <code>rule_path</code> (<code>SPROUT_RULES</code>) or upload a group through <code>/prometheus/config/v1/rules</code>.</Empty>)}
       {d && alerting.length > 0 && (
         <>
           <p class="alert-summary" data-firing={count('firing')} data-pending={count('pending')} data-inactive={count('inactive')}>

@@ -1,7 +1,7 @@
 import { prom } from '../api';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
 import { Spark } from '../components/Spark';
-import { buildEdges, edgeGeometry, layout, NODE_H, NODE_W, type Edge } from '../graph';
+import { buildEdges, edgeGeometry, layout, NODE_H, NODE_W, separateLabels, type Edge } from '../graph';
 import { alignedRange, rateWindow } from '../figures';
 import { parsePromResult, parsePromVector, type Series } from '../parse';
 import { navigate } from '../router';
@@ -45,8 +45,13 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
   const edges = res.data?.edges ?? [];
   const nodes = layout(edges);
   const byId = new Map(nodes.map((n) => [n.id, n]));
+  const geoms = edges.map((e) => {
+    const a = byId.get(e.client)!, b = byId.get(e.server)!;
+    return { ...edgeGeometry(a, b), text: `${fmtRate(e.rate)}/s · ${fmtPct(e.rate > 0 ? e.failed / e.rate : 0)}`, back: b.x <= a.x };
+  });
+  separateLabels(geoms);
   const width = Math.max(400, ...nodes.map((n) => n.x + NODE_W + 40));
-  const height = Math.max(200, ...nodes.map((n) => n.y + NODE_H + 40));
+  const height = Math.max(200, ...nodes.map((n) => n.y + NODE_H + 40), ...geoms.map((g) => g.ly + 10));
   const open = (svc: string) => navigate(link('service', svc, {}, route));
 
   return (
@@ -61,13 +66,13 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
           <div class="graph-wrap">
             <svg class="graph" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label="Service graph">
               <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead" /></marker></defs>
-              {edges.map((e) => {
-                const g = edgeGeometry(byId.get(e.client)!, byId.get(e.server)!);
+              {edges.map((e, i) => {
+                const g = geoms[i];
                 const err = e.rate > 0 ? e.failed / e.rate : 0;
                 return (
                   <g class={'edge' + (err > 0.05 ? ' bad' : err > 0 ? ' warn' : '')} data-client={e.client} data-server={e.server}>
                     <path d={g.d} marker-end="url(#arrow)" />
-                    <text x={g.lx} y={g.ly} text-anchor="middle">{fmtRate(e.rate)}/s · {fmtPct(err)}</text>
+                    <text x={g.lx} y={g.ly} text-anchor="middle">{g.text}</text>
                   </g>
                 );
               })}
