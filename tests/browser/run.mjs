@@ -672,10 +672,23 @@ async function main() {
     await page.locator('.volume .uplot').waitFor(timeout);
     const levels = await page.locator('.volume .chart').evaluate((el) => el.sproutSeries.map((s) => s.labels.detected_level || s.labels.level || ''));
     if (!levels.includes('error') || !levels.includes('info')) throw new Error(`volume levels ${levels}`);
-    // The drawn volume is the API's: error lines over the range, from the chart and from the same LogQL.
     const errDrawn = await page.locator('.volume .chart').evaluate((el) => el.sproutSeries.filter((s) => s.labels.detected_level === 'error').flatMap((s) => s.points).reduce((a, p) => a + p[1], 0));
     if (!(errDrawn > 0)) throw new Error(`error volume ${errDrawn}`);
     await shot('10b-logs-default');
+    // The drawn volume is the API's: every bar of every level equals query_range of the volume query, over a range
+    // that ended half a minute ago (lines still arriving must not change it between the page's read and ours).
+    const vEnd = Date.now() - 30e3;
+    await goto(`/ui/logs?from=${vEnd - 3600e3}&to=${vEnd}`);
+    await page.locator('.volume[data-query] .uplot').waitFor(timeout);
+    const vol = await page.locator('.volume').evaluate((el) => ({ q: el.dataset.query, start: el.dataset.start, end: el.dataset.end, step: el.dataset.step,
+      drawn: el.querySelector('.chart').sproutSeries.map((s) => [JSON.stringify(Object.entries(s.labels).sort()), s.points]) }));
+    if (!vol.q.startsWith('sum by (detected_level')) throw new Error(`volume query ${vol.q}`);
+    const vApi = (await getJSON(`/loki/api/v1/query_range?query=${encodeURIComponent(vol.q)}&start=${vol.start}&end=${vol.end}&step=${vol.step}`)).data.result
+      .map((r) => [JSON.stringify(Object.entries(r.metric).sort()), r.values.map(([t, v]) => [t * 1000, Number(v)])]);
+    const norm = (xs) => JSON.stringify(xs.slice().sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+    if (norm(vol.drawn) !== norm(vApi)) throw new Error(`volume drawn differs from query_range of ${vol.q}`);
+    console.log(`# logs volume: ${vol.drawn.length} levels, ${vol.drawn.reduce((a, [, ps]) => a + ps.length, 0)} bars equal query_range`);
+    await page.locator('.loglines .logline').first().waitFor(timeout);
     await page.locator('details.examples summary').click();
     await page.locator('a.example', { hasText: '| detected_level="error"' }).first().click();
     await page.waitForURL((u) => (new URL(u).searchParams.get('q') ?? '').includes('detected_level="error"'), timeout);
