@@ -202,6 +202,8 @@ async function checkRedFigures(page, svc) {
   // The request rate counts requests, not every span: an independent query over the server and consumer spans.
   const rateCard = cards.find((c) => c.card === 'rate');
   const w = /\[(\d+s)\]/.exec(rateCard.query)[1];
+  // A window that fits the step (Grafana's $__rate_interval for a 15 s emit interval): max(step + 15s, 60s).
+  if (w !== `${Math.max(Number(rateCard.step) + 15, 60)}s`) throw new Error(`${svc}: rate window ${w} for a ${rateCard.step}s step`);
   const indep = await promInstant(`sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_SERVER"}[${w}])) + (sum(rate(traces_spanmetrics_calls_total{service="${svc}", span_kind="SPAN_KIND_CONSUMER"}[${w}])) or vector(0))`, rateCard.stat.time);
   const iv = apiNum(indep[0]?.value?.[1]);
   if (Number.isFinite(iv) && Math.abs(iv - rateCard.stat.value) > 1e-9 * Math.max(1, iv)) throw new Error(`${svc}: rate ${rateCard.stat.value}, server+consumer spans ${iv}`);
