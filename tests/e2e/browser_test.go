@@ -25,6 +25,8 @@ func TestBrowser(t *testing.T) {
 		t.Skip("web/node_modules is not installed; run npm ci in web/")
 	}
 	env, api := defaultEnv(t)
+	// Rules in every state the alerts page shows, PromQL and LogQL (testdata/ui-rules/README).
+	env = append(env, "SPROUT_RULES="+filepath.Join(root, "tests", "e2e", "testdata", "ui-rules"))
 	var otlpHTTP string
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "SPROUT_OTLP_HTTP_ENDPOINT="); ok {
@@ -33,6 +35,15 @@ func TestBrowser(t *testing.T) {
 	}
 	p := startSprout(t, env)
 	p.waitHTTP(api+"/ready", 60*time.Second)
+	// Plain `sprout` tells the person who started it where the UI is (the logs are JSON for machines).
+	wantUI := "Sprout UI: http://localhost:" + api[strings.LastIndex(api, ":")+1:] + "/ui/"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), wantUI) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs.String(), wantUI) {
+		t.Errorf("the output does not print %q:\n%s", wantUI, tail(p.logs.String(), 2000))
+	}
 
 	artifacts := os.Getenv("SPROUT_ARTIFACTS")
 	if artifacts == "" {

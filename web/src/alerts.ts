@@ -82,3 +82,31 @@ export function parseMatchers(text: string): { name: string; value: string; isRe
   }
   return out.length ? out : 'at least one matcher is needed';
 }
+
+export interface AlertLink { label: string; href: string; cls: string; external?: boolean }
+
+/** A string as the inside of a double-quoted PromQL/LogQL/TraceQL literal. */
+const lit = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+
+/**
+ * The doors out of one alert, as an SRE follows them from Grafana's alert list: the service it names (its RED
+ * page, its error traces, its logs: `service` as the span metrics label it, `service_name` as Loki does), and
+ * every annotation that is an absolute http(s) URL (runbook_url, dashboard_url...), opened in a new tab. Other
+ * schemes are not links (an annotation is text written by whoever wrote the rule).
+ */
+export function alertLinks(a: Pick<ActiveAlert, 'labels' | 'annotations'>, link: (page: 'service' | 'traces' | 'logs', arg: string | undefined, params: Record<string, string>) => string): AlertLink[] {
+  const out: AlertLink[] = [];
+  const svc = a.labels.service || a.labels.service_name || '';
+  if (svc) {
+    out.push({ label: `${svc} RED`, href: link('service', svc, {}), cls: 'alert-link-service' });
+    out.push({ label: 'error traces', href: link('traces', undefined, { q: `{ resource.service.name = "${lit(svc)}" && status = error }` }), cls: 'alert-link-traces' });
+    out.push({ label: 'logs', href: link('logs', undefined, { q: `{service_name="${lit(svc)}"}` }), cls: 'alert-link-logs' });
+  }
+  for (const k of Object.keys(a.annotations).sort()) {
+    const v = a.annotations[k].trim();
+    let u: URL;
+    try { u = new URL(v); } catch { continue; }
+    if (u.protocol === 'http:' || u.protocol === 'https:') out.push({ label: k, href: u.href, cls: 'alert-link-annotation', external: true });
+  }
+  return out;
+}

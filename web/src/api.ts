@@ -13,6 +13,15 @@ export async function loadConfig(): Promise<void> {
   } catch { /* served without the extension (vite dev): same origin */ }
 }
 
+/**
+ * Whether a data source is a remote cluster reached through sprout_ui's proxy (config.json names its proxy
+ * prefix) rather than this server's own store (""). The proxy passes reads only, so what writes (silences)
+ * cannot be done from the page when it is remote.
+ */
+export function isRemote(source: 'tempo' | 'prometheus' | 'loki'): boolean {
+  return config[`${source}_url`] !== '';
+}
+
 function join(base: string, path: string): string {
   return base ? base.replace(/\/+$/, '') + path : path;
 }

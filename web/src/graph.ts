@@ -71,3 +71,60 @@ export function layout(edges: Edge[]): GNode[] {
   }
   return [...nodes.values()];
 }
+
+/** Where an edge is drawn: its path, and the anchor of its label (text-anchor middle, y the baseline). */
+export interface EdgeGeometry { d: string; lx: number; ly: number }
+
+/**
+ * The path of an edge from a to b, and a place for its label that is clear of every node: nodes sit in columns
+ * (COL_W apart, NODE_W wide) and rows (ROW_H apart, NODE_H high), so a label centred in the gap between two
+ * columns, or in the gap under a row, cannot run into one. A forward edge is a curve from a's right side to b's
+ * left; its label sits on the curve in the gap nearest its middle. An edge back (or to itself) loops under the
+ * nodes; its label sits in the gap under the lower of the two rows.
+ */
+export function edgeGeometry(a: Pick<GNode, 'x' | 'y'>, b: Pick<GNode, 'x' | 'y'>): EdgeGeometry {
+  const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
+  if (x2 <= x1) {
+    const ax = a.x + NODE_W / 2, bx = b.x + NODE_W / 2, low = Math.max(a.y, b.y) + NODE_H;
+    const dip = low + (ROW_H - NODE_H) / 2;
+    return {
+      d: `M${ax},${a.y + NODE_H} C${ax},${dip + 14} ${bx},${dip + 14} ${bx},${b.y + NODE_H}`,
+      lx: (ax + bx) / 2, ly: low + (ROW_H - NODE_H) / 2 + 4,
+    };
+  }
+  const mx = (x1 + x2) / 2;
+  const d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+  // The gap (between columns) nearest the middle of the edge, and the curve's height there.
+  const gaps = Math.max(1, Math.round((x2 - x1 + NODE_W) / COL_W));
+  const lx = x1 + Math.floor((gaps - 1) / 2) * COL_W + (COL_W - NODE_W) / 2;
+  let lo = 0, hi = 1;
+  const bx = (t: number) => (1 - t) ** 3 * x1 + 3 * (1 - t) ** 2 * t * mx + 3 * (1 - t) * t * t * mx + t ** 3 * x2;
+  for (let i = 0; i < 30; i++) { const m = (lo + hi) / 2; if (bx(m) < lx) lo = m; else hi = m; }
+  const t = (lo + hi) / 2;
+  const y = (1 - t) ** 3 * y1 + 3 * (1 - t) ** 2 * t * y1 + 3 * (1 - t) * t * t * y2 + t ** 3 * y2;
+  return { d, lx, ly: y - 6 };
+}
+
+/** How wide a label of the graph is drawn (11px system font), for placing labels apart before they are drawn. */
+export const labelWidth = (text: string) => Math.ceil(text.length * 6.5);
+const LABEL_H = 13;
+
+/**
+ * Moves labels of forward edges down, within their gap between two columns, until no two labels overlap (edges
+ * that leave or enter one node meet there). A gap between columns has no node at any height, so a label moved
+ * down it stays clear of the nodes. Labels of calls back (under a row) stay where they are.
+ */
+export function separateLabels(gs: (EdgeGeometry & { text: string; back: boolean })[]): void {
+  const placed: { x0: number; x1: number; y0: number; y1: number }[] = [];
+  const box = (g: EdgeGeometry & { text: string }) => ({ x0: g.lx - labelWidth(g.text) / 2, x1: g.lx + labelWidth(g.text) / 2, y0: g.ly - LABEL_H + 3, y1: g.ly + 3 });
+  const order = gs.map((_, i) => i).sort((a, b) => Number(gs[a].back) - Number(gs[b].back) || gs[a].lx - gs[b].lx || gs[a].ly - gs[b].ly);
+  for (const i of order) {
+    const g = gs[i];
+    for (let n = 0; n < 50 && !g.back; n++) {
+      const b = box(g);
+      if (!placed.some((p) => b.x0 < p.x1 && b.x1 > p.x0 && b.y0 < p.y1 && b.y1 > p.y0)) break;
+      g.ly += LABEL_H;
+    }
+    placed.push(box(g));
+  }
+}

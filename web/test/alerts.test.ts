@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { mergeRules, parseMatchers, parseRules, parseSilences } from '../src/alerts';
+import { alertLinks, mergeRules, parseMatchers, parseRules, parseSilences } from '../src/alerts';
+import { link } from '../src/url';
 
 describe('alerts', () => {
   it('reads rules with state, health and active alerts, firing first', () => {
@@ -52,5 +53,23 @@ describe('alerts', () => {
     expect(parseMatchers('')).toBe('at least one matcher is needed');
     expect(parseMatchers('service=checkout')).toMatch(/^not a matcher: service=checkout/);
     expect(parseMatchers('1x="a"')).toMatch(/^not a matcher/);
+  });
+
+  it('links an alert to the service it names and to the URLs of its annotations', () => {
+    const l = (page: 'service' | 'traces' | 'logs', arg: string | undefined, params: Record<string, string>) => link(page, arg, params);
+    const got = alertLinks({ labels: { alertname: 'A', service: 'check"out' }, annotations: {
+      summary: 'high error ratio', runbook_url: 'https://runbooks.example/a?x=1', dashboard: 'http://grafana:3000/d/x',
+      script: 'javascript:alert(1)', relative: '/ui/graph',
+    } }, l);
+    expect(got.map((x) => [x.cls, x.label, x.href, !!x.external])).toEqual([
+      ['alert-link-service', 'check"out RED', '/ui/service/check%22out', false],
+      ['alert-link-traces', 'error traces', '/ui/traces?q=' + encodeURIComponent('{ resource.service.name = "check\\"out" && status = error }').replace(/%20/g, '+'), false],
+      ['alert-link-logs', 'logs', '/ui/logs?q=' + encodeURIComponent('{service_name="check\\"out"}'), false],
+      ['alert-link-annotation', 'dashboard', 'http://grafana:3000/d/x', true],
+      ['alert-link-annotation', 'runbook_url', 'https://runbooks.example/a?x=1', true],
+    ]);
+    // Loki's label for the service; no service and no URL: no links.
+    expect(alertLinks({ labels: { service_name: 'api' }, annotations: {} }, l)[0].href).toBe('/ui/service/api');
+    expect(alertLinks({ labels: { job: 'x' }, annotations: { summary: 'x' } }, l)).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { contextAt } from '../src/autocomplete';
-import { buildEdges, layout } from '../src/graph';
+import { buildEdges, edgeGeometry, labelWidth, layout, NODE_H, NODE_W, separateLabels } from '../src/graph';
 import {
   errorMessage, errorPosition, normId, parseExemplars, parseLoki, parsePromResult, parsePromVector, parseTempoSearch,
   parseTempoTagValues, parseTempoTags, parseTrace,
@@ -207,6 +207,39 @@ describe('service graph', () => {
     const nodes = new Map(layout(edges).map((n) => [n.id, n]));
     expect([...['user', 'web', 'api', 'db'].map((id) => nodes.get(id)!.col)]).toEqual([0, 1, 2, 3]);
     expect(nodes.get('db')!.inFailed).toBe(2);
+  });
+  it('puts every edge label clear of every node: forward, skipping columns, back and to itself', () => {
+    const v = (c: string, s: string) => ({ labels: { client: c, server: s }, value: 1 });
+    // Fan-out, a call that skips a column, a long skip, a call back up the chain, and a self call.
+    const graphs = [
+      buildEdges([v('user', 'web'), v('web', 'api'), v('web', 'auth'), v('web', 'cache'), v('api', 'db'), v('web', 'db'),
+        v('user', 'db'), v('db', 'web'), v('api', 'api'), v('auth', 'api'), v('api', 'queue'), v('queue', 'worker'), v('worker', 'api')], [], []),
+      // The demo beside the browser test's services: three calls leave "user", one of them skips a column.
+      buildEdges([v('user', 'frontend'), v('frontend', 'checkout'), v('checkout', 'payment'), v('checkout', 'postgres'), v('payment', 'postgres'),
+        v('user', 't-frontend'), v('user', 't-api'), v('t-frontend', 't-api'), v('t-api', 'postgresql')], [], []),
+    ];
+    for (const edges of graphs) {
+      const nodes = layout(edges);
+      const byId = new Map(nodes.map((n) => [n.id, n]));
+      // The widest label the page writes ("99.9k/s · 100.0%"), and its height over the baseline.
+      const text = '99.9k/s · 100.0%', W = labelWidth(text), H = 12;
+      const gs = edges.map((e) => ({ ...edgeGeometry(byId.get(e.client)!, byId.get(e.server)!), text, back: byId.get(e.server)!.x <= byId.get(e.client)!.x }));
+      separateLabels(gs);
+      const boxes = gs.map((g) => ({ x0: g.lx - W / 2, x1: g.lx + W / 2, y0: g.ly - H + 2, y1: g.ly + 2 }));
+      edges.forEach((e, i) => {
+        const box = boxes[i], g = gs[i];
+        for (const n of nodes) {
+          const hit = box.x0 < n.x + NODE_W && box.x1 > n.x && box.y0 < n.y + NODE_H && box.y1 > n.y;
+          expect(hit, `label of ${e.client}→${e.server} at ${g.lx},${g.ly} over node ${n.id} at ${n.x},${n.y}`).toBe(false);
+        }
+        // Nor over another forward edge's label (edges that leave one node meet in the same gap).
+        boxes.forEach((o, j) => {
+          if (j === i || gs[i].back || gs[j].back) return;
+          const hit = box.x0 < o.x1 && box.x1 > o.x0 && box.y0 < o.y1 && box.y1 > o.y0;
+          expect(hit, `label of ${e.client}→${e.server} over that of ${edges[j].client}→${edges[j].server}`).toBe(false);
+        });
+      });
+    }
   });
   it('lays out cycles without looping', () => {
     const v = (c: string, s: string) => ({ labels: { client: c, server: s }, value: 1 });

@@ -13,7 +13,7 @@ export function Spark({ s, unit = '/s' }: { s?: Series; unit?: string }) {
   const tr = trend(s);
   const dir = !Number.isFinite(tr.ratio) ? '' : tr.ratio > 1.1 ? '↑' : tr.ratio < 0.9 ? '↓' : '→';
   return (
-    <span title={`from ${fmtRate(tr.first)}${unit} to ${fmtRate(tr.last)}${unit} over the range`}>
+    <span class="trend" title={`from ${fmtRate(tr.first)}${unit} to ${fmtRate(tr.last)}${unit} over the range`} data-points={JSON.stringify(pts)} data-dir={dir}>
       <svg class="spark" width={W} height={H} viewBox={`0 0 ${W} ${H}`} aria-hidden="true"><polyline points={line} /></svg> {dir}
     </span>
   );

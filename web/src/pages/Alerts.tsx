@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { alertmanager, loki, prom } from '../api';
+import { alertmanager, isRemote, loki, prom } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
-import { mergeRules, parseMatchers, parseRules, parseSilences, type Rule, type Silence } from '../alerts';
+import { alertLinks, mergeRules, parseMatchers, parseRules, parseSilences, type Rule, type Silence } from '../alerts';
 import { fmtDuration, fmtTime, parseDuration } from '../time';
 import { link, type Route } from '../url';
 
@@ -69,6 +69,8 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
     }
   }, tick);
   const d = res.data;
+  // Through the read-only proxy to a remote cluster, the Alertmanager's silences can be read but not written.
+  const readOnly = isRemote('prometheus');
   const alerting = d?.rules.filter((r) => r.type === 'alerting') ?? [];
   const recording = d?.rules.filter((r) => r.type === 'recording') ?? [];
   const count = (s: string) => alerting.filter((r) => r.state === s).length;
@@ -78,7 +80,9 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
       <h1 id="h-alerts">Alerts</h1>
       <ErrorBox error={res.error} />
       {res.loading && !d && <Loading />}
-      {d && !d.rules.length && <Empty>No rules are loaded. Put rule files in the ruler's <code>rule_path</code> (<code>SPROUT_RULES</code>) or upload a group through <code>/prometheus/config/v1/rules</code>.</Empty>}
+      {d && !d.rules.length && (readOnly
+        ? <Empty>The clusters' rulers list no rules (<code>/api/v1/rules</code> of the metrics cluster, <code>/prometheus/api/v1/rules</code> of the logs cluster).</Empty>
+        : <Empty>No rules are loaded. Put rule files in the ruler's <code>rule_path</code> (<code>SPROUT_RULES</code>) or upload a group through <code>/prometheus/config/v1/rules</code>.</Empty>)}
       {d && alerting.length > 0 && (
         <>
           <p class="alert-summary" data-firing={count('firing')} data-pending={count('pending')} data-inactive={count('inactive')}>
@@ -90,7 +94,7 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
             <thead><tr><th>State</th><th>Rule</th><th>Group</th><th>For</th><th>Last evaluation</th><th>Health</th><th /></tr></thead>
             <tbody>{alerting.map((r) => (
               <>
-                <tr data-rule={r.name} data-state={r.state}>
+                <tr data-rule={r.name} data-state={r.state} data-last-evaluation={r.lastEvaluation} data-language={r.language}>
                   <td><span class={'badge state-' + r.state}>{r.state}</span></td>
                   <td><strong>{r.name}</strong> <span class="muted small">{r.language === 'logql' ? 'LogQL' : 'PromQL'}</span></td>
                   <td class="muted">{r.group}</td>
@@ -100,10 +104,13 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
                   <td><a href={queryLink(r)}>query</a></td>
                 </tr>
                 {r.alerts.map((a) => (
-                  <tr class="alert-row" data-alert-state={a.state}>
-                    <td /><td colSpan={4}><span class={'badge state-' + a.state}>{a.state}</span> <code class="small">{sel(a.labels)}</code> {a.annotations.summary && <span class="muted">{a.annotations.summary}</span>}</td>
+                  <tr class="alert-row" data-rule-of={r.name} data-alert-state={a.state} data-labels={sel(a.labels)}>
+                    <td /><td colSpan={4}><span class={'badge state-' + a.state}>{a.state}</span> <code class="small">{sel(a.labels)}</code> {a.annotations.summary && <span class="muted">{a.annotations.summary}</span>}
+                      <span class="alert-links">{alertLinks(a, (page, arg, params) => link(page, arg, params, route)).map((l) => l.external
+                        ? <a class={l.cls} href={l.href} target="_blank" rel="noopener noreferrer">{l.label}</a>
+                        : <a class={l.cls} href={l.href}>{l.label}</a>)}</span></td>
                     <td class="small">since {fmtTime(Date.parse(a.activeAt))}</td>
-                    <td class="num small" title={a.value}>{Number.isFinite(Number(a.value)) && a.value !== '' ? +Number(a.value).toPrecision(4) : a.value} <button class="small" onClick={() => setDraft(Object.entries({ alertname: r.name, ...a.labels }).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join('\n'))}>Silence</button></td>
+                    <td class="num small" title={a.value}>{Number.isFinite(Number(a.value)) && a.value !== '' ? +Number(a.value).toPrecision(4) : a.value} {!readOnly && <button class="small" onClick={() => setDraft(Object.entries({ alertname: r.name, ...a.labels }).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join('\n'))}>Silence</button>}</td>
                   </tr>
                 ))}
               </>
@@ -131,14 +138,15 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
         <>
           <h2>Silences</h2>
           {d.silenceError && <p class="muted">Alertmanager silences unavailable: {d.silenceError}</p>}
-          {!d.silenceError && <SilenceForm key={draft} initial={draft} onDone={() => setReload(reload + 1)} />}
+          {readOnly && <p class="muted silences-readonly">This UI reads the metrics cluster through a read-only proxy: silences are listed here but are created and expired in that cluster's Alertmanager (its UI or <code>amtool</code>).</p>}
+          {!d.silenceError && !readOnly && <SilenceForm key={draft} initial={draft} onDone={() => setReload(reload + 1)} />}
           {!d.silenceError && !d.silences.length && <p class="muted silences-empty">No silences.</p>}
           {d.silences.length > 0 && (
             <table class="grid silences">
               <thead><tr><th>State</th><th>Matchers</th><th>Ends</th><th>By</th><th>Comment</th><th /></tr></thead>
               <tbody>{d.silences.map((s) => (
                 <tr data-silence={s.id} data-state={s.state}><td>{s.state}</td><td class="mono small">{s.matchers}</td><td>{fmtTime(Date.parse(s.endsAt))}</td><td>{s.createdBy}</td><td>{s.comment}</td>
-                  <td>{s.state !== 'expired' && <button class="small expire" onClick={async () => {
+                  <td>{s.state !== 'expired' && !readOnly && <button class="small expire" onClick={async () => {
                     try { await alertmanager(`/silence/${encodeURIComponent(s.id)}`, 'DELETE'); } finally { setReload(reload + 1); }
                   }}>Expire</button>}</td></tr>
               ))}</tbody>

@@ -13,7 +13,9 @@ import { DEFAULT_LOGQL, histogram, logExamples, volumeLevel, volumeQuery } from 
 
 export const LEVEL_COLORS: Record<string, string> = { fatal: '#a21caf', error: '#ef4444', warn: '#f59e0b', info: '#22c55e', debug: '#3b82f6', trace: '#64748b', unknown: '#94a3b8' };
 
-interface Result { query: string; lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean; xRange: [number, number] }
+/** The query the volume was drawn from, with its range (nanoseconds) and step: the browser test asks the same. */
+interface VolumeQuery { query: string; start: string; end: string; step: string }
+interface Result { query: string; lines: LogLine[]; matrix?: Series[]; volume: Series[]; volumeFromLines: boolean; volumeQuery?: VolumeQuery; xRange: [number, number] }
 
 export function Logs({ route, tick }: { route: Route; tick: number }) {
   const p = route.params;
@@ -30,8 +32,9 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
     const vq = volumeQuery(q, stepS);
     if (vq) {
       try {
-        const v = parseLoki(await loki('/loki/api/v1/query_range', { query: vq, start: ns(r.start), end: ns(r.end), step: `${stepS}s` }, signal));
-        if (v.kind === 'matrix') return { query: q, lines: main.lines, volume: v.series, volumeFromLines: false, xRange };
+        const volumeQuery = { query: vq, start: ns(r.start), end: ns(r.end), step: `${stepS}s` };
+        const v = parseLoki(await loki('/loki/api/v1/query_range', volumeQuery, signal));
+        if (v.kind === 'matrix') return { query: q, lines: main.lines, volume: v.series, volumeFromLines: false, volumeQuery, xRange };
       } catch (e) {
         if ((e as Error).name === 'AbortError') throw e;
       }
@@ -62,7 +65,7 @@ export function Logs({ route, tick }: { route: Route; tick: number }) {
       {d && !d.matrix && (
         <>
           {d.volume.length > 0 && (
-            <div class="volume">
+            <div class="volume" data-query={d.volumeQuery?.query} data-start={d.volumeQuery?.start} data-end={d.volumeQuery?.end} data-step={d.volumeQuery?.step}>
               <Chart series={d.volume} bars height={120} xRange={d.xRange} names={levels} colors={levels.map((l) => LEVEL_COLORS[l] ?? LEVEL_COLORS.unknown)} />
               {d.volumeFromLines && <p class="muted small">Volume counted from the {d.lines.length} lines returned.</p>}
             </div>

@@ -1,7 +1,7 @@
 import { prom } from '../api';
 import { Empty, ErrorBox, Loading, range, useAsync } from '../components/common';
 import { Spark } from '../components/Spark';
-import { buildEdges, layout, NODE_H, NODE_W, type Edge } from '../graph';
+import { buildEdges, edgeGeometry, layout, NODE_H, NODE_W, separateLabels, type Edge } from '../graph';
 import { alignedRange, rateWindow } from '../figures';
 import { parsePromResult, parsePromVector, type Series } from '../parse';
 import { navigate } from '../router';
@@ -16,7 +16,7 @@ export function graphQueries(w: string) {
   };
 }
 
-interface GraphData { edges: Edge[]; trend: Map<string, Series>; time: number; window: number; query: string }
+interface GraphData { edges: Edge[]; trend: Map<string, Series>; time: number; start: number; step: number; window: number; query: string }
 
 const edgeKey = (client: string, server: string) => `${client}\u0000${server}`;
 
@@ -39,14 +39,19 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
     const trendBy = new Map(trendSeries.map((s) => [edgeKey(s.labels.client || 'user', s.labels.server || '?'), s]));
     return {
       edges: buildEdges(parsePromVector(t), parsePromVector(f), parsePromVector(l).map((v) => ({ ...v, value: v.value * 1000 }))),
-      trend: trendBy, time: end, window: w, query: q.total,
+      trend: trendBy, time: end, start, step, window: w, query: q.total,
     };
   }, tick);
   const edges = res.data?.edges ?? [];
   const nodes = layout(edges);
   const byId = new Map(nodes.map((n) => [n.id, n]));
+  const geoms = edges.map((e) => {
+    const a = byId.get(e.client)!, b = byId.get(e.server)!;
+    return { ...edgeGeometry(a, b), text: `${fmtRate(e.rate)}/s · ${fmtPct(e.rate > 0 ? e.failed / e.rate : 0)}`, back: b.x <= a.x };
+  });
+  separateLabels(geoms);
   const width = Math.max(400, ...nodes.map((n) => n.x + NODE_W + 40));
-  const height = Math.max(200, ...nodes.map((n) => n.y + NODE_H + 40));
+  const height = Math.max(200, ...nodes.map((n) => n.y + NODE_H + 40), ...geoms.map((g) => g.ly + 10));
   const open = (svc: string) => navigate(link('service', svc, {}, route));
 
   return (
@@ -61,18 +66,13 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
           <div class="graph-wrap">
             <svg class="graph" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label="Service graph">
               <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead" /></marker></defs>
-              {edges.map((e) => {
-                const a = byId.get(e.client)!, b = byId.get(e.server)!;
-                const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
-                const back = x2 <= x1;
-                const d = back || a === b
-                  ? `M${a.x + NODE_W / 2},${a.y + NODE_H} C${a.x + NODE_W / 2},${a.y + NODE_H + 40} ${b.x + NODE_W / 2},${b.y + NODE_H + 40} ${b.x + NODE_W / 2},${b.y + NODE_H}`
-                  : `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}`;
+              {edges.map((e, i) => {
+                const g = geoms[i];
                 const err = e.rate > 0 ? e.failed / e.rate : 0;
                 return (
-                  <g class={'edge' + (err > 0.05 ? ' bad' : err > 0 ? ' warn' : '')}>
-                    <path d={d} marker-end="url(#arrow)" />
-                    <text x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 6} text-anchor="middle">{fmtRate(e.rate)}/s · {fmtPct(err)}</text>
+                  <g class={'edge' + (err > 0.05 ? ' bad' : err > 0 ? ' warn' : '')} data-client={e.client} data-server={e.server}>
+                    <path d={g.d} marker-end="url(#arrow)" />
+                    <text x={g.lx} y={g.ly} text-anchor="middle">{g.text}</text>
                   </g>
                 );
               })}
@@ -89,7 +89,7 @@ export function ServiceGraph({ route, tick }: { route: Route; tick: number }) {
               })}
             </svg>
           </div>
-          <table class="grid edges" data-query={res.data!.query} data-time={res.data!.time}>
+          <table class="grid edges" data-query={res.data!.query} data-time={res.data!.time} data-start={res.data!.start} data-step={res.data!.step}>
             <thead><tr><th>Client</th><th>Server</th><th class="num">Rate</th><th>Trend</th><th class="num">Error rate</th><th class="num">p95 latency</th></tr></thead>
             <tbody>{edges.map((e) => (
               <tr data-client={e.client} data-server={e.server} data-rate={e.rate}>
