@@ -22,11 +22,18 @@ type Config struct {
 	Tempo      DataSource `mapstructure:"tempo"`
 	Prometheus DataSource `mapstructure:"prometheus"`
 	Loki       DataSource `mapstructure:"loki"`
+	// Alertmanager is where the alerts page reads silences: its URL is the base of Alertmanager's v2 API, e.g.
+	// http://mimir:8080/alertmanager (Mimir serves it beside, not under, its Prometheus prefix). Without a URL
+	// the silences are read from <prometheus>/alertmanager: Sprout's embedded Alertmanager when prometheus is
+	// this server, else the remote prometheus data source's.
+	Alertmanager DataSource `mapstructure:"alertmanager"`
 
-	// TempoURL, PrometheusURL and LokiURL are shorthand for tempo.url, prometheus.url and loki.url.
-	TempoURL      string `mapstructure:"tempo_url"`
-	PrometheusURL string `mapstructure:"prometheus_url"`
-	LokiURL       string `mapstructure:"loki_url"`
+	// TempoURL, PrometheusURL, LokiURL and AlertmanagerURL are shorthand for tempo.url, prometheus.url, loki.url
+	// and alertmanager.url.
+	TempoURL        string `mapstructure:"tempo_url"`
+	PrometheusURL   string `mapstructure:"prometheus_url"`
+	LokiURL         string `mapstructure:"loki_url"`
+	AlertmanagerURL string `mapstructure:"alertmanager_url"`
 
 	// OrgID, when set, is the tenant: the page sends it as X-Scope-OrgID to Sprout's own stores, and it is
 	// the default tenant of every proxied data source.
@@ -67,13 +74,14 @@ func defaultDataSource() DataSource {
 	return DataSource{TLS: configtls.NewDefaultClientConfig(), Timeout: time.Minute, MaxResponseSize: 64 << 20, MaxConcurrent: 16}
 }
 
-// dataSources lists the three data sources with their names and effective URLs (url, or the *_url
-// shorthand), in a fixed order.
+// dataSources lists the data sources with their names and effective URLs (url, or the *_url shorthand), in a
+// fixed order.
 func (c *Config) dataSources() []namedSource {
 	return []namedSource{
 		{"tempo", "tempo_url", &c.Tempo, c.TempoURL, pick(c.Tempo.URL, c.TempoURL)},
 		{"prometheus", "prometheus_url", &c.Prometheus, c.PrometheusURL, pick(c.Prometheus.URL, c.PrometheusURL)},
 		{"loki", "loki_url", &c.Loki, c.LokiURL, pick(c.Loki.URL, c.LokiURL)},
+		{"alertmanager", "alertmanager_url", &c.Alertmanager, c.AlertmanagerURL, pick(c.Alertmanager.URL, c.AlertmanagerURL)},
 	}
 }
 

@@ -25,16 +25,19 @@ func TestLoadConfig(t *testing.T) {
 	tempo.TLS.InsecureSkipVerify = true
 	prom := defaultDataSource()
 	prom.URL, prom.Auth.BearerToken, prom.MaxResponseSize, prom.MaxConcurrent = "http://mimir:8080/prometheus", "tok", 1<<20, 4
+	am := defaultDataSource()
+	am.URL, am.Tenant = "http://mimir:8080/alertmanager", "team-c"
 	tests := []struct {
 		id      component.ID
 		want    *Config
 		wantErr string
 	}{
-		{id: component.NewID(Type), want: &Config{API: api, Tempo: d, Prometheus: d, Loki: d}},
-		{id: component.NewIDWithName(Type, "remote"), want: &Config{API: api, Tempo: d, Prometheus: d, Loki: d,
+		{id: component.NewID(Type), want: &Config{API: api, Tempo: d, Prometheus: d, Loki: d, Alertmanager: d}},
+		{id: component.NewIDWithName(Type, "remote"), want: &Config{API: api, Tempo: d, Prometheus: d, Loki: d, Alertmanager: d,
 			TempoURL: "https://tempo.example.com", PrometheusURL: "http://mimir.internal:8080/prometheus", LokiURL: "http://loki:3100", OrgID: "team-a"}},
-		{id: component.NewIDWithName(Type, "full"), want: &Config{API: api, Tempo: tempo, Prometheus: prom, Loki: d}},
+		{id: component.NewIDWithName(Type, "full"), want: &Config{API: api, Tempo: tempo, Prometheus: prom, Loki: d, Alertmanager: am}},
 		{id: component.NewIDWithName(Type, "bad_scheme"), wantErr: "tempo_url"},
+		{id: component.NewIDWithName(Type, "bad_alertmanager"), wantErr: "alertmanager_url"},
 		{id: component.NewIDWithName(Type, "relative"), wantErr: "loki_url"},
 		{id: component.NewIDWithName(Type, "query"), wantErr: "prometheus_url"},
 		{id: component.NewIDWithName(Type, "disagree"), wantErr: "tempo.url and tempo_url disagree"},

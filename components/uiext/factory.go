@@ -18,7 +18,7 @@ func NewFactory() extension.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{API: component.NewID(apiserver.Type), Tempo: defaultDataSource(), Prometheus: defaultDataSource(), Loki: defaultDataSource()}
+	return &Config{API: component.NewID(apiserver.Type), Tempo: defaultDataSource(), Prometheus: defaultDataSource(), Loki: defaultDataSource(), Alertmanager: defaultDataSource()}
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

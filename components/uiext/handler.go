@@ -99,14 +99,19 @@ func newFile(p string, b []byte) *file {
 // pageConfig is what /ui/config.json tells the page: per data source, "" for this server's own store or the
 // same-origin prefix of its proxy. Remote URLs, tenants and credentials stay on the server. org_id is the
 // tenant the page sends to this server's own stores, so it is given only when one of them is used.
+// alertmanager_url is always a base (Alertmanager's v2 API is under it): the alertmanager data source's proxy,
+// else <prometheus_url>/alertmanager.
 func pageConfig(cfg *Config) map[string]string {
 	out := map[string]string{}
 	local := false
 	for _, s := range cfg.dataSources() {
 		base := ""
-		if s.url != "" {
+		switch {
+		case s.url != "":
 			base = proxyPrefix + s.name
-		} else {
+		case s.name == "alertmanager":
+			base = out["prometheus_url"] + "/alertmanager" // follows prometheus: local or its proxy
+		default:
 			local = true
 		}
 		out[s.name+"_url"] = base

@@ -121,11 +121,13 @@ func TestConfigJSONAndCSP(t *testing.T) {
 		want map[string]string
 	}{
 		{"all local", &Config{OrgID: "t1"},
-			map[string]string{"tempo_url": "", "prometheus_url": "", "loki_url": "", "org_id": "t1"}},
+			map[string]string{"tempo_url": "", "prometheus_url": "", "loki_url": "", "alertmanager_url": "/alertmanager", "org_id": "t1"}},
 		{"two remote, one local", &Config{TempoURL: "https://tempo.example.com/base", Prometheus: secret, OrgID: "t1"},
-			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "", "org_id": "t1"}},
+			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "", "alertmanager_url": "/ui/proxy/prometheus/alertmanager", "org_id": "t1"}},
 		{"all remote: org_id is the proxies' tenant, not the page's", &Config{TempoURL: "http://t", Prometheus: secret, LokiURL: "http://l", OrgID: "t1"},
-			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "/ui/proxy/loki", "org_id": ""}},
+			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "/ui/proxy/loki", "alertmanager_url": "/ui/proxy/prometheus/alertmanager", "org_id": ""}},
+		{"Mimir's Alertmanager beside its Prometheus prefix", &Config{TempoURL: "http://t", Prometheus: secret, LokiURL: "http://l", AlertmanagerURL: "http://mimir:8080/alertmanager"},
+			map[string]string{"tempo_url": "/ui/proxy/tempo", "prometheus_url": "/ui/proxy/prometheus", "loki_url": "/ui/proxy/loki", "alertmanager_url": "/ui/proxy/alertmanager", "org_id": ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,6 +54,9 @@ var readRoutes = map[string][]route{
 		r("/loki/api/v1/series"),
 		r("/prometheus/api/v1/rules"),
 	},
+	"alertmanager": {
+		r("/api/v2/silences"),
+	},
 }
 
 // allowed reports whether the escaped path p (after the data source's prefix) is one of routes. A parameter

@@ -73,8 +73,9 @@ func TestProxyAllowlist(t *testing.T) {
 	tempo, tempoSeen := upstream(t, nil)
 	prom, promSeen := upstream(t, nil)
 	loki, lokiSeen := upstream(t, nil)
-	mux := proxyMux(t, &Config{Tempo: ds(tempo.URL), Prometheus: ds(prom.URL + "/prometheus"), Loki: ds(loki.URL + "/")})
-	seenBy := map[string]chan seen{"tempo": tempoSeen, "prometheus": promSeen, "loki": lokiSeen}
+	am, amSeen := upstream(t, nil)
+	mux := proxyMux(t, &Config{Tempo: ds(tempo.URL), Prometheus: ds(prom.URL + "/prometheus"), Loki: ds(loki.URL + "/"), Alertmanager: ds(am.URL + "/alertmanager")})
+	seenBy := map[string]chan seen{"tempo": tempoSeen, "prometheus": promSeen, "loki": lokiSeen, "alertmanager": amSeen}
 	tests := []struct {
 		method, target string
 		code           int
@@ -99,7 +100,13 @@ func TestProxyAllowlist(t *testing.T) {
 		{"GET", "/ui/proxy/loki/loki/api/v1/query?query=count_over_time(%7Ba%3D%22b%22%7D%5B1h%5D)", 200, "/loki/api/v1/query", ""},
 		{"GET", "/ui/proxy/loki/loki/api/v1/series?match%5B%5D=%7Ba%3D%22b%22%7D", 200, "/loki/api/v1/series", ""},
 
+		{"GET", "/ui/proxy/alertmanager/api/v2/silences?filter=a%3D%22b%22", 200, "/alertmanager/api/v2/silences", ""},
+
 		// Everything else: writes, admin and other APIs.
+		{"POST", "/ui/proxy/alertmanager/api/v2/silences", 405, "", "read-only"},
+		{"DELETE", "/ui/proxy/alertmanager/api/v2/silence/abc", 405, "", "read-only"},
+		{"GET", "/ui/proxy/alertmanager/api/v2/status", 404, "", "only the read APIs"},
+		{"GET", "/ui/proxy/alertmanager/-/reload", 404, "", "only the read APIs"},
 		{"POST", "/ui/proxy/prometheus/api/v1/query", 405, "", "read-only"},
 		{"POST", "/ui/proxy/prometheus/alertmanager/api/v2/silences", 405, "", "read-only"},
 		{"DELETE", "/ui/proxy/prometheus/alertmanager/api/v2/silence/abc", 405, "", "read-only"},

@@ -138,6 +138,25 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) Prometheus {
 	})}
 }
 
+// StartAlertmanager runs Alertmanager (bin, e.g. Debian's prometheus-alertmanager) alone, not clustered, with
+// its API under /alertmanager as Mimir serves it, and a route that sends nowhere; it returns the base URL
+// (…/alertmanager) once /-/ready answers.
+func StartAlertmanager(t testing.TB, bin string) string {
+	t.Helper()
+	p := StartPeer(t, PeerSpec{
+		Name:       "alertmanager",
+		Bin:        bin,
+		Ports:      []string{"http"},
+		ConfigFile: "alertmanager.yml",
+		Config:     "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+		Args: []string{"--config.file={{.Config}}", "--storage.path={{.Dir}}/data", `--web.listen-address={{.Addr "http"}}`,
+			"--web.route-prefix=/alertmanager", "--cluster.listen-address="},
+		Ready:   `{{.URL "http"}}/alertmanager/-/ready`,
+		Timeout: time.Minute,
+	})
+	return p.URL("http") + "/alertmanager"
+}
+
 // joinYAML puts two YAML documents of top-level keys together (neither may repeat the other's keys).
 func joinYAML(a, b string) string {
 	if strings.TrimSpace(b) == "" {

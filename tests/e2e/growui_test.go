@@ -30,6 +30,7 @@ func TestGrowUIBrowser(t *testing.T) {
 	testutil.PeerBinary(t, testutil.EnvTempo)
 	testutil.PeerBinary(t, testutil.EnvLoki)
 	promBin := testutil.RequireBinary(t, "prometheus")
+	amBin := testutil.RequireBinary(t, "prometheus-alertmanager")
 	node := testutil.RequireBinary(t, "node")
 	chromium := testutil.RequireBinary(t, "chromium")
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
@@ -62,6 +63,12 @@ overrides:
 `})
 	tempo, tempoOTLP := tempoPeer.API(), tempoPeer.OTLPHTTP()
 	loki := testutil.StartLoki(t, testutil.LokiOptions{MultiTenant: true}).API()
+	// An Alertmanager under /alertmanager, as Mimir serves its own beside the /prometheus prefix, holding a
+	// silence the alerts page must list (read-only through the proxy).
+	am := testutil.StartAlertmanager(t, amBin)
+	silence := "growui maintenance " + randHex(4)
+	post(t, am+"/api/v2/silences", fmt.Sprintf(`{"matchers":[{"name":"alertname","value":"GrowUIErrors","isRegex":false,"isEqual":true}],"startsAt":%q,"endsAt":%q,"createdBy":"growui test","comment":%q}`,
+		time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339), silence))
 
 	traceID := randHex(16)
 	svc := "growui-" + randHex(3)
@@ -101,6 +108,7 @@ overrides:
 		"SPROUT_HTTP_ENDPOINT=" + api, "SPROUT_HEALTH_ENDPOINT=" + port(), "SPROUT_OTLP_GRPC_ENDPOINT=" + port(),
 		"SPROUT_TELEMETRY_PORT=" + fmt.Sprint(testutil.FreePort(t)),
 		"TENANT=" + growTenant, "TEMPO_URL=" + tempo, "MIMIR_URL=" + prom, "LOKI_URL=" + loki, "TEMPO_OTLP=" + strings.TrimPrefix(tempo, "http://"),
+		"ALERTMANAGER_URL=" + am,
 	}, "--config", filepath.Join(root, "examples", "configs", "grow-ui.yaml"))
 	p.waitHTTP("http://"+api+"/ready", 60*time.Second)
 
@@ -126,6 +134,8 @@ overrides:
 		{"POST", "/ui/proxy/loki/loki/api/v1/push", http.StatusMethodNotAllowed, "read-only"},
 		{"GET", "/ui/proxy/prometheus/api/v1/status/config", http.StatusNotFound, "only the read APIs"},
 		{"GET", "/ui/proxy/tempo/api/v2/traces/" + traceID, http.StatusOK, "GET /checkout"},
+		{"GET", "/ui/proxy/alertmanager/api/v2/silences", http.StatusOK, silence},
+		{"POST", "/ui/proxy/alertmanager/api/v2/silences", http.StatusMethodNotAllowed, "read-only"},
 		{"GET", "/ui/proxy/loki/loki/api/v1/query_range?query=" + url.QueryEscape(`{service_name="`+svc+`"}`), http.StatusOK, line},
 	} {
 		req, _ := http.NewRequest(c.method, "http://"+api+c.path, strings.NewReader("{}"))
@@ -173,7 +183,7 @@ overrides:
 	cmd := exec.Command(node, filepath.Join(root, "tests", "browser", "growui.mjs"))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SPROUT_URL=http://"+api, "CHROMIUM="+chromium, "ARTIFACTS="+artifacts,
-		"NO_TENANT_URL=http://"+noTenantAPI, "CALLEE="+callee, "TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
+		"NO_TENANT_URL=http://"+noTenantAPI, "SILENCE="+silence, "CALLEE="+callee, "TRACE_ID="+traceID, "SERVICE="+svc, "LOG_LINE="+line, "METRIC=prometheus_build_info")
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser output:\n%s", tail(string(out), 6000))
 	if err != nil {

@@ -2,9 +2,10 @@
 // /ui/config.json (empty = this origin). Errors carry the server's own message.
 import { ApiError, errorMessage } from './parse';
 
-export interface UIConfig { tempo_url: string; prometheus_url: string; loki_url: string; org_id?: string }
+export interface UIConfig { tempo_url: string; prometheus_url: string; loki_url: string; alertmanager_url: string; org_id?: string }
 
-export let config: UIConfig = { tempo_url: '', prometheus_url: '', loki_url: '' };
+/** alertmanager_url is the base of Alertmanager's v2 API (Sprout's own at /alertmanager, or a proxy prefix). */
+export let config: UIConfig = { tempo_url: '', prometheus_url: '', loki_url: '', alertmanager_url: '/alertmanager' };
 
 export async function loadConfig(): Promise<void> {
   try {
@@ -18,8 +19,8 @@ export async function loadConfig(): Promise<void> {
  * prefix) rather than this server's own store (""). The proxy passes reads only, so what writes (silences)
  * cannot be done from the page when it is remote.
  */
-export function isRemote(source: 'tempo' | 'prometheus' | 'loki'): boolean {
-  return config[`${source}_url`] !== '';
+export function isRemote(source: 'tempo' | 'prometheus' | 'loki' | 'alertmanager'): boolean {
+  return config[`${source}_url`].startsWith('/ui/proxy/');
 }
 
 function join(base: string, path: string): string {
@@ -67,8 +68,9 @@ async function send(base: string, path: string, method: 'POST' | 'DELETE', body?
   try { return text ? JSON.parse(text) : {}; } catch { return {}; }
 }
 
-/** Alertmanager's v2 API, served beside the Prometheus API (Sprout's embedded Alertmanager, or Mimir's). */
-export const alertmanager = (path: string, method: 'POST' | 'DELETE', body?: unknown) => send(config.prometheus_url, '/alertmanager/api/v2' + path, method, body);
+/** Alertmanager's v2 API (Sprout's embedded Alertmanager, or a cluster's through the proxy): writes and reads. */
+export const alertmanager = (path: string, method: 'POST' | 'DELETE', body?: unknown) => send(config.alertmanager_url, '/api/v2' + path, method, body);
+export const alertmanagerGet = (path: string, signal?: AbortSignal) => get(config.alertmanager_url, '/api/v2' + path, {}, signal);
 
 export const tempo = (path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal) => get(config.tempo_url, path, params, signal);
 export const prom = (path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal) => get(config.prometheus_url, path, params, signal);

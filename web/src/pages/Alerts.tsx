@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { alertmanager, isRemote, loki, prom } from '../api';
+import { alertmanager, alertmanagerGet, isRemote, loki, prom } from '../api';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/common';
 import { alertLinks, mergeRules, parseMatchers, parseRules, parseSilences, type Rule, type Silence } from '../alerts';
 import { fmtDuration, fmtTime, parseDuration } from '../time';
@@ -62,7 +62,7 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
     ]);
     const rules = mergeRules(parseRules(promRules), lokiRules ? parseRules(lokiRules, 'logql') : []);
     try {
-      return { rules, silences: parseSilences(await prom('/alertmanager/api/v2/silences', {}, signal)) };
+      return { rules, silences: parseSilences(await alertmanagerGet('/silences', signal)) };
     } catch (e) {
       if ((e as Error).name === 'AbortError') throw e;
       return { rules, silences: [], silenceError: (e as Error).message };
@@ -70,7 +70,7 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
   }, tick);
   const d = res.data;
   // Through the read-only proxy to a remote cluster, the Alertmanager's silences can be read but not written.
-  const readOnly = isRemote('prometheus');
+  const readOnly = isRemote('alertmanager');
   const alerting = d?.rules.filter((r) => r.type === 'alerting') ?? [];
   const recording = d?.rules.filter((r) => r.type === 'recording') ?? [];
   const count = (s: string) => alerting.filter((r) => r.state === s).length;
@@ -138,7 +138,7 @@ export function Alerts({ route, tick }: { route: Route; tick: number }) {
         <>
           <h2>Silences</h2>
           {d.silenceError && <p class="muted">Alertmanager silences unavailable: {d.silenceError}</p>}
-          {readOnly && <p class="muted silences-readonly">This UI reads the metrics cluster through a read-only proxy: silences are listed here but are created and expired in that cluster's Alertmanager (its UI or <code>amtool</code>).</p>}
+          {readOnly && <p class="muted silences-readonly">This UI reads the cluster's Alertmanager through a read-only proxy: silences are listed here but are created and expired in that Alertmanager (its UI or <code>amtool</code>).</p>}
           {!d.silenceError && !readOnly && <SilenceForm key={draft} initial={draft} onDone={() => setReload(reload + 1)} />}
           {!d.silenceError && !d.silences.length && <p class="muted silences-empty">No silences.</p>}
           {d.silences.length > 0 && (
