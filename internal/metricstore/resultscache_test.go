@@ -3,6 +3,9 @@ package metricstore
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/tsdb"
@@ -345,5 +349,62 @@ func TestResultsCacheCancel(t *testing.T) {
 	}
 	if c.bytes != 0 {
 		t.Error("a cancelled query's answer was cached")
+	}
+}
+
+// TestResultsCacheAPI runs the same pushes into a store with the results cache on and one with it off: the
+// API's answers to range queries, asked twice (the second answered mostly from the cache) and over an
+// overlapping range, are byte for byte the same, errors included.
+func TestResultsCacheAPI(t *testing.T) {
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var req prompb.WriteRequest
+	for i := range 30 {
+		ts := prompb.TimeSeries{Labels: series(fmt.Sprint("api_metric_", i%3, "_total"), "instance", fmt.Sprint("host-", i%7), "series", fmt.Sprint(i))}
+		for k := range 240 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: base.Add(time.Duration(k) * 15 * time.Second).UnixMilli(), Value: float64(k*(i%5+1)) + float64(i)/7})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	body := encodeV1(t, &req)
+	var srvs []string
+	var stores []*Store
+	for _, cache := range []bool{true, false} {
+		cfg := testConfig(t)
+		cfg.Frontend.CacheResults = cache
+		s, srv := openTestStore(t, cfg)
+		if code, msg := post(t, srv.URL+"/api/v1/write", contentTypeV1, body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, msg)
+		}
+		srvs, stores = append(srvs, srv.URL), append(stores, s)
+	}
+	if stores[0].resultsCache == nil || stores[1].resultsCache != nil {
+		t.Fatal("cache_results not applied")
+	}
+	for _, tc := range []struct{ q, step string }{
+		{`max by (instance) (rate({__name__=~"api_metric_.+"}[1m]))`, "15"},
+		{`rate(api_metric_1_total[5m])`, "60"},
+		{`count by (instance) (api_metric_2_total > 100)`, "30"},
+		{`sum by (instance) (rate(api_metric_0_total[1m]))`, "0.001"}, // over max_points_per_series
+		{`sum by (instance) (rate(api_metric_0_total[1m])`, "15"},     // parse error
+	} {
+		for _, r := range [][2]time.Duration{{0, 50 * time.Minute}, {0, 50 * time.Minute}, {10 * time.Minute, 65 * time.Minute}} {
+			var answers []string
+			for _, u := range srvs {
+				v := url.Values{"query": {tc.q}, "start": {fmt.Sprint(base.Add(r[0]).Unix())}, "end": {fmt.Sprint(base.Add(r[1]).Unix())}, "step": {tc.step}}
+				resp, err := http.Get(u + "/api/v1/query_range?" + v.Encode())
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				answers = append(answers, fmt.Sprintf("%d %s", resp.StatusCode, b))
+			}
+			if answers[0] != answers[1] {
+				t.Errorf("%s %v: cached answer\n%.600s\nuncached\n%.600s", tc.q, r, answers[0], answers[1])
+			}
+		}
+	}
+	if h := testutil.ToFloat64(stores[0].resultsCache.hits); h == 0 {
+		t.Error("no step answered from the cache")
 	}
 }
