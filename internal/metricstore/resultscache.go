@@ -156,9 +156,11 @@ func (c *resultsCache) get(key string, start, end int64) []*extent {
 	return out
 }
 
-// put adds an extent to the key's, dropping those it overlaps, then evicts the least recently used keys until
-// the cache fits its bound. An extent larger than the whole bound is not kept.
-func (c *resultsCache) put(key string, x *extent) {
+// put adds an extent to the key's, dropping those it overlaps and joining it with the one that ends a step
+// before it (so that a dashboard refreshed every few seconds leaves one extent, not one per refresh), then
+// evicts the least recently used keys until the cache fits its bound. An extent larger than the whole bound is
+// not kept.
+func (c *resultsCache) put(key string, x *extent, step int64) {
 	if x.bytes > c.maxBytes {
 		return
 	}
@@ -182,17 +184,49 @@ func (c *resultsCache) put(key string, x *extent) {
 	clear(e.extents[len(kept):])
 	e.extents = kept
 	i, _ := slices.BinarySearchFunc(e.extents, x.start, func(o *extent, t int64) int { return cmpInt(o.start, t) })
-	e.extents = slices.Insert(e.extents, i, x)
-	e.bytes += x.bytes
-	c.bytes += x.bytes
+	if i > 0 && e.extents[i-1].end+step == x.start {
+		prev := e.extents[i-1]
+		j := joinExtents(prev, x, int64(len(key)))
+		e.bytes += j.bytes - prev.bytes
+		c.bytes += j.bytes - prev.bytes
+		e.extents[i-1] = j
+		if j.bytes > c.maxBytes {
+			c.dropEntry(el)
+			return
+		}
+	} else {
+		e.extents = slices.Insert(e.extents, i, x)
+		e.bytes += x.bytes
+		c.bytes += x.bytes
+	}
 	c.lru.MoveToFront(el)
 	for c.bytes > c.maxBytes {
-		back := c.lru.Back()
-		be := back.Value.(*cacheEntry)
-		c.bytes -= be.bytes
-		c.lru.Remove(back)
-		delete(c.entries, be.key)
+		c.dropEntry(c.lru.Back())
 	}
+}
+
+func (c *resultsCache) dropEntry(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.bytes -= e.bytes
+	c.lru.Remove(el)
+	delete(c.entries, e.key)
+}
+
+// joinExtents is a followed by b (b starting a step after a ends), expiring when the first of them would.
+// Their matrices are read only, so the joined one may share their slices.
+func joinExtents(a, b *extent, keyBytes int64) *extent {
+	j := &extent{start: a.start, end: b.end, expires: a.expires, m: mergeMatrices([]promql.Matrix{a.m, b.m})}
+	if b.expires.Before(j.expires) {
+		j.expires = b.expires
+	}
+	if len(a.warns)+len(b.warns) > 0 {
+		w := annotations.New()
+		w.Merge(a.warns)
+		w.Merge(b.warns)
+		j.warns = *w
+	}
+	j.bytes = keyBytes + matrixBytes(j.m)
+	return j
 }
 
 func cmpInt(a, b int64) int {
@@ -435,7 +469,7 @@ func (c *cachedQuery) store(key string, start, last int64, m promql.Matrix, w an
 	}
 	x.expires = now.Add(ttl)
 	x.bytes = int64(len(key)) + matrixBytes(x.m)
-	c.e.cache.put(key, x)
+	c.e.cache.put(key, x, c.step)
 }
 
 // copyMatrix copies a matrix out of the engine's pooled point slices (returned to the pool by Close).

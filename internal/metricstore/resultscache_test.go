@@ -408,3 +408,37 @@ func TestResultsCacheAPI(t *testing.T) {
 		t.Error("no step answered from the cache")
 	}
 }
+
+// TestResultsCacheRefresh: a dashboard asking for the last 30 minutes every minute leaves one extent per key
+// (each newly aged run joins the one before it), and every answer is the engine's.
+func TestResultsCacheRefresh(t *testing.T) {
+	db := openShardFixture(t, false)
+	ng := testEngine()
+	c := newResultsCache(64<<20, nil)
+	clock := time.UnixMilli(shardT0 + 30*60_000)
+	c.now = func() time.Time { return clock }
+	ce := testCachingEngine(ng, c, "t", 24*time.Hour)
+	ctx := context.Background()
+	q := `max by (instance) (rate(http_requests_total[1m]))`
+	for i := range 15 {
+		end := clock
+		start := end.Add(-30 * time.Minute)
+		want, _ := ng.NewRangeQuery(ctx, db, nil, q, start, end, time.Minute)
+		got, err := ce.NewRangeQuery(ctx, db, nil, q, start, end, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameResult(t, fmt.Sprintf("refresh %d", i), want.Exec(ctx), got.Exec(ctx), false, false)
+		want.Close()
+		got.Close()
+		clock = clock.Add(time.Minute)
+	}
+	if len(c.entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(c.entries))
+	}
+	for _, el := range c.entries {
+		if e := el.Value.(*cacheEntry); len(e.extents) != 1 {
+			t.Errorf("%d extents, want 1", len(e.extents))
+		}
+	}
+}
