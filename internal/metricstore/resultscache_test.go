@@ -442,3 +442,35 @@ func TestResultsCacheRefresh(t *testing.T) {
 		}
 	}
 }
+
+// TestAlignQueriesWithStep: with align_queries_with_step, start and end move down to multiples of the step,
+// with the cache or without it, and the answer is the engine's over the aligned range.
+func TestAlignQueriesWithStep(t *testing.T) {
+	db := openShardFixture(t, false)
+	ng := testEngine()
+	ctx := context.Background()
+	q := `max by (instance) (rate(http_requests_total[1m]))`
+	start, end := time.UnixMilli(shardT0+7_000), time.UnixMilli(shardT0+20*60_000+59_000)
+	down := func(ms int64) int64 { return ms - ms%60_000 } // shardT0 is 20 s past a minute
+	want, _ := ng.NewRangeQuery(ctx, db, nil, q, time.UnixMilli(down(start.UnixMilli())), time.UnixMilli(down(end.UnixMilli())), time.Minute)
+	defer want.Close()
+	wr := want.Exec(ctx)
+	for _, cache := range []bool{true, false} {
+		c := newResultsCache(64<<20, nil)
+		c.now = func() time.Time { return time.UnixMilli(shardT0 + 3*3600_000) }
+		ce := testCachingEngine(ng, c, "t", 24*time.Hour)
+		ce.cfg.AlignQueriesWithStep = true
+		if !cache {
+			ce.cache = nil
+		}
+		got, err := ce.NewRangeQuery(ctx, db, nil, q, start, end, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameResult(t, fmt.Sprintf("aligned, cache %v", cache), wr, got.Exec(ctx), false, false)
+		got.Close()
+	}
+	if got := alignToStep(time.UnixMilli(-61_000), time.Minute).UnixMilli(); got != -120_000 {
+		t.Errorf("before the epoch: aligned to %d, want -120000", got)
+	}
+}
