@@ -28,6 +28,9 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: component.NewID(Type), check: func(t *testing.T, c *Config) {
+			if c.Frontend.CacheResults || c.Frontend.SplitQueriesByInterval != 24*time.Hour || c.Limits.MaxCacheFreshness != 10*time.Minute {
+				t.Errorf("frontend defaults: %+v, max_cache_freshness %s", c.Frontend, c.Limits.MaxCacheFreshness)
+			}
 			if c.DataDir != "./data/metrics" || !c.Storage.Enabled || c.Storage.CompactorBlocksRetentionPeriod != 30*24*time.Hour {
 				t.Errorf("defaults: %+v", c.Config)
 			}
@@ -37,6 +40,10 @@ func TestLoadConfig(t *testing.T) {
 				c.Storage.S3.Bucket != "sprout-metrics" || c.Limits.IngestionRate != 10000 || len(c.RemoteWrite) != 1 ||
 				fmt.Sprint(c.Storage.CompactorBlockRanges) != "[6h0m0s 24h0m0s]" || c.Storage.CompactionInterval != 30*time.Minute {
 				t.Errorf("custom: %+v", c.Config)
+			}
+			if f := c.Frontend; !f.CacheResults || f.SplitQueriesByInterval != 12*time.Hour || f.ResultsCache.MaxSizeBytes != 1<<20 ||
+				c.Limits.MaxCacheFreshness != 5*time.Minute || c.Limits.ResultsCacheTTL != 7*24*time.Hour {
+				t.Errorf("frontend %+v, max_cache_freshness %s, results_cache_ttl %s", f, c.Limits.MaxCacheFreshness, c.Limits.ResultsCacheTTL)
 			}
 			if c.QueryShards != 3 {
 				t.Errorf("query_shards %d, want 3", c.QueryShards)
@@ -48,6 +55,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(Type, "bad_limit"), wantErr: "limits: ingestion_rate"},
 		{id: component.NewIDWithName(Type, "bad_query_shards"), wantErr: "query_shards: -1 is out of range"},
 		{id: component.NewIDWithName(Type, "bad_remote_write"), wantErr: "remote_write[0]"},
+		{id: component.NewIDWithName(Type, "bad_cache_size"), wantErr: "frontend.results_cache.max_size_bytes: 0 must be positive with cache_results on"},
+		{id: component.NewIDWithName(Type, "bad_freshness"), wantErr: "limits: max_cache_freshness: must not be negative"},
 		{id: component.NewIDWithName(Type, "bad_relabel"), wantErr: "nonsense"},
 		{id: component.NewIDWithName(Type, "bad_ranges"), wantErr: "storage.compactor_block_ranges[1]: 18h0m0s must be greater than and a multiple of 12h0m0s"},
 	} {

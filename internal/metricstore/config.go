@@ -39,6 +39,9 @@ type Config struct {
 	// QueryShards is how many series shards an aggregation query is evaluated over in parallel (see
 	// shard.go); 0 picks GOMAXPROCS, 1 turns sharding off.
 	QueryShards int `mapstructure:"query_shards"`
+	// Frontend is the query-frontend in front of the Prometheus API: results cache and step alignment of
+	// range queries (see resultscache.go).
+	Frontend FrontendConfig `mapstructure:"frontend"`
 
 	// Storage is the bucket completed blocks are shipped to (Mimir's blocks_storage).
 	Storage StorageConfig `mapstructure:"storage"`
@@ -104,6 +107,14 @@ type Limits struct {
 	// MaxSubqueryPointsPerSeries bounds the points each subquery computes per series (its span over its step,
 	// nested subqueries adding their ranges), checked before evaluation and when a rule is uploaded.
 	MaxSubqueryPointsPerSeries int `mapstructure:"max_subquery_points_per_series"`
+	// MaxCacheFreshness: range query steps newer than now minus this are never taken from or put in the
+	// results cache (Mimir's max_cache_freshness).
+	MaxCacheFreshness time.Duration `mapstructure:"max_cache_freshness"`
+	// ResultsCacheTTL is how long cached steps are kept (Mimir's results_cache_ttl).
+	ResultsCacheTTL time.Duration `mapstructure:"results_cache_ttl"`
+	// ResultsCacheTTLForOutOfOrderTimeWindow is how long cached steps inside out_of_order_time_window are
+	// kept (Mimir's results_cache_ttl_for_out_of_order_time_window).
+	ResultsCacheTTLForOutOfOrderTimeWindow time.Duration `mapstructure:"results_cache_ttl_for_out_of_order_time_window"`
 }
 
 // queryLimits is the admission part of the limits (see internal/querylimit).
@@ -152,6 +163,14 @@ func DefaultConfig() Config {
 			ShipInterval:                   time.Minute,
 			SyncInterval:                   5 * time.Minute,
 		},
+		Frontend: FrontendConfig{
+			// Off, as in Mimir: a cached step ignores samples that arrive more than max_cache_freshness late
+			// (a sender's backlog after an outage, out-of-order writes), and the store answers from its TSDB
+			// unless told otherwise.
+			CacheResults:           false,
+			SplitQueriesByInterval: 24 * time.Hour,
+			ResultsCache:           ResultsCacheConfig{MaxSizeBytes: 128 << 20},
+		},
 		Limits: DefaultLimits(),
 	}
 }
@@ -175,6 +194,10 @@ func DefaultLimits() Limits {
 		MaxQueueWait:               10 * time.Second,
 		MaxPointsPerSeries:         querylimit.DefaultMaxPointsPerSeries,
 		MaxSubqueryPointsPerSeries: querylimit.DefaultMaxSubqueryPointsPerSeries,
+		// Mimir's defaults.
+		MaxCacheFreshness:                      10 * time.Minute,
+		ResultsCacheTTL:                        7 * 24 * time.Hour,
+		ResultsCacheTTLForOutOfOrderTimeWindow: 10 * time.Minute,
 	}
 }
 
@@ -222,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryShards < 0 || c.QueryShards > maxQueryShards {
 		return fmt.Errorf("query_shards: %d is out of range (0 for GOMAXPROCS, 1 for off, at most %d)", c.QueryShards, maxQueryShards)
+	}
+	if err := c.Frontend.validate(); err != nil {
+		return fmt.Errorf("frontend.%w", err)
 	}
 	if c.Storage.Enabled {
 		bc := c.Storage.Config
@@ -287,6 +313,15 @@ func (l *Limits) validate() error {
 	case l.MaxSubqueryPointsPerSeries <= 0:
 		return errors.New("max_subquery_points_per_series: must be positive")
 	}
+	if l.MaxCacheFreshness < 0 {
+		return errors.New("max_cache_freshness: must not be negative")
+	}
+	if l.ResultsCacheTTL < 0 {
+		return errors.New("results_cache_ttl: must not be negative")
+	}
+	if l.ResultsCacheTTLForOutOfOrderTimeWindow < 0 {
+		return errors.New("results_cache_ttl_for_out_of_order_time_window: must not be negative")
+	}
 	return l.queryLimits().Validate("")
 }
 
@@ -346,4 +381,27 @@ func (c *Config) remoteWriteConfigs() ([]*config.RemoteWriteConfig, error) {
 		out = append(out, &rw)
 	}
 	return out, nil
+}
+
+func (f FrontendConfig) validate() error {
+	if f.SplitQueriesByInterval < 0 || (f.CacheResults && f.SplitQueriesByInterval == 0) {
+		return fmt.Errorf("split_queries_by_interval: %s must be positive with cache_results on", f.SplitQueriesByInterval)
+	}
+	if f.SplitQueriesByInterval%time.Millisecond != 0 {
+		return fmt.Errorf("split_queries_by_interval: %s is not a whole number of milliseconds", f.SplitQueriesByInterval)
+	}
+	if f.ResultsCache.MaxSizeBytes < 0 || (f.CacheResults && f.ResultsCache.MaxSizeBytes == 0) {
+		return fmt.Errorf("results_cache.max_size_bytes: %d must be positive with cache_results on", f.ResultsCache.MaxSizeBytes)
+	}
+	return nil
+}
+
+// cacheLimits are the results cache's limits for the store's tenants.
+func (c *Config) cacheLimits() CacheLimits {
+	return CacheLimits{
+		MaxCacheFreshness:                      c.Limits.MaxCacheFreshness,
+		ResultsCacheTTL:                        c.Limits.ResultsCacheTTL,
+		ResultsCacheTTLForOutOfOrderTimeWindow: c.Limits.ResultsCacheTTLForOutOfOrderTimeWindow,
+		OutOfOrderTimeWindow:                   c.OutOfOrderTimeWindow,
+	}
 }

@@ -66,12 +66,14 @@ type Store struct {
 	engine  *promql.Engine
 	// queryEngine is what the Prometheus API runs queries on: engine, with aggregations sharded.
 	queryEngine *shardedEngine
-	queries     *querylimit.Limiter
-	bkt         bucket.Bucket
-	ownBkt      bool
-	rw          []*config.RemoteWriteConfig
-	otlp        config.OTLPConfig
-	otlpR2T     config.OTLPConfig
+	// resultsCache holds range query answers for every tenant's API (nil: frontend.cache_results off).
+	resultsCache *resultsCache
+	queries      *querylimit.Limiter
+	bkt          bucket.Bucket
+	ownBkt       bool
+	rw           []*config.RemoteWriteConfig
+	otlp         config.OTLPConfig
+	otlpR2T      config.OTLPConfig
 
 	mu         sync.Mutex
 	tenants    map[string]*Tenant
@@ -157,6 +159,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	legOpts.Reg = nil
 	legOpts.MaxSamples = max(1, engineOpts.MaxSamples/max(1, shards))
 	s.queryEngine = newShardedEngine(s.engine, promql.NewEngine(legOpts), shards, cfg.LookbackDelta)
+	if cfg.Frontend.CacheResults {
+		s.resultsCache = newResultsCache(cfg.Frontend.ResultsCache.MaxSizeBytes, opts.Registerer)
+	}
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))

@@ -207,7 +207,7 @@ func (t *Tenant) buildAPI(reg prometheus.Registerer) {
 	}
 	start := time.Now()
 	t.api = v1.NewAPI(
-		s.queryEngine,
+		s.tenantEngine(t.id),
 		t, t, t, t,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },

@@ -17,7 +17,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	}
 	o := options{base: 2000, workers: 2, lookups: 20, queryRuns: 1, settle: 2 * time.Minute, grace: 5 * time.Second,
 		ready: 2 * time.Minute, workdir: t.TempDir()}
-	systems := []system{sproutTraces(bin), sproutLogs(bin), sproutMetrics(bin)}
+	systems := []system{sproutTraces(bin), sproutLogs(bin), sproutMetrics(bin, false)}
 	for env, mk := range map[string]func(string) system{
 		"SPROUT_PEER_TEMPO": tempo, "SPROUT_PEER_LOKI": loki, "SPROUT_PEER_VICTORIALOGS": victoriaLogs,
 		"SPROUT_PEER_PROMETHEUS": prometheus, "SPROUT_PEER_VICTORIAMETRICS": victoriaMetrics,

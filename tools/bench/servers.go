@@ -224,14 +224,20 @@ service:
 	}}
 }
 
-func sproutMetrics(bin string) system {
+// sproutMetrics is Sprout's metrics store; cacheResults turns its results cache on (a key earlier binaries do
+// not know).
+func sproutMetrics(bin string, cacheResults bool) system {
+	frontend := ""
+	if cacheResults {
+		frontend = "\n    frontend: {cache_results: true}"
+	}
 	return system{Name: "sprout", Signal: "metrics", Bin: bin, setup: func(dir string, p []int) ([]string, endpoints, string, error) {
 		cfg, err := writeFile(dir, "sprout.yaml", fmt.Sprintf(`extensions:
   sprout_api: {endpoint: "127.0.0.1:%[2]d"}
   sprout_metrics:
     data_dir: "%[1]s/metrics"
     storage: {filesystem: {dir: "%[1]s/metrics-bucket"}}
-    limits: {ingestion_rate: 1000000000, ingestion_burst_size: 2000000000, max_global_series_per_user: 100000000, query_timeout: 5m}
+    limits: {ingestion_rate: 1000000000, ingestion_burst_size: 2000000000, max_global_series_per_user: 100000000, query_timeout: 5m}%[4]s
 receivers:
   otlp: {protocols: {grpc: {endpoint: "127.0.0.1:%[3]d"}}}
 exporters:
@@ -241,7 +247,7 @@ service:
   telemetry: {metrics: {level: none}}
   pipelines:
     metrics: {receivers: [otlp], exporters: [sprout_metrics]}
-`, dir, p[0], p[1]))
+`, dir, p[0], p[1], frontend))
 		return []string{"--config", cfg}, endpoints{Ingest: url(p[0], "/api/v1/write"), Query: url(p[0], "")}, url(p[0], "/ready"), err
 	}}
 }
