@@ -20,14 +20,6 @@
 // acknowledged, and it is cut off (torn-tail repair). A complete record whose checksum fails is damage on disk:
 // it ends its file's replay, is reported, and later files still replay.
 //
-// Under FsyncAlways with a segment size, segments are zero-filled ahead of use (PreallocBytes, at most the segment
-// size): a goroutine writes the next segment's zeros, fdatasyncs them and names the file, so that a rotation
-// takes a ready file and an append overwrites blocks the filesystem has already allocated. Its fdatasync then
-// commits no metadata and does not wait for the filesystem journal (ext4 commits it every few seconds, and an
-// fsync that needs it waits tens of milliseconds). A segment is cut back to its records when it is closed or
-// rotated out; after a crash the zeros after the last record are a zero tail, which replay cuts off quietly, and
-// a record torn by the crash is followed by zeros only.
-//
 // Earlier releases wrote the same framing under other names (<16 digits>.wal in the trace store); Open renames
 // them, so a data directory of an older release replays.
 package wal
@@ -69,11 +61,6 @@ const (
 	segSuffix = ".wal"
 	cpPrefix  = "checkpoint."
 	tmpSuffix = ".tmp"
-	// sparePrefix names a segment being zero-filled, before it gets a segment's name.
-	sparePrefix = "spare-"
-	// PreallocBytes is how far a segment is zero-filled ahead of use under FsyncAlways (at most the segment
-	// size). A rotation takes a new one, so the store's rotations each cost this much writing in the background.
-	PreallocBytes = 8 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -117,17 +104,6 @@ type Log struct {
 	dirSync bool
 	buf     []byte
 	failed  error // a failed write could not be cut off: the log takes no more appends
-
-	// Preallocation (see the package comment). prealloc is the size a spare is zero-filled to (0: none);
-	// allocEnd how far the current segment was (0 when it was created empty); spare a zero-filled segment named
-	// SegmentName(seq+1), taken by the next rotation; spareDirty says its directory entry is not yet fsynced.
-	prealloc   int64
-	allocEnd   int64
-	spare      *os.File
-	spareDirty bool
-	preparing  bool
-	closing    bool
-	prepWG     sync.WaitGroup
 
 	syncMu sync.Mutex
 	synced uint64 // written as of the last group fsync
@@ -178,12 +154,6 @@ func Open(dir string, o Options) (*Log, error) {
 		return nil, err
 	}
 	l.f, l.seq = f, next
-	if o.Fsync == FsyncAlways && o.SegmentBytes > 0 {
-		l.prealloc = min(o.SegmentBytes, PreallocBytes)
-		l.mu.Lock()
-		l.startPrepareLocked()
-		l.mu.Unlock()
-	}
 	if o.Fsync == FsyncInterval {
 		go l.syncLoop()
 	} else {
@@ -205,9 +175,9 @@ func (l *Log) tidy() error {
 		var want string
 		if seq, ok := parseSegment(name); ok {
 			want = SegmentName(seq)
-		} else if (strings.HasPrefix(name, cpPrefix) || strings.HasPrefix(name, sparePrefix)) && strings.HasSuffix(name, tmpSuffix) {
+		} else if strings.HasPrefix(name, cpPrefix) && strings.HasSuffix(name, tmpSuffix) {
 			if err := os.RemoveAll(filepath.Join(l.dir, name)); err != nil {
-				return fmt.Errorf("remove unfinished WAL file %s: %w", name, err)
+				return fmt.Errorf("remove unfinished WAL checkpoint: %w", err)
 			}
 			continue
 		} else if seq, ok := parseCheckpoint(name); ok {
@@ -258,11 +228,10 @@ func (l *Log) list() (segs []uint64, cp uint64, has bool, err error) {
 	return segs, cp, has, nil
 }
 
-// create makes segment seq, a new empty file, and, unless the policy is never, has its directory entry made
-// durable by the next fsync: a synced record in a file whose name was lost would be lost too. Records are
-// written at the log's own offset (size), not appended, so that a zero-filled segment is overwritten in place.
+// create opens segment seq for appending and, unless the policy is never, makes its directory entry durable:
+// a synced record in a file whose name was lost would be lost too.
 func (l *Log) create(seq uint64) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(l.dir, SegmentName(seq)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(l.dir, SegmentName(seq)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open WAL segment: %w", err)
 	}
@@ -315,15 +284,8 @@ func (l *Log) Append(rec []byte) (uint64, error) {
 		l.mu.Unlock()
 		return 0, l.failed
 	}
-	if len(rec) == 0 {
-		l.mu.Unlock()
-		return 0, errors.New("append to WAL: empty record") // its header would read as a zero tail
-	}
 	need := headerSize + len(rec)
-	// A new segment when this one would pass the segment size, or its zero-filled part while a zero-filled one
-	// is ready.
-	if l.size > 0 && (l.opts.SegmentBytes > 0 && l.size+int64(need) > l.opts.SegmentBytes ||
-		l.spare != nil && l.size+int64(need) > l.allocEnd) {
+	if l.opts.SegmentBytes > 0 && l.size > 0 && l.size+int64(need) > l.opts.SegmentBytes {
 		if err := l.rotateLocked(); err != nil {
 			l.mu.Unlock()
 			return 0, err
@@ -338,7 +300,7 @@ func (l *Log) Append(rec []byte) (uint64, error) {
 	if cap(l.buf) > 4<<20 {
 		l.buf = nil // do not pin the buffer of one huge record
 	}
-	if _, err := l.f.WriteAt(buf, l.size); err != nil {
+	if _, err := l.f.Write(buf); err != nil {
 		l.recoverLocked(err)
 		l.mu.Unlock()
 		return 0, fmt.Errorf("write WAL: %w", err)
@@ -368,109 +330,16 @@ func putHeader(dst, rec []byte) {
 func (l *Log) recoverLocked(werr error) {
 	terr := l.f.Truncate(l.size)
 	if terr == nil {
-		l.allocEnd = min(l.allocEnd, l.size)
 		return
 	}
-	f, alloc, err := l.nextLocked()
+	f, err := l.create(l.seq + 1)
 	if err != nil {
 		l.failed = fmt.Errorf("WAL segment %s is damaged after a failed write (%v) and could not be cut back (%v) nor replaced: %w",
 			SegmentName(l.seq), werr, terr, err)
 		return
 	}
 	_ = l.f.Close()
-	l.f, l.seq, l.size, l.allocEnd = f, l.seq+1, 0, alloc
-}
-
-// nextLocked returns segment seq+1 to write to: the spare when one is ready (and how far it is zero-filled),
-// else a new empty file.
-func (l *Log) nextLocked() (*os.File, int64, error) {
-	if f := l.spare; f != nil {
-		l.spare = nil
-		if l.spareDirty {
-			l.dirSync = true
-		}
-		l.startPrepareLocked()
-		return f, l.prealloc, nil
-	}
-	f, err := l.create(l.seq + 1)
-	if err != nil {
-		return nil, 0, err
-	}
-	l.startPrepareLocked()
-	return f, 0, nil
-}
-
-// startPrepareLocked starts zero-filling the next spare segment unless one is ready or being made.
-func (l *Log) startPrepareLocked() {
-	if l.prealloc == 0 || l.spare != nil || l.preparing || l.closing {
-		return
-	}
-	l.preparing = true
-	l.prepWG.Add(1)
-	go l.prepare()
-}
-
-// prepare zero-fills a file, fdatasyncs it, names it segment seq+1 and fsyncs the directory. It runs beside
-// appends; the rename is under l.mu so that no rotation creates that segment meanwhile. A failure (a full disk)
-// is logged and the log goes on with segments that grow as they are written; the next rotation tries again.
-func (l *Log) prepare() {
-	defer l.prepWG.Done()
-	f, err := l.zeroFile()
-	l.mu.Lock()
-	if err == nil && !l.closing {
-		if err = os.Rename(f.Name(), filepath.Join(l.dir, SegmentName(l.seq+1))); err == nil {
-			l.spare, l.spareDirty, l.preparing = f, true, false
-			l.mu.Unlock()
-			if err := syncDir(l.dir); err != nil {
-				l.logger.Warn("Cannot fsync the WAL directory after naming a zero-filled segment; the first append to it does",
-					zap.String("dir", l.dir), zap.Error(err))
-				return
-			}
-			l.mu.Lock()
-			if l.spare == f {
-				l.spareDirty = false
-			}
-			l.mu.Unlock()
-			return
-		}
-		err = fmt.Errorf("name zero-filled WAL segment: %w", err)
-	}
-	closing := l.closing
-	l.preparing = false
-	l.mu.Unlock()
-	if f != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-	}
-	if err != nil && !closing {
-		l.logger.Warn("Cannot zero-fill the next WAL segment; it grows as it is written (appends may wait for the filesystem's journal)",
-			zap.String("dir", l.dir), zap.Error(err))
-	}
-}
-
-// zeroFile writes l.prealloc zero bytes to a new file under a temporary name and fdatasyncs it. It gives up
-// when the log closes.
-func (l *Log) zeroFile() (*os.File, error) {
-	f, err := os.CreateTemp(l.dir, sparePrefix+"*"+tmpSuffix)
-	if err != nil {
-		return nil, fmt.Errorf("create zero-filled WAL segment: %w", err)
-	}
-	zeros := make([]byte, 1<<20)
-	for off := int64(0); off < l.prealloc; off += int64(len(zeros)) {
-		l.mu.Lock()
-		closing := l.closing
-		l.mu.Unlock()
-		if closing {
-			return f, ErrClosed
-		}
-		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), l.prealloc-off)], off); err != nil {
-			return f, fmt.Errorf("zero-fill WAL segment: %w", err)
-		}
-	}
-	if err := datasync(f); err != nil {
-		return f, fmt.Errorf("fdatasync zero-filled WAL segment: %w", err)
-	}
-	return f, nil
+	l.f, l.seq, l.size = f, l.seq+1, 0
 }
 
 // syncUpTo fsyncs unless another caller's fsync already covered off: concurrent appends share one fsync.
@@ -488,12 +357,12 @@ func (l *Log) syncUpTo(off uint64, f *os.File) error {
 	l.mu.Unlock()
 	// A rotation since the append fsynced f before closing it: ErrClosed means that was done.
 	if cur != f {
-		if err := datasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return fmt.Errorf("fsync WAL: %w", err)
 		}
 	}
 	if cur != nil {
-		if err := datasync(cur); err != nil && !errors.Is(err, os.ErrClosed) {
+		if err := cur.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return fmt.Errorf("fsync WAL: %w", err)
 		}
 	}
@@ -518,7 +387,7 @@ func (l *Log) Sync() error {
 		return err
 	}
 	// Outside the lock: appends go on during the fsync. A segment closed meanwhile was fsynced by Rotate or Close.
-	if err := datasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 		l.mu.Lock()
 		l.dirty = true
 		l.mu.Unlock()
@@ -561,35 +430,28 @@ func (l *Log) Rotate() (uint64, error) {
 }
 
 func (l *Log) rotateLocked() error {
-	f, alloc, err := l.nextLocked()
+	f, err := l.create(l.seq + 1)
 	if err != nil {
 		return err
 	}
-	old, oldSeq, oldSize, cut := l.f, l.seq, l.size, l.allocEnd > l.size
-	l.f, l.seq, l.size, l.allocEnd, l.dirty = f, l.seq+1, 0, alloc, false
+	old := l.f
+	l.f, l.seq, l.size, l.dirty = f, l.seq+1, 0, false
 	// The old segment is fsynced and closed in the background, as Prometheus' WAL does: under l.mu every
 	// append would wait for it, and the log store rotates with pushes held off. An append whose record is in
 	// it fsyncs it itself (syncUpTo) and takes ErrClosed for "already fsynced": the file is closed only after a
 	// successful fsync.
 	l.retiring.Add(1)
-	go l.retire(old, oldSeq, oldSize, cut)
+	go l.retire(old)
 	return nil
 }
 
-// retire cuts a segment rotated out back to its records when it was zero-filled beyond them, fsyncs it (unless
-// the policy is never) and closes it. A failed fsync leaves the file open, so that appends of records in it see
-// the error from their own fsync, and stops further appends.
-func (l *Log) retire(f *os.File, seq uint64, size int64, cut bool) {
+// retire fsyncs (unless the policy is never) and closes a segment rotated out. A failed fsync leaves the file
+// open, so that appends of records in it see the error from their own fsync, and stops further appends.
+func (l *Log) retire(f *os.File) {
 	defer l.retiring.Done()
-	if cut {
-		if err := f.Truncate(size); err != nil {
-			// Only space is lost: replay cuts a zero tail off.
-			l.logger.Warn("Cannot cut the zeros off a WAL segment", zap.String("dir", l.dir), zap.String("segment", SegmentName(seq)), zap.Error(err))
-		}
-	}
 	if l.opts.Fsync != FsyncNever {
-		if err := datasync(f); err != nil {
-			err = fmt.Errorf("fsync WAL segment %s: %w", SegmentName(seq), err)
+		if err := f.Sync(); err != nil {
+			err = fmt.Errorf("fsync WAL segment %s: %w", filepath.Base(f.Name()), err)
 			l.logger.Error("WAL fsync of a rotated segment failed; the log takes no more appends", zap.String("dir", l.dir), zap.Error(err))
 			l.mu.Lock()
 			l.unretired = append(l.unretired, f)
@@ -620,18 +482,15 @@ func (l *Log) Size() int64 {
 	return l.size
 }
 
-// Segments returns the numbers of the segments on disk, ascending, up to the current one (a zero-filled spare
-// after it is the log's own).
+// Segments returns the numbers of the segments on disk, ascending, the current one included.
 func (l *Log) Segments() ([]uint64, error) {
 	segs, _, _, err := l.list()
-	cur := l.Current()
-	return slices.DeleteFunc(segs, func(s uint64) bool { return s > cur }), err
+	return segs, err
 }
 
-// Remove deletes segment seq, whose records the store no longer needs. The current segment, and the spare after
-// it, are not removed.
+// Remove deletes segment seq, whose records the store no longer needs. The current segment is not removed.
 func (l *Log) Remove(seq uint64) error {
-	if seq >= l.Current() {
+	if seq == l.Current() {
 		return fmt.Errorf("remove WAL segment %s: it is being written", SegmentName(seq))
 	}
 	if err := os.Remove(filepath.Join(l.dir, SegmentName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -710,20 +569,11 @@ func writeRecords(path string, records [][]byte) error {
 // Close stops the fsync timer, fsyncs the current segment (unless the policy is never) and closes it; an empty
 // segment is removed. Append fails afterwards.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	l.closing = true
-	l.mu.Unlock()
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 	l.retiring.Wait()
-	l.prepWG.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.spare != nil {
-		_ = l.spare.Close()
-		_ = os.Remove(filepath.Join(l.dir, SegmentName(l.seq+1)))
-		l.spare = nil
-	}
 	for _, f := range l.unretired {
 		_ = f.Close()
 	}
@@ -732,13 +582,8 @@ func (l *Log) Close() error {
 		return nil
 	}
 	err := l.retireErr
-	if l.allocEnd > l.size {
-		if e := l.f.Truncate(l.size); e != nil {
-			err = fmt.Errorf("cut the zeros off WAL segment %s: %w", SegmentName(l.seq), e)
-		}
-	}
 	if l.opts.Fsync != FsyncNever {
-		if e := datasync(l.f); e != nil {
+		if e := l.f.Sync(); e != nil {
 			err = fmt.Errorf("fsync WAL: %w", e)
 		}
 		if l.dirSync {
@@ -819,13 +664,6 @@ func (l *Log) Replay(fn func(pos Position, rec []byte) error) (Replayed, error) 
 		if tail == Clean {
 			continue
 		}
-		if tail == Zeroed {
-			// Zero-filled and never written to: no record is lost.
-			if err := os.Truncate(p, end); err != nil {
-				return res, fmt.Errorf("cut the zero tail of %s: %w", p, err)
-			}
-			continue
-		}
 		var lost int64
 		if fi, err := os.Stat(p); err == nil {
 			lost = fi.Size() - end
@@ -849,13 +687,10 @@ type Tail int
 const (
 	// Clean: the file ends after a whole record (or is empty).
 	Clean Tail = iota
-	// Torn: the last record is incomplete: it runs past the end of the file, or, in a zero-filled segment,
-	// fails its checksum and only zeros follow it.
+	// Torn: the last record is incomplete.
 	Torn
 	// Corrupt: a complete record fails its checksum, or its header is absurd.
 	Corrupt
-	// Zeroed: only zeros follow the last record: the rest of a zero-filled segment, never written to.
-	Zeroed
 )
 
 // ReadFile calls fn with every intact record of a segment or checkpoint file, in order, each in its own slice
@@ -879,25 +714,13 @@ func ReadFile(path string, fn func(rec []byte) error) (n int, end int64, tail Ta
 func ReadRecords(r io.Reader, size int64, fn func(rec []byte) error) (n int, end int64, tail Tail, err error) {
 	var hdr [headerSize]byte
 	for {
-		if k, err := io.ReadFull(r, hdr[:]); err != nil {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return n, end, Clean, nil
-			}
-			if !slices.ContainsFunc(hdr[:k], func(b byte) bool { return b != 0 }) {
-				return n, end, Zeroed, nil // fewer zeros than a header
 			}
 			return n, end, Torn, nil
 		}
 		l := binary.LittleEndian.Uint32(hdr[0:4])
-		sum := binary.LittleEndian.Uint32(hdr[4:8])
-		if l == 0 && sum == 0 {
-			// The start of a zero tail. No release has appended an empty record (every store's record starts
-			// with its type), so zeros followed by data are damage.
-			if zero, err := onlyZeros(r); err != nil || zero {
-				return n, end, Zeroed, err
-			}
-			return n, end, Corrupt, nil
-		}
 		if l > maxRecord {
 			return n, end, Corrupt, nil
 		}
@@ -908,12 +731,7 @@ func ReadRecords(r io.Reader, size int64, fn func(rec []byte) error) (n int, end
 		if _, err := io.ReadFull(r, rec); err != nil {
 			return n, end, Torn, nil
 		}
-		if crc32.Checksum(rec, castagnoli) != sum {
-			if end+headerSize+int64(l) < size {
-				if zero, err := onlyZeros(r); err != nil || zero {
-					return n, end, Torn, err
-				}
-			}
+		if crc32.Checksum(rec, castagnoli) != binary.LittleEndian.Uint32(hdr[4:8]) {
 			return n, end, Corrupt, nil
 		}
 		if err := fn(rec); err != nil {
@@ -921,24 +739,5 @@ func ReadRecords(r io.Reader, size int64, fn func(rec []byte) error) (n int, end
 		}
 		n++
 		end += headerSize + int64(l)
-	}
-}
-
-// onlyZeros reads r to its end and says whether every byte was zero.
-func onlyZeros(r io.Reader) (bool, error) {
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := r.Read(buf)
-		for _, b := range buf[:k] {
-			if b != 0 {
-				return false, nil
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
 	}
 }

@@ -44,15 +44,6 @@ func TestReadFileTails(t *testing.T) {
 		{"header promising more than follows", slices.Concat(one, []byte{200, 0, 0, 0, 1, 2, 3, 4, 9, 9}), 1, int64(len(one)), Torn},
 		{"corrupt middle record", flipped, 1, int64(len(one)), Corrupt},
 		{"absurd length", absurd, 1, int64(len(one)), Corrupt},
-		// A zero-filled segment after a crash: the zeros after the last record are no record, and a record
-		// torn by the crash is followed by zeros only.
-		{"zero tail", slices.Concat(whole, make([]byte, 100)), 3, int64(len(whole)), Zeroed},
-		{"zero tail shorter than a header", slices.Concat(whole, make([]byte, 5)), 3, int64(len(whole)), Zeroed},
-		{"all zeros", make([]byte, 4096), 0, 0, Zeroed},
-		{"torn record in zeros", slices.Concat(one, two, three[:len(three)-4], make([]byte, 64)), 2, int64(len(one) + len(two)), Torn},
-		{"torn header in zeros", slices.Concat(one, two, three[:4], make([]byte, 64)), 2, int64(len(one) + len(two)), Torn},
-		{"zeros, then a record", slices.Concat(one, make([]byte, 16), two), 1, int64(len(one)), Corrupt},
-		{"bad record followed by data", slices.Concat(flipped, make([]byte, 16)), 1, int64(len(one)), Corrupt},
 	} {
 		p := filepath.Join(t.TempDir(), SegmentName(1))
 		if err := os.WriteFile(p, tc.data, 0o644); err != nil {
@@ -91,9 +82,6 @@ func FuzzReadRecords(f *testing.F) {
 		}
 		if (tail == Clean) != (end == int64(len(data))) {
 			t.Fatalf("tail %v but end=%d of %d", tail, end, len(data))
-		}
-		if tail == Zeroed && bytes.ContainsFunc(data[end:], func(r rune) bool { return r != 0 }) {
-			t.Fatalf("zero tail from %d, but %q follows", end, data[end:])
 		}
 	})
 }
@@ -445,154 +433,5 @@ func TestPolicy(t *testing.T) {
 		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: Validate = %v, want %q", tc.name, err, tc.err)
 		}
-	}
-}
-
-// spareFiles lists the files of dir that are not segments or checkpoints of the log.
-func segmentSizes(t *testing.T, dir string) map[string]int64 {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = fi.Size()
-	}
-	return out
-}
-
-// waitSpare waits until the log has a zero-filled segment ready (prepare runs in the background).
-func waitSpare(t *testing.T, l *Log) {
-	t.Helper()
-	for range 1000 {
-		l.mu.Lock()
-		ready := l.spare != nil
-		l.mu.Unlock()
-		if ready {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("no zero-filled segment was prepared")
-}
-
-// TestPreallocatedSegments: under FsyncAlways a rotation takes a zero-filled segment; records overwrite its
-// zeros; a segment rotated out or closed is cut back to its records; after a crash (no Close) the zero tails
-// replay as no record and are cut off, and the spare left behind replays as empty.
-func TestPreallocatedSegments(t *testing.T) {
-	dir := t.TempDir()
-	const segBytes = 2 << 20
-	o := Options{Fsync: FsyncAlways, SegmentBytes: segBytes}
-	l := open(t, dir, o)
-	if l.prealloc != segBytes {
-		t.Fatalf("prealloc %d, want the segment size %d", l.prealloc, segBytes)
-	}
-	first := l.Current()
-	waitSpare(t, l)
-	if sz := segmentSizes(t, dir)[SegmentName(first+1)]; sz != segBytes {
-		t.Fatalf("spare %s is %d bytes, want %d zero-filled", SegmentName(first+1), sz, segBytes)
-	}
-	if segs, _ := l.Segments(); !slices.Equal(segs, []uint64{first}) {
-		t.Fatalf("Segments() = %v: the spare is the log's own", segs)
-	}
-	if err := l.Remove(first + 1); err == nil {
-		t.Fatal("removing the spare: want an error")
-	}
-	// The first segment was created empty: with a spare ready, the next append after a record goes to it.
-	appendAll(t, l, "a1")
-	appendAll(t, l, "a2")
-	second := l.Current()
-	if second != first+1 {
-		t.Fatalf("append with a spare ready went to %d, want the spare %d", second, first+1)
-	}
-	waitSpare(t, l)
-	// Fill the zero-filled segment past its size: the next record starts the spare after it.
-	big := strings.Repeat("x", 600<<10)
-	for range 4 {
-		appendAll(t, l, big)
-	}
-	if l.Current() != second+1 {
-		t.Fatalf("segment after filling %d is %d, want %d", second, l.Current(), second+1)
-	}
-	l.retiring.Wait()
-	sizes := segmentSizes(t, dir)
-	if want := int64(3 * (headerSize + len(big))); sizes[SegmentName(second)] != want+int64(headerSize+2) {
-		t.Fatalf("rotated-out segment %s is %d bytes, want its records' %d", SegmentName(second), sizes[SegmentName(second)], want+int64(headerSize+2))
-	}
-	waitSpare(t, l)
-	appendAll(t, l, "last")
-	// kill -9: no Close. The current segment and the spare are zero-filled on disk.
-	cur := l.Current()
-	sizes = segmentSizes(t, dir)
-	if sizes[SegmentName(cur)] != segBytes || sizes[SegmentName(cur+1)] != segBytes {
-		t.Fatalf("before the crash: %v, want %s and %s zero-filled to %d", sizes, SegmentName(cur), SegmentName(cur+1), segBytes)
-	}
-	l.mu.Lock()
-	l.closing = true // stop its preparer; the files stay as they are
-	l.mu.Unlock()
-	l.prepWG.Wait()
-
-	l2 := open(t, dir, Options{Fsync: FsyncAlways, SegmentBytes: segBytes})
-	got, res := replayAll(t, l2)
-	want := []string{"a1", "a2", big, big, big, big, "last"}
-	if !slices.Equal(recsOf(got), want) || len(res.Torn) > 0 || len(res.Corrupt) > 0 {
-		t.Fatalf("replayed %d records %+v, want %d and no damage", len(got), res, len(want))
-	}
-	sizes = segmentSizes(t, dir)
-	if sizes[SegmentName(cur)] != int64(2*headerSize+len(big)+len("last")) || sizes[SegmentName(cur+1)] != 0 {
-		t.Fatalf("after replay %v: zero tails not cut off", sizes)
-	}
-	if err := l2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for name := range segmentSizes(t, dir) {
-		if strings.HasPrefix(name, sparePrefix) || name == SegmentName(l2.Current()+1) {
-			t.Fatalf("Close left %s behind", name)
-		}
-	}
-}
-
-// TestPreallocatedTornRecord: a record torn by a crash in a zero-filled segment is cut off and reported as
-// torn, and the records before it replay.
-func TestPreallocatedTornRecord(t *testing.T) {
-	dir := t.TempDir()
-	o := Options{Fsync: FsyncAlways, SegmentBytes: 1 << 20}
-	l := open(t, dir, o)
-	waitSpare(t, l)
-	appendAll(t, l, "one", "two", "three")
-	cur := l.Current()
-	l.mu.Lock()
-	l.closing = true
-	size := l.size
-	l.mu.Unlock()
-	l.prepWG.Wait()
-	// The last record's payload was only half written when the process stopped.
-	f, err := os.OpenFile(filepath.Join(dir, SegmentName(cur)), os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(make([]byte, 3), size-3); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
-	l2 := open(t, dir, o)
-	defer l2.Close()
-	got, res := replayAll(t, l2)
-	if !slices.Equal(recsOf(got), []string{"one", "two"}) || len(res.Torn) != 1 || len(res.Corrupt) != 0 {
-		t.Fatalf("replayed %v %+v, want one and two, one torn file", recsOf(got), res)
-	}
-}
-
-// TestAppendRefusesEmptyRecord: an empty record's header is all zeros, which replay reads as a zero tail.
-func TestAppendRefusesEmptyRecord(t *testing.T) {
-	l := open(t, t.TempDir(), Options{})
-	defer l.Close()
-	if _, err := l.Append(nil); err == nil {
-		t.Fatal("empty record: want an error")
 	}
 }
