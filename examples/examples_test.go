@@ -437,6 +437,7 @@ func TestDockerfile(t *testing.T) {
 		"CGO_ENABLED=0",
 		"-trimpath",
 		`-ldflags "-s -w`,
+		"-tags remove_all_sd",
 		"gcr.io/distroless/static",
 		"USER 65532:65532",
 		`HEALTHCHECK`,

@@ -69,6 +69,7 @@ var rules = []rule{
 	{pkg: "web", forbid: []string{sprout}, why: "call anything but the public Tempo/Prometheus/Loki APIs"},
 	{pkg: "components/pprofextension", forbid: []string{sprout}, why: "import Sprout's packages"},
 	{pkg: "components/bearertokenauthextension", forbid: []string{sprout}, why: "import Sprout's packages"},
+	{pkg: "components/resourcedetectionprocessor", forbid: []string{sprout, "github.com/aws", "cloud.google.com", "github.com/Azure", "k8s.io"}, why: "import Sprout's packages, or a cloud SDK"},
 	{pkg: "internal/migrate", forbid: []string{collector, "components"}, allow: []string{pdata}, why: "import the Collector"},
 	{pkg: "internal/egress", forbid: []string{"github.com/prometheus/alertmanager", sprout}, why: "know Alertmanager"},
 	{pkg: "internal/bucket", forbid: []string{sprout}, why: "know what is stored"},

@@ -9,11 +9,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourcedetectionprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
-	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
@@ -33,6 +29,7 @@ import (
 	"github.com/sprout-otel/sprout/components/logstoreext"
 	"github.com/sprout-otel/sprout/components/metricstoreext"
 	"github.com/sprout-otel/sprout/components/pprofextension"
+	"github.com/sprout-otel/sprout/components/resourcedetectionprocessor"
 	"github.com/sprout-otel/sprout/components/rulerext"
 	"github.com/sprout-otel/sprout/components/tracestoreext"
 	"github.com/sprout-otel/sprout/components/uiext"
@@ -57,9 +54,6 @@ func Components() (otelcol.Factories, error) {
 		newMemoryLimiterFactory(),
 		resourcedetectionprocessor.NewFactory(),
 		resourceprocessor.NewFactory(),
-		attributesprocessor.NewFactory(),
-		filterprocessor.NewFactory(),
-		transformprocessor.NewFactory(),
 	)
 	if err != nil {
 		return f, err
