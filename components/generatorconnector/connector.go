@@ -35,8 +35,13 @@ type generatorConnector struct {
 	collectors []prometheus.Collector
 	reg        prometheus.Registerer
 	flushMu    sync.Mutex // one emission at a time: the loop's and Shutdown's
-	now        func() time.Time
-	tenants    tenant.Policy
+	// inFlight holds the tenants whose last hand-off downstream has not returned (a slow or retried write of a
+	// large tenant); handoffs counts the running hand-offs, for Shutdown.
+	flightMu sync.Mutex
+	inFlight map[string]bool
+	handoffs sync.WaitGroup
+	now      func() time.Time
+	tenants  tenant.Policy
 }
 
 func newConnector(set connector.Settings, cfg *Config, next consumer.Metrics) *generatorConnector {
@@ -125,20 +130,52 @@ func (c *generatorConnector) loop() {
 	}
 }
 
-// flush hands every tenant's cumulative metrics downstream. A failed hand-off loses nothing but exemplars:
-// the next flush carries the same cumulative values.
+// flush hands every tenant's cumulative metrics downstream, each tenant in its own goroutine, so that one
+// tenant's slow or retried write (tens of thousands of series, a rate limit) does not hold back another's. A
+// tenant whose previous hand-off is still running is skipped this time. Neither a skipped nor a failed hand-off
+// loses anything but exemplars: the next flush carries the same cumulative values.
 func (c *generatorConnector) flush(ctx context.Context) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	for _, tm := range c.gen.Collect(c.now()) {
-		tctx := client.NewContext(ctx, client.Info{
-			Metadata: client.NewMetadata(map[string][]string{tenant.Header: {tm.Tenant}}),
-		})
-		tctx = tenant.WithTenant(tctx, tm.Tenant)
-		if err := c.next.ConsumeMetrics(tctx, tm.Metrics); err != nil {
-			c.logger.Warn("sprout_generator: downstream refused generated metrics",
-				zap.String("tenant", tm.Tenant), zap.Error(err))
+		c.flightMu.Lock()
+		if c.inFlight == nil {
+			c.inFlight = map[string]bool{}
 		}
+		busy := c.inFlight[tm.Tenant]
+		c.inFlight[tm.Tenant] = true
+		c.flightMu.Unlock()
+		if busy {
+			c.logger.Debug("sprout_generator: the tenant's last metrics are still being written; skipped", zap.String("tenant", tm.Tenant))
+			continue
+		}
+		c.handoffs.Add(1)
+		go func(tm generator.TenantMetrics) {
+			defer c.handoffs.Done()
+			tctx := client.NewContext(ctx, client.Info{
+				Metadata: client.NewMetadata(map[string][]string{tenant.Header: {tm.Tenant}}),
+			})
+			tctx = tenant.WithTenant(tctx, tm.Tenant)
+			if err := c.next.ConsumeMetrics(tctx, tm.Metrics); err != nil {
+				c.logger.Warn("sprout_generator: downstream refused generated metrics",
+					zap.String("tenant", tm.Tenant), zap.Error(err))
+			}
+			c.flightMu.Lock()
+			delete(c.inFlight, tm.Tenant)
+			c.flightMu.Unlock()
+		}(tm)
+	}
+}
+
+// waitHandoffs waits for the running hand-offs, or for ctx.
+func (c *generatorConnector) waitHandoffs(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { c.handoffs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -154,8 +191,15 @@ func (c *generatorConnector) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	// Downstream components shut down after this one, so a last emission still reaches them.
+	// Downstream components shut down after this one, so a last emission still reaches them: after the loop's
+	// hand-offs, so that no tenant is skipped.
+	if err := c.waitHandoffs(ctx); err != nil {
+		return err
+	}
 	c.flush(ctx)
+	if err := c.waitHandoffs(ctx); err != nil {
+		return err
+	}
 	if c.reg != nil {
 		for _, col := range c.collectors {
 			c.reg.Unregister(col)

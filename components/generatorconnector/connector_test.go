@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,3 +255,72 @@ func waitForCalls(t *testing.T, sink *consumertest.MetricsSink, tenantID, svc st
 }
 
 var _ component.Component = (*generatorConnector)(nil)
+
+// blockingSink holds every hand-off of one tenant until released, and records the others.
+type blockingSink struct {
+	consumertest.MetricsSink
+	slow    string
+	release chan struct{}
+	mu      sync.Mutex
+	slowN   int
+}
+
+func (b *blockingSink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if tenant.FromContext(ctx) == b.slow {
+		b.mu.Lock()
+		b.slowN++
+		b.mu.Unlock()
+		<-b.release
+	}
+	return b.MetricsSink.ConsumeMetrics(ctx, md)
+}
+
+// TestSlowTenantDoesNotHoldBackOthers: while one tenant's hand-off downstream hangs (a write of tens of thousands
+// of series timing out and retried), other tenants' metrics keep flowing, the slow tenant has one hand-off in
+// flight at a time, and Shutdown still delivers its last values.
+func TestSlowTenantDoesNotHoldBackOthers(t *testing.T) {
+	sink := &blockingSink{slow: "noisy", release: make(chan struct{})}
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.WAL.Dir = t.TempDir()
+	cfg.FlushInterval = 20 * time.Millisecond
+	conn, err := f.CreateTracesToMetrics(context.Background(), connectortest.NewNopSettings(Type), cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Start(context.Background(), multiTenantHost(t)); err != nil {
+		t.Fatal(err)
+	}
+	c := conn.(*generatorConnector)
+	for _, id := range []string{"noisy", "quiet"} {
+		ctx := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{tenant.Header: {id}})})
+		if err := c.ConsumeTraces(ctx, oneSpan("svc-"+id, "GET /")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForCalls(t, &sink.MetricsSink, "quiet", "svc-quiet", 1)
+	// Many flushes later the quiet tenant has been handed off again and again; the noisy one once.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		quiet := 0
+		for _, ctx := range sink.Contexts() {
+			if tenant.FromContext(ctx) == "quiet" {
+				quiet++
+			}
+		}
+		if quiet < 5 {
+			return fmt.Errorf("quiet tenant handed off %d times", quiet)
+		}
+		return nil
+	})
+	sink.mu.Lock()
+	slowN := sink.slowN
+	sink.mu.Unlock()
+	if slowN != 1 {
+		t.Fatalf("the hanging tenant was handed off %d times at once, want 1", slowN)
+	}
+	close(sink.release)
+	if err := c.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitForCalls(t, &sink.MetricsSink, "noisy", "svc-noisy", 1)
+}
