@@ -80,6 +80,27 @@ overrides:
 	for range 3 {
 		pushTempoCall(t, tempoOTLP, svc, callee, time.Now())
 	}
+	// And a call every 5 s until the test ends, so that the edge's rate at the end of the page's range is not
+	// zero however long the steps before the service graph take on a loaded machine.
+	stopCalls := make(chan struct{})
+	t.Cleanup(func() { close(stopCalls) })
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopCalls:
+				return
+			case <-tick.C:
+				req, _ := http.NewRequest("POST", tempoOTLP, strings.NewReader(tempoCallBody(svc, callee, time.Now())))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Scope-OrgID", growTenant)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}
+	}()
 	pushLokiLine(t, loki, svc, line, traceID, now.Add(-time.Minute))
 
 	testutil.Eventually(t, 90*time.Second, func() error {
@@ -245,16 +266,21 @@ func pushTempoTrace(t *testing.T, otlp, traceID, svc string, at time.Time) {
 // server's server span under it, the pair Tempo's service graph turns into an edge.
 func pushTempoCall(t *testing.T, otlp, client, server string, at time.Time) {
 	t.Helper()
+	post(t, otlp, tempoCallBody(client, server, at))
+}
+
+// tempoCallBody is one call from client to server at at, as OTLP/JSON: the two spans of the edge.
+func tempoCallBody(client, server string, at time.Time) string {
 	id, root, call, handle := randHex(16), randHex(8), randHex(8), randHex(8)
 	ns := func(d time.Duration) string { return fmt.Sprint(at.Add(d).UnixNano()) }
-	post(t, otlp, fmt.Sprintf(`{"resourceSpans":[
+	return fmt.Sprintf(`{"resourceSpans":[
 {"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},"scopeSpans":[{"scope":{"name":"growui"},"spans":[
 {"traceId":%q,"spanId":%q,"name":"GET /orders","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q},
 {"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"SELECT orders","kind":3,"startTimeUnixNano":%q,"endTimeUnixNano":%q}]}]},
 {"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},"scopeSpans":[{"scope":{"name":"growui"},"spans":[
 {"traceId":%q,"spanId":%q,"parentSpanId":%q,"name":"SELECT orders","kind":2,"startTimeUnixNano":%q,"endTimeUnixNano":%q}]}]}]}`,
 		client, id, root, ns(0), ns(50*time.Millisecond), id, call, root, ns(5*time.Millisecond), ns(40*time.Millisecond),
-		server, id, handle, call, ns(10*time.Millisecond), ns(35*time.Millisecond)))
+		server, id, handle, call, ns(10*time.Millisecond), ns(35*time.Millisecond))
 }
 
 func pushLokiLine(t *testing.T, loki, svc, line, traceID string, at time.Time) {
