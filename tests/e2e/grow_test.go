@@ -297,8 +297,14 @@ func TestGrowCollector(t *testing.T) {
 	}
 }
 
-// tempoTraceSpans returns the spans (id -> name) of trace id in Tempo's /api/v2/traces, as tenant.
-func tempoTraceSpans(base, tenant, id string) (map[string]string, error) {
+// tempoSpan is one span of a trace as Tempo's /api/v2/traces returns it.
+type tempoSpan struct {
+	ID, Name string
+	Start    string // Unix ns, as a decimal string
+}
+
+// tempoSpans returns the spans of trace id in Tempo's /api/v2/traces, as tenant.
+func tempoSpans(base, tenant, id string) ([]tempoSpan, error) {
 	var tr struct {
 		Trace struct {
 			ResourceSpans []struct {
@@ -306,6 +312,7 @@ func tempoTraceSpans(base, tenant, id string) (map[string]string, error) {
 					Spans []struct {
 						SpanID string `json:"spanId"`
 						Name   string `json:"name"`
+						Start  string `json:"startTimeUnixNano"`
 					} `json:"spans"`
 				} `json:"scopeSpans"`
 			} `json:"resourceSpans"`
@@ -314,15 +321,28 @@ func tempoTraceSpans(base, tenant, id string) (map[string]string, error) {
 	if err := growGet(base+"/api/v2/traces/"+id, tenant, &tr, ""); err != nil {
 		return nil, err
 	}
-	spans := map[string]string{}
+	var spans []tempoSpan
 	for _, rs := range tr.Trace.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				spans[otlpJSONID(s.SpanID)] = s.Name
+				spans = append(spans, tempoSpan{ID: otlpJSONID(s.SpanID), Name: s.Name, Start: s.Start})
 			}
 		}
 	}
 	return spans, nil
+}
+
+// tempoTraceSpans returns the spans (id -> name) of trace id in Tempo, as tenant.
+func tempoTraceSpans(base, tenant, id string) (map[string]string, error) {
+	spans, err := tempoSpans(base, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, s := range spans {
+		out[s.ID] = s.Name
+	}
+	return out, nil
 }
 
 // otlpJSONID is an id of OTLP JSON as hex: Tempo writes ids in base64 (protobuf's JSON for bytes), OTLP/JSON in

@@ -342,32 +342,17 @@ type migrated struct {
 
 // tempoTraceStarts returns the start time (Unix ns) of each span of trace id in Tempo, by span name.
 func tempoTraceStarts(base, tenant, id string) (map[string]int64, error) {
-	var tr struct {
-		Trace struct {
-			ResourceSpans []struct {
-				ScopeSpans []struct {
-					Spans []struct {
-						Name  string `json:"name"`
-						Start string `json:"startTimeUnixNano"`
-					} `json:"spans"`
-				} `json:"scopeSpans"`
-			} `json:"resourceSpans"`
-		} `json:"trace"`
-	}
-	if err := growGet(base+"/api/v2/traces/"+id, tenant, &tr, ""); err != nil {
+	spans, err := tempoSpans(base, tenant, id)
+	if err != nil {
 		return nil, err
 	}
 	starts := map[string]int64{}
-	for _, rs := range tr.Trace.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			for _, s := range ss.Spans {
-				ns, err := strconv.ParseInt(s.Start, 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("trace %s: span %q starts at %q: %w", id, s.Name, s.Start, err)
-				}
-				starts[s.Name] = ns
-			}
+	for _, s := range spans {
+		ns, err := strconv.ParseInt(s.Start, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("trace %s: span %q starts at %q: %w", id, s.Name, s.Start, err)
 		}
+		starts[s.Name] = ns
 	}
 	return starts, nil
 }
