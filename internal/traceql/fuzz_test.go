@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 		`{ } &> { } &< { } &~ { } &<< { }`, `{ status = error } | select(event.exception.message) with(most_recent=true)`,
 		`{ event:name = "exception" && event:timeSinceStart > 1ms && link:traceID != nil && event.attempt = 2 }`,
 		`{ span:childCount > 1 } | quantile_over_time(duration, .9, 0.5) with(exemplars=3, debug="x", job_size=-1)`,
+		`{ link:traceID = nil }`, `{ .a = 1 || status = nil }`,
 	} {
 		f.Add(s)
 	}

@@ -243,7 +243,7 @@ func TestParseErrors(t *testing.T) {
 		{`count() > 1`, "parse error at line 1, col 1: expected '{'"},
 		{`{ name = 99999999999999999999 }`, "invalid integer"},
 		{`{ name # 1 }`, "parse error at line 1, col 8: unexpected character '#'"},
-		{`{ event:name = nil }`, "event:name=nil is not valid because intrinsics cannot be nil"}, // Tempo's text
+		{`{ event:name = nil }`, "parse error at line 1, col 14: event:name=nil is not valid because intrinsics cannot be nil"}, // Tempo's text
 		{`{ span.a = "x" && status = nil }`, "status=nil is not valid because intrinsics cannot be nil"},
 		{strings.Repeat("(", 300) + "{}" + strings.Repeat(")", 300), "nested too deeply"},
 	}
@@ -259,6 +259,9 @@ func TestParseErrors(t *testing.T) {
 			var pe *ParseError
 			if !errors.As(err, &pe) {
 				t.Fatalf("error is %T, want *ParseError", err)
+			}
+			if pe.Pos.Line < 1 || pe.Pos.Col < 1 {
+				t.Fatalf("error %q has no position", err)
 			}
 		})
 	}
