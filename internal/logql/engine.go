@@ -13,6 +13,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // SelectParams says which entries a query needs from the store.
@@ -285,6 +287,11 @@ func (e *Engine) SelectLogs(ctx context.Context, q Querier, lq LogQuery, st *Sta
 	err := q.SelectLogs(ctx, sp, func(stream labels.Labels, en Entry) error {
 		st.TotalLinesProcessed++
 		st.TotalBytesProcessed += int64(len(en.Line))
+		if st.TotalLinesProcessed%checkEvery == 0 {
+			if err := querylimit.Checkpoint(ctx); err != nil {
+				return err
+			}
+		}
 		line, ok := p.Process(en.Timestamp, en.Line, stream, en.Metadata)
 		if !ok {
 			return nil
@@ -433,7 +440,7 @@ func (e *Engine) EvalRange(ctx context.Context, q Querier, expr SampleExpr, star
 func (ev *evaluator) stepTime(i int) int64 { return ev.start + int64(i)*ev.step }
 
 func (ev *evaluator) eval(expr SampleExpr) (*vectorResult, error) {
-	if err := ev.ctx.Err(); err != nil {
+	if err := querylimit.Checkpoint(ev.ctx); err != nil {
 		return nil, err
 	}
 	switch x := expr.(type) {
@@ -524,7 +531,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
 		if ev.st.TotalLinesProcessed%checkEvery == 0 {
-			if err := ev.ctx.Err(); err != nil {
+			if err := querylimit.Checkpoint(ev.ctx); err != nil {
 				return err
 			}
 		}
@@ -633,7 +640,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		}
 	}
 	for i := 0; i < ev.steps; i++ {
-		if err := ev.ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ev.ctx); err != nil {
 			return nil, err
 		}
 		t := ev.stepTime(i) - off

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sprout-otel/sprout/internal/logql"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // The endpoints Grafana's Logs Drilldown app reads besides queries: detected_labels, detected_fields,
@@ -415,8 +416,10 @@ func (a *API) patterns(w http.ResponseWriter, r *http.Request) {
 		LineFilter: logql.LinePrefilter(sel.Stages), Direction: logql.Forward,
 	}, func(stream labels.Labels, e logql.Entry) error {
 		read += int64(len(e.Line))
-		if lines++; lines%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+		if lines++; lines%1024 == 0 {
+			if err := querylimit.Checkpoint(ctx); err != nil {
+				return err
+			}
 		}
 		if maxBytes > 0 && read > maxBytes {
 			return fmt.Errorf("%w: the query would read more than %d bytes (limit: max_query_bytes_read)", logql.ErrLimit, maxBytes)

@@ -162,7 +162,10 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		for ci := range w.chunks {
 			j := jobs[ji]
 			ji++
-			r := <-j.res
+			r, _ := querylimit.Receive(ctx, j.res)
+			if err := querylimit.Checkpoint(ctx); err != nil && r.err == nil {
+				r.err = err
+			}
 			if !r.noSlot {
 				<-sem
 			}
@@ -215,7 +218,7 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		if skipped > 0 && p.Skipped != nil {
 			p.Skipped(skipped, skippedBytes)
 		}
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return err
 		}
 	}
@@ -289,11 +292,15 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 			return nil
 		}
 		var r chunkResult
+		querylimit.Pause(ctx) // the decoders need a processor to make progress
 		select {
 		case r = <-j.res:
 			<-sem
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if err := querylimit.Checkpoint(ctx); err != nil {
+			return err
 		}
 		if r.err != nil {
 			if err := q.chunkError(j, r.err); err != nil {
@@ -347,6 +354,13 @@ func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectPar
 	raw, err := q.s.loadChunkRaw(ctx, j.meta)
 	var es []logql.Entry
 	if err == nil {
+		// Decoding computes: on a processor of the queries' share (fetching did not need one).
+		var done func()
+		if _, done, err = querylimit.Enter(ctx, q.s.queries.Processors()); err != nil {
+			j.res <- chunkResult{err: err}
+			return
+		}
+		defer done()
 		if es, err = decodeSelected(raw, p); err != nil {
 			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
 		}

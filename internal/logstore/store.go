@@ -440,6 +440,7 @@ func (st *stream) append(es []logql.Entry, now time.Time) {
 // (Invalid for bad entries, Partial for the stream limit, RateLimited for the ingestion rate, which refuses the
 // whole push); the rest of the batch is still accepted, as Loki does.
 func (s *Store) Push(ctx context.Context, tenantID string, streams []PushStream) error {
+	s.queries.Processors().Ingesting()
 	td, err := s.admit(tenantID)
 	if err != nil {
 		return err // a *refusal.Error: a malformed tenant id, or one over max_tenants

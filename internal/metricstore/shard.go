@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/sprout-otel/sprout/internal/querylimit"
 )
 
 // Shard-parallel PromQL evaluation.
@@ -51,13 +53,14 @@ type shardedEngine struct {
 	parser   parser.Parser
 	shards   int
 	lookback time.Duration // the engine's lookback delta
+	procs    *querylimit.Processors
 }
 
 func newShardedEngine(ng, legs *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
 	if lookback <= 0 {
 		lookback = 5 * time.Minute // the engine's default
 	}
-	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback}
+	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, procs: querylimit.Shared()}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
@@ -416,6 +419,13 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 		go func() {
 			defer wg.Done()
 			o := &outs[i]
+			// Each leg computes on its own processor of the queries' share.
+			ctx, done, err := querylimit.Enter(ctx, s.e.procs)
+			if err != nil {
+				o.err = err
+				return
+			}
+			defer done()
 			qry, err := s.newQuery(ctx, s.e.legs, &shardQueryable{q: s.q, values: ms}, s.plan.leg)
 			if err != nil {
 				o.err = err
@@ -436,6 +446,7 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 			}
 		}()
 	}
+	querylimit.Pause(ctx) // the legs need processors to make progress
 	wg.Wait()
 	var warns annotations.Annotations
 	var total int64

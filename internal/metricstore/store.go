@@ -163,6 +163,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 		s.resultsCache = newResultsCache(cfg.Frontend.ResultsCache.MaxSizeBytes, opts.Registerer)
 	}
 	s.queries = querylimit.New(cfg.Limits.queryLimits())
+	s.queryEngine.procs = s.queries.Processors()
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))
 	}

@@ -121,19 +121,18 @@ func (t *Tenant) ID() string { return t.id }
 func (t *Tenant) DB() *tsdb.DB { return t.db }
 
 // Querier implements storage.Queryable over the head, the local blocks and the bucket blocks.
+// Its series pass the query's Checkpoint as the engine starts reading each (see querylimit.Processors).
 func (t *Tenant) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := t.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, err
 	}
-	if t.blocks == nil {
-		return q, nil
+	if t.blocks != nil {
+		if bq := t.blocks.queriers(mint, maxt); len(bq) > 0 {
+			q = storage.NewMergeQuerier([]storage.Querier{q}, bq, storage.ChainedSeriesMerge)
+		}
 	}
-	bq := t.blocks.queriers(mint, maxt)
-	if len(bq) == 0 {
-		return q, nil
-	}
-	return storage.NewMergeQuerier([]storage.Querier{q}, bq, storage.ChainedSeriesMerge), nil
+	return checkpointQuerier{q}, nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable over the head, the local blocks and the bucket blocks.
@@ -160,11 +159,13 @@ func (t *Tenant) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, 
 // Appender implements storage.Appendable: appends are checked against the tenant's limits and go to the WAL
 // on Commit (and from there to remote write).
 func (t *Tenant) Appender(ctx context.Context) storage.Appender {
+	t.store.queries.Processors().Ingesting()
 	return &limitedAppender{Appender: t.sink.Appender(ctx), t: t, ctx: ctx}
 }
 
 // AppenderV2 implements storage.AppendableV2.
 func (t *Tenant) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	t.store.queries.Processors().Ingesting()
 	return &limitedAppenderV2{AppenderV2: t.sink.AppenderV2(ctx), t: t, ctx: ctx}
 }
 

@@ -1,8 +1,10 @@
 // Package querylimit holds the budgets every query API of Sprout runs under: a per-request timeout whose
 // context reaches every loop of the evaluation, per-tenant and store-wide concurrency with a short bounded
-// queue, and the checks a query must pass before it is evaluated (points per series, subqueries included).
+// queue, the checks a query must pass before it is evaluated (points per series, subqueries included), and the
+// share of the processors all queries compute on (Processors: one is kept for ingest while data arrives).
 //
-// It owns admission only: it decides whether and when a query may start, and how long it may run. It must not
+// It owns admission only: it decides whether and when a query may start, how long it may run and on how many
+// processors. It must not
 // evaluate queries nor know a store's data; each store's API calls Admit first and answers the refusal in its
 // own API's error format (refusals are *refusal.Error).
 package querylimit
@@ -60,8 +62,9 @@ type Gate func(ctx context.Context, tenant string) error
 
 // Limiter admits queries of one store. The zero value is not usable; use New.
 type Limiter struct {
-	cfg  Config
-	gate Gate
+	cfg   Config
+	gate  Gate
+	procs *Processors
 
 	mu      sync.Mutex
 	running int
@@ -84,8 +87,14 @@ func New(cfg Config) *Limiter {
 	if cfg.MaxConcurrentPerTenant == 0 || cfg.MaxConcurrentPerTenant > cfg.MaxConcurrent {
 		cfg.MaxConcurrentPerTenant = cfg.MaxConcurrent
 	}
-	return &Limiter{cfg: cfg, tenants: map[string]*tenantState{}, refused: map[string]uint64{}}
+	return &Limiter{cfg: cfg, procs: Shared(), tenants: map[string]*tenantState{}, refused: map[string]uint64{}}
 }
+
+// Processors is what the admitted queries compute on (Shared unless a test set another).
+func (l *Limiter) Processors() *Processors { return l.procs }
+
+// SetProcessors makes the queries admitted from now on compute on p; for tests, before the limiter is used.
+func (l *Limiter) SetProcessors(p *Processors) { l.procs = p }
 
 // SetGate installs g, consulted first by every Admit (nil removes it).
 func (l *Limiter) SetGate(g Gate) {
@@ -99,7 +108,8 @@ func (l *Limiter) Config() Config { return l.cfg }
 
 // Admit waits for a slot for one query of tenant. On success it returns a context that carries the query
 // timeout and is cancelled when the request's context is (the client left), and a release function the caller
-// must call once the query is answered. On refusal the error is a *refusal.Error; when ctx ends while waiting it is
+// must call once the query is answered. The query's loops pass that context to Checkpoint, which shares the
+// processors with other queries and with ingest. On refusal the error is a *refusal.Error; when ctx ends while waiting it is
 // ctx's error.
 func (l *Limiter) Admit(ctx context.Context, tenant string) (context.Context, func(), error) {
 	l.mu.Lock()
@@ -186,9 +196,12 @@ func (l *Limiter) refusal(r refusal.Reason, limit, msg string) *refusal.Error {
 
 func (l *Limiter) admitted(ctx context.Context, tenant string) (context.Context, func(), error) {
 	qctx, cancel := context.WithTimeout(ctx, l.cfg.QueryTimeout)
+	// The query's own goroutine takes a processor at its first Checkpoint (see Processors).
+	qctx, h := withHold(qctx, l.procs)
 	var once sync.Once
 	return qctx, func() {
 		once.Do(func() {
+			h.close()
 			cancel()
 			l.release(tenant)
 		})

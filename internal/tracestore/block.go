@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sprout-otel/sprout/internal/bucket"
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -443,7 +444,7 @@ func (in *instance) scanBlock(ctx context.Context, b *block, fn func(id pcommon.
 		stop  = errors.New("stop")
 	)
 	err := readRows(b.file, 0, -1, func(rows []spanRow) error {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return err
 		}
 		for k := range rows {

@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -345,7 +346,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 		return nil
 	}
 	for _, lt := range mem {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return nil, s.timeoutErr(err)
 		}
 		if tooMany {
@@ -399,7 +400,7 @@ func (s *Store) QueryRange(ctx context.Context, tenantID string, req MetricsRequ
 	// A trace split between blocks whose parts each failed the prefilter is evaluated whole now.
 	if pf != nil && !tooMany {
 		for _, id := range in.splitIDs(ctx, j.near) {
-			if err := ctx.Err(); err != nil {
+			if err := querylimit.Checkpoint(ctx); err != nil {
 				return nil, s.timeoutErr(err)
 			}
 			if err := visitWhole(id, nil, nil, nil); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/parquet-go/parquet-go/encoding"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
 
@@ -218,7 +219,7 @@ func (in *instance) candidatesEach(ctx context.Context, b *block, pf *traceql.Pr
 		return len(batch) == 0 || emit(batch)
 	}
 	for _, rg := range b.file.RowGroups() {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return err
 		}
 		n := rg.NumRows()
@@ -360,7 +361,7 @@ func (in *instance) readCandidates(ctx context.Context, b *block, cands []indexE
 	dec := newDecoder()
 	buf := make([]spanRow, 256)
 	for _, e := range cands {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return err
 		}
 		if err := r.SeekToRow(int64(e.first)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/sprout-otel/sprout/internal/querylimit"
 	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/traceql"
 )
@@ -308,7 +309,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	}
 	sort.Slice(mem, func(i, j int) bool { return mem[i].startNs > mem[j].startNs })
 	for _, lt := range mem {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return nil, s.timeoutErr(err)
 		}
 		if !req.Range.overlaps(lt.startNs, lt.endNs) {
@@ -341,7 +342,7 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 	defer cands.stop()
 	stopped := false
 	for i, b := range order {
-		c := cands.get(i)
+		c := cands.get(ctx, i)
 		if c.skip {
 			res.Metrics.CompletedJobs++
 			req.progress(res)
@@ -368,7 +369,11 @@ func (s *Store) Search(ctx context.Context, tenantID string, req SearchRequest) 
 			} else {
 				// Candidates arrive row group by row group: a search that reaches its limit early in a large
 				// block reads no more of it.
-				for batch := range c.batches {
+				for {
+					batch, ok := querylimit.Receive(ctx, c.batches)
+					if !ok {
+						break
+					}
 					if err = batch.err; err != nil {
 						break
 					}
@@ -524,6 +529,13 @@ func (in *instance) prefetchCandidates(ctx context.Context, order []*block, pf *
 				return
 			}
 			go func(i int, b *block) {
+				// The block's scan computes on its own processor of the queries' share.
+				ctx, done, err := querylimit.Enter(ctx, in.s.queries.Processors())
+				if err != nil {
+					p.results[i] <- blockCands{err: err, held: true}
+					return
+				}
+				defer done()
 				if err := in.open(ctx, b); err != nil {
 					p.results[i] <- blockCands{err: err, held: true}
 					return
@@ -533,7 +545,7 @@ func (in *instance) prefetchCandidates(ctx context.Context, order []*block, pf *
 				ch := make(chan candBatch, len(b.file.RowGroups())+2)
 				p.results[i] <- blockCands{batches: ch, held: true}
 				defer close(ch)
-				err := in.candidatesEach(ctx, b, pf, func(es []indexEntry) bool {
+				err = in.candidatesEach(ctx, b, pf, func(es []indexEntry) bool {
 					if ctx.Err() != nil {
 						return false
 					}
@@ -550,8 +562,8 @@ func (in *instance) prefetchCandidates(ctx context.Context, order []*block, pf *
 }
 
 // get waits for the candidates of block i and frees its place in the window.
-func (p *candPrefetch) get(i int) blockCands {
-	c := <-p.results[i]
+func (p *candPrefetch) get(ctx context.Context, i int) blockCands {
+	c, _ := querylimit.Receive(ctx, p.results[i])
 	if c.held {
 		<-p.window
 	}
@@ -929,7 +941,7 @@ func (s *Store) tagsOfMatches(ctx context.Context, tenantID string, tr TimeRange
 	blocks, release := in.view(func() { mem = in.snapshotLocked() })
 	defer release()
 	for _, lt := range mem {
-		if err := ctx.Err(); err != nil {
+		if err := querylimit.Checkpoint(ctx); err != nil {
 			return nil, s.timeoutErr(err)
 		}
 		if !tr.overlaps(lt.startNs, lt.endNs) || !liveMaybe(pf, lt.spans) {

@@ -260,6 +260,7 @@ func (s *Store) instances() []*instance {
 // refused with a *refusal.Error (and the rest of the batch is written); malformed data gives an error wrapping
 // ErrBadData.
 func (s *Store) Push(ctx context.Context, tenantID string, td ptrace.Traces) error {
+	s.queries.Processors().Ingesting()
 	in, err := s.instance(ctx, tenantID)
 	if err != nil {
 		return err
