@@ -34,6 +34,9 @@ func TestLoadConfig(t *testing.T) {
 			if c.DataDir != "./data/metrics" || !c.Storage.Enabled || c.Storage.CompactorBlocksRetentionPeriod != 30*24*time.Hour {
 				t.Errorf("defaults: %+v", c.Config)
 			}
+			if c.IsolationEnabled {
+				t.Error("isolation_enabled defaults to true, want false (Mimir's default)")
+			}
 		}},
 		{id: component.NewIDWithName(Type, "custom"), check: func(t *testing.T, c *Config) {
 			if c.Retention != 12*time.Hour || c.OutOfOrderTimeWindow != 10*time.Minute || c.Storage.Backend != "s3" ||
@@ -44,6 +47,9 @@ func TestLoadConfig(t *testing.T) {
 			if f := c.Frontend; !f.CacheResults || f.SplitQueriesByInterval != 12*time.Hour || f.ResultsCache.MaxSizeBytes != 1<<20 ||
 				c.Limits.MaxCacheFreshness != 5*time.Minute || c.Limits.ResultsCacheTTL != 7*24*time.Hour {
 				t.Errorf("frontend %+v, max_cache_freshness %s, results_cache_ttl %s", f, c.Limits.MaxCacheFreshness, c.Limits.ResultsCacheTTL)
+			}
+			if !c.IsolationEnabled {
+				t.Error("isolation_enabled: true was not read")
 			}
 			if c.QueryShards != 3 {
 				t.Errorf("query_shards %d, want 3", c.QueryShards)

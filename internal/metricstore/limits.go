@@ -198,8 +198,8 @@ func (a *limitedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels,
 }
 
 func (a *limitedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
-	a.t.meta.add(l.Get(labels.MetricName), m)
-	return a.Appender.UpdateMetadata(ref, l, m)
+	// The head keeps m in the series: give it the metadata store's copy, never the request's bytes.
+	return a.Appender.UpdateMetadata(ref, l, a.t.meta.intern(l.Get(labels.MetricName), m))
 }
 
 func (a *limitedAppender) Commit() error {
@@ -234,7 +234,7 @@ func (a *limitedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 		if name == "" {
 			name = ls.Get(labels.MetricName)
 		}
-		a.t.meta.add(name, opts.Metadata)
+		opts.Metadata = a.t.meta.intern(name, opts.Metadata)
 	}
 	r, err := a.AppenderV2.Append(ref, ls, st, ts, v, h, fh, opts)
 	if err != nil {

@@ -23,7 +23,7 @@ type metadataStore struct {
 	saveMu sync.Mutex // serialises save
 
 	mu    sync.RWMutex
-	m     map[string]map[metadata.Metadata]struct{}
+	m     map[string]map[metadata.Metadata]metadata.Metadata // each entry's value is its key: the store's own copy
 	dirty bool
 }
 
@@ -38,7 +38,7 @@ type metadataFileContent struct {
 // newMetadataStore loads path if it exists. A file that cannot be read is reported and the store starts empty:
 // metadata is re-sent by clients, it must not stop the tenant from opening.
 func newMetadataStore(path string) (*metadataStore, error) {
-	s := &metadataStore{path: path, m: map[string]map[metadata.Metadata]struct{}{}}
+	s := &metadataStore{path: path, m: map[string]map[metadata.Metadata]metadata.Metadata{}}
 	if path == "" {
 		return s, nil
 	}
@@ -107,27 +107,40 @@ func (s *metadataStore) save() error {
 // maxMetadataPerMetric bounds how many distinct help texts one metric family may accumulate.
 const maxMetadataPerMetric = 10
 
-func (s *metadataStore) add(name string, md metadata.Metadata) {
+func (s *metadataStore) add(name string, md metadata.Metadata) { s.intern(name, md) }
+
+// intern records md for metric name, as add does, and returns the store's copy of it: its strings are the
+// store's, shared by every series of the metric. The head keeps the metadata it is given in each series, so
+// what reaches it must be this copy: remote write's metadata points into the pooled request buffer (the
+// head's copy would change under it when the buffer is reused, every later request would look like new
+// metadata, and a series would keep its last request's buffer alive), and one help text per metric costs less
+// than one per series. Past maxMetadataPerMetric, a copy of its own.
+func (s *metadataStore) intern(name string, md metadata.Metadata) metadata.Metadata {
 	if name == "" || md.IsEmpty() {
-		return
+		return md
 	}
 	s.mu.RLock()
-	_, ok := s.m[name][md]
+	own, ok := s.m[name][md]
 	s.mu.RUnlock()
 	if ok {
-		return
+		return own
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set, ok := s.m[name]
 	if !ok {
-		set = map[metadata.Metadata]struct{}{}
+		set = map[metadata.Metadata]metadata.Metadata{}
 		s.m[strings.Clone(name)] = set
 	}
+	if own, ok := set[md]; ok {
+		return own
+	}
+	own = metadata.Metadata{Type: md.Type, Unit: strings.Clone(md.Unit), Help: strings.Clone(md.Help)}
 	if len(set) < maxMetadataPerMetric {
-		set[metadata.Metadata{Type: md.Type, Unit: strings.Clone(md.Unit), Help: strings.Clone(md.Help)}] = struct{}{}
+		set[own] = own
 		s.dirty = true
 	}
+	return own
 }
 
 type metadataEntry struct {

@@ -76,6 +76,7 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	opts.OutOfOrderTimeWindow = s.cfg.OutOfOrderTimeWindow.Milliseconds()
 	opts.EnableExemplarStorage = s.cfg.MaxExemplars > 0
 	opts.MaxExemplars = s.cfg.MaxExemplars
+	opts.IsolationDisabled = !s.cfg.IsolationEnabled
 	opts.EnableMetadataWALRecords = true
 	opts.SeriesLifecycleCallback = t.limits
 	opts.WALCompression = "snappy"

@@ -38,6 +38,7 @@ func main() {
 	tenant := flag.String("tenant", "", "X-Scope-OrgID to send")
 	rounds := flag.Int("rounds", 0, "stop after this many rounds (0: only -duration and -lookback bound them)")
 	protocol := flag.Int("protocol", 1, "remote write protocol: 1 (prometheus.WriteRequest) or 2 (io.prometheus.write.v2.Request)")
+	withMetadata := flag.Bool("metadata", false, "remote write 2.0: send each series' type and help, as Prometheus 3 does")
 	values := flag.String("values", "constant", "sample values: constant, counter or gauge")
 	uniqueLabel := flag.Bool("unique-label", false, "give each series a series=\"<n>\" label, so that series stay distinct once PromQL drops the metric name (rate, sum by)")
 	query := flag.String("query", "", "time this range query instead of writing")
@@ -58,7 +59,7 @@ func main() {
 	}
 	res, err := loadgen.MetricLoad{URL: *url, Series: *nSeries, Batch: *batch, Workers: *workers, Duration: *duration,
 		Interval: *interval, Start: time.Now().Add(-*lookback), Rounds: maxRounds, Values: *values,
-		UniqueLabel: *uniqueLabel, Tenant: *tenant, Protocol: *protocol}.Run(ctx)
+		UniqueLabel: *uniqueLabel, Tenant: *tenant, Protocol: *protocol, Metadata: *withMetadata}.Run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -111,7 +111,7 @@ func TestTraceTemplate(t *testing.T) {
 }
 
 func TestMetricRequests(t *testing.T) {
-	reqs, err := buildMetricRequests(1000, 1200, 500, true, false)
+	reqs, err := buildMetricRequests(1000, 1200, 500, true, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestMetricRequests(t *testing.T) {
 // TestMetricRequestsV2: a 2.0 request carries the same series, and the patched timestamps and values land in its
 // samples.
 func TestMetricRequestsV2(t *testing.T) {
-	reqs, err := buildMetricRequests(0, 300, 300, false, true)
+	reqs, err := buildMetricRequests(0, 300, 300, false, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +172,9 @@ func TestMetricRequestsV2(t *testing.T) {
 		}
 		if want := fmt.Sprintf("load_metric_%d", i%100); ls["__name__"] != want || ls["job"] != "metricload" {
 			t.Fatalf("series %d labels %v", i, ls)
+		}
+		if s.Metadata.Type != writev2.Metadata_METRIC_TYPE_COUNTER || wr.Symbols[s.Metadata.HelpRef] == "" {
+			t.Fatalf("series %d metadata %+v, want a counter with help", i, s.Metadata)
 		}
 	}
 }
