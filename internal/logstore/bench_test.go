@@ -269,3 +269,24 @@ func BenchmarkQueryCountInterleaved(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckpoint writes the WAL checkpoint of 10 heads of about 1 MB of lines each, none due for a cut.
+// B/op is the checkpoint's transient memory.
+func BenchmarkCheckpoint(b *testing.B) {
+	s := benchStore(b, wal.FsyncNever)
+	s.cfg.MaxHeadBytes = 0 // every flush checkpoints
+	s.cfg.ChunkTargetSize = 64 << 20
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for i := 0; i < 100; i++ {
+		if err := s.Push(context.Background(), "bench", benchBatch(i, base)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.flush(context.Background(), false, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
