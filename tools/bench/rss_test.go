@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestParseRSS(t *testing.T) {
 	for _, tc := range []struct {
@@ -22,4 +25,23 @@ func TestParseRSS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseRSS: any text gives two non-negative sizes, and the fields it finds are read as written.
+func FuzzParseRSS(f *testing.F) {
+	f.Add("RssAnon:\t  120000 kB\nRssFile:\t   70000 kB\n", int64(5), int64(7))
+	f.Add("Name:\tx\nRssAnon:", int64(0), int64(1))
+	f.Fuzz(func(t *testing.T, noise string, anonKB, fileKB int64) {
+		anon, file := parseRSS([]byte(noise))
+		if anon < 0 || file < 0 {
+			t.Fatalf("negative sizes %d, %d from %q", anon, file, noise)
+		}
+		if anonKB < 0 || fileKB < 0 || anonKB > 1<<40 || fileKB > 1<<40 {
+			return
+		}
+		status := fmt.Sprintf("Name:\tsprout\nRssAnon:\t%d kB\nRssFile:\t%d kB\n", anonKB, fileKB)
+		if a, fl := parseRSS([]byte(status)); a != anonKB<<10 || fl != fileKB<<10 {
+			t.Fatalf("parseRSS(%q) = %d, %d", status, a, fl)
+		}
+	})
 }
