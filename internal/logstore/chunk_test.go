@@ -559,3 +559,31 @@ func TestDedupWindows(t *testing.T) {
 		t.Fatal("an entry outside the overlap was looked up")
 	}
 }
+
+// TestDedupKeys: entries that differ in time, line or structured metadata are distinct; equal ones are one,
+// however their metadata was built.
+func TestDedupKeys(t *testing.T) {
+	md := labels.FromStrings
+	for _, tc := range []struct {
+		name string
+		a, b logql.Entry
+		same bool
+	}{
+		{"equal", logql.Entry{Timestamp: 1, Line: "x", Metadata: md("trace_id", "a")}, logql.Entry{Timestamp: 1, Line: "x", Metadata: md("trace_id", "a")}, true},
+		{"no metadata", logql.Entry{Timestamp: 1, Line: "x"}, logql.Entry{Timestamp: 1, Line: "x", Metadata: labels.EmptyLabels()}, true},
+		{"time", logql.Entry{Timestamp: 1, Line: "x"}, logql.Entry{Timestamp: 2, Line: "x"}, false},
+		{"line", logql.Entry{Timestamp: 1, Line: "x"}, logql.Entry{Timestamp: 1, Line: "y"}, false},
+		{"metadata value", logql.Entry{Timestamp: 1, Line: "x", Metadata: md("k", "a")}, logql.Entry{Timestamp: 1, Line: "x", Metadata: md("k", "b")}, false},
+		{"metadata or not", logql.Entry{Timestamp: 1, Line: "x", Metadata: md("k", "")}, logql.Entry{Timestamp: 1, Line: "x"}, false},
+		{"name and value boundary", logql.Entry{Timestamp: 1, Line: "x", Metadata: md("a", "bc")}, logql.Entry{Timestamp: 1, Line: "x", Metadata: md("ab", "c")}, false},
+		{"line and metadata boundary", logql.Entry{Timestamp: 1, Line: "xk", Metadata: md("v", "")}, logql.Entry{Timestamp: 1, Line: "x", Metadata: md("kv", "")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dedup{windows: [][2]int64{{0, 10}}, from: map[entryKey]int{}}
+			d.seen(tc.a, 0)
+			if got := d.seen(tc.b, 1); got != tc.same {
+				t.Errorf("second entry seen = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}

@@ -138,32 +138,42 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		}
 		return flushErr
 	}
-	// Checkpoint: what was in the heads before the rotation and is still not in a chunk.
-	byTenant := map[string]*walRecord{}
+	// Checkpoint: what was in the heads before the rotation and is still not in a chunk. Each sealed block
+	// becomes one record, made from its compressed bytes when the checkpoint file reaches it: decoding every
+	// head into entries and holding their records until the file was written cost about twice the heads' line
+	// bytes at once, the largest transient of ingest.
+	type cpStream struct {
+		tenant string
+		lbs    labels.Labels
+		blocks []headBlock
+	}
+	var cps []cpStream
 	for _, m := range all {
 		st := m.st
 		st.mu.Lock()
 		if st.mark > 0 {
-			r := byTenant[m.td.id]
-			if r == nil {
-				r = &walRecord{tenant: m.td.id}
-				byTenant[m.td.id] = r
-			}
-			es, err := allBlockEntries(st.blocks[:st.mark])
-			if err != nil {
-				st.mu.Unlock()
-				return errors.Join(flushErr, err)
-			}
-			r.streams = append(r.streams, walStream{labels: st.lbs, entries: es})
+			// Sealed blocks never change and a cut replaces st.blocks: the marked ones can be read unlocked.
+			cps = append(cps, cpStream{m.td.id, st.lbs, st.blocks[:st.mark:st.mark]})
 		}
 		st.mark = 0
 		st.mu.Unlock()
 	}
-	var recs [][]byte
-	for _, r := range byTenant {
-		recs = append(recs, encodeWALRecord(r))
+	var rec []byte
+	si, bi := 0, 0
+	nextRec := func() ([]byte, error) {
+		for si < len(cps) && bi == len(cps[si].blocks) {
+			si, bi = si+1, 0
+		}
+		if si == len(cps) {
+			return nil, nil
+		}
+		c := &cps[si]
+		var err error
+		rec, err = appendBlockRecord(rec[:0], c.tenant, c.lbs, &c.blocks[bi])
+		bi++
+		return rec, err
 	}
-	if err := s.wal.Checkpoint(next, recs); err != nil {
+	if err := s.wal.CheckpointFrom(next, nextRec); err != nil {
 		return errors.Join(flushErr, err)
 	}
 	checkpointed = true

@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -65,6 +66,31 @@ func (b *headBlock) decode(p *logql.SelectParams) ([]logql.Entry, error) {
 		return nil, nil
 	}
 	return decodeSelected(rowPayload(unsafe.String(&raw[0], len(raw))), p)
+}
+
+// appendBlockRecord appends to dst the WAL record of one sealed block of a stream: the block's payload is the
+// encoding of its entries after an empty label set, which is what a record's stream holds after its labels.
+func appendBlockRecord(dst []byte, tenant string, lbs labels.Labels, b *headBlock) ([]byte, error) {
+	n, err := s2.DecodedLen(b.data)
+	if err != nil {
+		return dst, fmt.Errorf("decode head block: %w", err)
+	}
+	e := encbuf{b: dst}
+	e.b = append(e.b, recEntries)
+	e.str(tenant)
+	e.uvarint(1)
+	e.labels(lbs)
+	off := len(e.b)
+	e.b = slices.Grow(e.b, n)[:off+n]
+	raw, err := s2.Decode(e.b[off:], b.data)
+	if err != nil {
+		return dst, fmt.Errorf("decode head block: %w", err)
+	}
+	if len(raw) == 0 || raw[0] != 0 {
+		return dst, errors.New("decode head block: it carries stream labels")
+	}
+	copy(e.b[off:], raw[1:])
+	return e.b[:off+len(raw)-1], nil
 }
 
 // headEntries returns a head snapshot's entries in arrival order: those of the sealed blocks in p's time range

@@ -503,10 +503,18 @@ func (l *Log) Remove(seq uint64) error {
 // Rotate returned), and, once it is durable, deletes the segments before seq and older checkpoints. Replay then
 // reads the checkpoint first and the segments from seq on.
 func (l *Log) Checkpoint(seq uint64, records [][]byte) error {
+	return l.CheckpointFrom(seq, sliceRecords(records))
+}
+
+// CheckpointFrom is Checkpoint with the records made one at a time: next returns the next record, or nil when
+// there are none left. Each record is written before next is called again (next may reuse its buffer), so a
+// store need not hold a copy of everything the checkpoint stands for. An error from next abandons the
+// checkpoint: nothing is replaced.
+func (l *Log) CheckpointFrom(seq uint64, next func() ([]byte, error)) error {
 	if cur := l.Current(); seq > cur {
 		return fmt.Errorf("write WAL checkpoint %d: beyond the current segment %d", seq, cur)
 	}
-	if err := WriteCheckpoint(l.dir, seq, records); err != nil {
+	if err := writeCheckpoint(l.dir, seq, next); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(l.dir)
@@ -530,9 +538,28 @@ func (l *Log) Checkpoint(seq uint64, records [][]byte) error {
 // directory fsync). Log.Checkpoint calls it; a store migrating files of an earlier release may call it before
 // Open.
 func WriteCheckpoint(dir string, seq uint64, records [][]byte) error {
+	return writeCheckpoint(dir, seq, sliceRecords(records))
+}
+
+// sliceRecords hands out records one at a time, for writeCheckpoint.
+func sliceRecords(records [][]byte) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		if len(records) == 0 {
+			return nil, nil
+		}
+		r := records[0]
+		records = records[1:]
+		if r == nil {
+			r = []byte{} // an empty record is a record, not the end
+		}
+		return r, nil
+	}
+}
+
+func writeCheckpoint(dir string, seq uint64, next func() ([]byte, error)) error {
 	name := CheckpointName(seq)
 	tmp := filepath.Join(dir, name+tmpSuffix)
-	if err := writeRecords(tmp, records); err != nil {
+	if err := writeRecords(tmp, next); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write WAL checkpoint: %w", err)
 	}
@@ -543,15 +570,23 @@ func WriteCheckpoint(dir string, seq uint64, records [][]byte) error {
 	return syncDir(dir)
 }
 
-// writeRecords writes records to a new file at path and fsyncs it.
-func writeRecords(path string, records [][]byte) error {
+// writeRecords writes the records next makes to a new file at path and fsyncs it.
+func writeRecords(path string, next func() ([]byte, error)) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var hdr [headerSize]byte
-	for _, r := range records {
+	for {
+		r, err := next()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if r == nil {
+			break
+		}
 		putHeader(hdr[:], r)
 		_, _ = bw.Write(hdr[:])
 		_, _ = bw.Write(r)

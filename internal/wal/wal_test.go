@@ -435,3 +435,48 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointFrom: records made one at a time in one reused buffer are written as made; an error while
+// making them leaves the log as it was.
+func TestCheckpointFrom(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, Options{})
+	appendAll(t, l, "a", "b")
+	seq, err := l.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, "c")
+	failing := func() ([]byte, error) { return nil, errors.New("head block unreadable") }
+	if err := l.CheckpointFrom(seq, failing); err == nil {
+		t.Fatal("a failing record: want an error")
+	}
+	var buf []byte
+	n := 0
+	next := func() ([]byte, error) {
+		if n == 3 {
+			return nil, nil
+		}
+		n++
+		buf = append(buf[:0], fmt.Sprint("state ", n)...)
+		return buf, nil
+	}
+	l2 := open(t, dir, Options{})
+	got, _ := replayAll(t, l2)
+	_ = l2.Close()
+	want := []replayed{{Position{1, false}, "a"}, {Position{1, false}, "b"}, {Position{seq, false}, "c"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after a failed checkpoint replayed %v, want %v", got, want)
+	}
+	if err := l.CheckpointFrom(seq, next); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Close()
+	l3 := open(t, dir, Options{})
+	defer l3.Close()
+	got, _ = replayAll(t, l3)
+	want = []replayed{{Position{seq, true}, "state 1"}, {Position{seq, true}, "state 2"}, {Position{seq, true}, "state 3"}, {Position{seq, false}, "c"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+}

@@ -214,6 +214,7 @@ func runOne(ctx context.Context, o options, sys system, sc int, plans map[int]*l
 		return r
 	}
 	r.ReadySeconds = ready.Seconds()
+	s.rss = sampleRSS(s.pid(), 50*time.Millisecond)
 	time.Sleep(2 * time.Second) // let start-up work (WAL replay, first compaction checks) finish before the clock
 	r.LoadBefore = loadavg()
 	switch sys.Signal {
@@ -235,6 +236,7 @@ func runOne(ctx context.Context, o options, sys system, sc int, plans map[int]*l
 		r.CPUPerMillion = r.ServerCPU / float64(r.Acked) * 1e6
 	}
 	r.PeakRSS = max(r.PeakRSSIngest, procHWM(s))
+	r.PeakAnon, r.PeakFile = s.rss.stop()
 	r.DiskBytes = dirBytes(dir)
 	clean, took := s.stop(o.grace)
 	r.CleanStop, r.StopSeconds = clean, took.Seconds()
@@ -257,8 +259,9 @@ func summary(r Run) string {
 	if r.Error != "" && r.Acked == 0 {
 		return "error: " + r.Error
 	}
-	s := fmt.Sprintf("%d/%d %s acked, %.0f/s, %.2f CPU-s/M, peak RSS %s, disk %s, count ok=%v (%d of %d)",
-		r.Acked, r.Offered, r.Unit, r.ItemsPerSec, r.CPUPerMillion, mib(r.PeakRSS), mib(r.DiskBytes), r.Count.OK, r.Count.Got, r.Count.Want)
+	s := fmt.Sprintf("%d/%d %s acked, %.0f/s, %.2f CPU-s/M, peak RSS %s (ingest %s; anon/file %s/%s, ingest %s/%s), disk %s, count ok=%v (%d of %d)",
+		r.Acked, r.Offered, r.Unit, r.ItemsPerSec, r.CPUPerMillion, mib(r.PeakRSS), mib(r.PeakRSSIngest), mib(r.PeakAnon), mib(r.PeakFile),
+		mib(r.PeakAnonIngest), mib(r.PeakFileIngest), mib(r.DiskBytes), r.Count.OK, r.Count.Got, r.Count.Want)
 	if r.Error != "" {
 		s += "; error: " + r.Error
 	}

@@ -40,10 +40,16 @@ type Run struct {
 	ClientCPU     float64 `json:"client_cpu_seconds"`
 	PeakRSSIngest int64   `json:"peak_rss_ingest_bytes"` // VmHWM right after the load
 	PeakRSS       int64   `json:"peak_rss_bytes"`        // VmHWM after the count and the queries
-	DiskBytes     int64   `json:"disk_bytes"`            // data directory after the count and queries
-	DiskShutdown  int64   `json:"disk_bytes_after_shutdown"`
-	CleanStop     bool    `json:"clean_stop"` // exited on SIGTERM within the grace period
-	StopSeconds   float64 `json:"stop_seconds"`
+	// The peaks of RssAnon and RssFile, sampled every 50 ms from the start: while ingesting, and over the whole
+	// run. Their sum can be below VmHWM (the two need not peak together) but says what the peak is made of.
+	PeakAnonIngest int64   `json:"peak_rss_anon_ingest_bytes,omitempty"`
+	PeakFileIngest int64   `json:"peak_rss_file_ingest_bytes,omitempty"`
+	PeakAnon       int64   `json:"peak_rss_anon_bytes,omitempty"`
+	PeakFile       int64   `json:"peak_rss_file_bytes,omitempty"`
+	DiskBytes      int64   `json:"disk_bytes"` // data directory after the count and queries
+	DiskShutdown   int64   `json:"disk_bytes_after_shutdown"`
+	CleanStop      bool    `json:"clean_stop"` // exited on SIGTERM within the grace period
+	StopSeconds    float64 `json:"stop_seconds"`
 
 	Count   Count   `json:"count"`
 	Queries []Query `json:"queries"`
@@ -75,6 +81,14 @@ type Query struct {
 	P99    float64   `json:"p99_ms,omitempty"` // trace by id only
 	Result string    `json:"result"`
 	Err    string    `json:"error,omitempty"`
+}
+
+// ingestPeaks records the memory peaks at the end of the load.
+func ingestPeaks(s *server, r *Run) {
+	r.PeakRSSIngest = loadgen.ProcStatusBytes(s.pid(), "VmHWM")
+	if s.rss != nil {
+		r.PeakAnonIngest, r.PeakFileIngest = s.rss.peaks()
+	}
 }
 
 func loadavg() [3]float64 {
@@ -168,7 +182,7 @@ func runTraces(ctx context.Context, o options, s *server, r *Run) error {
 	}
 	r.ServerCPU = loadgen.ProcCPU(s.pid()) - cpu0
 	r.Acked, r.FailedReqs, r.FirstErr, r.Seconds, r.ClientCPU = res.Sent, res.Failed, res.LastErr, res.Elapsed.Seconds(), res.ClientCPU
-	r.PeakRSSIngest = loadgen.ProcStatusBytes(s.pid(), "VmHWM")
+	ingestPeaks(s, r)
 	from, to := res.Start.Add(-time.Minute), time.Now().Add(time.Minute)
 
 	// Every acknowledged span, counted by a TraceQL metrics instant query over the run; and a sample of the
@@ -242,7 +256,7 @@ func runLogs(ctx context.Context, o options, s *server, r *Run, p logPlan) error
 	}
 	r.ServerCPU = loadgen.ProcCPU(s.pid()) - cpu0
 	r.Acked, r.FailedReqs, r.FirstErr, r.Seconds, r.ClientCPU = res.Lines, res.FailedPushes, res.FirstErr, res.Elapsed.Seconds(), res.ClientCPU
-	r.PeakRSSIngest = loadgen.ProcStatusBytes(s.pid(), "VmHWM")
+	ingestPeaks(s, r)
 	from, to := p.shape.Base.Add(-time.Minute), time.Now().Add(time.Minute)
 	rng := fmt.Sprintf("%dm", int(to.Sub(from).Minutes())+1)
 	vl := s.sys.Name == "victorialogs"
@@ -406,7 +420,7 @@ func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
 	}
 	r.ServerCPU = loadgen.ProcCPU(s.pid()) - cpu0
 	r.Acked, r.FailedReqs, r.FirstErr, r.Seconds, r.ClientCPU = res.Samples, res.Failures, res.FirstErr, res.Elapsed.Seconds(), res.ClientCPU
-	r.PeakRSSIngest = loadgen.ProcStatusBytes(s.pid(), "VmHWM")
+	ingestPeaks(s, r)
 	now := time.Now()
 	rng := fmt.Sprintf("%dm", int(now.Sub(l.Start).Minutes())+2)
 	dataEnd := l.Start.Add(time.Duration(l.Rounds) * l.Interval)

@@ -41,6 +41,9 @@ func TestRunnerEndToEnd(t *testing.T) {
 			if r.PeakRSS == 0 || r.ServerCPU <= 0 {
 				t.Errorf("no /proc figures: peak RSS %d, CPU %v", r.PeakRSS, r.ServerCPU)
 			}
+			if r.PeakAnon == 0 || r.PeakFile == 0 || r.PeakAnonIngest == 0 || r.PeakAnonIngest > r.PeakAnon {
+				t.Errorf("RSS split not sampled: anon %d (ingesting %d), file %d", r.PeakAnon, r.PeakAnonIngest, r.PeakFile)
+			}
 			for _, q := range r.Queries {
 				if q.Err != "" {
 					t.Errorf("query %s: %s", q.Name, q.Err)

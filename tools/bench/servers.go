@@ -41,6 +41,7 @@ type server struct {
 	ep   endpoints
 	log  *os.File
 	done chan error
+	rss  *rssSampler // nil until the run starts sampling
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
