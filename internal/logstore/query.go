@@ -79,11 +79,16 @@ type chunkJob struct {
 	st   *stream
 	meta *chunkMeta
 	res  chan chunkResult
+	// count: the chunk's lines are counted into runs (CountLogs), not decoded into entries.
+	count *counter
+	// done: the result was posted when the job was made (counted from the chunk's stats); no reader runs.
+	done bool
 }
 
 type chunkResult struct {
-	es  []logql.Entry
-	err error
+	es   []logql.Entry
+	runs []countRun // count jobs
+	err  error
 	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
 	noSlot bool
 }
@@ -98,6 +103,13 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	if p.Cutoff != nil {
 		return q.selectLimited(ctx, p, streams, fn)
 	}
+	return q.selectAll(ctx, p, streams, nil, fn)
+}
+
+// selectAll hands over every entry of streams that p selects, stream by stream in time order, to fn; or, with
+// cnt set, counts them for a logql.Counter (fn then receives each entry that must be counted one by one, and
+// the counted runs of chunks go to cnt.emit).
+func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams []*stream, cnt *counter, fn func(labels.Labels, logql.Entry) error) error {
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
@@ -105,6 +117,7 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		// front held up to max_head_bytes of decoded entries for the whole query.
 		blocks []headBlock
 		tail   []logql.Entry
+		dd     *dedup
 	}
 	work := make([]streamWork, 0, len(streams))
 	var jobs []*chunkJob
@@ -120,31 +133,6 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
 		w.blocks, w.tail = st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
-		for _, c := range w.chunks {
-			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
-		}
-		work = append(work, w)
-	}
-	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
-	if len(jobs) > 0 {
-		go func() {
-			for _, j := range jobs {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
-					continue
-				}
-				go q.readChunk(ctx, j, &p)
-			}
-		}()
-	}
-	ji := 0
-	for _, w := range work {
 		// An entry can lie in two of a stream's sources: pushed again after its first copy went to a chunk (a
 		// retried push after a restart), or pushed twice with a flush in between, or cut into two chunks from
 		// overlapping pushes. As Loki's merge of its sources, entries equal in stream, time, line and metadata
@@ -158,16 +146,60 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		for _, e := range w.tail {
 			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
 		}
-		dd := newDedup(w.chunks, hmin, hmax)
+		w.dd = newDedup(w.chunks, hmin, hmax)
+		for _, c := range w.chunks {
+			j := &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)}
+			if cnt != nil && !w.dd.overlaps(c.MinT, c.MaxT) {
+				// No other source of the stream shares this chunk's time: its lines are counted, not handed over.
+				j.count = cnt
+				if r, ok := cnt.fromStats(c, &p); ok {
+					j.res <- r
+					j.done = true
+				}
+			}
+			jobs = append(jobs, j)
+		}
+		work = append(work, w)
+	}
+	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
+	if len(jobs) > 0 {
+		go func() {
+			for _, j := range jobs {
+				if j.done {
+					continue
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
+					continue
+				}
+				go q.readChunk(ctx, j, &p)
+			}
+		}()
+	}
+	ji := 0
+	for _, w := range work {
+		dd := w.dd
 		for ci := range w.chunks {
 			j := jobs[ji]
 			ji++
 			r := <-j.res
-			if !r.noSlot {
+			if !r.noSlot && !j.done {
 				<-sem
 			}
 			if r.err != nil {
 				if err := q.chunkError(j, r.err); err != nil {
+					return err
+				}
+				continue
+			}
+			if j.count != nil {
+				if err := cnt.emit(w.st.lbs, r.runs); err != nil {
 					return err
 				}
 				continue
@@ -214,6 +246,11 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		}
 		if skipped > 0 && p.Skipped != nil {
 			p.Skipped(skipped, skippedBytes)
+		}
+		if cnt != nil {
+			if err := cnt.flush(); err != nil {
+				return err
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -345,13 +382,19 @@ func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
 // readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
 func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
 	raw, err := q.s.loadChunkRaw(ctx, j.meta)
-	var es []logql.Entry
+	var r chunkResult
 	if err == nil {
-		if es, err = decodeSelected(raw, p); err != nil {
+		if j.count != nil {
+			r.runs, err = j.count.decode(raw, p)
+		} else {
+			r.es, err = decodeSelected(raw, p)
+		}
+		if err != nil {
 			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
 		}
 	}
-	j.res <- chunkResult{es: es, err: err}
+	r.err = err
+	j.res <- r
 }
 
 // chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
@@ -449,6 +492,16 @@ func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
 		return nil
 	}
 	return &dedup{windows: ws, from: map[string]int{}}
+}
+
+// overlaps reports whether [minT, maxT] meets one of d's windows: whether a source's entries there may need
+// comparing with another's.
+func (d *dedup) overlaps(minT, maxT int64) bool {
+	if d == nil {
+		return false
+	}
+	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= minT })
+	return i < len(d.windows) && d.windows[i][0] <= maxT
 }
 
 // seen reports whether e came already from a source other than src, and remembers it otherwise.
