@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -152,8 +153,13 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		boundAfterK  int64 // bounds[k], or past the last bound
 		boundBeforeK int64 // bounds[k-1], or before the first bound
 	)
+	walkMeta := false
 	if len(c.names) > 0 {
 		vals = make([]string, len(c.names))
+		for _, n := range c.names {
+			// A name that occurs nowhere in the metadata column is on no line: the column need not be walked.
+			walkMeta = walkMeta || strings.Contains(meta.s, n)
+		}
 	}
 	for i := 0; i < r.n; i++ {
 		d, n := uvarintAt(tsCol, ti)
@@ -169,7 +175,7 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		line := lines[n : n+int(l)]
 		li = n + int(l)
 		var rawMeta string
-		if vals != nil {
+		if walkMeta {
 			rawMeta = meta.skipLabels()
 			if meta.err != nil {
 				return nil, fmt.Errorf("decode chunk: metadata: %w", meta.err)
@@ -188,7 +194,7 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 			boundAfterK, boundBeforeK = c.boundAt(k), c.boundAt(k-1)
 		}
 		changed := false
-		if vals != nil && rawMeta != prevRaw {
+		if walkMeta && rawMeta != prevRaw {
 			prevRaw = rawMeta
 			for j, name := range c.names {
 				if v := metaValue(rawMeta, name); v != vals[j] {
@@ -204,7 +210,7 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		if have {
 			runs = append(runs, cur)
 		}
-		cur = countRun{k: k, meta: slices.Clone(vals), lines: 1, bytes: int64(len(line))}
+		cur = countRun{k: k, meta: cloneStrings(vals), lines: 1, bytes: int64(len(line))}
 		have = true
 	}
 	if have {
@@ -214,6 +220,18 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		p.Skipped(skipLines, skipBytes)
 	}
 	return runs, nil
+}
+
+// cloneStrings copies ss and its strings, which may point into a payload buffer that is reused.
+func cloneStrings(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
 }
 
 // boundAt is bounds[k], with the ends open: before the first bound and after the last.

@@ -381,12 +381,25 @@ func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
 
 // readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
 func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
+	if j.count != nil {
+		// Nothing of a counted payload outlives its decoding (runs copy the metadata values they keep), so
+		// its buffer is reused: a full count no longer allocates (and clears) every payload it reads.
+		raw, buf, err := q.s.loadChunkInto(ctx, j.meta, payloadBufs.get())
+		var r chunkResult
+		if err == nil {
+			if r.runs, err = j.count.decode(raw, p); err != nil {
+				err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+			}
+		}
+		payloadBufs.put(buf)
+		r.err = err
+		j.res <- r
+		return
+	}
 	raw, err := q.s.loadChunkRaw(ctx, j.meta)
 	var r chunkResult
 	if err == nil {
-		if j.count != nil {
-			r.runs, err = j.count.decode(raw, p)
-		} else {
+		{
 			r.es, err = decodeSelected(raw, p)
 		}
 		if err != nil {
@@ -419,26 +432,33 @@ var errDamagedChunk = errors.New("damaged chunk")
 // loadChunkRaw returns a chunk's decompressed payload. The object comes from the cache or the bucket; it is
 // decompressed on every read (see chunkCache).
 func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (payload, error) {
+	pl, _, err := s.loadChunkInto(ctx, c, nil)
+	return pl, err
+}
+
+// loadChunkInto is loadChunkRaw decompressing into dst's storage (see decompressChunkInto); it returns the
+// buffer that holds the payload.
+func (s *Store) loadChunkInto(ctx context.Context, c *chunkMeta, dst []byte) (payload, []byte, error) {
 	b, ok := s.cache.get(c.Key)
 	if !ok {
 		rc, err := s.bkt.Get(ctx, c.Key)
 		if err != nil {
-			return payload{}, fmt.Errorf("get chunk %s: %w", c.Key, err)
+			return payload{}, dst, fmt.Errorf("get chunk %s: %w", c.Key, err)
 		}
 		b, err = readAll(rc, make([]byte, 0, c.Size))
 		rc.Close()
 		if err != nil {
-			return payload{}, fmt.Errorf("read chunk %s: %w", c.Key, err)
+			return payload{}, dst, fmt.Errorf("read chunk %s: %w", c.Key, err)
 		}
 	}
-	raw, err := decompressChunk(b)
+	pl, buf, err := decompressChunkInto(b, dst)
 	if err != nil {
-		return payload{}, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
+		return payload{}, buf, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
 	if !ok {
 		s.cache.put(c.Key, b)
 	}
-	return raw, nil
+	return pl, buf, nil
 }
 
 // loadChunk returns every entry of a chunk.
