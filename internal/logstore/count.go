@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sprout-otel/sprout/internal/logql"
@@ -68,15 +70,56 @@ func (c *counter) interval(ts int64) int {
 
 // fromStats counts chunk m from its index entry when that gives the same answer as reading it.
 func (c *counter) fromStats(m *chunkMeta, p *logql.SelectParams) (chunkResult, bool) {
-	if len(c.names) > 0 || p.LineFilter != nil || p.TraceID != "" || m.Entries <= 0 ||
-		m.MinT < p.Start || m.MaxT >= p.End {
-		return chunkResult{}, false
+	run, ok := c.fromSummary(m.MinT, m.MaxT, m.Entries, m.Bytes, p)
+	return chunkResult{runs: []countRun{run}}, ok
+}
+
+// fromSummary is the count of n lines of the given bytes between minT and maxT, when that is the answer: no
+// line filter, trace id or metadata value asked for, and every line in p's range and in one fold interval.
+func (c *counter) fromSummary(minT, maxT int64, n, bytes int, p *logql.SelectParams) (countRun, bool) {
+	if len(c.names) > 0 || p.LineFilter != nil || p.TraceID != "" || n <= 0 || minT < p.Start || maxT >= p.End {
+		return countRun{}, false
 	}
-	k := c.interval(m.MinT)
-	if c.interval(m.MaxT) != k {
-		return chunkResult{}, false
+	k := c.interval(minT)
+	if c.interval(maxT) != k {
+		return countRun{}, false
 	}
-	return chunkResult{runs: []countRun{{k: k, lines: int64(m.Entries), bytes: int64(m.Bytes)}}}, true
+	return countRun{k: k, lines: int64(n), bytes: int64(bytes)}, true
+}
+
+// countHead counts the sealed head blocks of a stream that share no time with its chunks, from their summary
+// or by walking them, and returns the others, which go the entry path (with the open tail).
+func (c *counter) countHead(stream labels.Labels, blocks []headBlock, dd *dedup, p *logql.SelectParams) ([]headBlock, error) {
+	var rest []headBlock
+	for i := range blocks {
+		b := &blocks[i]
+		if b.maxT < p.Start || b.minT >= p.End {
+			continue
+		}
+		if dd.overlaps(b.minT, b.maxT) {
+			rest = append(rest, *b)
+			continue
+		}
+		if run, ok := c.fromSummary(b.minT, b.maxT, b.n, b.lineBytes, p); ok {
+			if err := c.add(stream, run.k, nil, run.lines, run.bytes); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		buf, err := s2.Decode(payloadBufs.get(), b.data)
+		if err != nil {
+			return nil, fmt.Errorf("decode head block: %w", err)
+		}
+		runs, err := c.decode(rowPayload(unsafe.String(unsafe.SliceData(buf), len(buf))), p)
+		payloadBufs.put(buf)
+		if err != nil {
+			return nil, fmt.Errorf("decode head block: %w", err)
+		}
+		if err := c.emit(stream, runs); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
 }
 
 // add adds n lines of b bytes in interval k with metadata values meta to the pending run of stream, handing the
@@ -128,17 +171,22 @@ func (c *counter) entry(stream labels.Labels, e logql.Entry) error {
 
 // decode counts the lines of a chunk payload that p selects, as decodeSelected would select them.
 func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) {
-	if !pl.cols || p.TraceID != "" {
+	if p.TraceID != "" {
 		return c.decodeRows(pl, p)
 	}
-	// Version 2: the timestamps and lines columns are walked with plain offsets (no decoder state in memory,
-	// so no write barrier per field), the metadata column only when values are asked for.
+	// The timestamps and lines are walked with plain offsets (no decoder state in memory, so no write barrier
+	// per field); in version 2 the metadata column only when values are asked for. Version 1 (rows, as head
+	// blocks keep them) interleaves the three: tsCol, lines and the metadata are then the same string.
 	_, r, err := openPayload(pl, nil)
 	if err != nil {
 		return nil, fmt.Errorf("decode chunk: %w", err)
 	}
 	tsCol, lines := r.ts.s, r.d.s
 	meta := decbuf{s: r.meta.s}
+	rows := !pl.cols
+	if rows {
+		tsCol = lines
+	}
 	var (
 		runs         []countRun
 		cur          countRun
@@ -158,16 +206,22 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		vals = make([]string, len(c.names))
 		for _, n := range c.names {
 			// A name that occurs nowhere in the metadata column is on no line: the column need not be walked.
-			walkMeta = walkMeta || strings.Contains(meta.s, n)
+			walkMeta = walkMeta || rows || strings.Contains(meta.s, n)
 		}
 	}
 	for i := 0; i < r.n; i++ {
+		if rows {
+			li = ti
+		}
 		d, n := uvarintAt(tsCol, ti)
 		if n < 0 {
 			return nil, fmt.Errorf("decode chunk: timestamps: %w", errShort)
 		}
 		ti = n
 		t += unzigzag(d)
+		if rows {
+			li = ti
+		}
 		l, n := uvarintAt(lines, li)
 		if n < 0 || l > uint64(len(lines)-n) {
 			return nil, fmt.Errorf("decode chunk: lines: %w", errShort)
@@ -175,11 +229,16 @@ func (c *counter) decode(pl payload, p *logql.SelectParams) ([]countRun, error) 
 		line := lines[n : n+int(l)]
 		li = n + int(l)
 		var rawMeta string
-		if walkMeta {
+		switch {
+		case rows:
+			meta.s = lines[li:]
 			rawMeta = meta.skipLabels()
-			if meta.err != nil {
-				return nil, fmt.Errorf("decode chunk: metadata: %w", meta.err)
-			}
+			ti = len(lines) - len(meta.s)
+		case walkMeta:
+			rawMeta = meta.skipLabels()
+		}
+		if meta.err != nil {
+			return nil, fmt.Errorf("decode chunk: metadata: %w", meta.err)
 		}
 		if t < p.Start || t >= p.End {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -55,8 +56,9 @@ func countFixture(lo, hi int) []PushStream {
 	return []PushStream{a, b}
 }
 
-// countStore holds lines 0..599 in chunks of about 40 lines of stream a, one of them pushed again after its
-// chunk was flushed (and flushed again: two chunks with the same entries), and lines 600..639 in the head.
+// countStore holds lines 0..599 in chunks of about 40 lines of stream a, lines 200..229 pushed again after
+// their chunks were flushed (and flushed again: two chunks with the same entries), and lines 600..699 in the
+// head, in blocks of about ten lines of stream a, pushed out of order, with lines 560..579 again.
 func countStore(t *testing.T) (*Store, bucket.Bucket) {
 	t.Helper()
 	dir := t.TempDir()
@@ -92,7 +94,14 @@ func countStore(t *testing.T) (*Store, bucket.Bucket) {
 	}
 	push(200, 230) // again, after their chunks were flushed
 	flush()
-	push(600, 640)
+	// The head: small sealed blocks, out of order, and lines that are in chunks already.
+	defer func(old int) { headBlockBytes = old }(headBlockBytes)
+	headBlockBytes = 300
+	for _, r := range [][2]int{{650, 700}, {600, 650}, {560, 580}} {
+		for lo := r[0]; lo < r[1]; lo += 10 {
+			push(lo, lo+10)
+		}
+	}
 	return s, bkt
 }
 
@@ -119,6 +128,9 @@ func TestCountMatchesEntries(t *testing.T) {
 		{`sum(count_over_time({env="t"} |~ "time.ut" [10m]))`, 300, 640, 0},
 		{`sum(count_over_time({app="nothing"}[10m]))`, 300, 640, 0},
 		{`sum by (trace_id) (count_over_time({app="a"}[10s]))`, 100, 300, 10},
+		{`sum(count_over_time({env="t"}[5s]))`, 540, 700, 5},
+		{`sum by (level) (bytes_over_time({env="t"} |= "timeout" [17s]))`, 540, 700, 3},
+		{`sum(count_over_time({env="t"}[100s]))`, 700, 700, 0},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			expr, err := logql.ParseSampleExpr(tc.query)
@@ -157,7 +169,18 @@ func TestCountChunkEdges(t *testing.T) {
 	st := td.matchStreams([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "a")})[0]
 	st.mu.Lock()
 	chunks := append([]*chunkMeta(nil), st.chunks...)
+	hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, b := range st.blocks {
+		hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
+	}
+	for _, e := range st.tail {
+		hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
+	}
+	blocks := len(st.blocks)
 	st.mu.Unlock()
+	if blocks < 5 {
+		t.Fatalf("%d head blocks; the test wants several", blocks)
+	}
 	if len(chunks) < 10 {
 		t.Fatalf("%d chunks; the test wants many", len(chunks))
 	}
@@ -178,7 +201,7 @@ func TestCountChunkEdges(t *testing.T) {
 		}
 		return res[0].Points[0].V
 	}
-	dd := newDedup(chunks, 1, 0)
+	dd := newDedup(chunks, hmin, hmax)
 	var alone []*chunkMeta
 	for _, c := range chunks {
 		span := (c.MaxT - c.MinT) / sec

@@ -219,6 +219,12 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 				}
 			}
 		}
+		if cnt != nil {
+			var err error
+			if w.blocks, err = cnt.countHead(w.st.lbs, w.blocks, dd, &p); err != nil {
+				return err
+			}
+		}
 		head, err := headEntries(w.blocks, w.tail, &p)
 		if err != nil {
 			return err
