@@ -272,3 +272,33 @@ func TestCountBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupSameTimestamp: entries that share a timestamp but differ in line or metadata are all kept; an
+// equal entry from another source is dropped, from the same source kept (a source holds no duplicates).
+func TestDedupSameTimestamp(t *testing.T) {
+	d := newDedup([]*chunkMeta{{MinT: 0, MaxT: 10}, {MinT: 5, MaxT: 20}}, 1, 0)
+	md := func(kv ...string) labels.Labels { return labels.FromStrings(kv...) }
+	for i, tc := range []struct {
+		ts   int64
+		line string
+		meta labels.Labels
+		src  int
+		want bool
+	}{
+		{7, "a", md(), 0, false},
+		{7, "b", md(), 0, false},
+		{7, "a", md("k", "v"), 0, false},
+		{7, "b", md(), 1, true},
+		{7, "a", md("k", "v"), 1, true},
+		{7, "a", md("k", "w"), 1, false},
+		{7, "a", md(), 0, false},
+		{7, "c", md(), 1, false},
+		{7, "c", md(), 0, true},
+		{3, "a", md(), 1, false}, // outside the overlap: never compared
+		{3, "a", md(), 0, false},
+	} {
+		if got := d.seen(logql.Entry{Timestamp: tc.ts, Line: tc.line, Metadata: tc.meta}, tc.src); got != tc.want {
+			t.Errorf("%d: seen(%d %q %v from %d) = %v, want %v", i, tc.ts, tc.line, tc.meta, tc.src, got, tc.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"runtime"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -183,7 +182,10 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 		}()
 	}
 	ji := 0
-	for _, w := range work {
+	for wi, w := range work {
+		// The stream's dedup holds its overlapping entries (and the payloads they point into): let it go with
+		// the stream, not with the query.
+		work[wi] = streamWork{}
 		dd := w.dd
 		for ci := range w.chunks {
 			j := jobs[ji]
@@ -480,12 +482,20 @@ func (s *Store) loadChunk(ctx context.Context, c *chunkMeta) ([]logql.Entry, err
 // SelectParams.LineFilter.
 func (*querier) AppliesLineFilter() bool { return true }
 
-// entryKey identifies an entry within its stream: time, line and structured metadata.
 // dedup finds the entries of a stream that another of its sources (chunks, head) already gave. Its windows are
 // the time ranges where two sources overlap, sorted and disjoint; entries outside them cost one comparison.
+// Entries inside are remembered by timestamp (two equal entries have equal timestamps), and compared in full
+// only with those of the same timestamp: no key is built per entry.
 type dedup struct {
 	windows [][2]int64 // inclusive
-	from    map[string]int
+	first   map[int64]dupEntry
+	more    map[int64][]dupEntry // further distinct entries at a timestamp already in first
+}
+
+type dupEntry struct {
+	src  int
+	line string
+	meta labels.Labels
 }
 
 // newDedup covers chunks and a head spanning [hmin, hmax] (none when hmin > hmax); nil when no two overlap.
@@ -517,7 +527,7 @@ func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
 	if len(ws) == 0 {
 		return nil
 	}
-	return &dedup{windows: ws, from: map[string]int{}}
+	return &dedup{windows: ws, first: map[int64]dupEntry{}}
 }
 
 // overlaps reports whether [minT, maxT] meets one of d's windows: whether a source's entries there may need
@@ -539,14 +549,23 @@ func (d *dedup) seen(e logql.Entry, src int) bool {
 	if i == len(d.windows) || d.windows[i][0] > e.Timestamp {
 		return false
 	}
-	k := entryKey(e)
-	if s, ok := d.from[k]; ok {
-		return s != src
+	same := func(d dupEntry) bool { return d.line == e.Line && labels.Equal(d.meta, e.Metadata) }
+	f, ok := d.first[e.Timestamp]
+	if !ok {
+		d.first[e.Timestamp] = dupEntry{src: src, line: e.Line, meta: e.Metadata}
+		return false
 	}
-	d.from[k] = src
+	if same(f) {
+		return f.src != src
+	}
+	if d.more == nil {
+		d.more = map[int64][]dupEntry{}
+	}
+	for _, m := range d.more[e.Timestamp] {
+		if same(m) {
+			return m.src != src
+		}
+	}
+	d.more[e.Timestamp] = append(d.more[e.Timestamp], dupEntry{src: src, line: e.Line, meta: e.Metadata})
 	return false
-}
-
-func entryKey(e logql.Entry) string {
-	return strconv.FormatInt(e.Timestamp, 10) + "\xff" + e.Line + "\xff" + e.Metadata.String()
 }
