@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,29 @@ type Querier interface {
 	// SelectLogs calls fn for each matching entry; entries of one stream come in ascending time order.
 	// Returning an error from fn stops the walk and returns that error.
 	SelectLogs(ctx context.Context, p SelectParams, fn func(stream labels.Labels, e Entry) error) error
+}
+
+// Counter is a Querier that can count lines instead of handing each over. The engine uses it for a counting
+// range aggregation (count_over_time, rate, bytes_over_time, bytes_rate, absent_over_time, without unwrap)
+// whose pipeline is empty once the store has applied the leading line filters, grouped so that no label but
+// the stream's and the named structured metadata can matter: the store may then answer a whole chunk from its
+// index (entry count, line bytes, time range) without decoding it, and decodes the others without building
+// entries.
+type Counter interface {
+	// CountLogs selects what SelectLogs would (p's matchers, time range, trace id and line filter, applied the
+	// same way, lines dropped by the line filter reported through p.Skipped) and calls fn with runs of lines of
+	// one stream that lie between the same two of c.Bounds (k is the index of the first bound at or after
+	// their timestamps, as slices.BinarySearch gives it) and carry the same values of c.MetaNames in their
+	// structured metadata (meta[i] is "" where a line has none). An entry that two of a stream's sources hold
+	// is counted once, as SelectLogs hands it over once. Runs of one stream come in the order SelectLogs would
+	// hand their lines over; fn's error stops the walk and is returned.
+	CountLogs(ctx context.Context, p SelectParams, c CountParams, fn func(stream labels.Labels, meta []string, k int, lines, bytes int64) error) error
+}
+
+// CountParams say how CountLogs groups the lines it counts.
+type CountParams struct {
+	Bounds    []int64  // ascending, unique
+	MetaNames []string // structured metadata whose values the caller needs; none lets a store count from stats
 }
 
 // Direction of a log query.
@@ -504,7 +528,8 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	rng, off := int64(ra.Range), int64(ra.Offset)
 	selStart := ev.start - off - rng
 	selEnd := ev.end - off + 1
-	p := NewPipeline(metricStages(ra, pipelineStages(ev.q, ra.Selector.Stages)))
+	stages := metricStages(ra, pipelineStages(ev.q, ra.Selector.Stages))
+	p := NewPipeline(stages)
 	series := map[uint64]*seriesAcc{}
 	sp := SelectParams{Matchers: ra.Selector.Matchers, Start: selStart, End: selEnd, TraceID: TraceIDHint(ra.Selector),
 		LineFilter: LinePrefilter(ra.Selector.Stages)}
@@ -519,15 +544,109 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 	if ra.Grouping != nil && !ra.Grouping.Without {
 		byNames = append([]string(nil), ra.Grouping.Names...)
 		sort.Strings(byNames)
+		byNames = slices.Compact(byNames)
 	}
-	gh := xxhash.New()
-	sep := []byte{0xff}
 	fold := foldable(ra)
 	var bounds []int64
 	if fold {
 		bounds = ev.foldBounds(rng, off)
 	}
-	err := ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
+	var err error
+	if cq, ok := ev.q.(Counter); ok && fold && len(stages) == 0 && ra.Grouping != nil && !ra.Grouping.Without {
+		err = ev.countRange(cq, ra, sp, bounds, byNames, series, maxSeries)
+	} else {
+		err = ev.selectRange(ra, sp, p, fold, bounds, byNames, series, maxSeries)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ev.windows(ra, series, fold)
+}
+
+// countRange fills series from a Counter: the lines of a counting range aggregation with an empty pipeline,
+// grouped by byNames (stream labels, or the structured metadata of the same name, which wins as it does in
+// LabelsBuilder.Get), folded per interval between two window bounds as selectRange folds them. The budget is
+// the same as selectRange's: every line counted is a line processed and its bytes are bytes read, checked
+// against max_query_bytes_read after each run; each new point counts against max_fetched_samples.
+func (ev *evaluator) countRange(cq Counter, ra *RangeAggregation, sp SelectParams, bounds []int64, byNames []string,
+	series map[uint64]*seriesAcc, maxSeries int) error {
+	bytesOp := ra.Op == "bytes_over_time" || ra.Op == "bytes_rate"
+	gh := xxhash.New()
+	sep := []byte{0xff}
+	var sb labels.ScratchBuilder
+	vals := make([]string, len(byNames))
+	return cq.CountLogs(ev.ctx, sp, CountParams{Bounds: bounds, MetaNames: byNames}, func(stream labels.Labels, meta []string, k int, lines, bytes int64) error {
+		ev.st.TotalLinesProcessed += lines
+		ev.st.TotalBytesProcessed += bytes
+		if err := ev.ctx.Err(); err != nil {
+			return err
+		}
+		if m := ev.e.Limits.MaxBytesRead; m > 0 && ev.st.TotalBytesProcessed > m {
+			return fmt.Errorf("%w: the query read more than %d bytes of log lines (limit: max_query_bytes_read); narrow the selector or the time range", ErrLimit, m)
+		}
+		gh.Reset()
+		for i, n := range byNames {
+			v := meta[i]
+			if v == "" {
+				v = stream.Get(n)
+			}
+			vals[i] = v
+			if v != "" {
+				_, _ = gh.WriteString(n)
+				_, _ = gh.Write(sep)
+				_, _ = gh.WriteString(v)
+				_, _ = gh.Write(sep)
+			}
+		}
+		h := gh.Sum64()
+		acc := series[h]
+		if acc == nil {
+			if len(series) >= 10*maxSeries+1000 {
+				return fmt.Errorf("%w: maximum number of series (%d) reached for a single query", ErrLimit, maxSeries)
+			}
+			sb.Reset()
+			for i, n := range byNames {
+				if vals[i] != "" {
+					sb.Add(n, strings.Clone(vals[i])) // values may share a chunk's payload
+				}
+			}
+			acc = &seriesAcc{labels: sb.Labels()}
+			series[h] = acc
+		}
+		v := float64(lines)
+		if bytesOp {
+			v = float64(bytes)
+		}
+		if n := len(acc.pts); n > 0 && acc.lastK == k {
+			acc.pts[n-1].V += v
+			return nil
+		}
+		acc.lastK = k
+		if m := ev.e.Limits.MaxSamples; m > 0 {
+			if ev.samples++; ev.samples > m {
+				return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
+			}
+		}
+		acc.pts = append(acc.pts, Point{T: foldTime(bounds, k), V: v})
+		return nil
+	})
+}
+
+// foldTime is a timestamp in the interval k of bounds (after bounds[k-1], at or before bounds[k]): every window
+// holds it exactly when it holds the interval's lines.
+func foldTime(bounds []int64, k int) int64 {
+	if k < len(bounds) {
+		return bounds[k]
+	}
+	return bounds[len(bounds)-1] + 1
+}
+
+// selectRange fills series with the lines SelectLogs hands over, run through the pipeline p.
+func (ev *evaluator) selectRange(ra *RangeAggregation, sp SelectParams, p *Pipeline, fold bool, bounds []int64, byNames []string,
+	series map[uint64]*seriesAcc, maxSeries int) error {
+	gh := xxhash.New()
+	sep := []byte{0xff}
+	return ev.q.SelectLogs(ev.ctx, sp, func(stream labels.Labels, en Entry) error {
 		ev.st.TotalLinesProcessed++
 		ev.st.TotalBytesProcessed += int64(len(en.Line))
 		if ev.st.TotalLinesProcessed%checkEvery == 0 {
@@ -619,9 +738,11 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		acc.pts = append(acc.pts, Point{T: en.Timestamp, V: v})
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// windows evaluates a range aggregation at every step from its series' points.
+func (ev *evaluator) windows(ra *RangeAggregation, series map[uint64]*seriesAcc, fold bool) (*vectorResult, error) {
+	rng, off := int64(ra.Range), int64(ra.Offset)
 	vr := &vectorResult{vecs: make([][]Sample, ev.steps)}
 	accs := make([]*seriesAcc, 0, len(series))
 	for _, a := range series {

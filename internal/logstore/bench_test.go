@@ -290,3 +290,22 @@ func BenchmarkCheckpoint(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueryCountAll is the count of every line in the store (the runner's check that every acknowledged
+// line is queryable): a range aggregation with no line filter, over one window that covers everything.
+func BenchmarkQueryCountAll(b *testing.B) {
+	s, base := filledStore(b)
+	end := base + int64(benchLines())*int64(time.Millisecond) + int64(time.Minute)
+	expr, err := logql.ParseExpr(fmt.Sprintf(`sum(count_over_time({env="prod"}[%dm]))`, (end-base)/int64(time.Minute)+2))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st logql.Stats
+		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), end, end, 0, &st)
+		if err != nil || len(res) != 1 || int(res[0].Points[0].V) != benchLines() {
+			b.Fatal(err, res)
+		}
+	}
+}

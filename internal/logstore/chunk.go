@@ -124,23 +124,31 @@ func decodeChunk(b []byte) (labels.Labels, []logql.Entry, error) {
 
 // decompressChunk returns a chunk's payload as one string, which decoded entries then share.
 func decompressChunk(b []byte) (payload, error) {
+	pl, _, err := decompressChunkInto(b, nil)
+	return pl, err
+}
+
+// decompressChunkInto decompresses a chunk into dst's storage (grown if it is too small) and returns the
+// payload and the buffer that holds it. A caller that passes a reused buffer must let nothing of the payload
+// outlive its next use.
+func decompressChunkInto(b, dst []byte) (payload, []byte, error) {
 	var pl payload
 	switch {
 	case bytes.HasPrefix(b, chunkMagic):
 		pl.cols = true
 	case bytes.HasPrefix(b, chunkMagicV1):
 	default:
-		return pl, errors.New("not a Sprout log chunk (bad magic)")
+		return pl, dst, errors.New("not a Sprout log chunk (bad magic)")
 	}
-	raw, err := zdec.DecodeAll(b[len(chunkMagic):], nil)
+	raw, err := zdec.DecodeAll(b[len(chunkMagic):], dst[:0])
 	if err != nil {
-		return pl, fmt.Errorf("decompress chunk: %w", err)
+		return pl, dst, fmt.Errorf("decompress chunk: %w", err)
 	}
 	if len(raw) > 0 {
-		// raw is never written again: share it instead of copying it.
+		// raw is never written again while the payload is in use: share it instead of copying it.
 		pl.s = unsafe.String(&raw[0], len(raw))
 	}
-	return pl, nil
+	return pl, raw, nil
 }
 
 // entryReader walks a payload's entries in order, whatever its layout.

@@ -80,11 +80,16 @@ type chunkJob struct {
 	st   *stream
 	meta *chunkMeta
 	res  chan chunkResult
+	// count: the chunk's lines are counted into runs (CountLogs), not decoded into entries.
+	count *counter
+	// done: the result was posted when the job was made (counted from the chunk's stats); no reader runs.
+	done bool
 }
 
 type chunkResult struct {
-	es  []logql.Entry
-	err error
+	es   []logql.Entry
+	runs []countRun // count jobs
+	err  error
 	// noSlot: the reader gave up before taking a read-ahead slot (the query was cancelled).
 	noSlot bool
 }
@@ -99,6 +104,13 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 	if p.Cutoff != nil {
 		return q.selectLimited(ctx, p, streams, fn)
 	}
+	return q.selectAll(ctx, p, streams, nil, fn)
+}
+
+// selectAll hands over every entry of streams that p selects, stream by stream in time order, to fn; or, with
+// cnt set, counts them for a logql.Counter (fn then receives each entry that must be counted one by one, and
+// the counted runs of chunks go to cnt.emit).
+func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams []*stream, cnt *counter, fn func(labels.Labels, logql.Entry) error) error {
 	type streamWork struct {
 		st     *stream
 		chunks []*chunkMeta
@@ -106,6 +118,7 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		// front held up to max_head_bytes of decoded entries for the whole query.
 		blocks []headBlock
 		tail   []logql.Entry
+		dd     *dedup
 	}
 	work := make([]streamWork, 0, len(streams))
 	var jobs []*chunkJob
@@ -121,31 +134,6 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		// the slice headers stays valid without copying. Entries pushed out of order need a sorted copy.
 		w.blocks, w.tail = st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
-		for _, c := range w.chunks {
-			jobs = append(jobs, &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)})
-		}
-		work = append(work, w)
-	}
-	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
-	if len(jobs) > 0 {
-		go func() {
-			for _, j := range jobs {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
-					continue
-				}
-				go q.readChunk(ctx, j, &p)
-			}
-		}()
-	}
-	ji := 0
-	for _, w := range work {
 		// An entry can lie in two of a stream's sources: pushed again after its first copy went to a chunk (a
 		// retried push after a restart), or pushed twice with a flush in between, or cut into two chunks from
 		// overlapping pushes. As Loki's merge of its sources, entries equal in stream, time, line and metadata
@@ -159,7 +147,48 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		for _, e := range w.tail {
 			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
 		}
-		dd := newDedup(w.chunks, hmin, hmax)
+		w.dd = newDedup(w.chunks, hmin, hmax)
+		for _, c := range w.chunks {
+			j := &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)}
+			if cnt != nil && !w.dd.overlaps(c.MinT, c.MaxT) {
+				// No other source of the stream shares this chunk's time: its lines are counted, not handed over.
+				j.count = cnt
+				if r, ok := cnt.fromStats(c, &p); ok {
+					j.res <- r
+					j.done = true
+				}
+			}
+			jobs = append(jobs, j)
+		}
+		work = append(work, w)
+	}
+	// Fetch and decode chunks ahead of the consumer, in parallel, keeping the order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// At most GOMAXPROCS+1 chunks are read ahead of the consumer (a slot frees when it takes a result).
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
+	if len(jobs) > 0 {
+		go func() {
+			for _, j := range jobs {
+				if j.done {
+					continue
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					j.res <- chunkResult{err: ctx.Err(), noSlot: true}
+					continue
+				}
+				go q.readChunk(ctx, j, &p)
+			}
+		}()
+	}
+	ji := 0
+	for wi, w := range work {
+		// The stream's dedup holds its overlapping entries (and the payloads they point into): let it go with
+		// the stream, not with the query.
+		work[wi] = streamWork{}
+		dd := w.dd
 		for ci := range w.chunks {
 			j := jobs[ji]
 			ji++
@@ -167,11 +196,17 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 			if err := querylimit.Checkpoint(ctx); err != nil && r.err == nil {
 				r.err = err
 			}
-			if !r.noSlot {
+			if !r.noSlot && !j.done {
 				<-sem
 			}
 			if r.err != nil {
 				if err := q.chunkError(j, r.err); err != nil {
+					return err
+				}
+				continue
+			}
+			if j.count != nil {
+				if err := cnt.emit(w.st.lbs, r.runs); err != nil {
 					return err
 				}
 				continue
@@ -189,6 +224,12 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 				if err := fn(w.st.lbs, e); err != nil {
 					return err
 				}
+			}
+		}
+		if cnt != nil {
+			var err error
+			if w.blocks, err = cnt.countHead(w.st.lbs, w.blocks, dd, &p); err != nil {
+				return err
 			}
 		}
 		head, err := headEntries(w.blocks, w.tail, &p)
@@ -218,6 +259,11 @@ func (q *querier) SelectLogs(ctx context.Context, p logql.SelectParams, fn func(
 		}
 		if skipped > 0 && p.Skipped != nil {
 			p.Skipped(skipped, skippedBytes)
+		}
+		if cnt != nil {
+			if err := cnt.flush(); err != nil {
+				return err
+			}
 		}
 		if err := querylimit.Checkpoint(ctx); err != nil {
 			return err
@@ -352,21 +398,46 @@ func filterHead(es []logql.Entry, p *logql.SelectParams) []logql.Entry {
 
 // readChunk fetches and decodes the entries of j's chunk that p selects, and posts them to j.res.
 func (q *querier) readChunk(ctx context.Context, j *chunkJob, p *logql.SelectParams) {
-	raw, err := q.s.loadChunkRaw(ctx, j.meta)
-	var es []logql.Entry
-	if err == nil {
-		// Decoding computes: on a processor of the queries' share (fetching did not need one).
-		var done func()
-		if _, done, err = querylimit.Enter(ctx, q.s.queries.Processors()); err != nil {
-			j.res <- chunkResult{err: err}
-			return
+	if j.count != nil {
+		// Nothing of a counted payload outlives its decoding (runs copy the metadata values they keep), so
+		// its buffer is reused: a full count no longer allocates (and clears) every payload it reads.
+		raw, buf, err := q.s.loadChunkInto(ctx, j.meta, payloadBufs.get())
+		var r chunkResult
+		if err == nil {
+			err = q.computing(ctx, func() (err error) {
+				if r.runs, err = j.count.decode(raw, p); err != nil {
+					err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+				}
+				return err
+			})
 		}
-		defer done()
-		if es, err = decodeSelected(raw, p); err != nil {
-			err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
-		}
+		payloadBufs.put(buf)
+		r.err = err
+		j.res <- r
+		return
 	}
-	j.res <- chunkResult{es: es, err: err}
+	raw, err := q.s.loadChunkRaw(ctx, j.meta)
+	var r chunkResult
+	if err == nil {
+		err = q.computing(ctx, func() (err error) {
+			if r.es, err = decodeSelected(raw, p); err != nil {
+				err = fmt.Errorf("chunk %s: %w: %w", j.meta.Key, errDamagedChunk, err)
+			}
+			return err
+		})
+	}
+	r.err = err
+	j.res <- r
+}
+
+// computing runs a decoder's work on a processor of the queries' share (fetching the chunk did not need one).
+func (q *querier) computing(ctx context.Context, work func() error) error {
+	_, done, err := querylimit.Enter(ctx, q.s.queries.Processors())
+	if err != nil {
+		return err
+	}
+	defer done()
+	return work()
 }
 
 // chunkError decides what a chunk read error means for a query: nil to skip the chunk (deleted meanwhile, or
@@ -391,26 +462,33 @@ var errDamagedChunk = errors.New("damaged chunk")
 // loadChunkRaw returns a chunk's decompressed payload. The object comes from the cache or the bucket; it is
 // decompressed on every read (see chunkCache).
 func (s *Store) loadChunkRaw(ctx context.Context, c *chunkMeta) (payload, error) {
+	pl, _, err := s.loadChunkInto(ctx, c, nil)
+	return pl, err
+}
+
+// loadChunkInto is loadChunkRaw decompressing into dst's storage (see decompressChunkInto); it returns the
+// buffer that holds the payload.
+func (s *Store) loadChunkInto(ctx context.Context, c *chunkMeta, dst []byte) (payload, []byte, error) {
 	b, ok := s.cache.get(c.Key)
 	if !ok {
 		rc, err := s.bkt.Get(ctx, c.Key)
 		if err != nil {
-			return payload{}, fmt.Errorf("get chunk %s: %w", c.Key, err)
+			return payload{}, dst, fmt.Errorf("get chunk %s: %w", c.Key, err)
 		}
 		b, err = readAll(rc, make([]byte, 0, c.Size))
 		rc.Close()
 		if err != nil {
-			return payload{}, fmt.Errorf("read chunk %s: %w", c.Key, err)
+			return payload{}, dst, fmt.Errorf("read chunk %s: %w", c.Key, err)
 		}
 	}
-	raw, err := decompressChunk(b)
+	pl, buf, err := decompressChunkInto(b, dst)
 	if err != nil {
-		return payload{}, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
+		return payload{}, buf, fmt.Errorf("chunk %s: %w: %w", c.Key, errDamagedChunk, err)
 	}
 	if !ok {
 		s.cache.put(c.Key, b)
 	}
-	return raw, nil
+	return pl, buf, nil
 }
 
 // loadChunk returns every entry of a chunk.
@@ -428,6 +506,7 @@ func (*querier) AppliesLineFilter() bool { return true }
 
 // dedup finds the entries of a stream that another of its sources (chunks, head) already gave. Its windows are
 // the time ranges where two sources overlap, sorted and disjoint; entries outside them cost one comparison.
+// Entries inside are remembered by an entryKey, not by their text.
 type dedup struct {
 	windows [][2]int64 // inclusive
 	from    map[entryKey]int
@@ -476,6 +555,16 @@ func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
 		return nil
 	}
 	return &dedup{windows: ws, from: map[entryKey]int{}}
+}
+
+// overlaps reports whether [minT, maxT] meets one of d's windows: whether a source's entries there may need
+// comparing with another's.
+func (d *dedup) overlaps(minT, maxT int64) bool {
+	if d == nil {
+		return false
+	}
+	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= minT })
+	return i < len(d.windows) && d.windows[i][0] <= maxT
 }
 
 // seen reports whether e came already from a source other than src, and remembers it otherwise.

@@ -26,6 +26,9 @@ var (
 	ingestBufs = &bufPool{max: 4 << 20}
 	chunkBufs  = &bufPool{max: 16 << 20}
 	headBufs   = &bufPool{max: 4 << 20} // sealing head blocks
+	// payloadBufs hold the payloads of chunks read by counting queries (chunk_target_size of lines and their
+	// metadata, about 2 MiB).
+	payloadBufs = &bufPool{max: 16 << 20}
 )
 
 func (bp *bufPool) get() []byte {

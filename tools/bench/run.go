@@ -81,6 +81,8 @@ type Query struct {
 	P99    float64   `json:"p99_ms,omitempty"` // trace by id only
 	Result string    `json:"result"`
 	Err    string    `json:"error,omitempty"`
+	// CPU50 is the median of the server's CPU time (user + system) over each run, where measured.
+	CPU50 float64 `json:"server_cpu_p50_ms,omitempty"`
 }
 
 // ingestPeaks records the memory peaks at the end of the load.
@@ -104,8 +106,14 @@ func loadavg() [3]float64 {
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
 
 // timed runs f n times and fills q's latencies.
-func timed(q *Query, n int, f func() (string, error)) {
+func timed(q *Query, n int, f func() (string, error)) { timedOn(q, n, 0, f) }
+
+// timedOn is timed that also takes the median of the CPU time server pid spent over each run (none when pid
+// is 0): on a loaded machine it tells what a query costs better than its wall time.
+func timedOn(q *Query, n, pid int, f func() (string, error)) {
+	var cpu loadgen.Latencies
 	for i := 0; i < n; i++ {
+		c0 := loadgen.ProcCPU(pid)
 		t0 := time.Now()
 		res, err := f()
 		d := time.Since(t0)
@@ -113,6 +121,7 @@ func timed(q *Query, n int, f func() (string, error)) {
 			q.Err = err.Error()
 			return
 		}
+		cpu = append(cpu, time.Duration((loadgen.ProcCPU(pid)-c0)*float64(time.Second)))
 		q.Runs = append(q.Runs, ms(d))
 		q.Result = res
 	}
@@ -121,6 +130,9 @@ func timed(q *Query, n int, f func() (string, error)) {
 		lat = append(lat, time.Duration(r*float64(time.Millisecond)))
 	}
 	q.P50 = ms(lat.Sort().Pct(0.5))
+	if pid > 0 && len(cpu) > 0 {
+		q.CPU50 = ms(cpu.Sort().Pct(0.5))
+	}
 }
 
 // poll repeats count until it reaches want or the deadline passes. A count above want does not end it: it is
@@ -231,6 +243,30 @@ func runTraces(ctx context.Context, o options, s *server, r *Run) error {
 	return nil
 }
 
+// lokiCount sums the values of a Loki instant query at t.
+func lokiCount(ctx context.Context, base, query string, t time.Time) (int64, error) {
+	v := neturl.Values{"query": {query}, "time": {strconv.FormatInt(t.UnixNano(), 10)}}
+	var ans struct {
+		Data struct {
+			Result []struct {
+				Value []any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := getJSON(ctx, base+"/loki/api/v1/query?"+v.Encode(), &ans); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range ans.Data.Result {
+		if len(e.Value) == 2 {
+			str, _ := e.Value[1].(string)
+			f, _ := strconv.ParseFloat(str, 64)
+			n += int64(f)
+		}
+	}
+	return n, nil
+}
+
 // --- logs -----------------------------------------------------------------------------------------------
 
 type logPlan struct {
@@ -271,27 +307,22 @@ func runLogs(ctx context.Context, o options, s *server, r *Run, p logPlan) error
 		if vl {
 			return vlCount(ctx, s.ep.Query, r.Count.Method)
 		}
-		v := neturl.Values{"query": {r.Count.Method}, "time": {strconv.FormatInt(to.UnixNano(), 10)}}
-		var ans struct {
-			Data struct {
-				Result []struct {
-					Value []any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if err := getJSON(ctx, s.ep.Query+"/loki/api/v1/query?"+v.Encode(), &ans); err != nil {
-			return 0, err
-		}
-		var n int64
-		for _, e := range ans.Data.Result {
-			if len(e.Value) == 2 {
-				str, _ := e.Value[1].(string)
-				f, _ := strconv.ParseFloat(str, 64)
-				n += int64(f)
-			}
-		}
-		return n, nil
+		return lokiCount(ctx, s.ep.Query, r.Count.Method, to)
 	})
+
+	// the count of every line, timed once it is right
+	cq := Query{Name: "count of every line", Query: r.Count.Method}
+	timedOn(&cq, o.queryRuns, s.pid(), func() (string, error) {
+		var n int64
+		var err error
+		if vl {
+			n, err = vlCount(ctx, s.ep.Query, r.Count.Method)
+		} else {
+			n, err = lokiCount(ctx, s.ep.Query, r.Count.Method, to)
+		}
+		return fmt.Sprintf("%d lines", n), err
+	})
+	r.Queries = append(r.Queries, cq)
 
 	// a trace id from the middle of the run: 10 lines
 	tid := loadgen.LogTraceID(len(p.bodies)*len(p.bodies[0])/2, 0)
@@ -304,7 +335,7 @@ func runLogs(ctx context.Context, o options, s *server, r *Run, p logPlan) error
 		if vl {
 			qq.Query = q.logsql
 		}
-		timed(&qq, o.queryRuns, func() (string, error) {
+		timedOn(&qq, o.queryRuns, s.pid(), func() (string, error) {
 			if vl {
 				n, err := vlLines(ctx, s.ep.Query+"/select/logsql/query?"+neturl.Values{"query": {q.logsql}, "limit": {"100"}}.Encode())
 				return fmt.Sprintf("%d lines", n), err
@@ -332,7 +363,7 @@ func runLogs(ctx context.Context, o options, s *server, r *Run, p logPlan) error
 	if vl {
 		gq.Query = `{env="bench"} timeout | stats by (service_name) count() n`
 	}
-	timed(&gq, o.queryRuns, func() (string, error) {
+	timedOn(&gq, o.queryRuns, s.pid(), func() (string, error) {
 		v := neturl.Values{"query": {gq.Query}, "start": {strconv.FormatInt(from.UnixNano(), 10)}, "end": {strconv.FormatInt(to.UnixNano(), 10)}, "step": {"60s"}}
 		path := "/loki/api/v1/query_range?"
 		if vl {
