@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -51,13 +52,18 @@ type shardedEngine struct {
 	parser   parser.Parser
 	shards   int
 	lookback time.Duration // the engine's lookback delta
+	// legSamples is the legs' engine's max samples, which a streamed leg (fastleg.go) keeps to as well;
+	// noFastLegs hands every leg to the engine.
+	legSamples int
+	noFastLegs bool
 }
 
-func newShardedEngine(ng, legs *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
+// legSamples is legs' max samples, which a streamed leg keeps to as the engine would.
+func newShardedEngine(ng, legs *promql.Engine, legSamples, shards int, lookback time.Duration) *shardedEngine {
 	if lookback <= 0 {
 		lookback = 5 * time.Minute // the engine's default
 	}
-	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback}
+	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, legSamples: legSamples}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
@@ -84,6 +90,8 @@ type shardPlan struct {
 	// by is the grouping label whose values cut the shards; matchers are the leg's selection.
 	by       string
 	matchers []*labels.Matcher
+	// fast streams the leg when it is of a shape fastleg.go evaluates, or is nil.
+	fast *fastLeg
 }
 
 // shardLegSelector stands for the leg in the outer query; the outer query's Queryable answers every selection
@@ -143,6 +151,9 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	le, err := e.parser.ParseExpr(p.leg)
 	if err != nil || le.String() != agg.String() {
 		return nil
+	}
+	if !e.noFastLegs {
+		p.fast = planFastLeg(le)
 	}
 	if _, err := e.parser.ParseExpr(p.outer); err != nil {
 		return nil
@@ -295,6 +306,7 @@ type shardQuery struct {
 	final    promql.Query   // the outer query or the unsharded one
 	samples  int64          // samples the legs loaded
 	fellBack bool           // answered unsharded after all
+	streamed atomic.Int32   // legs answered by the stream (fastleg.go) rather than the engine
 }
 
 // errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one, or that
@@ -416,7 +428,22 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 		go func() {
 			defer wg.Done()
 			o := &outs[i]
-			qry, err := s.newQuery(ctx, s.e.legs, &shardQueryable{q: s.q, values: ms}, s.plan.leg)
+			sq := &shardQueryable{q: s.q, values: ms}
+			if s.plan.fast != nil {
+				r, err := s.plan.fast.eval(ctx, sq, s.start, s.end, s.interval, s.e.legSamples)
+				switch {
+				case err == nil:
+					o.m, o.warns, o.total = r.m, r.annos, r.total
+					s.streamed.Add(1)
+					return
+				case !errors.Is(err, errNotExact):
+					o.err = err
+					cancel()
+					return
+				}
+				// Not a leg the stream answers exactly: the engine's.
+			}
+			qry, err := s.newQuery(ctx, s.e.legs, sq, s.plan.leg)
 			if err != nil {
 				o.err = err
 				cancel()
