@@ -306,7 +306,8 @@ type shardQuery struct {
 	final    promql.Query   // the outer query or the unsharded one
 	samples  int64          // samples the legs loaded
 	fellBack bool           // answered unsharded after all
-	streamed atomic.Int32   // legs answered by the stream (fastleg.go) rather than the engine
+	streamed atomic.Int32   // legs answered by the stream (fastleg.go)
+	unstream atomic.Int32   // streamable legs the stream gave back to the engine
 }
 
 // errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one, or that
@@ -442,6 +443,7 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 					return
 				}
 				// Not a leg the stream answers exactly: the engine's.
+				s.unstream.Add(1)
 			}
 			qry, err := s.newQuery(ctx, s.e.legs, sq, s.plan.leg)
 			if err != nil {
