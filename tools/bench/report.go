@@ -210,6 +210,9 @@ func queryText(r Run, name string) string {
 		if q.P99 > 0 {
 			s += fmt.Sprintf(" (p99 %s)", trimZero(fmt.Sprintf("%.1f", q.P99)))
 		}
+		if q.ServerCPU > 0 {
+			s += fmt.Sprintf(" (server CPU %s ms a run)", trimZero(fmt.Sprintf("%.1f", q.ServerCPU)))
+		}
 		return s + " (" + q.Result + ")"
 	}
 	return "–"

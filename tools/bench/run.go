@@ -73,6 +73,9 @@ type Query struct {
 	Runs   []float64 `json:"runs_ms"`
 	P50    float64   `json:"p50_ms"`
 	P99    float64   `json:"p99_ms,omitempty"` // trace by id only
+	// ServerCPU is the server's CPU per run (utime + stime over all runs ÷ runs, 10 ms ticks): on a loaded
+	// machine it says what a query costs better than its wall time. Metrics queries only.
+	ServerCPU float64 `json:"server_cpu_ms_per_run,omitempty"`
 	Result string    `json:"result"`
 	Err    string    `json:"error,omitempty"`
 }
@@ -424,10 +427,14 @@ func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
 		{"one metric name, 15s step", `max_over_time(load_metric_7[1m])`},
 	} {
 		q := Query{Name: mq.name, Query: mq.q}
+		cpu0 := loadgen.ProcCPU(s.pid())
 		timed(&q, o.queryRuns, func() (string, error) {
 			_, pr, err := loadgen.PromQuery(ctx, s.ep.Query, "", mq.q, dataEnd.Add(time.Minute), time.Duration(l.Rounds)*l.Interval+time.Minute, 15*time.Second)
 			return fmt.Sprintf("%d series, %d points", pr.Series, pr.Points), err
 		})
+		if len(q.Runs) > 0 {
+			q.ServerCPU = math.Round((loadgen.ProcCPU(s.pid())-cpu0)*1000/float64(len(q.Runs))*10) / 10
+		}
 		r.Queries = append(r.Queries, q)
 	}
 	return nil
