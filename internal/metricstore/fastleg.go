@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/prometheus/util/kahansum"
 )
 
-// A streaming evaluator for the leg dashboards ask for most: sum|count|min|max by (...) (rate|increase(m[r])).
+// A streaming evaluator for the leg dashboards ask for most: sum|avg|count|min|max by (...) (rate|increase(m[r])).
 //
 // The engine evaluates such a leg in two passes: rate over every series at every step into a matrix of
 // series × steps (each window copied out of a BufferedSeriesIterator), then the aggregation step by step over
@@ -36,7 +36,7 @@ import (
 
 // fastLeg is the plan of one streamed leg.
 type fastLeg struct {
-	op       parser.ItemType // SUM, COUNT, MIN or MAX
+	op       parser.ItemType // SUM, AVG, COUNT, MIN or MAX
 	grouping []string        // the by labels, sorted
 	isRate   bool            // rate, or increase
 	rng      time.Duration
@@ -47,7 +47,7 @@ type fastLeg struct {
 }
 
 // fastLegOps are the aggregations fastLeg accumulates.
-var fastLegOps = map[parser.ItemType]bool{parser.SUM: true, parser.COUNT: true, parser.MIN: true, parser.MAX: true}
+var fastLegOps = map[parser.ItemType]bool{parser.SUM: true, parser.AVG: true, parser.COUNT: true, parser.MIN: true, parser.MAX: true}
 
 // planFastLeg returns the streamed plan of the leg expression (the leg's text parsed, so that positions are
 // the original query's), or nil when the leg is not of a shape it streams.
@@ -80,8 +80,10 @@ func planFastLeg(leg parser.Expr) *fastLeg {
 type fastGroup struct {
 	metric labels.Labels
 	val    []float64
-	kahanC []float64 // sum only
-	count  []float64 // count only
+	kahanC []float64 // sum and avg
+	count  []float64 // count and avg
+	mean   []float64 // avg, once its sum would overflow
+	incr   []bool    // avg: the mean is incremental from here on
 	seen   []bool
 }
 
@@ -240,6 +242,12 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 			switch f.op {
 			case parser.SUM:
 				v += g.kahanC[step]
+			case parser.AVG:
+				if g.incr[step] {
+					v = g.mean[step] + g.kahanC[step]
+				} else {
+					v = v/g.count[step] + g.kahanC[step]/g.count[step]
+				}
 			case parser.COUNT:
 				v = g.count[step]
 			}
@@ -259,6 +267,8 @@ func (f *fastLeg) newGroup(lset labels.Labels, numSteps int) *fastGroup {
 	switch f.op {
 	case parser.SUM:
 		g.kahanC = make([]float64, numSteps)
+	case parser.AVG:
+		g.kahanC, g.count, g.mean, g.incr = make([]float64, numSteps), make([]float64, numSteps), make([]float64, numSteps), make([]bool, numSteps)
 	case parser.COUNT:
 		g.count = make([]float64, numSteps)
 	}
@@ -271,14 +281,33 @@ func (f *fastLeg) add(g *fastGroup, step int, v float64) {
 	if !g.seen[step] {
 		g.seen[step] = true
 		g.val[step] = v
-		if f.op == parser.COUNT {
+		switch f.op {
+		case parser.COUNT:
 			g.count[step] = 1
+		case parser.AVG:
+			g.count[step], g.mean[step] = 1, v
 		}
 		return
 	}
 	switch f.op {
 	case parser.SUM:
 		g.val[step], g.kahanC[step] = kahansum.Inc(v, g.val[step], g.kahanC[step])
+	case parser.AVG:
+		// The direct mean while the sum does not overflow, then the incremental one.
+		g.count[step]++
+		n := g.count[step]
+		if !g.incr[step] {
+			sum, c := kahansum.Inc(v, g.val[step], g.kahanC[step])
+			if !math.IsInf(sum, 0) {
+				g.val[step], g.kahanC[step] = sum, c
+				return
+			}
+			g.incr[step] = true
+			g.mean[step] = g.val[step] / (n - 1)
+			g.kahanC[step] /= n - 1
+		}
+		q := (n - 1) / n
+		g.mean[step], g.kahanC[step] = kahansum.Inc(v/n, q*g.mean[step], q*g.kahanC[step])
 	case parser.COUNT:
 		g.count[step]++
 	case parser.MIN:

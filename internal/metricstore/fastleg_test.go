@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -30,19 +31,24 @@ func openRandomCounters(t testing.TB, seed uint64, compact bool) (*tsdb.DB, int6
 	type ser struct {
 		lset     labels.Labels
 		v        float64
+		scale    float64 // huge_total's increments are near float64's top, so that avg's sum overflows
 		interval int64
 		next     int64
 	}
 	var all []*ser
 	for i := range 60 {
-		name := []string{"req_total", "bytes_total", "queue_depth"}[i%3]
+		name := []string{"req_total", "bytes_total", "queue_depth", "huge_total"}[i%4]
 		lb := labels.NewBuilder(labels.FromStrings("__name__", name, "job", []string{"api", "db", "web"}[i%3],
 			"instance", fmt.Sprintf("h%d", rng.IntN(9)), "uniq", fmt.Sprint(i)))
 		if rng.IntN(4) > 0 {
 			lb.Set("code", []string{"200", "500"}[rng.IntN(2)])
 		}
 		iv := []int64{10_000, 15_000, 30_000, 7_000}[rng.IntN(4)]
-		all = append(all, &ser{lset: lb.Labels(), interval: iv, next: t0 + rng.Int64N(iv/1000)*1000})
+		scale := 1.0
+		if name == "huge_total" {
+			scale = 1e305
+		}
+		all = append(all, &ser{lset: lb.Labels(), scale: scale, interval: iv, next: t0 + rng.Int64N(iv/1000)*1000})
 	}
 	end := t0 + n*15_000
 	ctx := context.Background()
@@ -56,7 +62,7 @@ func openRandomCounters(t testing.TB, seed uint64, compact bool) (*tsdb.DB, int6
 			v := s.v
 			switch r := rng.IntN(200); {
 			case r < 4:
-				s.v = rng.Float64() * 10 // reset
+				s.v = rng.Float64() * 10 * s.scale // reset
 				v = s.v
 			case r < 6:
 				v = math.Float64frombits(value.StaleNaN)
@@ -66,7 +72,10 @@ func openRandomCounters(t testing.TB, seed uint64, compact bool) (*tsdb.DB, int6
 				s.next += 5 * 60_000 // a gap
 				continue
 			default:
-				s.v += float64(rng.IntN(50)) + rng.Float64()
+				s.v += (float64(rng.IntN(50)) + rng.Float64()) * s.scale
+				if s.v > 1e308 {
+					s.v = rng.Float64() * s.scale
+				}
 				v = s.v
 			}
 			if _, err := app.Append(0, s.lset, ts, v); err != nil {
@@ -100,10 +109,10 @@ func TestFastLegEqualsEngine(t *testing.T) {
 			streamed, answered := 0, 0
 			for i := range 300 {
 				q := fmt.Sprintf("%s by (%s) (%s(%s[%s]%s))",
-					pick("sum", "sum", "count", "min", "max"),
+					pick("sum", "sum", "avg", "count", "min", "max"),
 					pick("instance", "job", "instance, code", "code", "job, nothere", "uniq"),
 					pick("rate", "increase"),
-					pick("req_total", "bytes_total", "queue_depth", `{__name__=~".+_total"}`, `req_total{code="500"}`, `{job="api"}`),
+					pick("req_total", "bytes_total", "queue_depth", "huge_total", `{__name__=~".+_total"}`, `req_total{code="500"}`, `{job="api"}`),
 					pick("30s", "1m", "90s", "2m", "5m", "10s", "1m7s"),
 					pick("", "", " offset 1m", " offset -45s", " offset 7s"))
 				step := time.Duration([]int64{1, 5, 15, 30, 60, 300, 17}[rng.IntN(7)]) * time.Second
@@ -162,7 +171,8 @@ func TestFastLegFallsBack(t *testing.T) {
 		{`sum by (job) (rate(native_hist[1m]))`, false},                           // native histograms
 		{`sum by (x) (rate({__name__=~"dup_.+"}[1m]))`, false},                    // equal but for the name
 		{`sum by (instance) (rate(http_requests_total[1m] @ 1700001200))`, false}, // @
-		{`avg by (instance) (rate(http_requests_total[1m]))`, false},              // not a streamed aggregation
+		{`avg by (instance) (rate(http_requests_total[1m]))`, true},
+		{`stddev by (instance) (rate(http_requests_total[1m]))`, false}, // not a streamed aggregation
 		{`sum by (instance) (irate(http_requests_total[1m]))`, false},
 	} {
 		se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
@@ -203,5 +213,53 @@ func BenchmarkFastLeg(b *testing.B) {
 			}
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
 		})
+	}
+}
+
+// TestFastLegAvgOverflow: where a group's sum overflows, avg turns to the incremental mean, as the engine does.
+func TestFastLegAvgOverflow(t *testing.T) {
+	db, t0, end := openRandomCounters(t, 7, false)
+	ng := testEngine()
+	se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
+	start, stop := time.UnixMilli(t0), time.UnixMilli(end)
+	ctx := context.Background()
+	var last promql.Query
+	run := func(e promql.QueryEngine, q string) *promql.Result {
+		qry, err := e.NewRangeQuery(ctx, db, nil, q, start, stop, 15*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(qry.Close)
+		last = qry
+		return qry.Exec(ctx)
+	}
+	sums, err := run(ng, `sum by (job) (increase(huge_total[5m]))`).Matrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overflowed := 0
+	for _, s := range sums {
+		for _, p := range s.Floats {
+			if math.IsInf(p.F, 1) {
+				overflowed++
+			}
+		}
+	}
+	if overflowed == 0 {
+		t.Fatal("no group's sum overflows: the fixture does not test avg's incremental mean")
+	}
+	q := `avg by (job) (increase(huge_total[5m]))`
+	got := run(se, q)
+	if sq := last.(*shardQuery); sq.streamed.Load() == 0 || sq.unstream.Load() > 0 {
+		t.Fatal("avg was not streamed")
+	}
+	sameResult(t, q, run(ng, q), got, false, false)
+	m, _ := got.Matrix()
+	for _, s := range m {
+		for _, p := range s.Floats {
+			if math.IsInf(p.F, 0) {
+				t.Fatalf("avg %s at %d is %v", s.Metric, p.T, p.F)
+			}
+		}
 	}
 }
