@@ -53,7 +53,7 @@ var fastLegOps = map[parser.ItemType]bool{parser.SUM: true, parser.AVG: true, pa
 // the original query's), or nil when the leg is not of a shape it streams.
 func planFastLeg(leg parser.Expr) *fastLeg {
 	agg, ok := leg.(*parser.AggregateExpr)
-	if !ok || !fastLegOps[agg.Op] || agg.Without || agg.Param != nil || len(agg.Grouping) == 0 {
+	if !ok || !fastLegOps[agg.Op] || agg.Without || agg.Param != nil {
 		return nil
 	}
 	call, ok := agg.Expr.(*parser.Call)

@@ -95,7 +95,8 @@ func openRandomCounters(t testing.TB, seed uint64, compact bool) (*tsdb.DB, int6
 }
 
 // TestFastLegEqualsEngine: generated leg-shaped range queries over random counters answer, streamed, as the
-// unsharded engine does, bit for bit, with its annotations and its count of samples.
+// unsharded engine does (bit for bit but sum and avg, within 1e-12), with its annotations and its count of
+// samples.
 func TestFastLegEqualsEngine(t *testing.T) {
 	for _, compact := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compacted=%v", compact), func(t *testing.T) {
@@ -110,7 +111,7 @@ func TestFastLegEqualsEngine(t *testing.T) {
 			for i := range 300 {
 				q := fmt.Sprintf("%s by (%s) (%s(%s[%s]%s))",
 					pick("sum", "sum", "avg", "count", "min", "max"),
-					pick("instance", "job", "instance, code", "code", "job, nothere", "uniq"),
+					pick("instance", "job", "instance, code", "code", "job, nothere", "uniq", ""),
 					pick("rate", "increase"),
 					pick("req_total", "bytes_total", "queue_depth", "huge_total", `{__name__=~".+_total"}`, `req_total{code="500"}`, `{job="api"}`),
 					pick("30s", "1m", "90s", "2m", "5m", "10s", "1m7s"),
@@ -136,7 +137,9 @@ func TestFastLegEqualsEngine(t *testing.T) {
 				if m, err := gr.Matrix(); err == nil && len(m) > 0 {
 					answered++
 				}
-				sameResult(t, what, want.Exec(ctx), gr, false, false)
+				// sum and avg within 1e-12, as the sharding tests compare them: the unsharded engine's own
+				// last bits move now and then between runs of the same query (see metrics.md).
+				sameResult(t, what, want.Exec(ctx), gr, sumsFloats(q), false)
 				if er := viaEngine.Exec(ctx); er.Err == nil && gr.Err == nil {
 					if g, w := got.Stats().Samples.TotalSamples, viaEngine.Stats().Samples.TotalSamples; g != w {
 						t.Errorf("%s: total samples %d, the engine's legs %d", what, g, w)

@@ -130,10 +130,9 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 			return nil // the leg may drop the name: its groups are not the selection's
 		}
 	}
-	if len(agg.Grouping) == 0 {
-		return nil
+	if len(agg.Grouping) > 0 {
+		p.by = agg.Grouping[0]
 	}
-	p.by = agg.Grouping[0]
 	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
 		if vs, ok := n.(*parser.VectorSelector); ok {
 			p.matchers = vs.LabelMatchers
@@ -154,6 +153,11 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	}
 	if !e.noFastLegs {
 		p.fast = planFastLeg(le)
+	}
+	// An aggregation without grouping labels is one group: nothing to shard, but its leg may be streamed, as
+	// one shard over the whole selection.
+	if p.by == "" && p.fast == nil {
+		return nil
 	}
 	if _, err := e.parser.ParseExpr(p.outer); err != nil {
 		return nil
@@ -375,6 +379,9 @@ func (s *shardQuery) newQuery(ctx context.Context, ng *promql.Engine, q storage.
 // and adds the shard of the series without that label. (A regular expression of the values would cost more to
 // compile than the query: some 90 ms for a thousand values.)
 func (s *shardQuery) shardMatchers(ctx context.Context) ([][]*labels.Matcher, error) {
+	if s.plan.by == "" {
+		return [][]*labels.Matcher{nil}, nil // one group: one shard, the whole selection
+	}
 	lookback := time.Duration(0)
 	if s.opts != nil {
 		lookback = s.opts.LookbackDelta()
@@ -655,7 +662,7 @@ type shardQueryable struct {
 func (s *shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := s.q.Querier(mint, maxt)
 	if err != nil {
-		return nil, fmt.Errorf("open querier for a shard of %s: %w", s.values[0].Name, err)
+		return nil, fmt.Errorf("open querier for a shard: %w", err)
 	}
 	return &shardQuerier{Querier: q, values: s.values}, nil
 }
@@ -666,6 +673,9 @@ type shardQuerier struct {
 }
 
 func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if len(q.values) == 0 {
+		return q.Querier.Select(ctx, sortSeries, hints, ms...) // the one shard of an aggregation without grouping
+	}
 	sets := make([]storage.SeriesSet, len(q.values))
 	for i, v := range q.values {
 		sets[i] = q.Querier.Select(ctx, sortSeries, hints, append(slices.Clip(ms), v)...)

@@ -203,8 +203,14 @@ var shardQueries = []struct {
 	{q: `sum by (room) (clamp_max(temp, 20) * 2)`, sharded: true},
 	{q: `scalar(sum by (room) (temp))`, sharded: true},
 	{q: `sum by (instance) (rate(nonexistent_total[1m]))`, sharded: true, fallback: true},
+	// Without grouping labels: one group, one shard over the whole selection, when the leg can be streamed.
+	{q: `sum(rate(http_requests_total[1m]))`, sharded: true},
+	{q: `avg(increase({__name__=~".+_total"}[5m] offset 1m)) * 60`, sharded: true},
+	{q: `count(rate(temp[1m]))`, sharded: true},
+	{q: `sum(rate(native_hist[1m]))`, sharded: true},                          // the engine's leg
+	{q: `sum(rate({__name__=~"dup_.+"}[1m]))`, sharded: true, fallback: true}, // the engine's error
 	// Not sharded: answered by the engine alone.
-	{q: `sum(rate(http_requests_total[1m]))`},
+	{q: `sum(irate(http_requests_total[1m]))`},
 	{q: `count(temp)`},
 	{q: `sum without (code) (increase(http_requests_total[5m]))`},
 	{q: `topk(3, rate(http_requests_total[1m]))`},
