@@ -68,16 +68,16 @@ type Count struct {
 
 // Query is one fixed query, run a few times.
 type Query struct {
-	Name   string    `json:"name"`
-	Query  string    `json:"query"`
-	Runs   []float64 `json:"runs_ms"`
-	P50    float64   `json:"p50_ms"`
-	P99    float64   `json:"p99_ms,omitempty"` // trace by id only
+	Name  string    `json:"name"`
+	Query string    `json:"query"`
+	Runs  []float64 `json:"runs_ms"`
+	P50   float64   `json:"p50_ms"`
+	P99   float64   `json:"p99_ms,omitempty"` // trace by id only
 	// ServerCPU is the server's CPU per run (utime + stime over all runs ÷ runs, 10 ms ticks): on a loaded
 	// machine it says what a query costs better than its wall time. Metrics queries only.
 	ServerCPU float64 `json:"server_cpu_ms_per_run,omitempty"`
-	Result string    `json:"result"`
-	Err    string    `json:"error,omitempty"`
+	Result    string  `json:"result"`
+	Err       string  `json:"error,omitempty"`
 }
 
 func loadavg() [3]float64 {
