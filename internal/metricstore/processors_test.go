@@ -14,7 +14,7 @@ func TestShardedOnOneProcessor(t *testing.T) {
 	db := openShardFixture(t, false)
 	ng := testEngine()
 	procs := querylimit.NewProcessors(1)
-	se := newShardedEngine(ng, ng, 3, 0)
+	se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
 	se.procs = procs
 	l := querylimit.New(querylimit.Config{QueryTimeout: 30 * time.Second, MaxConcurrent: 4}) // a deadlock would show as a timeout
 	l.SetProcessors(procs)

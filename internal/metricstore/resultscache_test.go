@@ -50,7 +50,7 @@ func TestResultsCacheEqualsEngine(t *testing.T) {
 		t.Run(fmt.Sprintf("compacted=%v", compact), func(t *testing.T) {
 			db := openShardFixture(t, compact)
 			ng := testEngine()
-			se := newShardedEngine(ng, ng, 3, 0)
+			se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
 			c := newResultsCache(256<<20, nil)
 			// Now is 45 minutes into the data: the last 10 minutes of data and what follows are never cached.
 			c.now = func() time.Time { return time.UnixMilli(shardT0 + 45*60_000) }

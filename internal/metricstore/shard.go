@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -54,13 +55,18 @@ type shardedEngine struct {
 	shards   int
 	lookback time.Duration // the engine's lookback delta
 	procs    *querylimit.Processors
+	// legSamples is the legs' engine's max samples, which a streamed leg (fastleg.go) keeps to as well;
+	// noFastLegs hands every leg to the engine.
+	legSamples int
+	noFastLegs bool
 }
 
-func newShardedEngine(ng, legs *promql.Engine, shards int, lookback time.Duration) *shardedEngine {
+// legSamples is legs' max samples, which a streamed leg keeps to as the engine would.
+func newShardedEngine(ng, legs *promql.Engine, legSamples, shards int, lookback time.Duration) *shardedEngine {
 	if lookback <= 0 {
 		lookback = 5 * time.Minute // the engine's default
 	}
-	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, procs: querylimit.Shared()}
+	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, legSamples: legSamples, procs: querylimit.Shared()}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
@@ -87,6 +93,8 @@ type shardPlan struct {
 	// by is the grouping label whose values cut the shards; matchers are the leg's selection.
 	by       string
 	matchers []*labels.Matcher
+	// fast streams the leg when it is of a shape fastleg.go evaluates, or is nil.
+	fast *fastLeg
 }
 
 // shardLegSelector stands for the leg in the outer query; the outer query's Queryable answers every selection
@@ -125,10 +133,9 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 			return nil // the leg may drop the name: its groups are not the selection's
 		}
 	}
-	if len(agg.Grouping) == 0 {
-		return nil
+	if len(agg.Grouping) > 0 {
+		p.by = agg.Grouping[0]
 	}
-	p.by = agg.Grouping[0]
 	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
 		if vs, ok := n.(*parser.VectorSelector); ok {
 			p.matchers = vs.LabelMatchers
@@ -145,6 +152,14 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	// splitting did not foresee.
 	le, err := e.parser.ParseExpr(p.leg)
 	if err != nil || le.String() != agg.String() {
+		return nil
+	}
+	if !e.noFastLegs {
+		p.fast = planFastLeg(le)
+	}
+	// An aggregation without grouping labels is one group: nothing to shard, but its leg may be streamed, as
+	// one shard over the whole selection.
+	if p.by == "" && p.fast == nil {
 		return nil
 	}
 	if _, err := e.parser.ParseExpr(p.outer); err != nil {
@@ -298,6 +313,8 @@ type shardQuery struct {
 	final    promql.Query   // the outer query or the unsharded one
 	samples  int64          // samples the legs loaded
 	fellBack bool           // answered unsharded after all
+	streamed atomic.Int32   // legs answered by the stream (fastleg.go)
+	unstream atomic.Int32   // streamable legs the stream gave back to the engine
 }
 
 // errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one, or that
@@ -365,6 +382,9 @@ func (s *shardQuery) newQuery(ctx context.Context, ng *promql.Engine, q storage.
 // and adds the shard of the series without that label. (A regular expression of the values would cost more to
 // compile than the query: some 90 ms for a thousand values.)
 func (s *shardQuery) shardMatchers(ctx context.Context) ([][]*labels.Matcher, error) {
+	if s.plan.by == "" {
+		return [][]*labels.Matcher{nil}, nil // one group: one shard, the whole selection
+	}
 	lookback := time.Duration(0)
 	if s.opts != nil {
 		lookback = s.opts.LookbackDelta()
@@ -426,7 +446,23 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 				return
 			}
 			defer done()
-			qry, err := s.newQuery(ctx, s.e.legs, &shardQueryable{q: s.q, values: ms}, s.plan.leg)
+			sq := &shardQueryable{q: s.q, values: ms}
+			if s.plan.fast != nil {
+				r, err := s.plan.fast.eval(ctx, sq, s.start, s.end, s.interval, s.e.legSamples)
+				switch {
+				case err == nil:
+					o.m, o.warns, o.total = r.m, r.annos, r.total
+					s.streamed.Add(1)
+					return
+				case !errors.Is(err, errNotExact):
+					o.err = err
+					cancel()
+					return
+				}
+				// Not a leg the stream answers exactly: the engine's.
+				s.unstream.Add(1)
+			}
+			qry, err := s.newQuery(ctx, s.e.legs, sq, s.plan.leg)
 			if err != nil {
 				o.err = err
 				cancel()
@@ -637,7 +673,7 @@ type shardQueryable struct {
 func (s *shardQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := s.q.Querier(mint, maxt)
 	if err != nil {
-		return nil, fmt.Errorf("open querier for a shard of %s: %w", s.values[0].Name, err)
+		return nil, fmt.Errorf("open querier for a shard: %w", err)
 	}
 	return &shardQuerier{Querier: q, values: s.values}, nil
 }
@@ -648,6 +684,9 @@ type shardQuerier struct {
 }
 
 func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if len(q.values) == 0 {
+		return q.Querier.Select(ctx, sortSeries, hints, ms...) // the one shard of an aggregation without grouping
+	}
 	sets := make([]storage.SeriesSet, len(q.values))
 	for i, v := range q.values {
 		sets[i] = q.Querier.Select(ctx, sortSeries, hints, append(slices.Clip(ms), v)...)

@@ -145,9 +145,12 @@ func openShardFixture(t testing.TB, compact bool) *tsdb.DB {
 	return db
 }
 
+// testMaxSamples is testEngine's max samples.
+const testMaxSamples = 50_000_000
+
 func testEngine() *promql.Engine {
 	return promql.NewEngine(promql.EngineOpts{
-		MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
+		MaxSamples: testMaxSamples, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
 		EnableAtModifier: true, EnableNegativeOffset: true, EnablePerStepStats: true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
@@ -200,8 +203,14 @@ var shardQueries = []struct {
 	{q: `sum by (room) (clamp_max(temp, 20) * 2)`, sharded: true},
 	{q: `scalar(sum by (room) (temp))`, sharded: true},
 	{q: `sum by (instance) (rate(nonexistent_total[1m]))`, sharded: true, fallback: true},
+	// Without grouping labels: one group, one shard over the whole selection, when the leg can be streamed.
+	{q: `sum(rate(http_requests_total[1m]))`, sharded: true},
+	{q: `avg(increase({__name__=~".+_total"}[5m] offset 1m)) * 60`, sharded: true},
+	{q: `count(rate(temp[1m]))`, sharded: true},
+	{q: `sum(rate(native_hist[1m]))`, sharded: true},                          // the engine's leg
+	{q: `sum(rate({__name__=~"dup_.+"}[1m]))`, sharded: true, fallback: true}, // the engine's error
 	// Not sharded: answered by the engine alone.
-	{q: `sum(rate(http_requests_total[1m]))`},
+	{q: `sum(irate(http_requests_total[1m]))`},
 	{q: `count(temp)`},
 	{q: `sum without (code) (increase(http_requests_total[5m]))`},
 	{q: `topk(3, rate(http_requests_total[1m]))`},
@@ -225,7 +234,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 			db := openShardFixture(t, compact)
 			ng := testEngine()
 			for _, shards := range []int{2, 3, 7} {
-				se := newShardedEngine(ng, ng, shards, 0)
+				se := newShardedEngine(ng, ng, testMaxSamples, shards, 0)
 				for _, tc := range shardQueries {
 					if got := se.plan(tc.q, nil) != nil; got != tc.sharded {
 						t.Errorf("%q: sharded %v, want %v", tc.q, got, tc.sharded)
@@ -241,7 +250,7 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 func TestShardedRandomQueries(t *testing.T) {
 	db := openShardFixture(t, false)
 	ng := testEngine()
-	se := newShardedEngine(ng, ng, 4, 0)
+	se := newShardedEngine(ng, ng, testMaxSamples, 4, 0)
 	rng := rand.New(rand.NewPCG(2026, 12))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	sharded := 0
@@ -494,14 +503,14 @@ func BenchmarkAggregationQuery(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("series=%d-samples=%d/unsharded", n, c.samples), func(b *testing.B) { run(b, ng, db) })
 		for _, shards := range []int{2, 4} {
-			b.Run(fmt.Sprintf("series=%d-samples=%d/shards=%d", n, c.samples, shards), func(b *testing.B) { run(b, newShardedEngine(ng, ng, shards, 0), db) })
+			b.Run(fmt.Sprintf("series=%d-samples=%d/shards=%d", n, c.samples, shards), func(b *testing.B) { run(b, newShardedEngine(ng, ng, testMaxSamples, shards, 0), db) })
 		}
 		// The results cache, warm, "now" 5 minutes after the data: the steps of the last 5 minutes of the range
 		// are evaluated on every query (max_cache_freshness 10m), the others come from the cache.
 		b.Run(fmt.Sprintf("series=%d-samples=%d/shards=2-cached", n, c.samples), func(b *testing.B) {
 			rc := newResultsCache(256<<20, nil)
 			rc.now = func() time.Time { return end.Add(5 * time.Minute) }
-			run(b, testCachingEngine(newShardedEngine(ng, ng, 2, 0), rc, "t", 24*time.Hour), db)
+			run(b, testCachingEngine(newShardedEngine(ng, ng, testMaxSamples, 2, 0), rc, "t", 24*time.Hour), db)
 		})
 	}
 }
@@ -609,7 +618,7 @@ func TestShardedBudgets(t *testing.T) {
 	start, end := time.UnixMilli(shardT0), time.UnixMilli(shardT0+shardN*shardStep)
 	t.Run("cancelled", func(t *testing.T) {
 		ng := testEngine()
-		se := newShardedEngine(ng, ng, 3, 0)
+		se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		want, _ := ng.NewRangeQuery(ctx, db, nil, q, start, end, 15*time.Second)
@@ -624,7 +633,7 @@ func TestShardedBudgets(t *testing.T) {
 	})
 	t.Run("max samples", func(t *testing.T) {
 		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 500, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		se := newShardedEngine(ng, ng, 3, 0)
+		se := newShardedEngine(ng, ng, 500, 3, 0)
 		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
 		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
 		wr, gr := want.Exec(context.Background()), got.Exec(context.Background())
@@ -636,7 +645,7 @@ func TestShardedBudgets(t *testing.T) {
 	t.Run("shard share", func(t *testing.T) {
 		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 		legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		se := newShardedEngine(ng, legs, 3, 0)
+		se := newShardedEngine(ng, legs, 10, 3, 0)
 		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
 		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
 		gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
@@ -648,7 +657,7 @@ func TestShardedBudgets(t *testing.T) {
 		}
 	})
 	t.Run("cancel stops every shard", func(t *testing.T) {
-		se := newShardedEngine(testEngine(), testEngine(), 3, 0)
+		se := newShardedEngine(testEngine(), testEngine(), testMaxSamples, 3, 0)
 		qry, err := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
 		if err != nil {
 			t.Fatal(err)

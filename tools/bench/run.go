@@ -469,7 +469,7 @@ func runMetrics(ctx context.Context, o options, s *server, r *Run) error {
 		{"one metric name, 15s step", `max_over_time(load_metric_7[1m])`},
 	} {
 		q := Query{Name: mq.name, Query: mq.q}
-		timed(&q, o.queryRuns, func() (string, error) {
+		timedOn(&q, o.queryRuns, s.pid(), func() (string, error) {
 			_, pr, err := loadgen.PromQuery(ctx, s.ep.Query, "", mq.q, dataEnd.Add(time.Minute), time.Duration(l.Rounds)*l.Interval+time.Minute, 15*time.Second)
 			return fmt.Sprintf("%d series, %d points", pr.Series, pr.Points), err
 		})
