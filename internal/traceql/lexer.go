@@ -16,11 +16,14 @@ type Pos struct{ Line, Col int }
 type ParseError struct {
 	Pos Pos
 	Msg string
+	// Validation marks a check Tempo makes on the parsed query: its text is Tempo's, without the position
+	// (which Pos still holds, for a client that marks the place).
+	Validation bool
 }
 
 func (e *ParseError) Error() string {
-	if e.Pos.Line == 0 {
-		return e.Msg // a check of the whole query, not of a place in it (as Tempo's validation)
+	if e.Pos.Line == 0 || e.Validation {
+		return e.Msg
 	}
 	return fmt.Sprintf("parse error at line %d, col %d: %s", e.Pos.Line, e.Pos.Col, e.Msg)
 }

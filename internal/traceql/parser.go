@@ -499,7 +499,7 @@ func checkTypes(b *BinaryExpr, at token) error {
 	attr, aok := b.L.(*Attribute)
 	if aok && rok && attr.Intrinsic != IntrinsicNone && rs.V.Type == TypeNil && b.Op == OpEq {
 		// Tempo's validation, with its text.
-		return &ParseError{Pos: at.pos, Msg: attr.Text + "=nil is not valid because intrinsics cannot be nil"}
+		return &ParseError{Pos: at.pos, Validation: true, Msg: attr.Text + "=nil is not valid because intrinsics cannot be nil"}
 	}
 	if !aok || !rok || attr.Intrinsic == IntrinsicNone || rs.V.Type == TypeNil {
 		return nil

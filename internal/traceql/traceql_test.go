@@ -243,7 +243,7 @@ func TestParseErrors(t *testing.T) {
 		{`count() > 1`, "parse error at line 1, col 1: expected '{'"},
 		{`{ name = 99999999999999999999 }`, "invalid integer"},
 		{`{ name # 1 }`, "parse error at line 1, col 8: unexpected character '#'"},
-		{`{ event:name = nil }`, "parse error at line 1, col 14: event:name=nil is not valid because intrinsics cannot be nil"}, // Tempo's text
+		{`{ event:name = nil }`, "event:name=nil is not valid because intrinsics cannot be nil"}, // Tempo's text
 		{`{ span.a = "x" && status = nil }`, "status=nil is not valid because intrinsics cannot be nil"},
 		{strings.Repeat("(", 300) + "{}" + strings.Repeat(")", 300), "nested too deeply"},
 	}
@@ -328,5 +328,20 @@ func TestEachAttributeNames(t *testing.T) {
 	}
 	if _, ok := got["span.foo bar"]; ok {
 		t.Errorf("span.foo bar is not quoted: %v", got)
+	}
+}
+
+// Tempo's validation errors keep Tempo's text (clients compare it), and still carry the position.
+func TestValidationErrorKeepsTemposText(t *testing.T) {
+	_, err := Parse(`{ name = nil }`)
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a *ParseError", err)
+	}
+	if got, want := err.Error(), "name=nil is not valid because intrinsics cannot be nil"; got != want {
+		t.Fatalf("error %q, want Tempo's %q", got, want)
+	}
+	if pe.Pos != (Pos{Line: 1, Col: 8}) {
+		t.Fatalf("position %+v, want line 1, col 8", pe.Pos)
 	}
 }
