@@ -120,13 +120,15 @@ func startSproutOTLP(t *testing.T, args ...string) (string, string) {
 }
 
 // startLoki runs Loki with the limits raised so that a whole answer over the generated data fits in one
-// response (the comparison needs every line, not the newest 100).
+// response (the comparison needs every line, not the newest 100, and every series: a query grouped by a
+// parsed label can pass Loki's default of 500).
 func startLoki(t *testing.T) string {
 	t.Helper()
 	return testutil.StartLoki(t, testutil.LokiOptions{Overlay: `
 limits_config:
   max_entries_limit_per_query: 20000
   max_line_size: 0
+  max_query_series: 100000
 `}).API()
 }
 
