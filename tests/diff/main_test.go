@@ -80,8 +80,10 @@ func startSprout(t *testing.T) string {
 func startSproutData(t *testing.T, dir string) *testutil.Peer {
 	t.Helper()
 	return testutil.StartPeer(t, testutil.PeerSpec{
-		Name:  "sprout",
-		Bin:   sproutBinary(t),
+		Name: "sprout",
+		Bin:  sproutBinary(t),
+		// As Loki's (startLoki): a query grouped by structured metadata can pass the default of 500 series.
+		Args:  []string{"--config=sprout:all-in-one", "--set=extensions.sprout_logs.limits.max_query_series=100000"},
 		Ports: []string{"api", "otlp_grpc", "otlp_http", "health", "telemetry"},
 		Environ: []string{
 			"SPROUT_DATA=" + dir,
