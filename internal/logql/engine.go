@@ -617,19 +617,27 @@ func (ev *evaluator) countRange(cq Counter, ra *RangeAggregation, sp SelectParam
 		if bytesOp {
 			v = float64(bytes)
 		}
+		return ev.point(acc, k, foldTime(bounds, k), v)
+	})
+}
+
+// point adds v at t to acc: into its last point when both lie in fold interval k (k < 0: no folding), else as
+// a new point, which counts against max_fetched_samples.
+func (ev *evaluator) point(acc *seriesAcc, k int, t int64, v float64) error {
+	if k >= 0 {
 		if n := len(acc.pts); n > 0 && acc.lastK == k {
 			acc.pts[n-1].V += v
 			return nil
 		}
 		acc.lastK = k
-		if m := ev.e.Limits.MaxSamples; m > 0 {
-			if ev.samples++; ev.samples > m {
-				return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
-			}
+	}
+	if m := ev.e.Limits.MaxSamples; m > 0 {
+		if ev.samples++; ev.samples > m {
+			return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
 		}
-		acc.pts = append(acc.pts, Point{T: foldTime(bounds, k), V: v})
-		return nil
-	})
+	}
+	acc.pts = append(acc.pts, Point{T: t, V: v})
+	return nil
 }
 
 // foldTime is a timestamp in the interval k of bounds (after bounds[k-1], at or before bounds[k]): every window
@@ -720,23 +728,13 @@ func (ev *evaluator) selectRange(ra *RangeAggregation, sp SelectParams, p *Pipel
 			acc = &seriesAcc{labels: lbs}
 			series[h] = acc
 		}
+		k := -1
 		if fold {
 			// Window (lo, hi] holds the line iff its bounds enclose the line's interval: k is the first bound
 			// at or after the timestamp.
-			k, _ := slices.BinarySearch(bounds, en.Timestamp)
-			if n := len(acc.pts); n > 0 && acc.lastK == k {
-				acc.pts[n-1].V += v
-				return nil
-			}
-			acc.lastK = k
+			k, _ = slices.BinarySearch(bounds, en.Timestamp)
 		}
-		if m := ev.e.Limits.MaxSamples; m > 0 {
-			if ev.samples++; ev.samples > m {
-				return fmt.Errorf("%w: the query would hold more than %d samples in memory (limit: max_fetched_samples); narrow the selector, the range or the time range", ErrLimit, m)
-			}
-		}
-		acc.pts = append(acc.pts, Point{T: en.Timestamp, V: v})
-		return nil
+		return ev.point(acc, k, en.Timestamp, v)
 	})
 }
 
