@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
 
@@ -141,6 +142,9 @@ type WALConfig struct {
 	wal.Policy `mapstructure:",squash"`
 	// CheckpointInterval is how often the whole state is written to a checkpoint and the log truncated.
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	// MinFreeDiskBytes refuses span batches (retryable, as the trace store does) while Dir's filesystem has less
+	// free, so that the WAL does not meet a full disk mid-record; 0 turns the check off.
+	MinFreeDiskBytes int64 `mapstructure:"min_free_disk_bytes"`
 }
 
 // DefaultSpanMetricsBuckets are Tempo's span-metrics latency buckets: 2ms doubling to 16.384s.
@@ -188,6 +192,7 @@ func DefaultConfig() Config {
 		WAL: WALConfig{
 			Policy:             wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second},
 			CheckpointInterval: time.Minute,
+			MinFreeDiskBytes:   diskguard.DefaultMinFreeBytes,
 		},
 	}
 }
@@ -260,6 +265,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WAL.CheckpointInterval <= 0 {
 		errs = append(errs, errors.New("wal.checkpoint_interval: must be positive"))
+	}
+	if c.WAL.MinFreeDiskBytes < 0 {
+		errs = append(errs, errors.New("wal.min_free_disk_bytes: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
+	"github.com/sprout-otel/sprout/internal/diskguard"
 	"github.com/sprout-otel/sprout/internal/tenant"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
@@ -47,6 +48,7 @@ type Generator struct {
 	active    int
 	refused   uint64
 	wal       *wal.Log // nil when durability is off
+	disk      *diskguard.Guard
 	lastCkpt  int64
 	closed    bool
 	freeEdges []*edge // completed edges for reuse
@@ -119,6 +121,7 @@ func New(cfg Config, logger *zap.Logger) (*Generator, error) {
 		g.nativeScale = nativeScaleFor(cfg.NativeHistogramBucketFactor)
 	}
 	if cfg.WAL.Dir != "" {
+		g.disk = diskguard.New("span-metrics generator", cfg.WAL.Dir, cfg.WAL.MinFreeDiskBytes)
 		if err := g.openWAL(); err != nil {
 			return nil, err
 		}
@@ -157,6 +160,9 @@ func (g *Generator) Consume(tenantID string, now time.Time, td ptrace.Traces) er
 		}
 	}
 	if g.wal != nil {
+		if err := g.disk.Check(); err != nil {
+			return err
+		}
 		g.encodeBuf.b = g.encodeBuf.b[:0]
 		encodeBatch(&g.encodeBuf, b)
 		if _, err := g.wal.Append(g.encodeBuf.b); err != nil {

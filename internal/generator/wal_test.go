@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sprout-otel/sprout/internal/refusal"
 	"github.com/sprout-otel/sprout/internal/wal"
 )
 
@@ -414,5 +415,33 @@ func TestDeprecatedSyncKeyWarns(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("wal.sync is deprecated").Len(); n != 1 {
 		t.Errorf("%d deprecation warnings, want 1: %v", n, logs.All())
+	}
+}
+
+// TestNearlyFullDiskRefusesBatches: below wal.min_free_disk_bytes a batch is refused, retryable and naming the
+// key, before its WAL record is written, and the state is left as it was; with the check off it is taken.
+func TestNearlyFullDiskRefusesBatches(t *testing.T) {
+	cfg := walConfig(t)
+	cfg.WAL.MinFreeDiskBytes = 1 << 62 // no filesystem here has 4 EiB free
+	g := mustNew(t, cfg)
+	before := g.Stats()
+	err := g.Consume(tenantA, t0, shopTrace(1))
+	e, ok := refusal.As(err)
+	if !ok || !e.Retryable() || !strings.Contains(err.Error(), "min_free_disk_bytes") {
+		t.Fatalf("Consume on a nearly full disk = %v, want a retryable refusal naming min_free_disk_bytes", err)
+	}
+	if after := g.Stats(); after.ActiveSeries != before.ActiveSeries || after.WALSizeBytes != before.WALSizeBytes {
+		t.Errorf("a refused batch changed the state or the WAL: before %+v, after %+v", before, after)
+	}
+	g.Close()
+
+	cfg.WAL.MinFreeDiskBytes = 0
+	g = mustNew(t, cfg)
+	defer g.Close()
+	if err := g.Consume(tenantA, t0, shopTrace(1)); err != nil {
+		t.Fatalf("Consume with the check off: %v", err)
+	}
+	if g.Stats().ActiveSeries == 0 {
+		t.Error("the batch taken with the check off made no series")
 	}
 }
