@@ -57,7 +57,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.MaxActiveSeries = 2000
 	custom.StaleAfter = 5 * time.Minute
 	custom.FlushInterval = 30 * time.Second
-	custom.WAL = generator.WALConfig{Dir: "/var/lib/sprout/generator", CheckpointInterval: 2 * time.Minute,
+	custom.WAL = generator.WALConfig{Dir: "/var/lib/sprout/generator", CheckpointInterval: 2 * time.Minute, MinFreeDiskBytes: 1 << 20,
 		Policy: wal.Policy{Fsync: wal.FsyncAlways, FsyncInterval: time.Second, Sync: "none"}} // the deprecated key still loads
 
 	for _, tc := range []struct {
