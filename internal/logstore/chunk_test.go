@@ -538,7 +538,11 @@ func TestDedupWindows(t *testing.T) {
 		{[]*chunkMeta{c(1, 10), c(2, 3), c(5, 6)}, 20, 30, [][2]int64{{2, 3}, {5, 6}}},
 		{[]*chunkMeta{c(1, 10), c(2, 30)}, 20, 40, [][2]int64{{2, 10}, {20, 30}}},
 	} {
-		d := newDedup(tc.chunks, tc.hmin, tc.hmax)
+		var hs [][2]int64
+		if tc.hmin <= tc.hmax {
+			hs = [][2]int64{{tc.hmin, tc.hmax}}
+		}
+		d := newDedup(tc.chunks, hs)
 		var got [][2]int64
 		if d != nil {
 			got = d.windows
@@ -547,7 +551,7 @@ func TestDedupWindows(t *testing.T) {
 			t.Errorf("%v head [%d,%d]: windows %v, want %v", tc.chunks, tc.hmin, tc.hmax, got, tc.want)
 		}
 	}
-	d := newDedup([]*chunkMeta{c(1, 10), c(5, 20)}, 1, 0)
+	d := newDedup([]*chunkMeta{c(1, 10), c(5, 20)}, nil)
 	e := logql.Entry{Timestamp: 7, Line: "x"}
 	if d.seen(e, 0) || d.seen(e, 0) {
 		t.Fatal("an entry twice in one source is not a duplicate")

@@ -28,6 +28,9 @@ type headBlock struct {
 	minT, maxT int64
 	lineBytes  int
 	sorted     bool // entries in time order
+	// spans are where the block's timestamps lie (see spansOf): the read's duplicate check and the counting
+	// path compare them with the stream's other sources.
+	spans [][2]int64
 }
 
 // seal compresses the open tail into a block; st.mu is held. The tail gets a new slice: query snapshots of the
@@ -51,8 +54,40 @@ func (st *stream) seal() {
 			b.sorted = false
 		}
 	}
+	b.spans = tailSpans(st.tail, b.sorted)
 	st.blocks = append(st.blocks, b)
 	st.tail, st.tailBytes = nil, 0
+}
+
+// timeSpans are the block's spans, or [minT, maxT] when it has none.
+func (b *headBlock) timeSpans() [][2]int64 {
+	if len(b.spans) > 0 || b.n == 0 {
+		return b.spans
+	}
+	return [][2]int64{{b.minT, b.maxT}}
+}
+
+// headSpans are the time spans of a head snapshot: its blocks' and its tail's.
+func headSpans(blocks []headBlock, tail []logql.Entry) [][2]int64 {
+	hs := make([][][2]int64, 0, len(blocks)+1)
+	for i := range blocks {
+		hs = append(hs, blocks[i].timeSpans())
+	}
+	hs = append(hs, tailSpans(tail, false))
+	return mergeSpans(hs...)
+}
+
+// tailSpans are the time spans of entries (in time order when sorted is set).
+func tailSpans(es []logql.Entry, sorted bool) [][2]int64 {
+	if sorted {
+		return spansOf(len(es), func(i int) int64 { return es[i].Timestamp })
+	}
+	ts := make([]int64, len(es))
+	for i, e := range es {
+		ts[i] = e.Timestamp
+	}
+	ss, _ := spansOfUnsorted(ts, ts)
+	return ss
 }
 
 // decode returns the block's entries that p selects (time range, trace id, line filter), in arrival order.
@@ -156,6 +191,7 @@ type rawChunk struct {
 	minT, maxT int64
 	n          int
 	lineBytes  int
+	spans      [][2]int64
 	traces     map[string]struct{}
 }
 
@@ -227,10 +263,11 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 			size += len(ents[n].line)
 			n++
 		}
-		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{}}
+		part := ents[:n]
+		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{},
+			spans: spansOf(n, func(i int) int64 { return part[i].ts })}
 		e := encbuf{b: chunkBufs.get()}
 		e.b = append(e.b, hdr.b...)
-		part := ents[:n]
 		appendColumns(&e, n, func(i int) (int64, string) { return part[i].ts, part[i].line }, func(i int, m *encbuf) { m.b = append(m.b, part[i].meta...) })
 		for _, en := range part {
 			md := decbuf{s: en.meta}

@@ -140,17 +140,12 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 		// are read once. Only where two sources overlap in time can such a pair lie; the entries there are
 		// remembered with their source, and one equal to an entry of another source is skipped (a source holds
 		// no such pair itself: the push path drops them).
-		hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
-		for _, b := range w.blocks {
-			hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
-		}
-		for _, e := range w.tail {
-			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
-		}
-		w.dd = newDedup(w.chunks, hmin, hmax)
+		// Sources are compared by their time spans (see spansOf), not their [minT, maxT]: interleaving senders make
+		// those of every chunk cover the others' while no two share a timestamp.
+		w.dd = newDedup(w.chunks, headSpans(w.blocks, w.tail))
 		for _, c := range w.chunks {
 			j := &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)}
-			if cnt != nil && !w.dd.overlaps(c.MinT, c.MaxT) {
+			if cnt != nil && !w.dd.overlaps(c.spans()) {
 				// No other source of the stream shares this chunk's time: its lines are counted, not handed over.
 				j.count = cnt
 				if r, ok := cnt.fromStats(c, &p); ok {
@@ -525,15 +520,18 @@ type entryKey struct {
 
 var dedupSeed = maphash.MakeSeed()
 
-// newDedup covers chunks and a head spanning [hmin, hmax] (none when hmin > hmax); nil when no two overlap.
-func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
-	spans := make([][2]int64, 0, len(chunks)+1)
+// newDedup covers chunks and a head whose timestamps lie in headSpans (none: nil); nil when no two of them
+// share time. A source's spans are disjoint, so any two spans that meet belong to two sources.
+func newDedup(chunks []*chunkMeta, headSpans [][2]int64) *dedup {
+	n := len(headSpans)
 	for _, c := range chunks {
-		spans = append(spans, [2]int64{c.MinT, c.MaxT})
+		n += len(c.spans())
 	}
-	if hmin <= hmax {
-		spans = append(spans, [2]int64{hmin, hmax})
+	spans := make([][2]int64, 0, n)
+	for _, c := range chunks {
+		spans = append(spans, c.spans()...)
 	}
+	spans = append(spans, headSpans...)
 	if len(spans) < 2 {
 		return nil
 	}
@@ -557,14 +555,19 @@ func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
 	return &dedup{windows: ws, from: map[entryKey]int{}}
 }
 
-// overlaps reports whether [minT, maxT] meets one of d's windows: whether a source's entries there may need
+// overlaps reports whether one of spans meets one of d's windows: whether a source's entries there may need
 // comparing with another's.
-func (d *dedup) overlaps(minT, maxT int64) bool {
+func (d *dedup) overlaps(spans [][2]int64) bool {
 	if d == nil {
 		return false
 	}
-	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= minT })
-	return i < len(d.windows) && d.windows[i][0] <= maxT
+	for _, s := range spans {
+		i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= s[0] })
+		if i < len(d.windows) && d.windows[i][0] <= s[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // seen reports whether e came already from a source other than src, and remembers it otherwise.

@@ -127,6 +127,9 @@ type chunkMeta struct {
 	Bytes   int           `json:"bytes"`
 	Size    int           `json:"size"`
 	Bloom   []byte        `json:"bloom,omitempty"`
+	// Spans are where the chunk's timestamps lie: at most maxSpans ascending, disjoint, inclusive intervals
+	// from MinT to MaxT (see spansOf). Chunks of earlier releases have none: [MinT, MaxT] stands for them.
+	Spans [][2]int64 `json:"spans,omitempty"`
 	// WALSeg is the WAL segment the flush that wrote this chunk rotated to: every line of the chunk was
 	// written to the WAL before that segment. Replay skips a stream's records from before the newest WALSeg of
 	// its chunks, so a crash between a flush's upload and its WAL checkpoint does not store lines twice.
