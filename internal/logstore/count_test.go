@@ -130,6 +130,9 @@ func TestCountMatchesEntries(t *testing.T) {
 		{`sum(count_over_time({env="t"}[5s]))`, 540, 700, 5},
 		{`sum by (level) (bytes_over_time({env="t"} |= "timeout" [17s]))`, 540, 700, 3},
 		{`sum(count_over_time({env="t"}[100s]))`, 700, 700, 0},
+		{`sum by (level, detected_level) (count_over_time({env="t"} | drop __error__[1m]))`, 0, 700, 60},
+		{`sum by (level) (count_over_time({app="a"} | drop __error__, trace_id, app="from-metadata" [2m]))`, 0, 700, 60},
+		{`sum by (level) (count_over_time({app="a"} | drop level [2m]))`, 0, 700, 60},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			expr, err := logql.ParseSampleExpr(tc.query)
