@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -248,4 +250,161 @@ func FuzzSpansOf(f *testing.F) {
 			t.Fatalf("spans %v of %v not valid", ss, ts)
 		}
 	})
+}
+
+// TestDistinctChunks: two senders interleave line by line in one stream, one a push behind the other, so every
+// chunk's spans meet the next one's. Chunks that share no entry with those before them are marked Distinct at
+// flush and counted from their index entries. A retried push's chunk is not marked, and neither is a
+// compaction's merged chunk: when a crash leaves the merged chunk and its inputs both listed, each line is still
+// counted once.
+func TestDistinctChunks(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.ChunkTargetSize = 8 << 10
+		c.MinFreeDiskBytes = 0
+		c.Limits.IngestionRateMB = 1024
+		c.Limits.IngestionBurstSizeMB = 1024
+	})
+	cb := &countingBucket{Bucket: e.bkt}
+	e.store.Close(context.Background())
+	e.bkt = cb
+	e.open()
+	batch := func(w, r int) []PushStream {
+		ps := PushStream{Labels: labels.FromStrings("job", "fine")}
+		for k := r * 20; k < r*20+20; k++ {
+			ps.Entries = append(ps.Entries, logql.Entry{Timestamp: ts(-500) + int64(2*k+w)*int64(time.Millisecond),
+				Line: fmt.Sprintf("sender=%d n=%d", w, k)})
+		}
+		return []PushStream{ps}
+	}
+	push := func(ps []PushStream) {
+		t.Helper()
+		if err := e.store.Push(context.Background(), "t1", ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		t.Helper()
+		if err := e.store.Flush(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 24
+	total := 0
+	for r := 0; r <= rounds; r++ {
+		if r < rounds {
+			push(batch(0, r))
+			total += 20
+		}
+		if r > 0 {
+			push(batch(1, r-1)) // a push behind: older than sender 0's newest line
+			total += 20
+		}
+		if r%4 == 3 {
+			flush()
+		}
+	}
+	flush()
+	chunks := func() []*chunkMeta {
+		st := e.store.tenantIfExists("t1").matchStreams([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "fine")})[0]
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return append([]*chunkMeta(nil), st.chunks...)
+	}
+	cs := chunks()
+	if len(cs) < 5 {
+		t.Fatalf("%d chunks; the test wants several", len(cs))
+	}
+	var loose []*chunkMeta
+	for i, c := range cs {
+		if !c.Distinct {
+			t.Fatalf("chunk %d of %d not marked distinct", i, len(cs))
+		}
+		loose = append(loose, &chunkMeta{MinT: c.MinT, MaxT: c.MaxT, Spans: c.Spans})
+	}
+	if newDedup(loose, nil) == nil {
+		t.Fatal("the chunks' spans do not meet: the senders do not interleave")
+	}
+	if dd := newDedup(cs, nil); dd != nil {
+		t.Fatalf("distinct chunks compared in %v", dd.windows)
+	}
+	q := e.store.Querier("t1").(*querier)
+	count := func(stage string, fromSummaries bool) {
+		t.Helper()
+		expr, err := logql.ParseSampleExpr(`sum(count_over_time({job="fine"}[20m]))`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, qr := range []logql.Querier{q, entriesOnly{q}} {
+			before := cb.gets.Load()
+			var stats logql.Stats
+			res, _, err := (&logql.Engine{}).EvalRange(context.Background(), qr, expr, ts(0), ts(0), 0, &stats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 1 || res[0].Points[0].V != float64(total) {
+				t.Fatalf("%s: count %v, want %d", stage, res, total)
+			}
+			if read := cb.gets.Load() - before; qr == logql.Querier(q) && fromSummaries && read != 0 {
+				t.Errorf("%s: the count read %d chunk objects, want none", stage, read)
+			}
+		}
+	}
+	count("distinct chunks", true)
+
+	// A retried push of a flushed line: the chunk cut from it shares that entry and is not marked.
+	push(batch(1, 5))
+	flush()
+	after := chunks()
+	if last := after[len(after)-1]; last.Distinct {
+		t.Fatal("the chunk of a retried push is marked distinct")
+	}
+	count("after a retried push", false)
+
+	// Compaction's merged chunk is not marked; a crash that leaves its inputs listed too (the new index written,
+	// the old index files not yet deleted) still counts each line once.
+	saved := map[string][]byte{}
+	bdir := filepath.Join(e.dir, "bucket")
+	if err := filepath.WalkDir(bdir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			saved[p], err = os.ReadFile(p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]bool{}
+	for _, c := range after {
+		before[c.Key] = true
+	}
+	merged := 0
+	for _, c := range chunks() {
+		if !before[c.Key] {
+			merged++
+			if c.Distinct {
+				t.Error("a merged chunk is marked distinct")
+			}
+		}
+	}
+	if merged == 0 {
+		t.Fatal("compaction merged nothing; the test wants a merged chunk")
+	}
+	count("after compaction", false)
+	for p, b := range saved {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.bkt = nil
+	e.open()
+	q = e.store.Querier("t1").(*querier)
+	if n := len(chunks()); n <= len(after) {
+		t.Fatalf("%d chunks after the simulated crash, want the merged chunks and their inputs (more than %d)", n, len(after))
+	}
+	count("after a crash between compaction's index and its deletes", false)
+	e.close()
 }

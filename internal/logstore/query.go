@@ -521,17 +521,28 @@ type entryKey struct {
 var dedupSeed = maphash.MakeSeed()
 
 // newDedup covers chunks and a head whose timestamps lie in headSpans (none: nil); nil when no two of them
-// share time. A source's spans are disjoint, so any two spans that meet belong to two sources.
+// may share an entry. Its windows are where the spans of two sources meet, unless both are chunks marked
+// Distinct.
 func newDedup(chunks []*chunkMeta, headSpans [][2]int64) *dedup {
-	n := len(headSpans)
+	var loose, firm [][2]int64
 	for _, c := range chunks {
-		n += len(c.spans())
+		if c.Distinct {
+			firm = append(firm, c.spans()...)
+		} else {
+			loose = append(loose, c.spans()...)
+		}
 	}
-	spans := make([][2]int64, 0, n)
-	for _, c := range chunks {
-		spans = append(spans, c.spans()...)
+	loose = append(loose, headSpans...)
+	ws := mergeSpans(overlapsAmong(loose), intersectSpans(mergeSpans(loose), firm))
+	if len(ws) == 0 {
+		return nil
 	}
-	spans = append(spans, headSpans...)
+	return &dedup{windows: ws, from: map[entryKey]int{}}
+}
+
+// overlapsAmong returns where two of spans meet, as ascending disjoint intervals. The spans of one source are
+// disjoint, so any two that meet belong to two sources. spans is sorted in place.
+func overlapsAmong(spans [][2]int64) [][2]int64 {
 	if len(spans) < 2 {
 		return nil
 	}
@@ -549,10 +560,19 @@ func newDedup(chunks []*chunkMeta, headSpans [][2]int64) *dedup {
 		}
 		reach = max(reach, sp[1])
 	}
-	if len(ws) == 0 {
-		return nil
+	return ws
+}
+
+// intersectSpans returns where the spans of other meet u (ascending, disjoint).
+func intersectSpans(u, other [][2]int64) [][2]int64 {
+	var out [][2]int64
+	for _, o := range other {
+		i := sort.Search(len(u), func(i int) bool { return u[i][1] >= o[0] })
+		for ; i < len(u) && u[i][0] <= o[1]; i++ {
+			out = append(out, [2]int64{max(u[i][0], o[0]), min(u[i][1], o[1])})
+		}
 	}
-	return &dedup{windows: ws, from: map[entryKey]int{}}
+	return out
 }
 
 // overlaps reports whether one of spans meets one of d's windows: whether a source's entries there may need
