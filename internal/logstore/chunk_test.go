@@ -479,8 +479,8 @@ func TestDuplicateAcrossChunks(t *testing.T) {
 	push(a, b, logql.Entry{Timestamp: ts(-20), Line: "first chunk only"})
 	flush()
 	// The second chunk overlaps the first: [-40, -25] within [-40, -20].
-	// (An entry equal in time and line to the one pushed just before it is dropped by the push path whatever
-	// its metadata, as Loki's ingester does; b with other metadata comes after another line.)
+	// (An entry equal in time, line and metadata to the one pushed just before it is dropped by the push path,
+	// as Loki's ingester does: TestRepeatOfPreviousLine.)
 	push(a, b, logql.Entry{Timestamp: ts(-40), Line: "same time, other line"},
 		logql.Entry{Timestamp: ts(-35), Line: "in two chunks", Metadata: labels.FromStrings("trace_id", "t2")},
 		logql.Entry{Timestamp: ts(-25), Line: "second chunk only"})

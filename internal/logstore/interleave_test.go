@@ -408,3 +408,30 @@ func TestDistinctChunks(t *testing.T) {
 	count("after a crash between compaction's index and its deletes", false)
 	e.close()
 }
+
+// TestRepeatOfPreviousLine: the push path drops an entry equal in time, line and structured metadata to the
+// one just before it in the stream, and keeps one that differs in its metadata only (Loki 3.7's ingester:
+// validateEntries compares the three).
+func TestRepeatOfPreviousLine(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	defer e.close()
+	md := labels.FromStrings
+	x := func(m labels.Labels) logql.Entry { return logql.Entry{Timestamp: ts(-10), Line: "same", Metadata: m} }
+	if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: md("job", "rep"), Entries: []logql.Entry{
+		x(md("trace_id", "a")), x(md("trace_id", "a")), x(md("trace_id", "b")), x(md("trace_id", "b")), x(labels.EmptyLabels()),
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	expr, err := logql.ParseSampleExpr(`sum(count_over_time({job="rep"}[5m]))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st logql.Stats
+	res, _, err := (&logql.Engine{}).EvalRange(context.Background(), e.store.Querier("t1"), expr, ts(0), ts(0), 0, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Points[0].V != 3 {
+		t.Fatalf("count %v, want 3 (a, b, no metadata)", res)
+	}
+}

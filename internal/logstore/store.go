@@ -110,6 +110,7 @@ type stream struct {
 	lastAppend time.Time
 	lastTs     int64
 	lastLine   string
+	lastMeta   labels.Labels
 	mark       int
 	chunks     []*chunkMeta
 	// flushedSeg is the highest WALSeg of the stream's chunks at open: WAL records of this stream from before
@@ -421,11 +422,11 @@ func (td *tenantDB) createLocked(lbs labels.Labels, h uint64) *stream {
 	return st
 }
 
-// append adds entries to the head; st.mu must be held. Exact duplicates of the previous line (same timestamp
-// and text) are dropped, as Loki does.
+// append adds entries to the head; st.mu must be held. Exact duplicates of the previous line (same timestamp,
+// text and structured metadata) are dropped, as Loki's ingester does.
 func (st *stream) append(es []logql.Entry, now time.Time) {
 	for _, e := range es {
-		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 {
+		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 && labels.Equal(e.Metadata, st.lastMeta) {
 			continue
 		}
 		if st.headLen == 0 {
@@ -435,7 +436,7 @@ func (st *stream) append(es []logql.Entry, now time.Time) {
 		st.tailBytes += len(e.Line)
 		st.headBytes += len(e.Line)
 		st.headLen++
-		st.lastTs, st.lastLine = e.Timestamp, e.Line
+		st.lastTs, st.lastLine, st.lastMeta = e.Timestamp, e.Line, e.Metadata
 	}
 	st.lastAppend = now
 	if st.tailBytes >= headBlockBytes {
