@@ -254,6 +254,19 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 	if !sorted {
 		sort.SliceStable(ents, func(i, j int) bool { return ents[i].ts < ents[j].ts })
 	}
+	// An entry equal to one before it in the head (a retried push whose first copy was not the line just
+	// before it) is written once, as Loki's head block keeps it once: entries of one timestamp are neighbours
+	// now, and equal metadata sets encode alike.
+	kept, group := ents[:0], 0
+	for _, en := range ents {
+		if len(kept) == 0 || kept[len(kept)-1].ts != en.ts {
+			group = len(kept)
+		} else if slices.ContainsFunc(kept[group:], func(k rawEntry) bool { return k.line == en.line && k.meta == en.meta }) {
+			continue
+		}
+		kept = append(kept, en)
+	}
+	ents = kept
 	var hdr encbuf
 	hdr.labels(lbs)
 	var parts []rawChunk

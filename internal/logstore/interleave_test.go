@@ -435,3 +435,43 @@ func TestRepeatOfPreviousLine(t *testing.T) {
 		t.Fatalf("count %v, want 3 (a, b, no metadata)", res)
 	}
 }
+
+// TestRetryWithinHeadWrittenOnce: a push retried while its first copy is still in the head, with other lines
+// between the two, is written to the chunk once, as Loki's head block keeps it once; lines of the same time
+// that differ in line or metadata are kept.
+func TestRetryWithinHeadWrittenOnce(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	defer e.close()
+	md := labels.FromStrings
+	batch := []logql.Entry{
+		{Timestamp: ts(-30), Line: "a", Metadata: md("trace_id", "1")},
+		{Timestamp: ts(-30), Line: "b"},
+		{Timestamp: ts(-20), Line: "a", Metadata: md("trace_id", "1")},
+	}
+	push := func(es ...logql.Entry) {
+		t.Helper()
+		if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: md("job", "retry"), Entries: es}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(batch...)
+	push(logql.Entry{Timestamp: ts(-25), Line: "between"})
+	push(batch...)                                                                  // the retry
+	push(logql.Entry{Timestamp: ts(-30), Line: "a", Metadata: md("trace_id", "2")}) // same time and line, other metadata
+	if err := e.store.Flush(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	st := e.store.tenantIfExists("t1").matchStreams([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "retry")})[0]
+	if len(st.chunks) != 1 || st.chunks[0].Entries != 5 {
+		t.Fatalf("chunks %v, want one of 5 entries", st.chunks)
+	}
+	expr, err := logql.ParseSampleExpr(`sum(count_over_time({job="retry"}[5m]))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats logql.Stats
+	res, _, err := (&logql.Engine{}).EvalRange(context.Background(), e.store.Querier("t1"), expr, ts(0), ts(0), 0, &stats)
+	if err != nil || len(res) != 1 || res[0].Points[0].V != 5 {
+		t.Fatalf("count %v (%v), want 5", res, err)
+	}
+}
