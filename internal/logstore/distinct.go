@@ -18,19 +18,33 @@ import (
 // X's. A crash that leaves a compaction's inputs and its merged chunk both listed (the new index written, the
 // old not yet deleted) pairs Distinct inputs with a merged chunk that is not, so the read still compares them.
 
+// maxDistinctChecks bounds the chunks a new chunk is compared with: a chunk whose spans meet more (a backfill
+// into a long stretch of a stream's history) is left unmarked rather than hold the flush up reading them.
+const maxDistinctChecks = 4
+
 // markDistinct sets Distinct on each of metas (a flush's new chunks of one stream, in order) that shares no
 // entry with prior (the stream's chunks before them) and the metas before it. A chunk whose spans meet
-// another's is compared with it entry by entry where they meet; one that cannot be read is not marked.
+// another's is compared with it entry by entry where they meet; one that cannot be read, or whose spans meet
+// more than maxDistinctChecks chunks, is not marked.
 func (s *Store) markDistinct(ctx context.Context, prior, metas []*chunkMeta) {
 	for i, m := range metas {
-		m.Distinct = true
 		others := append(append([]*chunkMeta(nil), prior...), metas[:i]...)
+		type check struct {
+			o  *chunkMeta
+			ws [][2]int64
+		}
+		var checks []check
 		for _, o := range others {
-			ws := intersectSpans(m.spans(), o.spans())
-			if len(ws) == 0 {
-				continue
+			if ws := intersectSpans(m.spans(), o.spans()); len(ws) > 0 {
+				checks = append(checks, check{o, ws})
 			}
-			if share, err := s.shareEntry(ctx, m, o, ws); err != nil || share {
+		}
+		if len(checks) > maxDistinctChecks {
+			continue
+		}
+		m.Distinct = true
+		for _, c := range checks {
+			if share, err := s.shareEntry(ctx, m, c.o, c.ws); err != nil || share {
 				m.Distinct = false
 				break
 			}

@@ -475,3 +475,29 @@ func TestRetryWithinHeadWrittenOnce(t *testing.T) {
 		t.Fatalf("count %v (%v), want 5", res, err)
 	}
 }
+
+// TestMarkDistinctBounded: a chunk whose spans meet more than maxDistinctChecks earlier chunks is left unmarked
+// without reading them (the bucket has none of these objects); one that meets none is marked without a read.
+func TestMarkDistinctBounded(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	defer e.close()
+	var prior []*chunkMeta
+	for i := int64(0); i <= maxDistinctChecks; i++ {
+		prior = append(prior, &chunkMeta{Key: fmt.Sprint("missing-", i), MinT: 10 * i, MaxT: 10*i + 5})
+	}
+	wide := &chunkMeta{Key: "missing-wide", MinT: 0, MaxT: 100}
+	apart := &chunkMeta{Key: "missing-apart", MinT: 200, MaxT: 300, Spans: [][2]int64{{200, 200}, {300, 300}}}
+	e.store.markDistinct(context.Background(), prior, []*chunkMeta{wide, apart})
+	if wide.Distinct {
+		t.Error("a chunk meeting more than maxDistinctChecks chunks was marked")
+	}
+	if !apart.Distinct {
+		t.Error("a chunk meeting no other was not marked")
+	}
+	// One that meets a chunk it cannot read is not marked.
+	near := &chunkMeta{Key: "missing-near", MinT: 1, MaxT: 2}
+	e.store.markDistinct(context.Background(), prior[:1], []*chunkMeta{near})
+	if near.Distinct {
+		t.Error("a chunk compared with an unreadable one was marked")
+	}
+}
