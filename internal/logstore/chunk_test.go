@@ -538,9 +538,9 @@ func TestDedupWindows(t *testing.T) {
 		{[]*chunkMeta{c(1, 10), c(2, 3), c(5, 6)}, 20, 30, [][2]int64{{2, 3}, {5, 6}}},
 		{[]*chunkMeta{c(1, 10), c(2, 30)}, 20, 40, [][2]int64{{2, 10}, {20, 30}}},
 	} {
-		var hs [][2]int64
+		var hs [][][2]int64
 		if tc.hmin <= tc.hmax {
-			hs = [][2]int64{{tc.hmin, tc.hmax}}
+			hs = [][][2]int64{{{tc.hmin, tc.hmax}}}
 		}
 		d := newDedup(tc.chunks, hs)
 		var got [][2]int64

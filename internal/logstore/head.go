@@ -39,6 +39,13 @@ func (st *stream) seal() {
 	if len(st.tail) == 0 {
 		return
 	}
+	// A repeat within the tail is sealed once (the stream's head counters keep it until the cut recounts them).
+	if t := dedupTail(st.tail); len(t) != len(st.tail) {
+		st.tail, st.tailBytes = t, 0
+		for _, e := range t {
+			st.tailBytes += len(e.Line)
+		}
+	}
 	e := encbuf{b: headBufs.get()}
 	e.uvarint(0) // no stream labels
 	e.entries(st.tail)
@@ -67,14 +74,42 @@ func (b *headBlock) timeSpans() [][2]int64 {
 	return [][2]int64{{b.minT, b.maxT}}
 }
 
-// headSpans are the time spans of a head snapshot: its blocks' and its tail's.
-func headSpans(blocks []headBlock, tail []logql.Entry) [][2]int64 {
+// headSpans are the time spans of a head snapshot's sources: each block's, then the tail's. A block holds no
+// entry twice (seal drops repeats), but two blocks, or a block and the tail, may share one: a push retried
+// once its first copy was sealed, or after a restart replayed it.
+func headSpans(blocks []headBlock, tail []logql.Entry) [][][2]int64 {
 	hs := make([][][2]int64, 0, len(blocks)+1)
 	for i := range blocks {
 		hs = append(hs, blocks[i].timeSpans())
 	}
-	hs = append(hs, tailSpans(tail, false))
-	return mergeSpans(hs...)
+	return append(hs, tailSpans(tail, false))
+}
+
+// dedupTail returns es without the entries equal (time, line, structured metadata) to one before them, as
+// Loki's head block keeps a repeated entry once; es itself when it has none (the common case: no copy).
+func dedupTail(es []logql.Entry) []logql.Entry {
+	var first map[entryKey]int
+	var out []logql.Entry
+	for i, e := range es {
+		if first == nil {
+			first = make(map[entryKey]int, len(es))
+		}
+		k := keyOf(e)
+		if j, ok := first[k]; ok && es[j].Line == e.Line && labels.Equal(es[j].Metadata, e.Metadata) {
+			if out == nil {
+				out = append(make([]logql.Entry, 0, len(es)), es[:i]...)
+			}
+			continue
+		}
+		first[k] = i
+		if out != nil {
+			out = append(out, e)
+		}
+	}
+	if out == nil {
+		return es
+	}
+	return out
 }
 
 // tailSpans are the time spans of entries (in time order when sorted is set).

@@ -227,7 +227,7 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 				return err
 			}
 		}
-		head, err := headEntries(w.blocks, w.tail, &p)
+		head, err := headEntries(w.blocks, dedupTail(w.tail), &p)
 		if err != nil {
 			return err
 		}
@@ -240,7 +240,7 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
 			}
-			if dd.seen(e, len(w.chunks)) {
+			if dd.seenAny(e, len(w.chunks)) {
 				continue
 			}
 			if p.LineFilter != nil && !p.LineFilter(e.Line) {
@@ -520,10 +520,10 @@ type entryKey struct {
 
 var dedupSeed = maphash.MakeSeed()
 
-// newDedup covers chunks and a head whose timestamps lie in headSpans (none: nil); nil when no two of them
-// may share an entry. Its windows are where the spans of two sources meet, unless both are chunks marked
-// Distinct.
-func newDedup(chunks []*chunkMeta, headSpans [][2]int64) *dedup {
+// newDedup covers chunks and the head's sources, whose timestamps lie in heads (see headSpans); nil when no two
+// of them may share an entry. Its windows are where the spans of two sources meet, unless both are chunks
+// marked Distinct.
+func newDedup(chunks []*chunkMeta, heads [][][2]int64) *dedup {
 	var loose, firm [][2]int64
 	for _, c := range chunks {
 		if c.Distinct {
@@ -532,7 +532,9 @@ func newDedup(chunks []*chunkMeta, headSpans [][2]int64) *dedup {
 			loose = append(loose, c.spans()...)
 		}
 	}
-	loose = append(loose, headSpans...)
+	for _, h := range heads {
+		loose = append(loose, h...)
+	}
 	ws := mergeSpans(overlapsAmong(loose), intersectSpans(mergeSpans(loose), firm))
 	if len(ws) == 0 {
 		return nil
@@ -602,6 +604,24 @@ func (d *dedup) seen(e logql.Entry, src int) bool {
 	k := keyOf(e)
 	if s, ok := d.from[k]; ok {
 		return s != src
+	}
+	d.from[k] = src
+	return false
+}
+
+// seenAny is seen for an entry of the head, whose blocks and tail are one source here: e came already from any
+// source, the head included (its blocks hold no repeat, but two of them, or one and the tail, may share one).
+func (d *dedup) seenAny(e logql.Entry, src int) bool {
+	if d == nil {
+		return false
+	}
+	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= e.Timestamp })
+	if i == len(d.windows) || d.windows[i][0] > e.Timestamp {
+		return false
+	}
+	k := keyOf(e)
+	if _, ok := d.from[k]; ok {
+		return true
 	}
 	d.from[k] = src
 	return false
