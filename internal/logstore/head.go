@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
@@ -39,31 +40,58 @@ func (st *stream) seal() {
 	if len(st.tail) == 0 {
 		return
 	}
-	// A repeat within the tail is sealed once (the stream's head counters keep it until the cut recounts them).
-	if t := dedupTail(st.tail); len(t) != len(st.tail) {
-		st.tail, st.tailBytes = t, 0
-		for _, e := range t {
-			st.tailBytes += len(e.Line)
+	ts, sorted := tailTimes(st.tail, timeBufs.Get().(*[]int64))
+	defer timeBufs.Put(ts)
+	if hasTie(*ts) {
+		// A repeat within the tail is sealed once (the stream's head counters keep it until the cut recounts
+		// them). Only entries of a shared timestamp can repeat one another, so most tails skip this.
+		if t := dedupTail(st.tail); len(t) != len(st.tail) {
+			st.tail, st.tailBytes = t, 0
+			for _, e := range t {
+				st.tailBytes += len(e.Line)
+			}
+			ts, sorted = tailTimes(st.tail, ts)
 		}
 	}
 	e := encbuf{b: headBufs.get()}
 	e.uvarint(0) // no stream labels
 	e.entries(st.tail)
 	enc := s2.Encode(headBufs.get()[:0], e.b)
-	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: math.MaxInt64, maxT: math.MinInt64, lineBytes: st.tailBytes}
+	tt := *ts
+	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: tt[0], maxT: tt[len(tt)-1], lineBytes: st.tailBytes,
+		sorted: sorted, spans: spansOf(len(tt), func(i int) int64 { return tt[i] })}
 	headBufs.put(e.b)
 	headBufs.put(enc)
-	b.sorted = true
-	for i, en := range st.tail {
-		b.minT = min(b.minT, en.Timestamp)
-		b.maxT = max(b.maxT, en.Timestamp)
-		if i > 0 && en.Timestamp < st.tail[i-1].Timestamp {
-			b.sorted = false
-		}
-	}
-	b.spans = tailSpans(st.tail, b.sorted)
 	st.blocks = append(st.blocks, b)
 	st.tail, st.tailBytes = nil, 0
+}
+
+// timeBufs holds scratch slices of timestamps for sealing.
+var timeBufs = sync.Pool{New: func() any { return new([]int64) }}
+
+// tailTimes fills *buf with the timestamps of es in ascending order and reports whether es was in that order.
+func tailTimes(es []logql.Entry, buf *[]int64) (*[]int64, bool) {
+	ts := (*buf)[:0]
+	sorted := true
+	for i, e := range es {
+		ts = append(ts, e.Timestamp)
+		sorted = sorted && (i == 0 || e.Timestamp >= es[i-1].Timestamp)
+	}
+	if !sorted {
+		slices.Sort(ts)
+	}
+	*buf = ts
+	return buf, sorted
+}
+
+// hasTie reports whether two of the ascending timestamps ts are equal.
+func hasTie(ts []int64) bool {
+	for i := 1; i < len(ts); i++ {
+		if ts[i] == ts[i-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // timeSpans are the block's spans, or [minT, maxT] when it has none.
