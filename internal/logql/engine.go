@@ -552,7 +552,7 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		bounds = ev.foldBounds(rng, off)
 	}
 	var err error
-	if cq, ok := ev.q.(Counter); ok && fold && len(stages) == 0 && ra.Grouping != nil && !ra.Grouping.Without {
+	if cq, ok := ev.q.(Counter); ok && fold && countNeutral(stages, byNames) && ra.Grouping != nil && !ra.Grouping.Without {
 		err = ev.countRange(cq, ra, sp, bounds, byNames, series, maxSeries)
 	} else {
 		err = ev.selectRange(ra, sp, p, fold, bounds, byNames, series, maxSeries)
@@ -561,6 +561,29 @@ func (ev *evaluator) evalRange(ra *RangeAggregation) (*vectorResult, error) {
 		return nil, err
 	}
 	return ev.windows(ra, series, fold)
+}
+
+// countNeutral reports whether stages leave a grouped count as it is without them: none, or only drops of
+// labels the grouping does not name (Grafana's log volume query ends in `| drop __error__`). With no other
+// stage nothing can set an error label, and a drop never removes a line.
+func countNeutral(stages []Stage, byNames []string) bool {
+	for _, st := range stages {
+		d, ok := st.(*DropKeepStage)
+		if !ok || d.Keep {
+			return false
+		}
+		for _, n := range d.Names {
+			if slices.Contains(byNames, n) {
+				return false
+			}
+		}
+		for _, m := range d.Ms {
+			if slices.Contains(byNames, m.Name) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // countRange fills series from a Counter: the lines of a counting range aggregation with an empty pipeline,

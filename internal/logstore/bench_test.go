@@ -251,22 +251,33 @@ func BenchmarkQueryCountInterleaved(b *testing.B) {
 			}
 		}
 	}
-	expr, err := logql.ParseExpr(`sum(count_over_time({env="prod"}[1h]))`)
-	if err != nil {
-		b.Fatal(err)
-	}
 	end := base + int64(time.Hour)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var st logql.Stats
-		res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), end-int64(time.Minute), end, int64(time.Minute), &st)
-		if err != nil || len(res) == 0 {
-			b.Fatal(err, len(res))
-		}
-		if st.TotalLinesProcessed != senders*perSender*500 {
-			b.Fatalf("%d lines processed, want %d", st.TotalLinesProcessed, senders*perSender*500)
-		}
+	for _, tc := range []struct {
+		name, query string
+		start, step int64
+	}{
+		{"all", `sum(count_over_time({env="prod"}[1h]))`, end - int64(time.Minute), int64(time.Minute)},
+		// The runner's grouped count: a line filter and a window per minute.
+		{"grouped-filter-1m", `sum by (service_name) (count_over_time({env="prod"} |= "level=error" [1m]))`, base, int64(time.Minute)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			expr, err := logql.ParseExpr(tc.query)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var st logql.Stats
+				res, _, err := s.Engine().EvalRange(context.Background(), s.Querier("bench"), expr.(logql.SampleExpr), tc.start, end, tc.step, &st)
+				if err != nil || len(res) == 0 {
+					b.Fatal(err, len(res))
+				}
+				if st.TotalLinesProcessed != senders*perSender*500 {
+					b.Fatalf("%d lines processed, want %d", st.TotalLinesProcessed, senders*perSender*500)
+				}
+			}
+		})
 	}
 }
 

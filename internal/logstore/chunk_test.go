@@ -479,8 +479,8 @@ func TestDuplicateAcrossChunks(t *testing.T) {
 	push(a, b, logql.Entry{Timestamp: ts(-20), Line: "first chunk only"})
 	flush()
 	// The second chunk overlaps the first: [-40, -25] within [-40, -20].
-	// (An entry equal in time and line to the one pushed just before it is dropped by the push path whatever
-	// its metadata, as Loki's ingester does; b with other metadata comes after another line.)
+	// (An entry equal in time, line and metadata to the one pushed just before it is dropped by the push path,
+	// as Loki's ingester does: TestRepeatOfPreviousLine.)
 	push(a, b, logql.Entry{Timestamp: ts(-40), Line: "same time, other line"},
 		logql.Entry{Timestamp: ts(-35), Line: "in two chunks", Metadata: labels.FromStrings("trace_id", "t2")},
 		logql.Entry{Timestamp: ts(-25), Line: "second chunk only"})
@@ -538,7 +538,11 @@ func TestDedupWindows(t *testing.T) {
 		{[]*chunkMeta{c(1, 10), c(2, 3), c(5, 6)}, 20, 30, [][2]int64{{2, 3}, {5, 6}}},
 		{[]*chunkMeta{c(1, 10), c(2, 30)}, 20, 40, [][2]int64{{2, 10}, {20, 30}}},
 	} {
-		d := newDedup(tc.chunks, tc.hmin, tc.hmax)
+		var hs [][][2]int64
+		if tc.hmin <= tc.hmax {
+			hs = [][][2]int64{{{tc.hmin, tc.hmax}}}
+		}
+		d := newDedup(tc.chunks, hs)
 		var got [][2]int64
 		if d != nil {
 			got = d.windows
@@ -547,7 +551,7 @@ func TestDedupWindows(t *testing.T) {
 			t.Errorf("%v head [%d,%d]: windows %v, want %v", tc.chunks, tc.hmin, tc.hmax, got, tc.want)
 		}
 	}
-	d := newDedup([]*chunkMeta{c(1, 10), c(5, 20)}, 1, 0)
+	d := newDedup([]*chunkMeta{c(1, 10), c(5, 20)}, nil)
 	e := logql.Entry{Timestamp: 7, Line: "x"}
 	if d.seen(e, 0) || d.seen(e, 0) {
 		t.Fatal("an entry twice in one source is not a duplicate")

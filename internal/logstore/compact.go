@@ -113,7 +113,7 @@ func (s *Store) mergeSmall(ctx context.Context, tid string, st *stream, chunks [
 		seg := 0
 		// An entry that lies in two of the chunks (see dedup) is written once: in one merged chunk the query
 		// could no longer tell the copies from two lines pushed alike.
-		dd := newDedup(run, 1, 0)
+		dd := newDedup(run, nil)
 		for ci, c := range run {
 			seg = max(seg, c.WALSeg)
 			part, err := s.loadChunk(ctx, c)

@@ -96,7 +96,7 @@ func (c *counter) countHead(stream labels.Labels, blocks []headBlock, dd *dedup,
 		if b.maxT < p.Start || b.minT >= p.End {
 			continue
 		}
-		if dd.overlaps(b.minT, b.maxT) {
+		if dd.overlaps(b.timeSpans()) {
 			rest = append(rest, *b)
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -131,6 +130,9 @@ func TestCountMatchesEntries(t *testing.T) {
 		{`sum(count_over_time({env="t"}[5s]))`, 540, 700, 5},
 		{`sum by (level) (bytes_over_time({env="t"} |= "timeout" [17s]))`, 540, 700, 3},
 		{`sum(count_over_time({env="t"}[100s]))`, 700, 700, 0},
+		{`sum by (level, detected_level) (count_over_time({env="t"} | drop __error__[1m]))`, 0, 700, 60},
+		{`sum by (level) (count_over_time({app="a"} | drop __error__, trace_id, app="from-metadata" [2m]))`, 0, 700, 60},
+		{`sum by (level) (count_over_time({app="a"} | drop level [2m]))`, 0, 700, 60},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			expr, err := logql.ParseSampleExpr(tc.query)
@@ -169,13 +171,7 @@ func TestCountChunkEdges(t *testing.T) {
 	st := td.matchStreams([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "a")})[0]
 	st.mu.Lock()
 	chunks := append([]*chunkMeta(nil), st.chunks...)
-	hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, b := range st.blocks {
-		hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
-	}
-	for _, e := range st.tail {
-		hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
-	}
+	hs := headSpans(st.blocks, st.tail)
 	blocks := len(st.blocks)
 	st.mu.Unlock()
 	if blocks < 5 {
@@ -201,7 +197,7 @@ func TestCountChunkEdges(t *testing.T) {
 		}
 		return res[0].Points[0].V
 	}
-	dd := newDedup(chunks, hmin, hmax)
+	dd := newDedup(chunks, hs)
 	var alone []*chunkMeta
 	for _, c := range chunks {
 		span := (c.MaxT - c.MinT) / sec
@@ -221,10 +217,10 @@ func TestCountChunkEdges(t *testing.T) {
 				t.Errorf("chunk %d..%d s, %s: counted %v, line by line %v", (c.MinT-countT0)/sec, (c.MaxT-countT0)/sec, w.name, got, want)
 			}
 		}
-		if got := count(q, c.MaxT, span+1); !dd.overlaps(c.MinT, c.MaxT) && got != float64(c.Entries) {
+		if got := count(q, c.MaxT, span+1); !dd.overlaps(c.spans()) && got != float64(c.Entries) {
 			t.Errorf("chunk %d..%d s holds %d lines, counted %v", (c.MinT-countT0)/sec, (c.MaxT-countT0)/sec, c.Entries, got)
 		}
-		if !dd.overlaps(c.MinT, c.MaxT) {
+		if !dd.overlaps(c.spans()) {
 			alone = append(alone, c)
 		}
 	}
@@ -276,7 +272,7 @@ func TestCountBudget(t *testing.T) {
 // TestDedupSameTimestamp: entries that share a timestamp but differ in line or metadata are all kept; an
 // equal entry from another source is dropped, from the same source kept (a source holds no duplicates).
 func TestDedupSameTimestamp(t *testing.T) {
-	d := newDedup([]*chunkMeta{{MinT: 0, MaxT: 10}, {MinT: 5, MaxT: 20}}, 1, 0)
+	d := newDedup([]*chunkMeta{{MinT: 0, MaxT: 10}, {MinT: 5, MaxT: 20}}, nil)
 	md := func(kv ...string) labels.Labels { return labels.FromStrings(kv...) }
 	for i, tc := range []struct {
 		ts   int64

@@ -104,6 +104,10 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		for _, c := range metas {
 			c.WALSeg = seg
 		}
+		st.mu.Lock()
+		prior := append([]*chunkMeta(nil), st.chunks...)
+		st.mu.Unlock()
+		s.markDistinct(ctx, prior, metas)
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
 		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)
@@ -264,7 +268,8 @@ func (s *Store) writeChunk(ctx context.Context, tenantID string, lbs labels.Labe
 			traces[t] = struct{}{}
 		}
 	}
-	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces})
+	return s.uploadChunk(ctx, tenantID, lbs, fp, data, rawChunk{minT: es[0].Timestamp, maxT: es[len(es)-1].Timestamp, n: len(es), lineBytes: lineBytes, traces: traces,
+		spans: spansOf(len(es), func(i int) int64 { return es[i].Timestamp })})
 }
 
 // uploadChunk uploads a compressed chunk and returns its index entry.
@@ -280,5 +285,5 @@ func (s *Store) uploadChunk(ctx context.Context, tenantID string, lbs labels.Lab
 	}
 	s.m.chunksFlushed.Inc()
 	s.m.chunkBytes.Add(float64(len(data)))
-	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl}, nil
+	return &chunkMeta{Stream: lbs, Key: key, MinT: c.minT, MaxT: c.maxT, Entries: c.n, Bytes: lineBytes, Size: len(data), Bloom: bl, Spans: c.spans}, nil
 }

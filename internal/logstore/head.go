@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
@@ -28,6 +29,9 @@ type headBlock struct {
 	minT, maxT int64
 	lineBytes  int
 	sorted     bool // entries in time order
+	// spans are where the block's timestamps lie (see spansOf): the read's duplicate check and the counting
+	// path compare them with the stream's other sources.
+	spans [][2]int64
 }
 
 // seal compresses the open tail into a block; st.mu is held. The tail gets a new slice: query snapshots of the
@@ -36,23 +40,117 @@ func (st *stream) seal() {
 	if len(st.tail) == 0 {
 		return
 	}
+	ts, sorted := tailTimes(st.tail, timeBufs.Get().(*[]int64))
+	defer timeBufs.Put(ts)
+	if hasTie(*ts) {
+		// A repeat within the tail is sealed once (the stream's head counters keep it until the cut recounts
+		// them). Only entries of a shared timestamp can repeat one another, so most tails skip this.
+		if t := dedupTail(st.tail); len(t) != len(st.tail) {
+			st.tail, st.tailBytes = t, 0
+			for _, e := range t {
+				st.tailBytes += len(e.Line)
+			}
+			ts, sorted = tailTimes(st.tail, ts)
+		}
+	}
 	e := encbuf{b: headBufs.get()}
 	e.uvarint(0) // no stream labels
 	e.entries(st.tail)
 	enc := s2.Encode(headBufs.get()[:0], e.b)
-	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: math.MaxInt64, maxT: math.MinInt64, lineBytes: st.tailBytes}
+	tt := *ts
+	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: tt[0], maxT: tt[len(tt)-1], lineBytes: st.tailBytes,
+		sorted: sorted, spans: spansOf(len(tt), func(i int) int64 { return tt[i] })}
 	headBufs.put(e.b)
 	headBufs.put(enc)
-	b.sorted = true
-	for i, en := range st.tail {
-		b.minT = min(b.minT, en.Timestamp)
-		b.maxT = max(b.maxT, en.Timestamp)
-		if i > 0 && en.Timestamp < st.tail[i-1].Timestamp {
-			b.sorted = false
-		}
-	}
 	st.blocks = append(st.blocks, b)
 	st.tail, st.tailBytes = nil, 0
+}
+
+// timeBufs holds scratch slices of timestamps for sealing.
+var timeBufs = sync.Pool{New: func() any { return new([]int64) }}
+
+// tailTimes fills *buf with the timestamps of es in ascending order and reports whether es was in that order.
+func tailTimes(es []logql.Entry, buf *[]int64) (*[]int64, bool) {
+	ts := (*buf)[:0]
+	sorted := true
+	for i, e := range es {
+		ts = append(ts, e.Timestamp)
+		sorted = sorted && (i == 0 || e.Timestamp >= es[i-1].Timestamp)
+	}
+	if !sorted {
+		slices.Sort(ts)
+	}
+	*buf = ts
+	return buf, sorted
+}
+
+// hasTie reports whether two of the ascending timestamps ts are equal.
+func hasTie(ts []int64) bool {
+	for i := 1; i < len(ts); i++ {
+		if ts[i] == ts[i-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// timeSpans are the block's spans, or [minT, maxT] when it has none.
+func (b *headBlock) timeSpans() [][2]int64 {
+	if len(b.spans) > 0 || b.n == 0 {
+		return b.spans
+	}
+	return [][2]int64{{b.minT, b.maxT}}
+}
+
+// headSpans are the time spans of a head snapshot's sources: each block's, then the tail's. A block holds no
+// entry twice (seal drops repeats), but two blocks, or a block and the tail, may share one: a push retried
+// once its first copy was sealed, or after a restart replayed it.
+func headSpans(blocks []headBlock, tail []logql.Entry) [][][2]int64 {
+	hs := make([][][2]int64, 0, len(blocks)+1)
+	for i := range blocks {
+		hs = append(hs, blocks[i].timeSpans())
+	}
+	return append(hs, tailSpans(tail, false))
+}
+
+// dedupTail returns es without the entries equal (time, line, structured metadata) to one before them, as
+// Loki's head block keeps a repeated entry once; es itself when it has none (the common case: no copy).
+func dedupTail(es []logql.Entry) []logql.Entry {
+	var first map[entryKey]int
+	var out []logql.Entry
+	for i, e := range es {
+		if first == nil {
+			first = make(map[entryKey]int, len(es))
+		}
+		k := keyOf(e)
+		if j, ok := first[k]; ok && es[j].Line == e.Line && labels.Equal(es[j].Metadata, e.Metadata) {
+			if out == nil {
+				out = append(make([]logql.Entry, 0, len(es)), es[:i]...)
+			}
+			continue
+		}
+		first[k] = i
+		if out != nil {
+			out = append(out, e)
+		}
+	}
+	if out == nil {
+		return es
+	}
+	return out
+}
+
+// tailSpans are the time spans of entries (in time order when sorted is set).
+func tailSpans(es []logql.Entry, sorted bool) [][2]int64 {
+	if sorted {
+		return spansOf(len(es), func(i int) int64 { return es[i].Timestamp })
+	}
+	ts := make([]int64, len(es))
+	for i, e := range es {
+		ts[i] = e.Timestamp
+	}
+	ss, _ := spansOfUnsorted(ts, ts)
+	return ss
 }
 
 // decode returns the block's entries that p selects (time range, trace id, line filter), in arrival order.
@@ -156,6 +254,7 @@ type rawChunk struct {
 	minT, maxT int64
 	n          int
 	lineBytes  int
+	spans      [][2]int64
 	traces     map[string]struct{}
 }
 
@@ -218,6 +317,19 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 	if !sorted {
 		sort.SliceStable(ents, func(i, j int) bool { return ents[i].ts < ents[j].ts })
 	}
+	// An entry equal to one before it in the head (a retried push whose first copy was not the line just
+	// before it) is written once, as Loki's head block keeps it once: entries of one timestamp are neighbours
+	// now, and equal metadata sets encode alike.
+	kept, group := ents[:0], 0
+	for _, en := range ents {
+		if len(kept) == 0 || kept[len(kept)-1].ts != en.ts {
+			group = len(kept)
+		} else if slices.ContainsFunc(kept[group:], func(k rawEntry) bool { return k.line == en.line && k.meta == en.meta }) {
+			continue
+		}
+		kept = append(kept, en)
+	}
+	ents = kept
 	var hdr encbuf
 	hdr.labels(lbs)
 	var parts []rawChunk
@@ -227,10 +339,11 @@ func blocksToChunks(lbs labels.Labels, blocks []headBlock, target int) ([]rawChu
 			size += len(ents[n].line)
 			n++
 		}
-		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{}}
+		part := ents[:n]
+		c := rawChunk{minT: ents[0].ts, maxT: ents[n-1].ts, n: n, lineBytes: size, traces: map[string]struct{}{},
+			spans: spansOf(n, func(i int) int64 { return part[i].ts })}
 		e := encbuf{b: chunkBufs.get()}
 		e.b = append(e.b, hdr.b...)
-		part := ents[:n]
 		appendColumns(&e, n, func(i int) (int64, string) { return part[i].ts, part[i].line }, func(i int, m *encbuf) { m.b = append(m.b, part[i].meta...) })
 		for _, en := range part {
 			md := decbuf{s: en.meta}

@@ -82,6 +82,9 @@ func (s *Store) loadIndex(ctx context.Context) error {
 					continue
 				}
 				seen[c.Key] = true
+				if !validSpans(c.Spans, c.MinT, c.MaxT) {
+					c.Spans = nil // the read then takes [MinT, MaxT], which holds every entry
+				}
 				st := td.getOrCreate(c.Stream)
 				st.chunks = append(st.chunks, c)
 				if c.WALSeg > st.flushedSeg {

@@ -140,17 +140,12 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 		// are read once. Only where two sources overlap in time can such a pair lie; the entries there are
 		// remembered with their source, and one equal to an entry of another source is skipped (a source holds
 		// no such pair itself: the push path drops them).
-		hmin, hmax := int64(math.MaxInt64), int64(math.MinInt64)
-		for _, b := range w.blocks {
-			hmin, hmax = min(hmin, b.minT), max(hmax, b.maxT)
-		}
-		for _, e := range w.tail {
-			hmin, hmax = min(hmin, e.Timestamp), max(hmax, e.Timestamp)
-		}
-		w.dd = newDedup(w.chunks, hmin, hmax)
+		// Sources are compared by their time spans (see spansOf), not their [minT, maxT]: interleaving senders make
+		// those of every chunk cover the others' while no two share a timestamp.
+		w.dd = newDedup(w.chunks, headSpans(w.blocks, w.tail))
 		for _, c := range w.chunks {
 			j := &chunkJob{st: st, meta: c, res: make(chan chunkResult, 1)}
-			if cnt != nil && !w.dd.overlaps(c.MinT, c.MaxT) {
+			if cnt != nil && !w.dd.overlaps(c.spans()) {
 				// No other source of the stream shares this chunk's time: its lines are counted, not handed over.
 				j.count = cnt
 				if r, ok := cnt.fromStats(c, &p); ok {
@@ -232,7 +227,7 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 				return err
 			}
 		}
-		head, err := headEntries(w.blocks, w.tail, &p)
+		head, err := headEntries(w.blocks, dedupTail(w.tail), &p)
 		if err != nil {
 			return err
 		}
@@ -245,7 +240,7 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 			if e.Timestamp < p.Start || e.Timestamp >= p.End || (p.TraceID != "" && e.Metadata.Get("trace_id") != p.TraceID) {
 				continue
 			}
-			if dd.seen(e, len(w.chunks)) {
+			if dd.seenAny(e, len(w.chunks)) {
 				continue
 			}
 			if p.LineFilter != nil && !p.LineFilter(e.Line) {
@@ -525,15 +520,31 @@ type entryKey struct {
 
 var dedupSeed = maphash.MakeSeed()
 
-// newDedup covers chunks and a head spanning [hmin, hmax] (none when hmin > hmax); nil when no two overlap.
-func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
-	spans := make([][2]int64, 0, len(chunks)+1)
+// newDedup covers chunks and the head's sources, whose timestamps lie in heads (see headSpans); nil when no two
+// of them may share an entry. Its windows are where the spans of two sources meet, unless both are chunks
+// marked Distinct.
+func newDedup(chunks []*chunkMeta, heads [][][2]int64) *dedup {
+	var loose, firm [][2]int64
 	for _, c := range chunks {
-		spans = append(spans, [2]int64{c.MinT, c.MaxT})
+		if c.Distinct {
+			firm = append(firm, c.spans()...)
+		} else {
+			loose = append(loose, c.spans()...)
+		}
 	}
-	if hmin <= hmax {
-		spans = append(spans, [2]int64{hmin, hmax})
+	for _, h := range heads {
+		loose = append(loose, h...)
 	}
+	ws := mergeSpans(overlapsAmong(loose), intersectSpans(mergeSpans(loose), firm))
+	if len(ws) == 0 {
+		return nil
+	}
+	return &dedup{windows: ws, from: map[entryKey]int{}}
+}
+
+// overlapsAmong returns where two of spans meet, as ascending disjoint intervals. The spans of one source are
+// disjoint, so any two that meet belong to two sources. spans is sorted in place.
+func overlapsAmong(spans [][2]int64) [][2]int64 {
 	if len(spans) < 2 {
 		return nil
 	}
@@ -551,20 +562,34 @@ func newDedup(chunks []*chunkMeta, hmin, hmax int64) *dedup {
 		}
 		reach = max(reach, sp[1])
 	}
-	if len(ws) == 0 {
-		return nil
-	}
-	return &dedup{windows: ws, from: map[entryKey]int{}}
+	return ws
 }
 
-// overlaps reports whether [minT, maxT] meets one of d's windows: whether a source's entries there may need
+// intersectSpans returns where the spans of other meet u (ascending, disjoint).
+func intersectSpans(u, other [][2]int64) [][2]int64 {
+	var out [][2]int64
+	for _, o := range other {
+		i := sort.Search(len(u), func(i int) bool { return u[i][1] >= o[0] })
+		for ; i < len(u) && u[i][0] <= o[1]; i++ {
+			out = append(out, [2]int64{max(u[i][0], o[0]), min(u[i][1], o[1])})
+		}
+	}
+	return out
+}
+
+// overlaps reports whether one of spans meets one of d's windows: whether a source's entries there may need
 // comparing with another's.
-func (d *dedup) overlaps(minT, maxT int64) bool {
+func (d *dedup) overlaps(spans [][2]int64) bool {
 	if d == nil {
 		return false
 	}
-	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= minT })
-	return i < len(d.windows) && d.windows[i][0] <= maxT
+	for _, s := range spans {
+		i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= s[0] })
+		if i < len(d.windows) && d.windows[i][0] <= s[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // seen reports whether e came already from a source other than src, and remembers it otherwise.
@@ -579,6 +604,24 @@ func (d *dedup) seen(e logql.Entry, src int) bool {
 	k := keyOf(e)
 	if s, ok := d.from[k]; ok {
 		return s != src
+	}
+	d.from[k] = src
+	return false
+}
+
+// seenAny is seen for an entry of the head, whose blocks and tail are one source here: e came already from any
+// source, the head included (its blocks hold no repeat, but two of them, or one and the tail, may share one).
+func (d *dedup) seenAny(e logql.Entry, src int) bool {
+	if d == nil {
+		return false
+	}
+	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= e.Timestamp })
+	if i == len(d.windows) || d.windows[i][0] > e.Timestamp {
+		return false
+	}
+	k := keyOf(e)
+	if _, ok := d.from[k]; ok {
+		return true
 	}
 	d.from[k] = src
 	return false

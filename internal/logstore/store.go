@@ -110,6 +110,7 @@ type stream struct {
 	lastAppend time.Time
 	lastTs     int64
 	lastLine   string
+	lastMeta   labels.Labels
 	mark       int
 	chunks     []*chunkMeta
 	// flushedSeg is the highest WALSeg of the stream's chunks at open: WAL records of this stream from before
@@ -127,6 +128,14 @@ type chunkMeta struct {
 	Bytes   int           `json:"bytes"`
 	Size    int           `json:"size"`
 	Bloom   []byte        `json:"bloom,omitempty"`
+	// Spans are where the chunk's timestamps lie: at most maxSpans ascending, disjoint, inclusive intervals
+	// from MinT to MaxT (see spansOf). Chunks of earlier releases have none: [MinT, MaxT] stands for them.
+	Spans [][2]int64 `json:"spans,omitempty"`
+	// Distinct: no entry of this chunk is in another chunk its stream held when it was written (see
+	// markDistinct). Two chunks that both say so share no entry, so the read compares neither's entries with
+	// the other's, however their spans meet. Chunks of earlier releases and compaction's merged chunks do not
+	// say so.
+	Distinct bool `json:"distinct,omitempty"`
 	// WALSeg is the WAL segment the flush that wrote this chunk rotated to: every line of the chunk was
 	// written to the WAL before that segment. Replay skips a stream's records from before the newest WALSeg of
 	// its chunks, so a crash between a flush's upload and its WAL checkpoint does not store lines twice.
@@ -413,11 +422,11 @@ func (td *tenantDB) createLocked(lbs labels.Labels, h uint64) *stream {
 	return st
 }
 
-// append adds entries to the head; st.mu must be held. Exact duplicates of the previous line (same timestamp
-// and text) are dropped, as Loki does.
+// append adds entries to the head; st.mu must be held. Exact duplicates of the previous line (same timestamp,
+// text and structured metadata) are dropped, as Loki's ingester does.
 func (st *stream) append(es []logql.Entry, now time.Time) {
 	for _, e := range es {
-		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 {
+		if e.Timestamp == st.lastTs && e.Line == st.lastLine && st.headLen > 0 && labels.Equal(e.Metadata, st.lastMeta) {
 			continue
 		}
 		if st.headLen == 0 {
@@ -427,7 +436,7 @@ func (st *stream) append(es []logql.Entry, now time.Time) {
 		st.tailBytes += len(e.Line)
 		st.headBytes += len(e.Line)
 		st.headLen++
-		st.lastTs, st.lastLine = e.Timestamp, e.Line
+		st.lastTs, st.lastLine, st.lastMeta = e.Timestamp, e.Line, e.Metadata
 	}
 	st.lastAppend = now
 	if st.tailBytes >= headBlockBytes {
