@@ -278,13 +278,16 @@ const (
 	bloomK          = 14
 )
 
-func newBloom(n int) bloom {
-	bits := n * bloomBitsPerKey
+func newBloom(n int) bloom { return newBloomOf(n, bloomBitsPerKey, bloomK) }
+
+// newBloomOf returns an empty filter for n keys at bitsPerKey bits and k probes per key.
+func newBloomOf(n, bitsPerKey int, k byte) bloom {
+	bits := n * bitsPerKey
 	if bits < 64 {
 		bits = 64
 	}
 	b := make(bloom, 1+(bits+7)/8)
-	b[0] = bloomK
+	b[0] = k
 	return b
 }
 

@@ -32,6 +32,9 @@ type headBlock struct {
 	// spans are where the block's timestamps lie (see spansOf): the read's duplicate check and the counting
 	// path compare them with the stream's other sources.
 	spans [][2]int64
+	// traces holds the block's trace ids (nil when it has none), so that a trace-id lookup decodes only the
+	// head blocks that may hold the trace, as it reads only such chunks.
+	traces bloom
 }
 
 // seal compresses the open tail into a block; st.mu is held. The tail gets a new slice: query snapshots of the
@@ -59,12 +62,37 @@ func (st *stream) seal() {
 	enc := s2.Encode(headBufs.get()[:0], e.b)
 	tt := *ts
 	b := headBlock{data: append([]byte(nil), enc...), n: len(st.tail), minT: tt[0], maxT: tt[len(tt)-1], lineBytes: st.tailBytes,
-		sorted: sorted, spans: spansOf(len(tt), func(i int) int64 { return tt[i] })}
+		sorted: sorted, spans: spansOf(len(tt), func(i int) int64 { return tt[i] }), traces: traceBloom(st.tail)}
 	headBufs.put(e.b)
 	headBufs.put(enc)
 	st.blocks = append(st.blocks, b)
 	st.tail, st.tailBytes = nil, 0
 }
+
+// traceBloom returns a bloom filter of the trace ids of es, or nil when none has one. A head block's filter
+// is smaller than a chunk's (10 bits and 7 probes per id: about 1 % false positives), as it lives in memory
+// and a false positive costs one block's decode.
+func traceBloom(es []logql.Entry) bloom {
+	var ids []string
+	for _, e := range es {
+		if t := e.Metadata.Get("trace_id"); t != "" && (len(ids) == 0 || ids[len(ids)-1] != t) {
+			ids = append(ids, t)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	b := newBloomOf(len(ids), headBloomBitsPerKey, headBloomK)
+	for _, t := range ids {
+		b.add(t)
+	}
+	return b
+}
+
+const (
+	headBloomBitsPerKey = 10
+	headBloomK          = 7
+)
 
 // timeBufs holds scratch slices of timestamps for sealing.
 var timeBufs = sync.Pool{New: func() any { return new([]int64) }}
@@ -201,7 +229,7 @@ func headEntries(blocks []headBlock, tail []logql.Entry, p *logql.SelectParams) 
 	var out []logql.Entry
 	for i := range blocks {
 		b := &blocks[i]
-		if b.maxT < p.Start || b.minT >= p.End {
+		if b.maxT < p.Start || b.minT >= p.End || (p.TraceID != "" && !b.traces.has(p.TraceID)) {
 			continue
 		}
 		es, err := b.decode(&sel)

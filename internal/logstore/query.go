@@ -271,10 +271,22 @@ func (q *querier) selectAll(ctx context.Context, p logql.SelectParams, streams [
 // first (Forward), decoded in parallel (at most GOMAXPROCS at a time), stopping at the first chunk wholly
 // beyond the engine's cutoff: every later chunk is beyond it too.
 func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, streams []*stream, fn func(labels.Labels, logql.Entry) error) error {
+	// beyondT: a source wholly in [minT, maxT] holds no entry the engine would still keep.
+	beyondT := func(minT, maxT int64) bool {
+		cut, ok := p.Cutoff()
+		if !ok {
+			return false
+		}
+		if p.Direction == logql.Forward {
+			return minT > cut
+		}
+		return maxT < cut
+	}
+	beyond := func(c *chunkMeta) bool { return beyondT(c.MinT, c.MaxT) }
 	var jobs []*chunkJob
 	var head []logql.Entry
+	var order []int
 	for _, st := range streams {
-		head = head[:0]
 		st.mu.Lock()
 		for _, c := range st.chunks {
 			if c.MinT < p.End && c.MaxT >= p.Start && (p.TraceID == "" || bloom(c.Bloom).has(p.TraceID)) {
@@ -283,16 +295,38 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 		}
 		blocks, tail := st.blocks[:len(st.blocks):len(st.blocks)], st.tail[:len(st.tail):len(st.tail)]
 		st.mu.Unlock()
-		sealed, err := headEntries(blocks, nil, &p)
-		if err != nil {
-			return err
-		}
-		head = append(head[:0], sealed...)
-		head = headInRange(tail, &p, head)
-		head = filterHead(head, &p)
+		// The tail, then the sealed blocks in the query's direction, each skipped once the engine's cutoff lies
+		// beyond it: with a limit, a query after a burst of pushes decodes the newest blocks only, not up to
+		// max_head_bytes of lines.
+		head = filterHead(headInRange(tail, &p, head[:0]), &p)
 		for _, e := range head {
 			if err := fn(st.lbs, e); err != nil {
 				return err
+			}
+		}
+		order = order[:0]
+		for i := range blocks {
+			order = append(order, i)
+		}
+		if p.Direction == logql.Forward {
+			sort.SliceStable(order, func(i, j int) bool { return blocks[order[i]].minT < blocks[order[j]].minT })
+		} else {
+			sort.SliceStable(order, func(i, j int) bool { return blocks[order[i]].maxT > blocks[order[j]].maxT })
+		}
+		for _, i := range order {
+			b := &blocks[i]
+			if beyondT(b.minT, b.maxT) {
+				continue
+			}
+			sealed, err := headEntries(blocks[i:i+1], nil, &p)
+			if err != nil {
+				return err
+			}
+			head = filterHead(append(head[:0], sealed...), &p)
+			for _, e := range head {
+				if err := fn(st.lbs, e); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -300,16 +334,6 @@ func (q *querier) selectLimited(ctx context.Context, p logql.SelectParams, strea
 		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MinT < jobs[j].meta.MinT })
 	} else {
 		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].meta.MaxT > jobs[j].meta.MaxT })
-	}
-	beyond := func(c *chunkMeta) bool {
-		cut, ok := p.Cutoff()
-		if !ok {
-			return false
-		}
-		if p.Direction == logql.Forward {
-			return c.MinT > cut
-		}
-		return c.MaxT < cut
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
