@@ -522,7 +522,7 @@ func processCPU() time.Duration {
 }
 
 // openMetricloadFixture holds n counters shaped as metricload's, samples counter values 15 s apart.
-func openMetricloadFixture(b *testing.B, n, samples int) *tsdb.DB {
+func openMetricloadFixture(b testing.TB, n, samples int) *tsdb.DB {
 	opts := tsdb.DefaultOptions()
 	db, err := tsdb.Open(b.TempDir(), nil, nil, opts, nil)
 	if err != nil {
@@ -641,19 +641,56 @@ func TestShardedBudgets(t *testing.T) {
 			t.Fatalf("over the sample limit: %v, want %v", gr.Err, wr.Err)
 		}
 	})
-	// A query within the limit whose shards each go over their share: answered, unsharded, as the engine would.
-	t.Run("shard share", func(t *testing.T) {
-		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		se := newShardedEngine(ng, legs, 10, 3, 0)
-		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
-		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
-		gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
-		if gr.Err != nil || !got.(*shardQuery).fellBack {
-			t.Fatalf("err %v, fell back %v", gr.Err, got.(*shardQuery).fellBack)
+	// A query within the limit whose engine legs each go over their share: answered, unsharded, as the engine
+	// would. Streamed legs hold no rate matrix and count against the whole limit together: answered streamed.
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shard share/streamed=%v", streamed), func(t *testing.T) {
+			ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			se := newShardedEngine(ng, legs, 10, 3, 0)
+			se.maxSamples = 50_000_000
+			se.noFastLegs = !streamed
+			got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
+			sq := got.(*shardQuery)
+			if gr.Err != nil || sq.fellBack == streamed || (sq.streamed.Load() > 0) != streamed {
+				t.Fatalf("err %v, fell back %v, streamed legs %d", gr.Err, sq.fellBack, sq.streamed.Load())
+			}
+			if d := diffValue(wr.Value, gr.Value, false); d != "" {
+				t.Fatal(d)
+			}
+		})
+	}
+	// Over the whole limit by the streamed legs' rate points alone: refused in the engine's words, without the
+	// engine being asked (which would have loaded samples up to the limit again), at every limit from the
+	// smallest to just under what the rate points need.
+	t.Run("refused without the engine", func(t *testing.T) {
+		ng := testEngine()
+		se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
+		qry, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		res := qry.Exec(context.Background())
+		if res.Err != nil {
+			t.Fatal(res.Err)
 		}
-		if d := diffValue(wr.Value, gr.Value, false); d != "" {
-			t.Fatal(d)
+		sq := qry.(*shardQuery)
+		ratePoints := int(sq.ratePoints.Load())
+		if ratePoints == 0 || sq.streamed.Load() == 0 {
+			t.Fatalf("not streamed: %d rate points", ratePoints)
+		}
+		for _, limit := range []int{1, ratePoints / 2, ratePoints - 1} {
+			eng := promql.NewEngine(promql.EngineOpts{MaxSamples: limit, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			want, _ := eng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			wr := want.Exec(context.Background())
+			se := newShardedEngine(eng, eng, limit, 3, 0)
+			got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			gr := got.Exec(context.Background())
+			if wr.Err == nil || gr.Err == nil || gr.Err.Error() != wr.Err.Error() {
+				t.Fatalf("limit %d: %v, want %v", limit, gr.Err, wr.Err)
+			}
+			if got.(*shardQuery).fellBack {
+				t.Fatalf("limit %d: the engine was asked", limit)
+			}
 		}
 	})
 	t.Run("cancel stops every shard", func(t *testing.T) {
