@@ -1,6 +1,7 @@
 package metricstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -704,4 +705,50 @@ func TestShardedBudgets(t *testing.T) {
 			t.Fatal("a cancelled query answered")
 		}
 	})
+}
+
+// TestShardedAPIOverBudget: a streamed query over max_fetched_samples is refused through the API with the body
+// the unsharded engine's refusal has (Prometheus' 422 execution error), and so is one of the engine's legs.
+func TestShardedAPIOverBudget(t *testing.T) {
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var req prompb.WriteRequest
+	for i := range 60 {
+		ts := prompb.TimeSeries{Labels: series(fmt.Sprint("api_metric_", i%3, "_total"), "instance", fmt.Sprint("host-", i%7), "series", fmt.Sprint(i))}
+		for k := range 120 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: base.Add(time.Duration(k) * 15 * time.Second).UnixMilli(), Value: float64(k * (i%5 + 1))})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	body := encodeV1(t, &req)
+	var srvs []string
+	for _, shards := range []int{4, 1} {
+		cfg := testConfig(t)
+		cfg.QueryShards = shards
+		cfg.Limits.MaxFetchedSamples = 1000 // the 60 series' rate points at 121 steps are some 7,000
+		_, srv := openTestStore(t, cfg)
+		if code, msg := post(t, srv.URL+"/api/v1/write", contentTypeV1, body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, msg)
+		}
+		srvs = append(srvs, srv.URL)
+	}
+	start, end := base.Unix(), base.Add(30*time.Minute).Unix()
+	for _, q := range []string{
+		`sum by (instance) (rate({__name__=~"api_metric_.+"}[1m]))`, // streamed
+		`stddev by (instance) (rate(api_metric_1_total[1m]))`,       // the engine's legs
+	} {
+		var answers []string
+		for _, u := range srvs {
+			resp, err := http.Get(u + "/api/v1/query_range?" + url.Values{"query": {q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "step": {"15"}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers = append(answers, fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(b)))
+		}
+		want := `422 {"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"}`
+		if answers[0] != want || answers[1] != want {
+			t.Errorf("%s: sharded\n%.300s\nunsharded\n%.300s\nwant\n%s", q, answers[0], answers[1], want)
+		}
+	}
 }
