@@ -19,6 +19,11 @@ func (q checkpointQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 	return checkpointSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), ctx: ctx}
 }
 
+// selectUnchecked selects without the per-series Checkpoint, for a reader that looks at its context itself.
+func (q checkpointQuerier) selectUnchecked(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return q.Querier.Select(ctx, sortSeries, hints, ms...)
+}
+
 type checkpointSeriesSet struct {
 	storage.SeriesSet
 	ctx context.Context

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -32,9 +33,14 @@ import (
 // Its answers are the engine's to the bit: the window is the engine's (left-open, stale markers dropped), the
 // rate is extrapolatedRate's arithmetic in the same order, and a group's value at a step is accumulated over
 // its series in selection order with the same first-value and Kahan rules. Anything it does not do exactly as
-// the engine does (a native histogram sample, @, anchored or smoothed selectors, duration expressions, more
-// samples than the leg's budget) gives the leg back to the engine (errNotExact), which then answers, or
-// refuses, as always.
+// the engine does (a native histogram sample, @, anchored or smoothed selectors, duration expressions) gives
+// the leg back to the engine (errNotExact), which then answers, or refuses, as always. max_fetched_samples is
+// kept by all the streamed legs of a query together (legBudget): past it, the query is refused in the engine's
+// words without the engine being asked.
+//
+// What a leg holds while it streams: its groups' accumulators (groups × steps), one series' samples, and 8
+// bytes of label hash per series when the selection does not pin the metric name. Series are read unsorted, one
+// shard value's selection at a time (shard.go's concatSet), each series released when the next is read.
 
 // fastLeg is the plan of one streamed leg.
 type fastLeg struct {
@@ -95,15 +101,36 @@ type fastLegResult struct {
 	m     promql.Matrix
 	annos annotations.Annotations
 	total int64
+	// inner and answers are the leg's rate points and its groups' points: the engine's peak for the leg is
+	// about their sum (its rate matrix, then its answer beside it).
+	inner, answers int64
 }
 
 // checkEvery is how many series are read between looks at the context.
 const checkEvery = 64
 
-// eval streams the leg over the series q selects, at the range query's steps. maxSamples is the leg's share of
-// max_fetched_samples: the engine's peak for this leg is about the rate matrix plus one window plus the
-// groups' answers, and a leg that would pass it goes back to the engine, which refuses it in its own words.
-func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time.Time, interval time.Duration, maxSamples int) (*fastLegResult, error) {
+// legBudget is a sharded query's max_fetched_samples, which its streamed legs count against together. What a
+// streamed leg holds is its groups' accumulators and one series' samples, not the engine's rate matrix; but it
+// answers only what the unsharded engine would answer. The engine holds every series' rate points at once
+// before it aggregates them, so once the legs' rate points together pass the limit the engine would have
+// refused: the query is refused there, in the engine's words, without running it again on the engine.
+type legBudget struct {
+	max     int64
+	fetched atomic.Int64 // rate points of every streamed leg so far
+}
+
+// errTooManySamples is the engine's refusal of a query over max_fetched_samples, word for word.
+var errTooManySamples error = promql.ErrTooManySamples("query execution")
+
+// uncheckedSelecter is a querier that can select without wrapping each series for a Checkpoint: a streamed
+// leg looks at its context itself, and the wrapper cost an allocation per series.
+type uncheckedSelecter interface {
+	selectUnchecked(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet
+}
+
+// eval streams the leg over the series q selects, at the range query's steps, counting its rate points
+// against b (see legBudget).
+func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time.Time, interval time.Duration, b *legBudget) (*fastLegResult, error) {
 	startMs, endMs, stepMs := start.UnixMilli(), end.UnixMilli(), interval.Milliseconds()
 	if stepMs <= 0 || endMs < startMs {
 		return nil, errNotExact
@@ -119,7 +146,14 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 	}
 	defer querier.Close()
 	hints := &storage.SelectHints{Start: mint + 1, End: maxt, Step: stepMs, Range: rangeMs, Func: f.fn, Grouping: f.grouping, By: true}
-	set := querier.Select(ctx, false, hints, f.matchers...)
+	// Unsorted: the leg needs no order between groups, and a group's series come in the selection's order
+	// either way (see shard.go); sorting would hold every series of the selection at once.
+	var set storage.SeriesSet
+	if u, ok := querier.(uncheckedSelecter); ok {
+		set = u.selectUnchecked(ctx, false, hints, f.matchers...)
+	} else {
+		set = querier.Select(ctx, false, hints, f.matchers...)
+	}
 
 	var (
 		res       = &fastLegResult{}
@@ -128,17 +162,16 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 		key       []byte
 		pts       []promql.FPoint
 		it        chunkenc.Iterator
-		inner     int // rate answers so far: the engine's matrix between the two passes
 		rangeSecs = f.rng.Seconds()
 		// rate drops the metric name: two series of a selection that does not pin the name may then have
 		// the same labels, which the engine refuses when both answer at a step. Such a leg is the engine's.
-		unnamed map[uint64]struct{}
+		// The hashes of the labels without the name are kept in a slice, 8 bytes a series, and looked at
+		// for twins once every series is read (a map of them cost five times that).
+		unnamed []uint64
 		hbuf    []byte
 		checked = map[string]bool{} // metric names looked at for the "might not be a counter" info
 	)
-	if !namePinned(f.matchers) {
-		unnamed = map[uint64]struct{}{}
-	}
+	named := namePinned(f.matchers)
 	for n := 0; set.Next(); n++ {
 		if n%checkEvery == 0 {
 			if err := querylimit.Checkpoint(ctx); err != nil {
@@ -147,13 +180,10 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 		}
 		series := set.At()
 		lset := series.Labels()
-		if unnamed != nil {
+		if !named {
 			var h uint64
 			h, hbuf = lset.HashWithoutLabels(hbuf, labels.MetricName)
-			if _, dup := unnamed[h]; dup {
-				return nil, errNotExact
-			}
-			unnamed[h] = struct{}{}
+			unnamed = append(unnamed, h)
 		}
 		pts = pts[:0]
 		it = series.Iterator(it)
@@ -196,9 +226,6 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 				continue
 			}
 			res.total += int64(len(w))
-			if inner+len(w) > maxSamples {
-				return nil, errNotExact
-			}
 			if len(w) < 2 {
 				continue
 			}
@@ -214,7 +241,10 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 			}
 			f.add(g, step, r)
 		}
-		inner += outs
+		res.inner += int64(outs)
+		if outs > 0 && b.fetched.Add(int64(outs)) > b.max {
+			return nil, errTooManySamples
+		}
 		if outs > 0 {
 			// The engine's info, once per name: formatting it per series cost a seventh of the query.
 			if name := lset.Get(labels.MetricName); name != "" && !checked[name] {
@@ -231,6 +261,12 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	slices.Sort(unnamed)
+	for i := 1; i < len(unnamed); i++ {
+		if unnamed[i] == unnamed[i-1] {
+			return nil, errNotExact
+		}
 	}
 	res.annos.Merge(set.Warnings())
 	res.m = make(promql.Matrix, 0, len(order))
@@ -255,11 +291,8 @@ func (f *fastLeg) eval(ctx context.Context, q storage.Queryable, start, end time
 			}
 			ser.Floats = append(ser.Floats, promql.FPoint{T: startMs + int64(step)*stepMs, F: v})
 		}
-		inner += len(ser.Floats)
+		res.answers += int64(len(ser.Floats))
 		res.m = append(res.m, ser)
-	}
-	if inner > maxSamples {
-		return nil, errNotExact
 	}
 	return res, nil
 }

@@ -55,18 +55,20 @@ type shardedEngine struct {
 	shards   int
 	lookback time.Duration // the engine's lookback delta
 	procs    *querylimit.Processors
-	// legSamples is the legs' engine's max samples, which a streamed leg (fastleg.go) keeps to as well;
-	// noFastLegs hands every leg to the engine.
+	// legSamples is the legs' engine's max samples (a share of maxSamples, the whole query's); the streamed
+	// legs (fastleg.go) count against maxSamples together. noFastLegs hands every leg to the engine.
 	legSamples int
+	maxSamples int
 	noFastLegs bool
 }
 
-// legSamples is legs' max samples, which a streamed leg keeps to as the engine would.
+// legSamples is legs' max samples; the whole query's, which the streamed legs keep to together, is ng's
+// (maxSamples, legSamples until set).
 func newShardedEngine(ng, legs *promql.Engine, legSamples, shards int, lookback time.Duration) *shardedEngine {
 	if lookback <= 0 {
 		lookback = 5 * time.Minute // the engine's default
 	}
-	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, legSamples: legSamples, procs: querylimit.Shared()}
+	return &shardedEngine{ng: ng, legs: legs, parser: parser.NewParser(parser.Options{}), shards: shards, lookback: lookback, legSamples: legSamples, maxSamples: legSamples, procs: querylimit.Shared()}
 }
 
 // NewInstantQuery implements promql.QueryEngine.
@@ -315,11 +317,17 @@ type shardQuery struct {
 	fellBack bool           // answered unsharded after all
 	streamed atomic.Int32   // legs answered by the stream (fastleg.go)
 	unstream atomic.Int32   // streamable legs the stream gave back to the engine
+	// ratePoints are the streamed legs' rate points, counted against max_fetched_samples (see legBudget).
+	ratePoints atomic.Int64
 }
 
 // errNotExact gives sharding up for a query whose sharded answer could differ from the unsharded one, or that
 // sharding would not make faster.
 var errNotExact = errors.New("sharded evaluation would not be exact or faster")
+
+// errStreamedOverBudget is the streamed legs' refusal of a query over max_fetched_samples (an engine leg's
+// refusal of its share is not the query's).
+var errStreamedOverBudget = errors.New("streamed legs over max_fetched_samples")
 
 // maxShardValues bounds the values of the grouping label a query is sharded by: each shard's selection is a
 // set of values, which the TSDB looks up one by one.
@@ -337,6 +345,11 @@ func (s *shardQuery) Exec(ctx context.Context) *promql.Result {
 	defer cancel()
 
 	series, warns, err := s.runLegs(ctx)
+	if errors.Is(err, errStreamedOverBudget) {
+		// The streamed legs counted more rate points than the unsharded engine may hold: it would refuse
+		// too, so it is not asked (see legBudget).
+		return &promql.Result{Err: errTooManySamples}
+	}
 	if err == nil {
 		var outer promql.Query
 		if outer, err = s.newQuery(ctx, s.e.ng, &legQueryable{series: series}, s.plan.outer); err == nil {
@@ -427,11 +440,14 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type legOut struct {
-		m     promql.Matrix
-		warns annotations.Annotations
-		err   error
-		total int64
+		m              promql.Matrix
+		warns          annotations.Annotations
+		err            error
+		total          int64
+		streamed       bool
+		inner, answers int64
 	}
+	budget := &legBudget{max: int64(s.e.maxSamples)}
 	outs := make([]legOut, len(shardMs))
 	var wg sync.WaitGroup
 	for i, ms := range shardMs {
@@ -448,14 +464,15 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 			defer done()
 			sq := &shardQueryable{q: s.q, values: ms}
 			if s.plan.fast != nil {
-				r, err := s.plan.fast.eval(ctx, sq, s.start, s.end, s.interval, s.e.legSamples)
+				r, err := s.plan.fast.eval(ctx, sq, s.start, s.end, s.interval, budget)
 				switch {
 				case err == nil:
 					o.m, o.warns, o.total = r.m, r.annos, r.total
+					o.streamed, o.inner, o.answers = true, r.inner, r.answers
 					s.streamed.Add(1)
 					return
 				case !errors.Is(err, errNotExact):
-					o.err = err
+					o.err, o.streamed = err, true
 					cancel()
 					return
 				}
@@ -484,16 +501,31 @@ func (s *shardQuery) runLegs(ctx context.Context) ([]storage.Series, annotations
 	}
 	querylimit.Pause(ctx) // the legs need processors to make progress
 	wg.Wait()
+	s.ratePoints.Store(budget.fetched.Load())
 	var warns annotations.Annotations
-	var total int64
+	var total, streamedPeak int64
 	var all promql.Matrix
+	// A streamed leg's refusal first: the other legs' errors are the cancellation it caused.
+	for _, o := range outs {
+		if errors.Is(o.err, errTooManySamples) && o.streamed {
+			return nil, nil, errStreamedOverBudget
+		}
+	}
 	for _, o := range outs {
 		if o.err != nil {
 			return nil, nil, o.err
 		}
 		warns.Merge(o.warns)
 		total += o.total
+		if o.streamed {
+			streamedPeak += o.inner + o.answers
+		}
 		all = append(all, o.m...)
+	}
+	// Under the limit by the rate points alone, but the engine's peak is about the rate points and the answer
+	// together: near the limit, the engine judges.
+	if streamedPeak > int64(s.e.maxSamples) {
+		return nil, nil, errNotExact
 	}
 	s.samples = total
 	slices.SortFunc(all, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
@@ -687,49 +719,78 @@ func (q *shardQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 	if len(q.values) == 0 {
 		return q.Querier.Select(ctx, sortSeries, hints, ms...) // the one shard of an aggregation without grouping
 	}
-	sets := make([]storage.SeriesSet, len(q.values))
-	for i, v := range q.values {
-		sets[i] = q.Querier.Select(ctx, sortSeries, hints, append(slices.Clip(ms), v)...)
-	}
-	if sortSeries {
-		return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
-	}
-	return &concatSet{sets: sets}
+	return q.selectValues(ctx, q.Querier.Select, sortSeries, hints, ms...)
 }
 
-// concatSet is its series sets one after the other.
+// selectUnchecked is Select without the per-series Checkpoint (see uncheckedSelecter), when the querier
+// under it offers that.
+func (q *shardQuerier) selectUnchecked(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	var sel selectFunc = q.Querier.Select
+	if u, ok := q.Querier.(uncheckedSelecter); ok {
+		sel = u.selectUnchecked
+	}
+	if len(q.values) == 0 {
+		return sel(ctx, sortSeries, hints, ms...)
+	}
+	return q.selectValues(ctx, sel, sortSeries, hints, ms...)
+}
+
+func (q *shardQuerier) selectValues(ctx context.Context, sel selectFunc, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if sortSeries {
+		sets := make([]storage.SeriesSet, len(q.values))
+		for i, v := range q.values {
+			sets[i] = sel(ctx, sortSeries, hints, append(slices.Clip(ms), v)...)
+		}
+		return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	}
+	// One value's selection at a time: a shard has thousands of values, and a selection holds its postings
+	// and buffers until it is read.
+	return &concatSet{n: len(q.values), open: func(i int) storage.SeriesSet {
+		return sel(ctx, false, hints, append(slices.Clip(ms), q.values[i])...)
+	}}
+}
+
+type selectFunc func(context.Context, bool, *storage.SelectHints, ...*labels.Matcher) storage.SeriesSet
+
+// concatSet is its series sets one after the other, each opened when the one before it is done.
 type concatSet struct {
-	sets  []storage.SeriesSet
+	n     int
+	open  func(i int) storage.SeriesSet
+	cur   storage.SeriesSet
 	i     int
 	warns annotations.Annotations
 }
 
 func (c *concatSet) Next() bool {
-	for c.i < len(c.sets) {
-		if c.sets[c.i].Next() {
+	for c.i < c.n {
+		if c.cur == nil {
+			c.cur = c.open(c.i)
+		}
+		if c.cur.Next() {
 			return true
 		}
-		if c.sets[c.i].Err() != nil {
+		if c.cur.Err() != nil {
 			return false
 		}
-		c.warns.Merge(c.sets[c.i].Warnings())
+		c.warns.Merge(c.cur.Warnings())
+		c.cur = nil
 		c.i++
 	}
 	return false
 }
 
-func (c *concatSet) At() storage.Series { return c.sets[c.i].At() }
+func (c *concatSet) At() storage.Series { return c.cur.At() }
 
 func (c *concatSet) Err() error {
-	if c.i < len(c.sets) {
-		return c.sets[c.i].Err()
+	if c.cur != nil {
+		return c.cur.Err()
 	}
 	return nil
 }
 
 func (c *concatSet) Warnings() annotations.Annotations {
-	if c.i < len(c.sets) {
-		return c.warns.Merge(c.sets[c.i].Warnings())
+	if c.cur != nil {
+		return c.warns.Merge(c.cur.Warnings())
 	}
 	return c.warns
 }

@@ -1,6 +1,7 @@
 package metricstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -522,7 +523,7 @@ func processCPU() time.Duration {
 }
 
 // openMetricloadFixture holds n counters shaped as metricload's, samples counter values 15 s apart.
-func openMetricloadFixture(b *testing.B, n, samples int) *tsdb.DB {
+func openMetricloadFixture(b testing.TB, n, samples int) *tsdb.DB {
 	opts := tsdb.DefaultOptions()
 	db, err := tsdb.Open(b.TempDir(), nil, nil, opts, nil)
 	if err != nil {
@@ -641,19 +642,56 @@ func TestShardedBudgets(t *testing.T) {
 			t.Fatalf("over the sample limit: %v, want %v", gr.Err, wr.Err)
 		}
 	})
-	// A query within the limit whose shards each go over their share: answered, unsharded, as the engine would.
-	t.Run("shard share", func(t *testing.T) {
-		ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-		se := newShardedEngine(ng, legs, 10, 3, 0)
-		got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
-		want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
-		gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
-		if gr.Err != nil || !got.(*shardQuery).fellBack {
-			t.Fatalf("err %v, fell back %v", gr.Err, got.(*shardQuery).fellBack)
+	// A query within the limit whose engine legs each go over their share: answered, unsharded, as the engine
+	// would. Streamed legs hold no rate matrix and count against the whole limit together: answered streamed.
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shard share/streamed=%v", streamed), func(t *testing.T) {
+			ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			legs := promql.NewEngine(promql.EngineOpts{MaxSamples: 10, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			se := newShardedEngine(ng, legs, 10, 3, 0)
+			se.maxSamples = 50_000_000
+			se.noFastLegs = !streamed
+			got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			want, _ := ng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			gr, wr := got.Exec(context.Background()), want.Exec(context.Background())
+			sq := got.(*shardQuery)
+			if gr.Err != nil || sq.fellBack == streamed || (sq.streamed.Load() > 0) != streamed {
+				t.Fatalf("err %v, fell back %v, streamed legs %d", gr.Err, sq.fellBack, sq.streamed.Load())
+			}
+			if d := diffValue(wr.Value, gr.Value, false); d != "" {
+				t.Fatal(d)
+			}
+		})
+	}
+	// Over the whole limit by the streamed legs' rate points alone: refused in the engine's words, without the
+	// engine being asked (which would have loaded samples up to the limit again), at every limit from the
+	// smallest to just under what the rate points need.
+	t.Run("refused without the engine", func(t *testing.T) {
+		ng := testEngine()
+		se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
+		qry, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+		res := qry.Exec(context.Background())
+		if res.Err != nil {
+			t.Fatal(res.Err)
 		}
-		if d := diffValue(wr.Value, gr.Value, false); d != "" {
-			t.Fatal(d)
+		sq := qry.(*shardQuery)
+		ratePoints := int(sq.ratePoints.Load())
+		if ratePoints == 0 || sq.streamed.Load() == 0 {
+			t.Fatalf("not streamed: %d rate points", ratePoints)
+		}
+		for _, limit := range []int{1, ratePoints / 2, ratePoints - 1} {
+			eng := promql.NewEngine(promql.EngineOpts{MaxSamples: limit, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			want, _ := eng.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			wr := want.Exec(context.Background())
+			se := newShardedEngine(eng, eng, limit, 3, 0)
+			got, _ := se.NewRangeQuery(context.Background(), db, nil, q, start, end, 15*time.Second)
+			gr := got.Exec(context.Background())
+			if wr.Err == nil || gr.Err == nil || gr.Err.Error() != wr.Err.Error() {
+				t.Fatalf("limit %d: %v, want %v", limit, gr.Err, wr.Err)
+			}
+			if got.(*shardQuery).fellBack {
+				t.Fatalf("limit %d: the engine was asked", limit)
+			}
 		}
 	})
 	t.Run("cancel stops every shard", func(t *testing.T) {
@@ -667,4 +705,50 @@ func TestShardedBudgets(t *testing.T) {
 			t.Fatal("a cancelled query answered")
 		}
 	})
+}
+
+// TestShardedAPIOverBudget: a streamed query over max_fetched_samples is refused through the API with the body
+// the unsharded engine's refusal has (Prometheus' 422 execution error), and so is one of the engine's legs.
+func TestShardedAPIOverBudget(t *testing.T) {
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var req prompb.WriteRequest
+	for i := range 60 {
+		ts := prompb.TimeSeries{Labels: series(fmt.Sprint("api_metric_", i%3, "_total"), "instance", fmt.Sprint("host-", i%7), "series", fmt.Sprint(i))}
+		for k := range 120 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: base.Add(time.Duration(k) * 15 * time.Second).UnixMilli(), Value: float64(k * (i%5 + 1))})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	body := encodeV1(t, &req)
+	var srvs []string
+	for _, shards := range []int{4, 1} {
+		cfg := testConfig(t)
+		cfg.QueryShards = shards
+		cfg.Limits.MaxFetchedSamples = 1000 // the 60 series' rate points at 121 steps are some 7,000
+		_, srv := openTestStore(t, cfg)
+		if code, msg := post(t, srv.URL+"/api/v1/write", contentTypeV1, body); code != http.StatusNoContent {
+			t.Fatalf("push: %d %s", code, msg)
+		}
+		srvs = append(srvs, srv.URL)
+	}
+	start, end := base.Unix(), base.Add(30*time.Minute).Unix()
+	for _, q := range []string{
+		`sum by (instance) (rate({__name__=~"api_metric_.+"}[1m]))`, // streamed
+		`stddev by (instance) (rate(api_metric_1_total[1m]))`,       // the engine's legs
+	} {
+		var answers []string
+		for _, u := range srvs {
+			resp, err := http.Get(u + "/api/v1/query_range?" + url.Values{"query": {q}, "start": {fmt.Sprint(start)}, "end": {fmt.Sprint(end)}, "step": {"15"}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers = append(answers, fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(b)))
+		}
+		want := `422 {"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"}`
+		if answers[0] != want || answers[1] != want {
+			t.Errorf("%s: sharded\n%.300s\nunsharded\n%.300s\nwant\n%s", q, answers[0], answers[1], want)
+		}
+	}
 }

@@ -159,6 +159,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	legOpts.Reg = nil
 	legOpts.MaxSamples = max(1, engineOpts.MaxSamples/max(1, shards))
 	s.queryEngine = newShardedEngine(s.engine, promql.NewEngine(legOpts), legOpts.MaxSamples, shards, cfg.LookbackDelta)
+	s.queryEngine.maxSamples = engineOpts.MaxSamples
 	if cfg.Frontend.CacheResults {
 		s.resultsCache = newResultsCache(cfg.Frontend.ResultsCache.MaxSizeBytes, opts.Registerer)
 	}
