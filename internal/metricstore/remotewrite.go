@@ -568,16 +568,18 @@ func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) label
 // strings they name for 2.0) to the series' labels and head reference, so a known series is appended by
 // reference without building its labels and looking them up in the head, and without an allocation. Prometheus' scrape loop keeps the same kind of cache per target.
 //
-// Reads are lock-free: entries live in an immutable map swapped atomically; new entries wait in a small map
-// under a mutex and are merged into a new immutable map once it has grown by a quarter, so inserting n
-// series copies O(n) entries in all. A reference that went stale (the series left the head and came back) is
+// Reads are lock-free: entries live in an immutable map swapped atomically; new entries wait in a second map
+// under a mutex and are merged into a new immutable map once they are as many as the immutable map holds, so
+// inserting n series copies fewer than 2n entries in all (merging at a quarter copied 5n: at 1M new series that
+// was a tenth of the server's CPU and 170 MB of maps for the collector). The waiting map is sized for the
+// next merge when it is made, so it never grows by rehashing either. A reference that went stale (the series left the head and came back) is
 // harmless: the head does not know it and creates the series from the cached labels, and the new reference
 // replaces the old.
 type refCache struct {
 	frozen    atomic.Pointer[map[uint64]*refEntry]
-	mu        sync.Mutex
+	mu        sync.RWMutex // guards fresh; merges hold it for writing
 	fresh     map[uint64]*refEntry
-	freshHits int // lookups answered from fresh since the last merge
+	freshHits atomic.Int64 // lookups answered from fresh since the last merge
 }
 
 type refEntry struct {
@@ -600,8 +602,11 @@ func (e *refEntry) matches(pairs []rwLabel) bool {
 
 var errMismatch = errors.New("labels differ")
 
+// freshCap is how many new entries wait beside a frozen map of n entries before they are merged into it.
+func freshCap(n int) int { return max(1024, n) }
+
 func newRefCache() *refCache {
-	c := &refCache{fresh: map[uint64]*refEntry{}}
+	c := &refCache{fresh: make(map[uint64]*refEntry, freshCap(0))}
 	m := map[uint64]*refEntry{}
 	c.frozen.Store(&m)
 	return c
@@ -611,15 +616,19 @@ func (c *refCache) get(key uint64) *refEntry {
 	if e, ok := (*c.frozen.Load())[key]; ok {
 		return e
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
 	e := c.fresh[key]
-	if e != nil {
-		// When new series stop arriving, the last ones stay in fresh; once they have been looked up as many
-		// times as a merge copies entries (so the copy is paid for), merge them so their lookups stop locking.
-		if c.freshHits++; c.freshHits > max(1024, len(*c.frozen.Load())+len(c.fresh)) {
-			c.merge()
+	// When new series stop arriving, the last ones stay in fresh (up to half of the entries); once they have
+	// been looked up as many times as a merge copies entries (so the copy is paid for), merge them so their
+	// lookups stop taking the lock.
+	merge := e != nil && c.freshHits.Add(1) > int64(max(1024, len(*c.frozen.Load())+len(c.fresh)))
+	c.mu.RUnlock()
+	if merge {
+		c.mu.Lock()
+		if len(c.fresh) > 0 && c.freshHits.Load() > int64(max(1024, len(*c.frozen.Load())+len(c.fresh))) {
+			c.merge(false) // new series have stopped: no room kept for more
 		}
+		c.mu.Unlock()
 	}
 	return e
 }
@@ -628,13 +637,14 @@ func (c *refCache) put(key uint64, e *refEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fresh[key] = e
-	if len(c.fresh) >= max(1024, len(*c.frozen.Load())/4) {
-		c.merge()
+	if len(c.fresh) >= freshCap(len(*c.frozen.Load())) {
+		c.merge(true)
 	}
 }
 
-// merge makes a new frozen map of frozen and fresh; c.mu is held.
-func (c *refCache) merge() {
+// merge makes a new frozen map of frozen and fresh; c.mu is held. growing says that new series are arriving,
+// so the next fresh map is sized for the next merge.
+func (c *refCache) merge(growing bool) {
 	frozen := *c.frozen.Load()
 	m := make(map[uint64]*refEntry, len(frozen)+len(c.fresh))
 	for k, v := range frozen {
@@ -645,7 +655,10 @@ func (c *refCache) merge() {
 	}
 	c.frozen.Store(&m)
 	c.fresh = map[uint64]*refEntry{}
-	c.freshHits = 0
+	if growing {
+		c.fresh = make(map[uint64]*refEntry, freshCap(len(m)))
+	}
+	c.freshHits.Store(0)
 }
 
 // reset forgets every entry; called when the head drops series, so the cache does not keep labels of series
@@ -655,8 +668,8 @@ func (c *refCache) reset() {
 	defer c.mu.Unlock()
 	m := map[uint64]*refEntry{}
 	c.frozen.Store(&m)
-	c.fresh = map[uint64]*refEntry{}
-	c.freshHits = 0
+	c.fresh = make(map[uint64]*refEntry, freshCap(0))
+	c.freshHits.Store(0)
 }
 
 // len is the number of entries, for tests.
