@@ -577,9 +577,9 @@ func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) label
 // replaces the old.
 type refCache struct {
 	frozen    atomic.Pointer[map[uint64]*refEntry]
-	mu        sync.RWMutex // guards fresh; merges hold it for writing
+	mu        sync.Mutex
 	fresh     map[uint64]*refEntry
-	freshHits atomic.Int64 // lookups answered from fresh since the last merge
+	freshHits int // lookups answered from fresh since the last merge
 }
 
 type refEntry struct {
@@ -616,19 +616,16 @@ func (c *refCache) get(key uint64) *refEntry {
 	if e, ok := (*c.frozen.Load())[key]; ok {
 		return e
 	}
-	c.mu.RLock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	e := c.fresh[key]
-	// When new series stop arriving, the last ones stay in fresh (up to half of the entries); once they have
-	// been looked up as many times as a merge copies entries (so the copy is paid for), merge them so their
-	// lookups stop taking the lock.
-	merge := e != nil && c.freshHits.Add(1) > int64(max(1024, len(*c.frozen.Load())+len(c.fresh)))
-	c.mu.RUnlock()
-	if merge {
-		c.mu.Lock()
-		if len(c.fresh) > 0 && c.freshHits.Load() > int64(max(1024, len(*c.frozen.Load())+len(c.fresh))) {
+	if e != nil {
+		// When new series stop arriving, the last ones stay in fresh (up to half of the entries); once they
+		// have been looked up as many times as a merge copies entries (so the copy is paid for), merge them so
+		// their lookups stop locking.
+		if c.freshHits++; c.freshHits > max(1024, len(*c.frozen.Load())+len(c.fresh)) {
 			c.merge(false) // new series have stopped: no room kept for more
 		}
-		c.mu.Unlock()
 	}
 	return e
 }
@@ -658,7 +655,7 @@ func (c *refCache) merge(growing bool) {
 	if growing {
 		c.fresh = make(map[uint64]*refEntry, freshCap(len(m)))
 	}
-	c.freshHits.Store(0)
+	c.freshHits = 0
 }
 
 // reset forgets every entry; called when the head drops series, so the cache does not keep labels of series
@@ -669,7 +666,7 @@ func (c *refCache) reset() {
 	m := map[uint64]*refEntry{}
 	c.frozen.Store(&m)
 	c.fresh = make(map[uint64]*refEntry, freshCap(0))
-	c.freshHits.Store(0)
+	c.freshHits = 0
 }
 
 // len is the number of entries, for tests.
