@@ -570,10 +570,11 @@ func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) label
 //
 // Reads are lock-free: entries live in an immutable map swapped atomically; new entries wait in a second map
 // under a mutex and are merged into a new immutable map once they are as many as the immutable map holds, so
-// inserting n series copies fewer than 2n entries in all (merging at a quarter copied 5n: at 1M new series that
-// was a tenth of the server's CPU and 170 MB of maps for the collector). The waiting map is sized for the
-// next merge when it is made, so it never grows by rehashing either. A reference that went stale (the series left the head and came back) is
-// harmless: the head does not know it and creates the series from the cached labels, and the new reference
+// inserting n series copies fewer than 2n entries in all (merging at a quarter copied 5n: at 1M new series
+// that was a tenth of the server's CPU and 170 MB of maps for the collector). While series arrive, the waiting
+// map is made with room for up to freshRoom entries, so that it does not grow by rehashing from empty; no
+// more, so that a trickle of new series into a large cache does not hold a large empty map. A reference that
+// went stale (the series left the head and came back) is harmless: the head does not know it and creates the series from the cached labels, and the new reference
 // replaces the old.
 type refCache struct {
 	frozen    atomic.Pointer[map[uint64]*refEntry]
@@ -604,6 +605,9 @@ var errMismatch = errors.New("labels differ")
 
 // freshCap is how many new entries wait beside a frozen map of n entries before they are merged into it.
 func freshCap(n int) int { return max(1024, n) }
+
+// freshRoom bounds the room made in a new waiting map (64k entries: about 1 MiB of map).
+const freshRoom = 1 << 16
 
 func newRefCache() *refCache {
 	c := &refCache{fresh: make(map[uint64]*refEntry, freshCap(0))}
@@ -640,7 +644,7 @@ func (c *refCache) put(key uint64, e *refEntry) {
 }
 
 // merge makes a new frozen map of frozen and fresh; c.mu is held. growing says that new series are arriving,
-// so the next fresh map is sized for the next merge.
+// so the next fresh map is made with room for them.
 func (c *refCache) merge(growing bool) {
 	frozen := *c.frozen.Load()
 	m := make(map[uint64]*refEntry, len(frozen)+len(c.fresh))
@@ -653,7 +657,7 @@ func (c *refCache) merge(growing bool) {
 	c.frozen.Store(&m)
 	c.fresh = map[uint64]*refEntry{}
 	if growing {
-		c.fresh = make(map[uint64]*refEntry, freshCap(len(m)))
+		c.fresh = make(map[uint64]*refEntry, min(freshCap(len(m)), freshRoom))
 	}
 	c.freshHits = 0
 }
