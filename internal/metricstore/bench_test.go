@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -76,4 +77,53 @@ func benchmarkRemoteWriteIngest(b *testing.B, v2 bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkRefCache measures the remote write reference cache as 100k and 1M new series arrive (put, after the
+// miss that precedes it) and then as every series is looked up again (get, the steady state). The cost per
+// series is reported; at 1M the maps no longer fit the CPU's caches.
+func BenchmarkRefCache(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		keys := make([]uint64, n)
+		entries := make([]*refEntry, n)
+		for i := range keys {
+			keys[i] = xxhash.Sum64String(strconv.Itoa(i))
+			entries[i] = &refEntry{}
+			entries[i].ref.Store(uint64(i + 1))
+		}
+		b.Run("put/"+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c := newRefCache()
+				for i, k := range keys {
+					if c.get(k) != nil {
+						b.Fatal("hit before put")
+					}
+					c.put(k, entries[i])
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+		})
+		b.Run("get/"+strconv.Itoa(n), func(b *testing.B) {
+			c := newRefCache()
+			for i, k := range keys {
+				c.put(k, entries[i])
+			}
+			for range 3 { // as the next rounds do: the entries still waiting in fresh are merged
+				for _, k := range keys {
+					c.get(k)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for _, k := range keys {
+					if c.get(k) == nil {
+						b.Fatal("miss")
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+		})
+	}
 }
