@@ -104,10 +104,6 @@ func (s *Store) flush(ctx context.Context, force, early bool) error {
 		for _, c := range metas {
 			c.WALSeg = seg
 		}
-		st.mu.Lock()
-		prior := append([]*chunkMeta(nil), st.chunks...)
-		st.mu.Unlock()
-		s.markDistinct(ctx, prior, metas)
 		newMetas[m.td.id] = append(newMetas[m.td.id], metas...)
 		st.mu.Lock()
 		st.blocks = append([]headBlock(nil), st.blocks[st.mark:]...)

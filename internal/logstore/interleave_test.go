@@ -252,12 +252,11 @@ func FuzzSpansOf(f *testing.F) {
 	})
 }
 
-// TestDistinctChunks: two senders interleave line by line in one stream, one a push behind the other, so every
-// chunk's spans meet the next one's. Chunks that share no entry with those before them are marked Distinct at
-// flush and counted from their index entries. A retried push's chunk is not marked, and neither is a
-// compaction's merged chunk: when a crash leaves the merged chunk and its inputs both listed, each line is still
-// counted once.
-func TestDistinctChunks(t *testing.T) {
+// TestInterleavedLineByLine: two senders interleave line by line in one stream, one a push behind the other, so
+// every chunk's spans meet the next one's and the read compares them. Each line is counted once, by the counting
+// path and the entry path alike: after a retried push of a flushed line, after compaction, and when a crash
+// leaves compaction's merged chunk and its inputs both listed.
+func TestInterleavedLineByLine(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.ChunkTargetSize = 8 << 10
 		c.MinFreeDiskBytes = 0
@@ -314,28 +313,17 @@ func TestDistinctChunks(t *testing.T) {
 	if len(cs) < 5 {
 		t.Fatalf("%d chunks; the test wants several", len(cs))
 	}
-	var loose []*chunkMeta
-	for i, c := range cs {
-		if !c.Distinct {
-			t.Fatalf("chunk %d of %d not marked distinct", i, len(cs))
-		}
-		loose = append(loose, &chunkMeta{MinT: c.MinT, MaxT: c.MaxT, Spans: c.Spans})
-	}
-	if newDedup(loose, nil) == nil {
+	if newDedup(cs, nil) == nil {
 		t.Fatal("the chunks' spans do not meet: the senders do not interleave")
 	}
-	if dd := newDedup(cs, nil); dd != nil {
-		t.Fatalf("distinct chunks compared in %v", dd.windows)
-	}
 	q := e.store.Querier("t1").(*querier)
-	count := func(stage string, fromSummaries bool) {
+	count := func(stage string) {
 		t.Helper()
 		expr, err := logql.ParseSampleExpr(`sum(count_over_time({job="fine"}[20m]))`)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, qr := range []logql.Querier{q, entriesOnly{q}} {
-			before := cb.gets.Load()
 			var stats logql.Stats
 			res, _, err := (&logql.Engine{}).EvalRange(context.Background(), qr, expr, ts(0), ts(0), 0, &stats)
 			if err != nil {
@@ -344,24 +332,18 @@ func TestDistinctChunks(t *testing.T) {
 			if len(res) != 1 || res[0].Points[0].V != float64(total) {
 				t.Fatalf("%s: count %v, want %d", stage, res, total)
 			}
-			if read := cb.gets.Load() - before; qr == logql.Querier(q) && fromSummaries && read != 0 {
-				t.Errorf("%s: the count read %d chunk objects, want none", stage, read)
-			}
 		}
 	}
-	count("distinct chunks", true)
+	count("interleaved chunks")
 
-	// A retried push of a flushed line: the chunk cut from it shares that entry and is not marked.
+	// A retried push of a flushed line.
 	push(batch(1, 5))
 	flush()
 	after := chunks()
-	if last := after[len(after)-1]; last.Distinct {
-		t.Fatal("the chunk of a retried push is marked distinct")
-	}
-	count("after a retried push", false)
+	count("after a retried push")
 
-	// Compaction's merged chunk is not marked; a crash that leaves its inputs listed too (the new index written,
-	// the old index files not yet deleted) still counts each line once.
+	// Compaction, and a crash that leaves its inputs listed too (the new index written, the old index files not
+	// yet deleted).
 	saved := map[string][]byte{}
 	bdir := filepath.Join(e.dir, "bucket")
 	if err := filepath.WalkDir(bdir, func(p string, d os.DirEntry, err error) error {
@@ -383,15 +365,12 @@ func TestDistinctChunks(t *testing.T) {
 	for _, c := range chunks() {
 		if !before[c.Key] {
 			merged++
-			if c.Distinct {
-				t.Error("a merged chunk is marked distinct")
-			}
 		}
 	}
 	if merged == 0 {
 		t.Fatal("compaction merged nothing; the test wants a merged chunk")
 	}
-	count("after compaction", false)
+	count("after compaction")
 	for p, b := range saved {
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -405,7 +384,7 @@ func TestDistinctChunks(t *testing.T) {
 	if n := len(chunks()); n <= len(after) {
 		t.Fatalf("%d chunks after the simulated crash, want the merged chunks and their inputs (more than %d)", n, len(after))
 	}
-	count("after a crash between compaction's index and its deletes", false)
+	count("after a crash between compaction's index and its deletes")
 	e.close()
 }
 
@@ -473,32 +452,6 @@ func TestRetryWithinHeadWrittenOnce(t *testing.T) {
 	res, _, err := (&logql.Engine{}).EvalRange(context.Background(), e.store.Querier("t1"), expr, ts(0), ts(0), 0, &stats)
 	if err != nil || len(res) != 1 || res[0].Points[0].V != 5 {
 		t.Fatalf("count %v (%v), want 5", res, err)
-	}
-}
-
-// TestMarkDistinctBounded: a chunk whose spans meet more than maxDistinctChecks earlier chunks is left unmarked
-// without reading them (the bucket has none of these objects); one that meets none is marked without a read.
-func TestMarkDistinctBounded(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
-	defer e.close()
-	var prior []*chunkMeta
-	for i := int64(0); i <= maxDistinctChecks; i++ {
-		prior = append(prior, &chunkMeta{Key: fmt.Sprint("missing-", i), MinT: 10 * i, MaxT: 10*i + 5})
-	}
-	wide := &chunkMeta{Key: "missing-wide", MinT: 0, MaxT: 100}
-	apart := &chunkMeta{Key: "missing-apart", MinT: 200, MaxT: 300, Spans: [][2]int64{{200, 200}, {300, 300}}}
-	e.store.markDistinct(context.Background(), prior, []*chunkMeta{wide, apart})
-	if wide.Distinct {
-		t.Error("a chunk meeting more than maxDistinctChecks chunks was marked")
-	}
-	if !apart.Distinct {
-		t.Error("a chunk meeting no other was not marked")
-	}
-	// One that meets a chunk it cannot read is not marked.
-	near := &chunkMeta{Key: "missing-near", MinT: 1, MaxT: 2}
-	e.store.markDistinct(context.Background(), prior[:1], []*chunkMeta{near})
-	if near.Distinct {
-		t.Error("a chunk compared with an unreadable one was marked")
 	}
 }
 

@@ -545,21 +545,16 @@ type entryKey struct {
 var dedupSeed = maphash.MakeSeed()
 
 // newDedup covers chunks and the head's sources, whose timestamps lie in heads (see headSpans); nil when no two
-// of them may share an entry. Its windows are where the spans of two sources meet, unless both are chunks
-// marked Distinct.
+// of them may share an entry. Its windows are where the spans of two sources meet.
 func newDedup(chunks []*chunkMeta, heads [][][2]int64) *dedup {
-	var loose, firm [][2]int64
+	var spans [][2]int64
 	for _, c := range chunks {
-		if c.Distinct {
-			firm = append(firm, c.spans()...)
-		} else {
-			loose = append(loose, c.spans()...)
-		}
+		spans = append(spans, c.spans()...)
 	}
 	for _, h := range heads {
-		loose = append(loose, h...)
+		spans = append(spans, h...)
 	}
-	ws := mergeSpans(overlapsAmong(loose), intersectSpans(mergeSpans(loose), firm))
+	ws := overlapsAmong(spans)
 	if len(ws) == 0 {
 		return nil
 	}
@@ -587,18 +582,6 @@ func overlapsAmong(spans [][2]int64) [][2]int64 {
 		reach = max(reach, sp[1])
 	}
 	return ws
-}
-
-// intersectSpans returns where the spans of other meet u (ascending, disjoint).
-func intersectSpans(u, other [][2]int64) [][2]int64 {
-	var out [][2]int64
-	for _, o := range other {
-		i := sort.Search(len(u), func(i int) bool { return u[i][1] >= o[0] })
-		for ; i < len(u) && u[i][0] <= o[1]; i++ {
-			out = append(out, [2]int64{max(u[i][0], o[0]), min(u[i][1], o[1])})
-		}
-	}
-	return out
 }
 
 // overlaps reports whether one of spans meets one of d's windows: whether a source's entries there may need

@@ -2,7 +2,6 @@ package logstore
 
 import (
 	"slices"
-	"sort"
 )
 
 // This file holds time spans: where a chunk's or a head block's timestamps lie, as a few disjoint intervals
@@ -89,25 +88,4 @@ func validSpans(ss [][2]int64, minT, maxT int64) bool {
 		}
 	}
 	return true
-}
-
-// mergeSpans returns the union of span lists as ascending disjoint intervals.
-func mergeSpans(lists ...[][2]int64) [][2]int64 {
-	var all [][2]int64
-	for _, l := range lists {
-		all = append(all, l...)
-	}
-	if len(all) == 0 {
-		return nil
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i][0] < all[j][0] })
-	out := all[:1]
-	for _, s := range all[1:] {
-		if last := &out[len(out)-1]; s[0] <= last[1] {
-			last[1] = max(last[1], s[1])
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
 }

@@ -131,11 +131,6 @@ type chunkMeta struct {
 	// Spans are where the chunk's timestamps lie: at most maxSpans ascending, disjoint, inclusive intervals
 	// from MinT to MaxT (see spansOf). Chunks of earlier releases have none: [MinT, MaxT] stands for them.
 	Spans [][2]int64 `json:"spans,omitempty"`
-	// Distinct: no entry of this chunk is in another chunk its stream held when it was written (see
-	// markDistinct). Two chunks that both say so share no entry, so the read compares neither's entries with
-	// the other's, however their spans meet. Chunks of earlier releases and compaction's merged chunks do not
-	// say so.
-	Distinct bool `json:"distinct,omitempty"`
 	// WALSeg is the WAL segment the flush that wrote this chunk rotated to: every line of the chunk was
 	// written to the WAL before that segment. Replay skips a stream's records from before the newest WALSeg of
 	// its chunks, so a crash between a flush's upload and its WAL checkpoint does not store lines twice.
