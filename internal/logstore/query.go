@@ -600,7 +600,14 @@ func (d *dedup) overlaps(spans [][2]int64) bool {
 }
 
 // seen reports whether e came already from a source other than src, and remembers it otherwise.
-func (d *dedup) seen(e logql.Entry, src int) bool {
+func (d *dedup) seen(e logql.Entry, src int) bool { return d.check(e, src, false) }
+
+// seenAny is seen for an entry of the head, whose blocks and tail are one source here: e came already from any
+// source, the head included (its blocks hold no repeat, but two of them, or one and the tail, may share one).
+func (d *dedup) seenAny(e logql.Entry, src int) bool { return d.check(e, src, true) }
+
+// check remembers e as from src unless it came already: from another source, or from any with anySource.
+func (d *dedup) check(e logql.Entry, src int, anySource bool) bool {
 	if d == nil {
 		return false
 	}
@@ -610,25 +617,7 @@ func (d *dedup) seen(e logql.Entry, src int) bool {
 	}
 	k := keyOf(e)
 	if s, ok := d.from[k]; ok {
-		return s != src
-	}
-	d.from[k] = src
-	return false
-}
-
-// seenAny is seen for an entry of the head, whose blocks and tail are one source here: e came already from any
-// source, the head included (its blocks hold no repeat, but two of them, or one and the tail, may share one).
-func (d *dedup) seenAny(e logql.Entry, src int) bool {
-	if d == nil {
-		return false
-	}
-	i := sort.Search(len(d.windows), func(i int) bool { return d.windows[i][1] >= e.Timestamp })
-	if i == len(d.windows) || d.windows[i][0] > e.Timestamp {
-		return false
-	}
-	k := keyOf(e)
-	if _, ok := d.from[k]; ok {
-		return true
+		return anySource || s != src
 	}
 	d.from[k] = src
 	return false
