@@ -419,20 +419,9 @@ func TestRepeatOfPreviousLine(t *testing.T) {
 // between the two, is written to the chunk once, as Loki's head block keeps it once; lines of the same time
 // that differ in line or metadata are kept.
 func TestRetryWithinHeadWrittenOnce(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	e, batch, push := retryFixture(t)
 	defer e.close()
 	md := labels.FromStrings
-	batch := []logql.Entry{
-		{Timestamp: ts(-30), Line: "a", Metadata: md("trace_id", "1")},
-		{Timestamp: ts(-30), Line: "b"},
-		{Timestamp: ts(-20), Line: "a", Metadata: md("trace_id", "1")},
-	}
-	push := func(es ...logql.Entry) {
-		t.Helper()
-		if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: md("job", "retry"), Entries: es}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	push(batch...)
 	push(logql.Entry{Timestamp: ts(-25), Line: "between"})
 	push(batch...)                                                                  // the retry
@@ -460,20 +449,8 @@ func TestRetryWithinHeadWrittenOnce(t *testing.T) {
 // block and the tail, or in two blocks; as Loki's head block keeps the entry once.
 func TestRetryIntoHeadReadOnce(t *testing.T) {
 	defer func(old int) { headBlockBytes = old }(headBlockBytes)
-	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	e, a, push := retryFixture(t)
 	defer e.close()
-	md := labels.FromStrings
-	a := []logql.Entry{
-		{Timestamp: ts(-30), Line: "a", Metadata: md("trace_id", "1")},
-		{Timestamp: ts(-30), Line: "b"},
-		{Timestamp: ts(-20), Line: "a", Metadata: md("trace_id", "1")},
-	}
-	push := func(es ...logql.Entry) {
-		t.Helper()
-		if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: md("job", "retry"), Entries: es}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	want := 3
 	check := func(stage string) {
 		t.Helper()
@@ -536,4 +513,23 @@ func TestDedupTail(t *testing.T) {
 			t.Errorf("%v: copied a tail without repeats", tc.in)
 		}
 	}
+}
+
+// retryFixture is a store with one batch of three entries for the retry tests (two share a timestamp, two a
+// line and metadata) and a push of entries to its stream {job="retry"} of tenant t1.
+func retryFixture(t *testing.T) (*env, []logql.Entry, func(...logql.Entry)) {
+	e := newEnv(t, func(c *Config) { c.MinFreeDiskBytes = 0 })
+	md := labels.FromStrings
+	batch := []logql.Entry{
+		{Timestamp: ts(-30), Line: "a", Metadata: md("trace_id", "1")},
+		{Timestamp: ts(-30), Line: "b"},
+		{Timestamp: ts(-20), Line: "a", Metadata: md("trace_id", "1")},
+	}
+	push := func(es ...logql.Entry) {
+		t.Helper()
+		if err := e.store.Push(context.Background(), "t1", []PushStream{{Labels: md("job", "retry"), Entries: es}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, batch, push
 }
