@@ -1,0 +1,328 @@
+// Package metrichead is Sprout's in-memory head for float samples: the recent data of one tenant's metrics,
+// kept smaller per series than Prometheus' head (see docs/metrics.md) and read by Prometheus' own TSDB code. A
+// head answers as a tsdb.BlockReader, so the TSDB's block querier serves PromQL from it and its compactor writes
+// it out as a Prometheus block, the format Mimir and Thanos read.
+package metrichead
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Options shape a head.
+type Options struct {
+	// ChunkRange is the block range in milliseconds: no chunk crosses a multiple of it, so each chunk lands in
+	// one block.
+	ChunkRange int64
+	// SamplesPerChunk is when an open chunk is closed (Prometheus' default is 120).
+	SamplesPerChunk int
+}
+
+// DefaultOptions are Prometheus' defaults: 2-hour blocks, 120 samples a chunk.
+func DefaultOptions() Options {
+	return Options{ChunkRange: 2 * 60 * 60 * 1000, SamplesPerChunk: 120}
+}
+
+// Validate checks the options.
+func (o Options) Validate() error {
+	if o.ChunkRange <= 0 {
+		return fmt.Errorf("chunk range must be positive, got %d", o.ChunkRange)
+	}
+	if o.SamplesPerChunk < 2 || o.SamplesPerChunk > math.MaxUint16 {
+		return fmt.Errorf("samples per chunk must be between 2 and %d, got %d", math.MaxUint16, o.SamplesPerChunk)
+	}
+	return nil
+}
+
+const (
+	seriesPage  = 4096 // series are allocated in pages of this many, so a *series stays valid
+	lockStripes = 1024 // a series' samples are guarded by one of these locks, chosen by its ref
+)
+
+// series is one series' labels and samples: 96 bytes plus its open chunk's bytes.
+type series struct {
+	labels    uint64     // arena address of the encoded label set
+	chunk     []byte     // open chunk (XOR), nil when none
+	st        xorState   // appender state of chunk; st.t is the newest timestamp whether or not chunk is open
+	chunkMinT int64      // first timestamp of chunk
+	closed    []chunkRef // closed chunks, ascending in time
+}
+
+// chunkRef is a closed chunk: its time range and where its bytes are in the chunk pages.
+type chunkRef struct {
+	minT, maxT int64
+	addr       uint64
+}
+
+// Head holds recent float samples in memory.
+type Head struct {
+	opts Options
+
+	mu       sync.RWMutex // guards the registry: pages, count, byHash, dupHash, lbls, post
+	pages    [][]series
+	count    uint32 // series 1..count exist
+	byHash   map[uint64]uint32
+	dupHash  map[uint64][]uint32 // further series whose labels hash like byHash's
+	lbls     arena
+	post     postings
+	scratch  []byte
+	locks    [lockStripes]sync.Mutex // a series' samples; taken after mu, never before
+	chunks   chunkPages
+	minT     atomic.Int64
+	maxT     atomic.Int64
+	minValid atomic.Int64 // samples before it are out of bounds: their block was written
+	samples  atomic.Uint64
+}
+
+// New makes an empty head.
+func New(o Options) (*Head, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("metric head options: %w", err)
+	}
+	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings()}
+	h.minT.Store(math.MaxInt64)
+	h.maxT.Store(math.MinInt64)
+	h.minValid.Store(math.MinInt64)
+	return h, nil
+}
+
+// MinTime and MaxTime bound the samples in the head; MinTime > MaxTime when it holds none.
+func (h *Head) MinTime() int64 { return h.minT.Load() }
+func (h *Head) MaxTime() int64 { return h.maxT.Load() }
+
+// NumSeries is how many series the head has.
+func (h *Head) NumSeries() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return uint64(h.count)
+}
+
+// NumSamples is how many samples were appended since the head was made.
+func (h *Head) NumSamples() uint64 { return h.samples.Load() }
+
+// seriesAt returns series ref; the caller holds mu (read or write) or got ref from a lookup under it.
+func (h *Head) seriesAt(ref uint32) *series {
+	i := ref - 1
+	return &h.pages[i/seriesPage][i%seriesPage]
+}
+
+// Lookup returns the ref of the series with these labels, or 0.
+func (h *Head) Lookup(lset labels.Labels) uint32 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.lookupLocked(lset.Hash(), lset)
+}
+
+func (h *Head) lookupLocked(hash uint64, lset labels.Labels) uint32 {
+	ref, ok := h.byHash[hash]
+	if !ok {
+		return 0
+	}
+	if equalLabels(h.lbls.get(h.seriesAt(ref).labels), lset) {
+		return ref
+	}
+	for _, r := range h.dupHash[hash] {
+		if equalLabels(h.lbls.get(h.seriesAt(r).labels), lset) {
+			return r
+		}
+	}
+	return 0
+}
+
+// GetOrCreate returns the ref of the series with lset, creating it when new. lset must be sorted, without
+// empty values or repeated names (the callers validate it first).
+func (h *Head) GetOrCreate(lset labels.Labels) (ref uint32, created bool, err error) {
+	hash := lset.Hash()
+	h.mu.RLock()
+	ref = h.lookupLocked(hash, lset)
+	h.mu.RUnlock()
+	if ref != 0 {
+		return ref, false, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ref = h.lookupLocked(hash, lset); ref != 0 {
+		return ref, false, nil
+	}
+	if h.count == math.MaxUint32-1 {
+		return 0, false, errors.New("metric head: series refs exhausted")
+	}
+	return h.createLocked(hash, lset), true, nil
+}
+
+func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
+	h.count++
+	ref := h.count
+	if int(ref-1)/seriesPage == len(h.pages) {
+		h.pages = append(h.pages, make([]series, seriesPage))
+	}
+	h.scratch = encodeLabels(h.scratch[:0], lset)
+	addr := h.lbls.put(h.scratch)
+	h.seriesAt(ref).labels = addr
+	if _, ok := h.byHash[hash]; ok {
+		h.dupHash[hash] = append(h.dupHash[hash], ref)
+	} else {
+		h.byHash[hash] = ref
+	}
+	rangeLabels(h.lbls.get(addr), func(n, v string) bool { h.post.add(n, v, ref); return true })
+	return ref
+}
+
+// Append adds sample (t, v) to series ref. A sample at the newest timestamp with the same value is accepted
+// and not stored again, as Prometheus does; errors are storage's own (out of order, duplicate, out of bounds).
+func (h *Head) Append(ref uint32, t int64, v float64) error {
+	if t < h.minValid.Load() {
+		return storage.ErrOutOfBounds
+	}
+	h.mu.RLock()
+	if ref == 0 || ref > h.count {
+		h.mu.RUnlock()
+		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+	}
+	s := h.seriesAt(ref)
+	h.mu.RUnlock()
+
+	lock := &h.locks[ref%lockStripes]
+	lock.Lock()
+	if s.chunk != nil || len(s.closed) > 0 {
+		switch {
+		case t < s.st.t:
+			lock.Unlock()
+			return storage.ErrOutOfOrderSample
+		case t == s.st.t:
+			lock.Unlock()
+			if math.Float64bits(v) == s.st.v {
+				return nil
+			}
+			return storage.ErrDuplicateSampleForTimestamp
+		}
+	}
+	if s.chunk != nil && (chunkSamples(s.chunk) >= h.opts.SamplesPerChunk || t >= h.rangeEnd(s.chunkMinT)) {
+		h.closeChunk(s)
+	}
+	if s.chunk == nil {
+		s.chunk = newChunk(32)
+		s.chunkMinT = t
+		s.st.free = 0
+	}
+	s.chunk = xorAppend(s.chunk, &s.st, t, v)
+	lock.Unlock()
+
+	h.samples.Add(1)
+	for mt := h.minT.Load(); t < mt && !h.minT.CompareAndSwap(mt, t); mt = h.minT.Load() {
+	}
+	for mt := h.maxT.Load(); t > mt && !h.maxT.CompareAndSwap(mt, t); mt = h.maxT.Load() {
+	}
+	return nil
+}
+
+// rangeEnd is the end of the block range t falls in.
+func (h *Head) rangeEnd(t int64) int64 {
+	r := h.opts.ChunkRange
+	start := t - t%r
+	if t%r < 0 {
+		start -= r
+	}
+	return start + r
+}
+
+// closeChunk moves s's open chunk to the chunk pages; the caller holds s's lock.
+func (h *Head) closeChunk(s *series) {
+	addr := h.chunks.put(s.chunk, s.st.t)
+	s.closed = append(s.closed, chunkRef{minT: s.chunkMinT, maxT: s.st.t, addr: addr})
+	s.chunk = nil
+}
+
+// Truncate drops the samples before mint, which a block now holds, and refuses samples before it from then on.
+// Series stay registered (their refs stay valid) even when they hold no samples.
+func (h *Head) Truncate(mint int64) {
+	for mv := h.minValid.Load(); mint > mv && !h.minValid.CompareAndSwap(mv, mint); mv = h.minValid.Load() {
+	}
+	h.mu.RLock()
+	n := h.count
+	h.mu.RUnlock()
+	newMin := int64(math.MaxInt64)
+	for ref := uint32(1); ref <= n; ref++ {
+		h.mu.RLock()
+		s := h.seriesAt(ref)
+		h.mu.RUnlock()
+		lock := &h.locks[ref%lockStripes]
+		lock.Lock()
+		i := 0
+		for i < len(s.closed) && s.closed[i].maxT < mint {
+			i++
+		}
+		if i > 0 {
+			s.closed = append(s.closed[:0:0], s.closed[i:]...)
+		}
+		if s.chunk != nil && s.st.t < mint {
+			s.chunk = nil
+		}
+		switch {
+		case len(s.closed) > 0:
+			newMin = min(newMin, s.closed[0].minT)
+		case s.chunk != nil:
+			newMin = min(newMin, s.chunkMinT)
+		}
+		lock.Unlock()
+	}
+	if newMin == math.MaxInt64 {
+		h.maxT.Store(math.MinInt64)
+	} else {
+		newMin = max(newMin, h.minValid.Load()) // an open chunk may start earlier; a block holds that part
+	}
+	h.minT.Store(newMin)
+	h.chunks.dropBefore(mint)
+}
+
+// chunkPages holds closed chunks end to end in pages; a page is dropped once every chunk in it ends before a
+// truncation point. Readers keep the bytes they were given alive by holding them.
+type chunkPages struct {
+	mu    sync.Mutex
+	a     arena
+	maxT  []int64 // newest sample of each page
+	first int     // pages before it were dropped
+}
+
+func (c *chunkPages) put(b []byte, maxT int64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	addr := c.a.put(b)
+	page, _ := splitAddr(addr)
+	for len(c.maxT) <= page {
+		c.maxT = append(c.maxT, math.MinInt64)
+	}
+	c.maxT[page] = max(c.maxT[page], maxT)
+	return addr
+}
+
+// get returns a closed chunk's bytes, or false when its page was dropped since its ref was read.
+func (c *chunkPages) get(addr uint64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if page, _ := splitAddr(addr); page >= len(c.a.pages) || c.a.pages[page] == nil {
+		return nil, false
+	}
+	return c.a.get(addr), true
+}
+
+// dropBefore releases the pages, other than the one being written, whose chunks all end before mint.
+func (c *chunkPages) dropBefore(mint int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := len(c.a.pages) - 1
+	for i := c.first; i < last; i++ {
+		if c.a.pages[i] != nil && c.maxT[i] < mint {
+			c.a.pages[i] = nil
+		}
+	}
+	for c.first < last && c.a.pages[c.first] == nil {
+		c.first++
+	}
+}
