@@ -78,6 +78,50 @@ type Head struct {
 	maxT     atomic.Int64
 	minValid atomic.Int64 // samples before it are out of bounds: their block was written
 	samples  atomic.Uint64
+
+	truncMu  sync.Mutex // one truncation at a time
+	readMu   sync.Mutex // guards readers and dropping
+	readEnd  *sync.Cond // signalled when a reader closes or a truncation ends
+	readers  map[*RangeHead]int
+	dropping bool // a truncation is dropping chunks
+}
+
+// acquire and release count the open index and chunk readers of a range, so that truncation waits for readers
+// that may still look at what it drops.
+// A range's first reader waits while a truncation drops what the range may list.
+func (h *Head) acquire(r *RangeHead) {
+	h.readMu.Lock()
+	for h.readers[r] == 0 && h.dropping && r.mint < h.minValid.Load() {
+		h.readEnd.Wait()
+	}
+	h.readers[r]++
+	h.readMu.Unlock()
+}
+
+func (h *Head) release(r *RangeHead) {
+	h.readMu.Lock()
+	if h.readers[r]--; h.readers[r] <= 0 {
+		delete(h.readers, r)
+	}
+	h.readEnd.Broadcast()
+	h.readMu.Unlock()
+}
+
+// waitReaders returns when no open reader's range starts before mint; the caller holds readMu.
+func (h *Head) waitReaders(mint int64) {
+	for {
+		waiting := false
+		for r := range h.readers {
+			if r.mint < mint {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return
+		}
+		h.readEnd.Wait()
+	}
 }
 
 // New makes an empty head.
@@ -85,7 +129,9 @@ func New(o Options) (*Head, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("metric head options: %w", err)
 	}
-	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings()}
+	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings(),
+		readers: map[*RangeHead]int{}}
+	h.readEnd = sync.NewCond(&h.readMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
 	h.minValid.Store(math.MinInt64)
@@ -240,10 +286,24 @@ func (h *Head) closeChunk(s *series) {
 }
 
 // Truncate drops the samples before mint, which a block now holds, and refuses samples before it from then on.
+// It waits for open readers whose range starts before mint.
 // Series stay registered (their refs stay valid) even when they hold no samples.
 func (h *Head) Truncate(mint int64) {
-	for mv := h.minValid.Load(); mint > mv && !h.minValid.CompareAndSwap(mv, mint); mv = h.minValid.Load() {
+	h.truncMu.Lock()
+	defer h.truncMu.Unlock()
+	h.readMu.Lock()
+	if mint > h.minValid.Load() {
+		h.minValid.Store(mint)
 	}
+	h.dropping = true
+	h.waitReaders(mint)
+	h.readMu.Unlock()
+	defer func() {
+		h.readMu.Lock()
+		h.dropping = false
+		h.readEnd.Broadcast()
+		h.readMu.Unlock()
+	}()
 	h.mu.RLock()
 	n := h.count
 	h.mu.RUnlock()

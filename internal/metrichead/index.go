@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -63,12 +64,16 @@ func (r *RangeHead) Meta() tsdb.BlockMeta {
 // indexReader answers the TSDB's index questions from the head's registry and postings. Series with no chunk in
 // the range are still listed by postings; Series gives them no chunks and the querier skips them.
 type indexReader struct {
-	r *RangeHead
+	r      *RangeHead
+	closed sync.Once
 }
 
 var _ tsdb.IndexReader = (*indexReader)(nil)
 
-func (ir *indexReader) Close() error { return nil }
+func (ir *indexReader) Close() error {
+	ir.closed.Do(func() { ir.r.h.release(ir.r) })
+	return nil
+}
 
 // Symbols is every name and value, sorted: the block writer's symbol table.
 func (ir *indexReader) Symbols() index.StringIter {
@@ -302,10 +307,15 @@ func (ir *indexReader) LabelNamesFor(ctx context.Context, p index.Postings) ([]s
 // chunkReader hands out closed chunks from the pages as they are and a copy of an open chunk, cut back to the
 // samples its meta promised when samples arrived after Series read it.
 type chunkReader struct {
-	h *Head
+	h      *Head
+	r      *RangeHead
+	closed sync.Once
 }
 
-func (cr *chunkReader) Close() error { return nil }
+func (cr *chunkReader) Close() error {
+	cr.closed.Do(func() { cr.h.release(cr.r) })
+	return nil
+}
 
 func (cr *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
 	h := cr.h
