@@ -7,12 +7,14 @@ package metrichead
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 )
 
 // Options shape a head.
@@ -78,6 +80,10 @@ type Head struct {
 	maxT     atomic.Int64
 	minValid atomic.Int64 // samples before it are out of bounds: their block was written
 	samples  atomic.Uint64
+	dropped  atomic.Uint64 // samples a commit dropped (made invalid by a concurrent commit)
+
+	wal    *wlog.WL // nil for a head without a log (New)
+	logger *slog.Logger
 
 	truncMu  sync.Mutex // one truncation at a time
 	readMu   sync.Mutex // guards readers and dropping
@@ -130,7 +136,7 @@ func New(o Options) (*Head, error) {
 		return nil, fmt.Errorf("metric head options: %w", err)
 	}
 	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings(),
-		readers: map[*RangeHead]int{}}
+		readers: map[*RangeHead]int{}, logger: slog.New(slog.DiscardHandler)}
 	h.readEnd = sync.NewCond(&h.readMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
@@ -236,18 +242,13 @@ func (h *Head) Append(ref uint32, t int64, v float64) error {
 
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
-	if s.chunk != nil || len(s.closed) > 0 {
-		switch {
-		case t < s.st.t:
-			lock.Unlock()
-			return storage.ErrOutOfOrderSample
-		case t == s.st.t:
-			lock.Unlock()
-			if math.Float64bits(v) == s.st.v {
-				return nil
-			}
-			return storage.ErrDuplicateSampleForTimestamp
-		}
+	if err := appendable(s, t, v); err != nil {
+		lock.Unlock()
+		return err
+	}
+	if (s.chunk != nil || len(s.closed) > 0) && t == s.st.t {
+		lock.Unlock()
+		return nil // the same sample again
 	}
 	if s.chunk != nil && (chunkSamples(s.chunk) >= h.opts.SamplesPerChunk || t >= h.rangeEnd(s.chunkMinT)) {
 		h.closeChunk(s)
@@ -288,7 +289,7 @@ func (h *Head) closeChunk(s *series) {
 // Truncate drops the samples before mint, which a block now holds, and refuses samples before it from then on.
 // It waits for open readers whose range starts before mint.
 // Series stay registered (their refs stay valid) even when they hold no samples.
-func (h *Head) Truncate(mint int64) {
+func (h *Head) Truncate(mint int64) error {
 	h.truncMu.Lock()
 	defer h.truncMu.Unlock()
 	h.readMu.Lock()
@@ -339,6 +340,12 @@ func (h *Head) Truncate(mint int64) {
 	}
 	h.minT.Store(newMin)
 	h.chunks.dropBefore(mint)
+	if h.wal != nil {
+		if err := h.truncateWAL(mint); err != nil {
+			return fmt.Errorf("metric head: truncate write-ahead log: %w", err)
+		}
+	}
+	return nil
 }
 
 // chunkPages holds closed chunks end to end in pages; a page is dropped once every chunk in it ends before a

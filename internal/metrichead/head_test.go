@@ -282,7 +282,9 @@ func TestAppendRefusals(t *testing.T) {
 	if err := h.Append(99, 4000, 1); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("append to an unknown series: %v", err)
 	}
-	h.Truncate(2500)
+	if err := h.Truncate(2500); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.Append(ref, 2400, 1); !errors.Is(err, storage.ErrOutOfBounds) {
 		t.Fatalf("append before the truncation point: %v", err)
 	}
@@ -305,7 +307,9 @@ func TestTruncateDropsClosedChunks(t *testing.T) {
 	o.SamplesPerChunk = 5
 	f := newFixture(t, o, 50, 60, 4)
 	cut := (f.mint + f.maxt) / 2
-	f.head.Truncate(cut)
+	if err := f.head.Truncate(cut); err != nil {
+		t.Fatal(err)
+	}
 	q, err := f.head.Querier(cut, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +377,7 @@ func TestAppendWhileQuerying(t *testing.T) {
 			default:
 			}
 			slowest := min(progress[0].Load(), progress[1].Load(), progress[2].Load())
-			h.Truncate((slowest - 300) * 1000)
+			_ = h.Truncate((slowest - 300) * 1000)
 			runtime.Gosched()
 		}
 	}()

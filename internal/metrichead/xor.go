@@ -18,6 +18,7 @@ type xorState struct {
 	free     uint8 // bits not yet written in the last byte
 	leading  uint8 // 0xff until the first value delta
 	trailing uint8
+	logged   bool // the series' record is in the write-ahead log (kept here, in the struct's padding)
 }
 
 // chunkHeader is the XOR chunk's sample count.

@@ -1,0 +1,335 @@
+package metrichead
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+// The write-ahead log is Prometheus' own format (tsdb/wlog segments and checkpoints of tsdb/record records), in
+// the directory Prometheus' DB keeps it in. So Prometheus' remote-write watcher forwards from it unchanged, and
+// a WAL that Prometheus' DB wrote before is replayed on the first start with this head.
+
+// WALOptions shape the log.
+type WALOptions struct {
+	SegmentSize int              // bytes per segment; wlog.DefaultSegmentSize (128 MiB) when 0
+	Compression compression.Type // compression.None or compression.Snappy (Prometheus' default)
+}
+
+// ReplayStats says what opening a head read from its log.
+type ReplayStats struct {
+	Series, Samples  int
+	UnknownRefs      int // samples of series the log never named (Prometheus' replay drops them too)
+	Invalid          int // samples the head refused: before minValid, out of order, duplicate
+	OtherRecords     int // records this head does not hold (histograms, exemplars, metadata, tombstones)
+	Repaired         bool
+	RewroteRefs      bool // the log's series refs were not the head's: it was checkpointed with the head's
+	CheckpointedFrom int
+}
+
+// Open makes a head that logs to dir, after replaying what dir holds. Samples before minValid (the end of the
+// newest block) are not kept. A torn or corrupt tail is cut off as Prometheus' DB does (wlog Repair) and what
+// was before it is kept.
+func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Logger, reg prometheus.Registerer) (*Head, ReplayStats, error) {
+	var st ReplayStats
+	h, err := New(o)
+	if err != nil {
+		return nil, st, err
+	}
+	if logger != nil {
+		h.logger = logger
+	}
+	h.minValid.Store(minValid)
+	size := wo.SegmentSize
+	if size == 0 {
+		size = wlog.DefaultSegmentSize
+	}
+	if err := wlog.DeleteTempCheckpoints(h.logger, dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, st, fmt.Errorf("metric head: remove temporary checkpoints: %w", err)
+	}
+	w, err := wlog.NewSize(h.logger, reg, dir, size, wo.Compression)
+	if err != nil {
+		return nil, st, fmt.Errorf("metric head: open write-ahead log: %w", err)
+	}
+	refs := map[chunks.HeadSeriesRef]uint32{}
+	if err := h.replay(dir, refs, &st); err != nil {
+		var cerr *wlog.CorruptionErr
+		if !errors.As(err, &cerr) {
+			w.Close()
+			return nil, st, fmt.Errorf("metric head: replay write-ahead log: %w", err)
+		}
+		h.logger.Warn("write-ahead log corrupt; cutting it at the corruption", "segment", cerr.Segment, "offset", cerr.Offset, "err", err)
+		if err := w.Repair(err); err != nil {
+			w.Close()
+			return nil, st, fmt.Errorf("metric head: repair write-ahead log: %w", err)
+		}
+		st.Repaired = true
+	}
+	h.wal = w
+	for wref, ref := range refs {
+		if uint32(wref) != ref {
+			st.RewroteRefs = true
+			break
+		}
+	}
+	for ref := uint32(1); ref <= h.count; ref++ {
+		h.seriesAt(ref).st.logged = !st.RewroteRefs
+	}
+	if st.RewroteRefs {
+		// Later records use the head's refs; the log's earlier ones are replaced by a checkpoint in the head's.
+		_, last, err := wlog.Segments(dir)
+		if err != nil {
+			w.Close()
+			return nil, st, fmt.Errorf("metric head: list write-ahead log: %w", err)
+		}
+		if err := h.checkpointAll(dir, last-1, wo.Compression); err != nil {
+			w.Close()
+			return nil, st, err
+		}
+		st.CheckpointedFrom = last - 1
+	}
+	return h, st, nil
+}
+
+// replay reads the last checkpoint and the segments after it into the head; refs maps the log's series refs
+// to the head's.
+func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *ReplayStats) error {
+	var ranges []wlog.SegmentRange
+	cpDir, cpIdx, err := wlog.LastCheckpoint(dir)
+	switch {
+	case err == nil:
+		ranges = append(ranges, wlog.SegmentRange{Dir: cpDir, First: 0, Last: math.MaxInt32})
+	case errors.Is(err, record.ErrNotFound):
+		cpIdx = -1
+	default:
+		return fmt.Errorf("find checkpoint: %w", err)
+	}
+	first, last, err := wlog.Segments(dir)
+	if err != nil {
+		return fmt.Errorf("list segments: %w", err)
+	}
+	if last >= 0 {
+		ranges = append(ranges, wlog.SegmentRange{Dir: dir, First: max(first, cpIdx+1), Last: last})
+	}
+	if len(ranges) == 0 {
+		return nil
+	}
+	rd, err := wlog.NewSegmentsRangeReader(ranges...)
+	if err != nil {
+		return fmt.Errorf("open segments: %w", err)
+	}
+	defer rd.Close()
+	r := wlog.NewReader(rd)
+	dec := record.NewDecoder(nil, h.logger)
+	var (
+		series  []record.RefSeries
+		samples []record.RefSample
+	)
+	for r.Next() {
+		rec := r.Record()
+		switch dec.Type(rec) {
+		case record.Series:
+			if series, err = dec.Series(rec, series[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode series: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, s := range series {
+				ref, _, err := h.GetOrCreate(s.Labels)
+				if err != nil {
+					return err
+				}
+				refs[s.Ref] = ref
+				st.Series++
+			}
+		case record.Samples, record.SamplesV2:
+			if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode samples: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, s := range samples {
+				ref, ok := refs[s.Ref]
+				if !ok {
+					st.UnknownRefs++
+					continue
+				}
+				if err := h.Append(ref, s.T, s.V); err != nil {
+					st.Invalid++
+					continue
+				}
+				st.Samples++
+			}
+		default:
+			st.OtherRecords++
+		}
+	}
+	return r.Err()
+}
+
+// checkpointAll writes every series and sample of the head as checkpoint idx, in the head's refs, and removes
+// the segments and checkpoints up to idx.
+func (h *Head) checkpointAll(dir string, idx int, c compression.Type) error {
+	cpdir := wlog.CheckpointDir(dir, idx)
+	tmp := cpdir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("metric head: checkpoint: %w", err)
+	}
+	cp, err := wlog.New(h.logger, nil, tmp, c)
+	if err != nil {
+		return fmt.Errorf("metric head: checkpoint: %w", err)
+	}
+	err = h.writeAll(cp)
+	if cerr := cp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.RemoveAll(cpdir)
+	}
+	if err == nil {
+		err = os.Rename(tmp, cpdir)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("metric head: checkpoint: %w", err)
+	}
+	if err := h.wal.Truncate(idx + 1); err != nil {
+		return fmt.Errorf("metric head: remove segments after checkpoint: %w", err)
+	}
+	if err := wlog.DeleteCheckpoints(dir, idx); err != nil {
+		return fmt.Errorf("metric head: remove old checkpoints: %w", err)
+	}
+	h.mu.RLock()
+	n := h.count
+	h.mu.RUnlock()
+	for ref := uint32(1); ref <= n; ref++ {
+		h.mu.RLock()
+		s := h.seriesAt(ref)
+		h.mu.RUnlock()
+		lock := &h.locks[ref%lockStripes]
+		lock.Lock()
+		s.st.logged = true
+		lock.Unlock()
+	}
+	return nil
+}
+
+// writeAll logs the head's series and samples to w, a few thousand series a record pair.
+func (h *Head) writeAll(w *wlog.WL) error {
+	var (
+		enc     record.Encoder
+		series  []record.RefSeries
+		samples []record.RefSample
+		sb      labels.ScratchBuilder
+		it      chunkenc.Iterator
+		sbuf    []byte
+		smbuf   []byte
+	)
+	flush := func() error {
+		if len(series) == 0 {
+			return nil
+		}
+		sbuf = enc.Series(series, sbuf[:0])
+		recs := [][]byte{sbuf}
+		if len(samples) > 0 {
+			smbuf = enc.Samples(samples, smbuf[:0])
+			recs = append(recs, smbuf)
+		}
+		series, samples = series[:0], samples[:0]
+		return w.Log(recs...)
+	}
+	h.mu.RLock()
+	n := h.count
+	h.mu.RUnlock()
+	cr := &chunkReader{h: h}
+	for ref := uint32(1); ref <= n; ref++ {
+		h.mu.RLock()
+		s := h.seriesAt(ref)
+		l := toLabels(h.lbls.get(s.labels), &sb)
+		h.mu.RUnlock()
+		series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(ref), Labels: l})
+		var metas []chunks.Meta
+		lock := &h.locks[ref%lockStripes]
+		lock.Lock()
+		for _, c := range s.closed {
+			metas = append(metas, chunks.Meta{Ref: chunks.ChunkRef(c.addr), MinTime: c.minT, MaxTime: c.maxT})
+		}
+		if s.chunk != nil {
+			metas = append(metas, chunks.Meta{Ref: chunks.ChunkRef(openChunkRef | uint64(ref)), MinTime: s.chunkMinT, MaxTime: s.st.t})
+		}
+		lock.Unlock()
+		for _, m := range metas {
+			c, _, err := cr.ChunkOrIterable(m)
+			if err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					continue // truncated meanwhile
+				}
+				return err
+			}
+			it = c.Iterator(it)
+			for it.Next() == chunkenc.ValFloat {
+				t, v := it.At()
+				samples = append(samples, record.RefSample{Ref: chunks.HeadSeriesRef(ref), T: t, V: v})
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+		}
+		if len(series) >= 5000 || len(samples) >= 50000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// truncateWAL checkpoints the older two thirds of the segments, keeping every series and the samples from mint
+// on, as Prometheus' head does after writing a block.
+func (h *Head) truncateWAL(mint int64) error {
+	dir := h.wal.Dir()
+	first, last, err := wlog.Segments(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := h.wal.NextSegment(); err != nil {
+		return err
+	}
+	last-- // the segment being written is not checkpointed
+	if last < 0 {
+		return nil
+	}
+	last = first + (last-first)*2/3
+	if last <= first {
+		return nil
+	}
+	h.mu.RLock()
+	n := h.count
+	h.mu.RUnlock()
+	keep := func(id chunks.HeadSeriesRef) bool { return id > 0 && uint64(id) <= uint64(n) }
+	if _, err := wlog.Checkpoint(h.logger, h.wal, first, last, keep, mint, false); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := h.wal.Truncate(last + 1); err != nil {
+		return err
+	}
+	return wlog.DeleteCheckpoints(dir, last)
+}
+
+// Close closes the log; the head stays readable.
+func (h *Head) Close() error {
+	if h.wal == nil {
+		return nil
+	}
+	return h.wal.Close()
+}
+
+// Dropped is how many samples commits dropped because a concurrent commit made them invalid.
+func (h *Head) Dropped() uint64 { return h.dropped.Load() }
