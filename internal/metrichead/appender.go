@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -21,8 +22,11 @@ type Appender struct {
 	h       *Head
 	series  []record.RefSeries
 	samples []record.RefSample
-	buf     []byte // series record
-	sbuf    []byte // samples record
+	hists   []record.RefHistogramSample
+	fhists  []record.RefFloatHistogramSample
+	kinds   []sampleKind // the order samples were appended in across the three lists, when histograms are among them
+	buf     []byte       // series record
+	sbuf    []byte       // samples record
 	dropped int
 }
 
@@ -36,6 +40,94 @@ func (a *Appender) Append(ref uint32, lset labels.Labels, t int64, v float64) (u
 	if t < h.minValid.Load() {
 		return 0, storage.ErrOutOfBounds
 	}
+	ref, s, err := a.seriesFor(ref, lset)
+	if err != nil {
+		return 0, err
+	}
+	lock := &h.locks[ref%lockStripes]
+	lock.Lock()
+	_, err = h.appendable(ref, s, t, v)
+	logged := s.st.logged
+	lock.Unlock()
+	if err != nil {
+		return ref, err
+	}
+	a.logSeries(ref, s, logged)
+	a.samples = append(a.samples, record.RefSample{Ref: chunks.HeadSeriesRef(ref), T: t, V: v})
+	if len(a.kinds) > 0 {
+		a.kinds = append(a.kinds, kindFloat)
+	}
+	return ref, nil
+}
+
+type sampleKind uint8
+
+const (
+	kindFloat sampleKind = iota
+	kindHistogram
+	kindFloatHistogram
+)
+
+// AppendHistogram adds an integer (hv) or float (fh) histogram sample, as Append adds a float one.
+func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) (uint32, error) {
+	h := a.h
+	if t < h.minValid.Load() {
+		return 0, storage.ErrOutOfBounds
+	}
+	switch {
+	case hv != nil && fh == nil:
+		if err := hv.Validate(); err != nil {
+			return 0, err
+		}
+	case fh != nil && hv == nil:
+		if err := fh.Validate(); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, errors.New("metric head: a histogram sample needs one of an integer and a float histogram")
+	}
+	ref, s, err := a.seriesFor(ref, lset)
+	if err != nil {
+		return 0, err
+	}
+	lock := &h.locks[ref%lockStripes]
+	lock.Lock()
+	_, err = h.histAppendable(ref, s, t, hv, fh)
+	logged := s.st.logged
+	lock.Unlock()
+	if err != nil {
+		return ref, err
+	}
+	a.logSeries(ref, s, logged)
+	if len(a.kinds) == 0 {
+		a.kinds = make([]sampleKind, len(a.samples), len(a.samples)+1) // floats so far
+	}
+	if hv != nil {
+		a.kinds = append(a.kinds, kindHistogram)
+		a.hists = append(a.hists, record.RefHistogramSample{Ref: chunks.HeadSeriesRef(ref), T: t, H: hv})
+	} else {
+		a.kinds = append(a.kinds, kindFloatHistogram)
+		a.fhists = append(a.fhists, record.RefFloatHistogramSample{Ref: chunks.HeadSeriesRef(ref), T: t, FH: fh})
+	}
+	return ref, nil
+}
+
+// logSeries queues the series record of a series the log does not have yet.
+func (a *Appender) logSeries(ref uint32, s *series, logged bool) {
+	h := a.h
+	if logged || h.wal == nil {
+		return
+	}
+	var sb labels.ScratchBuilder
+	h.mu.RLock()
+	l := toLabels(h.lbls.get(s.labels), &sb)
+	h.mu.RUnlock()
+	a.series = append(a.series, record.RefSeries{Ref: chunks.HeadSeriesRef(ref), Labels: l})
+}
+
+// seriesFor returns series ref, or the series with lset (created when new) when ref is 0 or unknown.
+func (a *Appender) seriesFor(ref uint32, lset labels.Labels) (uint32, *series, error) {
+	h := a.h
 	var s *series
 	h.mu.RLock()
 	if ref != 0 && ref <= h.count {
@@ -44,47 +136,32 @@ func (a *Appender) Append(ref uint32, lset labels.Labels, t int64, v float64) (u
 	h.mu.RUnlock()
 	if s == nil {
 		if lset.IsEmpty() {
-			return 0, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+			return 0, nil, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 		}
 		var err error
 		if ref, _, err = h.GetOrCreate(lset); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		h.mu.RLock()
 		s = h.seriesAt(ref)
 		h.mu.RUnlock()
 	}
-	lock := &h.locks[ref%lockStripes]
-	lock.Lock()
-	err := appendable(s, t, v)
-	logged := s.st.logged
-	lock.Unlock()
-	if err != nil {
-		return ref, err
-	}
-	if !logged && h.wal != nil {
-		var sb labels.ScratchBuilder
-		h.mu.RLock()
-		l := toLabels(h.lbls.get(s.labels), &sb)
-		h.mu.RUnlock()
-		a.series = append(a.series, record.RefSeries{Ref: chunks.HeadSeriesRef(ref), Labels: l})
-	}
-	a.samples = append(a.samples, record.RefSample{Ref: chunks.HeadSeriesRef(ref), T: t, V: v})
-	return ref, nil
+	return ref, s, nil
 }
 
-// appendable checks a sample against a series; the caller holds the series' lock.
-func appendable(s *series, t int64, v float64) error {
-	if s.chunk == nil && len(s.closed) == 0 {
-		return nil
-	}
+// appendable checks a float sample against a series; the caller holds the series' lock. dup reports the same
+// sample again, which is accepted and not stored.
+func (h *Head) appendable(ref uint32, s *series, t int64, v float64) (dup bool, err error) {
+	last, ok := h.lastT(ref, s)
 	switch {
-	case t < s.st.t:
-		return storage.ErrOutOfOrderSample
-	case t == s.st.t && math.Float64bits(v) != s.st.v:
-		return storage.ErrDuplicateSampleForTimestamp
+	case !ok || t > last:
+		return false, nil
+	case t < last:
+		return false, storage.ErrOutOfOrderSample
+	case (s.chunk != nil || len(s.closed) > 0) && s.st.t == t && math.Float64bits(v) == s.st.v:
+		return true, nil
 	}
-	return nil
+	return false, storage.ErrDuplicateSampleForTimestamp
 }
 
 // Commit logs the gathered samples and adds them to the head. When the log cannot be written nothing is added
@@ -92,7 +169,7 @@ func appendable(s *series, t int64, v float64) error {
 func (a *Appender) Commit() error {
 	defer a.reset()
 	h := a.h
-	if len(a.samples) == 0 {
+	if len(a.samples)+len(a.hists)+len(a.fhists) == 0 {
 		return nil
 	}
 	if h.wal != nil {
@@ -102,8 +179,12 @@ func (a *Appender) Commit() error {
 			a.buf = enc.Series(a.series, a.buf[:0])
 			recs = append(recs, a.buf)
 		}
-		a.sbuf = enc.Samples(a.samples, a.sbuf[:0])
-		recs = append(recs, a.sbuf)
+		if len(a.kinds) == 0 {
+			a.sbuf = enc.Samples(a.samples, a.sbuf[:0])
+			recs = append(recs, a.sbuf)
+		} else {
+			recs = a.runRecords(&enc, recs)
+		}
 		if err := h.wal.Log(recs...); err != nil {
 			return fmt.Errorf("metric head: write-ahead log: %w", err)
 		}
@@ -118,18 +199,100 @@ func (a *Appender) Commit() error {
 			lock.Unlock()
 		}
 	}
-	for _, s := range a.samples {
-		if err := h.Append(uint32(s.Ref), s.T, s.V); err != nil {
-			if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
-				errors.Is(err, storage.ErrOutOfBounds) {
-				a.dropped++
-				h.dropped.Add(1)
-				continue
+	if len(a.kinds) == 0 {
+		for _, s := range a.samples {
+			if err := a.apply(h.Append(uint32(s.Ref), s.T, s.V)); err != nil {
+				return err
 			}
-			return fmt.Errorf("metric head: commit: %w", err)
+		}
+		return nil
+	}
+	// In the order of appending: a series that turns from histograms to floats gets them in time order.
+	var fi, hi, fhi int
+	for _, k := range a.kinds {
+		var err error
+		switch k {
+		case kindFloat:
+			s := a.samples[fi]
+			fi++
+			err = a.apply(h.Append(uint32(s.Ref), s.T, s.V))
+		case kindHistogram:
+			s := a.hists[hi]
+			hi++
+			err = a.apply(h.AppendHistogram(uint32(s.Ref), s.T, s.H, nil))
+		case kindFloatHistogram:
+			s := a.fhists[fhi]
+			fhi++
+			err = a.apply(h.AppendHistogram(uint32(s.Ref), s.T, nil, s.FH))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// runRecords appends one record for each run of samples of one kind, so that replay and remote write read them
+// in the order they were appended (a series may turn from histograms to floats within a commit).
+func (a *Appender) runRecords(enc *record.Encoder, recs [][]byte) [][]byte {
+	var fi, hi, fhi int
+	for start := 0; start < len(a.kinds); {
+		end := start
+		for end < len(a.kinds) && a.kinds[end] == a.kinds[start] {
+			end++
+		}
+		n := end - start
+		switch a.kinds[start] {
+		case kindFloat:
+			recs = append(recs, enc.Samples(a.samples[fi:fi+n], nil))
+			fi += n
+		case kindHistogram:
+			recs = appendHistogramRecords(enc, recs, a.hists[hi:hi+n], nil)
+			hi += n
+		case kindFloatHistogram:
+			recs = appendHistogramRecords(enc, recs, nil, a.fhists[fhi:fhi+n])
+			fhi += n
+		}
+		start = end
+	}
+	return recs
+}
+
+// apply counts a sample that a concurrent commit made invalid, and passes on any other error.
+func (a *Appender) apply(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
+		errors.Is(err, storage.ErrOutOfBounds) {
+		a.dropped++
+		a.h.dropped.Add(1)
+		return nil
+	}
+	return fmt.Errorf("metric head: commit: %w", err)
+}
+
+// appendHistogramRecords appends the records of histogram samples (those with custom buckets in their own).
+func appendHistogramRecords(enc *record.Encoder, recs [][]byte, hs []record.RefHistogramSample, fhs []record.RefFloatHistogramSample) [][]byte {
+	if len(hs) > 0 {
+		rec, custom := enc.HistogramSamples(hs, nil)
+		if len(rec) > 0 {
+			recs = append(recs, rec)
+		}
+		if len(custom) > 0 {
+			recs = append(recs, enc.CustomBucketsHistogramSamples(custom, nil))
+		}
+	}
+	if len(fhs) > 0 {
+		rec, custom := enc.FloatHistogramSamples(fhs, nil)
+		if len(rec) > 0 {
+			recs = append(recs, rec)
+		}
+		if len(custom) > 0 {
+			recs = append(recs, enc.CustomBucketsFloatHistogramSamples(custom, nil))
+		}
+	}
+	return recs
 }
 
 // Rollback forgets the gathered samples. Series created by Append stay in the head, without samples.
@@ -142,6 +305,11 @@ func (a *Appender) reset() {
 	clear(a.series)
 	a.series = a.series[:0]
 	a.samples = a.samples[:0]
+	clear(a.hists)
+	a.hists = a.hists[:0]
+	clear(a.fhists)
+	a.fhists = a.fhists[:0]
+	a.kinds = a.kinds[:0]
 }
 
 // Dropped is how many samples commits of this appender dropped because a concurrent commit made them invalid.

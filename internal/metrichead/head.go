@@ -76,6 +76,7 @@ type Head struct {
 	scratch  []byte
 	locks    [lockStripes]sync.Mutex // a series' samples; taken after mu, never before
 	chunks   chunkPages
+	hists    histograms
 	minT     atomic.Int64
 	maxT     atomic.Int64
 	minValid atomic.Int64 // samples before it are out of bounds: their block was written
@@ -242,13 +243,14 @@ func (h *Head) Append(ref uint32, t int64, v float64) error {
 
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
-	if err := appendable(s, t, v); err != nil {
+	if dup, err := h.appendable(ref, s, t, v); dup || err != nil {
 		lock.Unlock()
 		return err
 	}
-	if (s.chunk != nil || len(s.closed) > 0) && t == s.st.t {
-		lock.Unlock()
-		return nil // the same sample again
+	if s.st.hasHist { // a float after histograms: their chunk ends, so the series' chunks do not overlap
+		if hs := h.hists.get(ref); hs != nil && hs.chunk != nil {
+			h.closeHistChunk(hs)
+		}
 	}
 	if s.chunk != nil && (chunkSamples(s.chunk) >= h.opts.SamplesPerChunk || t >= h.rangeEnd(s.chunkMinT)) {
 		h.closeChunk(s)
@@ -330,6 +332,13 @@ func (h *Head) Truncate(mint int64) error {
 			newMin = min(newMin, s.closed[0].minT)
 		case s.chunk != nil:
 			newMin = min(newMin, s.chunkMinT)
+		}
+		if s.st.hasHist {
+			if hs := h.hists.get(ref); hs != nil {
+				if t, ok := hs.truncate(mint); ok {
+					newMin = min(newMin, t)
+				}
+			}
 		}
 		lock.Unlock()
 	}

@@ -1,6 +1,7 @@
 package metrichead
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -259,6 +260,15 @@ func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuil
 	if s.chunk != nil && s.st.t >= ir.r.mint && s.chunkMinT <= ir.r.maxt {
 		*chks = append(*chks, chunks.Meta{Ref: chunks.ChunkRef(openChunkRef | uint64(ref)), MinTime: s.chunkMinT, MaxTime: s.st.t})
 	}
+	if s.st.hasHist {
+		if hs := h.hists.get(uint32(ref)); hs != nil {
+			n := len(*chks)
+			*chks = hs.metas(uint32(ref), ir.r.mint, ir.r.maxt, *chks)
+			if n > 0 && len(*chks) > n {
+				slices.SortFunc(*chks, func(a, b chunks.Meta) int { return cmp.Compare(a.MinTime, b.MinTime) })
+			}
+		}
+	}
 	return nil
 }
 
@@ -320,6 +330,9 @@ func (cr *chunkReader) Close() error {
 func (cr *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
 	h := cr.h
 	ref := uint64(meta.Ref)
+	if ref&histChunkRef != 0 {
+		return h.histChunk(meta)
+	}
 	if ref&openChunkRef == 0 {
 		b, ok := h.chunks.get(ref)
 		if !ok {

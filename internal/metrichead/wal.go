@@ -1,11 +1,13 @@
 package metrichead
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -32,7 +34,7 @@ type ReplayStats struct {
 	Series, Samples  int
 	UnknownRefs      int // samples of series the log never named (Prometheus' replay drops them too)
 	Invalid          int // samples the head refused: before minValid, out of order, duplicate
-	OtherRecords     int // records this head does not hold (histograms, exemplars, metadata, tombstones)
+	OtherRecords     int // records this head does not hold (exemplars, metadata, tombstones, mmap markers)
 	Repaired         bool
 	RewroteRefs      bool // the log's series refs were not the head's: it was checkpointed with the head's
 	CheckpointedFrom int
@@ -135,7 +137,20 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 	var (
 		series  []record.RefSeries
 		samples []record.RefSample
+		hists   []record.RefHistogramSample
+		fhists  []record.RefFloatHistogramSample
 	)
+	apply := func(wref chunks.HeadSeriesRef, add func(uint32) error) {
+		ref, ok := refs[wref]
+		switch {
+		case !ok:
+			st.UnknownRefs++
+		case add(ref) != nil:
+			st.Invalid++
+		default:
+			st.Samples++
+		}
+	}
 	for r.Next() {
 		rec := r.Record()
 		switch dec.Type(rec) {
@@ -156,16 +171,21 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 				return &wlog.CorruptionErr{Err: fmt.Errorf("decode samples: %w", err), Segment: r.Segment(), Offset: r.Offset()}
 			}
 			for _, s := range samples {
-				ref, ok := refs[s.Ref]
-				if !ok {
-					st.UnknownRefs++
-					continue
-				}
-				if err := h.Append(ref, s.T, s.V); err != nil {
-					st.Invalid++
-					continue
-				}
-				st.Samples++
+				apply(s.Ref, func(ref uint32) error { return h.Append(ref, s.T, s.V) })
+			}
+		case record.HistogramSamples, record.HistogramSamplesV2, record.CustomBucketsHistogramSamples:
+			if hists, err = dec.HistogramSamples(rec, hists[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode histograms: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, s := range hists {
+				apply(s.Ref, func(ref uint32) error { return h.AppendHistogram(ref, s.T, s.H, nil) })
+			}
+		case record.FloatHistogramSamples, record.FloatHistogramSamplesV2, record.CustomBucketsFloatHistogramSamples:
+			if fhists, err = dec.FloatHistogramSamples(rec, fhists[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode float histograms: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, s := range fhists {
+				apply(s.Ref, func(ref uint32) error { return h.AppendHistogram(ref, s.T, nil, s.FH) })
 			}
 		default:
 			st.OtherRecords++
@@ -227,22 +247,28 @@ func (h *Head) writeAll(w *wlog.WL) error {
 		enc     record.Encoder
 		series  []record.RefSeries
 		samples []record.RefSample
+		hists   []record.RefHistogramSample
+		fhists  []record.RefFloatHistogramSample
 		sb      labels.ScratchBuilder
 		it      chunkenc.Iterator
 		sbuf    []byte
 		smbuf   []byte
 	)
 	flush := func() error {
-		if len(series) == 0 {
-			return nil
+		var recs [][]byte
+		if len(series) > 0 {
+			sbuf = enc.Series(series, sbuf[:0])
+			recs = append(recs, sbuf)
 		}
-		sbuf = enc.Series(series, sbuf[:0])
-		recs := [][]byte{sbuf}
 		if len(samples) > 0 {
 			smbuf = enc.Samples(samples, smbuf[:0])
 			recs = append(recs, smbuf)
 		}
-		series, samples = series[:0], samples[:0]
+		recs = appendHistogramRecords(&enc, recs, hists, fhists)
+		series, samples, hists, fhists = series[:0], samples[:0], hists[:0], fhists[:0]
+		if len(recs) == 0 {
+			return nil
+		}
 		return w.Log(recs...)
 	}
 	h.mu.RLock()
@@ -264,8 +290,21 @@ func (h *Head) writeAll(w *wlog.WL) error {
 		if s.chunk != nil {
 			metas = append(metas, chunks.Meta{Ref: chunks.ChunkRef(openChunkRef | uint64(ref)), MinTime: s.chunkMinT, MaxTime: s.st.t})
 		}
+		if s.st.hasHist {
+			if hs := h.hists.get(ref); hs != nil {
+				metas = hs.metas(ref, math.MinInt64, math.MaxInt64, metas)
+			}
+		}
 		lock.Unlock()
-		for _, m := range metas {
+		if len(metas) > 1 && s.st.hasHist {
+			slices.SortFunc(metas, func(a, b chunks.Meta) int { return cmp.Compare(a.MinTime, b.MinTime) })
+		}
+		for i, m := range metas {
+			if i > 0 && s.st.hasHist { // chunks of a series with histograms go out one by one, in time order
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			c, _, err := cr.ChunkOrIterable(m)
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) {
@@ -274,9 +313,19 @@ func (h *Head) writeAll(w *wlog.WL) error {
 				return err
 			}
 			it = c.Iterator(it)
-			for it.Next() == chunkenc.ValFloat {
-				t, v := it.At()
-				samples = append(samples, record.RefSample{Ref: chunks.HeadSeriesRef(ref), T: t, V: v})
+			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+				r := chunks.HeadSeriesRef(ref)
+				switch vt {
+				case chunkenc.ValFloat:
+					t, v := it.At()
+					samples = append(samples, record.RefSample{Ref: r, T: t, V: v})
+				case chunkenc.ValHistogram:
+					t, hv := it.AtHistogram(nil)
+					hists = append(hists, record.RefHistogramSample{Ref: r, T: t, H: hv})
+				case chunkenc.ValFloatHistogram:
+					t, fh := it.AtFloatHistogram(nil)
+					fhists = append(fhists, record.RefFloatHistogramSample{Ref: r, T: t, FH: fh})
+				}
 			}
 			if err := it.Err(); err != nil {
 				return err

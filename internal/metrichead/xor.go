@@ -19,6 +19,7 @@ type xorState struct {
 	leading  uint8 // 0xff until the first value delta
 	trailing uint8
 	logged   bool // the series' record is in the write-ahead log (kept here, in the struct's padding)
+	hasHist  bool // the series has histogram state in Head.hists
 }
 
 // chunkHeader is the XOR chunk's sample count.
