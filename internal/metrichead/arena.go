@@ -17,7 +17,8 @@ const arenaPage = 1 << 20
 // and its string rounded up to Go's size class. Strings handed out (postings keys, label values of queries)
 // point into the pages. The caller serializes writes.
 type arena struct {
-	pages [][]byte
+	pages    [][]byte
+	pageSize int // arenaPage when 0
 }
 
 // addr is a page index and an offset in it.
@@ -31,7 +32,11 @@ func (a *arena) put(b []byte) uint64 {
 	need := n + len(b)
 	last := len(a.pages) - 1
 	if last < 0 || cap(a.pages[last])-len(a.pages[last]) < need {
-		a.pages = append(a.pages, make([]byte, 0, max(arenaPage, need)))
+		size := a.pageSize
+		if size == 0 {
+			size = arenaPage
+		}
+		a.pages = append(a.pages, make([]byte, 0, max(size, need)))
 		last++
 	}
 	p := a.pages[last]

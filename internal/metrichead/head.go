@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +26,9 @@ type Options struct {
 	ChunkRange int64
 	// SamplesPerChunk is when an open chunk is closed (Prometheus' default is 120).
 	SamplesPerChunk int
+	// ChunksDir, when set, is where full pages of closed chunks are written and memory-mapped from. Its
+	// contents are scratch: Open clears it and the write-ahead log rebuilds them.
+	ChunksDir string
 }
 
 // DefaultOptions are Prometheus' defaults: 2-hour blocks, 120 samples a chunk.
@@ -142,6 +147,15 @@ func New(o Options) (*Head, error) {
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
 	h.minValid.Store(math.MinInt64)
+	if o.ChunksDir != "" {
+		if err := os.RemoveAll(o.ChunksDir); err != nil {
+			return nil, fmt.Errorf("metric head: clear chunks directory: %w", err)
+		}
+		if err := os.MkdirAll(o.ChunksDir, 0o755); err != nil {
+			return nil, fmt.Errorf("metric head: chunks directory: %w", err)
+		}
+		h.chunks.dir = o.ChunksDir
+	}
 	return h, nil
 }
 
@@ -358,24 +372,82 @@ func (h *Head) Truncate(mint int64) error {
 }
 
 // chunkPages holds closed chunks end to end in pages; a page is dropped once every chunk in it ends before a
-// truncation point. Readers keep the bytes they were given alive by holding them.
+// truncation point. With a directory, a full page is written to a file there and memory-mapped, so closed
+// chunks cost page cache rather than heap (Prometheus' head maps its full chunks too); the files are scratch,
+// rebuilt from the write-ahead log at start. Readers hold the bytes they were given only while their reader is
+// open, and truncation waits for those readers, so a page is unmapped only when no one reads it.
 type chunkPages struct {
-	mu    sync.Mutex
-	a     arena
-	maxT  []int64 // newest sample of each page
-	first int     // pages before it were dropped
+	mu     sync.Mutex
+	a      arena
+	maxT   []int64 // newest sample of each page
+	mapped []bool
+	first  int    // pages before it were dropped
+	dir    string // "" keeps every page in memory
+	err    error  // the first failure to seal a page; pages stay in memory after it
 }
 
 func (c *chunkPages) put(b []byte, maxT int64) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := len(c.a.pages)
 	addr := c.a.put(b)
 	page, _ := splitAddr(addr)
 	for len(c.maxT) <= page {
 		c.maxT = append(c.maxT, math.MinInt64)
+		c.mapped = append(c.mapped, false)
 	}
 	c.maxT[page] = max(c.maxT[page], maxT)
+	if len(c.a.pages) > n && n > 0 && c.dir != "" && c.err == nil {
+		c.err = c.seal(n - 1)
+	}
 	return addr
+}
+
+// seal writes page i to its file and maps it in place of the heap copy.
+func (c *chunkPages) seal(i int) error {
+	p := c.a.pages[i]
+	if p == nil || len(p) == 0 {
+		return nil
+	}
+	name := filepath.Join(c.dir, fmt.Sprintf("%08d", i))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("metric head: seal chunk page: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(p); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("metric head: seal chunk page: %w", err)
+	}
+	m, err := mapFile(f, len(p))
+	if err != nil {
+		os.Remove(name)
+		return fmt.Errorf("metric head: seal chunk page: %w", err)
+	}
+	c.a.pages[i] = m
+	c.mapped[i] = true
+	return nil
+}
+
+// release drops page i, unmapping and removing its file when it has one; the caller holds mu.
+func (c *chunkPages) release(i int) {
+	if c.mapped[i] {
+		unmap(c.a.pages[i])
+		os.Remove(filepath.Join(c.dir, fmt.Sprintf("%08d", i)))
+		c.mapped[i] = false
+	}
+	c.a.pages[i] = nil
+}
+
+// close releases every page.
+func (c *chunkPages) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := c.first; i < len(c.a.pages); i++ {
+		if c.a.pages[i] != nil {
+			c.release(i)
+		}
+	}
 }
 
 // get returns a closed chunk's bytes, or false when its page was dropped since its ref was read.
@@ -395,7 +467,7 @@ func (c *chunkPages) dropBefore(mint int64) {
 	last := len(c.a.pages) - 1
 	for i := c.first; i < last; i++ {
 		if c.a.pages[i] != nil && c.maxT[i] < mint {
-			c.a.pages[i] = nil
+			c.release(i)
 		}
 	}
 	for c.first < last && c.a.pages[c.first] == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -33,6 +34,10 @@ func newFixture(t *testing.T, o Options, nSeries, nSamples int, seed uint64) *fi
 	h, err := New(o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.ChunksDir != "" {
+		h.chunks.a.pageSize = 4096 // many sealed pages from a small fixture
+		t.Cleanup(func() { h.Close() })
 	}
 	opts := tsdb.DefaultOptions()
 	opts.IsolationDisabled = true
@@ -399,5 +404,40 @@ func TestAppendWhileQuerying(t *testing.T) {
 			}
 		}
 		q.Close()
+	}
+}
+
+// TestMappedChunkPages seals full chunk pages to files and maps them: answers are unchanged, truncation removes
+// the files of dropped pages, Close the rest.
+func TestMappedChunkPages(t *testing.T) {
+	o := DefaultOptions()
+	o.SamplesPerChunk = 5
+	o.ChunksDir = filepath.Join(t.TempDir(), "chunks")
+	f := newFixture(t, o, 100, 60, 5)
+	files := func() int {
+		es, err := os.ReadDir(o.ChunksDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	sealed := files()
+	if sealed < 10 {
+		t.Fatalf("%d sealed pages, want many", sealed)
+	}
+	f.check(t, math.MinInt64, math.MaxInt64)
+	f.check(t, (f.mint+f.maxt)/2, f.maxt)
+	// The fixture appends series by series, so every page holds chunks of the whole time range: only a cut past
+	// the end drops pages, all the sealed ones.
+	if err := f.head.Truncate(f.maxt + 1); err != nil {
+		t.Fatal(err)
+	}
+	if left := files(); left != 0 {
+		t.Fatalf("%d page files after truncation, %d before", left, sealed)
+	}
+	f.check(t, f.maxt+1, math.MaxInt64)
+	f.head.Close()
+	if left := files(); left != 0 {
+		t.Fatalf("%d page files after Close", left)
 	}
 }

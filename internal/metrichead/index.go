@@ -111,8 +111,18 @@ func (ir *indexReader) LabelValues(ctx context.Context, name string, hints *stor
 	return vs, err
 }
 
+// outside reports a range that the head's samples do not reach: its names and values are then none, as for
+// Prometheus' head.
+func (ir *indexReader) outside() bool {
+	h := ir.r.h
+	return h.MaxTime() < ir.r.mint || h.MinTime() > ir.r.maxt
+}
+
 func (ir *indexReader) labelValues(ctx context.Context, name string, ms []*labels.Matcher) ([]string, error) {
 	h := ir.r.h
+	if ir.outside() {
+		return nil, nil
+	}
 	if len(ms) == 0 {
 		h.mu.RLock()
 		defer h.mu.RUnlock()
@@ -274,6 +284,9 @@ func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuil
 
 func (ir *indexReader) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
 	h := ir.r.h
+	if ir.outside() {
+		return nil, nil
+	}
 	if len(ms) == 0 {
 		h.mu.RLock()
 		defer h.mu.RUnlock()

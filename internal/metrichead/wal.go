@@ -372,8 +372,9 @@ func (h *Head) truncateWAL(mint int64) error {
 	return wlog.DeleteCheckpoints(dir, last)
 }
 
-// Close closes the log; the head stays readable.
+// Close closes the log and releases the mapped chunk pages; the head is not read after it.
 func (h *Head) Close() error {
+	h.chunks.close()
 	if h.wal == nil {
 		return nil
 	}
