@@ -40,15 +40,10 @@ func (a *Appender) Append(ref uint32, lset labels.Labels, t int64, v float64) (u
 	if t < h.minValid.Load() {
 		return 0, storage.ErrOutOfBounds
 	}
-	ref, s, err := a.seriesFor(ref, lset)
-	if err != nil {
-		return 0, err
-	}
-	lock := &h.locks[ref%lockStripes]
-	lock.Lock()
-	_, err = h.appendable(ref, s, t, v)
-	logged := s.st.logged
-	lock.Unlock()
+	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) error {
+		_, err := h.appendable(ref, s, t, v)
+		return err
+	})
 	if err != nil {
 		return ref, err
 	}
@@ -86,15 +81,10 @@ func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 	default:
 		return 0, errors.New("metric head: a histogram sample needs one of an integer and a float histogram")
 	}
-	ref, s, err := a.seriesFor(ref, lset)
-	if err != nil {
-		return 0, err
-	}
-	lock := &h.locks[ref%lockStripes]
-	lock.Lock()
-	_, err = h.histAppendable(ref, s, t, hv, fh)
-	logged := s.st.logged
-	lock.Unlock()
+	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) error {
+		_, err := h.histAppendable(ref, s, t, hv, fh)
+		return err
+	})
 	if err != nil {
 		return ref, err
 	}
@@ -110,6 +100,64 @@ func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 		a.fhists = append(a.fhists, record.RefFloatHistogramSample{Ref: chunks.HeadSeriesRef(ref), T: t, FH: fh})
 	}
 	return ref, nil
+}
+
+// hold finds the series (by ref, else by lset), checks the sample with check under the series' lock and
+// counts it as pending there, so that the series is not collected before Commit. A series collected between
+// the lookup and the lock is looked up again by its labels (made anew).
+func (a *Appender) hold(ref uint32, lset labels.Labels, check func(uint32, *series) error) (uint32, *series, bool, error) {
+	h := a.h
+	for attempt := 0; ; attempt++ {
+		r, s, err := a.seriesFor(ref, lset)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		lock := &h.locks[r%lockStripes]
+		lock.Lock()
+		if s.labels == deadLabels {
+			lock.Unlock()
+			if attempt == 0 && !lset.IsEmpty() {
+				ref = 0
+				continue
+			}
+			return 0, nil, false, fmt.Errorf("metric head: series %d collected meanwhile: %w", r, storage.ErrNotFound)
+		}
+		err = check(r, s)
+		if err == nil && s.st.pending == math.MaxUint16 {
+			err = errors.New("metric head: too many uncommitted samples for one series")
+		}
+		if err == nil {
+			s.st.pending++
+		}
+		logged := s.st.logged
+		lock.Unlock()
+		return r, s, logged, err
+	}
+}
+
+// unpend releases what the appender holds on series, for samples it will not apply.
+func (a *Appender) unpend() {
+	release := func(ref chunks.HeadSeriesRef) {
+		s := a.h.get(uint32(ref))
+		if s == nil {
+			return
+		}
+		lock := &a.h.locks[uint32(ref)%lockStripes]
+		lock.Lock()
+		if s.st.pending > 0 {
+			s.st.pending--
+		}
+		lock.Unlock()
+	}
+	for _, s := range a.samples {
+		release(s.Ref)
+	}
+	for _, s := range a.hists {
+		release(s.Ref)
+	}
+	for _, s := range a.fhists {
+		release(s.Ref)
+	}
 }
 
 // logSeries queues the series record of a series the log does not have yet.
@@ -128,23 +176,21 @@ func (a *Appender) logSeries(ref uint32, s *series, logged bool) {
 // seriesFor returns series ref, or the series with lset (created when new) when ref is 0 or unknown.
 func (a *Appender) seriesFor(ref uint32, lset labels.Labels) (uint32, *series, error) {
 	h := a.h
-	var s *series
-	h.mu.RLock()
-	if ref != 0 && ref <= h.count {
-		s = h.seriesAt(ref)
-	}
-	h.mu.RUnlock()
+	s := h.get(ref)
 	if s == nil {
 		if lset.IsEmpty() {
 			return 0, nil, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 		}
-		var err error
-		if ref, _, err = h.GetOrCreate(lset); err != nil {
-			return 0, nil, err
+		for attempt := 0; s == nil; attempt++ {
+			var err error
+			if ref, _, err = h.GetOrCreate(lset); err != nil {
+				return 0, nil, err
+			}
+			// A series found without samples may be collected before get; its labels then make a new one.
+			if s = h.get(ref); s == nil && attempt == 2 {
+				return 0, nil, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+			}
 		}
-		h.mu.RLock()
-		s = h.seriesAt(ref)
-		h.mu.RUnlock()
 	}
 	return ref, s, nil
 }
@@ -186,13 +232,15 @@ func (a *Appender) Commit() error {
 			recs = a.runRecords(&enc, recs)
 		}
 		if err := h.wal.Log(recs...); err != nil {
+			a.unpend()
 			return fmt.Errorf("metric head: write-ahead log: %w", err)
 		}
 		for _, s := range a.series {
 			ref := uint32(s.Ref)
-			h.mu.RLock()
-			ser := h.seriesAt(ref)
-			h.mu.RUnlock()
+			ser := h.get(ref)
+			if ser == nil {
+				continue
+			}
 			lock := &h.locks[ref%lockStripes]
 			lock.Lock()
 			ser.st.logged = true
@@ -201,7 +249,7 @@ func (a *Appender) Commit() error {
 	}
 	if len(a.kinds) == 0 {
 		for _, s := range a.samples {
-			if err := a.apply(h.Append(uint32(s.Ref), s.T, s.V)); err != nil {
+			if err := a.apply(h.appendFloat(uint32(s.Ref), s.T, s.V, true)); err != nil {
 				return err
 			}
 		}
@@ -215,15 +263,15 @@ func (a *Appender) Commit() error {
 		case kindFloat:
 			s := a.samples[fi]
 			fi++
-			err = a.apply(h.Append(uint32(s.Ref), s.T, s.V))
+			err = a.apply(h.appendFloat(uint32(s.Ref), s.T, s.V, true))
 		case kindHistogram:
 			s := a.hists[hi]
 			hi++
-			err = a.apply(h.AppendHistogram(uint32(s.Ref), s.T, s.H, nil))
+			err = a.apply(h.appendHistogram(uint32(s.Ref), s.T, s.H, nil, true))
 		case kindFloatHistogram:
 			s := a.fhists[fhi]
 			fhi++
-			err = a.apply(h.AppendHistogram(uint32(s.Ref), s.T, nil, s.FH))
+			err = a.apply(h.appendHistogram(uint32(s.Ref), s.T, nil, s.FH, true))
 		}
 		if err != nil {
 			return err
@@ -295,8 +343,10 @@ func appendHistogramRecords(enc *record.Encoder, recs [][]byte, hs []record.RefH
 	return recs
 }
 
-// Rollback forgets the gathered samples. Series created by Append stay in the head, without samples.
+// Rollback forgets the gathered samples. Series created by Append stay in the head, without samples, until
+// the next truncation collects them.
 func (a *Appender) Rollback() error {
+	a.unpend()
 	a.reset()
 	return nil
 }

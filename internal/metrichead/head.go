@@ -71,22 +71,26 @@ type chunkRef struct {
 type Head struct {
 	opts Options
 
-	mu       sync.RWMutex // guards the registry: pages, count, byHash, dupHash, lbls, post
-	pages    [][]series
-	count    uint32 // series 1..count exist
-	byHash   map[uint64]uint32
-	dupHash  map[uint64][]uint32 // further series whose labels hash like byHash's
-	lbls     arena
-	post     postings
-	scratch  []byte
-	locks    [lockStripes]sync.Mutex // a series' samples; taken after mu, never before
-	chunks   chunkPages
-	hists    histograms
-	minT     atomic.Int64
-	maxT     atomic.Int64
-	minValid atomic.Int64 // samples before it are out of bounds: their block was written
-	samples  atomic.Uint64
-	dropped  atomic.Uint64 // samples a commit dropped (made invalid by a concurrent commit)
+	mu         sync.RWMutex // guards the registry: pages, count, byHash, dupHash, lbls, post
+	pages      [][]series
+	count      uint32  // refs 1..count were handed out
+	live       int     // series not collected
+	seriesLive []int32 // live series per page of pages
+	labelLive  []int32 // live label sets per arena page
+	gcHorizon  uint32  // refs up to it existed at the previous collection; truncMu guards it
+	byHash     map[uint64]uint32
+	dupHash    map[uint64][]uint32 // further series whose labels hash like byHash's
+	lbls       arena
+	post       postings
+	scratch    []byte
+	locks      [lockStripes]sync.Mutex // a series' samples; taken after mu, never before
+	chunks     chunkPages
+	hists      histograms
+	minT       atomic.Int64
+	maxT       atomic.Int64
+	minValid   atomic.Int64 // samples before it are out of bounds: their block was written
+	samples    atomic.Uint64
+	dropped    atomic.Uint64 // samples a commit dropped (made invalid by a concurrent commit)
 
 	wal    *wlog.WL // nil for a head without a log (New)
 	logger *slog.Logger
@@ -167,16 +171,37 @@ func (h *Head) MaxTime() int64 { return h.maxT.Load() }
 func (h *Head) NumSeries() uint64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return uint64(h.count)
+	return uint64(h.live)
 }
 
 // NumSamples is how many samples were appended since the head was made.
 func (h *Head) NumSamples() uint64 { return h.samples.Load() }
 
-// seriesAt returns series ref; the caller holds mu (read or write) or got ref from a lookup under it.
+// deadLabels marks a series removed by garbage collection; its ref is not handed out again.
+const deadLabels = ^uint64(0)
+
+// seriesAt returns series ref, nil when its page was freed; the caller holds mu and knows ref ≤ count.
 func (h *Head) seriesAt(ref uint32) *series {
 	i := ref - 1
-	return &h.pages[i/seriesPage][i%seriesPage]
+	p := h.pages[i/seriesPage]
+	if p == nil {
+		return nil
+	}
+	return &p[i%seriesPage]
+}
+
+// get returns the live series ref or nil. A series collected after get is seen dead (labels == deadLabels)
+// under its lock.
+func (h *Head) get(ref uint32) *series {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if ref == 0 || ref > h.count {
+		return nil
+	}
+	if s := h.seriesAt(ref); s != nil && s.labels != deadLabels {
+		return s
+	}
+	return nil
 }
 
 // Lookup returns the ref of the series with these labels, or 0.
@@ -232,6 +257,16 @@ func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
 	h.scratch = encodeLabels(h.scratch[:0], lset)
 	addr := h.lbls.put(h.scratch)
 	h.seriesAt(ref).labels = addr
+	h.live++
+	if page := int(ref-1) / seriesPage; page == len(h.seriesLive) {
+		h.seriesLive = append(h.seriesLive, 0)
+	}
+	h.seriesLive[(ref-1)/seriesPage]++
+	page, _ := splitAddr(addr)
+	for len(h.labelLive) <= page {
+		h.labelLive = append(h.labelLive, 0)
+	}
+	h.labelLive[page]++
 	if _, ok := h.byHash[hash]; ok {
 		h.dupHash[hash] = append(h.dupHash[hash], ref)
 	} else {
@@ -243,20 +278,27 @@ func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
 
 // Append adds sample (t, v) to series ref. A sample at the newest timestamp with the same value is accepted
 // and not stored again, as Prometheus does; errors are storage's own (out of order, duplicate, out of bounds).
-func (h *Head) Append(ref uint32, t int64, v float64) error {
-	if t < h.minValid.Load() {
-		return storage.ErrOutOfBounds
-	}
-	h.mu.RLock()
-	if ref == 0 || ref > h.count {
-		h.mu.RUnlock()
+func (h *Head) Append(ref uint32, t int64, v float64) error { return h.appendFloat(ref, t, v, false) }
+
+// appendFloat is Append; committing says an Appender counted the sample as pending on the series.
+func (h *Head) appendFloat(ref uint32, t int64, v float64, committing bool) error {
+	s := h.get(ref)
+	if s == nil {
 		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
-	s := h.seriesAt(ref)
-	h.mu.RUnlock()
-
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
+	if committing && s.st.pending > 0 {
+		s.st.pending--
+	}
+	if s.labels == deadLabels {
+		lock.Unlock()
+		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+	}
+	if t < h.minValid.Load() {
+		lock.Unlock()
+		return storage.ErrOutOfBounds
+	}
 	if dup, err := h.appendable(ref, s, t, v); dup || err != nil {
 		lock.Unlock()
 		return err
@@ -302,8 +344,8 @@ func (h *Head) closeChunk(s *series) {
 	s.chunk = nil
 }
 
-// Truncate drops the samples before mint, which a block now holds, and refuses samples before it from then on.
-// It waits for open readers whose range starts before mint.
+// Truncate drops the samples before mint, which a block now holds, and refuses samples before it from then on;
+// series left without samples are collected (gc.go). It waits for open readers whose range starts before mint.
 // Series stay registered (their refs stay valid) even when they hold no samples.
 func (h *Head) Truncate(mint int64) error {
 	h.truncMu.Lock()
@@ -326,9 +368,10 @@ func (h *Head) Truncate(mint int64) error {
 	h.mu.RUnlock()
 	newMin := int64(math.MaxInt64)
 	for ref := uint32(1); ref <= n; ref++ {
-		h.mu.RLock()
-		s := h.seriesAt(ref)
-		h.mu.RUnlock()
+		s := h.get(ref)
+		if s == nil {
+			continue
+		}
 		lock := &h.locks[ref%lockStripes]
 		lock.Lock()
 		i := 0
@@ -363,6 +406,7 @@ func (h *Head) Truncate(mint int64) error {
 	}
 	h.minT.Store(newMin)
 	h.chunks.dropBefore(mint)
+	h.collect()
 	if h.wal != nil {
 		if err := h.truncateWAL(mint); err != nil {
 			return fmt.Errorf("metric head: truncate write-ahead log: %w", err)

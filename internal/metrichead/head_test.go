@@ -340,8 +340,8 @@ func TestTruncateDropsClosedChunks(t *testing.T) {
 	}
 }
 
-// TestAppendWhileQuerying runs appends, chunk cuts and truncations beside queries (meant for -race): every
-// answer is in time order and holds no sample after the time Series saw.
+// TestAppendWhileQuerying runs appends, chunk cuts, truncations and series collection beside queries (meant
+// for -race): every answer is in time order, and no append is lost to a series collected under it.
 func TestAppendWhileQuerying(t *testing.T) {
 	o := DefaultOptions()
 	o.SamplesPerChunk = 4
@@ -356,13 +356,14 @@ func TestAppendWhileQuerying(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			app := h.Appender()
 			for i := range 2000 {
-				ref, _, err := h.GetOrCreate(labels.FromStrings("__name__", "m", "w", fmt.Sprint(w), "s", fmt.Sprint(i%50)))
-				if err != nil {
+				lset := labels.FromStrings("__name__", "m", "w", fmt.Sprint(w), "s", fmt.Sprint(i%50))
+				if _, err := app.Append(0, lset, int64(i)*1000, float64(i)); err != nil {
 					t.Error(err)
 					return
 				}
-				if err := h.Append(ref, int64(i)*1000, float64(i)); err != nil {
+				if err := app.Commit(); err != nil {
 					t.Error(err)
 					return
 				}

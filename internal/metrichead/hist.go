@@ -101,22 +101,30 @@ func (h *Head) histAppendable(ref uint32, s *series, t int64, hv *histogram.Hist
 
 // AppendHistogram adds a histogram sample (hv or fh, not both) to series ref.
 func (h *Head) AppendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) error {
-	if t < h.minValid.Load() {
-		return storage.ErrOutOfBounds
-	}
+	return h.appendHistogram(ref, t, hv, fh, false)
+}
+
+// appendHistogram is AppendHistogram; committing says an Appender counted the sample as pending on the series.
+func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram, committing bool) error {
 	if (hv == nil) == (fh == nil) {
 		return fmt.Errorf("metric head: a histogram sample needs one of an integer and a float histogram")
 	}
-	h.mu.RLock()
-	if ref == 0 || ref > h.count {
-		h.mu.RUnlock()
+	s := h.get(ref)
+	if s == nil {
 		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
-	s := h.seriesAt(ref)
-	h.mu.RUnlock()
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
 	defer lock.Unlock()
+	if committing && s.st.pending > 0 {
+		s.st.pending--
+	}
+	if s.labels == deadLabels {
+		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+	}
+	if t < h.minValid.Load() {
+		return storage.ErrOutOfBounds
+	}
 	if dup, err := h.histAppendable(ref, s, t, hv, fh); dup || err != nil {
 		return err
 	}

@@ -51,8 +51,17 @@ func (h *Head) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	return tsdb.NewBlockChunkQuerier(r, r.mint, r.maxt)
 }
 
-func (r *RangeHead) Index() (tsdb.IndexReader, error)  { return &indexReader{r: r}, nil }
-func (r *RangeHead) Chunks() (tsdb.ChunkReader, error) { return &chunkReader{h: r.h}, nil }
+// Index and Chunks readers must be closed: truncation waits for them.
+func (r *RangeHead) Index() (tsdb.IndexReader, error) {
+	r.h.acquire(r)
+	return &indexReader{r: r}, nil
+}
+
+func (r *RangeHead) Chunks() (tsdb.ChunkReader, error) {
+	r.h.acquire(r)
+	return &chunkReader{h: r.h, r: r}, nil
+}
+
 func (r *RangeHead) Tombstones() (tombstones.Reader, error) {
 	return tombstones.NewMemTombstones(), nil
 }
@@ -161,7 +170,11 @@ func (h *Head) labelsOf(ref storage.SeriesRef) ([]byte, bool) {
 	if ref == 0 || ref > storage.SeriesRef(h.count) {
 		return nil, false
 	}
-	return h.lbls.get(h.seriesAt(uint32(ref)).labels), true
+	s := h.seriesAt(uint32(ref))
+	if s == nil || s.labels == deadLabels {
+		return nil, false
+	}
+	return h.lbls.get(s.labels), true
 }
 
 func (ir *indexReader) Postings(ctx context.Context, name string, values ...string) (index.Postings, error) {
@@ -211,7 +224,9 @@ func (ir *indexReader) SortedPostings(p index.Postings) index.Postings {
 	enc := make([][]byte, len(refs))
 	for i, r := range refs {
 		if r > 0 && r <= storage.SeriesRef(h.count) {
-			enc[i] = h.lbls.get(h.seriesAt(uint32(r)).labels)
+			if s := h.seriesAt(uint32(r)); s != nil && s.labels != deadLabels {
+				enc[i] = h.lbls.get(s.labels)
+			}
 		}
 	}
 	h.mu.RUnlock()
@@ -256,9 +271,10 @@ func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuil
 	builder.Reset()
 	rangeLabels(b, func(n, v string) bool { builder.Add(n, v); return true })
 	*chks = (*chks)[:0]
-	h.mu.RLock()
-	s := h.seriesAt(uint32(ref))
-	h.mu.RUnlock()
+	s := h.get(uint32(ref))
+	if s == nil {
+		return storage.ErrNotFound
+	}
 	lock := &h.locks[uint32(ref)%lockStripes]
 	lock.Lock()
 	defer lock.Unlock()
@@ -355,13 +371,10 @@ func (cr *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunke
 		return c, nil, err
 	}
 	sref := uint32(ref &^ openChunkRef)
-	h.mu.RLock()
-	if sref == 0 || sref > h.count {
-		h.mu.RUnlock()
+	s := h.get(sref)
+	if s == nil {
 		return nil, nil, fmt.Errorf("metric head series %d: %w", sref, storage.ErrNotFound)
 	}
-	s := h.seriesAt(sref)
-	h.mu.RUnlock()
 	lock := &h.locks[sref%lockStripes]
 	lock.Lock()
 	var b []byte

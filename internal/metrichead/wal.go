@@ -79,6 +79,8 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 		st.Repaired = true
 	}
 	h.wal = w
+	h.gcHorizon = h.count
+	h.collect() // series the log named whose samples are all before minValid, or none
 	for wref, ref := range refs {
 		if uint32(wref) != ref {
 			st.RewroteRefs = true
@@ -86,7 +88,9 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 		}
 	}
 	for ref := uint32(1); ref <= h.count; ref++ {
-		h.seriesAt(ref).st.logged = !st.RewroteRefs
+		if s := h.seriesAt(ref); s != nil && s.labels != deadLabels {
+			s.st.logged = !st.RewroteRefs
+		}
 	}
 	if st.RewroteRefs {
 		// Later records use the head's refs; the log's earlier ones are replaced by a checkpoint in the head's.
@@ -230,9 +234,10 @@ func (h *Head) checkpointAll(dir string, idx int, c compression.Type) error {
 	n := h.count
 	h.mu.RUnlock()
 	for ref := uint32(1); ref <= n; ref++ {
-		h.mu.RLock()
-		s := h.seriesAt(ref)
-		h.mu.RUnlock()
+		s := h.get(ref)
+		if s == nil {
+			continue
+		}
 		lock := &h.locks[ref%lockStripes]
 		lock.Lock()
 		s.st.logged = true
@@ -278,6 +283,10 @@ func (h *Head) writeAll(w *wlog.WL) error {
 	for ref := uint32(1); ref <= n; ref++ {
 		h.mu.RLock()
 		s := h.seriesAt(ref)
+		if s == nil || s.labels == deadLabels {
+			h.mu.RUnlock()
+			continue
+		}
 		l := toLabels(h.lbls.get(s.labels), &sb)
 		h.mu.RUnlock()
 		series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(ref), Labels: l})
@@ -359,10 +368,7 @@ func (h *Head) truncateWAL(mint int64) error {
 	if last <= first {
 		return nil
 	}
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
-	keep := func(id chunks.HeadSeriesRef) bool { return id > 0 && uint64(id) <= uint64(n) }
+	keep := func(id chunks.HeadSeriesRef) bool { return id <= math.MaxUint32 && h.get(uint32(id)) != nil }
 	if _, err := wlog.Checkpoint(h.logger, h.wal, first, last, keep, mint, false); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

@@ -18,8 +18,9 @@ type xorState struct {
 	free     uint8 // bits not yet written in the last byte
 	leading  uint8 // 0xff until the first value delta
 	trailing uint8
-	logged   bool // the series' record is in the write-ahead log (kept here, in the struct's padding)
-	hasHist  bool // the series has histogram state in Head.hists
+	logged   bool   // the series' record is in the write-ahead log (kept here, in the struct's padding)
+	hasHist  bool   // the series has histogram state in Head.hists
+	pending  uint16 // samples appenders hold for the series until they commit or roll back: it is not collected
 }
 
 // chunkHeader is the XOR chunk's sample count.
