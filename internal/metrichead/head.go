@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 )
 
 // Options shape a head.
@@ -78,6 +79,7 @@ type Head struct {
 	maxT     atomic.Int64
 	minValid atomic.Int64 // samples before it are out of bounds: their block was written
 	samples  atomic.Uint64
+	tombs    *tombstones.MemTombstones // deleted intervals by series ref (tombstones.go)
 
 	truncMu  sync.Mutex // one truncation at a time
 	readMu   sync.Mutex // guards readers and dropping
@@ -130,7 +132,7 @@ func New(o Options) (*Head, error) {
 		return nil, fmt.Errorf("metric head options: %w", err)
 	}
 	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings(),
-		readers: map[*RangeHead]int{}}
+		readers: map[*RangeHead]int{}, tombs: tombstones.NewMemTombstones()}
 	h.readEnd = sync.NewCond(&h.readMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
@@ -339,6 +341,7 @@ func (h *Head) Truncate(mint int64) {
 	}
 	h.minT.Store(newMin)
 	h.chunks.dropBefore(mint)
+	h.tombs.TruncateBefore(mint)
 }
 
 // chunkPages holds closed chunks end to end in pages; a page is dropped once every chunk in it ends before a
