@@ -163,3 +163,21 @@ func TestOpenCleansUp(t *testing.T) {
 		t.Fatalf("open with a damaged block: %v, want an error naming it", err)
 	}
 }
+
+// TestRunCompacts runs the background loop at a short interval until it has written the head out, then stops it.
+func TestRunCompacts(t *testing.T) {
+	o := testOptions()
+	o.CompactInterval = 5 * time.Millisecond
+	f := newFixture(t, o, 5)
+	f.db.opts.CompactInterval = o.CompactInterval
+	f.appendUntil(t, t0+10*60000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.db.Run(ctx)
+	}()
+	waitFor(t, "the loop to write blocks", done, func() bool { return len(f.db.Blocks()) > 0 })
+	cancel()
+	<-done
+}
