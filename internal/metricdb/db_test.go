@@ -223,6 +223,30 @@ func (f *fixture) checkQueries(t *testing.T) {
 			what := fmt.Sprintf("matchers %d in [%d, %d]", i, r[0], r[1])
 			sameSeries(t, what, want, selectAll(t, q, ms...))
 			sameSeries(t, what+" (chunks)", want, selectChunks(t, cq, r[0], r[1], ms...))
+			for _, name := range []string{"job", "zone", "series"} {
+				wv, _, err := rq.LabelValues(context.Background(), name, nil, ms...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gv, _, err := q.LabelValues(context.Background(), name, nil, ms...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(wv, gv) && len(wv)+len(gv) > 0 {
+					t.Fatalf("%s: values of %s %v, want %v", what, name, gv, wv)
+				}
+			}
+			wn, _, err := rq.LabelNames(context.Background(), nil, ms...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gn, _, err := q.LabelNames(context.Background(), nil, ms...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(wn, gn) && len(wn)+len(gn) > 0 {
+				t.Fatalf("%s: label names %v, want %v", what, gn, wn)
+			}
 		}
 		q.Close()
 		rq.Close()
