@@ -81,20 +81,21 @@ type Head struct {
 	samples  atomic.Uint64
 	tombs    *tombstones.MemTombstones // deleted intervals by series ref (tombstones.go)
 
-	truncMu  sync.Mutex // one truncation at a time
-	readMu   sync.Mutex // guards readers and dropping
-	readEnd  *sync.Cond // signalled when a reader closes or a truncation ends
-	readers  map[*RangeHead]int
-	dropping bool // a truncation is dropping chunks
+	truncMu sync.Mutex // one truncation at a time
+	readMu  sync.Mutex // guards readers
+	readEnd *sync.Cond // signalled when a reader closes
+	readers map[*RangeHead]int
 }
 
 // acquire and release count the open index and chunk readers of a range, so that truncation waits for readers
 // that may still look at what it drops.
-// A range's first reader waits while a truncation drops what the range may list.
+// A range's first reader starts the range at the truncation point when a truncation raised it since the range
+// was made: what is before is being dropped (a block holds it). Waiting for the drop instead could wait for a
+// reader the same caller holds open, which the truncation waits for in turn.
 func (h *Head) acquire(r *RangeHead) {
 	h.readMu.Lock()
-	for h.readers[r] == 0 && h.dropping && r.mint < h.minValid.Load() {
-		h.readEnd.Wait()
+	if h.readers[r] == 0 {
+		r.mint = max(r.mint, h.minValid.Load())
 	}
 	h.readers[r]++
 	h.readMu.Unlock()
@@ -297,15 +298,8 @@ func (h *Head) Truncate(mint int64) {
 	if mint > h.minValid.Load() {
 		h.minValid.Store(mint)
 	}
-	h.dropping = true
 	h.waitReaders(mint)
 	h.readMu.Unlock()
-	defer func() {
-		h.readMu.Lock()
-		h.dropping = false
-		h.readEnd.Broadcast()
-		h.readMu.Unlock()
-	}()
 	h.mu.RLock()
 	n := h.count
 	h.mu.RUnlock()

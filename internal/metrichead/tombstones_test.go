@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -131,16 +132,14 @@ func TestTruncateWaitsForOpenQuerier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cut := f.maxt - 100000
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		f.head.Truncate(f.maxt - 100000)
+		f.head.Truncate(cut)
 	}()
 	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
-		f.head.readMu.Lock()
-		dropping := f.head.dropping
-		f.head.readMu.Unlock()
-		if dropping {
+		if f.head.minValid.Load() == cut { // the truncation stores its point before it waits for readers
 			break
 		}
 		select {
@@ -160,5 +159,55 @@ func TestTruncateWaitsForOpenQuerier(t *testing.T) {
 	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
 	sameSeries(t, "querier opened before the truncation", selectAll(t, rq, all), selectAll(t, q, all))
 	q.Close()
+	<-done
+}
+
+// TestReaderOpenedDuringTruncation opens a reader of a range made before a truncation started, while the
+// truncation waits for another reader of the same caller: it opens at once, from the truncation point on, and
+// the truncation ends when the first reader closes.
+func TestReaderOpenedDuringTruncation(t *testing.T) {
+	o := DefaultOptions()
+	o.SamplesPerChunk = 4
+	f := newFixture(t, o, 30, 60, 9)
+	held, err := f.head.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.head.Range(math.MinInt64, math.MaxInt64) // made before the truncation, opened during it
+	cut := (f.mint + f.maxt) / 2
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.head.Truncate(cut)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); f.head.minValid.Load() != cut; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("truncation did not start")
+		}
+	}
+	opened := make(chan error, 1)
+	var q storage.Querier
+	go func() {
+		var err error
+		q, err = tsdb.NewBlockQuerier(r, cut, math.MaxInt64) // chunks that straddle the cut also hold earlier samples
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a reader opened during a truncation waits for the truncation, which waits for a reader its caller holds")
+	}
+	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
+	rq, err := f.ref.Querier(cut, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rq.Close()
+	sameSeries(t, "reader opened during the truncation", selectAll(t, rq, all), selectAll(t, q, all))
+	q.Close()
+	held.Close()
 	<-done
 }
