@@ -17,8 +17,8 @@ import (
 func (h *Head) Stats(statsByLabelName string, limit int) *tsdb.Stats {
 	metrics, names, sizes, pairs := newTopK(limit), newTopK(limit), newTopK(limit), newTopK(limit)
 	numPairs := 0
+	n := h.NumSeries() // not the highest ref: series may be collected
 	h.mu.RLock()
-	n := h.count
 	for name, vp := range h.post.names {
 		values := len(vp.one) + len(vp.many)
 		names.offer(name, "", uint64(values))
@@ -41,7 +41,7 @@ func (h *Head) Stats(statsByLabelName string, limit int) *tsdb.Stats {
 	}
 	h.mu.RUnlock()
 	return &tsdb.Stats{
-		NumSeries: uint64(n),
+		NumSeries: n,
 		MinTime:   h.MinTime(),
 		MaxTime:   h.MaxTime(),
 		IndexPostingStats: &index.PostingsStats{
