@@ -57,6 +57,7 @@ var rules = []rule{
 	{pkg: "internal/tracestore", forbid: []string{collector, "components", "internal/metricstore", "internal/logstore"}, allow: []string{pdata}, why: "import the Collector beyond pdata"},
 	{pkg: "internal/traceql", forbid: []string{"internal/tracestore", "internal/bucket", "github.com/parquet-go"}, why: "know the storage format"},
 	{pkg: "internal/metricstore", forbid: []string{collector, "components", "internal/tracestore", "internal/logstore"}, allow: []string{pdata}, why: "import the Collector beyond pdata"},
+	{pkg: "internal/metricdb", forbid: join(stores, []string{collector, "components"}), why: "import the Collector or a store"},
 	{pkg: "internal/logstore", forbid: []string{collector, "components", "internal/tracestore", "internal/metricstore"}, allow: []string{pdata}, why: "import the Collector beyond pdata"},
 	{pkg: "internal/logql", forbid: []string{"internal/logstore", "internal/bucket", "internal/wal", "github.com/klauspost/compress"}, why: "know the storage format"},
 	{pkg: "components/generatorconnector", forbid: join(stores, []string{"components"}), allow: []string{"components/apiserver"}, why: "write into a store"},

@@ -2,6 +2,7 @@ package metrichead
 
 import (
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // Garbage collection of series, after a truncation: a series with no samples left and no appender holding
@@ -94,6 +95,13 @@ func (h *Head) collect() int {
 		page, _ := splitAddr(addr)
 		h.labelLive[page]--
 		h.seriesLive[(ref-1)/seriesPage]--
+	}
+	if len(dead) > 0 {
+		gone := make(map[storage.SeriesRef]struct{}, len(dead))
+		for r := range dead {
+			gone[storage.SeriesRef(r)] = struct{}{}
+		}
+		h.tombs.DeleteTombstones(gone)
 	}
 	// Lists are replaced, not changed in place: readers may hold the old ones.
 	for name, values := range touched {

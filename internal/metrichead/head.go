@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 )
 
@@ -90,25 +91,27 @@ type Head struct {
 	maxT       atomic.Int64
 	minValid   atomic.Int64 // samples before it are out of bounds: their block was written
 	samples    atomic.Uint64
-	dropped    atomic.Uint64 // samples a commit dropped (made invalid by a concurrent commit)
+	dropped    atomic.Uint64             // samples a commit dropped (made invalid by a concurrent commit)
+	tombs      *tombstones.MemTombstones // deleted intervals by series ref (tombstones.go)
 
 	wal    *wlog.WL // nil for a head without a log (New)
 	logger *slog.Logger
 
-	truncMu  sync.Mutex // one truncation at a time
-	readMu   sync.Mutex // guards readers and dropping
-	readEnd  *sync.Cond // signalled when a reader closes or a truncation ends
-	readers  map[*RangeHead]int
-	dropping bool // a truncation is dropping chunks
+	truncMu sync.Mutex // one truncation at a time
+	readMu  sync.Mutex // guards readers
+	readEnd *sync.Cond // signalled when a reader closes
+	readers map[*RangeHead]int
 }
 
 // acquire and release count the open index and chunk readers of a range, so that truncation waits for readers
 // that may still look at what it drops.
-// A range's first reader waits while a truncation drops what the range may list.
+// A range's first reader starts the range at the truncation point when a truncation raised it since the range
+// was made: what is before is being dropped (a block holds it). Waiting for the drop instead could wait for a
+// reader the same caller holds open, which the truncation waits for in turn.
 func (h *Head) acquire(r *RangeHead) {
 	h.readMu.Lock()
-	for h.readers[r] == 0 && h.dropping && r.mint < h.minValid.Load() {
-		h.readEnd.Wait()
+	if h.readers[r] == 0 {
+		r.mint = max(r.mint, h.minValid.Load())
 	}
 	h.readers[r]++
 	h.readMu.Unlock()
@@ -146,7 +149,8 @@ func New(o Options) (*Head, error) {
 		return nil, fmt.Errorf("metric head options: %w", err)
 	}
 	h := &Head{opts: o, byHash: map[uint64]uint32{}, dupHash: map[uint64][]uint32{}, post: newPostings(),
-		readers: map[*RangeHead]int{}, logger: slog.New(slog.DiscardHandler)}
+		readers: map[*RangeHead]int{}, logger: slog.New(slog.DiscardHandler),
+		tombs: tombstones.NewMemTombstones()}
 	h.readEnd = sync.NewCond(&h.readMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
@@ -354,15 +358,8 @@ func (h *Head) Truncate(mint int64) error {
 	if mint > h.minValid.Load() {
 		h.minValid.Store(mint)
 	}
-	h.dropping = true
 	h.waitReaders(mint)
 	h.readMu.Unlock()
-	defer func() {
-		h.readMu.Lock()
-		h.dropping = false
-		h.readEnd.Broadcast()
-		h.readMu.Unlock()
-	}()
 	h.mu.RLock()
 	n := h.count
 	h.mu.RUnlock()
@@ -406,6 +403,7 @@ func (h *Head) Truncate(mint int64) error {
 	}
 	h.minT.Store(newMin)
 	h.chunks.dropBefore(mint)
+	h.tombs.TruncateBefore(mint)
 	h.collect()
 	if h.wal != nil {
 		if err := h.truncateWAL(mint); err != nil {

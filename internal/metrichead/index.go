@@ -51,7 +51,7 @@ func (h *Head) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	return tsdb.NewBlockChunkQuerier(r, r.mint, r.maxt)
 }
 
-// Index and Chunks readers must be closed: truncation waits for them.
+// Index and Chunks register a reader of the range that truncation waits for; closing the reader releases it.
 func (r *RangeHead) Index() (tsdb.IndexReader, error) {
 	r.h.acquire(r)
 	return &indexReader{r: r}, nil
@@ -62,9 +62,8 @@ func (r *RangeHead) Chunks() (tsdb.ChunkReader, error) {
 	return &chunkReader{h: r.h, r: r}, nil
 }
 
-func (r *RangeHead) Tombstones() (tombstones.Reader, error) {
-	return tombstones.NewMemTombstones(), nil
-}
+func (r *RangeHead) Tombstones() (tombstones.Reader, error) { return r.h.tombstones(), nil }
+
 func (r *RangeHead) Size() int64 { return 0 }
 func (r *RangeHead) Meta() tsdb.BlockMeta {
 	return tsdb.BlockMeta{ULID: r.id, MinTime: max(r.mint, r.h.MinTime()), MaxTime: min(r.maxt, r.h.MaxTime()),

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 )
@@ -34,7 +35,7 @@ type ReplayStats struct {
 	Series, Samples  int
 	UnknownRefs      int // samples of series the log never named (Prometheus' replay drops them too)
 	Invalid          int // samples the head refused: before minValid, out of order, duplicate
-	OtherRecords     int // records this head does not hold (exemplars, metadata, tombstones, mmap markers)
+	OtherRecords     int // records this head does not hold (exemplars, metadata, mmap markers)
 	Repaired         bool
 	RewroteRefs      bool // the log's series refs were not the head's: it was checkpointed with the head's
 	CheckpointedFrom int
@@ -143,6 +144,7 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 		samples []record.RefSample
 		hists   []record.RefHistogramSample
 		fhists  []record.RefFloatHistogramSample
+		stones  []tombstones.Stone
 	)
 	apply := func(wref chunks.HeadSeriesRef, add func(uint32) error) {
 		ref, ok := refs[wref]
@@ -190,6 +192,15 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 			}
 			for _, s := range fhists {
 				apply(s.Ref, func(ref uint32) error { return h.AppendHistogram(ref, s.T, nil, s.FH) })
+			}
+		case record.Tombstones:
+			if stones, err = dec.Tombstones(rec, stones[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode tombstones: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, s := range stones {
+				if ref, ok := refs[chunks.HeadSeriesRef(s.Ref)]; ok {
+					h.tombs.AddInterval(storage.SeriesRef(ref), s.Intervals...)
+				}
 			}
 		default:
 			st.OtherRecords++
@@ -346,7 +357,20 @@ func (h *Head) writeAll(w *wlog.WL) error {
 			}
 		}
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	var stones []tombstones.Stone
+	if err := h.tombs.Iter(func(ref storage.SeriesRef, ivs tombstones.Intervals) error {
+		stones = append(stones, tombstones.Stone{Ref: ref, Intervals: ivs})
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(stones) == 0 {
+		return nil
+	}
+	return w.Log(enc.Tombstones(stones, nil))
 }
 
 // truncateWAL checkpoints the older two thirds of the segments, keeping every series and the samples from mint

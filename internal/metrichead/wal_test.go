@@ -242,3 +242,23 @@ func TestTruncateCheckpoints(t *testing.T) {
 	f.reopen(cut)
 	f.check(cut)
 }
+
+// TestReplayKeepsDeletes: a delete is logged, so the replayed head still leaves the samples out.
+func TestReplayKeepsDeletes(t *testing.T) {
+	f := newWALFixture(t, WALOptions{})
+	for range 6 {
+		f.push(20, 20)
+	}
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "m1")}
+	from, to := f.ts-3*15000, f.ts-15000
+	if err := f.head.Delete(t.Context(), from, to, ms...); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ref.Delete(t.Context(), from, to, ms...); err != nil {
+		t.Fatal(err)
+	}
+	f.check(math.MinInt64)
+	f.head.Close()
+	f.reopen(math.MinInt64)
+	f.check(math.MinInt64)
+}
