@@ -111,7 +111,11 @@ func Open(dir string, logger *slog.Logger, reg prometheus.Registerer, head *metr
 		return nil, fmt.Errorf("metric db: open blocks in %s: %w", dir, err)
 	}
 	if maxt, ok := db.blocksMaxTime(); ok {
-		head.Truncate(maxt)
+		if err := head.Truncate(maxt); err != nil {
+			cancel()
+			db.closeBlocks()
+			return nil, fmt.Errorf("metric db: truncate head at the newest block: %w", err)
+		}
 	}
 	return db, nil
 }
@@ -457,6 +461,9 @@ func (db *DB) Compact(ctx context.Context) (err error) {
 // head at maxt. The caller holds cmtx.
 func (db *DB) compactHead(mint, maxt int64) error {
 	db.metrics.headCompactions.Inc()
+	// New appends to the range are refused (AppendableMinValidTime); those already holding samples in it land
+	// before the block is written.
+	db.head.WaitForAppendersOverlapping(maxt)
 	// Block ranges are half-open and chunk ranges closed: the head is read up to maxt-1.
 	ids, err := db.compactor.Write(db.dir, db.head.Range(mint, maxt-1), mint, maxt, nil)
 	if err != nil {
@@ -471,7 +478,9 @@ func (db *DB) compactHead(mint, maxt int64) error {
 		}
 		return errors.Join(errs...)
 	}
-	db.head.Truncate(maxt)
+	if err := db.head.Truncate(maxt); err != nil {
+		return fmt.Errorf("truncate head at %d: %w", maxt, err)
+	}
 	return nil
 }
 

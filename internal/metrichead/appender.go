@@ -20,6 +20,7 @@ import (
 // makes invalid before this one lands is dropped at Commit and counted (Dropped), as Prometheus does.
 type Appender struct {
 	h       *Head
+	mint    int64 // its oldest sample, while it holds any (registered in Head.appenders)
 	series  []record.RefSeries
 	samples []record.RefSample
 	hists   []record.RefHistogramSample
@@ -37,8 +38,8 @@ func (h *Head) Appender() *Appender { return &Appender{h: h} }
 // returns the series' ref.
 func (a *Appender) Append(ref uint32, lset labels.Labels, t int64, v float64) (uint32, error) {
 	h := a.h
-	if t < h.minValid.Load() {
-		return 0, storage.ErrOutOfBounds
+	if err := a.inWindow(t); err != nil {
+		return 0, err
 	}
 	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) error {
 		_, err := h.appendable(ref, s, t, v)
@@ -66,8 +67,8 @@ const (
 // AppendHistogram adds an integer (hv) or float (fh) histogram sample, as Append adds a float one.
 func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) (uint32, error) {
 	h := a.h
-	if t < h.minValid.Load() {
-		return 0, storage.ErrOutOfBounds
+	if err := a.inWindow(t); err != nil {
+		return 0, err
 	}
 	switch {
 	case hv != nil && fh == nil:
@@ -100,6 +101,33 @@ func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 		a.fhists = append(a.fhists, record.RefFloatHistogramSample{Ref: chunks.HeadSeriesRef(ref), T: t, FH: fh})
 	}
 	return ref, nil
+}
+
+// inWindow refuses a sample older than the head accepts (AppendableMinValidTime) and registers the appender's
+// oldest sample, so that writing a block of the range it falls in waits for its commit.
+func (a *Appender) inWindow(t int64) error {
+	h := a.h
+	h.appMu.Lock()
+	defer h.appMu.Unlock()
+	if t < h.AppendableMinValidTime() {
+		return storage.ErrOutOfBounds
+	}
+	if _, ok := h.appenders[a]; !ok || t < a.mint {
+		a.mint = t
+		h.appenders[a] = struct{}{}
+	}
+	return nil
+}
+
+// done unregisters the appender.
+func (a *Appender) done() {
+	h := a.h
+	h.appMu.Lock()
+	if _, ok := h.appenders[a]; ok {
+		delete(h.appenders, a)
+		h.appDone.Broadcast()
+	}
+	h.appMu.Unlock()
 }
 
 // hold finds the series (by ref, else by lset), checks the sample with check under the series' lock and
@@ -352,6 +380,7 @@ func (a *Appender) Rollback() error {
 }
 
 func (a *Appender) reset() {
+	a.done()
 	clear(a.series)
 	a.series = a.series[:0]
 	a.samples = a.samples[:0]

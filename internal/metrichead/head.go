@@ -97,6 +97,10 @@ type Head struct {
 	wal    *wlog.WL // nil for a head without a log (New)
 	logger *slog.Logger
 
+	appMu     sync.Mutex // guards appenders
+	appDone   *sync.Cond // signalled when an appender commits or rolls back
+	appenders map[*Appender]struct{}
+
 	truncMu sync.Mutex // one truncation at a time
 	readMu  sync.Mutex // guards readers
 	readEnd *sync.Cond // signalled when a reader closes
@@ -152,6 +156,8 @@ func New(o Options) (*Head, error) {
 		readers: map[*RangeHead]int{}, logger: slog.New(slog.DiscardHandler),
 		tombs: tombstones.NewMemTombstones()}
 	h.readEnd = sync.NewCond(&h.readMu)
+	h.appenders = map[*Appender]struct{}{}
+	h.appDone = sync.NewCond(&h.appMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
 	h.minValid.Store(math.MinInt64)
@@ -165,6 +171,38 @@ func New(o Options) (*Head, error) {
 		h.chunks.dir = o.ChunksDir
 	}
 	return h, nil
+}
+
+// AppendableMinValidTime is the oldest timestamp an Appender accepts: not before the last truncation point, and
+// not more than half a block range behind the newest sample, as in Prometheus' head. Writing a block of a range
+// that old does not race with new appends, only with appenders already holding samples in it
+// (WaitForAppendersOverlapping).
+func (h *Head) AppendableMinValidTime() int64 {
+	mv := h.minValid.Load()
+	mt := h.maxT.Load()
+	if mt == math.MinInt64 || mt < math.MinInt64+h.opts.ChunkRange/2 {
+		return mv
+	}
+	return max(mv, mt-h.opts.ChunkRange/2)
+}
+
+// WaitForAppendersOverlapping returns when no appender holds an uncommitted sample before maxt.
+func (h *Head) WaitForAppendersOverlapping(maxt int64) {
+	h.appMu.Lock()
+	defer h.appMu.Unlock()
+	for {
+		overlapping := false
+		for a := range h.appenders {
+			if a.mint < maxt {
+				overlapping = true
+				break
+			}
+		}
+		if !overlapping {
+			return
+		}
+		h.appDone.Wait()
+	}
 }
 
 // MinTime and MaxTime bound the samples in the head; MinTime > MaxTime when it holds none.
