@@ -19,16 +19,18 @@ import (
 // out-of-order or duplicate sample there, as with Prometheus' appender; a sample that a concurrent commit
 // makes invalid before this one lands is dropped at Commit and counted (Dropped), as Prometheus does.
 type Appender struct {
-	h       *Head
-	mint    int64 // its oldest sample, while it holds any (registered in Head.appenders)
-	series  []record.RefSeries
-	samples []record.RefSample
-	hists   []record.RefHistogramSample
-	fhists  []record.RefFloatHistogramSample
-	kinds   []sampleKind // the order samples were appended in across the three lists, when histograms are among them
-	buf     []byte       // series record
-	sbuf    []byte       // samples record
-	dropped int
+	h         *Head
+	mint      int64 // its oldest sample, while it holds any (registered in Head.appenders)
+	series    []record.RefSeries
+	samples   []record.RefSample
+	hists     []record.RefHistogramSample
+	fhists    []record.RefFloatHistogramSample
+	kinds     []sampleKind
+	exemplars []pendingExemplar
+	metadata  []pendingMetadata // the order samples were appended in across the three lists, when histograms are among them
+	buf       []byte            // series record
+	sbuf      []byte            // samples record
+	dropped   int
 }
 
 // Appender returns an empty appender.
@@ -243,7 +245,7 @@ func (h *Head) appendable(ref uint32, s *series, t int64, v float64) (dup bool, 
 func (a *Appender) Commit() error {
 	defer a.reset()
 	h := a.h
-	if len(a.samples)+len(a.hists)+len(a.fhists) == 0 {
+	if len(a.samples)+len(a.hists)+len(a.fhists)+len(a.exemplars)+len(a.metadata) == 0 {
 		return nil
 	}
 	if h.wal != nil {
@@ -253,12 +255,14 @@ func (a *Appender) Commit() error {
 			a.buf = enc.Series(a.series, a.buf[:0])
 			recs = append(recs, a.buf)
 		}
-		if len(a.kinds) == 0 {
+		switch {
+		case len(a.kinds) > 0:
+			recs = a.runRecords(&enc, recs)
+		case len(a.samples) > 0:
 			a.sbuf = enc.Samples(a.samples, a.sbuf[:0])
 			recs = append(recs, a.sbuf)
-		} else {
-			recs = a.runRecords(&enc, recs)
 		}
+		recs = a.extraRecords(&enc, recs)
 		if err := h.wal.Log(recs...); err != nil {
 			a.unpend()
 			return fmt.Errorf("metric head: write-ahead log: %w", err)
@@ -274,6 +278,9 @@ func (a *Appender) Commit() error {
 			ser.st.logged = true
 			lock.Unlock()
 		}
+	}
+	if err := a.applyExtras(); err != nil {
+		return err
 	}
 	if len(a.kinds) == 0 {
 		for _, s := range a.samples {
@@ -389,6 +396,9 @@ func (a *Appender) reset() {
 	clear(a.fhists)
 	a.fhists = a.fhists[:0]
 	a.kinds = a.kinds[:0]
+	clear(a.exemplars)
+	a.exemplars = a.exemplars[:0]
+	a.metadata = a.metadata[:0]
 }
 
 // Dropped is how many samples commits of this appender dropped because a concurrent commit made them invalid.

@@ -90,6 +90,7 @@ func (h *Head) collect() int {
 			h.hists.mu.Unlock()
 		}
 		*s = series{labels: deadLabels}
+		h.metaIDs[(ref-1)/seriesPage][(ref-1)%seriesPage] = 0
 		lock.Unlock()
 		dead[ref] = struct{}{}
 		page, _ := splitAddr(addr)
@@ -132,6 +133,7 @@ func (h *Head) collect() int {
 	for i := range len(h.pages) - 1 {
 		if h.pages[i] != nil && h.seriesLive[i] == 0 {
 			h.pages[i] = nil
+			h.metaIDs[i] = nil
 		}
 	}
 	for i := range len(h.lbls.pages) - 1 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 )
@@ -27,6 +28,8 @@ type Options struct {
 	ChunkRange int64
 	// SamplesPerChunk is when an open chunk is closed (Prometheus' default is 120).
 	SamplesPerChunk int
+	// MaxExemplars is how many exemplars the head keeps (Prometheus' circular storage); 0 keeps none.
+	MaxExemplars int64
 	// ChunksDir, when set, is where full pages of closed chunks are written and memory-mapped from. Its
 	// contents are scratch: Open clears it and the write-ahead log rebuilds them.
 	ChunksDir string
@@ -87,6 +90,9 @@ type Head struct {
 	locks      [lockStripes]sync.Mutex // a series' samples; taken after mu, never before
 	chunks     chunkPages
 	hists      histograms
+	exemplars  tsdb.ExemplarStorage // nil without exemplars
+	meta       metaTable
+	metaIDs    [][]uint32 // metadata id of each series, page by page beside pages
 	minT       atomic.Int64
 	maxT       atomic.Int64
 	minValid   atomic.Int64 // samples before it are out of bounds: their block was written
@@ -157,6 +163,10 @@ func New(o Options) (*Head, error) {
 		tombs: tombstones.NewMemTombstones()}
 	h.readEnd = sync.NewCond(&h.readMu)
 	h.appenders = map[*Appender]struct{}{}
+	var err error
+	if h.exemplars, err = newExemplars(o); err != nil {
+		return nil, fmt.Errorf("metric head: exemplar storage: %w", err)
+	}
 	h.appDone = sync.NewCond(&h.appMu)
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
@@ -295,6 +305,7 @@ func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
 	ref := h.count
 	if int(ref-1)/seriesPage == len(h.pages) {
 		h.pages = append(h.pages, make([]series, seriesPage))
+		h.metaIDs = append(h.metaIDs, make([]uint32, seriesPage))
 	}
 	h.scratch = encodeLabels(h.scratch[:0], lset)
 	addr := h.lbls.put(h.scratch)

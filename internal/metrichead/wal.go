@@ -10,7 +10,9 @@ import (
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -35,7 +37,7 @@ type ReplayStats struct {
 	Series, Samples  int
 	UnknownRefs      int // samples of series the log never named (Prometheus' replay drops them too)
 	Invalid          int // samples the head refused: before minValid, out of order, duplicate
-	OtherRecords     int // records this head does not hold (exemplars, metadata, mmap markers)
+	OtherRecords     int // records this head does not hold (mmap markers, unknown types)
 	Repaired         bool
 	RewroteRefs      bool // the log's series refs were not the head's: it was checkpointed with the head's
 	CheckpointedFrom int
@@ -145,6 +147,8 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 		hists   []record.RefHistogramSample
 		fhists  []record.RefFloatHistogramSample
 		stones  []tombstones.Stone
+		metas   []record.RefMetadata
+		exs     []record.RefExemplar
 	)
 	apply := func(wref chunks.HeadSeriesRef, add func(uint32) error) {
 		ref, ok := refs[wref]
@@ -192,6 +196,32 @@ func (h *Head) replay(dir string, refs map[chunks.HeadSeriesRef]uint32, st *Repl
 			}
 			for _, s := range fhists {
 				apply(s.Ref, func(ref uint32) error { return h.AppendHistogram(ref, s.T, nil, s.FH) })
+			}
+		case record.Metadata:
+			if metas, err = dec.Metadata(rec, metas[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode metadata: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			for _, m := range metas {
+				if ref, ok := refs[m.Ref]; ok {
+					h.setMetaID(ref, h.meta.intern(metadata.Metadata{Type: record.ToMetricType(m.Type), Unit: m.Unit, Help: m.Help}))
+				}
+			}
+		case record.Exemplars:
+			if exs, err = dec.Exemplars(rec, exs[:0]); err != nil {
+				return &wlog.CorruptionErr{Err: fmt.Errorf("decode exemplars: %w", err), Segment: r.Segment(), Offset: r.Offset()}
+			}
+			if h.exemplars == nil {
+				continue
+			}
+			for _, e := range exs {
+				ref, ok := refs[e.Ref]
+				if !ok {
+					continue
+				}
+				if series, ok := h.seriesLabels(ref); ok {
+					// Refusals (duplicates, older than the ring holds) are expected on replay.
+					_ = h.exemplars.AddExemplar(series, exemplar.Exemplar{Labels: e.Labels, Value: e.V, Ts: e.T, HasTs: true})
+				}
 			}
 		case record.Tombstones:
 			if stones, err = dec.Tombstones(rec, stones[:0]); err != nil {
@@ -359,6 +389,33 @@ func (h *Head) writeAll(w *wlog.WL) error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	var ms []record.RefMetadata
+	for ref := uint32(1); ref <= n; ref++ {
+		if m, ok := h.Metadata(ref); ok {
+			ms = append(ms, record.RefMetadata{Ref: chunks.HeadSeriesRef(ref), Type: record.GetMetricType(m.Type), Unit: m.Unit, Help: m.Help})
+		}
+	}
+	if len(ms) > 0 {
+		if err := w.Log(enc.Metadata(ms, nil)); err != nil {
+			return err
+		}
+	}
+	if h.exemplars != nil {
+		var es []record.RefExemplar
+		if err := h.exemplars.IterateExemplars(func(series labels.Labels, e exemplar.Exemplar) error {
+			if ref := h.Lookup(series); ref != 0 {
+				es = append(es, record.RefExemplar{Ref: chunks.HeadSeriesRef(ref), T: e.Ts, V: e.Value, Labels: e.Labels})
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(es) > 0 {
+			if err := w.Log(enc.Exemplars(es, nil)); err != nil {
+				return err
+			}
+		}
 	}
 	var stones []tombstones.Stone
 	if err := h.tombs.Iter(func(ref storage.SeriesRef, ivs tombstones.Intervals) error {
