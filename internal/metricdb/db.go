@@ -553,40 +553,29 @@ func (db *DB) StartTime() (int64, error) {
 
 // Querier reads [mint, maxt] from the head and the blocks that overlap it, merged; a series in both (a head
 // range written out but not yet truncated) is deduplicated.
-func (db *DB) Querier(mint, maxt int64) (_ storage.Querier, err error) {
-	var qs []storage.Querier
-	defer func() {
-		if err != nil {
-			for _, q := range qs {
-				_ = q.Close()
-			}
-		}
-	}()
-	db.mtx.RLock()
-	defer db.mtx.RUnlock()
-	if maxt >= db.head.MinTime() {
-		q, err := db.head.Querier(mint, maxt)
-		if err != nil {
-			return nil, fmt.Errorf("open head querier: %w", err)
-		}
-		qs = append(qs, q)
-	}
-	for _, b := range db.blocks {
-		if !b.OverlapsClosedInterval(mint, maxt) {
-			continue
-		}
-		q, err := tsdb.NewBlockQuerier(b, mint, maxt)
-		if err != nil {
-			return nil, fmt.Errorf("open querier for block %s: %w", b.Meta().ULID, err)
-		}
-		qs = append(qs, q)
+func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
+	qs, err := openQueriers(db, mint, maxt, db.head.Querier, tsdb.NewBlockQuerier)
+	if err != nil {
+		return nil, err
 	}
 	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
 }
 
 // ChunkQuerier is Querier's chunk form; overlapping chunks of a series are merged into new ones.
-func (db *DB) ChunkQuerier(mint, maxt int64) (_ storage.ChunkQuerier, err error) {
-	var qs []storage.ChunkQuerier
+func (db *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	qs, err := openQueriers(db, mint, maxt, db.head.ChunkQuerier, tsdb.NewBlockChunkQuerier)
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+// openQueriers opens a querier of the head (when the range reaches it) and of each block overlapping [mint,
+// maxt], under the block set's lock, so that a block deleted after it is still read to the end (Block.Close
+// waits for its readers). On an error the ones opened are closed.
+func openQueriers[Q interface{ Close() error }](db *DB, mint, maxt int64, head func(int64, int64) (Q, error),
+	block func(tsdb.BlockReader, int64, int64) (Q, error),
+) (qs []Q, err error) {
 	defer func() {
 		if err != nil {
 			for _, q := range qs {
@@ -597,9 +586,9 @@ func (db *DB) ChunkQuerier(mint, maxt int64) (_ storage.ChunkQuerier, err error)
 	db.mtx.RLock()
 	defer db.mtx.RUnlock()
 	if maxt >= db.head.MinTime() {
-		q, err := db.head.ChunkQuerier(mint, maxt)
+		q, err := head(mint, maxt)
 		if err != nil {
-			return nil, fmt.Errorf("open head chunk querier: %w", err)
+			return qs, fmt.Errorf("open head querier: %w", err)
 		}
 		qs = append(qs, q)
 	}
@@ -607,13 +596,13 @@ func (db *DB) ChunkQuerier(mint, maxt int64) (_ storage.ChunkQuerier, err error)
 		if !b.OverlapsClosedInterval(mint, maxt) {
 			continue
 		}
-		q, err := tsdb.NewBlockChunkQuerier(b, mint, maxt)
+		q, err := block(b, mint, maxt)
 		if err != nil {
-			return nil, fmt.Errorf("open chunk querier for block %s: %w", b.Meta().ULID, err)
+			return qs, fmt.Errorf("open querier for block %s: %w", b.Meta().ULID, err)
 		}
 		qs = append(qs, q)
 	}
-	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+	return qs, nil
 }
 
 // Delete marks the samples in [mint, maxt] of the series matching ms as deleted, in the blocks (their tombstone
