@@ -3,6 +3,7 @@ package metrichead
 import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 )
 
 // Garbage collection of series, after a truncation: a series with no samples left and no appender holding
@@ -56,6 +57,8 @@ func (h *Head) collect() int {
 		sb      labels.ScratchBuilder
 		touched = map[string]map[string]struct{}{} // lists that lose refs
 		dead    = map[uint32]struct{}{}
+		// the labels of the collected series, for the series callback
+		collected = map[chunks.HeadSeriesRef]labels.Labels{}
 	)
 	for _, ref := range cands {
 		s := h.seriesAt(ref)
@@ -93,9 +96,15 @@ func (h *Head) collect() int {
 		h.metaIDs[(ref-1)/seriesPage][(ref-1)%seriesPage] = 0
 		lock.Unlock()
 		dead[ref] = struct{}{}
+		if h.opts.SeriesCallback != nil {
+			collected[chunks.HeadSeriesRef(ref)] = toLabels(enc, &sb)
+		}
 		page, _ := splitAddr(addr)
 		h.labelLive[page]--
 		h.seriesLive[(ref-1)/seriesPage]--
+	}
+	if len(collected) > 0 && h.opts.SeriesCallback != nil {
+		h.opts.SeriesCallback.PostDeletion(collected)
 	}
 	if len(dead) > 0 {
 		gone := make(map[storage.SeriesRef]struct{}, len(dead))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/compression"
 )
 
@@ -119,5 +120,53 @@ func TestCollectSeries(t *testing.T) {
 			t.Fatalf("open %d: %d series (%+v), want 52", round, h2.NumSeries(), st)
 		}
 		h2.Close()
+	}
+}
+
+// seriesCounter is a series callback that refuses series past a limit and counts what it is told.
+type seriesCounter struct {
+	limit            int
+	live             int
+	created, deleted int
+}
+
+func (c *seriesCounter) PreCreation(labels.Labels) error {
+	if c.live >= c.limit {
+		return errors.New("per-tenant series limit reached")
+	}
+	return nil
+}
+func (c *seriesCounter) PostCreation(labels.Labels) { c.live++; c.created++ }
+func (c *seriesCounter) PostDeletion(m map[chunks.HeadSeriesRef]labels.Labels) {
+	c.live -= len(m)
+	c.deleted += len(m)
+}
+
+// TestSeriesCallback: the callback refuses a series over its limit, and hears of creations and collections.
+func TestSeriesCallback(t *testing.T) {
+	cb := &seriesCounter{limit: 3}
+	o := DefaultOptions()
+	o.SeriesCallback = cb
+	h, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := h.Appender()
+	for i := range 4 {
+		_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), 1000, 1)
+		if (i < 3) != (err == nil) {
+			t.Fatalf("series %d: %v", i, err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // collected at the second truncation
+		if err := h.Truncate(2000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cb.created != 3 || cb.deleted != 3 || cb.live != 0 {
+		t.Fatalf("callback saw %+v, want 3 created and 3 deleted", cb)
 	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	ChunkRange int64
 	// SamplesPerChunk is when an open chunk is closed (Prometheus' default is 120).
 	SamplesPerChunk int
+	// SeriesCallback, when set, is asked before a series is made (its error refuses the series: a limit) and told
+	// after one is made or collected, as Prometheus' head does with the same interface.
+	SeriesCallback tsdb.SeriesLifecycleCallback
 	// MaxExemplars is how many exemplars the head keeps (Prometheus' circular storage); 0 keeps none.
 	MaxExemplars int64
 	// ChunksDir, when set, is where full pages of closed chunks are written and memory-mapped from. Its
@@ -297,7 +300,16 @@ func (h *Head) GetOrCreate(lset labels.Labels) (ref uint32, created bool, err er
 	if h.count == math.MaxUint32-1 {
 		return 0, false, errors.New("metric head: series refs exhausted")
 	}
-	return h.createLocked(hash, lset), true, nil
+	if cb := h.opts.SeriesCallback; cb != nil {
+		if err := cb.PreCreation(lset); err != nil {
+			return 0, false, err
+		}
+	}
+	ref = h.createLocked(hash, lset)
+	if cb := h.opts.SeriesCallback; cb != nil {
+		cb.PostCreation(lset)
+	}
+	return ref, true, nil
 }
 
 func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
