@@ -125,12 +125,16 @@ func TestCollectSeries(t *testing.T) {
 
 // seriesCounter is a series callback that refuses series past a limit and counts what it is told.
 type seriesCounter struct {
+	h                *Head
 	limit            int
 	live             int
 	created, deleted int
 }
 
 func (c *seriesCounter) PreCreation(labels.Labels) error {
+	if c.h.NumSeries() >= uint64(c.limit) { // reads the head, as the metric store's limit does
+		return errors.New("per-tenant series limit reached")
+	}
 	if c.live >= c.limit {
 		return errors.New("per-tenant series limit reached")
 	}
@@ -151,6 +155,7 @@ func TestSeriesCallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cb.h = h
 	app := h.Appender()
 	for i := range 4 {
 		_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), 1000, 1)

@@ -292,20 +292,23 @@ func (h *Head) GetOrCreate(lset labels.Labels) (ref uint32, created bool, err er
 	if ref != 0 {
 		return ref, false, nil
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if ref = h.lookupLocked(hash, lset); ref != 0 {
-		return ref, false, nil
-	}
-	if h.count == math.MaxUint32-1 {
-		return 0, false, errors.New("metric head: series refs exhausted")
-	}
+	// Asked outside the registry's lock: a callback may read the head (a limit counts its series).
 	if cb := h.opts.SeriesCallback; cb != nil {
 		if err := cb.PreCreation(lset); err != nil {
 			return 0, false, err
 		}
 	}
+	h.mu.Lock()
+	if ref = h.lookupLocked(hash, lset); ref != 0 {
+		h.mu.Unlock()
+		return ref, false, nil
+	}
+	if h.count == math.MaxUint32-1 {
+		h.mu.Unlock()
+		return 0, false, errors.New("metric head: series refs exhausted")
+	}
 	ref = h.createLocked(hash, lset)
+	h.mu.Unlock()
 	if cb := h.opts.SeriesCallback; cb != nil {
 		cb.PostCreation(lset)
 	}
