@@ -442,3 +442,25 @@ func TestMappedChunkPages(t *testing.T) {
 		t.Fatalf("%d page files after Close", left)
 	}
 }
+
+// TestSeriesLabelsOnly: Series with no chunk slice gives the labels alone, as Prometheus' index readers do.
+func TestSeriesLabelsOnly(t *testing.T) {
+	h, err := New(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lset := labels.FromStrings("__name__", "up", "job", "a")
+	ref, _, err := h.GetOrCreate(lset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := h.Range(math.MinInt64, math.MaxInt64).Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ir.Close()
+	var b labels.ScratchBuilder
+	if err := ir.Series(storage.SeriesRef(ref), &b, nil); err != nil || !labels.Equal(b.Labels(), lset) {
+		t.Fatalf("labels %s (%v), want %s", b.Labels(), err, lset)
+	}
+}

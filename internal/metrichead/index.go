@@ -269,6 +269,9 @@ func (ir *indexReader) Series(ref storage.SeriesRef, builder *labels.ScratchBuil
 	}
 	builder.Reset()
 	rangeLabels(b, func(n, v string) bool { builder.Add(n, v); return true })
+	if chks == nil { // labels only, as Prometheus' readers allow
+		return nil
+	}
 	*chks = (*chks)[:0]
 	s := h.get(uint32(ref))
 	if s == nil {
