@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/record"
 )
@@ -210,6 +211,14 @@ func (a *Appender) seriesFor(ref uint32, lset labels.Labels) (uint32, *series, e
 	if s == nil {
 		if lset.IsEmpty() {
 			return 0, nil, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+		}
+		// As Prometheus' head: empty values are no labels, and a name twice is refused.
+		lset = lset.WithoutEmpty()
+		if lset.IsEmpty() {
+			return 0, nil, fmt.Errorf("metric head: empty label set: %w", tsdb.ErrInvalidSample)
+		}
+		if name, dup := lset.HasDuplicateLabelNames(); dup {
+			return 0, nil, fmt.Errorf("metric head: label name %q is not unique: %w", name, tsdb.ErrInvalidSample)
 		}
 		for attempt := 0; s == nil; attempt++ {
 			var err error

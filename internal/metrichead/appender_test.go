@@ -3,6 +3,7 @@ package metrichead
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +74,27 @@ func TestWaitForAppendersOverlapping(t *testing.T) {
 		t.Fatalf("the wait returned before the appender committed: %d series seen", n)
 	}
 	h.WaitForAppendersOverlapping(math.MaxInt64) // none left
+}
+
+// TestAppendCleansLabels: empty label values are dropped and a repeated name is refused, as in Prometheus' head.
+func TestAppendCleansLabels(t *testing.T) {
+	h, err := New(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := h.Appender()
+	ref, err := app.Append(0, labels.FromStrings("__name__", "m", "empty", ""), 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Lookup(labels.FromStrings("__name__", "m")) != ref {
+		t.Fatal("the empty label was kept")
+	}
+	dup := labels.New(labels.Label{Name: "__name__", Value: "m"}, labels.Label{Name: "a", Value: "1"}, labels.Label{Name: "a", Value: "2"})
+	if _, err := app.Append(0, dup, 1000, 1); err == nil || !strings.Contains(err.Error(), "not unique") {
+		t.Fatalf("a repeated label name: %v", err)
+	}
+	if _, err := app.Append(0, labels.FromStrings("only", ""), 1000, 1); err == nil {
+		t.Fatal("a label set of empty values was accepted")
+	}
 }

@@ -25,17 +25,15 @@ func (h *Head) empty(ref uint32, s *series) bool {
 	return true
 }
 
-// collect removes the series that hold no samples and no pending ones, and returns how many. Only series made
-// before the previous collection are looked at: one just made by GetOrCreate gets its first sample right
-// after, outside any lock.
+// collect removes the series that hold no samples and no pending ones, and returns how many. An Appender
+// counts a sample as pending under the series' lock and makes the series anew when it was collected first; a
+// caller of GetOrCreate and Head.Append (replay) runs before collections start.
 func (h *Head) collect() int {
 	h.mu.RLock()
 	n := h.count
 	h.mu.RUnlock()
-	horizon := h.gcHorizon
-	h.gcHorizon = n
 	var cands []uint32
-	for ref := uint32(1); ref <= horizon; ref++ {
+	for ref := uint32(1); ref <= n; ref++ {
 		s := h.get(ref)
 		if s == nil {
 			continue

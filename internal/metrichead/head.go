@@ -84,7 +84,6 @@ type Head struct {
 	live       int     // series not collected
 	seriesLive []int32 // live series per page of pages
 	labelLive  []int32 // live label sets per arena page
-	gcHorizon  uint32  // refs up to it existed at the previous collection; truncMu guards it
 	byHash     map[uint64]uint32
 	dupHash    map[uint64][]uint32 // further series whose labels hash like byHash's
 	lbls       arena

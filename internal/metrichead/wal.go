@@ -82,7 +82,6 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 		st.Repaired = true
 	}
 	h.wal = w
-	h.gcHorizon = h.count
 	h.collect() // series the log named whose samples are all before minValid, or none
 	for wref, ref := range refs {
 		if uint32(wref) != ref {
