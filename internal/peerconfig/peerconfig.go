@@ -208,15 +208,20 @@ func mergeNodes(dst, src *yaml.Node) {
 			for ; j >= 0; j = mapIndex(dst, key.Value) {
 				dst.Content = append(dst.Content[:j], dst.Content[j+2:]...)
 			}
-		case j < 0 && val.Kind == yaml.MappingNode:
-			// A new map: merged into an empty one, so that its nulls remove rather than stay.
+		case val.Kind == yaml.MappingNode && j >= 0 && dst.Content[j+1].Kind == yaml.MappingNode:
+			mergeNodes(dst.Content[j+1], val)
+		case val.Kind == yaml.MappingNode:
+			// A map that is new here, or replaces a value that is not a map: merged into an empty one, so that
+			// its nulls remove rather than stay (and merging it again changes nothing).
 			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 			mergeNodes(m, val)
-			dst.Content = append(dst.Content, key, m)
+			if j < 0 {
+				dst.Content = append(dst.Content, key, m)
+			} else {
+				dst.Content[j+1] = m
+			}
 		case j < 0:
 			dst.Content = append(dst.Content, key, val)
-		case val.Kind == yaml.MappingNode && dst.Content[j+1].Kind == yaml.MappingNode:
-			mergeNodes(dst.Content[j+1], val)
 		default:
 			dst.Content[j+1] = val
 		}
