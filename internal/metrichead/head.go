@@ -482,7 +482,7 @@ func (h *Head) Truncate(mint int64) error {
 // rebuilt from the write-ahead log at start. Readers hold the bytes they were given only while their reader is
 // open, and truncation waits for those readers, so a page is unmapped only when no one reads it.
 type chunkPages struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	a      arena
 	maxT   []int64 // newest sample of each page
 	mapped []bool
@@ -557,8 +557,8 @@ func (c *chunkPages) close() {
 
 // get returns a closed chunk's bytes, or false when its page was dropped since its ref was read.
 func (c *chunkPages) get(addr uint64) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock() // every query reading closed chunks comes here: readers do not wait for each other
+	defer c.mu.RUnlock()
 	if page, _ := splitAddr(addr); page >= len(c.a.pages) || c.a.pages[page] == nil {
 		return nil, false
 	}
