@@ -76,7 +76,7 @@ func (a *appenderV1) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, 
 	if st >= t {
 		return 0, storage.ErrSTNewerThanSample
 	}
-	r, err := a.a.Append(headRef(ref), l, st, 0)
+	r, err := a.a.AppendSTZero(headRef(ref), l, st)
 	return storage.SeriesRef(r), err
 }
 
@@ -93,10 +93,10 @@ func (a *appenderV1) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels
 	switch {
 	case h != nil:
 		zero := &histogram.Histogram{CounterResetHint: histogram.CounterReset, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, CustomValues: h.CustomValues}
-		r, err = a.a.AppendHistogram(headRef(ref), l, st, zero, nil)
+		r, err = a.a.AppendHistogramSTZero(headRef(ref), l, st, zero, nil)
 	case fh != nil:
 		zero := &histogram.FloatHistogram{CounterResetHint: histogram.CounterReset, Schema: fh.Schema, ZeroThreshold: fh.ZeroThreshold, CustomValues: fh.CustomValues}
-		r, err = a.a.AppendHistogram(headRef(ref), l, st, nil, zero)
+		r, err = a.a.AppendHistogramSTZero(headRef(ref), l, st, nil, zero)
 	default:
 		return 0, errors.New("metric db: a histogram start-time zero sample needs a histogram")
 	}

@@ -21,6 +21,47 @@ import (
 	"github.com/sprout-otel/sprout/internal/metrichead"
 )
 
+// dumpAll prints every sample of the series matching ms, histograms with their counter reset hint left out
+// (the two DBs may differ in hints only).
+func dumpAll(t *testing.T, s appendStorage, ms []*labels.Matcher) string {
+	t.Helper()
+	q, err := s.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	var out string
+	ss := q.Select(context.Background(), true, nil, ms...)
+	var it chunkenc.Iterator
+	for ss.Next() {
+		out += ss.At().Labels().String() + ":"
+		it = ss.At().Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			switch vt {
+			case chunkenc.ValFloat:
+				ts, v := it.At()
+				out += fmt.Sprintf(" %d=%v", ts, v)
+			case chunkenc.ValHistogram:
+				ts, h := it.AtHistogram(nil)
+				h.CounterResetHint = histogram.UnknownCounterReset
+				out += fmt.Sprintf(" %d=%s", ts, h)
+			case chunkenc.ValFloatHistogram:
+				ts, h := it.AtFloatHistogram(nil)
+				h.CounterResetHint = histogram.UnknownCounterReset
+				out += fmt.Sprintf(" %d=%s", ts, h)
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		out += "\n"
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // appendStorage is what both DBs offer to the test.
 type appendStorage interface {
 	Appender(context.Context) storage.Appender
@@ -30,7 +71,7 @@ type appendStorage interface {
 
 // errKind names an error by the storage error it is, so that the two DBs' errors compare.
 func errKind(err error) string {
-	for _, e := range []error{storage.ErrOutOfOrderSample, storage.ErrDuplicateSampleForTimestamp, storage.ErrOutOfBounds,
+	for _, e := range []error{storage.ErrOutOfOrderSample, storage.ErrDuplicateSampleForTimestamp, storage.ErrOutOfBounds, storage.ErrTooOldSample,
 		storage.ErrSTNewerThanSample, storage.ErrOutOfOrderST, storage.ErrOutOfOrderExemplar, storage.ErrDuplicateExemplar} {
 		if errors.Is(err, e) {
 			return e.Error()
@@ -143,40 +184,7 @@ func TestAppendersLikeTheTSDB(t *testing.T) {
 		}
 	}
 	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}
-	dump := func(s appendStorage) string {
-		q, err := s.Querier(math.MinInt64, math.MaxInt64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer q.Close()
-		var out string
-		ss := q.Select(context.Background(), true, nil, all...)
-		var it chunkenc.Iterator
-		for ss.Next() {
-			out += ss.At().Labels().String() + ":"
-			it = ss.At().Iterator(it)
-			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-				switch vt {
-				case chunkenc.ValFloat:
-					ts, v := it.At()
-					out += fmt.Sprintf(" %d=%v", ts, v)
-				case chunkenc.ValHistogram:
-					ts, h := it.AtHistogram(nil)
-					h.CounterResetHint = histogram.UnknownCounterReset
-					out += fmt.Sprintf(" %d=%s", ts, h)
-				case chunkenc.ValFloatHistogram:
-					ts, h := it.AtFloatHistogram(nil)
-					h.CounterResetHint = histogram.UnknownCounterReset
-					out += fmt.Sprintf(" %d=%s", ts, h)
-				}
-			}
-			out += "\n"
-		}
-		if err := ss.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	dump := func(s appendStorage) string { return dumpAll(t, s, all) }
 	if w, g := dump(ref), dump(db); w != g {
 		t.Fatalf("samples differ\nPrometheus' DB:\n%s\nDB:\n%s", w, g)
 	}

@@ -444,6 +444,7 @@ func (db *DB) Compact(ctx context.Context) (err error) {
 	if err := db.reloadBlocks(); err != nil {
 		return fmt.Errorf("reload blocks: %w", err)
 	}
+	compacted := false
 	for db.headCompactable() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -453,8 +454,53 @@ func (db *DB) Compact(ctx context.Context) (err error) {
 		if err := db.compactHead(mint, maxt); err != nil {
 			return err
 		}
+		compacted = true
+	}
+	// Out-of-order samples go out after each head compaction, as in Prometheus, or when there are many.
+	if n := db.head.OOOSamples(); n > 0 && (compacted || (db.opts.OOOFlushSamples > 0 && n >= db.opts.OOOFlushSamples)) {
+		if err := db.compactOOO(); err != nil {
+			return err
+		}
 	}
 	return db.compactBlocks(ctx)
+}
+
+// compactOOO writes the head's out-of-order samples out as blocks, one per block range they reach, marked out of
+// order; the planner then compacts them with the blocks they overlap. The caller holds cmtx.
+func (db *DB) compactOOO() error {
+	mint, maxt, ok, err := db.head.BeginOOOFlush()
+	if err != nil || !ok {
+		return err
+	}
+	width := db.opts.MinBlockDuration.Milliseconds()
+	meta := &tsdb.BlockMeta{}
+	meta.Compaction.SetOutOfOrder()
+	var ids []ulid.ULID
+	for start := rangeEnd(mint, width) - width; start <= maxt; start += width {
+		got, err := db.compactor.Write(db.dir, db.head.OOOFlushRange(start, start+width-1), start, start+width, meta)
+		if err != nil {
+			return errors.Join(fmt.Errorf("write out-of-order block [%d, %d): %w", start, start+width, err), db.removeBlocks(ids))
+		}
+		ids = append(ids, got...)
+	}
+	if err := db.reloadBlocks(); err != nil {
+		return errors.Join(fmt.Errorf("reload blocks after writing out-of-order blocks: %w", err), db.removeBlocks(ids))
+	}
+	if err := db.head.EndOOOFlush(); err != nil {
+		return fmt.Errorf("end out-of-order flush: %w", err)
+	}
+	return nil
+}
+
+// removeBlocks removes the directories of blocks written but not loaded.
+func (db *DB) removeBlocks(ids []ulid.ULID) error {
+	var errs []error
+	for _, id := range ids {
+		if err := os.RemoveAll(filepath.Join(db.dir, id.String())); err != nil {
+			errs = append(errs, fmt.Errorf("remove block %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // compactHead writes the head's samples in [mint, maxt) as a block, adds it to the block set and truncates the
@@ -554,7 +600,7 @@ func (db *DB) StartTime() (int64, error) {
 // Querier reads [mint, maxt] from the head and the blocks that overlap it, merged; a series in both (a head
 // range written out but not yet truncated) is deduplicated.
 func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
-	qs, err := openQueriers(db, mint, maxt, db.head.Querier, tsdb.NewBlockQuerier)
+	qs, err := openQueriers(db, mint, maxt, db.head.Querier, db.head.OOOQuerier, tsdb.NewBlockQuerier)
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +609,7 @@ func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
 
 // ChunkQuerier is Querier's chunk form; overlapping chunks of a series are merged into new ones.
 func (db *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	qs, err := openQueriers(db, mint, maxt, db.head.ChunkQuerier, tsdb.NewBlockChunkQuerier)
+	qs, err := openQueriers(db, mint, maxt, db.head.ChunkQuerier, db.head.OOOChunkQuerier, tsdb.NewBlockChunkQuerier)
 	if err != nil {
 		return nil, err
 	}
@@ -573,7 +619,7 @@ func (db *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 // openQueriers opens a querier of the head (when the range reaches it) and of each block overlapping [mint,
 // maxt], under the block set's lock, so that a block deleted after it is still read to the end (Block.Close
 // waits for its readers). On an error the ones opened are closed.
-func openQueriers[Q interface{ Close() error }](db *DB, mint, maxt int64, head func(int64, int64) (Q, error),
+func openQueriers[Q interface{ Close() error }](db *DB, mint, maxt int64, head, ooo func(int64, int64) (Q, error),
 	block func(tsdb.BlockReader, int64, int64) (Q, error),
 ) (qs []Q, err error) {
 	defer func() {
@@ -589,6 +635,13 @@ func openQueriers[Q interface{ Close() error }](db *DB, mint, maxt int64, head f
 		q, err := head(mint, maxt)
 		if err != nil {
 			return qs, fmt.Errorf("open head querier: %w", err)
+		}
+		qs = append(qs, q)
+	}
+	if db.head.OOOSamples() > 0 {
+		q, err := ooo(mint, maxt)
+		if err != nil {
+			return qs, fmt.Errorf("open out-of-order querier: %w", err)
 		}
 		qs = append(qs, q)
 	}

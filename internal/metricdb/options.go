@@ -27,6 +27,12 @@ type Options struct {
 	// deletable, and those beyond RetentionDuration), as tsdb.Options.BlocksToDelete does. Parents of compacted
 	// blocks are deleted whatever it says.
 	BlocksToDelete tsdb.BlocksToDeleteFunc
+	// OutOfOrderTimeWindow accepts samples this much older than the head's newest that cannot go in order;
+	// they are written out as blocks of their own at each head compaction (metrichead's ooo.go). 0 refuses them.
+	OutOfOrderTimeWindow time.Duration
+	// OOOFlushSamples also writes out-of-order samples out when the head holds this many, so that a backfill
+	// without new in-order samples does not grow the head without bound (Prometheus maps them to disk instead).
+	OOOFlushSamples int64
 }
 
 // DefaultOptions are Prometheus' defaults: 15 days of 2-hour blocks compacted up to a tenth of the retention.
@@ -37,6 +43,7 @@ func DefaultOptions() Options {
 		MaxBlockDuration:  36 * time.Hour,
 		SamplesPerChunk:   metrichead.DefaultOptions().SamplesPerChunk,
 		CompactInterval:   time.Minute,
+		OOOFlushSamples:   1 << 20,
 	}
 }
 
@@ -53,6 +60,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("max_block_duration %s is shorter than min_block_duration %s", o.MaxBlockDuration, o.MinBlockDuration)
 	case o.CompactInterval <= 0:
 		return fmt.Errorf("compact_interval must be positive, got %s", o.CompactInterval)
+	case o.OutOfOrderTimeWindow < 0 || o.OutOfOrderTimeWindow%time.Millisecond != 0:
+		return fmt.Errorf("out_of_order_time_window must be whole milliseconds, not negative, got %s", o.OutOfOrderTimeWindow)
+	case o.OOOFlushSamples < 0:
+		return fmt.Errorf("ooo_flush_samples must not be negative, got %d", o.OOOFlushSamples)
 	}
 	if err := o.HeadOptions().Validate(); err != nil {
 		return fmt.Errorf("samples_per_chunk: %w", err)
@@ -62,7 +73,8 @@ func (o Options) Validate() error {
 
 // HeadOptions are the options of the head a DB with these options is given.
 func (o Options) HeadOptions() metrichead.Options {
-	return metrichead.Options{ChunkRange: o.MinBlockDuration.Milliseconds(), SamplesPerChunk: o.SamplesPerChunk}
+	return metrichead.Options{ChunkRange: o.MinBlockDuration.Milliseconds(), SamplesPerChunk: o.SamplesPerChunk,
+		OutOfOrderTimeWindow: o.OutOfOrderTimeWindow.Milliseconds()}
 }
 
 // blockRanges are the ranges the compactor plans with: MinBlockDuration × 3^n up to MaxBlockDuration, as

@@ -32,6 +32,10 @@ type Appender struct {
 	buf       []byte            // series record
 	sbuf      []byte            // samples record
 	dropped   int
+	// ooo marks, by position in the order of appending across the three lists, the samples placed out of
+	// order at Append (ooo.go); nil while there are none.
+	ooo    []bool
+	oooRec oooRecords // the samples that land out of order at Commit, for the write-behind log
 }
 
 // Appender returns an empty appender.
@@ -40,23 +44,48 @@ func (h *Head) Appender() *Appender { return &Appender{h: h} }
 // Append adds (t, v) to the series ref, or to the series with lset when ref is 0 or unknown (creating it), and
 // returns the series' ref.
 func (a *Appender) Append(ref uint32, lset labels.Labels, t int64, v float64) (uint32, error) {
+	return a.appendFloat(ref, lset, t, v, true)
+}
+
+// AppendSTZero adds the zero sample at a counter's start timestamp st, as Append adds a sample, except that it is
+// never placed out of order: a start before the series' newest sample is refused with ErrOutOfOrderST, as
+// Prometheus' head does.
+func (a *Appender) AppendSTZero(ref uint32, lset labels.Labels, st int64) (uint32, error) {
+	return a.appendFloat(ref, lset, st, 0, false)
+}
+
+func (a *Appender) appendFloat(ref uint32, lset labels.Labels, t int64, v float64, allowOOO bool) (uint32, error) {
 	h := a.h
-	if err := a.inWindow(t); err != nil {
+	minValid, err := a.inWindow(t)
+	if err != nil {
 		return 0, err
 	}
-	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) error {
-		_, err := h.appendable(ref, s, t, v)
+	var ooo bool
+	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) (err error) {
+		ooo, _, err = h.placeFloat(ref, s, t, v, minValid, allowOOO)
 		return err
 	})
 	if err != nil {
 		return ref, err
 	}
 	a.logSeries(ref, s, logged)
+	a.markOOO(ooo)
 	a.samples = append(a.samples, record.RefSample{Ref: chunks.HeadSeriesRef(ref), T: t, V: v})
 	if len(a.kinds) > 0 {
 		a.kinds = append(a.kinds, kindFloat)
 	}
 	return ref, nil
+}
+
+// markOOO records whether the sample being appended was placed out of order.
+func (a *Appender) markOOO(ooo bool) {
+	if !ooo && a.ooo == nil {
+		return
+	}
+	if a.ooo == nil {
+		a.ooo = make([]bool, len(a.samples)+len(a.hists)+len(a.fhists), len(a.samples)+len(a.hists)+len(a.fhists)+1)
+	}
+	a.ooo = append(a.ooo, ooo)
 }
 
 type sampleKind uint8
@@ -69,8 +98,18 @@ const (
 
 // AppendHistogram adds an integer (hv) or float (fh) histogram sample, as Append adds a float one.
 func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) (uint32, error) {
+	return a.appendHistogram(ref, lset, t, hv, fh, true)
+}
+
+// AppendHistogramSTZero adds a histogram zero sample at a start timestamp as AppendSTZero adds a float one.
+func (a *Appender) AppendHistogramSTZero(ref uint32, lset labels.Labels, st int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) (uint32, error) {
+	return a.appendHistogram(ref, lset, st, hv, fh, false)
+}
+
+func (a *Appender) appendHistogram(ref uint32, lset labels.Labels, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram, allowOOO bool) (uint32, error) {
 	h := a.h
-	if err := a.inWindow(t); err != nil {
+	minValid, err := a.inWindow(t)
+	if err != nil {
 		return 0, err
 	}
 	switch {
@@ -85,14 +124,16 @@ func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 	default:
 		return 0, errors.New("metric head: a histogram sample needs one of an integer and a float histogram")
 	}
-	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) error {
-		_, err := h.histAppendable(ref, s, t, hv, fh)
+	var ooo bool
+	ref, s, logged, err := a.hold(ref, lset, func(ref uint32, s *series) (err error) {
+		ooo, _, err = h.placeHistogram(ref, s, t, hv, fh, minValid, allowOOO)
 		return err
 	})
 	if err != nil {
 		return ref, err
 	}
 	a.logSeries(ref, s, logged)
+	a.markOOO(ooo)
 	if len(a.kinds) == 0 {
 		a.kinds = make([]sampleKind, len(a.samples), len(a.samples)+1) // floats so far
 	}
@@ -106,20 +147,25 @@ func (a *Appender) AppendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 	return ref, nil
 }
 
-// inWindow refuses a sample older than the head accepts (AppendableMinValidTime) and registers the appender's
-// oldest sample, so that writing a block of the range it falls in waits for its commit.
-func (a *Appender) inWindow(t int64) error {
+// inWindow refuses a sample older than the head accepts in order (AppendableMinValidTime), unless it may go out
+// of order, and registers the appender's oldest in-order candidate, so that writing a block of the range it
+// falls in waits for its commit. It returns the bound the sample was checked against.
+func (a *Appender) inWindow(t int64) (int64, error) {
 	h := a.h
 	h.appMu.Lock()
 	defer h.appMu.Unlock()
-	if t < h.AppendableMinValidTime() {
-		return storage.ErrOutOfBounds
+	minValid := h.AppendableMinValidTime()
+	if t < minValid {
+		if h.opts.OutOfOrderTimeWindow <= 0 {
+			return minValid, storage.ErrOutOfBounds
+		}
+		return minValid, nil // out of order or refused (placeOOO): no block write waits for it
 	}
 	if _, ok := h.appenders[a]; !ok || t < a.mint {
 		a.mint = t
 		h.appenders[a] = struct{}{}
 	}
-	return nil
+	return minValid, nil
 }
 
 // done unregisters the appender.
@@ -291,37 +337,67 @@ func (a *Appender) Commit() error {
 	if err := a.applyExtras(); err != nil {
 		return err
 	}
+	if h.opts.OutOfOrderTimeWindow > 0 || a.ooo != nil {
+		// A flush of out-of-order samples starts before or after this commit's, never within (ooo.go).
+		h.ooo.mu.RLock()
+		defer h.ooo.mu.RUnlock()
+	}
 	if len(a.kinds) == 0 {
-		for _, s := range a.samples {
-			if err := a.apply(h.appendFloat(uint32(s.Ref), s.T, s.V, true)); err != nil {
+		for i, s := range a.samples {
+			if err := a.applyFloat(s, a.place(i)); err != nil {
 				return err
 			}
 		}
-		return nil
+		return a.logOOO()
 	}
 	// In the order of appending: a series that turns from histograms to floats gets them in time order.
 	var fi, hi, fhi int
-	for _, k := range a.kinds {
+	for i, k := range a.kinds {
 		var err error
 		switch k {
 		case kindFloat:
-			s := a.samples[fi]
+			err = a.applyFloat(a.samples[fi], a.place(i))
 			fi++
-			err = a.apply(h.appendFloat(uint32(s.Ref), s.T, s.V, true))
 		case kindHistogram:
 			s := a.hists[hi]
 			hi++
-			err = a.apply(h.appendHistogram(uint32(s.Ref), s.T, s.H, nil, true))
+			var ooo bool
+			if ooo, err = h.appendHistogram(uint32(s.Ref), s.T, s.H, nil, a.place(i)); ooo && err == nil {
+				a.oooRec.hists = append(a.oooRec.hists, s)
+			}
+			err = a.counted(err)
 		case kindFloatHistogram:
 			s := a.fhists[fhi]
 			fhi++
-			err = a.apply(h.appendHistogram(uint32(s.Ref), s.T, nil, s.FH, true))
+			var ooo bool
+			if ooo, err = h.appendHistogram(uint32(s.Ref), s.T, nil, s.FH, a.place(i)); ooo && err == nil {
+				a.oooRec.fhists = append(a.oooRec.fhists, s)
+			}
+			err = a.counted(err)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return a.logOOO()
+}
+
+// applyFloat adds a float sample to the head at Commit; one that lands out of order is gathered for the
+// write-behind log.
+func (a *Appender) applyFloat(s record.RefSample, p placement) error {
+	ooo, err := a.h.appendFloat(uint32(s.Ref), s.T, s.V, p)
+	if ooo && err == nil {
+		a.oooRec.floats = append(a.oooRec.floats, s)
+	}
+	return a.counted(err)
+}
+
+// place is how the sample at position i is applied at Commit: as it was placed at Append.
+func (a *Appender) place(i int) placement {
+	if a.ooo != nil && a.ooo[i] {
+		return commitOOO
+	}
+	return commitInOrder
 }
 
 // runRecords appends one record for each run of samples of one kind, so that replay and remote write read them
@@ -350,13 +426,13 @@ func (a *Appender) runRecords(enc *record.Encoder, recs [][]byte) [][]byte {
 	return recs
 }
 
-// apply counts a sample that a concurrent commit made invalid, and passes on any other error.
-func (a *Appender) apply(err error) error {
+// counted counts a sample that a concurrent commit made invalid, and passes on any other error.
+func (a *Appender) counted(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
-		errors.Is(err, storage.ErrOutOfBounds) {
+		errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrTooOldSample) {
 		a.dropped++
 		a.h.dropped.Add(1)
 		return nil
@@ -405,6 +481,8 @@ func (a *Appender) reset() {
 	clear(a.fhists)
 	a.fhists = a.fhists[:0]
 	a.kinds = a.kinds[:0]
+	a.ooo = nil
+	a.oooRec.reset()
 	clear(a.exemplars)
 	a.exemplars = a.exemplars[:0]
 	a.metadata = a.metadata[:0]

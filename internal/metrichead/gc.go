@@ -14,7 +14,7 @@ import (
 
 // empty reports a series without samples; the caller holds its lock.
 func (h *Head) empty(ref uint32, s *series) bool {
-	if s.chunk != nil || len(s.closed) > 0 {
+	if s.chunk != nil || len(s.closed) > 0 || h.hasOOO(ref) {
 		return false
 	}
 	if s.st.hasHist {

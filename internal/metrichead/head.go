@@ -33,6 +33,9 @@ type Options struct {
 	SeriesCallback tsdb.SeriesLifecycleCallback
 	// MaxExemplars is how many exemplars the head keeps (Prometheus' circular storage); 0 keeps none.
 	MaxExemplars int64
+	// OutOfOrderTimeWindow, in milliseconds, accepts a sample this much older than the head's newest sample
+	// that cannot go in order (ooo.go); 0 refuses such samples, as Prometheus' default does.
+	OutOfOrderTimeWindow int64
 	// ChunksDir, when set, is where full pages of closed chunks are written and memory-mapped from. Its
 	// contents are scratch: Open clears it and the write-ahead log rebuilds them.
 	ChunksDir string
@@ -50,6 +53,9 @@ func (o Options) Validate() error {
 	}
 	if o.SamplesPerChunk < 2 || o.SamplesPerChunk > math.MaxUint16 {
 		return fmt.Errorf("samples per chunk must be between 2 and %d, got %d", math.MaxUint16, o.SamplesPerChunk)
+	}
+	if o.OutOfOrderTimeWindow < 0 {
+		return fmt.Errorf("out-of-order time window must not be negative, got %d", o.OutOfOrderTimeWindow)
 	}
 	return nil
 }
@@ -101,6 +107,7 @@ type Head struct {
 	samples    atomic.Uint64
 	dropped    atomic.Uint64             // samples a commit dropped (made invalid by a concurrent commit)
 	tombs      *tombstones.MemTombstones // deleted intervals by series ref (tombstones.go)
+	ooo        oooState                  // out-of-order samples (ooo.go)
 
 	wal    *wlog.WL // nil for a head without a log (New)
 	logger *slog.Logger
@@ -343,32 +350,49 @@ func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
 	return ref
 }
 
-// Append adds sample (t, v) to series ref. A sample at the newest timestamp with the same value is accepted
-// and not stored again, as Prometheus does; errors are storage's own (out of order, duplicate, out of bounds).
-func (h *Head) Append(ref uint32, t int64, v float64) error { return h.appendFloat(ref, t, v, false) }
+// Append adds sample (t, v) to series ref, in order only (WAL replay: the write-behind log brings back the
+// samples that went out of order). A sample at the newest timestamp with the same value is accepted and not
+// stored again, as Prometheus does; errors are storage's own (out of order, duplicate, out of bounds).
+func (h *Head) Append(ref uint32, t int64, v float64) error {
+	_, err := h.appendFloat(ref, t, v, replayInOrder)
+	return err
+}
 
-// appendFloat is Append; committing says an Appender counted the sample as pending on the series.
-func (h *Head) appendFloat(ref uint32, t int64, v float64, committing bool) error {
+// appendFloat is Append as p says; ooo reports a sample that went to the out-of-order samples (ooo.go).
+func (h *Head) appendFloat(ref uint32, t int64, v float64, p placement) (ooo bool, err error) {
 	s := h.get(ref)
 	if s == nil {
-		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+		return false, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
-	if committing && s.st.pending > 0 {
+	if p != replayInOrder && s.st.pending > 0 {
 		s.st.pending--
 	}
 	if s.labels == deadLabels {
 		lock.Unlock()
-		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+		return false, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
+	if p == commitOOO {
+		err := h.insertOOO(ref, oooSample{t: t, v: v})
+		lock.Unlock()
+		return err == nil, err
+	}
+	var dup bool
 	if t < h.minValid.Load() {
-		lock.Unlock()
-		return storage.ErrOutOfBounds
+		err = storage.ErrOutOfBounds
+	} else {
+		dup, err = h.appendable(ref, s, t, v)
 	}
-	if dup, err := h.appendable(ref, s, t, v); dup || err != nil {
+	if err != nil && p == commitInOrder && h.oooAllowed(t, err) {
+		// Made out of order by a concurrent commit, or by a block written meanwhile.
+		err = h.insertOOO(ref, oooSample{t: t, v: v})
 		lock.Unlock()
-		return err
+		return err == nil, err
+	}
+	if dup || err != nil {
+		lock.Unlock()
+		return false, err
 	}
 	if s.st.hasHist { // a float after histograms: their chunk ends, so the series' chunks do not overlap
 		if hs := h.hists.get(ref); hs != nil && hs.chunk != nil {
@@ -391,7 +415,7 @@ func (h *Head) appendFloat(ref uint32, t int64, v float64, committing bool) erro
 	}
 	for mt := h.maxT.Load(); t > mt && !h.maxT.CompareAndSwap(mt, t); mt = h.maxT.Load() {
 	}
-	return nil
+	return false, nil
 }
 
 // rangeEnd is the end of the block range t falls in.
@@ -466,7 +490,8 @@ func (h *Head) Truncate(mint int64) error {
 	}
 	h.minT.Store(newMin)
 	h.chunks.dropBefore(mint)
-	h.tombs.TruncateBefore(mint)
+	omin, _ := h.oooBounds()
+	h.tombs.TruncateBefore(min(mint, omin)) // deletes still apply to out-of-order samples not flushed yet
 	h.collect()
 	if h.wal != nil {
 		if err := h.truncateWAL(mint); err != nil {

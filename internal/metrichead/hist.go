@@ -101,32 +101,44 @@ func (h *Head) histAppendable(ref uint32, s *series, t int64, hv *histogram.Hist
 
 // AppendHistogram adds a histogram sample (hv or fh, not both) to series ref.
 func (h *Head) AppendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram) error {
-	return h.appendHistogram(ref, t, hv, fh, false)
+	_, err := h.appendHistogram(ref, t, hv, fh, replayInOrder)
+	return err
 }
 
-// appendHistogram is AppendHistogram; committing says an Appender counted the sample as pending on the series.
-func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram, committing bool) error {
+// appendHistogram is AppendHistogram as p says; ooo reports a sample that went to the out-of-order samples.
+func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh *histogram.FloatHistogram, p placement) (ooo bool, err error) {
 	if (hv == nil) == (fh == nil) {
-		return fmt.Errorf("metric head: a histogram sample needs one of an integer and a float histogram")
+		return false, fmt.Errorf("metric head: a histogram sample needs one of an integer and a float histogram")
 	}
 	s := h.get(ref)
 	if s == nil {
-		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+		return false, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
 	lock := &h.locks[ref%lockStripes]
 	lock.Lock()
 	defer lock.Unlock()
-	if committing && s.st.pending > 0 {
+	if p != replayInOrder && s.st.pending > 0 {
 		s.st.pending--
 	}
 	if s.labels == deadLabels {
-		return fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
+		return false, fmt.Errorf("metric head: series %d: %w", ref, storage.ErrNotFound)
 	}
+	if p == commitOOO {
+		err := h.insertOOO(ref, oooHistogram(t, hv, fh))
+		return err == nil, err
+	}
+	var dup bool
 	if t < h.minValid.Load() {
-		return storage.ErrOutOfBounds
+		err = storage.ErrOutOfBounds
+	} else {
+		dup, err = h.histAppendable(ref, s, t, hv, fh)
 	}
-	if dup, err := h.histAppendable(ref, s, t, hv, fh); dup || err != nil {
-		return err
+	if err != nil && p == commitInOrder && h.oooAllowed(t, err) {
+		err = h.insertOOO(ref, oooHistogram(t, hv, fh))
+		return err == nil, err
+	}
+	if dup || err != nil {
+		return false, err
 	}
 	if s.chunk != nil { // a histogram after floats: their chunk ends, so the series' chunks do not overlap
 		h.closeChunk(s)
@@ -145,18 +157,17 @@ func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh 
 	if hs.chunk == nil {
 		c, err := chunkenc.NewEmptyChunk(enc)
 		if err != nil {
-			return err
+			return false, err
 		}
 		app, err := c.Appender()
 		if err != nil {
-			return err
+			return false, err
 		}
 		prev, hs.chunk, hs.app, hs.minT = hs.app, c, app, t
 	}
 	var (
 		newChunk chunkenc.Chunk
 		recoded  bool
-		err      error
 	)
 	if hv != nil {
 		newChunk, recoded, hs.app, err = hs.app.AppendHistogram(prev, 0, t, hv, false)
@@ -166,7 +177,7 @@ func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh 
 		hs.lastH, hs.lastFH = nil, fh
 	}
 	if err != nil {
-		return fmt.Errorf("metric head: append histogram: %w", err)
+		return false, fmt.Errorf("metric head: append histogram: %w", err)
 	}
 	switch {
 	case newChunk == nil:
@@ -182,7 +193,7 @@ func (h *Head) appendHistogram(ref uint32, t int64, hv *histogram.Histogram, fh 
 	}
 	for mt := h.maxT.Load(); t > mt && !h.maxT.CompareAndSwap(mt, t); mt = h.maxT.Load() {
 	}
-	return nil
+	return false, nil
 }
 
 // closeHistChunk moves a histogram series' open chunk to the pages, its encoding first.

@@ -19,7 +19,8 @@ func (h *Head) tombstones() tombstones.Reader { return h.tombs }
 // Delete marks the samples in [mint, maxt] of the series matching ms as deleted. As Prometheus' head does, an
 // interval is cut to the samples a series holds now, so samples appended later are not deleted.
 func (h *Head) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
-	mint, maxt = max(mint, h.MinTime()), min(maxt, h.MaxTime())
+	omin, omax := h.oooBounds()
+	mint, maxt = max(mint, min(h.MinTime(), omin)), min(maxt, max(h.MaxTime(), omax))
 	if mint > maxt {
 		return nil
 	}
@@ -98,6 +99,17 @@ func (h *Head) seriesTimeRange(ref storage.SeriesRef) (mint, maxt int64, ok bool
 				}
 				mint, maxt, ok = min(mint, hmin), max(maxt, hs.lastT), true
 			}
+		}
+	}
+	if o := h.ooo.series[uint32(ref)%lockStripes][uint32(ref)]; o != nil {
+		for _, l := range [][]oooSample{o.old, o.cur} {
+			if len(l) == 0 {
+				continue
+			}
+			if !ok {
+				mint, maxt = l[0].t, l[len(l)-1].t
+			}
+			mint, maxt, ok = min(mint, l[0].t), max(maxt, l[len(l)-1].t), true
 		}
 	}
 	return mint, maxt, ok

@@ -30,6 +30,9 @@ import (
 type WALOptions struct {
 	SegmentSize int              // bytes per segment; wlog.DefaultSegmentSize (128 MiB) when 0
 	Compression compression.Type // compression.None or compression.Snappy (Prometheus' default)
+	// OOODir is the write-behind log of out-of-order samples (ooo.go), Prometheus' "wbl" beside "wal"; needed
+	// with an out-of-order window, and read whenever it holds segments.
+	OOODir string
 }
 
 // ReplayStats says what opening a head read from its log.
@@ -38,6 +41,7 @@ type ReplayStats struct {
 	UnknownRefs      int // samples of series the log never named (Prometheus' replay drops them too)
 	Invalid          int // samples the head refused: before minValid, out of order, duplicate
 	OtherRecords     int // records this head does not hold (mmap markers, unknown types)
+	OOOSamples       int // out-of-order samples read from the write-behind log
 	Repaired         bool
 	RewroteRefs      bool // the log's series refs were not the head's: it was checkpointed with the head's
 	CheckpointedFrom int
@@ -56,6 +60,9 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 		h.logger = logger
 	}
 	h.minValid.Store(minValid)
+	if o.OutOfOrderTimeWindow > 0 && wo.OOODir == "" {
+		return nil, st, errors.New("metric head: an out-of-order window needs a write-behind log directory")
+	}
 	size := wo.SegmentSize
 	if size == 0 {
 		size = wlog.DefaultSegmentSize
@@ -82,6 +89,14 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 		st.Repaired = true
 	}
 	h.wal = w
+	if wo.OOODir != "" {
+		if _, err := os.Stat(wo.OOODir); err == nil || o.OutOfOrderTimeWindow > 0 {
+			if err := h.openWBL(wo.OOODir, wo, refs, &st, reg); err != nil {
+				w.Close()
+				return nil, st, err
+			}
+		}
+	}
 	h.collect() // series the log named whose samples are all before minValid, or none
 	for wref, ref := range refs {
 		if uint32(wref) != ref {
@@ -102,7 +117,11 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 			return nil, st, fmt.Errorf("metric head: list write-ahead log: %w", err)
 		}
 		if err := h.checkpointAll(dir, last-1, wo.Compression); err != nil {
-			w.Close()
+			h.Close()
+			return nil, st, err
+		}
+		if err := h.rewriteWBL(); err != nil {
+			h.Close()
 			return nil, st, err
 		}
 		st.CheckpointedFrom = last - 1
@@ -461,10 +480,14 @@ func (h *Head) truncateWAL(mint int64) error {
 // Close closes the log and releases the mapped chunk pages; the head is not read after it.
 func (h *Head) Close() error {
 	h.chunks.close()
-	if h.wal == nil {
-		return nil
+	var errs []error
+	if h.wal != nil {
+		errs = append(errs, h.wal.Close())
 	}
-	return h.wal.Close()
+	if h.ooo.wbl != nil {
+		errs = append(errs, h.ooo.wbl.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Dropped is how many samples commits dropped because a concurrent commit made them invalid.
