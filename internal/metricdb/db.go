@@ -391,21 +391,44 @@ func (db *DB) blocksMaxTime() (int64, bool) {
 	return maxt, ok
 }
 
-// Run compacts and applies retention every CompactInterval until ctx ends. A failed round is logged and tried
-// again next round.
+// Run compacts and applies retention every CompactInterval until ctx ends, and writes out-of-order samples out
+// as soon as the head holds OOOFlushSamples of them (checked every second, so that a fast backfill does not
+// wait a compaction interval in memory). A failed round is logged and tried again next round.
 func (db *DB) Run(ctx context.Context) {
 	t := time.NewTicker(db.opts.CompactInterval)
 	defer t.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			err = db.Compact(ctx)
+		case <-poll.C:
+			if n := db.opts.OOOFlushSamples; n > 0 && db.head.OOOSamples() >= n {
+				err = db.FlushOOO()
+			}
 		}
-		if err := db.Compact(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil && !errors.Is(err, context.Canceled) {
 			db.logger.Error("Compaction failed", "err", err)
 		}
 	}
+}
+
+// FlushOOO writes the head's out-of-order samples out as blocks now.
+func (db *DB) FlushOOO() error {
+	db.cmtx.Lock()
+	defer db.cmtx.Unlock()
+	if db.closed {
+		return errors.New("metric db: closed")
+	}
+	if err := db.compactOOO(); err != nil {
+		db.metrics.compactionsFailed.Inc()
+		return err
+	}
+	return nil
 }
 
 // headCompactable is Prometheus' rule: the head spans more than one and a half block ranges, so the oldest range

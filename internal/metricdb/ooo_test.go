@@ -366,3 +366,47 @@ func TestOutOfOrderFromPrometheusDir(t *testing.T) {
 		t.Fatalf("second start: samples differ\nPrometheus' DB:\n%s\nDB:\n%s", want, got)
 	}
 }
+
+// TestRunFlushesOutOfOrder: Run writes late samples out once the head holds OOOFlushSamples of them, without
+// waiting for the compaction interval.
+func TestRunFlushesOutOfOrder(t *testing.T) {
+	o := testOptions()
+	o.OutOfOrderTimeWindow = oooWindow
+	o.OOOFlushSamples = 10
+	o.CompactInterval = time.Hour
+	db := openLogged(t, t.TempDir(), o)
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); db.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	l := labels.FromStrings("__name__", "late")
+	app := db.Appender(ctx)
+	for i := range 20 {
+		if _, err := app.Append(0, l, t0+int64(i)*30000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 12 {
+		if _, err := app.Append(0, l, t0+int64(i)*30000+1000, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); db.Head().OOOSamples() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d out-of-order samples still in the head", db.Head().OOOSamples())
+		}
+	}
+	ooo := 0
+	for _, m := range db.BlockMetas() {
+		if m.Compaction.FromOutOfOrder() {
+			ooo++
+		}
+	}
+	if ooo == 0 {
+		t.Fatal("no out-of-order block written")
+	}
+}
