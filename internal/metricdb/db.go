@@ -4,8 +4,7 @@
 // Blocks stay Prometheus' format on purpose, so Prometheus, Mimir and Thanos tools read them.
 //
 // It owns the blocks in its directory; it does not own the head (the caller makes it, replays the write-ahead log
-// into it and closes it) nor the write-ahead log. It is not yet used by the metric store, which still opens
-// Prometheus' tsdb.DB.
+// into it and closes it) nor the write-ahead log. The metric store opens one per tenant.
 package metricdb
 
 import (

@@ -69,7 +69,7 @@ func (l *limiter) PreCreation(ls labels.Labels) error {
 	if err != nil {
 		return err
 	}
-	if n := l.cfg.MaxGlobalSeriesPerUser; n > 0 && l.t.db != nil && l.t.db.Head().NumSeries() >= uint64(n) {
+	if n := l.cfg.MaxGlobalSeriesPerUser; n > 0 && l.t.head != nil && l.t.head.NumSeries() >= uint64(n) {
 		return limitErr("max_global_series_per_user", refusal.OverLimit,
 			"per-user series limit of %d exceeded, series %s was refused", n, truncate(ls.String(), 200))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -549,7 +550,7 @@ func (a *rwAppender) appendHistogram(ref storage.SeriesRef, lset labels.Labels, 
 // memory instead of holding a second copy (the series may predate this request: WAL replay, OTLP, another
 // sender). Otherwise, or if the head does not know ref, lset.
 func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) labels.Labels {
-	ir, err := a.t.db.Head().Index()
+	ir, err := a.t.head.Range(math.MinInt64, math.MaxInt64).Index()
 	if err != nil {
 		return lset
 	}

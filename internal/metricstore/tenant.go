@@ -2,17 +2,22 @@ package metricstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,20 +29,29 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	promremote "github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/prometheus/prometheus/util/compression"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"go.uber.org/zap"
+
+	"github.com/sprout-otel/sprout/internal/metricdb"
+	"github.com/sprout-otel/sprout/internal/metrichead"
 )
 
-// Tenant is one tenant's metrics: its TSDB, the blocks it has in the bucket, its remote-write queues and its
+// Tenant is one tenant's metrics: its head and local blocks (metricdb), the blocks it has in the bucket, its remote-write queues and its
 // instance of Prometheus' HTTP API. It implements storage.Storage: queries span the head, local blocks and
 // bucket blocks; appends go through the tenant's limits into the WAL (and so to remote write).
 type Tenant struct {
-	id    string
-	store *Store
-	dir   string
-	db    *tsdb.DB
-	stats *tsdb.DBStats
+	id     string
+	store  *Store
+	dir    string
+	db     *metricdb.DB
+	head   *metrichead.Head
+	walMin int // the write-ahead log's first and last segments, all replayed before the tenant opens
+	walMax int
+	stop   context.CancelFunc // stops db.Run
+	runWG  sync.WaitGroup
 
 	limits  *limiter
 	remote  *promremote.Storage // nil without remote_write
@@ -66,60 +80,135 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	if err != nil {
 		s.logger.Warn("metric metadata not restored; it is rebuilt by new pushes", zap.String("tenant", id), zap.Error(err))
 	}
-	t := &Tenant{id: id, store: s, dir: dir, stats: tsdb.NewDBStats(), meta: meta, refs: newRefCache()}
+	t := &Tenant{id: id, store: s, dir: dir, meta: meta, refs: newRefCache()}
 	t.limits = newLimiter(s.cfg.Limits, t)
 
-	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = s.cfg.Retention.Milliseconds()
-	opts.MinBlockDuration = s.cfg.BlockDuration.Milliseconds()
-	opts.MaxBlockDuration = max(s.cfg.BlockDuration, s.cfg.Retention/10).Milliseconds()
-	opts.OutOfOrderTimeWindow = s.cfg.OutOfOrderTimeWindow.Milliseconds()
-	opts.EnableExemplarStorage = s.cfg.MaxExemplars > 0
-	opts.MaxExemplars = s.cfg.MaxExemplars
-	opts.IsolationDisabled = !s.cfg.IsolationEnabled
-	opts.EnableMetadataWALRecords = true
-	opts.SeriesLifecycleCallback = t.limits
-	opts.WALCompression = "snappy"
+	dbOpts := metricdb.DefaultOptions()
+	dbOpts.RetentionDuration = s.cfg.Retention
+	dbOpts.MinBlockDuration = s.cfg.BlockDuration
+	dbOpts.MaxBlockDuration = max(s.cfg.BlockDuration, s.cfg.Retention/10)
+	// The head has no append isolation: isolation_enabled is not honoured (a query may see part of a commit, as
+	// with it off, the default).
+	// OOO: set metricdb.Options.OutOfOrderTimeWindow and WALOptions.OOODir (dir/wbl) when they exist
 	if s.bkt != nil {
 		if t.shipper, err = newShipper(t); err != nil {
 			return nil, err
 		}
 		t.blocks = newBucketBlocks(t)
 		// Keep blocks whose data is not in the bucket yet, whatever local retention says.
-		opts.BlocksToDelete = t.blocksToDelete
+		dbOpts.BlocksToDelete = t.blocksToDelete
 	}
 	quarantineCorruptBlocks(context.Background(), dir, logger, s.logger, id)
-	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, t.stats)
-	if err != nil {
+	if err := t.openDB(dir, dbOpts, logger, reg); err != nil {
 		return nil, err
 	}
-	t.db = db
-	t.sink = db
+	t.sink = t.db
 	t.limits.enforce.Store(true) // after WAL replay: replayed series were accepted once already.
 
 	if len(s.rw) > 0 {
-		rs := promremote.NewStorage(logger.With("component", "remote"), reg, db.StartTime, dir, time.Minute, noScrapeManager{}, false)
+		rs := promremote.NewStorage(logger.With("component", "remote"), reg, t.db.StartTime, dir, time.Minute, noScrapeManager{}, false)
 		cfg := &config.Config{
 			GlobalConfig:       config.DefaultGlobalConfig,
 			RemoteWriteConfigs: s.rw,
 		}
 		cfg.GlobalConfig.ExternalLabels = labels.FromMap(s.cfg.ExternalLabels)
 		if err := rs.ApplyConfig(cfg); err != nil {
-			_ = db.Close()
+			_ = t.closeDB()
 			return nil, fmt.Errorf("remote_write: %w", err)
 		}
 		t.remote = rs
-		t.sink = storage.NewFanout(logger, db, rs)
+		t.sink = storage.NewFanout(logger, t.db, rs)
 	}
 	t.buildAPI(reg)
 	return t, nil
 }
 
+// openDB replays the write-ahead log (Prometheus' format, in dir/wal where Prometheus' DB keeps it, so a data
+// directory Prometheus' DB wrote opens with its samples and Prometheus' remote-write watcher reads it) into a new
+// head, opens the blocks around it and starts their compaction and retention.
+func (t *Tenant) openDB(dir string, dbOpts metricdb.Options, logger *slog.Logger, reg prometheus.Registerer) error {
+	s := t.store
+	walDir := filepath.Join(dir, "wal")
+	headOpts := dbOpts.HeadOptions()
+	headOpts.ChunksDir = filepath.Join(dir, "head_chunks")
+	headOpts.SeriesCallback = t.limits
+	headOpts.MaxExemplars = s.cfg.MaxExemplars
+	// Prometheus' head mapped its full chunks here; this head rebuilds its own from the log.
+	if err := os.RemoveAll(filepath.Join(dir, "chunks_head")); err != nil {
+		return fmt.Errorf("remove chunks_head: %w", err)
+	}
+	// The head keeps no sample the newest block holds: those are not replayed into memory.
+	minValid, err := newestBlockEnd(dir)
+	if err != nil {
+		return err
+	}
+	head, rst, err := metrichead.Open(walDir, headOpts, metrichead.WALOptions{Compression: compression.Snappy},
+		minValid, logger.With("component", "head"), reg)
+	if err != nil {
+		return fmt.Errorf("open head of %s: %w", dir, err)
+	}
+	if rst.Repaired || rst.RewroteRefs || rst.Invalid > 0 || rst.UnknownRefs > 0 {
+		logger.Info("Write-ahead log replayed", "series", rst.Series, "samples", rst.Samples,
+			"unknown_refs", rst.UnknownRefs, "invalid", rst.Invalid, "repaired", rst.Repaired, "rewrote_refs", rst.RewroteRefs)
+	}
+	if first, last, err := wlog.Segments(walDir); err == nil {
+		t.walMin, t.walMax = first, last
+	}
+	db, err := metricdb.Open(dir, logger.With("component", "tsdb"), reg, head, dbOpts)
+	if err != nil {
+		return errors.Join(fmt.Errorf("open blocks of %s: %w", dir, err), head.Close())
+	}
+	t.db, t.head = db, head
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop = cancel
+	t.runWG.Add(1)
+	go func() {
+		defer t.runWG.Done()
+		db.Run(ctx)
+	}()
+	return nil
+}
+
+// closeDB stops compaction, waits for it, then closes the blocks and the head.
+func (t *Tenant) closeDB() error {
+	t.stop()
+	t.runWG.Wait()
+	return errors.Join(t.db.Close(), t.head.Close())
+}
+
+// newestBlockEnd is the end of the newest block in dir, or math.MinInt64 without one; a directory whose
+// meta.json does not read is left to metricdb.Open, which skips it.
+func newestBlockEnd(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list blocks of %s: %w", dir, err)
+	}
+	end := int64(math.MinInt64)
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := ulid.ParseStrict(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "meta.json"))
+		if err != nil {
+			continue
+		}
+		var m tsdb.BlockMeta
+		if json.Unmarshal(b, &m) != nil || m.Compaction.FromOutOfOrder() {
+			continue
+		}
+		end = max(end, m.MaxTime)
+	}
+	return end, nil
+}
+
 // ID is the tenant's id.
 func (t *Tenant) ID() string { return t.id }
 
-// DB is the tenant's TSDB, for tests and tools.
-func (t *Tenant) DB() *tsdb.DB { return t.db }
+// DB is the tenant's head and local blocks, for tests and tools.
+func (t *Tenant) DB() *metricdb.DB { return t.db }
 
 // Querier implements storage.Queryable over the head, the local blocks and the bucket blocks.
 // Its series pass the query's Checkpoint as the engine starts reading each (see querylimit.Processors).
@@ -196,7 +285,7 @@ func (t *Tenant) close() error {
 		errs = append(errs, t.blocks.close())
 	}
 	errs = append(errs, t.meta.save())
-	errs = append(errs, t.db.Close())
+	errs = append(errs, t.closeDB())
 	return errors.Join(errs...)
 }
 
@@ -302,7 +391,7 @@ func (noScrapeManager) Get() (*scrape.Manager, error) {
 	return nil, errors.New("sprout has no scrape manager: metadata comes with remote write 2.0")
 }
 
-// adminStats adapts the tenant's TSDB to what /api/v1/status/tsdb needs.
+// adminStats adapts the tenant's DB to what /api/v1/status/tsdb needs.
 type adminStats struct{ t *Tenant }
 
 func (a adminStats) CleanTombstones() error { return a.t.db.CleanTombstones() }
@@ -311,9 +400,9 @@ func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.
 }
 func (a adminStats) Snapshot(dir string, withHead bool) error { return a.t.db.Snapshot(dir, withHead) }
 func (a adminStats) Stats(name string, limit int) (*tsdb.Stats, error) {
-	return a.t.db.Head().Stats(name, limit), nil
+	return a.t.head.Stats(name, limit), nil
 }
 func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
-	return a.t.stats.Head.WALReplayStatus.GetWALReplayStatus(), nil
+	return tsdb.WALReplayStatus{Min: a.t.walMin, Max: a.t.walMax, Current: a.t.walMax}, nil
 }
 func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) { return a.t.db.BlockMetas(), nil }
