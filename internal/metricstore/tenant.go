@@ -89,7 +89,7 @@ func openTenant(_ context.Context, s *Store, id string) (*Tenant, error) {
 	dbOpts.MaxBlockDuration = max(s.cfg.BlockDuration, s.cfg.Retention/10)
 	// The head has no append isolation: isolation_enabled is not honoured (a query may see part of a commit, as
 	// with it off, the default).
-	// OOO: set metricdb.Options.OutOfOrderTimeWindow and WALOptions.OOODir (dir/wbl) when they exist
+	dbOpts.OutOfOrderTimeWindow = s.cfg.OutOfOrderTimeWindow
 	if s.bkt != nil {
 		if t.shipper, err = newShipper(t); err != nil {
 			return nil, err
@@ -142,13 +142,14 @@ func (t *Tenant) openDB(dir string, dbOpts metricdb.Options, logger *slog.Logger
 	if err != nil {
 		return err
 	}
-	head, rst, err := metrichead.Open(walDir, headOpts, metrichead.WALOptions{Compression: compression.Snappy},
+	head, rst, err := metrichead.Open(walDir, headOpts, metrichead.WALOptions{Compression: compression.Snappy,
+		OOODir: filepath.Join(dir, wlog.WblDirName)},
 		minValid, logger.With("component", "head"), reg)
 	if err != nil {
 		return fmt.Errorf("open head of %s: %w", dir, err)
 	}
 	if rst.Repaired || rst.RewroteRefs || rst.Invalid > 0 || rst.UnknownRefs > 0 {
-		logger.Info("Write-ahead log replayed", "series", rst.Series, "samples", rst.Samples,
+		logger.Info("Write-ahead log replayed", "series", rst.Series, "samples", rst.Samples, "out_of_order_samples", rst.OOOSamples,
 			"unknown_refs", rst.UnknownRefs, "invalid", rst.Invalid, "repaired", rst.Repaired, "rewrote_refs", rst.RewroteRefs)
 	}
 	if first, last, err := wlog.Segments(walDir); err == nil {
