@@ -137,6 +137,19 @@ func newDBMetrics(db *DB, reg prometheus.Registerer) *dbMetrics {
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "prometheus_tsdb_blocks_loaded", Help: "Number of currently loaded data blocks"},
 		func() float64 { return float64(len(db.Blocks())) })
+	// The head's own figures, under the names Prometheus' head exports them by, so dashboards of Prometheus'
+	// TSDB read them.
+	h := db.head
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "prometheus_tsdb_head_series", Help: "Total number of series in the head block."},
+		func() float64 { return float64(h.NumSeries()) })
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "prometheus_tsdb_head_samples_appended_total", Help: "Total number of appended samples."},
+		func() float64 { return float64(h.NumSamples()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "prometheus_tsdb_head_min_time", Help: "Minimum time bound of the head block."},
+		func() float64 { return float64(h.MinTime()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "prometheus_tsdb_head_max_time", Help: "Maximum timestamp of the head block."},
+		func() float64 { return float64(h.MaxTime()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sprout_tsdb_head_out_of_order_samples", Help: "Out-of-order samples the head holds, not yet written out as blocks."},
+		func() float64 { return float64(h.OOOSamples()) })
 	return m
 }
 

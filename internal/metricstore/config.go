@@ -34,11 +34,10 @@ type Config struct {
 	OutOfOrderTimeWindow time.Duration `mapstructure:"out_of_order_time_window"`
 	// MaxExemplars is the size of each tenant's in-memory exemplar ring (Prometheus' storage.exemplars.max-exemplars).
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
-	// IsolationEnabled keeps the head's append isolation (Mimir's blocks_storage.tsdb.isolation_enabled): a query
-	// then sees all of a write request's samples or none. Off by default, as in Mimir and Cortex: it costs every
-	// active series a ring of pending append IDs (about 64 bytes a series, a sixth of the head's per-series
-	// memory besides chunks), and writes here are remote-write and OTLP requests, not scrapes whose samples are
-	// read together. Samples, blocks and the WAL are the same either way.
+	// IsolationEnabled is Mimir's blocks_storage.tsdb.isolation_enabled. It is not honoured: Sprout's head
+	// (metrichead) has no append isolation, as Mimir and Cortex run by default, so a query running during a
+	// commit may see part of it; setting it logs a warning at start. Samples, blocks and the WAL are the same
+	// either way.
 	IsolationEnabled bool `mapstructure:"isolation_enabled"`
 	// LookbackDelta is PromQL's staleness window.
 	LookbackDelta time.Duration `mapstructure:"lookback_delta"`

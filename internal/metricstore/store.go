@@ -168,6 +168,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if err := opts.Registerer.Register(s.queries.Collector("metrics")); err != nil {
 		s.logger.Warn("Cannot register the query limiter's metrics", zap.Error(err))
 	}
+	if cfg.IsolationEnabled {
+		s.logger.Warn("isolation_enabled is not honoured: the head has no append isolation, so a query running during a commit may see part of it, as with isolation_enabled: false")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("metrics store: create data_dir: %w", err)
 	}
