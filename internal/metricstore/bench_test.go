@@ -89,7 +89,7 @@ func BenchmarkRefCache(b *testing.B) {
 		for i := range keys {
 			keys[i] = xxhash.Sum64String(strconv.Itoa(i))
 			entries[i] = &refEntry{}
-			entries[i].ref.Store(uint64(i + 1))
+			entries[i].ref.Store(uint32(i + 1))
 		}
 		b.Run("put/"+strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -274,24 +273,50 @@ type rwAppender struct {
 	maxTime int64
 	b       labels.ScratchBuilder
 	pairs   []rwLabel // 2.0: the current series' labels, resolved through the symbols
+	exPairs []rwLabel // 2.0: the current exemplar's labels
 	keyBuf  []byte    // 2.0: scratch for labelsKey
 	invalid int       // samples of series skipped for their labels
 	stats   rwStats
 	bad     []error // 2.0: refusals that leave the rest of the request to be written
 }
 
-// seriesLabels finds a series' labels and head reference: by its wire labels in the refCache when it is
-// known, otherwise by building and checking its labels. ok is false for a series whose labels Prometheus'
-// receiver refuses; then invalid says why. entry, when not nil, is to be cached under key once the series
-// has a reference (or, for a cached series, updated if its reference changes).
+// seriesLabels finds a series' head reference or labels: by its wire labels in the refCache when it is known
+// (then lset is empty: the head has the series under ref, as the check against its labels just said),
+// otherwise by building and checking its labels. ok is false for a series whose labels Prometheus' receiver
+// refuses; then invalid says why. entry, when not nil, is to be cached under key once the series has a
+// reference (or, for a cached series whose reference went stale, given the new one).
 func (a *rwAppender) seriesLabels(pairs []rwLabel, key uint64, cacheable bool) (ref storage.SeriesRef, lset labels.Labels, entry *refEntry, ok bool, invalid error) {
 	if cacheable {
-		if e := a.t.refs.get(key); e != nil && e.matches(pairs) {
-			return storage.SeriesRef(e.ref.Load()), e.lset, e, true, nil
+		if e := a.t.refs.get(key); e != nil {
+			r := e.ref.Load()
+			if a.t.head.LabelsMatch(r, len(pairs), func(i int) ([]byte, []byte) { return pairs[i].name, pairs[i].value }) {
+				return storage.SeriesRef(r), labels.EmptyLabels(), e, true, nil
+			}
+			entry = e // stale (the series left the head) or another series under the same key: the full path
 		}
 	}
+	lset, sorted := a.buildLabels(pairs)
+	if !lset.Has(labels.MetricName) || !lset.IsValid(model.UTF8Validation) {
+		return 0, lset, nil, false, fmt.Errorf("invalid metric name or labels, got %v", lset.String())
+	}
+	if name, dup := lset.HasDuplicateLabelNames(); dup {
+		return 0, lset, nil, false, fmt.Errorf("invalid labels for series, labels %v, duplicated label %s", lset.String(), name)
+	}
+	if !cacheable || !sorted {
+		// Only labels in Prometheus' order can match the head's (LabelsMatch compares in order).
+		return 0, lset, nil, true, nil
+	}
+	if entry == nil {
+		entry = &refEntry{}
+	}
+	return 0, lset, entry, true, nil
+}
+
+// buildLabels copies pairs into sorted labels that do not alias the request; sorted says whether pairs were
+// in order already.
+func (a *rwAppender) buildLabels(pairs []rwLabel) (lset labels.Labels, sorted bool) {
 	a.b.Reset()
-	sorted := true
+	sorted = true
 	for i, p := range pairs {
 		if i > 0 && bytes.Compare(pairs[i-1].name, p.name) > 0 {
 			sorted = false
@@ -299,32 +324,28 @@ func (a *rwAppender) seriesLabels(pairs []rwLabel, key uint64, cacheable bool) (
 		a.b.Add(unsafeString(p.name), unsafeString(p.value))
 	}
 	a.b.Sort()
-	lset = a.b.Labels() // copies: lset does not alias the request
-	if !lset.Has(labels.MetricName) || !lset.IsValid(model.UTF8Validation) {
-		return 0, lset, nil, false, fmt.Errorf("invalid metric name or labels, got %v", lset.String())
+	return a.b.Labels(), sorted // Labels copies
+}
+
+// seriesString names a series in an error: lset, or for a series found in the refCache its pairs.
+func (a *rwAppender) seriesString(pairs []rwLabel, lset labels.Labels) string {
+	if lset.IsEmpty() {
+		lset, _ = a.buildLabels(pairs)
 	}
-	if name, dup := lset.HasDuplicateLabelNames(); dup {
-		return 0, lset, nil, false, fmt.Errorf("invalid labels for series, labels %v, duplicated label %s", lset.String(), name)
-	}
-	if cacheable && sorted {
-		// Only labels in Prometheus' order can match a cached entry (matches compares in order).
-		entry = &refEntry{lset: lset}
-	}
-	return 0, lset, entry, true, nil
+	return lset.String()
 }
 
 // cache records the reference a new series got, or the new reference of a cached series whose reference had
 // gone stale (the series left the head and came back).
-func (a *rwAppender) cache(entry *refEntry, key uint64, oldRef, newRef storage.SeriesRef, lset labels.Labels) {
+func (a *rwAppender) cache(entry *refEntry, key uint64, oldRef, newRef storage.SeriesRef) {
 	if entry == nil || newRef == 0 || newRef == oldRef {
 		return
 	}
 	if entry.ref.Load() != 0 {
-		entry.ref.Store(uint64(newRef))
+		entry.ref.Store(uint32(newRef))
 		return
 	}
-	entry.lset = a.headLabels(newRef, lset)
-	entry.ref.Store(uint64(newRef))
+	entry.ref.Store(uint32(newRef))
 	a.t.refs.put(key, entry)
 }
 
@@ -345,7 +366,7 @@ func (a *rwAppender) appendV1() error {
 		}
 		newRef := ref
 		for _, smp := range r.samples[s.smpLo:s.smpHi] {
-			r, err := a.appendSample(newRef, lset, smp)
+			r, err := a.appendSample(newRef, &lset, pairs, smp)
 			if err != nil {
 				return err
 			}
@@ -365,13 +386,13 @@ func (a *rwAppender) appendV1() error {
 			_, _ = a.app.AppendExemplar(newRef, lset, exemplar.Exemplar{Labels: a.b.Labels(), Value: e.v, Ts: e.t, HasTs: e.t != 0})
 		}
 		for j := s.hLo; j < s.hHi; j++ {
-			r, err := a.appendHistogram(newRef, lset, &r.histograms[j])
+			r, err := a.appendHistogram(newRef, &lset, pairs, &r.histograms[j])
 			if err != nil {
 				return err
 			}
 			newRef = r
 		}
-		a.cache(entry, key, ref, newRef, lset)
+		a.cache(entry, key, ref, newRef)
 	}
 	for _, m := range r.metadata {
 		if len(m.name) > 0 {
@@ -411,12 +432,12 @@ func (a *rwAppender) appendV2() error {
 			continue
 		}
 		if s.smpHi == s.smpLo && s.hHi == s.hLo {
-			a.bad = append(a.bad, fmt.Errorf("TimeSeries must contain at least one sample or histogram for series %v", lset.String()))
+			a.bad = append(a.bad, fmt.Errorf("TimeSeries must contain at least one sample or histogram for series %v", a.seriesString(a.pairs, lset)))
 			continue
 		}
 		newRef := ref
 		for _, smp := range r.samples[s.smpLo:s.smpHi] {
-			r, err := a.appendSample(newRef, lset, smp)
+			r, err := a.appendSample(newRef, &lset, a.pairs, smp)
 			if err == nil {
 				newRef = r
 				a.stats.samples++
@@ -425,10 +446,10 @@ func (a *rwAppender) appendV2() error {
 			if !isSampleRefusal(err) {
 				return err
 			}
-			a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, lset.String()))
+			a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, a.seriesString(a.pairs, lset)))
 		}
 		for j := s.hLo; j < s.hHi; j++ {
-			r, err := a.appendHistogram(newRef, lset, &r.histograms[j])
+			r, err := a.appendHistogram(newRef, &lset, a.pairs, &r.histograms[j])
 			if err == nil {
 				newRef = r
 				a.stats.histograms++
@@ -437,16 +458,16 @@ func (a *rwAppender) appendV2() error {
 			if !isSampleRefusal(err) {
 				return err
 			}
-			a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, lset.String()))
+			a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, a.seriesString(a.pairs, lset)))
 		}
 		for _, e := range r.exemplars[s.exLo:s.exHi] {
-			a.pairs, err = a.symbolize(a.pairs[:0], r.refs[e.lo:e.hi])
+			a.exPairs, err = a.symbolize(a.exPairs[:0], r.refs[e.lo:e.hi])
 			if err != nil {
-				a.bad = append(a.bad, fmt.Errorf("parsing exemplar for series %v: %w", lset.String(), err))
+				a.bad = append(a.bad, fmt.Errorf("parsing exemplar for series %v: %w", a.seriesString(a.pairs, lset), err))
 				continue
 			}
 			a.b.Reset()
-			for _, l := range a.pairs {
+			for _, l := range a.exPairs {
 				a.b.Add(unsafeString(l.name), unsafeString(l.value))
 			}
 			a.b.Sort()
@@ -458,15 +479,19 @@ func (a *rwAppender) appendV2() error {
 			case err == nil:
 				a.stats.exemplars++
 			case errors.Is(err, storage.ErrOutOfOrderExemplar):
-				a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, lset.String()))
+				a.bad = append(a.bad, fmt.Errorf("%w for series %v", err, a.seriesString(a.pairs, lset)))
 			}
 		}
 		// Metadata goes to the WAL with the series (and to /api/v1/metadata); an error only loses the metadata.
 		// Empty metadata says nothing (the head would record it, /api/v1/metadata skips it): not sent.
 		if !md.IsEmpty() {
+			if lset.IsEmpty() {
+				// Found by the refCache: the appender cannot intern md under the metric's name, so it is done here.
+				md = a.t.meta.intern(metricName(a.pairs), md)
+			}
 			_, _ = a.app.UpdateMetadata(newRef, lset, md)
 		}
-		a.cache(entry, key, ref, newRef, lset)
+		a.cache(entry, key, ref, newRef)
 	}
 	return nil
 }
@@ -521,14 +546,40 @@ func labelsKey(buf []byte, pairs []rwLabel) (uint64, []byte) {
 	return xxhash.Sum64(buf), buf
 }
 
-func (a *rwAppender) appendSample(ref storage.SeriesRef, lset labels.Labels, s rwSample) (storage.SeriesRef, error) {
+// appendSample appends s to series ref, or to the series *lset. A series found by the refCache (*lset empty)
+// that the head collected since is made anew from pairs, and *lset set to its labels.
+func (a *rwAppender) appendSample(ref storage.SeriesRef, lset *labels.Labels, pairs []rwLabel, s rwSample) (storage.SeriesRef, error) {
 	if s.t > a.maxTime {
 		return 0, fmt.Errorf("%w: timestamp is too far in the future", storage.ErrOutOfBounds)
 	}
-	return a.app.Append(ref, lset, s.t, s.v)
+	r, err := a.app.Append(ref, *lset, s.t, s.v)
+	if a.collected(err, lset, pairs) {
+		return a.app.Append(0, *lset, s.t, s.v)
+	}
+	return r, err
 }
 
-func (a *rwAppender) appendHistogram(ref storage.SeriesRef, lset labels.Labels, rh *rwHistogram) (storage.SeriesRef, error) {
+// collected reports whether err says that a series found by the refCache left the head meanwhile; then it
+// sets *lset to the series' labels, to make it anew.
+func (a *rwAppender) collected(err error, lset *labels.Labels, pairs []rwLabel) bool {
+	if err == nil || !lset.IsEmpty() || !errors.Is(err, storage.ErrNotFound) {
+		return false
+	}
+	*lset, _ = a.buildLabels(pairs)
+	return true
+}
+
+// metricName is the value of the __name__ pair, sharing the request's bytes.
+func metricName(pairs []rwLabel) string {
+	for _, p := range pairs {
+		if string(p.name) == labels.MetricName {
+			return unsafeString(p.value)
+		}
+	}
+	return ""
+}
+
+func (a *rwAppender) appendHistogram(ref storage.SeriesRef, lset *labels.Labels, pairs []rwLabel, rh *rwHistogram) (storage.SeriesRef, error) {
 	if rh.t > a.maxTime {
 		return 0, fmt.Errorf("%w: timestamp is too far in the future", storage.ErrOutOfBounds)
 	}
@@ -543,31 +594,19 @@ func (a *rwAppender) appendHistogram(ref storage.SeriesRef, lset labels.Labels, 
 			return 0, err
 		}
 	}
-	return a.app.AppendHistogram(ref, lset, rh.t, h, fh)
-}
-
-// headLabels returns the head's own labels of series ref when they equal lset, so that the cache shares their
-// memory instead of holding a second copy (the series may predate this request: WAL replay, OTLP, another
-// sender). Otherwise, or if the head does not know ref, lset.
-func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) labels.Labels {
-	ir, err := a.t.head.Range(math.MinInt64, math.MaxInt64).Index()
-	if err != nil {
-		return lset
+	r, err := a.app.AppendHistogram(ref, *lset, rh.t, h, fh)
+	if a.collected(err, lset, pairs) {
+		return a.app.AppendHistogram(0, *lset, rh.t, h, fh)
 	}
-	defer ir.Close()
-	var b labels.ScratchBuilder
-	if err := ir.Series(ref, &b, nil); err != nil {
-		return lset
-	}
-	if hl := b.Labels(); labels.Equal(hl, lset) {
-		return hl
-	}
-	return lset
+	return r, err
 }
 
 // refCache maps the labels of a series as a sender writes them (by hash: of their wire bytes for 1.0, of the
-// strings they name for 2.0) to the series' labels and head reference, so a known series is appended by
-// reference without building its labels and looking them up in the head, and without an allocation. Prometheus' scrape loop keeps the same kind of cache per target.
+// strings they name for 2.0) to the series' head reference, so a known series is appended by reference
+// without building its labels and looking them up in the head, and without an allocation. An entry keeps the
+// reference alone: a hit is checked against the head's own labels (Head.LabelsMatch), which also tells a
+// reference gone stale or another series under the same hash; a copy of the labels per series was a third of
+// the store's live heap. Prometheus' scrape loop keeps the same kind of cache per target.
 //
 // Reads are lock-free: entries live in an immutable map swapped atomically; new entries wait in a second map
 // under a mutex and are merged into a new immutable map once they are as many as the immutable map holds, so
@@ -575,8 +614,8 @@ func (a *rwAppender) headLabels(ref storage.SeriesRef, lset labels.Labels) label
 // that was a tenth of the server's CPU and 170 MB of maps for the collector). While series arrive, the waiting
 // map is made with room for up to freshRoom entries, so that it does not grow by rehashing from empty; no
 // more, so that a trickle of new series into a large cache does not hold a large empty map. A reference that
-// went stale (the series left the head and came back) is harmless: the head does not know it and creates the series from the cached labels, and the new reference
-// replaces the old.
+// went stale (the series left the head and came back) fails the check: the series is made from the request's
+// labels, and the new reference replaces the old.
 type refCache struct {
 	frozen    atomic.Pointer[map[uint64]*refEntry]
 	mu        sync.Mutex
@@ -584,25 +623,11 @@ type refCache struct {
 	freshHits int // lookups answered from fresh since the last merge
 }
 
+// refEntry is a series' head reference; 0 until the series is in the head. It is changed in place (the
+// frozen map is never written) when the reference goes stale.
 type refEntry struct {
-	ref  atomic.Uint64
-	lset labels.Labels
+	ref atomic.Uint32
 }
-
-// matches reports whether pairs name exactly e's labels, in order.
-func (e *refEntry) matches(pairs []rwLabel) bool {
-	i := 0
-	err := e.lset.Validate(func(l labels.Label) error {
-		if i >= len(pairs) || string(pairs[i].name) != l.Name || string(pairs[i].value) != l.Value {
-			return errMismatch
-		}
-		i++
-		return nil
-	})
-	return err == nil && i == len(pairs)
-}
-
-var errMismatch = errors.New("labels differ")
 
 // freshCap is how many new entries wait beside a frozen map of n entries before they are merged into it.
 func freshCap(n int) int { return max(1024, n) }
@@ -663,7 +688,7 @@ func (c *refCache) merge(growing bool) {
 	c.freshHits = 0
 }
 
-// reset forgets every entry; called when the head drops series, so the cache does not keep labels of series
+// reset forgets every entry; called when the head drops series, so the cache does not keep entries of series
 // that are gone.
 func (c *refCache) reset() {
 	c.mu.Lock()

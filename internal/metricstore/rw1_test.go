@@ -10,7 +10,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/sprout-otel/sprout/internal/tenant"
@@ -130,22 +129,22 @@ func TestRefCacheEntries(t *testing.T) {
 		}
 	}
 
-	// A stale reference: the head does not know it, so it creates the series from the cached labels.
+	// A stale reference: the head does not know it, so the series is made from the request's labels.
 	a := series("stale_ref", "x", "1")
-	stale := &refEntry{lset: labels.FromStrings("__name__", "stale_ref", "x", "1")}
-	stale.ref.Store(1 << 40)
+	stale := &refEntry{}
+	stale.ref.Store(1 << 30)
 	tn.refs.put(xxhash.Sum64(labelRun(t, a)), stale)
 	write(a, 3, now)
 	if got := instant(t, srv.URL, `stale_ref`, now); got[`map[__name__:stale_ref x:1]`] != "3" {
 		t.Errorf("after a stale reference: %v", got)
 	}
-	if r := stale.ref.Load(); r == 1<<40 || r == 0 {
+	if r := stale.ref.Load(); r == 1<<30 || r == 0 {
 		t.Errorf("stale reference not replaced: %d", r)
 	}
 
-	// A colliding key: the entry names other labels, so it is not used.
+	// A colliding key: the entry's series has other labels, so it is not used.
 	b := series("collides", "x", "1")
-	other := &refEntry{lset: labels.FromStrings("__name__", "stale_ref", "x", "1")}
+	other := &refEntry{}
 	other.ref.Store(stale.ref.Load())
 	tn.refs.put(xxhash.Sum64(labelRun(t, b)), other)
 	write(b, 5, now)
@@ -212,7 +211,7 @@ func TestRefCacheMerge(t *testing.T) {
 	const n = 5000
 	for i := range uint64(n) {
 		e := &refEntry{}
-		e.ref.Store(i + 1)
+		e.ref.Store(uint32(i + 1))
 		c.put(i, e)
 	}
 	if c.len() != n {
@@ -227,7 +226,7 @@ func TestRefCacheMerge(t *testing.T) {
 	// Looking up the fresh entries often enough merges them.
 	for range 10 {
 		for i := range uint64(n) {
-			if e := c.get(i); e == nil || e.ref.Load() != i+1 {
+			if e := c.get(i); e == nil || e.ref.Load() != uint32(i+1) {
 				t.Fatalf("entry %d: %v", i, e)
 			}
 		}

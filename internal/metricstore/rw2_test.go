@@ -5,12 +5,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
@@ -195,6 +197,24 @@ func TestRemoteWriteV2ReferenceCache(t *testing.T) {
 		if n := tn.refs.len(); n != 1 {
 			t.Fatalf("after request %d the cache holds %d entries, want 1", i, n)
 		}
+	}
+	// A hit carries no labels: a refused sample still names its series, and metadata reaches the head and
+	// /api/v1/metadata as the store's copy.
+	st := writev2.NewSymbolTable()
+	hit := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: []uint32{st.Symbolize("__name__"), st.Symbolize("cached_v2"), st.Symbolize("job"), st.Symbolize("j")},
+		Samples:    []writev2.Sample{{Value: 7, Timestamp: now.Add(-time.Hour).UnixMilli()}},
+		Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize("a cached series")},
+	}}}
+	hit.Symbols = st.Symbols()
+	if code, body, _ := postV2(t, srv.URL, hit); code != 400 || !strings.Contains(body, `out of order sample for series {__name__="cached_v2", job="j"}`) {
+		t.Fatalf("POST out of order to a cached series: %d %s", code, body)
+	}
+	if code, r := apiGet(t, srv.URL, "/api/v1/metadata", url.Values{"metric": {"cached_v2"}}); code != 200 || !strings.Contains(string(r.Data), `"help":"a cached series"`) {
+		t.Errorf("metadata of a cached series: %d %s", code, r.Data)
+	}
+	if md, ok := tn.DB().Head().Metadata(tn.DB().Head().Lookup(labels.FromStrings("__name__", "cached_v2", "job", "j"))); !ok || md.Help != "a cached series" {
+		t.Errorf("head metadata of a cached series: %+v %v", md, ok)
 	}
 	v1 := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: series("cached_v2", "job", "j"), Samples: []prompb.Sample{{Value: 9, Timestamp: now.UnixMilli()}}}}}
 	if code, body := post(t, srv.URL+"/api/v1/write", contentTypeV1, encodeV1(t, v1)); code != 204 {
