@@ -30,6 +30,7 @@ func main() {
 	// Before anything allocates: a Go heap that knows the container's limit collects harder near it instead
 	// of being killed past it. sprout_api logs the decision with its memory budgets, which derive from it.
 	memguard.SetGoMemLimit("/", os.Getenv)
+	memguard.TuneGC(os.Getenv)
 	// The logs are JSON for machines; the person who started `sprout` also gets the UI's address in plain text.
 	uiext.Announce = func(url string) {
 		fmt.Fprintf(os.Stderr, "\nSprout UI: %s  (Tempo, Prometheus and Loki APIs under the same address)\n\n", url)

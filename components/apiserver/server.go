@@ -281,6 +281,9 @@ func (s *Server) Start(ctx context.Context, host component.Host) error {
 	if d, ok := memguard.LastDecision(); ok {
 		fields = append(fields, zap.String("gomemlimit", d.String()))
 	}
+	if d := memguard.GCDecision(); d != "" {
+		fields = append(fields, zap.String("gogc", d))
+	}
 	s.logger.Info("Memory budgets", fields...)
 	return nil
 }
