@@ -93,6 +93,7 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", os.TempDir(), "where each run's data directory is made (and removed)")
 	flag.StringVar(&o.out, "out", "bench-out", "directory for bench.json, bench.md and <signal>.svg")
 	flag.BoolVar(&o.keep, "keep", false, "keep each run's data directory")
+	sproutEnv := flag.String("sprout-env", "", "comma-separated KEY=VALUE settings added to Sprout's environment only (e.g. GOGC=100), so the peers run as they are")
 	cacheResults := flag.Bool("sprout-cache-results", false, "run Sprout's metrics store with its results cache on (frontend.cache_results)")
 	flag.IntVar(&o.metricRounds, "metric-rounds", 10, "samples per metric series, 10 s apart: active series = base/metric-rounds, and the metric queries span them (e.g. -base 2400000 -metric-rounds 240: 10k series over 40 minutes)")
 	from := flag.String("from", "", "run nothing: write bench.md and the plots again from this bench.json into -out")
@@ -138,6 +139,17 @@ func main() {
 		"traces":  {sproutTraces(*sproutBin), tempo(*tempoBin)},
 		"logs":    {sproutLogs(*sproutBin), loki(*lokiBin), victoriaLogs(*vlBin)},
 		"metrics": {sproutMetrics(*sproutBin, *cacheResults), prometheus(*promBin), victoriaMetrics(*vmBin)},
+	}
+	if *sproutEnv != "" {
+		env := strings.Split(*sproutEnv, ",")
+		for _, kv := range env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				log.Fatalf("-sprout-env: %q is not KEY=VALUE", kv)
+			}
+		}
+		for _, sys := range systems {
+			sys[0].Env = env
+		}
 	}
 	for _, sig := range o.signals {
 		if systems[sig] == nil {

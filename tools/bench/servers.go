@@ -29,6 +29,7 @@ type system struct {
 	Name   string // sprout, tempo, loki, victorialogs, prometheus, victoriametrics
 	Signal string // traces, logs, metrics
 	Bin    string
+	Env    []string // KEY=VALUE added to the inherited environment
 	// setup writes the server's config into dir and returns its arguments, its endpoints and its ready URL.
 	setup func(dir string, ports []int) (args []string, ep endpoints, ready string, err error)
 }
@@ -86,6 +87,9 @@ func start(ctx context.Context, sys system, dir string, readyTimeout time.Durati
 	}
 	cmd := exec.Command(sys.Bin, args...)
 	cmd.Dir = dir // relative paths of any default land in the measured directory
+	if len(sys.Env) > 0 {
+		cmd.Env = append(os.Environ(), sys.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	t0 := time.Now()
