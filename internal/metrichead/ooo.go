@@ -686,14 +686,8 @@ func (ix *oooIndex) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]st
 // Series gives ref's labels and one chunk meta spanning its out-of-order samples in the range.
 func (ix *oooIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
 	h := ix.o.h
-	b, ok := h.labelsOf(ref)
-	if !ok {
-		return storage.ErrNotFound
-	}
-	builder.Reset()
-	rangeLabels(b, func(n, v string) bool { builder.Add(n, v); return true })
-	if chks == nil {
-		return nil
+	if err := ix.indexReader.Series(ref, builder, nil); err != nil || chks == nil {
+		return err
 	}
 	*chks = (*chks)[:0]
 	r := uint32(ref)
