@@ -17,8 +17,9 @@ func TestGCPercentFor(t *testing.T) {
 		{40 << 20, MaxGCPercent},   // a small heap keeps Go's default
 		{GCHeadroom, MaxGCPercent}, // up to the headroom itself
 		{2 * GCHeadroom, 50},       // then the garbage stays about GCHeadroom
-		{400 << 20, 32},            // the metric head at 1M series
-		{1 << 30, MinGCPercent},    // never below the floor
+		{200 << 20, 32},
+		{400 << 20, MinGCPercent}, // the metric head at 1M series
+		{1 << 30, MinGCPercent},   // never below the floor
 		{100 << 30, MinGCPercent},
 	} {
 		if got := gcPercentFor(tc.live); got != tc.want {
