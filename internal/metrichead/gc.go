@@ -29,22 +29,12 @@ func (h *Head) empty(ref uint32, s *series) bool {
 // counts a sample as pending under the series' lock and makes the series anew when it was collected first; a
 // caller of GetOrCreate and Head.Append (replay) runs before collections start.
 func (h *Head) collect() int {
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
 	var cands []uint32
-	for ref := uint32(1); ref <= n; ref++ {
-		s := h.get(ref)
-		if s == nil {
-			continue
-		}
-		lock := &h.locks[ref%lockStripes]
-		lock.Lock()
+	h.eachSeries(func(ref uint32, s *series) {
 		if s.st.pending == 0 && h.empty(ref, s) {
 			cands = append(cands, ref)
 		}
-		lock.Unlock()
-	}
+	})
 	if len(cands) == 0 {
 		return 0
 	}

@@ -418,6 +418,24 @@ func (h *Head) appendFloat(ref uint32, t int64, v float64, p placement) (ooo boo
 	return false, nil
 }
 
+// eachSeries calls fn for every live series in ref order, holding the series' lock; series made meanwhile may
+// be left out.
+func (h *Head) eachSeries(fn func(ref uint32, s *series)) {
+	h.mu.RLock()
+	n := h.count
+	h.mu.RUnlock()
+	for ref := uint32(1); ref <= n; ref++ {
+		s := h.get(ref)
+		if s == nil {
+			continue
+		}
+		lock := &h.locks[ref%lockStripes]
+		lock.Lock()
+		fn(ref, s)
+		lock.Unlock()
+	}
+}
+
 // rangeEnd is the end of the block range t falls in.
 func (h *Head) rangeEnd(t int64) int64 {
 	r := h.opts.ChunkRange
@@ -447,17 +465,8 @@ func (h *Head) Truncate(mint int64) error {
 	}
 	h.waitReaders(mint)
 	h.readMu.Unlock()
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
 	newMin := int64(math.MaxInt64)
-	for ref := uint32(1); ref <= n; ref++ {
-		s := h.get(ref)
-		if s == nil {
-			continue
-		}
-		lock := &h.locks[ref%lockStripes]
-		lock.Lock()
+	h.eachSeries(func(ref uint32, s *series) {
 		i := 0
 		for i < len(s.closed) && s.closed[i].maxT < mint {
 			i++
@@ -481,8 +490,7 @@ func (h *Head) Truncate(mint int64) error {
 				}
 			}
 		}
-		lock.Unlock()
-	}
+	})
 	if newMin == math.MaxInt64 {
 		h.maxT.Store(math.MinInt64)
 	} else {

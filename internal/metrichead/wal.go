@@ -289,19 +289,7 @@ func (h *Head) checkpointAll(dir string, idx int, c compression.Type) error {
 	if err := wlog.DeleteCheckpoints(dir, idx); err != nil {
 		return fmt.Errorf("metric head: remove old checkpoints: %w", err)
 	}
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
-	for ref := uint32(1); ref <= n; ref++ {
-		s := h.get(ref)
-		if s == nil {
-			continue
-		}
-		lock := &h.locks[ref%lockStripes]
-		lock.Lock()
-		s.st.logged = true
-		lock.Unlock()
-	}
+	h.eachSeries(func(_ uint32, s *series) { s.st.logged = true })
 	return nil
 }
 
