@@ -148,7 +148,9 @@ func TestResultsCacheLateSamples(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	ctx := context.Background()
 	lset := labels.FromStrings("__name__", "g", "job", "a")
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute).UnixMilli()
+	// A fixed hour within one day: the cache splits extents at day boundaries, and an hour that crosses
+	// midnight would keep the older day's extent past the out-of-order TTL (the cache's clock is the test's).
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
 	appendAt := func(ts int64, v float64) {
 		t.Helper()
 		app := db.Appender(ctx)
