@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/sprout-otel/sprout/internal/metrichead"
@@ -408,5 +410,51 @@ func TestRunFlushesOutOfOrder(t *testing.T) {
 	}
 	if ooo == 0 {
 		t.Fatal("no out-of-order block written")
+	}
+}
+
+// TestOutOfOrderTornWriteBehindLog: a write-behind log whose last segment ends in garbage (a torn write) is cut
+// at the garbage on open, and the late samples before it are kept.
+func TestOutOfOrderTornWriteBehindLog(t *testing.T) {
+	o := testOptions()
+	o.OutOfOrderTimeWindow = oooWindow
+	dir := t.TempDir()
+	db := openLogged(t, dir, o)
+	lateScript(t, db, 0, 20)
+	want := db.Head().OOOSamples()
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}
+	wantDump := dumpAll(t, db, all)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, last, err := wlog.Segments(filepath.Join(dir, "wbl"))
+	if err != nil || last < 0 {
+		t.Fatalf("write-behind segments: last %d, %v", last, err)
+	}
+	f, err := os.OpenFile(wlog.SegmentName(filepath.Join(dir, "wbl"), last), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h, st, err := metrichead.Open(filepath.Join(dir, "wal"), o.HeadOptions(),
+		metrichead.WALOptions{Compression: compression.Snappy, OOODir: filepath.Join(dir, "wbl")}, math.MinInt64, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Repaired {
+		t.Fatal("the torn write-behind log was not repaired")
+	}
+	if db, err = Open(dir, nil, nil, h, o); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Head().OOOSamples(); got != want {
+		t.Fatalf("%d out-of-order samples after the repair, want %d", got, want)
+	}
+	if got := dumpAll(t, db, all); got != wantDump {
+		t.Fatalf("samples differ after the repair\nbefore:\n%s\nafter:\n%s", wantDump, got)
 	}
 }
