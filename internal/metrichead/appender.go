@@ -20,18 +20,19 @@ import (
 // out-of-order or duplicate sample there, as with Prometheus' appender; a sample that a concurrent commit
 // makes invalid before this one lands is dropped at Commit and counted (Dropped), as Prometheus does.
 type Appender struct {
-	h         *Head
-	mint      int64 // its oldest sample, while it holds any (registered in Head.appenders)
-	series    []record.RefSeries
-	samples   []record.RefSample
-	hists     []record.RefHistogramSample
-	fhists    []record.RefFloatHistogramSample
-	kinds     []sampleKind
-	exemplars []pendingExemplar
-	metadata  []pendingMetadata // the order samples were appended in across the three lists, when histograms are among them
-	buf       []byte            // series record
-	sbuf      []byte            // samples record
-	dropped   int
+	h          *Head
+	mint       int64 // its oldest sample, while it holds any (registered in Head.appenders)
+	registered bool  // in Head.appenders; written by the appender's goroutine under appMu
+	series     []record.RefSeries
+	samples    []record.RefSample
+	hists      []record.RefHistogramSample
+	fhists     []record.RefFloatHistogramSample
+	kinds      []sampleKind
+	exemplars  []pendingExemplar
+	metadata   []pendingMetadata // the order samples were appended in across the three lists, when histograms are among them
+	buf        []byte            // series record
+	sbuf       []byte            // samples record
+	dropped    int
 	// ooo marks, by position in the order of appending across the three lists, the samples placed out of
 	// order at Append (ooo.go); nil while there are none.
 	ooo    []bool
@@ -152,6 +153,13 @@ func (a *Appender) appendHistogram(ref uint32, lset labels.Labels, t int64, hv *
 // falls in waits for its commit. It returns the bound the sample was checked against.
 func (a *Appender) inWindow(t int64) (int64, error) {
 	h := a.h
+	if a.registered && t >= a.mint {
+		// A block write already waits for this appender when t is in its range; the lock would only guard
+		// the registration, which stays as it is.
+		if minValid := h.AppendableMinValidTime(); t >= minValid {
+			return minValid, nil
+		}
+	}
 	h.appMu.Lock()
 	defer h.appMu.Unlock()
 	minValid := h.AppendableMinValidTime()
@@ -161,8 +169,9 @@ func (a *Appender) inWindow(t int64) (int64, error) {
 		}
 		return minValid, nil // out of order or refused (placeOOO): no block write waits for it
 	}
-	if _, ok := h.appenders[a]; !ok || t < a.mint {
+	if !a.registered || t < a.mint {
 		a.mint = t
+		a.registered = true
 		h.appenders[a] = struct{}{}
 	}
 	return minValid, nil
@@ -172,7 +181,8 @@ func (a *Appender) inWindow(t int64) (int64, error) {
 func (a *Appender) done() {
 	h := a.h
 	h.appMu.Lock()
-	if _, ok := h.appenders[a]; ok {
+	if a.registered {
+		a.registered = false
 		delete(h.appenders, a)
 		h.appDone.Broadcast()
 	}

@@ -49,7 +49,11 @@ func (a *arena) put(b []byte) uint64 {
 // get returns the record at addr; the bytes must not be changed.
 func (a *arena) get(addr uint64) []byte {
 	page, off := splitAddr(addr)
-	p := a.pages[page]
+	return recordAt(a.pages[page], off)
+}
+
+// recordAt returns the record at off of page p.
+func recordAt(p []byte, off int) []byte {
 	l, n := binary.Uvarint(p[off:])
 	return p[off+n : off+n+int(l) : off+n+int(l)]
 }

@@ -146,7 +146,7 @@ func (t *metaTable) get(id uint32) (metadata.Metadata, bool) {
 func (h *Head) metaID(ref uint32) uint32 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if ref == 0 || ref > h.count || h.pages[(ref-1)/seriesPage] == nil {
+	if ref == 0 || ref > h.count.Load() || h.pages[(ref-1)/seriesPage] == nil {
 		return 0
 	}
 	lock := &h.locks[ref%lockStripes]
@@ -158,7 +158,7 @@ func (h *Head) metaID(ref uint32) uint32 {
 func (h *Head) setMetaID(ref, id uint32) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if ref == 0 || ref > h.count || h.pages[(ref-1)/seriesPage] == nil {
+	if ref == 0 || ref > h.count.Load() || h.pages[(ref-1)/seriesPage] == nil {
 		return
 	}
 	lock := &h.locks[ref%lockStripes]

@@ -80,7 +80,7 @@ func (h *Head) collect() int {
 			delete(h.hists.m, ref)
 			h.hists.mu.Unlock()
 		}
-		*s = series{labels: deadLabels}
+		s.kill()
 		h.metaIDs[(ref-1)/seriesPage][(ref-1)%seriesPage] = 0
 		lock.Unlock()
 		dead[ref] = struct{}{}
@@ -138,6 +138,7 @@ func (h *Head) collect() int {
 			h.lbls.pages[i] = nil
 		}
 	}
+	h.publishView()
 	h.live -= len(dead)
 	return len(dead)
 }

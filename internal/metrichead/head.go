@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -74,6 +75,13 @@ type series struct {
 	closed    []chunkRef // closed chunks, ascending in time
 }
 
+// kill marks a collected series dead and drops its samples; the caller holds mu and the series' lock. The
+// labels word is written last and atomically: get and LabelsMatch read it without either lock.
+func (s *series) kill() {
+	s.chunk, s.st, s.chunkMinT, s.closed = nil, xorState{}, 0, nil
+	atomic.StoreUint64(&s.labels, deadLabels)
+}
+
 // chunkRef is a closed chunk: its time range and where its bytes are in the chunk pages.
 type chunkRef struct {
 	minT, maxT int64
@@ -84,9 +92,10 @@ type chunkRef struct {
 type Head struct {
 	opts Options
 
-	mu         sync.RWMutex // guards the registry: pages, count, byHash, dupHash, lbls, post
+	mu         sync.RWMutex // guards the registry's writes: pages, count, byHash, dupHash, lbls, post
 	pages      [][]series
-	count      uint32  // refs 1..count were handed out
+	count      atomic.Uint32 // refs 1..count were handed out; stored under mu after the series is made
+	view       atomic.Pointer[registryView]
 	live       int     // series not collected
 	seriesLive []int32 // live series per page of pages
 	labelLive  []int32 // live label sets per arena page
@@ -120,6 +129,24 @@ type Head struct {
 	readMu  sync.Mutex // guards readers
 	readEnd *sync.Cond // signalled when a reader closes
 	readers map[*RangeHead]int
+}
+
+// registryView is the registry as the lock-free readers (get, LabelsMatch) see it: its pages as of the last page
+// added or freed. Every sample's append and reference check reads the registry, from every core, and a read
+// lock there was a cache line the cores took turns to write. A view with a new page is published before count
+// covers a series in it, so a reader that loads count and then the view finds every series up to count.
+type registryView struct {
+	series [][]series
+	labels [][]byte // the label arena's pages, each sliced to its capacity
+}
+
+// publishView stores the registry's pages as the readers' view; the caller holds mu.
+func (h *Head) publishView() {
+	v := &registryView{series: slices.Clone(h.pages), labels: make([][]byte, len(h.lbls.pages))}
+	for i, p := range h.lbls.pages {
+		v.labels[i] = p[:cap(p)]
+	}
+	h.view.Store(v)
 }
 
 // acquire and release count the open index and chunk readers of a range, so that truncation waits for readers
@@ -180,6 +207,7 @@ func New(o Options) (*Head, error) {
 	h.minT.Store(math.MaxInt64)
 	h.maxT.Store(math.MinInt64)
 	h.minValid.Store(math.MinInt64)
+	h.view.Store(&registryView{})
 	if o.ChunksDir != "" {
 		if err := os.RemoveAll(o.ChunksDir); err != nil {
 			return nil, fmt.Errorf("metric head: clear chunks directory: %w", err)
@@ -242,6 +270,7 @@ func (h *Head) NumSamples() uint64 { return h.samples.Load() }
 const deadLabels = ^uint64(0)
 
 // seriesAt returns series ref, nil when its page was freed; the caller holds mu and knows ref ≤ count.
+// Reading a series' labels without mu (get, LabelsMatch) is atomic, as are their writes.
 func (h *Head) seriesAt(ref uint32) *series {
 	i := ref - 1
 	p := h.pages[i/seriesPage]
@@ -251,18 +280,25 @@ func (h *Head) seriesAt(ref uint32) *series {
 	return &p[i%seriesPage]
 }
 
-// get returns the live series ref or nil. A series collected after get is seen dead (labels == deadLabels)
-// under its lock.
+// get returns the live series ref or nil, without a lock. A series collected after get is seen dead
+// (labels == deadLabels) under its lock.
 func (h *Head) get(ref uint32) *series {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if ref == 0 || ref > h.count {
-		return nil
-	}
-	if s := h.seriesAt(ref); s != nil && s.labels != deadLabels {
+	if s := h.viewSeries(ref); s != nil && atomic.LoadUint64(&s.labels) != deadLabels {
 		return s
 	}
 	return nil
+}
+
+// viewSeries returns series ref from the readers' view, nil when there is none or its page was freed.
+func (h *Head) viewSeries(ref uint32) *series {
+	if ref == 0 || ref > h.count.Load() {
+		return nil
+	}
+	p := h.view.Load().series[(ref-1)/seriesPage]
+	if p == nil {
+		return nil
+	}
+	return &p[(ref-1)%seriesPage]
 }
 
 // Lookup returns the ref of the series with these labels, or 0.
@@ -309,7 +345,7 @@ func (h *Head) GetOrCreate(lset labels.Labels) (ref uint32, created bool, err er
 		h.mu.Unlock()
 		return ref, false, nil
 	}
-	if h.count == math.MaxUint32-1 {
+	if h.count.Load() == math.MaxUint32-1 {
 		h.mu.Unlock()
 		return 0, false, errors.New("metric head: series refs exhausted")
 	}
@@ -322,15 +358,21 @@ func (h *Head) GetOrCreate(lset labels.Labels) (ref uint32, created bool, err er
 }
 
 func (h *Head) createLocked(hash uint64, lset labels.Labels) uint32 {
-	h.count++
-	ref := h.count
+	ref := h.count.Load() + 1
+	grown := false
 	if int(ref-1)/seriesPage == len(h.pages) {
 		h.pages = append(h.pages, make([]series, seriesPage))
 		h.metaIDs = append(h.metaIDs, make([]uint32, seriesPage))
+		grown = true
 	}
 	h.scratch = encodeLabels(h.scratch[:0], lset)
+	labelPages := len(h.lbls.pages)
 	addr := h.lbls.put(h.scratch)
-	h.seriesAt(ref).labels = addr
+	if grown || len(h.lbls.pages) != labelPages {
+		h.publishView()
+	}
+	atomic.StoreUint64(&h.seriesAt(ref).labels, addr)
+	h.count.Store(ref)
 	h.live++
 	if page := int(ref-1) / seriesPage; page == len(h.seriesLive) {
 		h.seriesLive = append(h.seriesLive, 0)
@@ -421,9 +463,7 @@ func (h *Head) appendFloat(ref uint32, t int64, v float64, p placement) (ooo boo
 // eachSeries calls fn for every live series in ref order, holding the series' lock; series made meanwhile may
 // be left out.
 func (h *Head) eachSeries(fn func(ref uint32, s *series)) {
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
+	n := h.count.Load()
 	for ref := uint32(1); ref <= n; ref++ {
 		s := h.get(ref)
 		if s == nil {

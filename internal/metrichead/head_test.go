@@ -207,7 +207,7 @@ func TestHeadChunksStayInTheirBlockRange(t *testing.T) {
 	o := Options{ChunkRange: 100000, SamplesPerChunk: 1000}
 	f := newFixture(t, o, 20, 50, 2)
 	f.check(t, math.MinInt64, math.MaxInt64)
-	for ref := uint32(1); ref <= f.head.count; ref++ {
+	for ref := uint32(1); ref <= f.head.count.Load(); ref++ {
 		s := f.head.seriesAt(ref)
 		for _, c := range s.closed {
 			if c.minT/o.ChunkRange != c.maxT/o.ChunkRange {
@@ -331,7 +331,7 @@ func TestTruncateDropsClosedChunks(t *testing.T) {
 		t.Fatalf("reference holds %d series after %d, want 50", len(want), cut)
 	}
 	sameSeries(t, "after truncation", want, selectAll(t, q, all))
-	for ref := uint32(1); ref <= f.head.count; ref++ {
+	for ref := uint32(1); ref <= f.head.count.Load(); ref++ {
 		for _, c := range f.head.seriesAt(ref).closed {
 			if c.maxT < cut {
 				t.Fatalf("series %d keeps chunk [%d, %d] before %d", ref, c.minT, c.maxT, cut)

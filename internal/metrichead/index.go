@@ -166,7 +166,7 @@ func (ir *indexReader) labelValues(ctx context.Context, name string, ms []*label
 func (h *Head) labelsOf(ref storage.SeriesRef) ([]byte, bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if ref == 0 || ref > storage.SeriesRef(h.count) {
+	if ref == 0 || ref > storage.SeriesRef(h.count.Load()) {
 		return nil, false
 	}
 	s := h.seriesAt(uint32(ref))
@@ -181,10 +181,10 @@ func (ir *indexReader) Postings(ctx context.Context, name string, values ...stri
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if k, v := index.AllPostingsKey(); name == k && len(values) == 1 && values[0] == v {
-		if h.count == 0 {
+		if h.count.Load() == 0 {
 			return index.EmptyPostings(), nil
 		}
-		return &rangePostings{cur: 1, last: storage.SeriesRef(h.count)}, nil
+		return &rangePostings{cur: 1, last: storage.SeriesRef(h.count.Load())}, nil
 	}
 	var its []index.Postings
 	for _, v := range values {
@@ -222,7 +222,7 @@ func (ir *indexReader) SortedPostings(p index.Postings) index.Postings {
 	h.mu.RLock()
 	enc := make([][]byte, len(refs))
 	for i, r := range refs {
-		if r > 0 && r <= storage.SeriesRef(h.count) {
+		if r > 0 && r <= storage.SeriesRef(h.count.Load()) {
 			if s := h.seriesAt(uint32(r)); s != nil && s.labels != deadLabels {
 				enc[i] = h.lbls.get(s.labels)
 			}

@@ -1,22 +1,31 @@
 package metrichead
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+)
 
 // LabelsMatch reports whether series ref is alive and its labels are the n pairs pair(0) … pair(n-1), in the
 // head's order (sorted by name); pairs with an empty value are skipped, as the head drops them when it makes
 // a series. It reads the series' labels where the head keeps them and allocates nothing, so a caller can keep
 // a series' ref alone and check a later request against it instead of keeping its own copy of the labels.
 func (h *Head) LabelsMatch(ref uint32, n int, pair func(i int) (name, value []byte)) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if ref == 0 || ref > h.count {
+	s := h.viewSeries(ref)
+	if s == nil {
 		return false
 	}
-	s := h.seriesAt(ref)
-	if s == nil || s.labels == deadLabels {
+	addr := atomic.LoadUint64(&s.labels)
+	if addr == deadLabels {
 		return false
 	}
-	b := h.lbls.get(s.labels)
+	// A label page freed since the view was loaded held only collected series' labels: they are still its
+	// bytes, as pages are dropped whole and never reused.
+	page, off := splitAddr(addr)
+	p := h.view.Load().labels[page]
+	if p == nil {
+		return false
+	}
+	b := recordAt(p, off)
 	for i := range n {
 		name, value := pair(i)
 		if len(value) == 0 {

@@ -1,6 +1,11 @@
 package metrichead
 
 import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -90,5 +95,147 @@ func BenchmarkLabelsMatch(b *testing.B) {
 		if !h.LabelsMatch(ref, len(pairs), func(i int) ([]byte, []byte) { return pairs[i][0], pairs[i][1] }) {
 			b.Fatal("no match")
 		}
+	}
+}
+
+// BenchmarkLabelsMatchParallel is the same check from every core at once, as remote-write requests make it: it
+// shows what the check shares between cores.
+func BenchmarkLabelsMatchParallel(b *testing.B) {
+	h, err := New(DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 10000
+	refs := make([]uint32, n)
+	pairs := make([][][2][]byte, n)
+	for i := range n {
+		lset := labels.FromStrings("__name__", "http_requests_total", "instance", fmt.Sprintf("10.0.%d.%d:9090", i/256, i%256), "job", "api")
+		if refs[i], _, err = h.GetOrCreate(lset); err != nil {
+			b.Fatal(err)
+		}
+		lset.Range(func(l labels.Label) { pairs[i] = append(pairs[i], [2][]byte{[]byte(l.Name), []byte(l.Value)}) })
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			p := pairs[i%n]
+			if !h.LabelsMatch(refs[i%n], len(p), func(j int) ([]byte, []byte) { return p[j][0], p[j][1] }) || h.get(refs[i%n]) == nil {
+				b.Fatal("no match")
+			}
+			i++
+		}
+	})
+}
+
+// TestLockFreeReadersWhileCollecting: get and LabelsMatch read the registry without its lock while series are
+// made (new pages published) and collected (pages freed). A reader never matches a ref to labels other than
+// its own, and a series it appends to after a match is the one it matched (run with -race).
+func TestLockFreeReadersWhileCollecting(t *testing.T) {
+	h, err := New(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		rounds    = 8
+		perRound  = 3*seriesPage + 100
+		readerCnt = 2
+	)
+	lsetOf := func(round, i int) labels.Labels {
+		return labels.FromStrings("__name__", "m", "i", fmt.Sprint(i), "round", fmt.Sprint(round), "pad", strings.Repeat("x", 40))
+	}
+	pairsOf := func(lset labels.Labels) [][2][]byte {
+		var p [][2][]byte
+		lset.Range(func(l labels.Label) { p = append(p, [2][]byte{[]byte(l.Name), []byte(l.Value)}) })
+		return p
+	}
+	var made sync.Map // ref → labels.Labels
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, readerCnt)
+	for w := range readerCnt {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			matched := 0
+			for {
+				select {
+				case <-done:
+					if matched == 0 {
+						errs <- errors.New("a reader never matched a series")
+					}
+					return
+				default:
+				}
+				n := h.count.Load()
+				if n < 2 {
+					continue
+				}
+				ref := 1 + rng.Uint32N(n)
+				v, ok := made.Load(ref)
+				if !ok {
+					continue
+				}
+				own := v.(labels.Labels)
+				p := pairsOf(own)
+				if h.LabelsMatch(ref, len(p), func(i int) ([]byte, []byte) { return p[i][0], p[i][1] }) {
+					matched++
+				}
+				other, _ := made.Load(1 + (ref % n))
+				if other != nil && !labels.Equal(other.(labels.Labels), own) {
+					q := pairsOf(other.(labels.Labels))
+					if h.LabelsMatch(ref, len(q), func(i int) ([]byte, []byte) { return q[i][0], q[i][1] }) {
+						errs <- fmt.Errorf("series %d matched another series' labels %s", ref, other)
+						return
+					}
+				}
+				if s := h.get(ref); s != nil {
+					h.mu.RLock() // the registry's lock before a series' lock, as the head takes them
+					lock := &h.locks[ref%lockStripes]
+					lock.Lock()
+					alive := s.labels != deadLabels
+					var got labels.Labels
+					if alive {
+						var sb labels.ScratchBuilder
+						got = toLabels(h.lbls.get(s.labels), &sb)
+					}
+					lock.Unlock()
+					h.mu.RUnlock()
+					if alive && !labels.Equal(got, own) {
+						errs <- fmt.Errorf("series %d holds %s, made as %s", ref, got, own)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for round := range rounds {
+		app := h.Appender()
+		for i := range perRound {
+			ref, err := app.Append(0, lsetOf(round, i), int64(round+1)*1000, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			made.Store(ref, lsetOf(round, i))
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Truncate(int64(round+1) * 1000); err != nil { // collects the previous round's series
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := h.NumSeries(); got != perRound {
+		t.Fatalf("%d series live, want the last round's %d", got, perRound)
+	}
+	if h.view.Load().series[0] != nil || h.view.Load().labels[0] != nil {
+		t.Fatal("the readers' view still holds freed pages")
 	}
 }

@@ -359,9 +359,7 @@ func (h *Head) rewriteWBL() error {
 		return fmt.Errorf("metric head: rewrite write-behind log: %w", err)
 	}
 	var rec oooRecords
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
+	n := h.count.Load()
 	flush := func() error {
 		if len(rec.floats)+len(rec.hists)+len(rec.fhists) == 0 {
 			return nil

@@ -104,7 +104,7 @@ func Open(dir string, o Options, wo WALOptions, minValid int64, logger *slog.Log
 			break
 		}
 	}
-	for ref := uint32(1); ref <= h.count; ref++ {
+	for ref := uint32(1); ref <= h.count.Load(); ref++ {
 		if s := h.seriesAt(ref); s != nil && s.labels != deadLabels {
 			s.st.logged = !st.RewroteRefs
 		}
@@ -323,9 +323,7 @@ func (h *Head) writeAll(w *wlog.WL) error {
 		}
 		return w.Log(recs...)
 	}
-	h.mu.RLock()
-	n := h.count
-	h.mu.RUnlock()
+	n := h.count.Load()
 	cr := &chunkReader{h: h}
 	for ref := uint32(1); ref <= n; ref++ {
 		h.mu.RLock()
