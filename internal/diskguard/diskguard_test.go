@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sprout-otel/sprout/internal/refusal"
 )
@@ -61,4 +62,41 @@ func TestFreeBytes(t *testing.T) {
 	if err := New("x", t.TempDir(), 1).Check(); err != nil {
 		t.Fatalf("1 byte minimum refused: %v", err)
 	}
+}
+
+// TestCheckRecheck: a figure of at least twice the minimum is used for Recheck; nearer the minimum, after a
+// failed statfs, or once Recheck has passed, every check asks again.
+func TestCheckRecheck(t *testing.T) {
+	g := New("metric store", "/data/metrics", 64<<20)
+	now := time.Unix(1000, 0)
+	g.now = func() time.Time { return now }
+	asked := 0
+	free, freeErr := int64(1<<30), error(nil)
+	g.free = func(string) (int64, error) { asked++; return free, freeErr }
+	step := func(name string, d time.Duration, wantAsked int, wantRefused bool) {
+		t.Helper()
+		now = now.Add(d)
+		before := asked
+		err := g.Check()
+		if asked-before != wantAsked || (err != nil) != wantRefused {
+			t.Fatalf("%s: statfs asked %d times (want %d), refused %v (want %v)", name, asked-before, wantAsked, err != nil, wantRefused)
+		}
+	}
+	step("first check", 0, 1, false)
+	step("within Recheck", Recheck/2, 0, false)
+	step("Recheck passed", Recheck, 1, false)
+	free = 64<<20 + 1 // above the minimum, below twice it
+	step("still the plenty figure", time.Millisecond, 0, false)
+	step("Recheck passed, near the minimum", Recheck, 1, false)
+	step("near the minimum: asked every time", 0, 1, false)
+	free = 64<<20 - 1
+	step("below: refused at once", 0, 1, true)
+	free = 1 << 30
+	step("freed", 0, 1, false)
+	freeErr = errors.New("EIO")
+	step("statfs fails after Recheck", Recheck, 1, false)
+	step("after a failure: asked again", 0, 1, false)
+	freeErr = nil
+	step("clock stepped back", -time.Hour, 1, false)
+	step("clock stepped back: asked once more", -time.Millisecond, 1, false)
 }
