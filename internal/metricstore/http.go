@@ -150,7 +150,7 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 			defer release()
 			r2 = r3
 		}
-		t.router.ServeHTTP(w, r2)
+		t.apiRouter().ServeHTTP(w, r2)
 		return
 	}
 	if ref := t.limits.exhausted(); ref != nil {
@@ -173,7 +173,7 @@ func (t *Tenant) serve(w http.ResponseWriter, r *http.Request, path string) {
 	// limit's status (400 or 429) instead, so the response is held until the handler is done.
 	ctx, ref := withRefusal(r.Context())
 	rec := &bufferedResponse{header: http.Header{}}
-	t.router.ServeHTTP(rec, r2.WithContext(ctx))
+	t.apiRouter().ServeHTTP(rec, r2.WithContext(ctx))
 	if refused := ref.get(); refused != nil {
 		writeRefusal(w, refused)
 		return
