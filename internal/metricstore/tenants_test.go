@@ -2,15 +2,19 @@ package metricstore
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/prompb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -104,5 +108,40 @@ func TestStartSkipsUnreadableTenant(t *testing.T) {
 	}
 	if got := promtestutil.ToFloat64(s2.tenantLoadFailures.WithLabelValues("bad")); got != 1 {
 		t.Errorf("sprout_metrics_tenant_load_failures_total{tenant=bad} = %v, want 1", got)
+	}
+}
+
+// TestAPIMadeAtFirstQuery: a tenant only written to through remote write does not make Prometheus' API (which
+// renders its OpenAPI documents, about 0.1 s of CPU); its first query makes it and is answered.
+func TestAPIMadeAtFirstQuery(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	srv := httptest.NewServer(s.Handler(func(_ http.ResponseWriter, r *http.Request) (string, bool) {
+		return r.Header.Get("X-Scope-OrgID"), true
+	}))
+	defer srv.Close()
+	now := time.Now().UnixMilli()
+	body := encodeV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: series("up", "job", "api"), Samples: []prompb.Sample{{Value: 1, Timestamp: now}}},
+	}})
+	if code, msg := post(t, srv.URL+"/api/v1/write", contentTypeV1, body, "X-Scope-OrgID", "w"); code != http.StatusNoContent {
+		t.Fatalf("remote write: %d %s", code, msg)
+	}
+	tn, err := s.Tenant(context.Background(), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.router != nil {
+		t.Fatal("a tenant only written to made Prometheus' API")
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/query?query=up&time="+strconv.FormatInt(now/1000+1, 10), nil)
+	req.Header.Set("X-Scope-OrgID", "w")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"job":"api"`) {
+		t.Fatalf("first query: %d %s", resp.StatusCode, b)
 	}
 }
