@@ -105,11 +105,12 @@ func TestFastLegEqualsEngine(t *testing.T) {
 			db, t0, end := openRandomCounters(t, 7, compact)
 			ng := testEngine()
 			se := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
+			oneShard := newShardedEngine(ng, ng, testMaxSamples, 1, 0) // query_shards 1: streamed, not sharded
 			engineLegs := newShardedEngine(ng, ng, testMaxSamples, 3, 0)
 			engineLegs.noFastLegs = true
 			rng := rand.New(rand.NewPCG(2026, 7))
 			pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
-			streamed, answered := 0, 0
+			streamed, streamedOne, answered := 0, 0, 0
 			for i := range 300 {
 				q := fmt.Sprintf("%s by (%s) (%s(%s[%s]%s))",
 					pick("sum", "sum", "avg", "count", "min", "max"),
@@ -135,13 +136,23 @@ func TestFastLegEqualsEngine(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				one, err := oneShard.NewRangeQuery(ctx, db, nil, q, start, stop, step)
+				if err != nil {
+					t.Fatal(err)
+				}
 				gr := got.Exec(ctx)
 				if m, err := gr.Matrix(); err == nil && len(m) > 0 {
 					answered++
 				}
 				// sum and avg within 1e-12, as the sharding tests compare them: the unsharded engine's own
 				// last bits move now and then between runs of the same query (see metrics.md).
-				sameResult(t, what, want.Exec(ctx), gr, sumsFloats(q), false)
+				wr := want.Exec(ctx)
+				sameResult(t, what, wr, gr, sumsFloats(q), false)
+				sameResult(t, what+" (one shard)", wr, one.Exec(ctx), sumsFloats(q), false)
+				if sq, ok := one.(*shardQuery); ok && sq.streamed.Load() > 0 {
+					streamedOne++
+				}
+				one.Close()
 				if er := viaEngine.Exec(ctx); er.Err == nil && gr.Err == nil {
 					if g, w := got.Stats().Samples.TotalSamples, viaEngine.Stats().Samples.TotalSamples; g != w {
 						t.Errorf("%s: total samples %d, the engine's legs %d", what, g, w)
@@ -154,10 +165,10 @@ func TestFastLegEqualsEngine(t *testing.T) {
 				got.Close()
 				viaEngine.Close()
 			}
-			if streamed < 150 || answered < 150 {
-				t.Errorf("only %d of 300 queries streamed, %d answered with series", streamed, answered)
+			if streamed < 150 || answered < 150 || streamedOne < 150 {
+				t.Errorf("only %d of 300 queries streamed (%d with one shard), %d answered with series", streamed, streamedOne, answered)
 			}
-			t.Logf("%d of 300 queries streamed, %d answered with series", streamed, answered)
+			t.Logf("%d of 300 queries streamed (%d with one shard), %d answered with series", streamed, streamedOne, answered)
 		})
 	}
 }

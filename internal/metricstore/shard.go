@@ -113,7 +113,7 @@ var groupAggregations = map[parser.ItemType]bool{
 // plan returns how the range query qs splits, or nil when it is not worth sharding or cannot be sharded
 // exactly.
 func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
-	if e.shards < 2 || (opts != nil && opts.EnablePerStepStats()) {
+	if opts != nil && opts.EnablePerStepStats() {
 		return nil // per-step statistics are the engine's own, per query
 	}
 	expr, err := e.parser.ParseExpr(qs)
@@ -135,7 +135,7 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 			return nil // the leg may drop the name: its groups are not the selection's
 		}
 	}
-	if len(agg.Grouping) > 0 {
+	if len(agg.Grouping) > 0 && e.shards >= 2 {
 		p.by = agg.Grouping[0]
 	}
 	parser.Inspect(agg.Expr, func(n parser.Node, _ []parser.Node) error {
@@ -159,8 +159,8 @@ func (e *shardedEngine) plan(qs string, opts promql.QueryOpts) *shardPlan {
 	if !e.noFastLegs {
 		p.fast = planFastLeg(le)
 	}
-	// An aggregation without grouping labels is one group: nothing to shard, but its leg may be streamed, as
-	// one shard over the whole selection.
+	// An aggregation without grouping labels is one group, and query_shards 1 (one processor) one shard:
+	// nothing to shard, but the leg may be streamed, as one shard over the whole selection.
 	if p.by == "" && p.fast == nil {
 		return nil
 	}
