@@ -42,7 +42,7 @@ type Config struct {
 	// LookbackDelta is PromQL's staleness window.
 	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
 	// QueryShards is how many series shards an aggregation query is evaluated over in parallel (see
-	// shard.go); 0 picks GOMAXPROCS, 1 turns sharding off.
+	// shard.go); 0 picks GOMAXPROCS, 1 turns sharding off (a streamed leg still runs, as one shard).
 	QueryShards int `mapstructure:"query_shards"`
 	// Frontend is the query-frontend in front of the Prometheus API: results cache and step alignment of
 	// range queries (see resultscache.go).
