@@ -5,11 +5,13 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +19,62 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, and that this process has not handed out
+// before. It is taken below the kernel's ephemeral range where there is room: a port the kernel picked for
+// ":0" is also what it picks for outgoing connections, and one of those (a client in a test running beside)
+// took such a port before the server it was meant for could bind it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if low := ephemeralLow(); low > minPort+1000 {
+		for range 200 {
+			p := minPort + rand.IntN(low-minPort)
+			if handedOut[p] {
+				continue
+			}
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+				l.Close()
+				handedOut[p] = true
+				return p
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut[p] {
+			handedOut[p] = true
+			return p
+		}
+	}
+	t.Fatal("free port: none left that was not handed out already")
+	return 0
+}
+
+// minPort is the lowest port FreePort picks: above the well-known and registered services tests might meet.
+const minPort = 20000
+
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 0 when it is not known.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		return 0
+	}
+	return low
 }
 
 // Eventually polls cond every 50 ms until it returns nil or the deadline passes, then fails with its last error.
