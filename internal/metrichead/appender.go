@@ -41,12 +41,8 @@ type Appender struct {
 	pooled *appendBufs // the holder the buffers came in, kept to put them back without allocating
 }
 
-// Appender returns an empty appender.
-func (h *Head) Appender() *Appender {
-	a := &Appender{h: h}
-	a.takeBufs()
-	return a
-}
+// Appender returns an empty appender; its first float sample takes pooled buffers (takeBufs).
+func (h *Head) Appender() *Appender { return &Appender{h: h} }
 
 // appendBufs are an appender's float samples and record buffers. A remote-write request makes an appender of
 // its own, and growing these anew for each was 6 % of the CPU of a 10k-series push, so they pass from one
@@ -61,7 +57,7 @@ var appendBufPool sync.Pool
 // maxPooledSamples bounds the buffers kept in the pool: one huge request's are left to the collector.
 const maxPooledSamples = 1 << 16
 
-// takeBufs gives the appender pooled buffers, when there are any.
+// takeBufs gives the appender pooled buffers, when there are any; appendFloat calls it while it has none.
 func (a *Appender) takeBufs() {
 	if b, ok := appendBufPool.Get().(*appendBufs); ok {
 		a.samples, a.buf, a.sbuf = b.samples, b.buf, b.sbuf

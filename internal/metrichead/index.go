@@ -181,10 +181,11 @@ func (ir *indexReader) Postings(ctx context.Context, name string, values ...stri
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if k, v := index.AllPostingsKey(); name == k && len(values) == 1 && values[0] == v {
-		if h.count.Load() == 0 {
+		n := h.count.Load()
+		if n == 0 {
 			return index.EmptyPostings(), nil
 		}
-		return &rangePostings{cur: 1, last: storage.SeriesRef(h.count.Load())}, nil
+		return &rangePostings{cur: 1, last: storage.SeriesRef(n)}, nil
 	}
 	var its []index.Postings
 	for _, v := range values {
